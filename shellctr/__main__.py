@@ -1,0 +1,5 @@
+import sys
+
+from shellctr.cli import main
+
+sys.exit(main())

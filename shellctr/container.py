@@ -1,0 +1,325 @@
+"""Creating a container and running it in the foreground: the start recipe.
+
+Directories and records are written under the lock; then `unshare` makes the
+namespaces and runs init.py, which mounts the rootfs inside the new mount namespace
+(so a crash leaves no host mount), pivots into it and execs the command as PID 1.
+This process is the container's monitor: it relays the terminal, forwards signals
+and records the exit code.
+
+This is the hot path of `run`, so it is stdlib only: records are plain dicts shaped
+like the pydantic models in state.py (the unit tests hold them to those models).
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from shellctr import init as init_step
+from shellctr.cmd import path_arg
+from shellctr.errors import Conflict, ExecError, NotFound, ShellctrError
+from shellctr.host import Host, Rollback, process_start
+from shellctr.ids import check_name, generate_name, new_id, short_id
+from shellctr.layout import Layout
+from shellctr.reference import find_image_record
+from shellctr.store import SCHEMA_VERSION, Record, Store, now_iso
+
+# typing is not imported at run time: every `run` pays for each module it loads
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import NoReturn
+
+DEFAULT_PATH = init_step.DEFAULT_PATH
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                     signal.SIGUSR1, signal.SIGUSR2)
+HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
+class RunOptions:
+    """What `run` / `create` were asked for."""
+
+    def __init__(
+        self, image: str, command: list[str] | None = None, *, name: str | None = None,
+        env: list[str] | None = None, env_files: list[str] | None = None,
+        workdir: str | None = None, hostname: str | None = None,
+        entrypoint: str | None = None, user: str | None = None, tty: bool = False,
+        interactive: bool = False, auto_remove: bool = False,
+    ) -> None:
+        self.image, self.command = image, command or []
+        self.name, self.hostname, self.user = name, hostname, user
+        self.env, self.env_files = env or [], env_files or []
+        self.workdir, self.entrypoint = workdir, entrypoint
+        self.tty, self.interactive, self.auto_remove = tty, interactive, auto_remove
+
+
+# -- create ----------------------------------------------------------------------------
+def parse_env(options: RunOptions) -> dict[str, str]:
+    """`--env-file` then `-e`, as Docker reads them; `-e NAME` takes the caller's value."""
+    pairs: dict[str, str] = {}
+    lines: list[str] = []
+    for env_file in options.env_files:
+        try:
+            with open(env_file, encoding="utf-8") as stream:
+                text = stream.read()
+        except OSError as err:
+            raise NotFound(f"cannot read env file {env_file}: {err.strerror}") from err
+        lines += [line.strip() for line in text.splitlines()
+                  if line.strip() and not line.lstrip().startswith("#")]
+    for item in lines + options.env:
+        key, sep, value = item.partition("=")
+        if not key or key != key.strip() or " " in key:
+            raise ShellctrError(
+                f"invalid environment variable: {item!r}", "use -e NAME=VALUE or -e NAME"
+            )
+        if sep:
+            pairs[key] = value
+        elif key in os.environ:  # `-e NAME`: pass the caller's NAME, if set
+            pairs[key] = os.environ[key]
+    return pairs
+
+
+def build_env(options: RunOptions, image_env: list[str], hostname: str) -> list[str]:
+    """PATH, HOSTNAME, (TERM), the image's ENV, then -e / --env-file; nothing else."""
+    env = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname}
+    if options.tty:
+        env["TERM"] = "xterm"
+    env.update(item.split("=", 1) for item in image_env if "=" in item)  # type: ignore[misc]
+    env.update(parse_env(options))
+    return [f"{key}={value}" for key, value in env.items()]
+
+
+def build_command(options: RunOptions, entrypoint: list[str] | None,
+                  cmd: list[str] | None) -> list[str]:
+    """Entrypoint + command as Docker combines them (--entrypoint drops the image's CMD)."""
+    if options.entrypoint is not None:
+        argv = ([options.entrypoint] if options.entrypoint else []) + options.command
+    else:
+        argv = list(entrypoint or []) + (options.command or list(cmd or []))
+    if not argv:
+        raise ShellctrError("no command specified", "give a command after the image name")
+    return argv
+
+
+def create(host: Host, store: Store, options: RunOptions) -> Record:
+    """Write a new container's directories and records; nothing runs yet."""
+    image = find_image_record(store, options.image)
+    image_config = image["config"]
+    if options.name is not None:
+        check_name(options.name)
+    workdir = options.workdir or image_config["WorkingDir"] or "/"
+    if not workdir.startswith("/"):
+        raise ShellctrError(f"the working directory {workdir!r} is not absolute",
+                            "use an absolute path with -w")
+    argv = build_command(options, image_config["Entrypoint"], image_config["Cmd"])
+    layout = store.layout
+    store.prepare()
+    with store.lock(), Rollback(host) as rollback:
+        names = store.container_names()
+        if options.name is not None and options.name in names.values():
+            holder = next(cid for cid, name in names.items() if name == options.name)
+            raise Conflict(
+                f'the container name "{options.name}" is already in use by container '
+                f"{short_id(holder)}",
+                "remove that container or choose another name",
+            )
+        cid = new_id()
+        hostname = options.hostname or short_id(cid)
+        config: Record = {  # shaped like state.ContainerConfig
+            "schema_version": SCHEMA_VERSION,
+            "id": cid,
+            "name": options.name or generate_name(names.values()),
+            "created": now_iso(),
+            "image": options.image,
+            "image_id": image["id"],
+            "layers": image["layers"],
+            "path": argv[0],
+            "args": argv[1:],
+            "env": build_env(options, image_config["Env"], hostname),
+            "working_dir": workdir,
+            "user": options.user if options.user is not None else image_config["User"],
+            "hostname": hostname,
+            "tty": options.tty,
+            "interactive": options.interactive,
+            "auto_remove": options.auto_remove,
+        }
+        host.step(f"create container {short_id(cid)} ({config['name']})")
+        # the undo of this first mkdir removes everything below it
+        host.mkdir(layout.container_dir(cid), mode=0o700, rollback=rollback)
+        for path in (layout.container_upper(cid), layout.container_work(cid),
+                     layout.container_rootfs(cid)):
+            host.mkdir(path)
+        host.write_file(layout.container_etc_file(cid, "hostname"), hostname + "\n")
+        host.write_file(layout.container_etc_file(cid, "hosts"), HOSTS)
+        host.write_file(layout.container_etc_file(cid, "resolv.conf"), host_resolv_conf())
+        store.write(layout.container_config(cid), config)
+        store.write(layout.container_state(cid), state_record("created"))
+    return config
+
+
+def state_record(status: str, **fields: object) -> Record:
+    """A state record (shaped like state.ContainerState)."""
+    record: Record = {
+        "schema_version": SCHEMA_VERSION, "status": status, "pid": 0, "pid_start": 0,
+        "monitor_pid": 0, "monitor_start": 0, "exit_code": 0, "error": "",
+        "started_at": None, "finished_at": None,
+    }
+    record.update(fields)
+    return record
+
+
+def host_resolv_conf() -> str:
+    """The host's resolv.conf without loopback resolvers (unreachable from a container)."""
+    try:
+        with open("/etc/resolv.conf", encoding="utf-8") as stream:
+            lines = stream.read().splitlines()
+    except OSError:
+        return ""
+    kept = [line for line in lines if not (
+        line.split()[:1] == ["nameserver"] and line.split()[1:2]
+        and line.split()[1].startswith(("127.", "::1")))]
+    return "\n".join(kept) + "\n" if kept else ""
+
+
+# -- start -----------------------------------------------------------------------------
+def init_spec(layout: Layout, config: Record, status_fd: int | None,
+              trace_fd: int | None) -> dict[str, object]:
+    """The instructions init.py follows inside the namespaces."""
+    cid = config["id"]
+    return {
+        "rootfs": path_arg(layout.container_rootfs(cid)),
+        # overlay lists the top layer first; images list the bottom layer first
+        "lowerdirs": [path_arg(layout.layer_dir(d)) for d in reversed(config["layers"])],
+        "upperdir": path_arg(layout.container_upper(cid)),
+        "workdir": path_arg(layout.container_work(cid)),
+        "hostname": config["hostname"],
+        "etc_files": [[path_arg(layout.container_etc_file(cid, name)), f"/etc/{name}"]
+                      for name in ("hostname", "hosts", "resolv.conf")],
+        "argv": [config["path"], *config["args"]],
+        "env": config["env"],
+        "cwd": config["working_dir"],
+        "user": config["user"],
+        "tty": config["tty"],
+        "status_fd": status_fd,
+        "trace_fd": trace_fd,
+    }
+
+
+def unshare_argv(spec_path: Path) -> list[str]:
+    """The command that makes the namespaces and runs init.py as their PID 1."""
+    return [
+        "unshare",
+        "--mount", "--uts", "--ipc", "--net",
+        "--pid", "--fork",  # --fork: the child, not unshare itself, is PID 1 of the new pid ns
+        "--propagation", "private",  # mounts made inside never propagate to the host
+        "--",
+        # -I: no environment, no user paths; -S: no site-packages: the step is stdlib only
+        sys.executable, "-I", "-S", "-c", init_step.ENTRY,
+        path_arg(Path(init_step.__file__).parent.parent), path_arg(spec_path),
+    ]
+
+
+def start_foreground(host: Host, store: Store, config: Record) -> int:
+    """Run the container attached to this terminal; return its exit code."""
+    import subprocess
+
+    layout, cid = store.layout, config["id"]
+    tty, interactive = config["tty"], config["interactive"]
+    if tty and interactive and not os.isatty(0):
+        raise ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    # the kernel attaches the sender's pid to each message, translated into our pid ns
+    parent.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    spec = init_spec(layout, config, child.fileno(), 2 if host.trace else None)
+    spec_path = layout.container_init_spec(cid)
+    host.step(f"start container {short_id(cid)}")
+    host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
+    host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
+    process = host.spawn(
+        unshare_argv(spec_path),
+        pass_fds=(child.fileno(),),
+        # -i without -t: the container reads our stdin; with -t it reads its own pty
+        stdin=None if interactive and not tty else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL if tty else None,
+        start_new_session=True,  # terminal signals reach us only, and we forward them
+    )
+    child.close()
+    if process is None:  # --dry-run
+        host.note("inside the new namespaces, init.py (PID 1) then does:")
+        host.note("\n".join(step.shell() for step in init_step.Init(spec).all_steps()))
+        return 0
+    message, fds, init_pid = receive(parent)
+    if "message" in message:
+        process.wait()
+        return fail(host, store, cid, message)
+    store.write(layout.container_state(cid), state_record(
+        "running", pid=init_pid, pid_start=process_start(init_pid) or 0,
+        monitor_pid=os.getpid(), monitor_start=process_start(os.getpid()) or 0,
+        started_at=now_iso()))
+    forward_signals(host, init_pid)
+    if tty and fds:
+        from shellctr.terminal import relay
+        relay(fds[0], interactive=interactive)
+    code = process.wait()
+    code = code if code >= 0 else 128 - code  # killed by signal N: 128+N, as a shell says
+    late, _, _ = receive(parent, block=False)  # exec itself failed after `ready`
+    if "message" in late:
+        return fail(host, store, cid, late)
+    finish(host, store, cid, code)
+    return code
+
+
+def fail(host: Host, store: Store, cid: str, message: dict[str, object]) -> NoReturn:
+    """init.py could not start the command: record it and raise its error (125/126/127)."""
+    text, code = str(message["message"]), int(str(message.get("code", 125)))
+    finish(host, store, cid, code, text)
+    raise ExecError(text, code)
+
+
+def receive(sock: socket.socket, block: bool = True) -> tuple[dict[str, object], list[int], int]:
+    """One message from init.py: (json, passed fds, sender's pid)."""
+    sock.setblocking(block)
+    try:
+        data, ancillary, _, _ = sock.recvmsg(
+            4096, socket.CMSG_SPACE(4) + socket.CMSG_SPACE(struct.calcsize("iII")))
+    except BlockingIOError:
+        return {}, [], 0
+    fds: list[int] = []
+    pid = 0
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += array.array("i", payload[: len(payload) - len(payload) % 4]).tolist()
+        elif level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            pid = struct.unpack("iII", payload[:12])[0]
+    return (json.loads(data) if data else {}), fds, pid
+
+
+def finish(host: Host, store: Store, cid: str, code: int, error: str = "") -> None:
+    """Record the exit; carry out --rm."""
+    layout = store.layout
+    with store.lock():
+        if not layout.container_config(cid).exists():
+            return  # removed (rm -f) while it ran
+        state = store.state_record(cid)
+        store.write(layout.container_state(cid), state_record(
+            "exited", exit_code=code, error=error, started_at=state["started_at"],
+            finished_at=now_iso()))
+        if store.config_record(cid)["auto_remove"]:
+            host.step(f"remove container {short_id(cid)} (--rm)")
+            store.remove_container(cid)
+
+
+def forward_signals(host: Host, pid: int) -> None:
+    """Pass the signals this process gets on to the container's PID 1 (Docker's sig-proxy)."""
+    def forward(signum: int, frame: FrameType | None) -> None:
+        host.kill(pid, signum)
+
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, forward)

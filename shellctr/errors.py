@@ -1,0 +1,45 @@
+"""The errors shellctr reports: one line saying what is wrong, and what to do."""
+
+from __future__ import annotations
+
+ENGINE_ERROR = 125  # Docker's code for "the engine could not do it"
+CANNOT_INVOKE = 126  # the command exists but cannot be executed
+NOT_FOUND = 127  # the command is not on the container's PATH
+
+
+class ShellctrError(Exception):
+    """An error the user can act on: `message`, then an optional `hint`."""
+
+    exit_code = ENGINE_ERROR
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(ShellctrError):
+    """Bad flags or arguments on the command line."""
+
+
+class NotFound(ShellctrError):
+    """No container, image or file by that name."""
+
+
+class Conflict(ShellctrError):
+    """The request clashes with existing state (a name in use, a running container)."""
+
+
+class HostCommandError(ShellctrError):
+    """A host command failed; the message carries the command and its stderr."""
+
+
+class ExecError(ShellctrError):
+    """The container's command could not be started (126 or 127)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

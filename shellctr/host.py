@@ -1,0 +1,274 @@
+"""The one door to the host: every command shellctr runs and every host file it writes.
+
+Domain modules build `Cmd` values and hand them here. Each mutating action is
+- traced: `--trace` prints `+ <shell line>` to stderr, exactly as it runs;
+- or, under `--dry-run`, printed as a line of a runnable bash script and not done;
+- paired with its undo when the caller passes a `Rollback`, so a failure unwinds in reverse.
+
+Commands run through plumbum, imported on first use: `run` in the foreground needs
+no host command besides the container's own process, which `spawn` starts with
+subprocess directly (it needs a pty, inherited fds and signal forwarding), so the
+start path does not pay plumbum's import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from shellctr.cmd import Argv, Cmd, path_arg, write_file_cmd
+from shellctr.errors import HostCommandError
+
+# typing is not imported at run time: every `run` pays for each module it loads
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any, TextIO
+
+Undo = Callable[[], None]
+
+
+class Rollback:
+    """Undo actions registered with each mutating step; unwound in reverse on failure."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self._undos: list[tuple[str, Undo]] = []
+
+    def push(self, what: str, undo: Undo) -> None:
+        """Register `undo` for the step just done; `what` names it in messages."""
+        self._undos.append((what, undo))
+
+    def unwind(self) -> None:
+        """Undo every registered step, newest first; report (not raise) failed undos."""
+        while self._undos:
+            what, undo = self._undos.pop()
+            try:
+                undo()
+            except (OSError, HostCommandError) as err:
+                self.host.warn(f"could not undo {what}: {err}")
+
+    def __enter__(self) -> Rollback:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is not None:
+            self.unwind()
+
+
+class Host:
+    """Runs host commands and file writes; traces them or prints them as a script."""
+
+    def __init__(
+        self,
+        *,
+        trace: bool = False,
+        dry_run: bool = False,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+    ) -> None:
+        self.trace = trace
+        self.dry_run = dry_run
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self._script_started = False
+
+    # -- showing ---------------------------------------------------------------
+    def step(self, title: str) -> None:
+        """Start a named group of commands (a `# title` comment in the dry-run script)."""
+        if self.dry_run:
+            self._script_header()
+            self.out.write(f"\n# {title}\n")
+
+    def note(self, text: str) -> None:
+        """A comment in the dry-run script (e.g. what happens inside the namespaces)."""
+        if self.dry_run:
+            self._script_header()
+            for line in text.splitlines():
+                self.out.write(f"#   {line}\n" if line else "#\n")
+
+    def show(self, cmd: Cmd) -> None:
+        """Trace `cmd`, or add it to the dry-run script."""
+        if self.dry_run:
+            self._script_header()
+            self.out.write(cmd.shell() + "\n")
+        elif self.trace:
+            self.err.write("+ " + cmd.shell() + "\n")
+            self.err.flush()
+
+    def warn(self, message: str) -> None:
+        self.err.write(f"shellctr: warning: {message}\n")
+
+    def _script_header(self) -> None:
+        if not self._script_started:
+            self._script_started = True
+            self.out.write(
+                "#!/usr/bin/env bash\n"
+                "# What shellctr would do, printed by --dry-run; nothing was changed.\n"
+                "set -euo pipefail\n"
+            )
+
+    # -- commands --------------------------------------------------------------
+    def run(
+        self,
+        argv: Argv,
+        *,
+        rollback: Rollback | None = None,
+        undo: Argv | None = None,
+        stdout: IO[bytes] | None = None,
+    ) -> str:
+        """Run a mutating host command and return its stdout; raise on failure.
+
+        With `rollback`, the command `undo` is registered to reverse it. With `stdout`,
+        the command writes there (binary, e.g. a tar) instead of being captured.
+        """
+        self.show(Cmd(argv))
+        output = "" if self.dry_run else self._execute(argv, stdout)
+        if rollback is not None and undo is not None:
+            rollback.push(shlex.join(argv), lambda: self.run(undo))
+        return output
+
+    def probe(self, argv: Argv) -> tuple[int, str, str]:
+        """Run a read-only command (also under --dry-run); return (code, out, err)."""
+        return _plumbum_run(argv)
+
+    def _execute(self, argv: Argv, stdout: IO[bytes] | None = None) -> str:
+        code, out, err = _plumbum_run(argv, stdout)
+        if code != 0:
+            detail = err.strip().splitlines()[-1] if err.strip() else f"exit status {code}"
+            raise HostCommandError(f"{argv[0]} failed: {detail}", f"command: {shlex.join(argv)}")
+        return out
+
+    def spawn(self, argv: Argv, **popen_kwargs: Any) -> subprocess.Popen[bytes] | None:
+        """Start a long-lived process (a container); None under --dry-run."""
+        self.show(Cmd(argv))
+        if self.dry_run:
+            return None
+        return subprocess.Popen(argv, **popen_kwargs)
+
+    def kill(self, pid: int, signum: int) -> None:
+        """Send a signal (in-process), shown as the shell's `kill -s NAME PID`."""
+        import signal
+
+        self.show(Cmd(["kill", "-s", signal.Signals(signum).name.removeprefix("SIG"),
+                       str(pid)]))
+        if not self.dry_run:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass  # it ended on its own meanwhile: the signal has nothing left to do
+
+    # -- files: done in Python, shown as their shell equivalent -----------------
+    def mkdir(
+        self, path: Path, *, mode: int = 0o755, rollback: Rollback | None = None
+    ) -> None:
+        """Create one directory (its parent must exist); undo removes its tree."""
+        self.show(Cmd(["mkdir", f"--mode={mode:o}", path_arg(path)]))
+        if not self.dry_run:
+            os.mkdir(path, mode)
+            os.chmod(path, mode)  # mkdir(2) applies the umask; the mode must be exact
+        if rollback is not None:
+            rollback.push(f"mkdir {path}", lambda: self.remove_tree(path))
+
+    def ensure_dir(self, path: Path, *, mode: int = 0o755) -> None:
+        """Create `path` and missing parents, if absent (state dirs; never undone)."""
+        if path.is_dir():
+            return
+        self.show(Cmd(["mkdir", "--parents", f"--mode={mode:o}", path_arg(path)]))
+        if not self.dry_run:
+            path.mkdir(mode=mode, parents=True, exist_ok=True)
+
+    def write_file(
+        self,
+        path: Path,
+        text: str,
+        *,
+        mode: int = 0o644,
+        rollback: Rollback | None = None,
+    ) -> None:
+        """Atomically replace `path` with `text`: temp file, fsync, rename, fsync dir."""
+        self.show(write_file_cmd(path, text))
+        if not self.dry_run:
+            write_atomic(path, text.encode(), mode)
+        if rollback is not None:
+            rollback.push(f"write {path}", lambda: self.remove_file(path))
+
+    def remove_file(self, path: Path) -> None:
+        """Remove a file if present (probe first: teardown is idempotent)."""
+        if not os.path.lexists(path):
+            return
+        self.show(Cmd(["rm", path_arg(path)]))
+        if not self.dry_run:
+            os.unlink(path)
+
+    def remove_tree(self, path: Path) -> None:
+        """Remove a directory tree if present, without following symlinks out of it."""
+        if not os.path.lexists(path):
+            return
+        self.show(Cmd(["rm", "--recursive", path_arg(path)]))
+        if not self.dry_run:
+            import shutil
+            shutil.rmtree(path)
+
+    def rename(self, src: Path, dst: Path, *, rollback: Rollback | None = None) -> None:
+        """Move `src` to `dst` (same filesystem); undo moves it back."""
+        # --no-target-directory: if dst is a directory, fail instead of moving into it
+        self.show(Cmd(["mv", "--no-target-directory", path_arg(src), path_arg(dst)]))
+        if not self.dry_run:
+            os.rename(src, dst)
+        if rollback is not None:
+            rollback.push(f"mv {src}", lambda: self.rename(dst, src))
+
+    @contextlib.contextmanager
+    def open_output(self, path: Path | None) -> Iterator[IO[bytes]]:
+        """A binary stream for a verb's output file, or stdout when `path` is None."""
+        if path is None:
+            yield sys.stdout.buffer
+            return
+        with open(path, "wb") as stream:
+            yield stream
+
+
+def _plumbum_run(argv: Sequence[str], stdout: IO[bytes] | None = None) -> tuple[int, str, str]:
+    # Imported here: plumbum costs ~60 ms to import, and most verbs never need it.
+    from plumbum import local
+
+    command = local[argv[0]][list(argv[1:])]
+    if stdout is None:
+        code, out, err = command.run(retcode=None)
+        return int(code), str(out), str(err)
+    process = command.popen(stdout=stdout, stderr=subprocess.PIPE)
+    _, err_bytes = process.communicate()
+    return process.returncode, "", err_bytes.decode(errors="replace")
+
+
+def process_start(pid: int) -> int | None:
+    """When `pid` started (clock ticks after boot), or None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stream:
+            fields = stream.read().rsplit(b")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return int(fields[19])  # field 22 of stat(5); fields[0] here is field 3
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write `data` to `path` so that readers see the old or the new file, never half."""
+    directory = path.parent
+    tmp = directory / f".{path.name}.{os.getpid()}.tmp"
+    # O_EXCL|O_NOFOLLOW: never write through a symlink someone planted at the temp name
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(tmp, path)  # replaces a symlink at `path`, never follows it
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,88 @@
+"""Every path shellctr uses on disk, under --root (persistent) and --runroot (tmpfs)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_ROOT = "/var/lib/shellctr"
+DEFAULT_RUNROOT = "/run/shellctr"
+
+
+class Layout:
+    """Paths under the state root and the run root."""
+
+    def __init__(self, root: Path, runroot: Path) -> None:
+        self.root, self.runroot = root, runroot
+
+    @classmethod
+    def from_env(cls, root: str | None = None, runroot: str | None = None) -> Layout:
+        """Flags win over SHELLCTR_ROOT / SHELLCTR_RUNROOT, which win over the defaults."""
+        return cls(
+            Path(root or os.environ.get("SHELLCTR_ROOT") or DEFAULT_ROOT).absolute(),
+            Path(runroot or os.environ.get("SHELLCTR_RUNROOT") or DEFAULT_RUNROOT).absolute(),
+        )
+
+    # -- shared --------------------------------------------------------------
+    @property
+    def lock_file(self) -> Path:
+        """flock'ed around every allocation of names and ids."""
+        return self.root / "lock"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Scratch space on the same filesystem as the store (for atomic renames)."""
+        return self.root / "tmp"
+
+    # -- images --------------------------------------------------------------
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "images"
+
+    def image_file(self, image_id: str) -> Path:
+        return self.images_dir / f"{image_id}.json"
+
+    @property
+    def layers_dir(self) -> Path:
+        return self.root / "layers"
+
+    def layer_dir(self, digest_hex: str) -> Path:
+        """A layer's files, extracted once into their own directory."""
+        return self.layers_dir / digest_hex
+
+    # -- containers ----------------------------------------------------------
+    @property
+    def containers_dir(self) -> Path:
+        return self.root / "containers"
+
+    def container_dir(self, cid: str) -> Path:
+        return self.containers_dir / cid
+
+    def container_config(self, cid: str) -> Path:
+        return self.container_dir(cid) / "config.json"
+
+    def container_state(self, cid: str) -> Path:
+        return self.container_dir(cid) / "state.json"
+
+    def container_upper(self, cid: str) -> Path:
+        """The container's writable layer (overlay upperdir)."""
+        return self.container_dir(cid) / "upper"
+
+    def container_work(self, cid: str) -> Path:
+        """overlayfs' scratch dir; must be on the upper dir's filesystem."""
+        return self.container_dir(cid) / "work"
+
+    def container_rootfs(self, cid: str) -> Path:
+        """Mount point of the overlay; mounted only inside the container's mount ns."""
+        return self.container_dir(cid) / "rootfs"
+
+    def container_etc_file(self, cid: str, name: str) -> Path:
+        """hostname / hosts / resolv.conf, bind-mounted into the container's /etc."""
+        return self.container_dir(cid) / name
+
+    def container_run_dir(self, cid: str) -> Path:
+        return self.runroot / "containers" / cid
+
+    def container_init_spec(self, cid: str) -> Path:
+        """What init.py reads: the final step's instructions, rewritten on each start."""
+        return self.container_run_dir(cid) / "init.json"

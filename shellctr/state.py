@@ -1,0 +1,108 @@
+"""The shape of every state record, as pydantic models, and typed reads of them.
+
+Records are written by store.py (atomic JSON) and read back here, validated. `run`
+writes its records without importing pydantic (see store.py); unit tests validate
+what it writes against these models. New instances are built with `model_validate`
+(`model_copy(update=)` would skip validation).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shellctr.store import SCHEMA_VERSION, Store, read_record
+
+HEX64 = r"^[0-9a-f]{64}$"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImageConfig(Model):
+    """The part of an OCI image config that `run` honours (OCI field names)."""
+
+    Env: list[str] = Field(default_factory=list)
+    Cmd: list[str] | None = None
+    Entrypoint: list[str] | None = None
+    WorkingDir: str = ""
+    User: str = ""
+
+
+class Image(Model):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    id: str = Field(pattern=HEX64)  # sha256 of the image's JSON description
+    repo_tags: list[str] = Field(default_factory=list)
+    created: datetime
+    layers: list[str] = Field(min_length=1)  # diff ids (sha256 hex), bottom layer first
+    size: int = Field(ge=0)  # bytes of file content across the layers
+    config: ImageConfig = Field(default_factory=ImageConfig)
+    comment: str = ""
+
+
+class ContainerConfig(Model):
+    """Frozen when the container is created."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    id: str = Field(pattern=HEX64)
+    name: str = Field(min_length=1)
+    created: datetime
+    image: str  # as the user wrote it
+    image_id: str = Field(pattern=HEX64)
+    layers: list[str] = Field(min_length=1)  # bottom layer first
+    path: str = Field(min_length=1)  # the program, as Docker's inspect `Path`
+    args: list[str] = Field(default_factory=list)
+    env: list[str]
+    working_dir: str = "/"
+    user: str = ""
+    hostname: str
+    tty: bool = False
+    interactive: bool = False
+    auto_remove: bool = False
+
+
+class ContainerState(Model):
+    """Mutable: rewritten whenever the container's life moves on."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    status: Literal["created", "running", "exited"] = "created"
+    pid: int = Field(default=0, ge=0)  # host pid of the container's PID 1
+    pid_start: int = 0  # its start time (clock ticks since boot), to detect pid reuse
+    monitor_pid: int = Field(default=0, ge=0)  # the shellctr process waiting for it
+    monitor_start: int = 0
+    exit_code: int = 0
+    error: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+M = TypeVar("M", bound=Model)
+
+
+def evolve(model: M, **changes: Any) -> M:
+    """A validated copy of `model` with `changes` applied."""
+    return type(model).model_validate({**model.model_dump(), **changes})
+
+
+def load(model: type[M], path: Path) -> M:
+    return model.model_validate(read_record(path))
+
+
+def save(store: Store, path: Path, model: Model) -> None:
+    store.write(path, model.model_dump(mode="json"))
+
+
+def images(store: Store) -> list[Image]:
+    return [Image.model_validate(record) for record in store.image_records()]
+
+
+def container_config(store: Store, cid: str) -> ContainerConfig:
+    return load(ContainerConfig, store.layout.container_config(cid))
+
+
+def container_state(store: Store, cid: str) -> ContainerState:
+    return load(ContainerState, store.layout.container_state(cid))

@@ -1,0 +1,76 @@
+"""Relaying the container's pseudo-terminal to the caller's terminal (`run -t`)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import select
+import signal
+import termios
+import tty
+from collections.abc import Iterator
+from types import FrameType
+
+STDIN, STDOUT = 0, 1
+
+
+@contextlib.contextmanager
+def raw_mode(fd: int) -> Iterator[None]:
+    """Put the caller's terminal in raw mode (keys go to the container as typed)."""
+    if not os.isatty(fd):
+        yield
+        return
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def copy_window_size(source: int, target: int) -> None:
+    """Give the container's terminal the caller's rows and columns."""
+    if os.isatty(source):
+        size = fcntl.ioctl(source, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(target, termios.TIOCSWINSZ, size)
+
+
+def relay(master: int, interactive: bool) -> None:
+    """Copy the container's output to stdout and (with -i) stdin to the container,
+    until the container closes its terminal; keep the window size in step."""
+    copy_window_size(STDIN, master)
+
+    def resized(signum: int, frame: FrameType | None) -> None:
+        copy_window_size(STDIN, master)
+
+    previous = signal.signal(signal.SIGWINCH, resized)
+    readers = [master, STDIN] if interactive else [master]
+    try:
+        with raw_mode(STDIN) if interactive else contextlib.nullcontext():
+            while True:
+                ready, _, _ = select.select(readers, [], [])
+                if master in ready:
+                    try:
+                        data = os.read(master, 65536)
+                    except OSError:  # EIO: every process holding the terminal has ended
+                        break
+                    if not data:
+                        break
+                    _write_all(STDOUT, data)
+                if STDIN in ready:
+                    data = os.read(STDIN, 65536)
+                    if data:
+                        _write_all(master, data)
+                    else:  # the caller's stdin ended: send the terminal's end-of-file
+                        readers.remove(STDIN)
+                        _write_all(master, b"\x04")
+    finally:
+        signal.signal(signal.SIGWINCH, previous)
+        os.close(master)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]

@@ -1,0 +1,65 @@
+"""How Docker words times, sizes and commands in its tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+
+def human_duration(since: datetime, until: datetime | None = None) -> str:
+    """Docker's units.HumanDuration: `3 seconds`, `About a minute`, `2 hours`..."""
+    seconds = int(((until or datetime.now(UTC)) - since).total_seconds())
+    minutes, hours = seconds // 60, seconds // 3600
+    if seconds < 1:
+        return "Less than a second"
+    if seconds == 1:
+        return "1 second"
+    if seconds < 60:
+        return f"{seconds} seconds"
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // (24 * 7)} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // (24 * 30)} months"
+    return f"{hours // (24 * 365)} years"
+
+
+def human_ago(when: datetime) -> str:
+    return human_duration(when) + " ago"
+
+
+def human_size(size: int) -> str:
+    """Docker's units.HumanSize: decimal units, 3 significant digits (`4.26MB`)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.3g}{unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def command_column(argv: Sequence[str], truncate: bool) -> str:
+    """The COMMAND column: the command line, cut at 20 characters, in double quotes."""
+    command = " ".join(argv)
+    if truncate and len(command) > 20:
+        command = command[:19] + "…"
+    return '"' + command.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain, left-aligned table as Docker prints it."""
+    from tabulate import tabulate
+
+    if not rows:
+        return "   ".join(headers).rstrip()
+    text: str = tabulate(rows, headers=list(headers), tablefmt="plain", disable_numparse=True)
+    return "\n".join(line.rstrip() for line in text.splitlines())
