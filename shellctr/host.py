@@ -13,12 +13,11 @@ start path does not pay plumbum's import.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from shellctr.cmd import Argv, Cmd, path_arg, write_file_cmd
@@ -27,7 +26,9 @@ from shellctr.errors import HostCommandError
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Any, TextIO
+    from typing import IO, Any, TextIO, TypeVar
+
+    T = TypeVar("T")
 
 Undo = Callable[[], None]
 
@@ -112,6 +113,12 @@ class Host:
                 "set -euo pipefail\n"
             )
 
+    def apply(self, cmd: Cmd, action: Callable[[], T]) -> T | None:
+        """The funnel every mutation goes through: show `cmd`, then do `action`
+        (unless --dry-run). Tests replace it to record commands and inject failures."""
+        self.show(cmd)
+        return None if self.dry_run else action()
+
     # -- commands --------------------------------------------------------------
     def run(
         self,
@@ -126,8 +133,7 @@ class Host:
         With `rollback`, the command `undo` is registered to reverse it. With `stdout`,
         the command writes there (binary, e.g. a tar) instead of being captured.
         """
-        self.show(Cmd(argv))
-        output = "" if self.dry_run else self._execute(argv, stdout)
+        output = self.apply(Cmd(argv), lambda: self._execute(argv, stdout)) or ""
         if rollback is not None and undo is not None:
             rollback.push(shlex.join(argv), lambda: self.run(undo))
         return output
@@ -145,42 +151,39 @@ class Host:
 
     def spawn(self, argv: Argv, **popen_kwargs: Any) -> subprocess.Popen[bytes] | None:
         """Start a long-lived process (a container); None under --dry-run."""
-        self.show(Cmd(argv))
-        if self.dry_run:
-            return None
-        return subprocess.Popen(argv, **popen_kwargs)
+        return self.apply(Cmd(argv), lambda: subprocess.Popen(argv, **popen_kwargs))
 
     def kill(self, pid: int, signum: int) -> None:
         """Send a signal (in-process), shown as the shell's `kill -s NAME PID`."""
         import signal
 
-        self.show(Cmd(["kill", "-s", signal.Signals(signum).name.removeprefix("SIG"),
-                       str(pid)]))
-        if not self.dry_run:
+        def send() -> None:
             try:
                 os.kill(pid, signum)
             except ProcessLookupError:
                 pass  # it ended on its own meanwhile: the signal has nothing left to do
+
+        name = signal.Signals(signum).name.removeprefix("SIG")
+        self.apply(Cmd(["kill", "-s", name, str(pid)]), send)
 
     # -- files: done in Python, shown as their shell equivalent -----------------
     def mkdir(
         self, path: Path, *, mode: int = 0o755, rollback: Rollback | None = None
     ) -> None:
         """Create one directory (its parent must exist); undo removes its tree."""
-        self.show(Cmd(["mkdir", f"--mode={mode:o}", path_arg(path)]))
-        if not self.dry_run:
+        def make() -> None:
             os.mkdir(path, mode)
             os.chmod(path, mode)  # mkdir(2) applies the umask; the mode must be exact
+
+        self.apply(Cmd(["mkdir", f"--mode={mode:o}", path_arg(path)]), make)
         if rollback is not None:
             rollback.push(f"mkdir {path}", lambda: self.remove_tree(path))
 
     def ensure_dir(self, path: Path, *, mode: int = 0o755) -> None:
         """Create `path` and missing parents, if absent (state dirs; never undone)."""
-        if path.is_dir():
-            return
-        self.show(Cmd(["mkdir", "--parents", f"--mode={mode:o}", path_arg(path)]))
-        if not self.dry_run:
-            path.mkdir(mode=mode, parents=True, exist_ok=True)
+        if not path.is_dir():
+            self.apply(Cmd(["mkdir", "--parents", f"--mode={mode:o}", path_arg(path)]),
+                       lambda: path.mkdir(mode=mode, parents=True, exist_ok=True))
 
     def write_file(
         self,
@@ -191,46 +194,28 @@ class Host:
         rollback: Rollback | None = None,
     ) -> None:
         """Atomically replace `path` with `text`: temp file, fsync, rename, fsync dir."""
-        self.show(write_file_cmd(path, text))
-        if not self.dry_run:
-            write_atomic(path, text.encode(), mode)
+        self.apply(write_file_cmd(path, text), lambda: write_atomic(path, text.encode(), mode))
         if rollback is not None:
             rollback.push(f"write {path}", lambda: self.remove_file(path))
 
     def remove_file(self, path: Path) -> None:
         """Remove a file if present (probe first: teardown is idempotent)."""
-        if not os.path.lexists(path):
-            return
-        self.show(Cmd(["rm", path_arg(path)]))
-        if not self.dry_run:
-            os.unlink(path)
+        if os.path.lexists(path):
+            self.apply(Cmd(["rm", path_arg(path)]), lambda: os.unlink(path))
 
     def remove_tree(self, path: Path) -> None:
         """Remove a directory tree if present, without following symlinks out of it."""
-        if not os.path.lexists(path):
-            return
-        self.show(Cmd(["rm", "--recursive", path_arg(path)]))
-        if not self.dry_run:
+        if os.path.lexists(path):
             import shutil
-            shutil.rmtree(path)
+            self.apply(Cmd(["rm", "--recursive", path_arg(path)]), lambda: shutil.rmtree(path))
 
     def rename(self, src: Path, dst: Path, *, rollback: Rollback | None = None) -> None:
         """Move `src` to `dst` (same filesystem); undo moves it back."""
         # --no-target-directory: if dst is a directory, fail instead of moving into it
-        self.show(Cmd(["mv", "--no-target-directory", path_arg(src), path_arg(dst)]))
-        if not self.dry_run:
-            os.rename(src, dst)
+        self.apply(Cmd(["mv", "--no-target-directory", path_arg(src), path_arg(dst)]),
+                   lambda: os.rename(src, dst))
         if rollback is not None:
             rollback.push(f"mv {src}", lambda: self.rename(dst, src))
-
-    @contextlib.contextmanager
-    def open_output(self, path: Path | None) -> Iterator[IO[bytes]]:
-        """A binary stream for a verb's output file, or stdout when `path` is None."""
-        if path is None:
-            yield sys.stdout.buffer
-            return
-        with open(path, "wb") as stream:
-            yield stream
 
 
 def _plumbum_run(argv: Sequence[str], stdout: IO[bytes] | None = None) -> tuple[int, str, str]:

@@ -1,0 +1,56 @@
+# shellctr: `make demo` and `make test` do all the set-up on a fresh Debian machine (as root).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# host tools the engine drives, plus what the venv needs
+APT_PACKAGES := busybox-static iproute2 iptables util-linux tar python3 python3-venv
+PYTEST_ARGS ?=
+
+.PHONY: all deps venv image demo test lint unit integration bench clean
+
+all: test
+
+deps:  ## install the Debian packages that are missing (needs root)
+	@missing=""; for pkg in $(APT_PACKAGES); do \
+	    dpkg-query --show --showformat='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' \
+	        || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	# compat mode: a plain path entry, no import hook that every start would pay for
+	$(VENV)/bin/pip install --quiet --config-settings editable_mode=compat --editable '.[dev]'
+	touch $@
+
+venv: deps $(VENV)/.installed
+
+image: venv  ## build the default busybox image from the host's static busybox
+	bin/shellctr image build-busybox
+
+demo: image  ## run a first container, showing the commands it runs
+	bin/shellctr --trace run --rm busybox sh -c \
+	    'echo "hello from $$(hostname): I am PID $$$$, my root is an overlay"; cat /etc/os-release 2>/dev/null; ls /'
+
+lint: venv
+	$(VENV)/bin/ruff check shellctr tests bench
+	$(VENV)/bin/mypy shellctr
+
+unit: venv
+	$(VENV)/bin/pytest -q -n auto tests/unit $(PYTEST_ARGS)
+
+integration: venv  ## real containers: needs root
+	$(VENV)/bin/pytest -q -n auto tests/integration $(PYTEST_ARGS)
+
+test: venv lint  ## the whole suite, in parallel
+	$(VENV)/bin/pytest -q -n auto tests $(PYTEST_ARGS)
+
+bench: image
+	$(PY) bench/start.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
