@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+
 Argv = list[str]
 
 

@@ -232,6 +232,8 @@ def start_foreground(host: Host, store: Store, config: Record) -> int:
 
     layout, cid = store.layout, config["id"]
     tty, interactive = config["tty"], config["interactive"]
+    if host.dry_run:
+        return plan_start(host, store, config)
     if tty and interactive and not os.isatty(0):
         raise ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -251,10 +253,7 @@ def start_foreground(host: Host, store: Store, config: Record) -> int:
         start_new_session=True,  # terminal signals reach us only, and we forward them
     )
     child.close()
-    if process is None:  # --dry-run
-        host.note("inside the new namespaces, init.py (PID 1) then does:")
-        host.note("\n".join(step.shell() for step in init_step.Init(spec).all_steps()))
-        return 0
+    assert process is not None  # None only under --dry-run
     message, fds, init_pid = receive(parent)
     if "message" in message:
         process.wait()
@@ -274,6 +273,23 @@ def start_foreground(host: Host, store: Store, config: Record) -> int:
         return fail(host, store, cid, late)
     finish(host, store, cid, code)
     return code
+
+
+def plan_start(host: Host, store: Store, config: Record) -> int:
+    """--dry-run: the start as a script (init.py's own steps shown as comments)."""
+    layout, cid = store.layout, config["id"]
+    spec = init_spec(layout, config, status_fd=None, trace_fd=None)
+    spec_path = layout.container_init_spec(cid)
+    host.step(f"start container {short_id(cid)}")
+    host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
+    host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
+    host.spawn(unshare_argv(spec_path))
+    host.note("inside the new namespaces, init.py (PID 1) does, in-process:")
+    host.note("\n".join(step.shell() for step in init_step.Init(spec).all_steps()))
+    if config["auto_remove"]:
+        host.step(f"remove container {short_id(cid)} (--rm)")
+        store.remove_container(cid)
+    return 0
 
 
 def fail(host: Host, store: Store, cid: str, message: dict[str, object]) -> NoReturn:

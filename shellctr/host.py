@@ -77,6 +77,9 @@ class Host:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self._script_started = False
+        # under --dry-run: paths the script would have created by now, so that later
+        # steps that probe for them (e.g. teardown) are planned as if they existed
+        self._planned: set[Path] = set()
 
     # -- showing ---------------------------------------------------------------
     def step(self, title: str) -> None:
@@ -113,6 +116,14 @@ class Host:
                 "set -euo pipefail\n"
             )
 
+    def exists(self, path: Path) -> bool:
+        """Whether `path` exists (or, under --dry-run, would exist by now)."""
+        return os.path.lexists(path) or (self.dry_run and path in self._planned)
+
+    def _plan(self, path: Path) -> None:
+        if self.dry_run:
+            self._planned.add(path)
+
     def apply(self, cmd: Cmd, action: Callable[[], T]) -> T | None:
         """The funnel every mutation goes through: show `cmd`, then do `action`
         (unless --dry-run). Tests replace it to record commands and inject failures."""
@@ -135,7 +146,9 @@ class Host:
         """
         output = self.apply(Cmd(argv), lambda: self._execute(argv, stdout)) or ""
         if rollback is not None and undo is not None:
-            rollback.push(shlex.join(argv), lambda: self.run(undo))
+            def run_undo() -> None:
+                self.run(undo)
+            rollback.push(shlex.join(argv), run_undo)
         return output
 
     def probe(self, argv: Argv) -> tuple[int, str, str]:
@@ -176,14 +189,16 @@ class Host:
             os.chmod(path, mode)  # mkdir(2) applies the umask; the mode must be exact
 
         self.apply(Cmd(["mkdir", f"--mode={mode:o}", path_arg(path)]), make)
+        self._plan(path)
         if rollback is not None:
             rollback.push(f"mkdir {path}", lambda: self.remove_tree(path))
 
     def ensure_dir(self, path: Path, *, mode: int = 0o755) -> None:
         """Create `path` and missing parents, if absent (state dirs; never undone)."""
-        if not path.is_dir():
+        if not path.is_dir() and not self.exists(path):
             self.apply(Cmd(["mkdir", "--parents", f"--mode={mode:o}", path_arg(path)]),
                        lambda: path.mkdir(mode=mode, parents=True, exist_ok=True))
+            self._plan(path)
 
     def write_file(
         self,
@@ -195,17 +210,18 @@ class Host:
     ) -> None:
         """Atomically replace `path` with `text`: temp file, fsync, rename, fsync dir."""
         self.apply(write_file_cmd(path, text), lambda: write_atomic(path, text.encode(), mode))
+        self._plan(path)
         if rollback is not None:
             rollback.push(f"write {path}", lambda: self.remove_file(path))
 
     def remove_file(self, path: Path) -> None:
         """Remove a file if present (probe first: teardown is idempotent)."""
-        if os.path.lexists(path):
+        if self.exists(path):
             self.apply(Cmd(["rm", path_arg(path)]), lambda: os.unlink(path))
 
     def remove_tree(self, path: Path) -> None:
         """Remove a directory tree if present, without following symlinks out of it."""
-        if os.path.lexists(path):
+        if self.exists(path):
             import shutil
             self.apply(Cmd(["rm", "--recursive", path_arg(path)]), lambda: shutil.rmtree(path))
 
@@ -214,6 +230,7 @@ class Host:
         # --no-target-directory: if dst is a directory, fail instead of moving into it
         self.apply(Cmd(["mv", "--no-target-directory", path_arg(src), path_arg(dst)]),
                    lambda: os.rename(src, dst))
+        self._plan(dst)
         if rollback is not None:
             rollback.push(f"mv {src}", lambda: self.rename(dst, src))
 
@@ -227,8 +244,8 @@ def _plumbum_run(argv: Sequence[str], stdout: IO[bytes] | None = None) -> tuple[
         code, out, err = command.run(retcode=None)
         return int(code), str(out), str(err)
     process = command.popen(stdout=stdout, stderr=subprocess.PIPE)
-    _, err_bytes = process.communicate()
-    return process.returncode, "", err_bytes.decode(errors="replace")
+    _, err = process.communicate()  # plumbum decodes stderr to text
+    return int(process.wait()), "", str(err)
 
 
 def process_start(pid: int) -> int | None:

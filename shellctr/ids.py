@@ -12,30 +12,37 @@ SHORT = 12
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # Docker's rule for container names
 
-_ADJECTIVES = (
-    "admiring adoring agitated amazing awesome blissful bold brave busy charming clever "
-    "compassionate competent condescending confident cool crazy determined dreamy eager "
-    "ecstatic elastic elated elegant epic exciting fervent festive focused friendly frosty "
-    "funny gallant gifted goofy gracious happy hardcore heuristic hopeful hungry infallible "
-    "inspiring intelligent interesting jolly jovial keen kind laughing loving lucid magical "
-    "modest musing mystifying naughty nervous nice nifty nostalgic objective optimistic "
-    "peaceful pedantic pensive practical priceless quirky quizzical relaxed reverent romantic "
-    "sad serene sharp silly sleepy stoic strange stupefied suspicious sweet tender thirsty "
-    "trusting unruffled upbeat vibrant vigilant vigorous wizardly wonderful xenodochial "
-    "youthful zealous zen"
-).split()
-_NAMES = (
-    "albattani allen archimedes ardinghelli babbage banach bardeen bartik bassi bell benz "
-    "bhabha blackwell bohr booth borg bose boyd brahmagupta brattain brown carson cerf "
-    "chandrasekhar curie darwin davinci dijkstra dirac einstein elion engelbart euclid euler "
-    "faraday fermat fermi feynman franklin galileo gauss goldberg goldwasser goodall hamilton "
-    "hawking heisenberg hertz hodgkin hopper hypatia jackson jennings jepsen johnson kalam "
-    "kepler khorana knuth kowalevski lalande lamport leakey lovelace lumiere mayer mccarthy "
-    "mclean meitner mendel merkle mirzakhani montalcini moore morse newton nobel noether "
-    "pare pascal pasteur perlman pike poincare ptolemy raman ramanujan ride ritchie rosalind "
-    "sammet shannon shockley sinoussi snyder spence stallman swartz tesla thompson torvalds "
-    "turing varahamihira villani wiles williams wilson wing wozniak wright yalow yonath"
-).split()
+_ADJECTIVES = [
+    "admiring", "adoring", "agitated", "amazing", "awesome", "blissful", "bold", "brave",
+    "busy", "charming", "clever", "compassionate", "competent", "condescending", "confident",
+    "cool", "crazy", "determined", "dreamy", "eager", "ecstatic", "elastic", "elated",
+    "elegant", "epic", "exciting", "fervent", "festive", "focused", "friendly", "frosty",
+    "funny", "gallant", "gifted", "goofy", "gracious", "happy", "hardcore", "heuristic",
+    "hopeful", "hungry", "infallible", "inspiring", "intelligent", "interesting", "jolly",
+    "jovial", "keen", "kind", "laughing", "loving", "lucid", "magical", "modest", "musing",
+    "mystifying", "naughty", "nervous", "nice", "nifty", "nostalgic", "objective", "optimistic",
+    "peaceful", "pedantic", "pensive", "practical", "priceless", "quirky", "quizzical",
+    "relaxed", "reverent", "romantic", "sad", "serene", "sharp", "silly", "sleepy", "stoic",
+    "strange", "stupefied", "suspicious", "sweet", "tender", "thirsty", "trusting", "unruffled",
+    "upbeat", "vibrant", "vigilant", "vigorous", "wizardly", "wonderful", "xenodochial",
+    "youthful", "zealous", "zen"
+]
+_NAMES = [
+    "albattani", "allen", "archimedes", "ardinghelli", "babbage", "banach", "bardeen", "bartik",
+    "bassi", "bell", "benz", "bhabha", "blackwell", "bohr", "booth", "borg", "bose", "boyd",
+    "brahmagupta", "brattain", "brown", "carson", "cerf", "chandrasekhar", "curie", "darwin",
+    "davinci", "dijkstra", "dirac", "einstein", "elion", "engelbart", "euclid", "euler",
+    "faraday", "fermat", "fermi", "feynman", "franklin", "galileo", "gauss", "goldberg",
+    "goldwasser", "goodall", "hamilton", "hawking", "heisenberg", "hertz", "hodgkin", "hopper",
+    "hypatia", "jackson", "jennings", "jepsen", "johnson", "kalam", "kepler", "khorana",
+    "knuth", "kowalevski", "lalande", "lamport", "leakey", "lovelace", "lumiere", "mayer",
+    "mccarthy", "mclean", "meitner", "mendel", "merkle", "mirzakhani", "montalcini", "moore",
+    "morse", "newton", "nobel", "noether", "pare", "pascal", "pasteur", "perlman", "pike",
+    "poincare", "ptolemy", "raman", "ramanujan", "ride", "ritchie", "rosalind", "sammet",
+    "shannon", "shockley", "sinoussi", "snyder", "spence", "stallman", "swartz", "tesla",
+    "thompson", "torvalds", "turing", "varahamihira", "villani", "wiles", "williams", "wilson",
+    "wing", "wozniak", "wright", "yalow", "yonath"
+]
 
 
 def new_id() -> str:

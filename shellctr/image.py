@@ -15,7 +15,7 @@ import os
 import posixpath
 import shlex
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -48,7 +48,7 @@ class LayerScan:
 class _HashingReader(io.RawIOBase):
     """Passes bytes through while hashing them."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: io.BufferedIOBase) -> None:
         self.stream = stream
         self.sha = hashlib.sha256()
 
@@ -62,7 +62,7 @@ class _HashingReader(io.RawIOBase):
         return len(data)
 
 
-def _decompressed(path: Path) -> IO[bytes]:
+def _decompressed(path: Path) -> io.BufferedIOBase:
     """`path` as an uncompressed byte stream (plain, gzip, bzip2 or xz tar)."""
     with open(path, "rb") as probe:
         magic = probe.read(6)
@@ -281,6 +281,11 @@ def import_image(
     return image
 
 
+def restore(store: Store, path: Path, image: Image) -> Callable[[], None]:
+    """An undo that writes `image` back as it was."""
+    return lambda: save(store, path, image)
+
+
 def untag_elsewhere(host: Host, store: Store, tag: str, rollback: Rollback | None) -> None:
     """Move `tag` off any image holding it (that image may become <none>)."""
     for other in images(store):
@@ -288,8 +293,7 @@ def untag_elsewhere(host: Host, store: Store, tag: str, rollback: Rollback | Non
             path = store.layout.image_file(other.id)
             save(store, path, evolve(other, repo_tags=[t for t in other.repo_tags if t != tag]))
             if rollback is not None:
-                rollback.push(f"untag {tag}",
-                              lambda path=path, other=other: save(store, path, other))
+                rollback.push(f"untag {tag}", restore(store, path, other))
 
 
 # -- rmi -------------------------------------------------------------------------------

@@ -38,6 +38,9 @@ import sys
 TYPE_CHECKING = False  # typing itself is not imported: this runs on every start
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
+
+    Spec = dict[str, Any]  # init.json, as container.init_spec writes it
 
 # -- constants from <sys/mount.h>, <linux/prctl.h>, <linux/capability.h> -----------
 MS_RDONLY = 1
@@ -66,19 +69,19 @@ SYSCALLS = {  # numbers of the syscalls glibc has no wrapper for
     "aarch64": {"pivot_root": 41, "capset": 91},
 }
 
-CAPABILITIES = (
-    "chown dac_override dac_read_search fowner fsetid kill setgid setuid setpcap "
-    "linux_immutable net_bind_service net_broadcast net_admin net_raw ipc_lock ipc_owner "
-    "sys_module sys_rawio sys_chroot sys_ptrace sys_pacct sys_admin sys_boot sys_nice "
-    "sys_resource sys_time sys_tty_config mknod lease audit_write audit_control setfcap "
-    "mac_override mac_admin syslog wake_alarm block_suspend audit_read perfmon bpf "
-    "checkpoint_restore"
-).split()
+CAPABILITIES = [
+    "chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid", "setuid",
+    "setpcap", "linux_immutable", "net_bind_service", "net_broadcast", "net_admin", "net_raw",
+    "ipc_lock", "ipc_owner", "sys_module", "sys_rawio", "sys_chroot", "sys_ptrace", "sys_pacct",
+    "sys_admin", "sys_boot", "sys_nice", "sys_resource", "sys_time", "sys_tty_config", "mknod",
+    "lease", "audit_write", "audit_control", "setfcap", "mac_override", "mac_admin", "syslog",
+    "wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf", "checkpoint_restore"
+]
 # Docker's default set: CapBnd 00000000a80425fb
-DEFAULT_CAPS = (
-    "chown dac_override fowner fsetid kill setgid setuid setpcap net_bind_service net_raw "
-    "sys_chroot mknod audit_write setfcap"
-).split()
+DEFAULT_CAPS = [
+    "chown", "dac_override", "fowner", "fsetid", "kill", "setgid", "setuid", "setpcap",
+    "net_bind_service", "net_raw", "sys_chroot", "mknod", "audit_write", "setfcap"
+]
 
 # Docker's masked paths: directories under an empty read-only tmpfs, files under /dev/null
 MASKED_DIRS = ("/proc/asound", "/proc/acpi", "/proc/scsi", "/sys/firmware",
@@ -182,6 +185,11 @@ def mount(source: str, target: str, fstype: str | None, flags: int, data: str = 
     return Step(lambda: line, do)
 
 
+def exists(path: str) -> Callable[[], bool]:
+    """A `when` for steps on paths that not every kernel has."""
+    return lambda: os.path.lexists(path)
+
+
 def bind_readonly(path: str) -> list[Step]:
     """A bind mount of `path` onto itself, then remounted read-only."""
     return [
@@ -194,14 +202,14 @@ def bind_readonly(path: str) -> list[Step]:
 class Init:
     """Builds and runs the steps of SPEC."""
 
-    def __init__(self, spec: dict[str, object]) -> None:
+    def __init__(self, spec: Spec) -> None:
         self.spec = spec
         self.rootfs = str(spec["rootfs"])
         self.trace_fd = spec.get("trace_fd")
         self.status_fd = spec.get("status_fd")
         self.pty_master: int | None = None
         self.pty_slave: str | None = None
-        self.final: dict[str, object] = {}  # resolved user, env and path of the command
+        self.final: dict[str, Any] = {}  # resolved user, env and path of the command
 
     # -- helpers ------------------------------------------------------------------
     def at(self, path: str) -> str:
@@ -231,7 +239,7 @@ class Init:
     # -- before the pivot ---------------------------------------------------------
     def rootfs_steps(self) -> list[Step]:
         spec = self.spec
-        lowers = ":".join(str(d) for d in spec["lowerdirs"])  # type: ignore[attr-defined]
+        lowers = ":".join(spec["lowerdirs"])
         options = f"lowerdir={lowers},upperdir={spec['upperdir']},workdir={spec['workdir']}"
         nsx = MS_NOSUID | MS_NODEV | MS_NOEXEC
         steps = [
@@ -262,13 +270,13 @@ class Init:
         if not spec.get("tty"):
             # With -t the container's pty is bound here after the pivot; without, null.
             steps.append(mount(self.at("/dev/null"), self.at("/dev/console"), None, MS_BIND))
-        for source, target in spec.get("etc_files", []):  # type: ignore[attr-defined]
+        for source, target in spec.get("etc_files", []):
             steps += [self.file_in_rootfs(target), mount(source, self.at(target), None, MS_BIND)]
         for path in MASKED_PATHS:
             steps.append(self.mask(path))
         for path in READONLY_PATHS:
             full = self.at(path)
-            steps += [Step(step.shell, step.action, when=lambda full=full: os.path.lexists(full))
+            steps += [Step(step.shell, step.action, when=exists(full))
                       for step in bind_readonly(full)]
         steps += [self.sethostname(str(spec["hostname"])), self.loopback_up()]
         return steps
@@ -341,7 +349,7 @@ class Init:
             step = mount("tmpfs", full, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
         else:
             step = mount(self.at("/dev/null"), full, None, MS_BIND)
-        return Step(step.shell, step.action, when=lambda: os.path.lexists(full))
+        return Step(step.shell, step.action, when=exists(full))
 
     @staticmethod
     def sethostname(name: str) -> Step:
@@ -393,15 +401,13 @@ class Init:
         ]
 
     def resolve(self) -> None:
-        """User, groups, HOME, workdir and the command's path, from the container's files."""
+        """User, groups, HOME, workdir and the command, from the container's own files."""
         spec = self.spec
-        uid, gid, groups, home = resolve_user(str(spec.get("user") or ""))
-        env = dict(e.split("=", 1) for e in spec["env"])  # type: ignore[attr-defined]
+        uid, gid, groups, home = resolve_user(spec.get("user") or "")
+        env = dict(item.split("=", 1) for item in spec["env"])
         env.setdefault("HOME", home)
-        argv = [str(a) for a in spec["argv"]]  # type: ignore[attr-defined]
-        workdir = str(spec.get("cwd") or "/")
-        self.final = {"uid": uid, "gid": gid, "groups": groups, "env": env, "argv": argv,
-                      "cwd": workdir}
+        self.final = {"uid": uid, "gid": gid, "groups": groups, "env": env,
+                      "argv": list(spec["argv"]), "cwd": spec.get("cwd") or "/"}
 
     def workdir_step(self) -> Step:
         def do() -> None:
@@ -412,34 +418,35 @@ class Init:
         return Step(lambda: sh("mkdir", "--parents", str(self.spec.get("cwd") or "/")), do)
 
     def exec_shell(self) -> str:
-        """The shell equivalent of dropping privileges and exec'ing the command."""
-        final = self.final or {"uid": self.spec.get("user") or 0, "gid": "", "groups": [],
-                               "env": dict(e.split("=", 1) for e in self.spec["env"]),  # type: ignore[attr-defined]
-                               "argv": self.spec["argv"], "cwd": self.spec.get("cwd") or "/"}
-        keep = ",".join("+" + c for c in DEFAULT_CAPS)
-        groups = final["groups"]
-        group_flags = [f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]
-        env = final["env"]
-        assert isinstance(env, dict)
+        """The shell equivalent of dropping privileges and exec'ing the command.
+
+        Before `resolve` (in --dry-run) the user is shown as given, not yet looked up.
+        """
+        spec, final = self.spec, self.final
+        if final:
+            user = [f"--reuid={final['uid']}", f"--regid={final['gid']}",
+                    f"--groups={','.join(map(str, final['groups']))}"]
+            env, argv, cwd = final["env"], final["argv"], final["cwd"]
+        else:
+            user = [f"--reuid={spec.get('user') or 0}", "--init-groups"]
+            env = dict(item.split("=", 1) for item in spec["env"])
+            argv, cwd = spec["argv"], spec.get("cwd") or "/"
+        keep = ",".join("+" + cap for cap in DEFAULT_CAPS)
         return sh(
-            "setpriv", f"--bounding-set=-all,{keep}", "--inh-caps=-all",
-            f"--reuid={final['uid']}", *( [f"--regid={final['gid']}"] if final["gid"] != "" else []),
-            *group_flags, "--no-new-privs", "--",
-            "env", "--ignore-environment", f"--chdir={final['cwd']}",
-            *(f"{k}={v}" for k, v in env.items()), *map(str, final["argv"]),  # type: ignore[call-overload]
+            "setpriv", f"--bounding-set=-all,{keep}", "--inh-caps=-all", *user,
+            "--no-new-privs", "--",
+            "env", "--ignore-environment", f"--chdir={cwd}",
+            *(f"{key}={value}" for key, value in env.items()), *argv,
         )
 
     def exec_command(self) -> None:
         final = self.final
-        argv = [str(a) for a in final["argv"]]  # type: ignore[attr-defined]
-        env = final["env"]
-        assert isinstance(env, dict)
+        argv, env = final["argv"], final["env"]
         program = find_program(argv[0], env.get("PATH", DEFAULT_PATH))
         drop_capabilities()
-        uid, gid = int(final["uid"]), int(final["gid"])  # type: ignore[call-overload]
-        os.setgroups([int(g) for g in final["groups"]])  # type: ignore[attr-defined]
-        os.setgid(gid)
-        os.setuid(uid)  # from root to a user: the kernel clears the remaining caps
+        os.setgroups(final["groups"])
+        os.setgid(final["gid"])
+        os.setuid(final["uid"])  # from root to a user: the kernel clears the remaining caps
         _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
         if self.pty_slave is not None:
             os.setsid()
@@ -589,7 +596,8 @@ def main(spec_path: str) -> None:
 
 # How unshare starts this step: from the package, so Python loads init.py's cached
 # bytecode instead of compiling it (as it would for a script) on every start.
-ENTRY = "import sys; sys.path.insert(0, sys.argv[1]); from shellctr.init import main; main(sys.argv[2])"
+ENTRY = ("import sys; sys.path.insert(0, sys.argv[1]); "
+         "from shellctr.init import main; main(sys.argv[2])")
 
 if __name__ == "__main__":
     main(sys.argv[1])

@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shellctr.store import SCHEMA_VERSION, Store, read_record
+from shellctr.store import Store, read_record
 
 HEX64 = r"^[0-9a-f]{64}$"
 
@@ -34,7 +34,7 @@ class ImageConfig(Model):
 
 
 class Image(Model):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     id: str = Field(pattern=HEX64)  # sha256 of the image's JSON description
     repo_tags: list[str] = Field(default_factory=list)
     created: datetime
@@ -47,7 +47,7 @@ class Image(Model):
 class ContainerConfig(Model):
     """Frozen when the container is created."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     id: str = Field(pattern=HEX64)
     name: str = Field(min_length=1)
     created: datetime
@@ -68,7 +68,7 @@ class ContainerConfig(Model):
 class ContainerState(Model):
     """Mutable: rewritten whenever the container's life moves on."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     status: Literal["created", "running", "exited"] = "created"
     pid: int = Field(default=0, ge=0)  # host pid of the container's PID 1
     pid_start: int = 0  # its start time (clock ticks since boot), to detect pid reuse
