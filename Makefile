@@ -34,7 +34,7 @@ image: venv  ## build the default busybox image from the host's static busybox
 
 demo: image  ## run a first container, showing the commands it runs
 	bin/shellctr --trace run --rm busybox sh -c \
-	    'echo "hello from $$(hostname): I am PID $$$$, my root is an overlay"; cat /etc/os-release 2>/dev/null; ls /'
+	    'echo "hello from $$(hostname): I am PID $$$$ as $$(id -un), in"; ls /'
 
 lint: venv
 	$(VENV)/bin/ruff check shellctr tests bench
