@@ -25,7 +25,7 @@ from typing import NoReturn
 from shellctr import init as init_step
 from shellctr.cmd import path_arg
 from shellctr.errors import Conflict, ExecError, NotFound, ShellctrError
-from shellctr.host import Host, Rollback, process_start
+from shellctr.host import Host, Rollback, alive, process_start
 from shellctr.ids import check_name, generate_name, new_id, short_id
 from shellctr.layout import Layout
 from shellctr.reference import find_image_record
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
 DEFAULT_PATH = init_step.DEFAULT_PATH
+TOP = Path(__file__).resolve().parent.parent  # the checkout: bin/, build/, shellctr/
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
 HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -51,13 +52,15 @@ class RunOptions:
         env: list[str] | None = None, env_files: list[str] | None = None,
         workdir: str | None = None, hostname: str | None = None,
         entrypoint: str | None = None, user: str | None = None, tty: bool = False,
-        interactive: bool = False, auto_remove: bool = False,
+        interactive: bool = False, auto_remove: bool = False, restart: str = "no",
+        labels: list[str] | None = None,
     ) -> None:
         self.image, self.command = image, command or []
         self.name, self.hostname, self.user = name, hostname, user
         self.env, self.env_files = env or [], env_files or []
         self.workdir, self.entrypoint = workdir, entrypoint
         self.tty, self.interactive, self.auto_remove = tty, interactive, auto_remove
+        self.restart, self.labels = restart, labels or []
 
 
 # -- create ----------------------------------------------------------------------------
@@ -96,16 +99,41 @@ def build_env(options: RunOptions, image_env: list[str], hostname: str) -> list[
     return [f"{key}={value}" for key, value in env.items()]
 
 
+def parse_restart(value: str, auto_remove: bool) -> tuple[str, int]:
+    """`--restart no|on-failure[:N]|always|unless-stopped` -> (policy, max retries)."""
+    policy, _, count = value.partition(":")
+    if policy not in ("no", "on-failure", "always", "unless-stopped") or (
+            count and (policy != "on-failure" or not count.isdigit())):
+        raise ShellctrError(f"invalid restart policy {value!r}",
+                            "use no, on-failure[:N], always or unless-stopped")
+    if auto_remove and policy != "no":
+        raise ShellctrError("conflicting options: --restart and --rm",
+                            "a container removed when it exits cannot be restarted")
+    return policy, int(count or 0)
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    """`-l KEY=VALUE` (or `-l KEY`, an empty value)."""
+    labels = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise ShellctrError(f"invalid label {item!r}", "use -l KEY=VALUE")
+        labels[key] = value
+    return labels
+
+
 def build_command(options: RunOptions, entrypoint: list[str] | None,
-                  cmd: list[str] | None) -> list[str]:
-    """Entrypoint + command as Docker combines them (--entrypoint drops the image's CMD)."""
+                  cmd: list[str] | None) -> tuple[list[str], list[str]]:
+    """(Entrypoint, Cmd) as Docker combines them: `--entrypoint` drops the image's CMD."""
     if options.entrypoint is not None:
-        argv = ([options.entrypoint] if options.entrypoint else []) + options.command
+        entry = [options.entrypoint] if options.entrypoint else []
+        args = options.command
     else:
-        argv = list(entrypoint or []) + (options.command or list(cmd or []))
-    if not argv:
+        entry, args = list(entrypoint or []), options.command or list(cmd or [])
+    if not entry + args:
         raise ShellctrError("no command specified", "give a command after the image name")
-    return argv
+    return entry, args
 
 
 def create(host: Host, store: Store, options: RunOptions) -> Record:
@@ -118,7 +146,10 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
     if not workdir.startswith("/"):
         raise ShellctrError(f"the working directory {workdir!r} is not absolute",
                             "use an absolute path with -w")
-    argv = build_command(options, image_config["Entrypoint"], image_config["Cmd"])
+    entrypoint, cmd = build_command(options, image_config["Entrypoint"], image_config["Cmd"])
+    argv = entrypoint + cmd
+    restart_policy, restart_max = parse_restart(options.restart, options.auto_remove)
+    labels = parse_labels(options.labels)
     layout = store.layout
     store.prepare()
     with store.lock(), Rollback(host) as rollback:
@@ -142,6 +173,8 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
             "layers": image["layers"],
             "path": argv[0],
             "args": argv[1:],
+            "entrypoint": entrypoint,
+            "cmd": cmd,
             "env": build_env(options, image_config["Env"], hostname),
             "working_dir": workdir,
             "user": options.user if options.user is not None else image_config["User"],
@@ -149,6 +182,9 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
             "tty": options.tty,
             "interactive": options.interactive,
             "auto_remove": options.auto_remove,
+            "restart_policy": restart_policy,
+            "restart_max": restart_max,
+            "labels": labels,
         }
         host.step(f"create container {short_id(cid)} ({config['name']})")
         # the undo of this first mkdir removes everything below it
@@ -169,7 +205,7 @@ def state_record(status: str, **fields: object) -> Record:
     record: Record = {
         "schema_version": SCHEMA_VERSION, "status": status, "pid": 0, "pid_start": 0,
         "monitor_pid": 0, "monitor_start": 0, "exit_code": 0, "error": "",
-        "started_at": None, "finished_at": None,
+        "started_at": None, "finished_at": None, "restart_count": 0, "stopping": False,
     }
     record.update(fields)
     return record
@@ -190,7 +226,7 @@ def host_resolv_conf() -> str:
 
 # -- start -----------------------------------------------------------------------------
 def init_spec(layout: Layout, config: Record, status_fd: int | None,
-              trace_fd: int | None) -> dict[str, object]:
+              trace: bool) -> dict[str, object]:
     """The instructions init.py follows inside the namespaces."""
     cid = config["id"]
     return {
@@ -208,7 +244,7 @@ def init_spec(layout: Layout, config: Record, status_fd: int | None,
         "user": config["user"],
         "tty": config["tty"],
         "status_fd": status_fd,
-        "trace_fd": trace_fd,
+        "trace": trace,
     }
 
 
@@ -222,46 +258,80 @@ def unshare_argv(spec_path: Path) -> list[str]:
         "--",
         # -I: no environment, no user paths; -S: no site-packages: the step is stdlib only
         sys.executable, "-I", "-S", "-c", init_step.ENTRY,
-        path_arg(Path(init_step.__file__).parent.parent), path_arg(spec_path),
+        path_arg(TOP), path_arg(spec_path),
     ]
 
 
-def start_foreground(host: Host, store: Store, config: Record) -> int:
-    """Run the container attached to this terminal; return its exit code."""
+def monitor_argv(layout: Layout, config: Record, spec_path: Path, attach: bool) -> list[str]:
+    """shellctr-monitor, the container's small parent, around the unshare command.
+
+    Attached (foreground), it also copies the output to our terminal and this process
+    records the end; detached, it runs `shellctr _exited ID` when the container ends,
+    which records the end and carries out --rm and the restart policy.
+    """
+    cid = config["id"]
+    hook = [path_arg(TOP / "bin" / "shellctr"), "--root", path_arg(layout.root),
+            "--runroot", path_arg(layout.runroot), "_exited", cid]
+    return [
+        path_arg(monitor_binary()),
+        *(["--attach"] if attach else ["--then", str(len(hook)), *hook]),
+        path_arg(layout.container_exit_file(cid)), path_arg(layout.container_log(cid)),
+        "--", *unshare_argv(spec_path),
+    ]
+
+
+def monitor_binary() -> Path:
+    """The compiled monitor (`make` builds it from shellctr/monitor.c)."""
+    binary = TOP / "build" / "shellctr-monitor"
+    if not binary.exists():
+        raise ShellctrError(f"{binary} is missing", "run make to build it")
+    return binary
+
+
+def start(host: Host, store: Store, config: Record, attach: bool) -> int:
+    """Start the container; attached, wait for it and return its exit code, else 0."""
     import subprocess
 
     layout, cid = store.layout, config["id"]
     tty, interactive = config["tty"], config["interactive"]
     if host.dry_run:
-        return plan_start(host, store, config)
-    if tty and interactive and not os.isatty(0):
+        return plan_start(host, store, config, attach)
+    if tty and attach and interactive and not os.isatty(0):
         raise ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     # the kernel attaches the sender's pid to each message, translated into our pid ns
     parent.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-    spec = init_spec(layout, config, child.fileno(), 2 if host.trace else None)
+    spec = init_spec(layout, config, child.fileno(), host.trace)
     spec_path = layout.container_init_spec(cid)
     host.step(f"start container {short_id(cid)}")
+    host.remove_file(layout.container_exit_file(cid))  # from an earlier run
     host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
+    quiet = subprocess.DEVNULL
     process = host.spawn(
-        unshare_argv(spec_path),
+        monitor_argv(layout, config, spec_path, attach),
         pass_fds=(child.fileno(),),
-        # -i without -t: the container reads our stdin; with -t it reads its own pty
-        stdin=None if interactive and not tty else subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL if tty else None,
+        # attached -i without -t: the container reads our stdin; -t: its own pty
+        stdin=None if attach and interactive and not tty else quiet,
+        stdout=None if attach else quiet,
+        stderr=None if attach else quiet,
         start_new_session=True,  # terminal signals reach us only, and we forward them
+        cwd="/",  # the monitor must not keep the caller's directory busy
     )
     child.close()
     assert process is not None  # None only under --dry-run
-    message, fds, init_pid = receive(parent)
+    message, fds, init_pid = receive_ready(host, parent)
     if "message" in message:
         process.wait()
         return fail(host, store, cid, message)
-    store.write(layout.container_state(cid), state_record(
-        "running", pid=init_pid, pid_start=process_start(init_pid) or 0,
-        monitor_pid=os.getpid(), monitor_start=process_start(os.getpid()) or 0,
-        started_at=now_iso()))
+    with store.lock():
+        previous = store.state_record(cid)
+        store.write(layout.container_state(cid), state_record(
+            "running", pid=init_pid, pid_start=process_start(init_pid) or 0,
+            monitor_pid=process.pid, monitor_start=process_start(process.pid) or 0,
+            started_at=now_iso(), restart_count=previous.get("restart_count", 0)))
+    if not attach:
+        return 0
     forward_signals(host, init_pid)
     if tty and fds:
         from shellctr.terminal import relay
@@ -275,15 +345,28 @@ def start_foreground(host: Host, store: Store, config: Record) -> int:
     return code
 
 
-def plan_start(host: Host, store: Store, config: Record) -> int:
+def receive_ready(host: Host, sock: socket.socket) -> tuple[dict[str, object], list[int], int]:
+    """Wait for init.py's `ready` or error, showing its trace lines as they come."""
+    while True:
+        message, fds, pid = receive(sock)
+        if not message:  # it ended without a word: a crash, its traceback is on stderr
+            return {"message": "the container's init ended before starting the command",
+                    "code": 125}, fds, pid
+        if "trace" not in message:
+            return message, fds, pid
+        host.err.write(f"{message['trace']}\n")
+        host.err.flush()
+
+
+def plan_start(host: Host, store: Store, config: Record, attach: bool) -> int:
     """--dry-run: the start as a script (init.py's own steps shown as comments)."""
     layout, cid = store.layout, config["id"]
-    spec = init_spec(layout, config, status_fd=None, trace_fd=None)
+    spec = init_spec(layout, config, status_fd=None, trace=False)
     spec_path = layout.container_init_spec(cid)
     host.step(f"start container {short_id(cid)}")
     host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
-    host.spawn(unshare_argv(spec_path))
+    host.spawn(monitor_argv(layout, config, spec_path, attach=True))
     host.note("inside the new namespaces, init.py (PID 1) does, in-process:")
     host.note("\n".join(step.shell() for step in init_step.Init(spec).all_steps()))
     if config["auto_remove"]:
@@ -304,7 +387,7 @@ def receive(sock: socket.socket, block: bool = True) -> tuple[dict[str, object],
     sock.setblocking(block)
     try:
         data, ancillary, _, _ = sock.recvmsg(
-            4096, socket.CMSG_SPACE(4) + socket.CMSG_SPACE(struct.calcsize("iII")))
+            65536, socket.CMSG_SPACE(4) + socket.CMSG_SPACE(struct.calcsize("iII")))
     except BlockingIOError:
         return {}, [], 0
     fds: list[int] = []
@@ -318,7 +401,7 @@ def receive(sock: socket.socket, block: bool = True) -> tuple[dict[str, object],
 
 
 def finish(host: Host, store: Store, cid: str, code: int, error: str = "") -> None:
-    """Record the exit; carry out --rm."""
+    """Record the exit of an attached container; carry out --rm."""
     layout = store.layout
     with store.lock():
         if not layout.container_config(cid).exists():
@@ -326,7 +409,7 @@ def finish(host: Host, store: Store, cid: str, code: int, error: str = "") -> No
         state = store.state_record(cid)
         store.write(layout.container_state(cid), state_record(
             "exited", exit_code=code, error=error, started_at=state["started_at"],
-            finished_at=now_iso()))
+            finished_at=now_iso(), restart_count=state.get("restart_count", 0)))
         if store.config_record(cid)["auto_remove"]:
             host.step(f"remove container {short_id(cid)} (--rm)")
             store.remove_container(cid)
@@ -339,3 +422,68 @@ def forward_signals(host: Host, pid: int) -> None:
 
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, forward)
+
+
+# -- exec ------------------------------------------------------------------------------
+def exec_in(host: Host, store: Store, ref: str, options: RunOptions, detach: bool) -> int:
+    """`exec`: run a command in a running container, confined exactly as its PID 1."""
+    import subprocess
+
+    from shellctr.ids import find
+
+    cid = find(ref, store.container_names(), "container")
+    state, config = store.state_record(cid), store.config_record(cid)
+    if state["status"] != "running" or not alive(state["pid"], state["pid_start"]):
+        raise Conflict(f"container {ref} is not running", "start it first")
+    if not options.command:
+        raise ShellctrError("exec needs a command", "shellctr exec CONTAINER COMMAND [ARG...]")
+    env = dict(item.split("=", 1) for item in config["env"])
+    if options.tty:
+        env.setdefault("TERM", "xterm")
+    env.update(parse_env(options))
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    spec = {
+        "join": state["pid"],
+        "argv": options.command,
+        "env": [f"{key}={value}" for key, value in env.items()],
+        "cwd": options.workdir or config["working_dir"],
+        "user": options.user if options.user is not None else config["user"],
+        "tty": options.tty,
+        "status_fd": child.fileno(),
+        "trace": host.trace,
+    }
+    spec_path = store.layout.container_run_dir(cid) / f"exec-{new_id()[:12]}.json"
+    host.step(f"exec in container {short_id(cid)}")
+    host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
+    try:
+        quiet = subprocess.DEVNULL
+        process = host.spawn(
+            [sys.executable, "-I", "-S", "-c", init_step.ENTRY, path_arg(TOP),
+             path_arg(spec_path)],
+            pass_fds=(child.fileno(),),
+            stdin=None if options.interactive and not options.tty and not detach else quiet,
+            stdout=quiet if detach or options.tty else None,
+            stderr=quiet if detach else None,
+            start_new_session=True,
+            cwd="/",
+        )
+        child.close()
+        if process is None:  # --dry-run
+            return 0
+        message, fds, _ = receive_ready(host, parent)
+        if "message" in message:
+            process.wait()
+            raise ExecError(str(message["message"]), int(str(message.get("code", 125))))
+        if detach:
+            return 0
+        forward_signals(host, process.pid)
+        if options.tty and fds:
+            from shellctr.terminal import relay
+            relay(fds[0], interactive=options.interactive)
+        code = process.wait()
+        late, _, _ = receive(parent, block=False)
+        if "message" in late:
+            raise ExecError(str(late["message"]), int(str(late.get("code", 125))))
+        return code if code >= 0 else 128 - code
+    finally:
+        host.remove_file(spec_path)

@@ -248,6 +248,11 @@ def _plumbum_run(argv: Sequence[str], stdout: IO[bytes] | None = None) -> tuple[
     return int(process.wait()), "", str(err)
 
 
+def alive(pid: int, start: int) -> bool:
+    """The process `pid` still runs and is the one that started at `start`."""
+    return pid > 0 and process_start(pid) == start
+
+
 def process_start(pid: int) -> int | None:
     """When `pid` started (clock ticks after boot), or None if there is no such process."""
     try:

@@ -91,6 +91,7 @@ MASKED_PATHS = (
     "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
 )
 # ... and read-only paths
+JOINED_NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: it moves our root
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
 # (name, major, minor, mode) of the device nodes in /dev
@@ -108,6 +109,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
                         ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong,
                         ctypes.c_ulong, ctypes.c_ulong]
 
@@ -204,8 +206,8 @@ class Init:
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
-        self.rootfs = str(spec["rootfs"])
-        self.trace_fd = spec.get("trace_fd")
+        self.rootfs = str(spec.get("rootfs", ""))  # exec (`join`) mounts nothing
+        self.trace = bool(spec.get("trace"))
         self.status_fd = spec.get("status_fd")
         self.pty_master: int | None = None
         self.pty_slave: str | None = None
@@ -220,9 +222,17 @@ class Init:
         for step in steps:
             if step.when is not None and not step.when():
                 continue
-            if isinstance(self.trace_fd, int):
-                os.write(self.trace_fd, ("+ " + step.shell() + "\n").encode())
+            if self.trace:
+                self.show("+ " + step.shell())
             step.action()
+
+    def show(self, line: str) -> None:
+        """A trace line: to shellctr over the status socket (our stderr may be the
+        container's log), or to stderr when run by hand from a --dry-run script."""
+        if isinstance(self.status_fd, int):
+            self.send({"trace": line})
+        else:
+            os.write(2, (line + "\n").encode())
 
     def send(self, message: dict[str, object], fds: tuple[int, ...] = ()) -> None:
         if not isinstance(self.status_fd, int):
@@ -393,12 +403,13 @@ class Init:
             number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
             self.pty_master, self.pty_slave = master, f"/dev/pts/{number}"
 
-        return [
-            Step(lambda: "exec {pty}<>/dev/pts/ptmx  # the container's own pseudo-terminal",
-                 open_pty),
-            Step(lambda: sh("mount", "--bind", self.pty_slave or "/dev/pts/0", "/dev/console"),
-                 lambda: mount(self.pty_slave or "", "/dev/console", None, MS_BIND).action()),
-        ]
+        steps = [Step(lambda: "exec {pty}<>/dev/pts/ptmx  # the container's own pseudo-terminal",
+                      open_pty)]
+        if "join" not in self.spec:  # an exec'd process gets a pty, not the console
+            steps.append(Step(
+                lambda: sh("mount", "--bind", self.pty_slave or "/dev/pts/0", "/dev/console"),
+                lambda: mount(self.pty_slave or "", "/dev/console", None, MS_BIND).action()))
+        return steps
 
     def resolve(self) -> None:
         """User, groups, HOME, workdir and the command, from the container's own files."""
@@ -490,7 +501,49 @@ class Init:
                      lambda: None),
                 Step(self.exec_shell, lambda: None)]
 
+    def join(self) -> None:
+        """`exec`: enter the namespaces of a running container's PID 1, then the same
+        final step as its init (user, workdir, capabilities, no_new_privs, exec)."""
+        import signal  # only exec needs it (and it costs every start ~4 ms)
+
+        pid = int(self.spec["join"])
+        # open every namespace first: once in the container's mount namespace, the
+        # host's /proc/PID paths are out of reach
+        handles = [(kind, os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC))
+                   for kind in JOINED_NAMESPACES]
+
+        def enter() -> None:
+            for kind, fd in handles:
+                _check(_libc.setns(fd, 0), f"setns {kind}")
+                os.close(fd)
+
+        self.run([Step(lambda: sh("nsenter", f"--target={pid}", "--mount", "--uts", "--ipc",
+                                  "--net", "--pid", "--"), enter)])
+        child = os.fork()  # joining a pid namespace takes effect for children only
+        if child == 0:
+            try:
+                self.run(self.console_steps())
+                self.resolve()
+                self.run([self.workdir_step()])
+                self.run([Step(self.exec_shell, self.exec_command)])
+            except SetupError as err:
+                self.send({"message": str(err), "code": err.code})
+                os._exit(err.code)
+            except OSError as err:
+                self.send({"message": f"exec setup failed: {err}", "code": 125})
+                os._exit(125)
+        # This process stays outside the pid namespace: it only hands on the exit code.
+        if isinstance(self.status_fd, int):
+            os.close(self.status_fd)
+        for signum in (2, 15, 1, 3, 10, 12):  # forward INT TERM HUP QUIT USR1 USR2
+            signal.signal(signum, lambda number, frame: os.kill(child, number))
+        _, status = os.waitpid(child, 0)
+        code = os.waitstatus_to_exitcode(status)
+        sys.exit(code if code >= 0 else 128 - code)
+
     def main(self) -> None:
+        if "join" in self.spec:
+            self.join()
         os.umask(0)  # device nodes and dirs get exactly the modes asked for
         self.run(self.rootfs_steps())
         self.run(self.pivot_steps())

@@ -80,6 +80,14 @@ class Layout:
         """hostname / hosts / resolv.conf, bind-mounted into the container's /etc."""
         return self.container_dir(cid) / name
 
+    def container_log(self, cid: str) -> Path:
+        """Everything the container printed, in Docker's json-file format (the monitor's)."""
+        return self.container_dir(cid) / "container.log"
+
+    def container_exit_file(self, cid: str) -> Path:
+        """Written by the monitor when the container has ended: its exit code and time."""
+        return self.container_dir(cid) / "exit.json"
+
     def container_run_dir(self, cid: str) -> Path:
         return self.runroot / "containers" / cid
 

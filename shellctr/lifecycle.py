@@ -8,39 +8,57 @@ its start time, so a reused pid is not mistaken for it) has exited.
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 import sys
 import time
 from pathlib import Path
 
 from shellctr.cmd import path_arg
 from shellctr.errors import Conflict, ShellctrError
-from shellctr.host import Host, process_start
+from shellctr.host import Host, alive
 from shellctr.ids import find, short_id
-from shellctr.state import ContainerState, container_config, container_state, evolve, save
-from shellctr.store import Store, now_iso
+from shellctr.state import (
+    ContainerConfig,
+    ContainerState,
+    container_config,
+    container_state,
+    evolve,
+    save,
+)
+from shellctr.store import Store, now_iso, read_record
 
 UNKNOWN_EXIT = 255  # the container ended while no shellctr process watched it
 
 
-def alive(pid: int, start: int) -> bool:
-    """The process `pid` still runs and is the one that started at `start`."""
-    return pid > 0 and process_start(pid) == start
-
-
 def reconcile(store: Store, cid: str) -> ContainerState:
-    """The container's state, corrected if it ended while nothing was watching."""
+    """The container's state, brought up to date if it ended since it was written.
+
+    The monitor writes `exit.json` when the container ends; if both the container and
+    its monitor are gone without one (killed, or the host rebooted), the exit code is
+    unknown (255).
+    """
     state = container_state(store, cid)
-    if state.status != "running" or alive(state.pid, state.pid_start):
+    exit_file = store.layout.container_exit_file(cid)
+    if state.status != "running" or (not exit_file.exists() and (
+            alive(state.pid, state.pid_start) or alive(state.monitor_pid, state.monitor_start))):
         return state
-    if alive(state.monitor_pid, state.monitor_start):
-        return state  # its monitor is about to record the exit
     with store.lock():
         state = container_state(store, cid)
-        if state.status == "running" and not alive(state.pid, state.pid_start):
-            state = evolve(state, status="exited", exit_code=UNKNOWN_EXIT, pid=0, pid_start=0,
-                           monitor_pid=0, monitor_start=0, finished_at=now_iso(),
+        if state.status != "running":
+            return state
+        ended = {"status": "exited", "pid": 0, "pid_start": 0, "monitor_pid": 0,
+                 "monitor_start": 0}
+        if exit_file.exists():
+            record = read_record(exit_file)
+            state = evolve(state, **ended, exit_code=record["exit_code"],
+                           finished_at=record["finished_at"])
+        elif not alive(state.pid, state.pid_start) and not alive(state.monitor_pid,
+                                                                  state.monitor_start):
+            state = evolve(state, **ended, exit_code=UNKNOWN_EXIT, finished_at=now_iso(),
                            error="the container ended while no shellctr process watched it")
-            save(store, store.layout.container_state(cid), state)
+        else:
+            return state
+        save(store, store.layout.container_state(cid), state)
     return state
 
 
@@ -57,10 +75,12 @@ def remove(host: Host, store: Store, ref: str, force: bool) -> None:
         if not force:
             raise Conflict(f"cannot remove container {ref}: it is running",
                            "stop it first, or use rm -f")
+        mark_stopping(store, cid)
         host.step(f"kill container {short_id(cid)}")
         host.kill(state.pid, signal.SIGKILL)
         if not host.dry_run:
             wait_gone(state.pid, state.pid_start)
+            wait_exit_recorded(store, cid)  # the monitor is done with the container's files
     with store.lock():
         image_id = container_config(store, cid).image_id
         host.step(f"remove container {short_id(cid)}")
@@ -106,3 +126,216 @@ def export(host: Host, store: Store, ref: str, output: Path | None) -> None:
                 "sh", "-c", 'mount --types overlay overlay --options "$1" "$2" && shift 2 && '
                 'exec "$@"', "sh", options, rootfs, *tar, f"--directory={rootfs}", "."]
     host.run(argv, stdout=sys.stdout.buffer if output is None else None)
+
+
+# -- the verbs of a container's life ------------------------------------------------------
+STOP_POLL = 0.02  # seconds between looks at a process we are waiting for
+
+
+def require_running(store: Store, cid: str, ref: str) -> ContainerState:
+    state = reconcile(store, cid)
+    if state.status != "running":
+        raise Conflict(f"container {ref} is not running", "start it first")
+    return state
+
+
+def mark_stopping(store: Store, cid: str) -> None:
+    """Tell the restart policy that the user ended this container."""
+    with store.lock():
+        state = container_state(store, cid)
+        if state.status == "running" and not state.stopping:
+            save(store, store.layout.container_state(cid), evolve(state, stopping=True))
+
+
+def wait_exit_recorded(store: Store, cid: str, timeout: float = 10.0) -> ContainerState:
+    """After PID 1 is gone: wait until the monitor has recorded the end."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = reconcile(store, cid)
+        if state.status != "running" or time.monotonic() > deadline:
+            return state
+        time.sleep(STOP_POLL)
+
+
+def stop(host: Host, store: Store, ref: str, timeout: int) -> None:
+    """`stop -t N`: the stop signal, N seconds' grace, then SIGKILL."""
+    cid = find_container(store, ref)
+    state = reconcile(store, cid)
+    if state.status != "running":
+        return  # Docker: stopping a stopped container is not an error
+    mark_stopping(store, cid)
+    host.step(f"stop container {short_id(cid)}")
+    host.kill(state.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive(state.pid, state.pid_start) and time.monotonic() < deadline:
+        time.sleep(STOP_POLL)
+    if alive(state.pid, state.pid_start):
+        host.kill(state.pid, signal.SIGKILL)
+        wait_gone(state.pid, state.pid_start)
+    wait_exit_recorded(store, cid)
+
+
+def kill(host: Host, store: Store, ref: str, signum: int) -> None:
+    """`kill -s SIG`: one signal to PID 1."""
+    cid = find_container(store, ref)
+    state = require_running(store, cid, ref)
+    if signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+        mark_stopping(store, cid)
+    host.step(f"signal container {short_id(cid)}")
+    host.kill(state.pid, signum)
+    if signum == signal.SIGKILL:
+        wait_gone(state.pid, state.pid_start)
+        wait_exit_recorded(store, cid)
+
+
+def wait(store: Store, ref: str) -> int:
+    """`wait`: block until the container ends; its exit code."""
+    cid = find_container(store, ref)
+    while True:
+        state = reconcile(store, cid)
+        if state.status == "exited":
+            return state.exit_code
+        time.sleep(STOP_POLL * 5)
+
+
+def rename(host: Host, store: Store, ref: str, new_name: str) -> None:
+    from shellctr.ids import check_name
+
+    check_name(new_name)
+    with store.lock():
+        cid = find_container(store, ref)
+        names = store.container_names()
+        if new_name in names.values() and names[cid] != new_name:
+            raise Conflict(f'the container name "{new_name}" is already in use',
+                           "choose another name")
+        config = container_config(store, cid)
+        host.step(f"rename container {short_id(cid)} to {new_name}")
+        save(store, store.layout.container_config(cid), evolve(config, name=new_name))
+
+
+def parse_signal(text: str) -> int:
+    """`KILL`, `SIGKILL` or `9`."""
+    name = text.upper().removeprefix("SIG")
+    if name.isdigit():
+        number = int(name)
+        if 0 < number < signal.NSIG:
+            return number
+    elif hasattr(signal, "SIG" + name):
+        return int(getattr(signal, "SIG" + name))
+    raise ShellctrError(f"invalid signal: {text}", "use a name like TERM or a number like 15")
+
+
+def container_pids(pid: int) -> list[int]:
+    """Host pids of every process in the pid namespace whose init is `pid`."""
+    import os
+
+    try:
+        target = os.readlink(f"/proc/{pid}/ns/pid")
+    except FileNotFoundError:
+        return []
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") == target:
+                    pids.append(int(entry))
+            except OSError:  # gone meanwhile, or a kernel thread
+                continue
+    return sorted(pids)
+
+
+def top(host: Host, store: Store, ref: str, ps_args: list[str]) -> str:
+    """`top CTR [ps options]`: the host's ps, narrowed to the container's processes."""
+    cid = find_container(store, ref)
+    state = require_running(store, cid, ref)
+    pids = {str(pid) for pid in container_pids(state.pid)}
+    code, out, err = host.probe(["ps", *(ps_args or ["-ef"])])
+    if code != 0:
+        raise ShellctrError(f"ps failed: {err.strip()}")
+    lines = out.splitlines()
+    header = lines[0].split()
+    if "PID" not in header:
+        raise ShellctrError("ps output has no PID column", "include pid in the ps format")
+    column = header.index("PID")
+    kept = [line for line in lines[1:] if line.split()[column:column + 1] and
+            line.split()[column] in pids]
+    return "\n".join([lines[0], *kept])
+
+
+def on_exited(host: Host, store: Store, cid: str) -> int:
+    """The monitor's hook when a detached container ends: record it, then carry out the
+    restart policy or --rm. Returns the container's exit code."""
+    from shellctr.container import start
+
+    with store.lock():
+        if not store.layout.container_config(cid).exists():
+            return 0  # removed meanwhile (rm -f)
+        state = reconcile(store, cid)
+        config = container_config(store, cid)
+        restart = should_restart(config.restart_policy, config.restart_max, state)
+        if not restart:
+            if config.auto_remove:
+                host.step(f"remove container {short_id(cid)} (--rm)")
+                store.remove_container(cid)
+            return state.exit_code
+    time.sleep(min(0.1 * 2 ** state.restart_count, 10.0))  # Docker's back-off, capped
+    with store.lock():
+        if not store.layout.container_config(cid).exists():
+            return state.exit_code
+        current = container_state(store, cid)
+        if current.status != "exited" or current.stopping:
+            return state.exit_code  # started or stopped by the user meanwhile
+        save(store, store.layout.container_state(cid),
+             evolve(current, restart_count=current.restart_count + 1))
+    host.step(f"restart container {short_id(cid)} ({config.restart_policy})")
+    start(host, store, store.config_record(cid), attach=False)
+    return state.exit_code
+
+
+def should_restart(policy: str, max_retries: int, state: ContainerState) -> bool:
+    if state.stopping or policy == "no":
+        return False
+    if policy == "on-failure":
+        return state.exit_code != 0 and (max_retries == 0 or state.restart_count < max_retries)
+    return policy in ("always", "unless-stopped")
+
+
+# -- ps --filter -------------------------------------------------------------------------
+FILTER_KEYS = ("id", "name", "status", "exited", "ancestor", "label")
+
+
+def parse_filters(items: list[str]) -> dict[str, list[str]]:
+    """`-f key=value`...: the same key ORs, different keys AND (as Docker)."""
+    filters: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in FILTER_KEYS:
+            raise ShellctrError(f"invalid filter {item!r}",
+                                f"use KEY=VALUE with KEY one of {', '.join(FILTER_KEYS)}")
+        filters.setdefault(key, []).append(value)
+    return filters
+
+
+def container_matches(store: Store, config: ContainerConfig, state: ContainerState,
+                      filters: dict[str, list[str]]) -> bool:
+    import re
+
+    def ancestor(ref: str) -> bool:
+        from shellctr.image import find_image
+
+        try:
+            return find_image(store, ref).id == config.image_id
+        except ShellctrError:
+            return False
+
+    tests: dict[str, Callable[[str], bool]] = {
+        "id": lambda v: config.id.startswith(v),
+        "name": lambda v: re.search(v, config.name) is not None,
+        "status": lambda v: state.status == v,
+        "exited": lambda v: state.status == "exited" and str(state.exit_code) == v,
+        "ancestor": ancestor,
+        "label": lambda v: (v.partition("=")[0] in config.labels and
+                            ("=" not in v or config.labels[v.partition("=")[0]]
+                             == v.partition("=")[2])),
+    }
+    return all(any(tests[key](value) for value in values) for key, values in filters.items())

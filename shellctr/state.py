@@ -56,6 +56,8 @@ class ContainerConfig(Model):
     layers: list[str] = Field(min_length=1)  # bottom layer first
     path: str = Field(min_length=1)  # the program, as Docker's inspect `Path`
     args: list[str] = Field(default_factory=list)
+    entrypoint: list[str] = Field(default_factory=list)  # Docker's Config.Entrypoint
+    cmd: list[str] = Field(default_factory=list)  # Docker's Config.Cmd
     env: list[str]
     working_dir: str = "/"
     user: str = ""
@@ -63,6 +65,9 @@ class ContainerConfig(Model):
     tty: bool = False
     interactive: bool = False
     auto_remove: bool = False
+    restart_policy: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
+    restart_max: int = Field(default=0, ge=0)  # on-failure:N; 0 means no limit
+    labels: dict[str, str] = Field(default_factory=dict)
 
 
 class ContainerState(Model):
@@ -78,6 +83,8 @@ class ContainerState(Model):
     error: str = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    restart_count: int = Field(default=0, ge=0)  # restarts done by the restart policy
+    stopping: bool = False  # stopped by the user: the restart policy must not restart it
 
 
 M = TypeVar("M", bound=Model)

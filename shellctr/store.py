@@ -49,6 +49,7 @@ class Store:
     def __init__(self, layout: Layout, host: Host) -> None:
         self.layout = layout
         self.host = host
+        self._lock_depth = 0
 
     def prepare(self) -> None:
         """Create the store's directories on first use."""
@@ -59,7 +60,18 @@ class Store:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """The one lock around allocations of names and ids and read-modify-writes."""
+        """The one lock around allocations of names and ids and read-modify-writes.
+
+        Re-entrant within a process: a second flock on a new descriptor of the same
+        file would wait for the first forever.
+        """
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
         if not self.layout.root.is_dir():
             if self.host.dry_run:
                 yield  # nothing exists yet and nothing will be written
@@ -68,8 +80,10 @@ class Store:
         fd = os.open(self.layout.lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._lock_depth = 1
             yield
         finally:
+            self._lock_depth = 0
             os.close(fd)  # closing the file releases the flock
 
     def write(self, path: Path, record: Record) -> None:

@@ -1,0 +1,95 @@
+"""`inspect`: containers and images as the JSON Docker prints for them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shellctr.lifecycle import reconcile
+from shellctr.state import ContainerConfig, ContainerState, Image, container_config
+from shellctr.store import Store
+
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, as Docker prints "never"
+
+
+def _time(value: Any) -> str:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else ZERO_TIME
+
+
+def container_json(store: Store, cid: str) -> dict[str, Any]:
+    config: ContainerConfig = container_config(store, cid)
+    state: ContainerState = reconcile(store, cid)
+    layout = store.layout
+    running = state.status == "running"
+    return {
+        "Id": config.id,
+        "Created": _time(config.created),
+        "Path": config.path,
+        "Args": config.args,
+        "State": {
+            "Status": state.status,
+            "Running": running,
+            "Paused": False,
+            "Restarting": False,
+            "OOMKilled": False,
+            "Dead": False,
+            "Pid": state.pid if running else 0,
+            "ExitCode": state.exit_code,
+            "Error": state.error,
+            "StartedAt": _time(state.started_at),
+            "FinishedAt": _time(state.finished_at),
+        },
+        "Image": f"sha256:{config.image_id}",
+        "ResolvConfPath": str(layout.container_etc_file(cid, "resolv.conf")),
+        "HostnamePath": str(layout.container_etc_file(cid, "hostname")),
+        "HostsPath": str(layout.container_etc_file(cid, "hosts")),
+        "LogPath": str(layout.container_log(cid)),
+        "Name": "/" + config.name,
+        "RestartCount": state.restart_count,
+        "Driver": "overlay",
+        "HostConfig": {
+            "AutoRemove": config.auto_remove,
+            "RestartPolicy": {"Name": config.restart_policy,
+                              "MaximumRetryCount": config.restart_max},
+            "NetworkMode": "none",
+        },
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "LowerDir": ":".join(str(layout.layer_dir(d)) for d in reversed(config.layers)),
+                "UpperDir": str(layout.container_upper(cid)),
+                "WorkDir": str(layout.container_work(cid)),
+                "MergedDir": str(layout.container_rootfs(cid)),
+            },
+        },
+        "Mounts": [],
+        "Config": {
+            "Hostname": config.hostname,
+            "User": config.user,
+            "Tty": config.tty,
+            "OpenStdin": config.interactive,
+            "Env": config.env,
+            "Cmd": config.cmd or None,
+            "Image": config.image,
+            "WorkingDir": config.working_dir,
+            "Entrypoint": config.entrypoint or None,
+            "Labels": config.labels,
+        },
+    }
+
+
+def image_json(image: Image) -> dict[str, Any]:
+    return {
+        "Id": f"sha256:{image.id}",
+        "RepoTags": image.repo_tags,
+        "Created": _time(image.created),
+        "Comment": image.comment,
+        "Size": image.size,
+        "Config": {
+            "Env": image.config.Env,
+            "Cmd": image.config.Cmd,
+            "Entrypoint": image.config.Entrypoint,
+            "WorkingDir": image.config.WorkingDir,
+            "User": image.config.User,
+        },
+        "RootFS": {"Type": "layers", "Layers": [f"sha256:{d}" for d in image.layers]},
+    }
