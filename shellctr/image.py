@@ -416,7 +416,10 @@ def build_busybox(host: Host, store: Store, busybox: Path, ref: str) -> Image:
     if code != 0:
         raise ShellctrError(f"{busybox} --list-full failed: {err.strip()}")
     store.prepare()
-    tar_path = store.layout.tmp_dir / f"busybox-{os.getpid()}.tar"
+    # under --dry-run the store's tmp dir may not exist: the scratch tar goes to the system's
+    import tempfile
+    scratch = Path(tempfile.gettempdir()) if host.dry_run else store.layout.tmp_dir
+    tar_path = scratch / f"shellctr-busybox-{os.getpid()}.tar"
     try:
         with open(tar_path, "wb") as out:
             busybox_rootfs_tar(busybox, listing.splitlines(), out)

@@ -588,9 +588,11 @@ def resolve_user(spec: str) -> tuple[int, int, list[int], str]:
             gid = int(group)
         else:
             raise SetupError(f"unable to find group {group}: no matching entries in group file")
-    # like runc: the primary group plus every group that lists the user as a member
+    # like runc: the primary group plus every group that lists the user as a member;
+    # with an explicit group, that group alone (no supplementary groups from /etc/group)
     extra = sorted({gid} | {int(row[2]) for row in groups
-                            if name and len(row) >= 4 and name in row[3].split(",")})
+                            if not group and name and len(row) >= 4
+                            and name in row[3].split(",")})
     return uid, gid, extra, home
 
 

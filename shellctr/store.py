@@ -72,10 +72,10 @@ class Store:
             finally:
                 self._lock_depth -= 1
             return
+        if self.host.dry_run and not self.layout.lock_file.exists():
+            yield  # nothing will be written, not even the lock file
+            return
         if not self.layout.root.is_dir():
-            if self.host.dry_run:
-                yield  # nothing exists yet and nothing will be written
-                return
             self.host.ensure_dir(self.layout.root, mode=0o700)
         fd = os.open(self.layout.lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 
 def human_duration(since: datetime, until: datetime | None = None) -> str:
     """Docker's units.HumanDuration: `3 seconds`, `About a minute`, `2 hours`..."""
-    seconds = int(((until or datetime.now(UTC)) - since).total_seconds())
-    minutes, hours = seconds // 60, seconds // 3600
+    elapsed = ((until or datetime.now(UTC)) - since).total_seconds()
+    seconds = int(elapsed)
+    minutes = seconds // 60
+    hours = int(elapsed / 3600 + 0.5)  # Go rounds to the nearest hour here (d.Round), halves up
     if seconds < 1:
         return "Less than a second"
     if seconds == 1:
@@ -30,7 +32,7 @@ def human_duration(since: datetime, until: datetime | None = None) -> str:
         return f"{hours // (24 * 7)} weeks"
     if hours < 24 * 365 * 2:
         return f"{hours // (24 * 30)} months"
-    return f"{hours // (24 * 365)} years"
+    return f"{seconds // 3600 // (24 * 365)} years"  # whole hours, not rounded, as Go does
 
 
 def human_ago(when: datetime) -> str:
@@ -52,7 +54,9 @@ def command_column(argv: Sequence[str], truncate: bool) -> str:
     command = " ".join(argv)
     if truncate and len(command) > 20:
         command = command[:19] + "…"
-    return '"' + command.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # quoted as Go's strconv.Quote does: a newline or tab in the command must not break the row
+    import json
+    return json.dumps(command, ensure_ascii=False)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

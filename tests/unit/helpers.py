@@ -1,0 +1,238 @@
+"""Test doubles and builders shared by the unit tests (no root, no host commands)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import subprocess
+import tarfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from shellctr.cmd import Cmd
+from shellctr.errors import HostCommandError
+from shellctr.host import Host
+from shellctr.layout import Layout
+from shellctr.state import Image, save
+from shellctr.store import Store
+
+# Commands whose `action` is done in Python (os.mkdir, write_atomic, shutil.rmtree, os.rename,
+# os.kill): a RecordingHost runs them. Any other program (tar, unshare, ...) is skipped.
+PYTHON_ACTIONS = frozenset({"mkdir", "cat", "rm", "mv", "kill"})
+
+# Fixed ids and times, so records and commands are the same on every run.
+CID = "0123456789abcdef" * 4
+IMAGE_ID = "ab" * 32
+LAYER = "cd" * 32
+T0 = "2024-05-01T12:00:00.123456Z"
+T1 = "2024-05-01T12:00:05.000001Z"
+T2 = "2024-05-01T12:01:00.500000Z"
+
+
+class RecordingHost(Host):
+    """A Host whose `apply` records every command, runs only Python-side file actions,
+    substitutes or skips host commands, and raises at command number `fail_at` (1-based)."""
+
+    def __init__(
+        self,
+        *,
+        trace: bool = False,
+        dry_run: bool = False,
+        out: Any = None,
+        err: Any = None,
+        fail_at: int | None = None,
+        substitute: dict[str, Callable[[Cmd], Any]] | None = None,
+    ) -> None:
+        super().__init__(trace=trace, dry_run=dry_run, out=out, err=err or io.StringIO())
+        self.cmds: list[Cmd] = []
+        self.fail_at = fail_at
+        self.substitute = substitute or {}
+
+    def apply(self, cmd: Cmd, action: Callable[[], Any]) -> Any:
+        self.cmds.append(cmd)
+        self.show(cmd)
+        if len(self.cmds) == self.fail_at:
+            raise HostCommandError(f"{cmd.argv[0]} failed: injected failure")
+        if self.dry_run:
+            return None
+        program = cmd.argv[0]
+        if program in self.substitute:
+            return self.substitute[program](cmd)
+        if program in PYTHON_ACTIONS:
+            return action()
+        return None  # a host command (tar, unshare, ...): never run by unit tests
+
+    @property
+    def lines(self) -> list[str]:
+        """Every recorded command as the shell line --trace would print."""
+        return [cmd.shell() for cmd in self.cmds]
+
+    def reset(self) -> None:
+        self.cmds.clear()
+
+
+def fake_tar(cmd: Cmd) -> None:
+    """Stands in for `tar --extract`: extracts --file into --directory with Python's tarfile
+    (as the current user; owners are not kept)."""
+    options = dict(arg.split("=", 1) for arg in cmd.argv if arg.startswith("--") and "=" in arg)
+    excludes = {value for key, value in
+                (arg.split("=", 1) for arg in cmd.argv if arg.startswith("--exclude="))}
+    with tarfile.open(options["--file"]) as archive:
+        members = [m for m in archive.getmembers() if m.name not in excludes]
+        archive.extractall(options["--directory"], members=members, filter="tar")
+
+
+def q(path: str | os.PathLike[str]) -> str:
+    """A path as it appears in a shell line."""
+    return shlex.quote(os.fspath(path))
+
+
+def quiet_host() -> Host:
+    """A real Host (actions run) that prints nothing: for setting up a root."""
+    return Host(out=io.StringIO(), err=io.StringIO())
+
+
+def prepared_store(layout: Layout) -> Store:
+    """A store whose directories and lock file exist, as after any earlier command."""
+    store = Store(layout, quiet_host())
+    store.prepare()
+    with store.lock():
+        pass
+    return store
+
+
+def image_model(**changes: Any) -> Image:
+    record: dict[str, Any] = {
+        "id": IMAGE_ID,
+        "repo_tags": ["busybox:latest"],
+        "created": T0,
+        "layers": [LAYER],
+        "size": 1234,
+        "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
+        "comment": "",
+    }
+    record.update(changes)
+    return Image.model_validate(record)
+
+
+def install_image(layout: Layout, image: Image | None = None, *, layer_dir: bool = False) -> Image:
+    """Write an image record (and optionally its layer directory) into a prepared root."""
+    image = image or image_model()
+    store = prepared_store(layout)
+    save(store, layout.image_file(image.id), image)
+    if layer_dir:
+        for layer in image.layers:
+            layout.layer_dir(layer).mkdir(exist_ok=True)
+    return image
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int, bytes]]:
+    """Every path under `root`: its type, mode and (for files and links) its content."""
+    result: dict[str, tuple[str, int, bytes]] = {}
+    if not root.exists():
+        return result
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(directory) / name
+            st = path.lstat()
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                result[rel] = ("link", st.st_mode, os.readlink(path).encode())
+            elif path.is_dir():
+                result[rel] = ("dir", st.st_mode, b"")
+            else:
+                result[rel] = ("file", st.st_mode, path.read_bytes())
+    return result
+
+
+# -- tars ------------------------------------------------------------------------------
+Member = tuple[str, bytes, str]  # (name, type, data-or-linkname)
+
+
+def tar_bytes(members: Iterable[tuple[str, bytes] | tuple[str, bytes, bytes | str]],
+              owner: tuple[int, int] = (0, 0)) -> bytes:
+    """An uncompressed GNU tar, built in memory with fixed owners (uid, gid) and times.
+
+    Each member is (name, tarfile type) or (name, type, data for files / link target).
+    """
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        for entry in members:
+            name, kind = entry[0], entry[1]
+            extra = entry[2] if len(entry) > 2 else b""  # type: ignore[misc]
+            info = tarfile.TarInfo(name)
+            info.type, info.mtime, (info.uid, info.gid) = kind, 1700000000, owner
+            info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+            data = b""
+            if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+                info.linkname = str(extra)
+            elif kind in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+                info.devmajor, info.devminor = 1, 3
+            elif isinstance(extra, bytes):
+                data = extra
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data) if data else None)
+    return buffer.getvalue()
+
+
+ROOTFS: list[Any] = [
+    ("bin", tarfile.DIRTYPE),
+    ("bin/sh", tarfile.REGTYPE, b"#!fake shell\n"),
+    ("bin/ls", tarfile.SYMTYPE, "sh"),
+    ("etc", tarfile.DIRTYPE),
+    ("etc/passwd", tarfile.REGTYPE, b"root:x:0:0:root:/root:/bin/sh\n"),
+]
+
+
+def write_tar(path: Path, members: Iterable[Any] = ROOTFS) -> Path:
+    path.write_bytes(tar_bytes(members))
+    return path
+
+
+def record_of(cmd: Cmd) -> dict[str, Any]:
+    """The JSON record a `cat > file <<EOF` command writes."""
+    assert cmd.argv == ["cat"] and cmd.stdin is not None, cmd
+    value: dict[str, Any] = json.loads(cmd.stdin)
+    return value
+
+
+def reap_in_background(process: subprocess.Popen[bytes]) -> None:
+    """Wait for `process` in a thread, so that once killed it does not linger as a zombie."""
+    import threading
+
+    threading.Thread(target=process.wait, daemon=True).start()
+
+
+# -- a stand-in for `unshare ... init.py` -----------------------------------------------
+FAKE_INIT = """
+import json, socket, sys
+fd, code = int(sys.argv[1]), int(sys.argv[2])
+sock = socket.socket(fileno=fd)
+for message in json.loads(sys.argv[3]):
+    sock.sendmsg([json.dumps(message).encode()])
+sys.exit(code)
+"""
+
+
+class FakeInit:
+    """Substitutes the `unshare` command: a process that reads the init spec, sends
+    `messages` over its status fd as init.py would, and exits with `code`."""
+
+    def __init__(self, code: int = 0, messages: list[dict[str, Any]] | None = None) -> None:
+        self.code = code
+        self.messages = [{"ready": True}] if messages is None else messages
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __call__(self, cmd: Cmd) -> subprocess.Popen[bytes]:
+        import sys
+
+        spec = json.loads(Path(cmd.argv[-1]).read_text())
+        fd = spec["status_fd"]
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", FAKE_INIT, str(fd), str(self.code),
+             json.dumps(self.messages)],
+            pass_fds=(fd,), stdin=subprocess.DEVNULL)
+        return self.process

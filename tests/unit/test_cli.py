@@ -1,0 +1,229 @@
+"""The CLI in-process: exit codes, one-line errors, --dry-run scripts, listings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import shellctr.host
+from shellctr.cli import main
+from shellctr.layout import Layout
+
+from .helpers import ROOTFS, FakeInit, RecordingHost, fake_tar, install_image, snapshot, tar_bytes
+
+pytestmark = pytest.mark.usefixtures("restore_signals")  # `run` forwards signals
+
+HEADER_PS = "CONTAINER ID   IMAGE   COMMAND   CREATED   STATUS   PORTS   NAMES"
+HEADER_IMAGES = "REPOSITORY   TAG   IMAGE ID   CREATED   SIZE"
+
+
+@pytest.fixture
+def cli(layout: Layout, capsys: pytest.CaptureFixture[str]) -> Any:
+    """Run `shellctr --root R --runroot RR ARGS...`; return (code, stdout, stderr)."""
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(["--root", str(layout.root), "--runroot", str(layout.runroot), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+@pytest.fixture
+def recording(monkeypatch: pytest.MonkeyPatch) -> list[RecordingHost]:
+    """The CLI's Host is a RecordingHost: tar is done in Python, unshare by a fake init."""
+    hosts: list[RecordingHost] = []
+
+    def make(**kwargs: Any) -> RecordingHost:
+        host = RecordingHost(**kwargs, err=sys.stderr,
+                             substitute={"tar": fake_tar, "unshare": FakeInit()})
+        hosts.append(host)
+        return host
+
+    monkeypatch.setattr(shellctr.host, "Host", make)
+    return hosts
+
+
+@pytest.fixture
+def tar(tmp_path: Path) -> Path:
+    path = tmp_path / "rootfs.tar"
+    path.write_bytes(tar_bytes(ROOTFS))
+    return path
+
+
+def one_error_line(err: str, starting: str) -> None:
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert err.startswith(starting), err
+
+
+@pytest.mark.parametrize("args", [
+    ["ps", "--bogus"],
+    ["--bogus", "ps"],
+    ["run", "--bogus", "busybox"],
+    ["images", "extra"],
+])
+def test_unknown_flag_is_one_line_and_125(cli: Any, args: list[str]) -> None:
+    code, out, err = cli(*args)
+    assert code == 125 and out == ""
+    one_error_line(err, "shellctr: unknown flag: ")
+    assert err.endswith(" (see 'shellctr --help')\n")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "shellctr: the following arguments are required: COMMAND"),
+    (["nosuchverb"], "shellctr: argument COMMAND: invalid choice: 'nosuchverb'"),
+    (["rm"], "shellctr: the following arguments are required: CONTAINER"),
+    (["run"], "shellctr: the following arguments are required: IMAGE"),
+])
+def test_usage_errors_are_one_line_and_125(cli: Any, args: list[str], message: str) -> None:
+    code, out, err = cli(*args)
+    assert code == 125 and out == ""
+    one_error_line(err, message)
+
+
+def test_run_of_a_missing_image(cli: Any, layout: Layout) -> None:
+    code, out, err = cli("run", "nope", "true")
+    assert code == 125 and out == ""
+    one_error_line(err, "shellctr: unable to find image 'nope:latest' locally")
+
+
+def test_run_with_an_empty_env_name(cli: Any, layout: Layout) -> None:
+    install_image(layout)
+    before = snapshot(layout.root)
+    code, out, err = cli("run", "-e", "=x", "busybox", "true")
+    assert code == 125 and out == ""
+    one_error_line(err, "shellctr: invalid environment variable: '=x'")
+    assert snapshot(layout.root) == before
+
+
+def test_run_detach_is_not_supported_yet(cli: Any) -> None:
+    code, _, err = cli("run", "-d", "busybox")
+    assert code == 125
+    one_error_line(err, "shellctr: run -d is not supported yet")
+
+
+def test_import_of_a_missing_file(cli: Any, tmp_path: Path) -> None:
+    code, _, err = cli("import", str(tmp_path / "nope.tar"))
+    assert code == 125
+    one_error_line(err, "shellctr: no such file: ")
+
+
+def test_dry_run_import_prints_a_bash_script_and_changes_nothing(
+        cli: Any, layout: Layout, tar: Path) -> None:
+    code, out, err = cli("--dry-run", "import", str(tar), "base:1")
+    assert (code, err) == (0, "")
+    assert out.startswith("#!/usr/bin/env bash\n")
+    assert "set -euo pipefail\n" in out
+    assert "\ntar --extract --file=" in out and "\nmv --no-target-directory " in out
+    subprocess.run(["bash", "-n"], input=out.encode(), check=True)
+    assert not layout.root.exists() and not layout.runroot.exists()
+
+
+@pytest.mark.parametrize("with_lock", [True, False])
+def test_dry_run_import_into_an_existing_root_changes_nothing(
+        cli: Any, layout: Layout, tar: Path, with_lock: bool) -> None:
+    if with_lock:
+        install_image(layout)
+    else:
+        layout.root.mkdir()  # made by hand: not even a lock file yet
+    before = snapshot(layout.root)
+    code, out, _ = cli("--dry-run", "import", str(tar), "busybox")
+    assert code == 0 and "\n# record the image\n" in out and out.startswith("#!/usr/bin/env bash\n")
+    subprocess.run(["bash", "-n"], input=out.encode(), check=True)
+    assert snapshot(layout.root) == before
+
+
+def test_dry_run_import_script_replayed_by_bash_imports_the_image(
+        cli: Any, layout: Layout, tmp_path: Path) -> None:
+    # members owned by the caller, so that tar --same-owner needs no root
+    tar = tmp_path / "mine.tar"
+    tar.write_bytes(tar_bytes(ROOTFS, owner=(os.getuid(), os.getgid())))
+    _, script, _ = cli("--dry-run", "import", str(tar), "base:1")
+    subprocess.run(["bash"], input=script.encode(), check=True, capture_output=True)
+    code, out, _ = cli("images")
+    assert code == 0
+    rows = [line.split() for line in out.splitlines()[1:]]
+    assert [row[:2] for row in rows] == [["base", "1"]]
+    layer = next(p for p in layout.layers_dir.iterdir())
+    assert (layer / "bin" / "sh").read_bytes() == b"#!fake shell\n"
+
+
+def test_dry_run_rmi_of_a_missing_image(cli: Any, layout: Layout) -> None:
+    code, out, err = cli("--dry-run", "rmi", "nope")
+    assert code == 125 and out == ""
+    one_error_line(err, "shellctr: unable to find image 'nope:latest' locally")
+
+
+def test_dry_run_run_prints_a_valid_script_and_changes_nothing(cli: Any,
+                                                               layout: Layout) -> None:
+    install_image(layout)
+    before = snapshot(layout.root)
+    code, out, err = cli("--dry-run", "run", "--rm", "--name", "web", "busybox", "echo", "hi")
+    assert (code, err) == (0, "")
+    subprocess.run(["bash", "-n"], input=out.encode(), check=True)
+    lines = out.splitlines()
+    assert any(line.startswith("unshare --mount --uts --ipc --net --pid --fork ")
+               for line in lines)
+    assert any(line.startswith("#   setpriv --bounding-set=-all,+chown,") for line in lines)
+    assert lines[-1].startswith("rm --recursive ")  # --rm: the teardown is planned too
+    assert snapshot(layout.root) == before
+    assert not layout.runroot.exists()
+
+
+def test_images_quiet_on_an_empty_root(cli: Any, layout: Layout) -> None:
+    assert cli("images", "-q") == (0, "", "")
+    assert not layout.root.exists()
+
+
+def test_ps_all_on_an_empty_root_prints_only_the_header(cli: Any) -> None:
+    assert cli("ps", "-a") == (0, HEADER_PS + "\n", "")
+    assert cli("ps", "-q") == (0, "", "")
+
+
+def test_images_on_an_empty_root_prints_only_the_header(cli: Any) -> None:
+    assert cli("images") == (0, HEADER_IMAGES + "\n", "")
+
+
+def test_trace_prints_each_command_to_stderr(cli: Any, recording: list[RecordingHost],
+                                             tar: Path) -> None:
+    code, out, err = cli("--trace", "import", str(tar))
+    assert code == 0 and out.startswith("sha256:")
+    traced = [line for line in err.splitlines() if line.startswith("+ ")]
+    assert [line.split()[1] for line in traced] == [
+        "mkdir", "mkdir", "mkdir", "mkdir", "mkdir", "mkdir", "tar", "mv", "cat"]
+    assert traced[6].startswith("+ tar --extract --file=")
+
+
+def test_import_run_ps_rm_rmi(cli: Any, layout: Layout, recording: list[RecordingHost],
+                              tar: Path) -> None:
+    code, out, err = cli("import", "--change", 'CMD ["sh"]', str(tar), "base:1")
+    assert code == 0 and err == ""
+    image_id = out.strip().removeprefix("sha256:")
+    assert len(image_id) == 64
+
+    code, out, _ = cli("images")
+    assert out.splitlines()[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert out.splitlines()[1].split()[:3] == ["base", "1", image_id[:12]]
+    assert out.splitlines()[1].endswith("43B")
+    assert cli("images", "-q") == (0, image_id[:12] + "\n", "")
+
+    assert cli("run", "--name", "web", "base:1", "echo", "hi")[0] == 0
+    code, out, _ = cli("ps", "-a")
+    header, row = out.splitlines()
+    assert header.split()[:2] == ["CONTAINER", "ID"]
+    assert '"echo hi"' in row and "Exited (0) Less than a second ago" in row
+    assert row.split()[1] == "base:1" and row.endswith("web")
+    assert cli("ps") == (0, HEADER_PS + "\n", "")
+
+    code, _, err = cli("rmi", "base:1")
+    assert code == 125
+    one_error_line(err, "shellctr: unable to remove image base:1: container ")
+
+    assert cli("rm", "web") == (0, "web\n", "")
+    assert cli("rm", "web")[0] == 125
+    assert cli("rmi", "base:1") == (0, f"Untagged: base:1\nDeleted: sha256:{image_id}\n", "")
+    assert list(layout.layers_dir.iterdir()) == []
+    assert cli("images", "-q") == (0, "", "")

@@ -1,0 +1,139 @@
+"""container.parse_env / build_env / build_command: Docker's rules for env and argv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shellctr.container import (
+    DEFAULT_PATH,
+    RunOptions,
+    build_command,
+    build_env,
+    parse_env,
+)
+from shellctr.errors import NotFound, ShellctrError
+
+
+def options(**kwargs: object) -> RunOptions:
+    return RunOptions("busybox", **kwargs)  # type: ignore[arg-type]
+
+
+# -- build_env -------------------------------------------------------------------------
+def test_default_env_is_path_and_hostname_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_TOKEN", "do-not-leak")
+    monkeypatch.setenv("TERM", "screen")
+    assert build_env(options(), [], "web") == [f"PATH={DEFAULT_PATH}", "HOSTNAME=web"]
+    assert DEFAULT_PATH == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def test_tty_sets_term_xterm() -> None:
+    assert build_env(options(tty=True), [], "web") == [
+        f"PATH={DEFAULT_PATH}", "HOSTNAME=web", "TERM=xterm"]
+
+
+def test_image_env_overrides_path_in_place_and_adds_its_own() -> None:
+    env = build_env(options(tty=True), ["PATH=/opt/bin", "LANG=C.UTF-8", "TERM=dumb"], "web")
+    assert env == ["PATH=/opt/bin", "HOSTNAME=web", "TERM=dumb", "LANG=C.UTF-8"]
+
+
+def test_image_env_entries_without_equals_are_ignored() -> None:
+    assert build_env(options(), ["JUNK", "A=1=2"], "h") == [
+        f"PATH={DEFAULT_PATH}", "HOSTNAME=h", "A=1=2"]
+
+
+def test_caller_env_overrides_the_image_env() -> None:
+    env = build_env(options(env=["LANG=en", "HOSTNAME=x", "NEW=", "PATH=/p"]), ["LANG=C"], "h")
+    assert env == ["PATH=/p", "HOSTNAME=x", "LANG=en", "NEW="]
+
+
+# -- parse_env -------------------------------------------------------------------------
+def test_env_name_alone_takes_the_callers_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FROM_CALLER", "value with spaces")
+    monkeypatch.delenv("UNSET_IN_CALLER", raising=False)
+    assert parse_env(options(env=["FROM_CALLER", "UNSET_IN_CALLER"])) == {
+        "FROM_CALLER": "value with spaces"}
+
+
+def test_env_values_are_kept_verbatim() -> None:
+    assert parse_env(options(env=["A=x=y", "B= spaced ", "C=", "D='q'"])) == {
+        "A": "x=y", "B": " spaced ", "C": "", "D": "'q'"}
+
+
+def test_later_env_wins() -> None:
+    assert parse_env(options(env=["A=1", "A=2"])) == {"A": "2"}
+
+
+@pytest.mark.parametrize("item", ["=x", "=", "", " A=1", "A B=1", "A =1"])
+def test_invalid_env_is_an_error(item: str) -> None:
+    with pytest.raises(ShellctrError, match="invalid environment variable") as info:
+        parse_env(options(env=[item]))
+    assert info.value.hint == "use -e NAME=VALUE or -e NAME"
+
+
+def test_env_file_skips_comments_and_blank_lines(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FROM_CALLER", "yes")
+    env_file = tmp_path / "app.env"
+    env_file.write_text(
+        "# a comment\n"
+        "\n"
+        "   \n"
+        "A=1\n"
+        "  # an indented comment\n"
+        "B=two words # not a comment\n"
+        "FROM_CALLER\n"
+        "URL=http://x/#frag\n"
+    )
+    assert parse_env(options(env_files=[str(env_file)])) == {
+        "A": "1", "B": "two words # not a comment", "FROM_CALLER": "yes",
+        "URL": "http://x/#frag"}
+
+
+def test_env_files_in_order_then_e_flags_win(tmp_path: Path) -> None:
+    first, second = tmp_path / "1.env", tmp_path / "2.env"
+    first.write_text("A=file1\nB=file1\nC=file1\n")
+    second.write_text("B=file2\n")
+    parsed = parse_env(options(env_files=[str(first), str(second)], env=["C=flag"]))
+    assert parsed == {"A": "file1", "B": "file2", "C": "flag"}
+
+
+def test_invalid_line_in_env_file_is_an_error(tmp_path: Path) -> None:
+    env_file = tmp_path / "bad.env"
+    env_file.write_text("=oops\n")
+    with pytest.raises(ShellctrError, match="invalid environment variable: '=oops'"):
+        parse_env(options(env_files=[str(env_file)]))
+
+
+def test_missing_env_file_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match=r"cannot read env file .*missing\.env"):
+        parse_env(options(env_files=[str(tmp_path / "missing.env")]))
+
+
+# -- build_command ---------------------------------------------------------------------
+@pytest.mark.parametrize(("kwargs", "entrypoint", "cmd", "argv"), [
+    ({}, None, ["sh"], ["sh"]),  # the image's CMD
+    ({"command": ["ls", "-l"]}, None, ["sh"], ["ls", "-l"]),  # the caller's command replaces it
+    ({}, ["/init"], ["--serve"], ["/init", "--serve"]),  # entrypoint + CMD
+    ({"command": ["--debug"]}, ["/init"], ["--serve"], ["/init", "--debug"]),
+    ({"entrypoint": "/bin/echo"}, ["/init"], ["--serve"], ["/bin/echo"]),  # drops image CMD
+    ({"entrypoint": "/bin/echo", "command": ["hi"]}, ["/init"], ["x"], ["/bin/echo", "hi"]),
+    ({"entrypoint": "", "command": ["ls"]}, ["/init"], ["x"], ["ls"]),  # empty: no entrypoint
+    ({"entrypoint": "sh -c"}, None, None, ["sh -c"]),  # one word, as Docker takes it
+])
+def test_build_command_combines_as_docker_does(kwargs: dict[str, object],
+                                               entrypoint: list[str] | None,
+                                               cmd: list[str] | None, argv: list[str]) -> None:
+    assert build_command(options(**kwargs), entrypoint, cmd) == argv
+
+
+@pytest.mark.parametrize(("kwargs", "entrypoint", "cmd"), [
+    ({}, None, None),
+    ({}, [], []),
+    ({"entrypoint": ""}, ["/init"], ["sh"]),
+])
+def test_no_command_at_all_is_an_error(kwargs: dict[str, object], entrypoint: list[str] | None,
+                                       cmd: list[str] | None) -> None:
+    with pytest.raises(ShellctrError, match="no command specified"):
+        build_command(options(**kwargs), entrypoint, cmd)

@@ -1,0 +1,233 @@
+"""`import`: the exact steps that add a layer and record an image, and undo on failure."""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shellctr.cmd import Cmd
+from shellctr.errors import HostCommandError, ShellctrError
+from shellctr.image import image_id_for, import_image
+from shellctr.layout import Layout
+from shellctr.state import Image, ImageConfig, save
+from shellctr.store import Store
+
+from .helpers import (
+    ROOTFS,
+    T0,
+    RecordingHost,
+    fake_tar,
+    image_model,
+    install_image,
+    prepared_store,
+    q,
+    record_of,
+    snapshot,
+    tar_bytes,
+    write_tar,
+)
+
+pytestmark = pytest.mark.usefixtures("fixed")
+
+TAR_FLAGS = ["--numeric-owner", "--same-owner", "--preserve-permissions",
+             "--xattrs", "--xattrs-include=*"]
+
+
+@pytest.fixture
+def tar(tmp_path: Path) -> Path:
+    return write_tar(tmp_path / "rootfs.tar")
+
+
+def diff_id(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def import_steps(layout: Layout, tar: Path, image_id: str) -> list[list[str]]:
+    digest = diff_id(tar)
+    partial = layout.layers_dir / f".{digest}.partial"
+    return [
+        ["mkdir", "--mode=755", str(partial)],
+        ["tar", "--extract", f"--file={tar}", f"--directory={partial}", *TAR_FLAGS],
+        ["mv", "--no-target-directory", str(partial), str(layout.layer_dir(digest))],
+        ["cat", ">", str(layout.image_file(image_id))],
+    ]
+
+
+def argvs(host: RecordingHost) -> list[list[str]]:
+    """Each command's argv, a write shown as `cat > FILE`."""
+    return [cmd.argv + ([">", cmd.redirect] if cmd.redirect else []) for cmd in host.cmds]
+
+
+def expected_id(tar: Path, config: ImageConfig | None = None) -> str:
+    return image_id_for([diff_id(tar)], config or ImageConfig(), T0, "")
+
+
+def test_import_steps_in_order(layout: Layout, tar: Path) -> None:
+    prepared_store(layout)
+    host = RecordingHost(substitute={"tar": fake_tar})
+    image = import_image(host, Store(layout, host), tar, ['CMD ["sh"]'], "base:1")
+
+    config = ImageConfig(Cmd=["sh"])
+    assert image.id == expected_id(tar, config)
+    assert argvs(host) == import_steps(layout, tar, image.id)
+    assert record_of(host.cmds[-1]) == image.model_dump(mode="json")
+    assert image.repo_tags == ["base:1"] and image.layers == [diff_id(tar)]
+    layer = layout.layer_dir(diff_id(tar))
+    assert (layer / "bin" / "sh").read_bytes() == b"#!fake shell\n"
+    assert sorted(p.name for p in layout.layers_dir.iterdir()) == [diff_id(tar)]
+
+
+def test_import_shell_lines(layout: Layout, tar: Path) -> None:
+    prepared_store(layout)
+    host = RecordingHost()
+    image = import_image(host, Store(layout, host), tar, [], None)
+    partial = q(layout.layers_dir / f".{diff_id(tar)}.partial")
+    assert host.lines[:3] == [
+        f"mkdir --mode=755 {partial}",
+        f"tar --extract --file={q(tar)} --directory={partial} --numeric-owner --same-owner "
+        "--preserve-permissions --xattrs '--xattrs-include=*'",
+        f"mv --no-target-directory {partial} {q(layout.layer_dir(diff_id(tar)))}",
+    ]
+    assert host.lines[3].startswith(f"cat > {q(layout.image_file(image.id))} <<'EOF'\n{{")
+
+
+def test_import_excludes_device_nodes_under_dev(layout: Layout, tmp_path: Path) -> None:
+    prepared_store(layout)
+    tar = write_tar(tmp_path / "dev.tar", [*ROOTFS, ("dev", tarfile.DIRTYPE),
+                                           ("dev/null", tarfile.CHRTYPE),
+                                           ("./dev/sda", tarfile.BLKTYPE)])
+    host = RecordingHost()
+    import_image(host, Store(layout, host), tar, [], None)
+    assert host.cmds[1].argv[-5:] == [
+        "--xattrs-include=*", "--anchored", "--no-wildcards",
+        "--exclude=dev/null", "--exclude=./dev/sda"]
+
+
+def test_import_of_a_layer_already_present_only_records_the_image(layout: Layout,
+                                                                   tar: Path) -> None:
+    prepared_store(layout)
+    layout.layer_dir(diff_id(tar)).mkdir()
+    host = RecordingHost()
+    image = import_image(host, Store(layout, host), tar, [], "again")
+    assert argvs(host) == [["cat", ">", str(layout.image_file(image.id))]]
+
+
+def test_import_clears_a_partial_layer_left_by_a_crash(layout: Layout, tar: Path) -> None:
+    prepared_store(layout)
+    partial = layout.layers_dir / f".{diff_id(tar)}.partial"
+    partial.mkdir()
+    (partial / "half-written").write_text("x")
+    host = RecordingHost()
+    image = import_image(host, Store(layout, host), tar, [], None)
+    assert argvs(host) == [["rm", "--recursive", str(partial)],
+                           *import_steps(layout, tar, image.id)]
+
+
+def test_import_moves_the_tag_from_another_image(layout: Layout, tar: Path) -> None:
+    old = install_image(layout, image_model(repo_tags=["busybox:latest", "keep:1"]))
+    host = RecordingHost(substitute={"tar": fake_tar})
+    image = import_image(host, Store(layout, host), tar, [], "busybox")
+    steps = import_steps(layout, tar, image.id)
+    assert argvs(host) == [*steps[:3], ["cat", ">", str(layout.image_file(old.id))], steps[3]]
+    assert record_of(host.cmds[3])["repo_tags"] == ["keep:1"]
+    assert image.repo_tags == ["busybox:latest"]
+
+
+# -- failure at step k undoes steps k-1..1 -----------------------------------------------
+@pytest.mark.parametrize(("k", "undo"), [
+    (1, []),
+    (2, [["rm", "--recursive", "{partial}"]]),
+    (3, [["rm", "--recursive", "{partial}"]]),
+    (4, [["mv", "--no-target-directory", "{layer}", "{partial}"],
+         ["rm", "--recursive", "{partial}"]]),
+])
+def test_import_failure_at_step_k_undoes_the_steps_before_it(
+        layout: Layout, tar: Path, k: int, undo: list[list[str]]) -> None:
+    prepared_store(layout)
+    before = snapshot(layout.root)
+    host = RecordingHost(fail_at=k, substitute={"tar": fake_tar})
+
+    with pytest.raises(HostCommandError, match="injected failure"):
+        import_image(host, Store(layout, host), tar, [], "base")
+
+    paths = {"partial": str(layout.layers_dir / f".{diff_id(tar)}.partial"),
+             "layer": str(layout.layer_dir(diff_id(tar)))}
+    steps = import_steps(layout, tar, expected_id(tar))
+    assert argvs(host) == steps[:k] + [[arg.format(**paths) for arg in cmd] for cmd in undo]
+    assert snapshot(layout.root) == before
+
+
+@pytest.mark.parametrize("k", range(1, 6))
+def test_import_failure_restores_a_moved_tag(layout: Layout, tar: Path, k: int) -> None:
+    old = install_image(layout, image_model(repo_tags=["base:latest"]))
+    before = snapshot(layout.root)
+    host = RecordingHost(fail_at=k, substitute={"tar": fake_tar})
+
+    with pytest.raises(HostCommandError):
+        import_image(host, Store(layout, host), tar, [], "base")
+
+    partial = str(layout.layers_dir / f".{diff_id(tar)}.partial")
+    layer = str(layout.layer_dir(diff_id(tar)))
+    old_file = str(layout.image_file(old.id))
+    steps = [*import_steps(layout, tar, expected_id(tar))[:3], ["cat", ">", old_file],
+             ["cat", ">", str(layout.image_file(expected_id(tar)))]]
+    undos = [
+        [],  # mkdir failed: nothing was done
+        [["rm", "--recursive", partial]],
+        [["rm", "--recursive", partial]],
+        [["mv", "--no-target-directory", layer, partial], ["rm", "--recursive", partial]],
+        [["cat", ">", old_file],
+         ["mv", "--no-target-directory", layer, partial], ["rm", "--recursive", partial]],
+    ][k - 1]
+    assert argvs(host) == steps[:k] + undos
+    assert snapshot(layout.root) == before
+    assert Image.model_validate_json(Path(old_file).read_text()) == old
+
+
+def test_an_undo_that_fails_is_reported_and_the_rest_still_run(layout: Layout,
+                                                                tar: Path) -> None:
+    install_image(layout, image_model(repo_tags=["base:latest"]))
+
+    class FailingUndo(RecordingHost):
+        def apply(self, cmd: Cmd, action: Callable[[], Any]) -> Any:
+            if len(self.cmds) == 5:  # the first undo: the old image's record written back
+                self.cmds.append(cmd)
+                raise OSError(28, "No space left on device")
+            return super().apply(cmd, action)
+
+    host = FailingUndo(fail_at=5, substitute={"tar": fake_tar})
+    with pytest.raises(HostCommandError, match="injected failure"):
+        import_image(host, Store(layout, host), tar, [], "base")
+    assert [cmd.argv[0] for cmd in host.cmds] == ["mkdir", "tar", "mv", "cat", "cat",
+                                                  "cat", "mv", "rm"]
+    assert host.err.getvalue() == ("shellctr: warning: could not undo untag base:latest: "
+                                   "[Errno 28] No space left on device\n")
+    assert not layout.layer_dir(diff_id(tar)).exists()
+
+
+def test_invalid_tar_or_reference_changes_nothing(layout: Layout, tmp_path: Path) -> None:
+    prepared_store(layout)
+    before = snapshot(layout.root)
+    host = RecordingHost()
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(tar_bytes([("/etc/passwd", tarfile.REGTYPE, b"x")]))
+    with pytest.raises(ShellctrError, match="absolute path"):
+        import_image(host, Store(layout, host), bad, [], None)
+    with pytest.raises(ShellctrError, match="invalid reference format"):
+        import_image(host, Store(layout, host), write_tar(tmp_path / "ok.tar"), [], "UPPER")
+    with pytest.raises(ShellctrError, match="RUN is not supported"):
+        import_image(host, Store(layout, host), tmp_path / "ok.tar", ["RUN x"], None)
+    assert host.cmds == []
+    assert snapshot(layout.root) == before
+
+
+def test_saved_image_round_trips(layout: Layout) -> None:
+    store = prepared_store(layout)
+    image = image_model()
+    save(store, layout.image_file(image.id), image)
+    assert Image.model_validate_json(layout.image_file(image.id).read_text()) == image

@@ -1,0 +1,277 @@
+"""init.py's pure parts: users and groups, finding the program, the steps' shell lines."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+
+from shellctr import init
+from shellctr.init import Init, SetupError, find_program, resolve_user
+
+PASSWD = """\
+root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
+user:x:1000:1000:user:/home/user:/bin/sh
+nohome:x:1001:1001:no home::/bin/sh
+short:x:7
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+"""
+GROUP = """\
+root:x:0:
+daemon:x:1:
+tty:x:5:
+wheel:x:10:root,user
+audio:x:29:user
+staff:x:50:nohome
+user:x:1000:
+nogroup:x:65534:
+"""
+
+
+@pytest.fixture
+def etc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The container's /etc/passwd and /etc/group, as files in a tmp dir."""
+    (tmp_path / "passwd").write_text(PASSWD)
+    (tmp_path / "group").write_text(GROUP)
+    read = init._read_table
+    monkeypatch.setattr(init, "_read_table",
+                        lambda path: read(str(tmp_path / Path(path).name)))
+    return tmp_path
+
+
+@pytest.mark.parametrize(("spec", "resolved"), [
+    ("", (0, 0, [0, 10], "/root")),  # root, plus the groups that list root
+    ("root", (0, 0, [0, 10], "/root")),
+    ("0", (0, 0, [0, 10], "/root")),
+    ("user", (1000, 1000, [10, 29, 1000], "/home/user")),
+    ("1000", (1000, 1000, [10, 29, 1000], "/home/user")),
+    ("nohome", (1001, 1001, [50, 1001], "/")),  # empty home field: /
+    ("daemon", (1, 1, [1], "/usr/sbin")),
+    ("4242", (4242, 0, [0], "/")),  # a uid with no passwd entry: gid 0, home /
+    ("nobody:nogroup", (65534, 65534, [65534], "/nonexistent")),
+    ("4242:4343", (4242, 4343, [4343], "/")),  # numeric group with no entry
+    ("4242:wheel", (4242, 10, [10], "/")),
+    ("user:10", (1000, 10, [10], "/home/user")),
+])
+def test_resolve_user(etc: Path, spec: str, resolved: tuple[int, int, list[int], str]) -> None:
+    assert resolve_user(spec) == resolved
+
+
+@pytest.mark.parametrize(("spec", "resolved"), [
+    ("user:wheel", (1000, 10, [10], "/home/user")),
+    ("user:user", (1000, 1000, [1000], "/home/user")),
+    (":audio", (0, 29, [29], "/root")),
+])
+def test_explicit_group_means_no_supplementary_groups(
+        etc: Path, spec: str, resolved: tuple[int, int, list[int], str]) -> None:
+    # runc: "Supplementary group ids only make sense if in the implicit form."
+    assert resolve_user(spec) == resolved
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("ghost", "unable to find user ghost: no matching entries in passwd file"),
+    ("short", "unable to find user short"),  # an entry with too few fields is no entry
+    ("user:ghosts", "unable to find group ghosts: no matching entries in group file"),
+])
+def test_resolve_user_unknown_names_are_errors(etc: Path, spec: str, message: str) -> None:
+    with pytest.raises(SetupError, match=message) as info:
+        resolve_user(spec)
+    assert info.value.code == 125
+
+
+def test_resolve_user_without_passwd_and_group_files(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    monkeypatch.setattr(init, "_read_table", lambda path: [])
+    assert resolve_user("") == (0, 0, [0], "/root")
+    assert resolve_user("123:456") == (123, 456, [456], "/")
+    with pytest.raises(SetupError):
+        resolve_user("user")
+
+
+def test_read_table_of_a_missing_file_is_empty(tmp_path: Path) -> None:
+    assert init._read_table(str(tmp_path / "nope")) == []
+
+
+# -- find_program ----------------------------------------------------------------------
+@pytest.fixture
+def bin_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    for path, mode in ((first / "tool", 0o644), (second / "tool", 0o755),
+                       (second / "prog", 0o755), (first / "data", 0o644)):
+        path.write_text("#!/bin/sh\n")
+        path.chmod(mode)
+    (first / "adir").mkdir()
+    return first, second
+
+
+def test_find_program_searches_path_in_order_for_an_executable(
+        bin_dirs: tuple[Path, Path]) -> None:
+    first, second = bin_dirs
+    path = f"{first}:{second}"
+    assert find_program("prog", path) == f"{second}/prog"
+    assert find_program("tool", path) == f"{second}/tool"  # the first one is not executable
+
+
+def test_find_program_with_a_slash_is_used_as_is(bin_dirs: tuple[Path, Path]) -> None:
+    assert find_program(f"{bin_dirs[1]}/prog", "") == f"{bin_dirs[1]}/prog"
+
+
+@pytest.mark.parametrize(("name", "code", "message"), [
+    ("nosuch", 127, 'exec: "nosuch": executable file not found in \\$PATH'),
+    ("data", 127, "executable file not found"),  # not executable: skipped on PATH
+    ("adir", 127, "executable file not found"),
+    ("{first}/nosuch", 127, 'exec: ".*/nosuch": stat .*/nosuch: no such file or directory'),
+    ("{first}/data", 126, 'exec: ".*/data": permission denied'),
+    ("{first}/adir", 126, 'exec: ".*/adir": is a directory'),
+])
+def test_find_program_errors_are_dockers_126_and_127(
+        bin_dirs: tuple[Path, Path], name: str, code: int, message: str) -> None:
+    first, second = bin_dirs
+    with pytest.raises(SetupError, match=message) as info:
+        find_program(name.format(first=first), f"{first}:{second}")
+    assert info.value.code == code
+
+
+def test_find_program_empty_path_entry_is_the_current_dir(
+        bin_dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(bin_dirs[1])
+    assert find_program("prog", "/nonexistent:") == "./prog"
+
+
+# -- the steps -------------------------------------------------------------------------
+SPEC: dict[str, object] = {
+    "rootfs": "/r/c/rootfs",
+    "lowerdirs": ["/r/layers/top", "/r/layers/bottom"],
+    "upperdir": "/r/c/upper",
+    "workdir": "/r/c/work",
+    "hostname": "0123456789ab",
+    "etc_files": [["/r/c/hostname", "/etc/hostname"], ["/r/c/hosts", "/etc/hosts"],
+                  ["/r/c/resolv.conf", "/etc/resolv.conf"]],
+    "argv": ["sh", "-c", "echo 'hi there'"],
+    "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=0123456789ab"],
+    "cwd": "/srv",
+    "user": "",
+    "tty": False,
+    "status_fd": None,
+    "trace_fd": None,
+}
+R = "/r/c/rootfs"
+CAPS = ("+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,"
+        "+net_bind_service,+net_raw,+sys_chroot,+mknod,+audit_write,+setfcap")
+
+
+def lines(spec: dict[str, object]) -> list[str]:
+    return [step.shell() for step in Init(spec).all_steps()]
+
+
+def test_steps_mount_the_overlay_first_top_layer_first() -> None:
+    assert lines(SPEC)[0] == (
+        f"mount --types overlay overlay {R} --options "
+        "lowerdir=/r/layers/top:/r/layers/bottom,upperdir=/r/c/upper,workdir=/r/c/work")
+
+
+def test_steps_mount_the_kernel_filesystems() -> None:
+    shown = lines(SPEC)
+    for line in (
+        f"mkdir --parents {R}/proc",
+        f"mount --types proc proc {R}/proc --options nosuid,nodev,noexec",
+        f"mount --types sysfs sysfs {R}/sys --options ro,nosuid,nodev,noexec",
+        f"mount --types tmpfs tmpfs {R}/dev --options nosuid,strictatime,mode=755,size=65536k",
+        f"mknod --mode=666 {R}/dev/null c 1 3",
+        f"mknod --mode=666 {R}/dev/tty c 5 0",
+        f"ln --symbolic /proc/self/fd {R}/dev/fd",
+        f"ln --symbolic pts/ptmx {R}/dev/ptmx",
+        f"mount --types devpts devpts {R}/dev/pts --options "
+        "nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5",
+        f"mkdir --mode=1777 {R}/dev/shm",
+        f"mount --types tmpfs shm {R}/dev/shm --options nosuid,nodev,noexec,mode=1777,size=65536k",
+        f"mount --types mqueue mqueue {R}/dev/mqueue --options nosuid,nodev,noexec",
+        f"touch {R}/dev/console",
+        f"mount --bind {R}/dev/null {R}/dev/console",  # no -t: the console is /dev/null
+        f"mkdir --parents {R}/etc && touch {R}/etc/hosts",
+        f"mount --bind /r/c/hosts {R}/etc/hosts",
+        "hostname 0123456789ab",
+        "ip link set dev lo up",
+    ):
+        assert line in shown
+    # the overlay comes first, the kernel filesystems before the pivot
+    assert shown.index(f"mount --types proc proc {R}/proc --options nosuid,nodev,noexec") < (
+        shown.index(f"cd {R} && pivot_root . . && umount --lazy . && cd /"))
+
+
+def test_steps_mask_paths_as_docker_does() -> None:
+    shown = lines(SPEC)
+    for directory in ("/proc/asound", "/proc/acpi", "/proc/scsi", "/sys/firmware",
+                      "/sys/devices/virtual/powercap"):
+        assert f"mount --types tmpfs tmpfs {R}{directory} --options ro,nosuid,nodev,noexec" in (
+            shown)
+    for path in ("/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                 "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug"):
+        assert f"mount --bind {R}/dev/null {R}{path}" in shown
+    for path in ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"):
+        i = shown.index(f"mount --bind {R}{path} {R}{path}")
+        assert shown[i + 1] == f"mount --options remount,bind,ro,nosuid,nodev,noexec {R}{path}"
+
+
+def test_steps_pivot_then_exec_with_dockers_capabilities() -> None:
+    shown = lines(SPEC)
+    assert shown[-3:] == [
+        f"cd {R} && pivot_root . . && umount --lazy . && cd /",
+        "mkdir --parents /srv",
+        f"setpriv --bounding-set=-all,{CAPS} --inh-caps=-all --reuid=0 --init-groups "
+        "--no-new-privs -- env --ignore-environment --chdir=/srv "
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin HOSTNAME=0123456789ab "
+        "sh -c 'echo '\"'\"'hi there'\"'\"''",
+    ]
+
+
+def test_exec_line_before_resolving_shows_the_user_as_given() -> None:
+    last = lines({**SPEC, "user": "user:wheel"})[-1]
+    assert " --inh-caps=-all --reuid=user:wheel --init-groups --no-new-privs -- " in last
+
+
+def test_exec_line_after_resolving_the_user(etc: Path) -> None:
+    steps = Init({**SPEC, "user": "user"})
+    steps.resolve()
+    assert steps.exec_shell() == (
+        f"setpriv --bounding-set=-all,{CAPS} --inh-caps=-all --reuid=1000 --regid=1000 "
+        "--groups=10,29,1000 --no-new-privs -- env --ignore-environment --chdir=/srv "
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin HOSTNAME=0123456789ab HOME=/home/user "
+        "sh -c 'echo '\"'\"'hi there'\"'\"''")
+
+
+def test_every_step_line_is_valid_bash() -> None:
+    script = "\n".join(lines({**SPEC, "tty": True}))
+    import subprocess
+    subprocess.run(["bash", "-n"], input=script.encode(), check=True)
+
+
+def test_tty_allocates_the_containers_own_pty_instead_of_a_null_console() -> None:
+    shown = lines({**SPEC, "tty": True})
+    assert f"mount --bind {R}/dev/null {R}/dev/console" not in shown
+    assert "exec {pty}<>/dev/pts/ptmx  # the container's own pseudo-terminal" in shown
+    assert "mount --bind /dev/pts/0 /dev/console" in shown
+
+
+def test_default_caps_are_dockers_bounding_set() -> None:
+    mask = sum(1 << init.CAPABILITIES.index(name) for name in init.DEFAULT_CAPS)
+    assert mask == 0xA80425FB
+    # kernel numbering (linux/capability.h) of a few
+    assert [init.CAPABILITIES.index(c) for c in ("chown", "sys_admin", "setfcap", "bpf",
+                                                  "checkpoint_restore")] == [0, 21, 31, 39, 40]
+
+
+@pytest.mark.parametrize("word", ["", "plain", "a b", "it's", "$x", "a=b,c:d", "é", "-", "*"])
+def test_init_quote_agrees_with_shlex(word: str) -> None:
+    assert init.quote(word) == shlex.quote(word)
+
+
+def test_entry_runs_main_from_the_package_dir() -> None:
+    assert init.ENTRY == ("import sys; sys.path.insert(0, sys.argv[1]); "
+                          "from shellctr.init import main; main(sys.argv[2])")
+    assert os.path.isfile(os.path.join(os.path.dirname(init.__file__), "init.py"))

@@ -1,0 +1,162 @@
+"""The JSON records: golden files, and the stdlib writer held to the pydantic models.
+
+Regenerate the golden files after an intended change of format with
+`SHELLCTR_UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_records.py`, and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from shellctr import container
+from shellctr.container import RunOptions, create, finish, start_foreground, state_record
+from shellctr.image import import_image
+from shellctr.layout import Layout
+from shellctr.state import ContainerConfig, ContainerState, Image, ImageConfig
+from shellctr.store import Store, dump_record, read_record
+
+from .helpers import (
+    CID,
+    T1,
+    T2,
+    FakeInit,
+    RecordingHost,
+    install_image,
+    prepared_store,
+    record_of,
+    write_tar,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("SHELLCTR_UPDATE_GOLDEN") == "1"
+
+pytestmark = pytest.mark.usefixtures("fixed", "restore_signals")
+
+
+def check_golden(name: str, record: dict[str, Any]) -> None:
+    """`record` must equal golden/NAME.json exactly: keys, their order, values."""
+    text = json.dumps(record, indent=2) + "\n"
+    path = GOLDEN / f"{name}.json"
+    if UPDATE:
+        path.write_text(text)
+    assert path.read_text() == text, f"{path.name} differs (SHELLCTR_UPDATE_GOLDEN=1 rewrites)"
+
+
+def check_model(model: type[BaseModel], record: dict[str, Any]) -> None:
+    """The record has exactly the model's fields, validates, and reads back unchanged."""
+    assert list(record) == list(model.model_fields)
+    assert model.model_validate(record).model_dump(mode="json") == record
+
+
+def run_options() -> RunOptions:
+    return RunOptions("busybox", ["sh", "-c", "echo hi"], name="web", env=["A=1"],
+                      workdir="/srv", user="1000:1000", tty=True, interactive=True,
+                      hostname="box")
+
+
+def test_container_config_golden(layout: Layout) -> None:
+    install_image(layout)
+    host = RecordingHost()
+    config = create(host, Store(layout, host), run_options())
+    on_disk = layout.container_config(CID).read_text()
+    assert on_disk == dump_record(config)  # compact JSON, one line
+    check_golden("container_config", json.loads(on_disk))
+    check_model(ContainerConfig, config)
+
+
+def test_container_state_created_golden(layout: Layout) -> None:
+    install_image(layout)
+    host = RecordingHost()
+    create(host, Store(layout, host), run_options())
+    record = read_record(layout.container_state(CID))
+    check_golden("container_state_created", record)
+    check_model(ContainerState, record)
+
+
+def test_container_state_running_golden() -> None:
+    # the fields start_foreground records once init.py reports `ready`
+    record = state_record("running", pid=4242, pid_start=987654, monitor_pid=4241,
+                          monitor_start=987650, started_at=T1)
+    check_golden("container_state_running", record)
+    check_model(ContainerState, record)
+
+
+def test_container_state_exited_golden(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    install_image(layout)
+    host = RecordingHost()
+    store = Store(layout, host)
+    create(host, store, run_options())
+    store.write(layout.container_state(CID), state_record(
+        "running", pid=4242, pid_start=987654, monitor_pid=4241, monitor_start=987650,
+        started_at=T1))
+    monkeypatch.setattr(container, "now_iso", lambda: T2)
+    finish(host, store, CID, 137)
+    record = read_record(layout.container_state(CID))
+    check_golden("container_state_exited", record)
+    check_model(ContainerState, record)
+
+
+def test_image_golden(layout: Layout, tmp_path: Path) -> None:
+    prepared_store(layout)
+    host = RecordingHost()
+    image = import_image(
+        host, Store(layout, host), write_tar(tmp_path / "rootfs.tar"),
+        ['CMD ["sh"]', "ENV LANG=C.UTF-8", "WORKDIR /home", "USER user"], "base:1",
+        comment="from a test")
+    record = read_record(layout.image_file(image.id))
+    check_golden("image", record)
+    check_model(Image, record)
+    check_model(ImageConfig, record["config"])
+
+
+def test_every_record_run_writes_validates_against_the_models(layout: Layout) -> None:
+    install_image(layout)
+    host = RecordingHost(substitute={"unshare": FakeInit(code=7)})
+    store = Store(layout, host)
+    options = RunOptions("busybox", ["true"], env=["A=1"], workdir="/srv", user="1000",
+                         tty=True, auto_remove=False)  # -t without -i: no terminal needed
+    start_foreground(host, store, create(host, store, options))
+    written = [(Path(cmd.redirect or "").name, record_of(cmd)) for cmd in host.cmds
+               if cmd.redirect and cmd.redirect.endswith(".json")
+               and not cmd.redirect.endswith("init.json")]
+    assert [(name, record.get("status")) for name, record in written] == [
+        ("config.json", None), ("state.json", "created"), ("state.json", "running"),
+        ("state.json", "exited")]
+    check_model(ContainerConfig, written[0][1])
+    for _, record in written[1:]:
+        check_model(ContainerState, record)
+
+
+def test_the_exit_of_a_failed_exec_validates(layout: Layout) -> None:
+    install_image(layout)
+    message = {"message": "exec: nope", "code": 127}
+    host = RecordingHost(substitute={"unshare": FakeInit(127, [message])})
+    store = Store(layout, host)
+    with pytest.raises(Exception, match="exec: nope"):
+        start_foreground(host, store, create(host, store, RunOptions("busybox", ["nope"])))
+    check_model(ContainerState, record_of(host.cmds[-1]))
+
+
+def test_state_record_defaults_are_the_models_defaults() -> None:
+    assert state_record("created") == ContainerState().model_dump(mode="json")
+
+
+@pytest.mark.parametrize("when", ["2024-05-01T12:01:00Z", "2024-05-01T12:01:00.000001Z"])
+def test_times_as_now_iso_writes_them_read_back_unchanged(when: str) -> None:
+    assert ContainerState(finished_at=when).model_dump(mode="json")["finished_at"] == when
+
+
+def test_now_iso_is_utc_with_a_z() -> None:
+    from datetime import UTC, datetime
+
+    from shellctr.store import now_iso
+
+    text = now_iso()
+    assert text.endswith("Z") and "+" not in text
+    assert abs(datetime.fromisoformat(text) - datetime.now(UTC)).total_seconds() < 60
