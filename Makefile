@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 # host tools the engine drives, plus what the venv needs
-APT_PACKAGES := busybox-static iproute2 iptables util-linux tar python3 python3-venv
+APT_PACKAGES := busybox-static iproute2 iptables util-linux procps tar python3 python3-venv \
+    gcc libc6-dev
 PYTEST_ARGS ?=
 
 .PHONY: all deps venv image demo test lint unit integration bench clean
@@ -27,7 +28,12 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet --config-settings editable_mode=compat --editable '.[dev]'
 	touch $@
 
-venv: deps $(VENV)/.installed
+# the per-container monitor: C, static, so that it costs each container under 1 MiB
+build/shellctr-monitor: shellctr/monitor.c
+	mkdir -p build
+	cc -O2 -Wall -Wextra -Werror -static -o $@ $<
+
+venv: deps $(VENV)/.installed build/shellctr-monitor
 
 image: venv  ## build the default busybox image from the host's static busybox
 	bin/shellctr image build-busybox
@@ -51,6 +57,7 @@ test: venv lint  ## the whole suite, in parallel
 
 bench: image
 	$(PY) bench/start.py
+	$(PY) bench/lifecycle.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -200,6 +200,13 @@ def cmd_top(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def cmd_pause(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.lifecycle import pause
+
+    return for_each(args.containers, lambda ref: pause(ctx.host, ctx.store, ref, args.frozen),
+                    echo=True)
+
+
 def cmd_exited(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.lifecycle import on_exited
 
@@ -207,6 +214,7 @@ def cmd_exited(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr import cgroup
     from shellctr.gotemplate import render, table_format
     from shellctr.ids import short_id
     from shellctr.lifecycle import container_matches, parse_filters, reconcile
@@ -229,6 +237,8 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     for config, state in entries:
         if state.status == "running" and state.started_at is not None:
             status = "Up " + human_duration(state.started_at)
+            if cgroup.is_frozen(config.id):
+                status += " (Paused)"
         elif state.status == "exited" and state.finished_at is not None:
             status = f"Exited ({state.exit_code}) {human_ago(state.finished_at)}"
         else:
@@ -487,6 +497,12 @@ def build_parser() -> Parser:
     top.add_argument("container", metavar="CONTAINER")
     top.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="PS-OPTIONS")
     top.set_defaults(func=cmd_top)
+
+    for name, about in (("pause", "freeze every process of containers"),
+                        ("unpause", "thaw paused containers")):
+        verb = verbs.add_parser(name, help=about)
+        verb.add_argument("containers", nargs="+", metavar="CONTAINER")
+        verb.set_defaults(func=cmd_pause, frozen=name == "pause")
 
     exited = verbs.add_parser("_exited")  # the monitor's hook: not for people
     exited.add_argument("container")

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from shellctr import cgroup
 from shellctr import init as init_step
 from shellctr.cmd import path_arg
 from shellctr.errors import Conflict, ExecError, NotFound, ShellctrError
@@ -34,6 +35,7 @@ from shellctr.store import SCHEMA_VERSION, Record, Store, now_iso
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import subprocess
     from types import FrameType
     from typing import NoReturn
 
@@ -74,7 +76,8 @@ def parse_env(options: RunOptions) -> dict[str, str]:
                 text = stream.read()
         except OSError as err:
             raise NotFound(f"cannot read env file {env_file}: {err.strerror}") from err
-        lines += [line.strip() for line in text.splitlines()
+        # as Docker: leading blanks go, trailing ones are part of the value
+        lines += [line.lstrip() for line in text.splitlines()
                   if line.strip() and not line.lstrip().startswith("#")]
     for item in lines + options.env:
         key, sep, value = item.partition("=")
@@ -245,6 +248,7 @@ def init_spec(layout: Layout, config: Record, status_fd: int | None,
         "tty": config["tty"],
         "status_fd": status_fd,
         "trace": trace,
+        "cgroups": [path_arg(path) for path in cgroup.container_cgroups(cid)],
     }
 
 
@@ -252,10 +256,11 @@ def unshare_argv(spec_path: Path) -> list[str]:
     """The command that makes the namespaces and runs init.py as their PID 1."""
     return [
         "unshare",
-        "--mount", "--uts", "--ipc", "--net",
-        "--pid", "--fork",  # --fork: the child, not unshare itself, is PID 1 of the new pid ns
+        "--mount", "--uts", "--ipc", "--net", "--pid",
         "--propagation", "private",  # mounts made inside never propagate to the host
-        "--",
+        # not --fork: util-linux 2.38's unshare exits 1 when its child dies of a signal;
+        # the monitor's --reap role forks PID 1 instead and hands on its exact status
+        "--", path_arg(monitor_binary()), "--reap", "--",
         # -I: no environment, no user paths; -S: no site-packages: the step is stdlib only
         sys.executable, "-I", "-S", "-c", init_step.ENTRY,
         path_arg(TOP), path_arg(spec_path),
@@ -290,8 +295,6 @@ def monitor_binary() -> Path:
 
 def start(host: Host, store: Store, config: Record, attach: bool) -> int:
     """Start the container; attached, wait for it and return its exit code, else 0."""
-    import subprocess
-
     layout, cid = store.layout, config["id"]
     tty, interactive = config["tty"], config["interactive"]
     if host.dry_run:
@@ -307,23 +310,15 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
     host.remove_file(layout.container_exit_file(cid))  # from an earlier run
     host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
-    quiet = subprocess.DEVNULL
-    process = host.spawn(
-        monitor_argv(layout, config, spec_path, attach),
-        pass_fds=(child.fileno(),),
-        # attached -i without -t: the container reads our stdin; -t: its own pty
-        stdin=None if attach and interactive and not tty else quiet,
-        stdout=None if attach else quiet,
-        stderr=None if attach else quiet,
-        start_new_session=True,  # terminal signals reach us only, and we forward them
-        cwd="/",  # the monitor must not keep the caller's directory busy
-    )
-    child.close()
-    assert process is not None  # None only under --dry-run
-    message, fds, init_pid = receive_ready(host, parent)
-    if "message" in message:
-        process.wait()
-        return fail(host, store, cid, message)
+    with Rollback(host) as rollback:
+        cgroup.remove(host, cid)  # left by a run whose end nobody recorded
+        cgroup.create(host, cid, rollback)
+        process = spawn_monitor(host, layout, config, spec_path, attach, child)
+        child.close()
+        message, fds, init_pid = receive_ready(host, parent)
+        if "message" in message:
+            process.wait()
+            fail(host, store, cid, message)  # raises: the rollback removes the cgroups
     with store.lock():
         previous = store.state_record(cid)
         store.write(layout.container_state(cid), state_record(
@@ -343,6 +338,27 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
         return fail(host, store, cid, late)
     finish(host, store, cid, code)
     return code
+
+
+def spawn_monitor(host: Host, layout: Layout, config: Record, spec_path: Path, attach: bool,
+                  child: socket.socket) -> subprocess.Popen[bytes]:
+    """Start the monitor, which starts unshare, which starts init.py."""
+    import subprocess
+
+    tty, interactive = config["tty"], config["interactive"]
+    quiet = subprocess.DEVNULL
+    process = host.spawn(
+        monitor_argv(layout, config, spec_path, attach),
+        pass_fds=(child.fileno(),),
+        # attached -i without -t: the container reads our stdin; -t: its own pty
+        stdin=None if attach and interactive and not tty else quiet,
+        stdout=None if attach else quiet,
+        stderr=None if attach else quiet,
+        start_new_session=True,  # terminal signals reach us only, and we forward them
+        cwd="/",  # the monitor must not keep the caller's directory busy
+    )
+    assert process is not None  # None only under --dry-run
+    return process
 
 
 def receive_ready(host: Host, sock: socket.socket) -> tuple[dict[str, object], list[int], int]:
@@ -410,6 +426,7 @@ def finish(host: Host, store: Store, cid: str, code: int, error: str = "") -> No
         store.write(layout.container_state(cid), state_record(
             "exited", exit_code=code, error=error, started_at=state["started_at"],
             finished_at=now_iso(), restart_count=state.get("restart_count", 0)))
+        cgroup.remove(host, cid)
         if store.config_record(cid)["auto_remove"]:
             host.step(f"remove container {short_id(cid)} (--rm)")
             store.remove_container(cid)
@@ -435,6 +452,8 @@ def exec_in(host: Host, store: Store, ref: str, options: RunOptions, detach: boo
     state, config = store.state_record(cid), store.config_record(cid)
     if state["status"] != "running" or not alive(state["pid"], state["pid_start"]):
         raise Conflict(f"container {ref} is not running", "start it first")
+    if cgroup.is_frozen(cid):  # the new process would join the frozen cgroup and hang
+        raise Conflict(f"container {ref} is paused", "unpause it first")
     if not options.command:
         raise ShellctrError("exec needs a command", "shellctr exec CONTAINER COMMAND [ARG...]")
     env = dict(item.split("=", 1) for item in config["env"])
@@ -451,6 +470,7 @@ def exec_in(host: Host, store: Store, ref: str, options: RunOptions, detach: boo
         "tty": options.tty,
         "status_fd": child.fileno(),
         "trace": host.trace,
+        "cgroups": [path_arg(path) for path in cgroup.container_cgroups(cid)],
     }
     spec_path = store.layout.container_run_dir(cid) / f"exec-{new_id()[:12]}.json"
     host.step(f"exec in container {short_id(cid)}")

@@ -225,6 +225,26 @@ class Host:
             import shutil
             self.apply(Cmd(["rm", "--recursive", path_arg(path)]), lambda: shutil.rmtree(path))
 
+    def write_value(self, path: Path, text: str) -> None:
+        """Write a kernel knob (a cgroup or /proc file): one plain write, as `echo`."""
+        def write() -> None:
+            with open(path, "w") as stream:
+                stream.write(text)
+
+        self.apply(Cmd(["echo", text], redirect=path_arg(path)), write)
+
+    def make_cgroup(self, path: Path, *, rollback: Rollback | None = None) -> None:
+        """Create a cgroup (a directory in cgroupfs); the undo removes it."""
+        self.apply(Cmd(["mkdir", path_arg(path)]), lambda: os.mkdir(path))
+        self._plan(path)
+        if rollback is not None:
+            rollback.push(f"mkdir {path}", lambda: self.remove_cgroup(path))
+
+    def remove_cgroup(self, path: Path) -> None:
+        """Remove an empty cgroup: cgroupfs takes rmdir, not rm -r."""
+        if self.exists(path):
+            self.apply(Cmd(["rmdir", path_arg(path)]), lambda: os.rmdir(path))
+
     def rename(self, src: Path, dst: Path, *, rollback: Rollback | None = None) -> None:
         """Move `src` to `dst` (same filesystem); undo moves it back."""
         # --no-target-directory: if dst is a directory, fail instead of moving into it

@@ -187,6 +187,16 @@ def mount(source: str, target: str, fstype: str | None, flags: int, data: str = 
     return Step(lambda: line, do)
 
 
+def join_cgroup(procs: str) -> Step:
+    """Move this process into a cgroup: `0` means "the writer" (our pid here is 1, which
+    in the host's pid namespace would be the host's init)."""
+    def join() -> None:
+        with open(procs, "w") as stream:
+            stream.write("0")
+
+    return Step(lambda: f"echo 0 > {quote(procs)}", join)
+
+
 def exists(path: str) -> Callable[[], bool]:
     """A `when` for steps on paths that not every kernel has."""
     return lambda: os.path.lexists(path)
@@ -253,6 +263,7 @@ class Init:
         options = f"lowerdir={lowers},upperdir={spec['upperdir']},workdir={spec['workdir']}"
         nsx = MS_NOSUID | MS_NODEV | MS_NOEXEC
         steps = [
+            *self.cgroup_steps(),
             mount("overlay", self.rootfs, "overlay", 0, options),
             self.mkdir_in_rootfs("/proc"),
             mount("proc", self.at("/proc"), "proc", nsx),
@@ -290,6 +301,10 @@ class Init:
                       for step in bind_readonly(full)]
         steps += [self.sethostname(str(spec["hostname"])), self.loopback_up()]
         return steps
+
+    def cgroup_steps(self) -> list[Step]:
+        """Join the container's cgroups: every process it forks is then inside too."""
+        return [join_cgroup(f"{path}/cgroup.procs") for path in self.spec.get("cgroups", [])]
 
     def mkdir(self, path: str, mode: int) -> Step:
         def do() -> None:
@@ -517,7 +532,8 @@ class Init:
                 _check(_libc.setns(fd, 0), f"setns {kind}")
                 os.close(fd)
 
-        self.run([Step(lambda: sh("nsenter", f"--target={pid}", "--mount", "--uts", "--ipc",
+        self.run([*self.cgroup_steps(),
+                  Step(lambda: sh("nsenter", f"--target={pid}", "--mount", "--uts", "--ipc",
                                   "--net", "--pid", "--"), enter)])
         child = os.fork()  # joining a pid namespace takes effect for children only
         if child == 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shellctr import cgroup
 from shellctr.lifecycle import reconcile
 from shellctr.state import ContainerConfig, ContainerState, Image, container_config
 from shellctr.store import Store
@@ -20,15 +21,16 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
     state: ContainerState = reconcile(store, cid)
     layout = store.layout
     running = state.status == "running"
+    paused = running and cgroup.is_frozen(cid)
     return {
         "Id": config.id,
         "Created": _time(config.created),
         "Path": config.path,
         "Args": config.args,
         "State": {
-            "Status": state.status,
+            "Status": "paused" if paused else state.status,
             "Running": running,
-            "Paused": False,
+            "Paused": paused,
             "Restarting": False,
             "OOMKilled": False,
             "Dead": False,

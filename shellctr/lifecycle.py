@@ -8,11 +8,12 @@ its start time, so a reused pid is not mistaken for it) has exited.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from shellctr import cgroup
 from shellctr.cmd import path_arg
 from shellctr.errors import Conflict, ShellctrError
 from shellctr.host import Host, alive
@@ -59,6 +60,7 @@ def reconcile(store: Store, cid: str) -> ContainerState:
         else:
             return state
         save(store, store.layout.container_state(cid), state)
+        cgroup.remove(store.host, cid)
     return state
 
 
@@ -77,13 +79,16 @@ def remove(host: Host, store: Store, ref: str, force: bool) -> None:
                            "stop it first, or use rm -f")
         mark_stopping(store, cid)
         host.step(f"kill container {short_id(cid)}")
-        host.kill(state.pid, signal.SIGKILL)
+        thaw(host, cid)
+        if alive(state.pid, state.pid_start):  # its pid may belong to another process now
+            host.kill(state.pid, signal.SIGKILL)
         if not host.dry_run:
             wait_gone(state.pid, state.pid_start)
             wait_exit_recorded(store, cid)  # the monitor is done with the container's files
     with store.lock():
         image_id = container_config(store, cid).image_id
         host.step(f"remove container {short_id(cid)}")
+        cgroup.remove(host, cid)
         store.remove_container(cid)
         if not store.layout.image_file(image_id).exists():
             # its image went with rmi -f while it existed: its layers may be free now
@@ -165,7 +170,9 @@ def stop(host: Host, store: Store, ref: str, timeout: int) -> None:
         return  # Docker: stopping a stopped container is not an error
     mark_stopping(store, cid)
     host.step(f"stop container {short_id(cid)}")
-    host.kill(state.pid, signal.SIGTERM)
+    thaw(host, cid)  # a frozen process cannot act on its stop signal
+    if alive(state.pid, state.pid_start):
+        host.kill(state.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while alive(state.pid, state.pid_start) and time.monotonic() < deadline:
         time.sleep(STOP_POLL)
@@ -182,7 +189,10 @@ def kill(host: Host, store: Store, ref: str, signum: int) -> None:
     if signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
         mark_stopping(store, cid)
     host.step(f"signal container {short_id(cid)}")
-    host.kill(state.pid, signum)
+    if signum == signal.SIGKILL:
+        thaw(host, cid)
+    if alive(state.pid, state.pid_start):
+        host.kill(state.pid, signum)
     if signum == signal.SIGKILL:
         wait_gone(state.pid, state.pid_start)
         wait_exit_recorded(store, cid)
@@ -339,3 +349,18 @@ def container_matches(store: Store, config: ContainerConfig, state: ContainerSta
                              == v.partition("=")[2])),
     }
     return all(any(tests[key](value) for value in values) for key, values in filters.items())
+
+
+def thaw(host: Host, cid: str) -> None:
+    if cgroup.is_frozen(cid):
+        cgroup.freeze(host, cid, frozen=False)
+
+
+def pause(host: Host, store: Store, ref: str, frozen: bool) -> None:
+    """`pause` / `unpause`: freeze or thaw every process of the container."""
+    cid = find_container(store, ref)
+    require_running(store, cid, ref)
+    if cgroup.is_frozen(cid) == frozen:
+        raise Conflict(f"container {ref} is {'already' if frozen else 'not'} paused")
+    host.step(f"{'pause' if frozen else 'unpause'} container {short_id(cid)}")
+    cgroup.freeze(host, cid, frozen)

@@ -2,6 +2,7 @@
  * shellctr-monitor: the small process that stays with a container while it runs.
  *
  *   shellctr-monitor [--attach] [--then N HOOK ARG...] EXIT_FILE LOG_FILE -- COMMAND [ARG...]
+ *   shellctr-monitor --reap -- COMMAND [ARG...]
  *
  * It starts COMMAND (shellctr's `unshare ... init.py` line) with stdout and stderr on
  * pipes, and writes every line the container prints to LOG_FILE in Docker's json-file
@@ -155,7 +156,34 @@ static int usage(void) {
     return 125;
 }
 
+/* --reap: the parent of the container's PID 1. `unshare --pid` makes a new pid namespace
+ * for the children of the process it runs; this role forks that first child, waits for
+ * it and exits as it did (128+N for signal N). (`unshare --fork` would do the same, but
+ * util-linux 2.38 loses the status of a child killed by a signal and exits 1.) */
+static int reap(char **command) {
+    pid_t child = fork();
+    if (child < 0)
+        die("fork");
+    if (child == 0) {
+        execvp(command[0], command);
+        fprintf(stderr, "shellctr-monitor: exec %s: %s\n", command[0], strerror(errno));
+        _exit(127);
+    }
+    /* signals are for PID 1 (shellctr sends them there); this process only waits */
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    int status;
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR)
+            die("waitpid");
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 int main(int argc, char **argv) {
+    if (argc > 3 && strcmp(argv[1], "--reap") == 0 && strcmp(argv[2], "--") == 0)
+        return reap(argv + 3);
     int attach = 0, arg = 1;
     char **hook = NULL;
     for (;;) {

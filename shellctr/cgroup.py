@@ -1,0 +1,116 @@
+"""cgroups: the container's processes as one group the kernel can freeze (and, later,
+count and limit).
+
+Detected once per command: the unified v2 hierarchy (`/sys/fs/cgroup/cgroup.controllers`
+exists) or v1, where each controller has its own hierarchy (these machines: v1 hybrid).
+A container's cgroup is `shellctr/<id>` in each hierarchy shellctr uses; init.py puts
+PID 1 in it before exec, and `exec` puts each exec'd process in it, so every process
+of the container is inside.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+from shellctr.errors import ShellctrError
+from shellctr.host import Host, Rollback
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PARENT = "shellctr"
+V1_CONTROLLERS = ("freezer",)  # those a container needs so far
+
+
+def unified() -> bool:
+    return (CGROUP_ROOT / "cgroup.controllers").exists()
+
+
+def container_cgroups(cid: str) -> list[Path]:
+    """The container's cgroup directory in each hierarchy shellctr uses."""
+    if unified():
+        return [CGROUP_ROOT / PARENT / cid]
+    return [CGROUP_ROOT / controller / PARENT / cid for controller in V1_CONTROLLERS
+            if (CGROUP_ROOT / controller).is_dir()]
+
+
+def create(host: Host, cid: str, rollback: Rollback) -> list[Path]:
+    """Make the container's cgroups; the undo removes them."""
+    paths = container_cgroups(cid)
+    for path in paths:
+        host.ensure_dir(path.parent)
+        host.make_cgroup(path, rollback=rollback)
+    return paths
+
+
+def remove(host: Host, cid: str) -> None:
+    """Remove the container's cgroups, and the parent once unused.
+
+    The kernel ends a pid namespace's processes when its PID 1 dies, but they may take
+    a moment to be gone: the cgroup is busy (EBUSY) until then.
+    """
+    for path in container_cgroups(cid):
+        deadline = time.monotonic() + 5.0
+        while host.exists(path):
+            try:
+                host.remove_cgroup(path)
+            except OSError as err:
+                if err.errno != errno.EBUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        parent = path.parent
+        if host.exists(parent) and not any(entry.is_dir() for entry in parent.iterdir()):
+            try:
+                host.remove_cgroup(parent)
+            except OSError as err:  # another container's cgroup appeared meanwhile
+                if err.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+                    raise
+
+
+def freeze(host: Host, cid: str, frozen: bool) -> None:
+    """pause / unpause: the freezer stops every process of the container at once."""
+    for path in container_cgroups(cid):
+        if unified():
+            host.write_value(path / "cgroup.freeze", "1" if frozen else "0")
+        elif path.parent.parent.name == "freezer":
+            host.write_value(path / "freezer.state", "FROZEN" if frozen else "THAWED")
+    if not host.dry_run:
+        wait_frozen(cid, frozen)
+
+
+def is_frozen(cid: str) -> bool:
+    for path in container_cgroups(cid):
+        try:
+            if unified():
+                events = (path / "cgroup.events").read_text()
+                return "frozen 1" in events.splitlines()
+            if path.parent.parent.name == "freezer":
+                return (path / "freezer.state").read_text().strip() == "FROZEN"
+        except FileNotFoundError:
+            return False
+    return False
+
+
+def wait_frozen(cid: str, frozen: bool, timeout: float = 10.0) -> None:
+    """The freezer works asynchronously: wait until it reports the state asked for."""
+    deadline = time.monotonic() + timeout
+    while is_frozen(cid) != frozen:
+        if time.monotonic() > deadline:
+            raise ShellctrError(f"the freezer did not {'freeze' if frozen else 'thaw'} "
+                                "the container in time")
+        time.sleep(0.01)
+
+
+def procs(cid: str) -> list[int]:
+    """Host pids of every process in the container's cgroup."""
+    for path in container_cgroups(cid):
+        try:
+            return [int(line) for line in (path / "cgroup.procs").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return []
+
+
+def has_cgroups(cid: str) -> bool:
+    return any(os.path.isdir(path) for path in container_cgroups(cid))
