@@ -46,6 +46,9 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
 
     if args.detach:
         raise UsageError("run -d is not supported yet", "run in the foreground")
+    if args.tty and args.interactive and not os.isatty(0):
+        # checked before create: a refused run must leave no container behind
+        raise ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
     options = RunOptions(
         image=args.image, command=args.command, name=args.name, env=args.env,
         env_files=args.env_file, workdir=args.workdir, hostname=args.hostname,
@@ -93,8 +96,9 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.lifecycle import remove
 
+    # under --dry-run stdout is the script: the removed names would be lines of it
     return for_each(args.containers, lambda ref: remove(ctx.host, ctx.store, ref, args.force),
-                    echo=True)
+                    echo=not ctx.host.dry_run)
 
 
 def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
@@ -128,7 +132,8 @@ def cmd_rmi(args: argparse.Namespace, ctx: Context) -> int:
                  for cid in store.container_ids()}
         with store.lock():
             for line in remove_image(ctx.host, store, ref, args.force, users):
-                print(line)
+                if not ctx.host.dry_run:  # under --dry-run stdout is the script
+                    print(line)
 
     return for_each(args.images, rmi)
 

@@ -27,6 +27,25 @@ def alive(pid: int, start: int) -> bool:
     return pid > 0 and process_start(pid) == start
 
 
+def parent_pid(pid: int) -> int | None:
+    """The parent of `pid`, or None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stream:
+            return int(stream.read().rsplit(b")", 1)[1].split()[1])  # field 4 of stat(5)
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        return None
+
+
+def unshare_of(state: ContainerState) -> int | None:
+    """The pid of the `unshare` between a running container's monitor and its PID 1."""
+    if not alive(state.monitor_pid, state.monitor_start):
+        return None
+    wrapper = parent_pid(state.pid)
+    if wrapper is None or parent_pid(wrapper) != state.monitor_pid:
+        return None  # not the monitor's child: never signal an unrelated process
+    return wrapper
+
+
 def reconcile(store: Store, cid: str) -> ContainerState:
     """The container's state, corrected if it ended while nothing was watching."""
     state = container_state(store, cid)
@@ -58,10 +77,17 @@ def remove(host: Host, store: Store, ref: str, force: bool) -> None:
             raise Conflict(f"cannot remove container {ref}: it is running",
                            "stop it first, or use rm -f")
         host.step(f"kill container {short_id(cid)}")
+        wrapper = unshare_of(state)
+        if wrapper is not None:
+            # unshare (util-linux 2.38) reports a child killed by SIGKILL as exit 1; killed
+            # first, it dies of the signal itself, and the monitor records 137 as Docker does
+            host.kill(wrapper, signal.SIGKILL)
         host.kill(state.pid, signal.SIGKILL)
         if not host.dry_run:
             wait_gone(state.pid, state.pid_start)
     with store.lock():
+        if not store.layout.container_config(cid).exists():
+            return  # run --rm: its monitor removed it when it ended
         image_id = container_config(store, cid).image_id
         host.step(f"remove container {short_id(cid)}")
         store.remove_container(cid)
