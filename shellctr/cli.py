@@ -57,6 +57,9 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.container import create, start
 
+    if args.tty and args.interactive and not args.detach and not os.isatty(0):
+        # checked before create: a refused run must leave no container behind
+        raise ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
     config = create(ctx.host, ctx.store, run_options(args))
     code = start(ctx.host, ctx.store, config, attach=not args.detach)
     if args.detach and not ctx.host.dry_run:
@@ -280,8 +283,9 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
 def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.lifecycle import remove
 
+    # under --dry-run stdout is the script: the removed names would be lines of it
     return for_each(args.containers, lambda ref: remove(ctx.host, ctx.store, ref, args.force),
-                    echo=True)
+                    echo=not ctx.host.dry_run)
 
 
 def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
@@ -315,7 +319,8 @@ def cmd_rmi(args: argparse.Namespace, ctx: Context) -> int:
                  for cid in store.container_ids()}
         with store.lock():
             for line in remove_image(ctx.host, store, ref, args.force, users):
-                print(line)
+                if not ctx.host.dry_run:  # under --dry-run stdout is the script
+                    print(line)
 
     return for_each(args.images, rmi)
 

@@ -299,8 +299,6 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
     tty, interactive = config["tty"], config["interactive"]
     if host.dry_run:
         return plan_start(host, store, config, attach)
-    if tty and attach and interactive and not os.isatty(0):
-        raise ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     # the kernel attaches the sender's pid to each message, translated into our pid ns
     parent.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)

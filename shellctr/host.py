@@ -101,8 +101,11 @@ class Host:
             self._script_header()
             self.out.write(cmd.shell() + "\n")
         elif self.trace:
-            self.err.write("+ " + cmd.shell() + "\n")
-            self.err.flush()
+            try:
+                self.err.write("+ " + cmd.shell() + "\n")
+                self.err.flush()
+            except OSError:
+                pass  # stderr is gone (a hung-up terminal): the step itself must still run
 
     def warn(self, message: str) -> None:
         self.err.write(f"shellctr: warning: {message}\n")

@@ -169,9 +169,12 @@ def add_layer(host: Host, layout: Layout, tar_path: Path, scan: LayerScan,
     host.rename(partial, final, rollback=rollback)
 
 
-def remove_unused_layers(host: Host, store: Store) -> None:
-    """Remove layer dirs that no image and no container refers to."""
-    used = {layer for image in images(store) for layer in image.layers}
+def remove_unused_layers(host: Host, store: Store, gone: str = "") -> None:
+    """Remove layer dirs that no image and no container refers to.
+
+    `gone` is the id of an image just removed, which --dry-run still finds on disk.
+    """
+    used = {layer for image in images(store) if image.id != gone for layer in image.layers}
     used |= {layer for cid in store.container_ids()
              for layer in container_config(store, cid).layers}
     layers_dir = store.layout.layers_dir
@@ -332,7 +335,7 @@ def remove_image(host: Host, store: Store, ref: str, force: bool,
     host.step(f"remove image {image.id[:SHORT]}")
     report += [f"Untagged: {t}" for t in image.repo_tags]
     host.remove_file(store.layout.image_file(image.id))
-    remove_unused_layers(host, store)
+    remove_unused_layers(host, store, gone=image.id)
     report.append(f"Deleted: sha256:{image.id}")
     return report
 

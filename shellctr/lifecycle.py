@@ -86,6 +86,8 @@ def remove(host: Host, store: Store, ref: str, force: bool) -> None:
             wait_gone(state.pid, state.pid_start)
             wait_exit_recorded(store, cid)  # the monitor is done with the container's files
     with store.lock():
+        if not store.layout.container_config(cid).exists():
+            return  # run --rm: its monitor removed it when it ended
         image_id = container_config(store, cid).image_id
         host.step(f"remove container {short_id(cid)}")
         cgroup.remove(host, cid)
@@ -152,13 +154,12 @@ def mark_stopping(store: Store, cid: str) -> None:
             save(store, store.layout.container_state(cid), evolve(state, stopping=True))
 
 
-def wait_exit_recorded(store: Store, cid: str, timeout: float = 10.0) -> ContainerState:
-    """After PID 1 is gone: wait until the monitor has recorded the end."""
+def wait_exit_recorded(store: Store, cid: str, timeout: float = 10.0) -> None:
+    """After PID 1 is gone: wait until its end is recorded (or the container removed,
+    for --rm) by the monitor or the attached `run`."""
     deadline = time.monotonic() + timeout
-    while True:
-        state = reconcile(store, cid)
-        if state.status != "running" or time.monotonic() > deadline:
-            return state
+    while (store.layout.container_config(cid).exists()
+           and reconcile(store, cid).status == "running" and time.monotonic() < deadline):
         time.sleep(STOP_POLL)
 
 

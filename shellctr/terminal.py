@@ -26,7 +26,10 @@ def raw_mode(fd: int) -> Iterator[None]:
     try:
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        try:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        except termios.error:
+            pass  # the terminal hung up: there is nothing left to restore
 
 
 def copy_window_size(source: int, target: int) -> None:
@@ -57,9 +60,15 @@ def relay(master: int, interactive: bool) -> None:
                         break
                     if not data:
                         break
-                    _write_all(STDOUT, data)
+                    try:
+                        _write_all(STDOUT, data)
+                    except OSError:  # EIO/EPIPE: the caller's terminal is gone
+                        break  # closing the master hangs up the container's terminal too
                 if STDIN in ready:
-                    data = os.read(STDIN, 65536)
+                    try:
+                        data = os.read(STDIN, 65536)
+                    except OSError:  # EIO: the caller's terminal hung up
+                        break
                     if data:
                         _write_all(master, data)
                     else:  # the caller's stdin ended: send the terminal's end-of-file

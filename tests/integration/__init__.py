@@ -1,0 +1,1 @@
+"""Root integration tests: real containers through the CLI (see conftest.py)."""

@@ -1,0 +1,292 @@
+"""What the integration tests share: running the CLI, finding leaks, building tars.
+
+See conftest.py for how the fixtures use these.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import tarfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+CHECKOUT = HERE.parent.parent
+SHELLCTR = CHECKOUT / "bin" / "shellctr"
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw-main")
+BASE = Path(f"/tmp/shellctr-test-{WORKER}")
+HOST_BUSYBOX = Path("/bin/busybox")
+DEFAULT_TIMEOUT = 60.0  # a guard against hangs only; no test asserts on durations
+
+
+# -- running the CLI -----------------------------------------------------------------
+@dataclass(repr=False)
+class Result:
+    """One finished CLI call."""
+
+    argv: list[str]
+    code: int
+    out: str
+    err: str
+    raw: bytes = b""  # stdout as bytes, when asked for (binary output such as a tar)
+
+    def __str__(self) -> str:
+        """The call, its exit code and its output: what assertion messages show."""
+        return (f"\n$ {' '.join(self.argv)}\n-> exit {self.code}\n"
+                f"--- stdout ---\n{self.out}\n--- stderr ---\n{self.err}")
+
+    @property
+    def err_lines(self) -> list[str]:
+        """stderr without trace lines (`+ ...`)."""
+        return [line for line in self.err.splitlines() if not line.startswith("+ ")]
+
+    def ok(self) -> Result:
+        """Assert a zero exit; return self for chaining."""
+        assert self.code == 0, str(self)
+        return self
+
+
+@dataclass
+class Running:
+    """A CLI call started in the background (e.g. a long-running foreground `run`)."""
+
+    argv: list[str]
+    process: subprocess.Popen[bytes]
+    out_path: Path
+    err_path: Path
+
+    def wait(self, timeout: float = DEFAULT_TIMEOUT) -> Result:
+        code = self.process.wait(timeout=timeout)
+        return Result(self.argv, code, self.out_path.read_text(errors="replace"),
+                      self.err_path.read_text(errors="replace"))
+
+    def output_so_far(self) -> str:
+        return (f"stdout: {self.out_path.read_text(errors='replace')}\n"
+                f"stderr: {self.err_path.read_text(errors='replace')}")
+
+    def kill(self) -> None:
+        """Kill the shellctr process if it still runs (the leak check finds the rest)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=DEFAULT_TIMEOUT)
+
+
+@dataclass
+class Ctr:
+    """Runs the shellctr CLI of this checkout against one state root."""
+
+    root: Path
+    runroot: Path
+    scratch: Path  # where background calls keep their output
+    started: list[Running] = field(default_factory=list)
+
+    def argv(self, args: Sequence[str], trace: bool = True) -> list[str]:
+        return [str(SHELLCTR), "--root", str(self.root), "--runroot", str(self.runroot),
+                *(["--trace"] if trace else []), *args]
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("SHELLCTR_")}  # the flags choose the state dirs
+        env.update(extra or {})
+        return env
+
+    def __call__(
+        self,
+        *args: str,
+        input: str | bytes | None = None,
+        env: dict[str, str] | None = None,
+        trace: bool = True,
+        binary: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Result:
+        """Run `shellctr ARGS`; never raises on a non-zero exit."""
+        argv = self.argv(args, trace)
+        data = input.encode() if isinstance(input, str) else input
+        proc = subprocess.run(
+            argv, input=data, stdin=None if data is not None else subprocess.DEVNULL,
+            capture_output=True, env=self.env(env), timeout=timeout, check=False,
+        )
+        return Result(argv, proc.returncode, proc.stdout.decode(errors="replace"),
+                      proc.stderr.decode(errors="replace"), proc.stdout if binary else b"")
+
+    def popen(self, *args: str, env: dict[str, str] | None = None, **kwargs: object) -> Running:
+        """Start `shellctr ARGS` in the background, output to files."""
+        argv = self.argv(args)
+        token = uuid.uuid4().hex[:8]
+        out_path, err_path = self.scratch / f"{token}.out", self.scratch / f"{token}.err"
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                       env=self.env(env), **kwargs)  # type: ignore[call-overload]
+        running = Running(argv, process, out_path, err_path)
+        self.started.append(running)
+        return running
+
+    # -- small conveniences used across test files --------------------------------
+    def container_ids(self, full: bool = False) -> list[str]:
+        result = self("ps", "-aq", *(["--no-trunc"] if full else [])).ok()
+        return result.out.split()
+
+    def image_ids(self) -> list[str]:
+        return self("images", "-q").ok().out.split()
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) -> object:
+    """Poll `condition` until it returns something truthy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+# -- the per-worker store and its leaks --------------------------------------------------
+@dataclass
+class Worker:
+    """A pytest-xdist worker's own directories (see conftest.py)."""
+
+    base: Path  # everything of this worker lives below it
+    root: Path  # --root
+    runroot: Path  # --runroot
+    scratch: Path  # output files of background calls
+
+
+def host_mounts_under(base: Path) -> list[str]:
+    """Mount points in our (the host's) mount namespace at or below `base`."""
+    prefix = str(base) + "/"
+    points = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as stream:
+        for line in stream:
+            fields = line.split()
+            point = fields[4].replace("\\040", " ")
+            if point.startswith(prefix) or point == str(base) or prefix in line:
+                points.append(point)
+    return points
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as stream:
+            return stream.read()
+    except OSError:  # gone meanwhile, or a kernel thread
+        return b""
+
+
+def processes_of(base: Path) -> dict[int, str]:
+    """pid -> description of every process that belongs to this worker's base.
+
+    A process belongs to it if its cmdline mentions the base (shellctr itself, unshare,
+    tar...), or if it lives in another mount namespace whose mount table mentions the
+    base (a container: its root overlay's options name its layer and upper dirs).
+    """
+    needle = (str(base) + "/").encode()
+    own_mnt = os.readlink("/proc/self/ns/mnt")
+    found: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        cmdline = _read(f"/proc/{entry}/cmdline")
+        shown = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+        if needle in cmdline:
+            found[int(entry)] = f"cmdline mentions {base}: {shown}"
+            continue
+        try:
+            mnt = os.readlink(f"/proc/{entry}/ns/mnt")
+        except OSError:
+            continue
+        if mnt != own_mnt and needle in _read(f"/proc/{entry}/mountinfo"):
+            found[int(entry)] = f"container process (its mounts mention {base}): {shown}"
+    return found
+
+
+def scrub(base: Path) -> None:
+    """Kill this base's processes, detach its mounts (deepest first)."""
+    for pid in processes_of(base):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for point in sorted(host_mounts_under(base), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
+
+
+def leftovers(w: Worker) -> list[str]:
+    """State a test must not leave: container dirs, scratch files, partial layers."""
+    found = []
+    for directory in (w.runroot / "containers", w.root / "containers", w.root / "tmp"):
+        if directory.is_dir():
+            found += [f"left in {directory}: {entry}" for entry in os.listdir(directory)]
+    layers = w.root / "layers"
+    if layers.is_dir():
+        found += [f"partial layer left: {layers / entry}" for entry in os.listdir(layers)
+                  if entry.endswith(".partial")]
+    return found
+
+
+def leaks(w: Worker) -> list[str]:
+    """Everything the worker's tests left behind, one line each."""
+    return ([f"host mount: {point}" for point in host_mounts_under(w.base)]
+            + [f"process {pid}: {what}" for pid, what in processes_of(w.base).items()]
+            + leftovers(w))
+
+
+# -- building tars ---------------------------------------------------------------------
+def tar_member(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", mode: int = 0o644,
+               link: str = "") -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.linkname, info.size = kind, mode, link, len(data)
+    info.mtime = 1_700_000_000
+    return info, data
+
+
+def write_tar(path: Path, members: Sequence[tuple[tarfile.TarInfo, bytes]]) -> Path:
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as archive:
+        for info, data in members:
+            archive.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    return path
+
+
+APPLETS = ("sh", "cat", "echo", "env", "id", "pwd", "true", "ls", "sleep")
+PASSWD = ("root:x:0:0:root:/root:/bin/sh\n"
+          "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+GROUP = "root:x:0:\nnogroup:x:65534:\n"
+
+
+# -- helpers shared by the test files ---------------------------------------------------
+def tree_listing(*roots: Path) -> dict[str, tuple[int, int, int]]:
+    """path -> (mode, size, mtime_ns) of everything under `roots` (not following links)."""
+    listing = {}
+    for top in roots:
+        if not top.exists():
+            continue
+        for directory, dirs, files in os.walk(top):
+            for name in [*dirs, *files]:
+                path = os.path.join(directory, name)
+                st = os.lstat(path)
+                listing[path] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return listing
+
+
+def one_line_error(result: Result) -> str:
+    """Assert `result` is an engine error reported as exactly one `shellctr:` line."""
+    assert result.code == 125, str(result)
+    lines = result.err_lines
+    assert len(lines) == 1, str(result)
+    assert lines[0].startswith("shellctr:"), str(result)
+    assert "Traceback" not in result.err, str(result)
+    return lines[0]
+
+
+SHORT_ID = re.compile(r"^[0-9a-f]{12}$")
+FULL_ID = re.compile(r"^[0-9a-f]{64}$")

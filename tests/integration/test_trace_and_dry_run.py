@@ -1,0 +1,166 @@
+"""--trace shows every mutating command on stderr; --dry-run prints a runnable bash script
+and changes nothing."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .support import Ctr, Result, Worker, tree_listing
+
+
+# -- --trace ---------------------------------------------------------------------------------
+def test_trace_shows_every_mutating_command_and_stdout_stays_clean(ctr: Ctr) -> None:
+    result = ctr("run", "--rm", "busybox", "echo", "only this")
+    assert result.code == 0, str(result)
+    assert result.out == "only this\n", str(result)
+    lines = result.err.splitlines()
+    traced = [line for line in lines if line.startswith("+ ")]
+
+    def has(prefix: str) -> bool:
+        return any(line.startswith(prefix) for line in traced)
+
+    assert has("+ mkdir "), str(result)
+    assert has("+ unshare --mount"), str(result)
+    assert has("+ mount --types overlay overlay "), str(result)
+    assert has("+ mount --types proc proc "), str(result)
+    assert any(line.startswith("+ cd ") and "pivot_root . ." in line
+               for line in traced), str(result)
+    assert has("+ hostname "), str(result)
+    assert has("+ setpriv "), str(result)  # the privilege drop and exec, as the shell would
+    assert has("+ rm --recursive "), str(result)  # --rm
+    # the trace holds nothing else than the commands and their here-documents
+    assert not [line for line in lines if line.startswith("shellctr:")], str(result)
+
+
+def test_trace_of_a_failing_rm_run_shows_the_cleanup(ctr: Ctr) -> None:
+    result = ctr("run", "--rm", "-u", "no-such-user", "busybox", "true")
+    assert result.code == 125, str(result)
+    traced = [line for line in result.err.splitlines() if line.startswith("+ ")]
+    assert any(line.startswith("+ rm --recursive ") for line in traced), str(result)
+    assert result.out == "", str(result)
+
+
+def test_trace_of_import_and_rmi(ctr: Ctr, rootfs_tar: Callable[..., Path]) -> None:
+    result = ctr("import", str(rootfs_tar()), "traced:latest")
+    assert result.code == 0, str(result)
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}\n", result.out), str(result)
+    traced = [line for line in result.err.splitlines() if line.startswith("+ ")]
+    assert any(line.startswith("+ tar --extract ") for line in traced), str(result)
+    assert any(line.startswith("+ mv --no-target-directory ") for line in traced), str(result)
+    result = ctr("rmi", "traced").ok()
+    assert result.out.startswith("Untagged: traced:latest\n"), str(result)
+    traced = [line for line in result.err.splitlines() if line.startswith("+ ")]
+    assert any(line.startswith("+ rm --recursive ") for line in traced), str(result)
+
+
+# -- --dry-run -------------------------------------------------------------------------------
+def assert_script(result: Result) -> str:
+    """`result` printed a bash script that bash accepts; return it."""
+    assert result.code == 0, str(result)
+    script = result.out
+    assert script.startswith("#!/usr/bin/env bash\n"), str(result)
+    assert "set -euo pipefail" in script.splitlines()[:5], str(result)
+    check = subprocess.run(["bash", "-n"], input=script.encode(), capture_output=True,
+                           check=False)
+    assert check.returncode == 0, f"bash -n: {check.stderr.decode()}\n{result}"
+    return script
+
+
+def replay(script: str) -> None:
+    """Run a dry-run script with bash, as a user would after reading it."""
+    done = subprocess.run(["bash"], input=script.encode(), capture_output=True, check=False,
+                          timeout=60)
+    assert done.returncode == 0, (f"the script failed ({done.returncode}):\n"
+                                  f"{done.stderr.decode()}\n--- script ---\n{script}")
+
+
+@pytest.fixture
+def other_root(worker: Worker) -> Iterator[Ctr]:
+    """The CLI on a root that does not exist yet (under the worker's base)."""
+    name = f"alt-{uuid.uuid4().hex[:8]}"
+    root, runroot = worker.base / name / "root", worker.base / name / "run"
+    yield Ctr(root, runroot, worker.scratch)
+    shutil.rmtree(worker.base / name, ignore_errors=True)
+
+
+def test_dry_run_run_prints_a_script_and_changes_nothing(ctr: Ctr, worker: Worker) -> None:
+    before = tree_listing(worker.root, worker.runroot)
+    script = assert_script(ctr("--dry-run", "run", "--rm", "busybox", "true"))
+    assert "unshare --mount" in script
+    assert tree_listing(worker.root, worker.runroot) == before
+    assert ctr.container_ids() == []
+
+
+def test_dry_run_run_script_replayed_runs_the_container(ctr: Ctr, worker: Worker) -> None:
+    script = assert_script(ctr("--dry-run", "run", "--rm", "busybox", "true"))
+    before = tree_listing(worker.root, worker.runroot)
+    replay(script)
+    assert ctr.container_ids() == []  # --rm: the script removes what it made
+    assert set(tree_listing(worker.root, worker.runroot)) == set(before)
+
+
+def test_dry_run_rm_prints_a_script_and_changes_nothing(ctr: Ctr, worker: Worker) -> None:
+    ctr("run", "--name", "dry-rm", "busybox", "true").ok()
+    try:
+        before = tree_listing(worker.root, worker.runroot)
+        script = assert_script(ctr("--dry-run", "rm", "dry-rm"))
+        assert "rm --recursive" in script
+        assert tree_listing(worker.root, worker.runroot) == before
+        assert len(ctr.container_ids()) == 1
+        replay(script)
+        assert ctr.container_ids() == []
+    finally:
+        if ctr.container_ids():
+            ctr("rm", "dry-rm")
+
+
+def test_dry_run_import_prints_a_script_and_changes_nothing(
+    ctr: Ctr, worker: Worker, rootfs_tar: Callable[..., Path]
+) -> None:
+    before_ids, before = ctr.image_ids(), tree_listing(worker.root, worker.runroot)
+    script = assert_script(ctr("--dry-run", "import", str(rootfs_tar()), "dry:import"))
+    assert "tar --extract" in script
+    assert tree_listing(worker.root, worker.runroot) == before
+    assert ctr.image_ids() == before_ids
+
+
+def test_dry_run_import_script_replayed_imports_the_image(
+    other_root: Ctr, rootfs_tar: Callable[..., Path]
+) -> None:
+    tar = rootfs_tar()
+    script = assert_script(other_root("--dry-run", "import", str(tar), "replayed:1"))
+    assert not other_root.root.exists(), "the dry run created the root"
+    replay(script)
+    layers = list((other_root.root / "layers").iterdir())
+    assert len(layers) == 1 and layers[0].is_dir() and not layers[0].name.startswith(".")
+    assert (layers[0] / "bin" / "busybox").is_file()
+    listing = other_root("images").ok().out
+    assert re.search(r"^replayed\s+1\s", listing, re.M), listing
+    result = other_root("run", "--rm", "replayed:1", "cat", "/etc/test-marker").ok()
+    assert result.out, str(result)
+
+
+def test_dry_run_rmi_prints_a_script_and_changes_nothing(ctr: Ctr, worker: Worker) -> None:
+    before_ids, before = ctr.image_ids(), tree_listing(worker.root, worker.runroot)
+    script = assert_script(ctr("--dry-run", "rmi", "busybox"))
+    assert "Untagged:" not in script and "Deleted:" not in script, script
+    assert tree_listing(worker.root, worker.runroot) == before
+    assert ctr.image_ids() == before_ids
+
+
+def test_dry_run_rmi_script_replayed_removes_image_and_layer(
+    other_root: Ctr, rootfs_tar: Callable[..., Path]
+) -> None:
+    other_root("import", str(rootfs_tar()), "doomed:1").ok()
+    script = assert_script(other_root("--dry-run", "rmi", "doomed:1"))
+    replay(script)
+    assert other_root.image_ids() == []
+    assert list((other_root.root / "layers").iterdir()) == [], \
+        f"the script leaves the unused layer behind:\n{script}"
