@@ -39,8 +39,14 @@ def create(host: Host, cid: str, rollback: Rollback) -> list[Path]:
     """Make the container's cgroups; the undo removes them."""
     paths = container_cgroups(cid)
     for path in paths:
-        host.ensure_dir(path.parent)
-        host.make_cgroup(path, rollback=rollback)
+        for attempt in range(3):
+            host.ensure_dir(path.parent)
+            try:
+                host.make_cgroup(path, rollback=rollback)
+                break
+            except FileNotFoundError:  # another container's cleanup took the parent away
+                if attempt == 2:
+                    raise
     return paths
 
 
@@ -59,13 +65,19 @@ def remove(host: Host, cid: str) -> None:
                 if err.errno != errno.EBUSY or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
-        parent = path.parent
-        if host.exists(parent) and not any(entry.is_dir() for entry in parent.iterdir()):
-            try:
-                host.remove_cgroup(parent)
-            except OSError as err:  # another container's cgroup appeared meanwhile
-                if err.errno not in (errno.EBUSY, errno.ENOTEMPTY):
-                    raise
+        remove_parent_if_unused(host, path.parent)
+
+
+def remove_parent_if_unused(host: Host, parent: Path) -> None:
+    """Other shellctr processes create and remove cgroups beside ours at the same time:
+    the parent may gain a child, or be gone, at any moment."""
+    try:
+        if any(entry.is_dir() for entry in parent.iterdir()):
+            return
+        host.remove_cgroup(parent)
+    except OSError as err:
+        if err.errno not in (errno.EBUSY, errno.ENOTEMPTY, errno.ENOENT):
+            raise
 
 
 def freeze(host: Host, cid: str, frozen: bool) -> None:
