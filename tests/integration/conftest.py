@@ -1,8 +1,8 @@
 """Fixtures for the root integration suite: real containers through the real CLI.
 
 Each pytest-xdist worker (id from PYTEST_XDIST_WORKER, "gw-main" without xdist) owns
-one base directory, /tmp/shellctr-test-<worker>/, holding its state root (`root/`), run
-root (`run/`) and `scratch/` files. The base is made fresh when the worker's session
+one base directory, /tmp/shellctr-test-<checkout hash>-<worker>/, holding its state root
+(`root/`), run root (`run/`) and `scratch/` files. The base is made fresh when the worker's session
 starts (after killing and unmounting what an interrupted run may have left there), the
 default `busybox` image is built into it once, and it is removed when the session ends.
 The tests are independent of each other: whatever container or image a test makes, it

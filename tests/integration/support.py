@@ -5,6 +5,7 @@ See conftest.py for how the fixtures use these.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -23,7 +24,8 @@ HERE = Path(__file__).resolve().parent
 CHECKOUT = HERE.parent.parent
 SHELLCTR = CHECKOUT / "bin" / "shellctr"
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw-main")
-BASE = Path(f"/tmp/shellctr-test-{WORKER}")
+# one directory per checkout and worker: two checkouts' suites may run at the same time
+BASE = Path(f"/tmp/shellctr-test-{hashlib.sha256(bytes(CHECKOUT)).hexdigest()[:8]}-{WORKER}")
 HOST_BUSYBOX = Path("/bin/busybox")
 DEFAULT_TIMEOUT = 60.0  # a guard against hangs only; no test asserts on durations
 
