@@ -20,7 +20,8 @@ from shellctr.host import Host, Rollback
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PARENT = "shellctr"
-V1_CONTROLLERS = ("freezer",)  # those a container needs so far
+V1_CONTROLLERS = ("freezer", "memory")  # those a container needs so far
+MIN_MEMORY = 6 * 1024 * 1024  # Docker's smallest -m
 
 
 def unified() -> bool:
@@ -35,8 +36,8 @@ def container_cgroups(cid: str) -> list[Path]:
             if (CGROUP_ROOT / controller).is_dir()]
 
 
-def create(host: Host, cid: str, rollback: Rollback) -> list[Path]:
-    """Make the container's cgroups; the undo removes them."""
+def create(host: Host, cid: str, rollback: Rollback, memory: int = 0) -> list[Path]:
+    """Make the container's cgroups and set its limits; the undo removes them."""
     paths = container_cgroups(cid)
     for path in paths:
         for attempt in range(3):
@@ -47,7 +48,48 @@ def create(host: Host, cid: str, rollback: Rollback) -> list[Path]:
             except FileNotFoundError:  # another container's cleanup took the parent away
                 if attempt == 2:
                     raise
+    if memory:
+        limit_memory(host, cid, memory)
     return paths
+
+
+def limit_memory(host: Host, cid: str, memory: int) -> None:
+    """`-m`: at most `memory` bytes of RAM, and as much swap again (Docker's default)."""
+    for path in container_cgroups(cid):
+        if unified():
+            host.write_value(path / "memory.max", str(memory))
+            if (path / "memory.swap.max").exists():
+                host.write_value(path / "memory.swap.max", str(memory))
+        elif path.parent.parent.name == "memory":
+            host.write_value(path / "memory.limit_in_bytes", str(memory))
+            if (path / "memory.memsw.limit_in_bytes").exists():
+                host.write_value(path / "memory.memsw.limit_in_bytes", str(2 * memory))
+
+
+def oom_killed(cid: str) -> bool:
+    """Whether the kernel's OOM killer killed a process of the container."""
+    for path in container_cgroups(cid):
+        name = "memory.events" if unified() else "memory.oom_control"
+        if unified() or path.parent.parent.name == "memory":
+            try:
+                lines = (path / name).read_text().splitlines()
+            except FileNotFoundError:
+                continue
+            counts = dict(line.split() for line in lines if len(line.split()) == 2)
+            if int(counts.get("oom_kill", "0")) > 0:
+                return True
+    return False
+
+
+def parse_size(text: str) -> int:
+    """Docker's sizes: `512m`, `1g`, `1.5G`, `100k`, bytes; binary multiples."""
+    import re
+
+    match = re.fullmatch(r"(\d+(?:\.\d+)?) ?([kmgtp])?i?b?", text.strip().lower())
+    if match is None:
+        raise ShellctrError(f"invalid size: {text!r}", "use a number with b, k, m or g")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** " kmgtp".index(unit or " "))
 
 
 def remove(host: Host, cid: str) -> None:

@@ -50,7 +50,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         env_files=args.env_file, workdir=args.workdir, hostname=args.hostname,
         entrypoint=args.entrypoint, user=args.user, tty=args.tty,
         interactive=args.interactive, auto_remove=args.rm, restart=args.restart,
-        labels=args.label,
+        labels=args.label, memory=args.memory,
     )
 
 
@@ -412,6 +412,7 @@ def add_create_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-u", "--user", metavar="USER[:GROUP]", help="user name or uid")
     parser.add_argument("-l", "--label", action="append", default=[], metavar="K=V",
                         help="set a label")
+    parser.add_argument("-m", "--memory", metavar="SIZE", help="memory limit (e.g. 256m)")
     parser.add_argument("--restart", default="no", metavar="POLICY",
                         help="no, on-failure[:N], always or unless-stopped")
     parser.add_argument("image", metavar="IMAGE")

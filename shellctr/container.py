@@ -55,14 +55,14 @@ class RunOptions:
         workdir: str | None = None, hostname: str | None = None,
         entrypoint: str | None = None, user: str | None = None, tty: bool = False,
         interactive: bool = False, auto_remove: bool = False, restart: str = "no",
-        labels: list[str] | None = None,
+        labels: list[str] | None = None, memory: str | None = None,
     ) -> None:
         self.image, self.command = image, command or []
         self.name, self.hostname, self.user = name, hostname, user
         self.env, self.env_files = env or [], env_files or []
         self.workdir, self.entrypoint = workdir, entrypoint
         self.tty, self.interactive, self.auto_remove = tty, interactive, auto_remove
-        self.restart, self.labels = restart, labels or []
+        self.restart, self.labels, self.memory = restart, labels or [], memory
 
 
 # -- create ----------------------------------------------------------------------------
@@ -104,15 +104,26 @@ def build_env(options: RunOptions, image_env: list[str], hostname: str) -> list[
 
 def parse_restart(value: str, auto_remove: bool) -> tuple[str, int]:
     """`--restart no|on-failure[:N]|always|unless-stopped` -> (policy, max retries)."""
-    policy, _, count = value.partition(":")
+    policy, colon, count = value.partition(":")
     if policy not in ("no", "on-failure", "always", "unless-stopped") or (
-            count and (policy != "on-failure" or not count.isdigit())):
+            colon and (policy != "on-failure" or not count.isdigit())):  # `on-failure:` too
         raise ShellctrError(f"invalid restart policy {value!r}",
                             "use no, on-failure[:N], always or unless-stopped")
     if auto_remove and policy != "no":
         raise ShellctrError("conflicting options: --restart and --rm",
                             "a container removed when it exits cannot be restarted")
     return policy, int(count or 0)
+
+
+def parse_memory(value: str | None) -> int:
+    """`-m`: a size (`512m`), at least Docker's minimum; None: no limit."""
+    if value is None:
+        return 0
+    memory = cgroup.parse_size(value)
+    if memory < cgroup.MIN_MEMORY:
+        raise ShellctrError(f"memory limit {value} is too small",
+                            "the minimum memory limit allowed is 6MB")
+    return memory
 
 
 def parse_labels(items: list[str]) -> dict[str, str]:
@@ -153,6 +164,7 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
     argv = entrypoint + cmd
     restart_policy, restart_max = parse_restart(options.restart, options.auto_remove)
     labels = parse_labels(options.labels)
+    memory = parse_memory(options.memory)
     layout = store.layout
     store.prepare()
     with store.lock(), Rollback(host) as rollback:
@@ -185,6 +197,7 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
             "tty": options.tty,
             "interactive": options.interactive,
             "auto_remove": options.auto_remove,
+            "memory": memory,
             "restart_policy": restart_policy,
             "restart_max": restart_max,
             "labels": labels,
@@ -208,7 +221,8 @@ def state_record(status: str, **fields: object) -> Record:
     record: Record = {
         "schema_version": SCHEMA_VERSION, "status": status, "pid": 0, "pid_start": 0,
         "monitor_pid": 0, "monitor_start": 0, "exit_code": 0, "error": "",
-        "started_at": None, "finished_at": None, "restart_count": 0, "stopping": False,
+        "started_at": None, "finished_at": None, "oom_killed": False, "restart_count": 0,
+        "stopping": False,
     }
     record.update(fields)
     return record
@@ -310,7 +324,7 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
     with Rollback(host) as rollback:
         cgroup.remove(host, cid)  # left by a run whose end nobody recorded
-        cgroup.create(host, cid, rollback)
+        cgroup.create(host, cid, rollback, memory=config.get("memory", 0))
         process = spawn_monitor(host, layout, config, spec_path, attach, child)
         child.close()
         message, fds, init_pid = receive_ready(host, parent)
@@ -423,7 +437,8 @@ def finish(host: Host, store: Store, cid: str, code: int, error: str = "") -> No
         state = store.state_record(cid)
         store.write(layout.container_state(cid), state_record(
             "exited", exit_code=code, error=error, started_at=state["started_at"],
-            finished_at=now_iso(), restart_count=state.get("restart_count", 0)))
+            finished_at=now_iso(), restart_count=state.get("restart_count", 0),
+            oom_killed=cgroup.oom_killed(cid)))
         cgroup.remove(host, cid)
         if store.config_record(cid)["auto_remove"]:
             host.step(f"remove container {short_id(cid)} (--rm)")

@@ -84,8 +84,8 @@ def _eval_nodes(nodes: list[Node], data: Any, template: str) -> list[str]:
         elif kind == "range":
             expression, body, other = value
             items = _eval(expression, data, template)
-            if isinstance(items, dict):
-                items = list(items.values())
+            if isinstance(items, dict):  # Go ranges over a map in sorted key order
+                items = [item for _, item in sorted(items.items())]
             if items:
                 for item in items:
                     out += _eval_nodes(body, item, template)

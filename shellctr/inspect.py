@@ -32,7 +32,7 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "Running": running,
             "Paused": paused,
             "Restarting": False,
-            "OOMKilled": False,
+            "OOMKilled": state.oom_killed,
             "Dead": False,
             "Pid": state.pid if running else 0,
             "ExitCode": state.exit_code,
@@ -50,6 +50,7 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
         "Driver": "overlay",
         "HostConfig": {
             "AutoRemove": config.auto_remove,
+            "Memory": config.memory,
             "RestartPolicy": {"Name": config.restart_policy,
                               "MaximumRetryCount": config.restart_max},
             "NetworkMode": "none",

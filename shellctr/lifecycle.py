@@ -52,7 +52,8 @@ def reconcile(store: Store, cid: str) -> ContainerState:
         if exit_file.exists():
             record = read_record(exit_file)
             state = evolve(state, **ended, exit_code=record["exit_code"],
-                           finished_at=record["finished_at"])
+                           finished_at=record["finished_at"],
+                           oom_killed=cgroup.oom_killed(cid))
         elif not alive(state.pid, state.pid_start) and not alive(state.monitor_pid,
                                                                   state.monitor_start):
             state = evolve(state, **ended, exit_code=UNKNOWN_EXIT, finished_at=now_iso(),
@@ -231,8 +232,8 @@ def parse_signal(text: str) -> int:
         number = int(name)
         if 0 < number < signal.NSIG:
             return number
-    elif hasattr(signal, "SIG" + name):
-        return int(getattr(signal, "SIG" + name))
+    elif "SIG" + name in signal.Signals.__members__:  # not SIG_IGN, SIG_BLOCK...
+        return int(signal.Signals["SIG" + name])
     raise ShellctrError(f"invalid signal: {text}", "use a name like TERM or a number like 15")
 
 

@@ -65,6 +65,7 @@ class ContainerConfig(Model):
     tty: bool = False
     interactive: bool = False
     auto_remove: bool = False
+    memory: int = Field(default=0, ge=0)  # -m, bytes; 0: no limit
     restart_policy: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
     restart_max: int = Field(default=0, ge=0)  # on-failure:N; 0 means no limit
     labels: dict[str, str] = Field(default_factory=dict)
@@ -83,6 +84,7 @@ class ContainerState(Model):
     error: str = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    oom_killed: bool = False  # the kernel's OOM killer killed a process of it
     restart_count: int = Field(default=0, ge=0)  # restarts done by the restart policy
     stopping: bool = False  # stopped by the user: the restart policy must not restart it
 
