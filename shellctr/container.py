@@ -120,7 +120,7 @@ def parse_memory(value: str | None) -> int:
     if value is None:
         return 0
     memory = cgroup.parse_size(value)
-    if memory < cgroup.MIN_MEMORY:
+    if 0 < memory < cgroup.MIN_MEMORY:  # 0: no limit, as Docker takes it
         raise ShellctrError(f"memory limit {value} is too small",
                             "the minimum memory limit allowed is 6MB")
     return memory
@@ -320,6 +320,11 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
     spec_path = layout.container_init_spec(cid)
     host.step(f"start container {short_id(cid)}")
     host.remove_file(layout.container_exit_file(cid))  # from an earlier run
+    with store.lock():  # "created" until init is ready: a quick end waits for "running"
+        previous = store.state_record(cid)
+        if previous["status"] != "created":  # a restart
+            store.write(layout.container_state(cid), state_record(
+                "created", restart_count=previous.get("restart_count", 0)))
     host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
     with Rollback(host) as rollback:

@@ -80,6 +80,7 @@ class Host:
         # under --dry-run: paths the script would have created by now, so that later
         # steps that probe for them (e.g. teardown) are planned as if they existed
         self._planned: set[Path] = set()
+        self._unplanned: set[Path] = set()  # ... and those it would have removed
 
     # -- showing ---------------------------------------------------------------
     def step(self, title: str) -> None:
@@ -121,11 +122,19 @@ class Host:
 
     def exists(self, path: Path) -> bool:
         """Whether `path` exists (or, under --dry-run, would exist by now)."""
+        if self.dry_run and path in self._unplanned:
+            return False
         return os.path.lexists(path) or (self.dry_run and path in self._planned)
 
     def _plan(self, path: Path) -> None:
         if self.dry_run:
             self._planned.add(path)
+            self._unplanned.discard(path)
+
+    def _unplan(self, path: Path) -> None:
+        if self.dry_run:
+            self._unplanned.add(path)
+            self._planned.discard(path)
 
     def apply(self, cmd: Cmd, action: Callable[[], T]) -> T | None:
         """The funnel every mutation goes through: show `cmd`, then do `action`
@@ -221,12 +230,14 @@ class Host:
         """Remove a file if present (probe first: teardown is idempotent)."""
         if self.exists(path):
             self.apply(Cmd(["rm", path_arg(path)]), lambda: os.unlink(path))
+            self._unplan(path)
 
     def remove_tree(self, path: Path) -> None:
         """Remove a directory tree if present, without following symlinks out of it."""
         if self.exists(path):
             import shutil
             self.apply(Cmd(["rm", "--recursive", path_arg(path)]), lambda: shutil.rmtree(path))
+            self._unplan(path)
 
     def write_value(self, path: Path, text: str) -> None:
         """Write a kernel knob (a cgroup or /proc file): one plain write, as `echo`."""
@@ -247,6 +258,7 @@ class Host:
         """Remove an empty cgroup: cgroupfs takes rmdir, not rm -r."""
         if self.exists(path):
             self.apply(Cmd(["rmdir", path_arg(path)]), lambda: os.rmdir(path))
+            self._unplan(path)
 
     def rename(self, src: Path, dst: Path, *, rollback: Rollback | None = None) -> None:
         """Move `src` to `dst` (same filesystem); undo moves it back."""

@@ -279,6 +279,7 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
     restart policy or --rm. Returns the container's exit code."""
     from shellctr.container import start
 
+    wait_start_recorded(store, cid)
     with store.lock():
         if not store.layout.container_config(cid).exists():
             return 0  # removed meanwhile (rm -f)
@@ -302,6 +303,14 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
     host.step(f"restart container {short_id(cid)} ({config.restart_policy})")
     start(host, store, store.config_record(cid), attach=False)
     return state.exit_code
+
+
+def wait_start_recorded(store: Store, cid: str, timeout: float = 10.0) -> None:
+    """A container can end before `start` has recorded it running: let it finish first."""
+    deadline = time.monotonic() + timeout
+    while (store.layout.container_config(cid).exists() and time.monotonic() < deadline
+           and container_state(store, cid).status == "created"):
+        time.sleep(STOP_POLL)
 
 
 def should_restart(policy: str, max_retries: int, state: ContainerState) -> bool:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from shellctr import container, image, lifecycle
+from shellctr import cgroup, container, image, lifecycle
 from shellctr.layout import Layout
 
-from .helpers import CID, T0, RecordingHost
+from .helpers import CID, MONITOR, T0, RecordingHost
 
 
 @pytest.fixture
@@ -41,9 +41,32 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _no_host_cgroups(monkeypatch: pytest.MonkeyPatch,
+                     tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Unit tests never touch the host's cgroupfs: an empty tmp dir stands in for
+    /sys/fs/cgroup (no hierarchy: containers get no cgroups). Tests that want one make
+    `freezer/`, `memory/` (v1) or `cgroup.controllers` (v2) in it."""
+    root = tmp_path_factory.mktemp("sys-fs-cgroup")
+    monkeypatch.setattr(cgroup, "CGROUP_ROOT", root)
+    return root
+
+
+@pytest.fixture
+def cgroup_root(_no_host_cgroups: Path) -> Path:
+    return _no_host_cgroups
+
+
+@pytest.fixture(autouse=True)
+def _monitor_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The monitor's path, whether or not `make` has built it: unit tests never run it
+    (test_monitor.py compiles its own)."""
+    monkeypatch.setattr(container, "monitor_binary", lambda: MONITOR)
+
+
 @pytest.fixture
 def restore_signals() -> Iterator[None]:
-    """start_foreground installs signal forwarders: put the test process's back."""
+    """An attached start installs signal forwarders: put the test process's back."""
     saved = {signum: signal.getsignal(signum) for signum in container.FORWARDED_SIGNALS}
     yield
     for signum, handler in saved.items():

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from shellctr import container
 from shellctr.cmd import Cmd
 from shellctr.errors import HostCommandError
 from shellctr.host import Host
@@ -20,8 +21,9 @@ from shellctr.state import Image, save
 from shellctr.store import Store
 
 # Commands whose `action` is done in Python (os.mkdir, write_atomic, shutil.rmtree, os.rename,
-# os.kill): a RecordingHost runs them. Any other program (tar, unshare, ...) is skipped.
-PYTHON_ACTIONS = frozenset({"mkdir", "cat", "rm", "mv", "kill"})
+# os.kill, os.rmdir, a write to a cgroup file): a RecordingHost runs them. Any other program
+# (tar, unshare, ...) is skipped. (conftest points cgroupfs at a tmp dir.)
+PYTHON_ACTIONS = frozenset({"mkdir", "cat", "rm", "mv", "kill", "echo"})
 
 # Fixed ids and times, so records and commands are the same on every run.
 CID = "0123456789abcdef" * 4
@@ -34,7 +36,9 @@ T2 = "2024-05-01T12:01:00.500000Z"
 
 class RecordingHost(Host):
     """A Host whose `apply` records every command, runs only Python-side file actions,
-    substitutes or skips host commands, and raises at command number `fail_at` (1-based)."""
+    substitutes or skips host commands, and raises at command number `fail_at` (1-based).
+
+    `substitute` maps a program (its argv[0], or the base name of it) to a stand-in."""
 
     def __init__(
         self,
@@ -49,7 +53,7 @@ class RecordingHost(Host):
         super().__init__(trace=trace, dry_run=dry_run, out=out, err=err or io.StringIO())
         self.cmds: list[Cmd] = []
         self.fail_at = fail_at
-        self.substitute = substitute or {}
+        self.substitute = {"rmdir": fake_rmdir, **(substitute or {})}
 
     def apply(self, cmd: Cmd, action: Callable[[], Any]) -> Any:
         self.cmds.append(cmd)
@@ -59,6 +63,8 @@ class RecordingHost(Host):
         if self.dry_run:
             return None
         program = cmd.argv[0]
+        if program not in self.substitute:  # e.g. /checkout/build/shellctr-monitor
+            program = os.path.basename(program)
         if program in self.substitute:
             return self.substitute[program](cmd)
         if program in PYTHON_ACTIONS:
@@ -72,6 +78,16 @@ class RecordingHost(Host):
 
     def reset(self) -> None:
         self.cmds.clear()
+
+
+def fake_rmdir(cmd: Cmd) -> None:
+    """Stands in for `rmdir CGROUP` in a tmp dir: in cgroupfs, a cgroup's control files go
+    with it (here they are plain files, e.g. a freezer.state a test wrote)."""
+    path = Path(cmd.argv[-1])
+    for entry in path.iterdir():
+        if not entry.is_dir():
+            entry.unlink()
+    path.rmdir()
 
 
 def fake_tar(cmd: Cmd) -> None:
@@ -206,33 +222,64 @@ def reap_in_background(process: subprocess.Popen[bytes]) -> None:
     threading.Thread(target=process.wait, daemon=True).start()
 
 
-# -- a stand-in for `unshare ... init.py` -----------------------------------------------
+# -- a stand-in for `shellctr-monitor ... -- unshare ... init.py` ------------------------
+MONITOR_NAME = "shellctr-monitor"
+MONITOR = container.TOP / "build" / MONITOR_NAME  # where `make` builds it
+REAL_MONITOR_BINARY = container.monitor_binary  # conftest replaces it for every test
+
 FAKE_INIT = """
-import json, socket, sys
-fd, code = int(sys.argv[1]), int(sys.argv[2])
+import json, os, socket, sys
+fd, code, exit_file, finished = int(sys.argv[1]), int(sys.argv[2]), sys.argv[4], sys.argv[5]
 sock = socket.socket(fileno=fd)
 for message in json.loads(sys.argv[3]):
     sock.sendmsg([json.dumps(message).encode()])
+sock.close()
+if exit_file:  # in place of the monitor: record the end as it does
+    with open(exit_file + ".tmp", "w") as stream:
+        stream.write(json.dumps({"exit_code": code, "finished_at": finished}) + "\\n")
+    os.rename(exit_file + ".tmp", exit_file)
 sys.exit(code)
 """
 
 
 class FakeInit:
-    """Substitutes the `unshare` command: a process that reads the init spec, sends
-    `messages` over its status fd as init.py would, and exits with `code`."""
+    """Substitutes the monitor command (or a bare `unshare` one): a process that reads
+    the init spec, sends `messages` over its status fd as init.py would, and exits with
+    `code`. In place of the monitor it also writes the exit file as the monitor does
+    (`finished_at` = `finished`), but runs no `--then` hook: that is kept in `hook`."""
 
-    def __init__(self, code: int = 0, messages: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, code: int = 0, messages: list[dict[str, Any]] | None = None,
+                 finished: str = T2) -> None:
         self.code = code
         self.messages = [{"ready": True}] if messages is None else messages
+        self.finished = finished
         self.process: subprocess.Popen[bytes] | None = None
+        self.argv: list[str] = []
+        self.attach: bool | None = None  # None: run as a bare unshare command
+        self.hook: list[str] = []
+        self.exit_file = ""
+        self.log_file = ""
 
     def __call__(self, cmd: Cmd) -> subprocess.Popen[bytes]:
         import sys
 
-        spec = json.loads(Path(cmd.argv[-1]).read_text())
+        self.argv = argv = list(cmd.argv)
+        if os.path.basename(argv[0]) == MONITOR_NAME:
+            i = 1
+            if argv[i] == "--attach":
+                self.attach, i = True, i + 1
+            else:
+                assert argv[i] == "--then", argv
+                words = int(argv[i + 1])
+                self.attach, self.hook, i = False, argv[i + 2:i + 2 + words], i + 2 + words
+            self.exit_file, self.log_file = argv[i], argv[i + 1]
+            assert argv[i + 2:i + 4] == ["--", "unshare"], argv
+        else:
+            assert argv[0] == "unshare", argv
+        spec = json.loads(Path(argv[-1]).read_text())
         fd = spec["status_fd"]
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-S", "-c", FAKE_INIT, str(fd), str(self.code),
-             json.dumps(self.messages)],
+             json.dumps(self.messages), self.exit_file, self.finished],
             pass_fds=(fd,), stdin=subprocess.DEVNULL)
         return self.process

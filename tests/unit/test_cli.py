@@ -14,7 +14,18 @@ import shellctr.host
 from shellctr.cli import main
 from shellctr.layout import Layout
 
-from .helpers import ROOTFS, FakeInit, RecordingHost, fake_tar, install_image, snapshot, tar_bytes
+from .helpers import (
+    MONITOR,
+    MONITOR_NAME,
+    ROOTFS,
+    T2,
+    FakeInit,
+    RecordingHost,
+    fake_tar,
+    install_image,
+    snapshot,
+    tar_bytes,
+)
 
 pytestmark = pytest.mark.usefixtures("restore_signals")  # `run` forwards signals
 
@@ -33,13 +44,19 @@ def cli(layout: Layout, capsys: pytest.CaptureFixture[str]) -> Any:
 
 
 @pytest.fixture
-def recording(monkeypatch: pytest.MonkeyPatch) -> list[RecordingHost]:
-    """The CLI's Host is a RecordingHost: tar is done in Python, unshare by a fake init."""
+def fake() -> FakeInit:
+    """What runs in place of the monitor (and the container) in `recording`."""
+    return FakeInit()
+
+
+@pytest.fixture
+def recording(monkeypatch: pytest.MonkeyPatch, fake: FakeInit) -> list[RecordingHost]:
+    """The CLI's Host is a RecordingHost: tar is done in Python, the monitor by a fake."""
     hosts: list[RecordingHost] = []
 
     def make(**kwargs: Any) -> RecordingHost:
         host = RecordingHost(**kwargs, err=sys.stderr,
-                             substitute={"tar": fake_tar, "unshare": FakeInit()})
+                             substitute={"tar": fake_tar, MONITOR_NAME: fake})
         hosts.append(host)
         return host
 
@@ -99,10 +116,34 @@ def test_run_with_an_empty_env_name(cli: Any, layout: Layout) -> None:
     assert snapshot(layout.root) == before
 
 
-def test_run_detach_is_not_supported_yet(cli: Any) -> None:
-    code, _, err = cli("run", "-d", "busybox")
-    assert code == 125
-    one_error_line(err, "shellctr: run -d is not supported yet")
+def test_dry_run_run_detach_prints_a_valid_script_and_changes_nothing(
+        cli: Any, layout: Layout) -> None:
+    install_image(layout)
+    before = snapshot(layout.root)
+    code, out, err = cli("--dry-run", "run", "-d", "--name", "web", "-l", "app=shop",
+                         "--restart", "always", "busybox", "sleep", "60")
+    assert (code, err) == (0, "")  # no id printed: stdout is the script
+    assert out.startswith("#!/usr/bin/env bash\n")
+    subprocess.run(["bash", "-n"], input=out.encode(), check=True)
+    lines = out.splitlines()
+    monitor = [line for line in lines if line.startswith(f"{MONITOR} ")]
+    assert len(monitor) == 1
+    assert " -- unshare --mount --uts --ipc --net --pid --propagation private -- " in monitor[0]
+    assert f" -- {MONITOR} --reap -- " in monitor[0]
+    assert any('"restart_policy":"always"' in line for line in lines)  # the config record
+    assert snapshot(layout.root) == before
+    assert not layout.runroot.exists()
+
+
+def test_run_it_without_a_terminal_is_refused_before_create(
+        cli: Any, layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    install_image(layout)
+    monkeypatch.setattr(os, "isatty", lambda fd: False)
+    before = snapshot(layout.root)
+    code, out, err = cli("run", "-it", "busybox")
+    assert (code, out) == (125, "")
+    one_error_line(err, "shellctr: the input device is not a TTY")
+    assert snapshot(layout.root) == before  # no container left behind
 
 
 def test_import_of_a_missing_file(cli: Any, tmp_path: Path) -> None:
@@ -165,7 +206,8 @@ def test_dry_run_run_prints_a_valid_script_and_changes_nothing(cli: Any,
     assert (code, err) == (0, "")
     subprocess.run(["bash", "-n"], input=out.encode(), check=True)
     lines = out.splitlines()
-    assert any(line.startswith("unshare --mount --uts --ipc --net --pid --fork ")
+    assert any(line.startswith(f"{MONITOR} --attach ") and
+               " -- unshare --mount --uts --ipc --net --pid --propagation private -- " in line
                for line in lines)
     assert any(line.startswith("#   setpriv --bounding-set=-all,+chown,") for line in lines)
     assert lines[-1].startswith("rm --recursive ")  # --rm: the teardown is planned too
@@ -227,3 +269,102 @@ def test_import_run_ps_rm_rmi(cli: Any, layout: Layout, recording: list[Recordin
     assert cli("rmi", "base:1") == (0, f"Untagged: base:1\nDeleted: sha256:{image_id}\n", "")
     assert list(layout.layers_dir.iterdir()) == []
     assert cli("images", "-q") == (0, "", "")
+
+
+# -- detached containers, with the monitor faked ------------------------------------------
+def test_run_detach_prints_the_id_and_the_container_lives_on(
+        cli: Any, layout: Layout, recording: list[RecordingHost], tar: Path,
+        fake: FakeInit) -> None:
+    assert cli("import", "--change", 'CMD ["sh"]', str(tar), "base:1")[0] == 0
+    fake.code = 3
+    code, out, err = cli("run", "-d", "--name", "web", "-l", "app=shop", "-l", "tier=front",
+                         "--restart", "on-failure:2", "base:1", "sleep", "60")
+    assert (code, err) == (0, "")
+    cid = out.strip()
+    assert len(cid) == 64 and out == cid + "\n"
+    assert fake.attach is False and fake.hook[-2:] == ["_exited", cid]
+    assert fake.process is not None
+    fake.process.wait(timeout=10)  # the "container" ended: exit.json holds its code
+
+    assert cli("wait", "web") == (0, "3\n", "")
+    assert cli("ps", "-a", "--filter", "label=app=shop", "--format",
+               "{{.Names}} {{.State}} {{.Labels}}") == (
+        0, "web exited app=shop,tier=front\n", "")
+    assert cli("ps", "-a", "-f", "exited=0", "-q") == (0, "", "")
+    assert cli("ps", "-a", "-f", "exited=3", "-q") == (0, cid[:12] + "\n", "")
+    code, out, _ = cli("inspect", "-f", "{{.Name}} {{.State.Status}} {{.State.ExitCode}} "
+                       "{{.State.FinishedAt}} {{.HostConfig.RestartPolicy.Name}}:"
+                       "{{.HostConfig.RestartPolicy.MaximumRetryCount}} "
+                       "{{json .Config.Labels}}", cid[:6])
+    assert (code, out) == (0, f'/web exited 3 {T2} on-failure:2 {{"app":"shop","tier":"front"}}\n')
+    assert cli("rename", "web", "api") == (0, "", "")
+    assert cli("ps", "-a", "--format", "{{.Names}}") == (0, "api\n", "")
+    assert cli("rm", "api") == (0, "api\n", "")
+
+
+def test_logs_of_a_container(cli: Any, layout: Layout, recording: list[RecordingHost],
+                             tar: Path) -> None:
+    assert cli("import", "--change", 'CMD ["sh"]', str(tar), "base:1")[0] == 0
+    assert cli("create", "--name", "web", "base:1")[0] == 0
+    cid = next(iter(layout.containers_dir.iterdir())).name
+    assert cli("logs", "web") == (0, "", "")  # nothing printed yet: no log at all
+    log = layout.container_log(cid)
+    log.write_text(
+        '{"log":"one\\n","stream":"stdout","time":"2026-11-29T19:00:01.000000001Z"}\n'
+        '{"log":"oops\\n","stream":"stderr","time":"2026-11-29T19:00:02Z"}\n'
+        '{"log":"two\\n","stream":"stdout","time":"2026-11-29T19:00:03Z"}\n')
+    assert cli("logs", "web") == (0, "one\ntwo\n", "oops\n")
+    assert cli("logs", "--tail", "1", "web") == (0, "two\n", "")
+    assert cli("logs", "-n", "2", "-t", "web") == (
+        0, "2026-11-29T19:00:03Z two\n", "2026-11-29T19:00:02Z oops\n")
+    assert cli("logs", "--since", "2026-11-29T19:00:02Z", "--until", "2026-11-29T19:00:02Z",
+               "web") == (0, "", "oops\n")
+    assert cli("logs", "-f", "web") == (0, "one\ntwo\n", "oops\n")  # not running: ends
+    code, _, err = cli("logs", "--tail", "x", "web")
+    assert code == 125
+    one_error_line(err, "shellctr: invalid --tail 'x'")
+    code, _, err = cli("logs", "--since", "yesterday", "web")
+    assert code == 125
+    one_error_line(err, "shellctr: invalid time 'yesterday'")
+
+
+def test_inspect_of_an_image_and_of_nothing(cli: Any, layout: Layout) -> None:
+    install_image(layout)
+    code, out, err = cli("inspect", "-f", "{{.Id}} {{.RepoTags}}", "busybox")
+    assert (code, out, err) == (0, f"sha256:{'ab' * 32} [busybox:latest]\n", "")
+    code, out, err = cli("inspect", "nope")
+    assert (code, out) == (1, "[]\n")
+    one_error_line(err, "shellctr: no such object: nope")
+    code, out, err = cli("inspect", "-f", "{{.Nope}}", "busybox")
+    assert code == 125
+    one_error_line(err, "shellctr: template: no field 'Nope' in .Nope")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["kill", "-s", "NOPE", "web"], "shellctr: invalid signal: NOPE"),
+    (["ps", "--filter", "color=red"], "shellctr: invalid filter 'color=red'"),
+    (["run", "--restart", "sometimes", "busybox"], "shellctr: invalid restart policy"),
+    (["run", "--rm", "--restart", "always", "busybox"],
+     "shellctr: conflicting options: --restart and --rm"),
+    (["create", "-l", "=x", "busybox"], "shellctr: invalid label '=x'"),
+    (["start", "-a", "one", "two"], "shellctr: you cannot attach to more than one container"),
+])
+def test_verb_errors_are_one_line_and_125(cli: Any, layout: Layout, args: list[str],
+                                          message: str) -> None:
+    install_image(layout)
+    before = snapshot(layout.root)
+    code, out, err = cli(*args)
+    assert (code, out) == (125, "")
+    one_error_line(err, message)
+    assert snapshot(layout.root) == before
+
+
+def test_each_failing_container_is_reported_on_its_own_line(cli: Any, layout: Layout) -> None:
+    install_image(layout)
+    assert cli("create", "--name", "web", "busybox")[0] == 0
+    code, out, err = cli("stop", "nope", "web", "gone")
+    assert (code, out) == (125, "web\n")  # stopping a stopped container is no error
+    assert err == "shellctr: no such container: nope\nshellctr: no such container: gone\n"
+    code, out, err = cli("kill", "web")
+    assert (code, out) == (125, "")
+    one_error_line(err, "shellctr: container web is not running")

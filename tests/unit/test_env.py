@@ -1,4 +1,5 @@
-"""container.parse_env / build_env / build_command: Docker's rules for env and argv."""
+"""container.parse_env / build_env / build_command / parse_restart / parse_labels:
+Docker's rules for env, argv, restart policies and labels."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from shellctr.container import (
     build_command,
     build_env,
     parse_env,
+    parse_labels,
+    parse_restart,
 )
 from shellctr.errors import NotFound, ShellctrError
 
@@ -112,20 +115,29 @@ def test_missing_env_file_is_not_found(tmp_path: Path) -> None:
 
 
 # -- build_command ---------------------------------------------------------------------
-@pytest.mark.parametrize(("kwargs", "entrypoint", "cmd", "argv"), [
-    ({}, None, ["sh"], ["sh"]),  # the image's CMD
-    ({"command": ["ls", "-l"]}, None, ["sh"], ["ls", "-l"]),  # the caller's command replaces it
-    ({}, ["/init"], ["--serve"], ["/init", "--serve"]),  # entrypoint + CMD
-    ({"command": ["--debug"]}, ["/init"], ["--serve"], ["/init", "--debug"]),
-    ({"entrypoint": "/bin/echo"}, ["/init"], ["--serve"], ["/bin/echo"]),  # drops image CMD
-    ({"entrypoint": "/bin/echo", "command": ["hi"]}, ["/init"], ["x"], ["/bin/echo", "hi"]),
-    ({"entrypoint": "", "command": ["ls"]}, ["/init"], ["x"], ["ls"]),  # empty: no entrypoint
-    ({"entrypoint": "sh -c"}, None, None, ["sh -c"]),  # one word, as Docker takes it
+@pytest.mark.parametrize(("kwargs", "entrypoint", "cmd", "expected"), [
+    ({}, None, ["sh"], ([], ["sh"])),  # the image's CMD
+    ({"command": ["ls", "-l"]}, None, ["sh"], ([], ["ls", "-l"])),  # the caller's replaces it
+    ({}, ["/init"], ["--serve"], (["/init"], ["--serve"])),  # entrypoint + CMD
+    ({"command": ["--debug"]}, ["/init"], ["--serve"], (["/init"], ["--debug"])),
+    ({"entrypoint": "/bin/echo"}, ["/init"], ["--serve"], (["/bin/echo"], [])),  # drops CMD
+    ({"entrypoint": "/bin/echo", "command": ["hi"]}, ["/init"], ["x"], (["/bin/echo"], ["hi"])),
+    ({"entrypoint": "", "command": ["ls"]}, ["/init"], ["x"], ([], ["ls"])),  # empty: none
+    ({"entrypoint": "sh -c"}, None, None, (["sh -c"], [])),  # one word, as Docker takes it
+    ({}, ["/init", "-v"], None, (["/init", "-v"], [])),  # an entrypoint alone
 ])
-def test_build_command_combines_as_docker_does(kwargs: dict[str, object],
-                                               entrypoint: list[str] | None,
-                                               cmd: list[str] | None, argv: list[str]) -> None:
-    assert build_command(options(**kwargs), entrypoint, cmd) == argv
+def test_build_command_combines_as_docker_does(
+        kwargs: dict[str, object], entrypoint: list[str] | None, cmd: list[str] | None,
+        expected: tuple[list[str], list[str]]) -> None:
+    assert build_command(options(**kwargs), entrypoint, cmd) == expected
+
+
+def test_build_command_does_not_share_the_images_lists() -> None:
+    entrypoint, cmd = ["/init"], ["--serve"]
+    entry, args = build_command(options(), entrypoint, cmd)
+    entry.append("x")
+    args.append("y")
+    assert (entrypoint, cmd) == (["/init"], ["--serve"])
 
 
 @pytest.mark.parametrize(("kwargs", "entrypoint", "cmd"), [
@@ -135,5 +147,49 @@ def test_build_command_combines_as_docker_does(kwargs: dict[str, object],
 ])
 def test_no_command_at_all_is_an_error(kwargs: dict[str, object], entrypoint: list[str] | None,
                                        cmd: list[str] | None) -> None:
-    with pytest.raises(ShellctrError, match="no command specified"):
+    with pytest.raises(ShellctrError, match="no command specified") as info:
         build_command(options(**kwargs), entrypoint, cmd)
+    assert info.value.hint == "give a command after the image name"
+
+
+# -- parse_restart / parse_labels ------------------------------------------------------
+@pytest.mark.parametrize(("value", "parsed"), [
+    ("no", ("no", 0)),
+    ("always", ("always", 0)),
+    ("unless-stopped", ("unless-stopped", 0)),
+    ("on-failure", ("on-failure", 0)),  # no limit
+    ("on-failure:5", ("on-failure", 5)),
+    ("on-failure:0", ("on-failure", 0)),
+])
+def test_parse_restart(value: str, parsed: tuple[str, int]) -> None:
+    assert parse_restart(value, auto_remove=False) == parsed
+
+
+@pytest.mark.parametrize("value", ["", "yes", "Always", "always:3", "no:1", "unless-stopped:2",
+                                   "on-failure:", "on-failure:-1", "on-failure:x",
+                                   "on-failure:1:2", "on-failure:1.5"])
+def test_parse_restart_refuses_other_policies(value: str) -> None:
+    with pytest.raises(ShellctrError, match=f"^invalid restart policy {value!r}") as info:
+        parse_restart(value, auto_remove=False)
+    assert info.value.hint == "use no, on-failure[:N], always or unless-stopped"
+
+
+@pytest.mark.parametrize("value", ["always", "on-failure", "on-failure:2", "unless-stopped"])
+def test_restart_and_rm_conflict(value: str) -> None:
+    with pytest.raises(ShellctrError, match=r"^conflicting options: --restart and --rm") as info:
+        parse_restart(value, auto_remove=True)
+    assert info.value.hint == "a container removed when it exits cannot be restarted"
+    assert parse_restart("no", auto_remove=True) == ("no", 0)
+
+
+def test_parse_labels() -> None:
+    assert parse_labels([]) == {}
+    assert parse_labels(["app=shop", "tier", "url=http://x/?a=b", "empty=", "app=web"]) == {
+        "app": "web", "tier": "", "url": "http://x/?a=b", "empty": ""}  # the last one wins
+
+
+@pytest.mark.parametrize("item", ["=x", "=", ""])
+def test_parse_labels_needs_a_key(item: str) -> None:
+    with pytest.raises(ShellctrError, match=f"^invalid label {item!r}") as info:
+        parse_labels([item])
+    assert info.value.hint == "use -l KEY=VALUE"

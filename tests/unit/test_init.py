@@ -158,7 +158,7 @@ SPEC: dict[str, object] = {
     "user": "",
     "tty": False,
     "status_fd": None,
-    "trace_fd": None,
+    "trace": False,
 }
 R = "/r/c/rootfs"
 CAPS = ("+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,"
@@ -275,3 +275,63 @@ def test_entry_runs_main_from_the_package_dir() -> None:
     assert init.ENTRY == ("import sys; sys.path.insert(0, sys.argv[1]); "
                           "from shellctr.init import main; main(sys.argv[2])")
     assert os.path.isfile(os.path.join(os.path.dirname(init.__file__), "init.py"))
+
+
+def test_the_container_joins_its_cgroups_before_anything_else() -> None:
+    cgroups = ["/sys/fs/cgroup/freezer/shellctr/c1", "/sys/fs/cgroup/pids/shellctr/c1"]
+    shown = lines({**SPEC, "cgroups": cgroups})
+    assert shown[:3] == [
+        "echo 0 > /sys/fs/cgroup/freezer/shellctr/c1/cgroup.procs",
+        "echo 0 > /sys/fs/cgroup/pids/shellctr/c1/cgroup.procs",
+        f"mount --types overlay overlay {R} --options "
+        "lowerdir=/r/layers/top:/r/layers/bottom,upperdir=/r/c/upper,workdir=/r/c/work"]
+    assert lines(SPEC)[0].startswith("mount --types overlay ")  # no cgroups: no joins
+
+
+def test_join_cgroup_writes_0_to_cgroup_procs(tmp_path: Path) -> None:
+    procs = tmp_path / "cgroup.procs"
+    step = init.join_cgroup(str(procs))
+    assert step.shell() == f"echo 0 > {procs}"
+    step.action()
+    assert procs.read_text() == "0"
+
+
+def test_trace_lines_go_over_the_status_socket() -> None:
+    import json
+    import socket
+
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    done: list[str] = []
+    steps = [init.Step(lambda: "mkdir /x", lambda: done.append("x")),
+             init.Step(lambda: "skipped", lambda: done.append("no"), when=lambda: False),
+             init.Step(lambda: "hostname 'a b'", lambda: done.append("h"))]
+    try:
+        Init({**SPEC, "trace": True, "status_fd": child.fileno()}).run(steps)
+        Init({**SPEC, "trace": False, "status_fd": child.fileno()}).run(steps[:1])
+        parent.setblocking(False)
+        received = []
+        while True:
+            try:
+                received.append(json.loads(parent.recv(4096)))
+            except BlockingIOError:
+                break
+    finally:
+        parent.close()
+        child.close()
+    assert received == [{"trace": "+ mkdir /x"}, {"trace": "+ hostname 'a b'"}]
+    assert done == ["x", "h", "x"]
+
+
+def test_trace_lines_without_a_status_socket_go_to_stderr(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    Init({**SPEC, "trace": True}).run([init.Step(lambda: "mkdir /x", lambda: None)])
+    assert capfd.readouterr() == ("", "+ mkdir /x\n")
+
+
+def test_exec_in_a_container_gets_a_pty_but_not_the_console() -> None:
+    spec: dict[str, object] = {"join": 4242, "argv": ["sh"], "env": [], "cwd": "/",
+                               "user": "", "tty": True, "status_fd": None, "trace": False}
+    shown = [step.shell() for step in Init(spec).console_steps()]
+    assert shown == ["exec {pty}<>/dev/pts/ptmx  # the container's own pseudo-terminal"]
+    assert Init({**spec, "tty": False}).console_steps() == []
+    assert Init(spec).rootfs == ""  # exec mounts nothing

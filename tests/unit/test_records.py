@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from shellctr import container
-from shellctr.container import RunOptions, create, finish, start_foreground, state_record
+from shellctr.container import RunOptions, create, finish, start, state_record
 from shellctr.image import import_image
 from shellctr.layout import Layout
 from shellctr.state import ContainerConfig, ContainerState, Image, ImageConfig
@@ -23,6 +23,7 @@ from shellctr.store import Store, dump_record, read_record
 
 from .helpers import (
     CID,
+    MONITOR_NAME,
     T1,
     T2,
     FakeInit,
@@ -57,7 +58,8 @@ def check_model(model: type[BaseModel], record: dict[str, Any]) -> None:
 def run_options() -> RunOptions:
     return RunOptions("busybox", ["sh", "-c", "echo hi"], name="web", env=["A=1"],
                       workdir="/srv", user="1000:1000", tty=True, interactive=True,
-                      hostname="box")
+                      hostname="box", restart="on-failure:3", labels=["app=shop", "tier"],
+                      memory="256m")
 
 
 def test_container_config_golden(layout: Layout) -> None:
@@ -80,7 +82,7 @@ def test_container_state_created_golden(layout: Layout) -> None:
 
 
 def test_container_state_running_golden() -> None:
-    # the fields start_foreground records once init.py reports `ready`
+    # the fields start records once init.py reports `ready`
     record = state_record("running", pid=4242, pid_start=987654, monitor_pid=4241,
                           monitor_start=987650, started_at=T1)
     check_golden("container_state_running", record)
@@ -94,7 +96,7 @@ def test_container_state_exited_golden(layout: Layout, monkeypatch: pytest.Monke
     create(host, store, run_options())
     store.write(layout.container_state(CID), state_record(
         "running", pid=4242, pid_start=987654, monitor_pid=4241, monitor_start=987650,
-        started_at=T1))
+        started_at=T1, restart_count=2))  # carried over to the exited record
     monkeypatch.setattr(container, "now_iso", lambda: T2)
     finish(host, store, CID, 137)
     record = read_record(layout.container_state(CID))
@@ -117,11 +119,11 @@ def test_image_golden(layout: Layout, tmp_path: Path) -> None:
 
 def test_every_record_run_writes_validates_against_the_models(layout: Layout) -> None:
     install_image(layout)
-    host = RecordingHost(substitute={"unshare": FakeInit(code=7)})
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit(code=7)})
     store = Store(layout, host)
     options = RunOptions("busybox", ["true"], env=["A=1"], workdir="/srv", user="1000",
                          tty=True, auto_remove=False)  # -t without -i: no terminal needed
-    start_foreground(host, store, create(host, store, options))
+    start(host, store, create(host, store, options), attach=True)
     written = [(Path(cmd.redirect or "").name, record_of(cmd)) for cmd in host.cmds
                if cmd.redirect and cmd.redirect.endswith(".json")
                and not cmd.redirect.endswith("init.json")]
@@ -136,10 +138,10 @@ def test_every_record_run_writes_validates_against_the_models(layout: Layout) ->
 def test_the_exit_of_a_failed_exec_validates(layout: Layout) -> None:
     install_image(layout)
     message = {"message": "exec: nope", "code": 127}
-    host = RecordingHost(substitute={"unshare": FakeInit(127, [message])})
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit(127, [message])})
     store = Store(layout, host)
     with pytest.raises(Exception, match="exec: nope"):
-        start_foreground(host, store, create(host, store, RunOptions("busybox", ["nope"])))
+        start(host, store, create(host, store, RunOptions("busybox", ["nope"])), attach=True)
     check_model(ContainerState, record_of(host.cmds[-1]))
 
 

@@ -1,7 +1,8 @@
-"""`run` = container.create + container.start_foreground: its exact steps, and undo on failure."""
+"""`run` = container.create + container.start: its exact steps, and undo on failure."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -11,17 +12,23 @@ from typing import Any
 import pytest
 
 import shellctr
-from shellctr.container import HOSTS, RunOptions, create, start_foreground
-from shellctr.errors import ExecError, HostCommandError
-from shellctr.host import process_start
+from shellctr import container
+from shellctr.container import HOSTS, RunOptions, create, monitor_argv, start
+from shellctr.errors import ExecError, HostCommandError, ShellctrError
 from shellctr.layout import Layout
+from shellctr.lifecycle import reconcile
+from shellctr.state import ContainerState
 from shellctr.store import Store
 
 from .helpers import (
     CID,
     IMAGE_ID,
     LAYER,
+    MONITOR,
+    MONITOR_NAME,
+    REAL_MONITOR_BINARY,
     T0,
+    T2,
     FakeInit,
     RecordingHost,
     install_image,
@@ -34,6 +41,14 @@ pytestmark = pytest.mark.usefixtures("fixed", "restore_signals")
 
 ENTRY = ("import sys; sys.path.insert(0, sys.argv[1]); "
          "from shellctr.init import main; main(sys.argv[2])")
+TOP = Path(shellctr.__file__).resolve().parent.parent  # the checkout: bin/, build/, shellctr/
+
+
+def unshare_line(spec: Path) -> list[str]:
+    """The command the monitor runs: namespaces, then init.py from the checkout."""
+    return ["unshare", "--mount", "--uts", "--ipc", "--net", "--pid",
+            "--propagation", "private", "--", str(MONITOR), "--reap", "--",
+            sys.executable, "-I", "-S", "-c", ENTRY, str(TOP), str(spec)]
 
 
 def create_steps(layout: Layout) -> list[tuple[list[str], str | None]]:
@@ -59,23 +74,23 @@ def steps_of(host: RecordingHost) -> list[tuple[list[str], str | None]]:
 def test_run_steps_in_order(layout: Layout) -> None:
     install_image(layout)
     fake = FakeInit(code=3)
-    host = RecordingHost(substitute={"unshare": fake})
+    host = RecordingHost(substitute={MONITOR_NAME: fake})
     store = Store(layout, host)
 
     config = create(host, store, RunOptions("busybox", ["echo", "hi"]))
-    code = start_foreground(host, store, config)
+    code = start(host, store, config, attach=True)
 
     assert code == 3
     run_dir = layout.runroot / "containers" / CID
+    cdir = layout.container_dir(CID)
     state = str(layout.container_state(CID))
     assert steps_of(host) == [
         *create_steps(layout),
         (["mkdir", "--parents", "--mode=700", str(run_dir)], None),
         (["cat"], str(run_dir / "init.json")),
-        (["unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork",
-          "--propagation", "private", "--",
-          sys.executable, "-I", "-S", "-c", ENTRY,
-          str(Path(shellctr.__file__).parent.parent), str(run_dir / "init.json")], None),
+        ([str(TOP / "build" / "shellctr-monitor"), "--attach",
+          str(cdir / "exit.json"), str(cdir / "container.log"), "--",
+          *unshare_line(run_dir / "init.json")], None),
         (["cat"], state),  # running
         (["cat"], state),  # exited
     ]
@@ -87,10 +102,12 @@ def test_run_steps_in_order(layout: Layout) -> None:
 
     running, exited = record_of(host.cmds[-2]), record_of(host.cmds[-1])
     assert fake.process is not None
+    # the fake is both the monitor (spawned) and PID 1 (the sender of `ready`)
     assert running["status"] == "running" and running["pid"] == fake.process.pid
     assert running["pid_start"] > 0 and running["started_at"] == T0
-    assert running["monitor_pid"] == os.getpid()
-    assert running["monitor_start"] == process_start(os.getpid())
+    assert running["monitor_pid"] == fake.process.pid != os.getpid()
+    assert running["monitor_start"] == running["pid_start"]
+    assert running["restart_count"] == 0 and running["stopping"] is False
     assert exited == {**running, "status": "exited", "pid": 0, "pid_start": 0,
                       "monitor_pid": 0, "monitor_start": 0, "exit_code": 3,
                       "finished_at": T0}
@@ -98,9 +115,9 @@ def test_run_steps_in_order(layout: Layout) -> None:
 
 def test_run_shell_lines_are_what_trace_prints(layout: Layout) -> None:
     install_image(layout)
-    host = RecordingHost(substitute={"unshare": FakeInit()})
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
     store = Store(layout, host)
-    start_foreground(host, store, create(host, store, RunOptions("busybox")))
+    start(host, store, create(host, store, RunOptions("busybox")), attach=True)
     cdir = q(layout.container_dir(CID))
     assert host.lines[:5] == [
         f"mkdir --mode=700 {cdir}",
@@ -110,17 +127,22 @@ def test_run_shell_lines_are_what_trace_prints(layout: Layout) -> None:
         f"cat > {cdir}/hostname <<'EOF'\n{CID[:12]}\nEOF",
     ]
     assert host.lines[11].startswith(
-        "unshare --mount --uts --ipc --net --pid --fork --propagation private -- "
+        f"{q(MONITOR)} --attach {cdir}/exit.json {cdir}/container.log -- "
+        "unshare --mount --uts --ipc --net --pid --propagation private -- "
+        f"{q(MONITOR)} --reap -- "
         f"{q(sys.executable)} -I -S -c 'import sys; sys.path.insert(0, sys.argv[1]); ")
 
 
-def test_run_writes_the_init_spec(layout: Layout) -> None:
+@pytest.mark.parametrize("trace", [False, True])
+def test_run_writes_the_init_spec(layout: Layout, trace: bool, cgroup_root: Path) -> None:
+    (cgroup_root / "freezer").mkdir()  # a cgroup v1 freezer hierarchy
     install_image(layout, layer_dir=True)
-    host = RecordingHost(substitute={"unshare": FakeInit()})
+    host = RecordingHost(trace=trace, substitute={MONITOR_NAME: FakeInit()})
     store = Store(layout, host)
     options = RunOptions("busybox", ["sh", "-c", "id"], user="1000:1000", workdir="/srv",
                          tty=False, env=["A=1"], hostname="web")
-    start_foreground(host, store, create(host, store, options))
+    start(host, store, create(host, store, options), attach=True)
+    assert host.cmds[10].redirect == str(layout.container_init_spec(CID))
     spec = json.loads(host.cmds[10].stdin or "")
     cdir = layout.container_dir(CID)
     assert isinstance(spec.pop("status_fd"), int)
@@ -138,7 +160,8 @@ def test_run_writes_the_init_spec(layout: Layout) -> None:
         "cwd": "/srv",
         "user": "1000:1000",
         "tty": False,
-        "trace_fd": None,
+        "trace": trace,  # init.py sends its trace lines over the status socket
+        "cgroups": [str(cgroup_root / "freezer" / "shellctr" / CID)],  # init.py joins them
     }
 
 
@@ -148,18 +171,18 @@ def test_init_spec_lists_the_top_layer_first(layout: Layout) -> None:
     config: dict[str, Any] = {"id": CID, "layers": ["b" * 64, "t" * 64], "hostname": "h",
                               "path": "sh", "args": [], "env": [], "working_dir": "/",
                               "user": "", "tty": True}
-    spec = init_spec(layout, config, None, 2)
+    spec = init_spec(layout, config, None, True)
     assert spec["lowerdirs"] == [str(layout.layer_dir("t" * 64)), str(layout.layer_dir("b" * 64))]
-    assert spec["trace_fd"] == 2 and spec["status_fd"] is None
+    assert spec["trace"] is True and spec["status_fd"] is None
 
 
 def test_exec_failure_reported_by_init_is_recorded_and_raised(layout: Layout) -> None:
     install_image(layout)
     message = {"message": 'exec: "nope": executable file not found in $PATH', "code": 127}
-    host = RecordingHost(substitute={"unshare": FakeInit(127, [message])})
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit(127, [message])})
     store = Store(layout, host)
     with pytest.raises(ExecError, match="executable file not found") as info:
-        start_foreground(host, store, create(host, store, RunOptions("busybox", ["nope"])))
+        start(host, store, create(host, store, RunOptions("busybox", ["nope"])), attach=True)
     assert info.value.exit_code == 127
     last = record_of(host.cmds[-1])
     assert last["status"] == "exited" and last["exit_code"] == 127
@@ -170,21 +193,21 @@ def test_exec_failure_after_ready_is_recorded_and_raised(layout: Layout) -> None
     install_image(layout)
     messages: list[dict[str, Any]] = [{"ready": True},
                                       {"message": "exec /bin/x: Permission denied", "code": 126}]
-    host = RecordingHost(substitute={"unshare": FakeInit(126, messages)})
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit(126, messages)})
     store = Store(layout, host)
     with pytest.raises(ExecError) as info:
-        start_foreground(host, store, create(host, store, RunOptions("busybox", ["/bin/x"])))
+        start(host, store, create(host, store, RunOptions("busybox", ["/bin/x"])), attach=True)
     assert info.value.exit_code == 126
     assert [record_of(cmd)["status"] for cmd in host.cmds[-2:]] == ["running", "exited"]
 
 
 def test_run_rm_removes_the_container_after_it_exits(layout: Layout) -> None:
     install_image(layout)
-    host = RecordingHost(substitute={"unshare": FakeInit()})
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
     store = Store(layout, host)
     before = snapshot(layout.root)
     config = create(host, store, RunOptions("busybox", auto_remove=True))
-    assert start_foreground(host, store, config) == 0
+    assert start(host, store, config, attach=True) == 0
     assert host.lines[-2:] == [f"rm --recursive {q(layout.container_run_dir(CID))}",
                                f"rm --recursive {q(layout.container_dir(CID))}"]
     assert snapshot(layout.root) == before
@@ -230,6 +253,9 @@ def test_create_refuses_a_name_in_use_before_touching_anything(layout: Layout) -
     (RunOptions("busybox", workdir="relative"), "is not absolute"),
     (RunOptions("busybox", entrypoint=""), "no command specified"),
     (RunOptions("busybox", env=["=x"]), "invalid environment variable"),
+    (RunOptions("busybox", restart="sometimes"), "invalid restart policy 'sometimes'"),
+    (RunOptions("busybox", restart="always", auto_remove=True), "--restart and --rm"),
+    (RunOptions("busybox", labels=["=x"]), "invalid label '=x'"),
 ])
 def test_create_errors_change_nothing(layout: Layout, options: RunOptions, message: str) -> None:
     install_image(layout)
@@ -254,3 +280,196 @@ def test_create_takes_workdir_user_and_command_from_the_image(layout: Layout) ->
     assert config["env"] == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                              f"HOSTNAME={CID[:12]}", "TERM=xterm", "LANG=C"]
     assert config["image_id"] == IMAGE_ID
+
+
+def test_create_records_entrypoint_cmd_restart_policy_and_labels(layout: Layout) -> None:
+    from .helpers import image_model
+
+    install_image(layout, image_model(config={"Entrypoint": ["/init"], "Cmd": ["--serve"]}))
+    host = RecordingHost()
+    config = create(host, Store(layout, host), RunOptions(
+        "busybox", ["--debug", "x"], restart="on-failure:3", labels=["app=web", "tier"]))
+    assert (config["path"], config["args"]) == ("/init", ["--debug", "x"])
+    assert (config["entrypoint"], config["cmd"]) == (["/init"], ["--debug", "x"])
+    assert (config["restart_policy"], config["restart_max"]) == ("on-failure", 3)
+    assert config["labels"] == {"app": "web", "tier": ""}
+
+
+# -- the monitor -----------------------------------------------------------------------
+def monitor_config() -> dict[str, Any]:
+    return {"id": CID}
+
+
+def test_monitor_argv_attached_copies_the_output_and_leaves_the_end_to_us(
+        layout: Layout) -> None:
+    spec = layout.container_init_spec(CID)
+    cdir = layout.container_dir(CID)
+    assert monitor_argv(layout, monitor_config(), spec, attach=True) == [
+        str(MONITOR), "--attach", str(cdir / "exit.json"), str(cdir / "container.log"),
+        "--", *unshare_line(spec)]
+
+
+def test_monitor_argv_detached_runs_the_exited_hook_of_this_root(layout: Layout) -> None:
+    spec = layout.container_init_spec(CID)
+    cdir = layout.container_dir(CID)
+    hook = [str(TOP / "bin" / "shellctr"), "--root", str(layout.root),
+            "--runroot", str(layout.runroot), "_exited", CID]
+    assert monitor_argv(layout, monitor_config(), spec, attach=False) == [
+        str(MONITOR), "--then", "7", *hook, str(cdir / "exit.json"),
+        str(cdir / "container.log"), "--", *unshare_line(spec)]
+    assert (TOP / "bin" / "shellctr").is_file() and (TOP / "shellctr" / "monitor.c").is_file()
+
+
+def test_monitor_binary_missing_is_a_clear_error(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(container, "TOP", tmp_path)
+    with pytest.raises(ShellctrError, match=f"^{tmp_path}/build/shellctr-monitor is missing"
+                       ) as info:
+        REAL_MONITOR_BINARY()
+    assert info.value.hint == "run make to build it"
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "shellctr-monitor").touch()
+    assert REAL_MONITOR_BINARY() == tmp_path / "build" / "shellctr-monitor"
+
+
+def test_start_without_the_monitor_binary_changes_nothing(
+        layout: Layout, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    install_image(layout)
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
+    store = Store(layout, host)
+    config = create(host, store, RunOptions("busybox"))
+    host.reset()
+    monkeypatch.setattr(container, "monitor_binary", REAL_MONITOR_BINARY)
+    monkeypatch.setattr(container, "TOP", tmp_path)
+    with pytest.raises(ShellctrError, match="shellctr-monitor is missing"):
+        start(host, store, config, attach=False)
+    assert [cmd.argv[0] for cmd in host.cmds] == ["mkdir", "cat"]  # run dir, init spec
+    assert store.state_record(CID)["status"] == "created"
+
+
+def test_detached_start_returns_once_ready_and_the_monitor_records_the_end(
+        layout: Layout) -> None:
+    install_image(layout)
+    fake = FakeInit(code=4)
+    host = RecordingHost(substitute={MONITOR_NAME: fake})
+    store = Store(layout, host)
+    config = create(host, store, RunOptions("busybox", ["false"], name="web"))
+    host.reset()
+
+    assert start(host, store, config, attach=False) == 0
+
+    run_dir = layout.container_run_dir(CID)
+    state = str(layout.container_state(CID))
+    assert [argv[0] for argv, _ in steps_of(host)] == ["mkdir", "cat", str(MONITOR), "cat"]
+    assert steps_of(host)[-1] == (["cat"], state)  # running; the end is not ours to record
+    assert fake.attach is False
+    assert fake.hook == [str(TOP / "bin" / "shellctr"), "--root", str(layout.root),
+                         "--runroot", str(layout.runroot), "_exited", CID]
+    assert fake.argv[-len(unshare_line(run_dir / "init.json")):] == unshare_line(
+        run_dir / "init.json")
+    running = record_of(host.cmds[-1])
+    assert fake.process is not None
+    assert running["status"] == "running" and running["pid"] == fake.process.pid
+    assert running["monitor_pid"] == fake.process.pid
+
+    assert fake.process.wait(timeout=10) == 4
+    state_model = reconcile(store, CID)  # from the monitor's exit.json
+    assert state_model == ContainerState.model_validate({
+        **running, "status": "exited", "pid": 0, "pid_start": 0, "monitor_pid": 0,
+        "monitor_start": 0, "exit_code": 4, "finished_at": T2})
+
+
+def test_detached_start_needs_no_terminal_for_tty_and_interactive(
+        layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    install_image(layout)
+    monkeypatch.setattr(os, "isatty", lambda fd: False)
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
+    store = Store(layout, host)
+    config = create(host, store, RunOptions("busybox", tty=True, interactive=True))
+    assert start(host, store, config, attach=False) == 0
+    assert store.state_record(CID)["status"] == "running"
+
+
+def test_a_second_start_removes_the_last_exit_file_and_keeps_the_restart_count(
+        layout: Layout) -> None:
+    install_image(layout)
+    fake = FakeInit(code=1)
+    host = RecordingHost(substitute={MONITOR_NAME: fake})
+    store = Store(layout, host)
+    config = create(host, store, RunOptions("busybox"))
+    assert start(host, store, config, attach=True) == 1
+    exit_file = layout.container_exit_file(CID)
+    assert exit_file.is_file()  # written by the (fake) monitor
+    state = store.state_record(CID)
+    store.write(layout.container_state(CID), {**state, "restart_count": 2})
+    host.reset()
+
+    assert start(host, store, config, attach=True) == 1
+
+    assert host.lines[0] == f"rm {q(exit_file)}"  # a stale one would end it at once
+    assert [record_of(cmd)["restart_count"] for cmd in host.cmds[-2:]] == [2, 2]
+
+
+def test_init_trace_lines_are_shown_as_they_come(layout: Layout) -> None:
+    install_image(layout)
+    messages: list[dict[str, Any]] = [{"trace": "+ mount --types proc proc /r/proc"},
+                                      {"trace": "+ hostname web"}, {"ready": True}]
+    host = RecordingHost(trace=True, substitute={MONITOR_NAME: FakeInit(0, messages)})
+    store = Store(layout, host)
+    assert start(host, store, create(host, store, RunOptions("busybox")), attach=True) == 0
+    assert isinstance(host.err, io.StringIO)
+    shown = host.err.getvalue().splitlines()
+    spawned = next(i for i, line in enumerate(shown) if line.startswith(f"+ {MONITOR} --attach "))
+    assert shown[spawned + 1:spawned + 4] == [
+        "+ mount --types proc proc /r/proc", "+ hostname web",
+        f"+ cat > {q(layout.container_state(CID))} <<'EOF'"]  # then `running`
+
+
+def test_init_ending_without_a_word_is_a_125_error(layout: Layout) -> None:
+    install_image(layout)
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit(1, [])})
+    store = Store(layout, host)
+    message = "the container's init ended before starting the command"
+    with pytest.raises(ExecError, match=message) as info:
+        start(host, store, create(host, store, RunOptions("busybox")), attach=False)
+    assert info.value.exit_code == 125
+    last = record_of(host.cmds[-1])
+    assert (last["status"], last["exit_code"], last["error"]) == ("exited", 125, message)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_start_puts_the_container_in_its_own_cgroup_and_the_end_removes_it(
+        layout: Layout, cgroup_root: Path, version: str) -> None:
+    if version == "v1":
+        (cgroup_root / "freezer").mkdir()
+        mine = cgroup_root / "freezer" / "shellctr" / CID
+    else:
+        (cgroup_root / "cgroup.controllers").write_text("cpu io memory pids\n")
+        mine = cgroup_root / "shellctr" / CID
+    install_image(layout)
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit(code=2)})
+    store = Store(layout, host)
+    config = create(host, store, RunOptions("busybox"))
+    host.reset()
+    assert start(host, store, config, attach=True) == 2
+    assert [line for line in host.lines if line.startswith(("mkdir", "rmdir"))
+            and str(cgroup_root) in line] == [
+        f"mkdir --parents --mode=755 {q(mine.parent)}",
+        f"mkdir {q(mine)}",
+        f"rmdir {q(mine)}",  # by finish, once the end is recorded
+        f"rmdir {q(mine.parent)}",  # the last container's: the parent goes too
+    ]
+    assert not mine.parent.exists()
+
+
+def test_a_failed_start_removes_the_cgroup_it_made(layout: Layout, cgroup_root: Path) -> None:
+    (cgroup_root / "freezer").mkdir()
+    mine = cgroup_root / "freezer" / "shellctr" / CID
+    install_image(layout)
+    message = {"message": "exec: nope", "code": 127}
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit(127, [message])})
+    store = Store(layout, host)
+    with pytest.raises(ExecError):
+        start(host, store, create(host, store, RunOptions("busybox", ["nope"])), attach=True)
+    assert f"rmdir {q(mine)}" in host.lines
+    assert not mine.exists()

@@ -1,0 +1,180 @@
+"""inspect: containers and images as the JSON Docker prints for them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shellctr.container import RunOptions, create, state_record
+from shellctr.inspect import ZERO_TIME, container_json, image_json
+from shellctr.layout import Layout
+from shellctr.store import Store
+
+from .helpers import (
+    CID,
+    IMAGE_ID,
+    LAYER,
+    T0,
+    T1,
+    T2,
+    RecordingHost,
+    image_model,
+    install_image,
+    prepared_store,
+)
+
+pytestmark = pytest.mark.usefixtures("fixed")
+
+
+def web(layout: Layout, **options: Any) -> Store:
+    install_image(layout, image_model(config={"Entrypoint": ["/init"], "Cmd": ["--serve"],
+                                              "Env": ["LANG=C"]}))
+    host = RecordingHost()
+    store = Store(layout, host)
+    create(host, store, RunOptions("busybox", name="web", hostname="box", **options))
+    return store
+
+
+def test_a_created_container(layout: Layout) -> None:
+    store = web(layout, labels=["app=shop", "tier"], restart="on-failure:3", user="1000",
+                workdir="/srv", env=["A=1"], memory="64m")
+    data = container_json(store, CID)
+    cdir = layout.container_dir(CID)
+    assert data == {
+        "Id": CID,
+        "Created": T0,
+        "Path": "/init",
+        "Args": ["--serve"],
+        "State": {
+            "Status": "created",
+            "Running": False,
+            "Paused": False,
+            "Restarting": False,
+            "OOMKilled": False,
+            "Dead": False,
+            "Pid": 0,
+            "ExitCode": 0,
+            "Error": "",
+            "StartedAt": ZERO_TIME,  # never: Go's zero time, as Docker prints it
+            "FinishedAt": ZERO_TIME,
+        },
+        "Image": f"sha256:{IMAGE_ID}",
+        "ResolvConfPath": str(cdir / "resolv.conf"),
+        "HostnamePath": str(cdir / "hostname"),
+        "HostsPath": str(cdir / "hosts"),
+        "LogPath": str(cdir / "container.log"),
+        "Name": "/web",  # Docker's leading slash
+        "RestartCount": 0,
+        "Driver": "overlay",
+        "HostConfig": {
+            "AutoRemove": False,
+            "Memory": 64 * 1024 * 1024,  # bytes; 0: no limit
+            "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
+            "NetworkMode": "none",
+        },
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "LowerDir": str(layout.layer_dir(LAYER)),
+                "UpperDir": str(cdir / "upper"),
+                "WorkDir": str(cdir / "work"),
+                "MergedDir": str(cdir / "rootfs"),
+            },
+        },
+        "Mounts": [],
+        "Config": {
+            "Hostname": "box",
+            "User": "1000",
+            "Tty": False,
+            "OpenStdin": False,
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "HOSTNAME=box", "LANG=C", "A=1"],
+            "Cmd": ["--serve"],
+            "Image": "busybox",
+            "WorkingDir": "/srv",
+            "Entrypoint": ["/init"],
+            "Labels": {"app": "shop", "tier": ""},
+        },
+    }
+    json.dumps(data)  # plain JSON: what `inspect` prints
+
+
+def test_zero_time_is_gos() -> None:
+    assert ZERO_TIME == "0001-01-01T00:00:00Z"
+
+
+def test_no_entrypoint_or_cmd_is_null_as_in_docker(layout: Layout) -> None:
+    store = web(layout, entrypoint="", command=["ls", "-l"])
+    config = container_json(store, CID)["Config"]
+    assert (config["Entrypoint"], config["Cmd"]) == (None, ["ls", "-l"])
+    store = web(Layout(layout.root.parent / "r2", layout.runroot.parent / "rr2"),
+                entrypoint="/bin/echo")
+    config = container_json(store, CID)["Config"]
+    assert (config["Entrypoint"], config["Cmd"]) == (["/bin/echo"], None)
+
+
+def test_an_exited_container(layout: Layout) -> None:
+    store = web(layout)
+    prepared_store(layout).write(layout.container_state(CID), state_record(
+        "exited", exit_code=137, started_at=T1, finished_at=T2, restart_count=4,
+        error="killed", oom_killed=True))
+    data = container_json(store, CID)
+    assert data["State"] == {
+        "Status": "exited", "Running": False, "Paused": False, "Restarting": False,
+        "OOMKilled": True, "Dead": False, "Pid": 0, "ExitCode": 137, "Error": "killed",
+        "StartedAt": T1, "FinishedAt": T2}
+    assert data["RestartCount"] == 4
+
+
+def test_a_running_container_reconciled_first(layout: Layout) -> None:
+    import os
+
+    from shellctr.host import process_start
+
+    store = web(layout)
+    me = os.getpid()  # a live process as PID 1
+    prepared_store(layout).write(layout.container_state(CID), state_record(
+        "running", pid=me, pid_start=process_start(me), started_at=T1))
+    state = container_json(store, CID)["State"]
+    assert (state["Status"], state["Running"], state["Pid"]) == ("running", True, me)
+    assert (state["StartedAt"], state["FinishedAt"]) == (T1, ZERO_TIME)
+    # its PID 1 gone without a word: inspect shows the end, as every command does
+    prepared_store(layout).write(layout.container_state(CID), state_record(
+        "running", pid=me, pid_start=1, started_at=T1))
+    state = container_json(store, CID)["State"]
+    assert (state["Status"], state["Running"], state["Pid"], state["ExitCode"]) == (
+        "exited", False, 0, 255)
+
+
+def test_a_paused_container(layout: Layout, cgroup_root: Path) -> None:
+    import os
+
+    from shellctr.host import process_start
+
+    store = web(layout)
+    me = os.getpid()
+    prepared_store(layout).write(layout.container_state(CID), state_record(
+        "running", pid=me, pid_start=process_start(me), started_at=T1))
+    mine = cgroup_root / "freezer" / "shellctr" / CID
+    mine.mkdir(parents=True)
+    (mine / "freezer.state").write_text("FROZEN\n")
+    state = container_json(store, CID)["State"]
+    assert (state["Status"], state["Running"], state["Paused"]) == ("paused", True, True)
+
+
+def test_image_json() -> None:
+    image = image_model(repo_tags=["busybox:latest", "bb:1"], comment="made here",
+                        config={"Env": ["A=1"], "Cmd": ["sh"], "WorkingDir": "/w"})
+    assert image_json(image) == {
+        "Id": f"sha256:{IMAGE_ID}",
+        "RepoTags": ["busybox:latest", "bb:1"],
+        "Created": T0,
+        "Comment": "made here",
+        "Size": 1234,
+        "Config": {"Env": ["A=1"], "Cmd": ["sh"], "Entrypoint": None, "WorkingDir": "/w",
+                   "User": ""},
+        "RootFS": {"Type": "layers", "Layers": [f"sha256:{LAYER}"]},
+    }
