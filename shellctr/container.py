@@ -281,19 +281,26 @@ def unshare_argv(spec_path: Path) -> list[str]:
     ]
 
 
-def monitor_argv(layout: Layout, config: Record, spec_path: Path, attach: bool) -> list[str]:
+def monitor_argv(layout: Layout, config: Record, spec_path: Path, attach: bool,
+                 console_fd: int | None = None) -> list[str]:
     """shellctr-monitor, the container's small parent, around the unshare command.
 
     Attached (foreground), it also copies the output to our terminal and this process
     records the end; detached, it runs `shellctr _exited ID` when the container ends,
-    which records the end and carries out --rm and the restart policy.
+    which records the end and carries out --rm and the restart policy. Detached with
+    -i, it keeps the container's stdin open; with -t, it takes over its terminal.
     """
     cid = config["id"]
     hook = [path_arg(TOP / "bin" / "shellctr"), "--root", path_arg(layout.root),
             "--runroot", path_arg(layout.runroot), "_exited", cid]
+    detached = ["--then", str(len(hook)), *hook]
+    if config["tty"] and console_fd is not None:
+        detached = ["--console-fd", str(console_fd), *detached]
+    elif config["interactive"] and not config["tty"]:
+        detached = ["--keep-stdin", *detached]
     return [
         path_arg(monitor_binary()),
-        *(["--attach"] if attach else ["--then", str(len(hook)), *hook]),
+        *(["--attach"] if attach else detached),
         path_arg(layout.container_exit_file(cid)), path_arg(layout.container_log(cid)),
         "--", *unshare_argv(spec_path),
     ]
@@ -327,15 +334,24 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
                 "created", restart_count=previous.get("restart_count", 0)))
     host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
+    # detached with -t: the pty master goes to the monitor, over this socket
+    console, console_end = (socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                            if tty and not attach else (None, None))
     with Rollback(host) as rollback:
         cgroup.remove(host, cid)  # left by a run whose end nobody recorded
         cgroup.create(host, cid, rollback, memory=config.get("memory", 0))
-        process = spawn_monitor(host, layout, config, spec_path, attach, child)
+        process = spawn_monitor(host, layout, config, spec_path, attach, child, console_end)
         child.close()
         message, fds, init_pid = receive_ready(host, parent)
         if "message" in message:
             process.wait()
             fail(host, store, cid, message)  # raises: the rollback removes the cgroups
+    if console is not None and console_end is not None:
+        console_end.close()
+        socket.send_fds(console, [b"t"], fds)
+        console.close()
+        for fd in fds:
+            os.close(fd)
     with store.lock():
         previous = store.state_record(cid)
         store.write(layout.container_state(cid), state_record(
@@ -347,7 +363,7 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
     forward_signals(host, init_pid)
     if tty and fds:
         from shellctr.terminal import relay
-        relay(fds[0], interactive=interactive)
+        relay(fds[0], interactive=interactive, log=layout.container_log(cid))
     code = process.wait()
     code = code if code >= 0 else 128 - code  # killed by signal N: 128+N, as a shell says
     late, _, _ = receive(parent, block=False)  # exec itself failed after `ready`
@@ -358,15 +374,17 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
 
 
 def spawn_monitor(host: Host, layout: Layout, config: Record, spec_path: Path, attach: bool,
-                  child: socket.socket) -> subprocess.Popen[bytes]:
+                  child: socket.socket, console: socket.socket | None = None,
+                  ) -> subprocess.Popen[bytes]:
     """Start the monitor, which starts unshare, which starts init.py."""
     import subprocess
 
     tty, interactive = config["tty"], config["interactive"]
     quiet = subprocess.DEVNULL
+    console_fd = console.fileno() if console is not None else None
     process = host.spawn(
-        monitor_argv(layout, config, spec_path, attach),
-        pass_fds=(child.fileno(),),
+        monitor_argv(layout, config, spec_path, attach, console_fd),
+        pass_fds=(child.fileno(), *([console_fd] if console_fd is not None else [])),
         # attached -i without -t: the container reads our stdin; -t: its own pty
         stdin=None if attach and interactive and not tty else quiet,
         stdout=None if attach else quiet,

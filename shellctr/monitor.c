@@ -1,7 +1,8 @@
 /*
  * shellctr-monitor: the small process that stays with a container while it runs.
  *
- *   shellctr-monitor [--attach] [--then N HOOK ARG...] EXIT_FILE LOG_FILE -- COMMAND [ARG...]
+ *   shellctr-monitor [--attach] [--keep-stdin] [--console-fd FD] [--then N HOOK ARG...]
+ *                    EXIT_FILE LOG_FILE -- COMMAND [ARG...]
  *   shellctr-monitor --reap -- COMMAND [ARG...]
  *
  * It starts COMMAND (shellctr's `unshare ... init.py` line) with stdout and stderr on
@@ -11,7 +12,10 @@
  *   {"log":"hello\n","stream":"stdout","time":"2026-11-29T19:40:00.123456789Z"}
  *
  * With --attach it also copies the output to its own stdout and stderr (a foreground
- * `run`). When the container has ended and its output is drained, it writes
+ * `run`). --keep-stdin gives the container a stdin that stays open and silent (`run -di`).
+ * --console-fd: a unix socket on which shellctr hands over the master side of the
+ * container's pseudo-terminal (`run -dt`); the monitor then holds it open and logs what
+ * the container writes to its terminal as stdout. When the container has ended and its output is drained, it writes
  * EXIT_FILE atomically (temp file, fsync, rename):
  *
  *   {"exit_code":0,"finished_at":"2026-11-29T19:40:01.000000000Z"}
@@ -30,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -151,9 +156,26 @@ static void write_exit_file(const char *path, int code) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: shellctr-monitor [--attach] [--then N HOOK ARG...] "
-                    "EXIT_FILE LOG_FILE -- COMMAND [ARG...]\n");
+    fprintf(stderr, "usage: shellctr-monitor [--attach] [--keep-stdin] [--console-fd FD] "
+                    "[--then N HOOK ARG...] EXIT_FILE LOG_FILE -- COMMAND [ARG...]\n");
     return 125;
+}
+
+/* The pty master shellctr sends over the console socket, or -1 (it went away). */
+static int receive_fd(int sock) {
+    char byte;
+    char control[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = control, .msg_controllen = sizeof control};
+    if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) <= 0)
+        return -1;
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    if (cmsg == NULL || cmsg->cmsg_type != SCM_RIGHTS)
+        return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
+    return fd;
 }
 
 /* --reap: the parent of the container's PID 1. `unshare --pid` makes a new pid namespace
@@ -184,12 +206,20 @@ static int reap(char **command) {
 int main(int argc, char **argv) {
     if (argc > 3 && strcmp(argv[1], "--reap") == 0 && strcmp(argv[2], "--") == 0)
         return reap(argv + 3);
-    int attach = 0, arg = 1;
+    int attach = 0, keep_stdin = 0, console = -1, arg = 1;
     char **hook = NULL;
     for (;;) {
         if (arg < argc && strcmp(argv[arg], "--attach") == 0) {
             attach = 1;
             arg++;
+        } else if (arg < argc && strcmp(argv[arg], "--keep-stdin") == 0) {
+            keep_stdin = 1;
+            arg++;
+        } else if (arg + 1 < argc && strcmp(argv[arg], "--console-fd") == 0) {
+            console = atoi(argv[arg + 1]);
+            if (console < 3 || fcntl(console, F_SETFD, FD_CLOEXEC) < 0)
+                return usage(); /* and never passed on to the container */
+            arg += 2;
         } else if (arg + 1 < argc && strcmp(argv[arg], "--then") == 0) {
             int words = atoi(argv[arg + 1]);
             if (words < 1 || arg + 2 + words > argc)
@@ -211,8 +241,10 @@ int main(int argc, char **argv) {
     log_fd = open(log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (log_fd < 0)
         die("open log file");
-    int out[2], err[2];
+    int out[2], err[2], in[2] = {-1, -1};
     if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+        die("pipe");
+    if (keep_stdin && pipe2(in, O_CLOEXEC) < 0) /* we hold the write end and never write */
         die("pipe");
     /* Signals are for the container, sent to its PID 1 by shellctr; a detached
      * monitor must not die of its caller's terminal going away. */
@@ -227,7 +259,7 @@ int main(int argc, char **argv) {
         signal(SIGHUP, SIG_DFL);
         signal(SIGINT, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
-        if (dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+        if (dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0 || (keep_stdin && dup2(in[0], 0) < 0))
             _exit(125);
         execvp(command[0], command);
         fprintf(stderr, "shellctr-monitor: exec %s: %s\n", command[0], strerror(errno));
@@ -235,22 +267,34 @@ int main(int argc, char **argv) {
     }
     close(out[1]);
     close(err[1]);
+    if (keep_stdin)
+        close(in[0]);
 
-    struct stream streams[2] = {
-        {.name = "stdout", .fd = out[0], .echo_fd = attach ? 1 : -1},
-        {.name = "stderr", .fd = err[0], .echo_fd = attach ? 2 : -1},
+    static struct stream streams[3] = {
+        {.name = "stdout"}, {.name = "stderr"}, {.name = "stdout", .fd = -1, .echo_fd = -1},
     };
-    while (streams[0].fd >= 0 || streams[1].fd >= 0) {
-        struct pollfd fds[2] = {{.fd = streams[0].fd, .events = POLLIN},
-                                {.fd = streams[1].fd, .events = POLLIN}};
-        if (poll(fds, 2, -1) < 0) {
+    streams[0].fd = out[0];
+    streams[0].echo_fd = attach ? 1 : -1;
+    streams[1].fd = err[0];
+    streams[1].echo_fd = attach ? 2 : -1;
+    while (streams[0].fd >= 0 || streams[1].fd >= 0 || streams[2].fd >= 0) {
+        struct pollfd fds[4] = {{.fd = streams[0].fd, .events = POLLIN},
+                                {.fd = streams[1].fd, .events = POLLIN},
+                                {.fd = streams[2].fd, .events = POLLIN},
+                                {.fd = console, .events = POLLIN}};
+        if (poll(fds, 4, -1) < 0) {
             if (errno == EINTR)
                 continue;
             die("poll");
         }
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < 3; i++)
             if (streams[i].fd >= 0 && fds[i].revents)
-                drain(&streams[i]);
+                drain(&streams[i]); /* a pty master reads EIO once the container ended */
+        if (console >= 0 && fds[3].revents) {
+            streams[2].fd = receive_fd(console);
+            close(console);
+            console = -1;
+        }
     }
     int status;
     while (waitpid(child, &status, 0) < 0)

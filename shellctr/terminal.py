@@ -10,6 +10,7 @@ import signal
 import termios
 import tty
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
 STDIN, STDOUT = 0, 1
@@ -39,9 +40,11 @@ def copy_window_size(source: int, target: int) -> None:
         fcntl.ioctl(target, termios.TIOCSWINSZ, size)
 
 
-def relay(master: int, interactive: bool) -> None:
-    """Copy the container's output to stdout and (with -i) stdin to the container,
-    until the container closes its terminal; keep the window size in step."""
+def relay(master: int, interactive: bool, log: Path | None = None) -> None:
+    """Copy the container's output to stdout (and to its `log`, in the monitor's
+    json-file format) and, with -i, stdin to the container, until the container closes
+    its terminal; keep the window size in step."""
+    log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640) if log else None
     copy_window_size(STDIN, master)
 
     def resized(signum: int, frame: FrameType | None) -> None:
@@ -60,6 +63,8 @@ def relay(master: int, interactive: bool) -> None:
                         break
                     if not data:
                         break
+                    if log_fd is not None:
+                        _write_all(log_fd, log_record(data))
                     try:
                         _write_all(STDOUT, data)
                     except OSError:  # EIO/EPIPE: the caller's terminal is gone
@@ -77,6 +82,18 @@ def relay(master: int, interactive: bool) -> None:
     finally:
         signal.signal(signal.SIGWINCH, previous)
         os.close(master)
+        if log_fd is not None:
+            os.close(log_fd)
+
+
+def log_record(data: bytes) -> bytes:
+    """One json-file log record, as shellctr-monitor writes them."""
+    import json
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+    record = {"log": data.decode("utf-8", errors="replace"), "stream": "stdout", "time": now}
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 def _write_all(fd: int, data: bytes) -> None:
