@@ -147,8 +147,13 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
     for record in logs.select(records, tail, since, until):
         logs.show(record, args.timestamps)
     if args.follow:
-        logs.follow(path, offset, lambda: reconcile(ctx.store, cid).status == "running",
-                    args.timestamps, until)
+        def running() -> bool:
+            try:
+                return reconcile(ctx.store, cid).status == "running"
+            except FileNotFoundError:  # removed (--rm) meanwhile: it has ended
+                return False
+
+        logs.follow(path, offset, running, args.timestamps, until)
     return 0
 
 
@@ -221,13 +226,19 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.gotemplate import render, table_format
     from shellctr.ids import short_id
     from shellctr.lifecycle import container_matches, parse_filters, reconcile
-    from shellctr.state import container_config
+    from shellctr.state import ContainerConfig, ContainerState, container_config
     from shellctr.textfmt import command_column, human_ago, human_duration, table
 
     store = ctx.store
     filters = parse_filters(args.filter)
-    entries = sorted(((container_config(store, cid), reconcile(store, cid))
-                      for cid in store.container_ids()),
+
+    def entry(cid: str) -> tuple[ContainerConfig, ContainerState] | None:
+        try:
+            return container_config(store, cid), reconcile(store, cid)
+        except FileNotFoundError:  # another shellctr process removed it just now
+            return None
+
+    entries = sorted(filter(None, map(entry, store.container_ids())),
                      key=lambda entry: entry[0].created, reverse=True)
     last = 1 if args.latest else args.last
     if last >= 0:

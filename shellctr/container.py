@@ -344,11 +344,14 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
         child.close()
         message, fds, init_pid = receive_ready(host, parent)
         if "message" in message:
-            process.wait()
+            wait_ended(process, layout.container_exit_file(cid), attach)
             fail(host, store, cid, message)  # raises: the rollback removes the cgroups
     if console is not None and console_end is not None:
         console_end.close()
-        socket.send_fds(console, [b"t"], fds)
+        try:
+            socket.send_fds(console, [b"t"], fds)
+        except OSError:  # the monitor is gone already: the container's end is recorded
+            pass
         console.close()
         for fd in fds:
             os.close(fd)
@@ -371,6 +374,21 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
         return fail(host, store, cid, late)
     finish(host, store, cid, code)
     return code
+
+
+def wait_ended(process: subprocess.Popen[bytes], exit_file: Path, attach: bool) -> None:
+    """Wait until the container that failed to start has ended.
+
+    Detached, its monitor does not exit: it execs the `_exited` hook, which waits for
+    this process to record the end, so wait for the monitor's exit file instead.
+    """
+    import time
+
+    if attach:
+        process.wait()
+        return
+    while not exit_file.exists() and process.poll() is None:
+        time.sleep(0.01)
 
 
 def spawn_monitor(host: Host, layout: Layout, config: Record, spec_path: Path, attach: bool,
@@ -417,9 +435,12 @@ def plan_start(host: Host, store: Store, config: Record, attach: bool) -> int:
     host.step(f"start container {short_id(cid)}")
     host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
+    # init.py joins the cgroups its spec names: the script must make them, as start does
+    cgroup.create(host, cid, Rollback(host), memory=config.get("memory", 0))
     host.spawn(monitor_argv(layout, config, spec_path, attach=True))
     host.note("inside the new namespaces, init.py (PID 1) does, in-process:")
     host.note("\n".join(step.shell() for step in init_step.Init(spec).all_steps()))
+    cgroup.remove(host, cid)  # the attached monitor has returned: the container has ended
     if config["auto_remove"]:
         host.step(f"remove container {short_id(cid)} (--rm)")
         store.remove_container(cid)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from shellctr import cgroup
 from shellctr.cmd import path_arg
-from shellctr.errors import Conflict, ShellctrError
+from shellctr.errors import Conflict, NotFound, ShellctrError
 from shellctr.host import Host, alive
 from shellctr.ids import find, short_id
 from shellctr.state import (
@@ -73,12 +73,13 @@ def find_container(store: Store, ref: str) -> str:
 def remove(host: Host, store: Store, ref: str, force: bool) -> None:
     """`rm [-f]`: refuse a running container unless forced; then remove every trace."""
     cid = find_container(store, ref)
+    if force:
+        mark_stopping(store, cid)  # first: a restart due during its back-off must not happen
     state = reconcile(store, cid)
     if state.status == "running":
         if not force:
             raise Conflict(f"cannot remove container {ref}: it is running",
                            "stop it first, or use rm -f")
-        mark_stopping(store, cid)
         host.step(f"kill container {short_id(cid)}")
         thaw(host, cid)
         if alive(state.pid, state.pid_start):  # its pid may belong to another process now
@@ -89,6 +90,9 @@ def remove(host: Host, store: Store, ref: str, force: bool) -> None:
     with store.lock():
         if not store.layout.container_config(cid).exists():
             return  # run --rm: its monitor removed it when it ended
+        if reconcile(store, cid).status == "running":  # its restart policy started it again
+            raise Conflict(f"cannot remove container {ref}: it is running",
+                           "stop it first, or use rm -f")
         image_id = container_config(store, cid).image_id
         host.step(f"remove container {short_id(cid)}")
         cgroup.remove(host, cid)
@@ -148,10 +152,13 @@ def require_running(store: Store, cid: str, ref: str) -> ContainerState:
 
 
 def mark_stopping(store: Store, cid: str) -> None:
-    """Tell the restart policy that the user ended this container."""
+    """Tell the restart policy that the user ended this container: whether it runs, or
+    has exited and its hook waits to restart it (the hook checks under the lock)."""
     with store.lock():
         state = container_state(store, cid)
-        if state.status == "running" and not state.stopping:
+        if state.stopping or state.status == "created":
+            return
+        if state.status == "running" or container_config(store, cid).restart_policy != "no":
             save(store, store.layout.container_state(cid), evolve(state, stopping=True))
 
 
@@ -167,10 +174,10 @@ def wait_exit_recorded(store: Store, cid: str, timeout: float = 10.0) -> None:
 def stop(host: Host, store: Store, ref: str, timeout: int) -> None:
     """`stop -t N`: the stop signal, N seconds' grace, then SIGKILL."""
     cid = find_container(store, ref)
+    mark_stopping(store, cid)  # first: a restart due during its back-off must not happen
     state = reconcile(store, cid)
     if state.status != "running":
         return  # Docker: stopping a stopped container is not an error
-    mark_stopping(store, cid)
     host.step(f"stop container {short_id(cid)}")
     thaw(host, cid)  # a frozen process cannot act on its stop signal
     if alive(state.pid, state.pid_start):
@@ -203,11 +210,20 @@ def kill(host: Host, store: Store, ref: str, signum: int) -> None:
 def wait(store: Store, ref: str) -> int:
     """`wait`: block until the container ends; its exit code."""
     cid = find_container(store, ref)
-    while True:
-        state = reconcile(store, cid)
-        if state.status == "exited":
-            return state.exit_code
-        time.sleep(STOP_POLL * 5)
+    exit_file = store.layout.container_exit_file(cid)
+    try:
+        while True:
+            # the monitor's record first: it needs no lock, which the hook of an --rm
+            # container may hold while it removes the container, record and all
+            if exit_file.exists():
+                return int(read_record(exit_file)["exit_code"])
+            state = reconcile(store, cid)
+            if state.status == "exited":
+                return state.exit_code
+            time.sleep(STOP_POLL)
+    except FileNotFoundError as err:  # removed before its end could be read
+        raise NotFound(f"no such container: {ref}", "it was removed while we waited") \
+            from err
 
 
 def rename(host: Host, store: Store, ref: str, new_name: str) -> None:
@@ -292,6 +308,8 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
                 store.remove_container(cid)
             return state.exit_code
     time.sleep(min(0.1 * 2 ** state.restart_count, 10.0))  # Docker's back-off, capped
+    # under the lock until it runs: a `stop` or `rm -f` now either comes first (and we
+    # see `stopping`) or finds it running, never exited with a restart on its way
     with store.lock():
         if not store.layout.container_config(cid).exists():
             return state.exit_code
@@ -300,8 +318,8 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
             return state.exit_code  # started or stopped by the user meanwhile
         save(store, store.layout.container_state(cid),
              evolve(current, restart_count=current.restart_count + 1))
-    host.step(f"restart container {short_id(cid)} ({config.restart_policy})")
-    start(host, store, store.config_record(cid), attach=False)
+        host.step(f"restart container {short_id(cid)} ({config.restart_policy})")
+        start(host, store, store.config_record(cid), attach=False)
     return state.exit_code
 
 

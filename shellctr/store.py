@@ -106,9 +106,14 @@ class Store:
                 if (directory / entry / "config.json").is_file()]
 
     def container_names(self) -> dict[str, str]:
-        """id -> name of every container."""
-        return {cid: read_record(self.layout.container_config(cid))["name"]
-                for cid in self.container_ids()}
+        """id -> name of every container (not those removed while we list them)."""
+        names = {}
+        for cid in self.container_ids():
+            try:
+                names[cid] = read_record(self.layout.container_config(cid))["name"]
+            except FileNotFoundError:  # another shellctr process removed it just now
+                continue
+        return names
 
     def config_record(self, cid: str) -> Record:
         return read_record(self.layout.container_config(cid))

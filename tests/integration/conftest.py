@@ -20,8 +20,9 @@ After every test, the autouse `leak_check` asserts that the test left nothing be
 cleans up whatever it found, so one failure does not cascade into the next tests:
 
 - no host mount (in /proc/self/mountinfo) whose path lies under the worker's base;
-- no process whose cmdline mentions the worker's base (shellctr monitors, `unshare`
-  with its init spec, `tar` extracting a layer, ...);
+- no process whose cmdline mentions the worker's base (`shellctr-monitor`, which names
+  the container's log and exit files, `unshare` with its init spec, `tar` extracting a
+  layer, ...);
 - no container process. A container's cmdline is the user's command (`sleep 1000`), so
   cmdlines cannot find it. Instead: every process whose mount namespace differs from
   ours is a candidate, and it is one of *this* worker's containers if its own mount
@@ -29,6 +30,11 @@ cleans up whatever it found, so one failure does not cascade into the next tests
   container's root is an overlay whose lowerdir/upperdir options are paths under it.
   This is exact with any number of parallel workers (their bases differ) and needs
   no marker in the container (which would change the environment the tests pin);
+- no cgroup `shellctr/<id>` (v2: /sys/fs/cgroup/shellctr/<id>; v1: in any controller's
+  hierarchy) of a container the test created. Which ids those are is learnt by
+  watching <root>/containers with inotify while the test runs: that sees even a
+  `run --rm` container that is gone before any listing, and never another worker's or
+  another checkout's containers (their roots differ);
 - nothing left in <runroot>/containers, <root>/containers or <root>/tmp, and no
   `.partial` directory in <root>/layers. Tests that keep a container (no --rm) remove
   it themselves before they end.
@@ -57,8 +63,10 @@ from .support import (
     HERE,
     HOST_BUSYBOX,
     PASSWD,
+    CreatedNames,
     Ctr,
     Worker,
+    container_cgroups,
     leaks,
     scrub,
     tar_member,
@@ -118,14 +126,22 @@ def leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     w: Worker = request.getfixturevalue("worker")
-    yield
+    (w.root / "containers").mkdir(mode=0o700, exist_ok=True)  # as shellctr makes it
+    created = CreatedNames(w.root / "containers")
+    try:
+        yield
+        cids = created.read()
+    finally:
+        created.close()
     found: list[str] = []
     deadline = time.monotonic() + 10.0  # a container's last processes may still be reaped
     while True:
-        found = leaks(w)
+        found = leaks(w, cids)
         if not found or time.monotonic() > deadline:
             break
         time.sleep(0.05)
+    if created.overflowed:  # cannot happen with a few thousand containers per test
+        found.append("inotify queue overflowed: some containers' cgroups went unchecked")
     if not found:
         return
     scrub(w.base)
@@ -140,6 +156,11 @@ def leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
     for entry in os.listdir(layers) if layers.is_dir() else []:
         if entry.endswith(".partial"):
             shutil.rmtree(layers / entry, ignore_errors=True)
+    for path in container_cgroups(cids):  # empty now that scrub killed their processes
+        try:
+            path.rmdir()
+        except OSError:
+            pass
     pytest.fail("the test leaked:\n  " + "\n  ".join(found), pytrace=False)
 
 

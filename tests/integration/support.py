@@ -5,18 +5,23 @@ See conftest.py for how the fixtures use these.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
+import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import tarfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +33,8 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw-main")
 BASE = Path(f"/tmp/shellctr-test-{hashlib.sha256(bytes(CHECKOUT)).hexdigest()[:8]}-{WORKER}")
 HOST_BUSYBOX = Path("/bin/busybox")
 DEFAULT_TIMEOUT = 60.0  # a guard against hangs only; no test asserts on durations
+MONITOR = "shellctr-monitor"  # the program every container runs under
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 # -- running the CLI -----------------------------------------------------------------
@@ -120,9 +127,10 @@ class Ctr:
         return Result(argv, proc.returncode, proc.stdout.decode(errors="replace"),
                       proc.stderr.decode(errors="replace"), proc.stdout if binary else b"")
 
-    def popen(self, *args: str, env: dict[str, str] | None = None, **kwargs: object) -> Running:
+    def popen(self, *args: str, env: dict[str, str] | None = None, trace: bool = True,
+              **kwargs: object) -> Running:
         """Start `shellctr ARGS` in the background, output to files."""
-        argv = self.argv(args)
+        argv = self.argv(args, trace)
         token = uuid.uuid4().hex[:8]
         out_path, err_path = self.scratch / f"{token}.out", self.scratch / f"{token}.err"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -201,7 +209,9 @@ def processes_of(base: Path) -> dict[int, str]:
         cmdline = _read(f"/proc/{entry}/cmdline")
         shown = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
         if needle in cmdline:
-            found[int(entry)] = f"cmdline mentions {base}: {shown}"
+            program = os.path.basename(cmdline.split(b"\0", 1)[0]).decode(errors="replace")
+            kind = "shellctr-monitor" if program == MONITOR else "cmdline"
+            found[int(entry)] = f"{kind} mentions {base}: {shown}"
             continue
         try:
             mnt = os.readlink(f"/proc/{entry}/ns/mnt")
@@ -236,11 +246,71 @@ def leftovers(w: Worker) -> list[str]:
     return found
 
 
-def leaks(w: Worker) -> list[str]:
-    """Everything the worker's tests left behind, one line each."""
+def container_cgroups(cids: Iterable[str]) -> list[Path]:
+    """The cgroup directories of these containers that exist: `shellctr/<id>` in the
+    unified hierarchy (v2) or in any controller's hierarchy (v1)."""
+    hierarchies = [CGROUP_ROOT, *(path for path in CGROUP_ROOT.iterdir() if path.is_dir())]
+    return [path for cid in sorted(cids) for hierarchy in hierarchies
+            if (path := hierarchy / "shellctr" / cid).is_dir()]
+
+
+def leaks(w: Worker, cids: Iterable[str] = ()) -> list[str]:
+    """Everything the worker's tests left behind, one line each; `cids` are the ids of
+    the containers the test created (only their cgroups are this worker's)."""
     return ([f"host mount: {point}" for point in host_mounts_under(w.base)]
             + [f"process {pid}: {what}" for pid, what in processes_of(w.base).items()]
+            + [f"cgroup: {path}" for path in container_cgroups(cids)]
             + leftovers(w))
+
+
+class CreatedNames:
+    """The names created in a directory while it is watched (inotify).
+
+    Watching <root>/containers gives the id of every container a test made, even one
+    that was gone again before any listing could see it (`run --rm`), and of no other
+    worker's or checkout's: their roots differ.
+    """
+
+    IN_MOVED_TO, IN_CREATE, IN_Q_OVERFLOW = 0x80, 0x100, 0x4000
+    IN_NONBLOCK, IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
+    HEADER = struct.Struct("iIII")  # struct inotify_event without its name
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.names: set[str] = set()
+        self.overflowed = False
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(self.IN_NONBLOCK | self.IN_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        if libc.inotify_add_watch(self.fd, bytes(directory),
+                                  self.IN_CREATE | self.IN_MOVED_TO) < 0:
+            err = ctypes.get_errno()
+            os.close(self.fd)
+            raise OSError(err, f"inotify_add_watch {directory}")
+
+    def read(self) -> set[str]:
+        """Every name created so far (plus those there now)."""
+        while True:
+            try:
+                data = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                break
+            offset = 0
+            while offset < len(data):
+                _, mask, _, length = self.HEADER.unpack_from(data, offset)
+                start = offset + self.HEADER.size
+                if mask & self.IN_Q_OVERFLOW:
+                    self.overflowed = True
+                elif length:
+                    self.names.add(data[start:start + length].rstrip(b"\0").decode())
+                offset = start + length
+        if self.directory.is_dir():
+            self.names.update(os.listdir(self.directory))
+        return self.names
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 # -- building tars ---------------------------------------------------------------------
@@ -292,3 +362,49 @@ def one_line_error(result: Result) -> str:
 
 SHORT_ID = re.compile(r"^[0-9a-f]{12}$")
 FULL_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+# -- detached containers ------------------------------------------------------------------
+def run_detached(ctr: Ctr, *args: str) -> str:
+    """`run -d ARGS`: assert it printed a full 64-hex id, and return it."""
+    result = ctr("run", "-d", *args).ok()
+    assert FULL_ID.match(result.out.strip()), str(result)
+    return result.out.strip()
+
+
+def inspect(ctr: Ctr, ref: str) -> dict[str, Any]:
+    """The container's `inspect` record."""
+    result = ctr("inspect", ref, trace=False).ok()
+    records = json.loads(result.out)
+    assert isinstance(records, list) and len(records) == 1, str(result)
+    record: dict[str, Any] = records[0]
+    return record
+
+
+def pids_naming(text: str) -> list[int]:
+    """Host processes whose cmdline contains `text`: with a container's id, its monitor
+    (which names the container's files) and the `_exited` hook it execs."""
+    needle = text.encode()
+    return [int(entry) for entry in os.listdir("/proc")
+            if entry.isdigit() and int(entry) != os.getpid()
+            and needle in _read(f"/proc/{entry}/cmdline")]
+
+
+def wait_settled(cid: str, timeout: float = 30.0) -> None:
+    """Wait until no monitor or hook of the container runs any more: its restart policy
+    and --rm have been carried out, and nothing will change it by itself."""
+    wait_for(lambda: not pids_naming(cid), f"the monitor and hook of {cid[:12]} to end",
+             timeout)
+
+
+def rfc3339(stamp: str) -> datetime:
+    """An RFC 3339 time as Docker prints it (up to nanoseconds; Python keeps micro)."""
+    base, _, fraction = stamp.removesuffix("Z").partition(".")
+    return datetime.fromisoformat(f"{base}.{(fraction or '0')[:6].ljust(6, '0')}+00:00")
+
+
+def remove_all(ctr: Ctr) -> None:
+    """`rm -f` every container of the store (the end of a test that kept some)."""
+    ids = ctr.container_ids(full=True)
+    if ids:
+        ctr("rm", "-f", *ids).ok()

@@ -27,7 +27,9 @@ def test_trace_shows_every_mutating_command_and_stdout_stays_clean(ctr: Ctr) -> 
         return any(line.startswith(prefix) for line in traced)
 
     assert has("+ mkdir "), str(result)
-    assert has("+ unshare --mount"), str(result)
+    # the monitor starts unshare: one traced line, `+ .../shellctr-monitor ... -- unshare ...`
+    assert any("/shellctr-monitor --attach " in line and " -- unshare --mount " in line
+               for line in traced), str(result)
     assert has("+ mount --types overlay overlay "), str(result)
     assert has("+ mount --types proc proc "), str(result)
     assert any(line.startswith("+ cd ") and "pivot_root . ." in line

@@ -266,6 +266,8 @@ class FakeInit:
         self.argv = argv = list(cmd.argv)
         if os.path.basename(argv[0]) == MONITOR_NAME:
             i = 1
+            while argv[i] in ("--keep-stdin", "--console-fd"):  # detached -i / -t
+                i += 1 if argv[i] == "--keep-stdin" else 2
             if argv[i] == "--attach":
                 self.attach, i = True, i + 1
             else:

@@ -296,8 +296,8 @@ def test_create_records_entrypoint_cmd_restart_policy_and_labels(layout: Layout)
 
 
 # -- the monitor -----------------------------------------------------------------------
-def monitor_config() -> dict[str, Any]:
-    return {"id": CID}
+def monitor_config(**fields: Any) -> dict[str, Any]:
+    return {"id": CID, "tty": False, "interactive": False, **fields}
 
 
 def test_monitor_argv_attached_copies_the_output_and_leaves_the_end_to_us(
@@ -318,6 +318,19 @@ def test_monitor_argv_detached_runs_the_exited_hook_of_this_root(layout: Layout)
         str(MONITOR), "--then", "7", *hook, str(cdir / "exit.json"),
         str(cdir / "container.log"), "--", *unshare_line(spec)]
     assert (TOP / "bin" / "shellctr").is_file() and (TOP / "shellctr" / "monitor.c").is_file()
+
+
+def test_monitor_argv_detached_keeps_stdin_open_for_i_and_takes_the_terminal_for_t(
+        layout: Layout) -> None:
+    spec = layout.container_init_spec(CID)
+    interactive = monitor_argv(layout, monitor_config(interactive=True), spec, attach=False)
+    assert interactive[:3] == [str(MONITOR), "--keep-stdin", "--then"]
+    tty = monitor_argv(layout, monitor_config(tty=True, interactive=True), spec,
+                       attach=False, console_fd=9)
+    assert tty[:4] == [str(MONITOR), "--console-fd", "9", "--then"]
+    attached = monitor_argv(layout, monitor_config(tty=True, interactive=True), spec,
+                            attach=True)
+    assert attached[:2] == [str(MONITOR), "--attach"]
 
 
 def test_monitor_binary_missing_is_a_clear_error(tmp_path: Path,
