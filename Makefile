@@ -33,7 +33,14 @@ build/shellctr-monitor: shellctr/monitor.c
 	mkdir -p build
 	cc -O2 -Wall -Wextra -Werror -static -o $@ $<
 
-venv: deps $(VENV)/.installed build/shellctr-monitor
+# bytecode for shellctr's own modules: with PYTHONDONTWRITEBYTECODE set (as in some
+# shells and CI), Python would otherwise compile every module on every command
+build/.bytecode: $(wildcard shellctr/*.py) $(VENV)/.installed
+	mkdir -p build
+	$(PY) -m compileall -q shellctr
+	touch $@
+
+venv: deps $(VENV)/.installed build/shellctr-monitor build/.bytecode
 
 image: venv  ## build the default busybox image from the host's static busybox
 	bin/shellctr image build-busybox

@@ -20,7 +20,6 @@ import socket
 import struct
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from shellctr import cgroup
 from shellctr import init as init_step
