@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -19,51 +20,213 @@ from shellctr.errors import ShellctrError
 from shellctr.host import Host, Rollback
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+CPU_ONLINE = Path("/sys/devices/system/cpu/online")  # when there is no cpuset to ask
+NODE_ONLINE = Path("/sys/devices/system/node/online")
 PARENT = "shellctr"
-V1_CONTROLLERS = ("freezer", "memory")  # those a container needs so far
+# v1: the hierarchies a container gets a cgroup in (blkio: only counted, for `stats`)
+V1_CONTROLLERS = ("freezer", "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio")
+V2_CONTROLLERS = ("cpu", "memory", "pids", "cpuset")  # enabled for shellctr's children
 MIN_MEMORY = 6 * 1024 * 1024  # Docker's smallest -m
+CPU_PERIOD = 100000  # µs: --cpus N is N * this much CPU time per period, as Docker
+# the config keys the limits live in (state.ContainerConfig), and their "no limit"
+LIMIT_DEFAULTS: dict[str, object] = {
+    "memory": 0, "memory_swap": 0, "memory_reservation": 0, "oom_kill_disable": False,
+    "cpu_shares": 0, "cpu_period": 0, "cpu_quota": 0, "cpuset_cpus": "", "cpuset_mems": "",
+    "pids_limit": 0,
+}
+# which controller each limit needs
+NEEDS = {"memory": "memory", "memory_swap": "memory", "memory_reservation": "memory",
+         "oom_kill_disable": "memory", "cpu_shares": "cpu", "cpu_period": "cpu",
+         "cpu_quota": "cpu", "cpuset_cpus": "cpuset", "cpuset_mems": "cpuset",
+         "pids_limit": "pids", "cpus": "cpu"}
+UNLIMITED = "-1"  # v1's "no limit" for memory knobs and cfs_quota_us
 
 
 def unified() -> bool:
     return (CGROUP_ROOT / "cgroup.controllers").exists()
 
 
+def v1_hierarchies() -> list[str]:
+    """The v1 controllers mounted here, one per hierarchy (`cpu` and `cpuacct` may be one
+    hierarchy through symlinks to `cpu,cpuacct`: listed once)."""
+    seen: set[str] = set()
+    found = []
+    for controller in V1_CONTROLLERS:
+        path = CGROUP_ROOT / controller
+        if path.is_dir() and (real := os.path.realpath(path)) not in seen:
+            seen.add(real)
+            found.append(controller)
+    return found
+
+
+def available() -> set[str]:
+    """The controllers that can limit a container here."""
+    if unified():
+        return set(read(CGROUP_ROOT / "cgroup.controllers").split())
+    return {name for name in V1_CONTROLLERS if (CGROUP_ROOT / name).is_dir()}
+
+
 def container_cgroups(cid: str) -> list[Path]:
     """The container's cgroup directory in each hierarchy shellctr uses."""
     if unified():
         return [CGROUP_ROOT / PARENT / cid]
-    return [CGROUP_ROOT / controller / PARENT / cid for controller in V1_CONTROLLERS
-            if (CGROUP_ROOT / controller).is_dir()]
+    return [CGROUP_ROOT / controller / PARENT / cid for controller in v1_hierarchies()]
 
 
-def create(host: Host, cid: str, rollback: Rollback, memory: int = 0) -> list[Path]:
-    """Make the container's cgroups and set its limits; the undo removes them."""
+def cgroup_dir(cid: str, controller: str) -> Path:
+    """Where the container's knobs of `controller` are."""
+    if unified():
+        return CGROUP_ROOT / PARENT / cid
+    return CGROUP_ROOT / controller / PARENT / cid
+
+
+def read(path: Path) -> str:
+    """A cgroup file's text, stripped; "" if it cannot be read (absent, dry run)."""
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def create(host: Host, cid: str, rollback: Rollback, limits: dict[str, object] | None = None,
+           *, memory: int = 0) -> list[Path]:
+    """Make the container's cgroups and write its limits; the undo removes them."""
+    limits = {**LIMIT_DEFAULTS, **(limits or {})}
+    if memory:
+        limits["memory"] = memory
     paths = container_cgroups(cid)
     for path in paths:
         for attempt in range(3):
             host.ensure_dir(path.parent)
             try:
+                prepare_parent(host, path.parent)
                 host.make_cgroup(path, rollback=rollback)
                 break
             except FileNotFoundError:  # another container's cleanup took the parent away
                 if attempt == 2:
                     raise
-    if memory:
-        limit_memory(host, cid, memory)
+    if paths:
+        for path, value in knobs(cid, limits):
+            host.write_value(path, value)
     return paths
+
+
+def prepare_parent(host: Host, parent: Path) -> None:
+    """What the `shellctr` parent needs before a child can be made in it and limited.
+
+    v2: a controller's files appear in a child only once its parent's (and their
+    parent's) cgroup.subtree_control enables it. v1 cpuset: a new cgroup's cpus and mems
+    are empty, and no process can join it until they are set: copy them from above.
+    """
+    if unified():
+        wanted = [name for name in V2_CONTROLLERS if name in available()]
+        for level in (parent.parent, parent):
+            enabled = read(level / "cgroup.subtree_control").split()
+            for name in wanted:
+                if name not in enabled:
+                    try:
+                        host.write_value(level / "cgroup.subtree_control", f"+{name}")
+                    except OSError:  # not delegated to us: the flags needing it are refused
+                        pass
+    elif parent.parent.name == "cpuset":
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not read(parent / name):
+                host.write_value(parent / name, read(parent.parent / name))
+
+
+def knobs(cid: str, limits: dict[str, object], fresh: bool = True) -> list[tuple[Path, str]]:
+    """The (file, value) writes that give the container its limits, in order; not
+    `fresh`: `update` of a cgroup that may have other limits already."""
+    return knobs_v2(cid, limits) if unified() else knobs_v1(cid, limits, fresh)
+
+
+def swap_total(limits: dict[str, object]) -> int:
+    """Docker's --memory-swap: RAM + swap; -1: unlimited swap; unset: twice -m."""
+    memory, swap = int(str(limits["memory"])), int(str(limits["memory_swap"]))
+    return swap if swap else 2 * memory
+
+
+def knobs_v1(cid: str, limits: dict[str, object], fresh: bool) -> list[tuple[Path, str]]:
+    have = available()
+    writes: list[tuple[Path, str]] = []
+    memory = int(str(limits["memory"]))
+    mem = cgroup_dir(cid, "memory")
+    if "memory" in have and memory:
+        memsw = mem / "memory.memsw.limit_in_bytes"  # only with swap accounting
+        if memsw.exists() and not fresh:
+            # the kernel keeps limit <= memsw: lift memsw first, set the limit, then it
+            writes.append((memsw, UNLIMITED))
+        writes.append((mem / "memory.limit_in_bytes", str(memory)))
+        if memsw.exists():
+            writes.append((memsw, str(swap_total(limits))))
+    if "memory" in have:
+        if limits["memory_reservation"]:
+            writes.append((mem / "memory.soft_limit_in_bytes",
+                           str(limits["memory_reservation"])))
+        if limits["oom_kill_disable"]:  # processes over the limit wait instead of dying
+            writes.append((mem / "memory.oom_control", "1"))
+    cpu = cgroup_dir(cid, "cpu")
+    if "cpu" in have:
+        if limits["cpu_shares"]:
+            writes.append((cpu / "cpu.shares", str(limits["cpu_shares"])))
+        if limits["cpu_period"]:  # the period first: the quota is checked against it
+            writes.append((cpu / "cpu.cfs_period_us", str(limits["cpu_period"])))
+        if limits["cpu_quota"]:
+            writes.append((cpu / "cpu.cfs_quota_us", str(limits["cpu_quota"])))
+    if "cpuset" in have:
+        # never empty: no process could join the cgroup (the parent's, when not given)
+        cpuset = cgroup_dir(cid, "cpuset")
+        parent = cpuset.parent
+        writes.append((cpuset / "cpuset.cpus",
+                       str(limits["cpuset_cpus"]) or read(parent / "cpuset.cpus")
+                       or read(parent.parent / "cpuset.cpus")))
+        writes.append((cpuset / "cpuset.mems",
+                       str(limits["cpuset_mems"]) or read(parent / "cpuset.mems")
+                       or read(parent.parent / "cpuset.mems")))
+    if "pids" in have and limits["pids_limit"]:
+        writes.append((cgroup_dir(cid, "pids") / "pids.max", str(limits["pids_limit"])))
+    return writes
+
+
+def cpu_weight(shares: int) -> int:
+    """v1 cpu.shares (2..262144) as v2 cpu.weight (1..10000), converted as runc does."""
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+def knobs_v2(cid: str, limits: dict[str, object]) -> list[tuple[Path, str]]:
+    path = cgroup_dir(cid, "")
+    have = available()
+    writes: list[tuple[Path, str]] = []
+    memory = int(str(limits["memory"]))
+    if "memory" in have and memory:
+        writes.append((path / "memory.max", str(memory)))
+        if (path / "memory.swap.max").exists():  # v2 counts swap alone: total minus RAM
+            total = swap_total(limits)
+            writes.append((path / "memory.swap.max",
+                           "max" if total < 0 else str(total - memory)))
+    if "memory" in have and limits["memory_reservation"]:
+        writes.append((path / "memory.low", str(limits["memory_reservation"])))
+    if "cpu" in have:
+        if limits["cpu_shares"]:
+            writes.append((path / "cpu.weight", str(cpu_weight(int(str(limits["cpu_shares"]))))))
+        quota, period = int(str(limits["cpu_quota"])), int(str(limits["cpu_period"]))
+        if quota or period:  # "QUOTA PERIOD", or "max PERIOD": no quota
+            writes.append((path / "cpu.max",
+                           f"{quota if quota > 0 else 'max'} {period or CPU_PERIOD}"))
+    if "cpuset" in have:
+        if limits["cpuset_cpus"]:
+            writes.append((path / "cpuset.cpus", str(limits["cpuset_cpus"])))
+        if limits["cpuset_mems"]:
+            writes.append((path / "cpuset.mems", str(limits["cpuset_mems"])))
+    if "pids" in have and limits["pids_limit"]:
+        writes.append((path / "pids.max", str(limits["pids_limit"])))
+    return writes
 
 
 def limit_memory(host: Host, cid: str, memory: int) -> None:
     """`-m`: at most `memory` bytes of RAM, and as much swap again (Docker's default)."""
-    for path in container_cgroups(cid):
-        if unified():
-            host.write_value(path / "memory.max", str(memory))
-            if (path / "memory.swap.max").exists():
-                host.write_value(path / "memory.swap.max", str(memory))
-        elif path.parent.parent.name == "memory":
-            host.write_value(path / "memory.limit_in_bytes", str(memory))
-            if (path / "memory.memsw.limit_in_bytes").exists():
-                host.write_value(path / "memory.memsw.limit_in_bytes", str(2 * memory))
+    for path, value in knobs(cid, {**LIMIT_DEFAULTS, "memory": memory}):
+        host.write_value(path, value)
 
 
 def oom_killed(cid: str) -> bool:
@@ -168,3 +331,139 @@ def procs(cid: str) -> list[int]:
 
 def has_cgroups(cid: str) -> bool:
     return any(os.path.isdir(path) for path in container_cgroups(cid))
+
+
+# -- the flags -------------------------------------------------------------------------
+def parse_cpu_list(text: str, what: str = "--cpuset-cpus") -> set[int]:
+    """`0-2,4`: the cpus (or memory nodes) a cpuset list names."""
+    import re
+
+    found: set[int] = set()
+    for part in text.split(","):
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part.strip())
+        if match is None or (match[2] and int(match[2]) < int(match[1])):
+            raise ShellctrError(f"invalid value {text!r} for {what}",
+                                "use a list like 0-2,4")
+        found.update(range(int(match[1]), int(match[2] or match[1]) + 1))
+    return found
+
+
+def host_list(v1_name: str, v2_name: str, fallback: Path) -> set[int]:
+    """The cpus (or memory nodes) a container can be given here."""
+    text = read(CGROUP_ROOT / v2_name if unified() else CGROUP_ROOT / "cpuset" / v1_name)
+    text = text or read(fallback)
+    return parse_cpu_list(text) if text else set(range(os.cpu_count() or 1))
+
+
+def host_cpus() -> set[int]:
+    return host_list("cpuset.effective_cpus", "cpuset.cpus.effective", CPU_ONLINE)
+
+
+def host_mems() -> set[int]:
+    return host_list("cpuset.effective_mems", "cpuset.mems.effective", NODE_ONLINE) or {0}
+
+
+def parse_int(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ShellctrError(f"invalid value {text!r} for {flag}", "give a whole number") from None
+
+
+def parse_limits(flags: dict[str, str | bool | None],
+                 current: dict[str, object] | None = None) -> dict[str, object]:
+    """The limit flags (as typed: `-m 512m`, `--cpus 1.5`...) as config values, checked
+    against this host; `current`: the container's limits, which `update` changes."""
+    limits = dict(current or LIMIT_DEFAULTS)
+    given = {key: value for key, value in flags.items() if value not in (None, False)}
+    for key in ("memory", "memory_reservation"):
+        if key in given:
+            limits[key] = parse_size(str(given[key]))
+    if "memory" in given and 0 < int(str(limits["memory"])) < MIN_MEMORY:
+        raise ShellctrError(f"memory limit {given['memory']} is too small",
+                            "the minimum memory limit allowed is 6MB")
+    if "memory_swap" in given:
+        text = str(given["memory_swap"])
+        limits["memory_swap"] = -1 if text.strip() == "-1" else parse_size(text)
+    memory, swap = int(str(limits["memory"])), int(str(limits["memory_swap"]))
+    if swap and not memory:
+        raise ShellctrError("you should always set the memory limit when using the "
+                            "memoryswap limit", "add -m")
+    if swap > 0 and swap < memory:
+        raise ShellctrError("minimum memoryswap limit should be larger than memory limit",
+                            "give --memory-swap at least -m, or -1 for unlimited swap")
+    reservation = int(str(limits["memory_reservation"]))
+    if memory and reservation > memory:
+        raise ShellctrError("minimum memory limit can not be less than memory reservation "
+                            "limit", "give --memory-reservation at most -m")
+    if given.get("oom_kill_disable"):
+        if unified():
+            raise ShellctrError("--oom-kill-disable is not supported on cgroup v2",
+                                "the kernel's v2 memory controller has no such switch")
+        if not memory:  # Docker's warning: a runaway process would take the host's memory
+            sys.stderr.write("WARNING: Disabling the OOM killer on containers without "
+                             "setting a '-m/--memory' limit may be dangerous; ignored.\n")
+        limits["oom_kill_disable"] = bool(memory)
+    parse_cpu_flags(given, limits)
+    for key, v1_name, v2_name, fallback in (
+            ("cpuset_cpus", "cpuset.effective_cpus", "cpuset.cpus.effective", CPU_ONLINE),
+            ("cpuset_mems", "cpuset.effective_mems", "cpuset.mems.effective", NODE_ONLINE)):
+        if key in given:
+            flag = "--" + key.replace("_", "-")
+            text = str(given[key]).strip()
+            wanted = parse_cpu_list(text, flag)
+            have = host_list(v1_name, v2_name, fallback) or {0}
+            if not wanted <= have:
+                absent = ",".join(map(str, sorted(wanted - have)))
+                raise ShellctrError(f"requested {flag} {text} is not available: {absent} "
+                                    f"not in {','.join(map(str, sorted(have)))}",
+                                    "see the host's /sys/devices/system/cpu/online")
+            limits[key] = text
+    if "pids_limit" in given:  # 0 or -1: no limit
+        limits["pids_limit"] = max(parse_int(str(given["pids_limit"]), "--pids-limit"), 0)
+    missing = {NEEDS.get(key, "") for key in given} - available() - {""}
+    if missing:
+        flags_text = ", ".join(f"--{key.replace('_', '-')}" for key in given
+                               if NEEDS.get(key) in missing)
+        raise ShellctrError(f"this host has no {', '.join(sorted(missing))} cgroup controller "
+                            f"for {flags_text}", "drop those flags")
+    return limits
+
+
+def parse_cpu_flags(given: dict[str, str | bool], limits: dict[str, object]) -> None:
+    """--cpus, -c/--cpu-shares, --cpu-period, --cpu-quota, as Docker checks them."""
+    if "cpus" in given and ("cpu_period" in given or "cpu_quota" in given):
+        raise ShellctrError("conflicting options: --cpus and --cpu-period/--cpu-quota "
+                            "cannot both be set", "use one or the other")
+    if "cpus" in given:
+        text = str(given["cpus"])
+        try:
+            cpus = float(text)
+        except ValueError:
+            raise ShellctrError(f"invalid value {text!r} for --cpus",
+                                "give a number of CPUs, such as 1.5") from None
+        count = len(host_cpus())
+        if cpus != 0 and not 0.01 <= cpus <= count:
+            raise ShellctrError(f"range of CPUs is from 0.01 to {count:.2f}, as there are "
+                                f"only {count} CPUs available", "give a smaller --cpus")
+        # 0: no quota (-1 in v1's cfs_quota_us; cpu.max "max")
+        limits["cpu_period"] = CPU_PERIOD
+        limits["cpu_quota"] = round(cpus * CPU_PERIOD) if cpus else -1
+    if "cpu_shares" in given:
+        shares = parse_int(str(given["cpu_shares"]), "--cpu-shares")
+        if shares and not 2 <= shares <= 262144:  # the kernel's range
+            raise ShellctrError(f"--cpu-shares {shares} is out of range",
+                                "give a value from 2 to 262144 (1024: the default weight)")
+        limits["cpu_shares"] = shares
+    if "cpu_period" in given:
+        period = parse_int(str(given["cpu_period"]), "--cpu-period")
+        if period and not 1000 <= period <= 1000000:
+            raise ShellctrError("CPU cfs period can not be less than 1ms (i.e. 1000) or "
+                                "larger than 1s (i.e. 1000000)", "give --cpu-period in µs")
+        limits["cpu_period"] = period
+    if "cpu_quota" in given:
+        quota = parse_int(str(given["cpu_quota"]), "--cpu-quota")
+        if quota > 0 and quota < 1000:
+            raise ShellctrError("CPU cfs quota can not be less than 1ms (i.e. 1000)",
+                                "give --cpu-quota in µs, or -1 for no quota")
+        limits["cpu_quota"] = quota if quota > 0 else -1

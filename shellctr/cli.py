@@ -51,6 +51,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         entrypoint=args.entrypoint, user=args.user, tty=args.tty,
         interactive=args.interactive, auto_remove=args.rm, restart=args.restart,
         labels=args.label, memory=args.memory,
+        limits={key: getattr(args, key) for key in LIMIT_FLAGS if key != "memory"},
     )
 
 
@@ -423,11 +424,34 @@ def add_create_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-u", "--user", metavar="USER[:GROUP]", help="user name or uid")
     parser.add_argument("-l", "--label", action="append", default=[], metavar="K=V",
                         help="set a label")
-    parser.add_argument("-m", "--memory", metavar="SIZE", help="memory limit (e.g. 256m)")
+    add_limit_flags(parser)
+    parser.add_argument("--oom-kill-disable", action="store_true",
+                        help="processes over -m wait for memory instead of being killed")
+    parser.add_argument("--cpu-period", metavar="µS", help="CFS period (µs)")
+    parser.add_argument("--cpu-quota", metavar="µS", help="CPU time per CFS period (µs)")
+    parser.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes allowed (0-1)")
+    parser.add_argument("--memory-reservation", metavar="SIZE", help="memory soft limit")
     parser.add_argument("--restart", default="no", metavar="POLICY",
                         help="no, on-failure[:N], always or unless-stopped")
     parser.add_argument("image", metavar="IMAGE")
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD [ARG...]")
+
+
+# the limit flags, as RunOptions.limits and cgroup.parse_limits name them
+LIMIT_FLAGS = ("memory", "memory_swap", "memory_reservation", "oom_kill_disable", "cpus",
+               "cpu_shares", "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems",
+               "pids_limit")
+
+
+def add_limit_flags(parser: argparse.ArgumentParser) -> None:
+    """The limit flags `run`, `create` and `update` share."""
+    parser.add_argument("-m", "--memory", metavar="SIZE", help="memory limit (e.g. 256m)")
+    parser.add_argument("--memory-swap", metavar="SIZE",
+                        help="memory + swap limit; -1: unlimited swap (default: twice -m)")
+    parser.add_argument("--cpus", metavar="N", help="number of CPUs (e.g. 1.5)")
+    parser.add_argument("-c", "--cpu-shares", metavar="N", help="relative CPU weight (1024)")
+    parser.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs allowed (e.g. 0-1,3)")
+    parser.add_argument("--pids-limit", metavar="N", help="most processes; 0 or -1: no limit")
 
 
 def build_parser() -> Parser:

@@ -55,6 +55,7 @@ class RunOptions:
         entrypoint: str | None = None, user: str | None = None, tty: bool = False,
         interactive: bool = False, auto_remove: bool = False, restart: str = "no",
         labels: list[str] | None = None, memory: str | None = None,
+        limits: dict[str, str | bool | None] | None = None,
     ) -> None:
         self.image, self.command = image, command or []
         self.name, self.hostname, self.user = name, hostname, user
@@ -62,6 +63,7 @@ class RunOptions:
         self.workdir, self.entrypoint = workdir, entrypoint
         self.tty, self.interactive, self.auto_remove = tty, interactive, auto_remove
         self.restart, self.labels, self.memory = restart, labels or [], memory
+        self.limits = limits or {}  # the other limit flags, as typed (cgroup.parse_limits)
 
 
 # -- create ----------------------------------------------------------------------------
@@ -163,7 +165,7 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
     argv = entrypoint + cmd
     restart_policy, restart_max = parse_restart(options.restart, options.auto_remove)
     labels = parse_labels(options.labels)
-    memory = parse_memory(options.memory)
+    limits = cgroup.parse_limits({"memory": options.memory, **options.limits})
     layout = store.layout
     store.prepare()
     with store.lock(), Rollback(host) as rollback:
@@ -196,7 +198,7 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
             "tty": options.tty,
             "interactive": options.interactive,
             "auto_remove": options.auto_remove,
-            "memory": memory,
+            **limits,  # memory, cpu_shares... (cgroup.LIMIT_DEFAULTS)
             "restart_policy": restart_policy,
             "restart_max": restart_max,
             "labels": labels,
@@ -338,7 +340,7 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
                             if tty and not attach else (None, None))
     with Rollback(host) as rollback:
         cgroup.remove(host, cid)  # left by a run whose end nobody recorded
-        cgroup.create(host, cid, rollback, memory=config.get("memory", 0))
+        cgroup.create(host, cid, rollback, limits_of(config))
         process = spawn_monitor(host, layout, config, spec_path, attach, child, console_end)
         child.close()
         message, fds, init_pid = receive_ready(host, parent)
@@ -373,6 +375,11 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
         return fail(host, store, cid, late)
     finish(host, store, cid, code)
     return code
+
+
+def limits_of(config: Record) -> dict[str, object]:
+    """The container's limits (records older than a limit lack its key: no limit)."""
+    return {key: config.get(key, default) for key, default in cgroup.LIMIT_DEFAULTS.items()}
 
 
 def wait_ended(process: subprocess.Popen[bytes], exit_file: Path, attach: bool) -> None:
@@ -435,7 +442,7 @@ def plan_start(host: Host, store: Store, config: Record, attach: bool) -> int:
     host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
     # init.py joins the cgroups its spec names: the script must make them, as start does
-    cgroup.create(host, cid, Rollback(host), memory=config.get("memory", 0))
+    cgroup.create(host, cid, Rollback(host), limits_of(config))
     host.spawn(monitor_argv(layout, config, spec_path, attach=True))
     host.note("inside the new namespaces, init.py (PID 1) does, in-process:")
     host.note("\n".join(step.shell() for step in init_step.Init(spec).all_steps()))

@@ -51,6 +51,16 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
         "HostConfig": {
             "AutoRemove": config.auto_remove,
             "Memory": config.memory,
+            # Docker's MemorySwap: RAM + swap, twice Memory unless set; -1: unlimited
+            "MemorySwap": config.memory_swap or 2 * config.memory,
+            "MemoryReservation": config.memory_reservation,
+            "OomKillDisable": config.oom_kill_disable,
+            "CpuShares": config.cpu_shares,
+            "CpuPeriod": config.cpu_period,
+            "CpuQuota": config.cpu_quota,
+            "CpusetCpus": config.cpuset_cpus,
+            "CpusetMems": config.cpuset_mems,
+            "PidsLimit": config.pids_limit or None,  # Docker: null when unlimited
             "RestartPolicy": {"Name": config.restart_policy,
                               "MaximumRetryCount": config.restart_max},
             "NetworkMode": "none",

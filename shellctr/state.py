@@ -66,6 +66,15 @@ class ContainerConfig(Model):
     interactive: bool = False
     auto_remove: bool = False
     memory: int = Field(default=0, ge=0)  # -m, bytes; 0: no limit
+    memory_swap: int = Field(default=0, ge=-1)  # RAM + swap; 0: twice -m; -1: unlimited
+    memory_reservation: int = Field(default=0, ge=0)  # soft limit, bytes
+    oom_kill_disable: bool = False
+    cpu_shares: int = Field(default=0, ge=0)  # relative weight; 0: the default (1024)
+    cpu_period: int = Field(default=0, ge=0)  # µs; --cpus sets it to 100000
+    cpu_quota: int = Field(default=0, ge=-1)  # µs of CPU per period; 0 / -1: no quota
+    cpuset_cpus: str = ""  # e.g. 0-1,3; "": all of the host's
+    cpuset_mems: str = ""
+    pids_limit: int = Field(default=0, ge=0)  # 0: no limit
     restart_policy: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
     restart_max: int = Field(default=0, ge=0)  # on-failure:N; 0 means no limit
     labels: dict[str, str] = Field(default_factory=dict)

@@ -37,8 +37,15 @@ def test_no_hierarchy_no_cgroups(cgroup_root: Path) -> None:
 def test_v1_has_a_cgroup_in_each_controller_it_uses(cgroup_root: Path) -> None:
     v1(cgroup_root, "cpu", "memory", "freezer", "pids")
     assert not cgroup.unified()
-    assert cgroup.container_cgroups(CID) == [cgroup_root / "freezer" / "shellctr" / CID,
-                                             cgroup_root / "memory" / "shellctr" / CID]
+    assert cgroup.container_cgroups(CID) == [
+        cgroup_root / name / "shellctr" / CID for name in ("freezer", "memory", "cpu", "pids")]
+
+
+def test_v1_joint_hierarchies_are_listed_once(cgroup_root: Path) -> None:
+    (cgroup_root / "cpu,cpuacct").mkdir()
+    for name in ("cpu", "cpuacct"):  # as systemd mounts them
+        (cgroup_root / name).symlink_to("cpu,cpuacct")
+    assert cgroup.container_cgroups(CID) == [cgroup_root / "cpu" / "shellctr" / CID]
 
 
 def test_v2_has_one(cgroup_root: Path) -> None:

@@ -38,9 +38,12 @@ def web(layout: Layout, **options: Any) -> Store:
     return store
 
 
-def test_a_created_container(layout: Layout) -> None:
+def test_a_created_container(layout: Layout, cgroup_root: Path) -> None:
+    for name in ("memory", "cpu", "pids"):  # v1: the limits need their controllers
+        (cgroup_root / name).mkdir()
     store = web(layout, labels=["app=shop", "tier"], restart="on-failure:3", user="1000",
-                workdir="/srv", env=["A=1"], memory="64m")
+                workdir="/srv", env=["A=1"], memory="64m",
+                limits={"cpus": "0.5", "pids_limit": "20"})
     data = container_json(store, CID)
     cdir = layout.container_dir(CID)
     assert data == {
@@ -72,6 +75,15 @@ def test_a_created_container(layout: Layout) -> None:
         "HostConfig": {
             "AutoRemove": False,
             "Memory": 64 * 1024 * 1024,  # bytes; 0: no limit
+            "MemorySwap": 128 * 1024 * 1024,
+            "MemoryReservation": 0,
+            "OomKillDisable": False,
+            "CpuShares": 0,
+            "CpuPeriod": 100000,
+            "CpuQuota": 50000,
+            "CpusetCpus": "",
+            "CpusetMems": "",
+            "PidsLimit": 20,
             "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
             "NetworkMode": "none",
         },

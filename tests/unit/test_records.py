@@ -59,10 +59,20 @@ def run_options() -> RunOptions:
     return RunOptions("busybox", ["sh", "-c", "echo hi"], name="web", env=["A=1"],
                       workdir="/srv", user="1000:1000", tty=True, interactive=True,
                       hostname="box", restart="on-failure:3", labels=["app=shop", "tier"],
-                      memory="256m")
+                      memory="256m", limits={"cpus": "1.5", "pids_limit": "100",
+                                             "cpuset_cpus": "0", "cpu_shares": "512",
+                                             "memory_reservation": "128m"})
 
 
-def test_container_config_golden(layout: Layout) -> None:
+@pytest.fixture
+def v1_controllers(cgroup_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A v1 host with the controllers the options' limits need, and 2 CPUs."""
+    for name in ("memory", "cpu", "cpuset", "pids"):
+        (cgroup_root / name).mkdir()
+    (cgroup_root / "cpuset" / "cpuset.effective_cpus").write_text("0-1\n")
+
+
+def test_container_config_golden(layout: Layout, v1_controllers: None) -> None:
     install_image(layout)
     host = RecordingHost()
     config = create(host, Store(layout, host), run_options())
@@ -72,7 +82,7 @@ def test_container_config_golden(layout: Layout) -> None:
     check_model(ContainerConfig, config)
 
 
-def test_container_state_created_golden(layout: Layout) -> None:
+def test_container_state_created_golden(layout: Layout, v1_controllers: None) -> None:
     install_image(layout)
     host = RecordingHost()
     create(host, Store(layout, host), run_options())
@@ -89,7 +99,8 @@ def test_container_state_running_golden() -> None:
     check_model(ContainerState, record)
 
 
-def test_container_state_exited_golden(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_container_state_exited_golden(layout: Layout, v1_controllers: None,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     install_image(layout)
     host = RecordingHost()
     store = Store(layout, host)

@@ -1,0 +1,93 @@
+"""Resource limits on a real cgroupfs (v1 here): -m, --pids-limit, --cpus, --cpuset-cpus,
+and every process of the container, exec'd ones too, inside its cgroups."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from .support import CGROUP_ROOT, Ctr, inspect, one_line_error, remove_all, run_detached
+
+PID1 = ("sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait")
+UNIFIED = (CGROUP_ROOT / "cgroup.controllers").exists()
+
+
+def knob(cid: str, controller: str, name: str) -> str:
+    """One of the container's cgroup files, as the kernel shows it."""
+    base = CGROUP_ROOT if UNIFIED else CGROUP_ROOT / controller
+    return (base / "shellctr" / cid / name).read_text().strip()
+
+
+@pytest.fixture
+def cleanup(ctr: Ctr) -> Iterator[None]:
+    yield
+    remove_all(ctr)
+
+
+def test_a_process_past_the_memory_limit_is_killed(ctr: Ctr) -> None:
+    # doubles a shell variable until the kernel's OOM killer ends it
+    result = ctr("run", "--name", "hog", "-m", "16m", "busybox", "sh", "-c",
+                 "x=aaaaaaaa; while true; do x=$x$x; done")
+    assert result.code == 137, str(result)
+    assert inspect(ctr, "hog")["State"]["OOMKilled"] is True
+    ctr("rm", "hog").ok()
+
+
+def test_the_pids_limit_stops_a_fork_loop_and_the_container_survives(ctr: Ctr) -> None:
+    # a child shell forks until it cannot (and dies of it); PID 1 counts, forking nothing
+    script = ("sh -c 'while :; do sleep 30 & done' 2>/dev/null; "
+              "set -- /proc/[0-9]*; echo alive $#")
+    result = ctr("run", "--rm", "--pids-limit", "20", "busybox", "sh", "-c", script).ok()
+    word, count = result.out.split()
+    assert word == "alive" and 15 <= int(count) <= 20, str(result)
+
+
+def cpu_usage_ns(cid: str) -> int:
+    if UNIFIED:
+        stat = dict(line.split() for line in knob(cid, "", "cpu.stat").splitlines())
+        return int(stat["usage_usec"]) * 1000
+    return int(knob(cid, "cpuacct", "cpuacct.usage"))
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_cpus_half_keeps_a_busy_loop_near_half_a_cpu(ctr: Ctr) -> None:
+    cid = run_detached(ctr, "--cpus", "0.5", "busybox", "sh", "-c", "while :; do :; done")
+    time.sleep(0.5)  # started and spinning
+    used, start = cpu_usage_ns(cid), time.monotonic()
+    time.sleep(2)
+    share = (cpu_usage_ns(cid) - used) / ((time.monotonic() - start) * 1e9)
+    assert 0.3 <= share <= 0.7, share
+
+
+def test_cpuset_cpus_confines(ctr: Ctr) -> None:
+    result = ctr("run", "--rm", "--cpuset-cpus", "1", "busybox", "grep",
+                 "Cpus_allowed_list", "/proc/self/status").ok()
+    assert result.out.split() == ["Cpus_allowed_list:", "1"], str(result)
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_an_exec_process_is_in_the_same_cgroups(ctr: Ctr) -> None:
+    cid = run_detached(ctr, "--name", "box", "-m", "64m", "--pids-limit", "50", "busybox",
+                       *PID1)
+    of_pid1 = ctr("exec", "box", "cat", "/proc/1/cgroup").ok().out
+    of_exec = ctr("exec", "box", "cat", "/proc/self/cgroup").ok().out
+    assert of_exec == of_pid1, (of_pid1, of_exec)
+    ours = [line for line in of_exec.splitlines() if f"/shellctr/{cid}" in line]
+    controllers = {line.split(":")[1] for line in ours}
+    assert UNIFIED or {"memory", "pids", "cpu", "cpuacct", "cpuset", "freezer"} <= controllers
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (("-m", "1k"), "memory limit 1k is too small"),
+    (("--cpus", "99"), "range of CPUs is from 0.01 to"),
+    (("--cpuset-cpus", "77"), "requested --cpuset-cpus 77 is not available"),
+    (("-m", "16m", "--memory-swap", "8m"), "minimum memoryswap limit should be larger"),
+    (("--cpuset-cpus", "0-"), "invalid value '0-' for --cpuset-cpus"),
+])
+def test_invalid_limits_are_refused_before_anything_is_made(ctr: Ctr, flags: tuple[str, ...],
+                                                            message: str) -> None:
+    line = one_line_error(ctr("run", "--rm", *flags, "busybox", "true"))
+    assert line.startswith(f"shellctr: {message}"), line
+    assert ctr.container_ids() == []
