@@ -137,7 +137,7 @@ def prepare_parent(host: Host, parent: Path) -> None:
 def knobs(cid: str, limits: dict[str, object], fresh: bool = True) -> list[tuple[Path, str]]:
     """The (file, value) writes that give the container its limits, in order; not
     `fresh`: `update` of a cgroup that may have other limits already."""
-    return knobs_v2(cid, limits) if unified() else knobs_v1(cid, limits, fresh)
+    return knobs_v2(cid, limits, fresh) if unified() else knobs_v1(cid, limits, fresh)
 
 
 def swap_total(limits: dict[str, object]) -> int:
@@ -183,8 +183,9 @@ def knobs_v1(cid: str, limits: dict[str, object], fresh: bool) -> list[tuple[Pat
         writes.append((cpuset / "cpuset.mems",
                        str(limits["cpuset_mems"]) or read(parent / "cpuset.mems")
                        or read(parent.parent / "cpuset.mems")))
-    if "pids" in have and limits["pids_limit"]:
-        writes.append((cgroup_dir(cid, "pids") / "pids.max", str(limits["pids_limit"])))
+    if "pids" in have and (limits["pids_limit"] or not fresh):  # update to 0: no limit
+        writes.append((cgroup_dir(cid, "pids") / "pids.max",
+                       str(limits["pids_limit"] or "max")))
     return writes
 
 
@@ -193,7 +194,7 @@ def cpu_weight(shares: int) -> int:
     return 1 + ((shares - 2) * 9999) // 262142
 
 
-def knobs_v2(cid: str, limits: dict[str, object]) -> list[tuple[Path, str]]:
+def knobs_v2(cid: str, limits: dict[str, object], fresh: bool) -> list[tuple[Path, str]]:
     path = cgroup_dir(cid, "")
     have = available()
     writes: list[tuple[Path, str]] = []
@@ -218,9 +219,19 @@ def knobs_v2(cid: str, limits: dict[str, object]) -> list[tuple[Path, str]]:
             writes.append((path / "cpuset.cpus", str(limits["cpuset_cpus"])))
         if limits["cpuset_mems"]:
             writes.append((path / "cpuset.mems", str(limits["cpuset_mems"])))
-    if "pids" in have and limits["pids_limit"]:
-        writes.append((path / "pids.max", str(limits["pids_limit"])))
+    if "pids" in have and (limits["pids_limit"] or not fresh):  # update to 0: no limit
+        writes.append((path / "pids.max", str(limits["pids_limit"] or "max")))
     return writes
+
+
+def update(host: Host, cid: str, limits: dict[str, object]) -> None:
+    """`update` of a running container: write its limits live."""
+    for path, value in knobs(cid, limits, fresh=False):
+        try:
+            host.write_value(path, value)
+        except OSError as err:  # e.g. EBUSY: a memory limit below what it uses now
+            raise ShellctrError(f"cannot write {value} to {path}: {err.strerror}",
+                                "the container may use more than the new limit") from None
 
 
 def limit_memory(host: Host, cid: str, memory: int) -> None:

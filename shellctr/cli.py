@@ -202,6 +202,17 @@ def cmd_rename(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.lifecycle import update
+
+    flags = {key: getattr(args, key) for key in LIMIT_FLAGS if hasattr(args, key)}
+    if not any(value is not None for value in flags.values()) and args.restart is None:
+        raise UsageError("update needs at least one flag to change",
+                         "see 'shellctr update --help'")
+    return for_each(args.containers,
+                    lambda ref: update(ctx.host, ctx.store, ref, flags, args.restart), echo=True)
+
+
 def cmd_top(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.lifecycle import top
 
@@ -528,6 +539,13 @@ def build_parser() -> Parser:
     inspect.add_argument("-f", "--format", metavar="TEMPLATE", help="a Go template")
     inspect.add_argument("names", nargs="+", metavar="NAME")
     inspect.set_defaults(func=cmd_inspect)
+
+    update = verbs.add_parser("update", help="change containers' limits and restart policy")
+    add_limit_flags(update)
+    update.add_argument("--restart", metavar="POLICY",
+                        help="no, on-failure[:N], always or unless-stopped")
+    update.add_argument("containers", nargs="+", metavar="CONTAINER")
+    update.set_defaults(func=cmd_update)
 
     rename = verbs.add_parser("rename", help="rename a container")
     rename.add_argument("container", metavar="CONTAINER")

@@ -241,6 +241,27 @@ def rename(host: Host, store: Store, ref: str, new_name: str) -> None:
         save(store, store.layout.container_config(cid), evolve(config, name=new_name))
 
 
+def update(host: Host, store: Store, ref: str, flags: dict[str, str | bool | None],
+           restart: str | None) -> None:
+    """`update`: new limits (live, if it runs) and restart policy, kept in its config."""
+    from shellctr.container import parse_restart
+
+    cid = find_container(store, ref)
+    running = reconcile(store, cid).status == "running"
+    with store.lock():
+        config = container_config(store, cid)
+        current = {key: getattr(config, key) for key in cgroup.LIMIT_DEFAULTS}
+        changes = cgroup.parse_limits(flags, current)
+        if restart is not None:
+            policy, count = parse_restart(restart, config.auto_remove)
+            changes.update(restart_policy=policy, restart_max=count)
+        updated = evolve(config, **changes)  # validated before anything is written
+        host.step(f"update container {short_id(cid)}")
+        if running and cgroup.has_cgroups(cid):
+            cgroup.update(host, cid, changes)
+        save(store, store.layout.container_config(cid), updated)
+
+
 def parse_signal(text: str) -> int:
     """`KILL`, `SIGKILL` or `9`."""
     name = text.upper().removeprefix("SIG")

@@ -91,3 +91,29 @@ def test_invalid_limits_are_refused_before_anything_is_made(ctr: Ctr, flags: tup
     line = one_line_error(ctr("run", "--rm", *flags, "busybox", "true"))
     assert line.startswith(f"shellctr: {message}"), line
     assert ctr.container_ids() == []
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_update_changes_the_limits_live(ctr: Ctr) -> None:
+    cid = run_detached(ctr, "--name", "box", "-m", "32m", "--pids-limit", "20", "busybox",
+                       *PID1)
+    memory = "memory.max" if UNIFIED else "memory.limit_in_bytes"
+    assert knob(cid, "memory", memory) == str(32 << 20)
+    assert ctr("update", "-m", "64m", "--pids-limit", "50", "box").ok().out == "box\n"
+    assert knob(cid, "memory", memory) == str(64 << 20)
+    assert knob(cid, "pids", "pids.max") == "50"
+    host_config = inspect(ctr, "box")["HostConfig"]
+    assert (host_config["Memory"], host_config["PidsLimit"]) == (64 << 20, 50)
+    # the next start applies what is in the config
+    ctr("stop", "-t", "1", "box").ok()
+    ctr("update", "--pids-limit", "30", "box").ok()
+    ctr("start", "box").ok()
+    assert knob(cid, "pids", "pids.max") == "30"
+
+
+def test_update_of_an_invalid_value_changes_nothing(ctr: Ctr) -> None:
+    ctr("create", "--name", "box", "-m", "32m", "busybox", "true").ok()
+    line = one_line_error(ctr("update", "--cpus", "99", "box"))
+    assert "range of CPUs is from 0.01 to" in line
+    assert inspect(ctr, "box")["HostConfig"]["CpuQuota"] == 0
+    ctr("rm", "box").ok()

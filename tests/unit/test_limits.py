@@ -7,11 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from shellctr import cgroup
+from shellctr import cgroup, lifecycle
+from shellctr.container import RunOptions, create
 from shellctr.errors import ShellctrError
 from shellctr.host import Rollback
+from shellctr.layout import Layout
+from shellctr.state import ContainerState, container_config
+from shellctr.store import Store
 
-from .helpers import CID, RecordingHost, q
+from .helpers import CID, RecordingHost, install_image, q
 
 V1 = ("freezer", "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio")
 
@@ -205,3 +209,45 @@ def test_host_cpus_without_a_cpuset_come_from_sysfs(cgroup_root: Path, tmp_path:
     online.write_text("0-3,6\n")
     monkeypatch.setattr(cgroup, "CPU_ONLINE", online)
     assert cgroup.host_cpus() == {0, 1, 2, 3, 6}
+
+
+@pytest.mark.usefixtures("fixed")
+@pytest.mark.parametrize("running", [False, True])
+def test_update_writes_the_knobs_live_and_keeps_them_in_the_config(
+        v1: Path, layout: Layout, monkeypatch: pytest.MonkeyPatch, running: bool) -> None:
+    install_image(layout)
+    host = RecordingHost()
+    store = Store(layout, host)
+    create(host, store, RunOptions("busybox", memory="32m", limits={"pids_limit": "20"}))
+    if running:
+        with Rollback(host) as rollback:
+            cgroup.create(host, CID, rollback)
+        monkeypatch.setattr(lifecycle, "reconcile",
+                            lambda store, cid: ContainerState(status="running"))
+    host.reset()
+    lifecycle.update(host, store, CID, {"memory": "64m", "pids_limit": "-1", "cpus": None},
+                     "on-failure:2")
+    config = container_config(store, CID)
+    assert (config.memory, config.pids_limit, config.restart_policy, config.restart_max) == (
+        64 << 20, 0, "on-failure", 2)
+    knobs = [line for line in host.lines if line.startswith("echo")]
+    mine = v1 / "memory" / "shellctr" / CID
+    if running:
+        assert f"echo {64 << 20} > {q(mine / 'memory.limit_in_bytes')}" in knobs
+        assert f"echo max > {q(v1 / 'pids' / 'shellctr' / CID / 'pids.max')}" in knobs
+    else:
+        assert knobs == []  # stopped: the config only, used at the next start
+
+
+@pytest.mark.usefixtures("fixed")
+def test_update_checks_before_changing_anything(v1: Path, layout: Layout) -> None:
+    install_image(layout)
+    host = RecordingHost()
+    store = Store(layout, host)
+    create(host, store, RunOptions("busybox", memory="32m", limits={"memory_swap": "64m"}))
+    host.reset()
+    with pytest.raises(ShellctrError, match=r"^minimum memoryswap limit should be larger"):
+        lifecycle.update(host, store, CID, {"memory": "128m"}, None)
+    with pytest.raises(ShellctrError, match=r"^invalid restart policy"):
+        lifecycle.update(host, store, CID, {}, "sometimes")
+    assert host.cmds == [] and container_config(store, CID).memory == 32 << 20
