@@ -213,6 +213,71 @@ def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
                     lambda ref: update(ctx.host, ctx.store, ref, flags, args.restart), echo=True)
 
 
+def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
+    import re
+    import time
+
+    from shellctr import cgroup, stats
+    from shellctr.gotemplate import render, table_format
+    from shellctr.lifecycle import find_container, reconcile
+    from shellctr.state import container_config
+    from shellctr.textfmt import table
+
+    store = ctx.store
+    cpus = len(cgroup.host_cpus())
+    chosen = [find_container(store, ref) for ref in args.containers]
+
+    def targets() -> list[tuple[str, str, int]]:
+        """(id, name, PID 1 or 0 when not running) of the containers to show."""
+        found = []
+        for cid in chosen or store.container_ids():
+            try:
+                config, state = container_config(store, cid), reconcile(store, cid)
+            except FileNotFoundError:  # removed just now
+                continue
+            running = state.status == "running"
+            if running or chosen or args.all:
+                found.append((cid, config.name, state.pid if running else 0, config.created))
+        return [(cid, name, pid) for cid, name, pid, _ in
+                sorted(found, key=lambda item: item[3], reverse=True)]
+
+    def take(shown: list[tuple[str, str, int]]) -> dict[str, stats.Sample]:
+        return {cid: stats.sample(cid, pid) if pid else stats.Sample()
+                for cid, _, pid in shown}
+
+    is_table, template = table_format(args.format or stats.DEFAULT_FORMAT)
+
+    def frame(shown: list[tuple[str, str, int]], before: dict[str, stats.Sample],
+              after: dict[str, stats.Sample]) -> str:
+        rows = [stats.row(cid, name, before.get(cid, after[cid]), after[cid], cpus)
+                for cid, name, _ in shown]
+        lines = [render(template, item) for item in rows]
+        if not is_table:
+            return "\n".join(lines)
+        header = re.sub(r"{{\s*\.(\w+)\s*}}",
+                        lambda m: stats.HEADERS.get(m[1], m[1].upper()), template)
+        return table(header.split("\t"), [line.split("\t") for line in lines])
+
+    shown = targets()
+    before = take(shown)
+    try:
+        while True:
+            time.sleep(1.0)  # CPU % is a rate: two readings ~1 s apart, as Docker's
+            if not chosen:  # containers started or ended meanwhile come and go
+                shown = targets()
+            after = take(shown)
+            text = frame(shown, before, after)
+            if args.no_stream:
+                print(text)
+                return 0
+            # redraw in place: cursor home, clear the screen below it
+            sys.stdout.write("\033[H\033[J" + text + "\n")
+            sys.stdout.flush()
+            before = after
+    except KeyboardInterrupt:
+        return 0
+
+
 def cmd_top(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.lifecycle import top
 
@@ -546,6 +611,13 @@ def build_parser() -> Parser:
                         help="no, on-failure[:N], always or unless-stopped")
     update.add_argument("containers", nargs="+", metavar="CONTAINER")
     update.set_defaults(func=cmd_update)
+
+    stats = verbs.add_parser("stats", help="containers' CPU, memory, I/O and pids")
+    stats.add_argument("-a", "--all", action="store_true", help="stopped containers too")
+    stats.add_argument("--no-stream", action="store_true", help="print once, then exit")
+    stats.add_argument("--format", metavar="TEMPLATE", help="a Go template, or 'table ...'")
+    stats.add_argument("containers", nargs="*", metavar="CONTAINER")
+    stats.set_defaults(func=cmd_stats)
 
     rename = verbs.add_parser("rename", help="rename a container")
     rename.add_argument("container", metavar="CONTAINER")

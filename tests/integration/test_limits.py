@@ -117,3 +117,26 @@ def test_update_of_an_invalid_value_changes_nothing(ctr: Ctr) -> None:
     assert "range of CPUs is from 0.01 to" in line
     assert inspect(ctr, "box")["HostConfig"]["CpuQuota"] == 0
     ctr("rm", "box").ok()
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_stats_no_stream_shows_what_the_containers_use(ctr: Ctr) -> None:
+    run_detached(ctr, "--name", "busy", "--cpus", "0.5", "-m", "64m", "busybox", "sh", "-c",
+                 "while :; do :; done")
+    run_detached(ctr, "--name", "three", "busybox", "sh", "-c",
+                 "sleep 1000 & sleep 1000 & wait")
+    ctr("create", "--name", "never", "busybox", "true").ok()
+    result = ctr("stats", "--no-stream", trace=False).ok()
+    lines = result.out.splitlines()
+    assert lines[0].split() == ["CONTAINER", "ID", "NAME", "CPU", "%", "MEM", "USAGE", "/",
+                                "LIMIT", "MEM", "%", "NET", "I/O", "BLOCK", "I/O", "PIDS"]
+    assert sorted(line.split()[1] for line in lines[1:]) == ["busy", "three"], str(result)
+    fields = "{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.PIDs}} {{.NetIO}}"
+    rows = {line.split()[0]: line.split()[1:] for line in ctr(
+        "stats", "--no-stream", "-a", "--format", fields, trace=False).ok().out.splitlines()}
+    assert set(rows) == {"busy", "three", "never"}
+    cpu, usage, _, limit, pids, *net = rows["busy"]
+    assert 20 <= float(cpu.rstrip("%")) <= 80 and limit == "64MiB" and pids == "1", rows
+    assert usage != "0B" and net == ["0B", "/", "0B"], rows
+    assert rows["three"][4] == "3" and rows["three"][1] != "0B", rows  # sh and two sleeps
+    assert rows["never"] == ["0.00%", "0B", "/", "0B", "0", "0B", "/", "0B"], rows
