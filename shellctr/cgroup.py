@@ -152,12 +152,13 @@ def knobs_v1(cid: str, limits: dict[str, object], fresh: bool) -> list[tuple[Pat
     memory = int(str(limits["memory"]))
     mem = cgroup_dir(cid, "memory")
     if "memory" in have and memory:
-        memsw = mem / "memory.memsw.limit_in_bytes"  # only with swap accounting
-        if memsw.exists() and not fresh:
+        memsw = mem / "memory.memsw.limit_in_bytes"
+        swap = memsw.exists() or swap_accounting()  # the root's: under --dry-run too
+        if swap and not fresh:
             # the kernel keeps limit <= memsw: lift memsw first, set the limit, then it
             writes.append((memsw, UNLIMITED))
         writes.append((mem / "memory.limit_in_bytes", str(memory)))
-        if memsw.exists():
+        if swap:
             writes.append((memsw, str(swap_total(limits))))
     if "memory" in have:
         if limits["memory_reservation"]:
@@ -187,6 +188,11 @@ def knobs_v1(cid: str, limits: dict[str, object], fresh: bool) -> list[tuple[Pat
         writes.append((cgroup_dir(cid, "pids") / "pids.max",
                        str(limits["pids_limit"] or "max")))
     return writes
+
+
+def swap_accounting() -> bool:
+    """v1: whether the kernel counts swap (memsw files exist only with swapaccount=1)."""
+    return (CGROUP_ROOT / "memory" / "memory.memsw.limit_in_bytes").exists()
 
 
 def cpu_weight(shares: int) -> int:
@@ -403,6 +409,9 @@ def parse_limits(flags: dict[str, str | bool | None],
     if swap > 0 and swap < memory:
         raise ShellctrError("minimum memoryswap limit should be larger than memory limit",
                             "give --memory-swap at least -m, or -1 for unlimited swap")
+    if "memory_swap" in given and not unified() and not swap_accounting():
+        sys.stderr.write("WARNING: Your kernel does not support swap limit capabilities "
+                         "or the cgroup is not mounted. Memory limited without swap.\n")
     reservation = int(str(limits["memory_reservation"]))
     if memory and reservation > memory:
         raise ShellctrError("minimum memory limit can not be less than memory reservation "

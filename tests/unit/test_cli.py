@@ -368,3 +368,46 @@ def test_each_failing_container_is_reported_on_its_own_line(cli: Any, layout: La
     code, out, err = cli("kill", "web")
     assert (code, out) == (125, "")
     one_error_line(err, "shellctr: container web is not running")
+
+
+@pytest.mark.parametrize("flags", [["--cpus", "99"], ["-m", "1k"], ["--cpuset-cpus", "x"],
+                                   ["--pids-limit", "many"]])
+def test_run_with_an_impossible_limit_is_refused_before_create(
+        cli: Any, layout: Layout, cgroup_root: Path, flags: list[str]) -> None:
+    for name in ("memory", "cpu", "cpuset", "pids"):
+        (cgroup_root / name).mkdir()
+    (cgroup_root / "cpuset" / "cpuset.effective_cpus").write_text("0-1\n")
+    install_image(layout)
+    before = snapshot(layout.root)
+    code, out, err = cli("run", "--rm", *flags, "busybox", "true")
+    assert (code, out) == (125, "")
+    assert len(err.splitlines()) == 1 and err.startswith("shellctr: "), err
+    assert snapshot(layout.root) == before
+
+
+def test_update_needs_a_flag(cli: Any) -> None:
+    code, _, err = cli("update", "web")
+    assert code == 125
+    one_error_line(err, "shellctr: update needs at least one flag to change")
+
+
+@pytest.mark.usefixtures("fixed")
+def test_update_and_stats_of_a_created_container(cli: Any, layout: Layout,
+                                                 cgroup_root: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    (cgroup_root / "pids").mkdir()
+    install_image(layout)
+    assert cli("create", "--name", "web", "busybox", "true")[0] == 0
+    code, out, _ = cli("update", "--pids-limit", "20", "--restart", "always", "web")
+    assert (code, out) == (0, "web\n")
+    assert cli("inspect", "-f", "{{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}",
+               "web")[1] == "20 always\n"
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    code, out, _ = cli("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}} {{.MemUsage}}",
+                       "web")
+    assert (code, out) == (0, "web 0 0B / 0B\n")  # not running: zeros, as Docker
+    code, out, _ = cli("stats", "--no-stream")
+    assert out.split() == ["CONTAINER", "ID", "NAME", "CPU", "%", "MEM", "USAGE", "/", "LIMIT",
+                           "MEM", "%", "NET", "I/O", "BLOCK", "I/O", "PIDS"]

@@ -251,3 +251,16 @@ def test_update_checks_before_changing_anything(v1: Path, layout: Layout) -> Non
     with pytest.raises(ShellctrError, match=r"^invalid restart policy"):
         lifecycle.update(host, store, CID, {}, "sometimes")
     assert host.cmds == [] and container_config(store, CID).memory == 32 << 20
+
+
+def test_v1_swap_accounting_is_read_from_the_root(v1: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # the container's cgroup does not exist yet (--dry-run): the root tells
+    assert writes(memory="16m", memory_swap="32m")[:1] == [
+        ("memory/shellctr/ID/memory.limit_in_bytes", str(16 << 20))]
+    assert "does not support swap limit" in capsys.readouterr().err
+    (v1 / "memory" / "memory.memsw.limit_in_bytes").write_text("9223372036854771712\n")
+    assert writes(memory="16m", memory_swap="32m")[:2] == [
+        ("memory/shellctr/ID/memory.limit_in_bytes", str(16 << 20)),
+        ("memory/shellctr/ID/memory.memsw.limit_in_bytes", str(32 << 20))]
+    assert capsys.readouterr().err == ""
