@@ -95,43 +95,58 @@ def create(host: Host, cid: str, rollback: Rollback, limits: dict[str, object] |
     if memory:
         limits["memory"] = memory
     paths = container_cgroups(cid)
+    enabled: set[str] = set()  # v2: the controllers the parent enables for its children
     for path in paths:
         for attempt in range(3):
             host.ensure_dir(path.parent)
             try:
-                prepare_parent(host, path.parent)
+                enabled = prepare_parent(host, path.parent)
                 host.make_cgroup(path, rollback=rollback)
                 break
             except FileNotFoundError:  # another container's cleanup took the parent away
                 if attempt == 2:
                     raise
+    if paths and unified() and not host.dry_run:
+        check_delegated(paths[0].parent, enabled, limits)
     if paths:
         for path, value in knobs(cid, limits):
             host.write_value(path, value)
     return paths
 
 
-def prepare_parent(host: Host, parent: Path) -> None:
+def prepare_parent(host: Host, parent: Path) -> set[str]:
     """What the `shellctr` parent needs before a child can be made in it and limited.
 
     v2: a controller's files appear in a child only once its parent's (and their
     parent's) cgroup.subtree_control enables it. v1 cpuset: a new cgroup's cpus and mems
     are empty, and no process can join it until they are set: copy them from above.
     """
+    enabled: set[str] = set()  # v2: at both levels, so in the parent's children
     if unified():
         wanted = [name for name in V2_CONTROLLERS if name in available()]
+        enabled = set(wanted)
         for level in (parent.parent, parent):
-            enabled = read(level / "cgroup.subtree_control").split()
+            already = read(level / "cgroup.subtree_control").split()
             for name in wanted:
-                if name not in enabled:
+                if name not in already:
                     try:
                         host.write_value(level / "cgroup.subtree_control", f"+{name}")
                     except OSError:  # not delegated to us: the flags needing it are refused
-                        pass
+                        enabled.discard(name)
     elif parent.parent.name == "cpuset":
         for name in ("cpuset.cpus", "cpuset.mems"):
             if not read(parent / name):
                 host.write_value(parent / name, read(parent.parent / name))
+    return enabled
+
+
+def check_delegated(parent: Path, enabled: set[str], limits: dict[str, object]) -> None:
+    """v2: a limit whose controller the parent could not enable has no file to write."""
+    for key, value in limits.items():
+        if value != LIMIT_DEFAULTS[key] and NEEDS[key] not in enabled:
+            raise ShellctrError(f"the {NEEDS[key]} controller is not enabled in {parent} "
+                                f"for --{key.replace('_', '-')}",
+                                "the host does not delegate it: drop that flag")
 
 
 def knobs(cid: str, limits: dict[str, object], fresh: bool = True) -> list[tuple[Path, str]]:

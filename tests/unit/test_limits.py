@@ -264,3 +264,23 @@ def test_v1_swap_accounting_is_read_from_the_root(v1: Path,
         ("memory/shellctr/ID/memory.limit_in_bytes", str(16 << 20)),
         ("memory/shellctr/ID/memory.memsw.limit_in_bytes", str(32 << 20))]
     assert capsys.readouterr().err == ""
+
+
+def test_v2_a_controller_that_cannot_be_enabled_refuses_the_start(
+        v2: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    host = RecordingHost()
+    real = host.write_value
+
+    def no_pids(path: Path, text: str) -> None:
+        if text == "+pids":  # not delegated to us
+            raise OSError(95, "Operation not supported")
+        real(path, text)
+
+    monkeypatch.setattr(host, "write_value", no_pids)
+    wanted = limits(pids_limit="20")
+    with pytest.raises(ShellctrError, match=r"^the pids controller is not enabled in .* for "
+                                            r"--pids-limit"), Rollback(host) as rollback:
+        cgroup.create(host, CID, rollback, wanted)
+    assert not (v2 / "shellctr" / CID).exists()  # the rollback removed it
+    with Rollback(host) as rollback:  # without the flag, the container starts
+        cgroup.create(host, CID, rollback, limits(memory="64m"))
