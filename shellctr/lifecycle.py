@@ -166,9 +166,12 @@ def wait_exit_recorded(store: Store, cid: str, timeout: float = 10.0) -> None:
     """After PID 1 is gone: wait until its end is recorded (or the container removed,
     for --rm) by the monitor or the attached `run`."""
     deadline = time.monotonic() + timeout
-    while (store.layout.container_config(cid).exists()
-           and reconcile(store, cid).status == "running" and time.monotonic() < deadline):
-        time.sleep(STOP_POLL)
+    try:
+        while (store.layout.container_config(cid).exists()
+               and reconcile(store, cid).status == "running" and time.monotonic() < deadline):
+            time.sleep(STOP_POLL)
+    except FileNotFoundError:  # removed (--rm) between the check and the read
+        return
 
 
 def stop(host: Host, store: Store, ref: str, timeout: int) -> None:

@@ -730,3 +730,17 @@ def test_reconcile_reads_the_oom_counter_then_removes_the_cgroups(
     state = reconcile(Store(layout, host), CID)
     assert (state.exit_code, state.oom_killed) == (137, True)
     assert host.lines[-2:] == [f"rmdir {q(mine)}", f"rmdir {q(mine.parent)}"]
+
+
+def test_rm_f_waits_for_a_run_rm_that_removes_the_container_meanwhile(
+        layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = layout.container_config(CID)
+    config.parent.mkdir(parents=True)
+    config.write_text("{}")
+
+    def removed(store: Store, cid: str) -> None:  # the attached run's --rm, just now
+        config.unlink()
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(lifecycle, "reconcile", removed)
+    lifecycle.wait_exit_recorded(Store(layout, RecordingHost()), CID)  # no error
