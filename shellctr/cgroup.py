@@ -88,12 +88,10 @@ def read(path: Path) -> str:
         return ""
 
 
-def create(host: Host, cid: str, rollback: Rollback, limits: dict[str, object] | None = None,
-           *, memory: int = 0) -> list[Path]:
+def create(host: Host, cid: str, rollback: Rollback,
+           limits: dict[str, object] | None = None) -> list[Path]:
     """Make the container's cgroups and write its limits; the undo removes them."""
     limits = {**LIMIT_DEFAULTS, **(limits or {})}
-    if memory:
-        limits["memory"] = memory
     paths = container_cgroups(cid)
     enabled: set[str] = set()  # v2: the controllers the parent enables for its children
     for path in paths:
@@ -253,12 +251,6 @@ def update(host: Host, cid: str, limits: dict[str, object]) -> None:
         except OSError as err:  # e.g. EBUSY: a memory limit below what it uses now
             raise ShellctrError(f"cannot write {value} to {path}: {err.strerror}",
                                 "the container may use more than the new limit") from None
-
-
-def limit_memory(host: Host, cid: str, memory: int) -> None:
-    """`-m`: at most `memory` bytes of RAM, and as much swap again (Docker's default)."""
-    for path, value in knobs(cid, {**LIMIT_DEFAULTS, "memory": memory}):
-        host.write_value(path, value)
 
 
 def oom_killed(cid: str) -> bool:

@@ -175,6 +175,12 @@ def test_parse_memory_has_dockers_minimum() -> None:
     assert info.value.hint == "the minimum memory limit allowed is 6MB"
 
 
+def limit_memory(host: RecordingHost, memory: int) -> None:
+    """`-m` alone: at most `memory` bytes of RAM, and as much swap again (Docker's default)."""
+    for path, value in cgroup.knobs(CID, {**cgroup.LIMIT_DEFAULTS, "memory": memory}):
+        host.write_value(path, value)
+
+
 @pytest.mark.parametrize("swap", [False, True])
 def test_memory_limit_v1(cgroup_root: Path, swap: bool) -> None:
     v1(cgroup_root, "freezer", "memory")
@@ -183,7 +189,7 @@ def test_memory_limit_v1(cgroup_root: Path, swap: bool) -> None:
     if swap:  # only with swap accounting
         (mine / "memory.memsw.limit_in_bytes").write_text("9223372036854771712\n")
     host = RecordingHost()
-    cgroup.limit_memory(host, CID, 64 << 20)
+    limit_memory(host, 64 << 20)
     assert host.lines == [f"echo {64 << 20} > {q(mine / 'memory.limit_in_bytes')}",
                           *([f"echo {128 << 20} > {q(mine / 'memory.memsw.limit_in_bytes')}"]
                             if swap else [])]
@@ -195,7 +201,7 @@ def test_memory_limit_v2(cgroup_root: Path) -> None:
     mine.mkdir(parents=True)
     (mine / "memory.swap.max").write_text("max\n")
     host = RecordingHost()
-    cgroup.limit_memory(host, CID, 64 << 20)
+    limit_memory(host, 64 << 20)
     assert host.lines == [f"echo {64 << 20} > {q(mine / 'memory.max')}",
                           f"echo {64 << 20} > {q(mine / 'memory.swap.max')}"]
 
