@@ -25,7 +25,8 @@ NODE_ONLINE = Path("/sys/devices/system/node/online")
 PARENT = "shellctr"
 # v1: the hierarchies a container gets a cgroup in (blkio: only counted, for `stats`)
 V1_CONTROLLERS = ("freezer", "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio")
-V2_CONTROLLERS = ("cpu", "memory", "pids", "cpuset")  # enabled for shellctr's children
+# v2: enabled for shellctr's children (io: only counted, for `stats`)
+V2_CONTROLLERS = ("cpu", "memory", "pids", "cpuset", "io")
 MIN_MEMORY = 6 * 1024 * 1024  # Docker's smallest -m
 CPU_PERIOD = 100000  # µs: --cpus N is N * this much CPU time per period, as Docker
 # the config keys the limits live in (state.ContainerConfig), and their "no limit"

@@ -154,7 +154,8 @@ def test_v2_create_enables_the_controllers_for_the_children(v2: Path) -> None:
     root_control, own = v2 / "cgroup.subtree_control", v2 / "shellctr" / "cgroup.subtree_control"
     assert [line for line in host.lines if "subtree_control" in line] == [
         f"echo +cpu > {q(root_control)}", f"echo +pids > {q(root_control)}",
-        f"echo +cpu > {q(own)}", f"echo +memory > {q(own)}", f"echo +pids > {q(own)}"]
+        f"echo +io > {q(root_control)}", f"echo +cpu > {q(own)}",
+        f"echo +memory > {q(own)}", f"echo +pids > {q(own)}", f"echo +io > {q(own)}"]
     assert (v2 / "shellctr" / CID / "cpu.max").read_text() == "100000 100000"
 
 
