@@ -439,7 +439,11 @@ class Init:
         def do() -> None:
             workdir = str(self.final["cwd"])
             if not os.path.isdir(workdir):
-                os.makedirs(workdir, 0o755)
+                try:
+                    os.makedirs(workdir, 0o755)
+                except FileExistsError as err:  # a file (or a file on the way) is there
+                    raise SetupError(f"the working directory {workdir} is not a directory "
+                                     "in the image") from err
             os.chdir(workdir)
         return Step(lambda: sh("mkdir", "--parents", str(self.spec.get("cwd") or "/")), do)
 

@@ -197,9 +197,9 @@ def stop(host: Host, store: Store, ref: str, timeout: int) -> None:
 def kill(host: Host, store: Store, ref: str, signum: int) -> None:
     """`kill -s SIG`: one signal to PID 1."""
     cid = find_container(store, ref)
-    state = require_running(store, cid, ref)
     if signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
-        mark_stopping(store, cid)
+        mark_stopping(store, cid)  # first: also cancels a restart waiting in its back-off
+    state = require_running(store, cid, ref)
     host.step(f"signal container {short_id(cid)}")
     if signum == signal.SIGKILL:
         thaw(host, cid)
