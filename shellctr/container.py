@@ -364,17 +364,27 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
             started_at=now_iso(), restart_count=previous.get("restart_count", 0)))
     if not attach:
         return 0
-    forward_signals(host, init_pid)
-    if tty and fds:
-        from shellctr.terminal import relay
-        relay(fds[0], interactive=interactive, log=layout.container_log(cid))
-    code = process.wait()
-    code = code if code >= 0 else 128 - code  # killed by signal N: 128+N, as a shell says
-    late, _, _ = receive(parent, block=False)  # exec itself failed after `ready`
+    code, late = attend(host, process, parent, init_pid, fds[0] if tty and fds else None,
+                        interactive, layout.container_log(cid))
     if "message" in late:
         return fail(host, store, cid, late)
     finish(host, store, cid, code)
     return code
+
+
+def attend(host: Host, process: subprocess.Popen[bytes], status: socket.socket, pid: int,
+           pty_master: int | None, interactive: bool, log: Path | None = None,
+           ) -> tuple[int, dict[str, object]]:
+    """Stay with an attached process until it ends: forward signals to `pid`, relay its
+    terminal. Returns its exit code and init.py's late error (exec failed), if any."""
+    forward_signals(host, pid)
+    if pty_master is not None:
+        from shellctr.terminal import relay
+        relay(pty_master, interactive=interactive, log=log)
+    code = process.wait()
+    code = code if code >= 0 else 128 - code  # killed by signal N: 128+N, as a shell says
+    late, _, _ = receive(status, block=False)  # exec itself failed after `ready`
+    return code, late
 
 
 def limits_of(config: Record) -> dict[str, object]:
@@ -455,9 +465,14 @@ def plan_start(host: Host, store: Store, config: Record, attach: bool) -> int:
 
 def fail(host: Host, store: Store, cid: str, message: dict[str, object]) -> NoReturn:
     """init.py could not start the command: record it and raise its error (125/126/127)."""
-    text, code = str(message["message"]), int(str(message.get("code", 125)))
-    finish(host, store, cid, code, text)
-    raise ExecError(text, code)
+    error = exec_error(message)
+    finish(host, store, cid, error.exit_code, error.message)
+    raise error
+
+
+def exec_error(message: dict[str, object]) -> ExecError:
+    """init.py's error message as the error shellctr reports (125, 126 or 127)."""
+    return ExecError(str(message["message"]), int(str(message.get("code", 125))))
 
 
 def receive(sock: socket.socket, block: bool = True) -> tuple[dict[str, object], list[int], int]:
@@ -556,17 +571,14 @@ def exec_in(host: Host, store: Store, ref: str, options: RunOptions, detach: boo
         message, fds, _ = receive_ready(host, parent)
         if "message" in message:
             process.wait()
-            raise ExecError(str(message["message"]), int(str(message.get("code", 125))))
+            raise exec_error(message)
         if detach:
             return 0
-        forward_signals(host, process.pid)
-        if options.tty and fds:
-            from shellctr.terminal import relay
-            relay(fds[0], interactive=options.interactive)
-        code = process.wait()
-        late, _, _ = receive(parent, block=False)
+        # signals go to the joining process, which hands them on to the command
+        code, late = attend(host, process, parent, process.pid,
+                            fds[0] if options.tty and fds else None, options.interactive)
         if "message" in late:
-            raise ExecError(str(late["message"]), int(str(late.get("code", 125))))
-        return code if code >= 0 else 128 - code
+            raise exec_error(late)
+        return code
     finally:
         host.remove_file(spec_path)
