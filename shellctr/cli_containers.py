@@ -1,0 +1,530 @@
+"""Container verbs: run, create, start, stop, exec, logs, ps, rm, inspect and friends."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from shellctr.cli import Context, Parser, for_each, report
+from shellctr.errors import ShellctrError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from shellctr.container import RunOptions
+
+
+# -- verbs -----------------------------------------------------------------------------
+def run_options(args: argparse.Namespace) -> RunOptions:
+    from shellctr.container import RunOptions
+
+    return RunOptions(
+        image=args.image, command=args.command, name=args.name, env=args.env,
+        env_files=args.env_file, workdir=args.workdir, hostname=args.hostname,
+        entrypoint=args.entrypoint, user=args.user, tty=args.tty,
+        interactive=args.interactive, auto_remove=args.rm, restart=args.restart,
+        labels=args.label, memory=args.memory,
+        limits={key: getattr(args, key) for key in LIMIT_FLAGS if key != "memory"},
+    )
+
+
+def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.container import create, start
+
+    if args.tty and args.interactive and not args.detach and not os.isatty(0):
+        # checked before create: a refused run must leave no container behind
+        raise ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
+    config = create(ctx.host, ctx.store, run_options(args))
+    code = start(ctx.host, ctx.store, config, attach=not args.detach)
+    if args.detach and not ctx.host.dry_run:
+        print(config["id"])
+    return code
+
+
+def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.container import create
+
+    config = create(ctx.host, ctx.store, run_options(args))
+    if not ctx.host.dry_run:
+        print(config["id"])
+    return 0
+
+
+def cmd_start(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.container import start
+    from shellctr.lifecycle import find_container, reconcile
+
+    attach = args.attach or args.interactive
+    if attach and len(args.containers) > 1:
+        raise UsageError("you cannot attach to more than one container", "start them one by one")
+    code = 0
+
+    def start_one(ref: str) -> None:
+        nonlocal code
+        cid = find_container(ctx.store, ref)
+        if reconcile(ctx.store, cid).status == "running":
+            return
+        config = ctx.store.config_record(cid)
+        if args.interactive:
+            config["interactive"] = True
+        code = start(ctx.host, ctx.store, config, attach=attach)
+
+    failed = for_each(args.containers, start_one, echo=not attach)
+    return failed or code
+
+
+def cmd_stop(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.lifecycle import stop
+
+    return for_each(args.containers, lambda ref: stop(ctx.host, ctx.store, ref, args.time),
+                    echo=True)
+
+
+def cmd_restart(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.container import start
+    from shellctr.lifecycle import find_container, stop
+
+    def restart(ref: str) -> None:
+        stop(ctx.host, ctx.store, ref, args.time)
+        cid = find_container(ctx.store, ref)
+        start(ctx.host, ctx.store, ctx.store.config_record(cid), attach=False)
+
+    return for_each(args.containers, restart, echo=True)
+
+
+def cmd_kill(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.lifecycle import kill, parse_signal
+
+    signum = parse_signal(args.signal)
+    return for_each(args.containers, lambda ref: kill(ctx.host, ctx.store, ref, signum),
+                    echo=True)
+
+
+def cmd_wait(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.lifecycle import wait
+
+    return for_each(args.containers, lambda ref: print(wait(ctx.store, ref)))
+
+
+def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr import logs
+    from shellctr.lifecycle import find_container, reconcile
+
+    if args.tail != "all" and not args.tail.lstrip("-").isdigit():
+        raise UsageError(f"invalid --tail {args.tail!r}", "give a number of lines, or all")
+    tail = None if args.tail == "all" or int(args.tail) < 0 else int(args.tail)
+    since = logs.parse_since(args.since) if args.since else None
+    until = logs.parse_since(args.until) if args.until else None
+    cid = find_container(ctx.store, args.container)
+    path = ctx.store.layout.container_log(cid)
+    records, offset = logs.read_records(path)
+    for record in logs.select(records, tail, since, until):
+        logs.show(record, args.timestamps)
+    if args.follow:
+        def running() -> bool:
+            try:
+                return reconcile(ctx.store, cid).status == "running"
+            except FileNotFoundError:  # removed (--rm) meanwhile: it has ended
+                return False
+
+        logs.follow(path, offset, running, args.timestamps, until)
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.container import RunOptions, exec_in
+
+    options = RunOptions(image="", command=args.command, env=args.env,
+                         env_files=args.env_file, workdir=args.workdir, user=args.user,
+                         tty=args.tty, interactive=args.interactive)
+    return exec_in(ctx.host, ctx.store, args.container, options, args.detach)
+
+
+def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
+    import json
+
+    from shellctr.errors import NotFound
+    from shellctr.gotemplate import render
+    from shellctr.image import find_image
+    from shellctr.inspect import container_json, image_json
+    from shellctr.lifecycle import find_container
+
+    found = []
+    code = 0
+    for name in args.names:
+        try:
+            try:
+                found.append(container_json(ctx.store, find_container(ctx.store, name)))
+            except NotFound:
+                found.append(image_json(find_image(ctx.store, name)))
+        except ShellctrError as err:
+            report(NotFound(f"no such object: {name}") if isinstance(err, NotFound) else err)
+            code = 1
+    if args.format:
+        for item in found:
+            print(render(args.format, item))
+    else:
+        print(json.dumps(found, indent=4))
+    return code
+
+
+def cmd_rename(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.lifecycle import rename
+
+    rename(ctx.host, ctx.store, args.container, args.new_name)
+    return 0
+
+
+def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.lifecycle import update
+
+    flags = {key: getattr(args, key) for key in LIMIT_FLAGS if hasattr(args, key)}
+    if not any(value is not None for value in flags.values()) and args.restart is None:
+        raise UsageError("update needs at least one flag to change",
+                         "see 'shellctr update --help'")
+    return for_each(args.containers,
+                    lambda ref: update(ctx.host, ctx.store, ref, flags, args.restart), echo=True)
+
+
+def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
+    import re
+    import time
+
+    from shellctr import cgroup, stats
+    from shellctr.gotemplate import render, table_format
+    from shellctr.lifecycle import find_container, reconcile
+    from shellctr.state import container_config
+    from shellctr.textfmt import table
+
+    store = ctx.store
+    cpus = len(cgroup.host_cpus())
+    chosen = [find_container(store, ref) for ref in args.containers]
+
+    def targets() -> list[tuple[str, str, int]]:
+        """(id, name, PID 1 or 0 when not running) of the containers to show."""
+        found = []
+        for cid in chosen or store.container_ids():
+            try:
+                config, state = container_config(store, cid), reconcile(store, cid)
+            except FileNotFoundError:  # removed just now
+                continue
+            running = state.status == "running"
+            if running or chosen or args.all:
+                found.append((cid, config.name, state.pid if running else 0, config.created))
+        return [(cid, name, pid) for cid, name, pid, _ in
+                sorted(found, key=lambda item: item[3], reverse=True)]
+
+    def take(shown: list[tuple[str, str, int]]) -> dict[str, stats.Sample]:
+        return {cid: stats.sample(cid, pid) if pid else stats.Sample()
+                for cid, _, pid in shown}
+
+    is_table, template = table_format(args.format or stats.DEFAULT_FORMAT)
+
+    def frame(shown: list[tuple[str, str, int]], before: dict[str, stats.Sample],
+              after: dict[str, stats.Sample]) -> str:
+        rows = [stats.row(cid, name, before.get(cid, after[cid]), after[cid], cpus)
+                for cid, name, _ in shown]
+        lines = [render(template, item) for item in rows]
+        if not is_table:
+            return "\n".join(lines)
+        header = re.sub(r"{{\s*\.(\w+)\s*}}",
+                        lambda m: stats.HEADERS.get(m[1], m[1].upper()), template)
+        return table(header.split("\t"), [line.split("\t") for line in lines])
+
+    shown = targets()
+    before = take(shown)
+    try:
+        while True:
+            time.sleep(1.0)  # CPU % is a rate: two readings ~1 s apart, as Docker's
+            if not chosen:  # containers started or ended meanwhile come and go
+                shown = targets()
+            after = take(shown)
+            text = frame(shown, before, after)
+            if args.no_stream:
+                print(text)
+                return 0
+            # redraw in place: cursor home, clear the screen below it
+            sys.stdout.write("\033[H\033[J" + text + "\n")
+            sys.stdout.flush()
+            before = after
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_top(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.lifecycle import top
+
+    print(top(ctx.host, ctx.store, args.container, args.ps_args))
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.lifecycle import pause
+
+    return for_each(args.containers, lambda ref: pause(ctx.host, ctx.store, ref, args.frozen),
+                    echo=True)
+
+
+def cmd_exited(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.lifecycle import on_exited
+
+    return on_exited(ctx.host, ctx.store, args.container)
+
+
+def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr import cgroup
+    from shellctr.gotemplate import render, table_format
+    from shellctr.ids import short_id
+    from shellctr.lifecycle import container_matches, parse_filters, reconcile
+    from shellctr.state import ContainerConfig, ContainerState, container_config
+    from shellctr.textfmt import command_column, human_ago, human_duration, table
+
+    store = ctx.store
+    filters = parse_filters(args.filter)
+
+    def entry(cid: str) -> tuple[ContainerConfig, ContainerState] | None:
+        try:
+            return container_config(store, cid), reconcile(store, cid)
+        except FileNotFoundError:  # another shellctr process removed it just now
+            return None
+
+    entries = sorted(filter(None, map(entry, store.container_ids())),
+                     key=lambda entry: entry[0].created, reverse=True)
+    last = 1 if args.latest else args.last
+    if last >= 0:
+        entries = entries[:last]
+    elif not args.all and "status" not in filters:
+        entries = [(c, s) for c, s in entries if s.status == "running"]
+    entries = [(c, s) for c, s in entries if container_matches(store, c, s, filters)]
+    full = args.no_trunc
+    rows = []
+    for config, state in entries:
+        if state.status == "running" and state.started_at is not None:
+            status = "Up " + human_duration(state.started_at)
+            if cgroup.is_frozen(config.id):
+                status += " (Paused)"
+        elif state.status == "exited" and state.finished_at is not None:
+            status = f"Exited ({state.exit_code}) {human_ago(state.finished_at)}"
+        else:
+            status = "Created"
+        rows.append({
+            "ID": config.id if full else short_id(config.id), "Image": config.image,
+            "Command": command_column([config.path, *config.args], truncate=not full),
+            "CreatedAt": config.created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
+            "RunningFor": human_ago(config.created), "Status": status, "State": state.status,
+            "Ports": "", "Names": config.name,
+            "Labels": ",".join(f"{k}={v}" for k, v in config.labels.items()),
+        })
+    if args.quiet:
+        for row in rows:
+            print(row["ID"])
+        return 0
+    if args.format:
+        is_table, template = table_format(args.format)
+        lines = [render(template, row) for row in rows]
+        if is_table:
+            import re
+            header = re.sub(r"{{\s*\.(\w+)\s*}}", lambda m: PS_HEADERS.get(m[1], m[1].upper()),
+                            template)
+            print(table(header.split("\t"), [line.split("\t") for line in lines]))
+        else:
+            for line in lines:
+                print(line)
+        return 0
+    keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
+    print(table([PS_HEADERS[key] for key in keys], [[row[key] for key in keys] for row in rows]))
+    return 0
+
+
+PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+              "RunningFor": "CREATED", "CreatedAt": "CREATED AT", "Status": "STATUS",
+              "State": "STATE", "Ports": "PORTS", "Names": "NAMES", "Labels": "LABELS"}
+
+
+def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.lifecycle import remove
+
+    # under --dry-run stdout is the script: the removed names would be lines of it
+    return for_each(args.containers, lambda ref: remove(ctx.host, ctx.store, ref, args.force),
+                    echo=not ctx.host.dry_run)
+
+
+
+def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.lifecycle import export
+
+    export(ctx.host, ctx.store, args.container, Path(args.output) if args.output else None)
+    return 0
+
+
+
+# -- parsing ---------------------------------------------------------------------------
+def add_create_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags `run` and `create` share."""
+    parser.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    parser.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
+    parser.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+    parser.add_argument("--name", help="the container's name")
+    parser.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
+                        help="set an environment variable")
+    parser.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                        help="read environment variables from a file")
+    parser.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside")
+    parser.add_argument("-h", "--hostname", metavar="HOST", help="the container's host name")
+    parser.add_argument("--help", action="help", help="show this help")
+    parser.add_argument("--entrypoint", metavar="CMD", help="override the image's entrypoint")
+    parser.add_argument("-u", "--user", metavar="USER[:GROUP]", help="user name or uid")
+    parser.add_argument("-l", "--label", action="append", default=[], metavar="K=V",
+                        help="set a label")
+    add_limit_flags(parser)
+    parser.add_argument("--oom-kill-disable", action="store_true",
+                        help="processes over -m wait for memory instead of being killed")
+    parser.add_argument("--cpu-period", metavar="µS", help="CFS period (µs)")
+    parser.add_argument("--cpu-quota", metavar="µS", help="CPU time per CFS period (µs)")
+    parser.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes allowed (0-1)")
+    parser.add_argument("--memory-reservation", metavar="SIZE", help="memory soft limit")
+    parser.add_argument("--restart", default="no", metavar="POLICY",
+                        help="no, on-failure[:N], always or unless-stopped")
+    parser.add_argument("image", metavar="IMAGE")
+    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD [ARG...]")
+
+
+# the limit flags, as RunOptions.limits and cgroup.parse_limits name them
+LIMIT_FLAGS = ("memory", "memory_swap", "memory_reservation", "oom_kill_disable", "cpus",
+               "cpu_shares", "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems",
+               "pids_limit")
+
+
+def add_limit_flags(parser: argparse.ArgumentParser) -> None:
+    """The limit flags `run`, `create` and `update` share."""
+    parser.add_argument("-m", "--memory", metavar="SIZE", help="memory limit (e.g. 256m)")
+    parser.add_argument("--memory-swap", metavar="SIZE",
+                        help="memory + swap limit; -1: unlimited swap (default: twice -m)")
+    parser.add_argument("--cpus", metavar="N", help="number of CPUs (e.g. 1.5)")
+    parser.add_argument("-c", "--cpu-shares", metavar="N", help="relative CPU weight (1024)")
+    parser.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs allowed (e.g. 0-1,3)")
+    parser.add_argument("--pids-limit", metavar="N", help="most processes; 0 or -1: no limit")
+
+
+
+def register(verbs: argparse._SubParsersAction[Parser]) -> None:
+    """Add the container verbs to the command line."""
+    # add_help=False: -h is --hostname for run and create, as in Docker
+    run = verbs.add_parser("run", help="run a command in a new container", add_help=False)
+    add_create_flags(run)
+    run.add_argument("-d", "--detach", action="store_true",
+                     help="run in the background and print the container's id")
+    run.set_defaults(func=cmd_run)
+    create = verbs.add_parser("create", help="create a container; start it later",
+                              add_help=False)
+    add_create_flags(create)
+    create.set_defaults(func=cmd_create)
+
+    start = verbs.add_parser("start", help="start stopped containers")
+    start.add_argument("-a", "--attach", action="store_true", help="attach to its output")
+    start.add_argument("-i", "--interactive", action="store_true", help="attach stdin")
+    start.add_argument("containers", nargs="+", metavar="CONTAINER")
+    start.set_defaults(func=cmd_start)
+
+    for name, about in (("stop", "stop running containers: stop signal, then SIGKILL"),
+                        ("restart", "stop, then start containers")):
+        verb = verbs.add_parser(name, help=about)
+        verb.add_argument("-t", "--time", type=int, default=10, metavar="N",
+                          help="seconds to wait before SIGKILL (default 10)")
+        verb.add_argument("containers", nargs="+", metavar="CONTAINER")
+        verb.set_defaults(func=cmd_stop if name == "stop" else cmd_restart)
+
+    kill = verbs.add_parser("kill", help="send a signal to containers' PID 1")
+    kill.add_argument("-s", "--signal", default="KILL", metavar="SIG", help="default KILL")
+    kill.add_argument("containers", nargs="+", metavar="CONTAINER")
+    kill.set_defaults(func=cmd_kill)
+
+    wait = verbs.add_parser("wait", help="wait for containers to end; print exit codes")
+    wait.add_argument("containers", nargs="+", metavar="CONTAINER")
+    wait.set_defaults(func=cmd_wait)
+
+    logs = verbs.add_parser("logs", help="what a container printed")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
+    logs.add_argument("-n", "--tail", default="all", metavar="N",
+                      help="only the last N lines (default all)")
+    logs.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    logs.add_argument("--since", metavar="T", help="only after T (RFC 3339, Unix time, 10m)")
+    logs.add_argument("--until", metavar="T", help="only before T")
+    logs.add_argument("container", metavar="CONTAINER")
+    logs.set_defaults(func=cmd_logs)
+
+    execute = verbs.add_parser("exec", help="run a command in a running container")
+    execute.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
+    execute.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+    execute.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    execute.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
+    execute.add_argument("--env-file", action="append", default=[], metavar="FILE")
+    execute.add_argument("-u", "--user", metavar="USER[:GROUP]")
+    execute.add_argument("-w", "--workdir", metavar="DIR")
+    execute.add_argument("container", metavar="CONTAINER")
+    execute.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD [ARG...]")
+    execute.set_defaults(func=cmd_exec)
+
+    inspect = verbs.add_parser("inspect", help="containers and images as JSON")
+    inspect.add_argument("-f", "--format", metavar="TEMPLATE", help="a Go template")
+    inspect.add_argument("names", nargs="+", metavar="NAME")
+    inspect.set_defaults(func=cmd_inspect)
+
+    update = verbs.add_parser("update", help="change containers' limits and restart policy")
+    add_limit_flags(update)
+    update.add_argument("--restart", metavar="POLICY",
+                        help="no, on-failure[:N], always or unless-stopped")
+    update.add_argument("containers", nargs="+", metavar="CONTAINER")
+    update.set_defaults(func=cmd_update)
+
+    stats = verbs.add_parser("stats", help="containers' CPU, memory, I/O and pids")
+    stats.add_argument("-a", "--all", action="store_true", help="stopped containers too")
+    stats.add_argument("--no-stream", action="store_true", help="print once, then exit")
+    stats.add_argument("--format", metavar="TEMPLATE", help="a Go template, or 'table ...'")
+    stats.add_argument("containers", nargs="*", metavar="CONTAINER")
+    stats.set_defaults(func=cmd_stats)
+
+    rename = verbs.add_parser("rename", help="rename a container")
+    rename.add_argument("container", metavar="CONTAINER")
+    rename.add_argument("new_name", metavar="NEW_NAME")
+    rename.set_defaults(func=cmd_rename)
+
+    top = verbs.add_parser("top", help="a container's processes (ps options allowed)")
+    top.add_argument("container", metavar="CONTAINER")
+    top.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="PS-OPTIONS")
+    top.set_defaults(func=cmd_top)
+
+    for name, about in (("pause", "freeze every process of containers"),
+                        ("unpause", "thaw paused containers")):
+        verb = verbs.add_parser(name, help=about)
+        verb.add_argument("containers", nargs="+", metavar="CONTAINER")
+        verb.set_defaults(func=cmd_pause, frozen=name == "pause")
+
+    exited = verbs.add_parser("_exited")  # the monitor's hook: not for people
+    exited.add_argument("container")
+    exited.set_defaults(func=cmd_exited)
+
+    ps = verbs.add_parser("ps", help="list containers")
+    ps.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
+    ps.add_argument("-q", "--quiet", action="store_true", help="only ids")
+    ps.add_argument("--no-trunc", action="store_true", help="don't shorten ids and commands")
+    ps.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                    help="id, name, status, exited, ancestor, label")
+    ps.add_argument("--format", metavar="TEMPLATE", help="a Go template, or 'table ...'")
+    ps.add_argument("-n", "--last", type=int, default=-1, metavar="N",
+                    help="the N last created containers (any state)")
+    ps.add_argument("-l", "--latest", action="store_true",
+                    help="the last created container (any state)")
+    ps.set_defaults(func=cmd_ps)
+
+    rm = verbs.add_parser("rm", help="remove containers")
+    rm.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+    rm.add_argument("containers", nargs="+", metavar="CONTAINER")
+    rm.set_defaults(func=cmd_rm)
+
+    exp = verbs.add_parser("export", help="write a container's filesystem as a tar")
+    exp.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+    exp.add_argument("container", metavar="CONTAINER")
+    exp.set_defaults(func=cmd_export)
+
