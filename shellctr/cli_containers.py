@@ -157,7 +157,7 @@ def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
             try:
                 found.append(container_json(ctx.store, find_container(ctx.store, name)))
             except NotFound:
-                found.append(image_json(find_image(ctx.store, name)))
+                found.append(image_json(find_image(ctx.store, name), ctx.store))
         except ShellctrError as err:
             report(NotFound(f"no such object: {name}") if isinstance(err, NotFound) else err)
             code = 1

@@ -201,7 +201,9 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
             **limits,  # memory, cpu_shares... (cgroup.LIMIT_DEFAULTS)
             "restart_policy": restart_policy,
             "restart_max": restart_max,
-            "labels": labels,
+            "labels": {**(image_config.get("Labels") or {}), **labels},  # -l wins
+            "stop_signal": image_config.get("StopSignal") or "",
+            "exposed_ports": sorted(image_config.get("ExposedPorts") or {}),
         }
         host.step(f"create container {short_id(cid)} ({config['name']})")
         # the undo of this first mkdir removes everything below it

@@ -1,0 +1,177 @@
+"""`commit` and `diff`: a container's changes, read from its overlay upper dir.
+
+The upper dir holds exactly what the container changed: new and modified files
+(copied up whole), deletions as overlayfs whiteouts (0/0 character devices) and
+directories made anew as opaque ones (`trusted.overlay.opaque=y`). `commit` packs it as
+one new layer on top of the image's layers (whiteouts written as `.wh.NAME`, opaque
+dirs with `.wh..wh..opq`); `diff` lists it as Docker does (A added, C changed, D deleted).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+from pathlib import Path
+from typing import Any
+
+from shellctr import cgroup
+from shellctr.errors import ShellctrError
+from shellctr.host import Host, Rollback
+from shellctr.ids import SHORT
+from shellctr.image import (
+    history_entry,
+    oci_config,
+    parse_changes,
+    parse_config,
+    record_image,
+)
+from shellctr.layers import LayerScan, extract_layer, pack, pack_argv
+from shellctr.layout import Layout
+from shellctr.lifecycle import find_container, reconcile
+from shellctr.reference import normalize_ref
+from shellctr.state import ContainerConfig, Image, ImageConfig, container_config
+from shellctr.store import Store, now_iso
+
+# made by init.py in the upper dir when the image lacks them: mount points, not changes
+RUNTIME_PATHS = ("dev", "proc", "sys", "etc/hostname", "etc/hosts", "etc/resolv.conf")
+
+
+def runtime_skips(layout: Layout, config: ContainerConfig) -> list[str]:
+    return [path for path in RUNTIME_PATHS
+            if not any(os.path.lexists(layout.layer_dir(d) / path) for d in config.layers)]
+
+
+def is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(0, 0)
+
+
+def in_lower(layout: Layout, layers: list[str], name: str) -> bool:
+    """Whether the image's layers show `name` (the topmost layer that has it decides)."""
+    for diff_id in reversed(layers):
+        path = layout.layer_dir(diff_id) / name
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        return not is_whiteout(st)
+    return False
+
+
+# -- diff ------------------------------------------------------------------------------
+def changes(store: Store, ref: str) -> list[tuple[str, str]]:
+    """(kind, /path) of everything the container changed, in path order."""
+    cid = find_container(store, ref)
+    config = container_config(store, cid)
+    layout = store.layout
+    skips = set(runtime_skips(layout, config))
+    upper = layout.container_upper(cid)
+    found: list[tuple[str, str]] = []
+
+    def walk(prefix: str) -> None:
+        with os.scandir(upper / prefix if prefix else upper) as entries:
+            names = sorted(entry.name for entry in entries)
+        for base in names:
+            name = f"{prefix}/{base}" if prefix else base
+            if name in skips:
+                continue
+            st = os.lstat(upper / name)
+            if is_whiteout(st):
+                found.append(("D", "/" + name))
+                continue
+            found.append(("C" if in_lower(layout, config.layers, name) else "A", "/" + name))
+            if stat.S_ISDIR(st.st_mode):
+                walk(name)
+
+    if upper.is_dir():
+        walk("")
+    return found
+
+
+# -- commit ----------------------------------------------------------------------------
+def runtime_config(config: ContainerConfig, base: ImageConfig) -> ImageConfig:
+    """The new image's config: the container's command, env, user, workdir, labels."""
+    working_dir = config.working_dir
+    if working_dir == "/" and not base.WorkingDir:
+        working_dir = ""  # "/" was shellctr's default, not a choice
+    return ImageConfig.model_validate({
+        **base.model_dump(),
+        "Env": [item for item in config.env if not item.startswith("HOSTNAME=")],
+        "Cmd": config.cmd or None,
+        "Entrypoint": config.entrypoint or None,
+        "WorkingDir": working_dir,
+        "User": config.user,
+        "Labels": config.labels,
+        "StopSignal": config.stop_signal or base.StopSignal,
+    })
+
+
+def commit(host: Host, store: Store, ref: str, reference: str | None, change: list[str],
+           message: str = "", author: str = "", pause: bool = True) -> Image:
+    """A new image: the container's image's layers plus one layer of its changes."""
+    cid = find_container(store, ref)
+    config = container_config(store, cid)
+    tag = normalize_ref(reference) if reference else None
+    layout = store.layout
+    base_path = layout.blob(config.image_id)
+    base: dict[str, Any] = parse_config(base_path.read_bytes()) if base_path.is_file() else {}
+    base_config = ImageConfig.model_validate(
+        {k: v for k, v in (base.get("config") or {}).items()
+         if k in ImageConfig.model_fields and v is not None})
+    new_config = parse_changes(change, runtime_config(config, base_config))
+    base_sizes = [-1] * len(config.layers)
+    if layout.image_file(config.image_id).is_file():
+        base_image = Image.model_validate_json(layout.image_file(config.image_id).read_text())
+        if len(base_image.layer_sizes) == len(config.layers):
+            base_sizes = list(base_image.layer_sizes)
+    upper = layout.container_upper(cid)
+    skips = runtime_skips(layout, config)
+    freeze = pause and reconcile(store, cid).status == "running" and not cgroup.is_frozen(cid)
+    store.prepare()
+    with store.lock(), Rollback(host) as rollback:
+        host.step(f"pack the changes of container {cid[:SHORT]} as a layer")
+        partial = layout.blobs_dir / f".commit-{os.getpid()}.partial"
+        if freeze:
+            cgroup.freeze(host, cid, True)
+        try:
+            scan = pack_layer(host, upper, skips, partial, rollback)
+        finally:
+            if freeze:
+                cgroup.freeze(host, cid, False)
+        blob = layout.blob(scan.diff_id)
+        if host.exists(blob):
+            host.remove_file(partial)
+        else:
+            host.rename(partial, blob, rollback=rollback)
+        extract_layer(host, layout, scan, rollback)
+        created = now_iso()
+        history = [*(base.get("history") or []),
+                   history_entry(created, shlex.join([config.path, *config.args]), message,
+                                 author)]
+        blob_bytes = oci_config(new_config, [*config.layers, scan.diff_id], created, history,
+                                author, message, base=base)
+        host.step("record the image")
+        return record_image(host, store, blob_bytes, [tag] if tag else [],
+                            [*base_sizes, scan.size], rollback)
+
+
+def pack_layer(host: Host, upper: Path, skips: list[str], partial: Path,
+               rollback: Rollback) -> LayerScan:
+    """The upper dir packed into the file `partial`; what it holds and its diff id."""
+    def skip(name: str) -> bool:
+        return name in skips
+
+    def write() -> LayerScan:
+        with open(partial, "xb") as out:
+            return pack(upper, out, skip)
+
+    if host.dry_run:  # reading is harmless: the script needs the digest
+        with open(os.devnull, "wb") as sink:
+            scan = pack(upper, sink, skip)
+        host.produce(pack_argv(upper, skips), partial, lambda: None)
+        return scan
+    host.remove_file(partial)
+    result = host.produce(pack_argv(upper, skips), partial, write, rollback)
+    if result is None:
+        raise ShellctrError("packing the container's changes produced nothing")
+    return result
