@@ -373,7 +373,8 @@ def _ensure_dirs(host: Host, top: Path, relative: str) -> Path:
         try:
             mode = os.lstat(path).st_mode
         except FileNotFoundError:
-            host.mkdir(path)
+            # --parents: in a --dry-run script, tar may have made it by then
+            host.ensure_dir(path, mode=0o755)
             continue
         if not stat.S_ISDIR(mode):
             raise ShellctrError(f"refusing layer: {relative!r} is not a directory in it")

@@ -35,9 +35,9 @@ cleans up whatever it found, so one failure does not cascade into the next tests
   watching <root>/containers with inotify while the test runs: that sees even a
   `run --rm` container that is gone before any listing, and never another worker's or
   another checkout's containers (their roots differ);
-- nothing left in <runroot>/containers, <root>/containers or <root>/tmp, and no
-  `.partial` directory in <root>/layers. Tests that keep a container (no --rm) remove
-  it themselves before they end.
+- nothing left in <runroot>/containers, <root>/containers or <root>/tmp, no `.partial`
+  directory in <root>/layers, no `.partial` layer tar in <root>/blobs/sha256. Tests
+  that keep a container (no --rm) remove it themselves before they end.
 
 Transient states (a container's last process being reaped) are polled for with a
 deadline; no test sleeps for a fixed time or asserts on wall-clock durations, and every
@@ -152,10 +152,12 @@ def leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
     for directory in (w.runroot / "containers", w.root / "containers", w.root / "tmp"):
         for entry in os.listdir(directory) if directory.is_dir() else []:
             shutil.rmtree(directory / entry, ignore_errors=True)
-    layers = w.root / "layers"
-    for entry in os.listdir(layers) if layers.is_dir() else []:
-        if entry.endswith(".partial"):
-            shutil.rmtree(layers / entry, ignore_errors=True)
+    for layers in (w.root / "layers", w.root / "blobs" / "sha256"):
+        for entry in os.listdir(layers) if layers.is_dir() else []:
+            if entry.endswith(".partial") and (layers / entry).is_dir():
+                shutil.rmtree(layers / entry, ignore_errors=True)
+            elif entry.endswith(".partial"):
+                (layers / entry).unlink()
     for path in container_cgroups(cids):  # empty now that scrub killed their processes
         try:
             path.rmdir()
