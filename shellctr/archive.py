@@ -34,7 +34,7 @@ from shellctr.image import (
     record_image,
     sha256_hex,
 )
-from shellctr.layers import member_source, store_layer
+from shellctr.layers import layer_tar_size, member_source, pack, pack_argv, store_layer
 from shellctr.reference import is_id, normalize_ref
 from shellctr.state import Image
 from shellctr.store import Store
@@ -256,10 +256,12 @@ def save(host: Host, store: Store, refs: list[str], output: Path | None, fmt: st
             chosen.append((image, tags))
     layout = store.layout
     for image, _ in chosen:
-        for path in [layout.blob(image.id), *(layout.blob(d) for d in image.layers)]:
-            if not path.is_file():
-                raise ShellctrError(f"image {image.id[:SHORT]} lacks {path}",
-                                    "it was made by an older shellctr: import it again")
+        missing = [path for path in [layout.blob(image.id), *(
+            layout.layer_dir(d) for d in image.layers if not layout.blob(d).is_file())]
+            if not path.exists()]
+        if missing:
+            raise ShellctrError(f"image {image.id[:SHORT]} lacks {missing[0]}",
+                                "it was made by an older shellctr: import it again")
     store.prepare()
     stage = layout.tmp_dir / f"save-{os.getpid()}"
     with Rollback(host) as rollback:
@@ -285,17 +287,37 @@ def _stdout() -> Any:
     return sys.stdout.buffer
 
 
+def stage_layer(host: Host, layout: Any, digest: str, target: Path) -> None:
+    """A blob (config, layer tar) into the stage: linked from the store, or for a
+    committed layer (kept as files only) packed again, its digest checked."""
+    if layout.blob(digest).is_file():
+        host.link(layout.blob(digest), target)
+        return
+    directory = layout.layer_dir(digest)
+
+    def write() -> None:
+        with open(target, "xb") as out:
+            scan = pack(directory, out)
+        if scan.diff_id != digest:
+            raise ShellctrError(f"layer {directory} has changed: it packs as sha256:"
+                                f"{scan.diff_id}", "remove the image and commit it again")
+
+    host.produce(pack_argv(directory, []), target, write)
+
+
 def stage_docker_archive(host: Host, layout: Any, stage: Path,
                          chosen: list[tuple[Image, list[str]]]) -> list[str]:
     """Link and write a docker-archive's files into `stage`; their names."""
     manifest = []
     linked: set[str] = set()
     for image, tags in chosen:
-        for name, source in [(f"{image.id}.json", layout.blob(image.id)),
-                             *((f"{d}.tar", layout.blob(d)) for d in image.layers)]:
-            if name not in linked:
-                host.link(source, stage / name)
-                linked.add(name)
+        if f"{image.id}.json" not in linked:
+            host.link(layout.blob(image.id), stage / f"{image.id}.json")
+            linked.add(f"{image.id}.json")
+        for diff_id in image.layers:
+            if f"{diff_id}.tar" not in linked:
+                stage_layer(host, layout, diff_id, stage / f"{diff_id}.tar")
+                linked.add(f"{diff_id}.tar")
         manifest.append({"Config": f"{image.id}.json", "RepoTags": tags or None,
                          "Layers": [f"{d}.tar" for d in image.layers]})
     host.write_file(stage / "manifest.json", json.dumps(manifest) + "\n")
@@ -314,10 +336,10 @@ def stage_oci_layout(host: Host, layout: Any, stage: Path,
     for image, tags in chosen:
         for digest in [image.id, *image.layers]:
             if digest not in linked:
-                host.link(layout.blob(digest), blobs / digest)
+                stage_layer(host, layout, digest, blobs / digest)
                 linked.add(digest)
         config = layout.blob(image.id).read_bytes()
-        manifest = oci_manifest(config, [(d, layout.blob(d).stat().st_size)
+        manifest = oci_manifest(config, [(d, layer_tar_size(layout, d))
                                          for d in image.layers])
         digest = sha256_hex(manifest)
         if digest not in linked:

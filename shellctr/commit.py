@@ -2,9 +2,10 @@
 
 The upper dir holds exactly what the container changed: new and modified files
 (copied up whole), deletions as overlayfs whiteouts (0/0 character devices) and
-directories made anew as opaque ones (`trusted.overlay.opaque=y`). `commit` packs it as
-one new layer on top of the image's layers (whiteouts written as `.wh.NAME`, opaque
-dirs with `.wh..wh..opq`); `diff` lists it as Docker does (A added, C changed, D deleted).
+directories made anew as opaque ones (`trusted.overlay.opaque=y`). `commit` copies it
+into the layer store as one new layer on top of the image's layers (its tar, made when
+saving, writes whiteouts as `.wh.NAME` and opaque dirs with `.wh..wh..opq`); `diff`
+lists it as Docker does (A added, C changed, D deleted).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 import os
 import shlex
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from shellctr import cgroup
-from shellctr.errors import ShellctrError
+from shellctr.cmd import Cmd, path_arg
 from shellctr.host import Host, Rollback
 from shellctr.ids import SHORT
 from shellctr.image import (
@@ -26,7 +28,7 @@ from shellctr.image import (
     parse_config,
     record_image,
 )
-from shellctr.layers import LayerScan, extract_layer, pack, pack_argv
+from shellctr.layers import OPAQUE_XATTR, OVERLAY_XATTRS, LayerScan, digest_dir
 from shellctr.layout import Layout
 from shellctr.lifecycle import find_container, reconcile
 from shellctr.reference import normalize_ref
@@ -129,21 +131,14 @@ def commit(host: Host, store: Store, ref: str, reference: str | None, change: li
     freeze = pause and reconcile(store, cid).status == "running" and not cgroup.is_frozen(cid)
     store.prepare()
     with store.lock(), Rollback(host) as rollback:
-        host.step(f"pack the changes of container {cid[:SHORT]} as a layer")
-        partial = layout.blobs_dir / f".commit-{os.getpid()}.partial"
+        host.step(f"copy the changes of container {cid[:SHORT]} as a new layer")
         if freeze:
             cgroup.freeze(host, cid, True)
         try:
-            scan = pack_layer(host, upper, skips, partial, rollback)
+            scan = copy_layer(host, layout, upper, skips, rollback)
         finally:
             if freeze:
                 cgroup.freeze(host, cid, False)
-        blob = layout.blob(scan.diff_id)
-        if host.exists(blob):
-            host.remove_file(partial)
-        else:
-            host.rename(partial, blob, rollback=rollback)
-        extract_layer(host, layout, scan, rollback)
         created = now_iso()
         history = [*(base.get("history") or []),
                    history_entry(created, shlex.join([config.path, *config.args]), message,
@@ -155,23 +150,65 @@ def commit(host: Host, store: Store, ref: str, reference: str | None, change: li
                             [*base_sizes, scan.size], rollback)
 
 
-def pack_layer(host: Host, upper: Path, skips: list[str], partial: Path,
+def copy_layer(host: Host, layout: Layout, upper: Path, skips: list[str],
                rollback: Rollback) -> LayerScan:
-    """The upper dir packed into the file `partial`; what it holds and its diff id."""
-    def skip(name: str) -> bool:
-        return name in skips
+    """The upper dir copied (cp --archive: whiteouts, opaque xattrs, links and all) into
+    the layer store as `layers/<diff id>/`. Its tar is not kept: `save` packs the
+    directory again, which gives the same bytes (`layers.pack`), so the changes are
+    written once. Returns what the layer holds and its diff id."""
+    partial = layout.layers_dir / f".commit-{os.getpid()}.partial"
+    host.remove_tree(partial)  # left by a crash
+    rollback.push(f"cp {upper}", lambda: host.remove_tree(partial))
+    host.run(["cp", "--archive", "--no-target-directory", path_arg(upper), path_arg(partial)])
+    for name in skips:  # init.py's mount points: not changes
+        if os.path.lexists(upper / name):
+            host.apply(Cmd(["rm", "--recursive", path_arg(partial / name)]),
+                       _remover(partial / name))
+    drop_overlay_xattrs(host, upper if host.dry_run else partial, partial, skips)
+    if host.dry_run:  # nothing was copied: the upper dir holds the same files
+        scan = digest_dir(upper, lambda name: name in skips)
+    else:
+        scan = digest_dir(partial)
+    final = layout.layer_dir(scan.diff_id)
+    if final.is_dir():  # the same changes committed before
+        host.remove_tree(partial)
+    else:
+        host.rename(partial, final, rollback=rollback)
+    return scan
 
-    def write() -> LayerScan:
-        with open(partial, "xb") as out:
-            return pack(upper, out, skip)
 
-    if host.dry_run:  # reading is harmless: the script needs the digest
-        with open(os.devnull, "wb") as sink:
-            scan = pack(upper, sink, skip)
-        host.produce(pack_argv(upper, skips), partial, lambda: None)
-        return scan
-    host.remove_file(partial)
-    result = host.produce(pack_argv(upper, skips), partial, write, rollback)
-    if result is None:
-        raise ShellctrError("packing the container's changes produced nothing")
-    return result
+def drop_overlay_xattrs(host: Host, source: Path, target: Path, skips: list[str]) -> None:
+    """Remove overlayfs' bookkeeping (trusted.overlay.origin, impure...) that cp copied
+    from the upper dir: a layer keeps only the opaque marker. `source` is walked (the
+    copy itself, or under --dry-run the upper dir), `target` named in the commands."""
+    for directory, _dirs, files in os.walk(source):
+        relative = os.path.relpath(directory, source)
+        if relative.split("/")[0] in skips:
+            continue
+        for name in [".", *files]:  # each directory as "." of its own walk
+            path = os.path.normpath(os.path.join(directory, name))
+            try:
+                attrs = os.listxattr(path, follow_symlinks=False)
+            except OSError:
+                continue
+            for attr in attrs:
+                if attr.startswith(OVERLAY_XATTRS) and attr != OPAQUE_XATTR:
+                    shown = target / os.path.relpath(path, source)
+                    host.apply(Cmd(["setfattr", "--no-dereference", f"--remove={attr}",
+                                    path_arg(shown)]), _xattr_remover(shown, attr))
+
+
+def _xattr_remover(path: Path, attr: str) -> Callable[[], None]:
+    return lambda: os.removexattr(path, attr, follow_symlinks=False)
+
+
+def _remover(path: Path) -> Callable[[], None]:
+    def remove() -> None:
+        import shutil
+
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+    return remove

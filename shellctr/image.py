@@ -252,9 +252,9 @@ def record_image(host: Host, store: Store, blob: bytes, tags: list[str],
     sizes = [size if size >= 0 else layer_size(store, d) for size, d in
              zip(layer_sizes, [x.removeprefix("sha256:") for x in
                                parse_config(blob)["rootfs"]["diff_ids"]], strict=True)]
-    if not digest:
-        tars = [(d, layout.blob(d).stat().st_size if layout.blob(d).exists() else 0)
-                for d in image_from_config(blob, [], sizes).layers]
+    if not digest and not host.dry_run:
+        from shellctr.layers import layer_tar_size
+        tars = [(d, layer_tar_size(layout, d)) for d in image_from_config(blob, [], sizes).layers]
         digest = sha256_hex(oci_manifest(blob, tars))
     image = image_from_config(blob, [], sizes, digest)
     path = layout.image_file(image.id)

@@ -57,6 +57,7 @@ class LayerScan:
     skipped: list[str] = field(default_factory=list)  # device nodes under dev/, not extracted
     whiteouts: list[str] = field(default_factory=list)  # paths the layer deletes
     opaque: list[str] = field(default_factory=list)  # dirs whose lower contents it hides
+    tar_size: int = 0  # bytes of the uncompressed tar
 
 
 class HashingReader(io.RawIOBase):
@@ -65,6 +66,7 @@ class HashingReader(io.RawIOBase):
     def __init__(self, stream: IO[bytes]) -> None:
         self.stream = stream
         self.sha = hashlib.sha256()
+        self.count = 0
 
     def readable(self) -> bool:
         return True
@@ -72,6 +74,7 @@ class HashingReader(io.RawIOBase):
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         data = self.stream.read(len(buffer))
         self.sha.update(data)
+        self.count += len(data)
         buffer[: len(data)] = data
         return len(data)
 
@@ -166,6 +169,7 @@ def scan_stream(raw: IO[bytes]) -> LayerScan:
     if both:
         raise ShellctrError(f"refusing layer: {both[0]!r} is both a file and a whiteout")
     scan.diff_id = hashing.sha.hexdigest()
+    scan.tar_size = hashing.count
     return scan
 
 
@@ -391,7 +395,8 @@ def pack_argv(directory: Path, skips: list[str]) -> Argv:
 
 def pack(directory: Path, out: IO[bytes], skip: Callable[[str], bool] = lambda name: False,
          ) -> LayerScan:
-    """Write `directory` (an overlay upper dir) as a layer tar to `out`, in name order:
+    """Write `directory` (an overlay upper dir, or a committed layer's dir: the same
+    files give the same bytes) as a layer tar to `out`, in name order:
     whiteouts (0/0 char devices) as `.wh.NAME`, opaque dirs with `.wh..wh..opq`, hard
     links as links, xattrs (but overlayfs' own) as PAX records, owners numeric.
     `skip(name)` leaves a path out. Returns what the tar holds and its diff id."""
@@ -401,8 +406,32 @@ def pack(directory: Path, out: IO[bytes], skip: Callable[[str], bool] = lambda n
     with tarfile.TarFile(fileobj=cast("IO[bytes]", writer), mode="w",
                          format=tarfile.PAX_FORMAT, copybufsize=CHUNK) as archive:
         _pack_dir(archive, directory, "", scan, inodes, skip)
-    scan.diff_id = writer.sha.hexdigest()
+    scan.diff_id, scan.tar_size = writer.sha.hexdigest(), writer.size
     return scan
+
+
+class _Sink:
+    """A file that keeps nothing: for learning a tar's digest and size."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def digest_dir(directory: Path, skip: Callable[[str], bool] = lambda name: False,
+               ) -> LayerScan:
+    """What packing `directory` gives (digest, size, whiteouts), writing nothing."""
+    return pack(directory, cast("IO[bytes]", _Sink()), skip)
+
+
+def layer_tar_size(layout: Layout, diff_id: str) -> int:
+    """Bytes of a layer's tar: its blob, or (a committed layer) its files packed."""
+    blob = layout.blob(diff_id)
+    if blob.is_file():
+        return blob.stat().st_size
+    return digest_dir(layout.layer_dir(diff_id)).tar_size
 
 
 def _info(name: str, st: os.stat_result, kind: bytes) -> tarfile.TarInfo:
