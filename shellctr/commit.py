@@ -160,10 +160,19 @@ def copy_layer(host: Host, layout: Layout, upper: Path, skips: list[str],
     host.remove_tree(partial)  # left by a crash
     rollback.push(f"cp {upper}", lambda: host.remove_tree(partial))
     host.run(["cp", "--archive", "--no-target-directory", path_arg(upper), path_arg(partial)])
+    touched = set()
     for name in skips:  # init.py's mount points: not changes
         if os.path.lexists(upper / name):
             host.apply(Cmd(["rm", "--recursive", path_arg(partial / name)]),
                        _remover(partial / name))
+            if "/" in name:
+                touched.add(name.rsplit("/", 1)[0])
+    for parent in sorted(touched):  # rm changed its time: the layer must be the same files
+        mtime = os.lstat(upper / parent).st_mtime_ns
+        stamp = f"@{mtime // 10**9}.{mtime % 10**9:09d}"
+        host.apply(Cmd(["touch", "--no-dereference", f"--date={stamp}",
+                        path_arg(partial / parent)]),
+                   _time_setter(partial / parent, mtime))
     drop_overlay_xattrs(host, upper if host.dry_run else partial, partial, skips)
     if host.dry_run:  # nothing was copied: the upper dir holds the same files
         scan = digest_dir(upper, lambda name: name in skips)
@@ -196,6 +205,10 @@ def drop_overlay_xattrs(host: Host, source: Path, target: Path, skips: list[str]
                     shown = target / os.path.relpath(path, source)
                     host.apply(Cmd(["setfattr", "--no-dereference", f"--remove={attr}",
                                     path_arg(shown)]), _xattr_remover(shown, attr))
+
+
+def _time_setter(path: Path, mtime: int) -> Callable[[], None]:
+    return lambda: os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
 
 
 def _xattr_remover(path: Path, attr: str) -> Callable[[], None]:

@@ -499,3 +499,47 @@ def test_images_saved_by_podman_load_and_run(ctr: Ctr, cleanup: list[str], name:
                          re.fullmatch(r"[0-9a-f]{64}\.tar", m.name)}
     saved = saved_members(out)
     assert all(saved.get(n) == data for n, data in podman_layers.items())
+
+
+def test_save_to_stdout_and_load_from_stdin(ctr: Ctr, cleanup: list[str],
+                                            tmp_path: Path) -> None:
+    layers = rich_layers(uuid.uuid4().hex)
+    first = load(ctr, docker_archive(tmp_path / "s.tar", layers, ["pipe:1"]), cleanup,
+                 "pipe:1")
+    saved = ctr("save", "pipe:1", binary=True).ok().raw
+    ctr("rmi", "pipe:1").ok()
+    result = ctr("load", input=saved).ok()
+    assert result.out == "Loaded image: pipe:1\n", str(result)
+    assert image_id(ctr, "pipe:1") == first
+    import gzip
+    ctr("rmi", "pipe:1").ok()
+    assert ctr("load", "-q", input=gzip.compress(saved)).ok().out == ""
+    assert image_id(ctr, "pipe:1") == first
+
+
+def test_dry_run_save_and_commit_print_scripts_that_do_the_job(
+        ctr: Ctr, cleanup: list[str], tmp_path: Path, worker: Worker) -> None:
+    layers = rich_layers(uuid.uuid4().hex)
+    load(ctr, docker_archive(tmp_path / "d.tar", layers, ["dry:2"]), cleanup, "dry:2")
+    out = tmp_path / "out.tar"
+    script = ctr("--dry-run", "save", "-o", str(out), "dry:2").ok().out
+    assert not out.exists() and "ln --no-dereference" in script
+    subprocess.run(["bash", "-c", script], check=True, timeout=60)
+    assert set(saved_members(out).values()) >= set(layers)
+
+    name = f"dry-{uuid.uuid4().hex[:8]}"
+    cleanup += [name, "dry:3"]
+    ctr("run", "--name", name, "dry:2", "sh", "-c",
+        "rm /old/new; rm -rf /srv/sticky; mkdir /srv/sticky; echo z > /z").ok()
+    before = store_state(worker)
+    script = ctr("--dry-run", "commit", name, "dry:3").ok().out
+    assert store_state(worker) == before
+    assert "cp --archive" in script
+    subprocess.run(["bash", "-c", script], check=True, timeout=60)
+    assert run(ctr, "dry:3", "cat /z; ls /old; ls -A /srv/sticky") == "z\n"
+    real = ctr("commit", name, "dry:4").ok()
+    cleanup.append("dry:4")
+    layers_of = [json.loads(ctr("image", "inspect", ref).ok().out)[0]["RootFS"]["Layers"]
+                 for ref in ("dry:3", "dry:4")]
+    assert layers_of[0] == layers_of[1], str(real)  # the script made the very same layer
+    ctr("rm", name).ok()
