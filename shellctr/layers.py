@@ -144,7 +144,32 @@ def clean_name(name: str) -> str:
 def scan_layer(path: Path) -> LayerScan:
     """Check every member of the tar at `path` and compute its diff id and size."""
     with open(path, "rb") as raw:
-        return scan_stream(raw)
+        if compression_of(raw.read(6)) is not None:
+            raw.seek(0)
+            return scan_stream(raw)
+        raw.seek(0)
+        # a plain tar in a file: tarfile seeks over the contents, hashlib reads them in C
+        scan = LayerScan()
+        symlinks: set[str] = set()
+        seen: set[str] = set()
+        try:
+            with tarfile.open(fileobj=raw, mode="r:") as archive:
+                for member in archive:
+                    check_member(member, seen, symlinks, scan)
+                end = archive.offset
+        except (tarfile.TarError, EOFError, OSError) as err:
+            raise ShellctrError(f"not a valid tar archive: {err}") from err
+        # Python stops at the first zero or broken header; GNU tar may read on past it:
+        # nothing but zeros may follow, or tar would extract members never checked
+        raw.seek(end)
+        while chunk := raw.read(CHUNK):
+            if chunk.count(0) != len(chunk):
+                raise ShellctrError("refusing layer: data after the end of the archive "
+                                    f"(offset {end})", "the tar is corrupt or crafted")
+        raw.seek(0)
+        scan.diff_id = hashlib.file_digest(raw, "sha256").hexdigest()
+        scan.tar_size = raw.tell()
+    return _checked(scan, seen)
 
 
 def scan_stream(raw: IO[bytes]) -> LayerScan:
@@ -163,13 +188,18 @@ def scan_stream(raw: IO[bytes]) -> LayerScan:
                 pass
     except (tarfile.TarError, EOFError, OSError) as err:
         raise ShellctrError(f"not a valid tar archive: {err}") from err
+    scan.diff_id = hashing.sha.hexdigest()
+    scan.tar_size = hashing.count
+    return _checked(scan, seen)
+
+
+def _checked(scan: LayerScan, seen: set[str]) -> LayerScan:
+    """The checks that need the whole layer."""
     if not seen and not scan.whiteouts and not scan.opaque:
         raise ShellctrError("not a valid tar archive: it holds no files")
     both = sorted(set(scan.whiteouts) & seen)
     if both:
         raise ShellctrError(f"refusing layer: {both[0]!r} is both a file and a whiteout")
-    scan.diff_id = hashing.sha.hexdigest()
-    scan.tar_size = hashing.count
     return scan
 
 

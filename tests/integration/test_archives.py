@@ -444,6 +444,15 @@ def test_hostile_layers_are_refused_and_nothing_is_written(
     assert not Path("/evil").exists() and not Path("/etc/evil").exists()
 
 
+def test_members_behind_a_broken_header_are_refused(ctr: Ctr, worker: Worker,
+                                                    tmp_path: Path) -> None:
+    first = layer([member("a", data=b"a")])[:1024]  # GNU tar would skip the garbage
+    hidden = layer([member("hidden", tarfile.SYMTYPE, link="/etc")])
+    crafted = first + b"\xff" * 512 + hidden
+    refused(ctr, worker, docker_archive(tmp_path / "c.tar", [crafted], ["c:1"]),
+            "data after the end of the archive")
+
+
 def test_a_symlink_in_one_layer_and_a_file_under_it_in_the_next_stay_inside(
         ctr: Ctr, cleanup: list[str], worker: Worker, tmp_path: Path) -> None:
     outside = tmp_path / "outside"

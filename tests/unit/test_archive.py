@@ -393,3 +393,16 @@ def test_layers_of_an_image_can_be_packed_again_to_their_digest(
     image_record = json.loads(layout.image_file(made.id).read_text())
     assert image_record["digest"] and len(image_record["digest"]) == 64
     assert image.sha256_hex(layout.blob(made.id).read_bytes()) == made.id
+
+
+def test_members_hidden_behind_a_broken_header_are_refused(tmp_path: Path) -> None:
+    """Python's tarfile ends at a broken header; GNU tar skips it and extracts what
+    follows: anything but zeros after Python's end is refused."""
+    first = tar_bytes([("a", REG, b"a")])[:1024]  # a header and its data, no end marker
+    hidden = tar_bytes([("hidden", SYM, "/etc")])
+    path = tmp_path / "crafted.tar"
+    path.write_bytes(first + b"\xff" * 512 + hidden)
+    with pytest.raises(ShellctrError, match="data after the end of the archive"):
+        scan_layer(path)
+    path.write_bytes(tar_bytes([("a", REG, b"a")]) + b"\0" * 4096)  # zero padding is fine
+    assert scan_layer(path).size == 1
