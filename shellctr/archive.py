@@ -273,11 +273,17 @@ def save(host: Host, store: Store, refs: list[str], output: Path | None, fmt: st
         else:
             names = stage_oci_layout(host, layout, stage, chosen)
         host.step("write the archive")
-        host.run(["tar", "--create", f"--file={path_arg(output) if output else '-'}",
+        # to a temporary file beside it, renamed when whole: a failed save leaves no half
+        partial = output.parent / f".{output.name}.{os.getpid()}.partial" if output else None
+        if partial is not None:
+            rollback.push(f"write {partial}", lambda: host.remove_file(partial))
+        host.run(["tar", "--create", f"--file={path_arg(partial) if partial else '-'}",
                   f"--directory={path_arg(stage)}", "--hard-dereference", "--numeric-owner",
                   "--owner=0", "--group=0", "--sort=name", "--format=posix",
                   "--pax-option=delete=atime,delete=ctime", *sorted(names)],
                  stdout=None if output else _stdout())
+        if output is not None and partial is not None:
+            host.rename(partial, output)
         host.step("clean up")
         host.remove_tree(stage)
 
