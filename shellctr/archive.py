@@ -226,14 +226,17 @@ def load(host: Host, store: Store, path: Path) -> list[str]:
     with store.lock(), Rollback(host) as rollback:
         for item in found:
             image_id = sha256_hex(item.config)
-            sizes = []
+            sizes, tars = [], {}
             for member, diff_id, digest, compressed in item.layers:
                 host.step(f"load layer sha256:{diff_id[:SHORT]}")
                 scan = store_layer(host, store.layout, member_source(path, member, compressed),
                                    rollback, expect=diff_id, digest=digest)
                 sizes.append(scan.size)
+                if scan.tar_size:
+                    tars[diff_id] = scan.tar_size
             host.step(f"record image {image_id[:SHORT]}")
-            record_image(host, store, item.config, item.tags, sizes, rollback, item.digest)
+            record_image(host, store, item.config, item.tags, sizes, rollback, item.digest,
+                         tars)
             report += ([f"Loaded image: {tag}" for tag in item.tags] or
                        [f"Loaded image ID: sha256:{image_id}"])
     return report
@@ -345,8 +348,9 @@ def stage_oci_layout(host: Host, layout: Any, stage: Path,
                 stage_layer(host, layout, digest, blobs / digest)
                 linked.add(digest)
         config = layout.blob(image.id).read_bytes()
-        manifest = oci_manifest(config, [(d, layer_tar_size(layout, d))
-                                         for d in image.layers])
+        tars = image.tar_sizes if len(image.tar_sizes) == len(image.layers) else [
+            layer_tar_size(layout, d) for d in image.layers]
+        manifest = oci_manifest(config, list(zip(image.layers, tars, strict=True)))
         digest = sha256_hex(manifest)
         if digest not in linked:
             host.write_file(blobs / digest, manifest.decode())

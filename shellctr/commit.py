@@ -147,7 +147,8 @@ def commit(host: Host, store: Store, ref: str, reference: str | None, change: li
                                 author, message, base=base)
         host.step("record the image")
         return record_image(host, store, blob_bytes, [tag] if tag else [],
-                            [*base_sizes, scan.size], rollback)
+                            [*base_sizes, scan.size], rollback,
+                            tar_hints={scan.diff_id: scan.tar_size})
 
 
 def copy_layer(host: Host, layout: Layout, upper: Path, skips: list[str],

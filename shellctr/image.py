@@ -199,7 +199,7 @@ def parse_config(blob: bytes) -> dict[str, Any]:
 
 
 def image_from_config(blob: bytes, tags: list[str], layer_sizes: list[int],
-                      digest: str = "") -> Image:
+                      digest: str = "", tar_sizes: list[int] | None = None) -> Image:
     """The record of the image whose config is `blob`."""
     document = parse_config(blob)
     runtime = document.get("config") or {}
@@ -219,6 +219,7 @@ def image_from_config(blob: bytes, tags: list[str], layer_sizes: list[int],
         "author": document.get("author") or "",
         "history": history,
         "layer_sizes": layer_sizes,
+        "tar_sizes": tar_sizes or [],
         "digest": digest,
     })
 
@@ -244,19 +245,34 @@ def layer_size(store: Store, diff_id: str) -> int:
     return blob.stat().st_size if blob.exists() else 0
 
 
+def tar_size(store: Store, diff_id: str, hints: dict[str, int]) -> int:
+    """Bytes of a layer's tar: known from this command, another image, its blob, or
+    (a committed layer, kept as files only) by packing it again."""
+    if diff_id in hints:
+        return hints[diff_id]
+    for image in images(store):
+        if diff_id in image.layers and len(image.tar_sizes) == len(image.layers):
+            return image.tar_sizes[image.layers.index(diff_id)]
+    from shellctr.layers import layer_tar_size
+    return layer_tar_size(store.layout, diff_id)
+
+
 def record_image(host: Host, store: Store, blob: bytes, tags: list[str],
-                 layer_sizes: list[int], rollback: Rollback, digest: str = "") -> Image:
+                 layer_sizes: list[int], rollback: Rollback, digest: str = "",
+                 tar_hints: dict[str, int] | None = None) -> Image:
     """Keep the config `blob` and write the image's record; move `tags` onto it.
-    Under the lock; the layers are in the store already."""
+    Under the lock; the layers are in the store already. `tar_hints`: the tar sizes
+    of layers this command made (diff id -> bytes)."""
     layout = store.layout
-    sizes = [size if size >= 0 else layer_size(store, d) for size, d in
-             zip(layer_sizes, [x.removeprefix("sha256:") for x in
-                               parse_config(blob)["rootfs"]["diff_ids"]], strict=True)]
-    if not digest and not host.dry_run:
-        from shellctr.layers import layer_tar_size
-        tars = [(d, layer_tar_size(layout, d)) for d in image_from_config(blob, [], sizes).layers]
-        digest = sha256_hex(oci_manifest(blob, tars))
-    image = image_from_config(blob, [], sizes, digest)
+    diff_ids = [x.removeprefix("sha256:") for x in parse_config(blob)["rootfs"]["diff_ids"]]
+    sizes = [size if size >= 0 else layer_size(store, d)
+             for size, d in zip(layer_sizes, diff_ids, strict=True)]
+    tars: list[int] = []
+    if not host.dry_run:  # under --dry-run the layers are not there to measure
+        tars = [tar_size(store, d, tar_hints or {}) for d in diff_ids]
+        digest = digest or sha256_hex(oci_manifest(blob, list(zip(diff_ids, tars,
+                                                                  strict=True))))
+    image = image_from_config(blob, [], sizes, digest, tars)
     path = layout.image_file(image.id)
     previous = Image.model_validate(find_image_record(store, image.id)) if path.exists() else None
     if previous is not None:
@@ -295,7 +311,8 @@ def import_image(
         host.step(f"import layer sha256:{scan.diff_id[:SHORT]}")
         store_layer(host, store.layout, file_source(tar_path), rollback, expect=scan.diff_id)
         host.step("record the image")
-        return record_image(host, store, blob, [tag] if tag else [], [scan.size], rollback)
+        return record_image(host, store, blob, [tag] if tag else [], [scan.size], rollback,
+                            tar_hints={scan.diff_id: scan.tar_size})
 
 
 def restore(store: Store, path: Path, image: Image) -> Callable[[], None]:

@@ -59,6 +59,7 @@ class Image(Model):
     author: str = ""
     history: list[HistoryEntry] = Field(default_factory=list)
     layer_sizes: list[int] = Field(default_factory=list)  # bytes of file content, per layer
+    tar_sizes: list[int] = Field(default_factory=list)  # bytes of each layer's tar
     digest: str = ""  # sha256 hex of its OCI manifest (`images --digests`)
 
 
