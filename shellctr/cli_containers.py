@@ -26,6 +26,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         interactive=args.interactive, auto_remove=args.rm, restart=args.restart,
         labels=args.label, memory=args.memory,
         limits={key: getattr(args, key) for key in LIMIT_FLAGS if key != "memory"},
+        cgroup_parent=args.cgroup_parent,
     )
 
 
@@ -200,6 +201,7 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
     store = ctx.store
     cpus = len(cgroup.host_cpus())
     chosen = [find_container(store, ref) for ref in args.containers]
+    groups: dict[str, str] = {}  # id: its cgroup path
 
     def targets() -> list[tuple[str, str, int]]:
         """(id, name, PID 1 or 0 when not running) of the containers to show."""
@@ -211,12 +213,13 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
                 continue
             running = state.status == "running"
             if running or chosen or args.all:
+                groups[cid] = cgroup.group_of(cid, config.cgroup_parent)
                 found.append((cid, config.name, state.pid if running else 0, config.created))
         return [(cid, name, pid) for cid, name, pid, _ in
                 sorted(found, key=lambda item: item[3], reverse=True)]
 
     def take(shown: list[tuple[str, str, int]]) -> dict[str, stats.Sample]:
-        return {cid: stats.sample(cid, pid) if pid else stats.Sample()
+        return {cid: stats.sample(groups[cid], pid) if pid else stats.Sample()
                 for cid, _, pid in shown}
 
     is_table, template = table_format(args.format or stats.DEFAULT_FORMAT)
@@ -302,7 +305,7 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     for config, state in entries:
         if state.status == "running" and state.started_at is not None:
             status = "Up " + human_duration(state.started_at)
-            if cgroup.is_frozen(config.id):
+            if cgroup.is_frozen(cgroup.group_of(config.id, config.cgroup_parent)):
                 status += " (Paused)"
         elif state.status == "exited" and state.finished_at is not None:
             status = f"Exited ({state.exit_code}) {human_ago(state.finished_at)}"
@@ -384,6 +387,8 @@ def add_create_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpu-quota", metavar="µS", help="CPU time per CFS period (µs)")
     parser.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes allowed (0-1)")
     parser.add_argument("--memory-reservation", metavar="SIZE", help="memory soft limit")
+    parser.add_argument("--cgroup-parent", metavar="PATH",
+                        help="the cgroup to create the container's in (default shellctr)")
     parser.add_argument("--restart", default="no", metavar="POLICY",
                         help="no, on-failure[:N], always or unless-stopped")
     parser.add_argument("image", metavar="IMAGE")

@@ -55,7 +55,7 @@ class RunOptions:
         entrypoint: str | None = None, user: str | None = None, tty: bool = False,
         interactive: bool = False, auto_remove: bool = False, restart: str = "no",
         labels: list[str] | None = None, memory: str | None = None,
-        limits: dict[str, str | bool | None] | None = None,
+        limits: dict[str, str | bool | None] | None = None, cgroup_parent: str | None = None,
     ) -> None:
         self.image, self.command = image, command or []
         self.name, self.hostname, self.user = name, hostname, user
@@ -64,6 +64,7 @@ class RunOptions:
         self.tty, self.interactive, self.auto_remove = tty, interactive, auto_remove
         self.restart, self.labels, self.memory = restart, labels or [], memory
         self.limits = limits or {}  # the other limit flags, as typed (cgroup.parse_limits)
+        self.cgroup_parent = cgroup_parent
 
 
 # -- create ----------------------------------------------------------------------------
@@ -166,6 +167,7 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
     restart_policy, restart_max = parse_restart(options.restart, options.auto_remove)
     labels = parse_labels(options.labels)
     limits = cgroup.parse_limits({"memory": options.memory, **options.limits})
+    parent = cgroup.parse_parent(options.cgroup_parent) if options.cgroup_parent else ""
     layout = store.layout
     store.prepare()
     with store.lock(), Rollback(host) as rollback:
@@ -199,6 +201,7 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
             "interactive": options.interactive,
             "auto_remove": options.auto_remove,
             **limits,  # memory, cpu_shares... (cgroup.LIMIT_DEFAULTS)
+            "cgroup_parent": parent,
             "restart_policy": restart_policy,
             "restart_max": restart_max,
             "labels": labels,
@@ -263,7 +266,7 @@ def init_spec(layout: Layout, config: Record, status_fd: int | None,
         "tty": config["tty"],
         "status_fd": status_fd,
         "trace": trace,
-        "cgroups": [path_arg(path) for path in cgroup.container_cgroups(cid)],
+        "cgroups": [path_arg(path) for path in cgroup.container_cgroups(group_of(config))],
     }
 
 
@@ -339,8 +342,8 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
     console, console_end = (socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
                             if tty and not attach else (None, None))
     with Rollback(host) as rollback:
-        cgroup.remove(host, cid)  # left by a run whose end nobody recorded
-        cgroup.create(host, cid, rollback, limits_of(config))
+        cgroup.remove(host, group_of(config))  # left by a run whose end nobody recorded
+        cgroup.create(host, group_of(config), rollback, limits_of(config))
         process = spawn_monitor(host, layout, config, spec_path, attach, child, console_end)
         child.close()
         message, fds, init_pid = receive_ready(host, parent)
@@ -385,6 +388,11 @@ def attend(host: Host, process: subprocess.Popen[bytes], status: socket.socket, 
     code = code if code >= 0 else 128 - code  # killed by signal N: 128+N, as a shell says
     late, _, _ = receive(status, block=False)  # exec itself failed after `ready`
     return code, late
+
+
+def group_of(config: Record) -> str:
+    """The container's cgroup path (`shellctr/<id>`, or below its --cgroup-parent)."""
+    return cgroup.group_of(config["id"], config.get("cgroup_parent", ""))
 
 
 def limits_of(config: Record) -> dict[str, object]:
@@ -452,11 +460,11 @@ def plan_start(host: Host, store: Store, config: Record, attach: bool) -> int:
     host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
     # init.py joins the cgroups its spec names: the script must make them, as start does
-    cgroup.create(host, cid, Rollback(host), limits_of(config))
+    cgroup.create(host, group_of(config), Rollback(host), limits_of(config))
     host.spawn(monitor_argv(layout, config, spec_path, attach=True))
     host.note("inside the new namespaces, init.py (PID 1) does, in-process:")
     host.note("\n".join(step.shell() for step in init_step.Init(spec).all_steps()))
-    cgroup.remove(host, cid)  # the attached monitor has returned: the container has ended
+    cgroup.remove(host, group_of(config))  # the attached monitor returned: the container ended
     if config["auto_remove"]:
         host.step(f"remove container {short_id(cid)} (--rm)")
         store.remove_container(cid)
@@ -499,13 +507,13 @@ def finish(host: Host, store: Store, cid: str, code: int, error: str = "") -> No
     with store.lock():
         if not layout.container_config(cid).exists():
             return  # removed (rm -f) while it ran
-        state = store.state_record(cid)
+        state, config = store.state_record(cid), store.config_record(cid)
         store.write(layout.container_state(cid), state_record(
             "exited", exit_code=code, error=error, started_at=state["started_at"],
             finished_at=now_iso(), restart_count=state.get("restart_count", 0),
-            oom_killed=cgroup.oom_killed(cid)))
-        cgroup.remove(host, cid)
-        if store.config_record(cid)["auto_remove"]:
+            oom_killed=cgroup.oom_killed(group_of(config))))
+        cgroup.remove(host, group_of(config))
+        if config["auto_remove"]:
             host.step(f"remove container {short_id(cid)} (--rm)")
             store.remove_container(cid)
 
@@ -530,7 +538,7 @@ def exec_in(host: Host, store: Store, ref: str, options: RunOptions, detach: boo
     state, config = store.state_record(cid), store.config_record(cid)
     if state["status"] != "running" or not alive(state["pid"], state["pid_start"]):
         raise Conflict(f"container {ref} is not running", "start it first")
-    if cgroup.is_frozen(cid):  # the new process would join the frozen cgroup and hang
+    if cgroup.is_frozen(group_of(config)):  # the new process would join the frozen cgroup and hang
         raise Conflict(f"container {ref} is paused", "unpause it first")
     if not options.command:
         raise ShellctrError("exec needs a command", "shellctr exec CONTAINER COMMAND [ARG...]")
@@ -548,7 +556,7 @@ def exec_in(host: Host, store: Store, ref: str, options: RunOptions, detach: boo
         "tty": options.tty,
         "status_fd": child.fileno(),
         "trace": host.trace,
-        "cgroups": [path_arg(path) for path in cgroup.container_cgroups(cid)],
+        "cgroups": [path_arg(path) for path in cgroup.container_cgroups(group_of(config))],
     }
     spec_path = store.layout.container_run_dir(cid) / f"exec-{new_id()[:12]}.json"
     host.step(f"exec in container {short_id(cid)}")

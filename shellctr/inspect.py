@@ -21,7 +21,7 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
     state: ContainerState = reconcile(store, cid)
     layout = store.layout
     running = state.status == "running"
-    paused = running and cgroup.is_frozen(cid)
+    paused = running and cgroup.is_frozen(cgroup.group_of(cid, config.cgroup_parent))
     return {
         "Id": config.id,
         "Created": _time(config.created),
@@ -61,6 +61,7 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "CpusetCpus": config.cpuset_cpus,
             "CpusetMems": config.cpuset_mems,
             "PidsLimit": config.pids_limit or None,  # Docker: null when unlimited
+            "CgroupParent": config.cgroup_parent,
             "RestartPolicy": {"Name": config.restart_policy,
                               "MaximumRetryCount": config.restart_max},
             "NetworkMode": "none",

@@ -75,6 +75,7 @@ class ContainerConfig(Model):
     cpuset_cpus: str = ""  # e.g. 0-1,3; "": all of the host's
     cpuset_mems: str = ""
     pids_limit: int = Field(default=0, ge=0)  # 0: no limit
+    cgroup_parent: str = ""  # --cgroup-parent; "": shellctr's own parent, `shellctr`
     restart_policy: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
     restart_max: int = Field(default=0, ge=0)  # on-failure:N; 0 means no limit
     labels: dict[str, str] = Field(default_factory=dict)

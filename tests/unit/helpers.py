@@ -27,6 +27,7 @@ PYTHON_ACTIONS = frozenset({"mkdir", "cat", "rm", "mv", "kill", "echo"})
 
 # Fixed ids and times, so records and commands are the same on every run.
 CID = "0123456789abcdef" * 4
+GROUP = f"shellctr/{CID}"  # its cgroup path below each hierarchy
 IMAGE_ID = "ab" * 32
 LAYER = "cd" * 32
 T0 = "2024-05-01T12:00:00.123456Z"
