@@ -309,19 +309,41 @@ def remove(host: Host, group: str) -> None:
     """Remove the container's cgroups, and shellctr's parent once unused.
 
     The kernel ends a pid namespace's processes when its PID 1 dies, but they may take
-    a moment to be gone: the cgroup is busy (EBUSY) until then.
+    a moment to be gone: the cgroup is busy (EBUSY) until then. Processes still there
+    after a grace second (a crash left them, or they escaped the pid namespace's end)
+    are killed.
     """
     for path in container_cgroups(group):
-        deadline = time.monotonic() + 5.0
+        start = time.monotonic()
+        killed = False
         while host.exists(path):
             try:
                 host.remove_cgroup(path)
             except OSError as err:
-                if err.errno != errno.EBUSY or time.monotonic() > deadline:
+                waited = time.monotonic() - start
+                if err.errno != errno.EBUSY or waited > 5.0:
                     raise
+                if waited > 1.0 and not killed:
+                    kill_all(host, group)
+                    killed = True
                 time.sleep(0.01)
         if group == group_of(path.name):  # shellctr's own parent; a --cgroup-parent
             remove_parent_if_unused(host, path.parent)  # stays, as in Docker
+
+
+def kill_all(host: Host, group: str) -> None:
+    """SIGKILL every process in the container's cgroups: v2 `cgroup.kill` does it in one
+    write (frozen ones too); v1 thaws the freezer, then signals each pid listed."""
+    import signal
+
+    kill_file = CGROUP_ROOT / group / "cgroup.kill"
+    if unified() and kill_file.exists():
+        host.write_value(kill_file, "1")
+        return
+    if is_frozen(group):  # a frozen process acts on SIGKILL only once thawed
+        freeze(host, group, frozen=False)
+    for pid in procs(group):
+        host.kill(pid, signal.SIGKILL)
 
 
 def remove_parent_if_unused(host: Host, parent: Path) -> None:

@@ -4,6 +4,7 @@ their paths, creation and removal, the freezer, -m and the OOM counter."""
 from __future__ import annotations
 
 import errno
+import os
 import time
 from pathlib import Path
 
@@ -243,3 +244,45 @@ def test_start_with_memory_sets_the_limit_and_the_end_reads_the_oom_counter(
     state = store.state_record(CID)
     assert (state["exit_code"], state["oom_killed"]) == (137, True)  # read before rmdir
     assert not mine.exists()
+
+
+class Clock:
+    """time.monotonic that moves half a second at each look."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 0.5
+        return self.now
+
+
+@pytest.mark.parametrize("unified", [True, False])
+def test_remove_kills_what_is_still_in_the_cgroup_after_a_grace_second(
+        cgroup_root: Path, monkeypatch: pytest.MonkeyPatch, unified: bool) -> None:
+    if unified:
+        v2(cgroup_root)
+        mine = cgroup_root / "shellctr" / CID
+        mine.mkdir(parents=True)
+        (mine / "cgroup.kill").write_text("")
+    else:
+        v1(cgroup_root, "memory")
+        mine = cgroup_root / "memory" / "shellctr" / CID
+        mine.mkdir(parents=True)
+    (mine / "cgroup.procs").write_text("4242\n4243\n")
+    host = RecordingHost()
+    real = host.remove_cgroup
+
+    def busy_until_killed(path: Path) -> None:
+        if path == mine and not any(line.startswith(("kill", "echo 1")) for line in host.lines):
+            raise OSError(errno.EBUSY, "Device or resource busy")  # left by a crash
+        real(path)
+
+    monkeypatch.setattr(host, "remove_cgroup", busy_until_killed)
+    monkeypatch.setattr(cgroup.time, "monotonic", Clock())
+    monkeypatch.setattr(cgroup.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(os, "kill", lambda pid, signum: None)
+    cgroup.remove(host, GROUP)
+    killed = ([f"echo 1 > {q(mine / 'cgroup.kill')}"] if unified
+              else ["kill -s KILL 4242", "kill -s KILL 4243"])
+    assert host.lines == [*killed, f"rmdir {q(mine)}", f"rmdir {q(mine.parent)}"]
