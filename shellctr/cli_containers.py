@@ -170,6 +170,22 @@ def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
     return code
 
 
+def cmd_attach(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.attach import attach
+
+    return attach(ctx.host, ctx.store, args.container, stdin=not args.no_stdin,
+                  sig_proxy=args.sig_proxy, detach_keys=args.detach_keys)
+
+
+def parse_bool(text: str) -> bool:
+    """A boolean flag's value, as Go's strconv.ParseBool takes it (--sig-proxy=false)."""
+    if text.lower() in ("1", "t", "true"):
+        return True
+    if text.lower() in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
+
+
 def cmd_rename(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.lifecycle import rename
 
@@ -489,6 +505,15 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     stats.add_argument("--format", metavar="TEMPLATE", help="a Go template, or 'table ...'")
     stats.add_argument("containers", nargs="*", metavar="CONTAINER")
     stats.set_defaults(func=cmd_stats)
+
+    attach = verbs.add_parser("attach", help="a running container's output and stdin, here")
+    attach.add_argument("--no-stdin", action="store_true", help="do not send our stdin")
+    attach.add_argument("--sig-proxy", type=parse_bool, nargs="?", const=True, default=True,
+                        metavar="BOOL", help="pass signals on to PID 1 (not with -t)")
+    attach.add_argument("--detach-keys", default="ctrl-p,ctrl-q", metavar="KEYS",
+                        help="the keys that detach, leaving it running (ctrl-p,ctrl-q)")
+    attach.add_argument("container", metavar="CONTAINER")
+    attach.set_defaults(func=cmd_attach)
 
     rename = verbs.add_parser("rename", help="rename a container")
     rename.add_argument("container", metavar="CONTAINER")

@@ -292,12 +292,14 @@ def monitor_argv(layout: Layout, config: Record, spec_path: Path, attach: bool,
     Attached (foreground), it also copies the output to our terminal and this process
     records the end; detached, it runs `shellctr _exited ID` when the container ends,
     which records the end and carries out --rm and the restart policy. Detached with
-    -i, it keeps the container's stdin open; with -t, it takes over its terminal.
+    -i, it keeps the container's stdin open; with -t, it takes over its terminal; and
+    it listens on `attach.sock` in the run dir for `shellctr attach`.
     """
     cid = config["id"]
     hook = [path_arg(TOP / "bin" / "shellctr"), "--root", path_arg(layout.root),
             "--runroot", path_arg(layout.runroot), "_exited", cid]
-    detached = ["--then", str(len(hook)), *hook]
+    detached = ["--attach-socket", path_arg(layout.container_run_dir(cid)),  # `attach`
+                "--then", str(len(hook)), *hook]
     if config["tty"] and console_fd is not None:
         detached = ["--console-fd", str(console_fd), *detached]
     elif config["interactive"] and not config["tty"]:

@@ -267,7 +267,7 @@ class FakeInit:
         self.argv = argv = list(cmd.argv)
         if os.path.basename(argv[0]) == MONITOR_NAME:
             i = 1
-            while argv[i] in ("--keep-stdin", "--console-fd"):  # detached -i / -t
+            while argv[i] in ("--keep-stdin", "--console-fd", "--attach-socket"):  # detached
                 i += 1 if argv[i] == "--keep-stdin" else 2
             if argv[i] == "--attach":
                 self.attach, i = True, i + 1
