@@ -463,9 +463,14 @@ def plan_start(host: Host, store: Store, config: Record, attach: bool) -> int:
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
     # init.py joins the cgroups its spec names: the script must make them, as start does
     cgroup.create(host, group_of(config), Rollback(host), limits_of(config))
-    host.spawn(monitor_argv(layout, config, spec_path, attach=True))
+    if attach:
+        host.spawn(monitor_argv(layout, config, spec_path, attach=True))
+    else:  # in a session of its own, as start runs it; its hook records the end
+        host.spawn(["setsid", "--fork", *monitor_argv(layout, config, spec_path, attach=False)])
     host.note("inside the new namespaces, init.py (PID 1) does, in-process:")
     host.note("\n".join(step.shell() for step in init_step.Init(spec).all_steps()))
+    if not attach:
+        return 0
     cgroup.remove(host, group_of(config))  # the attached monitor returned: the container ended
     if config["auto_remove"]:
         host.step(f"remove container {short_id(cid)} (--rm)")

@@ -50,10 +50,7 @@ def reconcile(store: Store, cid: str) -> ContainerState:
         ended = {"status": "exited", "pid": 0, "pid_start": 0, "monitor_pid": 0,
                  "monitor_start": 0}
         if exit_file.exists():
-            record = read_record(exit_file)
-            state = evolve(state, **ended, exit_code=record["exit_code"],
-                           finished_at=record["finished_at"],
-                           oom_killed=cgroup.oom_killed(cgroup_group(store, cid)))
+            return record_end(store, cid, state)
         elif not alive(state.pid, state.pid_start) and not alive(state.monitor_pid,
                                                                   state.monitor_start):
             state = evolve(state, **ended, exit_code=UNKNOWN_EXIT, finished_at=now_iso(),
@@ -62,6 +59,18 @@ def reconcile(store: Store, cid: str) -> ContainerState:
             return state
         save(store, store.layout.container_state(cid), state)
         cgroup.remove(store.host, cgroup_group(store, cid))
+    return state
+
+
+def record_end(store: Store, cid: str, state: ContainerState) -> ContainerState:
+    """Record the end the monitor wrote in exit.json; remove the cgroups (locked)."""
+    record = read_record(store.layout.container_exit_file(cid))
+    group = cgroup_group(store, cid)
+    state = evolve(state, status="exited", pid=0, pid_start=0, monitor_pid=0,
+                   monitor_start=0, exit_code=record["exit_code"],
+                   finished_at=record["finished_at"], oom_killed=cgroup.oom_killed(group))
+    save(store, store.layout.container_state(cid), state)
+    cgroup.remove(store.host, group)
     return state
 
 
@@ -325,6 +334,8 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
         if not store.layout.container_config(cid).exists():
             return 0  # removed meanwhile (rm -f)
         state = reconcile(store, cid)
+        if state.status == "created":  # no `start` recorded it: a --dry-run script ran it
+            state = record_end(store, cid, state)
         config = container_config(store, cid)
         restart = should_restart(config.restart_policy, config.restart_max, state)
         if not restart:
