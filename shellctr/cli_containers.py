@@ -118,18 +118,22 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
     since = logs.parse_since(args.since) if args.since else None
     until = logs.parse_since(args.until) if args.until else None
     cid = find_container(ctx.store, args.container)
-    path = ctx.store.layout.container_log(cid)
-    records, offset = logs.read_records(path)
-    for record in logs.select(records, tail, since, until):
-        logs.show(record, args.timestamps)
-    if args.follow:
-        def running() -> bool:
-            try:
-                return reconcile(ctx.store, cid).status == "running"
-            except FileNotFoundError:  # removed (--rm) meanwhile: it has ended
-                return False
+    try:  # open once: a --rm container's log goes with it, and -f must read it to the end
+        stream = open(ctx.store.layout.container_log(cid), "rb")  # noqa: SIM115
+    except FileNotFoundError:  # never started, or removed just now
+        return 0
+    with stream:
+        records, offset = logs.read_from(stream, 0)
+        for record in logs.select(records, tail, since, until):
+            logs.show(record, args.timestamps)
+        if args.follow:
+            def running() -> bool:
+                try:
+                    return reconcile(ctx.store, cid).status == "running"
+                except FileNotFoundError:  # removed (--rm) meanwhile: it has ended
+                    return False
 
-        logs.follow(path, offset, running, args.timestamps, until)
+            logs.follow(stream, offset, running, args.timestamps, until)
     return 0
 
 
@@ -159,6 +163,8 @@ def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
                 found.append(container_json(ctx.store, find_container(ctx.store, name)))
             except NotFound:
                 found.append(image_json(find_image(ctx.store, name)))
+            except FileNotFoundError as err:  # removed by another process as we read it
+                raise NotFound(f"no such object: {name}") from err
         except ShellctrError as err:
             report(NotFound(f"no such object: {name}") if isinstance(err, NotFound) else err)
             code = 1
