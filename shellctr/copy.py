@@ -277,6 +277,11 @@ def open_source(root: int, path: str, follow: bool, in_container: bool) -> tuple
                 return inroot.open_in_root(root, "/"), ".", True
             parent = inroot.open_in_root(root, os.path.dirname(resolved),
                                          inroot.O_PATH | os.O_DIRECTORY)
+            try:
+                os.stat(os.path.basename(resolved), dir_fd=parent, follow_symlinks=False)
+            except OSError:
+                os.close(parent)
+                raise
             return parent, os.path.basename(resolved), contents
         full = os.path.realpath(path) if follow else os.path.abspath(path)
         os.lstat(full)
@@ -330,7 +335,10 @@ def walk_one(parent: int, name: str, arcname: str,
                      dir_fd=parent)
         try:
             for child in sorted(os.listdir(fd)):
-                yield from walk_one(fd, child, f"{arcname}/{child}", seen)
+                try:
+                    yield from walk_one(fd, child, f"{arcname}/{child}", seen)
+                except FileNotFoundError:  # removed while we copy (as tar: skipped)
+                    continue
         finally:
             os.close(fd)
     elif kind == stat.S_IFREG:

@@ -86,6 +86,8 @@ def test_a_created_container(layout: Layout, cgroup_root: Path) -> None:
             "PidsLimit": 20,
             "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
             "NetworkMode": "none",
+            "ReadonlyRootfs": False,
+            "Tmpfs": None,
         },
         "GraphDriver": {
             "Name": "overlay",
