@@ -24,6 +24,7 @@ from .support import (
     run_detached,
     tar_member,
     tree_listing,
+    wait_settled,
     write_tar,
 )
 
@@ -282,3 +283,17 @@ def test_volume_verbs(ctr: Ctr, worker: Worker, cleanup: None) -> None:
     assert one_line_error(ctr("volume", "rm", "dbdata")) == \
         "shellctr: get dbdata: no such volume"
     assert volumes(worker) == []
+
+
+def test_detached_rm_removes_anonymous_volumes(ctr: Ctr, worker: Worker) -> None:
+    cid = run_detached(ctr, "--rm", "-v", "/anon", "busybox", "touch", "/anon/f")
+    wait_settled(cid)
+    assert volumes(worker) == []
+
+
+def test_a_restarted_container_finds_its_volume_as_it_left_it(
+        ctr: Ctr, worker: Worker, cleanup: None) -> None:
+    ctr("run", "--name", "again", "-v", "log:/log", "busybox", "sh", "-c",
+        "echo run >> /log/lines").ok()
+    ctr("start", "-a", "again").ok()
+    assert (worker.root / "volumes" / "log" / "_data" / "lines").read_text() == "run\nrun\n"
