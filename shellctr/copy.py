@@ -79,10 +79,14 @@ def cp(host: Host, store: Store, src: str, dst: str, archive: bool, follow: bool
     if not container_path.startswith("/"):
         container_path = "/" + container_path  # as Docker: relative to the container's /
     with container_root(host, store, ref) as root:
-        if src_ref:
-            copy_out(root, container_path, dst_path, archive, follow)
-        else:
-            copy_in(root, src_path, container_path, archive, follow)
+        try:
+            if src_ref:
+                copy_out(root, container_path, dst_path, archive, follow)
+            else:
+                copy_in(root, src_path, container_path, archive, follow)
+        except OSError as err:  # e.g. EROFS: a read-only volume, or --read-only
+            where = f" ({err.filename})" if err.filename else ""
+            raise ShellctrError(f"cp failed: {err.strerror}{where}") from err
 
 
 @contextmanager

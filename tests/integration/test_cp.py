@@ -153,3 +153,14 @@ def test_cp_stopped_container_leaves_no_mount(ctr: Ctr, box: str, tmp_path: Path
     mounts = subprocess.run(["cat", "/proc/self/mountinfo"], capture_output=True, text=True,
                             check=True).stdout
     assert "/rootfs " not in mounts
+
+
+def test_cp_into_a_read_only_volume_is_refused(ctr: Ctr, tmp_path: Path) -> None:
+    run_detached(ctr, "--name", "ro", "-v", f"{tmp_path}:/data:ro", "busybox", "sleep", "1000")
+    try:
+        (tmp_path / "src").write_text("x")
+        result = ctr("cp", str(tmp_path / "src"), "ro:/data/new")
+        assert one_line_error(result) == "shellctr: cp failed: Read-only file system (new)"
+        assert not (tmp_path / "new").exists()
+    finally:
+        remove_all(ctr)
