@@ -291,9 +291,11 @@ class Init:
         if not spec.get("tty"):
             # With -t the container's pty is bound here after the pivot; without, null.
             steps.append(mount(self.at("/dev/null"), self.at("/dev/console"), None, MS_BIND))
+        # volumes, binds, tmpfs (-v, --mount, --tmpfs): before the /etc files, so that a
+        # volume is seeded with the image's files only, and /etc/hosts lands on a volume
+        steps += self.mount_steps()
         for source, target in spec.get("etc_files", []):
             steps += [self.file_in_rootfs(target), mount(source, self.at(target), None, MS_BIND)]
-        steps += self.mount_steps()  # volumes, binds, tmpfs (-v, --mount, --tmpfs)
         for path in MASKED_PATHS:
             steps.append(self.mask(path))
         for path in READONLY_PATHS:
