@@ -303,7 +303,10 @@ class Init:
             steps += [Step(step.shell, step.action, when=exists(full))
                       for step in bind_readonly(full)]
         if spec.get("readonly_rootfs"):  # --read-only: the rootfs only; its mounts stay
-            steps.append(mount("", self.rootfs, None, MS_REMOUNT | MS_BIND | MS_RDONLY))
+            from shellctr.init_mounts import make_dir_step
+
+            steps += [make_dir_step(self.rootfs, str(spec.get("cwd") or "/")),  # -w, first
+                      mount("", self.rootfs, None, MS_REMOUNT | MS_BIND | MS_RDONLY)]
         steps += [self.sethostname(str(spec["hostname"])), self.loopback_up()]
         return steps
 

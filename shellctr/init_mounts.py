@@ -36,6 +36,22 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def make_dir_step(rootfs: str, path: str) -> Step:
+    """`mkdir -p` of `path` inside the rootfs (links followed inside it only): the
+    working directory, made before --read-only remounts the root."""
+    def make() -> None:
+        root = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            inroot.resolve(root, path, create="dir")
+        except OSError as err:
+            raise SetupError(f"cannot make the working directory {path}: {err.strerror}") \
+                from err
+        finally:
+            os.close(root)
+
+    return Step(lambda: sh("mkdir", "--parents", rootfs + path), make)
+
+
 def mount_steps(rootfs: str, entries: list[dict[str, Any]]) -> list[Step]:
     """The steps of every mount in the spec's `mounts` (volume.spec_mounts), in order."""
     steps: list[Step] = []

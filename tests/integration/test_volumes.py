@@ -194,6 +194,11 @@ def test_read_only_root_with_a_writable_tmp(ctr: Ctr, tmp_path: Path) -> None:
     assert (tmp_path / "f").exists()
 
 
+def test_read_only_root_still_gets_its_working_directory(ctr: Ctr) -> None:
+    assert ctr("run", "--rm", "--read-only", "-w", "/new/dir", "busybox", "pwd").ok().out \
+        == "/new/dir\n"
+
+
 # -- --volumes-from ---------------------------------------------------------------------
 def test_volumes_from(ctr: Ctr, worker: Worker, tmp_path: Path, cleanup: None) -> None:
     ctr("create", "--name", "source", "-v", "shared:/shared", "-v", f"{tmp_path}:/bound",
