@@ -207,10 +207,35 @@ def cmd_cp(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def cmd_volume(args: argparse.Namespace, ctx: Context) -> int:
+    """`volume COMMAND ...`: its own parser, built only when it is used (building every
+    verb's parser is paid by every command, `run` included)."""
+    parser = Parser(prog="shellctr volume", description="manage volumes")
+    register_volume_verbs(parser.add_subparsers(dest="volume_verb", metavar="COMMAND",
+                                                required=True))
+    sub = parser.parse_args(["--help"] if args.help else args.args)
+    code: int = sub.func(sub, ctx)
+    return code
+
+
 def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     """Add the storage verbs to the command line."""
-    volume = verbs.add_parser("volume", help="manage volumes")
-    sub = volume.add_subparsers(dest="volume_verb", metavar="COMMAND", required=True)
+    volume = verbs.add_parser("volume", help="manage volumes (create, ls, inspect, rm, "
+                              "prune)", add_help=False)
+    volume.add_argument("-h", "--help", action="store_true", help="show the commands")
+    volume.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    volume.set_defaults(func=cmd_volume)
+
+    cp = verbs.add_parser("cp", help="copy files between a container and the host")
+    cp.add_argument("-a", "--archive", action="store_true", help="keep uid/gid")
+    cp.add_argument("-L", "--follow-link", action="store_true",
+                    help="follow a symlink at the end of SRC")
+    cp.add_argument("src", metavar="SRC")
+    cp.add_argument("dst", metavar="DST")
+    cp.set_defaults(func=cmd_cp)
+
+
+def register_volume_verbs(sub: argparse._SubParsersAction[Parser]) -> None:
     create = sub.add_parser("create", help="create a volume (a random name if none)")
     create.add_argument("--name", help="the volume's name")
     create.add_argument("-d", "--driver", default="local", help="only local")
@@ -241,11 +266,3 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     prune.add_argument("-f", "--force", action="store_true", help="do not ask")
     prune.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE")
     prune.set_defaults(func=cmd_volume_prune)
-
-    cp = verbs.add_parser("cp", help="copy files between a container and the host")
-    cp.add_argument("-a", "--archive", action="store_true", help="keep uid/gid")
-    cp.add_argument("-L", "--follow-link", action="store_true",
-                    help="follow a symlink at the end of SRC")
-    cp.add_argument("src", metavar="SRC")
-    cp.add_argument("dst", metavar="DST")
-    cp.set_defaults(func=cmd_cp)
