@@ -24,6 +24,7 @@ source's with -a (as Docker); without -a, set-id bits are dropped.
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import sys
 import tarfile
@@ -78,20 +79,37 @@ def cp(host: Host, store: Store, src: str, dst: str, archive: bool, follow: bool
     container_path = src_path if src_ref else dst_path
     if not container_path.startswith("/"):
         container_path = "/" + container_path  # as Docker: relative to the container's /
-    with container_root(host, store, ref) as root:
+    with container_root(host, store, ref) as (root, shown):
+        # shown as the tar pipe that does the same (minus the in-root resolution)
+        inside = shown + container_path
+        owner = [] if archive else ["--no-same-owner"]
+
+        def create(path: str) -> str:
+            path = path.rstrip("/") or "/"
+            return shlex.join(["tar", "--create", "--file=-",
+                               f"--directory={os.path.dirname(path)}", os.path.basename(path)])
+
+        def extract(path: str) -> str:
+            return shlex.join(["tar", "--extract", "--file=-", *owner, f"--directory={path}"])
+
+        if src_ref:
+            line = create(inside) + ("" if dst_path == "-" else " | " + extract(dst_path))
+        else:
+            line = ("" if src_path == "-" else create(src_path) + " | ") + extract(inside)
         try:
-            if src_ref:
-                copy_out(root, container_path, dst_path, archive, follow)
-            else:
-                copy_in(root, src_path, container_path, archive, follow)
+            host.apply(Line(line + "  # resolved inside the container's root"),
+                       lambda: (copy_out(root, container_path, dst_path, archive, follow)
+                                if src_ref else
+                                copy_in(root, src_path, container_path, archive, follow)))
         except OSError as err:  # e.g. EROFS: a read-only volume, or --read-only
             where = f" ({err.filename})" if err.filename else ""
             raise ShellctrError(f"cp failed: {err.strerror}{where}") from err
 
 
 @contextmanager
-def container_root(host: Host, store: Store, ref: str) -> Iterator[int]:
-    """An O_PATH fd of the container's root (see the module docstring)."""
+def container_root(host: Host, store: Store, ref: str) -> Iterator[tuple[int, str]]:
+    """An O_PATH fd of the container's root (see the module docstring), and its path
+    as the trace shows it."""
     from shellctr.lifecycle import find_container, reconcile
     from shellctr.state import container_state
 
@@ -102,7 +120,7 @@ def container_root(host: Host, store: Store, ref: str) -> Iterator[int]:
         try:
             if not alive(state.pid, state.pid_start):  # ended, and the pid may be another's
                 raise ShellctrError(f"container {ref} ended while cp started", "try again")
-            yield fd
+            yield fd, f"/proc/{state.pid}/root"
         finally:
             os.close(fd)
         return
@@ -113,7 +131,7 @@ def container_root(host: Host, store: Store, ref: str) -> Iterator[int]:
         rootfs = mount_stopped(host, store, cid)
         fd = os.open(rootfs, inroot.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            yield fd
+            yield fd, rootfs
         finally:
             os.close(fd)
 
