@@ -333,7 +333,8 @@ def walk(parent: int, name: str, arcname: str) -> Iterator[Entry]:
     read as links, never followed. `arcname` "": the directory's entries, not itself."""
     seen: dict[tuple[int, int], str] = {}
     if not arcname:
-        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent)
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=parent)
         try:
             for child in sorted(os.listdir(fd)):
                 yield from walk_one(fd, child, child, seen)
@@ -482,6 +483,9 @@ def write_member(parent: int, name: str, info: tarfile.TarInfo, data: IO[bytes] 
         os.mknod(name, kind | 0o600, os.makedev(info.devmajor, info.devminor), dir_fd=parent)
         fd = os.open(name, inroot.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
         try:  # chmod/chown through /proc/self/fd: an O_PATH fd takes no fchmod
+            if stat.S_IFMT(os.fstat(fd).st_mode) not in (stat.S_IFCHR, stat.S_IFBLK,
+                                                         stat.S_IFIFO):  # swapped meanwhile
+                raise ShellctrError(f"{info.name} changed while it was copied")
             uid, gid = owner or (info.uid, info.gid)
             os.chown(f"/proc/self/fd/{fd}", uid, gid)
             os.chmod(f"/proc/self/fd/{fd}", info.mode & (0o7777 if owner is None else 0o1777))
