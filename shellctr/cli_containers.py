@@ -27,6 +27,8 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         labels=args.label, memory=args.memory,
         limits={key: getattr(args, key) for key in LIMIT_FLAGS if key != "memory"},
         cgroup_parent=args.cgroup_parent,
+        volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs, read_only=args.read_only,
+        volumes_from=args.volumes_from,
     )
 
 
@@ -371,7 +373,8 @@ def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.lifecycle import remove
 
     # under --dry-run stdout is the script: the removed names would be lines of it
-    return for_each(args.containers, lambda ref: remove(ctx.host, ctx.store, ref, args.force),
+    return for_each(args.containers,
+                    lambda ref: remove(ctx.host, ctx.store, ref, args.force, args.volumes),
                     echo=not ctx.host.dry_run)
 
 
@@ -413,8 +416,26 @@ def add_create_flags(parser: argparse.ArgumentParser) -> None:
                         help="the cgroup to create the container's in (default shellctr)")
     parser.add_argument("--restart", default="no", metavar="POLICY",
                         help="no, on-failure[:N], always or unless-stopped")
+    add_storage_flags(parser)
     parser.add_argument("image", metavar="IMAGE")
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD [ARG...]")
+
+
+def add_storage_flags(parser: argparse.ArgumentParser) -> None:
+    """Volumes, bind mounts, tmpfs (see volume.py)."""
+    parser.add_argument("-v", "--volume", action="append", default=[],
+                        metavar="[SRC:]DST[:MODE]",
+                        help="bind a host path (absolute SRC) or mount a volume (NAME); "
+                        "no SRC: an anonymous volume; MODE ro, rw, nocopy")
+    parser.add_argument("--mount", action="append", default=[], metavar="type=...,...",
+                        help="type=bind|volume|tmpfs,source=...,target=...[,readonly]")
+    parser.add_argument("--tmpfs", action="append", default=[], metavar="DST[:OPTS]",
+                        help="mount a tmpfs (options: size=64m,mode=1777,...)")
+    parser.add_argument("--read-only", action="store_true",
+                        help="mount the container's root read-only")
+    parser.add_argument("--volumes-from", action="append", default=[],
+                        metavar="CTR[:ro|rw]", help="the volumes and binds of another "
+                        "container")
 
 
 # the limit flags, as RunOptions.limits and cgroup.parse_limits name them
@@ -556,6 +577,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
 
     rm = verbs.add_parser("rm", help="remove containers")
     rm.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+    rm.add_argument("-v", "--volumes", action="store_true",
+                    help="remove its anonymous volumes too")
     rm.add_argument("containers", nargs="+", metavar="CONTAINER")
     rm.set_defaults(func=cmd_rm)
 

@@ -56,6 +56,9 @@ class RunOptions:
         interactive: bool = False, auto_remove: bool = False, restart: str = "no",
         labels: list[str] | None = None, memory: str | None = None,
         limits: dict[str, str | bool | None] | None = None, cgroup_parent: str | None = None,
+        volumes: list[str] | None = None, mounts: list[str] | None = None,
+        tmpfs: list[str] | None = None, read_only: bool = False,
+        volumes_from: list[str] | None = None,
     ) -> None:
         self.image, self.command = image, command or []
         self.name, self.hostname, self.user = name, hostname, user
@@ -65,6 +68,9 @@ class RunOptions:
         self.restart, self.labels, self.memory = restart, labels or [], memory
         self.limits = limits or {}  # the other limit flags, as typed (cgroup.parse_limits)
         self.cgroup_parent = cgroup_parent
+        # storage: -v, --mount, --tmpfs, --read-only, --volumes-from (volume.collect)
+        self.volumes, self.mounts, self.tmpfs = volumes or [], mounts or [], tmpfs or []
+        self.read_only, self.volumes_from = read_only, volumes_from or []
 
 
 # -- create ----------------------------------------------------------------------------
@@ -168,6 +174,13 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
     labels = parse_labels(options.labels)
     limits = cgroup.parse_limits({"memory": options.memory, **options.limits})
     parent = cgroup.parse_parent(options.cgroup_parent) if options.cgroup_parent else ""
+    mounts: list[Record] = []
+    if (options.volumes or options.mounts or options.tmpfs or options.volumes_from
+            or image_config.get("Volumes") or image_config.get("volumes")):
+        from shellctr import volume  # checked here, before anything is created
+
+        mounts = volume.collect(store, options.volumes, options.mounts, options.tmpfs,
+                                options.volumes_from, image_config)
     layout = store.layout
     store.prepare()
     with store.lock(), Rollback(host) as rollback:
@@ -205,8 +218,14 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
             "restart_policy": restart_policy,
             "restart_max": restart_max,
             "labels": labels,
+            "mounts": mounts,  # volume.mount_record; anonymous volumes named below
+            "read_only": options.read_only,
         }
         host.step(f"create container {short_id(cid)} ({config['name']})")
+        if mounts:  # volumes created on first use, missing -v host dirs
+            from shellctr import volume
+
+            volume.prepare(host, store, mounts, rollback)
         # the undo of this first mkdir removes everything below it
         host.mkdir(layout.container_dir(cid), mode=0o700, rollback=rollback)
         for path in (layout.container_upper(cid), layout.container_work(cid),
@@ -250,7 +269,8 @@ def init_spec(layout: Layout, config: Record, status_fd: int | None,
               trace: bool) -> dict[str, object]:
     """The instructions init.py follows inside the namespaces."""
     cid = config["id"]
-    return {
+    mounts = config.get("mounts") or []
+    spec: dict[str, object] = {
         "rootfs": path_arg(layout.container_rootfs(cid)),
         # overlay lists the top layer first; images list the bottom layer first
         "lowerdirs": [path_arg(layout.layer_dir(d)) for d in reversed(config["layers"])],
@@ -258,7 +278,8 @@ def init_spec(layout: Layout, config: Record, status_fd: int | None,
         "workdir": path_arg(layout.container_work(cid)),
         "hostname": config["hostname"],
         "etc_files": [[path_arg(layout.container_etc_file(cid, name)), f"/etc/{name}"]
-                      for name in ("hostname", "hosts", "resolv.conf")],
+                      for name in ("hostname", "hosts", "resolv.conf")
+                      if f"/etc/{name}" not in {m["target"] for m in mounts}],  # -v wins
         "argv": [config["path"], *config["args"]],
         "env": config["env"],
         "cwd": config["working_dir"],
@@ -268,6 +289,13 @@ def init_spec(layout: Layout, config: Record, status_fd: int | None,
         "trace": trace,
         "cgroups": [path_arg(path) for path in cgroup.container_cgroups(group_of(config))],
     }
+    if mounts:
+        from shellctr.volume import spec_mounts
+
+        spec["mounts"] = spec_mounts(layout, mounts)
+    if config.get("read_only"):
+        spec["readonly_rootfs"] = True
+    return spec
 
 
 def unshare_argv(spec_path: Path) -> list[str]:
@@ -475,6 +503,7 @@ def plan_start(host: Host, store: Store, config: Record, attach: bool) -> int:
     if config["auto_remove"]:
         host.step(f"remove container {short_id(cid)} (--rm)")
         store.remove_container(cid)
+        remove_volumes(host, store, config)
     return 0
 
 
@@ -523,6 +552,15 @@ def finish(host: Host, store: Store, cid: str, code: int, error: str = "") -> No
         if config["auto_remove"]:
             host.step(f"remove container {short_id(cid)} (--rm)")
             store.remove_container(cid)
+            remove_volumes(host, store, config)
+
+
+def remove_volumes(host: Host, store: Store, config: Record) -> None:
+    """After a container is removed with --rm or rm -v: its anonymous volumes."""
+    if any(m["type"] == "volume" and m["anonymous"] for m in config.get("mounts") or []):
+        from shellctr.volume import remove_anonymous
+
+        remove_anonymous(host, store, config["mounts"])
 
 
 def forward_signals(host: Host, pid: int) -> None:

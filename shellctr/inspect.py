@@ -6,7 +6,13 @@ from typing import Any
 
 from shellctr import cgroup
 from shellctr.lifecycle import reconcile
-from shellctr.state import ContainerConfig, ContainerState, Image, container_config
+from shellctr.state import (
+    ContainerConfig,
+    ContainerState,
+    Image,
+    MountPoint,
+    container_config,
+)
 from shellctr.store import Store
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, as Docker prints "never"
@@ -65,6 +71,8 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "RestartPolicy": {"Name": config.restart_policy,
                               "MaximumRetryCount": config.restart_max},
             "NetworkMode": "none",
+            "ReadonlyRootfs": config.read_only,
+            "Tmpfs": {m.target: m.options for m in config.mounts if m.type == "tmpfs"} or None,
         },
         "GraphDriver": {
             "Name": "overlay",
@@ -75,7 +83,7 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
                 "MergedDir": str(layout.container_rootfs(cid)),
             },
         },
-        "Mounts": [],
+        "Mounts": [mount_json(store, mount) for mount in config.mounts],
         "Config": {
             "Hostname": config.hostname,
             "User": config.user,
@@ -89,6 +97,21 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "Labels": config.labels,
         },
     }
+
+
+def mount_json(store: Store, mount: MountPoint) -> dict[str, Any]:
+    """One of Docker's `Mounts` entries."""
+    entry: dict[str, Any] = {"Type": mount.type}
+    if mount.type == "volume":
+        entry.update(Name=mount.source, Source=str(store.layout.volume_data(mount.source)),
+                     Destination=mount.target, Driver="local", Mode="", RW=not mount.readonly,
+                     Propagation="")
+    else:
+        entry.update(Source=mount.source, Destination=mount.target,
+                     Mode="ro" if mount.readonly else "", RW=not mount.readonly,
+                     Propagation=mount.propagation or ("rprivate" if mount.type == "bind"
+                                                       else ""))
+    return entry
 
 
 def image_json(image: Image) -> dict[str, Any]:

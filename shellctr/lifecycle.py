@@ -79,8 +79,9 @@ def find_container(store: Store, ref: str) -> str:
     return find(ref, store.container_names(), "container")
 
 
-def remove(host: Host, store: Store, ref: str, force: bool) -> None:
-    """`rm [-f]`: refuse a running container unless forced; then remove every trace."""
+def remove(host: Host, store: Store, ref: str, force: bool, volumes: bool = False) -> None:
+    """`rm [-f] [-v]`: refuse a running container unless forced; then remove every trace
+    (with -v, its anonymous volumes too)."""
     cid = find_container(store, ref)
     if force:
         mark_stopping(store, cid)  # first: a restart due during its back-off must not happen
@@ -103,9 +104,13 @@ def remove(host: Host, store: Store, ref: str, force: bool) -> None:
             raise Conflict(f"cannot remove container {ref}: it is running",
                            "stop it first, or use rm -f")
         config = container_config(store, cid)
+        record = store.config_record(cid)
         host.step(f"remove container {short_id(cid)}")
         cgroup.remove(host, cgroup.group_of(cid, config.cgroup_parent))
         store.remove_container(cid)
+        if volumes:
+            from shellctr.container import remove_volumes
+            remove_volumes(host, store, record)
         if not store.layout.image_file(config.image_id).exists():
             # its image went with rmi -f while it existed: its layers may be free now
             from shellctr.image import remove_unused_layers
@@ -340,8 +345,12 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
         restart = should_restart(config.restart_policy, config.restart_max, state)
         if not restart:
             if config.auto_remove:
+                from shellctr.container import remove_volumes
+
+                record = store.config_record(cid)
                 host.step(f"remove container {short_id(cid)} (--rm)")
                 store.remove_container(cid)
+                remove_volumes(host, store, record)
             return state.exit_code
     time.sleep(min(0.1 * 2 ** state.restart_count, 10.0))  # Docker's back-off, capped
     # under the lock until it runs: a `stop` or `rm -f` now either comes first (and we

@@ -87,6 +87,8 @@ def test_a_created_container(layout: Layout, cgroup_root: Path) -> None:
             "CgroupParent": "",
             "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
             "NetworkMode": "none",
+            "ReadonlyRootfs": False,
+            "Tmpfs": None,
         },
         "GraphDriver": {
             "Name": "overlay",
