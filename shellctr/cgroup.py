@@ -3,9 +3,10 @@ count and limit).
 
 Detected once per command: the unified v2 hierarchy (`/sys/fs/cgroup/cgroup.controllers`
 exists) or v1, where each controller has its own hierarchy (these machines: v1 hybrid).
-A container's cgroup is `shellctr/<id>` in each hierarchy shellctr uses; init.py puts
-PID 1 in it before exec, and `exec` puts each exec'd process in it, so every process
-of the container is inside.
+A container's cgroup is `shellctr/<id>` (or `<--cgroup-parent>/<id>`) in each hierarchy
+shellctr uses: its *group*, the path every function here takes. init.py puts PID 1 in it
+before exec, and `exec` puts each exec'd process in it, so every process of the
+container is inside.
 """
 
 from __future__ import annotations
@@ -67,18 +68,32 @@ def available() -> set[str]:
     return {name for name in V1_CONTROLLERS if (CGROUP_ROOT / name).is_dir()}
 
 
-def container_cgroups(cid: str) -> list[Path]:
+def group_of(cid: str, parent: str = "") -> str:
+    """The container's cgroup path below each hierarchy's root: `<parent>/<id>`."""
+    return f"{parent or PARENT}/{cid}"
+
+
+def parse_parent(text: str) -> str:
+    """--cgroup-parent: a path below the hierarchy's root (`/a/b` and `a/b` alike)."""
+    parts = text.strip("/").split("/")
+    if not text.strip("/") or any(part in ("", ".", "..") for part in parts):
+        raise ShellctrError(f"invalid --cgroup-parent {text!r}",
+                            "give a cgroup path such as myparent or /a/b, without . or ..")
+    return "/".join(parts)
+
+
+def container_cgroups(group: str) -> list[Path]:
     """The container's cgroup directory in each hierarchy shellctr uses."""
     if unified():
-        return [CGROUP_ROOT / PARENT / cid]
-    return [CGROUP_ROOT / controller / PARENT / cid for controller in v1_hierarchies()]
+        return [CGROUP_ROOT / group]
+    return [CGROUP_ROOT / controller / group for controller in v1_hierarchies()]
 
 
-def cgroup_dir(cid: str, controller: str) -> Path:
+def cgroup_dir(group: str, controller: str) -> Path:
     """Where the container's knobs of `controller` are."""
     if unified():
-        return CGROUP_ROOT / PARENT / cid
-    return CGROUP_ROOT / controller / PARENT / cid
+        return CGROUP_ROOT / group
+    return CGROUP_ROOT / controller / group
 
 
 def read(path: Path) -> str:
@@ -89,11 +104,11 @@ def read(path: Path) -> str:
         return ""
 
 
-def create(host: Host, cid: str, rollback: Rollback,
+def create(host: Host, group: str, rollback: Rollback,
            limits: dict[str, object] | None = None) -> list[Path]:
     """Make the container's cgroups and write its limits; the undo removes them."""
     limits = {**LIMIT_DEFAULTS, **(limits or {})}
-    paths = container_cgroups(cid)
+    paths = container_cgroups(group)
     enabled: set[str] = set()  # v2: the controllers the parent enables for its children
     for path in paths:
         for attempt in range(3):
@@ -108,23 +123,27 @@ def create(host: Host, cid: str, rollback: Rollback,
     if paths and unified() and not host.dry_run:
         check_delegated(paths[0].parent, enabled, limits)
     if paths:
-        for path, value in knobs(cid, limits):
+        for path, value in knobs(group, limits):
             host.write_value(path, value)
     return paths
 
 
 def prepare_parent(host: Host, parent: Path) -> set[str]:
-    """What the `shellctr` parent needs before a child can be made in it and limited.
+    """What the parent (`shellctr`, or --cgroup-parent's path) needs before a child can
+    be made in it and limited, at each level from the hierarchy's root down.
 
-    v2: a controller's files appear in a child only once its parent's (and their
-    parent's) cgroup.subtree_control enables it. v1 cpuset: a new cgroup's cpus and mems
-    are empty, and no process can join it until they are set: copy them from above.
+    v2: a controller's files appear in a child only once every level above enables it
+    in cgroup.subtree_control. v1 cpuset: a new cgroup's cpus and mems are empty, and no
+    process can join it until they are set: copy them from the level above.
     """
-    enabled: set[str] = set()  # v2: at both levels, so in the parent's children
+    top = CGROUP_ROOT if unified() else parent_hierarchy(parent)
+    levels = [parent, *parent.parents]
+    levels = list(reversed(levels[:levels.index(top) + 1]))  # the root first
+    enabled: set[str] = set()  # v2: at every level, so in the parent's children
     if unified():
         wanted = [name for name in V2_CONTROLLERS if name in available()]
         enabled = set(wanted)
-        for level in (parent.parent, parent):
+        for level in levels:
             already = read(level / "cgroup.subtree_control").split()
             for name in wanted:
                 if name not in already:
@@ -132,11 +151,17 @@ def prepare_parent(host: Host, parent: Path) -> set[str]:
                         host.write_value(level / "cgroup.subtree_control", f"+{name}")
                     except OSError:  # not delegated to us: the flags needing it are refused
                         enabled.discard(name)
-    elif parent.parent.name == "cpuset":
-        for name in ("cpuset.cpus", "cpuset.mems"):
-            if not read(parent / name):
-                host.write_value(parent / name, read(parent.parent / name))
+    elif top.name == "cpuset":
+        for level in levels[1:]:
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                if not read(level / name):
+                    host.write_value(level / name, read(level.parent / name))
     return enabled
+
+
+def parent_hierarchy(path: Path) -> Path:
+    """v1: the hierarchy's root a cgroup path lies in (/sys/fs/cgroup/<controller>)."""
+    return CGROUP_ROOT / path.relative_to(CGROUP_ROOT).parts[0]
 
 
 def check_delegated(parent: Path, enabled: set[str], limits: dict[str, object]) -> None:
@@ -148,10 +173,10 @@ def check_delegated(parent: Path, enabled: set[str], limits: dict[str, object]) 
                                 "the host does not delegate it: drop that flag")
 
 
-def knobs(cid: str, limits: dict[str, object], fresh: bool = True) -> list[tuple[Path, str]]:
+def knobs(group: str, limits: dict[str, object], fresh: bool = True) -> list[tuple[Path, str]]:
     """The (file, value) writes that give the container its limits, in order; not
     `fresh`: `update` of a cgroup that may have other limits already."""
-    return knobs_v2(cid, limits, fresh) if unified() else knobs_v1(cid, limits, fresh)
+    return knobs_v2(group, limits, fresh) if unified() else knobs_v1(group, limits, fresh)
 
 
 def swap_total(limits: dict[str, object]) -> int:
@@ -160,11 +185,11 @@ def swap_total(limits: dict[str, object]) -> int:
     return swap if swap else 2 * memory
 
 
-def knobs_v1(cid: str, limits: dict[str, object], fresh: bool) -> list[tuple[Path, str]]:
+def knobs_v1(group: str, limits: dict[str, object], fresh: bool) -> list[tuple[Path, str]]:
     have = available()
     writes: list[tuple[Path, str]] = []
     memory = int(str(limits["memory"]))
-    mem = cgroup_dir(cid, "memory")
+    mem = cgroup_dir(group, "memory")
     if "memory" in have and memory:
         memsw = mem / "memory.memsw.limit_in_bytes"
         swap = memsw.exists() or swap_accounting()  # the root's: under --dry-run too
@@ -180,7 +205,7 @@ def knobs_v1(cid: str, limits: dict[str, object], fresh: bool) -> list[tuple[Pat
                            str(limits["memory_reservation"])))
         if limits["oom_kill_disable"]:  # processes over the limit wait instead of dying
             writes.append((mem / "memory.oom_control", "1"))
-    cpu = cgroup_dir(cid, "cpu")
+    cpu = cgroup_dir(group, "cpu")
     if "cpu" in have:
         if limits["cpu_shares"]:
             writes.append((cpu / "cpu.shares", str(limits["cpu_shares"])))
@@ -190,7 +215,7 @@ def knobs_v1(cid: str, limits: dict[str, object], fresh: bool) -> list[tuple[Pat
             writes.append((cpu / "cpu.cfs_quota_us", str(limits["cpu_quota"])))
     if "cpuset" in have:
         # never empty: no process could join the cgroup (the parent's, when not given)
-        cpuset = cgroup_dir(cid, "cpuset")
+        cpuset = cgroup_dir(group, "cpuset")
         parent = cpuset.parent
         writes.append((cpuset / "cpuset.cpus",
                        str(limits["cpuset_cpus"]) or read(parent / "cpuset.cpus")
@@ -199,7 +224,7 @@ def knobs_v1(cid: str, limits: dict[str, object], fresh: bool) -> list[tuple[Pat
                        str(limits["cpuset_mems"]) or read(parent / "cpuset.mems")
                        or read(parent.parent / "cpuset.mems")))
     if "pids" in have and (limits["pids_limit"] or not fresh):  # update to 0: no limit
-        writes.append((cgroup_dir(cid, "pids") / "pids.max",
+        writes.append((cgroup_dir(group, "pids") / "pids.max",
                        str(limits["pids_limit"] or "max")))
     return writes
 
@@ -214,8 +239,8 @@ def cpu_weight(shares: int) -> int:
     return 1 + ((shares - 2) * 9999) // 262142
 
 
-def knobs_v2(cid: str, limits: dict[str, object], fresh: bool) -> list[tuple[Path, str]]:
-    path = cgroup_dir(cid, "")
+def knobs_v2(group: str, limits: dict[str, object], fresh: bool) -> list[tuple[Path, str]]:
+    path = cgroup_dir(group, "")
     have = available()
     writes: list[tuple[Path, str]] = []
     memory = int(str(limits["memory"]))
@@ -244,9 +269,9 @@ def knobs_v2(cid: str, limits: dict[str, object], fresh: bool) -> list[tuple[Pat
     return writes
 
 
-def update(host: Host, cid: str, limits: dict[str, object]) -> None:
+def update(host: Host, group: str, limits: dict[str, object]) -> None:
     """`update` of a running container: write its limits live."""
-    for path, value in knobs(cid, limits, fresh=False):
+    for path, value in knobs(group, limits, fresh=False):
         try:
             host.write_value(path, value)
         except OSError as err:  # e.g. EBUSY: a memory limit below what it uses now
@@ -254,11 +279,11 @@ def update(host: Host, cid: str, limits: dict[str, object]) -> None:
                                 "the container may use more than the new limit") from None
 
 
-def oom_killed(cid: str) -> bool:
+def oom_killed(group: str) -> bool:
     """Whether the kernel's OOM killer killed a process of the container."""
-    for path in container_cgroups(cid):
+    for path in container_cgroups(group):
         name = "memory.events" if unified() else "memory.oom_control"
-        if unified() or path.parent.parent.name == "memory":
+        if unified() or parent_hierarchy(path).name == "memory":
             try:
                 lines = (path / name).read_text().splitlines()
             except FileNotFoundError:
@@ -280,22 +305,45 @@ def parse_size(text: str) -> int:
     return int(float(number) * 1024 ** " kmgtp".index(unit or " "))
 
 
-def remove(host: Host, cid: str) -> None:
-    """Remove the container's cgroups, and the parent once unused.
+def remove(host: Host, group: str) -> None:
+    """Remove the container's cgroups, and shellctr's parent once unused.
 
     The kernel ends a pid namespace's processes when its PID 1 dies, but they may take
-    a moment to be gone: the cgroup is busy (EBUSY) until then.
+    a moment to be gone: the cgroup is busy (EBUSY) until then. Processes still there
+    after a grace second (a crash left them, or they escaped the pid namespace's end)
+    are killed.
     """
-    for path in container_cgroups(cid):
-        deadline = time.monotonic() + 5.0
+    for path in container_cgroups(group):
+        start = time.monotonic()
+        killed = False
         while host.exists(path):
             try:
                 host.remove_cgroup(path)
             except OSError as err:
-                if err.errno != errno.EBUSY or time.monotonic() > deadline:
+                waited = time.monotonic() - start
+                if err.errno != errno.EBUSY or waited > 5.0:
                     raise
+                if waited > 1.0 and not killed:
+                    kill_all(host, group)
+                    killed = True
                 time.sleep(0.01)
-        remove_parent_if_unused(host, path.parent)
+        if group == group_of(path.name):  # shellctr's own parent; a --cgroup-parent
+            remove_parent_if_unused(host, path.parent)  # stays, as in Docker
+
+
+def kill_all(host: Host, group: str) -> None:
+    """SIGKILL every process in the container's cgroups: v2 `cgroup.kill` does it in one
+    write (frozen ones too); v1 thaws the freezer, then signals each pid listed."""
+    import signal
+
+    kill_file = CGROUP_ROOT / group / "cgroup.kill"
+    if unified() and kill_file.exists():
+        host.write_value(kill_file, "1")
+        return
+    if is_frozen(group):  # a frozen process acts on SIGKILL only once thawed
+        freeze(host, group, frozen=False)
+    for pid in procs(group):
+        host.kill(pid, signal.SIGKILL)
 
 
 def remove_parent_if_unused(host: Host, parent: Path) -> None:
@@ -310,43 +358,43 @@ def remove_parent_if_unused(host: Host, parent: Path) -> None:
             raise
 
 
-def freeze(host: Host, cid: str, frozen: bool) -> None:
+def freeze(host: Host, group: str, frozen: bool) -> None:
     """pause / unpause: the freezer stops every process of the container at once."""
-    for path in container_cgroups(cid):
+    for path in container_cgroups(group):
         if unified():
             host.write_value(path / "cgroup.freeze", "1" if frozen else "0")
-        elif path.parent.parent.name == "freezer":
+        elif parent_hierarchy(path).name == "freezer":
             host.write_value(path / "freezer.state", "FROZEN" if frozen else "THAWED")
     if not host.dry_run:
-        wait_frozen(cid, frozen)
+        wait_frozen(group, frozen)
 
 
-def is_frozen(cid: str) -> bool:
-    for path in container_cgroups(cid):
+def is_frozen(group: str) -> bool:
+    for path in container_cgroups(group):
         try:
             if unified():
                 events = (path / "cgroup.events").read_text()
                 return "frozen 1" in events.splitlines()
-            if path.parent.parent.name == "freezer":
+            if parent_hierarchy(path).name == "freezer":
                 return (path / "freezer.state").read_text().strip() == "FROZEN"
         except FileNotFoundError:
             return False
     return False
 
 
-def wait_frozen(cid: str, frozen: bool, timeout: float = 10.0) -> None:
+def wait_frozen(group: str, frozen: bool, timeout: float = 10.0) -> None:
     """The freezer works asynchronously: wait until it reports the state asked for."""
     deadline = time.monotonic() + timeout
-    while is_frozen(cid) != frozen:
+    while is_frozen(group) != frozen:
         if time.monotonic() > deadline:
             raise ShellctrError(f"the freezer did not {'freeze' if frozen else 'thaw'} "
                                 "the container in time")
         time.sleep(0.01)
 
 
-def procs(cid: str) -> list[int]:
+def procs(group: str) -> list[int]:
     """Host pids of every process in the container's cgroup."""
-    for path in container_cgroups(cid):
+    for path in container_cgroups(group):
         try:
             return [int(line) for line in (path / "cgroup.procs").read_text().split()]
         except FileNotFoundError:
@@ -354,8 +402,8 @@ def procs(cid: str) -> list[int]:
     return []
 
 
-def has_cgroups(cid: str) -> bool:
-    return any(os.path.isdir(path) for path in container_cgroups(cid))
+def has_cgroups(group: str) -> bool:
+    return any(os.path.isdir(path) for path in container_cgroups(group))
 
 
 # -- the flags -------------------------------------------------------------------------

@@ -26,6 +26,9 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         interactive=args.interactive, auto_remove=args.rm, restart=args.restart,
         labels=args.label, memory=args.memory,
         limits={key: getattr(args, key) for key in LIMIT_FLAGS if key != "memory"},
+        cgroup_parent=args.cgroup_parent,
+        volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs, read_only=args.read_only,
+        volumes_from=args.volumes_from,
     )
 
 
@@ -117,18 +120,22 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
     since = logs.parse_since(args.since) if args.since else None
     until = logs.parse_since(args.until) if args.until else None
     cid = find_container(ctx.store, args.container)
-    path = ctx.store.layout.container_log(cid)
-    records, offset = logs.read_records(path)
-    for record in logs.select(records, tail, since, until):
-        logs.show(record, args.timestamps)
-    if args.follow:
-        def running() -> bool:
-            try:
-                return reconcile(ctx.store, cid).status == "running"
-            except FileNotFoundError:  # removed (--rm) meanwhile: it has ended
-                return False
+    try:  # open once: a --rm container's log goes with it, and -f must read it to the end
+        stream = open(ctx.store.layout.container_log(cid), "rb")  # noqa: SIM115
+    except FileNotFoundError:  # never started, or removed just now
+        return 0
+    with stream:
+        records, offset = logs.read_from(stream, 0)
+        for record in logs.select(records, tail, since, until):
+            logs.show(record, args.timestamps)
+        if args.follow:
+            def running() -> bool:
+                try:
+                    return reconcile(ctx.store, cid).status == "running"
+                except FileNotFoundError:  # removed (--rm) meanwhile: it has ended
+                    return False
 
-        logs.follow(path, offset, running, args.timestamps, until)
+            logs.follow(stream, offset, running, args.timestamps, until)
     return 0
 
 
@@ -158,6 +165,8 @@ def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
                 found.append(container_json(ctx.store, find_container(ctx.store, name)))
             except NotFound:
                 found.append(image_json(find_image(ctx.store, name), ctx.store))
+            except FileNotFoundError as err:  # removed by another process as we read it
+                raise NotFound(f"no such object: {name}") from err
         except ShellctrError as err:
             report(NotFound(f"no such object: {name}") if isinstance(err, NotFound) else err)
             code = 1
@@ -167,6 +176,22 @@ def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
     else:
         print(json.dumps(found, indent=4))
     return code
+
+
+def cmd_attach(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.attach import attach
+
+    return attach(ctx.host, ctx.store, args.container, stdin=not args.no_stdin,
+                  sig_proxy=args.sig_proxy, detach_keys=args.detach_keys)
+
+
+def parse_bool(text: str) -> bool:
+    """A boolean flag's value, as Go's strconv.ParseBool takes it (--sig-proxy=false)."""
+    if text.lower() in ("1", "t", "true"):
+        return True
+    if text.lower() in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
 
 
 def cmd_rename(args: argparse.Namespace, ctx: Context) -> int:
@@ -200,6 +225,7 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
     store = ctx.store
     cpus = len(cgroup.host_cpus())
     chosen = [find_container(store, ref) for ref in args.containers]
+    groups: dict[str, str] = {}  # id: its cgroup path
 
     def targets() -> list[tuple[str, str, int]]:
         """(id, name, PID 1 or 0 when not running) of the containers to show."""
@@ -211,12 +237,13 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
                 continue
             running = state.status == "running"
             if running or chosen or args.all:
+                groups[cid] = cgroup.group_of(cid, config.cgroup_parent)
                 found.append((cid, config.name, state.pid if running else 0, config.created))
         return [(cid, name, pid) for cid, name, pid, _ in
                 sorted(found, key=lambda item: item[3], reverse=True)]
 
     def take(shown: list[tuple[str, str, int]]) -> dict[str, stats.Sample]:
-        return {cid: stats.sample(cid, pid) if pid else stats.Sample()
+        return {cid: stats.sample(groups[cid], pid) if pid else stats.Sample()
                 for cid, _, pid in shown}
 
     is_table, template = table_format(args.format or stats.DEFAULT_FORMAT)
@@ -302,7 +329,7 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     for config, state in entries:
         if state.status == "running" and state.started_at is not None:
             status = "Up " + human_duration(state.started_at)
-            if cgroup.is_frozen(config.id):
+            if cgroup.is_frozen(cgroup.group_of(config.id, config.cgroup_parent)):
                 status += " (Paused)"
         elif state.status == "exited" and state.finished_at is not None:
             status = f"Exited ({state.exit_code}) {human_ago(state.finished_at)}"
@@ -346,7 +373,8 @@ def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.lifecycle import remove
 
     # under --dry-run stdout is the script: the removed names would be lines of it
-    return for_each(args.containers, lambda ref: remove(ctx.host, ctx.store, ref, args.force),
+    return for_each(args.containers,
+                    lambda ref: remove(ctx.host, ctx.store, ref, args.force, args.volumes),
                     echo=not ctx.host.dry_run)
 
 
@@ -384,10 +412,30 @@ def add_create_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpu-quota", metavar="µS", help="CPU time per CFS period (µs)")
     parser.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes allowed (0-1)")
     parser.add_argument("--memory-reservation", metavar="SIZE", help="memory soft limit")
+    parser.add_argument("--cgroup-parent", metavar="PATH",
+                        help="the cgroup to create the container's in (default shellctr)")
     parser.add_argument("--restart", default="no", metavar="POLICY",
                         help="no, on-failure[:N], always or unless-stopped")
+    add_storage_flags(parser)
     parser.add_argument("image", metavar="IMAGE")
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD [ARG...]")
+
+
+def add_storage_flags(parser: argparse.ArgumentParser) -> None:
+    """Volumes, bind mounts, tmpfs (see volume.py)."""
+    parser.add_argument("-v", "--volume", action="append", default=[],
+                        metavar="[SRC:]DST[:MODE]",
+                        help="bind a host path (absolute SRC) or mount a volume (NAME); "
+                        "no SRC: an anonymous volume; MODE ro, rw, nocopy")
+    parser.add_argument("--mount", action="append", default=[], metavar="type=...,...",
+                        help="type=bind|volume|tmpfs,source=...,target=...[,readonly]")
+    parser.add_argument("--tmpfs", action="append", default=[], metavar="DST[:OPTS]",
+                        help="mount a tmpfs (options: size=64m,mode=1777,...)")
+    parser.add_argument("--read-only", action="store_true",
+                        help="mount the container's root read-only")
+    parser.add_argument("--volumes-from", action="append", default=[],
+                        metavar="CTR[:ro|rw]", help="the volumes and binds of another "
+                        "container")
 
 
 # the limit flags, as RunOptions.limits and cgroup.parse_limits name them
@@ -485,6 +533,15 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     stats.add_argument("containers", nargs="*", metavar="CONTAINER")
     stats.set_defaults(func=cmd_stats)
 
+    attach = verbs.add_parser("attach", help="a running container's output and stdin, here")
+    attach.add_argument("--no-stdin", action="store_true", help="do not send our stdin")
+    attach.add_argument("--sig-proxy", type=parse_bool, nargs="?", const=True, default=True,
+                        metavar="BOOL", help="pass signals on to PID 1 (not with -t)")
+    attach.add_argument("--detach-keys", default="ctrl-p,ctrl-q", metavar="KEYS",
+                        help="the keys that detach, leaving it running (ctrl-p,ctrl-q)")
+    attach.add_argument("container", metavar="CONTAINER")
+    attach.set_defaults(func=cmd_attach)
+
     rename = verbs.add_parser("rename", help="rename a container")
     rename.add_argument("container", metavar="CONTAINER")
     rename.add_argument("new_name", metavar="NEW_NAME")
@@ -520,6 +577,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
 
     rm = verbs.add_parser("rm", help="remove containers")
     rm.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+    rm.add_argument("-v", "--volumes", action="store_true",
+                    help="remove its anonymous volumes too")
     rm.add_argument("containers", nargs="+", metavar="CONTAINER")
     rm.set_defaults(func=cmd_rm)
 

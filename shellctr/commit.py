@@ -30,7 +30,7 @@ from shellctr.image import (
 )
 from shellctr.layers import OPAQUE_XATTR, OVERLAY_XATTRS, LayerScan, digest_dir
 from shellctr.layout import Layout
-from shellctr.lifecycle import find_container, reconcile
+from shellctr.lifecycle import cgroup_group, find_container, reconcile
 from shellctr.reference import normalize_ref
 from shellctr.state import ContainerConfig, Image, ImageConfig, container_config
 from shellctr.store import Store, now_iso
@@ -128,17 +128,18 @@ def commit(host: Host, store: Store, ref: str, reference: str | None, change: li
             base_sizes = list(base_image.layer_sizes)
     upper = layout.container_upper(cid)
     skips = runtime_skips(layout, config)
-    freeze = pause and reconcile(store, cid).status == "running" and not cgroup.is_frozen(cid)
+    group = cgroup_group(store, cid)
+    freeze = pause and reconcile(store, cid).status == "running" and not cgroup.is_frozen(group)
     store.prepare()
     with store.lock(), Rollback(host) as rollback:
         host.step(f"copy the changes of container {cid[:SHORT]} as a new layer")
         if freeze:
-            cgroup.freeze(host, cid, True)
+            cgroup.freeze(host, group, True)
         try:
             scan = copy_layer(host, layout, upper, skips, rollback)
         finally:
             if freeze:
-                cgroup.freeze(host, cid, False)
+                cgroup.freeze(host, group, False)
         created = now_iso()
         history = [*(base.get("history") or []),
                    history_entry(created, shlex.join([config.path, *config.args]), message,

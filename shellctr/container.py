@@ -55,7 +55,10 @@ class RunOptions:
         entrypoint: str | None = None, user: str | None = None, tty: bool = False,
         interactive: bool = False, auto_remove: bool = False, restart: str = "no",
         labels: list[str] | None = None, memory: str | None = None,
-        limits: dict[str, str | bool | None] | None = None,
+        limits: dict[str, str | bool | None] | None = None, cgroup_parent: str | None = None,
+        volumes: list[str] | None = None, mounts: list[str] | None = None,
+        tmpfs: list[str] | None = None, read_only: bool = False,
+        volumes_from: list[str] | None = None,
     ) -> None:
         self.image, self.command = image, command or []
         self.name, self.hostname, self.user = name, hostname, user
@@ -64,6 +67,10 @@ class RunOptions:
         self.tty, self.interactive, self.auto_remove = tty, interactive, auto_remove
         self.restart, self.labels, self.memory = restart, labels or [], memory
         self.limits = limits or {}  # the other limit flags, as typed (cgroup.parse_limits)
+        self.cgroup_parent = cgroup_parent
+        # storage: -v, --mount, --tmpfs, --read-only, --volumes-from (volume.collect)
+        self.volumes, self.mounts, self.tmpfs = volumes or [], mounts or [], tmpfs or []
+        self.read_only, self.volumes_from = read_only, volumes_from or []
 
 
 # -- create ----------------------------------------------------------------------------
@@ -166,6 +173,14 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
     restart_policy, restart_max = parse_restart(options.restart, options.auto_remove)
     labels = parse_labels(options.labels)
     limits = cgroup.parse_limits({"memory": options.memory, **options.limits})
+    parent = cgroup.parse_parent(options.cgroup_parent) if options.cgroup_parent else ""
+    mounts: list[Record] = []
+    if (options.volumes or options.mounts or options.tmpfs or options.volumes_from
+            or image_config.get("Volumes") or image_config.get("volumes")):
+        from shellctr import volume  # checked here, before anything is created
+
+        mounts = volume.collect(store, options.volumes, options.mounts, options.tmpfs,
+                                options.volumes_from, image_config)
     layout = store.layout
     store.prepare()
     with store.lock(), Rollback(host) as rollback:
@@ -199,13 +214,20 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
             "interactive": options.interactive,
             "auto_remove": options.auto_remove,
             **limits,  # memory, cpu_shares... (cgroup.LIMIT_DEFAULTS)
+            "cgroup_parent": parent,
             "restart_policy": restart_policy,
             "restart_max": restart_max,
             "labels": {**(image_config.get("Labels") or {}), **labels},  # -l wins
             "stop_signal": image_config.get("StopSignal") or "",
             "exposed_ports": sorted(image_config.get("ExposedPorts") or {}),
+            "mounts": mounts,  # volume.mount_record; anonymous volumes named below
+            "read_only": options.read_only,
         }
         host.step(f"create container {short_id(cid)} ({config['name']})")
+        if mounts:  # volumes created on first use, missing -v host dirs
+            from shellctr import volume
+
+            volume.prepare(host, store, mounts, rollback)
         # the undo of this first mkdir removes everything below it
         host.mkdir(layout.container_dir(cid), mode=0o700, rollback=rollback)
         for path in (layout.container_upper(cid), layout.container_work(cid),
@@ -249,7 +271,8 @@ def init_spec(layout: Layout, config: Record, status_fd: int | None,
               trace: bool) -> dict[str, object]:
     """The instructions init.py follows inside the namespaces."""
     cid = config["id"]
-    return {
+    mounts = config.get("mounts") or []
+    spec: dict[str, object] = {
         "rootfs": path_arg(layout.container_rootfs(cid)),
         # overlay lists the top layer first; images list the bottom layer first
         "lowerdirs": [path_arg(layout.layer_dir(d)) for d in reversed(config["layers"])],
@@ -257,7 +280,8 @@ def init_spec(layout: Layout, config: Record, status_fd: int | None,
         "workdir": path_arg(layout.container_work(cid)),
         "hostname": config["hostname"],
         "etc_files": [[path_arg(layout.container_etc_file(cid, name)), f"/etc/{name}"]
-                      for name in ("hostname", "hosts", "resolv.conf")],
+                      for name in ("hostname", "hosts", "resolv.conf")
+                      if f"/etc/{name}" not in {m["target"] for m in mounts}],  # -v wins
         "argv": [config["path"], *config["args"]],
         "env": config["env"],
         "cwd": config["working_dir"],
@@ -265,8 +289,15 @@ def init_spec(layout: Layout, config: Record, status_fd: int | None,
         "tty": config["tty"],
         "status_fd": status_fd,
         "trace": trace,
-        "cgroups": [path_arg(path) for path in cgroup.container_cgroups(cid)],
+        "cgroups": [path_arg(path) for path in cgroup.container_cgroups(group_of(config))],
     }
+    if mounts:
+        from shellctr.volume import spec_mounts
+
+        spec["mounts"] = spec_mounts(layout, mounts)
+    if config.get("read_only"):
+        spec["readonly_rootfs"] = True
+    return spec
 
 
 def unshare_argv(spec_path: Path) -> list[str]:
@@ -291,12 +322,14 @@ def monitor_argv(layout: Layout, config: Record, spec_path: Path, attach: bool,
     Attached (foreground), it also copies the output to our terminal and this process
     records the end; detached, it runs `shellctr _exited ID` when the container ends,
     which records the end and carries out --rm and the restart policy. Detached with
-    -i, it keeps the container's stdin open; with -t, it takes over its terminal.
+    -i, it keeps the container's stdin open; with -t, it takes over its terminal; and
+    it listens on `attach.sock` in the run dir for `shellctr attach`.
     """
     cid = config["id"]
     hook = [path_arg(TOP / "bin" / "shellctr"), "--root", path_arg(layout.root),
             "--runroot", path_arg(layout.runroot), "_exited", cid]
-    detached = ["--then", str(len(hook)), *hook]
+    detached = ["--attach-socket", path_arg(layout.container_run_dir(cid)),  # `attach`
+                "--then", str(len(hook)), *hook]
     if config["tty"] and console_fd is not None:
         detached = ["--console-fd", str(console_fd), *detached]
     elif config["interactive"] and not config["tty"]:
@@ -341,8 +374,8 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
     console, console_end = (socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
                             if tty and not attach else (None, None))
     with Rollback(host) as rollback:
-        cgroup.remove(host, cid)  # left by a run whose end nobody recorded
-        cgroup.create(host, cid, rollback, limits_of(config))
+        cgroup.remove(host, group_of(config))  # left by a run whose end nobody recorded
+        cgroup.create(host, group_of(config), rollback, limits_of(config))
         process = spawn_monitor(host, layout, config, spec_path, attach, child, console_end)
         child.close()
         message, fds, init_pid = receive_ready(host, parent)
@@ -387,6 +420,11 @@ def attend(host: Host, process: subprocess.Popen[bytes], status: socket.socket, 
     code = code if code >= 0 else 128 - code  # killed by signal N: 128+N, as a shell says
     late, _, _ = receive(status, block=False)  # exec itself failed after `ready`
     return code, late
+
+
+def group_of(config: Record) -> str:
+    """The container's cgroup path (`shellctr/<id>`, or below its --cgroup-parent)."""
+    return cgroup.group_of(config["id"], config.get("cgroup_parent", ""))
 
 
 def limits_of(config: Record) -> dict[str, object]:
@@ -454,14 +492,20 @@ def plan_start(host: Host, store: Store, config: Record, attach: bool) -> int:
     host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
     # init.py joins the cgroups its spec names: the script must make them, as start does
-    cgroup.create(host, cid, Rollback(host), limits_of(config))
-    host.spawn(monitor_argv(layout, config, spec_path, attach=True))
+    cgroup.create(host, group_of(config), Rollback(host), limits_of(config))
+    if attach:
+        host.spawn(monitor_argv(layout, config, spec_path, attach=True))
+    else:  # in a session of its own, as start runs it; its hook records the end
+        host.spawn(["setsid", "--fork", *monitor_argv(layout, config, spec_path, attach=False)])
     host.note("inside the new namespaces, init.py (PID 1) does, in-process:")
     host.note("\n".join(step.shell() for step in init_step.Init(spec).all_steps()))
-    cgroup.remove(host, cid)  # the attached monitor has returned: the container has ended
+    if not attach:
+        return 0
+    cgroup.remove(host, group_of(config))  # the attached monitor returned: the container ended
     if config["auto_remove"]:
         host.step(f"remove container {short_id(cid)} (--rm)")
         store.remove_container(cid)
+        remove_volumes(host, store, config)
     return 0
 
 
@@ -501,15 +545,24 @@ def finish(host: Host, store: Store, cid: str, code: int, error: str = "") -> No
     with store.lock():
         if not layout.container_config(cid).exists():
             return  # removed (rm -f) while it ran
-        state = store.state_record(cid)
+        state, config = store.state_record(cid), store.config_record(cid)
         store.write(layout.container_state(cid), state_record(
             "exited", exit_code=code, error=error, started_at=state["started_at"],
             finished_at=now_iso(), restart_count=state.get("restart_count", 0),
-            oom_killed=cgroup.oom_killed(cid)))
-        cgroup.remove(host, cid)
-        if store.config_record(cid)["auto_remove"]:
+            oom_killed=cgroup.oom_killed(group_of(config))))
+        cgroup.remove(host, group_of(config))
+        if config["auto_remove"]:
             host.step(f"remove container {short_id(cid)} (--rm)")
             store.remove_container(cid)
+            remove_volumes(host, store, config)
+
+
+def remove_volumes(host: Host, store: Store, config: Record) -> None:
+    """After a container is removed with --rm or rm -v: its anonymous volumes."""
+    if any(m["type"] == "volume" and m["anonymous"] for m in config.get("mounts") or []):
+        from shellctr.volume import remove_anonymous
+
+        remove_anonymous(host, store, config["mounts"])
 
 
 def forward_signals(host: Host, pid: int) -> None:
@@ -532,7 +585,7 @@ def exec_in(host: Host, store: Store, ref: str, options: RunOptions, detach: boo
     state, config = store.state_record(cid), store.config_record(cid)
     if state["status"] != "running" or not alive(state["pid"], state["pid_start"]):
         raise Conflict(f"container {ref} is not running", "start it first")
-    if cgroup.is_frozen(cid):  # the new process would join the frozen cgroup and hang
+    if cgroup.is_frozen(group_of(config)):  # the new process would join the frozen cgroup and hang
         raise Conflict(f"container {ref} is paused", "unpause it first")
     if not options.command:
         raise ShellctrError("exec needs a command", "shellctr exec CONTAINER COMMAND [ARG...]")
@@ -550,7 +603,7 @@ def exec_in(host: Host, store: Store, ref: str, options: RunOptions, detach: boo
         "tty": options.tty,
         "status_fd": child.fileno(),
         "trace": host.trace,
-        "cgroups": [path_arg(path) for path in cgroup.container_cgroups(cid)],
+        "cgroups": [path_arg(path) for path in cgroup.container_cgroups(group_of(config))],
     }
     spec_path = store.layout.container_run_dir(cid) / f"exec-{new_id()[:12]}.json"
     host.step(f"exec in container {short_id(cid)}")

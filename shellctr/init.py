@@ -291,6 +291,9 @@ class Init:
         if not spec.get("tty"):
             # With -t the container's pty is bound here after the pivot; without, null.
             steps.append(mount(self.at("/dev/null"), self.at("/dev/console"), None, MS_BIND))
+        # volumes, binds, tmpfs (-v, --mount, --tmpfs): before the /etc files, so that a
+        # volume is seeded with the image's files only, and /etc/hosts lands on a volume
+        steps += self.mount_steps()
         for source, target in spec.get("etc_files", []):
             steps += [self.file_in_rootfs(target), mount(source, self.at(target), None, MS_BIND)]
         for path in MASKED_PATHS:
@@ -299,8 +302,21 @@ class Init:
             full = self.at(path)
             steps += [Step(step.shell, step.action, when=exists(full))
                       for step in bind_readonly(full)]
+        if spec.get("readonly_rootfs"):  # --read-only: the rootfs only; its mounts stay
+            from shellctr.init_mounts import make_dir_step
+
+            steps += [make_dir_step(self.rootfs, str(spec.get("cwd") or "/")),  # -w, first
+                      mount("", self.rootfs, None, MS_REMOUNT | MS_BIND | MS_RDONLY)]
         steps += [self.sethostname(str(spec["hostname"])), self.loopback_up()]
         return steps
+
+    def mount_steps(self) -> list[Step]:
+        """The container's own mounts (-v, --mount, --tmpfs): see init_mounts.py."""
+        if not self.spec.get("mounts"):
+            return []
+        from shellctr.init_mounts import mount_steps
+
+        return mount_steps(self.rootfs, self.spec["mounts"])
 
     def cgroup_steps(self) -> list[Step]:
         """Join the container's cgroups: every process it forks is then inside too."""

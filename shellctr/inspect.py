@@ -6,7 +6,13 @@ from typing import Any
 
 from shellctr import cgroup
 from shellctr.lifecycle import reconcile
-from shellctr.state import ContainerConfig, ContainerState, Image, container_config
+from shellctr.state import (
+    ContainerConfig,
+    ContainerState,
+    Image,
+    MountPoint,
+    container_config,
+)
 from shellctr.store import Store
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, as Docker prints "never"
@@ -21,7 +27,7 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
     state: ContainerState = reconcile(store, cid)
     layout = store.layout
     running = state.status == "running"
-    paused = running and cgroup.is_frozen(cid)
+    paused = running and cgroup.is_frozen(cgroup.group_of(cid, config.cgroup_parent))
     return {
         "Id": config.id,
         "Created": _time(config.created),
@@ -61,9 +67,12 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "CpusetCpus": config.cpuset_cpus,
             "CpusetMems": config.cpuset_mems,
             "PidsLimit": config.pids_limit or None,  # Docker: null when unlimited
+            "CgroupParent": config.cgroup_parent,
             "RestartPolicy": {"Name": config.restart_policy,
                               "MaximumRetryCount": config.restart_max},
             "NetworkMode": "none",
+            "ReadonlyRootfs": config.read_only,
+            "Tmpfs": {m.target: m.options for m in config.mounts if m.type == "tmpfs"} or None,
         },
         "GraphDriver": {
             "Name": "overlay",
@@ -74,7 +83,7 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
                 "MergedDir": str(layout.container_rootfs(cid)),
             },
         },
-        "Mounts": [],
+        "Mounts": [mount_json(store, mount) for mount in config.mounts],
         "Config": {
             "Hostname": config.hostname,
             "User": config.user,
@@ -90,6 +99,21 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             **({"StopSignal": config.stop_signal} if config.stop_signal else {}),
         },
     }
+
+
+def mount_json(store: Store, mount: MountPoint) -> dict[str, Any]:
+    """One of Docker's `Mounts` entries."""
+    entry: dict[str, Any] = {"Type": mount.type}
+    if mount.type == "volume":
+        entry.update(Name=mount.source, Source=str(store.layout.volume_data(mount.source)),
+                     Destination=mount.target, Driver="local", Mode="", RW=not mount.readonly,
+                     Propagation="")
+    else:
+        entry.update(Source=mount.source, Destination=mount.target,
+                     Mode="ro" if mount.readonly else "", RW=not mount.readonly,
+                     Propagation=mount.propagation or ("rprivate" if mount.type == "bind"
+                                                       else ""))
+    return entry
 
 
 def image_json(image: Image, store: Store | None = None) -> dict[str, Any]:

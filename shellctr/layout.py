@@ -58,6 +58,21 @@ class Layout:
     def blob(self, digest_hex: str) -> Path:
         return self.blobs_dir / digest_hex
 
+    # -- volumes -------------------------------------------------------------
+    @property
+    def volumes_dir(self) -> Path:
+        return self.root / "volumes"
+
+    def volume_dir(self, name: str) -> Path:
+        return self.volumes_dir / name
+
+    def volume_record(self, name: str) -> Path:
+        return self.volume_dir(name) / "volume.json"
+
+    def volume_data(self, name: str) -> Path:
+        """The volume's files, as Docker keeps them (its Mountpoint)."""
+        return self.volume_dir(name) / "_data"
+
     # -- containers ----------------------------------------------------------
     @property
     def containers_dir(self) -> Path:

@@ -50,10 +50,7 @@ def reconcile(store: Store, cid: str) -> ContainerState:
         ended = {"status": "exited", "pid": 0, "pid_start": 0, "monitor_pid": 0,
                  "monitor_start": 0}
         if exit_file.exists():
-            record = read_record(exit_file)
-            state = evolve(state, **ended, exit_code=record["exit_code"],
-                           finished_at=record["finished_at"],
-                           oom_killed=cgroup.oom_killed(cid))
+            return record_end(store, cid, state)
         elif not alive(state.pid, state.pid_start) and not alive(state.monitor_pid,
                                                                   state.monitor_start):
             state = evolve(state, **ended, exit_code=UNKNOWN_EXIT, finished_at=now_iso(),
@@ -61,7 +58,19 @@ def reconcile(store: Store, cid: str) -> ContainerState:
         else:
             return state
         save(store, store.layout.container_state(cid), state)
-        cgroup.remove(store.host, cid)
+        cgroup.remove(store.host, cgroup_group(store, cid))
+    return state
+
+
+def record_end(store: Store, cid: str, state: ContainerState) -> ContainerState:
+    """Record the end the monitor wrote in exit.json; remove the cgroups (locked)."""
+    record = read_record(store.layout.container_exit_file(cid))
+    group = cgroup_group(store, cid)
+    state = evolve(state, status="exited", pid=0, pid_start=0, monitor_pid=0,
+                   monitor_start=0, exit_code=record["exit_code"],
+                   finished_at=record["finished_at"], oom_killed=cgroup.oom_killed(group))
+    save(store, store.layout.container_state(cid), state)
+    cgroup.remove(store.host, group)
     return state
 
 
@@ -70,8 +79,9 @@ def find_container(store: Store, ref: str) -> str:
     return find(ref, store.container_names(), "container")
 
 
-def remove(host: Host, store: Store, ref: str, force: bool) -> None:
-    """`rm [-f]`: refuse a running container unless forced; then remove every trace."""
+def remove(host: Host, store: Store, ref: str, force: bool, volumes: bool = False) -> None:
+    """`rm [-f] [-v]`: refuse a running container unless forced; then remove every trace
+    (with -v, its anonymous volumes too)."""
     cid = find_container(store, ref)
     if force:
         mark_stopping(store, cid)  # first: a restart due during its back-off must not happen
@@ -81,7 +91,7 @@ def remove(host: Host, store: Store, ref: str, force: bool) -> None:
             raise Conflict(f"cannot remove container {ref}: it is running",
                            "stop it first, or use rm -f")
         host.step(f"kill container {short_id(cid)}")
-        thaw(host, cid)
+        thaw(host, cgroup_group(store, cid))
         if alive(state.pid, state.pid_start):  # its pid may belong to another process now
             host.kill(state.pid, signal.SIGKILL)
         if not host.dry_run:
@@ -93,11 +103,15 @@ def remove(host: Host, store: Store, ref: str, force: bool) -> None:
         if reconcile(store, cid).status == "running":  # its restart policy started it again
             raise Conflict(f"cannot remove container {ref}: it is running",
                            "stop it first, or use rm -f")
-        image_id = container_config(store, cid).image_id
+        config = container_config(store, cid)
+        record = store.config_record(cid)
         host.step(f"remove container {short_id(cid)}")
-        cgroup.remove(host, cid)
+        cgroup.remove(host, cgroup.group_of(cid, config.cgroup_parent))
         store.remove_container(cid)
-        if not store.layout.image_file(image_id).exists():
+        if volumes:
+            from shellctr.container import remove_volumes
+            remove_volumes(host, store, record)
+        if not store.layout.image_file(config.image_id).exists():
             # its image went with rmi -f while it existed: its layers may be free now
             from shellctr.image import remove_unused_layers
             remove_unused_layers(host, store)
@@ -183,7 +197,7 @@ def stop(host: Host, store: Store, ref: str, timeout: int) -> None:
     if state.status != "running":
         return  # Docker: stopping a stopped container is not an error
     host.step(f"stop container {short_id(cid)}")
-    thaw(host, cid)  # a frozen process cannot act on its stop signal
+    thaw(host, cgroup_group(store, cid))  # a frozen process cannot act on its stop signal
     stop_signal = container_config(store, cid).stop_signal  # the image's StopSignal
     if alive(state.pid, state.pid_start):
         host.kill(state.pid, parse_signal(stop_signal) if stop_signal else signal.SIGTERM)
@@ -204,7 +218,7 @@ def kill(host: Host, store: Store, ref: str, signum: int) -> None:
     state = require_running(store, cid, ref)
     host.step(f"signal container {short_id(cid)}")
     if signum == signal.SIGKILL:
-        thaw(host, cid)
+        thaw(host, cgroup_group(store, cid))
     if alive(state.pid, state.pid_start):
         host.kill(state.pid, signum)
     if signum == signal.SIGKILL:
@@ -262,8 +276,9 @@ def update(host: Host, store: Store, ref: str, flags: dict[str, str | bool | Non
             changes.update(restart_policy=policy, restart_max=count)
         updated = evolve(config, **changes)  # validated before anything is written
         host.step(f"update container {short_id(cid)}")
-        if running and cgroup.has_cgroups(cid):
-            cgroup.update(host, cid, changes)
+        group = cgroup.group_of(cid, config.cgroup_parent)
+        if running and cgroup.has_cgroups(group):
+            cgroup.update(host, group, changes)
         save(store, store.layout.container_config(cid), updated)
 
 
@@ -326,12 +341,18 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
         if not store.layout.container_config(cid).exists():
             return 0  # removed meanwhile (rm -f)
         state = reconcile(store, cid)
+        if state.status == "created":  # no `start` recorded it: a --dry-run script ran it
+            state = record_end(store, cid, state)
         config = container_config(store, cid)
         restart = should_restart(config.restart_policy, config.restart_max, state)
         if not restart:
             if config.auto_remove:
+                from shellctr.container import remove_volumes
+
+                record = store.config_record(cid)
                 host.step(f"remove container {short_id(cid)} (--rm)")
                 store.remove_container(cid)
+                remove_volumes(host, store, record)
             return state.exit_code
     time.sleep(min(0.1 * 2 ** state.restart_count, 10.0))  # Docker's back-off, capped
     # under the lock until it runs: a `stop` or `rm -f` now either comes first (and we
@@ -406,16 +427,22 @@ def container_matches(store: Store, config: ContainerConfig, state: ContainerSta
     return all(any(tests[key](value) for value in values) for key, values in filters.items())
 
 
-def thaw(host: Host, cid: str) -> None:
-    if cgroup.is_frozen(cid):
-        cgroup.freeze(host, cid, frozen=False)
+def cgroup_group(store: Store, cid: str) -> str:
+    """The container's cgroup path (`shellctr/<id>`, or below its --cgroup-parent)."""
+    return cgroup.group_of(cid, store.config_record(cid).get("cgroup_parent", ""))
+
+
+def thaw(host: Host, group: str) -> None:
+    if cgroup.is_frozen(group):
+        cgroup.freeze(host, group, frozen=False)
 
 
 def pause(host: Host, store: Store, ref: str, frozen: bool) -> None:
     """`pause` / `unpause`: freeze or thaw every process of the container."""
     cid = find_container(store, ref)
     require_running(store, cid, ref)
-    if cgroup.is_frozen(cid) == frozen:
+    group = cgroup_group(store, cid)
+    if cgroup.is_frozen(group) == frozen:
         raise Conflict(f"container {ref} is {'already' if frozen else 'not'} paused")
     host.step(f"{'pause' if frozen else 'unpause'} container {short_id(cid)}")
-    cgroup.freeze(host, cid, frozen)
+    cgroup.freeze(host, group, frozen)

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from shellctr.errors import ShellctrError
 
@@ -69,10 +70,15 @@ def read_records(path: Path, offset: int = 0) -> tuple[list[Record], int]:
     """Complete records from byte `offset` on, and the offset after the last of them."""
     try:
         with open(path, "rb") as stream:
-            stream.seek(offset)
-            data = stream.read()
+            return read_from(stream, offset)
     except FileNotFoundError:
         return [], offset
+
+
+def read_from(stream: BinaryIO, offset: int) -> tuple[list[Record], int]:
+    """read_records from an open log: it can still be read once removed (`run --rm`)."""
+    stream.seek(offset)
+    data = stream.read()
     end = data.rfind(b"\n") + 1  # a record still being written waits for the next read
     records = []
     for line in data[:end].splitlines():
@@ -101,18 +107,25 @@ def show(record: Record, timestamps: bool) -> None:
     target.flush()
 
 
-def follow(path: Path, offset: int, running: Callable[[], bool], timestamps: bool,
+def follow(log: Path | BinaryIO, offset: int, running: Callable[[], bool], timestamps: bool,
            until: datetime | None) -> None:
-    """`logs -f`: print new records as they come, until the container has ended."""
+    """`logs -f`: print new records as they come, until the container has ended. Give
+    the log open: a `--rm` container's is removed as it ends, its last lines unread."""
+    if isinstance(log, Path):
+        try:
+            with open(log, "rb") as stream:
+                return follow(stream, offset, running, timestamps, until)
+        except FileNotFoundError:
+            return None
     while True:
         ended = not running()  # read after checking: nothing written before the end is lost
-        records, offset = read_records(path, offset)
+        records, offset = read_from(log, offset)
         for record in records:
             if until is not None and record.when > until:
-                return
+                return None
             show(record, timestamps)
         if ended:
-            return
+            return None
         time.sleep(POLL_SECONDS)
 
 

@@ -1,8 +1,8 @@
 /*
  * shellctr-monitor: the small process that stays with a container while it runs.
  *
- *   shellctr-monitor [--attach] [--keep-stdin] [--console-fd FD] [--then N HOOK ARG...]
- *                    EXIT_FILE LOG_FILE -- COMMAND [ARG...]
+ *   shellctr-monitor [--attach] [--keep-stdin] [--console-fd FD] [--attach-socket DIR]
+ *                    [--then N HOOK ARG...] EXIT_FILE LOG_FILE -- COMMAND [ARG...]
  *   shellctr-monitor --reap -- COMMAND [ARG...]
  *
  * It starts COMMAND (shellctr's `unshare ... init.py` line) with stdout and stderr on
@@ -15,8 +15,18 @@
  * `run`). --keep-stdin gives the container a stdin that stays open and silent (`run -di`).
  * --console-fd: a unix socket on which shellctr hands over the master side of the
  * container's pseudo-terminal (`run -dt`); the monitor then holds it open and logs what
- * the container writes to its terminal as stdout. When the container has ended and its output is drained, it writes
- * EXIT_FILE atomically (temp file, fsync, rename):
+ * the container writes to its terminal as stdout.
+ *
+ * --attach-socket: a unix socket DIR/attach.sock (mode 0700) for `shellctr attach`.
+ * Each client gets what the container prints from then on, in Docker's attach framing
+ * (8-byte header: stream 1 or 2, three zero bytes, the length big-endian; then the
+ * bytes), and may send frames of its own (1-byte type, 4-byte length, payload): type 0
+ * is input for the container (its terminal, or its kept-open stdin), type 1 a window
+ * size (rows and columns, 16 bits each, big-endian). Clients see end-of-file when the
+ * container's output has ended.
+ *
+ * When the container has ended and its output is drained, it writes EXIT_FILE
+ * atomically (temp file, fsync, rename):
  *
  *   {"exit_code":0,"finished_at":"2026-11-29T19:40:01.000000000Z"}
  *
@@ -34,16 +44,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define LINE_MAX_BYTES 16384 /* Docker splits longer lines into several records */
+#define MAX_CLIENTS 8         /* `shellctr attach` sessions at once */
+#define FRAME_MAX 65536       /* the largest frame a client may send */
 
 struct stream {
     const char *name; /* "stdout" or "stderr" */
+    int id;           /* the same in attach frames: 1 or 2 */
     int fd;           /* read end of the container's pipe, -1 once closed */
     int echo_fd;      /* where --attach copies it, or -1 */
     char buf[LINE_MAX_BYTES];
@@ -51,6 +66,15 @@ struct stream {
 };
 
 static int log_fd = -1;
+
+/* an attached `shellctr attach`: its socket, and a partly received frame */
+struct client {
+    int fd; /* -1: a free slot */
+    unsigned char buf[5 + FRAME_MAX];
+    size_t len;
+};
+static struct client clients[MAX_CLIENTS];
+static int input_fd = -1; /* where client input goes: the pty master or the stdin pipe */
 
 static void die(const char *what) {
     fprintf(stderr, "shellctr-monitor: %s: %s\n", what, strerror(errno));
@@ -110,6 +134,136 @@ static void log_record(const struct stream *s, const char *data, size_t len) {
     write_all(log_fd, out, n);
 }
 
+static void drop_client(struct client *c) {
+    close(c->fd);
+    c->fd = -1;
+    c->len = 0;
+}
+
+/* Write to a client; a client that cannot keep up (2 s send timeout) is dropped. */
+static int send_all(struct client *c, const char *data, size_t len) {
+    while (len > 0) {
+        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            drop_client(c);
+            return -1;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* What the container printed, to every attached client, in Docker's framing. */
+static void broadcast(int stream, const char *data, size_t len) {
+    unsigned char header[8] = {(unsigned char)stream, 0, 0, 0, (unsigned char)(len >> 24),
+                               (unsigned char)(len >> 16), (unsigned char)(len >> 8),
+                               (unsigned char)len};
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (clients[i].fd >= 0 && send_all(&clients[i], (const char *)header, 8) == 0)
+            send_all(&clients[i], data, len);
+}
+
+/* Input for the container; waits at most a second for room, then drops the rest. */
+static void write_input(const unsigned char *data, size_t len) {
+    while (input_fd >= 0 && len > 0) {
+        ssize_t n = write(input_fd, data, len);
+        if (n < 0 && errno == EAGAIN) {
+            struct pollfd room = {.fd = input_fd, .events = POLLOUT};
+            if (poll(&room, 1, 1000) <= 0)
+                return;
+            continue;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return; /* the container closed its stdin */
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Read from a client; act on each complete frame (input, or a window size). */
+static void serve_client(struct client *c) {
+    ssize_t got = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+    if (got < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (got <= 0) {
+        drop_client(c);
+        return;
+    }
+    c->len += (size_t)got;
+    for (;;) {
+        if (c->len < 5)
+            return;
+        size_t size = (size_t)c->buf[1] << 24 | (size_t)c->buf[2] << 16 |
+                      (size_t)c->buf[3] << 8 | c->buf[4];
+        if (size > FRAME_MAX) {
+            drop_client(c);
+            return;
+        }
+        if (c->len < 5 + size)
+            return;
+        const unsigned char *payload = c->buf + 5;
+        if (c->buf[0] == 0) {
+            write_input(payload, size);
+        } else if (c->buf[0] == 1 && size == 4 && input_fd >= 0) {
+            struct winsize ws = {.ws_row = (unsigned short)(payload[0] << 8 | payload[1]),
+                                 .ws_col = (unsigned short)(payload[2] << 8 | payload[3])};
+            ioctl(input_fd, TIOCSWINSZ, &ws); /* not a terminal (no -t): nothing to size */
+        }
+        memmove(c->buf, c->buf + 5 + size, c->len - 5 - size);
+        c->len -= 5 + size;
+    }
+}
+
+/* The listening socket DIR/attach.sock, reached through /proc/self/fd so that a long
+ * DIR still fits in sun_path; only root may connect (0700). */
+static int listen_attach(const char *dir) {
+    int dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0)
+        die("open attach socket directory");
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/attach.sock", dir_fd);
+    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (sock < 0)
+        die("socket");
+    unlinkat(dir_fd, "attach.sock", 0); /* one left by an earlier run of the container */
+    mode_t old = umask(077);
+    if (bind(sock, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(sock, 8) < 0)
+        die("listen on attach socket");
+    umask(old);
+    close(dir_fd);
+    return sock;
+}
+
+static void unlink_socket(const char *dir) {
+    int dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd >= 0) {
+        unlinkat(dir_fd, "attach.sock", 0);
+        close(dir_fd);
+    }
+}
+
+static void accept_client(int listener) {
+    int fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct timeval timeout = {.tv_sec = 2};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        if (clients[i].fd < 0) {
+            clients[i].fd = fd;
+            clients[i].len = 0;
+            return;
+        }
+    }
+    close(fd); /* too many at once */
+}
+
 /* Read what is there; log each complete line (and full buffers); at EOF the rest. */
 static void drain(struct stream *s) {
     ssize_t got = read(s->fd, s->buf + s->len, sizeof s->buf - s->len);
@@ -125,6 +279,7 @@ static void drain(struct stream *s) {
     }
     if (s->echo_fd >= 0)
         write_all(s->echo_fd, s->buf + s->len, (size_t)got);
+    broadcast(s->id, s->buf + s->len, (size_t)got);
     s->len += (size_t)got;
     size_t start = 0;
     for (size_t i = 0; i < s->len; i++) {
@@ -157,7 +312,8 @@ static void write_exit_file(const char *path, int code) {
 
 static int usage(void) {
     fprintf(stderr, "usage: shellctr-monitor [--attach] [--keep-stdin] [--console-fd FD] "
-                    "[--then N HOOK ARG...] EXIT_FILE LOG_FILE -- COMMAND [ARG...]\n");
+                    "[--attach-socket DIR] [--then N HOOK ARG...] EXIT_FILE LOG_FILE -- "
+                    "COMMAND [ARG...]\n");
     return 125;
 }
 
@@ -207,6 +363,7 @@ int main(int argc, char **argv) {
     if (argc > 3 && strcmp(argv[1], "--reap") == 0 && strcmp(argv[2], "--") == 0)
         return reap(argv + 3);
     int attach = 0, keep_stdin = 0, console = -1, arg = 1;
+    const char *socket_dir = NULL;
     char **hook = NULL;
     for (;;) {
         if (arg < argc && strcmp(argv[arg], "--attach") == 0) {
@@ -219,6 +376,9 @@ int main(int argc, char **argv) {
             console = atoi(argv[arg + 1]);
             if (console < 3 || fcntl(console, F_SETFD, FD_CLOEXEC) < 0)
                 return usage(); /* and never passed on to the container */
+            arg += 2;
+        } else if (arg + 1 < argc && strcmp(argv[arg], "--attach-socket") == 0) {
+            socket_dir = argv[arg + 1];
             arg += 2;
         } else if (arg + 1 < argc && strcmp(argv[arg], "--then") == 0) {
             int words = atoi(argv[arg + 1]);
@@ -251,6 +411,9 @@ int main(int argc, char **argv) {
     signal(SIGHUP, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        clients[i].fd = -1;
+    int listener = socket_dir != NULL ? listen_attach(socket_dir) : -1;
 
     pid_t child = fork();
     if (child < 0)
@@ -267,22 +430,29 @@ int main(int argc, char **argv) {
     }
     close(out[1]);
     close(err[1]);
-    if (keep_stdin)
+    if (keep_stdin) {
         close(in[0]);
+        input_fd = in[1];
+        fcntl(input_fd, F_SETFL, O_NONBLOCK); /* a container not reading must not stall us */
+    }
 
     static struct stream streams[3] = {
-        {.name = "stdout"}, {.name = "stderr"}, {.name = "stdout", .fd = -1, .echo_fd = -1},
+        {.name = "stdout", .id = 1}, {.name = "stderr", .id = 2},
+        {.name = "stdout", .id = 1, .fd = -1, .echo_fd = -1},
     };
     streams[0].fd = out[0];
     streams[0].echo_fd = attach ? 1 : -1;
     streams[1].fd = err[0];
     streams[1].echo_fd = attach ? 2 : -1;
     while (streams[0].fd >= 0 || streams[1].fd >= 0 || streams[2].fd >= 0) {
-        struct pollfd fds[4] = {{.fd = streams[0].fd, .events = POLLIN},
-                                {.fd = streams[1].fd, .events = POLLIN},
-                                {.fd = streams[2].fd, .events = POLLIN},
-                                {.fd = console, .events = POLLIN}};
-        if (poll(fds, 4, -1) < 0) {
+        struct pollfd fds[5 + MAX_CLIENTS] = {{.fd = streams[0].fd, .events = POLLIN},
+                                              {.fd = streams[1].fd, .events = POLLIN},
+                                              {.fd = streams[2].fd, .events = POLLIN},
+                                              {.fd = console, .events = POLLIN},
+                                              {.fd = listener, .events = POLLIN}};
+        for (int i = 0; i < MAX_CLIENTS; i++)
+            fds[5 + i] = (struct pollfd){.fd = clients[i].fd, .events = POLLIN};
+        if (poll(fds, 5 + MAX_CLIENTS, -1) < 0) {
             if (errno == EINTR)
                 continue;
             die("poll");
@@ -292,9 +462,23 @@ int main(int argc, char **argv) {
                 drain(&streams[i]); /* a pty master reads EIO once the container ended */
         if (console >= 0 && fds[3].revents) {
             streams[2].fd = receive_fd(console);
+            input_fd = streams[2].fd; /* attached input goes to the container's terminal */
+            fcntl(input_fd, F_SETFL, O_NONBLOCK);
             close(console);
             console = -1;
         }
+        if (listener >= 0 && fds[4].revents)
+            accept_client(listener);
+        for (int i = 0; i < MAX_CLIENTS; i++)
+            if (clients[i].fd >= 0 && fds[5 + i].fd == clients[i].fd && fds[5 + i].revents)
+                serve_client(&clients[i]);
+    }
+    if (listener >= 0) { /* the container's output has ended: so has every attach */
+        close(listener);
+        unlink_socket(socket_dir);
+        for (int i = 0; i < MAX_CLIENTS; i++)
+            if (clients[i].fd >= 0)
+                drop_client(&clients[i]);
     }
     int status;
     while (waitpid(child, &status, 0) < 0)

@@ -63,6 +63,31 @@ class Image(Model):
     digest: str = ""  # sha256 hex of its OCI manifest (`images --digests`)
 
 
+class MountPoint(Model):
+    """One of a container's mounts (`-v`, `--mount`, `--tmpfs`, image VOLUMEs)."""
+
+    type: Literal["bind", "volume", "tmpfs"]
+    source: str = ""  # bind: the host path; volume: its name; tmpfs: ""
+    target: str = Field(pattern=r"^/.")  # absolute, clean, not /
+    readonly: bool = False
+    options: str = ""  # tmpfs: mount(8) options (noexec,nosuid,nodev,size=64m,...)
+    propagation: str = ""  # bind: as given (the container's namespace is private)
+    nocopy: bool = False  # volume: not seeded from the image
+    anonymous: bool = False  # volume: named by shellctr, removed by rm -v / --rm
+
+
+class Volume(Model):
+    """A named or anonymous volume: ROOT/volumes/<name>/{volume.json,_data}."""
+
+    schema_version: Literal[1] = 1
+    name: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+    driver: Literal["local"] = "local"
+    created: datetime
+    labels: dict[str, str] = Field(default_factory=dict)
+    options: dict[str, str] = Field(default_factory=dict)
+    anonymous: bool = False
+
+
 class ContainerConfig(Model):
     """Frozen when the container is created."""
 
@@ -94,11 +119,14 @@ class ContainerConfig(Model):
     cpuset_cpus: str = ""  # e.g. 0-1,3; "": all of the host's
     cpuset_mems: str = ""
     pids_limit: int = Field(default=0, ge=0)  # 0: no limit
+    cgroup_parent: str = ""  # --cgroup-parent; "": shellctr's own parent, `shellctr`
     restart_policy: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
     restart_max: int = Field(default=0, ge=0)  # on-failure:N; 0 means no limit
     labels: dict[str, str] = Field(default_factory=dict)
     stop_signal: str = ""  # the image's StopSignal; "": SIGTERM
     exposed_ports: list[str] = Field(default_factory=list)  # the image's, e.g. "80/tcp"
+    mounts: list[MountPoint] = Field(default_factory=list)  # parents before children
+    read_only: bool = False  # --read-only: the rootfs (not its mounts) is read-only
 
 
 class ContainerState(Model):
@@ -145,3 +173,15 @@ def container_config(store: Store, cid: str) -> ContainerConfig:
 
 def container_state(store: Store, cid: str) -> ContainerState:
     return load(ContainerState, store.layout.container_state(cid))
+
+
+def volumes(store: Store) -> list[Volume]:
+    from shellctr.volume import volume_names
+
+    found = []
+    for name in volume_names(store):
+        try:
+            found.append(load(Volume, store.layout.volume_record(name)))
+        except FileNotFoundError:  # removed meanwhile
+            continue
+    return found

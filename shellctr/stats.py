@@ -89,12 +89,12 @@ def blkio_bytes(text: str, unified: bool) -> tuple[int, int]:
     return done[0], done[1]
 
 
-def sample(cid: str, pid: int) -> Sample:
+def sample(group: str, pid: int) -> Sample:
     """The container's counters now (zeros for a container without cgroups)."""
     unified = cgroup.unified()
 
     def knob(controller: str, name: str) -> str:
-        return read(cgroup.cgroup_dir(cid, controller) / name)
+        return read(cgroup.cgroup_dir(group, controller) / name)
 
     if unified:
         cpu_ns = keyed(knob("cpu", "cpu.stat")).get("usage_usec", 0) * 1000

@@ -64,9 +64,9 @@ def relay(master: int, interactive: bool, log: Path | None = None) -> None:
                     if not data:
                         break
                     if log_fd is not None:
-                        _write_all(log_fd, log_record(data))
+                        write_all(log_fd, log_record(data))
                     try:
-                        _write_all(STDOUT, data)
+                        write_all(STDOUT, data)
                     except OSError:  # EIO/EPIPE: the caller's terminal is gone
                         break  # closing the master hangs up the container's terminal too
                 if STDIN in ready:
@@ -75,10 +75,10 @@ def relay(master: int, interactive: bool, log: Path | None = None) -> None:
                     except OSError:  # EIO: the caller's terminal hung up
                         break
                     if data:
-                        _write_all(master, data)
+                        write_all(master, data)
                     else:  # the caller's stdin ended: send the terminal's end-of-file
                         readers.remove(STDIN)
-                        _write_all(master, b"\x04")
+                        write_all(master, b"\x04")
     finally:
         signal.signal(signal.SIGWINCH, previous)
         os.close(master)
@@ -96,7 +96,7 @@ def log_record(data: bytes) -> bytes:
     return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     while data:
         written = os.write(fd, data)
         data = data[written:]

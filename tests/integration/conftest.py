@@ -35,9 +35,11 @@ cleans up whatever it found, so one failure does not cascade into the next tests
   watching <root>/containers with inotify while the test runs: that sees even a
   `run --rm` container that is gone before any listing, and never another worker's or
   another checkout's containers (their roots differ);
-- nothing left in <runroot>/containers, <root>/containers or <root>/tmp, no `.partial`
-  directory in <root>/layers, no `.partial` layer tar in <root>/blobs/sha256. Tests
-  that keep a container (no --rm) remove it themselves before they end.
+- nothing left in <runroot>/containers, <root>/containers, <root>/tmp or
+  <root>/volumes (anonymous volumes must go with rm -v / --rm; tests remove the named
+  ones they make), no `.partial` directory in <root>/layers and no `.partial` layer tar
+  in <root>/blobs/sha256. Tests that keep a container (no --rm) remove it themselves
+  before they end.
 
 Transient states (a container's last process being reaped) are polled for with a
 deadline; no test sleeps for a fixed time or asserts on wall-clock durations, and every
@@ -149,7 +151,8 @@ def leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
     ids = cleaner("ps", "-aq", "--no-trunc").out.split()
     if ids:
         cleaner("rm", "-f", *ids)
-    for directory in (w.runroot / "containers", w.root / "containers", w.root / "tmp"):
+    for directory in (w.runroot / "containers", w.root / "containers", w.root / "tmp",
+                      w.root / "volumes"):
         for entry in os.listdir(directory) if directory.is_dir() else []:
             shutil.rmtree(directory / entry, ignore_errors=True)
     for layers in (w.root / "layers", w.root / "blobs" / "sha256"):

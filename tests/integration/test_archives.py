@@ -151,7 +151,7 @@ def cleanup(ctr: Ctr) -> Iterator[list[str]]:
     yield refs
     for ref in refs:
         if ctr("inspect", ref, trace=False).code == 0:
-            ctr("rm", "-f", ref)
+            ctr("rm", "-f", "-v", ref)
             ctr("rmi", "-f", ref)
 
 
@@ -373,7 +373,7 @@ def test_image_config_is_honoured_by_run_and_stop(ctr: Ctr, cleanup: list[str],
     assert "kill -s USR1" in result.err, str(result)
     assert ctr("inspect", "-f", "{{.State.ExitCode}}", name).ok().out.strip() == "7"
     assert "got-usr1" in ctr("logs", name).ok().out
-    ctr("rm", name).ok()
+    ctr("rm", "-v", name).ok()  # and the anonymous volume of the image's VOLUME /data
 
 
 # -- other verbs -----------------------------------------------------------------------

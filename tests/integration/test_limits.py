@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .support import CGROUP_ROOT, Ctr, inspect, one_line_error, remove_all, run_detached
+from .support import BASE, CGROUP_ROOT, Ctr, inspect, one_line_error, remove_all, run_detached
 
 PID1 = ("sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait")
 UNIFIED = (CGROUP_ROOT / "cgroup.controllers").exists()
@@ -143,3 +143,38 @@ def test_stats_no_stream_shows_what_the_containers_use(ctr: Ctr) -> None:
     assert usage != "0B" and net == ["0B", "/", "0B"], rows
     assert rows["three"][4] == "3" and rows["three"][1] != "0B", rows  # sh and two sleeps
     assert rows["never"] == ["0.00%", "0B", "/", "0B", "0", "0B", "/", "0B"], rows
+
+
+@pytest.fixture
+def cgroup_parent() -> Iterator[str]:
+    """A --cgroup-parent of this worker's own (two levels); removed after the test, as
+    shellctr leaves a user's parent in place (Docker does too)."""
+    top = f"{BASE.name}-parent"
+    yield f"/{top}/nested"
+    hierarchies = [CGROUP_ROOT] if UNIFIED else [p for p in CGROUP_ROOT.iterdir()
+                                                 if (p / top).is_dir()]
+    for hierarchy in hierarchies:
+        for path in (hierarchy / top / "nested", hierarchy / top):
+            if path.is_dir():
+                path.rmdir()
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_cgroup_parent_holds_the_container_and_its_limits(ctr: Ctr, cgroup_parent: str) -> None:
+    cid = run_detached(ctr, "--name", "kid", "--cgroup-parent", cgroup_parent, "--pids-limit",
+                       "30", "busybox", *PID1)
+    lines = ctr("exec", "kid", "cat", "/proc/self/cgroup").ok().out.splitlines()
+    ours = [line for line in lines if line.endswith(f"{cgroup_parent}/{cid}")]
+    assert ours and not [line for line in lines if "/shellctr/" in line], lines
+    pids = (CGROUP_ROOT / ("" if UNIFIED else "pids") / cgroup_parent.lstrip("/") / cid)
+    assert (pids / "pids.max").read_text().strip() == "30"
+    assert inspect(ctr, "kid")["HostConfig"]["CgroupParent"] == cgroup_parent.lstrip("/")
+    ctr("rm", "-f", "kid").ok()
+    assert not pids.exists()  # the container's cgroup goes; the parent is the user's
+
+
+@pytest.mark.parametrize("parent", ["../escape", "a/./b", "/"])
+def test_invalid_cgroup_parent_is_refused_before_anything_is_made(ctr: Ctr, parent: str) -> None:
+    line = one_line_error(ctr("run", "--rm", "--cgroup-parent", parent, "busybox", "true"))
+    assert line.startswith("shellctr: invalid --cgroup-parent"), line
+    assert ctr.container_ids() == []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import Ctr, Result, Worker, tree_listing
+from .support import Ctr, Result, Worker, tree_listing, wait_for
 
 
 # -- --trace ---------------------------------------------------------------------------------
@@ -106,6 +106,18 @@ def test_dry_run_run_script_replayed_runs_the_container(ctr: Ctr, worker: Worker
     replay(script)
     assert ctr.container_ids() == []  # --rm: the script removes what it made
     assert set(tree_listing(worker.root, worker.runroot)) == set(before)
+
+
+def test_dry_run_detached_run_script_replayed_runs_it_in_the_background(ctr: Ctr) -> None:
+    script = assert_script(ctr("--dry-run", "run", "-d", "--name", "bg", "busybox", "sh", "-c",
+                               "echo from the background; exit 3"))
+    assert "\nsetsid --fork " in script and "\nrmdir " not in script  # its hook cleans up
+    replay(script)
+    # the monitor's hook records the end (after waiting for a `start` that never comes)
+    wait_for(lambda: ctr("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "bg")
+             .out.strip() == "exited 3", "the monitor's hook to record the end")
+    assert ctr("logs", "bg").ok().out == "from the background\n"
+    ctr("rm", "bg").ok()
 
 
 def test_dry_run_rm_prints_a_script_and_changes_nothing(ctr: Ctr, worker: Worker) -> None:

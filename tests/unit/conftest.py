@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shellctr import cgroup, container, image, lifecycle
+from shellctr import cgroup, container, image, lifecycle, volume
 from shellctr.layout import Layout
 
 from .helpers import CID, MONITOR, T0, RecordingHost
@@ -33,6 +33,7 @@ def fixed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(container, "host_resolv_conf", lambda: "nameserver 192.0.2.53\n")
     monkeypatch.setattr(image, "now_iso", lambda: T0)
     monkeypatch.setattr(lifecycle, "now_iso", lambda: T0)
+    monkeypatch.setattr(volume, "now_iso", lambda: T0)
 
 
 @pytest.fixture(autouse=True)

@@ -27,6 +27,7 @@ PYTHON_ACTIONS = frozenset({"mkdir", "cat", "rm", "mv", "kill", "echo"})
 
 # Fixed ids and times, so records and commands are the same on every run.
 CID = "0123456789abcdef" * 4
+GROUP = f"shellctr/{CID}"  # its cgroup path below each hierarchy
 IMAGE_ID = "ab" * 32
 LAYER = "cd" * 32
 T0 = "2024-05-01T12:00:00.123456Z"
@@ -266,7 +267,7 @@ class FakeInit:
         self.argv = argv = list(cmd.argv)
         if os.path.basename(argv[0]) == MONITOR_NAME:
             i = 1
-            while argv[i] in ("--keep-stdin", "--console-fd"):  # detached -i / -t
+            while argv[i] in ("--keep-stdin", "--console-fd", "--attach-socket"):  # detached
                 i += 1 if argv[i] == "--keep-stdin" else 2
             if argv[i] == "--attach":
                 self.attach, i = True, i + 1

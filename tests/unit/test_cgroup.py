@@ -4,6 +4,7 @@ their paths, creation and removal, the freezer, -m and the OOM counter."""
 from __future__ import annotations
 
 import errno
+import os
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from shellctr.host import Rollback
 from shellctr.layout import Layout
 from shellctr.store import Store
 
-from .helpers import CID, MONITOR_NAME, FakeInit, RecordingHost, install_image, q
+from .helpers import CID, GROUP, MONITOR_NAME, FakeInit, RecordingHost, install_image, q
 
 
 def v1(root: Path, *controllers: str) -> None:
@@ -29,15 +30,15 @@ def v2(root: Path) -> None:
 
 
 def test_no_hierarchy_no_cgroups(cgroup_root: Path) -> None:
-    assert cgroup.container_cgroups(CID) == []
-    assert not cgroup.is_frozen(CID) and not cgroup.oom_killed(CID)
-    assert cgroup.procs(CID) == [] and not cgroup.has_cgroups(CID)
+    assert cgroup.container_cgroups(GROUP) == []
+    assert not cgroup.is_frozen(GROUP) and not cgroup.oom_killed(GROUP)
+    assert cgroup.procs(GROUP) == [] and not cgroup.has_cgroups(GROUP)
 
 
 def test_v1_has_a_cgroup_in_each_controller_it_uses(cgroup_root: Path) -> None:
     v1(cgroup_root, "cpu", "memory", "freezer", "pids")
     assert not cgroup.unified()
-    assert cgroup.container_cgroups(CID) == [
+    assert cgroup.container_cgroups(GROUP) == [
         cgroup_root / name / "shellctr" / CID for name in ("freezer", "memory", "cpu", "pids")]
 
 
@@ -45,31 +46,31 @@ def test_v1_joint_hierarchies_are_listed_once(cgroup_root: Path) -> None:
     (cgroup_root / "cpu,cpuacct").mkdir()
     for name in ("cpu", "cpuacct"):  # as systemd mounts them
         (cgroup_root / name).symlink_to("cpu,cpuacct")
-    assert cgroup.container_cgroups(CID) == [cgroup_root / "cpu" / "shellctr" / CID]
+    assert cgroup.container_cgroups(GROUP) == [cgroup_root / "cpu" / "shellctr" / CID]
 
 
 def test_v2_has_one(cgroup_root: Path) -> None:
     v2(cgroup_root)
     assert cgroup.unified()
-    assert cgroup.container_cgroups(CID) == [cgroup_root / "shellctr" / CID]
+    assert cgroup.container_cgroups(GROUP) == [cgroup_root / "shellctr" / CID]
 
 
 def test_create_and_remove(cgroup_root: Path) -> None:
     v1(cgroup_root, "freezer", "memory")
     host = RecordingHost()
     with Rollback(host) as rollback:
-        paths = cgroup.create(host, CID, rollback)
-    assert all(path.is_dir() for path in paths) and cgroup.has_cgroups(CID)
+        paths = cgroup.create(host, GROUP, rollback)
+    assert all(path.is_dir() for path in paths) and cgroup.has_cgroups(GROUP)
     (paths[0] / "cgroup.procs").write_text("4242\n4243\n")
-    assert cgroup.procs(CID) == [4242, 4243]
+    assert cgroup.procs(GROUP) == [4242, 4243]
     other = cgroup_root / "memory" / "shellctr" / ("e" * 64)
     other.mkdir()  # another container's: the memory parent stays
     host.reset()
-    cgroup.remove(host, CID)
+    cgroup.remove(host, GROUP)
     assert host.lines == [f"rmdir {q(paths[0])}", f"rmdir {q(paths[0].parent)}",
                           f"rmdir {q(paths[1])}"]
-    assert not cgroup.has_cgroups(CID) and other.is_dir()
-    cgroup.remove(host, CID)  # idempotent
+    assert not cgroup.has_cgroups(GROUP) and other.is_dir()
+    cgroup.remove(host, GROUP)  # idempotent
     assert len(host.cmds) == 3
 
 
@@ -77,7 +78,7 @@ def test_a_failed_start_undoes_the_cgroups(cgroup_root: Path) -> None:
     v2(cgroup_root)
     host = RecordingHost()
     with pytest.raises(RuntimeError), Rollback(host) as rollback:
-        cgroup.create(host, CID, rollback)
+        cgroup.create(host, GROUP, rollback)
         raise RuntimeError("init failed")
     assert not (cgroup_root / "shellctr" / CID).exists()
 
@@ -97,7 +98,7 @@ def test_remove_waits_while_the_cgroup_is_busy(cgroup_root: Path,
         real(path)
 
     monkeypatch.setattr(host, "remove_cgroup", busy_twice)
-    cgroup.remove(host, CID)
+    cgroup.remove(host, GROUP)
     assert len(tries) == 4  # 3 for the container's, then its parent
     assert not (cgroup_root / "shellctr").exists()
 
@@ -107,21 +108,21 @@ def test_remove_under_dry_run_shows_the_rmdir_once(cgroup_root: Path) -> None:
     mine = cgroup_root / "shellctr" / CID
     mine.mkdir(parents=True)
     host = RecordingHost(dry_run=True)
-    cgroup.remove(host, CID)  # the cgroup stays: this must not loop
+    cgroup.remove(host, GROUP)  # the cgroup stays: this must not loop
     assert host.lines == [f"rmdir {q(mine)}"]
     assert mine.is_dir()
 
 
 def test_freeze_v1(cgroup_root: Path) -> None:
     v1(cgroup_root, "freezer", "memory")
-    for path in cgroup.container_cgroups(CID):
+    for path in cgroup.container_cgroups(GROUP):
         path.mkdir(parents=True)
     host = RecordingHost()
-    cgroup.freeze(host, CID, True)
+    cgroup.freeze(host, GROUP, True)
     state = cgroup_root / "freezer" / "shellctr" / CID / "freezer.state"
-    assert host.lines == [f"echo FROZEN > {q(state)}"] and cgroup.is_frozen(CID)
-    cgroup.freeze(host, CID, False)
-    assert host.lines[-1] == f"echo THAWED > {q(state)}" and not cgroup.is_frozen(CID)
+    assert host.lines == [f"echo FROZEN > {q(state)}"] and cgroup.is_frozen(GROUP)
+    cgroup.freeze(host, GROUP, False)
+    assert host.lines[-1] == f"echo THAWED > {q(state)}" and not cgroup.is_frozen(GROUP)
 
 
 def test_freeze_v2_waits_for_the_kernel_to_report_it(cgroup_root: Path,
@@ -136,9 +137,9 @@ def test_freeze_v2_waits_for_the_kernel_to_report_it(cgroup_root: Path,
 
     monkeypatch.setattr(time, "sleep", kernel_freezes)
     host = RecordingHost()
-    cgroup.freeze(host, CID, True)
+    cgroup.freeze(host, GROUP, True)
     assert host.lines == [f"echo 1 > {q(mine / 'cgroup.freeze')}"]
-    assert cgroup.is_frozen(CID)
+    assert cgroup.is_frozen(GROUP)
 
 
 def test_freeze_that_never_happens_is_an_error(cgroup_root: Path,
@@ -148,7 +149,7 @@ def test_freeze_that_never_happens_is_an_error(cgroup_root: Path,
     mine.mkdir(parents=True)
     (mine / "cgroup.events").write_text("frozen 0\n")
     with pytest.raises(ShellctrError, match="the freezer did not freeze the container in time"):
-        cgroup.wait_frozen(CID, True, timeout=0.02)
+        cgroup.wait_frozen(GROUP, True, timeout=0.02)
 
 
 @pytest.mark.parametrize(("text", "size"), [
@@ -177,7 +178,7 @@ def test_parse_memory_has_dockers_minimum() -> None:
 
 def limit_memory(host: RecordingHost, memory: int) -> None:
     """`-m` alone: at most `memory` bytes of RAM, and as much swap again (Docker's default)."""
-    for path, value in cgroup.knobs(CID, {**cgroup.LIMIT_DEFAULTS, "memory": memory}):
+    for path, value in cgroup.knobs(GROUP, {**cgroup.LIMIT_DEFAULTS, "memory": memory}):
         host.write_value(path, value)
 
 
@@ -224,7 +225,7 @@ def test_oom_killed(cgroup_root: Path, version: str, text: str, killed: bool) ->
         name = "memory.events"
     mine.mkdir(parents=True)
     (mine / name).write_text(text)
-    assert cgroup.oom_killed(CID) is killed
+    assert cgroup.oom_killed(GROUP) is killed
 
 
 @pytest.mark.usefixtures("fixed", "restore_signals")
@@ -237,9 +238,51 @@ def test_start_with_memory_sets_the_limit_and_the_end_reads_the_oom_counter(
     store = Store(layout, host)
     config = create(host, store, RunOptions("busybox", memory="64m"))
     assert config["memory"] == 64 << 20
-    monkeypatch.setattr(cgroup, "oom_killed", lambda cid: cid == CID and mine.is_dir())
+    monkeypatch.setattr(cgroup, "oom_killed", lambda group: group == GROUP and mine.is_dir())
     assert start(host, store, config, attach=True) == 137
     assert f"echo {64 << 20} > {q(mine / 'memory.limit_in_bytes')}" in host.lines
     state = store.state_record(CID)
     assert (state["exit_code"], state["oom_killed"]) == (137, True)  # read before rmdir
     assert not mine.exists()
+
+
+class Clock:
+    """time.monotonic that moves half a second at each look."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 0.5
+        return self.now
+
+
+@pytest.mark.parametrize("unified", [True, False])
+def test_remove_kills_what_is_still_in_the_cgroup_after_a_grace_second(
+        cgroup_root: Path, monkeypatch: pytest.MonkeyPatch, unified: bool) -> None:
+    if unified:
+        v2(cgroup_root)
+        mine = cgroup_root / "shellctr" / CID
+        mine.mkdir(parents=True)
+        (mine / "cgroup.kill").write_text("")
+    else:
+        v1(cgroup_root, "memory")
+        mine = cgroup_root / "memory" / "shellctr" / CID
+        mine.mkdir(parents=True)
+    (mine / "cgroup.procs").write_text("4242\n4243\n")
+    host = RecordingHost()
+    real = host.remove_cgroup
+
+    def busy_until_killed(path: Path) -> None:
+        if path == mine and not any(line.startswith(("kill", "echo 1")) for line in host.lines):
+            raise OSError(errno.EBUSY, "Device or resource busy")  # left by a crash
+        real(path)
+
+    monkeypatch.setattr(host, "remove_cgroup", busy_until_killed)
+    monkeypatch.setattr(cgroup.time, "monotonic", Clock())
+    monkeypatch.setattr(cgroup.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(os, "kill", lambda pid, signum: None)
+    cgroup.remove(host, GROUP)
+    killed = ([f"echo 1 > {q(mine / 'cgroup.kill')}"] if unified
+              else ["kill -s KILL 4242", "kill -s KILL 4243"])
+    assert host.lines == [*killed, f"rmdir {q(mine)}", f"rmdir {q(mine.parent)}"]

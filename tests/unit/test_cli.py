@@ -126,10 +126,12 @@ def test_dry_run_run_detach_prints_a_valid_script_and_changes_nothing(
     assert out.startswith("#!/usr/bin/env bash\n")
     subprocess.run(["bash", "-n"], input=out.encode(), check=True)
     lines = out.splitlines()
-    monitor = [line for line in lines if line.startswith(f"{MONITOR} ")]
-    assert len(monitor) == 1
+    # detached: the monitor in a session of its own, running the `_exited` hook at the end
+    monitor = [line for line in lines if line.startswith(f"setsid --fork {MONITOR} ")]
+    assert len(monitor) == 1 and " --then 7 " in monitor[0]
     assert " -- unshare --mount --uts --ipc --net --pid --propagation private -- " in monitor[0]
     assert f" -- {MONITOR} --reap -- " in monitor[0]
+    assert not any(line.startswith("rmdir ") for line in lines)  # the hook's job
     assert any('"restart_policy":"always"' in line for line in lines)  # the config record
     assert snapshot(layout.root) == before
     assert not layout.runroot.exists()

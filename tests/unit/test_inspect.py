@@ -84,8 +84,11 @@ def test_a_created_container(layout: Layout, cgroup_root: Path) -> None:
             "CpusetCpus": "",
             "CpusetMems": "",
             "PidsLimit": 20,
+            "CgroupParent": "",
             "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
             "NetworkMode": "none",
+            "ReadonlyRootfs": False,
+            "Tmpfs": None,
         },
         "GraphDriver": {
             "Name": "overlay",

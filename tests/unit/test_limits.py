@@ -15,7 +15,7 @@ from shellctr.layout import Layout
 from shellctr.state import ContainerState, container_config
 from shellctr.store import Store
 
-from .helpers import CID, RecordingHost, install_image, q
+from .helpers import CID, GROUP, RecordingHost, install_image, q
 
 V1 = ("freezer", "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio")
 
@@ -48,7 +48,7 @@ def limits(**flags: str | bool) -> dict[str, object]:
 def writes(**flags: str | bool) -> list[tuple[str, str]]:
     """The (knob relative to the cgroupfs root, value) writes the flags make."""
     return [(str(path.relative_to(cgroup.CGROUP_ROOT)).replace(CID, "ID"), value)
-            for path, value in cgroup.knobs(CID, limits(**flags))]
+            for path, value in cgroup.knobs(GROUP, limits(**flags))]
 
 
 def test_flags_become_config_values(v1: Path) -> None:
@@ -99,7 +99,7 @@ def test_v1_memory_swap(v1: Path, swap: str | None, memsw: str) -> None:
     assert writes(**flags)[:2] == [("memory/shellctr/ID/memory.limit_in_bytes", str(64 << 20)),
                                    ("memory/shellctr/ID/memory.memsw.limit_in_bytes", memsw)]
     # update: memsw lifted first, so that a limit above the old memsw is accepted
-    update = cgroup.knobs(CID, limits(**flags), fresh=False)
+    update = cgroup.knobs(GROUP, limits(**flags), fresh=False)
     assert [value for _, value in update[:3]] == ["-1", str(64 << 20), memsw]
 
 
@@ -133,13 +133,13 @@ def test_cpu_weight_as_runc_converts_it(shares: int, weight: int) -> None:
 def test_v1_create_copies_the_cpuset_down(v1: Path) -> None:
     host = RecordingHost()
     with Rollback(host) as rollback:
-        cgroup.create(host, CID, rollback, limits(pids_limit="20"))
+        cgroup.create(host, GROUP, rollback, limits(pids_limit="20"))
     parent = v1 / "cpuset" / "shellctr"
     assert f"echo 0-1 > {q(parent / 'cpuset.cpus')}" in host.lines
     assert f"echo 0 > {q(parent / 'cpuset.mems')}" in host.lines
     assert (parent / CID / "cpuset.cpus").read_text() == "0-1"
     assert (v1 / "pids" / "shellctr" / CID / "pids.max").read_text() == "20"
-    assert len(cgroup.container_cgroups(CID)) == len(V1)  # exec joins every one
+    assert len(cgroup.container_cgroups(GROUP)) == len(V1)  # exec joins every one
     host.reset()
     with Rollback(host) as rollback:  # the parent has its cpuset now: not written again
         cgroup.create(host, "f" * 64, rollback)
@@ -150,7 +150,7 @@ def test_v2_create_enables_the_controllers_for_the_children(v2: Path) -> None:
     (v2 / "cgroup.controllers").write_text("cpu io memory pids\n")  # no cpuset here
     host = RecordingHost()
     with Rollback(host) as rollback:
-        cgroup.create(host, CID, rollback, limits(cpus="1"))
+        cgroup.create(host, GROUP, rollback, limits(cpus="1"))
     root_control, own = v2 / "cgroup.subtree_control", v2 / "shellctr" / "cgroup.subtree_control"
     assert [line for line in host.lines if "subtree_control" in line] == [
         f"echo +cpu > {q(root_control)}", f"echo +pids > {q(root_control)}",
@@ -222,7 +222,7 @@ def test_update_writes_the_knobs_live_and_keeps_them_in_the_config(
     create(host, store, RunOptions("busybox", memory="32m", limits={"pids_limit": "20"}))
     if running:
         with Rollback(host) as rollback:
-            cgroup.create(host, CID, rollback)
+            cgroup.create(host, GROUP, rollback)
         monkeypatch.setattr(lifecycle, "reconcile",
                             lambda store, cid: ContainerState(status="running"))
     host.reset()
@@ -281,7 +281,51 @@ def test_v2_a_controller_that_cannot_be_enabled_refuses_the_start(
     wanted = limits(pids_limit="20")
     with pytest.raises(ShellctrError, match=r"^the pids controller is not enabled in .* for "
                                             r"--pids-limit"), Rollback(host) as rollback:
-        cgroup.create(host, CID, rollback, wanted)
+        cgroup.create(host, GROUP, rollback, wanted)
     assert not (v2 / "shellctr" / CID).exists()  # the rollback removed it
     with Rollback(host) as rollback:  # without the flag, the container starts
-        cgroup.create(host, CID, rollback, limits(memory="64m"))
+        cgroup.create(host, GROUP, rollback, limits(memory="64m"))
+
+
+def test_v2_nested_cgroup_parent_enables_the_controllers_at_every_level(v2: Path) -> None:
+    host = RecordingHost()
+    group = cgroup.group_of(CID, cgroup.parse_parent("/apps/web"))
+    with Rollback(host) as rollback:
+        cgroup.create(host, group, rollback, limits(pids_limit="9"))
+    levels = [v2, v2 / "apps", v2 / "apps" / "web"]
+    enabled = [line for line in host.lines if "subtree_control" in line]
+    assert [line.rpartition(" > ")[2] for line in enabled if "+pids" in line] == [
+        q(level / "cgroup.subtree_control") for level in levels]
+    assert (v2 / "apps" / "web" / CID / "pids.max").read_text() == "9"
+
+
+def test_v1_nested_cgroup_parent_copies_the_cpuset_down_each_level(v1: Path) -> None:
+    host = RecordingHost()
+    with Rollback(host) as rollback:
+        cgroup.create(host, cgroup.group_of(CID, "apps/web"), rollback)
+    cpuset = v1 / "cpuset"
+    assert [line for line in host.lines if line.endswith("cpuset.cpus")] == [
+        f"echo 0-1 > {q(cpuset / 'apps' / 'cpuset.cpus')}",
+        f"echo 0-1 > {q(cpuset / 'apps' / 'web' / 'cpuset.cpus')}",
+        f"echo 0-1 > {q(cpuset / 'apps' / 'web' / CID / 'cpuset.cpus')}"]
+
+
+def test_remove_leaves_a_cgroup_parent_but_not_shellctrs_own(v1: Path) -> None:
+    host = RecordingHost()
+    for group in (GROUP, cgroup.group_of(CID, "apps")):
+        with Rollback(host) as rollback:
+            cgroup.create(host, group, rollback)
+        cgroup.remove(host, group)
+    assert not (v1 / "memory" / "shellctr").exists()
+    assert (v1 / "memory" / "apps").is_dir() and not (v1 / "memory" / "apps" / CID).exists()
+
+
+@pytest.mark.parametrize(("given", "parent"), [("apps", "apps"), ("/apps/web/", "apps/web")])
+def test_cgroup_parent_is_a_path_below_the_root(given: str, parent: str) -> None:
+    assert cgroup.parse_parent(given) == parent
+
+
+@pytest.mark.parametrize("given", ["/", "..", "a/../b", "a//b", "./a"])
+def test_cgroup_parent_with_dots_or_empty_parts_is_refused(given: str) -> None:
+    with pytest.raises(ShellctrError, match="invalid --cgroup-parent"):
+        cgroup.parse_parent(given)

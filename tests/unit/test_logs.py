@@ -193,3 +193,18 @@ def test_follow_stops_at_until(tmp_path: Path, capsys: pytest.CaptureFixture[str
                      + line("c\n", time="2026-11-29T19:00:03Z"))
     follow(path, 0, lambda: True, timestamps=True, until=at(2))  # returns though it runs
     assert capsys.readouterr().out == "2026-11-29T19:00:01Z a\n2026-11-29T19:00:02Z b\n"
+
+
+def test_follow_reads_to_the_end_of_a_log_removed_as_the_container_ended(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "container.log"
+    path.write_bytes(line("first\n"))
+    with open(path, "ab") as monitor, open(path, "rb") as stream:
+        def running() -> bool:  # the --rm container prints its last line and is removed
+            monitor.write(line("last\n"))
+            monitor.flush()
+            path.unlink()
+            return False
+
+        follow(stream, 0, running, timestamps=False, until=None)
+    assert capsys.readouterr().out == "first\nlast\n"

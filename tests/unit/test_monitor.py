@@ -10,7 +10,11 @@ import json
 import os
 import re
 import shutil
+import socket
+import stat
+import struct
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +141,41 @@ def test_then_execs_the_hook_once_the_exit_file_is_written(monitor: Path,
     assert run.err == b"hook ran\n"  # the hook writes to the monitor's stderr, not the log
     assert json.loads(seen.read_text())["exit_code"] == 3
     assert run.stream("stdout") == ["a\n"] and run.stream("stderr") == []
+
+
+def frames(sock: socket.socket) -> list[tuple[int, bytes]]:
+    """Every frame the monitor sends until it closes the socket."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    found = []
+    while data:
+        size = struct.unpack(">I", data[4:8])[0]
+        found.append((data[0], data[8:8 + size]))
+        data = data[8 + size:]
+    return found
+
+
+def test_attach_socket_takes_input_and_sends_the_output_framed(monitor: Path,
+                                                               tmp_path: Path) -> None:
+    script = 'read line; echo "got $line"; echo oops >&2; exit 4'
+    argv = [str(monitor), "--keep-stdin", "--attach-socket", str(tmp_path),
+            str(tmp_path / "exit.json"), str(tmp_path / "log"), "--", "sh", "-c", script]
+    process = subprocess.Popen(argv)
+    path = tmp_path / "attach.sock"
+    deadline = time.monotonic() + 10
+    while not path.exists():
+        assert time.monotonic() < deadline, "no attach socket"
+        time.sleep(0.01)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o700  # only root may attach
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        sock.sendall(b"\x01\x00\x00\x00\x04\x00\x28\x00\x64")  # a size: no terminal, ignored
+        sock.sendall(b"\x00\x00\x00\x00\x03hi\n")
+        assert frames(sock) == [(1, b"got hi\n"), (2, b"oops\n")]
+    assert process.wait(timeout=10) == 4
+    assert not path.exists()  # gone with the container's output
 
 
 @pytest.mark.parametrize("options", [

@@ -315,7 +315,8 @@ def test_monitor_argv_detached_runs_the_exited_hook_of_this_root(layout: Layout)
     hook = [str(TOP / "bin" / "shellctr"), "--root", str(layout.root),
             "--runroot", str(layout.runroot), "_exited", CID]
     assert monitor_argv(layout, monitor_config(), spec, attach=False) == [
-        str(MONITOR), "--then", "7", *hook, str(cdir / "exit.json"),
+        str(MONITOR), "--attach-socket", str(layout.container_run_dir(CID)),
+        "--then", "7", *hook, str(cdir / "exit.json"),
         str(cdir / "container.log"), "--", *unshare_line(spec)]
     assert (TOP / "bin" / "shellctr").is_file() and (TOP / "shellctr" / "monitor.c").is_file()
 
@@ -324,10 +325,10 @@ def test_monitor_argv_detached_keeps_stdin_open_for_i_and_takes_the_terminal_for
         layout: Layout) -> None:
     spec = layout.container_init_spec(CID)
     interactive = monitor_argv(layout, monitor_config(interactive=True), spec, attach=False)
-    assert interactive[:3] == [str(MONITOR), "--keep-stdin", "--then"]
+    assert interactive[:3] == [str(MONITOR), "--keep-stdin", "--attach-socket"]
     tty = monitor_argv(layout, monitor_config(tty=True, interactive=True), spec,
                        attach=False, console_fd=9)
-    assert tty[:4] == [str(MONITOR), "--console-fd", "9", "--then"]
+    assert tty[:4] == [str(MONITOR), "--console-fd", "9", "--attach-socket"]
     attached = monitor_argv(layout, monitor_config(tty=True, interactive=True), spec,
                             attach=True)
     assert attached[:2] == [str(MONITOR), "--attach"]

@@ -10,7 +10,7 @@ import pytest
 
 from shellctr import cgroup, stats
 
-from .helpers import CID
+from .helpers import CID, GROUP
 
 TICK = 1_000_000_000 // os.sysconf("SC_CLK_TCK")  # ns per clock tick
 NET_DEV = """Inter-|   Receive                                                |  Transmit
@@ -45,7 +45,7 @@ def test_sample_v1(cgroup_root: Path, proc: Path) -> None:
         controller, knob = name.split("/")
         (cgroup_root / controller / "shellctr" / CID).mkdir(parents=True, exist_ok=True)
         (cgroup_root / controller / "shellctr" / CID / knob).write_text(text)
-    assert stats.sample(CID, 42) == stats.Sample(
+    assert stats.sample(GROUP, 42) == stats.Sample(
         cpu_ns=5_000_000_000, system_ns=1000 * TICK, memory=8 << 20, limit=64 << 20,
         net_rx=2500, net_tx=1500, blk_read=4096, blk_write=8192, pids=3)
 
@@ -61,7 +61,7 @@ def test_sample_v2_without_a_limit_has_the_hosts_memory(cgroup_root: Path, proc:
                                   "8:16 rbytes=1 wbytes=2\n",
                        "pids.current": "2\n"}.items():
         (mine / knob).write_text(text)
-    sample = stats.sample(CID, 0)  # no pid: no network counters
+    sample = stats.sample(GROUP, 0)  # no pid: no network counters
     assert (sample.cpu_ns, sample.memory, sample.limit) == (2_500_000, 4_000_000,
                                                             16384000 * 1024)
     assert (sample.blk_read, sample.blk_write, sample.pids) == (101, 202, 2)
@@ -101,5 +101,5 @@ def test_a_stopped_container_is_all_zeros() -> None:
 
 
 def test_no_cgroup_hierarchy_reads_zeros(proc: Path) -> None:
-    assert cgroup.container_cgroups(CID) == []
-    assert stats.sample(CID, 42).pids == 0
+    assert cgroup.container_cgroups(GROUP) == []
+    assert stats.sample(GROUP, 42).pids == 0
