@@ -70,20 +70,27 @@ def changes(store: Store, ref: str) -> list[tuple[str, str]]:
     upper = layout.container_upper(cid)
     found: list[tuple[str, str]] = []
 
-    def walk(prefix: str) -> None:
+    def walk(prefix: str) -> bool:
+        """List the changes under `prefix`; whether it held a mount point init made."""
+        held = False
         with os.scandir(upper / prefix if prefix else upper) as entries:
             names = sorted(entry.name for entry in entries)
         for base in names:
             name = f"{prefix}/{base}" if prefix else base
             if name in skips:
+                held = True
                 continue
             st = os.lstat(upper / name)
             if is_whiteout(st):
                 found.append(("D", "/" + name))
                 continue
-            found.append(("C" if in_lower(layout, config.layers, name) else "A", "/" + name))
+            kind = "C" if in_lower(layout, config.layers, name) else "A"
+            found.append((kind, "/" + name))
             if stat.S_ISDIR(st.st_mode):
-                walk(name)
+                mark = len(found)
+                if walk(name) and kind == "C" and len(found) == mark:
+                    found.pop()  # copied up only for init's mount points: not a change
+        return held
 
     if upper.is_dir():
         walk("")

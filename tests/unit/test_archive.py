@@ -415,3 +415,15 @@ def test_members_hidden_behind_a_broken_header_are_refused(tmp_path: Path) -> No
         scan_layer(path)
     path.write_bytes(tar_bytes([("a", REG, b"a")]) + b"\0" * 4096)  # zero padding is fine
     assert scan_layer(path).size == 1
+
+
+def test_diff_leaves_out_a_dir_copied_up_only_for_init_mount_points(
+        layout: Layout, tmp_path: Path) -> None:
+    store = loaded(layout, tmp_path)  # /etc without hostname, hosts, resolv.conf
+    config = create(store.host, store, RunOptions("img:1", ["true"]))
+    upper = layout.container_upper(config["id"])
+    (upper / "etc").mkdir()
+    (upper / "etc" / "hostname").write_text("")  # made by init.py to bind over
+    assert commit.changes(store, config["id"]) == []
+    (upper / "etc" / "motd").write_text("changed")
+    assert commit.changes(store, config["id"]) == [("C", "/etc"), ("C", "/etc/motd")]
