@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 # host tools the engine drives, plus what the venv needs
-APT_PACKAGES := busybox-static iproute2 iptables util-linux procps tar python3 python3-venv \
+APT_PACKAGES := busybox-static iproute2 iptables util-linux procps tar attr python3 python3-venv \
     gcc libc6-dev
 PYTEST_ARGS ?=
 
@@ -65,6 +65,7 @@ test: venv lint  ## the whole suite, in parallel
 bench: image
 	$(PY) bench/start.py
 	$(PY) bench/lifecycle.py
+	$(PY) bench/images.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

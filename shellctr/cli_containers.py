@@ -164,7 +164,7 @@ def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
             try:
                 found.append(container_json(ctx.store, find_container(ctx.store, name)))
             except NotFound:
-                found.append(image_json(find_image(ctx.store, name)))
+                found.append(image_json(find_image(ctx.store, name), ctx.store))
             except FileNotFoundError as err:  # removed by another process as we read it
                 raise NotFound(f"no such object: {name}") from err
         except ShellctrError as err:

@@ -217,7 +217,9 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
             "cgroup_parent": parent,
             "restart_policy": restart_policy,
             "restart_max": restart_max,
-            "labels": labels,
+            "labels": {**(image_config.get("Labels") or {}), **labels},  # -l wins
+            "stop_signal": image_config.get("StopSignal") or "",
+            "exposed_ports": sorted(image_config.get("ExposedPorts") or {}),
             "mounts": mounts,  # volume.mount_record; anonymous volumes named below
             "read_only": options.read_only,
         }

@@ -269,6 +269,36 @@ class Host:
         if rollback is not None:
             rollback.push(f"mv {src}", lambda: self.rename(dst, src))
 
+    # -- layers: whiteouts, links, files produced by a command ---------------------
+    def make_whiteout(self, path: Path) -> None:
+        """An overlayfs whiteout (a 0/0 character device): hides `path` of lower layers."""
+        import stat
+
+        self.apply(Cmd(["mknod", "--mode=0", path_arg(path), "c", "0", "0"]),
+                   lambda: os.mknod(path, stat.S_IFCHR, os.makedev(0, 0)))
+        self._plan(path)
+
+    def set_xattr(self, path: Path, name: str, value: str) -> None:
+        """Set an extended attribute, shown as `setfattr` (attr package)."""
+        self.apply(Cmd(["setfattr", f"--name={name}", f"--value={value}", path_arg(path)]),
+                   lambda: os.setxattr(path, name, value.encode(), follow_symlinks=False))
+
+    def link(self, src: Path, dst: Path) -> None:
+        """A hard link `dst` to the file `src` (never following a symlink)."""
+        self.apply(Cmd(["ln", "--no-dereference", path_arg(src), path_arg(dst)]),
+                   lambda: os.link(src, dst, follow_symlinks=False))
+        self._plan(dst)
+
+    def produce(self, argv: Argv, path: Path, action: Callable[[], T],
+                rollback: Rollback | None = None) -> T | None:
+        """Create the file `path` with `action`, shown as the command `argv > path` that
+        writes the same bytes; the undo removes it (also when `action` fails half-way)."""
+        if rollback is not None:
+            rollback.push(f"write {path}", lambda: self.remove_file(path))
+        result = self.apply(Cmd(argv, redirect=path_arg(path)), action)
+        self._plan(path)
+        return result
+
 
 def _plumbum_run(argv: Sequence[str], stdout: IO[bytes] | None = None) -> tuple[int, str, str]:
     # Imported here: plumbum costs ~60 ms to import, and most verbs never need it.

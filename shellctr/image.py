@@ -1,9 +1,9 @@
-"""Images: the layer store, import from a rootfs tar, lookup, tags, rmi, export.
+"""Images: records and OCI configs, import from a rootfs tar, lookup, tags, rmi.
 
-A layer is a tar of files. It is checked member by member in Python first (no
-absolute names, no `..`, nothing through a symlink, no hard link leaving the layer, no
-device nodes outside /dev), then extracted by GNU tar into its own fresh directory
-`layers/<sha256>/`, which every image using the layer shares read-only.
+An image is its OCI image config, kept byte for byte in `blobs/sha256/<id>` (the image
+id is the sha256 of those bytes, as Docker's), plus a record `images/<id>.json` with
+its tags, layers and the config fields `run` reads. Layers live in the layer store
+(layers.py): checked, kept as tars and extracted once each into their own directory.
 """
 
 from __future__ import annotations
@@ -16,18 +16,19 @@ import posixpath
 import shlex
 import tarfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from shellctr.cmd import path_arg
 from shellctr.errors import Conflict, NotFound, ShellctrError
 from shellctr.host import Host, Rollback
 from shellctr.ids import SHORT
-from shellctr.layout import Layout
+from shellctr.layers import LayerScan, file_source, scan_layer, store_layer
 from shellctr.reference import find_image_record, is_id, normalize_ref
 from shellctr.state import Image, ImageConfig, container_config, evolve, images, save
 from shellctr.store import Store, now_iso
+
+__all__ = ["LayerScan", "scan_layer"]  # older callers import them from here
 
 
 def find_image(store: Store, ref: str) -> Image:
@@ -35,159 +36,35 @@ def find_image(store: Store, ref: str) -> Image:
     return Image.model_validate(find_image_record(store, ref))
 
 
-# -- checking layer tars ---------------------------------------------------------------
-@dataclass
-class LayerScan:
-    """What a layer tar holds, learnt before anything is extracted."""
+# -- the layer store (shellctr/layers.py) and image records ----------------------------
+def remove_unused_layers(host: Host, store: Store, gone: str | set[str] = "") -> None:
+    """Remove layer dirs and blobs that no image and no container refers to.
 
-    diff_id: str = ""  # sha256 of the uncompressed tar
-    size: int = 0  # bytes of regular file content
-    skipped: list[str] = field(default_factory=list)  # device nodes under dev/, not extracted
-
-
-class _HashingReader(io.RawIOBase):
-    """Passes bytes through while hashing them."""
-
-    def __init__(self, stream: io.BufferedIOBase) -> None:
-        self.stream = stream
-        self.sha = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self.stream.read(len(buffer))
-        self.sha.update(data)
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def _decompressed(path: Path) -> io.BufferedIOBase:
-    """`path` as an uncompressed byte stream (plain, gzip, bzip2 or xz tar)."""
-    with open(path, "rb") as probe:
-        magic = probe.read(6)
-    if magic.startswith(b"\x1f\x8b"):
-        import gzip
-        return gzip.open(path, "rb")
-    if magic.startswith(b"BZh"):
-        import bz2
-        return bz2.open(path, "rb")
-    if magic.startswith(b"\xfd7zXZ\x00"):
-        import lzma
-        return lzma.open(path, "rb")
-    return open(path, "rb")
-
-
-def _clean_name(name: str) -> str:
-    """A member name as a normalized relative path, or an error for unsafe names."""
-    if name.startswith("/"):
-        raise ShellctrError(f"refusing layer: member {name!r} has an absolute path")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise ShellctrError(f"refusing layer: member {name!r} climbs out with '..'")
-    return "/".join(parts)
-
-
-def scan_layer(path: Path) -> LayerScan:
-    """Check every member of the tar at `path` and compute its diff id and size."""
-    scan = LayerScan()
-    symlinks: set[str] = set()
-    seen: set[str] = set()
-    with _decompressed(path) as raw:
-        hashing = _HashingReader(raw)
-        try:
-            with tarfile.open(fileobj=io.BufferedReader(hashing), mode="r|") as archive:
-                for member in archive:
-                    _check_member(member, seen, symlinks, scan)
-            while hashing.read(1 << 20):  # the tar's padding belongs to the digest too
-                pass
-        except (tarfile.TarError, EOFError, OSError) as err:
-            raise ShellctrError(f"not a valid tar archive: {err}") from err
-    if not seen:
-        raise ShellctrError("not a valid tar archive: it holds no files")
-    scan.diff_id = hashing.sha.hexdigest()
-    return scan
-
-
-def _check_member(
-    member: tarfile.TarInfo, seen: set[str], symlinks: set[str], scan: LayerScan
-) -> None:
-    name = _clean_name(member.name)
-    parents = name.split("/")[:-1]
-    for depth in range(1, len(parents) + 1):
-        if "/".join(parents[:depth]) in symlinks:
-            raise ShellctrError(
-                f"refusing layer: member {member.name!r} would be written through the "
-                f"symlink {'/'.join(parents[:depth])!r}"
-            )
-    if member.islnk():
-        target = _clean_name(member.linkname)
-        if target not in seen or target in symlinks:
-            raise ShellctrError(
-                f"refusing layer: hard link {member.name!r} points outside the layer "
-                f"({member.linkname!r})"
-            )
-    if member.ischr() or member.isblk():
-        if not name.startswith("dev/"):
-            raise ShellctrError(
-                f"refusing layer: device node {member.name!r} outside /dev",
-                "images may not carry device nodes",
-            )
-        scan.skipped.append(member.name)  # /dev is a fresh tmpfs in every container
-    if member.issym():
-        symlinks.add(name)
-    else:
-        symlinks.discard(name)
-    if member.isfile():
-        scan.size += member.size
-    seen.add(name)
-
-
-# -- the layer store -------------------------------------------------------------------
-def add_layer(host: Host, layout: Layout, tar_path: Path, scan: LayerScan,
-              rollback: Rollback) -> None:
-    """Extract a checked layer into `layers/<diff id>/`, unless it is already there."""
-    final = layout.layer_dir(scan.diff_id)
-    if final.is_dir():
-        return
-    partial = layout.layers_dir / f".{scan.diff_id}.partial"
-    host.remove_tree(partial)  # left by a crash during an earlier extraction
-    host.mkdir(partial, rollback=rollback)
-    excludes = []
-    for name in scan.skipped:
-        excludes.append(f"--exclude={name}")
-    host.run([
-        "tar", "--extract",
-        f"--file={path_arg(tar_path)}",
-        f"--directory={path_arg(partial)}",
-        "--numeric-owner",  # owners are the image's uids, not names mapped through the host
-        "--same-owner",
-        "--preserve-permissions",  # modes exactly as in the image (setuid, sticky), no umask
-        "--xattrs", "--xattrs-include=*",
-        *(["--anchored", "--no-wildcards", *excludes] if excludes else []),
-    ])
-    host.rename(partial, final, rollback=rollback)
-
-
-def remove_unused_layers(host: Host, store: Store, gone: str = "") -> None:
-    """Remove layer dirs that no image and no container refers to.
-
-    `gone` is the id of an image just removed, which --dry-run still finds on disk.
+    `gone`: the id(s) of images just removed, which --dry-run still finds on disk.
     """
-    used = {layer for image in images(store) if image.id != gone for layer in image.layers}
+    gone = {gone} if isinstance(gone, str) else gone
+    used = {layer for image in images(store) if image.id not in gone for layer in image.layers}
     used |= {layer for cid in store.container_ids()
              for layer in container_config(store, cid).layers}
     layers_dir = store.layout.layers_dir
-    if not layers_dir.is_dir():
-        return
-    for entry in sorted(os.listdir(layers_dir)):
-        if not entry.startswith(".") and entry not in used:
-            host.remove_tree(layers_dir / entry)
+    if layers_dir.is_dir():
+        for entry in sorted(os.listdir(layers_dir)):
+            if not entry.startswith(".") and entry not in used:
+                host.remove_tree(layers_dir / entry)
+    blobs_dir = store.layout.blobs_dir
+    used |= {image.id for image in images(store) if image.id not in gone}  # config blobs
+    if blobs_dir.is_dir():
+        for entry in sorted(os.listdir(blobs_dir)):
+            if not entry.startswith(".") and entry not in used:
+                host.remove_file(blobs_dir / entry)
 
 
 # -- import ----------------------------------------------------------------------------
+CHANGES = "CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME or WORKDIR"
+
+
 def parse_changes(changes: Iterable[str], base: ImageConfig) -> ImageConfig:
-    """Apply Dockerfile-style `-c` instructions (CMD, ENTRYPOINT, ENV, WORKDIR, USER)."""
+    """Apply Dockerfile-style `-c` instructions (those `docker import/commit -c` take)."""
     config = base.model_dump()
     for change in changes:
         instruction, _, rest = change.strip().partition(" ")
@@ -205,24 +82,42 @@ def parse_changes(changes: Iterable[str], base: ImageConfig) -> ImageConfig:
                 posixpath.join(config["WorkingDir"] or "/", rest))
         elif instruction == "USER":
             config["User"] = rest
+        elif instruction == "EXPOSE":
+            for port in rest.split():
+                number, _, proto = port.partition("/")
+                if not number.isdigit() or proto not in ("", "tcp", "udp", "sctp"):
+                    raise ShellctrError(f"invalid change {change!r}: bad port {port!r}")
+                config["ExposedPorts"][f"{int(number)}/{proto or 'tcp'}"] = {}
+        elif instruction == "VOLUME":
+            paths = _json_list(change, rest) if rest.startswith("[") else rest.split()
+            for path in paths:
+                config["Volumes"][path] = {}
+        elif instruction == "LABEL":
+            config["Labels"].update(_env_pairs(change, rest))
+        elif instruction == "STOPSIGNAL":
+            config["StopSignal"] = rest
         else:
             raise ShellctrError(
                 f"invalid change {change!r}: {instruction or '(empty)'} is not supported",
-                "use CMD, ENTRYPOINT, ENV, WORKDIR or USER",
+                f"use {CHANGES}",
             )
     return ImageConfig.model_validate(config)
+
+
+def _json_list(change: str, rest: str) -> list[str]:
+    try:
+        value = json.loads(rest)
+    except json.JSONDecodeError as err:
+        raise ShellctrError(f"invalid change {change!r}: bad JSON array ({err.msg})") from err
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ShellctrError(f"invalid change {change!r}: expected a JSON array of strings")
+    return value
 
 
 def _command_form(change: str, rest: str) -> list[str]:
     """JSON (exec) form as given; shell form wrapped in /bin/sh -c, as Docker does."""
     if rest.startswith("["):
-        try:
-            value = json.loads(rest)
-        except json.JSONDecodeError as err:
-            raise ShellctrError(f"invalid change {change!r}: bad JSON array ({err.msg})") from err
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ShellctrError(f"invalid change {change!r}: expected a JSON array of strings")
-        return value
+        return _json_list(change, rest)
     return ["/bin/sh", "-c", rest]
 
 
@@ -243,14 +138,159 @@ def _env_pairs(change: str, rest: str) -> dict[str, str]:
     return pairs
 
 
-def image_id_for(layers: list[str], config: ImageConfig, created: str, comment: str) -> str:
-    """Content address of an image: sha256 of its canonical description."""
-    blob = json.dumps(
-        {"layers": layers, "config": config.model_dump(), "created": created,
-         "comment": comment},
-        sort_keys=True, separators=(",", ":"),
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
+# -- OCI image configs and manifests -----------------------------------------------------
+ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
+                 "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
+LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def oci_config(config: ImageConfig, diff_ids: list[str], created: str,
+               history: list[dict[str, Any]], author: str = "", comment: str = "",
+               base: dict[str, Any] | None = None) -> bytes:
+    """An OCI image config (JSON bytes; the image id is their sha256). `base`: the
+    parent's config, whose other fields (architecture, os, ...) are kept."""
+    runtime = {key: value for key, value in config.model_dump().items()
+               if value not in ("", [], {}, None)}
+    document: dict[str, Any] = {
+        "architecture": ARCHITECTURES.get(os.uname().machine, os.uname().machine),
+        "os": "linux",
+        **{k: v for k, v in (base or {}).items() if k not in ("config", "container_config")},
+        "created": created,
+        "config": runtime,
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in diff_ids]},
+        "history": history,
+    }
+    for key, value in (("author", author), ("comment", comment)):
+        document.pop(key, None)
+        if value:
+            document[key] = value
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def history_entry(created: str, created_by: str, comment: str = "", author: str = "",
+                  empty_layer: bool = False) -> dict[str, Any]:
+    entry: dict[str, Any] = {"created": created, "created_by": created_by}
+    for key, value in (("comment", comment), ("author", author), ("empty_layer", empty_layer)):
+        if value:
+            entry[key] = value
+    return entry
+
+
+def parse_config(blob: bytes) -> dict[str, Any]:
+    """An image config blob as JSON, checked for what shellctr needs of it."""
+    try:
+        document = json.loads(blob)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ShellctrError(f"invalid image config: {err}") from err
+    if not isinstance(document, dict):
+        raise ShellctrError("invalid image config: not a JSON object")
+    rootfs = document.get("rootfs") or {}
+    diff_ids = rootfs.get("diff_ids") or []
+    if not diff_ids or not all(isinstance(d, str) and d.startswith("sha256:") and
+                               len(d) == 71 for d in diff_ids):
+        raise ShellctrError("invalid image config: rootfs.diff_ids must list sha256 digests")
+    return document
+
+
+def image_from_config(blob: bytes, tags: list[str], layer_sizes: list[int],
+                      digest: str = "", tar_sizes: list[int] | None = None) -> Image:
+    """The record of the image whose config is `blob`."""
+    document = parse_config(blob)
+    runtime = document.get("config") or {}
+    fields = {key: runtime.get(key) for key in ImageConfig.model_fields}
+    config = ImageConfig.model_validate({k: v for k, v in fields.items() if v is not None})
+    history = [{k: v for k, v in entry.items() if k in
+                ("created", "created_by", "comment", "author", "empty_layer")}
+               for entry in document.get("history") or [] if isinstance(entry, dict)]
+    return Image.model_validate({
+        "id": sha256_hex(blob),
+        "repo_tags": tags,
+        "created": document.get("created") or "1970-01-01T00:00:00Z",
+        "layers": [d.removeprefix("sha256:") for d in document["rootfs"]["diff_ids"]],
+        "size": sum(max(size, 0) for size in layer_sizes),
+        "config": config.model_dump(),
+        "comment": document.get("comment") or "",
+        "author": document.get("author") or "",
+        "history": history,
+        "layer_sizes": layer_sizes,
+        "tar_sizes": tar_sizes or [],
+        "digest": digest,
+    })
+
+
+def oci_manifest(config_blob: bytes, layers: list[tuple[str, int]]) -> bytes:
+    """The OCI manifest of an image: its config and its (uncompressed) layer tars."""
+    return json.dumps({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "config": {"mediaType": CONFIG_TYPE, "digest": f"sha256:{sha256_hex(config_blob)}",
+                   "size": len(config_blob)},
+        "layers": [{"mediaType": LAYER_TYPE, "digest": f"sha256:{diff_id}", "size": size}
+                   for diff_id, size in layers],
+    }, separators=(",", ":")).encode()
+
+
+def layer_size(store: Store, diff_id: str) -> int:
+    """Bytes of file content of a layer already in the store (from any image using it)."""
+    for image in images(store):
+        if diff_id in image.layers and len(image.layer_sizes) == len(image.layers):
+            return image.layer_sizes[image.layers.index(diff_id)]
+    blob = store.layout.blob(diff_id)
+    return blob.stat().st_size if blob.exists() else 0
+
+
+def tar_size(store: Store, diff_id: str, hints: dict[str, int]) -> int:
+    """Bytes of a layer's tar: known from this command, another image, its blob, or
+    (a committed layer, kept as files only) by packing it again."""
+    if diff_id in hints:
+        return hints[diff_id]
+    for image in images(store):
+        if diff_id in image.layers and len(image.tar_sizes) == len(image.layers):
+            return image.tar_sizes[image.layers.index(diff_id)]
+    from shellctr.layers import layer_tar_size
+    return layer_tar_size(store.layout, diff_id)
+
+
+def record_image(host: Host, store: Store, blob: bytes, tags: list[str],
+                 layer_sizes: list[int], rollback: Rollback, digest: str = "",
+                 tar_hints: dict[str, int] | None = None) -> Image:
+    """Keep the config `blob` and write the image's record; move `tags` onto it.
+    Under the lock; the layers are in the store already. `tar_hints`: the tar sizes
+    of layers this command made (diff id -> bytes)."""
+    layout = store.layout
+    diff_ids = [x.removeprefix("sha256:") for x in parse_config(blob)["rootfs"]["diff_ids"]]
+    sizes = [size if size >= 0 else layer_size(store, d)
+             for size, d in zip(layer_sizes, diff_ids, strict=True)]
+    tars: list[int] = []
+    if not host.dry_run:  # under --dry-run the layers are not there to measure
+        tars = [tar_size(store, d, tar_hints or {}) for d in diff_ids]
+        digest = digest or sha256_hex(oci_manifest(blob, list(zip(diff_ids, tars,
+                                                                  strict=True))))
+    image = image_from_config(blob, [], sizes, digest, tars)
+    path = layout.image_file(image.id)
+    previous = Image.model_validate(find_image_record(store, image.id)) if path.exists() else None
+    if previous is not None:
+        if all(tag in previous.repo_tags for tag in tags):
+            return previous  # loaded again: nothing changes
+        tags = [*previous.repo_tags, *(t for t in tags if t not in previous.repo_tags)]
+    for tag in tags:
+        if previous is None or tag not in previous.repo_tags:
+            untag_elsewhere(host, store, tag, rollback)
+    if not host.exists(layout.blob(image.id)):
+        host.write_file(layout.blob(image.id), blob.decode(), mode=0o644, rollback=rollback)
+    image = evolve(image, repo_tags=tags)
+    save(store, path, image)
+    if previous is None:
+        rollback.push("record the image", lambda: host.remove_file(path))
+    else:
+        rollback.push("record the image", restore(store, path, previous))
+    return image
 
 
 def import_image(
@@ -260,28 +300,19 @@ def import_image(
     """A one-layer image from a rootfs tar; `ref` is tagged on it (moved if taken)."""
     config = parse_changes(changes, ImageConfig())
     tag = normalize_ref(ref) if ref else None
-    scan = scan_layer(tar_path)
+    scan = scan_layer(tar_path)  # refused before anything is written
     created = now_iso()
-    image = Image.model_validate({
-        "id": image_id_for([scan.diff_id], config, created, comment),
-        "repo_tags": [tag] if tag else [],
-        "created": created,
-        "layers": [scan.diff_id],
-        "size": scan.size,
-        "config": config.model_dump(),
-        "comment": comment,
-    })
+    blob = oci_config(config, [scan.diff_id], created,
+                      [history_entry(created, "shellctr import",
+                                     comment or f"Imported from {tar_path.name}")],
+                      comment=comment)
     store.prepare()
     with store.lock(), Rollback(host) as rollback:
         host.step(f"import layer sha256:{scan.diff_id[:SHORT]}")
-        add_layer(host, store.layout, tar_path, scan, rollback)
+        store_layer(host, store.layout, file_source(tar_path), rollback, expect=scan.diff_id)
         host.step("record the image")
-        if tag:
-            untag_elsewhere(host, store, tag, rollback)
-        save(store, store.layout.image_file(image.id), image)
-        rollback.push("record the image",
-                      lambda: host.remove_file(store.layout.image_file(image.id)))
-    return image
+        return record_image(host, store, blob, [tag] if tag else [], [scan.size], rollback,
+                            tar_hints={scan.diff_id: scan.tar_size})
 
 
 def restore(store: Store, path: Path, image: Image) -> Callable[[], None]:
@@ -297,6 +328,53 @@ def untag_elsewhere(host: Host, store: Store, tag: str, rollback: Rollback | Non
             save(store, path, evolve(other, repo_tags=[t for t in other.repo_tags if t != tag]))
             if rollback is not None:
                 rollback.push(f"untag {tag}", restore(store, path, other))
+
+
+def tag_image(host: Host, store: Store, source: str, target: str) -> None:
+    """`tag SOURCE TARGET`: TARGET names the image SOURCE names (moved if taken)."""
+    tag = normalize_ref(target)
+    with store.lock(), Rollback(host) as rollback:
+        image = find_image(store, source)
+        if tag in image.repo_tags:
+            return
+        host.step(f"tag {image.id[:SHORT]} as {tag}")
+        untag_elsewhere(host, store, tag, rollback)
+        image = find_image(store, image.id)
+        save(store, store.layout.image_file(image.id),
+             evolve(image, repo_tags=[*image.repo_tags, tag]))
+
+
+def prune_images(host: Host, store: Store, everything: bool) -> tuple[list[str], int]:
+    """`image prune [-a]`: remove dangling images (with -a: every image no container
+    uses). Docker's report lines and the bytes of layers freed."""
+    from shellctr.store import read_record
+
+    used = {read_record(store.layout.container_config(cid))["image_id"]
+            for cid in store.container_ids()}
+    report: list[str] = []
+    with store.lock():
+        layers_before = {d for image in images(store) for d in image.layers}
+        sizes = {d: size for image in images(store)
+                 for d, size in zip(image.layers, image.layer_sizes, strict=False)}
+        for image in images(store):
+            if image.id in used or (image.repo_tags and not everything):
+                continue
+            host.step(f"remove image {image.id[:SHORT]}")
+            report += [f"untagged: {tag}" for tag in image.repo_tags]
+            host.remove_file(store.layout.image_file(image.id))
+            host.remove_file(store.layout.blob(image.id))
+            report.append(f"deleted: sha256:{image.id}")
+        gone = {line.removeprefix("deleted: sha256:") for line in report
+                if line.startswith("deleted: ")}
+        remaining = {d for image in images(store) if image.id not in gone for d in image.layers}
+        for cid in store.container_ids():
+            remaining |= set(read_record(store.layout.container_config(cid))["layers"])
+        freed = layers_before - remaining
+        if gone:
+            remove_unused_layers(host, store, gone=gone)
+        for diff_id in sorted(freed):
+            report.append(f"deleted: sha256:{diff_id}")
+    return report, sum(max(sizes.get(d, 0), 0) for d in freed)
 
 
 # -- rmi -------------------------------------------------------------------------------
@@ -335,6 +413,7 @@ def remove_image(host: Host, store: Store, ref: str, force: bool,
     host.step(f"remove image {image.id[:SHORT]}")
     report += [f"Untagged: {t}" for t in image.repo_tags]
     host.remove_file(store.layout.image_file(image.id))
+    host.remove_file(store.layout.blob(image.id))
     remove_unused_layers(host, store, gone=image.id)
     report.append(f"Deleted: sha256:{image.id}")
     return report

@@ -380,7 +380,9 @@ class Init:
                     os.unlink(full)  # a symlink or special file: replace it with a plain file
             except FileNotFoundError:
                 pass
-            os.close(os.open(full, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644))
+            # read-only: opening the image's file for writing would copy it up into the
+            # container's changes (diff, commit) though nothing changed it
+            os.close(os.open(full, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644))
         return Step(lambda: sh("mkdir", "--parents", directory) + " && " + sh("touch", full), do)
 
     def mask(self, path: str) -> Step:

@@ -95,6 +95,8 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "WorkingDir": config.working_dir,
             "Entrypoint": config.entrypoint or None,
             "Labels": config.labels,
+            "ExposedPorts": {port: {} for port in config.exposed_ports} or None,
+            **({"StopSignal": config.stop_signal} if config.stop_signal else {}),
         },
     }
 
@@ -114,19 +116,43 @@ def mount_json(store: Store, mount: MountPoint) -> dict[str, Any]:
     return entry
 
 
-def image_json(image: Image) -> dict[str, Any]:
+def image_json(image: Image, store: Store | None = None) -> dict[str, Any]:
+    """An image as `docker image inspect` shows it."""
+    platform: dict[str, Any] = {}
+    if store is not None and store.layout.blob(image.id).is_file():
+        import json
+        document = json.loads(store.layout.blob(image.id).read_bytes())
+        platform = {key: document[key] for key in ("architecture", "os", "variant")
+                    if key in document}
+    config = image.config
+    repo = [tag.rpartition(":")[0] for tag in image.repo_tags]
     return {
         "Id": f"sha256:{image.id}",
         "RepoTags": image.repo_tags,
-        "Created": _time(image.created),
+        "RepoDigests": [f"{name}@sha256:{image.digest}" for name in dict.fromkeys(repo)]
+        if image.digest else [],
+        "Parent": "",
         "Comment": image.comment,
-        "Size": image.size,
+        "Created": _time(image.created),
+        "Author": image.author,
         "Config": {
-            "Env": image.config.Env,
-            "Cmd": image.config.Cmd,
-            "Entrypoint": image.config.Entrypoint,
-            "WorkingDir": image.config.WorkingDir,
-            "User": image.config.User,
+            "User": config.User,
+            "ExposedPorts": config.ExposedPorts or None,
+            "Env": config.Env,
+            "Cmd": config.Cmd,
+            "Volumes": config.Volumes or None,
+            "WorkingDir": config.WorkingDir,
+            "Entrypoint": config.Entrypoint,
+            "Labels": config.Labels or None,
+            **({"StopSignal": config.StopSignal} if config.StopSignal else {}),
         },
+        "Architecture": platform.get("architecture", ""),
+        **({"Variant": platform["variant"]} if "variant" in platform else {}),
+        "Os": platform.get("os", "linux"),
+        "Size": image.size,
+        "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": ":".join(
+            str(store.layout.layer_dir(d)) for d in reversed(image.layers))}
+            if store is not None else {}},
         "RootFS": {"Type": "layers", "Layers": [f"sha256:{d}" for d in image.layers]},
+        "Metadata": {"LastTagTime": ZERO_TIME},
     }

@@ -50,6 +50,14 @@ class Layout:
         """A layer's files, extracted once into their own directory."""
         return self.layers_dir / digest_hex
 
+    @property
+    def blobs_dir(self) -> Path:
+        """Content-addressed blobs: layer tars (uncompressed) and image config JSON."""
+        return self.root / "blobs" / "sha256"
+
+    def blob(self, digest_hex: str) -> Path:
+        return self.blobs_dir / digest_hex
+
     # -- volumes -------------------------------------------------------------
     @property
     def volumes_dir(self) -> Path:

@@ -189,7 +189,8 @@ def wait_exit_recorded(store: Store, cid: str, timeout: float = 10.0) -> None:
 
 
 def stop(host: Host, store: Store, ref: str, timeout: int) -> None:
-    """`stop -t N`: the stop signal, N seconds' grace, then SIGKILL."""
+    """`stop -t N`: the stop signal (the image's StopSignal, else SIGTERM), N seconds'
+    grace, then SIGKILL."""
     cid = find_container(store, ref)
     mark_stopping(store, cid)  # first: a restart due during its back-off must not happen
     state = reconcile(store, cid)
@@ -197,8 +198,9 @@ def stop(host: Host, store: Store, ref: str, timeout: int) -> None:
         return  # Docker: stopping a stopped container is not an error
     host.step(f"stop container {short_id(cid)}")
     thaw(host, cgroup_group(store, cid))  # a frozen process cannot act on its stop signal
+    stop_signal = container_config(store, cid).stop_signal  # the image's StopSignal
     if alive(state.pid, state.pid_start):
-        host.kill(state.pid, signal.SIGTERM)
+        host.kill(state.pid, parse_signal(stop_signal) if stop_signal else signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while alive(state.pid, state.pid_start) and time.monotonic() < deadline:
         time.sleep(STOP_POLL)

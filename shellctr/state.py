@@ -31,17 +31,36 @@ class ImageConfig(Model):
     Entrypoint: list[str] | None = None
     WorkingDir: str = ""
     User: str = ""
+    ExposedPorts: dict[str, dict[str, Any]] = Field(default_factory=dict)  # "80/tcp": {}
+    Volumes: dict[str, dict[str, Any]] = Field(default_factory=dict)  # "/data": {}
+    Labels: dict[str, str] = Field(default_factory=dict)
+    StopSignal: str = ""
+
+
+class HistoryEntry(Model):
+    """One step of how the image was made (OCI config `history`)."""
+
+    created: datetime | None = None
+    created_by: str = ""
+    comment: str = ""
+    author: str = ""
+    empty_layer: bool = False  # a step that made no layer (e.g. a config change)
 
 
 class Image(Model):
     schema_version: Literal[1] = 1
-    id: str = Field(pattern=HEX64)  # sha256 of the image's JSON description
+    id: str = Field(pattern=HEX64)  # sha256 of its OCI config blob (blobs/sha256/<id>)
     repo_tags: list[str] = Field(default_factory=list)
     created: datetime
     layers: list[str] = Field(min_length=1)  # diff ids (sha256 hex), bottom layer first
     size: int = Field(ge=0)  # bytes of file content across the layers
     config: ImageConfig = Field(default_factory=ImageConfig)
     comment: str = ""
+    author: str = ""
+    history: list[HistoryEntry] = Field(default_factory=list)
+    layer_sizes: list[int] = Field(default_factory=list)  # bytes of file content, per layer
+    tar_sizes: list[int] = Field(default_factory=list)  # bytes of each layer's tar
+    digest: str = ""  # sha256 hex of its OCI manifest (`images --digests`)
 
 
 class MountPoint(Model):
@@ -104,6 +123,8 @@ class ContainerConfig(Model):
     restart_policy: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
     restart_max: int = Field(default=0, ge=0)  # on-failure:N; 0 means no limit
     labels: dict[str, str] = Field(default_factory=dict)
+    stop_signal: str = ""  # the image's StopSignal; "": SIGTERM
+    exposed_ports: list[str] = Field(default_factory=list)  # the image's, e.g. "80/tcp"
     mounts: list[MountPoint] = Field(default_factory=list)  # parents before children
     read_only: bool = False  # --read-only: the rootfs (not its mounts) is read-only
 

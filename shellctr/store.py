@@ -54,7 +54,7 @@ class Store:
     def prepare(self) -> None:
         """Create the store's directories on first use."""
         layout = self.layout
-        for path in (layout.root, layout.images_dir, layout.layers_dir,
+        for path in (layout.root, layout.images_dir, layout.layers_dir, layout.blobs_dir,
                      layout.containers_dir, layout.tmp_dir):
             self.host.ensure_dir(path, mode=0o700)
 

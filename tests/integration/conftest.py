@@ -37,8 +37,9 @@ cleans up whatever it found, so one failure does not cascade into the next tests
   another checkout's containers (their roots differ);
 - nothing left in <runroot>/containers, <root>/containers, <root>/tmp or
   <root>/volumes (anonymous volumes must go with rm -v / --rm; tests remove the named
-  ones they make), and no `.partial` directory in <root>/layers. Tests that keep a
-  container (no --rm) remove it themselves before they end.
+  ones they make), no `.partial` directory in <root>/layers and no `.partial` layer tar
+  in <root>/blobs/sha256. Tests that keep a container (no --rm) remove it themselves
+  before they end.
 
 Transient states (a container's last process being reaped) are polled for with a
 deadline; no test sleeps for a fixed time or asserts on wall-clock durations, and every
@@ -154,10 +155,12 @@ def leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
                       w.root / "volumes"):
         for entry in os.listdir(directory) if directory.is_dir() else []:
             shutil.rmtree(directory / entry, ignore_errors=True)
-    layers = w.root / "layers"
-    for entry in os.listdir(layers) if layers.is_dir() else []:
-        if entry.endswith(".partial"):
-            shutil.rmtree(layers / entry, ignore_errors=True)
+    for layers in (w.root / "layers", w.root / "blobs" / "sha256"):
+        for entry in os.listdir(layers) if layers.is_dir() else []:
+            if entry.endswith(".partial") and (layers / entry).is_dir():
+                shutil.rmtree(layers / entry, ignore_errors=True)
+            elif entry.endswith(".partial"):
+                (layers / entry).unlink()
     for path in container_cgroups(cids):  # empty now that scrub killed their processes
         try:
             path.rmdir()

@@ -234,18 +234,18 @@ def scrub(base: Path) -> None:
 
 
 def leftovers(w: Worker) -> list[str]:
-    """State a test must not leave: container dirs, scratch files, partial layers, and
-    volumes (an anonymous one that rm -v / --rm should have removed, or a named one the
-    test did not remove)."""
+    """State a test must not leave: container dirs, scratch files, partial layers and
+    layer tars, and volumes (an anonymous one that rm -v / --rm should have removed, or a
+    named one the test did not remove)."""
     found = []
     for directory in (w.runroot / "containers", w.root / "containers", w.root / "tmp",
                       w.root / "volumes"):
         if directory.is_dir():
             found += [f"left in {directory}: {entry}" for entry in os.listdir(directory)]
-    layers = w.root / "layers"
-    if layers.is_dir():
-        found += [f"partial layer left: {layers / entry}" for entry in os.listdir(layers)
-                  if entry.endswith(".partial")]
+    for layers in (w.root / "layers", w.root / "blobs" / "sha256"):
+        if layers.is_dir():
+            found += [f"partial layer left: {layers / entry}" for entry in os.listdir(layers)
+                      if entry.endswith(".partial")]
     return found
 
 

@@ -80,7 +80,7 @@ def one_error_line(err: str, starting: str) -> None:
     ["ps", "--bogus"],
     ["--bogus", "ps"],
     ["run", "--bogus", "busybox"],
-    ["images", "extra"],
+    ["images", "one", "two"],
 ])
 def test_unknown_flag_is_one_line_and_125(cli: Any, args: list[str]) -> None:
     code, out, err = cli(*args)
@@ -237,8 +237,9 @@ def test_trace_prints_each_command_to_stderr(cli: Any, recording: list[Recording
     assert code == 0 and out.startswith("sha256:")
     traced = [line for line in err.splitlines() if line.startswith("+ ")]
     assert [line.split()[1] for line in traced] == [
-        "mkdir", "mkdir", "mkdir", "mkdir", "mkdir", "mkdir", "tar", "mv", "cat"]
-    assert traced[6].startswith("+ tar --extract --file=")
+        "mkdir", "mkdir", "mkdir", "mkdir", "mkdir", "mkdir", "cat", "mv", "mkdir",
+        "tar", "mv", "printf", "cat"]
+    assert traced[9].startswith("+ tar --extract --file=")
 
 
 def test_import_run_ps_rm_rmi(cli: Any, layout: Layout, recording: list[RecordingHost],

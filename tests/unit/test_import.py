@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from shellctr.cmd import Cmd
 from shellctr.errors import HostCommandError, ShellctrError
-from shellctr.image import image_id_for, import_image
+from shellctr.image import history_entry, import_image, oci_config, sha256_hex
 from shellctr.layout import Layout
 from shellctr.state import Image, ImageConfig, save
 from shellctr.store import Store
@@ -35,7 +36,7 @@ from .helpers import (
 pytestmark = pytest.mark.usefixtures("fixed")
 
 TAR_FLAGS = ["--numeric-owner", "--same-owner", "--preserve-permissions",
-             "--xattrs", "--xattrs-include=*"]
+             "--xattrs", "--xattrs-include=*", "--xattrs-exclude=trusted.overlay.*"]
 
 
 @pytest.fixture
@@ -47,13 +48,22 @@ def diff_id(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def blob_partial(layout: Layout) -> Path:
+    return layout.blobs_dir / f".layer-{os.getpid()}.partial"
+
+
 def import_steps(layout: Layout, tar: Path, image_id: str) -> list[list[str]]:
+    """The layer's tar kept, its files extracted, the config blob and record written."""
     digest = diff_id(tar)
     partial = layout.layers_dir / f".{digest}.partial"
+    blob = layout.blob(digest)
     return [
+        ["cat", str(tar), ">", str(blob_partial(layout))],
+        ["mv", "--no-target-directory", str(blob_partial(layout)), str(blob)],
         ["mkdir", "--mode=755", str(partial)],
-        ["tar", "--extract", f"--file={tar}", f"--directory={partial}", *TAR_FLAGS],
+        ["tar", "--extract", f"--file={blob}", f"--directory={partial}", *TAR_FLAGS],
         ["mv", "--no-target-directory", str(partial), str(layout.layer_dir(digest))],
+        ["cat", ">", str(layout.blob(image_id))],
         ["cat", ">", str(layout.image_file(image_id))],
     ]
 
@@ -64,7 +74,10 @@ def argvs(host: RecordingHost) -> list[list[str]]:
 
 
 def expected_id(tar: Path, config: ImageConfig | None = None) -> str:
-    return image_id_for([diff_id(tar)], config or ImageConfig(), T0, "")
+    """The id import gives: the sha256 of the OCI config it writes."""
+    return sha256_hex(oci_config(config or ImageConfig(), [diff_id(tar)], T0,
+                                 [history_entry(T0, "shellctr import",
+                                                f"Imported from {tar.name}")]))
 
 
 def test_import_steps_in_order(layout: Layout, tar: Path) -> None:
@@ -77,6 +90,8 @@ def test_import_steps_in_order(layout: Layout, tar: Path) -> None:
     assert argvs(host) == import_steps(layout, tar, image.id)
     assert record_of(host.cmds[-1]) == image.model_dump(mode="json")
     assert image.repo_tags == ["base:1"] and image.layers == [diff_id(tar)]
+    assert layout.blob(diff_id(tar)).read_bytes() == tar.read_bytes()
+    assert sha256_hex(layout.blob(image.id).read_bytes()) == image.id
     layer = layout.layer_dir(diff_id(tar))
     assert (layer / "bin" / "sh").read_bytes() == b"#!fake shell\n"
     assert sorted(p.name for p in layout.layers_dir.iterdir()) == [diff_id(tar)]
@@ -87,13 +102,19 @@ def test_import_shell_lines(layout: Layout, tar: Path) -> None:
     host = RecordingHost()
     image = import_image(host, Store(layout, host), tar, [], None)
     partial = q(layout.layers_dir / f".{diff_id(tar)}.partial")
-    assert host.lines[:3] == [
+    blob = q(layout.blob(diff_id(tar)))
+    assert host.lines[:5] == [
+        f"cat {q(tar)} > {q(blob_partial(layout))}",
+        f"mv --no-target-directory {q(blob_partial(layout))} {blob}",
         f"mkdir --mode=755 {partial}",
-        f"tar --extract --file={q(tar)} --directory={partial} --numeric-owner --same-owner "
-        "--preserve-permissions --xattrs '--xattrs-include=*'",
+        f"tar --extract --file={blob} --directory={partial} --numeric-owner --same-owner "
+        "--preserve-permissions --xattrs '--xattrs-include=*' "
+        "'--xattrs-exclude=trusted.overlay.*'",
         f"mv --no-target-directory {partial} {q(layout.layer_dir(diff_id(tar)))}",
     ]
-    assert host.lines[3].startswith(f"cat > {q(layout.image_file(image.id))} <<'EOF'\n{{")
+    assert host.lines[5].startswith("printf %s '{\"architecture\":")
+    assert host.lines[5].endswith(f" | cat > {q(layout.blob(image.id))}")
+    assert host.lines[6].startswith(f"cat > {q(layout.image_file(image.id))} <<'EOF'\n{{")
 
 
 def test_import_excludes_device_nodes_under_dev(layout: Layout, tmp_path: Path) -> None:
@@ -103,8 +124,8 @@ def test_import_excludes_device_nodes_under_dev(layout: Layout, tmp_path: Path) 
                                            ("./dev/sda", tarfile.BLKTYPE)])
     host = RecordingHost()
     import_image(host, Store(layout, host), tar, [], None)
-    assert host.cmds[1].argv[-5:] == [
-        "--xattrs-include=*", "--anchored", "--no-wildcards",
+    assert host.cmds[3].argv[-5:] == [
+        "--xattrs-exclude=trusted.overlay.*", "--anchored", "--no-wildcards",
         "--exclude=dev/null", "--exclude=./dev/sda"]
 
 
@@ -112,9 +133,11 @@ def test_import_of_a_layer_already_present_only_records_the_image(layout: Layout
                                                                    tar: Path) -> None:
     prepared_store(layout)
     layout.layer_dir(diff_id(tar)).mkdir()
+    layout.blob(diff_id(tar)).write_bytes(tar.read_bytes())
     host = RecordingHost()
     image = import_image(host, Store(layout, host), tar, [], "again")
-    assert argvs(host) == [["cat", ">", str(layout.image_file(image.id))]]
+    assert argvs(host) == [["cat", ">", str(layout.blob(image.id))],
+                           ["cat", ">", str(layout.image_file(image.id))]]
 
 
 def test_import_clears_a_partial_layer_left_by_a_crash(layout: Layout, tar: Path) -> None:
@@ -124,8 +147,8 @@ def test_import_clears_a_partial_layer_left_by_a_crash(layout: Layout, tar: Path
     (partial / "half-written").write_text("x")
     host = RecordingHost()
     image = import_image(host, Store(layout, host), tar, [], None)
-    assert argvs(host) == [["rm", "--recursive", str(partial)],
-                           *import_steps(layout, tar, image.id)]
+    steps = import_steps(layout, tar, image.id)
+    assert argvs(host) == [*steps[:2], ["rm", "--recursive", str(partial)], *steps[2:]]
 
 
 def test_import_moves_the_tag_from_another_image(layout: Layout, tar: Path) -> None:
@@ -133,21 +156,36 @@ def test_import_moves_the_tag_from_another_image(layout: Layout, tar: Path) -> N
     host = RecordingHost(substitute={"tar": fake_tar})
     image = import_image(host, Store(layout, host), tar, [], "busybox")
     steps = import_steps(layout, tar, image.id)
-    assert argvs(host) == [*steps[:3], ["cat", ">", str(layout.image_file(old.id))], steps[3]]
-    assert record_of(host.cmds[3])["repo_tags"] == ["keep:1"]
+    assert argvs(host) == [*steps[:5], ["cat", ">", str(layout.image_file(old.id))],
+                           *steps[5:]]
+    assert record_of(host.cmds[5])["repo_tags"] == ["keep:1"]
     assert image.repo_tags == ["busybox:latest"]
 
 
 # -- failure at step k undoes steps k-1..1 -----------------------------------------------
-@pytest.mark.parametrize(("k", "undo"), [
-    (1, []),
-    (2, [["rm", "--recursive", "{partial}"]]),
-    (3, [["rm", "--recursive", "{partial}"]]),
-    (4, [["mv", "--no-target-directory", "{layer}", "{partial}"],
-         ["rm", "--recursive", "{partial}"]]),
-])
+BLOB_UNDO = [["rm", "{blob_partial}"]]
+LAYER_UNDO = [["rm", "--recursive", "{partial}"]]
+MV_BLOB = [["mv", "--no-target-directory", "{blob}", "{blob_partial}"], *BLOB_UNDO]
+LAYER_DONE = [["mv", "--no-target-directory", "{layer}", "{partial}"], *LAYER_UNDO, *MV_BLOB]
+UNDOS = [  # when step k fails: the undos of steps k-1..1
+    [],  # the copy of the layer's tar failed: its partial file is not there to remove
+    BLOB_UNDO,
+    MV_BLOB,
+    [*LAYER_UNDO, *MV_BLOB],
+    [*LAYER_UNDO, *MV_BLOB],
+    LAYER_DONE,
+]
+
+
+def undo_paths(layout: Layout, tar: Path) -> dict[str, str]:
+    return {"partial": str(layout.layers_dir / f".{diff_id(tar)}.partial"),
+            "layer": str(layout.layer_dir(diff_id(tar))),
+            "blob": str(layout.blob(diff_id(tar))), "blob_partial": str(blob_partial(layout))}
+
+
+@pytest.mark.parametrize("k", range(1, 8))
 def test_import_failure_at_step_k_undoes_the_steps_before_it(
-        layout: Layout, tar: Path, k: int, undo: list[list[str]]) -> None:
+        layout: Layout, tar: Path, k: int) -> None:
     prepared_store(layout)
     before = snapshot(layout.root)
     host = RecordingHost(fail_at=k, substitute={"tar": fake_tar})
@@ -155,14 +193,15 @@ def test_import_failure_at_step_k_undoes_the_steps_before_it(
     with pytest.raises(HostCommandError, match="injected failure"):
         import_image(host, Store(layout, host), tar, [], "base")
 
-    paths = {"partial": str(layout.layers_dir / f".{diff_id(tar)}.partial"),
-             "layer": str(layout.layer_dir(diff_id(tar)))}
-    steps = import_steps(layout, tar, expected_id(tar))
+    paths = undo_paths(layout, tar)
+    image_id = expected_id(tar)
+    steps = import_steps(layout, tar, image_id)
+    undo = [*UNDOS, [["rm", str(layout.blob(image_id))], *LAYER_DONE]][k - 1]
     assert argvs(host) == steps[:k] + [[arg.format(**paths) for arg in cmd] for cmd in undo]
     assert snapshot(layout.root) == before
 
 
-@pytest.mark.parametrize("k", range(1, 6))
+@pytest.mark.parametrize("k", range(1, 9))
 def test_import_failure_restores_a_moved_tag(layout: Layout, tar: Path, k: int) -> None:
     old = install_image(layout, image_model(repo_tags=["base:latest"]))
     before = snapshot(layout.root)
@@ -171,20 +210,15 @@ def test_import_failure_restores_a_moved_tag(layout: Layout, tar: Path, k: int) 
     with pytest.raises(HostCommandError):
         import_image(host, Store(layout, host), tar, [], "base")
 
-    partial = str(layout.layers_dir / f".{diff_id(tar)}.partial")
-    layer = str(layout.layer_dir(diff_id(tar)))
     old_file = str(layout.image_file(old.id))
-    steps = [*import_steps(layout, tar, expected_id(tar))[:3], ["cat", ">", old_file],
-             ["cat", ">", str(layout.image_file(expected_id(tar)))]]
-    undos = [
-        [],  # mkdir failed: nothing was done
-        [["rm", "--recursive", partial]],
-        [["rm", "--recursive", partial]],
-        [["mv", "--no-target-directory", layer, partial], ["rm", "--recursive", partial]],
-        [["cat", ">", old_file],
-         ["mv", "--no-target-directory", layer, partial], ["rm", "--recursive", partial]],
-    ][k - 1]
-    assert argvs(host) == steps[:k] + undos
+    image_id = expected_id(tar)
+    steps = import_steps(layout, tar, image_id)
+    steps = [*steps[:5], ["cat", ">", old_file], *steps[5:]]
+    paths = undo_paths(layout, tar)
+    untag = [["cat", ">", old_file]]
+    undos = [*UNDOS, [*untag, *LAYER_DONE],
+             [["rm", str(layout.blob(image_id))], *untag, *LAYER_DONE]]
+    assert argvs(host) == steps[:k] + [[a.format(**paths) for a in cmd] for cmd in undos[k - 1]]
     assert snapshot(layout.root) == before
     assert Image.model_validate_json(Path(old_file).read_text()) == old
 
@@ -195,16 +229,16 @@ def test_an_undo_that_fails_is_reported_and_the_rest_still_run(layout: Layout,
 
     class FailingUndo(RecordingHost):
         def apply(self, cmd: Cmd, action: Callable[[], Any]) -> Any:
-            if len(self.cmds) == 5:  # the first undo: the old image's record written back
+            if len(self.cmds) == 7:  # the first undo: the old image's record written back
                 self.cmds.append(cmd)
                 raise OSError(28, "No space left on device")
             return super().apply(cmd, action)
 
-    host = FailingUndo(fail_at=5, substitute={"tar": fake_tar})
+    host = FailingUndo(fail_at=7, substitute={"tar": fake_tar})
     with pytest.raises(HostCommandError, match="injected failure"):
         import_image(host, Store(layout, host), tar, [], "base")
-    assert [cmd.argv[0] for cmd in host.cmds] == ["mkdir", "tar", "mv", "cat", "cat",
-                                                  "cat", "mv", "rm"]
+    assert [cmd.argv[0] for cmd in host.cmds] == ["cat", "mv", "mkdir", "tar", "mv", "cat",
+                                                  "cat", "cat", "mv", "rm", "mv", "rm"]
     assert host.err.getvalue() == ("shellctr: warning: could not undo untag base:latest: "
                                    "[Errno 28] No space left on device\n")
     assert not layout.layer_dir(diff_id(tar)).exists()

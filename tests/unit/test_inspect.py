@@ -112,6 +112,7 @@ def test_a_created_container(layout: Layout, cgroup_root: Path) -> None:
             "WorkingDir": "/srv",
             "Entrypoint": ["/init"],
             "Labels": {"app": "shop", "tier": ""},
+            "ExposedPorts": None,
         },
     }
     json.dumps(data)  # plain JSON: what `inspect` prints
@@ -186,10 +187,30 @@ def test_image_json() -> None:
     assert image_json(image) == {
         "Id": f"sha256:{IMAGE_ID}",
         "RepoTags": ["busybox:latest", "bb:1"],
-        "Created": T0,
+        "RepoDigests": [],
+        "Parent": "",
         "Comment": "made here",
+        "Created": T0,
+        "Author": "",
+        "Config": {"User": "", "ExposedPorts": None, "Env": ["A=1"], "Cmd": ["sh"],
+                   "Volumes": None, "WorkingDir": "/w", "Entrypoint": None, "Labels": None},
+        "Architecture": "",
+        "Os": "linux",
         "Size": 1234,
-        "Config": {"Env": ["A=1"], "Cmd": ["sh"], "Entrypoint": None, "WorkingDir": "/w",
-                   "User": ""},
+        "GraphDriver": {"Name": "overlay", "Data": {}},
         "RootFS": {"Type": "layers", "Layers": [f"sha256:{LAYER}"]},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
     }
+
+
+def test_image_json_shows_the_oci_config_fields() -> None:
+    image = image_model(digest="ef" * 32, author="me", config={
+        "Cmd": ["sh"], "ExposedPorts": {"80/tcp": {}}, "Volumes": {"/data": {}},
+        "Labels": {"a": "b"}, "StopSignal": "SIGQUIT"})
+    data = image_json(image)
+    assert data["RepoDigests"] == [f"busybox@sha256:{'ef' * 32}"]
+    assert data["Author"] == "me"
+    assert data["Config"]["ExposedPorts"] == {"80/tcp": {}}
+    assert data["Config"]["Volumes"] == {"/data": {}}
+    assert data["Config"]["Labels"] == {"a": "b"}
+    assert data["Config"]["StopSignal"] == "SIGQUIT"

@@ -87,7 +87,8 @@ def test_user() -> None:
     ('ENV A="unclosed', "No closing quotation"),
     ("ENV A=1 B", "'B' is not KEY=VALUE"),
     ("ENV A=1 =2", "'=2' is not KEY=VALUE"),
-    ("EXPOSE 80", "EXPOSE is not supported"),
+    ("HEALTHCHECK NONE", "HEALTHCHECK is not supported"),
+    ("EXPOSE http", "bad port 'http'"),
     ("RUN apt-get update", "RUN is not supported"),
     ("", "needs an argument"),
 ])
@@ -99,5 +100,15 @@ def test_malformed_or_unknown_changes_are_errors(text: str, message: str) -> Non
 
 def test_unknown_instruction_hint_lists_the_supported_ones() -> None:
     with pytest.raises(ShellctrError) as info:
-        change("LABEL a=b")
-    assert info.value.hint == "use CMD, ENTRYPOINT, ENV, WORKDIR or USER"
+        change("ONBUILD RUN x")
+    assert info.value.hint == ("use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, "
+                               "VOLUME or WORKDIR")
+
+
+def test_the_oci_config_fields_docker_takes_as_changes() -> None:
+    config = parse_changes(["EXPOSE 80 53/udp", 'VOLUME ["/data", "/logs"]', "VOLUME /x",
+                            'LABEL a=b "c d"=e', "STOPSIGNAL SIGQUIT"], ImageConfig())
+    assert config.ExposedPorts == {"80/tcp": {}, "53/udp": {}}
+    assert config.Volumes == {"/data": {}, "/logs": {}, "/x": {}}
+    assert config.Labels == {"a": "b", "c d": "e"}
+    assert config.StopSignal == "SIGQUIT"

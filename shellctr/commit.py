@@ -1,0 +1,236 @@
+"""`commit` and `diff`: a container's changes, read from its overlay upper dir.
+
+The upper dir holds exactly what the container changed: new and modified files
+(copied up whole), deletions as overlayfs whiteouts (0/0 character devices) and
+directories made anew as opaque ones (`trusted.overlay.opaque=y`). `commit` copies it
+into the layer store as one new layer on top of the image's layers (its tar, made when
+saving, writes whiteouts as `.wh.NAME` and opaque dirs with `.wh..wh..opq`); `diff`
+lists it as Docker does (A added, C changed, D deleted).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shellctr import cgroup
+from shellctr.cmd import Cmd, path_arg
+from shellctr.host import Host, Rollback
+from shellctr.ids import SHORT
+from shellctr.image import (
+    history_entry,
+    oci_config,
+    parse_changes,
+    parse_config,
+    record_image,
+)
+from shellctr.layers import OPAQUE_XATTR, OVERLAY_XATTRS, LayerScan, digest_dir
+from shellctr.layout import Layout
+from shellctr.lifecycle import cgroup_group, find_container, reconcile
+from shellctr.reference import normalize_ref
+from shellctr.state import ContainerConfig, Image, ImageConfig, container_config
+from shellctr.store import Store, now_iso
+
+# made by init.py in the upper dir when the image lacks them: mount points, not changes
+RUNTIME_PATHS = ("dev", "proc", "sys", "etc/hostname", "etc/hosts", "etc/resolv.conf")
+
+
+def runtime_skips(layout: Layout, config: ContainerConfig) -> list[str]:
+    return [path for path in RUNTIME_PATHS
+            if not any(os.path.lexists(layout.layer_dir(d) / path) for d in config.layers)]
+
+
+def is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(0, 0)
+
+
+def in_lower(layout: Layout, layers: list[str], name: str) -> bool:
+    """Whether the image's layers show `name` (the topmost layer that has it decides)."""
+    for diff_id in reversed(layers):
+        path = layout.layer_dir(diff_id) / name
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        return not is_whiteout(st)
+    return False
+
+
+# -- diff ------------------------------------------------------------------------------
+def changes(store: Store, ref: str) -> list[tuple[str, str]]:
+    """(kind, /path) of everything the container changed, in path order."""
+    cid = find_container(store, ref)
+    config = container_config(store, cid)
+    layout = store.layout
+    skips = set(runtime_skips(layout, config))
+    upper = layout.container_upper(cid)
+    found: list[tuple[str, str]] = []
+
+    def walk(prefix: str) -> bool:
+        """List the changes under `prefix`; whether it held a mount point init made."""
+        held = False
+        with os.scandir(upper / prefix if prefix else upper) as entries:
+            names = sorted(entry.name for entry in entries)
+        for base in names:
+            name = f"{prefix}/{base}" if prefix else base
+            if name in skips:
+                held = True
+                continue
+            st = os.lstat(upper / name)
+            if is_whiteout(st):
+                found.append(("D", "/" + name))
+                continue
+            kind = "C" if in_lower(layout, config.layers, name) else "A"
+            found.append((kind, "/" + name))
+            if stat.S_ISDIR(st.st_mode):
+                mark = len(found)
+                if walk(name) and kind == "C" and len(found) == mark:
+                    found.pop()  # copied up only for init's mount points: not a change
+        return held
+
+    if upper.is_dir():
+        walk("")
+    return found
+
+
+# -- commit ----------------------------------------------------------------------------
+def runtime_config(config: ContainerConfig, base: ImageConfig) -> ImageConfig:
+    """The new image's config: the container's command, env, user, workdir, labels."""
+    working_dir = config.working_dir
+    if working_dir == "/" and not base.WorkingDir:
+        working_dir = ""  # "/" was shellctr's default, not a choice
+    return ImageConfig.model_validate({
+        **base.model_dump(),
+        "Env": [item for item in config.env if not item.startswith("HOSTNAME=")],
+        "Cmd": config.cmd or None,
+        "Entrypoint": config.entrypoint or None,
+        "WorkingDir": working_dir,
+        "User": config.user,
+        "Labels": config.labels,
+        "StopSignal": config.stop_signal or base.StopSignal,
+    })
+
+
+def commit(host: Host, store: Store, ref: str, reference: str | None, change: list[str],
+           message: str = "", author: str = "", pause: bool = True) -> Image:
+    """A new image: the container's image's layers plus one layer of its changes."""
+    cid = find_container(store, ref)
+    config = container_config(store, cid)
+    tag = normalize_ref(reference) if reference else None
+    layout = store.layout
+    base_path = layout.blob(config.image_id)
+    base: dict[str, Any] = parse_config(base_path.read_bytes()) if base_path.is_file() else {}
+    base_config = ImageConfig.model_validate(
+        {k: v for k, v in (base.get("config") or {}).items()
+         if k in ImageConfig.model_fields and v is not None})
+    new_config = parse_changes(change, runtime_config(config, base_config))
+    base_sizes = [-1] * len(config.layers)
+    if layout.image_file(config.image_id).is_file():
+        base_image = Image.model_validate_json(layout.image_file(config.image_id).read_text())
+        if len(base_image.layer_sizes) == len(config.layers):
+            base_sizes = list(base_image.layer_sizes)
+    upper = layout.container_upper(cid)
+    skips = runtime_skips(layout, config)
+    group = cgroup_group(store, cid)
+    freeze = pause and reconcile(store, cid).status == "running" and not cgroup.is_frozen(group)
+    store.prepare()
+    with store.lock(), Rollback(host) as rollback:
+        host.step(f"copy the changes of container {cid[:SHORT]} as a new layer")
+        if freeze:
+            cgroup.freeze(host, group, True)
+        try:
+            scan = copy_layer(host, layout, upper, skips, rollback)
+        finally:
+            if freeze:
+                cgroup.freeze(host, group, False)
+        created = now_iso()
+        history = [*(base.get("history") or []),
+                   history_entry(created, shlex.join([config.path, *config.args]), message,
+                                 author)]
+        blob_bytes = oci_config(new_config, [*config.layers, scan.diff_id], created, history,
+                                author, message, base=base)
+        host.step("record the image")
+        return record_image(host, store, blob_bytes, [tag] if tag else [],
+                            [*base_sizes, scan.size], rollback,
+                            tar_hints={scan.diff_id: scan.tar_size})
+
+
+def copy_layer(host: Host, layout: Layout, upper: Path, skips: list[str],
+               rollback: Rollback) -> LayerScan:
+    """The upper dir copied (cp --archive: whiteouts, opaque xattrs, links and all) into
+    the layer store as `layers/<diff id>/`. Its tar is not kept: `save` packs the
+    directory again, which gives the same bytes (`layers.pack`), so the changes are
+    written once. Returns what the layer holds and its diff id."""
+    partial = layout.layers_dir / f".commit-{os.getpid()}.partial"
+    host.remove_tree(partial)  # left by a crash
+    rollback.push(f"cp {upper}", lambda: host.remove_tree(partial))
+    host.run(["cp", "--archive", "--no-target-directory", path_arg(upper), path_arg(partial)])
+    touched = set()
+    for name in skips:  # init.py's mount points: not changes
+        if os.path.lexists(upper / name):
+            host.apply(Cmd(["rm", "--recursive", path_arg(partial / name)]),
+                       _remover(partial / name))
+            if "/" in name:
+                touched.add(name.rsplit("/", 1)[0])
+    for parent in sorted(touched):  # rm changed its time: the layer must be the same files
+        mtime = os.lstat(upper / parent).st_mtime_ns
+        stamp = f"@{mtime // 10**9}.{mtime % 10**9:09d}"
+        host.apply(Cmd(["touch", "--no-dereference", f"--date={stamp}",
+                        path_arg(partial / parent)]),
+                   _time_setter(partial / parent, mtime))
+    drop_overlay_xattrs(host, upper if host.dry_run else partial, partial, skips)
+    if host.dry_run:  # nothing was copied: the upper dir holds the same files
+        scan = digest_dir(upper, lambda name: name in skips)
+    else:
+        scan = digest_dir(partial)
+    final = layout.layer_dir(scan.diff_id)
+    if final.is_dir():  # the same changes committed before
+        host.remove_tree(partial)
+    else:
+        host.rename(partial, final, rollback=rollback)
+    return scan
+
+
+def drop_overlay_xattrs(host: Host, source: Path, target: Path, skips: list[str]) -> None:
+    """Remove overlayfs' bookkeeping (trusted.overlay.origin, impure...) that cp copied
+    from the upper dir: a layer keeps only the opaque marker. `source` is walked (the
+    copy itself, or under --dry-run the upper dir), `target` named in the commands."""
+    for directory, _dirs, files in os.walk(source):
+        relative = os.path.relpath(directory, source)
+        if relative.split("/")[0] in skips:
+            continue
+        for name in [".", *files]:  # each directory as "." of its own walk
+            path = os.path.normpath(os.path.join(directory, name))
+            try:
+                attrs = os.listxattr(path, follow_symlinks=False)
+            except OSError:
+                continue
+            for attr in attrs:
+                if attr.startswith(OVERLAY_XATTRS) and attr != OPAQUE_XATTR:
+                    shown = target / os.path.relpath(path, source)
+                    host.apply(Cmd(["setfattr", "--no-dereference", f"--remove={attr}",
+                                    path_arg(shown)]), _xattr_remover(shown, attr))
+
+
+def _time_setter(path: Path, mtime: int) -> Callable[[], None]:
+    return lambda: os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
+
+
+def _xattr_remover(path: Path, attr: str) -> Callable[[], None]:
+    return lambda: os.removexattr(path, attr, follow_symlinks=False)
+
+
+def _remover(path: Path) -> Callable[[], None]:
+    def remove() -> None:
+        import shutil
+
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+    return remove

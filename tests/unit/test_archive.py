@@ -1,0 +1,429 @@
+"""load, save, commit and the layer store: exact commands, undo on failure, whiteouts."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shellctr import archive, commit, image
+from shellctr.cmd import Cmd
+from shellctr.container import RunOptions, create
+from shellctr.errors import HostCommandError, ShellctrError
+from shellctr.layers import LayerScan, extract_layer, pack, scan_layer
+from shellctr.layout import Layout
+from shellctr.store import Store
+
+from .helpers import ROOTFS, T0, RecordingHost, fake_tar, prepared_store, snapshot, tar_bytes
+
+REG, DIR, SYM, LNK = tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE
+PID = os.getpid()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- whiteouts in layer tars ----------------------------------------------------------
+def test_scan_learns_whiteouts_and_opaque_dirs(tmp_path: Path) -> None:
+    path = tmp_path / "l.tar"
+    path.write_bytes(tar_bytes([("etc", DIR), ("etc/.wh.passwd", REG), ("srv", DIR),
+                                ("srv/.wh..wh..opq", REG), ("srv/new", REG, b"n"),
+                                (".wh.top", REG), ("a/.wh..wh.plnk", REG)]))
+    scan = scan_layer(path)
+    assert (scan.whiteouts, scan.opaque, scan.size) == (["etc/passwd", "top"], ["srv"], 1)
+
+
+@pytest.mark.parametrize(("members", "message"), [
+    ([(".wh.x", DIR)], "whiteout '.wh.x' is not a plain file"),
+    ([(".wh.x", SYM, "y")], "not a plain file"),
+    ([(".wh.x/y", REG, b"")], "lies inside a whiteout"),
+    ([("x", REG, b"1"), (".wh.x", REG)], "'x' is both a file and a whiteout"),
+    ([(".wh.", REG)], "names nothing"),
+    ([(".wh...", REG)], "names nothing"),
+    ([(".wh.x", REG), ("y", LNK, ".wh.x")], "points outside the layer"),
+])
+def test_malformed_whiteouts_are_refused(tmp_path: Path, members: list[Any],
+                                         message: str) -> None:
+    path = tmp_path / "l.tar"
+    path.write_bytes(tar_bytes(members))
+    with pytest.raises(ShellctrError, match=message):
+        scan_layer(path)
+
+
+def test_extraction_leaves_whiteouts_to_python_and_makes_overlays_own(
+        layout: Layout) -> None:
+    prepared_store(layout)
+    host = RecordingHost()
+    scan = LayerScan(diff_id="ee" * 32, whiteouts=["etc/passwd", "a/b/c"], opaque=["srv"])
+    from shellctr.host import Rollback
+    extract_layer(host, layout, scan, Rollback(host))
+    partial = layout.layers_dir / f".{'ee' * 32}.partial"
+    assert [cmd.argv for cmd in host.cmds] == [
+        ["mkdir", "--mode=755", str(partial)],
+        ["tar", "--extract", f"--file={layout.blob('ee' * 32)}", f"--directory={partial}",
+         "--numeric-owner", "--same-owner", "--preserve-permissions", "--xattrs",
+         "--xattrs-include=*", "--xattrs-exclude=trusted.overlay.*",
+         "--wildcards", "--no-anchored", "--exclude=.wh.*"],
+        ["mkdir", "--parents", "--mode=755", str(partial / "srv")],
+        ["setfattr", "--name=trusted.overlay.opaque", "--value=y", str(partial / "srv")],
+        ["mkdir", "--parents", "--mode=755", str(partial / "etc")],
+        ["mknod", "--mode=0", str(partial / "etc" / "passwd"), "c", "0", "0"],
+        ["mkdir", "--parents", "--mode=755", str(partial / "a")],
+        ["mkdir", "--parents", "--mode=755", str(partial / "a" / "b")],
+        ["mknod", "--mode=0", str(partial / "a" / "b" / "c"), "c", "0", "0"],
+        ["mv", "--no-target-directory", str(partial), str(layout.layer_dir("ee" * 32))],
+    ]
+
+
+def test_pack_writes_a_deterministic_layer_with_links_and_xattrs(tmp_path: Path) -> None:
+    top = tmp_path / "upper"
+    (top / "d").mkdir(parents=True)
+    (top / "d" / "f").write_bytes(b"data")
+    os.link(top / "d" / "f", top / "d" / "g")
+    os.symlink("f", top / "d" / "s")
+    os.mkfifo(top / "p")
+    os.setxattr(top / "d" / "f", "user.k", b"v")
+    os.chmod(top / "d" / "f", 0o4750)
+    out = io.BytesIO()
+    scan = pack(top, out, skip=lambda name: name == "p")
+    assert scan.diff_id == sha(out.getvalue()) and scan.tar_size == len(out.getvalue())
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert list(members) == ["d", "d/f", "d/g", "d/s"]
+    assert members["d/f"].mode == 0o4750 and members["d/f"].uname == ""
+    assert members["d/f"].pax_headers["SCHILY.xattr.user.k"] == "v"
+    assert (members["d/g"].type, members["d/g"].linkname) == (LNK, "d/f")
+    assert (members["d/s"].type, members["d/s"].linkname) == (SYM, "f")
+    again = io.BytesIO()
+    pack(top, again, skip=lambda name: name == "p")
+    assert again.getvalue() == out.getvalue()
+
+
+# -- load ------------------------------------------------------------------------------
+class StoreHost(RecordingHost):
+    """Runs what writes into the store (copies of layer tars, packs) in Python too."""
+
+    def apply(self, cmd: Cmd, action: Callable[[], Any]) -> Any:
+        if cmd.redirect is not None and cmd.argv[0] in ("tar", "env", "sh") \
+                and not self.dry_run and len(self.cmds) + 1 != self.fail_at:
+            self.cmds.append(cmd)
+            return action()
+        return super().apply(cmd, action)
+
+
+def layer_tar(*members: Any) -> bytes:
+    return tar_bytes(list(members))
+
+
+LAYERS = [tar_bytes(ROOTFS), layer_tar(("etc", DIR), ("etc/.wh.passwd", REG),
+                                       ("etc/motd", REG, b"hi\n"))]
+
+
+def config_blob(layers: list[bytes]) -> bytes:
+    return json.dumps({"architecture": "amd64", "os": "linux", "created": T0,
+                       "config": {"Cmd": ["sh"], "Labels": {"a": "b"}},
+                       "rootfs": {"type": "layers",
+                                  "diff_ids": [f"sha256:{sha(d)}" for d in layers]}}).encode()
+
+
+def docker_archive(path: Path, layers: list[bytes], config: bytes | None = None) -> Path:
+    config = config or config_blob(layers)
+    with tarfile.open(path, "w") as tar:
+        files = {f"{sha(config)}.json": config,
+                 **{f"{sha(d)}.tar": d for d in layers},
+                 "manifest.json": json.dumps([{"Config": f"{sha(config)}.json",
+                                               "RepoTags": ["docker.io/library/img:1"],
+                                               "Layers": [f"{sha(d)}.tar" for d in layers]}
+                                              ]).encode()}
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def load_steps(layout: Layout, source: Path, dry_run: bool = False) -> list[list[str]]:
+    steps = []
+    partial = layout.blobs_dir / f".layer-{PID}.partial"
+    for data in LAYERS:
+        digest = sha(data)
+        dir_partial = layout.layers_dir / f".{digest}.partial"
+        steps += [
+            ["tar", "--extract", "--to-stdout", f"--file={source}", f"{digest}.tar", ">",
+             str(partial)],
+            ["mv", "--no-target-directory", str(partial), str(layout.blob(digest))],
+            ["mkdir", "--mode=755", str(dir_partial)],
+            ["tar", "--extract", f"--file={layout.blob(digest)}", f"--directory={dir_partial}"],
+        ]
+        if data is LAYERS[1]:
+            if dry_run:  # the script cannot know tar made etc/ already: --parents
+                steps.append(["mkdir", "--parents", "--mode=755", str(dir_partial / "etc")])
+            steps.append(["mknod", "--mode=0", str(dir_partial / "etc" / "passwd"), "c", "0",
+                          "0"])
+        steps.append(["mv", "--no-target-directory", str(dir_partial),
+                      str(layout.layer_dir(digest))])
+    image_id = sha(config_blob(LAYERS))
+    return [*steps, ["printf", ">", str(layout.blob(image_id))],
+            ["cat", ">", str(layout.image_file(image_id))]]
+
+
+def short(host: RecordingHost) -> list[list[str]]:
+    """Each command's argv, tar's flags after --directory left out, writes as `> FILE`."""
+    result = []
+    for cmd in host.cmds:
+        argv = cmd.argv
+        if argv[0] == "tar" and any(a.startswith("--directory=") for a in argv):
+            argv = argv[:4]
+        if cmd.stdin is not None and not cmd.stdin.endswith("\n"):
+            argv = ["printf"]
+        result.append(argv + ([">", cmd.redirect] if cmd.redirect else []))
+    return result
+
+
+def whiteout_as_file(cmd: Cmd) -> None:
+    """`mknod` needs root: unit tests make a plain file in the whiteout's place."""
+    Path(cmd.argv[2]).write_bytes(b"")
+
+
+def test_load_keeps_each_layer_tar_then_its_files_then_the_config(
+        layout: Layout, tmp_path: Path) -> None:
+    source = docker_archive(tmp_path / "img.tar", LAYERS)
+    prepared_store(layout)
+    host = StoreHost(substitute={"tar": fake_tar, "mknod": whiteout_as_file})
+    lines = archive.load(host, Store(layout, host), source)
+    assert lines == ["Loaded image: img:1"]
+    assert short(host) == load_steps(layout, source)
+    record = json.loads(layout.image_file(sha(config_blob(LAYERS))).read_text())
+    assert record["repo_tags"] == ["img:1"] and record["config"]["Labels"] == {"a": "b"}
+    assert record["layers"] == [sha(d) for d in LAYERS]
+    assert [layout.blob(sha(d)).read_bytes() for d in LAYERS] == LAYERS
+    assert layout.blob(record["id"]).read_bytes() == config_blob(LAYERS)
+
+
+@pytest.mark.parametrize("k", range(1, 14))
+def test_load_failure_at_step_k_leaves_the_store_as_it_was(
+        layout: Layout, tmp_path: Path, k: int) -> None:
+    source = docker_archive(tmp_path / "img.tar", LAYERS)
+    prepared_store(layout)
+    before = snapshot(layout.root)
+    host = StoreHost(fail_at=k, substitute={"tar": fake_tar, "mknod": whiteout_as_file})
+    with pytest.raises(HostCommandError, match="injected failure"):
+        archive.load(host, Store(layout, host), source)
+    assert snapshot(layout.root) == before
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda layers, config: (layers, config_blob([layers[0], b"x" * 1024])),
+     "layer digest mismatch"),
+    (lambda layers, config: (layers[:1], config), "1 layers for 2 diff ids"),
+    (lambda layers, config: ([layers[0], layer_tar(("/abs", REG, b"x"))],
+                             config_blob([layers[0], layer_tar(("/abs", REG, b"x"))])),
+     "absolute path"),
+])
+def test_a_bad_archive_is_refused_and_leaves_nothing(
+        layout: Layout, tmp_path: Path, mutate: Any, message: str) -> None:
+    layers, config = mutate(LAYERS, config_blob(LAYERS))
+    source = docker_archive(tmp_path / "bad.tar", layers, config)
+    prepared_store(layout)
+    before = snapshot(layout.root)
+    host = StoreHost(substitute={"tar": fake_tar, "mknod": whiteout_as_file})
+    with pytest.raises(ShellctrError, match=message):
+        archive.load(host, Store(layout, host), source)
+    assert snapshot(layout.root) == before
+
+
+def test_dry_run_load_changes_nothing_and_shows_every_step(
+        layout: Layout, tmp_path: Path) -> None:
+    source = docker_archive(tmp_path / "img.tar", LAYERS)
+    prepared_store(layout)
+    before = snapshot(layout.root)
+    out = io.StringIO()
+    host = RecordingHost(dry_run=True, out=out)
+    archive.load(host, Store(layout, host), source)
+    assert snapshot(layout.root) == before
+    assert short(host) == load_steps(layout, source, dry_run=True)
+    assert out.getvalue().startswith("#!/usr/bin/env bash\n")
+
+
+# -- save ------------------------------------------------------------------------------
+def tar_create(cmd: Cmd) -> None:
+    """Stands in for `tar --create --file=F`: an empty F (the stage is checked apart)."""
+    Path(next(a for a in cmd.argv if a.startswith("--file="))[7:]).write_bytes(b"")
+
+
+def loaded(layout: Layout, tmp_path: Path) -> Store:
+    host = StoreHost(substitute={"tar": fake_tar, "mknod": whiteout_as_file})
+    store = Store(layout, host)
+    archive.load(host, store, docker_archive(tmp_path / "img.tar", LAYERS))
+    return store
+
+
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
+def test_save_links_the_stored_blobs_into_a_stage_and_tars_it(
+        layout: Layout, tmp_path: Path, fmt: str) -> None:
+    loaded(layout, tmp_path)
+    host = RecordingHost(substitute={"tar": tar_create})
+    out = tmp_path / "out.tar"
+    archive.save(host, Store(layout, host), ["img:1"], out, fmt)
+    stage = layout.tmp_dir / f"save-{PID}"
+    partial = tmp_path / f".out.tar.{PID}.partial"
+    config_id = sha(config_blob(LAYERS))
+    if fmt == "docker-archive":
+        links = [(layout.blob(config_id), stage / f"{config_id}.json"),
+                 *((layout.blob(sha(d)), stage / f"{sha(d)}.tar") for d in LAYERS)]
+        names = sorted([f"{config_id}.json", *(f"{sha(d)}.tar" for d in LAYERS),
+                        "manifest.json"])
+        writes = [["cat", ">", str(stage / "manifest.json")]]
+        mkdirs: list[list[str]] = []
+    else:
+        blobs = stage / "blobs" / "sha256"
+        links = [(layout.blob(d), blobs / d) for d in [config_id, *map(sha, LAYERS)]]
+        names = ["blobs", "index.json", "oci-layout"]
+        mkdirs = [["mkdir", "--mode=755", str(stage / "blobs")], ["mkdir", "--mode=755",
+                                                                   str(blobs)]]
+        manifest = image.oci_manifest(config_blob(LAYERS),
+                                      [(sha(d), len(d)) for d in LAYERS])
+        writes = [["cat", ">", str(blobs / sha(manifest))],
+                  ["cat", ">", str(stage / "index.json")]]
+    expected = [
+        ["mkdir", "--mode=700", str(stage)],
+        *mkdirs,
+        *([["cat", ">", str(stage / "oci-layout")]] if fmt == "oci-archive" else []),
+        *(["ln", "--no-dereference", str(src), str(dst)] for src, dst in links),
+        *writes,
+        ["tar", "--create", f"--file={partial}", f"--directory={stage}",
+         "--hard-dereference", "--numeric-owner", "--owner=0", "--group=0", "--sort=name",
+         "--format=posix", "--pax-option=delete=atime,delete=ctime", *names],
+        ["mv", "--no-target-directory", str(partial), str(out)],
+        ["rm", "--recursive", str(stage)],
+    ]
+    got = [cmd.argv + ([">", cmd.redirect] if cmd.redirect else []) for cmd in host.cmds]
+    assert got == expected
+    assert not stage.exists()
+
+
+def test_save_of_an_unknown_image_or_format_is_an_error(layout: Layout,
+                                                        tmp_path: Path) -> None:
+    store = loaded(layout, tmp_path)
+    with pytest.raises(ShellctrError, match="unable to find image 'nope:latest'"):
+        archive.save(store.host, store, ["nope"], tmp_path / "o.tar", "docker-archive")
+    with pytest.raises(ShellctrError, match="unknown format 'zip'"):
+        archive.save(store.host, store, ["img:1"], tmp_path / "o.tar", "zip")
+
+
+# -- commit ----------------------------------------------------------------------------
+def copytree(cmd: Cmd) -> None:
+    """`cp --archive --no-target-directory SRC DST` in Python."""
+    shutil.copytree(cmd.argv[-2], cmd.argv[-1], symlinks=True)
+
+
+def committed(layout: Layout, tmp_path: Path, fail_at: int | None = None,
+              ) -> tuple[RecordingHost, Any]:
+    store = loaded(layout, tmp_path)
+    config = create(store.host, store, RunOptions("img:1", ["sh", "-c", "edit"]))
+    upper = layout.container_upper(config["id"])
+    (upper / "srv").mkdir()
+    (upper / "srv" / "new").write_text("new\n")
+    host = RecordingHost(fail_at=fail_at, substitute={"cp": copytree})
+    return host, commit.commit(host, Store(layout, host), config["id"], "made:1",
+                               ["ENV X=1"], "msg", "me")
+
+
+@pytest.mark.usefixtures("fixed")
+def test_commit_copies_the_upper_dir_as_a_layer_and_records_the_image(
+        layout: Layout, tmp_path: Path) -> None:
+    host, made = committed(layout, tmp_path)
+    partial = layout.layers_dir / f".commit-{PID}.partial"
+    new_layer = made.layers[-1]
+    assert made.layers[:2] == [sha(d) for d in LAYERS]
+    assert [cmd.argv for cmd in host.cmds] == [
+        ["cp", "--archive", "--no-target-directory",
+         str(layout.container_upper(commit.find_container(Store(layout, host), "quirky_turing"))),
+         str(partial)],
+        ["mv", "--no-target-directory", str(partial), str(layout.layer_dir(new_layer))],
+        ["cat"],
+        ["cat"],
+    ]
+    assert (layout.layer_dir(new_layer) / "srv" / "new").read_text() == "new\n"
+    config = json.loads(layout.blob(made.id).read_bytes())
+    assert config["config"]["Env"][-1] == "X=1" and config["comment"] == "msg"
+    assert config["author"] == "me" and config["history"][-1]["created_by"] == "sh -c edit"
+    assert config["rootfs"]["diff_ids"][-1] == f"sha256:{new_layer}"
+    assert made.repo_tags == ["made:1"] and made.config.Labels == {"a": "b"}
+
+
+@pytest.mark.usefixtures("fixed")
+@pytest.mark.parametrize("k", range(1, 5))
+def test_commit_failure_at_step_k_leaves_the_store_as_it_was(
+        layout: Layout, tmp_path: Path, k: int) -> None:
+    host = StoreHost(substitute={"tar": fake_tar, "mknod": whiteout_as_file})
+    store = Store(layout, host)
+    archive.load(host, store, docker_archive(tmp_path / "img.tar", LAYERS))
+    config = create(host, store, RunOptions("img:1", ["true"]))
+    (layout.container_upper(config["id"]) / "f").write_text("x")
+    before = snapshot(layout.root)
+    failing = RecordingHost(fail_at=k, substitute={"cp": copytree})
+    with pytest.raises(HostCommandError, match="injected failure"):
+        commit.commit(failing, Store(layout, failing), config["id"], "made:1", [])
+    assert snapshot(layout.root) == before
+
+
+def test_diff_lists_changes_against_the_layers(layout: Layout, tmp_path: Path) -> None:
+    store = loaded(layout, tmp_path)
+    config = create(store.host, store, RunOptions("img:1", ["true"]))
+    upper = layout.container_upper(config["id"])
+    (upper / "bin").mkdir()
+    (upper / "bin" / "sh").write_text("changed")
+    (upper / "bin" / "new").write_text("added")
+    (upper / "proc").mkdir()  # init.py's mount point: not a change
+    assert commit.changes(store, config["id"]) == [("C", "/bin"), ("A", "/bin/new"),
+                                                   ("C", "/bin/sh")]
+
+
+def test_layers_of_an_image_can_be_packed_again_to_their_digest(
+        layout: Layout, tmp_path: Path) -> None:
+    _, made = committed(layout, tmp_path)
+    out = tmp_path / "again.tar"
+    saver = StoreHost(substitute={"tar": tar_create})  # packs for real, checks the digest
+    archive.save(saver, Store(layout, saver), ["made:1"], out, "docker-archive")
+    packed = [cmd for cmd in saver.cmds if cmd.argv[0] == "env"]
+    assert len(packed) == 1 and packed[0].argv[-1] == str(layout.layer_dir(made.layers[-1]))
+    scan = pack(layout.layer_dir(made.layers[-1]), io.BytesIO())
+    assert scan.diff_id == made.layers[-1]
+    image_record = json.loads(layout.image_file(made.id).read_text())
+    assert image_record["digest"] and len(image_record["digest"]) == 64
+    assert image.sha256_hex(layout.blob(made.id).read_bytes()) == made.id
+
+
+def test_members_hidden_behind_a_broken_header_are_refused(tmp_path: Path) -> None:
+    """Python's tarfile ends at a broken header; GNU tar skips it and extracts what
+    follows: anything but zeros after Python's end is refused."""
+    first = tar_bytes([("a", REG, b"a")])[:1024]  # a header and its data, no end marker
+    hidden = tar_bytes([("hidden", SYM, "/etc")])
+    path = tmp_path / "crafted.tar"
+    path.write_bytes(first + b"\xff" * 512 + hidden)
+    with pytest.raises(ShellctrError, match="data after the end of the archive"):
+        scan_layer(path)
+    path.write_bytes(tar_bytes([("a", REG, b"a")]) + b"\0" * 4096)  # zero padding is fine
+    assert scan_layer(path).size == 1
+
+
+def test_diff_leaves_out_a_dir_copied_up_only_for_init_mount_points(
+        layout: Layout, tmp_path: Path) -> None:
+    store = loaded(layout, tmp_path)  # /etc without hostname, hosts, resolv.conf
+    config = create(store.host, store, RunOptions("img:1", ["true"]))
+    upper = layout.container_upper(config["id"])
+    (upper / "etc").mkdir()
+    (upper / "etc" / "hostname").write_text("")  # made by init.py to bind over
+    assert commit.changes(store, config["id"]) == []
+    (upper / "etc" / "motd").write_text("changed")
+    assert commit.changes(store, config["id"]) == [("C", "/etc"), ("C", "/etc/motd")]
