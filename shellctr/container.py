@@ -21,7 +21,7 @@ import struct
 import sys
 from pathlib import Path
 
-from shellctr import cgroup
+from shellctr import cgroup, netopts
 from shellctr import init as init_step
 from shellctr.cmd import path_arg
 from shellctr.errors import Conflict, ExecError, NotFound, ShellctrError
@@ -40,9 +40,9 @@ if TYPE_CHECKING:
 
 DEFAULT_PATH = init_step.DEFAULT_PATH
 TOP = Path(__file__).resolve().parent.parent  # the checkout: bin/, build/, shellctr/
+HOSTS = netopts.LOCALHOST  # /etc/hosts of a container before its network is known
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
-HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
 class RunOptions:
@@ -56,6 +56,7 @@ class RunOptions:
         interactive: bool = False, auto_remove: bool = False, restart: str = "no",
         labels: list[str] | None = None, memory: str | None = None,
         limits: dict[str, str | bool | None] | None = None,
+        network: dict[str, object] | None = None,
     ) -> None:
         self.image, self.command = image, command or []
         self.name, self.hostname, self.user = name, hostname, user
@@ -64,6 +65,7 @@ class RunOptions:
         self.tty, self.interactive, self.auto_remove = tty, interactive, auto_remove
         self.restart, self.labels, self.memory = restart, labels or [], memory
         self.limits = limits or {}  # the other limit flags, as typed (cgroup.parse_limits)
+        self.network = network or {}  # the network flags, as typed (network_config)
 
 
 # -- create ----------------------------------------------------------------------------
@@ -165,6 +167,7 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
     argv = entrypoint + cmd
     restart_policy, restart_max = parse_restart(options.restart, options.auto_remove)
     labels = parse_labels(options.labels)
+    network = network_config(options.network, image_config)
     limits = cgroup.parse_limits({"memory": options.memory, **options.limits})
     layout = store.layout
     store.prepare()
@@ -202,6 +205,7 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
             "restart_policy": restart_policy,
             "restart_max": restart_max,
             "labels": labels,
+            **network,  # network_mode, networks, ports... (network_config)
         }
         host.step(f"create container {short_id(cid)} ({config['name']})")
         # the undo of this first mkdir removes everything below it
@@ -210,11 +214,80 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
                      layout.container_rootfs(cid)):
             host.mkdir(path)
         host.write_file(layout.container_etc_file(cid, "hostname"), hostname + "\n")
-        host.write_file(layout.container_etc_file(cid, "hosts"), HOSTS)
-        host.write_file(layout.container_etc_file(cid, "resolv.conf"), host_resolv_conf())
+        host.write_file(layout.container_etc_file(cid, "hosts"), netopts.hosts_text(config))
+        resolv = (host_resolv_conf() if network["network_mode"] != "host"
+                  else read_text("/etc/resolv.conf"))  # the host's own resolvers work there
+        host.write_file(layout.container_etc_file(cid, "resolv.conf"),
+                        netopts.resolv_text(config, resolv))
         store.write(layout.container_config(cid), config)
         store.write(layout.container_state(cid), state_record("created"))
     return config
+
+
+# -- network flags (issue 5) --------------------------------------------------------------
+def network_config(flags: dict[str, object], image_config: Record) -> Record:
+    """The network part of a container's config, from run/create's flags, checked."""
+    def words(key: str) -> list[str]:
+        value = flags.get(key) or []
+        return [str(item) for item in value]  # type: ignore[attr-defined]
+
+    mode = netopts.network_mode(str(flags.get("network") or "") or None)
+    ip, aliases = str(flags.get("ip") or ""), words("aliases")
+    if (ip or aliases) and not netopts.is_bridged(mode):
+        raise ShellctrError(f"--ip and --network-alias need a bridge network, not {mode}")
+    if aliases and mode == netopts.DEFAULT_NETWORK:
+        raise ShellctrError("network-scoped aliases are only supported for user-defined "
+                            "networks", "create one with `shellctr network create`")
+    ports = [netopts.parse_publish(spec) for spec in words("publish")]
+    if (ports or flags.get("publish_all")) and not netopts.is_bridged(mode):
+        raise ShellctrError(f"published ports need a bridge network, not --network {mode}")
+    exposed = list(dict.fromkeys(
+        [netopts.parse_expose(key) for key in (image_config.get("ExposedPorts") or {})]
+        + [netopts.parse_expose(spec) for spec in words("expose")]
+        + [f"{p['port']}/{p['proto']}" for p in ports]))
+    mac = str(flags.get("mac_address") or "")
+    if mac:
+        from shellctr.ipam import check_mac
+        mac = check_mac(mac)
+    return {
+        "network_mode": mode,
+        "networks": {mode: {"ip": ip, "aliases": aliases}} if netopts.is_bridged(mode)
+        else {},
+        "ports": ports, "publish_all": bool(flags.get("publish_all")), "exposed": exposed,
+        "mac_address": mac, "dns": words("dns"), "dns_search": words("dns_search"),
+        "dns_options": words("dns_options"),
+        "extra_hosts": [netopts.parse_add_host(spec) for spec in words("add_host")],
+    }
+
+
+def read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return stream.read()
+    except OSError:
+        return ""
+
+
+def attach_network(host: Host, store: Store, config: Record, rollback: Rollback) -> list[str]:
+    """The start recipe's network step: [] for a fresh netns with loopback only (`none`,
+    which loads no network code), ["host"], or the `nsenter` prefix joining the netns
+    made for it (network.attach)."""
+    mode = config.get("network_mode", "none")  # containers created before networking
+    if mode == "none":
+        return []
+    if mode == "host":
+        return ["host"]
+    from shellctr.network import attach
+
+    return attach(host, store, config, rollback)
+
+
+def release_network(host: Host, store: Store, config: Record) -> None:
+    """The container has ended: its endpoints go (Docker keeps no address for it)."""
+    if netopts.is_bridged(config.get("network_mode", "none")):
+        from shellctr.network import release
+
+        release(host, store, config["id"])
 
 
 def state_record(status: str, **fields: object) -> Record:
@@ -267,11 +340,18 @@ def init_spec(layout: Layout, config: Record, status_fd: int | None,
     }
 
 
-def unshare_argv(spec_path: Path) -> list[str]:
-    """The command that makes the namespaces and runs init.py as their PID 1."""
+def unshare_argv(spec_path: Path, net: list[str] | None = None) -> list[str]:
+    """The command that makes the namespaces and runs init.py as their PID 1.
+
+    `net` (attach_network): [] a new network namespace; ["host"] the host's; else the
+    `nsenter --net=...` that joins the container's before `unshare`.
+    """
+    net = net or []
+    joined = net if net != ["host"] else []
     return [
+        *joined,
         "unshare",
-        "--mount", "--uts", "--ipc", "--net", "--pid",
+        "--mount", "--uts", "--ipc", *([] if net else ["--net"]), "--pid",
         "--propagation", "private",  # mounts made inside never propagate to the host
         # not --fork: util-linux 2.38's unshare exits 1 when its child dies of a signal;
         # the monitor's --reap role forks PID 1 instead and hands on its exact status
@@ -283,7 +363,7 @@ def unshare_argv(spec_path: Path) -> list[str]:
 
 
 def monitor_argv(layout: Layout, config: Record, spec_path: Path, attach: bool,
-                 console_fd: int | None = None) -> list[str]:
+                 console_fd: int | None = None, net: list[str] | None = None) -> list[str]:
     """shellctr-monitor, the container's small parent, around the unshare command.
 
     Attached (foreground), it also copies the output to our terminal and this process
@@ -303,7 +383,7 @@ def monitor_argv(layout: Layout, config: Record, spec_path: Path, attach: bool,
         path_arg(monitor_binary()),
         *(["--attach"] if attach else detached),
         path_arg(layout.container_exit_file(cid)), path_arg(layout.container_log(cid)),
-        "--", *unshare_argv(spec_path),
+        "--", *unshare_argv(spec_path, net),
     ]
 
 
@@ -341,7 +421,9 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
     with Rollback(host) as rollback:
         cgroup.remove(host, cid)  # left by a run whose end nobody recorded
         cgroup.create(host, cid, rollback, limits_of(config))
-        process = spawn_monitor(host, layout, config, spec_path, attach, child, console_end)
+        net = attach_network(host, store, config, rollback)
+        process = spawn_monitor(host, layout, config, spec_path, attach, child, console_end,
+                                net)
         child.close()
         message, fds, init_pid = receive_ready(host, parent)
         if "message" in message:
@@ -409,7 +491,7 @@ def wait_ended(process: subprocess.Popen[bytes], exit_file: Path, attach: bool) 
 
 def spawn_monitor(host: Host, layout: Layout, config: Record, spec_path: Path, attach: bool,
                   child: socket.socket, console: socket.socket | None = None,
-                  ) -> subprocess.Popen[bytes]:
+                  net: list[str] | None = None) -> subprocess.Popen[bytes]:
     """Start the monitor, which starts unshare, which starts init.py."""
     import subprocess
 
@@ -417,7 +499,7 @@ def spawn_monitor(host: Host, layout: Layout, config: Record, spec_path: Path, a
     quiet = subprocess.DEVNULL
     console_fd = console.fileno() if console is not None else None
     process = host.spawn(
-        monitor_argv(layout, config, spec_path, attach, console_fd),
+        monitor_argv(layout, config, spec_path, attach, console_fd, net),
         pass_fds=(child.fileno(), *([console_fd] if console_fd is not None else [])),
         # attached -i without -t: the container reads our stdin; -t: its own pty
         stdin=None if attach and interactive and not tty else quiet,
@@ -453,10 +535,12 @@ def plan_start(host: Host, store: Store, config: Record, attach: bool) -> int:
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
     # init.py joins the cgroups its spec names: the script must make them, as start does
     cgroup.create(host, cid, Rollback(host), limits_of(config))
-    host.spawn(monitor_argv(layout, config, spec_path, attach=True))
+    net = attach_network(host, store, config, Rollback(host))
+    host.spawn(monitor_argv(layout, config, spec_path, attach=True, net=net))
     host.note("inside the new namespaces, init.py (PID 1) does, in-process:")
     host.note("\n".join(step.shell() for step in init_step.Init(spec).all_steps()))
     cgroup.remove(host, cid)  # the attached monitor has returned: the container has ended
+    release_network(host, store, config)
     if config["auto_remove"]:
         host.step(f"remove container {short_id(cid)} (--rm)")
         store.remove_container(cid)
@@ -505,6 +589,7 @@ def finish(host: Host, store: Store, cid: str, code: int, error: str = "") -> No
             finished_at=now_iso(), restart_count=state.get("restart_count", 0),
             oom_killed=cgroup.oom_killed(cid)))
         cgroup.remove(host, cid)
+        release_network(host, store, store.config_record(cid))
         if store.config_record(cid)["auto_remove"]:
             host.step(f"remove container {short_id(cid)} (--rm)")
             store.remove_container(cid)

@@ -167,6 +167,24 @@ class Host:
         """Run a read-only command (also under --dry-run); return (code, out, err)."""
         return _plumbum_run(argv)
 
+    # -- the start path: subprocess, not plumbum ---------------------------------
+    # Networking runs on every `run`; plumbum's import (~80 ms) would double its cost.
+    def run_quick(self, argv: Argv, *, input: str | None = None) -> str:
+        """Like `run`, through subprocess; `input` is fed to stdin (shown as a here-doc)."""
+        def execute() -> str:
+            code, out, err = _subprocess_run(argv, input)
+            if code != 0:
+                detail = err.strip().splitlines()[-1] if err.strip() else f"exit status {code}"
+                raise HostCommandError(f"{argv[0]} failed: {detail}",
+                                       f"command: {shlex.join(argv)}")
+            return out
+
+        return self.apply(Cmd(argv, stdin=input), execute) or ""
+
+    def probe_quick(self, argv: Argv) -> tuple[int, str, str]:
+        """Like `probe`, through subprocess (for the start path)."""
+        return _subprocess_run(argv, None)
+
     def _execute(self, argv: Argv, stdout: IO[bytes] | None = None) -> str:
         code, out, err = _plumbum_run(argv, stdout)
         if code != 0:
@@ -281,6 +299,17 @@ def _plumbum_run(argv: Sequence[str], stdout: IO[bytes] | None = None) -> tuple[
     process = command.popen(stdout=stdout, stderr=subprocess.PIPE)
     _, err = process.communicate()  # plumbum decodes stderr to text
     return int(process.wait()), "", str(err)
+
+
+def _subprocess_run(argv: Sequence[str], input: str | None) -> tuple[int, str, str]:
+    try:
+        proc = subprocess.run(list(argv), input=input, capture_output=True, text=True,
+                              stdin=None if input is not None else subprocess.DEVNULL,
+                              check=False)
+    except FileNotFoundError as err:
+        raise HostCommandError(f"{argv[0]} is not installed",
+                               "see the README for the packages shellctr needs") from err
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 def alive(pid: int, start: int) -> bool:

@@ -96,6 +96,7 @@ def remove(host: Host, store: Store, ref: str, force: bool) -> None:
         image_id = container_config(store, cid).image_id
         host.step(f"remove container {short_id(cid)}")
         cgroup.remove(host, cid)
+        release_network(host, store, cid)
         store.remove_container(cid)
         if not store.layout.image_file(image_id).exists():
             # its image went with rmi -f while it existed: its layers may be free now
@@ -325,6 +326,7 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
             return 0  # removed meanwhile (rm -f)
         state = reconcile(store, cid)
         config = container_config(store, cid)
+        release_network(host, store, cid)  # a restart makes them anew
         restart = should_restart(config.restart_policy, config.restart_max, state)
         if not restart:
             if config.auto_remove:
@@ -345,6 +347,13 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
         host.step(f"restart container {short_id(cid)} ({config.restart_policy})")
         start(host, store, store.config_record(cid), attach=False)
     return state.exit_code
+
+
+def release_network(host: Host, store: Store, cid: str) -> None:
+    """The container's network endpoints go when it ends (and at rm, after a crash)."""
+    from shellctr.container import release_network as release
+
+    release(host, store, store.config_record(cid))
 
 
 def wait_start_recorded(store: Store, cid: str, timeout: float = 10.0) -> None:
