@@ -32,11 +32,11 @@ def parse_address(text: str, what: str = "address") -> ipaddress.IPv4Address:
 
 
 def host_routes() -> list[ipaddress.IPv4Network]:
-    """The IPv4 networks routed in this network namespace (/proc/net/route), except the
-    default route: a new subnet must not shadow one of them."""
+    """The IPv4 networks routed in this network namespace (/proc/thread-self/net/route),
+    except the default route: a new subnet must not shadow one of them."""
     routes = []
     try:
-        with open("/proc/self/net/route", encoding="ascii") as stream:
+        with open("/proc/thread-self/net/route", encoding="ascii") as stream:
             lines = stream.read().splitlines()[1:]
     except OSError:
         return []

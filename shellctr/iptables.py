@@ -134,6 +134,14 @@ def add(host: Host, rules: list[Rule]) -> None:
     restore(host, lines)
 
 
+def delete(host: Host, rules: list[Rule]) -> None:
+    """Delete `rules` (known to exist: e.g. made earlier in the same --dry-run script)."""
+    lines: dict[str, list[str]] = {}
+    for table, rule in rules:
+        lines.setdefault(table, []).append(line(["--delete", *rule]))
+    restore(host, lines)
+
+
 # what `iptables --list-rules` prints, in the long form shellctr writes
 LONG = {"-A": "--append", "-s": "--source", "-d": "--destination", "-i": "--in-interface",
         "-o": "--out-interface", "-p": "--protocol", "-m": "--match", "-j": "--jump",

@@ -12,13 +12,16 @@ if TYPE_CHECKING:
     from shellctr.store import Record
 
 DEFAULT_NETWORK = "shellctr0"  # the default network's name, and its bridge's
+DEFAULT_MODE = DEFAULT_NETWORK  # without --network (unit tests set "none")
 SPECIAL_MODES = ("none", "host")
 LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
 def network_mode(value: str | None) -> str:
     """--network: none, host, container:CTR, or a network's name (bridge: the default)."""
-    if value in (None, "", "default", "bridge"):
+    if value in (None, ""):
+        return DEFAULT_MODE
+    if value in ("default", "bridge"):
         return DEFAULT_NETWORK
     assert value is not None
     if value.startswith("container:") and not value.partition(":")[2]:

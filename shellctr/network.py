@@ -32,6 +32,9 @@ from shellctr.netopts import DEFAULT_NETWORK, is_bridged
 from shellctr.store import SCHEMA_VERSION, Record, Store, now_iso, read_record
 
 NETNS_DIR = Path("/run/netns")
+# --dry-run: the endpoints `attach` showed being made (their records were not written),
+# so that `release` can show them being removed
+_planned: dict[str, list[tuple[Record, Record]]] = {}
 
 
 # -- names of host objects (at most 15 characters) ---------------------------------------
@@ -52,8 +55,8 @@ def bridge_name(nid: str) -> str:
 
 
 def links() -> set[str]:
-    """Interface names in this network namespace (/proc/self/net/dev: no process)."""
-    with open("/proc/self/net/dev", encoding="ascii") as stream:
+    """Interface names in this network namespace (/proc/thread-self/net/dev: no process)."""
+    with open("/proc/thread-self/net/dev", encoding="ascii") as stream:
         return {line.split(":", 1)[0].strip() for line in stream.read().splitlines()[2:]}
 
 
@@ -129,7 +132,7 @@ def bring_up(host: Host, store: Store, record: Record, rollback: Rollback | None
     """The network's bridge, rules and resolver: whatever of them is missing (after a
     reboot, all). The caller holds the lock."""
     bridge, subnet = record["bridge"], record["subnet"]
-    if host.dry_run or bridge not in links():
+    if bridge not in links():
         prefix = subnet.split("/")[1]
         host.run_quick(["ip", "-batch", "-"], input=(
             f"link add name {bridge} type bridge\n"
@@ -178,6 +181,7 @@ def bring_down(host: Host, store: Store, record: Record) -> None:
 def remove(host: Host, store: Store, ref: str) -> str:
     """`network rm`: refused while containers are attached. Returns its name."""
     with store.lock():
+        forget_gone(host, store)
         record = find_network(store, ref)
         if record["endpoints"]:
             names = ", ".join(ep["name"] for ep in record["endpoints"].values())
@@ -205,6 +209,7 @@ def prune(host: Host, store: Store, include_default: bool = False) -> list[str]:
     """Remove the networks no container uses (the default one only if asked)."""
     removed = []
     with store.lock():
+        forget_gone(host, store)
         used = in_use(store)
         for record in records(store):
             if record["endpoints"] or record["name"] in used or (
@@ -303,6 +308,8 @@ def attach(host: Host, store: Store, config: Record, rollback: Rollback) -> list
                     nameserver = record["gateway"]
             plumb(host, record, endpoint, netns, new_netns=index == 0,
                   default_route=index == 0 and not record["internal"])
+            if host.dry_run:
+                _planned.setdefault(cid, []).append((record, endpoint))
             if index == 0:
                 publish(host, store, config, record, endpoint)
             if record.get("dns"):
@@ -339,22 +346,39 @@ def release(host: Host, store: Store, cid: str, only: str | None = None) -> None
     """Remove the container's endpoints (of network `only`, else all and its netns):
     port rules, veths, names, addresses. Probes first; takes the lock."""
     with store.lock():
-        present = links() if not host.dry_run else set()
-        for record in records(store):
-            endpoint = record["endpoints"].get(cid)
-            if endpoint is None or (only is not None and record["id"] != only):
+        present = links()
+        planned = _planned.pop(cid, []) if host.dry_run and only is None else []
+        found = [(r, r["endpoints"][cid]) for r in records(store) if cid in r["endpoints"]]
+        for record, endpoint in found + planned:
+            if only is not None and record["id"] != only:
                 continue
+            shown = (record, endpoint) in planned
             host.step(f"release {short_id(cid)} from network {record['name']}")
-            if endpoint.get("ports"):
+            if endpoint.get("ports") and shown:
+                iptables.delete(host, [rule for b in endpoint["ports"] for rule in
+                                       iptables.port_rules(
+                                           f"ctr={cid[:12]}", record["bridge"], endpoint["ip"],
+                                           b["proto"], b["host_ip"], b["host_port"], b["port"])])
+            elif endpoint.get("ports"):
                 iptables.remove_owned(host, (f"ctr={cid[:12]}",))
-            if endpoint["veth"] in present:
+            if endpoint["veth"] in present or shown:
                 host.run_quick(["ip", "link", "delete", "dev", endpoint["veth"]])
-            del record["endpoints"][cid]
+            record["endpoints"].pop(cid, None)
             save(store, record)
             if record.get("dns"):
                 dns.update(host, record, store.layout.network_run_dir(record["id"]))
-        if only is None and netns_path(cid).exists():
+        if only is None and (netns_path(cid).exists() or planned):
             host.run_quick(["ip", "netns", "delete", netns_name(cid)])
+
+
+def forget_gone(host: Host, store: Store) -> None:
+    """Release the endpoints of containers that no longer exist (removed by hand, or by
+    a replayed --dry-run script): they must not keep a network in use."""
+    existing = set(store.container_ids())
+    for record in records(store):
+        for cid in list(record["endpoints"]):
+            if cid not in existing:
+                release(host, store, cid)
 
 
 # -- published ports -----------------------------------------------------------------------

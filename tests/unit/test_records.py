@@ -61,7 +61,12 @@ def run_options() -> RunOptions:
                       hostname="box", restart="on-failure:3", labels=["app=shop", "tier"],
                       memory="256m", limits={"cpus": "1.5", "pids_limit": "100",
                                              "cpuset_cpus": "0", "cpu_shares": "512",
-                                             "memory_reservation": "128m"})
+                                             "memory_reservation": "128m"},
+                      network={"network": "shop", "ip": "10.1.0.9", "aliases": ["db"],
+                               "publish": ["127.0.0.1:8080:80", "53/udp"],
+                               "expose": ["9000"], "mac_address": "02:42:0A:01:00:09",
+                               "dns": ["192.0.2.1"], "dns_search": ["example.org"],
+                               "dns_options": ["ndots:2"], "add_host": ["gw:192.0.2.254"]})
 
 
 @pytest.fixture
