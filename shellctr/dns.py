@@ -21,16 +21,28 @@ from shellctr.host import Host
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from shellctr.store import Record
 
 
-def hosts_text(record: Record) -> str:
-    """The network's names: each endpoint's address, container name, aliases, short id."""
-    lines = []
-    for cid, endpoint in sorted(record.get("endpoints", {}).items()):
-        names = [endpoint["name"], *endpoint.get("aliases", []), cid[:12]]
-        lines.append(f"{endpoint['ip']}\t{' '.join(dict.fromkeys(n for n in names if n))}\n")
+def hosts_text(record: Record, others: list[Record] | None = None) -> str:
+    """The names a container on the network can reach: each endpoint's address, container
+    name, aliases and short id; then, as Docker's resolver answers across all the
+    networks of the asking container, the endpoints of the other networks its
+    containers are on (`others`: every network record)."""
+    endpoints = record.get("endpoints", {})
+    lines = [entry(cid, ep) for cid, ep in sorted(endpoints.items())]
+    for other in others or []:
+        if other["id"] != record["id"] and set(other["endpoints"]) & set(endpoints):
+            lines += [entry(cid, ep) for cid, ep in sorted(other["endpoints"].items())
+                      if cid not in endpoints]
     return "".join(lines)
+
+
+def entry(cid: str, endpoint: Record) -> str:
+    names = [endpoint["name"], *endpoint.get("aliases", []), cid[:12]]
+    return f"{endpoint['ip']}\t{' '.join(dict.fromkeys(n for n in names if n))}\n"
 
 
 def argv(record: Record, run_dir: Path) -> list[str]:
@@ -66,14 +78,22 @@ def start(host: Host, record: Record, run_dir: Path) -> None:
         host.run_quick(argv(record, run_dir))  # it daemonizes once it listens
 
 
-def update(host: Host, record: Record, run_dir: Path) -> None:
-    """Rewrite the hosts file and tell dnsmasq to reread it."""
-    if not host.exists(run_dir):
-        return
-    host.write_file(run_dir / "hosts", hosts_text(record))
-    pid = pid_of(run_dir)
-    if pid:
-        host.kill(pid, signal.SIGHUP)
+def refresh(host: Host, records: list[Record], run_dir_of: Callable[[str], Path]) -> None:
+    """Rewrite the hosts files that changed and tell their dnsmasq to reread them."""
+    for record in records:
+        run_dir = run_dir_of(record["id"])
+        if not record.get("dns") or not host.exists(run_dir):
+            continue
+        text = hosts_text(record, records)
+        try:
+            if (run_dir / "hosts").read_text() == text:
+                continue
+        except OSError:
+            pass  # missing: write it
+        host.write_file(run_dir / "hosts", text)
+        pid = pid_of(run_dir)
+        if pid:
+            host.kill(pid, signal.SIGHUP)
 
 
 def stop(host: Host, run_dir: Path) -> None:

@@ -312,9 +312,8 @@ def attach(host: Host, store: Store, config: Record, rollback: Rollback) -> list
                 _planned.setdefault(cid, []).append((record, endpoint))
             if index == 0:
                 publish(host, store, config, record, endpoint)
-            if record.get("dns"):
-                dns.update(host, record, store.layout.network_run_dir(record["id"]))
             own.append(endpoint["ip"])
+        dns.refresh(host, records(store), store.layout.network_run_dir)
         write_etc_files(host, store, config, own, nameserver)
     return ["nsenter", f"--net={path_arg(netns_path(cid))}", "--"]
 
@@ -365,8 +364,7 @@ def release(host: Host, store: Store, cid: str, only: str | None = None) -> None
                 host.run_quick(["ip", "link", "delete", "dev", endpoint["veth"]])
             record["endpoints"].pop(cid, None)
             save(store, record)
-            if record.get("dns"):
-                dns.update(host, record, store.layout.network_run_dir(record["id"]))
+            dns.refresh(host, records(store), store.layout.network_run_dir)
         if only is None and (netns_path(cid).exists() or planned):
             host.run_quick(["ip", "netns", "delete", netns_name(cid)])
 
@@ -490,8 +488,7 @@ def connect(host: Host, store: Store, net_ref: str, ctr_ref: str, ip: str | None
                 rollback.push("endpoint", lambda: release(host, store, cid, record["id"]))
                 plumb(host, record, endpoint, netns_name(cid), new_netns=False,
                       default_route=False)
-                if record.get("dns"):
-                    dns.update(host, record, store.layout.network_run_dir(record["id"]))
+                dns.refresh(host, records(store), store.layout.network_run_dir)
         config["networks"] = networks
         store.write(store.layout.container_config(cid), config)
 
