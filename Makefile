@@ -2,9 +2,10 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-# host tools the engine drives, plus what the venv needs
+# host tools the engine drives, plus what the venv needs; dnsmasq-base: the resolver of
+# user networks (the program only, no system service); iperf3: bench/network.py
 APT_PACKAGES := busybox-static iproute2 iptables util-linux procps tar python3 python3-venv \
-    gcc libc6-dev
+    gcc libc6-dev dnsmasq-base iperf3
 PYTEST_ARGS ?=
 
 .PHONY: all deps venv image demo test lint unit integration bench clean
@@ -65,6 +66,7 @@ test: venv lint  ## the whole suite, in parallel
 bench: image
 	$(PY) bench/start.py
 	$(PY) bench/lifecycle.py
+	$(PY) bench/network.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -301,6 +301,7 @@ def attach(host: Host, store: Store, config: Record, rollback: Rollback) -> list
         for index, (name, options) in enumerate(wanted_networks(config).items()):
             record = network_for(host, store, name, found)
             endpoint = new_endpoint(host, store, config, record, index, options)
+            wait_link_gone(host, endpoint["veth"])
             if index == 0:
                 rollback.push(f"network of {short_id(cid)}",
                               lambda: release(host, store, cid))
@@ -360,13 +361,37 @@ def release(host: Host, store: Store, cid: str, only: str | None = None) -> None
                                            b["proto"], b["host_ip"], b["host_port"], b["port"])])
             elif endpoint.get("ports"):
                 iptables.remove_owned(host, (f"ctr={cid[:12]}",))
-            if endpoint["veth"] in present or shown:
-                host.run_quick(["ip", "link", "delete", "dev", endpoint["veth"]])
+            # deleting the netns takes its veths along, without waiting for the kernel
+            # (an explicit `ip link delete` waits for RCU: ~20-50 ms on each stop)
+            whole = only is None and (netns_path(cid).exists() or shown)
+            if not whole and endpoint["veth"] in present:
+                delete_link(host, endpoint["veth"])
             record["endpoints"].pop(cid, None)
             save(store, record)
             dns.refresh(host, records(store), store.layout.network_run_dir)
         if only is None and (netns_path(cid).exists() or planned):
             host.run_quick(["ip", "netns", "delete", netns_name(cid)])
+
+
+def delete_link(host: Host, name: str) -> None:
+    """`ip link delete`, unless the kernel removes it meanwhile (its netns just went)."""
+    try:
+        host.run_quick(["ip", "link", "delete", "dev", name])
+    except ShellctrError:
+        if name in links():
+            raise
+
+
+def wait_link_gone(host: Host, name: str, timeout: float = 2.0) -> None:
+    """A veth of this container's last run may still be on its way out with its old
+    netns (the kernel cleans netns up asynchronously): wait, then delete it."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while name in links() and time.monotonic() < deadline and not host.dry_run:
+        time.sleep(0.005)
+    if name in links():
+        delete_link(host, name)
 
 
 def forget_gone(host: Host, store: Store) -> None:
