@@ -32,6 +32,7 @@ from shellctr.netopts import DEFAULT_NETWORK, is_bridged
 from shellctr.store import SCHEMA_VERSION, Record, Store, now_iso, read_record
 
 NETNS_DIR = Path("/run/netns")
+PROC_SYS = Path("/proc/sys")  # this network namespace's knobs
 # --dry-run: the endpoints `attach` showed being made (their records were not written),
 # so that `release` can show them being removed
 _planned: dict[str, list[tuple[Record, Record]]] = {}
@@ -143,7 +144,7 @@ def bring_up(host: Host, store: Store, record: Record, rollback: Rollback | None
         # 127.0.0.1 -> published port: DNAT'ed packets keep their loopback source on
         # their way out of this bridge (MASQUERADE then rewrites it); per bridge, so
         # it goes with the bridge
-        host.write_value(Path(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet"), "1")
+        host.write_value(PROC_SYS / f"net/ipv4/conf/{bridge}/route_localnet", "1")
         if not record["internal"]:
             enable_forwarding(host)
         iptables.ensure_base(host)
@@ -156,7 +157,7 @@ def bring_up(host: Host, store: Store, record: Record, rollback: Rollback | None
 def enable_forwarding(host: Host) -> None:
     """Routing between the bridges and the uplink (net.ipv4.ip_forward), as Docker; it
     is left on (other software may rely on it by then), in this network namespace."""
-    knob = Path("/proc/sys/net/ipv4/ip_forward")
+    knob = PROC_SYS / "net/ipv4/ip_forward"
     with open(knob, encoding="ascii") as stream:
         if stream.read().strip() == "1":
             return
