@@ -212,7 +212,7 @@ def prune(host: Host, store: Store, include_default: bool = False) -> list[str]:
     with store.lock():
         forget_gone(host, store)
         used = in_use(store)
-        for record in records(store):
+        for record in sorted(records(store), key=lambda r: str(r["name"])):
             if record["endpoints"] or record["name"] in used or (
                     record["name"] == DEFAULT_NETWORK and not include_default):
                 continue

@@ -186,6 +186,10 @@ def test_published_ports_from_another_host_and_from_the_hosts_localhost(
     assert listing == ["80/tcp -> 0.0.0.0:18080", f"8000/tcp -> {port}"]
     ps = ctr("ps", "--format", "{{.Ports}}", trace=False).ok().out.strip()
     assert ps == f"0.0.0.0:18080->80/tcp, {port}->8000/tcp"
+    settings = inspect(ctr, "web")["NetworkSettings"]
+    assert settings["Ports"]["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": "18080"}]
+    address = ctr("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web").ok().out.strip()
+    assert address == settings["Networks"]["shellctr0"]["IPAddress"] != ""
 
 
 @pytest.mark.usefixtures("cleanup")

@@ -86,6 +86,8 @@ def test_a_created_container(layout: Layout, cgroup_root: Path) -> None:
             "PidsLimit": 20,
             "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
             "NetworkMode": "none",
+            "PortBindings": {}, "PublishAllPorts": False, "Dns": [], "DnsSearch": [],
+            "DnsOptions": [], "ExtraHosts": [],
         },
         "GraphDriver": {
             "Name": "overlay",
@@ -109,7 +111,10 @@ def test_a_created_container(layout: Layout, cgroup_root: Path) -> None:
             "WorkingDir": "/srv",
             "Entrypoint": ["/init"],
             "Labels": {"app": "shop", "tier": ""},
+            "ExposedPorts": {},
         },
+        "NetworkSettings": {"SandboxKey": "", "Ports": {}, "IPAddress": "", "Gateway": "",
+                            "IPPrefixLen": 0, "MacAddress": "", "Networks": {}},
     }
     json.dumps(data)  # plain JSON: what `inspect` prints
 
