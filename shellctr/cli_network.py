@@ -118,7 +118,8 @@ def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.network import find_network, remove
 
     def rm(ref: str) -> None:
-        if find_network(ctx.store, ref)["name"] == DEFAULT_NETWORK:
+        if ref in (DEFAULT_NETWORK, "bridge") or \
+                find_network(ctx.store, ref)["name"] == DEFAULT_NETWORK:
             raise ShellctrError(f"{DEFAULT_NETWORK} is a pre-defined network and cannot be "
                                 "removed", "`system prune` removes it while nothing uses it")
         remove(ctx.host, ctx.store, ref)
