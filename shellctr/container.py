@@ -214,11 +214,13 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
                      layout.container_rootfs(cid)):
             host.mkdir(path)
         host.write_file(layout.container_etc_file(cid, "hostname"), hostname + "\n")
-        host.write_file(layout.container_etc_file(cid, "hosts"), netopts.hosts_text(config))
-        resolv = (host_resolv_conf() if network["network_mode"] != "host"
-                  else read_text("/etc/resolv.conf"))  # the host's own resolvers work there
-        host.write_file(layout.container_etc_file(cid, "resolv.conf"),
-                        netopts.resolv_text(config, resolv))
+        if not netopts.is_bridged(network["network_mode"]):  # else: written at start
+            host.write_file(layout.container_etc_file(cid, "hosts"),
+                            netopts.hosts_text(config))
+            resolv = (host_resolv_conf() if network["network_mode"] != "host"
+                      else read_text("/etc/resolv.conf"))  # the host's resolvers work there
+            host.write_file(layout.container_etc_file(cid, "resolv.conf"),
+                            netopts.resolv_text(config, resolv))
         store.write(layout.container_config(cid), config)
         store.write(layout.container_state(cid), state_record("created"))
     return config

@@ -73,7 +73,7 @@ def pid_of(run_dir: Path) -> int:
 def start(host: Host, record: Record, run_dir: Path) -> None:
     """Start the network's dnsmasq unless it runs; its hosts file first."""
     host.ensure_dir(run_dir, mode=0o700)
-    host.write_file(run_dir / "hosts", hosts_text(record))
+    host.write_file(run_dir / "hosts", hosts_text(record), durable=False)
     if not pid_of(run_dir):
         host.run_quick(argv(record, run_dir))  # it daemonizes once it listens
 
@@ -90,7 +90,7 @@ def refresh(host: Host, records: list[Record], run_dir_of: Callable[[str], Path]
                 continue
         except OSError:
             pass  # missing: write it
-        host.write_file(run_dir / "hosts", text)
+        host.write_file(run_dir / "hosts", text, durable=False)
         pid = pid_of(run_dir)
         if pid:
             host.kill(pid, signal.SIGHUP)

@@ -107,3 +107,8 @@ class Layout:
     def network_run_dir(self, nid: str) -> Path:
         """The network's resolver (dnsmasq): its pid file and hosts file."""
         return self.runroot / "networks" / nid
+
+    def network_endpoints(self, nid: str) -> Path:
+        """The network's endpoints (its running containers): runtime state, which a
+        reboot clears with the run root."""
+        return self.runroot / "networks" / f"{nid}.endpoints.json"

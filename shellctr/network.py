@@ -63,6 +63,7 @@ def links() -> set[str]:
 
 # -- records ------------------------------------------------------------------------------
 def records(store: Store) -> list[Record]:
+    """Every network: its record (ROOT/networks) with its endpoints (RUNROOT/networks)."""
     directory = store.layout.networks_dir
     if not directory.is_dir():
         return []
@@ -70,9 +71,15 @@ def records(store: Store) -> list[Record]:
     for entry in sorted(os.listdir(directory)):
         if entry.endswith(".json") and not entry.startswith("."):
             try:
-                found.append(read_record(directory / entry))
+                record = read_record(directory / entry)
             except FileNotFoundError:  # removed just now
                 continue
+            try:
+                record["endpoints"] = read_record(
+                    store.layout.network_endpoints(record["id"]))
+            except FileNotFoundError:  # none started since the network (or the boot)
+                record["endpoints"] = {}
+            found.append(record)
     return found
 
 
@@ -86,7 +93,10 @@ def find_network(store: Store, ref: str, found: list[Record] | None = None) -> R
 
 
 def save(store: Store, record: Record) -> None:
-    store.write(store.layout.network_file(record["id"]), record)
+    """Write the network's endpoints (runtime state: no fsync, the run root)."""
+    path = store.layout.network_endpoints(record["id"])
+    store.host.ensure_dir(path.parent, mode=0o700)
+    store.write(path, record["endpoints"], durable=False)
 
 
 # -- networks -----------------------------------------------------------------------------
@@ -123,7 +133,7 @@ def create(host: Host, store: Store, name: str, *, subnet: str | None = None,
         }
         host.step(f"create network {name}")
         path = store.layout.network_file(nid)
-        save(store, record)
+        store.write(path, {key: value for key, value in record.items() if key != "endpoints"})
         rollback.push(f"write {path}", lambda: host.remove_file(path))
         bring_up(host, store, record, rollback)
     return record
@@ -190,6 +200,7 @@ def remove(host: Host, store: Store, ref: str) -> str:
                            "stop the containers or disconnect them first")
         host.step(f"remove network {record['name']}")
         bring_down(host, store, record)
+        host.remove_file(store.layout.network_endpoints(record["id"]))
         host.remove_file(store.layout.network_file(record["id"]))
     return str(record["name"])
 
@@ -218,6 +229,7 @@ def prune(host: Host, store: Store, include_default: bool = False) -> list[str]:
                 continue
             host.step(f"remove network {record['name']}")
             bring_down(host, store, record)
+            host.remove_file(store.layout.network_endpoints(record["id"]))
             host.remove_file(store.layout.network_file(record["id"]))
             removed.append(str(record["name"]))
     return removed
@@ -338,9 +350,11 @@ def write_etc_files(host: Host, store: Store, config: Record, own: list[str],
     from shellctr.netopts import hosts_text, resolv_text
 
     layout, cid = store.layout, config["id"]
-    host.write_file(layout.container_etc_file(cid, "hosts"), hosts_text(config, own))
+    # rewritten at each start: no fsync (see Host.write_file)
+    host.write_file(layout.container_etc_file(cid, "hosts"), hosts_text(config, own),
+                    durable=False)
     host.write_file(layout.container_etc_file(cid, "resolv.conf"),
-                    resolv_text(config, host_resolv_conf(), nameserver))
+                    resolv_text(config, host_resolv_conf(), nameserver), durable=False)
 
 
 def release(host: Host, store: Store, cid: str, only: str | None = None) -> None:

@@ -305,9 +305,11 @@ def network_leaks(w: Worker, cids: list[str]) -> list[str]:
     for entry in os.listdir(networks) if networks.is_dir() else []:
         if entry.endswith(".json"):
             record = json.loads((networks / entry).read_text())
-            if record["name"] != DEFAULT_NETWORK or record["endpoints"]:
-                found.append(f"network {record['name']} with endpoints "
-                             f"{sorted(record['endpoints'])}")
+            endpoints_file = w.runroot / "networks" / f"{record['id']}.endpoints.json"
+            endpoints = (json.loads(endpoints_file.read_text()) if endpoints_file.exists()
+                         else {})
+            if record["name"] != DEFAULT_NETWORK or endpoints:
+                found.append(f"network {record['name']} with endpoints {sorted(endpoints)}")
     return found
 
 
