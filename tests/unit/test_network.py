@@ -353,6 +353,18 @@ def test_ports_taken_by_another_container_are_refused(layout: Layout, net: FakeN
     assert net.netns() == [f"shc-{CID[:11]}"]  # the refused one left nothing
 
 
+def test_publish_all_binds_every_exposed_port_not_published_yet(
+        layout: Layout, net: FakeNet) -> None:
+    host = net.host()
+    config = new_container(layout, host, publish=["8080:80"], publish_all=True,
+                           expose=["9000", "53/udp"])
+    assert config["exposed"] == ["9000/tcp", "53/udp", "80/tcp"]
+    attach(host, layout, config)
+    ports = network.ports_of(Store(layout, host))[CID]
+    assert [(p["proto"], p["host_port"], p["port"]) for p in ports] == [
+        ("tcp", 8080, 80), ("tcp", 49153, 9000), ("udp", 49153, 53)]
+
+
 def test_dry_run_shows_the_endpoint_made_and_removed(layout: Layout, net: FakeNet) -> None:
     config = new_container(layout, net.host())
     host = net.host(dry_run=True)
