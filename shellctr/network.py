@@ -302,7 +302,7 @@ def attach(host: Host, store: Store, config: Record, rollback: Rollback) -> list
     if mode == "host":
         return ["host"]
     if mode.startswith("container:"):
-        return ["nsenter", f"--net={other_netns(store, mode.partition(':')[2])}", "--"]
+        return ["nsenter", f"--net={share_netns(store, mode.partition(':')[2])}", "--"]
     cid = config["id"]
     netns = netns_name(cid)
     with store.lock():
@@ -332,15 +332,23 @@ def attach(host: Host, store: Store, config: Record, rollback: Rollback) -> list
     return ["nsenter", f"--net={path_arg(netns_path(cid))}", "--"]
 
 
-def other_netns(store: Store, ref: str) -> str:
-    """`--network container:CTR`: the network namespace of that running container."""
+def share_netns(store: Store, ref: str) -> str:
+    """`--network container:CTR`: the network namespace of that running container. Its
+    endpoints are marked `shared`: when it ends, its veths must be deleted explicitly, as
+    its netns lives on with this container."""
     from shellctr.host import alive
 
-    cid = find(ref, store.container_names(), "container")
-    state = store.state_record(cid)
-    if state["status"] != "running" or not alive(state["pid"], state["pid_start"]):
-        raise Conflict(f"cannot join the network of container {ref}: it is not running",
-                       "start it first")
+    with store.lock():
+        cid = find(ref, store.container_names(), "container")
+        state = store.state_record(cid)
+        if state["status"] != "running" or not alive(state["pid"], state["pid_start"]):
+            raise Conflict(f"cannot join the network of container {ref}: it is not running",
+                           "start it first")
+        for record in records(store):
+            endpoint = record["endpoints"].get(cid)
+            if endpoint is not None and not endpoint.get("shared"):
+                endpoint["shared"] = True
+                save(store, record)
     return f"/proc/{state['pid']}/ns/net"
 
 
@@ -378,7 +386,9 @@ def release(host: Host, store: Store, cid: str, only: str | None = None) -> None
                 iptables.remove_owned(host, (f"ctr={cid[:12]}",))
             # deleting the netns takes its veths along, without waiting for the kernel
             # (an explicit `ip link delete` waits for RCU: ~20-50 ms on each stop)
-            whole = only is None and (netns_path(cid).exists() or shown)
+            # (unless another container shares the netns: it outlives this one)
+            whole = only is None and (netns_path(cid).exists() or shown) and not endpoint.get(
+                "shared")
             if not whole and endpoint["veth"] in present:
                 delete_link(host, endpoint["veth"])
             record["endpoints"].pop(cid, None)

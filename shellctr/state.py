@@ -70,6 +70,7 @@ class Endpoint(Model):
     veth: str = Field(max_length=15)  # the host end of its veth pair
     ifname: str = Field(max_length=15)  # eth<n> inside
     ports: list[PortBinding] = Field(default_factory=list)  # as bound (host ports chosen)
+    shared: bool = False  # a --network container:<this one> joined its netns
 
 
 class Network(Model):

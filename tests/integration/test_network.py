@@ -279,6 +279,13 @@ def test_network_modes_none_host_and_container(ctr: Ctr) -> None:
     shared = ctr("run", "--rm", "--network", "container:owner", "busybox", "cat",
                  "/sys/class/net/eth0/address").ok().out
     assert shared == own
+    # the owner ends while another container still uses its netns: its veth goes anyway
+    run_detached(ctr, "--name", "side", "--network", "container:owner", "busybox", "sleep",
+                 "1000")
+    veth = f"shv{inspect(ctr, 'owner')['Id'][:10]}0"
+    assert veth in links()
+    ctr("stop", "-t", "0", "owner").ok()
+    wait_for(lambda: veth not in links(), f"{veth} to go")
 
 
 @pytest.mark.usefixtures("cleanup")

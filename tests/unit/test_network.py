@@ -365,6 +365,22 @@ def test_publish_all_binds_every_exposed_port_not_published_yet(
         ("tcp", 8080, 80), ("tcp", 49153, 9000), ("udp", 49153, 53)]
 
 
+def test_a_netns_shared_with_another_container_loses_the_veths_of_its_owner(
+        layout: Layout, net: FakeNet, monkeypatch: pytest.MonkeyPatch) -> None:
+    host = net.host()
+    store = Store(layout, host)
+    attach(host, layout, new_container(layout, host))
+    store.write(layout.container_state(CID), {**store.state_record(CID), "status": "running",
+                                              "pid": 4321})
+    monkeypatch.setattr("shellctr.host.alive", lambda pid, start: True)
+    joiner = new_container(layout, host, cid=CID2, name="side", network="container:web")
+    assert attach(host, layout, joiner) == ["nsenter", "--net=/proc/4321/ns/net", "--"]
+    host.reset()
+    network.release(host, store, CID)
+    assert host_commands(host) == [f"ip link delete dev shv{CID[:10]}0",
+                                   f"ip netns delete shc-{CID[:11]}"]
+
+
 def test_dry_run_shows_the_endpoint_made_and_removed(layout: Layout, net: FakeNet) -> None:
     config = new_container(layout, net.host())
     host = net.host(dry_run=True)
