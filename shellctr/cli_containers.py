@@ -431,7 +431,7 @@ def add_create_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD [ARG...]")
 
 
-# the network flags, as RunOptions.network and container.network_config name them
+# the network flags, as RunOptions.network and netopts.network_config name them
 NETWORK_FLAGS = ("network", "ip", "aliases", "publish", "publish_all", "expose", "mac_address",
                  "dns", "dns_search", "dns_options", "add_host")
 

@@ -65,7 +65,7 @@ class RunOptions:
         self.tty, self.interactive, self.auto_remove = tty, interactive, auto_remove
         self.restart, self.labels, self.memory = restart, labels or [], memory
         self.limits = limits or {}  # the other limit flags, as typed (cgroup.parse_limits)
-        self.network = network or {}  # the network flags, as typed (network_config)
+        self.network = network or {}  # the network flags, as typed (netopts.network_config)
 
 
 # -- create ----------------------------------------------------------------------------
@@ -167,7 +167,7 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
     argv = entrypoint + cmd
     restart_policy, restart_max = parse_restart(options.restart, options.auto_remove)
     labels = parse_labels(options.labels)
-    network = network_config(options.network, image_config)
+    network = netopts.network_config(options.network, image_config)
     limits = cgroup.parse_limits({"memory": options.memory, **options.limits})
     layout = store.layout
     store.prepare()
@@ -205,7 +205,7 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
             "restart_policy": restart_policy,
             "restart_max": restart_max,
             "labels": labels,
-            **network,  # network_mode, networks, ports... (network_config)
+            **network,  # network_mode, networks, ports... (netopts.network_config)
         }
         host.step(f"create container {short_id(cid)} ({config['name']})")
         # the undo of this first mkdir removes everything below it
@@ -227,41 +227,6 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
 
 
 # -- network flags (issue 5) --------------------------------------------------------------
-def network_config(flags: dict[str, object], image_config: Record) -> Record:
-    """The network part of a container's config, from run/create's flags, checked."""
-    def words(key: str) -> list[str]:
-        value = flags.get(key) or []
-        return [str(item) for item in value]  # type: ignore[attr-defined]
-
-    mode = netopts.network_mode(str(flags.get("network") or "") or None)
-    ip, aliases = str(flags.get("ip") or ""), words("aliases")
-    if (ip or aliases) and not netopts.is_bridged(mode):
-        raise ShellctrError(f"--ip and --network-alias need a bridge network, not {mode}")
-    if aliases and mode == netopts.DEFAULT_NETWORK:
-        raise ShellctrError("network-scoped aliases are only supported for user-defined "
-                            "networks", "create one with `shellctr network create`")
-    ports = [netopts.parse_publish(spec) for spec in words("publish")]
-    if (ports or flags.get("publish_all")) and not netopts.is_bridged(mode):
-        raise ShellctrError(f"published ports need a bridge network, not --network {mode}")
-    exposed = list(dict.fromkeys(
-        [netopts.parse_expose(key) for key in (image_config.get("ExposedPorts") or {})]
-        + [netopts.parse_expose(spec) for spec in words("expose")]
-        + [f"{p['port']}/{p['proto']}" for p in ports]))
-    mac = str(flags.get("mac_address") or "")
-    if mac:
-        from shellctr.ipam import check_mac
-        mac = check_mac(mac)
-    return {
-        "network_mode": mode,
-        "networks": {mode: {"ip": ip, "aliases": aliases}} if netopts.is_bridged(mode)
-        else {},
-        "ports": ports, "publish_all": bool(flags.get("publish_all")), "exposed": exposed,
-        "mac_address": mac, "dns": words("dns"), "dns_search": words("dns_search"),
-        "dns_options": words("dns_options"),
-        "extra_hosts": [netopts.parse_add_host(spec) for spec in words("add_host")],
-    }
-
-
 def read_text(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as stream:

@@ -106,3 +106,38 @@ def resolv_text(config: Record, host_text: str, nameserver: str | None = None) -
     if options:
         text += "options " + " ".join(options) + "\n"
     return text
+
+
+def network_config(flags: dict[str, object], image_config: Record) -> Record:
+    """The network part of a container's config, from run/create's flags, checked."""
+    def words(key: str) -> list[str]:
+        value = flags.get(key) or []
+        return [str(item) for item in value]  # type: ignore[attr-defined]
+
+    mode = network_mode(str(flags.get("network") or "") or None)
+    ip, aliases = str(flags.get("ip") or ""), words("aliases")
+    if (ip or aliases) and not is_bridged(mode):
+        raise ShellctrError(f"--ip and --network-alias need a bridge network, not {mode}")
+    if aliases and mode == DEFAULT_NETWORK:
+        raise ShellctrError("network-scoped aliases are only supported for user-defined "
+                            "networks", "create one with `shellctr network create`")
+    ports = [parse_publish(spec) for spec in words("publish")]
+    if (ports or flags.get("publish_all")) and not is_bridged(mode):
+        raise ShellctrError(f"published ports need a bridge network, not --network {mode}")
+    exposed = list(dict.fromkeys(
+        [parse_expose(key) for key in (image_config.get("ExposedPorts") or {})]
+        + [parse_expose(spec) for spec in words("expose")]
+        + [f"{p['port']}/{p['proto']}" for p in ports]))
+    mac = str(flags.get("mac_address") or "")
+    if mac:
+        from shellctr.ipam import check_mac
+        mac = check_mac(mac)
+    return {
+        "network_mode": mode,
+        "networks": {mode: {"ip": ip, "aliases": aliases}} if is_bridged(mode)
+        else {},
+        "ports": ports, "publish_all": bool(flags.get("publish_all")), "exposed": exposed,
+        "mac_address": mac, "dns": words("dns"), "dns_search": words("dns_search"),
+        "dns_options": words("dns_options"),
+        "extra_hosts": [parse_add_host(spec) for spec in words("add_host")],
+    }
