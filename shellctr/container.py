@@ -40,9 +40,9 @@ if TYPE_CHECKING:
 
 DEFAULT_PATH = init_step.DEFAULT_PATH
 TOP = Path(__file__).resolve().parent.parent  # the checkout: bin/, build/, shellctr/
-HOSTS = netopts.LOCALHOST  # /etc/hosts of a container before its network is known
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
+HOSTS = netopts.LOCALHOST  # /etc/hosts before the network is known (netopts.hosts_text)
 
 
 class RunOptions:

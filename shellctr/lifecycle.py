@@ -326,7 +326,8 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
             return 0  # removed meanwhile (rm -f)
         state = reconcile(store, cid)
         config = container_config(store, cid)
-        release_network(host, store, cid)  # a restart makes them anew
+        if state.status != "running":  # else `start`/`restart` already began a new run
+            release_network(host, store, cid)  # a restart makes them anew
         restart = should_restart(config.restart_policy, config.restart_max, state)
         if not restart:
             if config.auto_remove:

@@ -102,6 +102,17 @@ def ip_of(ctr: Ctr, network: str, container: str) -> str:
     raise AssertionError(f"{container} has no address on {network}")
 
 
+def is_hook(pid: int) -> bool:
+    """The `shellctr _exited` hook a monitor execs when its container ends (not the
+    monitor itself, whose argv names the hook too)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as stream:
+            argv = stream.read().split(b"\0")
+    except OSError:
+        return False
+    return b"_exited" in argv and not argv[0].endswith(b"shellctr-monitor")
+
+
 def retry(command: str) -> str:
     """A shell loop that tries `command` until it succeeds (a server may not listen yet)."""
     return f"for i in $(seq 50); do {command} && exit 0; sleep 0.1; done; exit 1"
@@ -320,3 +331,17 @@ def test_rm_cleans_up_after_a_crashed_container(ctr: Ctr) -> None:
         os.kill(pid, signal.SIGKILL)
     wait_for(lambda: ctr("ps", "-q").ok().out == "", "the crashed container to show ended")
     ctr("rm", "-f", cid).ok()  # the leak check: no veth, netns or rule of it is left
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_restart_gives_the_container_its_network_again(ctr: Ctr) -> None:
+    cid = run_detached(ctr, "--name", "again", "-p", "18097:80", "busybox", "sh", "-c",
+                       SERVE.format(port=80))
+    assert host_connect(18097).startswith("hello-from-")
+    ctr("restart", "-t", "0", "again").ok()
+    # the first run's `_exited` hook runs after the restart began: it must not take the
+    # new run's endpoint away
+    wait_for(lambda: not [pid for pid in pids_naming(cid) if is_hook(pid)],
+             "the first run's hook to end")
+    assert host_connect(18097).startswith("hello-from-")
+    assert len(network_of(ctr, "bridge")["Containers"]) == 1
