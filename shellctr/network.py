@@ -420,13 +420,26 @@ def wait_link_gone(host: Host, name: str, timeout: float = 2.0) -> None:
 
 
 def forget_gone(host: Host, store: Store) -> None:
-    """Release the endpoints of containers that no longer exist (removed by hand, or by
-    a replayed --dry-run script): they must not keep a network in use."""
+    """Release the endpoints of containers that have ended (a `stop` returns once the
+    exit is recorded; the monitor's hook may not have released them yet) or no longer
+    exist (removed by hand, or by a replayed --dry-run script): they must not keep a
+    network in use. The caller holds the lock."""
+    from shellctr.host import alive
+
     existing = set(store.container_ids())
     for record in records(store):
         for cid in list(record["endpoints"]):
-            if cid not in existing:
-                release(host, store, cid)
+            if cid in existing:
+                try:
+                    state = store.state_record(cid)
+                except FileNotFoundError:
+                    continue
+                # "created" with an endpoint: it is starting right now (attach is done)
+                if state["status"] == "created" or (
+                        state["status"] == "running"
+                        and alive(state["pid"], state["pid_start"])):
+                    continue
+            release(host, store, cid)
 
 
 # -- published ports -----------------------------------------------------------------------
