@@ -13,8 +13,9 @@ Every rule carries `--match comment --comment shellctr:OWNER`, OWNER being `base
 `net=<bridge>` or `ctr=<short id>`; removal lists the table once and deletes exactly
 the rules whose tag it owns, so other software's rules are never touched and a half-done
 setup is still cleaned up. Rules are added and removed in batches through
-`iptables-restore --noflush` (one process, atomic per table). The `iptables` command of
-the host is used as is (on Debian 12, the nft backend); nothing here depends on which.
+`iptables-restore --wait --noflush` (one process, atomic per table). The host's
+`iptables` is used as is, for every command alike (on Debian 12 the nft backend; with
+the legacy one, `--wait` queues behind other programs for the xtables lock).
 """
 
 from __future__ import annotations
@@ -122,8 +123,9 @@ def restore_text(lines: dict[str, list[str]]) -> str:
 def restore(host: Host, lines: dict[str, list[str]]) -> None:
     text = restore_text(lines)
     if text:
-        # --noflush: add to the tables, never replace what is there
-        host.run_quick(["iptables-restore", "--noflush"], input=text)
+        # --noflush: add to the tables, never replace what is there; --wait: legacy
+        # iptables fails at once while another program holds the xtables lock
+        host.run_quick(["iptables-restore", "--wait", "--noflush"], input=text)
 
 
 def add(host: Host, rules: list[Rule]) -> None:
@@ -150,7 +152,7 @@ LONG = {"-A": "--append", "-s": "--source", "-d": "--destination", "-i": "--in-i
 
 def listed(host: Host, table: str) -> list[list[str]]:
     """The table's rules as words (`--list-rules`), or none if iptables has no table."""
-    code, out, err = host.probe_quick(["iptables", "--table", table, "--list-rules"])
+    code, out, err = host.probe_quick(["iptables", "--wait", "--table", table, "--list-rules"])
     if code != 0:
         from shellctr.errors import HostCommandError
         raise HostCommandError(f"iptables --list-rules failed: {err.strip()}")
@@ -187,7 +189,7 @@ def ensure_base(host: Host) -> None:
     present = chains_present(listing)
     for table, chain in CHAINS:
         if (table, chain) not in present:
-            host.run_quick(["iptables", "--table", table, "--new-chain", chain])
+            host.run_quick(["iptables", "--wait", "--table", table, "--new-chain", chain])
     lines: dict[str, list[str]] = {}
     jumps = {(words[1], words[-1]) for table in listing for words in listing[table]
              if words[:1] == ["-A"] and owned(words, (BASE,))}
@@ -205,7 +207,7 @@ def remove_base(host: Host) -> None:
     for table, chain in CHAINS:
         if (table, chain) in present:
             # only shellctr's own chain is flushed (its rules are all shellctr's)
-            host.run_quick(["iptables", "--table", table, "--flush", chain])
+            host.run_quick(["iptables", "--wait", "--table", table, "--flush", chain])
     for table, chain in CHAINS:
         if (table, chain) in present:
-            host.run_quick(["iptables", "--table", table, "--delete-chain", chain])
+            host.run_quick(["iptables", "--wait", "--table", table, "--delete-chain", chain])

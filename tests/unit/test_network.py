@@ -74,7 +74,7 @@ class FakeNet:
             self.links.remove(words[3])
 
     def iptables(self, cmd: Cmd) -> str:
-        table, action, chain = cmd.argv[2], cmd.argv[3], cmd.argv[4]
+        table, action, chain = cmd.argv[3], cmd.argv[4], cmd.argv[5]
         if action == "--new-chain":
             self.chains[table].append(chain)
         elif action == "--flush":
@@ -178,12 +178,12 @@ def test_first_container_makes_the_default_network_then_its_endpoint(
         "address add 172.17.0.1/16 dev shellctr0\nlink set dev shellctr0 up\nEOF",
         f"echo 1 > {net.proc_sys}/net/ipv4/conf/shellctr0/route_localnet",
         f"echo 1 > {net.proc_sys}/net/ipv4/ip_forward",
-        "iptables --table filter --new-chain SHELLCTR-FORWARD",
-        "iptables --table filter --new-chain SHELLCTR-ISOLATE-1",
-        "iptables --table filter --new-chain SHELLCTR-ISOLATE-2",
-        "iptables --table nat --new-chain SHELLCTR-POSTROUTING",
-        "iptables --table nat --new-chain SHELLCTR-DNAT",
-        "iptables-restore --noflush <<'EOF'\n*filter\n"
+        "iptables --wait --table filter --new-chain SHELLCTR-FORWARD",
+        "iptables --wait --table filter --new-chain SHELLCTR-ISOLATE-1",
+        "iptables --wait --table filter --new-chain SHELLCTR-ISOLATE-2",
+        "iptables --wait --table nat --new-chain SHELLCTR-POSTROUTING",
+        "iptables --wait --table nat --new-chain SHELLCTR-DNAT",
+        "iptables-restore --wait --noflush <<'EOF'\n*filter\n"
         "--insert FORWARD --match comment --comment shellctr:base --jump SHELLCTR-FORWARD\n"
         "--append SHELLCTR-FORWARD --match comment --comment shellctr:base "
         "--jump SHELLCTR-ISOLATE-1\nCOMMIT\n*nat\n"
@@ -193,7 +193,7 @@ def test_first_container_makes_the_default_network_then_its_endpoint(
         "shellctr:base --jump SHELLCTR-DNAT\n"
         "--append OUTPUT --match addrtype --dst-type LOCAL --match comment --comment "
         "shellctr:base --jump SHELLCTR-DNAT\nCOMMIT\nEOF",
-        "iptables-restore --noflush <<'EOF'\n*filter\n"
+        "iptables-restore --wait --noflush <<'EOF'\n*filter\n"
         "--append SHELLCTR-FORWARD --in-interface shellctr0 --out-interface shellctr0 "
         "--match comment --comment shellctr:net=shellctr0 --jump ACCEPT\n"
         "--append SHELLCTR-ISOLATE-1 --in-interface shellctr0 ! --out-interface shellctr0 "
@@ -216,7 +216,7 @@ def test_first_container_makes_the_default_network_then_its_endpoint(
         "link set dev eth0 address 02:42:ac:11:00:02\naddress add 172.17.0.2/16 dev eth0\n"
         "link set dev eth0 up\nlink set dev lo up\n"
         "route add default via 172.17.0.1 dev eth0\nEOF",
-        "iptables-restore --noflush <<'EOF'\n*filter\n"
+        "iptables-restore --wait --noflush <<'EOF'\n*filter\n"
         "--append SHELLCTR-FORWARD --destination 172.17.0.2/32 ! --in-interface shellctr0 "
         "--out-interface shellctr0 --protocol tcp --destination-port 80 --match comment "
         f"--comment shellctr:ctr={CID[:12]} --jump ACCEPT\nCOMMIT\n*nat\n"
@@ -243,7 +243,7 @@ def test_release_removes_exactly_the_container_and_prune_the_rest(
     store = Store(layout, host)
     network.release(host, store, CID)
     assert host_commands(host) == [
-        "iptables-restore --noflush <<'EOF'\n*filter\n"
+        "iptables-restore --wait --noflush <<'EOF'\n*filter\n"
         "--delete SHELLCTR-FORWARD --destination 172.17.0.2/32 ! --in-interface shellctr0 "
         "--out-interface shellctr0 --protocol tcp --destination-port 80 --match comment "
         f"--comment shellctr:ctr={CID[:12]} --jump ACCEPT\nCOMMIT\n*nat\n"
@@ -443,7 +443,7 @@ def test_remove_owned_deletes_only_the_rules_it_owns_in_long_form(net: FakeNet) 
     host = RecordingHost()
     iptables.remove_owned(host, ("ctr=abc",), listing)
     assert host.lines == [
-        "iptables-restore --noflush <<'EOF'\n*nat\n--delete SHELLCTR-DNAT --protocol tcp "
+        "iptables-restore --wait --noflush <<'EOF'\n*nat\n--delete SHELLCTR-DNAT --protocol tcp "
         "--match tcp --destination-port 8080 --match comment --comment shellctr:ctr=abc "
         "--jump DNAT --to-destination 172.17.0.2:80\nCOMMIT\nEOF"]
 
