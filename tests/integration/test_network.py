@@ -114,8 +114,10 @@ def is_hook(pid: int) -> bool:
 
 
 def retry(command: str) -> str:
-    """A shell loop that tries `command` until it succeeds (a server may not listen yet)."""
-    return f"for i in $(seq 50); do {command} && exit 0; sleep 0.1; done; exit 1"
+    """A shell loop that runs the client `command` until it gets a server's greeting
+    (the server may not listen yet, or be between two connections)."""
+    return (f"for i in $(seq 50); do {command} | grep hello-from- && exit 0; sleep 0.1; "
+            "done; exit 1")
 
 
 def host_connect(port: int, host: str = "127.0.0.1") -> str:
