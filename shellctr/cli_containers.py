@@ -301,7 +301,8 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
         entries = [(c, s) for c, s in entries if s.status == "running"]
     entries = [(c, s) for c, s in entries if container_matches(store, c, s, filters)]
     full = args.no_trunc
-    published = ports_column(store, [c for c, _ in entries])
+    # as Docker: a container that does not run shows no ports
+    published = ports_column(store, [c for c, s in entries if s.status == "running"])
     rows = []
     for config, state in entries:
         if state.status == "running" and state.started_at is not None:
