@@ -168,6 +168,10 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
     restart_policy, restart_max = parse_restart(options.restart, options.auto_remove)
     labels = parse_labels(options.labels)
     network = netopts.network_config(options.network, image_config)
+    if netopts.is_bridged(network["network_mode"]) and \
+            network["network_mode"] != netopts.DEFAULT_NETWORK:
+        from shellctr.network import require_network  # refused now, as Docker does
+        require_network(store, network["network_mode"])
     limits = cgroup.parse_limits({"memory": options.memory, **options.limits})
     layout = store.layout
     store.prepare()

@@ -92,6 +92,15 @@ def find_network(store: Store, ref: str, found: list[Record] | None = None) -> R
     return next(record for record in found if record["id"] == nid)
 
 
+def require_network(store: Store, name: str) -> None:
+    """`run --network NAME`: the network must exist before the container is made."""
+    try:
+        find_network(store, name)
+    except NotFound:
+        raise NotFound(f"network {name} not found",
+                       "create it with `shellctr network create`") from None
+
+
 def save(store: Store, record: Record) -> None:
     """Write the network's endpoints (runtime state: no fsync, the run root)."""
     path = store.layout.network_endpoints(record["id"])

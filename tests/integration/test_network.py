@@ -323,6 +323,10 @@ def test_network_ls_filter_inspect_rm_and_prune(ctr: Ctr) -> None:
     assert "overlaps" in line
     line = one_line_error(ctr("network", "rm", "shellctr0", trace=False))
     assert "pre-defined" in line
+    line = one_line_error(ctr("run", "--rm", "--network", "nowhere", "busybox", "true",
+                              trace=False))
+    assert line == ("shellctr: network nowhere not found (create it with `shellctr network "
+                    "create`)")
     remove_all(ctr)
     assert ctr("network", "prune", "--force").ok().out.split()[2:] == ["labelled", "plain"]
 

@@ -18,7 +18,7 @@ from shellctr import container
 from shellctr.container import RunOptions, create, finish, start, state_record
 from shellctr.image import import_image
 from shellctr.layout import Layout
-from shellctr.state import ContainerConfig, ContainerState, Image, ImageConfig
+from shellctr.state import ContainerConfig, ContainerState, Image, ImageConfig, Network
 from shellctr.store import Store, dump_record, read_record
 
 from .helpers import (
@@ -67,6 +67,18 @@ def run_options() -> RunOptions:
                                "expose": ["9000"], "mac_address": "02:42:0A:01:00:09",
                                "dns": ["192.0.2.1"], "dns_search": ["example.org"],
                                "dns_options": ["ndots:2"], "add_host": ["gw:192.0.2.254"]})
+
+
+@pytest.fixture(autouse=True)
+def shop_network(layout: Layout) -> None:
+    """The user network `run_options` names (--network refuses one that does not exist)."""
+    layout.networks_dir.mkdir(parents=True)
+    record = {"schema_version": 1, "id": "ee" * 32, "name": "shop", "driver": "bridge",
+              "created": "2024-05-01T12:00:00Z", "bridge": "shbr-eeeeeeeeee",
+              "subnet": "10.1.0.0/24", "gateway": "10.1.0.1", "ip_range": "",
+              "internal": False, "dns": True, "labels": {}}
+    Network.model_validate(record)
+    layout.network_file("ee" * 32).write_text(json.dumps(record))
 
 
 @pytest.fixture
