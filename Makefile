@@ -2,9 +2,11 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-# host tools the engine drives, plus what the venv needs
+# host tools the engine drives, plus what the venv needs; attr: setfattr (whiteouts in
+# --dry-run scripts); dnsmasq-base: the resolver of user networks (the program only, no
+# system service); iperf3: bench/network.py
 APT_PACKAGES := busybox-static iproute2 iptables util-linux procps tar attr python3 python3-venv \
-    gcc libc6-dev
+    gcc libc6-dev dnsmasq-base iperf3
 PYTEST_ARGS ?=
 
 .PHONY: all deps venv image demo test lint unit integration bench clean
@@ -66,6 +68,7 @@ bench: image
 	$(PY) bench/start.py
 	$(PY) bench/lifecycle.py
 	$(PY) bench/images.py
+	$(PY) bench/network.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

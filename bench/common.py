@@ -42,10 +42,26 @@ def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]
     return subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
 
 
+CLONE_NEWNET = 0x40000000
+
+
+def own_network_namespace() -> None:
+    """Move this process into a new network namespace with loopback up: the bridges,
+    iptables rules and published ports of bench containers never touch the host's."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
+    run(["ip", "link", "set", "dev", "lo", "up"])
+
+
 class Sandbox:
-    """A throwaway shellctr root with the busybox image in it."""
+    """A throwaway shellctr root with the busybox image in it, in a network namespace
+    of its own (containers get the default bridge network)."""
 
     def __init__(self) -> None:
+        own_network_namespace()
         self.dir = Path(tempfile.mkdtemp(prefix="shellctr-bench-"))
         self.env = {**os.environ, "SHELLCTR_ROOT": str(self.dir / "root"),
                     "SHELLCTR_RUNROOT": str(self.dir / "run")}
@@ -59,6 +75,12 @@ class Sandbox:
         return layers / next(p for p in os.listdir(layers) if not p.startswith("."))
 
     def close(self) -> None:
+        # every container, network, rule and resolver goes, not only the files
+        subprocess.run([SHELLCTR, "rm", "--force",
+                        *subprocess.run([SHELLCTR, "ps", "-aq"], env=self.env, check=True,
+                                        capture_output=True, text=True).stdout.split()],
+                       env=self.env, capture_output=True, check=False)
+        run([SHELLCTR, "system", "prune", "--force"], env=self.env)
         shutil.rmtree(self.dir)
 
 

@@ -78,11 +78,12 @@ def build_parser() -> Parser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
 
-    from shellctr import cli_containers, cli_images, cli_volumes
+    from shellctr import cli_containers, cli_images, cli_network, cli_volumes
 
     cli_containers.register(verbs)
     cli_images.register(verbs)
     cli_volumes.register(verbs)
+    cli_network.register(verbs)
     return parser
 
 

@@ -13,6 +13,8 @@ from shellctr.errors import ShellctrError, UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from shellctr.container import RunOptions
+    from shellctr.state import ContainerConfig
+    from shellctr.store import Store
 
 
 # -- verbs -----------------------------------------------------------------------------
@@ -29,6 +31,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         cgroup_parent=args.cgroup_parent,
         volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs, read_only=args.read_only,
         volumes_from=args.volumes_from,
+        network={key: getattr(args, key) for key in NETWORK_FLAGS},
     )
 
 
@@ -304,7 +307,7 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.gotemplate import render, table_format
     from shellctr.ids import short_id
     from shellctr.lifecycle import container_matches, parse_filters, reconcile
-    from shellctr.state import ContainerConfig, ContainerState, container_config
+    from shellctr.state import ContainerState, container_config
     from shellctr.textfmt import command_column, human_ago, human_duration, table
 
     store = ctx.store
@@ -325,6 +328,8 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
         entries = [(c, s) for c, s in entries if s.status == "running"]
     entries = [(c, s) for c, s in entries if container_matches(store, c, s, filters)]
     full = args.no_trunc
+    # as Docker: a container that does not run shows no ports
+    published = ports_column(store, [c for c, s in entries if s.status == "running"])
     rows = []
     for config, state in entries:
         if state.status == "running" and state.started_at is not None:
@@ -340,7 +345,7 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
             "Command": command_column([config.path, *config.args], truncate=not full),
             "CreatedAt": config.created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
             "RunningFor": human_ago(config.created), "Status": status, "State": state.status,
-            "Ports": "", "Names": config.name,
+            "Ports": published.get(config.id, ""), "Names": config.name,
             "Labels": ",".join(f"{k}={v}" for k, v in config.labels.items()),
         })
     if args.quiet:
@@ -361,6 +366,42 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
     print(table([PS_HEADERS[key] for key in keys], [[row[key] for key in keys] for row in rows]))
+    return 0
+
+
+def ports_column(store: Store, configs: list[ContainerConfig]) -> dict[str, str]:
+    """ps' PORTS: `0.0.0.0:8080->80/tcp` for published ports, `80/tcp` for exposed."""
+    if not any(config.exposed for config in configs):
+        return {}
+    from shellctr.network import port_text, ports_of
+
+    bound = ports_of(store)
+    column = {}
+    for config in configs:
+        shown = {f"{b['port']}/{b['proto']}": f"{port_text(b)}->{b['port']}/{b['proto']}"
+                 for b in bound.get(config.id, [])}
+        column[config.id] = ", ".join([shown.get(spec, spec) for spec in config.exposed]
+                                      + [text for spec, text in shown.items()
+                                         if spec not in config.exposed])
+    return column
+
+
+def cmd_port(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.lifecycle import find_container
+    from shellctr.network import port_text, ports_of
+
+    cid = find_container(ctx.store, args.container)
+    bindings = ports_of(ctx.store).get(cid, [])
+    if args.port:
+        port, _, proto = args.port.partition("/")
+        found = [b for b in bindings if str(b["port"]) == port and b["proto"] == (proto or "tcp")]
+        if not found:
+            raise ShellctrError(f"no public port '{args.port}' published for {args.container}")
+        for binding in found:
+            print(port_text(binding))
+        return 0
+    for binding in bindings:
+        print(f"{binding['port']}/{binding['proto']} -> {port_text(binding)}")
     return 0
 
 
@@ -406,6 +447,7 @@ def add_create_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-l", "--label", action="append", default=[], metavar="K=V",
                         help="set a label")
     add_limit_flags(parser)
+    add_network_flags(parser)
     parser.add_argument("--oom-kill-disable", action="store_true",
                         help="processes over -m wait for memory instead of being killed")
     parser.add_argument("--cpu-period", metavar="µS", help="CFS period (µs)")
@@ -436,6 +478,37 @@ def add_storage_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--volumes-from", action="append", default=[],
                         metavar="CTR[:ro|rw]", help="the volumes and binds of another "
                         "container")
+
+
+# the network flags, as RunOptions.network and netopts.network_config name them
+NETWORK_FLAGS = ("network", "ip", "aliases", "publish", "publish_all", "expose", "mac_address",
+                 "dns", "dns_search", "dns_options", "add_host")
+
+
+def add_network_flags(parser: argparse.ArgumentParser) -> None:
+    """The network flags of `run` and `create` (issue 5)."""
+    parser.add_argument("--network", "--net", metavar="NET",
+                        help="bridge (default: shellctr0), none, host, container:CTR, or a "
+                        "network's name")
+    parser.add_argument("--ip", metavar="IP", help="the container's address on its network")
+    parser.add_argument("--network-alias", dest="aliases", action="append", default=[],
+                        metavar="NAME", help="another name on a user network")
+    parser.add_argument("-p", "--publish", action="append", default=[],
+                        metavar="[IP:]HOSTPORT:PORT[/PROTO]",
+                        help="publish a port on the host (a random host port: -p PORT)")
+    parser.add_argument("-P", "--publish-all", action="store_true",
+                        help="publish every exposed port on a random host port")
+    parser.add_argument("--expose", action="append", default=[], metavar="PORT[/PROTO]",
+                        help="expose a port (for -P)")
+    parser.add_argument("--mac-address", metavar="MAC", help="eth0's MAC address")
+    parser.add_argument("--dns", action="append", default=[], metavar="IP",
+                        help="a DNS server for /etc/resolv.conf")
+    parser.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN",
+                        help="a search domain for /etc/resolv.conf")
+    parser.add_argument("--dns-option", dest="dns_options", action="append", default=[],
+                        metavar="OPT", help="an option for /etc/resolv.conf")
+    parser.add_argument("--add-host", action="append", default=[], metavar="NAME:IP",
+                        help="a line of /etc/hosts")
 
 
 # the limit flags, as RunOptions.limits and cgroup.parse_limits name them
@@ -581,6 +654,11 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
                     help="remove its anonymous volumes too")
     rm.add_argument("containers", nargs="+", metavar="CONTAINER")
     rm.set_defaults(func=cmd_rm)
+
+    port = verbs.add_parser("port", help="a container's published ports")
+    port.add_argument("container", metavar="CONTAINER")
+    port.add_argument("port", nargs="?", metavar="PORT[/PROTO]")
+    port.set_defaults(func=cmd_port)
 
     exp = verbs.add_parser("export", help="write a container's filesystem as a tar")
     exp.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")

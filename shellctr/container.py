@@ -21,7 +21,7 @@ import struct
 import sys
 from pathlib import Path
 
-from shellctr import cgroup
+from shellctr import cgroup, netopts
 from shellctr import init as init_step
 from shellctr.cmd import path_arg
 from shellctr.errors import Conflict, ExecError, NotFound, ShellctrError
@@ -42,7 +42,7 @@ DEFAULT_PATH = init_step.DEFAULT_PATH
 TOP = Path(__file__).resolve().parent.parent  # the checkout: bin/, build/, shellctr/
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
-HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+HOSTS = netopts.LOCALHOST  # /etc/hosts before the network is known (netopts.hosts_text)
 
 
 class RunOptions:
@@ -59,6 +59,7 @@ class RunOptions:
         volumes: list[str] | None = None, mounts: list[str] | None = None,
         tmpfs: list[str] | None = None, read_only: bool = False,
         volumes_from: list[str] | None = None,
+        network: dict[str, object] | None = None,
     ) -> None:
         self.image, self.command = image, command or []
         self.name, self.hostname, self.user = name, hostname, user
@@ -71,6 +72,7 @@ class RunOptions:
         # storage: -v, --mount, --tmpfs, --read-only, --volumes-from (volume.collect)
         self.volumes, self.mounts, self.tmpfs = volumes or [], mounts or [], tmpfs or []
         self.read_only, self.volumes_from = read_only, volumes_from or []
+        self.network = network or {}  # the network flags, as typed (netopts.network_config)
 
 
 # -- create ----------------------------------------------------------------------------
@@ -172,6 +174,11 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
     argv = entrypoint + cmd
     restart_policy, restart_max = parse_restart(options.restart, options.auto_remove)
     labels = parse_labels(options.labels)
+    network = netopts.network_config(options.network, image_config)
+    if netopts.is_bridged(network["network_mode"]) and \
+            network["network_mode"] != netopts.DEFAULT_NETWORK:
+        from shellctr.network import require_network  # refused now, as Docker does
+        require_network(store, network["network_mode"])
     limits = cgroup.parse_limits({"memory": options.memory, **options.limits})
     parent = cgroup.parse_parent(options.cgroup_parent) if options.cgroup_parent else ""
     mounts: list[Record] = []
@@ -219,9 +226,9 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
             "restart_max": restart_max,
             "labels": {**(image_config.get("Labels") or {}), **labels},  # -l wins
             "stop_signal": image_config.get("StopSignal") or "",
-            "exposed_ports": sorted(image_config.get("ExposedPorts") or {}),
             "mounts": mounts,  # volume.mount_record; anonymous volumes named below
             "read_only": options.read_only,
+            **network,  # network_mode, networks, ports... (netopts.network_config)
         }
         host.step(f"create container {short_id(cid)} ({config['name']})")
         if mounts:  # volumes created on first use, missing -v host dirs
@@ -234,11 +241,47 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
                      layout.container_rootfs(cid)):
             host.mkdir(path)
         host.write_file(layout.container_etc_file(cid, "hostname"), hostname + "\n")
-        host.write_file(layout.container_etc_file(cid, "hosts"), HOSTS)
-        host.write_file(layout.container_etc_file(cid, "resolv.conf"), host_resolv_conf())
+        if not netopts.is_bridged(network["network_mode"]):  # else: written at start
+            host.write_file(layout.container_etc_file(cid, "hosts"),
+                            netopts.hosts_text(config))
+            resolv = (host_resolv_conf() if network["network_mode"] != "host"
+                      else read_text("/etc/resolv.conf"))  # the host's resolvers work there
+            host.write_file(layout.container_etc_file(cid, "resolv.conf"),
+                            netopts.resolv_text(config, resolv))
         store.write(layout.container_config(cid), config)
         store.write(layout.container_state(cid), state_record("created"))
     return config
+
+
+# -- network flags (issue 5) --------------------------------------------------------------
+def read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return stream.read()
+    except OSError:
+        return ""
+
+
+def attach_network(host: Host, store: Store, config: Record, rollback: Rollback) -> list[str]:
+    """The start recipe's network step: [] for a fresh netns with loopback only (`none`,
+    which loads no network code), ["host"], or the `nsenter` prefix joining the netns
+    made for it (network.attach)."""
+    mode = config.get("network_mode", "none")  # containers created before networking
+    if mode == "none":
+        return []
+    if mode == "host":
+        return ["host"]
+    from shellctr.network import attach
+
+    return attach(host, store, config, rollback)
+
+
+def release_network(host: Host, store: Store, config: Record) -> None:
+    """The container has ended: its endpoints go (Docker keeps no address for it)."""
+    if netopts.is_bridged(config.get("network_mode", "none")):
+        from shellctr.network import release
+
+        release(host, store, config["id"])
 
 
 def state_record(status: str, **fields: object) -> Record:
@@ -300,11 +343,18 @@ def init_spec(layout: Layout, config: Record, status_fd: int | None,
     return spec
 
 
-def unshare_argv(spec_path: Path) -> list[str]:
-    """The command that makes the namespaces and runs init.py as their PID 1."""
+def unshare_argv(spec_path: Path, net: list[str] | None = None) -> list[str]:
+    """The command that makes the namespaces and runs init.py as their PID 1.
+
+    `net` (attach_network): [] a new network namespace; ["host"] the host's; else the
+    `nsenter --net=...` that joins the container's before `unshare`.
+    """
+    net = net or []
+    joined = net if net != ["host"] else []
     return [
+        *joined,
         "unshare",
-        "--mount", "--uts", "--ipc", "--net", "--pid",
+        "--mount", "--uts", "--ipc", *([] if net else ["--net"]), "--pid",
         "--propagation", "private",  # mounts made inside never propagate to the host
         # not --fork: util-linux 2.38's unshare exits 1 when its child dies of a signal;
         # the monitor's --reap role forks PID 1 instead and hands on its exact status
@@ -316,7 +366,7 @@ def unshare_argv(spec_path: Path) -> list[str]:
 
 
 def monitor_argv(layout: Layout, config: Record, spec_path: Path, attach: bool,
-                 console_fd: int | None = None) -> list[str]:
+                 console_fd: int | None = None, net: list[str] | None = None) -> list[str]:
     """shellctr-monitor, the container's small parent, around the unshare command.
 
     Attached (foreground), it also copies the output to our terminal and this process
@@ -338,7 +388,7 @@ def monitor_argv(layout: Layout, config: Record, spec_path: Path, attach: bool,
         path_arg(monitor_binary()),
         *(["--attach"] if attach else detached),
         path_arg(layout.container_exit_file(cid)), path_arg(layout.container_log(cid)),
-        "--", *unshare_argv(spec_path),
+        "--", *unshare_argv(spec_path, net),
     ]
 
 
@@ -376,7 +426,9 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
     with Rollback(host) as rollback:
         cgroup.remove(host, group_of(config))  # left by a run whose end nobody recorded
         cgroup.create(host, group_of(config), rollback, limits_of(config))
-        process = spawn_monitor(host, layout, config, spec_path, attach, child, console_end)
+        net = attach_network(host, store, config, rollback)
+        process = spawn_monitor(host, layout, config, spec_path, attach, child, console_end,
+                                net)
         child.close()
         message, fds, init_pid = receive_ready(host, parent)
         if "message" in message:
@@ -449,7 +501,7 @@ def wait_ended(process: subprocess.Popen[bytes], exit_file: Path, attach: bool) 
 
 def spawn_monitor(host: Host, layout: Layout, config: Record, spec_path: Path, attach: bool,
                   child: socket.socket, console: socket.socket | None = None,
-                  ) -> subprocess.Popen[bytes]:
+                  net: list[str] | None = None) -> subprocess.Popen[bytes]:
     """Start the monitor, which starts unshare, which starts init.py."""
     import subprocess
 
@@ -457,7 +509,7 @@ def spawn_monitor(host: Host, layout: Layout, config: Record, spec_path: Path, a
     quiet = subprocess.DEVNULL
     console_fd = console.fileno() if console is not None else None
     process = host.spawn(
-        monitor_argv(layout, config, spec_path, attach, console_fd),
+        monitor_argv(layout, config, spec_path, attach, console_fd, net),
         pass_fds=(child.fileno(), *([console_fd] if console_fd is not None else [])),
         # attached -i without -t: the container reads our stdin; -t: its own pty
         stdin=None if attach and interactive and not tty else quiet,
@@ -493,15 +545,18 @@ def plan_start(host: Host, store: Store, config: Record, attach: bool) -> int:
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
     # init.py joins the cgroups its spec names: the script must make them, as start does
     cgroup.create(host, group_of(config), Rollback(host), limits_of(config))
+    net = attach_network(host, store, config, Rollback(host))
     if attach:
-        host.spawn(monitor_argv(layout, config, spec_path, attach=True))
+        host.spawn(monitor_argv(layout, config, spec_path, attach=True, net=net))
     else:  # in a session of its own, as start runs it; its hook records the end
-        host.spawn(["setsid", "--fork", *monitor_argv(layout, config, spec_path, attach=False)])
+        host.spawn(["setsid", "--fork",
+                    *monitor_argv(layout, config, spec_path, attach=False, net=net)])
     host.note("inside the new namespaces, init.py (PID 1) does, in-process:")
     host.note("\n".join(step.shell() for step in init_step.Init(spec).all_steps()))
     if not attach:
         return 0
     cgroup.remove(host, group_of(config))  # the attached monitor returned: the container ended
+    release_network(host, store, config)
     if config["auto_remove"]:
         host.step(f"remove container {short_id(cid)} (--rm)")
         store.remove_container(cid)
@@ -551,6 +606,7 @@ def finish(host: Host, store: Store, cid: str, code: int, error: str = "") -> No
             finished_at=now_iso(), restart_count=state.get("restart_count", 0),
             oom_killed=cgroup.oom_killed(group_of(config))))
         cgroup.remove(host, group_of(config))
+        release_network(host, store, config)
         if config["auto_remove"]:
             host.step(f"remove container {short_id(cid)} (--rm)")
             store.remove_container(cid)

@@ -70,9 +70,10 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "CgroupParent": config.cgroup_parent,
             "RestartPolicy": {"Name": config.restart_policy,
                               "MaximumRetryCount": config.restart_max},
-            "NetworkMode": "none",
+            "NetworkMode": config.network_mode,
             "ReadonlyRootfs": config.read_only,
             "Tmpfs": {m.target: m.options for m in config.mounts if m.type == "tmpfs"} or None,
+            **host_network_config(config),
         },
         "GraphDriver": {
             "Name": "overlay",
@@ -95,9 +96,56 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "WorkingDir": config.working_dir,
             "Entrypoint": config.entrypoint or None,
             "Labels": config.labels,
-            "ExposedPorts": {port: {} for port in config.exposed_ports} or None,
+            "ExposedPorts": {spec: {} for spec in config.exposed} or None,
             **({"StopSignal": config.stop_signal} if config.stop_signal else {}),
         },
+        "NetworkSettings": network_settings(store, config, running),
+    }
+
+
+# -- networking (issue 5) -----------------------------------------------------------------
+def host_network_config(config: ContainerConfig) -> dict[str, Any]:
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for port in config.ports:
+        bindings.setdefault(f"{port.port}/{port.proto}", []).append(
+            {"HostIp": port.host_ip, "HostPort": str(port.host_port or "")})
+    return {"PortBindings": bindings, "PublishAllPorts": config.publish_all,
+            "Dns": config.dns, "DnsSearch": config.dns_search,
+            "DnsOptions": config.dns_options,
+            # kept as hosts lines (IP<tab>NAME); Docker shows NAME:IP
+            "ExtraHosts": [f"{line.partition(chr(9))[2]}:{line.partition(chr(9))[0]}"
+                           for line in config.extra_hosts]}
+
+
+def network_settings(store: Store, config: ContainerConfig, running: bool) -> dict[str, Any]:
+    """Docker's NetworkSettings: the endpoints of a running container, by network."""
+    from shellctr.network import netns_path, records
+
+    networks: dict[str, Any] = {}
+    ports: dict[str, Any] = {spec: None for spec in config.exposed}
+    for record in records(store) if running else []:
+        endpoint = record["endpoints"].get(config.id)
+        if endpoint is None:
+            continue
+        networks[record["name"]] = {
+            "NetworkID": record["id"], "EndpointID": endpoint["veth"],
+            "Gateway": record["gateway"], "IPAddress": endpoint["ip"],
+            "IPPrefixLen": int(record["subnet"].split("/")[1]),
+            "MacAddress": endpoint["mac"], "Aliases": endpoint["aliases"] or None,
+        }
+        for binding in endpoint["ports"]:
+            ports.setdefault(f"{binding['port']}/{binding['proto']}", None)
+            ports[f"{binding['port']}/{binding['proto']}"] = [
+                *(ports[f"{binding['port']}/{binding['proto']}"] or []),
+                {"HostIp": binding["host_ip"] or "0.0.0.0",
+                 "HostPort": str(binding["host_port"])}]
+    first: dict[str, Any] = next(iter(networks.values()), {})
+    return {
+        "SandboxKey": str(netns_path(config.id)) if networks else "",
+        "Ports": ports,
+        "IPAddress": first.get("IPAddress", ""), "Gateway": first.get("Gateway", ""),
+        "IPPrefixLen": first.get("IPPrefixLen", 0), "MacAddress": first.get("MacAddress", ""),
+        "Networks": networks,
     }
 
 

@@ -117,3 +117,21 @@ class Layout:
     def container_init_spec(self, cid: str) -> Path:
         """What init.py reads: the final step's instructions, rewritten on each start."""
         return self.container_run_dir(cid) / "init.json"
+
+    # -- networks (issue 5) ----------------------------------------------------
+    @property
+    def networks_dir(self) -> Path:
+        return self.root / "networks"
+
+    def network_file(self, nid: str) -> Path:
+        """A network's record: its subnet, bridge and the endpoints of its containers."""
+        return self.networks_dir / f"{nid}.json"
+
+    def network_run_dir(self, nid: str) -> Path:
+        """The network's resolver (dnsmasq): its pid file and hosts file."""
+        return self.runroot / "networks" / nid
+
+    def network_endpoints(self, nid: str) -> Path:
+        """The network's endpoints (its running containers): runtime state, which a
+        reboot clears with the run root."""
+        return self.runroot / "networks" / f"{nid}.endpoints.json"

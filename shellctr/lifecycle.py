@@ -107,6 +107,7 @@ def remove(host: Host, store: Store, ref: str, force: bool, volumes: bool = Fals
         record = store.config_record(cid)
         host.step(f"remove container {short_id(cid)}")
         cgroup.remove(host, cgroup.group_of(cid, config.cgroup_parent))
+        release_network(host, store, cid)
         store.remove_container(cid)
         if volumes:
             from shellctr.container import remove_volumes
@@ -344,6 +345,8 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
         if state.status == "created":  # no `start` recorded it: a --dry-run script ran it
             state = record_end(store, cid, state)
         config = container_config(store, cid)
+        if state.status != "running":  # else `start`/`restart` already began a new run
+            release_network(host, store, cid)  # a restart makes them anew
         restart = should_restart(config.restart_policy, config.restart_max, state)
         if not restart:
             if config.auto_remove:
@@ -368,6 +371,13 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
         host.step(f"restart container {short_id(cid)} ({config.restart_policy})")
         start(host, store, store.config_record(cid), attach=False)
     return state.exit_code
+
+
+def release_network(host: Host, store: Store, cid: str) -> None:
+    """The container's network endpoints go when it ends (and at rm, after a crash)."""
+    from shellctr.container import release_network as release
+
+    release(host, store, store.config_record(cid))
 
 
 def wait_start_recorded(store: Store, cid: str, timeout: float = 10.0) -> None:

@@ -88,6 +88,51 @@ class Volume(Model):
     anonymous: bool = False
 
 
+class PortBinding(Model):
+    """A published port (`-p`); host_port 0 until the start picks a free one."""
+
+    proto: Literal["tcp", "udp"] = "tcp"
+    host_ip: str = ""  # "": every address of the host
+    host_port: int = Field(default=0, ge=0, le=65535)
+    port: int = Field(ge=1, le=65535)  # inside the container
+
+
+class NetworkAttachment(Model):
+    """A network a container joins when it starts (`--network`, `network connect`)."""
+
+    ip: str = ""  # --ip; "": the next free address
+    aliases: list[str] = Field(default_factory=list)  # --network-alias, connect --alias
+
+
+class Endpoint(Model):
+    """A running container's place on a network."""
+
+    name: str
+    ip: str
+    mac: str
+    aliases: list[str] = Field(default_factory=list)
+    veth: str = Field(max_length=15)  # the host end of its veth pair
+    ifname: str = Field(max_length=15)  # eth<n> inside
+    ports: list[PortBinding] = Field(default_factory=list)  # as bound (host ports chosen)
+    shared: bool = False  # a --network container:<this one> joined its netns
+
+
+class Network(Model):
+    schema_version: Literal[1] = 1
+    id: str = Field(pattern=HEX64)
+    name: str = Field(min_length=1)
+    driver: Literal["bridge"] = "bridge"
+    created: datetime
+    bridge: str = Field(max_length=15)
+    subnet: str
+    gateway: str
+    ip_range: str = ""
+    internal: bool = False
+    dns: bool = False  # a resolver for its containers' names (user networks)
+    labels: dict[str, str] = Field(default_factory=dict)
+    endpoints: dict[str, Endpoint] = Field(default_factory=dict)  # container id -> endpoint
+
+
 class ContainerConfig(Model):
     """Frozen when the container is created."""
 
@@ -124,9 +169,19 @@ class ContainerConfig(Model):
     restart_max: int = Field(default=0, ge=0)  # on-failure:N; 0 means no limit
     labels: dict[str, str] = Field(default_factory=dict)
     stop_signal: str = ""  # the image's StopSignal; "": SIGTERM
-    exposed_ports: list[str] = Field(default_factory=list)  # the image's, e.g. "80/tcp"
     mounts: list[MountPoint] = Field(default_factory=list)  # parents before children
     read_only: bool = False  # --read-only: the rootfs (not its mounts) is read-only
+    # networking (issue 5); records made before it had loopback only: "none"
+    network_mode: str = "none"  # none, host, container:<ref>, or a network's name
+    networks: dict[str, NetworkAttachment] = Field(default_factory=dict)  # in join order
+    ports: list[PortBinding] = Field(default_factory=list)
+    publish_all: bool = False  # -P
+    exposed: list[str] = Field(default_factory=list)  # 80/tcp: the image's, --expose, -p
+    mac_address: str = ""
+    dns: list[str] = Field(default_factory=list)
+    dns_search: list[str] = Field(default_factory=list)
+    dns_options: list[str] = Field(default_factory=list)
+    extra_hosts: list[str] = Field(default_factory=list)  # hosts lines from --add-host
 
 
 class ContainerState(Model):

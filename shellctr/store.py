@@ -86,8 +86,8 @@ class Store:
             self._lock_depth = 0
             os.close(fd)  # closing the file releases the flock
 
-    def write(self, path: Path, record: Record) -> None:
-        self.host.write_file(path, dump_record(record))
+    def write(self, path: Path, record: Record, durable: bool = True) -> None:
+        self.host.write_file(path, dump_record(record), durable=durable)
 
     # -- images ----------------------------------------------------------------
     def image_records(self) -> list[Record]:

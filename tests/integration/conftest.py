@@ -69,8 +69,14 @@ from .support import (
     Ctr,
     Worker,
     container_cgroups,
+    enter_own_network_namespace,
     leaks,
+    leave_own_network_namespace,
+    links,
+    network_leaks,
+    remove_network_leaks,
     scrub,
+    shellctr_rules,
     tar_member,
     write_tar,
 )
@@ -96,6 +102,8 @@ def worker() -> Iterator[Worker]:
     if BASE.exists():  # left by an earlier, interrupted run
         scrub(BASE)
         shutil.rmtree(BASE)
+    # networking: this worker's links, rules and default network are its own
+    original_netns = enter_own_network_namespace()
     root, runroot, scratch = BASE / "root", BASE / "run", BASE / "scratch"
     for path in (BASE, runroot, scratch):
         path.mkdir(mode=0o700, parents=True)
@@ -104,8 +112,14 @@ def worker() -> Iterator[Worker]:
         pytest.fail(f"{HOST_BUSYBOX} is missing: apt-get install busybox-static")
     Ctr(root, runroot, scratch)("image", "build-busybox").ok()
     yield w
+    # `system prune` must leave nothing of the networks (the default one included)
+    Ctr(root, runroot, scratch)("system", "prune", "--force").ok()
+    left = network_leaks(w, []) + [f"link: {name}" for name in links() if name != "lo"] + [
+        f"iptables: {rule}" for rule in shellctr_rules()]
     scrub(BASE)
     shutil.rmtree(BASE)
+    leave_own_network_namespace(original_netns)
+    assert not left, "system prune left: " + ", ".join(left)
 
 
 @pytest.fixture
@@ -151,6 +165,7 @@ def leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
     ids = cleaner("ps", "-aq", "--no-trunc").out.split()
     if ids:
         cleaner("rm", "-f", *ids)
+    remove_network_leaks(w)
     for directory in (w.runroot / "containers", w.root / "containers", w.root / "tmp",
                       w.root / "volumes"):
         for entry in os.listdir(directory) if directory.is_dir() else []:

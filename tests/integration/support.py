@@ -260,10 +260,92 @@ def container_cgroups(cids: Iterable[str]) -> list[Path]:
 def leaks(w: Worker, cids: Iterable[str] = ()) -> list[str]:
     """Everything the worker's tests left behind, one line each; `cids` are the ids of
     the containers the test created (only their cgroups are this worker's)."""
+    cids = list(cids)
     return ([f"host mount: {point}" for point in host_mounts_under(w.base)]
             + [f"process {pid}: {what}" for pid, what in processes_of(w.base).items()]
             + [f"cgroup: {path}" for path in container_cgroups(cids)]
-            + leftovers(w))
+            + leftovers(w) + network_leaks(w, cids))
+
+
+# -- networking: each worker has its own network namespace ------------------------------
+# The worker's tests run in a network namespace of their own (conftest's `worker`
+# fixture enters it), so links, iptables rules and the default network `shellctr0`
+# are the worker's alone. Only /run/netns is shared by the whole host: the named
+# netns of containers carry their ids, and those the tests make carry NET_TAG.
+NET_TAG = hashlib.sha256(str(BASE).encode()).hexdigest()[:6]
+NETNS_DIR = Path("/run/netns")
+DEFAULT_NETWORK = "shellctr0"  # made on first use; it stays until `system prune`
+
+
+def links() -> list[str]:
+    """The interfaces of this (the worker's) network namespace."""
+    with open("/proc/thread-self/net/dev", encoding="ascii") as stream:
+        return [line.split(":", 1)[0].strip() for line in stream.read().splitlines()[2:]]
+
+
+def shellctr_rules() -> list[str]:
+    """Every iptables rule tagged shellctr:... in this network namespace, and its chains."""
+    found = []
+    for table in ("filter", "nat"):
+        out = subprocess.run(["iptables", "--table", table, "--list-rules"], check=True,
+                             capture_output=True, text=True, timeout=DEFAULT_TIMEOUT).stdout
+        found += [f"{table}: {line}" for line in out.splitlines()
+                  if "shellctr:" in line or line.startswith("-N SHELLCTR-")]
+    return found
+
+
+def network_leaks(w: Worker, cids: list[str]) -> list[str]:
+    """Links, netns, rules, resolvers and network records left behind. Allowed between
+    tests: the default network (its bridge, its rules, shellctr's chains)."""
+    found = [f"link: {name}" for name in links() if name not in ("lo", DEFAULT_NETWORK)]
+    found += [f"netns: {NETNS_DIR / name}" for name in
+              (os.listdir(NETNS_DIR) if NETNS_DIR.is_dir() else [])
+              if any(name == "shc-" + cid[:11] for cid in cids) or NET_TAG in name]
+    allowed = ("shellctr:base", f"shellctr:net={DEFAULT_NETWORK}", "-N SHELLCTR-")
+    found += [f"iptables rule: {rule}" for rule in shellctr_rules()
+              if not any(mark in rule for mark in allowed)]
+    networks = w.root / "networks"
+    for entry in os.listdir(networks) if networks.is_dir() else []:
+        if entry.endswith(".json"):
+            record = json.loads((networks / entry).read_text())
+            endpoints_file = w.runroot / "networks" / f"{record['id']}.endpoints.json"
+            endpoints = (json.loads(endpoints_file.read_text()) if endpoints_file.exists()
+                         else {})
+            if record["name"] != DEFAULT_NETWORK or endpoints:
+                found.append(f"network {record['name']} with endpoints {sorted(endpoints)}")
+    return found
+
+
+def remove_network_leaks(w: Worker) -> None:
+    """After a leak: every container, network and test namespace of this worker goes."""
+    for name in os.listdir(NETNS_DIR) if NETNS_DIR.is_dir() else []:
+        if NET_TAG in name:
+            subprocess.run(["ip", "netns", "delete", name], check=False, timeout=30)
+    cleaner = Ctr(w.root, w.runroot, w.scratch)
+    cleaner("system", "prune", "--force")
+    for name in links():
+        if name != "lo":
+            subprocess.run(["ip", "link", "delete", "dev", name], check=False, timeout=30)
+
+
+def enter_own_network_namespace() -> int:
+    """Move this thread (the tests' one, which starts every CLI call) into a new
+    network namespace with loopback up; returns a handle to get back (`leave_...`)."""
+    original = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    if LIBC.unshare(CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
+    subprocess.run(["ip", "link", "set", "dev", "lo", "up"], check=True, timeout=30)
+    return original
+
+
+def leave_own_network_namespace(original: int) -> None:
+    if LIBC.setns(original, CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "setns")
+    os.close(original)
+
+
+CLONE_NEWNET = 0x40000000
+LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 class CreatedNames:

@@ -184,11 +184,12 @@ def test_root_is_the_busybox_tree(ctr: Ctr) -> None:
     assert same == "/\n"
 
 
-def test_only_loopback_and_it_is_up(ctr: Ctr) -> None:
-    assert ctr("run", "--rm", "busybox", "ls", "/sys/class/net").ok().out.split() == ["lo"]
-    flags = int(ctr("run", "--rm", "busybox", "cat", "/sys/class/net/lo/flags").ok().out, 16)
+def test_network_none_has_only_loopback_and_it_is_up(ctr: Ctr) -> None:
+    none = ("run", "--rm", "--network", "none", "busybox")
+    assert ctr(*none, "ls", "/sys/class/net").ok().out.split() == ["lo"]
+    flags = int(ctr(*none, "cat", "/sys/class/net/lo/flags").ok().out, 16)
     assert flags & 0x1, "IFF_UP is not set on lo"
-    link = ctr("run", "--rm", "busybox", "ip", "link").ok().out
+    link = ctr(*none, "ip", "link").ok().out
     devices = [line.split(":")[1].strip() for line in link.splitlines() if line[:1].isdigit()]
     assert devices == ["lo"], str(link)
     assert "UP" in link.splitlines()[0].split("<")[1], str(link)

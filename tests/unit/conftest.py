@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shellctr import cgroup, container, image, lifecycle, volume
+from shellctr import cgroup, container, image, lifecycle, netopts, volume
 from shellctr.layout import Layout
 
 from .helpers import CID, MONITOR, T0, RecordingHost
@@ -72,3 +72,11 @@ def restore_signals() -> Iterator[None]:
     yield
     for signum, handler in saved.items():
         signal.signal(signum, handler)
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Containers of the unit tests get `--network none` unless they ask for a network:
+    the tests of other steps assert their commands without the network's (see
+    test_network.py for those)."""
+    monkeypatch.setattr(netopts, "DEFAULT_MODE", "none")

@@ -89,6 +89,8 @@ def test_a_created_container(layout: Layout, cgroup_root: Path) -> None:
             "NetworkMode": "none",
             "ReadonlyRootfs": False,
             "Tmpfs": None,
+            "PortBindings": {}, "PublishAllPorts": False, "Dns": [], "DnsSearch": [],
+            "DnsOptions": [], "ExtraHosts": [],
         },
         "GraphDriver": {
             "Name": "overlay",
@@ -114,6 +116,8 @@ def test_a_created_container(layout: Layout, cgroup_root: Path) -> None:
             "Labels": {"app": "shop", "tier": ""},
             "ExposedPorts": None,
         },
+        "NetworkSettings": {"SandboxKey": "", "Ports": {}, "IPAddress": "", "Gateway": "",
+                            "IPPrefixLen": 0, "MacAddress": "", "Networks": {}},
     }
     json.dumps(data)  # plain JSON: what `inspect` prints
 

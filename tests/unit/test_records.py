@@ -18,7 +18,7 @@ from shellctr import container
 from shellctr.container import RunOptions, create, finish, start, state_record
 from shellctr.image import import_image
 from shellctr.layout import Layout
-from shellctr.state import ContainerConfig, ContainerState, Image, ImageConfig
+from shellctr.state import ContainerConfig, ContainerState, Image, ImageConfig, Network
 from shellctr.store import Store, dump_record, read_record
 
 from .helpers import (
@@ -61,7 +61,24 @@ def run_options() -> RunOptions:
                       hostname="box", restart="on-failure:3", labels=["app=shop", "tier"],
                       memory="256m", limits={"cpus": "1.5", "pids_limit": "100",
                                              "cpuset_cpus": "0", "cpu_shares": "512",
-                                             "memory_reservation": "128m"})
+                                             "memory_reservation": "128m"},
+                      network={"network": "shop", "ip": "10.1.0.9", "aliases": ["db"],
+                               "publish": ["127.0.0.1:8080:80", "53/udp"],
+                               "expose": ["9000"], "mac_address": "02:42:0A:01:00:09",
+                               "dns": ["192.0.2.1"], "dns_search": ["example.org"],
+                               "dns_options": ["ndots:2"], "add_host": ["gw:192.0.2.254"]})
+
+
+@pytest.fixture(autouse=True)
+def shop_network(layout: Layout) -> None:
+    """The user network `run_options` names (--network refuses one that does not exist)."""
+    layout.networks_dir.mkdir(parents=True)
+    record = {"schema_version": 1, "id": "ee" * 32, "name": "shop", "driver": "bridge",
+              "created": "2024-05-01T12:00:00Z", "bridge": "shbr-eeeeeeeeee",
+              "subnet": "10.1.0.0/24", "gateway": "10.1.0.1", "ip_range": "",
+              "internal": False, "dns": True, "labels": {}}
+    Network.model_validate(record)
+    layout.network_file("ee" * 32).write_text(json.dumps(record))
 
 
 @pytest.fixture

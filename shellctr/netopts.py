@@ -1,0 +1,143 @@
+"""The network flags of `run` / `create`, checked, and the /etc files they shape.
+
+Stdlib only, and light: `create` reads these even for `--network none`.
+"""
+
+from __future__ import annotations
+
+from shellctr.errors import ShellctrError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from shellctr.store import Record
+
+DEFAULT_NETWORK = "shellctr0"  # the default network's name, and its bridge's
+DEFAULT_MODE = DEFAULT_NETWORK  # without --network (unit tests set "none")
+SPECIAL_MODES = ("none", "host")
+LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
+def network_mode(value: str | None) -> str:
+    """--network: none, host, container:CTR, or a network's name (bridge: the default)."""
+    if value in (None, ""):
+        return DEFAULT_MODE
+    if value in ("default", "bridge"):
+        return DEFAULT_NETWORK
+    assert value is not None
+    if value.startswith("container:") and not value.partition(":")[2]:
+        raise ShellctrError("--network container: needs a container", "container:NAME")
+    return value
+
+
+def is_bridged(mode: str) -> bool:
+    """The container gets its own named netns with veths on bridges."""
+    return mode not in SPECIAL_MODES and not mode.startswith("container:")
+
+
+def _port(text: str, what: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ShellctrError(f"invalid {what} {text!r}", "a port is a number from 1 to 65535")
+    return int(text)
+
+
+def parse_publish(spec: str) -> dict[str, object]:
+    """`-p [IP:][HOSTPORT:]CTRPORT[/tcp|udp]`; host port 0: a random free one at start."""
+    body, _, proto = spec.partition("/")
+    proto = proto or "tcp"
+    if proto not in ("tcp", "udp"):
+        raise ShellctrError(f"invalid protocol {proto!r} in -p {spec}", "use tcp or udp")
+    parts = body.split(":")
+    if len(parts) > 3:
+        raise ShellctrError(f"invalid -p {spec!r}", "use [IP:]HOSTPORT:CTRPORT[/PROTO]")
+    host_ip = parts[0] if len(parts) == 3 else ""
+    host_port = parts[-2] if len(parts) >= 2 else ""
+    if host_ip:
+        from shellctr.ipam import parse_address
+        parse_address(host_ip, "host address in -p")
+    return {"proto": proto, "host_ip": host_ip,
+            "host_port": _port(host_port, "host port") if host_port else 0,
+            "port": _port(parts[-1], "container port")}
+
+
+def parse_expose(spec: str) -> str:
+    """`--expose PORT[/PROTO]` (or an image's ExposedPorts key) as `80/tcp`."""
+    port, _, proto = spec.partition("/")
+    proto = proto or "tcp"
+    if proto not in ("tcp", "udp"):
+        raise ShellctrError(f"invalid protocol in --expose {spec}", "use tcp or udp")
+    return f"{_port(port, 'port')}/{proto}"
+
+
+def parse_add_host(spec: str) -> str:
+    """`--add-host NAME:IP` as a hosts line."""
+    name, sep, ip = spec.partition(":")
+    if not sep or not name or not ip:
+        raise ShellctrError(f"invalid --add-host {spec!r}", "use NAME:IP")
+    return f"{ip}\t{name}"
+
+
+def hosts_text(config: Record, own: list[str] | None = None) -> str:
+    """/etc/hosts: localhost, --add-host entries, then the container's own address(es)."""
+    text = LOCALHOST + "".join(line + "\n" for line in config.get("extra_hosts", []))
+    names = " ".join(dict.fromkeys([config["hostname"], config["id"][:12], config["name"]]))
+    return text + "".join(f"{ip}\t{names}\n" for ip in own or [])
+
+
+def resolv_text(config: Record, host_text: str, nameserver: str | None = None) -> str:
+    """/etc/resolv.conf: --dns servers, else the network's resolver, else the host's."""
+    servers = config.get("dns", [])
+    search, options = config.get("dns_search", []), config.get("dns_options", [])
+    if not servers and not search and not options and nameserver is None:
+        return host_text
+    host_lines = host_text.splitlines()
+    if not servers:
+        servers = [nameserver] if nameserver else [
+            line.split()[1] for line in host_lines if line.split()[:1] == ["nameserver"]
+            and len(line.split()) > 1]
+    if not search:
+        search = [word for line in host_lines if line.split()[:1] == ["search"]
+                  for word in line.split()[1:]]
+    if not options:
+        options = [word for line in host_lines if line.split()[:1] == ["options"]
+                   for word in line.split()[1:]]
+    text = "".join(f"nameserver {server}\n" for server in servers)
+    if search:
+        text += "search " + " ".join(search) + "\n"
+    if options:
+        text += "options " + " ".join(options) + "\n"
+    return text
+
+
+def network_config(flags: dict[str, object], image_config: Record) -> Record:
+    """The network part of a container's config, from run/create's flags, checked."""
+    def words(key: str) -> list[str]:
+        value = flags.get(key) or []
+        return [str(item) for item in value]  # type: ignore[attr-defined]
+
+    mode = network_mode(str(flags.get("network") or "") or None)
+    ip, aliases = str(flags.get("ip") or ""), words("aliases")
+    if (ip or aliases) and not is_bridged(mode):
+        raise ShellctrError(f"--ip and --network-alias need a bridge network, not {mode}")
+    if aliases and mode == DEFAULT_NETWORK:
+        raise ShellctrError("network-scoped aliases are only supported for user-defined "
+                            "networks", "create one with `shellctr network create`")
+    ports = [parse_publish(spec) for spec in words("publish")]
+    if (ports or flags.get("publish_all")) and not is_bridged(mode):
+        raise ShellctrError(f"published ports need a bridge network, not --network {mode}")
+    exposed = list(dict.fromkeys(
+        [parse_expose(key) for key in (image_config.get("ExposedPorts") or {})]
+        + [parse_expose(spec) for spec in words("expose")]
+        + [f"{p['port']}/{p['proto']}" for p in ports]))
+    mac = str(flags.get("mac_address") or "")
+    if mac:
+        from shellctr.ipam import check_mac
+        mac = check_mac(mac)
+    return {
+        "network_mode": mode,
+        "networks": {mode: {"ip": ip, "aliases": aliases}} if is_bridged(mode)
+        else {},
+        "ports": ports, "publish_all": bool(flags.get("publish_all")), "exposed": exposed,
+        "mac_address": mac, "dns": words("dns"), "dns_search": words("dns_search"),
+        "dns_options": words("dns_options"),
+        "extra_hosts": [parse_add_host(spec) for spec in words("add_host")],
+    }

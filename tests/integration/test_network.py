@@ -1,0 +1,355 @@
+"""Networking through the real CLI: bridges, names, isolation, NAT, published ports, IPAM.
+
+Every test runs in its worker's own network namespace (conftest), which plays the host:
+traffic goes only to loopback, to containers, and to the fake "outside" host below, a
+namespace linked to the worker's by a veth (198.51.100.0/24, TEST-NET-2). The leak
+check after each test finds any link, netns, rule, resolver or endpoint left behind.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .support import (
+    DEFAULT_TIMEOUT,
+    NET_TAG,
+    Ctr,
+    Worker,
+    inspect,
+    links,
+    one_line_error,
+    pids_naming,
+    remove_all,
+    run_detached,
+    wait_for,
+)
+
+HOST_IP, OUTSIDE_IP = "198.51.100.1", "198.51.100.2"
+# a server answering each connection with a line, for as long as the container runs
+SERVE = "while true; do echo hello-from-$(hostname) | nc -l -p {port}; done"
+
+
+def host_run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, check=check,
+                          timeout=DEFAULT_TIMEOUT)
+
+
+@pytest.fixture
+def cleanup(ctr: Ctr) -> Iterator[None]:
+    """Remove the test's containers, then its networks (even when it failed)."""
+    yield
+    remove_all(ctr)
+    ctr("network", "prune", "--force").ok()
+
+
+@pytest.fixture
+def outside(worker: Worker) -> Iterator[str]:
+    """A fake outside host: a netns of its own at OUTSIDE_IP, linked to the worker's
+    netns (the host, HOST_IP) by a veth. Returns its netns path."""
+    name, link = f"sht-{NET_TAG}-out", f"sht{NET_TAG}o"
+    host_run("ip", "netns", "add", name)
+    host_run("ip", "link", "add", "name", link, "type", "veth", "peer", "name", "eth0",
+             "netns", name)
+    host_run("ip", "address", "add", f"{HOST_IP}/24", "dev", link)
+    host_run("ip", "link", "set", "dev", link, "up")
+    for command in (["address", "add", f"{OUTSIDE_IP}/24", "dev", "eth0"],
+                    ["link", "set", "dev", "eth0", "up"], ["link", "set", "dev", "lo", "up"]):
+        host_run("ip", "-netns", name, *command)
+    yield f"/run/netns/{name}"
+    host_run("ip", "link", "delete", "dev", link)
+    host_run("ip", "netns", "delete", name)
+
+
+def in_outside(netns: str, *argv: str, timeout: float = DEFAULT_TIMEOUT,
+               ) -> subprocess.Popen[str]:
+    return subprocess.Popen(["nsenter", f"--net={netns}", "--", *argv], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+# one connection: print the peer's address, answer a line
+PEER_SERVER = """
+import socket, sys
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("0.0.0.0", int(sys.argv[1])))
+server.listen(1)
+print("listening", flush=True)
+server.settimeout(30)
+conn, peer = server.accept()
+conn.sendall(b"hi-from-outside\\n")
+print(peer[0], flush=True)
+"""
+
+
+def network_of(ctr: Ctr, name: str) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(ctr("network", "inspect", name, trace=False).ok().out)[0]
+    return record
+
+
+def ip_of(ctr: Ctr, network: str, container: str) -> str:
+    for endpoint in network_of(ctr, network)["Containers"].values():
+        if endpoint["Name"] == container:
+            return str(endpoint["IPv4Address"].split("/")[0])
+    raise AssertionError(f"{container} has no address on {network}")
+
+
+def is_hook(pid: int) -> bool:
+    """The `shellctr _exited` hook a monitor execs when its container ends (not the
+    monitor itself, whose argv names the hook too)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as stream:
+            argv = stream.read().split(b"\0")
+    except OSError:
+        return False
+    return b"_exited" in argv and not argv[0].endswith(b"shellctr-monitor")
+
+
+def retry(command: str) -> str:
+    """A shell loop that runs the client `command` until it gets a server's greeting
+    (the server may not listen yet, or be between two connections)."""
+    return (f"for i in $(seq 50); do {command} | grep hello-from- && exit 0; sleep 0.1; "
+            "done; exit 1")
+
+
+def host_connect(port: int, host: str = "127.0.0.1") -> str:
+    """Connect from the host (the worker's netns), return the first line answered."""
+    def attempt() -> str:
+        try:
+            with socket.create_connection((host, port), timeout=2) as sock:
+                return sock.makefile().readline()
+        except OSError:
+            return ""
+    return str(wait_for(attempt, f"an answer on {host}:{port}", timeout=20))
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_containers_on_a_user_network_reach_each_other_by_ip_name_and_alias(ctr: Ctr) -> None:
+    ctr("network", "create", "--subnet", "10.210.0.0/24", "appnet").ok()
+    run_detached(ctr, "--name", "srv", "--network", "appnet", "--network-alias", "db",
+                 "busybox", "sh", "-c", SERVE.format(port=7000))
+    ip = ip_of(ctr, "appnet", "srv")
+    assert ip == "10.210.0.2"
+    client = ctr("run", "--rm", "--network", "appnet", "busybox", "sh", "-c",
+                 "ping -c 1 -W 2 srv && ping -c 1 -W 2 db && ping -c 1 10.210.0.2 && "
+                 + " && ".join(f"({retry(f'nc {target} 7000 </dev/null')})"
+                               for target in ("srv", "db", ip)))
+    assert client.ok().out.count("hello-from-") == 3, str(client)
+    assert ctr("exec", "srv", "cat", "/etc/resolv.conf").ok().out == "nameserver 10.210.0.1\n"
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_networks_are_isolated_from_each_other(ctr: Ctr) -> None:
+    ctr("network", "create", "--subnet", "10.212.0.0/24", "red").ok()
+    ctr("network", "create", "--subnet", "10.213.0.0/24", "blue").ok()
+    run_detached(ctr, "--name", "target", "--network", "red", "busybox", "sh", "-c",
+                 SERVE.format(port=7000))
+    ip = ip_of(ctr, "red", "target")
+    same = ctr("run", "--rm", "--network", "red", "busybox", "sh", "-c",
+               retry(f"nc {ip} 7000 </dev/null"))
+    assert "hello-from-" in same.ok().out
+    for network in ("blue", "bridge"):
+        other = ctr("run", "--rm", "--network", network, "busybox", "sh", "-c",
+                    f"ping -c 1 -W 1 {ip}; nc -w 2 {ip} 7000 </dev/null; nslookup target")
+        assert other.code != 0 and "hello-from-" not in other.out, str(other)
+        assert "1 packets received" not in other.out, str(other)
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_outbound_nat_shows_the_hosts_address_and_internal_networks_have_no_way_out(
+        ctr: Ctr, outside: str) -> None:
+    server = in_outside(outside, "python3", "-c", PEER_SERVER, "9000")
+    try:
+        assert server.stdout is not None and server.stdout.readline() == "listening\n"
+        result = ctr("run", "--rm", "busybox", "sh", "-c", f"nc {OUTSIDE_IP} 9000 </dev/null")
+        assert result.ok().out == "hi-from-outside\n"
+        out, err = server.communicate(timeout=30)
+        assert out.strip() == HOST_IP, f"the outside host saw {out!r} {err}"
+    finally:
+        server.kill()
+        server.wait()
+    ctr("network", "create", "--internal", "--subnet", "10.214.0.0/24", "sealed").ok()
+    sealed = ctr("run", "--rm", "--network", "sealed", "busybox", "sh", "-c",
+                 f"ip route; ping -c 1 -W 1 {OUTSIDE_IP}")
+    assert sealed.code != 0 and "default" not in sealed.out, str(sealed)
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_published_ports_from_another_host_and_from_the_hosts_localhost(
+        ctr: Ctr, outside: str) -> None:
+    run_detached(ctr, "--name", "web", "-p", "18080:80", "-p", "8000", "busybox", "sh", "-c",
+                 SERVE.format(port=80) + " & " + SERVE.format(port=8000))
+    assert host_connect(18080).startswith("hello-from-")
+    client = in_outside(outside, "/bin/busybox", "sh", "-c",
+                        retry(f"busybox nc {HOST_IP} 18080 </dev/null"))
+    out, err = client.communicate(timeout=60)
+    assert client.returncode == 0 and out.startswith("hello-from-"), err
+    port = ctr("port", "web", "8000").ok().out.strip()
+    assert port.startswith("0.0.0.0:") and int(port.split(":")[1]) > 1024
+    assert host_connect(int(port.split(":")[1])).startswith("hello-from-")
+    listing = ctr("port", "web").ok().out.splitlines()
+    assert listing == ["80/tcp -> 0.0.0.0:18080", f"8000/tcp -> {port}"]
+    ps = ctr("ps", "--format", "{{.Ports}}", trace=False).ok().out.strip()
+    assert ps == f"0.0.0.0:18080->80/tcp, {port}->8000/tcp"
+    settings = inspect(ctr, "web")["NetworkSettings"]
+    assert settings["Ports"]["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": "18080"}]
+    address = ctr("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web").ok().out.strip()
+    assert address == settings["Networks"]["shellctr0"]["IPAddress"] != ""
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_host_port_in_use_is_refused_at_start(ctr: Ctr) -> None:
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("0.0.0.0", 18090))
+        holder.listen(1)
+        line = one_line_error(ctr("run", "-d", "--name", "late", "-p", "18090:80",
+                                  "busybox", "sleep", "1000", trace=False))
+    assert "18090" in line and "address already in use" in line.lower(), line
+    run_detached(ctr, "--name", "first", "-p", "18091:80", "busybox", "sleep", "1000")
+    line = one_line_error(ctr("run", "-d", "--name", "second", "-p", "18091:80",
+                              "busybox", "sleep", "1000", trace=False))
+    assert "port is already allocated" in line, line
+    assert inspect(ctr, "second")["State"]["Status"] != "running"
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_connect_and_disconnect_a_running_container(ctr: Ctr) -> None:
+    ctr("network", "create", "--subnet", "10.215.0.0/24", "front").ok()
+    ctr("network", "create", "--subnet", "10.216.0.0/24", "back").ok()
+    run_detached(ctr, "--name", "api", "--network", "back", "busybox", "sh", "-c",
+                 SERVE.format(port=7000))
+    run_detached(ctr, "--name", "proxy", "--network", "front", "busybox", "sleep", "1000")
+    before = ctr("exec", "proxy", "sh", "-c", "ping -c 1 -W 1 api")
+    assert before.code != 0, str(before)
+    ctr("network", "connect", "--ip", "10.216.0.50", "--alias", "gateway", "back",
+        "proxy").ok()
+    assert ip_of(ctr, "back", "proxy") == "10.216.0.50"
+    joined = ctr("exec", "proxy", "sh", "-c", retry("nc api 7000 </dev/null"))
+    assert "hello-from-" in joined.ok().out
+    links = ctr("exec", "proxy", "ls", "/sys/class/net").ok().out.split()
+    assert links == ["eth0", "eth1", "lo"]
+    line = one_line_error(ctr("network", "rm", "back", trace=False))
+    assert "active endpoints" in line
+    ctr("network", "disconnect", "back", "proxy").ok()
+    after = ctr("exec", "proxy", "sh", "-c", "ls /sys/class/net; ping -c 1 -W 1 10.216.0.2")
+    assert after.code != 0 and "eth1" not in after.out, str(after)
+    ctr("stop", "-t", "0", "api").ok()
+    ctr("network", "rm", "back").ok()  # at once: an ended container holds no endpoint
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_ipam_gives_30_parallel_starts_unique_addresses_then_a_clear_error(ctr: Ctr) -> None:
+    ctr("network", "create", "--subnet", "10.217.0.0/27", "small").ok()  # 29 addresses
+
+    def start(n: int) -> Any:
+        return ctr("run", "-d", "--name", f"c{n}", "--network", "small", "busybox",
+                   "sleep", "1000", timeout=120, trace=False)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=30) as pool:
+        results = list(pool.map(start, range(30)))
+    started = [r for r in results if r.code == 0]
+    failed = [r for r in results if r.code != 0]
+    assert len(started) == 29 and len(failed) == 1, "\n".join(map(str, failed))
+    assert "no free address left in 10.217.0.0/27" in one_line_error(failed[0])
+    addresses = [ep["IPv4Address"] for ep in network_of(ctr, "small")["Containers"].values()]
+    assert len(set(addresses)) == 29
+    assert "10.217.0.1/27" not in addresses and "10.217.0.31/27" not in addresses
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_etc_files_hostname_mac_and_dns_flags(ctr: Ctr) -> None:
+    result = ctr("run", "--rm", "--name", "named", "-h", "myhost", "--add-host",
+                 "gw.test:192.0.2.9", "--dns", "192.0.2.53", "--dns-search", "example.test",
+                 "--dns-option", "ndots:3", "--mac-address", "02:42:0a:d2:00:99", "busybox",
+                 "sh", "-c", "cat /etc/hosts; echo --; cat /etc/resolv.conf; echo --; "
+                 "cat /sys/class/net/eth0/address; hostname; ip route").ok()
+    hosts, resolv, rest = result.out.split("--\n")
+    assert "192.0.2.9\tgw.test\n" in hosts
+    own = hosts.splitlines()[-1].split()
+    assert own[0].startswith("172.") and own[1:][0] == "myhost" and "named" in own, hosts
+    assert resolv == ("nameserver 192.0.2.53\nsearch example.test\noptions ndots:3\n")
+    lines = rest.splitlines()
+    assert lines[:2] == ["02:42:0a:d2:00:99", "myhost"]
+    assert any(line.startswith("default via ") for line in lines), rest
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_network_modes_none_host_and_container(ctr: Ctr) -> None:
+    assert ctr("run", "--rm", "--network", "none", "busybox", "ls",
+               "/sys/class/net").ok().out.split() == ["lo"]
+    shown = ctr("run", "--rm", "--network", "host", "busybox", "cat", "/proc/net/dev").ok()
+    names = {line.split(":")[0].strip() for line in shown.out.splitlines()[2:]}
+    assert names == set(links()), str(shown)
+    run_detached(ctr, "--name", "owner", "busybox", "sleep", "1000")
+    own = ctr("exec", "owner", "cat", "/sys/class/net/eth0/address").ok().out
+    shared = ctr("run", "--rm", "--network", "container:owner", "busybox", "cat",
+                 "/sys/class/net/eth0/address").ok().out
+    assert shared == own
+    # the owner ends while another container still uses its netns: its veth goes anyway
+    run_detached(ctr, "--name", "side", "--network", "container:owner", "busybox", "sleep",
+                 "1000")
+    veth = f"shv{inspect(ctr, 'owner')['Id'][:10]}0"
+    assert veth in links()
+    ctr("stop", "-t", "0", "owner").ok()
+    wait_for(lambda: veth not in links(), f"{veth} to go")
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_network_ls_filter_inspect_rm_and_prune(ctr: Ctr) -> None:
+    nid = ctr("network", "create", "--label", "team=a", "--subnet", "10.218.0.0/24",
+              "--gateway", "10.218.0.254", "--ip-range", "10.218.0.128/25", "labelled").ok()
+    nid_text = nid.out.strip()
+    ctr("network", "create", "plain").ok()  # a free subnet is chosen
+    listing = ctr("network", "ls", trace=False).ok().out.splitlines()
+    assert listing[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
+    assert ctr("network", "ls", "-q", "--filter", "label=team=a").ok().out.split() == [
+        nid_text[:12]]
+    record = network_of(ctr, "labelled")
+    assert record["IPAM"]["Config"] == [{"Subnet": "10.218.0.0/24", "Gateway": "10.218.0.254",
+                                         "IPRange": "10.218.0.128/25"}]
+    run_detached(ctr, "--name", "ranged", "--network", "labelled", "busybox", "sleep", "100")
+    assert ip_of(ctr, "labelled", "ranged") == "10.218.0.128"
+    line = one_line_error(ctr("network", "create", "--subnet", "10.218.0.0/25", "overlap",
+                              trace=False))
+    assert "overlaps" in line
+    line = one_line_error(ctr("network", "rm", "shellctr0", trace=False))
+    assert "pre-defined" in line
+    line = one_line_error(ctr("run", "--rm", "--network", "nowhere", "busybox", "true",
+                              trace=False))
+    assert line == ("shellctr: network nowhere not found (create it with `shellctr network "
+                    "create`)")
+    remove_all(ctr)
+    assert ctr("network", "prune", "--force").ok().out.split()[2:] == ["labelled", "plain"]
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_rm_cleans_up_after_a_crashed_container(ctr: Ctr) -> None:
+    cid = run_detached(ctr, "--name", "crashy", "-p", "18095:80", "busybox", "sleep", "1000")
+    state = inspect(ctr, cid)["State"]
+    for pid in [*pids_naming(cid), state["Pid"]]:  # its monitor, reaper and PID 1
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: ctr("ps", "-q").ok().out == "", "the crashed container to show ended")
+    ctr("rm", "-f", cid).ok()  # the leak check: no veth, netns or rule of it is left
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_restart_gives_the_container_its_network_again(ctr: Ctr) -> None:
+    cid = run_detached(ctr, "--name", "again", "-p", "18097:80", "busybox", "sh", "-c",
+                       SERVE.format(port=80))
+    assert host_connect(18097).startswith("hello-from-")
+    ctr("restart", "-t", "0", "again").ok()
+    # the first run's `_exited` hook runs after the restart began: it must not take the
+    # new run's endpoint away
+    wait_for(lambda: not [pid for pid in pids_naming(cid) if is_hook(pid)],
+             "the first run's hook to end")
+    assert host_connect(18097).startswith("hello-from-")
+    assert len(network_of(ctr, "bridge")["Containers"]) == 1

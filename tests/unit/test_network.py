@@ -1,0 +1,482 @@
+"""Networking without root: exact commands, what each removal leaves, IPAM, parsers.
+
+`FakeNet` stands in for the host's network: it keeps the links, named netns and
+iptables rules that the recorded `ip`, `iptables` and `iptables-restore` commands would
+make (their here-docs parsed), so a test can assert both the exact commands and that
+teardown leaves exactly nothing of shellctr's.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shellctr import container, dns, ipam, iptables, netopts, network
+from shellctr.cmd import Cmd
+from shellctr.container import RunOptions, create
+from shellctr.errors import Conflict, ShellctrError
+from shellctr.host import Rollback
+from shellctr.layout import Layout
+from shellctr.state import ContainerConfig, Network
+from shellctr.store import Store
+
+from .helpers import CID, RecordingHost, install_image
+
+CID2 = "fedcba9876543210" * 4
+
+
+class FakeNet:
+    """The host's links, netns and iptables, as the recorded commands would leave them."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.links: set[str] = set()
+        self.netns_dir = tmp / "netns"
+        self.netns_dir.mkdir()
+        self.proc_sys = tmp / "proc-sys"
+        (self.proc_sys / "net/ipv4").mkdir(parents=True)
+        (self.proc_sys / "net/ipv4/ip_forward").write_text("0\n")
+        self.peers: dict[str, str] = {}  # veth -> the netns of its other end
+        self.chains: dict[str, list[str]] = {"filter": [], "nat": []}
+        self.rules: dict[str, list[list[str]]] = {"filter": [], "nat": []}
+        self.dnsmasq: dict[Path, int] = {}  # run dir -> pid
+
+    # -- the stand-ins --------------------------------------------------------------
+    def ip(self, cmd: Cmd) -> str:
+        argv = cmd.argv
+        if argv[1:3] == ["-batch", "-"]:
+            for line in (cmd.stdin or "").splitlines():
+                self.ip_line(shlex.split(line))
+        elif argv[1] == "-netns":
+            assert (self.netns_dir / argv[2]).exists(), f"no netns {argv[2]}"
+        else:
+            self.ip_line(argv[1:])
+        return ""
+
+    def ip_line(self, words: list[str]) -> None:
+        if words[:2] == ["netns", "add"]:
+            (self.netns_dir / words[2]).touch()
+        elif words[:2] == ["netns", "delete"]:
+            (self.netns_dir / words[2]).unlink()
+            self.links -= {veth for veth, ns in self.peers.items() if ns == words[2]}
+        elif words[:3] == ["link", "add", "name"]:
+            assert words[3] not in self.links, f"{words[3]} exists"
+            self.links.add(words[3])
+            if words[5] == "bridge":
+                (self.proc_sys / f"net/ipv4/conf/{words[3]}").mkdir(parents=True)
+            else:
+                self.peers[words[3]] = words[-1]
+        elif words[:3] == ["link", "delete", "dev"]:
+            self.links.remove(words[3])
+
+    def iptables(self, cmd: Cmd) -> str:
+        table, action, chain = cmd.argv[3], cmd.argv[4], cmd.argv[5]
+        if action == "--new-chain":
+            self.chains[table].append(chain)
+        elif action == "--flush":
+            self.rules[table] = [r for r in self.rules[table] if r[0] != chain]
+        elif action == "--delete-chain":
+            assert not any(r[0] == chain for r in self.rules[table])
+            self.chains[table].remove(chain)
+        return ""
+
+    def restore(self, cmd: Cmd) -> str:
+        table = ""
+        for line in (cmd.stdin or "").splitlines():
+            if line.startswith("*"):
+                table = line[1:]
+            elif line != "COMMIT":
+                words = shlex.split(line)
+                rule = words[1:]
+                if words[0] == "--append":
+                    self.rules[table].append(rule)
+                elif words[0] == "--insert":
+                    self.rules[table].insert(0, rule)
+                else:
+                    assert words[0] == "--delete" and rule in self.rules[table], line
+                    self.rules[table].remove(rule)
+        return ""
+
+    def listed(self, host: Any, table: str) -> list[list[str]]:
+        return ([["-N", chain] for chain in self.chains[table]]
+                + [["-A", *rule] for rule in self.rules[table]])
+
+    def dnsmasq_start(self, cmd: Cmd) -> str:
+        pid_file = next(a for a in cmd.argv if a.startswith("--pid-file="))
+        self.dnsmasq[Path(pid_file.split("=", 1)[1]).parent] = 4242
+        return ""
+
+    def kill(self, cmd: Cmd) -> None:
+        if cmd.argv[2] == "TERM":
+            self.dnsmasq = {d: p for d, p in self.dnsmasq.items() if p != int(cmd.argv[3])}
+
+    # -- what is left ---------------------------------------------------------------
+    def netns(self) -> list[str]:
+        return sorted(p.name for p in self.netns_dir.iterdir())
+
+    def tagged(self, tag: str) -> list[list[str]]:
+        return [r for rules in self.rules.values() for r in rules if f"shellctr:{tag}" in r]
+
+    def host(self, **kwargs: Any) -> RecordingHost:
+        return RecordingHost(substitute={
+            "ip": self.ip, "iptables": self.iptables, "iptables-restore": self.restore,
+            "dnsmasq": self.dnsmasq_start, "kill": self.kill}, **kwargs)
+
+
+@pytest.fixture
+def net(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNet]:
+    fake = FakeNet(tmp_path)
+    monkeypatch.setattr(network, "links", lambda: set(fake.links))
+    monkeypatch.setattr(network, "NETNS_DIR", fake.netns_dir)
+    monkeypatch.setattr(network, "PROC_SYS", fake.proc_sys)
+    monkeypatch.setattr(iptables, "listed", fake.listed)
+    monkeypatch.setattr(dns, "pid_of", lambda run_dir: fake.dnsmasq.get(run_dir, 0))
+    monkeypatch.setattr(ipam, "host_routes", lambda: [])
+    monkeypatch.setattr(network, "check_bindable", lambda *args: None)
+    monkeypatch.setattr(network, "free_port", lambda *args: 49153)
+    ids = iter(f"{n:02x}" * 32 for n in range(0xee, 0xff))
+    monkeypatch.setattr(network, "new_id", lambda: next(ids))
+    monkeypatch.setattr(container, "host_resolv_conf", lambda: "nameserver 192.0.2.53\n")
+    yield fake
+
+
+def new_container(layout: Layout, host: RecordingHost, cid: str = CID, name: str = "web",
+                  **flags: object) -> dict[str, Any]:
+    if not list(layout.images_dir.glob("*.json")):
+        install_image(layout)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(container, "new_id", lambda: cid)
+        return create(host, Store(layout, host), RunOptions(
+            "busybox", ["true"], name=name, network={"network": "bridge", **flags}))
+
+
+def host_commands(host: RecordingHost) -> list[str]:
+    """The recorded commands but record writes and state dirs (other tests cover those)."""
+    return [line for line in host.lines if not line.startswith(("cat > ", "mkdir "))]
+
+
+def attach(host: RecordingHost, layout: Layout, config: dict[str, Any]) -> list[str]:
+    with Rollback(host) as rollback:
+        return network.attach(host, Store(layout, host), config, rollback)
+
+
+# -- the start recipe's network step --------------------------------------------------------
+def test_first_container_makes_the_default_network_then_its_endpoint(
+        layout: Layout, net: FakeNet) -> None:
+    host = net.host()
+    config = new_container(layout, host, publish=["8080:80"])
+    host.reset()
+    prefix = attach(host, layout, config)
+    assert prefix == ["nsenter", f"--net={net.netns_dir}/shc-{CID[:11]}", "--"]
+    commands = host_commands(host)
+    assert commands == [
+        "ip -batch - <<'EOF'\nlink add name shellctr0 type bridge\n"
+        "address add 172.17.0.1/16 dev shellctr0\nlink set dev shellctr0 up\nEOF",
+        f"echo 1 > {net.proc_sys}/net/ipv4/conf/shellctr0/route_localnet",
+        f"echo 1 > {net.proc_sys}/net/ipv4/ip_forward",
+        "iptables --wait --table filter --new-chain SHELLCTR-FORWARD",
+        "iptables --wait --table filter --new-chain SHELLCTR-ISOLATE-1",
+        "iptables --wait --table filter --new-chain SHELLCTR-ISOLATE-2",
+        "iptables --wait --table nat --new-chain SHELLCTR-POSTROUTING",
+        "iptables --wait --table nat --new-chain SHELLCTR-DNAT",
+        "iptables-restore --wait --noflush <<'EOF'\n*filter\n"
+        "--insert FORWARD --match comment --comment shellctr:base --jump SHELLCTR-FORWARD\n"
+        "--append SHELLCTR-FORWARD --match comment --comment shellctr:base "
+        "--jump SHELLCTR-ISOLATE-1\nCOMMIT\n*nat\n"
+        "--append POSTROUTING --match comment --comment shellctr:base "
+        "--jump SHELLCTR-POSTROUTING\n"
+        "--append PREROUTING --match addrtype --dst-type LOCAL --match comment --comment "
+        "shellctr:base --jump SHELLCTR-DNAT\n"
+        "--append OUTPUT --match addrtype --dst-type LOCAL --match comment --comment "
+        "shellctr:base --jump SHELLCTR-DNAT\nCOMMIT\nEOF",
+        "iptables-restore --wait --noflush <<'EOF'\n*filter\n"
+        "--append SHELLCTR-FORWARD --in-interface shellctr0 --out-interface shellctr0 "
+        "--match comment --comment shellctr:net=shellctr0 --jump ACCEPT\n"
+        "--append SHELLCTR-ISOLATE-1 --in-interface shellctr0 ! --out-interface shellctr0 "
+        "--match comment --comment shellctr:net=shellctr0 --jump SHELLCTR-ISOLATE-2\n"
+        "--append SHELLCTR-ISOLATE-2 --out-interface shellctr0 --match comment --comment "
+        "shellctr:net=shellctr0 --jump DROP\n"
+        "--append SHELLCTR-FORWARD --out-interface shellctr0 --match conntrack --ctstate "
+        "RELATED,ESTABLISHED --match comment --comment shellctr:net=shellctr0 --jump ACCEPT\n"
+        "--append SHELLCTR-FORWARD --in-interface shellctr0 ! --out-interface shellctr0 "
+        "--match comment --comment shellctr:net=shellctr0 --jump ACCEPT\n"
+        "COMMIT\n*nat\n"
+        "--append SHELLCTR-POSTROUTING --source 172.17.0.0/16 ! --out-interface shellctr0 "
+        "--match comment --comment shellctr:net=shellctr0 --jump MASQUERADE\n"
+        "--append SHELLCTR-POSTROUTING --source 127.0.0.0/8 --out-interface shellctr0 "
+        "--match comment --comment shellctr:net=shellctr0 --jump MASQUERADE\nCOMMIT\nEOF",
+        f"ip -batch - <<'EOF'\nnetns add shc-{CID[:11]}\n"
+        f"link add name shv{CID[:10]}0 type veth peer name eth0 netns shc-{CID[:11]}\n"
+        f"link set dev shv{CID[:10]}0 master shellctr0 up\nEOF",
+        f"ip -netns shc-{CID[:11]} -batch - <<'EOF'\n"
+        "link set dev eth0 address 02:42:ac:11:00:02\naddress add 172.17.0.2/16 dev eth0\n"
+        "link set dev eth0 up\nlink set dev lo up\n"
+        "route add default via 172.17.0.1 dev eth0\nEOF",
+        "iptables-restore --wait --noflush <<'EOF'\n*filter\n"
+        "--append SHELLCTR-FORWARD --destination 172.17.0.2/32 ! --in-interface shellctr0 "
+        "--out-interface shellctr0 --protocol tcp --destination-port 80 --match comment "
+        f"--comment shellctr:ctr={CID[:12]} --jump ACCEPT\nCOMMIT\n*nat\n"
+        "--append SHELLCTR-DNAT --protocol tcp --destination-port 8080 --match comment "
+        f"--comment shellctr:ctr={CID[:12]} --jump DNAT --to-destination 172.17.0.2:80\n"
+        "--append SHELLCTR-POSTROUTING --source 172.17.0.2/32 --destination 172.17.0.2/32 "
+        "--protocol tcp --destination-port 80 --match comment --comment "
+        f"shellctr:ctr={CID[:12]} --jump MASQUERADE\nCOMMIT\nEOF",
+    ]
+    hosts = layout.container_etc_file(CID, "hosts").read_text()
+    assert hosts.endswith(f"172.17.0.2\t{CID[:12]} web\n")
+    record = network.find_network(Store(layout, host), "bridge")
+    Network.model_validate(record)
+    assert record["endpoints"][CID]["ports"] == [
+        {"proto": "tcp", "host_ip": "", "host_port": 8080, "port": 80}]
+
+
+def test_release_removes_exactly_the_container_and_prune_the_rest(
+        layout: Layout, net: FakeNet) -> None:
+    host = net.host()
+    config = new_container(layout, host, publish=["8080:80"])
+    attach(host, layout, config)
+    host.reset()
+    store = Store(layout, host)
+    network.release(host, store, CID)
+    assert host_commands(host) == [
+        "iptables-restore --wait --noflush <<'EOF'\n*filter\n"
+        "--delete SHELLCTR-FORWARD --destination 172.17.0.2/32 ! --in-interface shellctr0 "
+        "--out-interface shellctr0 --protocol tcp --destination-port 80 --match comment "
+        f"--comment shellctr:ctr={CID[:12]} --jump ACCEPT\nCOMMIT\n*nat\n"
+        "--delete SHELLCTR-DNAT --protocol tcp --destination-port 8080 --match comment "
+        f"--comment shellctr:ctr={CID[:12]} --jump DNAT --to-destination 172.17.0.2:80\n"
+        "--delete SHELLCTR-POSTROUTING --source 172.17.0.2/32 --destination 172.17.0.2/32 "
+        "--protocol tcp --destination-port 80 --match comment --comment "
+        f"shellctr:ctr={CID[:12]} --jump MASQUERADE\nCOMMIT\nEOF",
+        f"ip netns delete shc-{CID[:11]}",  # its veth goes with it
+    ]
+    assert net.links == {"shellctr0"} and net.netns() == [] and not net.tagged("ctr=")
+    assert network.find_network(store, "bridge")["endpoints"] == {}
+    host.reset()
+    network.release(host, store, CID)  # again: nothing is left to do
+    assert host_commands(host) == []
+    assert network.prune(host, store, include_default=True) == []  # the container uses it
+    store.remove_container(CID)
+    assert network.prune(host, store) == []  # the default network stays ...
+    assert network.prune(host, store, include_default=True) == ["shellctr0"]  # ... unless
+    assert net.links == set() and net.chains == {"filter": [], "nat": []}
+    assert net.rules == {"filter": [], "nat": []}
+
+
+@pytest.mark.parametrize("fail_at", range(1, 16))
+def test_a_failure_at_any_step_of_the_network_step_leaves_nothing_of_the_container(
+        layout: Layout, net: FakeNet, fail_at: int) -> None:
+    config = new_container(layout, net.host(), publish=["8080:80"])
+    host = net.host(fail_at=fail_at)
+    with pytest.raises(ShellctrError):
+        attach(host, layout, config)
+    assert net.netns() == [] and not net.tagged("ctr=")
+    assert net.links <= {"shellctr0"}
+    for record in network.records(Store(layout, host)):
+        assert record["endpoints"] == {}
+    if "shellctr0" not in net.links:  # the network's own setup failed: all of it went
+        assert net.chains == {"filter": [], "nat": []} and network.records(
+            Store(layout, host)) == []
+
+
+def test_user_network_gets_a_resolver_and_containers_resolve_across_their_networks(
+        layout: Layout, net: FakeNet) -> None:
+    host = net.host()
+    store = Store(layout, host)
+    store.prepare()
+    record = network.create(host, store, "shop", subnet="10.1.0.0/24")
+    assert record["bridge"] == "shbr-eeeeeeeeee" and record["dns"]
+    run_dir = layout.network_run_dir(record["id"])
+    assert any(line.startswith(
+        f"dnsmasq --conf-file=/dev/null --pid-file={run_dir}/dnsmasq.pid --no-hosts "
+        f"--addn-hosts={run_dir}/hosts --bind-interfaces --listen-address=10.1.0.1 "
+        "--user=root") for line in host.lines), host.lines
+    config = new_container(layout, host, network="shop", aliases=["db"])
+    attach(host, layout, config)
+    assert (run_dir / "hosts").read_text() == f"10.1.0.2\tweb db {CID[:12]}\n"
+    assert layout.container_etc_file(CID, "resolv.conf").read_text() == "nameserver 10.1.0.1\n"
+    assert "kill -s HUP 4242" in host.lines
+    with pytest.raises(Conflict, match="active endpoints"):
+        network.remove(host, store, "shop")
+    network.release(host, store, CID)
+    assert (run_dir / "hosts").read_text() == ""
+    host.reset()
+    assert network.remove(host, store, "shop") == "shop"
+    assert "kill -s TERM 4242" in host.lines and not run_dir.exists()
+    assert net.links == set() and net.rules == {"filter": [], "nat": []}
+
+
+def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    host = net.host()
+    store = Store(layout, host)
+    store.prepare()
+    network.create(host, store, "back", subnet="10.2.0.0/24")
+    config = new_container(layout, host)
+    attach(host, layout, config)
+    state = store.state_record(CID)
+    store.write(layout.container_state(CID), {**state, "status": "running", "pid": 1})
+    monkeypatch.setattr("shellctr.host.alive", lambda pid, start: True)
+    host.reset()
+    network.connect(host, store, "back", "web", "10.2.0.9", ["api"])
+    assert f"ip -batch - <<'EOF'\nlink add name shv{CID[:10]}1 type veth peer name eth1 " \
+           f"netns shc-{CID[:11]}\nlink set dev shv{CID[:10]}1 master shbr-eeeeeeeeee up\n" \
+           "EOF" in host.lines
+    assert f"ip -netns shc-{CID[:11]} -batch - <<'EOF'\nlink set dev eth1 address " \
+           "02:42:0a:02:00:09\naddress add 10.2.0.9/24 dev eth1\nlink set dev eth1 up\nEOF" \
+           in host.lines
+    saved = ContainerConfig.model_validate(store.config_record(CID))
+    assert list(saved.networks) == ["shellctr0", "back"]
+    host.reset()
+    network.disconnect(host, store, "back", "web", force=False)
+    assert f"ip link delete dev shv{CID[:10]}1" in host.lines  # its netns stays
+    assert net.netns() == [f"shc-{CID[:11]}"]
+    assert list(store.config_record(CID)["networks"]) == ["shellctr0"]
+    with pytest.raises(Conflict, match="not connected"):
+        network.disconnect(host, store, "back", "web", force=False)
+
+
+def test_ports_taken_by_another_container_are_refused(layout: Layout, net: FakeNet) -> None:
+    host = net.host()
+    attach(host, layout, new_container(layout, host, publish=["8080:80", "53/udp"]))
+    record = network.find_network(Store(layout, host), "bridge")
+    assert record["endpoints"][CID]["ports"][1] == {
+        "proto": "udp", "host_ip": "", "host_port": 49153, "port": 53}
+    other = new_container(layout, host, cid=CID2, name="other", publish=["8080:81"])
+    with pytest.raises(Conflict, match=re.escape(
+            "bind for 0.0.0.0:8080/tcp failed: port is already allocated")):
+        attach(host, layout, other)
+    assert net.netns() == [f"shc-{CID[:11]}"]  # the refused one left nothing
+
+
+def test_publish_all_binds_every_exposed_port_not_published_yet(
+        layout: Layout, net: FakeNet) -> None:
+    host = net.host()
+    config = new_container(layout, host, publish=["8080:80"], publish_all=True,
+                           expose=["9000", "53/udp"])
+    assert config["exposed"] == ["9000/tcp", "53/udp", "80/tcp"]
+    attach(host, layout, config)
+    ports = network.ports_of(Store(layout, host))[CID]
+    assert [(p["proto"], p["host_port"], p["port"]) for p in ports] == [
+        ("tcp", 8080, 80), ("tcp", 49153, 9000), ("udp", 49153, 53)]
+
+
+def test_a_netns_shared_with_another_container_loses_the_veths_of_its_owner(
+        layout: Layout, net: FakeNet, monkeypatch: pytest.MonkeyPatch) -> None:
+    host = net.host()
+    store = Store(layout, host)
+    attach(host, layout, new_container(layout, host))
+    store.write(layout.container_state(CID), {**store.state_record(CID), "status": "running",
+                                              "pid": 4321})
+    monkeypatch.setattr("shellctr.host.alive", lambda pid, start: True)
+    joiner = new_container(layout, host, cid=CID2, name="side", network="container:web")
+    assert attach(host, layout, joiner) == ["nsenter", "--net=/proc/4321/ns/net", "--"]
+    host.reset()
+    network.release(host, store, CID)
+    assert host_commands(host) == [f"ip link delete dev shv{CID[:10]}0",
+                                   f"ip netns delete shc-{CID[:11]}"]
+
+
+def test_dry_run_shows_the_endpoint_made_and_removed(layout: Layout, net: FakeNet) -> None:
+    config = new_container(layout, net.host())
+    host = net.host(dry_run=True)
+    attach(host, layout, config)
+    network.release(host, Store(layout, host), CID)
+    assert host.lines[-1] == f"ip netns delete shc-{CID[:11]}"
+    assert net.links == set() and net.netns() == []  # nothing was done
+
+
+# -- IPAM -----------------------------------------------------------------------------------
+def test_allocate_takes_the_lowest_free_address_and_honours_ip_and_range() -> None:
+    assert ipam.allocate("10.0.0.0/29", "10.0.0.1", "", []) == "10.0.0.2"
+    assert ipam.allocate("10.0.0.0/29", "10.0.0.1", "", ["10.0.0.2", "10.0.0.4"]) == "10.0.0.3"
+    assert ipam.allocate("10.0.0.0/24", "10.0.0.1", "10.0.0.128/25", []) == "10.0.0.128"
+    assert ipam.allocate("10.0.0.0/24", "10.0.0.1", "", [], "10.0.0.77") == "10.0.0.77"
+    with pytest.raises(Conflict, match="already in use"):
+        ipam.allocate("10.0.0.0/24", "10.0.0.1", "", ["10.0.0.77"], "10.0.0.77")
+    with pytest.raises(ShellctrError, match="not in the network's subnet"):
+        ipam.allocate("10.0.0.0/24", "10.0.0.1", "", [], "10.9.0.1")
+    full = [f"10.0.0.{n}" for n in range(2, 7)]
+    with pytest.raises(Conflict, match=r"no free address left in 10.0.0.0/29"):
+        ipam.allocate("10.0.0.0/29", "10.0.0.1", "", full)
+
+
+def test_subnets_are_chosen_free_and_checked() -> None:
+    routes = [ipam.parse_subnet("172.18.0.0/16")]
+    assert ipam.choose_subnet(["172.17.0.0/16"], routes) == "172.19.0.0/16"
+    assert ipam.plan_network("10.5.0.0/24", None, None, []) == ("10.5.0.0/24", "10.5.0.1", "")
+    with pytest.raises(Conflict, match="overlaps"):
+        ipam.plan_network("10.5.0.0/25", None, None, ["10.5.0.0/24"])
+    with pytest.raises(ShellctrError, match="not a host address"):
+        ipam.plan_network("10.5.0.0/24", "10.6.0.1", None, [])
+    with pytest.raises(ShellctrError, match="invalid subnet"):
+        ipam.plan_network("10.5.0.1/24", None, None, [])
+    assert ipam.mac_for("172.17.0.2") == "02:42:ac:11:00:02"
+    with pytest.raises(ShellctrError, match="multicast"):
+        ipam.check_mac("01:00:5e:00:00:01")
+
+
+# -- iptables and flags -----------------------------------------------------------------------
+def test_internal_networks_drop_everything_leaving_or_entering_the_bridge() -> None:
+    rules = iptables.network_rules("shbr-x", "10.9.0.0/24", internal=True)
+    assert [(table, " ".join(rule)) for table, rule in rules] == [
+        ("filter", "SHELLCTR-FORWARD --in-interface shbr-x --out-interface shbr-x --match "
+                   "comment --comment shellctr:net=shbr-x --jump ACCEPT"),
+        ("filter", "SHELLCTR-ISOLATE-1 --in-interface shbr-x ! --out-interface shbr-x --match "
+                   "comment --comment shellctr:net=shbr-x --jump DROP"),
+        ("filter", "SHELLCTR-ISOLATE-1 ! --in-interface shbr-x --out-interface shbr-x --match "
+                   "comment --comment shellctr:net=shbr-x --jump DROP"),
+    ]
+
+
+def test_remove_owned_deletes_only_the_rules_it_owns_in_long_form(net: FakeNet) -> None:
+    listing = {"filter": [], "nat": [
+        shlex.split('-A SHELLCTR-DNAT -p tcp -m tcp --dport 8080 -m comment --comment '
+                    '"shellctr:ctr=abc" -j DNAT --to-destination 172.17.0.2:80'),
+        shlex.split('-A DOCKER -p tcp -m tcp --dport 8080 -j DNAT --to-destination 1.2.3.4:80'),
+        shlex.split('-A SHELLCTR-DNAT -p tcp -m tcp --dport 9 -m comment --comment '
+                    '"shellctr:ctr=abd" -j DNAT --to-destination 172.17.0.3:80')]}
+    host = RecordingHost()
+    iptables.remove_owned(host, ("ctr=abc",), listing)
+    assert host.lines == [
+        "iptables-restore --wait --noflush <<'EOF'\n*nat\n--delete SHELLCTR-DNAT --protocol tcp "
+        "--match tcp --destination-port 8080 --match comment --comment shellctr:ctr=abc "
+        "--jump DNAT --to-destination 172.17.0.2:80\nCOMMIT\nEOF"]
+
+
+@pytest.mark.parametrize(("spec", "parsed"), [
+    ("80", {"proto": "tcp", "host_ip": "", "host_port": 0, "port": 80}),
+    ("8080:80", {"proto": "tcp", "host_ip": "", "host_port": 8080, "port": 80}),
+    ("127.0.0.1:8080:80/udp", {"proto": "udp", "host_ip": "127.0.0.1", "host_port": 8080,
+                               "port": 80}),
+    ("127.0.0.1::80", {"proto": "tcp", "host_ip": "127.0.0.1", "host_port": 0, "port": 80}),
+])
+def test_publish_specs(spec: str, parsed: dict[str, object]) -> None:
+    assert netopts.parse_publish(spec) == parsed
+
+
+@pytest.mark.parametrize("spec", ["0", "70000", "a:80", "80/sctp", "1:2:3:4", "x.y:1:2"])
+def test_bad_publish_specs_are_refused(spec: str) -> None:
+    with pytest.raises(ShellctrError):
+        netopts.parse_publish(spec)
+
+
+def test_etc_files_follow_the_flags() -> None:
+    config = {"id": CID, "name": "web", "hostname": "box",
+              "extra_hosts": [netopts.parse_add_host("gw:192.0.2.9")],
+              "dns": [], "dns_search": ["corp"], "dns_options": ["ndots:2"]}
+    assert netopts.hosts_text(config, ["10.0.0.2"]) == (
+        netopts.LOCALHOST + f"192.0.2.9\tgw\n10.0.0.2\tbox {CID[:12]} web\n")
+    host_text = "nameserver 192.0.2.53\nsearch home\n"
+    assert netopts.resolv_text(config, host_text) == (
+        "nameserver 192.0.2.53\nsearch corp\noptions ndots:2\n")
+    assert netopts.resolv_text({**config, "dns_search": [], "dns_options": []}, host_text,
+                               "10.0.0.1") == "nameserver 10.0.0.1\nsearch home\n"
+    assert netopts.network_mode(None) == netopts.DEFAULT_MODE
+    assert netopts.network_mode("bridge") == "shellctr0"
+    with pytest.raises(ShellctrError):
+        netopts.parse_add_host("nohost")
