@@ -17,7 +17,7 @@ from shellctr.errors import ENGINE_ERROR, ShellctrError, UsageError
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
     from shellctr.host import Host
     from shellctr.store import Store
@@ -56,6 +56,19 @@ def for_each(refs: Sequence[str], action: Callable[[str], None], echo: bool = Fa
             if echo:
                 print(ref)
     return code
+
+
+def print_inspected(found: list[dict[str, Any]], template: str | None) -> None:
+    """What `inspect` found: a JSON list as Docker prints it, or each through `-f`."""
+    if template:
+        from shellctr.gotemplate import render
+
+        for item in found:
+            print(render(template, item))
+    else:
+        import json
+
+        print(json.dumps(found, indent=4))
 
 
 def report(err: ShellctrError) -> None:

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from shellctr.cli import Context, Parser, for_each, report
+from shellctr.cli import Context, Parser, for_each, print_inspected, report
 from shellctr.errors import ShellctrError, UsageError
 
 TYPE_CHECKING = False
@@ -152,10 +152,8 @@ def cmd_exec(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
-    import json
 
     from shellctr.errors import NotFound
-    from shellctr.gotemplate import render
     from shellctr.image import find_image
     from shellctr.inspect import container_json, image_json
     from shellctr.lifecycle import find_container
@@ -173,11 +171,7 @@ def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
         except ShellctrError as err:
             report(NotFound(f"no such object: {name}") if isinstance(err, NotFound) else err)
             code = 1
-    if args.format:
-        for item in found:
-            print(render(args.format, item))
-    else:
-        print(json.dumps(found, indent=4))
+    print_inspected(found, args.format)
     return code
 
 

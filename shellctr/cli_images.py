@@ -6,10 +6,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from shellctr.cli import Context, Parser, for_each
+from shellctr.cli import Context, Parser, for_each, print_inspected
 from shellctr.errors import ShellctrError
+
+# typing is not imported at run time: every command pays for each module it loads
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
@@ -58,14 +62,14 @@ def filter_images(ctx: Context, images: list[Any], filters: list[str]) -> list[A
     """`-f dangling=true|false`, `-f label=KEY[=VALUE]`, `-f reference=PATTERN`."""
     import fnmatch
 
+    from shellctr.filters import label_matches
+
     for item in filters:
         key, _, value = item.partition("=")
         if key == "dangling":
             images = [i for i in images if (not i.repo_tags) == (value.lower() == "true")]
         elif key == "label":
-            name, sep, wanted = value.partition("=")
-            images = [i for i in images if name in i.config.Labels and
-                      (not sep or i.config.Labels[name] == wanted)]
+            images = [i for i in images if label_matches(i.config.Labels, value)]
         elif key == "reference":
             images = [i for i in images if any(fnmatch.fnmatchcase(t, value) or
                                                fnmatch.fnmatchcase(t.rpartition(":")[0], value)
@@ -190,11 +194,9 @@ def cmd_history(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_image_inspect(args: argparse.Namespace, ctx: Context) -> int:
-    import json
 
     from shellctr.cli import report
     from shellctr.errors import NotFound
-    from shellctr.gotemplate import render
     from shellctr.image import find_image
     from shellctr.inspect import image_json
 
@@ -205,11 +207,7 @@ def cmd_image_inspect(args: argparse.Namespace, ctx: Context) -> int:
         except NotFound:
             report(NotFound(f"no such image: {name}"))
             code = 1
-    if args.format:
-        for item in found:
-            print(render(args.format, item))
-    else:
-        print(json.dumps(found, indent=4))
+    print_inspected(found, args.format)
     return code
 
 

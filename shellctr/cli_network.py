@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 
-from shellctr.cli import Context, Parser, for_each
-from shellctr.errors import ShellctrError, UsageError
+from shellctr.cli import Context, Parser, for_each, print_inspected
+from shellctr.errors import ShellctrError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from shellctr.store import Record, Store
 
 FILTER_KEYS = ("name", "id", "driver", "label", "type")
@@ -36,26 +37,20 @@ def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
 
 def matches(record: Record, filters: list[str]) -> bool:
     """`--filter KEY=VALUE`: the same key ORs, different keys AND (as Docker)."""
+    from shellctr import filters as filtering
     from shellctr.netopts import DEFAULT_NETWORK
 
-    wanted: dict[str, list[str]] = {}
-    for item in filters:
-        key, sep, value = item.partition("=")
-        if not sep or key not in FILTER_KEYS:
-            raise UsageError(f"invalid filter {item!r}",
-                             f"use KEY=VALUE with KEY one of {', '.join(FILTER_KEYS)}")
-        wanted.setdefault(key, []).append(value)
+    wanted = filtering.parse_filters(filters, FILTER_KEYS)
     labels = record.get("labels", {})
     kind = "builtin" if record["name"] == DEFAULT_NETWORK else "custom"
     tests: dict[str, Callable[[str], bool]] = {
         "name": lambda v: v in record["name"],
         "id": lambda v: record["id"].startswith(v),
         "driver": lambda v: record["driver"] == v,
-        "label": lambda v: v.partition("=")[0] in labels and (
-            "=" not in v or labels[v.partition("=")[0]] == v.partition("=")[2]),
+        "label": lambda v: filtering.label_matches(labels, v),
         "type": lambda v: v == kind,
     }
-    return all(any(tests[key](v) for v in values) for key, values in wanted.items())
+    return filtering.matches(wanted, tests)
 
 
 def cmd_ls(args: argparse.Namespace, ctx: Context) -> int:
@@ -99,17 +94,12 @@ def network_json(store: Store, record: Record) -> dict[str, object]:
 
 
 def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.gotemplate import render
     from shellctr.network import find_network
 
-    found: list[dict[str, object]] = []
+    found: list[dict[str, Any]] = []
     code = for_each(args.networks, lambda ref: found.append(
         network_json(ctx.store, find_network(ctx.store, ref))))
-    if args.format:
-        for item in found:
-            print(render(args.format, item))
-    else:
-        print(json.dumps(found, indent=4))
+    print_inspected(found, args.format)
     return code and 1
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shellctr.cli import Context, Parser, for_each
+from shellctr.cli import Context, Parser, for_each, print_inspected
 from shellctr.errors import ShellctrError, UsageError
 
 
@@ -54,10 +54,8 @@ def volume_json(ctx: Context, name: str) -> dict[str, object]:
 
 
 def cmd_volume_inspect(args: argparse.Namespace, ctx: Context) -> int:
-    import json
 
     from shellctr.cli import report
-    from shellctr.gotemplate import render
 
     found, code = [], 0
     for name in args.volumes:
@@ -66,11 +64,7 @@ def cmd_volume_inspect(args: argparse.Namespace, ctx: Context) -> int:
         except ShellctrError as err:
             report(err)
             code = 1
-    if args.format:
-        for item in found:
-            print(render(args.format, item))
-    else:
-        print(json.dumps(found, indent=4))
+    print_inspected(found, args.format)
     return code
 
 
@@ -78,34 +72,27 @@ VOLUME_FILTERS = ("dangling", "name", "label", "driver")
 
 
 def volume_filter(items: list[str]) -> dict[str, list[str]]:
-    filters: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in VOLUME_FILTERS or (
-                key == "dangling" and value not in ("true", "false", "1", "0")):
-            raise UsageError(f"invalid filter {item!r}",
-                             "use dangling=true|false, name=, label=KEY[=VALUE] or driver=")
-        filters.setdefault(key, []).append(value)
+    from shellctr.filters import parse_filters
+
+    filters = parse_filters(items, VOLUME_FILTERS)
+    for value in filters.get("dangling", []):
+        if value not in ("true", "false", "1", "0"):
+            raise UsageError(f"invalid filter 'dangling={value}'", "use dangling=true|false")
     return filters
 
 
 def matches(volume: dict[str, object], used: bool, filters: dict[str, list[str]]) -> bool:
+    from shellctr.filters import label_matches
+    from shellctr.filters import matches as passes
+
     labels = volume["Labels"] or {}
     assert isinstance(labels, dict)
-
-    def label(value: str) -> bool:
-        key, sep, wanted = value.partition("=")
-        return key in labels and (not sep or labels[key] == wanted)
-
-    from collections.abc import Callable
-
-    tests: dict[str, Callable[[str], bool]] = {
+    return passes(filters, {
         "dangling": lambda v: (not used) == (v in ("true", "1")),
         "name": lambda v: v in str(volume["Name"]),
-        "label": label,
+        "label": lambda v: label_matches(labels, v),
         "driver": lambda v: v == volume["Driver"],
-    }
-    return all(any(tests[key](value) for value in values) for key, values in filters.items())
+    })
 
 
 def listed(ctx: Context, filters: dict[str, list[str]]) -> list[dict[str, object]]:

@@ -401,20 +401,17 @@ FILTER_KEYS = ("id", "name", "status", "exited", "ancestor", "label")
 
 
 def parse_filters(items: list[str]) -> dict[str, list[str]]:
-    """`-f key=value`...: the same key ORs, different keys AND (as Docker)."""
-    filters: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in FILTER_KEYS:
-            raise ShellctrError(f"invalid filter {item!r}",
-                                f"use KEY=VALUE with KEY one of {', '.join(FILTER_KEYS)}")
-        filters.setdefault(key, []).append(value)
-    return filters
+    """`ps -f key=value`... (filters.parse_filters with ps' keys)."""
+    from shellctr import filters
+
+    return filters.parse_filters(items, FILTER_KEYS)
 
 
 def container_matches(store: Store, config: ContainerConfig, state: ContainerState,
                       filters: dict[str, list[str]]) -> bool:
     import re
+
+    from shellctr.filters import label_matches, matches
 
     def ancestor(ref: str) -> bool:
         from shellctr.image import find_image
@@ -430,11 +427,9 @@ def container_matches(store: Store, config: ContainerConfig, state: ContainerSta
         "status": lambda v: state.status == v,
         "exited": lambda v: state.status == "exited" and str(state.exit_code) == v,
         "ancestor": ancestor,
-        "label": lambda v: (v.partition("=")[0] in config.labels and
-                            ("=" not in v or config.labels[v.partition("=")[0]]
-                             == v.partition("=")[2])),
+        "label": lambda v: label_matches(config.labels, v),
     }
-    return all(any(tests[key](value) for value in values) for key, values in filters.items())
+    return matches(filters, tests)
 
 
 def cgroup_group(store: Store, cid: str) -> str:

@@ -15,9 +15,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
 
 from shellctr.errors import ShellctrError
+
+# typing is not imported at run time: every command pays for each module it loads
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 POLL_SECONDS = 0.05  # how often `logs -f` looks for new output
 
