@@ -1,7 +1,9 @@
 """`shellctr run --rm busybox true` against the raw floor (and Docker/Podman if usable).
 
 The floor is what any container start must do at least: `unshare` new namespaces,
-mount the overlay inside the new mount namespace, run `true` in it, clean up.
+mount the overlay inside the new mount namespace, run `true` in it, clean up. Its
+network namespace has loopback only, like `--network none`; the default (bridged) run
+is shown beside it.
 Usage: bench/start.py [ROUNDS]
 """
 
@@ -35,6 +37,10 @@ def main() -> None:
         layer = box.layer_dir()
         cases = {
             "floor (unshare + overlay + true)": lambda: floor(layer),
+            "shellctr run --rm --network none ... true": lambda: run(
+                box.shellctr("run", "--rm", "--network", "none", "busybox", "true"),
+                env=box.env),
+            # the default network: a veth on the bridge, an address, NAT rules
             "shellctr run --rm busybox true": lambda: run(
                 box.shellctr("run", "--rm", "busybox", "true"), env=box.env),
         }
