@@ -4,13 +4,16 @@ A layer is kept twice, both content-addressed by its diff id (the sha256 of its
 uncompressed tar): the tar itself in `blobs/sha256/<diff id>` (so `save` writes the very
 bytes the digest names) and its files in `layers/<diff id>/`, extracted by GNU tar into
 a fresh directory of their own, which every image using the layer shares read-only.
+`load` and `import` extract at once; `commit` writes only the tar, and its files are
+extracted when a container is first created from it (`ensure_layer_dirs`). Images
+committed by older versions have the files but no tar: `save` packs those again.
 
 Before tar sees a layer, Python reads every member (`scan_layer`): no absolute names, no
 `..`, nothing written through a symlink, no hard link leaving the layer, no device node
 outside /dev. OCI/Docker whiteouts are not extracted by tar (`--exclude=.wh.*`): shellctr
 makes overlayfs' own afterwards — `.wh.NAME` becomes a 0/0 character device `NAME`,
-`.wh..wh..opq` the `trusted.overlay.opaque=y` xattr on its directory. Packing (commit)
-does the reverse.
+`.wh..wh..opq` the `trusted.overlay.opaque=y` xattr on its directory. Packing (commit,
+straight from the container's upper dir) does the reverse.
 
 `python -m shellctr.layers pack DIR > FILE` packs a directory as `commit` does: it is the
 command the trace shows for it.
@@ -141,8 +144,9 @@ def clean_name(name: str) -> str:
     return "/".join(parts)
 
 
-def scan_layer(path: Path) -> LayerScan:
-    """Check every member of the tar at `path` and compute its diff id and size."""
+def scan_layer(path: Path, allow_empty: bool = False) -> LayerScan:
+    """Check every member of the tar at `path` and compute its diff id and size.
+    `allow_empty`: a tar of no members is a layer (a commit of no changes)."""
     with open(path, "rb") as raw:
         if compression_of(raw.read(6)) is not None:
             raw.seek(0)
@@ -169,7 +173,7 @@ def scan_layer(path: Path) -> LayerScan:
         raw.seek(0)
         scan.diff_id = hashlib.file_digest(raw, "sha256").hexdigest()
         scan.tar_size = raw.tell()
-    return _checked(scan, seen)
+    return _checked(scan, seen, allow_empty)
 
 
 def scan_stream(raw: IO[bytes]) -> LayerScan:
@@ -193,9 +197,9 @@ def scan_stream(raw: IO[bytes]) -> LayerScan:
     return _checked(scan, seen)
 
 
-def _checked(scan: LayerScan, seen: set[str]) -> LayerScan:
+def _checked(scan: LayerScan, seen: set[str], allow_empty: bool = False) -> LayerScan:
     """The checks that need the whole layer."""
-    if not seen and not scan.whiteouts and not scan.opaque:
+    if not seen and not scan.whiteouts and not scan.opaque and not allow_empty:
         raise ShellctrError("not a valid tar archive: it holds no files")
     both = sorted(set(scan.whiteouts) & seen)
     if both:
@@ -397,6 +401,25 @@ def extract_layer(host: Host, layout: Layout, scan: LayerScan, rollback: Rollbac
         parent, _, base = name.rpartition("/")
         host.make_whiteout(_ensure_dirs(host, partial, parent) / base)
     host.rename(partial, final, rollback=rollback)
+
+
+def ensure_layer_dirs(host: Host, layout: Layout, diff_ids: list[str],
+                      rollback: Rollback) -> None:
+    """Extract each layer whose files are not in `layers/` yet from its tar in `blobs/`
+    (a committed layer is kept as a tar only, until a container first uses it): checked
+    and its digest verified as when loaded. Under the store lock, so that concurrent
+    creates extract it once; the undo removes what was extracted."""
+    for diff_id in dict.fromkeys(diff_ids):
+        blob = layout.blob(diff_id)
+        if host.exists(layout.layer_dir(diff_id)) or not blob.is_file():
+            continue  # neither files nor tar: nothing to extract (start will say so)
+        hint = "remove the image and load or commit it again"
+        host.step(f"extract layer sha256:{diff_id[:12]} on its first use")
+        scan = scan_layer(blob, allow_empty=True)
+        if scan.diff_id != diff_id:
+            raise ShellctrError(f"layer {blob} is corrupt: it holds sha256:{scan.diff_id}",
+                                hint)
+        extract_layer(host, layout, scan, rollback)
 
 
 def _ensure_dirs(host: Host, top: Path, relative: str) -> Path:
