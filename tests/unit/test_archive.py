@@ -529,3 +529,32 @@ def test_diff_leaves_out_a_dir_copied_up_only_for_init_mount_points(
     assert commit.changes(store, config["id"]) == []
     (upper / "etc" / "motd").write_text("changed")
     assert commit.changes(store, config["id"]) == [("C", "/etc"), ("C", "/etc/motd")]
+
+
+def test_pack_writes_the_bytes_pythons_tarfile_writes(tmp_path: Path) -> None:
+    """Layers packed by earlier versions (tarfile's PAX writer) keep their digests."""
+    top = tmp_path / "layer"
+    (top / "d" / ("long-" * 30)).mkdir(parents=True)
+    (top / "d" / ("long-" * 30) / "caf\u00e9").write_bytes(b"x" * 700)
+    (top / "big").write_bytes(os.urandom((1 << 20) + 1000))  # more than a read
+    (top / "empty").write_bytes(b"")
+    os.link(top / "big", top / "d" / "hard")
+    (top / "d" / "link").symlink_to("../big")
+    os.mkfifo(top / "fifo")
+    os.setxattr(top / "empty", "user.note", b"kept")
+    os.chmod(top / "big", 0o4755)
+    packed = io.BytesIO()
+    scan = pack(top, packed)
+    again = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(packed.getvalue())) as source, \
+            tarfile.open(fileobj=again, mode="w", format=tarfile.PAX_FORMAT) as target:
+        for member in source.getmembers():
+            target.addfile(member, source.extractfile(member) if member.isfile() else None)
+    assert packed.getvalue() == again.getvalue()
+    assert (scan.diff_id, scan.tar_size) == (sha(packed.getvalue()), len(packed.getvalue()))
+    with tarfile.open(fileobj=io.BytesIO(packed.getvalue())) as source:
+        kinds = {m.name: m for m in source.getmembers()}
+    assert kinds["d/hard"].islnk() and kinds["d/hard"].linkname == "big"
+    assert kinds["empty"].pax_headers["SCHILY.xattr.user.note"] == "kept"
+    assert kinds["big"].mode == 0o4755 and kinds["fifo"].isfifo()
+    assert f"d/{'long-' * 30}/caf\u00e9" in kinds
