@@ -510,7 +510,8 @@ def digest_dir(directory: Path, skip: Callable[[str], bool] = lambda name: False
 
 
 def layer_tar_size(layout: Layout, diff_id: str) -> int:
-    """Bytes of a layer's tar: its blob, or (a committed layer) its files packed."""
+    """Bytes of a layer's tar: its blob, or (committed by an older shellctr) its files
+    packed."""
     blob = layout.blob(diff_id)
     if blob.is_file():
         return blob.stat().st_size
