@@ -5,10 +5,10 @@
   (the floor: what any layer store must write), and against the shell way of loading
   such an archive (`tar -x` of the archive, then of each layer).
 - commit: a stopped container with ~50 MB of changes (large and small files), against
-  `tar -c` of its upper dir, and against `tar -c` then `tar -x` of that tar into a fresh
-  directory: commit keeps the new layer both ways (its tar for save, its files for
-  containers), so it writes the changes twice.
-Usage: bench/images.py [ROUNDS]
+  `tar -c` of its upper dir (the floor: commit writes the layer tar once, and hashes it).
+- the first container created from that fresh commit extracts the layer's files (once):
+  `create` then against a second `create` (the layer there) and `tar -x` of the tar.
+Usage: bench/images.py [ROUNDS] [load|commit]...
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from common import SHELLCTR, Sandbox, interleave, median_ms, run, timed
@@ -80,6 +82,7 @@ def make_archive(scratch: Path, busybox_tar: bytes) -> tuple[Path, list[Path]]:
 
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    only = sys.argv[2:] or ["load", "commit"]
     box = Sandbox()
     scratch = Path(tempfile.mkdtemp(prefix="shellctr-bench-images-"))
     try:
@@ -116,15 +119,18 @@ def main() -> None:
                     run(["tar", "-x", "-f", str(target / "archive" / name),
                          "-C", str(target / str(n))])
 
-        samples = interleave({
-            "tar -x of each layer, fresh dirs": tar_layers,
-            "shell: tar -x archive, then layers": tar_archive_then_layers,
-            "shellctr load -i": load,
-        }, rounds, warmup=1)
-        report(f"load of a {size:.0f} MB docker-archive ({len(layers)} layers)", samples,
-               rounds)
+        if "load" in only:
+            samples = interleave({
+                "tar -x of each layer, fresh dirs": tar_layers,
+                "shell: tar -x archive, then layers": tar_archive_then_layers,
+                "shellctr load -i": load,
+            }, rounds, warmup=1)
+            report(f"load of a {size:.0f} MB docker-archive ({len(layers)} layers)", samples,
+                   rounds)
 
         # -- commit ------------------------------------------------------------------
+        if "commit" not in only:
+            return
         name = "bench-commit"
         run(box.shellctr("run", "--name", name, "busybox", "sh", "-c",
                          "mkdir -p /data/small && for n in 0 1 2 3 4 5 6 7 8 9; do "
@@ -141,24 +147,41 @@ def main() -> None:
         def tar_create() -> None:
             run(["tar", "-c", "-f", str(scratch / "upper.tar"), "-C", str(upper), "."])
 
-        def tar_create_extract() -> None:  # a layer kept as a tar and as files, as commit does
-            tar_create()
+        def tar_extract() -> None:  # what the first container of a fresh commit needs
             target = scratch / "layer"
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir()
             run(["tar", "-x", "-f", str(scratch / "upper.tar"), "-C", str(target)])
 
+        def create(label: str) -> Callable[[], None]:
+            return lambda: run(box.shellctr("create", "--name", label, "bench:commit",
+                                            "true"), env=box.env)
+
+        def startup() -> None:  # what any verb pays before its work: Python, imports
+            subprocess.run(box.shellctr("commit", "no-such-container", "bench:none"),
+                           env=box.env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False)
+
         changed = sum(f.stat().st_size for f in upper.rglob("*") if f.is_file()) / MB
-        samples: dict[str, list[float]] = {"tar -c of the upper dir": [],
-                                           "tar -c, then tar -x into a fresh dir": [],
-                                           "shellctr commit": []}
+        commits: dict[str, list[float]] = {"tar -c of the upper dir": [],
+                                           "shellctr commit": [],
+                                           "shellctr start-up (no such container)": []}
+        starts: dict[str, list[float]] = {
+            "tar -x of that tar into a fresh dir": [],
+            "shellctr create (layer there: 2nd)": [],
+            "shellctr create (1st: extracts)": []}
         for round_ in range(rounds + 1):  # the first is a warm-up
-            took = [timed(tar_create), timed(tar_create_extract), timed(commit)]
+            took = [timed(tar_create), timed(commit), timed(startup), timed(tar_extract)]
+            first, second = timed(create("bench-first")), timed(create("bench-second"))
+            took += [second, first]
+            run(box.shellctr("rm", "bench-first", "bench-second"), env=box.env)
             run(box.shellctr("rmi", "bench:commit"), env=box.env)  # its layer goes too
             if round_:
-                for label, seconds in zip(samples, took, strict=True):
-                    samples[label].append(seconds)
-        report(f"commit of a container with {changed:.0f} MB of changes", samples, rounds)
+                for label, seconds in zip([*commits, *starts], took, strict=True):
+                    (commits if label in commits else starts)[label].append(seconds)
+        report(f"commit of a container with {changed:.0f} MB of changes", commits, rounds)
+        report("first container from the fresh commit (its layer's files extracted)",
+               starts, rounds)
         run(box.shellctr("rm", name), env=box.env)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

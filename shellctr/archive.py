@@ -298,7 +298,8 @@ def _stdout() -> Any:
 
 def stage_layer(host: Host, layout: Any, digest: str, target: Path) -> None:
     """A blob (config, layer tar) into the stage: linked from the store, or for a
-    committed layer (kept as files only) packed again, its digest checked."""
+    layer committed by an older shellctr (kept as files only) packed again, its digest
+    checked."""
     if layout.blob(digest).is_file():
         host.link(layout.blob(digest), target)
         return

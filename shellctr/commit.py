@@ -2,10 +2,11 @@
 
 The upper dir holds exactly what the container changed: new and modified files
 (copied up whole), deletions as overlayfs whiteouts (0/0 character devices) and
-directories made anew as opaque ones (`trusted.overlay.opaque=y`). `commit` copies it
-into the layer store as one new layer on top of the image's layers (its tar, made when
-saving, writes whiteouts as `.wh.NAME` and opaque dirs with `.wh..wh..opq`); `diff`
-lists it as Docker does (A added, C changed, D deleted).
+directories made anew as opaque ones (`trusted.overlay.opaque=y`). `commit` packs it
+once into the layer store as one new layer tar on top of the image's layers (whiteouts
+as `.wh.NAME`, opaque dirs with `.wh..wh..opq`); its files are extracted from that tar
+when a container first needs them. `diff` lists it as Docker does (A added, C changed,
+D deleted).
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ from __future__ import annotations
 import os
 import shlex
 import stat
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from shellctr import cgroup
-from shellctr.cmd import Cmd, path_arg
 from shellctr.host import Host, Rollback
 from shellctr.ids import SHORT
 from shellctr.image import (
@@ -28,7 +27,7 @@ from shellctr.image import (
     parse_config,
     record_image,
 )
-from shellctr.layers import OPAQUE_XATTR, OVERLAY_XATTRS, LayerScan, digest_dir
+from shellctr.layers import LayerScan, digest_dir, pack, pack_argv
 from shellctr.layout import Layout
 from shellctr.lifecycle import cgroup_group, find_container, reconcile
 from shellctr.reference import normalize_ref
@@ -139,11 +138,11 @@ def commit(host: Host, store: Store, ref: str, reference: str | None, change: li
     freeze = pause and reconcile(store, cid).status == "running" and not cgroup.is_frozen(group)
     store.prepare()
     with store.lock(), Rollback(host) as rollback:
-        host.step(f"copy the changes of container {cid[:SHORT]} as a new layer")
+        host.step(f"write the changes of container {cid[:SHORT]} as a new layer tar")
         if freeze:
             cgroup.freeze(host, group, True)
         try:
-            scan = copy_layer(host, layout, upper, skips, rollback)
+            scan = write_layer(host, layout, upper, skips, rollback)
         finally:
             if freeze:
                 cgroup.freeze(host, group, False)
@@ -159,78 +158,27 @@ def commit(host: Host, store: Store, ref: str, reference: str | None, change: li
                             tar_hints={scan.diff_id: scan.tar_size})
 
 
-def copy_layer(host: Host, layout: Layout, upper: Path, skips: list[str],
-               rollback: Rollback) -> LayerScan:
-    """The upper dir copied (cp --archive: whiteouts, opaque xattrs, links and all) into
-    the layer store as `layers/<diff id>/`. Its tar is not kept: `save` packs the
-    directory again, which gives the same bytes (`layers.pack`), so the changes are
-    written once. Returns what the layer holds and its diff id."""
-    partial = layout.layers_dir / f".commit-{os.getpid()}.partial"
-    host.remove_tree(partial)  # left by a crash
-    rollback.push(f"cp {upper}", lambda: host.remove_tree(partial))
-    host.run(["cp", "--archive", "--no-target-directory", path_arg(upper), path_arg(partial)])
-    touched = set()
-    for name in skips:  # init.py's mount points: not changes
-        if os.path.lexists(upper / name):
-            host.apply(Cmd(["rm", "--recursive", path_arg(partial / name)]),
-                       _remover(partial / name))
-            if "/" in name:
-                touched.add(name.rsplit("/", 1)[0])
-    for parent in sorted(touched):  # rm changed its time: the layer must be the same files
-        mtime = os.lstat(upper / parent).st_mtime_ns
-        stamp = f"@{mtime // 10**9}.{mtime % 10**9:09d}"
-        host.apply(Cmd(["touch", "--no-dereference", f"--date={stamp}",
-                        path_arg(partial / parent)]),
-                   _time_setter(partial / parent, mtime))
-    drop_overlay_xattrs(host, upper if host.dry_run else partial, partial, skips)
-    if host.dry_run:  # nothing was copied: the upper dir holds the same files
+def write_layer(host: Host, layout: Layout, upper: Path, skips: list[str],
+                rollback: Rollback) -> LayerScan:
+    """The upper dir written once, as the new layer's tar, into `blobs/<diff id>`: one
+    pass (`layers.pack`) that converts overlay whiteouts and opaque dirs to OCI ones,
+    leaves out init's mount points and overlayfs' own xattrs, and hashes what it writes.
+    The layer's files (`layers/<diff id>/`) are extracted from it when a container first
+    uses the image (`layers.ensure_layer_dirs`). Like `load`, no fsync of the tar: the
+    image record that names it is written durably."""
+    partial = layout.blobs_dir / f".commit-{os.getpid()}.partial"
+    host.remove_file(partial)  # left by a crash
+
+    def write() -> LayerScan:
+        with open(partial, "xb") as out:
+            return pack(upper, out, lambda name: name in skips)
+
+    scan = host.produce(pack_argv(upper, skips), partial, write, rollback)
+    if scan is None:  # --dry-run: nothing written; the same pass, kept nowhere
         scan = digest_dir(upper, lambda name: name in skips)
+    blob = layout.blob(scan.diff_id)
+    if host.exists(blob):  # the same changes committed (or loaded) before
+        host.remove_file(partial)
     else:
-        scan = digest_dir(partial)
-    final = layout.layer_dir(scan.diff_id)
-    if final.is_dir():  # the same changes committed before
-        host.remove_tree(partial)
-    else:
-        host.rename(partial, final, rollback=rollback)
+        host.rename(partial, blob, rollback=rollback)
     return scan
-
-
-def drop_overlay_xattrs(host: Host, source: Path, target: Path, skips: list[str]) -> None:
-    """Remove overlayfs' bookkeeping (trusted.overlay.origin, impure...) that cp copied
-    from the upper dir: a layer keeps only the opaque marker. `source` is walked (the
-    copy itself, or under --dry-run the upper dir), `target` named in the commands."""
-    for directory, _dirs, files in os.walk(source):
-        relative = os.path.relpath(directory, source)
-        if relative.split("/")[0] in skips:
-            continue
-        for name in [".", *files]:  # each directory as "." of its own walk
-            path = os.path.normpath(os.path.join(directory, name))
-            try:
-                attrs = os.listxattr(path, follow_symlinks=False)
-            except OSError:
-                continue
-            for attr in attrs:
-                if attr.startswith(OVERLAY_XATTRS) and attr != OPAQUE_XATTR:
-                    shown = target / os.path.relpath(path, source)
-                    host.apply(Cmd(["setfattr", "--no-dereference", f"--remove={attr}",
-                                    path_arg(shown)]), _xattr_remover(shown, attr))
-
-
-def _time_setter(path: Path, mtime: int) -> Callable[[], None]:
-    return lambda: os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
-
-
-def _xattr_remover(path: Path, attr: str) -> Callable[[], None]:
-    return lambda: os.removexattr(path, attr, follow_symlinks=False)
-
-
-def _remover(path: Path) -> Callable[[], None]:
-    def remove() -> None:
-        import shutil
-
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-
-    return remove

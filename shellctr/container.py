@@ -199,6 +199,11 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
                 f"{short_id(holder)}",
                 "remove that container or choose another name",
             )
+        if not all(host.exists(layout.layer_dir(d)) or not layout.blob(d).is_file()
+                   for d in image["layers"]):
+            from shellctr.layers import ensure_layer_dirs  # a committed image's first use
+
+            ensure_layer_dirs(host, layout, image["layers"], rollback)
         cid = new_id()
         hostname = options.hostname or short_id(cid)
         config: Record = {  # shaped like state.ContainerConfig

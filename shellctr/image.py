@@ -247,7 +247,7 @@ def layer_size(store: Store, diff_id: str) -> int:
 
 def tar_size(store: Store, diff_id: str, hints: dict[str, int]) -> int:
     """Bytes of a layer's tar: known from this command, another image, its blob, or
-    (a committed layer, kept as files only) by packing it again."""
+    (a layer committed by an older shellctr, kept as files only) by packing it again."""
     if diff_id in hints:
         return hints[diff_id]
     for image in images(store):

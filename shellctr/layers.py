@@ -4,13 +4,16 @@ A layer is kept twice, both content-addressed by its diff id (the sha256 of its
 uncompressed tar): the tar itself in `blobs/sha256/<diff id>` (so `save` writes the very
 bytes the digest names) and its files in `layers/<diff id>/`, extracted by GNU tar into
 a fresh directory of their own, which every image using the layer shares read-only.
+`load` and `import` extract at once; `commit` writes only the tar, and its files are
+extracted when a container is first created from it (`ensure_layer_dirs`). Images
+committed by older versions have the files but no tar: `save` packs those again.
 
 Before tar sees a layer, Python reads every member (`scan_layer`): no absolute names, no
 `..`, nothing written through a symlink, no hard link leaving the layer, no device node
 outside /dev. OCI/Docker whiteouts are not extracted by tar (`--exclude=.wh.*`): shellctr
 makes overlayfs' own afterwards — `.wh.NAME` becomes a 0/0 character device `NAME`,
-`.wh..wh..opq` the `trusted.overlay.opaque=y` xattr on its directory. Packing (commit)
-does the reverse.
+`.wh..wh..opq` the `trusted.overlay.opaque=y` xattr on its directory. Packing (commit,
+straight from the container's upper dir) does the reverse.
 
 `python -m shellctr.layers pack DIR > FILE` packs a directory as `commit` does: it is the
 command the trace shows for it.
@@ -79,27 +82,6 @@ class HashingReader(io.RawIOBase):
         return len(data)
 
 
-class HashingWriter(io.RawIOBase):
-    """Writes bytes through to `stream` while hashing them and counting them."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self.stream = stream
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        self.sha.update(data)
-        self.stream.write(data)
-        self.size += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.size
-
-
 COMPRESSIONS = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 
 
@@ -141,8 +123,9 @@ def clean_name(name: str) -> str:
     return "/".join(parts)
 
 
-def scan_layer(path: Path) -> LayerScan:
-    """Check every member of the tar at `path` and compute its diff id and size."""
+def scan_layer(path: Path, allow_empty: bool = False) -> LayerScan:
+    """Check every member of the tar at `path` and compute its diff id and size.
+    `allow_empty`: a tar of no members is a layer (a commit of no changes)."""
     with open(path, "rb") as raw:
         if compression_of(raw.read(6)) is not None:
             raw.seek(0)
@@ -169,7 +152,7 @@ def scan_layer(path: Path) -> LayerScan:
         raw.seek(0)
         scan.diff_id = hashlib.file_digest(raw, "sha256").hexdigest()
         scan.tar_size = raw.tell()
-    return _checked(scan, seen)
+    return _checked(scan, seen, allow_empty)
 
 
 def scan_stream(raw: IO[bytes]) -> LayerScan:
@@ -193,9 +176,9 @@ def scan_stream(raw: IO[bytes]) -> LayerScan:
     return _checked(scan, seen)
 
 
-def _checked(scan: LayerScan, seen: set[str]) -> LayerScan:
+def _checked(scan: LayerScan, seen: set[str], allow_empty: bool = False) -> LayerScan:
     """The checks that need the whole layer."""
-    if not seen and not scan.whiteouts and not scan.opaque:
+    if not seen and not scan.whiteouts and not scan.opaque and not allow_empty:
         raise ShellctrError("not a valid tar archive: it holds no files")
     both = sorted(set(scan.whiteouts) & seen)
     if both:
@@ -399,6 +382,25 @@ def extract_layer(host: Host, layout: Layout, scan: LayerScan, rollback: Rollbac
     host.rename(partial, final, rollback=rollback)
 
 
+def ensure_layer_dirs(host: Host, layout: Layout, diff_ids: list[str],
+                      rollback: Rollback) -> None:
+    """Extract each layer whose files are not in `layers/` yet from its tar in `blobs/`
+    (a committed layer is kept as a tar only, until a container first uses it): checked
+    and its digest verified as when loaded. Under the store lock, so that concurrent
+    creates extract it once; the undo removes what was extracted."""
+    for diff_id in dict.fromkeys(diff_ids):
+        blob = layout.blob(diff_id)
+        if host.exists(layout.layer_dir(diff_id)) or not blob.is_file():
+            continue  # neither files nor tar: nothing to extract (start will say so)
+        hint = "remove the image and load or commit it again"
+        host.step(f"extract layer sha256:{diff_id[:12]} on its first use")
+        scan = scan_layer(blob, allow_empty=True)
+        if scan.diff_id != diff_id:
+            raise ShellctrError(f"layer {blob} is corrupt: it holds sha256:{scan.diff_id}",
+                                hint)
+        extract_layer(host, layout, scan, rollback)
+
+
 def _ensure_dirs(host: Host, top: Path, relative: str) -> Path:
     """`top/relative`, its missing directories made; never through a symlink."""
     path = top
@@ -431,13 +433,64 @@ def pack(directory: Path, out: IO[bytes], skip: Callable[[str], bool] = lambda n
     links as links, xattrs (but overlayfs' own) as PAX records, owners numeric.
     `skip(name)` leaves a path out. Returns what the tar holds and its diff id."""
     scan = LayerScan()
-    writer = HashingWriter(out)
-    inodes: dict[tuple[int, int], str] = {}
-    with tarfile.TarFile(fileobj=cast("IO[bytes]", writer), mode="w",
-                         format=tarfile.PAX_FORMAT, copybufsize=CHUNK) as archive:
-        _pack_dir(archive, directory, "", scan, inodes, skip)
+    writer = _TarWriter(out)
+    _pack_dir(writer, directory, "", scan, {}, skip)
+    writer.close()
     scan.diff_id, scan.tar_size = writer.sha.hexdigest(), writer.size
     return scan
+
+
+class _TarWriter:
+    """Writes tar members exactly as `tarfile.TarFile(format=PAX_FORMAT)` does (the same
+    bytes: layers packed by earlier versions keep their digests), hashing them on the
+    way, in one pass. Headers and small files are gathered and written in large
+    pieces; file contents are read into one reused buffer (no copy per chunk)."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.sha = hashlib.sha256()
+        self.size = 0  # bytes written
+        self.pending = bytearray()
+        self.buffer = memoryview(bytearray(CHUNK))
+
+    def _emit(self, data: bytes | bytearray | memoryview) -> None:
+        self.sha.update(data)
+        self.out.write(data)
+        self.size += len(data)
+
+    def _flush(self) -> None:
+        if self.pending:
+            self._emit(self.pending)
+            self.pending = bytearray()
+
+    def add(self, info: tarfile.TarInfo, fd: int = -1) -> None:
+        """One member; `fd`: its contents (`info.size` bytes), for a regular file."""
+        self.pending += info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
+        left = info.size if fd >= 0 else 0
+        while left:
+            done = os.readv(fd, [self.buffer[:min(left, CHUNK)]])
+            if not done:
+                raise ShellctrError(f"{info.name} shrank while it was packed")
+            if len(self.pending) + done <= CHUNK:
+                self.pending += self.buffer[:done]
+            else:
+                self._flush()
+                self._emit(self.buffer[:done])
+            left -= done
+        if fd >= 0 and info.size % tarfile.BLOCKSIZE:
+            self.pending += bytes(tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE)
+        if len(self.pending) >= CHUNK:
+            self._flush()
+
+    def close(self) -> None:
+        """The end-of-archive blocks and the padding to a whole record, as tarfile's."""
+        self.pending += bytes(2 * tarfile.BLOCKSIZE)
+        written = self.size + len(self.pending)
+        if written % tarfile.RECORDSIZE:
+            self.pending += bytes(tarfile.RECORDSIZE - written % tarfile.RECORDSIZE)
+        self._flush()
+        if hasattr(self.out, "flush"):
+            self.out.flush()
 
 
 class _Sink:
@@ -457,7 +510,8 @@ def digest_dir(directory: Path, skip: Callable[[str], bool] = lambda name: False
 
 
 def layer_tar_size(layout: Layout, diff_id: str) -> int:
-    """Bytes of a layer's tar: its blob, or (a committed layer) its files packed."""
+    """Bytes of a layer's tar: its blob, or (committed by an older shellctr) its files
+    packed."""
     blob = layout.blob(diff_id)
     if blob.is_file():
         return blob.stat().st_size
@@ -482,7 +536,7 @@ def _xattrs(path: str) -> dict[str, str]:
             for name in sorted(names) if not name.startswith(OVERLAY_XATTRS)}
 
 
-def _pack_dir(archive: tarfile.TarFile, top: Path, prefix: str, scan: LayerScan,
+def _pack_dir(archive: _TarWriter, top: Path, prefix: str, scan: LayerScan,
               inodes: dict[tuple[int, int], str], skip: Callable[[str], bool]) -> None:
     with os.scandir(top / prefix if prefix else top) as entries:
         names = sorted(entry.name for entry in entries)
@@ -496,19 +550,19 @@ def _pack_dir(archive: tarfile.TarFile, top: Path, prefix: str, scan: LayerScan,
         if stat.S_ISCHR(mode) and st.st_rdev == os.makedev(0, 0):  # an overlay whiteout
             info = _info(f"{prefix}/{WHITEOUT}{base}" if prefix else WHITEOUT + base, st,
                          tarfile.REGTYPE)
-            archive.addfile(info)
+            archive.add(info)
             scan.whiteouts.append(name)
             continue
         if stat.S_ISDIR(mode):
             info = _info(name, st, tarfile.DIRTYPE)
             info.pax_headers = _xattrs(path)
-            archive.addfile(info)
+            archive.add(info)
             try:
                 opaque = os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
             except OSError:
                 opaque = False
             if opaque:
-                archive.addfile(_info(f"{name}/{OPAQUE}", st, tarfile.REGTYPE))
+                archive.add(_info(f"{name}/{OPAQUE}", st, tarfile.REGTYPE))
                 scan.opaque.append(name)
             _pack_dir(archive, top, name, scan, inodes, skip)
         elif stat.S_ISREG(mode):
@@ -516,26 +570,25 @@ def _pack_dir(archive: tarfile.TarFile, top: Path, prefix: str, scan: LayerScan,
             if st.st_nlink > 1 and key in inodes:
                 info = _info(name, st, tarfile.LNKTYPE)
                 info.linkname = inodes[key]
-                archive.addfile(info)
+                archive.add(info)
                 continue
             inodes[key] = name
             info = _info(name, st, tarfile.REGTYPE)
             info.size = st.st_size
             info.pax_headers = _xattrs(path)
-            with open(path, "rb", opener=_nofollow) as stream:
-                archive.addfile(info, stream)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                archive.add(info, fd)
+            finally:
+                os.close(fd)
             scan.size += st.st_size
         elif stat.S_ISLNK(mode):
             info = _info(name, st, tarfile.SYMTYPE)
             info.linkname = os.readlink(path)
-            archive.addfile(info)
+            archive.add(info)
         elif stat.S_ISFIFO(mode):
-            archive.addfile(_info(name, st, tarfile.FIFOTYPE))
+            archive.add(_info(name, st, tarfile.FIFOTYPE))
         # device nodes and sockets are not image content: /dev is a tmpfs in containers
-
-
-def _nofollow(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW)
 
 
 def main(argv: list[str]) -> int:

@@ -318,6 +318,10 @@ def test_commit_packs_exactly_the_changes_and_round_trips(
     assert kinds["made/here/s"] == (tarfile.SYMTYPE, "y")
     assert not any(n.startswith(("proc", "sys", "dev")) for n in kinds), kinds
 
+    top_layer = inspect["RootFS"]["Layers"][3][7:]
+    assert (worker.root / "blobs" / "sha256" / top_layer).read_bytes() == top
+    assert not (worker.root / "layers" / top_layer).exists(), "extracted before its first use"
+    run(ctr, "after:c", "true")  # the first container extracts the layer's files
     trees = layer_trees(worker, new_id, ctr)
     ctr("rm", name).ok()
     ctr("rmi", "after:c", "base:c").ok()
@@ -347,6 +351,60 @@ def test_commit_of_a_running_container_pauses_it_and_takes_its_command(
     assert ctr("inspect", "-f", "{{.State.Status}}", name).ok().out.strip() == "running"
     assert run(ctr, "live:1", "cat /tmp/file") == "made\n"
     ctr("rm", "-f", name).ok()
+
+
+# -- a commit keeps its layer as a tar; the first container extracts its files ------------
+def fresh_commit(ctr: Ctr, cleanup: list[str]) -> tuple[str, str]:
+    """A busybox image plus one committed layer (a file, a whiteout); (tag, layer)."""
+    name, tag = f"src-{uuid.uuid4().hex[:8]}", f"lazy-{uuid.uuid4().hex[:8]}:1"
+    cleanup += [name, tag]
+    ctr("run", "--name", name, "busybox", "sh", "-c",
+        "mkdir /data && echo hello > /data/f && rm /bin/ls").ok()
+    ctr("commit", name, tag).ok()
+    ctr("rm", name).ok()
+    layers = json.loads(ctr("image", "inspect", tag).ok().out)[0]["RootFS"]["Layers"]
+    return tag, layers[-1].removeprefix("sha256:")
+
+
+def test_the_first_container_of_a_fresh_commit_extracts_its_layer_once(
+        ctr: Ctr, cleanup: list[str], worker: Worker) -> None:
+    tag, layer = fresh_commit(ctr, cleanup)
+    assert (worker.root / "blobs" / "sha256" / layer).is_file()
+    assert not (worker.root / "layers" / layer).exists()
+    script = "cat /data/f; test -e /bin/ls || echo no-ls"
+    first = ctr("run", "--rm", tag, "sh", "-c", script).ok()
+    assert first.out == "hello\nno-ls\n", str(first)
+    assert f"--file={worker.root}/blobs/sha256/{layer}" in first.err, first.err
+    second = ctr("run", "--rm", tag, "sh", "-c", script).ok()
+    assert second.out == first.out and "tar --extract" not in second.err, str(second)
+    whiteout = os.lstat(worker.root / "layers" / layer / "bin" / "ls")
+    assert stat.S_ISCHR(whiteout.st_mode) and whiteout.st_rdev == 0  # overlay's own
+    assert not [e for e in os.listdir(worker.root / "layers") if e.startswith(".")]
+
+
+def test_two_containers_created_at_once_from_a_fresh_commit_share_one_layer_dir(
+        ctr: Ctr, cleanup: list[str], worker: Worker) -> None:
+    tag, layer = fresh_commit(ctr, cleanup)
+    layers_before = set(os.listdir(worker.root / "layers"))
+    names = [f"twin-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    creating = [ctr.popen("create", "--name", name, tag, "cat", "/data/f") for name in names]
+    results = [process.wait() for process in creating]
+    for result in results:
+        result.ok()
+    assert sum("tar --extract" in result.err for result in results) == 1, results
+    assert set(os.listdir(worker.root / "layers")) == layers_before | {layer}
+    for name in names:
+        assert ctr("start", "--attach", name).ok().out == "hello\n"
+    ctr("rm", *names).ok()
+
+
+def test_rmi_of_a_commit_never_run_removes_its_layer_tar(
+        ctr: Ctr, cleanup: list[str], worker: Worker) -> None:
+    before = store_state(worker)
+    tag, layer = fresh_commit(ctr, cleanup)
+    assert layer in store_state(worker)["blobs"]
+    ctr("rmi", tag).ok()
+    assert store_state(worker) == before
 
 
 def test_image_config_is_honoured_by_run_and_stop(ctr: Ctr, cleanup: list[str],
@@ -543,7 +601,7 @@ def test_dry_run_save_and_commit_print_scripts_that_do_the_job(
     before = store_state(worker)
     script = ctr("--dry-run", "commit", name, "dry:3").ok().out
     assert store_state(worker) == before
-    assert "cp --archive" in script
+    assert "-m shellctr.layers pack" in script
     subprocess.run(["bash", "-c", script], check=True, timeout=60)
     assert run(ctr, "dry:3", "cat /z; ls /old; ls -A /srv/sticky") == "z\n"
     real = ctr("commit", name, "dry:4").ok()

@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ from shellctr import archive, commit, image
 from shellctr.cmd import Cmd
 from shellctr.container import RunOptions, create
 from shellctr.errors import HostCommandError, ShellctrError
-from shellctr.layers import LayerScan, extract_layer, pack, scan_layer
+from shellctr.layers import LayerScan, extract_layer, pack, pack_argv, scan_layer
 from shellctr.layout import Layout
 from shellctr.store import Store
 
@@ -321,11 +320,6 @@ def test_save_of_an_unknown_image_or_format_is_an_error(layout: Layout,
 
 
 # -- commit ----------------------------------------------------------------------------
-def copytree(cmd: Cmd) -> None:
-    """`cp --archive --no-target-directory SRC DST` in Python."""
-    shutil.copytree(cmd.argv[-2], cmd.argv[-1], symlinks=True)
-
-
 def committed(layout: Layout, tmp_path: Path, fail_at: int | None = None,
               ) -> tuple[RecordingHost, Any]:
     store = loaded(layout, tmp_path)
@@ -333,48 +327,140 @@ def committed(layout: Layout, tmp_path: Path, fail_at: int | None = None,
     upper = layout.container_upper(config["id"])
     (upper / "srv").mkdir()
     (upper / "srv" / "new").write_text("new\n")
-    host = RecordingHost(fail_at=fail_at, substitute={"cp": copytree})
+    (upper / "proc").mkdir()  # init.py's mount point: not a change
+    (upper / "etc").mkdir()
+    (upper / "etc" / "hostname").write_text("")  # ... as this one
+    host = StoreHost(fail_at=fail_at)
     return host, commit.commit(host, Store(layout, host), config["id"], "made:1",
                                ["ENV X=1"], "msg", "me")
 
 
+def members(data: bytes) -> list[str]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        return archive.getnames()
+
+
 @pytest.mark.usefixtures("fixed")
-def test_commit_copies_the_upper_dir_as_a_layer_and_records_the_image(
+def test_commit_writes_the_upper_dir_once_as_the_layer_tar_and_records_the_image(
         layout: Layout, tmp_path: Path) -> None:
     host, made = committed(layout, tmp_path)
-    partial = layout.layers_dir / f".commit-{PID}.partial"
+    partial = layout.blobs_dir / f".commit-{PID}.partial"
     new_layer = made.layers[-1]
+    upper = layout.container_upper(commit.find_container(Store(layout, host), "quirky_turing"))
     assert made.layers[:2] == [sha(d) for d in LAYERS]
     assert [cmd.argv for cmd in host.cmds] == [
-        ["cp", "--archive", "--no-target-directory",
-         str(layout.container_upper(commit.find_container(Store(layout, host), "quirky_turing"))),
-         str(partial)],
-        ["mv", "--no-target-directory", str(partial), str(layout.layer_dir(new_layer))],
+        pack_argv(upper, list(commit.RUNTIME_PATHS)),
+        ["mv", "--no-target-directory", str(partial), str(layout.blob(new_layer))],
         ["cat"],
         ["cat"],
     ]
-    assert (layout.layer_dir(new_layer) / "srv" / "new").read_text() == "new\n"
+    assert host.cmds[0].redirect == str(partial)
+    blob = layout.blob(new_layer).read_bytes()
+    assert sha(blob) == new_layer
+    assert members(blob) == ["etc", "srv", "srv/new"]  # no mount points of init's
+    assert not layout.layer_dir(new_layer).exists(), "extracted on first use, not now"
+    assert sorted(os.listdir(layout.blobs_dir)) == sorted([*(sha(d) for d in LAYERS),
+                                                           sha(config_blob(LAYERS)),
+                                                           new_layer, made.id])
     config = json.loads(layout.blob(made.id).read_bytes())
     assert config["config"]["Env"][-1] == "X=1" and config["comment"] == "msg"
     assert config["author"] == "me" and config["history"][-1]["created_by"] == "sh -c edit"
     assert config["rootfs"]["diff_ids"][-1] == f"sha256:{new_layer}"
     assert made.repo_tags == ["made:1"] and made.config.Labels == {"a": "b"}
+    assert made.tar_sizes[-1] == len(blob)
 
 
 @pytest.mark.usefixtures("fixed")
 @pytest.mark.parametrize("k", range(1, 5))
 def test_commit_failure_at_step_k_leaves_the_store_as_it_was(
         layout: Layout, tmp_path: Path, k: int) -> None:
-    host = StoreHost(substitute={"tar": fake_tar, "mknod": whiteout_as_file})
-    store = Store(layout, host)
-    archive.load(host, store, docker_archive(tmp_path / "img.tar", LAYERS))
-    config = create(host, store, RunOptions("img:1", ["true"]))
+    store = loaded(layout, tmp_path)
+    config = create(store.host, store, RunOptions("img:1", ["true"]))
     (layout.container_upper(config["id"]) / "f").write_text("x")
     before = snapshot(layout.root)
-    failing = RecordingHost(fail_at=k, substitute={"cp": copytree})
+    failing = StoreHost(fail_at=k)
     with pytest.raises(HostCommandError, match="injected failure"):
         commit.commit(failing, Store(layout, failing), config["id"], "made:1", [])
     assert snapshot(layout.root) == before
+
+
+@pytest.mark.usefixtures("fixed")
+def test_dry_run_commit_prints_the_pack_and_changes_nothing(
+        layout: Layout, tmp_path: Path) -> None:
+    store = loaded(layout, tmp_path)
+    config = create(store.host, store, RunOptions("img:1", ["true"]))
+    (layout.container_upper(config["id"]) / "f").write_text("x")
+    before = snapshot(layout.root)
+    out = io.StringIO()
+    dry = RecordingHost(dry_run=True, out=out)
+    made = commit.commit(dry, Store(layout, dry), config["id"], "made:1", [])
+    assert snapshot(layout.root) == before
+    partial = layout.blobs_dir / f".commit-{PID}.partial"
+    script = out.getvalue()
+    assert f"shellctr.layers pack {layout.container_upper(config['id'])}" in script
+    assert f"> {partial}\n" in script
+    assert f"mv --no-target-directory {partial} {layout.blob(made.layers[-1])}" in script
+
+
+def creating(layout: Layout, fail_at: int | None = None) -> tuple[StoreHost, Store]:
+    host = StoreHost(fail_at=fail_at, substitute={"tar": fake_tar, "mknod": whiteout_as_file})
+    return host, Store(layout, host)
+
+
+def test_the_first_container_of_a_fresh_commit_extracts_its_layer_once(
+        layout: Layout, tmp_path: Path) -> None:
+    _, made = committed(layout, tmp_path)
+    new_layer = made.layers[-1]
+    host, store = creating(layout)
+    create(host, store, RunOptions("made:1", ["true"]))
+    partial = layout.layers_dir / f".{new_layer}.partial"
+    assert [cmd.argv[:2] for cmd in host.cmds[:3]] == [
+        ["mkdir", "--mode=755"], ["tar", "--extract"],
+        ["mv", "--no-target-directory"]]
+    assert host.cmds[1].argv[2:4] == [f"--file={layout.blob(new_layer)}",
+                                      f"--directory={partial}"]
+    assert host.cmds[2].argv[2:] == [str(partial), str(layout.layer_dir(new_layer))]
+    assert (layout.layer_dir(new_layer) / "srv" / "new").read_text() == "new\n"
+    again, store = creating(layout)
+    create(again, store, RunOptions("made:1", ["true"]))
+    assert not any(cmd.argv[0] == "tar" for cmd in again.cmds), again.lines
+    assert [p.name for p in layout.layers_dir.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_corrupt_layer_tar_is_refused_at_its_first_use(
+        layout: Layout, tmp_path: Path) -> None:
+    _, made = committed(layout, tmp_path)
+    blob = layout.blob(made.layers[-1])
+    os.chmod(blob, 0o644)
+    blob.write_bytes(blob.read_bytes().replace(b"new\n", b"bad\n"))
+    before = snapshot(layout.root)
+    host, store = creating(layout)
+    with pytest.raises(ShellctrError, match="is corrupt"):
+        create(host, store, RunOptions("made:1", ["true"]))
+    assert snapshot(layout.root) == before
+
+
+@pytest.mark.parametrize("k", range(1, 7))
+def test_a_first_create_failing_at_step_k_leaves_no_layer_dir(
+        layout: Layout, tmp_path: Path, k: int) -> None:
+    _, made = committed(layout, tmp_path)
+    before = snapshot(layout.root)
+    host, store = creating(layout, fail_at=k)
+    with pytest.raises(HostCommandError, match="injected failure"):
+        create(host, store, RunOptions("made:1", ["true"]))
+    assert snapshot(layout.root) == before
+    assert not layout.layer_dir(made.layers[-1]).exists()
+
+
+def test_rmi_of_a_commit_never_run_removes_its_layer_tar(
+        layout: Layout, tmp_path: Path) -> None:
+    _, made = committed(layout, tmp_path)
+    host = RecordingHost()
+    image.remove_image(host, Store(layout, host), "made:1", False, {})
+    assert f"rm {layout.blob(made.layers[-1])}" in host.lines
+    assert sorted(os.listdir(layout.blobs_dir)) == sorted([*(sha(d) for d in LAYERS),
+                                                           sha(config_blob(LAYERS))])
+    assert sorted(os.listdir(layout.layers_dir)) == sorted(sha(d) for d in LAYERS)
 
 
 def test_diff_lists_changes_against_the_layers(layout: Layout, tmp_path: Path) -> None:
@@ -389,16 +475,32 @@ def test_diff_lists_changes_against_the_layers(layout: Layout, tmp_path: Path) -
                                                    ("C", "/bin/sh")]
 
 
-def test_layers_of_an_image_can_be_packed_again_to_their_digest(
-        layout: Layout, tmp_path: Path) -> None:
+def test_save_of_a_commit_writes_its_stored_tar(layout: Layout, tmp_path: Path) -> None:
     _, made = committed(layout, tmp_path)
+    saver = RecordingHost(substitute={"tar": tar_create})
+    archive.save(saver, Store(layout, saver), ["made:1"], tmp_path / "o.tar", "docker-archive")
+    assert not any(cmd.argv[0] == "env" for cmd in saver.cmds), saver.lines
+    stage = layout.tmp_dir / f"save-{PID}"
+    new_layer = made.layers[-1]
+    assert (f"ln --no-dereference {layout.blob(new_layer)} {stage / f'{new_layer}.tar'}"
+            in saver.lines)
+
+
+def test_layers_committed_before_as_files_only_are_packed_again_to_their_digest(
+        layout: Layout, tmp_path: Path) -> None:
+    """Stores from before commit kept tars: the layer as a dir, no blob."""
+    _, made = committed(layout, tmp_path)
+    new_layer = made.layers[-1]
+    host, store = creating(layout)
+    create(host, store, RunOptions("made:1", ["true"]))  # extracts it
+    layout.blob(new_layer).unlink()
     out = tmp_path / "again.tar"
     saver = StoreHost(substitute={"tar": tar_create})  # packs for real, checks the digest
     archive.save(saver, Store(layout, saver), ["made:1"], out, "docker-archive")
     packed = [cmd for cmd in saver.cmds if cmd.argv[0] == "env"]
-    assert len(packed) == 1 and packed[0].argv[-1] == str(layout.layer_dir(made.layers[-1]))
-    scan = pack(layout.layer_dir(made.layers[-1]), io.BytesIO())
-    assert scan.diff_id == made.layers[-1]
+    assert len(packed) == 1 and packed[0].argv[-1] == str(layout.layer_dir(new_layer))
+    scan = pack(layout.layer_dir(new_layer), io.BytesIO())
+    assert scan.diff_id == new_layer
     image_record = json.loads(layout.image_file(made.id).read_text())
     assert image_record["digest"] and len(image_record["digest"]) == 64
     assert image.sha256_hex(layout.blob(made.id).read_bytes()) == made.id
@@ -427,3 +529,32 @@ def test_diff_leaves_out_a_dir_copied_up_only_for_init_mount_points(
     assert commit.changes(store, config["id"]) == []
     (upper / "etc" / "motd").write_text("changed")
     assert commit.changes(store, config["id"]) == [("C", "/etc"), ("C", "/etc/motd")]
+
+
+def test_pack_writes_the_bytes_pythons_tarfile_writes(tmp_path: Path) -> None:
+    """Layers packed by earlier versions (tarfile's PAX writer) keep their digests."""
+    top = tmp_path / "layer"
+    (top / "d" / ("long-" * 30)).mkdir(parents=True)
+    (top / "d" / ("long-" * 30) / "caf\u00e9").write_bytes(b"x" * 700)
+    (top / "big").write_bytes(os.urandom((1 << 20) + 1000))  # more than a read
+    (top / "empty").write_bytes(b"")
+    os.link(top / "big", top / "d" / "hard")
+    (top / "d" / "link").symlink_to("../big")
+    os.mkfifo(top / "fifo")
+    os.setxattr(top / "empty", "user.note", b"kept")
+    os.chmod(top / "big", 0o4755)
+    packed = io.BytesIO()
+    scan = pack(top, packed)
+    again = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(packed.getvalue())) as source, \
+            tarfile.open(fileobj=again, mode="w", format=tarfile.PAX_FORMAT) as target:
+        for member in source.getmembers():
+            target.addfile(member, source.extractfile(member) if member.isfile() else None)
+    assert packed.getvalue() == again.getvalue()
+    assert (scan.diff_id, scan.tar_size) == (sha(packed.getvalue()), len(packed.getvalue()))
+    with tarfile.open(fileobj=io.BytesIO(packed.getvalue())) as source:
+        kinds = {m.name: m for m in source.getmembers()}
+    assert kinds["d/hard"].islnk() and kinds["d/hard"].linkname == "big"
+    assert kinds["empty"].pax_headers["SCHILY.xattr.user.note"] == "kept"
+    assert kinds["big"].mode == 0o4755 and kinds["fifo"].isfifo()
+    assert f"d/{'long-' * 30}/caf\u00e9" in kinds
