@@ -10,7 +10,7 @@
 2. The test files named by PYTEST ARGS (default tests/integration) are split across N
    VMs (default: the number of host CPUs), balanced by how long each took the last time
    (the cache keeps that) or, the first time, by how many tests each has.
-3. Each VM boots directly into the kernel (qemu's microvm, no firmware menus, no
+3. Each VM boots directly into the kernel (qboot firmware, no boot loader, no
    systemd) on a throwaway qcow2 layer over the base image, with the checkout shared
    read-only and its own results folder shared writable (9p). Its init (vm/guest/init)
    runs pytest on its files with the unified cgroup v2 hierarchy and powers off. The VMs
@@ -48,6 +48,7 @@ RECIPE = VM_DIR / "image"
 DEFAULT_CACHE = Path("/var/cache/shellctr-vm")
 DEFAULT_TESTS = ("tests/integration",)
 QEMU = "qemu-system-x86_64"
+QBOOT = "/usr/share/qemu/qboot.rom"  # a tiny firmware that only boots -kernel: fast
 # pytest options that take a value as the next argument (so that value is no test path)
 VALUE_OPTIONS = {"-k", "-m", "-p", "-o", "-c", "-n", "-W", "--maxfail", "--deselect",
                  "--ignore", "--rootdir", "--durations", "--tb", "-r", "--junitxml",
@@ -150,20 +151,20 @@ def parse_pytest_args(args: Sequence[str], checkout: Path = CHECKOUT) -> Job:
 
 
 def estimate(unit: str, durations: dict[str, float], checkout: Path = CHECKOUT) -> float:
-    """How long a test file (or node) is expected to take in a VM, in seconds."""
+    """How long a test file (or node id) is expected to take in a VM, in seconds: what
+    its tests took the last time they ran in a VM, or else 10 s a test (TCG)."""
+    known = [seconds for node, seconds in durations.items()
+             if node == unit or node.startswith((f"{unit}::", f"{unit}["))]
+    if known:
+        return sum(known)
     path = unit.partition("::")[0]
-    if unit in durations:
-        return durations[unit]
-    if path in durations and "::" not in unit:
-        return durations[path]
-    try:
-        tests = len(re.findall(r"^\s*(?:async )?def test_", (checkout / path).read_text(),
-                               re.MULTILINE))
-    except OSError:
-        tests = 1
     if "::" in unit:
-        tests = 1
-    return 10.0 * max(tests, 1)  # a test under TCG: seconds, not milliseconds
+        return 10.0
+    try:
+        text = (checkout / path).read_text()
+    except OSError:
+        return 10.0
+    return 10.0 * max(len(re.findall(r"^\s*(?:async )?def test_", text, re.MULTILINE)), 1)
 
 
 def split(units: Sequence[str], vms: int, durations: dict[str, float],
@@ -183,30 +184,26 @@ class Outcome:
     passed: int = 0
     failed: list[str] = field(default_factory=list)  # "tests/x.py::test_y: message"
     skipped: int = 0
-    durations: dict[str, float] = field(default_factory=dict)  # file -> seconds
+    durations: dict[str, float] = field(default_factory=dict)  # node id -> seconds
 
 
-def test_file(classname: str, checkout: Path = CHECKOUT) -> str:
-    """junit's classname (`tests.integration.test_x` or `...test_x.TestClass`) as the
-    test file's path."""
+def node_id(classname: str, name: str, checkout: Path = CHECKOUT) -> str:
+    """A junit test case (`tests.integration.test_x` or `...test_x.TestClass`, and its
+    name) as pytest's node id: `tests/integration/test_x.py[::TestClass]::name`."""
     parts = classname.split(".")
     for end in range(len(parts), 0, -1):
         candidate = "/".join(parts[:end]) + ".py"
         if (checkout / candidate).is_file():
-            return candidate
-    return "/".join(parts) + ".py"
+            return "::".join([candidate, *parts[end:], name])
+    return f"{'/'.join(parts)}.py::{name}"
 
 
 def read_junit(path: Path) -> Outcome:
     """Count a junit XML's test cases; name every failure and error."""
     outcome = Outcome()
     for case in ET.parse(path).getroot().iter("testcase"):
-        classname = case.get("classname", "")
-        name = case.get("name", "")
-        file = test_file(classname)
-        node = f"{file}::{name}"
-        outcome.durations[file] = outcome.durations.get(file, 0.0) + float(
-            case.get("time", "0") or 0)
+        node = node_id(case.get("classname", ""), case.get("name", ""))
+        outcome.durations[node] = float(case.get("time", "0") or 0)
         problems = [child for child in case if child.tag in ("failure", "error")]
         if problems:
             message = (problems[0].get("message") or problems[0].tag).splitlines()
@@ -245,7 +242,7 @@ def kvm_problem(image: Path) -> str | None:
         return "no usable /dev/kvm"
     try:
         probe = subprocess.run(
-            [QEMU, "-M", "microvm,accel=kvm", "-cpu", "host", "-m", "128", "-nodefaults",
+            [QEMU, "-M", "pc,accel=kvm", "-bios", QBOOT, "-cpu", "host", "-m", "128", "-nodefaults",
              "-no-user-config", "-display", "none", "-no-reboot", "-serial", "none",
              "-kernel", str(image / "vmlinuz"), "-append", "panic=-1"],
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
@@ -281,20 +278,22 @@ def qemu_argv(vm: Vm, image: Path, accel: str, vcpus: int, memory: int) -> list[
     cpu = "host" if accel == "kvm" else "max"
     return [
         QEMU, "-name", f"shellctr-{vm.name}",
-        "-M", f"microvm,accel={accel},rtc=on", "-cpu", cpu, "-smp", str(vcpus),
+        # pc, not microvm: with microvm's PIT alone a loaded host can make the guest
+        # kernel's timer calibration fail and its boot hang; pc has HPET and ACPI PM
+        "-M", f"pc,accel={accel}", "-bios", QBOOT, "-cpu", cpu, "-smp", str(vcpus),
         "-m", str(memory),
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-nic", "none",  # no network card: nothing leaves the VM
         "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"),
-        "-append", "console=ttyS0 panic=-1 quiet pci=off",
+        "-append", "console=ttyS0 panic=-1 quiet",
         "-serial", f"file:{vm.console}",
         "-drive", f"id=root,file={vm.directory / 'root.qcow2'},format=qcow2,if=none,"
                   "cache=unsafe",
-        "-device", "virtio-blk-device,drive=root",
+        "-device", "virtio-blk-pci,drive=root",
         "-fsdev", f"local,id=checkout,path={CHECKOUT},security_model=none,readonly=on",
-        "-device", "virtio-9p-device,fsdev=checkout,mount_tag=checkout",
+        "-device", "virtio-9p-pci,fsdev=checkout,mount_tag=checkout",
         "-fsdev", f"local,id=results,path={vm.results},security_model=none",
-        "-device", "virtio-9p-device,fsdev=results,mount_tag=results",
+        "-device", "virtio-9p-pci,fsdev=results,mount_tag=results",
     ]
 
 
@@ -338,6 +337,16 @@ def tail(path: Path, lines: int = 8) -> str:
     return "\n".join(f"      {line}" for line in text[-lines:]) or "(nothing)"
 
 
+def panic(console: Path) -> str:
+    """The guest kernel's panic line, if its console shows one."""
+    try:
+        lines = console.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    found = [line.strip() for line in lines if "Kernel panic" in line]
+    return f" ({found[0]})" if found else ""
+
+
 def vm_outcome(vm: Vm, timeout: float) -> tuple[Outcome, str | None]:
     """What the VM's tests did, and what went wrong with the VM itself (or None)."""
     junit, code_file = vm.results / "junit.xml", vm.results / "exit-code"
@@ -354,8 +363,8 @@ def vm_outcome(vm: Vm, timeout: float) -> tuple[Outcome, str | None]:
                          f"{tail(vm.results / 'pytest.log')}")
     if not code_file.is_file() or not junit.is_file():
         return outcome, (f"{vm.name} ended without results (crashed?) running "
-                         f"{' '.join(vm.units)}; its console ended with:\n"
-                         f"{tail(vm.console, 15)}\n    qemu said:\n"
+                         f"{' '.join(vm.units)}{panic(vm.console)}; its console ended "
+                         f"with:\n{tail(vm.console)}\n    qemu said:\n"
                          f"{tail(vm.directory / 'qemu.log')}")
     code = code_file.read_text().strip()
     if code not in ("0", "1") and not (code == "5" and not outcome.failed):
@@ -482,7 +491,12 @@ def run(argv: Sequence[str]) -> int:
     return 0 if total.passed + total.skipped else 5
 
 
+def interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM too: the VMs are killed on the way out
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, interrupted)
     try:
         return run(sys.argv[1:])
     except RunnerError as err:
