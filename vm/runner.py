@@ -351,11 +351,8 @@ def vm_outcome(vm: Vm, timeout: float) -> tuple[Outcome, str | None]:
     """What the VM's tests did, and what went wrong with the VM itself (or None)."""
     junit, code_file = vm.results / "junit.xml", vm.results / "exit-code"
     outcome = Outcome()
-    if junit.is_file():
-        try:
-            outcome = read_junit(junit)
-        except ET.ParseError:
-            pass
+    if parses(junit):
+        outcome = read_junit(junit)
     if vm.timed_out:
         return outcome, (f"{vm.name} timed out after {timeout:.0f} s running "
                          f"{' '.join(vm.units)}: killed; its console ended with:\n"
@@ -371,6 +368,14 @@ def vm_outcome(vm: Vm, timeout: float) -> tuple[Outcome, str | None]:
         return outcome, (f"{vm.name}: pytest exited {code} running {' '.join(vm.units)}; "
                          f"its output ended with:\n{tail(vm.results / 'pytest.log', 15)}")
     return outcome, None
+
+
+def parses(junit: Path) -> bool:
+    try:
+        ET.parse(junit)
+    except (OSError, ET.ParseError):
+        return False
+    return True
 
 
 def load_durations(cache: Path) -> dict[str, float]:
@@ -401,7 +406,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--memory", type=int, default=1536, help="MiB per VM (default 1536)")
     parser.add_argument("--junit-xml", type=Path, help="write the merged junit XML here")
     parser.add_argument("--keep", action="store_true",
-                        help="keep the run directory (disks, consoles, logs)")
+                        help="keep the VMs' disks too (consoles, logs and results always are)")
     parser.add_argument("--cache", type=Path,
                         default=Path(os.environ.get("SHELLCTR_VM_CACHE", DEFAULT_CACHE)),
                         help="where base images are kept (default $SHELLCTR_VM_CACHE or "
@@ -459,14 +464,8 @@ def run(argv: Sequence[str]) -> int:
         total.durations.update(outcome.durations)
         if problem:
             problems.append(problem)
-        if (vm.results / "junit.xml").is_file() and not problem:
+        if parses(vm.results / "junit.xml"):
             parts.append((vm.name, vm.results / "junit.xml"))
-        elif (vm.results / "junit.xml").is_file():
-            try:
-                ET.parse(vm.results / "junit.xml")
-                parts.append((vm.name, vm.results / "junit.xml"))
-            except ET.ParseError:
-                pass
     junit = args.junit_xml or run_dir / "junit.xml"
     merge_junit(parts, junit)
     if not problems:
@@ -475,15 +474,11 @@ def run(argv: Sequence[str]) -> int:
         print(f"FAILED {failure}")
     for problem in problems:
         print(f"VM FAILED {problem}")
-    keep = args.keep or bool(problems or total.failed)
-    for vm in vms:
-        (vm.directory / "root.qcow2").unlink(missing_ok=True)
-    if keep:
-        note(f"logs and results kept in {run_dir}")
-    else:
-        shutil.rmtree(run_dir)
-    note(f"junit XML: {junit}" if args.junit_xml or keep else "all passed")
-    note(f"{len(vms)} VMs ({accel}) in {time.monotonic() - started:.0f} s")
+    if not args.keep:  # the disks; each VM's console, pytest output and junit XML stay
+        for vm in vms:
+            (vm.directory / "root.qcow2").unlink(missing_ok=True)
+    note(f"{len(vms)} VMs ({accel}) in {time.monotonic() - started:.0f} s; results kept in "
+         f"{run_dir}, merged junit XML: {junit}")
     failed = len(total.failed) + len(problems)
     print(summary(total.passed, failed, total.skipped))
     if failed:

@@ -42,8 +42,8 @@ def finish(process: subprocess.Popen[str]) -> tuple[int, str, Path]:
         process.send_signal(signal.SIGINT)  # the runner kills its VMs and says so
         out, _ = process.communicate(timeout=60)
         pytest.fail(f"vm/run-tests did not end within 600 s:\n{out}")
-    kept = [line.split(" kept in ", 1)[1] for line in out.splitlines()
-            if " kept in " in line]
+    kept = [line.split(" kept in ", 1)[1].split(",", 1)[0] for line in out.splitlines()
+            if "results kept in " in line]
     assert len(kept) == 1, out
     return process.returncode, out, Path(kept[0].strip())
 
