@@ -48,6 +48,8 @@ RECIPE = VM_DIR / "image"
 DEFAULT_CACHE = Path("/var/cache/shellctr-vm")
 DEFAULT_TESTS = ("tests/integration",)
 QEMU = "qemu-system-x86_64"
+# how much the tests stretch their hang guards and deadlines (SHELLCTR_TEST_TIME_SCALE)
+TIME_SCALE = {"kvm": 2, "tcg": 10}
 QBOOT = "/usr/share/qemu/qboot.rom"  # a tiny firmware that only boots -kernel: fast
 # pytest options that take a value as the next argument (so that value is no test path)
 VALUE_OPTIONS = {"-k", "-m", "-p", "-o", "-c", "-n", "-W", "--maxfail", "--deselect",
@@ -301,6 +303,7 @@ def start_vm(vm: Vm, image: Path, options: Sequence[str], accel: str, vcpus: int
              memory: int) -> None:
     vm.results.mkdir(parents=True)
     (vm.results / "pytest-args").write_text("".join(f"{a}\n" for a in [*options, *vm.units]))
+    (vm.results / "time-scale").write_text(f"{TIME_SCALE[accel]}\n")
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
                     str(image / "rootfs.img"), str(vm.directory / "root.qcow2")], check=True)
     with open(vm.directory / "qemu.log", "wb") as log:
