@@ -8,8 +8,20 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := busybox-static iproute2 iptables util-linux procps tar attr python3 python3-venv \
     gcc libc6-dev dnsmasq-base iperf3
 PYTEST_ARGS ?=
+# the test VMs of vm/ (make test-vm, make test-vm-ci): only those targets install these
+VM_APT_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs cpio
+VM_ARGS ?=
+# CI's bounded VM job: the cgroup v2 limits, and a smoke run of the lifecycle
+VM_CI_TESTS := tests/integration/test_limits.py \
+    tests/integration/test_container_verbs.py::test_pause_freezes_every_process_and_unpause_resumes \
+    tests/integration/test_container_verbs.py::test_a_paused_container_can_be_stopped_and_removed \
+    tests/integration/test_container_verbs.py::test_rm_force_kills_a_running_container_then_removes_it \
+    tests/integration/test_detached.py::test_run_detached_prints_the_full_id_and_leaves_the_container_running \
+    tests/integration/test_detached.py::test_create_then_start_runs_the_container_in_the_background \
+    tests/integration/test_detached.py::test_detached_rm_container_is_removed_when_killed
 
-.PHONY: all deps venv image demo test lint unit integration bench clean
+.PHONY: all deps vm-deps venv image demo test lint unit integration test-vm test-vm-ci bench \
+    clean
 
 all: test
 
@@ -21,6 +33,17 @@ deps:  ## install the Debian packages that are missing (needs root)
 	if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+vm-deps:  ## what the test VMs need: qemu, qemu-img, mmdebstrap (needs root)
+	@missing=""; for pkg in $(VM_APT_PACKAGES); do \
+	    dpkg-query --show --showformat='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' \
+	        || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	        apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
@@ -52,8 +75,8 @@ demo: image  ## run a first container, showing the commands it runs
 	    'echo "hello from $$(hostname): I am PID $$$$ as $$(id -un), in"; ls /'
 
 lint: venv
-	$(VENV)/bin/ruff check shellctr tests bench
-	$(VENV)/bin/mypy shellctr
+	$(VENV)/bin/ruff check shellctr tests bench vm
+	$(VENV)/bin/mypy shellctr vm/runner.py
 
 unit: venv
 	$(VENV)/bin/pytest -q -n auto tests/unit $(PYTEST_ARGS)
@@ -63,6 +86,15 @@ integration: venv  ## real containers: needs root
 
 test: venv lint  ## the whole suite, in parallel
 	$(VENV)/bin/pytest -q -n auto tests $(PYTEST_ARGS)
+
+test-vm: venv vm-deps  ## the integration suite in disposable cgroup v2 VMs (root)
+	vm/run-tests $(VM_ARGS) $(PYTEST_ARGS)
+
+# CI's VM job, bounded (~6 min with a cold image): the runner's own test (a failing, a
+# hung and a crashed VM), then the cgroup v2 limits and a lifecycle smoke run in VMs
+test-vm-ci: venv vm-deps
+	SHELLCTR_VM_SELFTEST=1 $(VENV)/bin/pytest -q -p no:cacheprovider tests/vm
+	vm/run-tests -j 2 --timeout 480 --junit-xml build/vm-junit.xml $(VM_CI_TESTS)
 
 bench: image
 	$(PY) bench/start.py

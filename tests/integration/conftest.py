@@ -65,6 +65,7 @@ from .support import (
     HERE,
     HOST_BUSYBOX,
     PASSWD,
+    TIME_SCALE,
     CreatedNames,
     Ctr,
     Worker,
@@ -150,7 +151,8 @@ def leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
     finally:
         created.close()
     found: list[str] = []
-    deadline = time.monotonic() + 10.0  # a container's last processes may still be reaped
+    # a container's last processes may still be reaped
+    deadline = time.monotonic() + 10.0 * TIME_SCALE
     while True:
         found = leaks(w, cids)
         if not found or time.monotonic() > deadline:

@@ -32,7 +32,10 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw-main")
 # one directory per checkout and worker: two checkouts' suites may run at the same time
 BASE = Path(f"/tmp/shellctr-test-{hashlib.sha256(bytes(CHECKOUT)).hexdigest()[:8]}-{WORKER}")
 HOST_BUSYBOX = Path("/bin/busybox")
-DEFAULT_TIMEOUT = 60.0  # a guard against hangs only; no test asserts on durations
+# every hang guard and polling deadline is stretched by this factor on slow hosts: in the
+# software-emulated VMs of vm/run-tests code runs 15-40x slower (the runner sets it)
+TIME_SCALE = float(os.environ.get("SHELLCTR_TEST_TIME_SCALE", "1"))
+DEFAULT_TIMEOUT = 60.0 * TIME_SCALE  # a guard against hangs only; no test asserts on durations
 MONITOR = "shellctr-monitor"  # the program every container runs under
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -150,14 +153,15 @@ class Ctr:
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) -> object:
-    """Poll `condition` until it returns something truthy; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
+    """Poll `condition` until it returns something truthy; fail after `timeout` (times
+    TIME_SCALE)."""
+    deadline = time.monotonic() + timeout * TIME_SCALE
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            pytest.fail(f"timed out after {timeout * TIME_SCALE}s waiting for {what}")
         time.sleep(0.02)
 
 

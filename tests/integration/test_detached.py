@@ -9,6 +9,7 @@ import pytest
 
 from .support import (
     FULL_ID,
+    TIME_SCALE,
     Ctr,
     Worker,
     inspect,
@@ -108,14 +109,14 @@ def test_run_detached_of_a_missing_command_fails_at_once_with_127(ctr: Ctr) -> N
     try:
         # a hang guard, well below what a start that waits for its own hook would take
         result = ctr("run", "-d", "--name", "missing", "busybox", "no-such-command",
-                     trace=False, timeout=5.0)
+                     trace=False, timeout=5.0 * TIME_SCALE)
         assert result.code == 127, str(result)
         assert result.out == "", str(result)
         assert len(result.err_lines) == 1 and "no-such-command" in result.err, str(result)
         state = inspect(ctr, "missing")["State"]
         assert (state["Status"], state["ExitCode"]) == ("exited", 127), state
         removed = ctr("run", "-d", "--rm", "busybox", "no-such-command", trace=False,
-                      timeout=5.0)
+                      timeout=5.0 * TIME_SCALE)
         assert removed.code == 127, str(removed)
         wait_for(lambda: ctr.container_ids() == [inspect(ctr, "missing")["Id"][:12]],
                  "the --rm container to be removed")

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .support import DEFAULT_TIMEOUT, Ctr, wait_for
+from .support import DEFAULT_TIMEOUT, TIME_SCALE, Ctr, wait_for
 
 
 def test_interactive_stdin_reaches_the_container(ctr: Ctr) -> None:
@@ -68,6 +68,7 @@ class Terminal:
     def read_until(self, pattern: str, timeout: float = 20.0) -> str:
         """Read until `pattern` (a regex) shows; return the text up to its end."""
         regex = re.compile(pattern.encode())
+        timeout *= TIME_SCALE
         deadline = time.monotonic() + timeout
         while (match := regex.search(self.pending)) is None:
             left = deadline - time.monotonic()

@@ -1,5 +1,6 @@
-"""Resource limits on a real cgroupfs (v1 here): -m, --pids-limit, --cpus, --cpuset-cpus,
-and every process of the container, exec'd ones too, inside its cgroups."""
+"""Resource limits on a real cgroupfs (v1 on these hosts, v2 in the VMs of vm/run-tests):
+-m, --pids-limit, --cpus, --cpuset-cpus, and every process of the container, exec'd ones
+too, inside its cgroups."""
 
 from __future__ import annotations
 
@@ -80,6 +81,34 @@ def test_an_exec_process_is_in_the_same_cgroups(ctr: Ctr) -> None:
     ours = [line for line in of_exec.splitlines() if f"/shellctr/{cid}" in line]
     controllers = {line.split(":")[1] for line in ours}
     assert UNIFIED or {"memory", "pids", "cpu", "cpuacct", "cpuset", "freezer"} <= controllers
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_each_limit_is_written_in_its_knob(ctr: Ctr) -> None:
+    # v2 (the VMs of vm/run-tests) and v1 (these hosts) name and scale them differently
+    cid = run_detached(ctr, "-m", "32m", "--memory-swap", "64m", "--memory-reservation",
+                       "16m", "--cpus", "0.5", "-c", "512", "--pids-limit", "40", "busybox",
+                       *PID1)
+    if UNIFIED:
+        expected = {("memory", "memory.max"): str(32 << 20),
+                    ("memory", "memory.low"): str(16 << 20),
+                    ("cpu", "cpu.max"): "50000 100000",
+                    ("cpu", "cpu.weight"): "20",  # runc's 1 + (512 - 2) * 9999 / 262142
+                    ("pids", "pids.max"): "40"}
+        swap = ("memory", "memory.swap.max")  # the swap part alone: 64m - 32m
+    else:
+        expected = {("memory", "memory.limit_in_bytes"): str(32 << 20),
+                    ("memory", "memory.soft_limit_in_bytes"): str(16 << 20),
+                    ("cpu", "cpu.cfs_quota_us"): "50000",
+                    ("cpu", "cpu.cfs_period_us"): "100000",
+                    ("cpu", "cpu.shares"): "512",
+                    ("pids", "pids.max"): "40"}
+        swap = ("memory", "memory.memsw.limit_in_bytes")  # RAM + swap
+    base = CGROUP_ROOT if UNIFIED else CGROUP_ROOT / "memory"
+    if (base / "shellctr" / cid / swap[1]).exists():  # swap accounting is on
+        expected[swap] = str(32 << 20 if UNIFIED else 64 << 20)
+    found = {key: knob(cid, *key) for key in expected}
+    assert found == expected
 
 
 @pytest.mark.parametrize(("flags", "message"), [

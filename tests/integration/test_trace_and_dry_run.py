@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import Ctr, Result, Worker, tree_listing, wait_for
+from .support import DEFAULT_TIMEOUT, Ctr, Result, Worker, tree_listing, wait_for
 
 
 # -- --trace ---------------------------------------------------------------------------------
@@ -78,7 +78,7 @@ def assert_script(result: Result) -> str:
 def replay(script: str) -> None:
     """Run a dry-run script with bash, as a user would after reading it."""
     done = subprocess.run(["bash"], input=script.encode(), capture_output=True, check=False,
-                          timeout=60)
+                          timeout=DEFAULT_TIMEOUT)
     assert done.returncode == 0, (f"the script failed ({done.returncode}):\n"
                                   f"{done.stderr.decode()}\n--- script ---\n{script}")
 

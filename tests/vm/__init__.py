@@ -1,0 +1,1 @@
+"""Tests of vm/run-tests, the runner of the integration suite in VMs."""
