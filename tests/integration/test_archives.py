@@ -4,7 +4,7 @@ The suite builds its own multi-layer images (tarfile, then a docker-archive or O
 layout around them) holding whiteouts, opaque dirs, symlinks, hard links, modes and
 xattrs, and checks that they come back identical after save -> load -> run -> commit ->
 save. Hostile archives are refused and write nothing outside the store (nor leave
-anything in it); Podman's own archives (tests/fixtures/podman) load and run.
+anything in it); Podman's and Docker's own archives (tests/fixtures) load and run.
 """
 
 from __future__ import annotations
@@ -566,6 +566,18 @@ def test_images_saved_by_podman_load_and_run(ctr: Ctr, cleanup: list[str], name:
                          re.fullmatch(r"[0-9a-f]{64}\.tar", m.name)}
     saved = saved_members(out)
     assert all(saved.get(n) == data for n, data in podman_layers.items())
+
+
+def test_an_image_saved_by_docker_loads_and_runs(ctr: Ctr, cleanup: list[str]) -> None:
+    ref = "fixture:docker"
+    archive = FIXTURES.parent / "docker" / "docker-archive.tar"
+    assert load(ctr, archive, cleanup, ref) == (
+        "sha256:475d31a0039a845f56acce8da8ade0084a8bb2f4fce435e45650cc3e07b70cc1")
+    assert ctr("run", "--rm", ref).ok().out == "kept\n"  # Cmd, in WorkingDir /data
+    gone = ctr("run", "--rm", ref, "/bin/hello", "cat", "/data/gone")
+    assert (gone.code, gone.out) == (1, "no such file\n"), str(gone)  # the RUN's whiteout
+    labels = ctr("image", "inspect", "-f", "{{.Config.Labels}}", ref).ok().out
+    assert "org.example.fixture:docker" in labels
 
 
 def test_save_to_stdout_and_load_from_stdin(ctr: Ctr, cleanup: list[str],
