@@ -77,7 +77,42 @@ def report(err: ShellctrError) -> None:
 
 
 # -- parsing ---------------------------------------------------------------------------
-def build_parser() -> Parser:
+GLOBAL_VALUE_FLAGS = ("--root", "--runroot")  # the global flags that take a value
+
+
+def verb_of(argv: Sequence[str]) -> str | None:
+    """The verb on the command line, found without argparse; None for `--help` alone."""
+    args = iter(argv)
+    for arg in args:
+        if arg in GLOBAL_VALUE_FLAGS:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+class Unused:
+    """Stands for the parser of a verb not on the command line: takes every call."""
+
+    def __getattr__(self, name: str) -> Callable[..., Unused]:
+        return lambda *args, **kwargs: self
+
+
+class VerbTable(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """The verbs, building only the parser of the one on the command line: argparse
+    formats each flag as it is added, and all ~300 flags would cost every command ~25 ms."""
+
+    wanted: str | None = None
+
+    def add_parser(self, name: str, **kwargs: Any) -> Parser:
+        if self.wanted is not None and self.wanted not in (name, *kwargs.get("aliases", ())):
+            return Unused()  # type: ignore[return-value]
+        parser: Parser = super().add_parser(name, **kwargs)
+        return parser
+
+
+def build_parser(argv: Sequence[str] | None = None) -> Parser:
+    """The command line's parser: every verb's, or (given `argv`) only its verb's."""
     parser = Parser(prog=PROG, description="A daemonless container engine whose every "
                     "change to the host is a shell command you can read.")
     parser.add_argument("--root", help="state directory (default /var/lib/shellctr, "
@@ -89,21 +124,25 @@ def build_parser() -> Parser:
     parser.add_argument("--dry-run", action="store_true",
                         help="print a bash script of what would be done; change nothing")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True,
+                                  action=VerbTable)
+    assert isinstance(verbs, VerbTable)
+    verbs.wanted = verb_of(argv) if argv is not None else None
 
     from shellctr import cli_containers, cli_images, cli_network, cli_volumes
 
-    cli_containers.register(verbs)
-    cli_images.register(verbs)
-    cli_volumes.register(verbs)
-    cli_network.register(verbs)
+    for module in (cli_containers, cli_images, cli_volumes, cli_network):
+        module.register(verbs)
+    if verbs.wanted is not None and verbs.wanted not in verbs.choices:
+        return build_parser()  # an unknown verb: the error lists them all
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     debug = False
     try:
-        args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+        argv = sys.argv[1:] if argv is None else argv
+        args = build_parser(argv).parse_args(argv)
         debug = args.debug
         from shellctr.host import Host
         from shellctr.layout import Layout

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import shellctr.host
-from shellctr.cli import main
+from shellctr.cli import VerbTable, build_parser, main, verb_of
 from shellctr.layout import Layout
 
 from .helpers import (
@@ -414,3 +414,26 @@ def test_update_and_stats_of_a_created_container(cli: Any, layout: Layout,
     code, out, _ = cli("stats", "--no-stream")
     assert out.split() == ["CONTAINER", "ID", "NAME", "CPU", "%", "MEM", "USAGE", "/", "LIMIT",
                            "MEM", "%", "NET", "I/O", "BLOCK", "I/O", "PIDS"]
+
+
+@pytest.mark.parametrize(("argv", "verb"), [
+    (["--root", "/r", "--trace", "run", "-d", "busybox"], "run"),
+    (["--runroot", "ps", "images"], "images"),  # ps is --runroot's value here
+    (["--root=/r", "ps"], "ps"), (["--help"], None), ([], None)])
+def test_the_verb_is_found_before_parsing(argv: list[str], verb: str | None) -> None:
+    assert verb_of(argv) == verb
+
+
+def test_only_the_verb_on_the_command_line_gets_a_parser() -> None:
+    verbs = next(action for action in build_parser(["ps", "-a"])._actions
+                 if isinstance(action, VerbTable))
+    assert list(verbs.choices) == ["ps"]
+    assert build_parser(["ps", "-a"]).parse_args(["ps", "-a"]).all is True
+    every = next(action for action in build_parser()._actions if isinstance(action, VerbTable))
+    assert {"run", "ps", "image", "volume", "network", "attach"} <= set(every.choices)
+
+
+def test_an_unknown_verb_is_refused_with_every_verb_listed(cli: Any) -> None:
+    code, out, err = cli("bogus")
+    assert out == ""
+    assert code == 125 and "invalid choice: 'bogus'" in err and "'run'" in err
