@@ -54,6 +54,8 @@ def own_network_namespace() -> None:
     if libc.unshare(CLONE_NEWNET) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
     run(["ip", "link", "set", "dev", "lo", "up"])
+    if os.environ.get("BENCH_BRIDGE_NF") == "0":  # to see what br_netfilter costs bridges
+        run(["sysctl", "--quiet", "--write", "net.bridge.bridge-nf-call-iptables=0"])
 
 
 class Sandbox:
