@@ -162,19 +162,24 @@ def test_attach_socket_takes_input_and_sends_the_output_framed(monitor: Path,
     argv = [str(monitor), "--keep-stdin", "--attach-socket", str(tmp_path),
             str(tmp_path / "exit.json"), str(tmp_path / "log"), "--", "sh", "-c", script]
     process = subprocess.Popen(argv)
-    path = tmp_path / "attach.sock"
-    deadline = time.monotonic() + 10
-    while not path.exists():
-        assert time.monotonic() < deadline, "no attach socket"
-        time.sleep(0.01)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o700  # only root may attach
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(10)
-        sock.connect(str(path))
-        sock.sendall(b"\x01\x00\x00\x00\x04\x00\x28\x00\x64")  # a size: no terminal, ignored
-        sock.sendall(b"\x00\x00\x00\x00\x03hi\n")
-        assert frames(sock) == [(1, b"got hi\n"), (2, b"oops\n")]
-    assert process.wait(timeout=10) == 4
+    try:
+        path = tmp_path / "attach.sock"
+        deadline = time.monotonic() + 10
+        while not path.exists():
+            assert time.monotonic() < deadline, "no attach socket"
+            time.sleep(0.01)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700  # only root may attach
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(str(path))
+            sock.sendall(b"\x01\x00\x00\x00\x04\x00\x28\x00\x64")  # a size: no terminal, ignored
+            sock.sendall(b"\x00\x00\x00\x00\x03hi\n")
+            assert frames(sock) == [(1, b"got hi\n"), (2, b"oops\n")]
+        assert process.wait(timeout=10) == 4
+    finally:  # a failed assertion must not leave it waiting for input forever
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
     assert not path.exists()  # gone with the container's output
 
 
