@@ -71,6 +71,15 @@ def print_inspected(found: list[dict[str, Any]], template: str | None) -> None:
         print(json.dumps(found, indent=4))
 
 
+def confirm(question: str, force: bool) -> bool:
+    """The prunes' question, as Docker asks it; -f/--force: yes without asking."""
+    if force:
+        return True
+    sys.stdout.write(f"WARNING! {question}\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 def report(err: ShellctrError) -> None:
     sys.stderr.write(f"{PROG}: {err}\n")
     sys.stderr.flush()

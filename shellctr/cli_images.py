@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from shellctr.cli import Context, Parser, for_each, print_inspected
+from shellctr.cli import Context, Parser, confirm, for_each, print_inspected
 from shellctr.errors import ShellctrError
 
 # typing is not imported at run time: every command pays for each module it loads
@@ -215,14 +215,10 @@ def cmd_image_prune(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.image import prune_images
     from shellctr.textfmt import human_size
 
-    if not args.force:
-        what = "images without at least one container associated to them" if args.all \
-            else "dangling images"
-        sys.stdout.write(f"WARNING! This will remove all {what}.\n"
-                         "Are you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    what = "images without at least one container associated to them" if args.all \
+        else "dangling images"
+    if not confirm(f"This will remove all {what}.", args.force):
+        return 0
     deleted, reclaimed = prune_images(ctx.host, ctx.store, args.all)
     if ctx.host.dry_run:
         return 0

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 
-from shellctr.cli import Context, Parser, for_each, print_inspected
+from shellctr.cli import Context, Parser, confirm, for_each, print_inspected
 from shellctr.errors import ShellctrError
 
 TYPE_CHECKING = False
@@ -115,14 +114,6 @@ def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
         remove(ctx.host, ctx.store, ref)
 
     return for_each(args.networks, rm, echo=not ctx.host.dry_run)
-
-
-def confirm(question: str, force: bool) -> bool:
-    if force:
-        return True
-    sys.stdout.write(f"WARNING! {question}\nAre you sure you want to continue? [y/N] ")
-    sys.stdout.flush()
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def cmd_prune(args: argparse.Namespace, ctx: Context) -> int:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from shellctr.cli import Context, Parser, for_each, print_inspected
+from shellctr.cli import Context, Parser, confirm, for_each, print_inspected
 from shellctr.errors import ShellctrError, UsageError
 
 
@@ -146,13 +145,10 @@ def cmd_volume_prune(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.volume import ANONYMOUS_LABEL, remove_volume, users
 
     filters = volume_filter(args.filter)
-    if not args.force:
-        what = "local volumes" if args.all else "anonymous local volumes"
-        sys.stdout.write(f"WARNING! This will remove {what} not used by at least one "
-                         "container.\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    what = "local volumes" if args.all else "anonymous local volumes"
+    if not confirm(f"This will remove {what} not used by at least one container.",
+                   args.force):
+        return 0
     removed, space = [], 0
     store = ctx.store
     with store.lock():
