@@ -5,10 +5,12 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from shellctr import cgroup, container, image, lifecycle, netopts, volume
+from shellctr.cli import main
 from shellctr.layout import Layout
 
 from .helpers import CID, MONITOR, T0, RecordingHost
@@ -80,3 +82,13 @@ def _loopback_only_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     the tests of other steps assert their commands without the network's (see
     test_network.py for those)."""
     monkeypatch.setattr(netopts, "DEFAULT_MODE", "none")
+
+
+@pytest.fixture
+def cli(layout: Layout, capsys: pytest.CaptureFixture[str]) -> Any:
+    """Run `shellctr --root R --runroot RR ARGS...`; return (code, stdout, stderr)."""
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(["--root", str(layout.root), "--runroot", str(layout.runroot), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run

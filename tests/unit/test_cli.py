@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import shellctr.host
-from shellctr.cli import VerbTable, build_parser, main, verb_of
+from shellctr.cli import VerbTable, build_parser, verb_of
 from shellctr.layout import Layout
 
 from .helpers import (
@@ -31,16 +31,6 @@ pytestmark = pytest.mark.usefixtures("restore_signals")  # `run` forwards signal
 
 HEADER_PS = "CONTAINER ID   IMAGE   COMMAND   CREATED   STATUS   PORTS   NAMES"
 HEADER_IMAGES = "REPOSITORY   TAG   IMAGE ID   CREATED   SIZE"
-
-
-@pytest.fixture
-def cli(layout: Layout, capsys: pytest.CaptureFixture[str]) -> Any:
-    """Run `shellctr --root R --runroot RR ARGS...`; return (code, stdout, stderr)."""
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(["--root", str(layout.root), "--runroot", str(layout.runroot), *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
 
 
 @pytest.fixture

@@ -12,26 +12,19 @@ from typing import Any
 import pytest
 
 import shellctr.host
-from shellctr.cli import main
 from shellctr.layout import Layout
 
 from .helpers import ROOTFS, RecordingHost, fake_tar, tar_bytes
 
 
 @pytest.fixture
-def cli(layout: Layout, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> Any:
-    """`shellctr --root R --runroot RR ARGS...` with tar done in Python."""
+def cli(cli: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """conftest's `cli`, with tar done in Python."""
     def make(**kwargs: Any) -> RecordingHost:
         return RecordingHost(**kwargs, err=sys.stderr, substitute={"tar": fake_tar})
 
     monkeypatch.setattr(shellctr.host, "Host", make)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(["--root", str(layout.root), "--runroot", str(layout.runroot), *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
+    return cli
 
 
 @pytest.fixture

@@ -7,19 +7,9 @@ from typing import Any
 
 import pytest
 
-from shellctr.cli import main
 from shellctr.layout import Layout
 
 from .helpers import install_image, snapshot
-
-
-@pytest.fixture
-def cli(layout: Layout, capsys: pytest.CaptureFixture[str]) -> Any:
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(["--root", str(layout.root), "--runroot", str(layout.runroot), *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
 
 
 def test_volume_verbs(cli: Any, layout: Layout) -> None:
