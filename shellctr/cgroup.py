@@ -110,11 +110,14 @@ def create(host: Host, group: str, rollback: Rollback,
     limits = {**LIMIT_DEFAULTS, **(limits or {})}
     paths = container_cgroups(group)
     enabled: set[str] = set()  # v2: the controllers the parent enables for its children
+    # shellctr's own parent goes with its last container (remove): it may be gone by
+    # the time a --dry-run script is run, so the script makes and fills it in any case
+    fleeting = group == group_of(group.rpartition("/")[2])
     for path in paths:
         for attempt in range(3):
-            host.ensure_dir(path.parent)
+            host.ensure_dir(path.parent, fleeting=fleeting)
             try:
-                enabled = prepare_parent(host, path.parent)
+                enabled = prepare_parent(host, path.parent, fleeting)
                 host.make_cgroup(path, rollback=rollback)
                 break
             except FileNotFoundError:  # another container's cleanup took the parent away
@@ -128,13 +131,14 @@ def create(host: Host, group: str, rollback: Rollback,
     return paths
 
 
-def prepare_parent(host: Host, parent: Path) -> set[str]:
+def prepare_parent(host: Host, parent: Path, fleeting: bool = False) -> set[str]:
     """What the parent (`shellctr`, or --cgroup-parent's path) needs before a child can
     be made in it and limited, at each level from the hierarchy's root down.
 
     v2: a controller's files appear in a child only once every level above enables it
     in cgroup.subtree_control. v1 cpuset: a new cgroup's cpus and mems are empty, and no
     process can join it until they are set: copy them from the level above.
+    `fleeting` (shellctr's own parent): under --dry-run, as if the parent were new.
     """
     top = CGROUP_ROOT if unified() else parent_hierarchy(parent)
     levels = [parent, *parent.parents]
@@ -144,7 +148,8 @@ def prepare_parent(host: Host, parent: Path) -> set[str]:
         wanted = [name for name in V2_CONTROLLERS if name in available()]
         enabled = set(wanted)
         for level in levels:
-            already = read(level / "cgroup.subtree_control").split()
+            fresh = fleeting and host.dry_run and level == parent
+            already = [] if fresh else read(level / "cgroup.subtree_control").split()
             for name in wanted:
                 if name not in already:
                     try:
@@ -154,7 +159,7 @@ def prepare_parent(host: Host, parent: Path) -> set[str]:
     elif top.name == "cpuset":
         for level in levels[1:]:
             for name in ("cpuset.cpus", "cpuset.mems"):
-                if not read(level / name):
+                if (fleeting and host.dry_run and level == parent) or not read(level / name):
                     host.write_value(level / name, read(level.parent / name))
     return enabled
 

@@ -223,9 +223,12 @@ class Host:
         if rollback is not None:
             rollback.push(f"mkdir {path}", lambda: self.remove_tree(path))
 
-    def ensure_dir(self, path: Path, *, mode: int = 0o755) -> None:
-        """Create `path` and missing parents, if absent (state dirs; never undone)."""
-        if not path.is_dir() and not self.exists(path):
+    def ensure_dir(self, path: Path, *, mode: int = 0o755, fleeting: bool = False) -> None:
+        """Create `path` and missing parents, if absent (state dirs; never undone).
+
+        `fleeting`: a directory other commands may remove at any moment (shellctr's own
+        parent cgroup): a --dry-run script makes it whether or not it exists now."""
+        if (fleeting and self.dry_run) or (not path.is_dir() and not self.exists(path)):
             self.apply(Cmd(["mkdir", "--parents", f"--mode={mode:o}", path_arg(path)]),
                        lambda: path.mkdir(mode=mode, parents=True, exist_ok=True))
             self._plan(path)

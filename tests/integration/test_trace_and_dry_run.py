@@ -121,6 +121,22 @@ def test_dry_run_detached_run_script_replayed_runs_it_in_the_background(ctr: Ctr
     ctr("rm", "bg").ok()
 
 
+def test_dry_run_script_replayed_after_the_last_container_ended_remakes_the_cgroup_parent(
+    ctr: Ctr
+) -> None:
+    """The script is printed while another container keeps shellctr's parent cgroup; that
+    container's end removes the parent (unless another worker's keeps it) before the
+    script is run."""
+    # --network none: the script would write back the network's endpoints with holder's
+    ctr("run", "-d", "--name", "holder", "--network", "none", "busybox", "sleep", "600").ok()
+    script = assert_script(ctr("--dry-run", "run", "--rm", "--network", "none", "busybox",
+                               "true"))
+    assert "\nmkdir --parents --mode=755 /sys/fs/cgroup/" in script
+    ctr("rm", "--force", "holder").ok()
+    replay(script)
+    assert ctr.container_ids() == []
+
+
 def test_dry_run_rm_prints_a_script_and_changes_nothing(ctr: Ctr, worker: Worker) -> None:
     ctr("run", "--name", "dry-rm", "busybox", "true").ok()
     try:

@@ -146,6 +146,46 @@ def test_v1_create_copies_the_cpuset_down(v1: Path) -> None:
     assert not any("shellctr/cpuset" in line for line in host.lines)
 
 
+def test_v1_dry_run_makes_shellctrs_parent_even_while_it_exists(v1: Path) -> None:
+    """Another container's end may remove the parent before the script is run."""
+    parent = v1 / "cpuset" / "shellctr"
+    parent.mkdir()
+    (parent / "cpuset.cpus").write_text("0-1\n")
+    (parent / "cpuset.mems").write_text("0\n")
+    host = RecordingHost(dry_run=True)
+    with Rollback(host) as rollback:
+        cgroup.create(host, GROUP, rollback)
+    assert host.lines[host.lines.index(f"mkdir --parents --mode=755 {q(parent)}") + 1:][:3] == [
+        f"echo 0-1 > {q(parent / 'cpuset.cpus')}", f"echo 0 > {q(parent / 'cpuset.mems')}",
+        f"mkdir {q(parent / CID)}"]
+    assert f"mkdir --parents --mode=755 {q(v1 / 'memory' / 'shellctr')}" in host.lines
+
+
+def test_v1_dry_run_leaves_an_existing_cgroup_parent_as_it_is(v1: Path) -> None:
+    """A --cgroup-parent is the user's: it stays, and so does its cpuset."""
+    parent = v1 / "cpuset" / "apps"
+    parent.mkdir()
+    (parent / "cpuset.cpus").write_text("1\n")
+    (parent / "cpuset.mems").write_text("0\n")
+    host = RecordingHost(dry_run=True)
+    with Rollback(host) as rollback:
+        cgroup.create(host, cgroup.group_of(CID, "apps"), rollback)
+    assert not any(line.startswith("mkdir --parents") and line.endswith(q(parent))
+                   for line in host.lines)
+    assert [line for line in host.lines if "cpuset.cpus" in line] == [
+        f"echo 1 > {q(parent / CID / 'cpuset.cpus')}"]
+
+
+def test_v2_dry_run_enables_the_controllers_in_shellctrs_parent_again(v2: Path) -> None:
+    own = v2 / "shellctr"
+    own.mkdir()
+    (own / "cgroup.subtree_control").write_text("cpuset cpu io memory pids\n")
+    host = RecordingHost(dry_run=True)
+    with Rollback(host) as rollback:
+        cgroup.create(host, GROUP, rollback)
+    assert f"echo +memory > {q(own / 'cgroup.subtree_control')}" in host.lines
+
+
 def test_v2_create_enables_the_controllers_for_the_children(v2: Path) -> None:
     (v2 / "cgroup.controllers").write_text("cpu io memory pids\n")  # no cpuset here
     host = RecordingHost()
