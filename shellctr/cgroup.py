@@ -114,15 +114,8 @@ def create(host: Host, group: str, rollback: Rollback,
     # the time a --dry-run script is run, so the script makes and fills it in any case
     fleeting = group == group_of(group.rpartition("/")[2])
     for path in paths:
-        for attempt in range(3):
-            host.ensure_dir(path.parent, fleeting=fleeting)
-            try:
-                enabled = prepare_parent(host, path.parent, fleeting)
-                host.make_cgroup(path, rollback=rollback)
-                break
-            except FileNotFoundError:  # another container's cleanup took the parent away
-                if attempt == 2:
-                    raise
+        host.make_cgroup(path, rollback=rollback)
+        enabled = prepare_parent(host, path.parent, fleeting)
     if paths and unified() and not host.dry_run:
         check_delegated(paths[0].parent, enabled, limits)
     if paths:
@@ -132,8 +125,8 @@ def create(host: Host, group: str, rollback: Rollback,
 
 
 def prepare_parent(host: Host, parent: Path, fleeting: bool = False) -> set[str]:
-    """What the parent (`shellctr`, or --cgroup-parent's path) needs before a child can
-    be made in it and limited, at each level from the hierarchy's root down.
+    """What the parent (`shellctr`, or --cgroup-parent's path) needs before its child can
+    be limited, at each level from the hierarchy's root down.
 
     v2: a controller's files appear in a child only once every level above enables it
     in cgroup.subtree_control. v1 cpuset: a new cgroup's cpus and mems are empty, and no

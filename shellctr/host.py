@@ -223,12 +223,9 @@ class Host:
         if rollback is not None:
             rollback.push(f"mkdir {path}", lambda: self.remove_tree(path))
 
-    def ensure_dir(self, path: Path, *, mode: int = 0o755, fleeting: bool = False) -> None:
-        """Create `path` and missing parents, if absent (state dirs; never undone).
-
-        `fleeting`: a directory other commands may remove at any moment (shellctr's own
-        parent cgroup): a --dry-run script makes it whether or not it exists now."""
-        if (fleeting and self.dry_run) or (not path.is_dir() and not self.exists(path)):
+    def ensure_dir(self, path: Path, *, mode: int = 0o755) -> None:
+        """Create `path` and missing parents, if absent (state dirs; never undone)."""
+        if not path.is_dir() and not self.exists(path):
             self.apply(Cmd(["mkdir", "--parents", f"--mode={mode:o}", path_arg(path)]),
                        lambda: path.mkdir(mode=mode, parents=True, exist_ok=True))
             self._plan(path)
@@ -275,8 +272,10 @@ class Host:
         self.apply(Cmd(["echo", text], redirect=path_arg(path)), write)
 
     def make_cgroup(self, path: Path, *, rollback: Rollback | None = None) -> None:
-        """Create a cgroup (a directory in cgroupfs); the undo removes it."""
-        self.apply(Cmd(["mkdir", path_arg(path)]), lambda: os.mkdir(path))
+        """Create a cgroup (a directory in cgroupfs), and its parents if missing, in one
+        step: shellctr's own parent goes with its last container, and another container's
+        end may take it away between two. The undo removes the cgroup, not the parents."""
+        self.apply(Cmd(["mkdir", "--parents", path_arg(path)]), lambda: make_cgroup_dirs(path))
         self._plan(path)
         if rollback is not None:
             rollback.push(f"mkdir {path}", lambda: self.remove_cgroup(path))
@@ -364,6 +363,19 @@ def process_start(pid: int) -> int | None:
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return None
     return int(fields[19])  # field 22 of stat(5); fields[0] here is field 3
+
+
+def make_cgroup_dirs(path: Path) -> None:
+    """mkdir the parents if missing, then the cgroup itself, which must be new; again if
+    another container's end removed a parent in between."""
+    for attempt in range(3):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(path)
+            return
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:

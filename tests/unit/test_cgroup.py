@@ -286,3 +286,26 @@ def test_remove_kills_what_is_still_in_the_cgroup_after_a_grace_second(
     killed = ([f"echo 1 > {q(mine / 'cgroup.kill')}"] if unified
               else ["kill -s KILL 4242", "kill -s KILL 4243"])
     assert host.lines == [*killed, f"rmdir {q(mine)}", f"rmdir {q(mine.parent)}"]
+
+
+def test_make_cgroup_again_when_another_containers_end_took_the_parent(
+        cgroup_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mine = cgroup_root / "freezer" / "shellctr" / CID
+    real, raced = os.mkdir, []
+
+    def racing(path: Path, mode: int = 0o777) -> None:
+        if Path(path) == mine and not raced:  # the other end runs between the two mkdirs
+            raced.append(path)
+            os.rmdir(mine.parent)
+        real(path, mode)
+
+    monkeypatch.setattr(os, "mkdir", racing)
+    RecordingHost().make_cgroup(mine)
+    assert raced and mine.is_dir()
+
+
+def test_make_cgroup_refuses_one_that_exists(cgroup_root: Path) -> None:
+    mine = cgroup_root / "freezer" / "shellctr" / CID
+    mine.mkdir(parents=True)
+    with pytest.raises(FileExistsError):
+        RecordingHost().make_cgroup(mine)

@@ -468,8 +468,7 @@ def test_start_puts_the_container_in_its_own_cgroup_and_the_end_removes_it(
     assert start(host, store, config, attach=True) == 2
     assert [line for line in host.lines if line.startswith(("mkdir", "rmdir"))
             and str(cgroup_root) in line] == [
-        f"mkdir --parents --mode=755 {q(mine.parent)}",
-        f"mkdir {q(mine)}",
+        f"mkdir --parents {q(mine)}",  # the parent too, in one step
         f"rmdir {q(mine)}",  # by finish, once the end is recorded
         f"rmdir {q(mine.parent)}",  # the last container's: the parent goes too
     ]
