@@ -228,18 +228,25 @@ def kill(host: Host, store: Store, ref: str, signum: int) -> None:
 
 
 def wait(store: Store, ref: str) -> int:
-    """`wait`: block until the container ends; its exit code."""
+    """`wait`: block until the container ends; its exit code.
+
+    Without the store's lock: the hook of an --rm container takes it to remove the
+    container, exit.json and all, so a `wait` queued behind it would find nothing left."""
     cid = find_container(store, ref)
     exit_file = store.layout.container_exit_file(cid)
     try:
         while True:
-            # the monitor's record first: it needs no lock, which the hook of an --rm
-            # container may hold while it removes the container, record and all
-            if exit_file.exists():
+            try:  # the monitor's record, written atomically as PID 1 ends
                 return int(read_record(exit_file)["exit_code"])
-            state = reconcile(store, cid)
+            except FileNotFoundError:
+                pass
+            state = container_state(store, cid)
             if state.status == "exited":
                 return state.exit_code
+            if (state.status == "running" and not alive(state.pid, state.pid_start)
+                    and not alive(state.monitor_pid, state.monitor_start)
+                    and not exit_file.exists()):  # ended unwatched: reconcile records 255
+                return reconcile(store, cid).exit_code
             time.sleep(STOP_POLL)
     except FileNotFoundError as err:  # removed before its end could be read
         raise NotFound(f"no such container: {ref}", "it was removed while we waited") \

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -396,6 +398,41 @@ def test_wait_of_an_exited_container_is_its_exit_code(layout: Layout) -> None:
     created(layout)
     set_state(layout, status="exited", exit_code=42, started_at=T0, finished_at=T1)
     assert wait(Store(layout, RecordingHost()), CID[:5]) == 42
+
+
+def test_wait_as_the_container_ends_does_not_queue_for_the_lock(
+        layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An --rm container's hook holds the lock to remove it, exit.json and all: a wait
+    queued behind it would find nothing left to read."""
+    created(layout)
+    set_running(layout, os.getpid(), os.getpid())
+
+    def ends_now(pid: int, start: int) -> bool:  # PID 1 ends as wait looks at it
+        write_exit_file(layout, 7, T1)
+        return False
+
+    monkeypatch.setattr(lifecycle, "alive", ends_now)
+    store = Store(layout, RecordingHost())
+    lock = os.open(layout.lock_file, os.O_RDWR | os.O_CREAT)
+    codes: list[int] = []
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the hook's
+        waiter = threading.Thread(target=lambda: codes.append(wait(store, "web")))
+        waiter.start()
+        waiter.join(timeout=5)
+        assert codes == [7]
+    finally:
+        os.close(lock)
+        waiter.join()
+
+
+def test_wait_of_a_container_that_ended_unwatched_records_255(layout: Layout) -> None:
+    created(layout)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    set_state(layout, status="running", pid=gone.pid, pid_start=1, monitor_pid=gone.pid,
+              monitor_start=1, started_at=T0)  # PID 1 and its monitor are both gone
+    assert wait(Store(layout, RecordingHost()), "web") == 255
 
 
 @pytest.mark.parametrize(("text", "number"), [
