@@ -263,6 +263,16 @@ class Host:
             self.apply(Cmd(["rm", "--recursive", path_arg(path)]), lambda: shutil.rmtree(path))
             self._unplan(path)
 
+    def rewrite_file(self, path: Path, text: str) -> None:
+        """Overwrite `path` in place, keeping its inode: a file bind-mounted into a running
+        container (its /etc/hosts) would go on showing the old one if replaced."""
+        def rewrite() -> None:
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
+            with open(fd, "w") as stream:
+                stream.write(text)
+
+        self.apply(write_file_cmd(path, text), rewrite)
+
     def write_value(self, path: Path, text: str) -> None:
         """Write a kernel knob (a cgroup or /proc file): one plain write, as `echo`."""
         def write() -> None:

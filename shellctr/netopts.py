@@ -79,8 +79,13 @@ def parse_add_host(spec: str) -> str:
 def hosts_text(config: Record, own: list[str] | None = None) -> str:
     """/etc/hosts: localhost, --add-host entries, then the container's own address(es)."""
     text = LOCALHOST + "".join(line + "\n" for line in config.get("extra_hosts", []))
+    return text + "".join(own_hosts_line(config, ip) for ip in own or [])
+
+
+def own_hosts_line(config: Record, ip: str) -> str:
+    """The container's own line in its /etc/hosts, for one of its addresses."""
     names = " ".join(dict.fromkeys([config["hostname"], config["id"][:12], config["name"]]))
-    return text + "".join(f"{ip}\t{names}\n" for ip in own or [])
+    return f"{ip}\t{names}\n"
 
 
 def resolv_text(config: Record, host_text: str, nameserver: str | None = None) -> str:

@@ -374,6 +374,20 @@ def write_etc_files(host: Host, store: Store, config: Record, own: list[str],
                     resolv_text(config, host_resolv_conf(), nameserver), durable=False)
 
 
+def update_hosts(host: Host, store: Store, config: Record, ip: str, present: bool) -> None:
+    """A running container's /etc/hosts after `network connect` or `disconnect`, as
+    Docker: its own line for `ip` added or removed, the rest (edits made inside too) kept.
+    In place: the file is bind-mounted into the container."""
+    from shellctr.netopts import own_hosts_line
+
+    path = store.layout.container_etc_file(config["id"], "hosts")
+    line = own_hosts_line(config, ip)
+    kept = [text for text in path.read_text().splitlines(keepends=True) if text != line]
+    if kept and not kept[-1].endswith("\n"):
+        kept[-1] += "\n"
+    host.rewrite_file(path, "".join([*kept, line] if present else kept))
+
+
 def release(host: Host, store: Store, cid: str, only: str | None = None) -> None:
     """Remove the container's endpoints (of network `only`, else all and its netns):
     port rules, veths, names, addresses. Probes first; takes the lock."""
@@ -561,6 +575,7 @@ def connect(host: Host, store: Store, net_ref: str, ctr_ref: str, ip: str | None
                 plumb(host, record, endpoint, netns_name(cid), new_netns=False,
                       default_route=False)
                 dns.refresh(host, records(store), store.layout.network_run_dir)
+                update_hosts(host, store, config, endpoint["ip"], present=True)
         config["networks"] = networks
         store.write(store.layout.container_config(cid), config)
 
@@ -575,7 +590,10 @@ def disconnect(host: Host, store: Store, net_ref: str, ctr_ref: str, force: bool
         if record["name"] not in networks and cid not in record["endpoints"] and not force:
             raise Conflict(f"container {ctr_ref} is not connected to network {record['name']}")
         host.step(f"disconnect {short_id(cid)} from network {record['name']}")
+        endpoint = record["endpoints"].get(cid)  # the container runs on it
         release(host, store, cid, only=record["id"])
+        if endpoint is not None:
+            update_hosts(host, store, config, endpoint["ip"], present=False)
         networks.pop(record["name"], None)
         config["networks"] = networks
         if not networks and is_bridged(config.get("network_mode", DEFAULT_NETWORK)):

@@ -237,11 +237,15 @@ def test_connect_and_disconnect_a_running_container(ctr: Ctr) -> None:
     assert "hello-from-" in joined.ok().out
     links = ctr("exec", "proxy", "ls", "/sys/class/net").ok().out.split()
     assert links == ["eth0", "eth1", "lo"]
+    own = [line.split()[0] for line in ctr("exec", "proxy", "cat", "/etc/hosts").ok().out
+           .splitlines() if line.split()[-1:] == ["proxy"]]
+    assert own == [ip_of(ctr, "front", "proxy"), "10.216.0.50"]  # /etc/hosts, live
     line = one_line_error(ctr("network", "rm", "back", trace=False))
     assert "active endpoints" in line
     ctr("network", "disconnect", "back", "proxy").ok()
     after = ctr("exec", "proxy", "sh", "-c", "ls /sys/class/net; ping -c 1 -W 1 10.216.0.2")
     assert after.code != 0 and "eth1" not in after.out, str(after)
+    assert "10.216.0.50" not in ctr("exec", "proxy", "cat", "/etc/hosts").ok().out
     ctr("stop", "-t", "0", "api").ok()
     ctr("network", "rm", "back").ok()  # at once: an ended container holds no endpoint
 

@@ -331,8 +331,15 @@ def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet
            in host.lines
     saved = ContainerConfig.model_validate(store.config_record(CID))
     assert list(saved.networks) == ["shellctr0", "back"]
+    hosts = layout.container_etc_file(CID, "hosts")
+    inode = hosts.stat().st_ino  # bind-mounted into the container: rewritten in place
+    assert hosts.read_text().endswith(f"\t{CID[:12]} web\n10.2.0.9\t{CID[:12]} web\n")
+    with hosts.open("a") as stream:
+        stream.write("10.9.9.9\tadded-inside")  # kept, as Docker keeps it
     host.reset()
     network.disconnect(host, store, "back", "web", force=False)
+    assert hosts.read_text().endswith(f"\t{CID[:12]} web\n10.9.9.9\tadded-inside\n")
+    assert "10.2.0.9" not in hosts.read_text() and hosts.stat().st_ino == inode
     assert f"ip link delete dev shv{CID[:10]}1" in host.lines  # its netns stays
     assert net.netns() == [f"shc-{CID[:11]}"]
     assert list(store.config_record(CID)["networks"]) == ["shellctr0"]
