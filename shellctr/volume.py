@@ -336,9 +336,8 @@ def check_propagation(layout: Layout, mounts: list[Record]) -> None:
                 "the source, or drop the mode")
         if mode in SLAVE_MODES:
             source = record["source"]
-            if record["type"] == "volume":
-                source = path_arg(layout.volume_data(source) if source
-                                  else layout.volumes_dir)
+            if record["type"] == "volume":  # named: an anonymous one takes no mode
+                source = path_arg(layout.volume_data(source))
             mountpoint, optional = source_mount(source, host_mountinfo())
             if not any(field.startswith(("shared:", "master:")) for field in optional):
                 raise MountError(
