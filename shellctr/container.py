@@ -188,6 +188,7 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
 
         mounts = volume.collect(store, options.volumes, options.mounts, options.tmpfs,
                                 options.volumes_from, image_config)
+        volume.check_propagation(store.layout, mounts)
     layout = store.layout
     store.prepare()
     with store.lock(), Rollback(host) as rollback:
@@ -340,19 +341,24 @@ def init_spec(layout: Layout, config: Record, status_fd: int | None,
         "cgroups": [path_arg(path) for path in cgroup.container_cgroups(group_of(config))],
     }
     if mounts:
-        from shellctr.volume import spec_mounts
+        from shellctr.volume import check_propagation, slave_namespace, spec_mounts
 
+        check_propagation(layout, mounts)  # again: the host's mounts may have changed
         spec["mounts"] = spec_mounts(layout, mounts)
+        if slave_namespace(mounts):
+            spec["slave_namespace"] = True
     if config.get("read_only"):
         spec["readonly_rootfs"] = True
     return spec
 
 
-def unshare_argv(spec_path: Path, net: list[str] | None = None) -> list[str]:
+def unshare_argv(spec_path: Path, net: list[str] | None = None,
+                 slave: bool = False) -> list[str]:
     """The command that makes the namespaces and runs init.py as their PID 1.
 
     `net` (attach_network): [] a new network namespace; ["host"] the host's; else the
-    `nsenter --net=...` that joins the container's before `unshare`.
+    `nsenter --net=...` that joins the container's before `unshare`. `slave`: a bind
+    asks for [r]slave propagation (init.py then makes every other bind private).
     """
     net = net or []
     joined = net if net != ["host"] else []
@@ -360,7 +366,8 @@ def unshare_argv(spec_path: Path, net: list[str] | None = None) -> list[str]:
         *joined,
         "unshare",
         "--mount", "--uts", "--ipc", *([] if net else ["--net"]), "--pid",
-        "--propagation", "private",  # mounts made inside never propagate to the host
+        # mounts made inside never propagate to the host; slave: the host's still come in
+        "--propagation", "slave" if slave else "private",
         # not --fork: util-linux 2.38's unshare exits 1 when its child dies of a signal;
         # the monitor's --reap role forks PID 1 instead and hands on its exact status
         "--", path_arg(monitor_binary()), "--reap", "--",
@@ -393,8 +400,17 @@ def monitor_argv(layout: Layout, config: Record, spec_path: Path, attach: bool,
         path_arg(monitor_binary()),
         *(["--attach"] if attach else detached),
         path_arg(layout.container_exit_file(cid)), path_arg(layout.container_log(cid)),
-        "--", *unshare_argv(spec_path, net),
+        "--", *unshare_argv(spec_path, net, slave_namespace(config.get("mounts") or [])),
     ]
+
+
+def slave_namespace(mounts: list[Record]) -> bool:
+    """volume.slave_namespace, without importing volume when there are no mounts."""
+    if not mounts:
+        return False
+    from shellctr.volume import slave_namespace as any_slave
+
+    return any_slave(mounts)
 
 
 def monitor_binary() -> Path:

@@ -51,6 +51,7 @@ MS_REMOUNT = 32
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
 MS_STRICTATIME = 1 << 24
 MNT_DETACH = 2
 PR_CAPBSET_DROP = 24
@@ -187,6 +188,20 @@ def mount(source: str, target: str, fstype: str | None, flags: int, data: str = 
     return Step(lambda: line, do)
 
 
+# a bind's propagation mode (-v SRC:DST:MODE) as mount(2) flags
+PROPAGATION_FLAGS = {"private": MS_PRIVATE, "rprivate": MS_PRIVATE | MS_REC,
+                     "slave": MS_SLAVE, "rslave": MS_SLAVE | MS_REC}
+
+
+def propagation(path: str, mode: str) -> Step:
+    """`mount --make-MODE PATH`: change the propagation of the mount at `path`."""
+    def do() -> None:
+        _check(_libc.mount(b"", path.encode(), None, PROPAGATION_FLAGS[mode], None),
+               f"make {path} {mode}")
+
+    return Step(lambda: sh("mount", f"--make-{mode}", path), do)
+
+
 def join_cgroup(procs: str) -> Step:
     """Move this process into a cgroup: `0` means "the writer" (our pid here is 1, which
     in the host's pid namespace would be the host's init)."""
@@ -296,6 +311,8 @@ class Init:
         steps += self.mount_steps()
         for source, target in spec.get("etc_files", []):
             steps += [self.file_in_rootfs(target), mount(source, self.at(target), None, MS_BIND)]
+            if spec.get("slave_namespace"):  # a bind from the host: a slave of its mount
+                steps.append(propagation(self.at(target), "private"))
         for path in MASKED_PATHS:
             steps.append(self.mask(path))
         for path in READONLY_PATHS:
@@ -316,7 +333,8 @@ class Init:
             return []
         from shellctr.init_mounts import mount_steps
 
-        return mount_steps(self.rootfs, self.spec["mounts"])
+        return mount_steps(self.rootfs, self.spec["mounts"],
+                           bool(self.spec.get("slave_namespace")))
 
     def cgroup_steps(self) -> list[Step]:
         """Join the container's cgroups: every process it forks is then inside too."""

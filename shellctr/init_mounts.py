@@ -23,6 +23,7 @@ from shellctr.init import (
     MS_RDONLY,
     MS_REC,
     MS_REMOUNT,
+    PROPAGATION_FLAGS,
     SetupError,
     Step,
     _check,
@@ -52,15 +53,21 @@ def make_dir_step(rootfs: str, path: str) -> Step:
     return Step(lambda: sh("mkdir", "--parents", rootfs + path), make)
 
 
-def mount_steps(rootfs: str, entries: list[dict[str, Any]]) -> list[Step]:
-    """The steps of every mount in the spec's `mounts` (volume.spec_mounts), in order."""
+def mount_steps(rootfs: str, entries: list[dict[str, Any]],
+                slave_namespace: bool = False) -> list[Step]:
+    """The steps of every mount in the spec's `mounts` (volume.spec_mounts), in order.
+
+    In a slave namespace (a bind asked for [r]slave) a bind of a host path starts as a
+    slave of the host's mount: each bind is given its mode (rprivate unless it asked
+    for another), so only the [r]slave ones keep receiving the host's mount events.
+    """
     steps: list[Step] = []
     for entry in entries:
-        steps += user_mount(rootfs, entry)
+        steps += user_mount(rootfs, entry, slave_namespace)
     return steps
 
 
-def user_mount(rootfs: str, entry: dict[str, Any]) -> list[Step]:
+def user_mount(rootfs: str, entry: dict[str, Any], slave_namespace: bool = False) -> list[Step]:
     target, full = str(entry["target"]), rootfs + str(entry["target"])
     source = str(entry.get("source", ""))
     bind = entry["type"] == "bind"
@@ -125,6 +132,14 @@ def user_mount(rootfs: str, entry: dict[str, Any]) -> list[Step]:
         finally:
             os.close(fd)
 
+    def propagate() -> None:
+        fd = in_root()  # the new mount's root, as for readonly()
+        try:
+            _check(_libc.mount(b"", f"/proc/self/fd/{fd}".encode(), None,
+                               PROPAGATION_FLAGS[mode], None), f"make {target} {mode}")
+        finally:
+            os.close(fd)
+
     def make_shell() -> str:
         if bind and not os.path.isdir(source):  # a file onto a file
             return sh("mkdir", "--parents", os.path.dirname(full)) + " && " + sh("touch", full)
@@ -137,6 +152,9 @@ def user_mount(rootfs: str, entry: dict[str, Any]) -> list[Step]:
                           seed))
     if bind:
         steps.append(Step(lambda: sh("mount", "--rbind", source, full), attach))
+        mode = str(entry.get("propagation") or "rprivate")
+        if slave_namespace:
+            steps.append(Step(lambda: sh("mount", f"--make-{mode}", full), propagate))
         if entry["readonly"]:
             steps.append(Step(lambda: sh("mount", "--options", "remount,bind,ro", full),
                               readonly))

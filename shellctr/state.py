@@ -71,7 +71,7 @@ class MountPoint(Model):
     target: str = Field(pattern=r"^/.")  # absolute, clean, not /
     readonly: bool = False
     options: str = ""  # tmpfs: mount(8) options (noexec,nosuid,nodev,size=64m,...)
-    propagation: str = ""  # bind: as given (the container's namespace is private)
+    propagation: str = ""  # bind, volume: as given ([r]slave applied, [r]shared refused)
     nocopy: bool = False  # volume: not seeded from the image
     anonymous: bool = False  # volume: named by shellctr, removed by rm -v / --rm
 

@@ -25,6 +25,8 @@ from shellctr.store import SCHEMA_VERSION, Record, Store, now_iso, read_record
 VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # Docker >= 23 marks anonymous volumes so
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+SLAVE_MODES = ("slave", "rslave")  # host mounts under SRC reach the container
+SHARED_MODES = ("shared", "rshared")  # ... and the container's under DST the host: refused
 # mount(2) flags of the tmpfs words (set, clear)
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 TMPFS_FLAGS = {"ro": (MS_RDONLY, 0), "rw": (0, MS_RDONLY), "nosuid": (MS_NOSUID, 0),
@@ -308,8 +310,71 @@ def spec_mounts(layout: Layout, mounts: list[Record]) -> list[dict[str, object]]
                          seed=not record["nocopy"])
         else:
             entry.update(type="bind", source=record["source"])
+        if record["type"] != "tmpfs" and record.get("propagation"):
+            entry["propagation"] = record["propagation"]
         entries.append(entry)
     return entries
+
+
+# -- propagation ------------------------------------------------------------------------
+def slave_namespace(mounts: list[Record]) -> bool:
+    """Whether the container's mount namespace must be a slave of the host's (a bind
+    asks for [r]slave): else it is private, and no host mount event reaches it."""
+    return any(record.get("propagation") in SLAVE_MODES for record in mounts)
+
+
+def check_propagation(layout: Layout, mounts: list[Record]) -> None:
+    """Refuse what cannot be applied, before anything is created: (r)shared at all, and
+    (r)slave from a source whose host mount is neither shared nor slave (Docker's check
+    and wording: such a mount sends no events to anyone)."""
+    for record in mounts:
+        mode = record.get("propagation", "")
+        if mode in SHARED_MODES:
+            raise MountError(
+                f"bind propagation {mode} is not supported: the container's mounts "
+                "never propagate to the host", "use rslave to see the host's mounts under "
+                "the source, or drop the mode")
+        if mode in SLAVE_MODES:
+            source = record["source"]
+            if record["type"] == "volume":  # named: an anonymous one takes no mode
+                source = path_arg(layout.volume_data(source))
+            mountpoint, optional = source_mount(source, host_mountinfo())
+            if not any(field.startswith(("shared:", "master:")) for field in optional):
+                raise MountError(
+                    f"path {source} is mounted on {mountpoint} but it is not a shared or "
+                    "slave mount", f"make it one on the host (mount --make-rshared "
+                    f"{mountpoint}), or drop the {mode} mode")
+
+
+def host_mountinfo() -> str:
+    """Our mount table (read-only probe)."""
+    with open("/proc/self/mountinfo", encoding="utf-8") as stream:
+        return stream.read()
+
+
+def source_mount(path: str, mountinfo: str) -> tuple[str, list[str]]:
+    """The mount point holding `path` on the host (symlinks resolved, the topmost of
+    stacked mounts) and its optional fields (`shared:N`, `master:N`, ...)."""
+    real = os.path.realpath(path)
+    best: tuple[str, list[str]] = ("/", [])
+    found = False
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if "-" not in fields[6:]:
+            continue
+        mountpoint = unescape(fields[4])
+        optional = fields[6:fields.index("-", 6)]
+        inside = (real == mountpoint or mountpoint == "/"
+                  or real.startswith(mountpoint.rstrip("/") + "/"))
+        # later lines are mounted later: on the same point, the one on top
+        if inside and (not found or len(mountpoint) >= len(best[0])):
+            best, found = (mountpoint, optional), True
+    return best
+
+
+def unescape(field: str) -> str:
+    """A mountinfo path: space, tab, newline and backslash are octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
 
 
 # -- volume records -------------------------------------------------------------------

@@ -335,3 +335,11 @@ def test_exec_in_a_container_gets_a_pty_but_not_the_console() -> None:
     assert shown == ["exec {pty}<>/dev/pts/ptmx  # the container's own pseudo-terminal"]
     assert Init({**spec, "tty": False}).console_steps() == []
     assert Init(spec).rootfs == ""  # exec mounts nothing
+
+
+def test_etc_files_are_made_private_in_a_slave_namespace() -> None:
+    shown = lines({**SPEC, "slave_namespace": True})
+    for target in ("hostname", "hosts", "resolv.conf"):
+        bind = shown.index(f"mount --bind /r/c/{target} {R}/etc/{target}")
+        assert shown[bind + 1] == f"mount --make-private {R}/etc/{target}"
+    assert not any("--make-" in line for line in lines(SPEC))

@@ -334,6 +334,17 @@ def test_monitor_argv_detached_keeps_stdin_open_for_i_and_takes_the_terminal_for
     assert attached[:2] == [str(MONITOR), "--attach"]
 
 
+def test_a_slave_bind_makes_the_namespace_a_slave_of_the_hosts(layout: Layout) -> None:
+    spec = layout.container_init_spec(CID)
+    bind = {"type": "bind", "source": "/srv", "target": "/srv", "readonly": False,
+            "options": "", "propagation": "rslave", "nocopy": False, "anonymous": False}
+    argv = monitor_argv(layout, monitor_config(mounts=[bind]), spec, attach=True)
+    assert argv[argv.index("--propagation") + 1] == "slave"
+    private = monitor_argv(layout, monitor_config(mounts=[{**bind, "propagation": "rprivate"}]),
+                           spec, attach=True)
+    assert private[private.index("--propagation") + 1] == "private"
+
+
 def test_monitor_binary_missing_is_a_clear_error(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(container, "TOP", tmp_path)

@@ -262,3 +262,125 @@ def test_init_mount_steps_as_shell_lines(tmp_path: Path) -> None:
         "mkdir --parents /r/t",
         "mount --types tmpfs tmpfs /r/t --options nosuid,nodev,size=1m",
     ]
+
+
+# -- propagation ---------------------------------------------------------------------------
+# /proc/self/mountinfo of a host where / is shared, /srv a private mount, /srv/a b (a name
+# with a space) a slave, and /mnt/x stacked twice (the later, private one on top)
+MOUNTINFO = """\
+27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+40 27 0:40 / /srv rw,relatime - tmpfs tmpfs rw
+41 40 0:41 / /srv/a\\040b rw,relatime master:7 - tmpfs tmpfs rw
+42 27 0:42 / /mnt/x rw,relatime shared:9 - tmpfs tmpfs rw
+43 42 0:43 / /mnt/x rw,relatime - tmpfs tmpfs rw
+44 27 0:44 / /srvx rw,relatime - tmpfs tmpfs rw
+"""
+
+
+@pytest.mark.parametrize(("path", "found"), [
+    ("/srv/data", ("/srv", [])),
+    ("/srv", ("/srv", [])),
+    ("/srv/a b/c", ("/srv/a b", ["master:7"])),
+    ("/srv/a bc", ("/srv", [])),  # a prefix of the name is not a parent
+    ("/srvx/d", ("/srvx", [])),
+    ("/mnt/x/y", ("/mnt/x", [])),  # stacked: the one on top
+    ("/home/u/missing/dir", ("/", ["shared:1"])),
+])
+def test_source_mount_is_the_topmost_mount_holding_the_path(
+        path: str, found: tuple[str, list[str]]) -> None:
+    assert volume.source_mount(path, MOUNTINFO) == found
+
+
+@pytest.fixture
+def mountinfo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(volume, "host_mountinfo", lambda: MOUNTINFO)
+
+
+@pytest.mark.usefixtures("mountinfo")
+@pytest.mark.parametrize(("spec", "message"), [
+    ("/srv/data:/d:rslave", "^path /srv/data is mounted on /srv but it is not a shared or "
+                            "slave mount \\(make it one on the host \\(mount --make-rshared "
+                            "/srv\\), or drop the rslave mode\\)$"),
+    ("/srvx:/d:slave", "^path /srvx is mounted on /srvx but it is not a shared or slave"),
+    ("/srv/data:/d:rshared", "^bind propagation rshared is not supported: the container's "
+                             "mounts never propagate to the host"),
+    ("/home/u:/d:shared", "^bind propagation shared is not supported"),
+])
+def test_propagation_that_cannot_be_applied_is_refused_before_create(
+        layout: Layout, spec: str, message: str) -> None:
+    install_image(layout)
+    before = snapshot(layout.root)
+    host = RecordingHost()
+    with pytest.raises(MountError, match=message):
+        create(host, Store(layout, host), RunOptions("busybox", volumes=[spec]))
+    assert host.cmds == [] and snapshot(layout.root) == before
+
+
+@pytest.mark.usefixtures("mountinfo")
+def test_slave_from_a_shared_or_slave_mount_and_private_modes_are_accepted(
+        layout: Layout) -> None:
+    records = [parse_volume("/home/u:/a:rslave"), parse_volume("/srv/a b/c:/b:slave"),
+               parse_volume("/srv/data:/c:private"), parse_volume("/srvx:/e:rprivate")]
+    volume.check_propagation(layout, records)
+    assert volume.slave_namespace(records)
+    assert not volume.slave_namespace(records[2:])
+
+
+def test_a_slave_volume_is_checked_at_its_data_dir(layout: Layout,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    table = {"text": f"27 1 254:0 / / rw - ext4 /dev/vda rw\n"
+                     f"40 27 0:40 / {layout.root} rw master:3 - tmpfs tmpfs rw\n"}
+    monkeypatch.setattr(volume, "host_mountinfo", lambda: table["text"])
+    volume.check_propagation(layout, [parse_volume("data:/d:rslave")])
+    table["text"] = "27 1 254:0 / / rw - ext4 /dev/vda rw\n"
+    with pytest.raises(MountError, match=f"^path {layout.volume_data('data')} is mounted on / "):
+        volume.check_propagation(layout, [parse_volume("data:/d:rslave")])
+
+
+def test_init_spec_of_a_slave_bind_asks_for_a_slave_namespace(
+        layout: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(volume, "host_mountinfo", lambda: "1 0 0:1 / / rw shared:1 - x x rw\n")
+    config = {"id": CID, "layers": ["l" * 64], "hostname": "h", "path": "sh", "args": [],
+              "env": [], "working_dir": "/", "user": "", "tty": False,
+              "mounts": [mount("bind", "/a", source=str(tmp_path), propagation="rslave"),
+                         mount("volume", "/v", source="data", propagation="private"),
+                         mount("bind", "/b", source=str(tmp_path))]}
+    spec = init_spec(layout, config, None, False)
+    assert spec["slave_namespace"] is True
+    assert [entry.get("propagation") for entry in spec["mounts"]] == ["rslave", "private",
+                                                                      None]
+    config["mounts"] = config["mounts"][1:]
+    assert "slave_namespace" not in init_spec(layout, config, None, False)
+    config["mounts"] = [mount("bind", "/a", source=str(tmp_path), propagation="rshared")]
+    with pytest.raises(MountError, match=r"^bind propagation rshared is not supported"):
+        init_spec(layout, config, None, False)  # a config from before it was refused
+
+
+def test_init_mount_steps_in_a_slave_namespace_give_each_bind_its_mode(
+        tmp_path: Path) -> None:
+    from shellctr.init import Init
+
+    entries = [
+        {"target": "/a", "readonly": True, "type": "bind", "source": str(tmp_path),
+         "propagation": "rslave"},
+        {"target": "/b", "readonly": False, "type": "bind", "source": str(tmp_path),
+         "propagation": "slave"},
+        {"target": "/c", "readonly": False, "type": "bind", "source": str(tmp_path),
+         "propagation": "private"},
+        {"target": "/d", "readonly": False, "type": "bind", "source": str(tmp_path)},
+        {"target": "/t", "readonly": False, "type": "tmpfs", "flags": 0, "data": ""},
+    ]
+    spec = {"rootfs": "/r", "mounts": entries, "slave_namespace": True}
+    assert [step.shell() for step in Init(spec).mount_steps()] == [
+        "mkdir --parents /r/a", f"mount --rbind {tmp_path} /r/a", "mount --make-rslave /r/a",
+        "mount --options remount,bind,ro /r/a",
+        "mkdir --parents /r/b", f"mount --rbind {tmp_path} /r/b", "mount --make-slave /r/b",
+        "mkdir --parents /r/c", f"mount --rbind {tmp_path} /r/c",
+        "mount --make-private /r/c",
+        "mkdir --parents /r/d", f"mount --rbind {tmp_path} /r/d",
+        "mount --make-rprivate /r/d",  # the default: as in a private namespace
+        "mkdir --parents /r/t", "mount --types tmpfs tmpfs /r/t",
+    ]
+    # in a private namespace every mount is private already: no step
+    assert not any("--make-" in step.shell() for step in
+                   Init({**spec, "slave_namespace": False}).mount_steps())
