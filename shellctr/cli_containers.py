@@ -364,19 +364,22 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def ports_column(store: Store, configs: list[ContainerConfig]) -> dict[str, str]:
-    """ps' PORTS: `0.0.0.0:8080->80/tcp` for published ports, `80/tcp` for exposed."""
+    """ps' PORTS, as Docker: `0.0.0.0:8080->80/tcp` for published ports, `80/tcp` for
+    exposed ones, consecutive ones grouped (`7000-7002/tcp`, see displayable_ports)."""
     if not any(config.exposed for config in configs):
         return {}
-    from shellctr.network import port_text, ports_of
+    from shellctr.network import ports_of
+    from shellctr.textfmt import displayable_ports
 
     bound = ports_of(store)
     column = {}
     for config in configs:
-        shown = {f"{b['port']}/{b['proto']}": f"{port_text(b)}->{b['port']}/{b['proto']}"
-                 for b in bound.get(config.id, [])}
-        column[config.id] = ", ".join([shown.get(spec, spec) for spec in config.exposed]
-                                      + [text for spec, text in shown.items()
-                                         if spec not in config.exposed])
+        published = [(str(b["host_ip"] or "0.0.0.0"), int(b["host_port"]), int(b["port"]),
+                      str(b["proto"])) for b in bound.get(config.id, [])]
+        shown = {f"{port}/{proto}" for _, _, port, proto in published}
+        exposed = [("", 0, int(spec.partition("/")[0]), spec.partition("/")[2])
+                   for spec in config.exposed if spec not in shown]
+        column[config.id] = displayable_ports(published + exposed)
     return column
 
 

@@ -108,7 +108,8 @@ def host_network_config(config: ContainerConfig) -> dict[str, Any]:
     bindings: dict[str, list[dict[str, str]]] = {}
     for port in config.ports:
         bindings.setdefault(f"{port.port}/{port.proto}", []).append(
-            {"HostIp": port.host_ip, "HostPort": str(port.host_port or "")})
+            {"HostIp": port.host_ip, "HostPort": str(port.host_port or "") + (
+                f"-{port.host_port_end}" if port.host_port_end else "")})
     return {"PortBindings": bindings, "PublishAllPorts": config.publish_all,
             "Dns": config.dns, "DnsSearch": config.dns_search,
             "DnsOptions": config.dns_options,

@@ -34,14 +34,24 @@ def is_bridged(mode: str) -> bool:
     return mode not in SPECIAL_MODES and not mode.startswith("container:")
 
 
-def _port(text: str, what: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ShellctrError(f"invalid {what} {text!r}", "a port is a number from 1 to 65535")
-    return int(text)
+PORT_HINT = "a port is a number from 1 to 65535, a range FIRST-LAST with FIRST <= LAST"
 
 
-def parse_publish(spec: str) -> dict[str, object]:
-    """`-p [IP:][HOSTPORT:]CTRPORT[/tcp|udp]`; host port 0: a random free one at start."""
+def port_range(text: str) -> tuple[int, int] | None:
+    """`N` or `N-M` as (first, last): ports 1 to 65535, first <= last; else None."""
+    first, sep, last = text.partition("-")
+    last = last if sep else first
+    if not all(part.isascii() and part.isdigit() for part in (first, last)):
+        return None
+    start, end = int(first), int(last)
+    return (start, end) if 0 < start <= end < 65536 else None
+
+
+def parse_publish(spec: str) -> list[dict[str, object]]:
+    """`-p [IP:][HOSTPORT[-LAST]:]CTRPORT[-LAST][/tcp|udp]`, one binding per container
+    port, as Docker's nat.ParsePortSpec: ranges of one size map one to one; host port 0:
+    a random free one at start; one container port and a host range: `host_port_end`,
+    the first free port of the range at start."""
     body, _, proto = spec.partition("/")
     proto = proto or "tcp"
     if proto not in ("tcp", "udp"):
@@ -54,18 +64,33 @@ def parse_publish(spec: str) -> dict[str, object]:
     if host_ip:
         from shellctr.ipam import parse_address
         parse_address(host_ip, "host address in -p")
-    return {"proto": proto, "host_ip": host_ip,
-            "host_port": _port(host_port, "host port") if host_port else 0,
-            "port": _port(parts[-1], "container port")}
+    ports = port_range(parts[-1])
+    if ports is None:
+        raise ShellctrError(f"invalid containerPort: {parts[-1]}", PORT_HINT)
+    hosts = port_range(host_port) if host_port else (0, 0)
+    if hosts is None:
+        raise ShellctrError(f"invalid hostPort: {host_port}", PORT_HINT)
+    (first, last), (host_first, host_last) = ports, hosts
+    if host_port and last != first and last - first != host_last - host_first:
+        raise ShellctrError(
+            f"invalid ranges specified for container and host Ports: {parts[-1]} and "
+            f"{host_port}", "give as many host ports as container ports, or one container port")
+    return [{"proto": proto, "host_ip": host_ip,
+             "host_port": host_first + offset if host_port else 0,
+             "host_port_end": host_last if first == last and host_first != host_last else 0,
+             "port": first + offset} for offset in range(last - first + 1)]
 
 
-def parse_expose(spec: str) -> str:
-    """`--expose PORT[/PROTO]` (or an image's ExposedPorts key) as `80/tcp`."""
+def parse_expose(spec: str, where: str = "--expose") -> list[str]:
+    """`--expose PORT[-LAST][/PROTO]` (or an image's ExposedPorts key) as `80/tcp`, ..."""
     port, _, proto = spec.partition("/")
     proto = proto or "tcp"
     if proto not in ("tcp", "udp"):
-        raise ShellctrError(f"invalid protocol in --expose {spec}", "use tcp or udp")
-    return f"{_port(port, 'port')}/{proto}"
+        raise ShellctrError(f"invalid protocol in {where} {spec}", "use tcp or udp")
+    ports = port_range(port)
+    if ports is None:
+        raise ShellctrError(f"invalid range format for {where}: {spec}", PORT_HINT)
+    return [f"{number}/{proto}" for number in range(ports[0], ports[1] + 1)]
 
 
 def parse_add_host(spec: str) -> str:
@@ -126,12 +151,13 @@ def network_config(flags: dict[str, object], image_config: Record) -> Record:
     if aliases and mode == DEFAULT_NETWORK:
         raise ShellctrError("network-scoped aliases are only supported for user-defined "
                             "networks", "create one with `shellctr network create`")
-    ports = [parse_publish(spec) for spec in words("publish")]
+    ports = [binding for spec in words("publish") for binding in parse_publish(spec)]
     if (ports or flags.get("publish_all")) and not is_bridged(mode):
         raise ShellctrError(f"published ports need a bridge network, not --network {mode}")
     exposed = list(dict.fromkeys(
-        [parse_expose(key) for key in (image_config.get("ExposedPorts") or {})]
-        + [parse_expose(spec) for spec in words("expose")]
+        [spec for key in (image_config.get("ExposedPorts") or {})
+         for spec in parse_expose(key, "the image's ExposedPorts")]
+        + [spec for text in words("expose") for spec in parse_expose(text)]
         + [f"{p['port']}/{p['proto']}" for p in ports]))
     mac = str(flags.get("mac_address") or "")
     if mac:

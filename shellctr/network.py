@@ -476,21 +476,17 @@ def publish(host: Host, store: Store, config: Record, record: Record, endpoint: 
             if spec not in bound:
                 port, _, proto = spec.partition("/")
                 bindings.append({"proto": proto, "host_ip": "", "host_port": 0,
-                                 "port": int(port)})
+                                 "host_port_end": 0, "port": int(port)})
     if not bindings:
         return
     taken = {(p["proto"], p["host_port"]) for r in records(store)
              for ep in r["endpoints"].values() for p in ep.get("ports", [])}
-    for binding in bindings:
+    for binding in bindings:  # every port checked before anything is recorded or made
         proto, host_ip = str(binding["proto"]), str(binding["host_ip"])
-        port = int(str(binding["host_port"])) or free_port(proto, host_ip, taken)
-        where = f"{host_ip or '0.0.0.0'}:{port}/{proto}"
-        if (proto, port) in taken:
-            raise Conflict(f"bind for {where} failed: port is already allocated",
-                           "publish another host port, or stop the container using it")
-        if not host.dry_run:
-            check_bindable(proto, host_ip, port, where)
-        binding["host_port"] = port
+        first = int(str(binding["host_port"])) or free_port(proto, host_ip, taken)
+        last = int(str(binding.get("host_port_end") or 0)) or first
+        port = pick_port(host, proto, host_ip, first, last, taken)
+        binding["host_port"], binding["host_port_end"] = port, 0
         taken.add((proto, port))
     endpoint["ports"] = bindings
     save(store, record)  # recorded before the rules: a crash leaves them findable
@@ -500,6 +496,28 @@ def publish(host: Host, store: Store, config: Record, record: Record, endpoint: 
                                      endpoint["ip"], str(b["proto"]), str(b["host_ip"]),
                                      int(str(b["host_port"])), int(str(b["port"])))
     iptables.add(host, rules)
+
+
+def pick_port(host: Host, proto: str, host_ip: str, first: int, last: int,
+              taken: set[tuple[str, int]]) -> int:
+    """The first host port from `first` to `last` that no shellctr container publishes
+    and no other program holds (-p 8000-8010:80: the first free one, as Docker)."""
+    where = f"{host_ip or '0.0.0.0'}:{first}{f'-{last}' if last != first else ''}/{proto}"
+    refused: Conflict | None = None
+    for port in range(first, last + 1):
+        if (proto, port) in taken:
+            refused = Conflict(f"bind for {where} failed: port is already allocated",
+                               "publish another host port, or stop the container using it")
+            continue
+        if not host.dry_run:
+            try:
+                check_bindable(proto, host_ip, port, where)
+            except Conflict as err:
+                refused = err
+                continue
+        return port
+    assert refused is not None  # first <= last: at least one port was refused
+    raise refused
 
 
 def _socket(proto: str) -> socket.socket:

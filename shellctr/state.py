@@ -94,6 +94,9 @@ class PortBinding(Model):
     proto: Literal["tcp", "udp"] = "tcp"
     host_ip: str = ""  # "": every address of the host
     host_port: int = Field(default=0, ge=0, le=65535)
+    # -p 8000-8010:80: the last port of the host range whose first free port the start
+    # takes (host_port is the first); 0: no range. Never in an endpoint's ports.
+    host_port_end: int = Field(default=0, ge=0, le=65535)
     port: int = Field(ge=1, le=65535)  # inside the container
 
 

@@ -67,3 +67,39 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         return "   ".join(headers).rstrip()
     text: str = tabulate(rows, headers=list(headers), tablefmt="plain", disable_numparse=True)
     return "\n".join(line.rstrip() for line in text.splitlines())
+
+
+def displayable_ports(ports: Sequence[tuple[str, int, int, str]]) -> str:
+    """Docker's PORTS column (its formatter's DisplayablePorts) of (host address, host
+    port, port, proto), address "" for a port only exposed. Consecutive exposed ports, and
+    ports published on the same port number as inside, are grouped into ranges
+    (`7000-7002/tcp`, `0.0.0.0:8000-8002->8000-8002/tcp`); other published ports follow
+    them one by one (`0.0.0.0:8000->80/tcp`)."""
+    from ipaddress import IPv4Address
+
+    def order(port: tuple[str, int, int, str]) -> tuple[int, int, int, str]:
+        address, public, private, proto = port
+        return private, int(IPv4Address(address)) + 1 if address else 0, public, proto
+
+    def form(key: str, first: int, last: int) -> str:
+        address, _, proto = key.rpartition("/")
+        group = str(first) if first == last else f"{first}-{last}"
+        return (f"{address}:{group}->{group}" if address else group) + f"/{proto}"
+
+    groups: dict[str, tuple[int, int]] = {}  # in the order their keys first came
+    result, mappings = [], []
+    for address, public, private, proto in sorted(ports, key=order):
+        key = proto
+        if address:
+            if public != private:
+                mappings.append(f"{address}:{public}->{private}/{proto}")
+                continue
+            key = f"{address}/{proto}"
+        if key in groups and private == groups[key][1] + 1:
+            groups[key] = (groups[key][0], private)
+            continue
+        if key in groups:
+            result.append(form(key, *groups[key]))
+        groups[key] = (private, private)
+    result += [form(key, *group) for key, group in groups.items()]
+    return ", ".join(result + mappings)

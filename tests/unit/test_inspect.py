@@ -11,6 +11,7 @@ import pytest
 from shellctr.container import RunOptions, create, state_record
 from shellctr.inspect import ZERO_TIME, container_json, image_json
 from shellctr.layout import Layout
+from shellctr.netopts import parse_publish
 from shellctr.store import Store
 
 from .helpers import (
@@ -218,3 +219,18 @@ def test_image_json_shows_the_oci_config_fields() -> None:
     assert data["Config"]["Volumes"] == {"/data": {}}
     assert data["Config"]["Labels"] == {"a": "b"}
     assert data["Config"]["StopSignal"] == "SIGQUIT"
+
+
+def test_port_bindings_show_each_port_of_a_range_and_a_host_range_whole(
+        layout: Layout) -> None:
+    store = web(layout, network={"network": "none", "publish": [], "expose": ["7000-7001"]})
+    data = container_json(store, CID)
+    assert data["Config"]["ExposedPorts"] == {"7000/tcp": {}, "7001/tcp": {}}
+    config = store.config_record(CID)
+    config["ports"] = parse_publish("127.0.0.1:8000-8001:80-81") + parse_publish(
+        "9000-9010:90/udp")
+    store.write(layout.container_config(CID), config)
+    assert container_json(store, CID)["HostConfig"]["PortBindings"] == {
+        "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8000"}],
+        "81/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8001"}],
+        "90/udp": [{"HostIp": "", "HostPort": "9000-9010"}]}

@@ -137,7 +137,8 @@ def net(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNet]:
     monkeypatch.setattr(dns, "pid_of", lambda run_dir: fake.dnsmasq.get(run_dir, 0))
     monkeypatch.setattr(ipam, "host_routes", lambda: [])
     monkeypatch.setattr(network, "check_bindable", lambda *args: None)
-    monkeypatch.setattr(network, "free_port", lambda *args: 49153)
+    monkeypatch.setattr(network, "free_port", lambda proto, host_ip, taken: next(
+        port for port in range(49153, 65536) if (proto, port) not in taken))
     ids = iter(f"{n:02x}" * 32 for n in range(0xee, 0xff))
     monkeypatch.setattr(network, "new_id", lambda: next(ids))
     monkeypatch.setattr(container, "host_resolv_conf", lambda: "nameserver 192.0.2.53\n")
@@ -231,7 +232,7 @@ def test_first_container_makes_the_default_network_then_its_endpoint(
     record = network.find_network(Store(layout, host), "bridge")
     Network.model_validate(record)
     assert record["endpoints"][CID]["ports"] == [
-        {"proto": "tcp", "host_ip": "", "host_port": 8080, "port": 80}]
+        {"proto": "tcp", "host_ip": "", "host_port": 8080, "host_port_end": 0, "port": 80}]
 
 
 def test_release_removes_exactly_the_container_and_prune_the_rest(
@@ -254,7 +255,7 @@ def test_release_removes_exactly_the_container_and_prune_the_rest(
         f"shellctr:ctr={CID[:12]} --jump MASQUERADE\nCOMMIT\nEOF",
         f"ip netns delete shc-{CID[:11]}",  # its veth goes with it
     ]
-    assert net.links == {"shellctr0"} and net.netns() == [] and not net.tagged("ctr=")
+    assert net.links == {"shellctr0"} and net.netns() == [] and not net.tagged(f"ctr={CID[:12]}")
     assert network.find_network(store, "bridge")["endpoints"] == {}
     host.reset()
     network.release(host, store, CID)  # again: nothing is left to do
@@ -274,7 +275,7 @@ def test_a_failure_at_any_step_of_the_network_step_leaves_nothing_of_the_contain
     host = net.host(fail_at=fail_at)
     with pytest.raises(ShellctrError):
         attach(host, layout, config)
-    assert net.netns() == [] and not net.tagged("ctr=")
+    assert net.netns() == [] and not net.tagged(f"ctr={CID[:12]}")
     assert net.links <= {"shellctr0"}
     for record in network.records(Store(layout, host)):
         assert record["endpoints"] == {}
@@ -352,7 +353,7 @@ def test_ports_taken_by_another_container_are_refused(layout: Layout, net: FakeN
     attach(host, layout, new_container(layout, host, publish=["8080:80", "53/udp"]))
     record = network.find_network(Store(layout, host), "bridge")
     assert record["endpoints"][CID]["ports"][1] == {
-        "proto": "udp", "host_ip": "", "host_port": 49153, "port": 53}
+        "proto": "udp", "host_ip": "", "host_port": 49153, "host_port_end": 0, "port": 53}
     other = new_container(layout, host, cid=CID2, name="other", publish=["8080:81"])
     with pytest.raises(Conflict, match=re.escape(
             "bind for 0.0.0.0:8080/tcp failed: port is already allocated")):
@@ -455,21 +456,152 @@ def test_remove_owned_deletes_only_the_rules_it_owns_in_long_form(net: FakeNet) 
         "--jump DNAT --to-destination 172.17.0.2:80\nCOMMIT\nEOF"]
 
 
+def binding(port: int, host_port: int = 0, host_ip: str = "", proto: str = "tcp",
+            host_port_end: int = 0) -> dict[str, object]:
+    return {"proto": proto, "host_ip": host_ip, "host_port": host_port,
+            "host_port_end": host_port_end, "port": port}
+
+
 @pytest.mark.parametrize(("spec", "parsed"), [
-    ("80", {"proto": "tcp", "host_ip": "", "host_port": 0, "port": 80}),
-    ("8080:80", {"proto": "tcp", "host_ip": "", "host_port": 8080, "port": 80}),
-    ("127.0.0.1:8080:80/udp", {"proto": "udp", "host_ip": "127.0.0.1", "host_port": 8080,
-                               "port": 80}),
-    ("127.0.0.1::80", {"proto": "tcp", "host_ip": "127.0.0.1", "host_port": 0, "port": 80}),
+    ("80", [binding(80)]),
+    ("8080:80", [binding(80, 8080)]),
+    ("127.0.0.1:8080:80/udp", [binding(80, 8080, "127.0.0.1", "udp")]),
+    ("127.0.0.1::80", [binding(80, 0, "127.0.0.1")]),
+    # ranges, as Docker's nat.ParsePortSpec: one to one, or random host ports
+    ("8000-8002:80-82", [binding(80, 8000), binding(81, 8001), binding(82, 8002)]),
+    ("127.0.0.1:8000-8002:80-82/udp", [binding(80 + n, 8000 + n, "127.0.0.1", "udp")
+                                       for n in range(3)]),
+    ("80-82", [binding(80), binding(81), binding(82)]),
+    ("127.0.0.1::80-81", [binding(80, 0, "127.0.0.1"), binding(81, 0, "127.0.0.1")]),
+    # one container port, a host range: the first free port of the range at start
+    ("8000-8010:80", [binding(80, 8000, host_port_end=8010)]),
+    ("8000-8000:80-80", [binding(80, 8000)]),
 ])
-def test_publish_specs(spec: str, parsed: dict[str, object]) -> None:
+def test_publish_specs(spec: str, parsed: list[dict[str, object]]) -> None:
     assert netopts.parse_publish(spec) == parsed
 
 
-@pytest.mark.parametrize("spec", ["0", "70000", "a:80", "80/sctp", "1:2:3:4", "x.y:1:2"])
-def test_bad_publish_specs_are_refused(spec: str) -> None:
-    with pytest.raises(ShellctrError):
+@pytest.mark.parametrize(("spec", "error"), [
+    ("0", "invalid containerPort: 0"),
+    ("70000", "invalid containerPort: 70000"),
+    ("0:80", "invalid hostPort: 0"),
+    ("a:80", "invalid hostPort: a"),
+    ("80/sctp", "invalid protocol 'sctp' in -p 80/sctp"),
+    ("1:2:3:4", "invalid -p '1:2:3:4'"),
+    ("x.y:1:2", "invalid IPv4 host address in -p 'x.y'"),
+    ("8000-8001:80-82", "invalid ranges specified for container and host Ports: 80-82 and "
+                        "8000-8001"),
+    ("8000-8004:80-82", "invalid ranges specified for container and host Ports: 80-82 and "
+                        "8000-8004"),
+    ("82-80", "invalid containerPort: 82-80"),
+    ("8002-8000:80-82", "invalid hostPort: 8002-8000"),
+    ("8000-70000:80", "invalid hostPort: 8000-70000"),
+    ("0-2", "invalid containerPort: 0-2"),
+    ("80-", "invalid containerPort: 80-"),
+    ("80-81-82", "invalid containerPort: 80-81-82"),
+    ("\u0662", "invalid containerPort: \u0662"),  # a digit, but not an ASCII one
+])
+def test_bad_publish_specs_are_refused_with_dockers_words(spec: str, error: str) -> None:
+    with pytest.raises(ShellctrError) as caught:
         netopts.parse_publish(spec)
+    assert caught.value.message.startswith(error), caught.value.message
+    assert "\n" not in str(caught.value)
+
+
+def test_expose_takes_ranges_and_refuses_bad_ones() -> None:
+    assert netopts.parse_expose("7000-7002") == ["7000/tcp", "7001/tcp", "7002/tcp"]
+    assert netopts.parse_expose("53/udp") == ["53/udp"]
+    for spec in ("7002-7000", "0", "65536", "70-x", "80/sctp"):
+        with pytest.raises(ShellctrError, match=re.escape(spec)):
+            netopts.parse_expose(spec)
+    with pytest.raises(ShellctrError, match="invalid range format for --expose: 7002-7000"):
+        netopts.parse_expose("7002-7000")
+
+
+def test_a_range_of_publish_and_expose_flags_makes_one_binding_and_exposed_port_each(
+        layout: Layout, net: FakeNet) -> None:
+    config = new_container(layout, net.host(), publish=["8000-8001:80-81", "90-91/udp"],
+                           expose=["7000-7001"])
+    assert config["exposed"] == ["7000/tcp", "7001/tcp", "80/tcp", "81/tcp", "90/udp",
+                                 "91/udp"]
+    assert config["ports"] == [binding(80, 8000), binding(81, 8001), binding(90, proto="udp"),
+                               binding(91, proto="udp")]
+    ContainerConfig.model_validate(config)
+
+
+@pytest.mark.parametrize("spec", ["8000-8001:80-82", "82-80", "8000:0", "--expose=7-5"])
+def test_a_bad_range_is_refused_before_anything_is_made(layout: Layout, net: FakeNet,
+                                                        spec: str) -> None:
+    host = net.host()
+    flags = {"expose": [spec.split("=")[1]]} if spec.startswith("--") else {"publish": [spec]}
+    with pytest.raises(ShellctrError):
+        new_container(layout, host, **flags)
+    assert Store(layout, host).container_ids() == []
+
+
+def test_a_published_range_makes_one_exact_rule_set_per_port(layout: Layout,
+                                                              net: FakeNet) -> None:
+    host = net.host()
+    config = new_container(layout, host, publish=["127.0.0.1:8000-8001:80-81/udp"])
+    attach(host, layout, config)
+    owner = f"--match comment --comment shellctr:ctr={CID[:12]}"
+    assert [line for line in host.lines if line.startswith("iptables-restore")][-1] == (
+        "iptables-restore --wait --noflush <<'EOF'\n*filter\n"
+        "--append SHELLCTR-FORWARD --destination 172.17.0.2/32 ! --in-interface shellctr0 "
+        f"--out-interface shellctr0 --protocol udp --destination-port 80 {owner} --jump ACCEPT\n"
+        "--append SHELLCTR-FORWARD --destination 172.17.0.2/32 ! --in-interface shellctr0 "
+        f"--out-interface shellctr0 --protocol udp --destination-port 81 {owner} --jump ACCEPT\n"
+        "COMMIT\n*nat\n"
+        "--append SHELLCTR-DNAT --destination 127.0.0.1 --protocol udp --destination-port 8000 "
+        f"{owner} --jump DNAT --to-destination 172.17.0.2:80\n"
+        "--append SHELLCTR-POSTROUTING --source 172.17.0.2/32 --destination 172.17.0.2/32 "
+        f"--protocol udp --destination-port 80 {owner} --jump MASQUERADE\n"
+        "--append SHELLCTR-DNAT --destination 127.0.0.1 --protocol udp --destination-port 8001 "
+        f"{owner} --jump DNAT --to-destination 172.17.0.2:81\n"
+        "--append SHELLCTR-POSTROUTING --source 172.17.0.2/32 --destination 172.17.0.2/32 "
+        f"--protocol udp --destination-port 81 {owner} --jump MASQUERADE\nCOMMIT\nEOF")
+    assert len(net.tagged(f"ctr={CID[:12]}")) == 6
+    network.release(host, Store(layout, host), CID)
+    assert not net.tagged(f"ctr={CID[:12]}")
+
+
+def test_a_host_range_takes_its_first_free_port_and_random_ones_never_collide(
+        layout: Layout, net: FakeNet) -> None:
+    host = net.host()
+    attach(host, layout, new_container(layout, host, publish=["8000:80", "80-82"]))
+    other = new_container(layout, host, cid=CID2, name="other",
+                          publish=["8000-8010:80", "49154-49160:81", "90-91"])
+    attach(host, layout, other)
+    ports = network.ports_of(Store(layout, host))
+    assert [(p["host_port"], p["port"]) for p in ports[CID]] == [
+        (8000, 80), (49153, 80), (49154, 81), (49155, 82)]
+    assert [(p["host_port"], p["host_port_end"], p["port"]) for p in ports[CID2]] == [
+        (8001, 0, 80), (49156, 0, 81), (49157, 0, 90), (49158, 0, 91)]
+
+
+def test_a_range_with_a_port_in_use_is_refused_and_leaves_nothing(
+        layout: Layout, net: FakeNet, monkeypatch: pytest.MonkeyPatch) -> None:
+    host = net.host()
+    attach(host, layout, new_container(layout, host, publish=["8001:80"]))
+    other = new_container(layout, host, cid=CID2, name="other", publish=["8000-8002:80-82"])
+    with pytest.raises(Conflict, match=re.escape(
+            "bind for 0.0.0.0:8001/tcp failed: port is already allocated")):
+        attach(host, layout, other)
+    full = new_container(layout, host, cid="ab" * 32, name="full", publish=["8001-8001:80"])
+    with pytest.raises(Conflict, match=re.escape("bind for 0.0.0.0:8001/tcp failed")):
+        attach(host, layout, full)
+
+    def held_by_another_program(proto: str, host_ip: str, port: int, where: str) -> None:
+        if port in (9000, 9001):
+            raise Conflict(f"bind for {where} failed: Address already in use")
+    monkeypatch.setattr(network, "check_bindable", held_by_another_program)
+    ranged = new_container(layout, host, cid="cd" * 32, name="ranged",
+                           publish=["9000-9001:80"])
+    with pytest.raises(Conflict, match=re.escape(
+            "bind for 0.0.0.0:9000-9001/tcp failed: Address already in use")):
+        attach(host, layout, ranged)
+    assert net.netns() == [f"shc-{CID[:11]}"] and len(net.tagged(f"ctr={CID[:12]}")) == 3
+    assert list(network.ports_of(Store(layout, host))) == [CID]
 
 
 def test_etc_files_follow_the_flags() -> None:

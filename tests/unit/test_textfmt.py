@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shellctr.textfmt import command_column, human_duration, human_size, table
+from shellctr.textfmt import (
+    command_column,
+    displayable_ports,
+    human_duration,
+    human_size,
+    table,
+)
 
 SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
@@ -123,3 +129,26 @@ def test_table_without_rows_is_the_header_line() -> None:
 def test_table_aligns_columns_left_without_trailing_spaces() -> None:
     text = table(["A", "B"], [["x", "yy"], ["long one", "z"], ["123", ""]])
     assert text == "A         B\nx         yy\nlong one  z\n123"
+
+
+@pytest.mark.parametrize(("ports", "column"), [
+    ([], ""),
+    ([("", 0, 80, "tcp")], "80/tcp"),
+    # exposed, consecutive: one range per protocol, in port order
+    ([("", 0, 7002, "tcp"), ("", 0, 7000, "tcp"), ("", 0, 7001, "tcp"), ("", 0, 53, "udp")],
+     "53/udp, 7000-7002/tcp"),
+    ([("", 0, 80, "tcp"), ("", 0, 81, "tcp"), ("", 0, 83, "tcp")], "80-81/tcp, 83/tcp"),
+    # published on the same port numbers: a range
+    ([("0.0.0.0", 8000 + n, 8000 + n, "tcp") for n in range(3)],
+     "0.0.0.0:8000-8002->8000-8002/tcp"),
+    # published elsewhere: one by one after the groups, as Docker's DisplayablePorts
+    ([("0.0.0.0", 8000 + n, 80 + n, "tcp") for n in range(3)] + [("", 0, 9000, "tcp")],
+     "9000/tcp, 0.0.0.0:8000->80/tcp, 0.0.0.0:8001->81/tcp, 0.0.0.0:8002->82/tcp"),
+    ([("127.0.0.1", 90, 90, "udp"), ("127.0.0.1", 91, 91, "udp"), ("0.0.0.0", 92, 92, "udp")],
+     "127.0.0.1:90-91->90-91/udp, 0.0.0.0:92->92/udp"),
+    ([("0.0.0.0", 18080, 80, "tcp"), ("0.0.0.0", 49153, 8000, "tcp")],
+     "0.0.0.0:18080->80/tcp, 0.0.0.0:49153->8000/tcp"),
+])
+def test_ps_ports_column_groups_as_docker(ports: list[tuple[str, int, int, str]],
+                                          column: str) -> None:
+    assert displayable_ports(ports) == column
