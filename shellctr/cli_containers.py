@@ -492,11 +492,12 @@ def add_network_flags(parser: argparse.ArgumentParser) -> None:
                         metavar="NAME", help="another name on a user network")
     parser.add_argument("-p", "--publish", action="append", default=[],
                         metavar="[IP:]HOSTPORT:PORT[/PROTO]",
-                        help="publish a port on the host (a random host port: -p PORT)")
+                        help="publish a port or a range (8000-8002:80-82) on the host "
+                        "(a random host port: -p PORT)")
     parser.add_argument("-P", "--publish-all", action="store_true",
                         help="publish every exposed port on a random host port")
     parser.add_argument("--expose", action="append", default=[], metavar="PORT[/PROTO]",
-                        help="expose a port (for -P)")
+                        help="expose a port or a range (7000-7002) (for -P)")
     parser.add_argument("--mac-address", metavar="MAC", help="eth0's MAC address")
     parser.add_argument("--dns", action="append", default=[], metavar="IP",
                         help="a DNS server for /etc/resolv.conf")

@@ -30,6 +30,7 @@ from .support import (
     pids_naming,
     remove_all,
     run_detached,
+    shellctr_rules,
     wait_for,
 )
 
@@ -219,6 +220,85 @@ def test_a_host_port_in_use_is_refused_at_start(ctr: Ctr) -> None:
                               "busybox", "sleep", "1000", trace=False))
     assert "port is already allocated" in line, line
     assert inspect(ctr, "second")["State"]["Status"] != "running"
+
+
+# a server per port answering with its port, for the ranges below
+SERVE_PORT = "while true; do echo hello-from-{port} | nc -l -p {port}; done"
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_published_range_answers_on_each_port_from_another_host_and_localhost(
+        ctr: Ctr, outside: str) -> None:
+    with socket.socket() as holder:  # the first port of the host range 18300-18310
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("0.0.0.0", 18300))
+        holder.listen(1)
+        run_detached(ctr, "--name", "web", "-p", "18100-18102:80-82", "-p", "18300-18310:81",
+                     "-p", "127.0.0.1::90-91", "-p", "18200-18201:18200-18201",
+                     "--expose", "7000-7001", "busybox", "sh", "-c",
+                     " & ".join(SERVE_PORT.format(port=port) for port in (80, 81, 82)))
+    for port in (80, 81, 82):
+        assert host_connect(18020 + port) == f"hello-from-{port}\n"
+        client = in_outside(outside, "/bin/busybox", "sh", "-c",
+                            retry(f"busybox nc {HOST_IP} {18020 + port} </dev/null"))
+        out, err = client.communicate(timeout=60)
+        assert client.returncode == 0 and out == f"hello-from-{port}\n", err
+    assert host_connect(18301) == "hello-from-81\n"  # 18300 was taken: the next one
+    listing = ctr("port", "web").ok().out.splitlines()
+    assert listing[:4] == ["80/tcp -> 0.0.0.0:18100", "81/tcp -> 0.0.0.0:18101",
+                           "82/tcp -> 0.0.0.0:18102", "81/tcp -> 0.0.0.0:18301"]
+    assert listing[6:] == ["18200/tcp -> 0.0.0.0:18200", "18201/tcp -> 0.0.0.0:18201"]
+    random = [line.split(" -> ")[1] for line in listing[4:6]]
+    assert [line.split(" -> ")[0] for line in listing[4:6]] == ["90/tcp", "91/tcp"]
+    assert all(port.startswith("127.0.0.1:") for port in random)
+    assert random[0] != random[1], "a range's random host ports collided"
+    assert ctr("port", "web", "81").ok().out.splitlines() == ["0.0.0.0:18101", "0.0.0.0:18301"]
+    ps = ctr("ps", "--format", "{{.Ports}}", trace=False).ok().out.strip()
+    assert ps == ("7000-7001/tcp, 0.0.0.0:18200-18201->18200-18201/tcp, "
+                  "0.0.0.0:18100->80/tcp, 0.0.0.0:18101->81/tcp, 0.0.0.0:18301->81/tcp, "
+                  f"0.0.0.0:18102->82/tcp, {random[0]}->90/tcp, {random[1]}->91/tcp")
+    data = inspect(ctr, "web")
+    assert data["NetworkSettings"]["Ports"]["81/tcp"] == [
+        {"HostIp": "0.0.0.0", "HostPort": "18101"}, {"HostIp": "0.0.0.0", "HostPort": "18301"}]
+    assert data["NetworkSettings"]["Ports"]["7001/tcp"] is None
+    assert data["HostConfig"]["PortBindings"]["81/tcp"] == [
+        {"HostIp": "", "HostPort": "18101"}, {"HostIp": "", "HostPort": "18300-18310"}]
+    cid = data["Id"]
+    assert len([rule for rule in shellctr_rules() if f"shellctr:ctr={cid[:12]}" in rule]) == 24
+    ctr("rm", "-f", "web").ok()
+    assert not [rule for rule in shellctr_rules() if f"shellctr:ctr={cid[:12]}" in rule]
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_range_with_a_host_port_in_use_is_refused_and_leaves_nothing(ctr: Ctr) -> None:
+    line = one_line_error(ctr("run", "-d", "-p", "18400-18401:80-82", "busybox", "true",
+                              trace=False))
+    assert line == ("shellctr: invalid ranges specified for container and host Ports: 80-82 "
+                    "and 18400-18401 (give as many host ports as container ports, or one "
+                    "container port)"), line
+    assert "invalid hostPort: 18402-18400" in one_line_error(ctr(
+        "run", "-d", "-p", "18402-18400:80-82", "busybox", "true", trace=False))
+    assert "invalid range format for --expose: 7-5" in one_line_error(ctr(
+        "run", "-d", "--expose", "7-5", "busybox", "true", trace=False))
+    assert ctr("ps", "-aq").ok().out == ""  # nothing was created
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("0.0.0.0", 18411))
+        holder.listen(1)
+        line = one_line_error(ctr("run", "-d", "--name", "late", "-p", "18410-18412:80-82",
+                                  "busybox", "sleep", "1000", trace=False))
+    assert "0.0.0.0:18411/tcp" in line and "address already in use" in line.lower(), line
+    run_detached(ctr, "--name", "first", "-p", "18421:81", "busybox", "sleep", "1000")
+    line = one_line_error(ctr("run", "-d", "--name", "second", "-p", "18420-18422:80-82",
+                              "busybox", "sleep", "1000", trace=False))
+    assert "bind for 0.0.0.0:18421/tcp failed: port is already allocated" in line, line
+    for name in ("late", "second"):  # made, never started: no endpoint, no rule
+        data = inspect(ctr, name)
+        assert data["State"]["Status"] != "running"
+        assert not [rule for rule in shellctr_rules()
+                    if f"shellctr:ctr={data['Id'][:12]}" in rule]
+        assert ctr("port", name).ok().out == ""
+    assert len(network_of(ctr, "bridge")["Containers"]) == 1  # only "first"
 
 
 @pytest.mark.usefixtures("cleanup")

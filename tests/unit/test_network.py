@@ -579,6 +579,17 @@ def test_a_host_range_takes_its_first_free_port_and_random_ones_never_collide(
         (8001, 0, 80), (49156, 0, 81), (49157, 0, 90), (49158, 0, 91)]
 
 
+def test_publish_all_gives_each_port_of_an_exposed_range_its_own_host_port(
+        layout: Layout, net: FakeNet) -> None:
+    host = net.host()
+    attach(host, layout, new_container(layout, host, publish_all=True,
+                                       expose=["7000-7002", "53/udp"]))
+    ports = network.ports_of(Store(layout, host))[CID]
+    assert [(p["proto"], p["host_port"], p["port"]) for p in ports] == [
+        ("tcp", 49153, 7000), ("tcp", 49154, 7001), ("tcp", 49155, 7002),
+        ("udp", 49153, 53)]
+
+
 def test_a_range_with_a_port_in_use_is_refused_and_leaves_nothing(
         layout: Layout, net: FakeNet, monkeypatch: pytest.MonkeyPatch) -> None:
     host = net.host()
