@@ -1,8 +1,8 @@
 """The command line: verbs, global flags, and the one place errors become exit codes.
 
-The verbs live by topic in cli_containers.py and cli_images.py (each registers its
-own); each verb imports only the modules it needs, so `run` never pays for tabulate or
-plumbum.
+The verbs live by topic in cli_run.py, cli_containers.py, cli_images.py, cli_volumes.py
+and cli_network.py (each registers its own); each verb imports only the modules it
+needs, so `run` never pays for tabulate or plumbum.
 """
 
 from __future__ import annotations
@@ -138,9 +138,9 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
     assert isinstance(verbs, VerbTable)
     verbs.wanted = verb_of(argv) if argv is not None else None
 
-    from shellctr import cli_containers, cli_images, cli_network, cli_volumes
+    from shellctr import cli_containers, cli_images, cli_network, cli_run, cli_volumes
 
-    for module in (cli_containers, cli_images, cli_volumes, cli_network):
+    for module in (cli_run, cli_containers, cli_images, cli_volumes, cli_network):
         module.register(verbs)
     if verbs.wanted is not None and verbs.wanted not in verbs.choices:
         return build_parser()  # an unknown verb: the error lists them all
