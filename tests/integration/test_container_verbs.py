@@ -110,7 +110,7 @@ def test_wait_prints_the_exit_code_of_each_container(ctr: Ctr) -> None:
         wait_for(lambda: waiter.out_path.read_text() == "2\n0\n"
                  or waiter.process.poll() is not None, "wait to report the first two")
         assert waiter.process.poll() is None, waiter.output_so_far()  # slow still runs
-        ctr("exec", "slow", "touch", "/go").ok()
+        ctr("exec", "--detach", "slow", "touch", "/go").ok()  # it may die with the container
         result = waiter.wait()
         assert (result.code, result.out) == (0, "2\n0\n5\n"), str(result)
         missing = ctr("wait", "no-such-container", trace=False)
@@ -139,7 +139,7 @@ def test_wait_reports_the_exit_code_of_rm_containers(ctr: Ctr, worker: Worker) -
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for code in codes:
-            ctr("exec", f"brief{code}", "touch", "/go").ok()
+            ctr("exec", "--detach", f"brief{code}", "touch", "/go").ok()
         wait_for(lambda: all((worker.root / "containers" / cid / "exit.json").exists()
                              for cid in ids), "the containers to end")
     finally:

@@ -117,7 +117,7 @@ def test_follow_prints_new_output_and_ends_with_the_container(ctr: Ctr) -> None:
         wait_for(lambda: "first" in follower.out_path.read_text()
                  or follower.process.poll() is not None, "logs -f to print the first line")
         assert follower.process.poll() is None, follower.output_so_far()  # still following
-        ctr("exec", cid, "touch", "/go").ok()
+        ctr("exec", "--detach", cid, "touch", "/go").ok()  # it may die with the container
         result = follower.wait(timeout=DEFAULT_TIMEOUT)  # it ends when the container does
         assert result.code == 0, str(result)
         assert result.out == "first\nsecond\n", str(result)
