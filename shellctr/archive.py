@@ -34,7 +34,16 @@ from shellctr.image import (
     record_image,
     sha256_hex,
 )
-from shellctr.layers import layer_tar_size, member_source, pack, pack_argv, store_layer
+from shellctr.layers import (
+    PreparedLayer,
+    layer_tar_size,
+    member_source,
+    pack,
+    pack_argv,
+    prepare_layer,
+    publish_layer,
+    sweep_partials,
+)
 from shellctr.reference import is_id, normalize_ref
 from shellctr.state import Image
 from shellctr.store import Store
@@ -219,26 +228,39 @@ def tag_of(ref: str) -> str:
 
 # -- load ------------------------------------------------------------------------------
 def load(host: Host, store: Store, path: Path) -> list[str]:
-    """Load every image of the archive at `path`; Docker's report lines."""
+    """Load every image of the archive at `path`; Docker's report lines.
+
+    The long work (copying each layer's tar into the store, checking it, extracting
+    it) is done outside the store lock, under temporary names; the lock is held only
+    to move the layers into place and write the image records and tags. Each layer is
+    prepared once, even if several images of the archive share it."""
     found = read_archive(path)
     store.prepare()
     report = []
-    with store.lock(), Rollback(host) as rollback:
+    with Rollback(host) as rollback:  # removes the temporary names if anything fails
+        prepared: dict[str, PreparedLayer] = {}
         for item in found:
-            image_id = sha256_hex(item.config)
-            sizes, tars = [], {}
             for member, diff_id, digest, compressed in item.layers:
-                host.step(f"load layer sha256:{diff_id[:SHORT]}")
-                scan = store_layer(host, store.layout, member_source(path, member, compressed),
-                                   rollback, expect=diff_id, digest=digest)
-                sizes.append(scan.size)
-                if scan.tar_size:
-                    tars[diff_id] = scan.tar_size
-            host.step(f"record image {image_id[:SHORT]}")
-            record_image(host, store, item.config, item.tags, sizes, rollback, item.digest,
-                         tars)
-            report += ([f"Loaded image: {tag}" for tag in item.tags] or
-                       [f"Loaded image ID: sha256:{image_id}"])
+                if diff_id not in prepared:
+                    host.step(f"load layer sha256:{diff_id[:SHORT]}")
+                    prepared[diff_id] = prepare_layer(
+                        host, store.layout, member_source(path, member, compressed),
+                        rollback, expect=diff_id, digest=digest)
+        with store.lock(), Rollback(host) as publishing:  # unwound under the lock
+            sweep_partials(host, store.layout)
+            if prepared:
+                host.step("move the layers into place")
+            for layer in prepared.values():
+                publish_layer(host, store.layout, layer, publishing)
+            for item in found:
+                image_id = sha256_hex(item.config)
+                scans = [prepared[diff_id].scan for _, diff_id, _, _ in item.layers]
+                host.step(f"record image {image_id[:SHORT]}")
+                record_image(host, store, item.config, item.tags, [s.size for s in scans],
+                             publishing, item.digest,
+                             {s.diff_id: s.tar_size for s in scans if s.tar_size})
+                report += ([f"Loaded image: {tag}" for tag in item.tags] or
+                           [f"Loaded image ID: sha256:{image_id}"])
     return report
 
 

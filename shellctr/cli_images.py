@@ -134,11 +134,22 @@ def cmd_load(args: argparse.Namespace, ctx: Context) -> int:
         with spooled_stdin(decompress=True) as path:
             lines = load(ctx.host, ctx.store, path)
     else:
+        import stat
+
         path = Path(args.input)
-        if not path.is_file():
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            mode = 0
+        if stat.S_ISFIFO(mode):  # a named pipe (or `-i <(zcat ...)`): read once, spooled
+            with open(path, "rb") as stream, \
+                    spooled_stdin(decompress=True, source=stream) as plain:
+                lines = load(ctx.host, ctx.store, plain)
+        elif not stat.S_ISREG(mode):
             raise ShellctrError(f"no such file: {args.input}", "give an archive written by save")
-        with uncompressed(path) as plain:
-            lines = load(ctx.host, ctx.store, plain)
+        else:
+            with uncompressed(path) as plain:
+                lines = load(ctx.host, ctx.store, plain)
     if not ctx.host.dry_run and not args.quiet:
         for line in lines:
             print(line)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shellctr import cgroup
+from shellctr.errors import ShellctrError
 from shellctr.host import Host, Rollback
 from shellctr.ids import SHORT
 from shellctr.image import (
@@ -27,7 +28,7 @@ from shellctr.image import (
     parse_config,
     record_image,
 )
-from shellctr.layers import LayerScan, digest_dir, pack, pack_argv
+from shellctr.layers import LayerScan, digest_dir, pack, pack_argv, sweep_partials
 from shellctr.layout import Layout
 from shellctr.lifecycle import cgroup_group, find_container, reconcile
 from shellctr.reference import normalize_ref
@@ -137,12 +138,12 @@ def commit(host: Host, store: Store, ref: str, reference: str | None, change: li
     group = cgroup_group(store, cid)
     freeze = pause and reconcile(store, cid).status == "running" and not cgroup.is_frozen(group)
     store.prepare()
-    with store.lock(), Rollback(host) as rollback:
+    with Rollback(host) as rollback:  # the long work, outside the lock
         host.step(f"write the changes of container {cid[:SHORT]} as a new layer tar")
         if freeze:
             cgroup.freeze(host, group, True)
         try:
-            scan = write_layer(host, layout, upper, skips, rollback)
+            scan, partial = write_layer(host, layout, upper, skips, rollback)
         finally:
             if freeze:
                 cgroup.freeze(host, group, False)
@@ -152,19 +153,33 @@ def commit(host: Host, store: Store, ref: str, reference: str | None, change: li
                                  author)]
         blob_bytes = oci_config(new_config, [*config.layers, scan.diff_id], created, history,
                                 author, message, base=base)
-        host.step("record the image")
-        return record_image(host, store, blob_bytes, [tag] if tag else [],
-                            [*base_sizes, scan.size], rollback,
-                            tar_hints={scan.diff_id: scan.tar_size})
+        with store.lock(), Rollback(host) as publishing:  # unwound under the lock
+            sweep_partials(host, layout)
+            gone = [d for d in config.layers
+                    if not host.exists(layout.layer_dir(d)) and not host.exists(layout.blob(d))]
+            if gone:  # the container and its image were removed while we packed
+                raise ShellctrError(f"layer sha256:{gone[0][:SHORT]} of the image was removed "
+                                    "during the commit", "the container was removed: commit "
+                                    "another one")
+            host.step("move the layer into place and record the image")
+            blob = layout.blob(scan.diff_id)
+            if host.exists(blob):  # the same changes committed (or loaded) before
+                host.remove_file(partial)
+            else:
+                host.rename(partial, blob, rollback=publishing)
+            return record_image(host, store, blob_bytes, [tag] if tag else [],
+                                [*base_sizes, scan.size], publishing,
+                                tar_hints={scan.diff_id: scan.tar_size})
 
 
 def write_layer(host: Host, layout: Layout, upper: Path, skips: list[str],
-                rollback: Rollback) -> LayerScan:
-    """The upper dir written once, as the new layer's tar, into `blobs/<diff id>`: one
+                rollback: Rollback) -> tuple[LayerScan, Path]:
+    """The upper dir written once, as the new layer's tar, into `blobs/` under a
+    temporary name (returned with what it holds; `commit` moves it into place): one
     pass (`layers.pack`) that converts overlay whiteouts and opaque dirs to OCI ones,
     leaves out init's mount points and overlayfs' own xattrs, and hashes what it writes.
     The layer's files (`layers/<diff id>/`) are extracted from it when a container first
-    uses the image (`layers.ensure_layer_dirs`). Like `load`, no fsync of the tar: the
+    uses the image (`layers.prepare_layer_dirs`). Like `load`, no fsync of the tar: the
     image record that names it is written durably."""
     partial = layout.blobs_dir / f".commit-{os.getpid()}.partial"
     host.remove_file(partial)  # left by a crash
@@ -176,9 +191,4 @@ def write_layer(host: Host, layout: Layout, upper: Path, skips: list[str],
     scan = host.produce(pack_argv(upper, skips), partial, write, rollback)
     if scan is None:  # --dry-run: nothing written; the same pass, kept nowhere
         scan = digest_dir(upper, lambda name: name in skips)
-    blob = layout.blob(scan.diff_id)
-    if host.exists(blob):  # the same changes committed (or loaded) before
-        host.remove_file(partial)
-    else:
-        host.rename(partial, blob, rollback=rollback)
-    return scan
+    return scan, partial

@@ -36,7 +36,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
     from types import FrameType
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
 DEFAULT_PATH = init_step.DEFAULT_PATH
 TOP = Path(__file__).resolve().parent.parent  # the checkout: bin/, build/, shellctr/
@@ -191,71 +191,78 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
         volume.check_propagation(store.layout, mounts)
     layout = store.layout
     store.prepare()
-    with store.lock(), Rollback(host) as rollback:
-        names = store.container_names()
-        if options.name is not None and options.name in names.values():
-            holder = next(cid for cid, name in names.items() if name == options.name)
-            raise Conflict(
-                f'the container name "{options.name}" is already in use by container '
-                f"{short_id(holder)}",
-                "remove that container or choose another name",
-            )
+    extracted: list[Any] = []  # layers.PreparedLayer (not imported on the run path)
+    with Rollback(host) as scratch:  # a committed layer's files, extracted outside the lock
         if not all(host.exists(layout.layer_dir(d)) or not layout.blob(d).is_file()
                    for d in image["layers"]):
-            from shellctr.layers import ensure_layer_dirs  # a committed image's first use
+            from shellctr.layers import prepare_layer_dirs  # a committed image's first use
 
-            ensure_layer_dirs(host, layout, image["layers"], rollback)
-        cid = new_id()
-        hostname = options.hostname or short_id(cid)
-        config: Record = {  # shaped like state.ContainerConfig
-            "schema_version": SCHEMA_VERSION,
-            "id": cid,
-            "name": options.name or generate_name(names.values()),
-            "created": now_iso(),
-            "image": options.image,
-            "image_id": image["id"],
-            "layers": image["layers"],
-            "path": argv[0],
-            "args": argv[1:],
-            "entrypoint": entrypoint,
-            "cmd": cmd,
-            "env": build_env(options, image_config["Env"], hostname),
-            "working_dir": workdir,
-            "user": options.user if options.user is not None else image_config["User"],
-            "hostname": hostname,
-            "tty": options.tty,
-            "interactive": options.interactive,
-            "auto_remove": options.auto_remove,
-            **limits,  # memory, cpu_shares... (cgroup.LIMIT_DEFAULTS)
-            "cgroup_parent": parent,
-            "restart_policy": restart_policy,
-            "restart_max": restart_max,
-            "labels": {**(image_config.get("Labels") or {}), **labels},  # -l wins
-            "stop_signal": image_config.get("StopSignal") or "",
-            "mounts": mounts,  # volume.mount_record; anonymous volumes named below
-            "read_only": options.read_only,
-            **network,  # network_mode, networks, ports... (netopts.network_config)
-        }
-        host.step(f"create container {short_id(cid)} ({config['name']})")
-        if mounts:  # volumes created on first use, missing -v host dirs
-            from shellctr import volume
+            extracted = prepare_layer_dirs(host, layout, image["layers"], scratch)
+        with store.lock(), Rollback(host) as rollback:
+            names = store.container_names()
+            if options.name is not None and options.name in names.values():
+                holder = next(cid for cid, name in names.items() if name == options.name)
+                raise Conflict(
+                    f'the container name "{options.name}" is already in use by container '
+                    f"{short_id(holder)}",
+                    "remove that container or choose another name",
+                )
+            if extracted:  # under the lock: into place, unless another create was first
+                from shellctr.layers import publish_layer
 
-            volume.prepare(host, store, mounts, rollback)
-        # the undo of this first mkdir removes everything below it
-        host.mkdir(layout.container_dir(cid), mode=0o700, rollback=rollback)
-        for path in (layout.container_upper(cid), layout.container_work(cid),
-                     layout.container_rootfs(cid)):
-            host.mkdir(path)
-        host.write_file(layout.container_etc_file(cid, "hostname"), hostname + "\n")
-        if not netopts.is_bridged(network["network_mode"]):  # else: written at start
-            host.write_file(layout.container_etc_file(cid, "hosts"),
-                            netopts.hosts_text(config))
-            resolv = (host_resolv_conf() if network["network_mode"] != "host"
-                      else read_text("/etc/resolv.conf"))  # the host's resolvers work there
-            host.write_file(layout.container_etc_file(cid, "resolv.conf"),
-                            netopts.resolv_text(config, resolv))
-        store.write(layout.container_config(cid), config)
-        store.write(layout.container_state(cid), state_record("created"))
+                for layer in extracted:
+                    publish_layer(host, layout, layer, rollback)
+            cid = new_id()
+            hostname = options.hostname or short_id(cid)
+            config: Record = {  # shaped like state.ContainerConfig
+                "schema_version": SCHEMA_VERSION,
+                "id": cid,
+                "name": options.name or generate_name(names.values()),
+                "created": now_iso(),
+                "image": options.image,
+                "image_id": image["id"],
+                "layers": image["layers"],
+                "path": argv[0],
+                "args": argv[1:],
+                "entrypoint": entrypoint,
+                "cmd": cmd,
+                "env": build_env(options, image_config["Env"], hostname),
+                "working_dir": workdir,
+                "user": options.user if options.user is not None else image_config["User"],
+                "hostname": hostname,
+                "tty": options.tty,
+                "interactive": options.interactive,
+                "auto_remove": options.auto_remove,
+                **limits,  # memory, cpu_shares... (cgroup.LIMIT_DEFAULTS)
+                "cgroup_parent": parent,
+                "restart_policy": restart_policy,
+                "restart_max": restart_max,
+                "labels": {**(image_config.get("Labels") or {}), **labels},  # -l wins
+                "stop_signal": image_config.get("StopSignal") or "",
+                "mounts": mounts,  # volume.mount_record; anonymous volumes named below
+                "read_only": options.read_only,
+                **network,  # network_mode, networks, ports... (netopts.network_config)
+            }
+            host.step(f"create container {short_id(cid)} ({config['name']})")
+            if mounts:  # volumes created on first use, missing -v host dirs
+                from shellctr import volume
+
+                volume.prepare(host, store, mounts, rollback)
+            # the undo of this first mkdir removes everything below it
+            host.mkdir(layout.container_dir(cid), mode=0o700, rollback=rollback)
+            for path in (layout.container_upper(cid), layout.container_work(cid),
+                         layout.container_rootfs(cid)):
+                host.mkdir(path)
+            host.write_file(layout.container_etc_file(cid, "hostname"), hostname + "\n")
+            if not netopts.is_bridged(network["network_mode"]):  # else: written at start
+                host.write_file(layout.container_etc_file(cid, "hosts"),
+                                netopts.hosts_text(config))
+                resolv = (host_resolv_conf() if network["network_mode"] != "host"
+                          else read_text("/etc/resolv.conf"))  # the host's resolvers work there
+                host.write_file(layout.container_etc_file(cid, "resolv.conf"),
+                                netopts.resolv_text(config, resolv))
+            store.write(layout.container_config(cid), config)
+            store.write(layout.container_state(cid), state_record("created"))
     return config
 
 

@@ -23,7 +23,14 @@ from shellctr.cmd import path_arg
 from shellctr.errors import Conflict, NotFound, ShellctrError
 from shellctr.host import Host, Rollback
 from shellctr.ids import SHORT
-from shellctr.layers import LayerScan, file_source, scan_layer, store_layer
+from shellctr.layers import (
+    LayerScan,
+    file_source,
+    prepare_layer,
+    publish_layer,
+    scan_layer,
+    sweep_partials,
+)
 from shellctr.reference import find_image_record, is_id, normalize_ref
 from shellctr.state import Image, ImageConfig, container_config, evolve, images, save
 from shellctr.store import Store, now_iso
@@ -307,12 +314,16 @@ def import_image(
                                      comment or f"Imported from {tar_path.name}")],
                       comment=comment)
     store.prepare()
-    with store.lock(), Rollback(host) as rollback:
+    with Rollback(host) as rollback:  # the long work, outside the lock (as load's)
         host.step(f"import layer sha256:{scan.diff_id[:SHORT]}")
-        store_layer(host, store.layout, file_source(tar_path), rollback, expect=scan.diff_id)
-        host.step("record the image")
-        return record_image(host, store, blob, [tag] if tag else [], [scan.size], rollback,
-                            tar_hints={scan.diff_id: scan.tar_size})
+        layer = prepare_layer(host, store.layout, file_source(tar_path), rollback,
+                              expect=scan.diff_id)
+        with store.lock(), Rollback(host) as publishing:  # unwound under the lock
+            sweep_partials(host, store.layout)
+            publish_layer(host, store.layout, layer, publishing)
+            host.step("record the image")
+            return record_image(host, store, blob, [tag] if tag else [], [scan.size],
+                                publishing, tar_hints={scan.diff_id: scan.tar_size})
 
 
 def restore(store: Store, path: Path, image: Image) -> Callable[[], None]:

@@ -5,7 +5,7 @@ uncompressed tar): the tar itself in `blobs/sha256/<diff id>` (so `save` writes 
 bytes the digest names) and its files in `layers/<diff id>/`, extracted by GNU tar into
 a fresh directory of their own, which every image using the layer shares read-only.
 `load` and `import` extract at once; `commit` writes only the tar, and its files are
-extracted when a container is first created from it (`ensure_layer_dirs`). Images
+extracted when a container is first created from it (`prepare_layer_dirs`). Images
 committed by older versions have the files but no tar: `save` packs those again.
 
 Before tar sees a layer, Python reads every member (`scan_layer`): no absolute names, no
@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import stat
 import sys
 import tarfile
@@ -323,55 +324,130 @@ def layer_present(layout: Layout, diff_id: str) -> bool:
     return layout.layer_dir(diff_id).is_dir() and layout.blob(diff_id).is_file()
 
 
-def store_layer(host: Host, layout: Layout, source: LayerSource, rollback: Rollback,
-                expect: str | None = None, digest: str | None = None) -> LayerScan:
-    """Bring a layer into the store: its tar into `blobs/`, checked, then its files
-    extracted into `layers/<diff id>/`. `expect`: the diff id it must have; `digest`:
-    the sha256 its bytes as given must have (a compressed blob's)."""
-    if expect and layer_present(layout, expect) and not host.dry_run:
-        return LayerScan(diff_id=expect, size=-1)  # content-addressed: it is this layer
-    partial = layout.blobs_dir / f".layer-{os.getpid()}.partial"
+# -- preparing a layer outside the lock, publishing it under it --------------------------
+PARTIAL_PID = re.compile(r"[.-](\d+)\.partial$")
+
+
+def pid_partial(directory: Path, stem: str) -> Path:
+    """A temporary name in `directory` for this process's work in progress:
+    `.STEM.PID.partial` (its pid tells `sweep_partials` whether it is abandoned)."""
+    return directory / f".{stem}.{os.getpid()}.partial"
+
+
+def sweep_partials(host: Host, layout: Layout) -> None:
+    """Remove the partial tars (blobs/) and dirs (layers/) of shellctr processes that
+    ended mid-way (a crash, a kill); a live process's are its work in progress. Under
+    the lock, so that two sweeps do not race for one."""
+    if host.dry_run:
+        return  # not part of what the script would do
+    for directory in (layout.blobs_dir, layout.layers_dir):
+        for entry in sorted(os.listdir(directory)) if directory.is_dir() else []:
+            if not (entry.startswith(".") and entry.endswith(".partial")):
+                continue
+            match = PARTIAL_PID.search(entry)
+            if match is not None and _alive(int(match[1])):
+                continue
+            if (directory / entry).is_dir():
+                host.remove_tree(directory / entry)
+            else:
+                host.remove_file(directory / entry)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class PreparedLayer:
+    """A layer brought into the store under temporary names, not yet published."""
+
+    scan: LayerScan
+    source: LayerSource | None  # where it came from (to bring it in again if need be)
+    tar: Path | None = None  # its checked tar (blobs/.DIFF.PID.partial); None: in place
+    files: Path | None = None  # its extracted files (layers/.DIFF.PID.partial); None: idem
+
+
+def prepare_layer(host: Host, layout: Layout, source: LayerSource, rollback: Rollback,
+                  expect: str, digest: str | None = None) -> PreparedLayer:
+    """The long part of bringing a layer into the store, done outside the store lock:
+    its tar copied into `blobs/` and checked, its files extracted into a fresh directory
+    in `layers/`, both under temporary names (`publish_layer` moves them into place).
+    `expect`: the diff id it must have; `digest`: the sha256 its bytes as given must
+    have (a compressed blob's). A layer already in the store is not copied again."""
+    if layer_present(layout, expect) and not host.dry_run:
+        return PreparedLayer(LayerScan(diff_id=expect, size=-1), source)
+    partial = pid_partial(layout.blobs_dir, expect)
     if host.dry_run:  # nothing is copied: check the source itself
         with source.open_raw() as raw:
             scan = scan_stream(raw)
         host.produce(source.argv, partial, lambda: None)
         given = scan.diff_id
     else:
-        host.remove_file(partial)
+        host.remove_file(partial)  # left by a crashed process that had our pid
         given = host.produce(source.argv, partial, lambda: source.copy(partial) or "",
                              rollback) or ""
         scan = scan_layer(partial)  # the copy in our store: nobody can change it meanwhile
         given = given or scan.diff_id
-    if expect and scan.diff_id != expect:
+    if scan.diff_id != expect:
         raise ShellctrError(f"layer digest mismatch: expected sha256:{expect}, "
                             f"the archive holds sha256:{scan.diff_id}",
                             "the archive is corrupt")
     if digest and given != digest:
         raise ShellctrError(f"blob digest mismatch: expected sha256:{digest}, "
                             f"got sha256:{given}", "the archive is corrupt")
-    blob = layout.blob(scan.diff_id)
-    if host.exists(blob):
-        host.remove_file(partial)
-    else:
-        host.rename(partial, blob, rollback=rollback)
-    extract_layer(host, layout, scan, rollback)
-    return scan
+    files = None
+    if not layout.layer_dir(expect).is_dir():
+        files = extract_files(host, layout, scan, partial, rollback)
+    return PreparedLayer(scan, source, partial, files)
 
 
-def extract_layer(host: Host, layout: Layout, scan: LayerScan, rollback: Rollback) -> None:
-    """Extract the checked tar `blobs/<diff id>` into `layers/<diff id>/`, unless there."""
-    final = layout.layer_dir(scan.diff_id)
-    if final.is_dir():
-        return
-    partial = layout.layers_dir / f".{scan.diff_id}.partial"
-    host.remove_tree(partial)  # left by a crash during an earlier extraction
+def publish_layer(host: Host, layout: Layout, layer: PreparedLayer,
+                  rollback: Rollback) -> None:
+    """Under the store lock: move a prepared layer's tar and files into place, unless
+    another process published the same layer meanwhile (then ours are dropped). A part
+    that was there when we began and that an `rmi` removed since is brought in again
+    (rare: the long work under the lock, once)."""
+    diff_id = layer.scan.diff_id
+    blob, final = layout.blob(diff_id), layout.layer_dir(diff_id)
+    if layer.tar is None and not host.exists(blob):
+        if layer.source is None:
+            raise ShellctrError(f"layer sha256:{diff_id} was removed meanwhile",
+                                "an rmi or prune ran at the same time: try again")
+        again = prepare_layer(host, layout, layer.source, rollback, diff_id)
+        layer.scan, layer.tar, layer.files = again.scan, again.tar, layer.files or again.files
+    if layer.tar is not None:
+        if host.exists(blob):
+            host.remove_file(layer.tar)
+        else:
+            host.rename(layer.tar, blob, rollback=rollback)
+    if layer.files is None and not host.exists(final):
+        layer.files = extract_files(host, layout, layer.scan, blob, rollback)
+    if layer.files is not None:
+        if host.exists(final):
+            host.remove_tree(layer.files)
+        else:
+            host.rename(layer.files, final, rollback=rollback)
+
+
+def extract_files(host: Host, layout: Layout, scan: LayerScan, tar: Path,
+                  rollback: Rollback) -> Path:
+    """Extract the checked layer tar at `tar` into a fresh directory of its own in
+    `layers/`, under a temporary name; that name."""
+    partial = pid_partial(layout.layers_dir, scan.diff_id)
+    host.remove_tree(partial)  # left by a crashed process that had our pid
     host.mkdir(partial, rollback=rollback)
     excludes = []
     if scan.whiteouts or scan.opaque:
         excludes += ["--wildcards", "--no-anchored", f"--exclude={WHITEOUT}*"]
     if scan.skipped:
         excludes += ["--anchored", "--no-wildcards", *(f"--exclude={n}" for n in scan.skipped)]
-    host.run(["tar", "--extract", f"--file={path_arg(layout.blob(scan.diff_id))}",
+    host.run(["tar", "--extract", f"--file={path_arg(tar)}",
               f"--directory={path_arg(partial)}", *TAR_FLAGS, *excludes])
     for directory in scan.opaque:
         target = _ensure_dirs(host, partial, directory)
@@ -379,15 +455,26 @@ def extract_layer(host: Host, layout: Layout, scan: LayerScan, rollback: Rollbac
     for name in scan.whiteouts:
         parent, _, base = name.rpartition("/")
         host.make_whiteout(_ensure_dirs(host, partial, parent) / base)
+    return partial
+
+
+def extract_layer(host: Host, layout: Layout, scan: LayerScan, rollback: Rollback) -> None:
+    """Extract the checked tar `blobs/<diff id>` into `layers/<diff id>/`, unless there.
+    Under the store lock (the whole work: see `prepare_layer` for the split)."""
+    final = layout.layer_dir(scan.diff_id)
+    if final.is_dir():
+        return
+    partial = extract_files(host, layout, scan, layout.blob(scan.diff_id), rollback)
     host.rename(partial, final, rollback=rollback)
 
 
-def ensure_layer_dirs(host: Host, layout: Layout, diff_ids: list[str],
-                      rollback: Rollback) -> None:
-    """Extract each layer whose files are not in `layers/` yet from its tar in `blobs/`
-    (a committed layer is kept as a tar only, until a container first uses it): checked
-    and its digest verified as when loaded. Under the store lock, so that concurrent
-    creates extract it once; the undo removes what was extracted."""
+def prepare_layer_dirs(host: Host, layout: Layout, diff_ids: list[str],
+                       rollback: Rollback) -> list[PreparedLayer]:
+    """Outside the store lock: extract each layer whose files are not in `layers/` yet
+    from its tar in `blobs/` (a committed layer is kept as a tar only, until a container
+    first uses it), checked and its digest verified as when loaded, each into a fresh
+    directory under a temporary name. `publish_layer` moves them into place."""
+    prepared = []
     for diff_id in dict.fromkeys(diff_ids):
         blob = layout.blob(diff_id)
         if host.exists(layout.layer_dir(diff_id)) or not blob.is_file():
@@ -398,7 +485,9 @@ def ensure_layer_dirs(host: Host, layout: Layout, diff_ids: list[str],
         if scan.diff_id != diff_id:
             raise ShellctrError(f"layer {blob} is corrupt: it holds sha256:{scan.diff_id}",
                                 hint)
-        extract_layer(host, layout, scan, rollback)
+        prepared.append(PreparedLayer(scan, None, None,
+                                      extract_files(host, layout, scan, blob, rollback)))
+    return prepared
 
 
 def _ensure_dirs(host: Host, top: Path, relative: str) -> Path:

@@ -391,7 +391,8 @@ def test_two_containers_created_at_once_from_a_fresh_commit_share_one_layer_dir(
     results = [process.wait() for process in creating]
     for result in results:
         result.ok()
-    assert sum("tar --extract" in result.err for result in results) == 1, results
+    # each may extract it (outside the lock); one moves it into place, the other drops its own
+    assert sum("tar --extract" in result.err for result in results) >= 1, results
     assert set(os.listdir(worker.root / "layers")) == layers_before | {layer}
     for name in names:
         assert ctr("start", "--attach", name).ok().out == "hello\n"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ def test_extraction_leaves_whiteouts_to_python_and_makes_overlays_own(
     scan = LayerScan(diff_id="ee" * 32, whiteouts=["etc/passwd", "a/b/c"], opaque=["srv"])
     from shellctr.host import Rollback
     extract_layer(host, layout, scan, Rollback(host))
-    partial = layout.layers_dir / f".{'ee' * 32}.partial"
+    partial = layout.layers_dir / f".{'ee' * 32}.{PID}.partial"
     assert [cmd.argv for cmd in host.cmds] == [
         ["mkdir", "--mode=755", str(partial)],
         ["tar", "--extract", f"--file={layout.blob('ee' * 32)}", f"--directory={partial}",
@@ -151,27 +152,29 @@ def docker_archive(path: Path, layers: list[bytes], config: bytes | None = None)
 
 
 def load_steps(layout: Layout, source: Path, dry_run: bool = False) -> list[list[str]]:
-    steps = []
-    partial = layout.blobs_dir / f".layer-{PID}.partial"
+    """Outside the lock: each layer's tar copied, checked and extracted under temporary
+    names; under it: each moved into place, then the config and the record written."""
+    steps, publish = [], []
     for data in LAYERS:
         digest = sha(data)
-        dir_partial = layout.layers_dir / f".{digest}.partial"
+        partial = layout.blobs_dir / f".{digest}.{PID}.partial"
+        dir_partial = layout.layers_dir / f".{digest}.{PID}.partial"
         steps += [
             ["tar", "--extract", "--to-stdout", f"--file={source}", f"{digest}.tar", ">",
              str(partial)],
-            ["mv", "--no-target-directory", str(partial), str(layout.blob(digest))],
             ["mkdir", "--mode=755", str(dir_partial)],
-            ["tar", "--extract", f"--file={layout.blob(digest)}", f"--directory={dir_partial}"],
+            ["tar", "--extract", f"--file={partial}", f"--directory={dir_partial}"],
         ]
         if data is LAYERS[1]:
             if dry_run:  # the script cannot know tar made etc/ already: --parents
                 steps.append(["mkdir", "--parents", "--mode=755", str(dir_partial / "etc")])
             steps.append(["mknod", "--mode=0", str(dir_partial / "etc" / "passwd"), "c", "0",
                           "0"])
-        steps.append(["mv", "--no-target-directory", str(dir_partial),
-                      str(layout.layer_dir(digest))])
+        publish += [["mv", "--no-target-directory", str(partial), str(layout.blob(digest))],
+                    ["mv", "--no-target-directory", str(dir_partial),
+                     str(layout.layer_dir(digest))]]
     image_id = sha(config_blob(LAYERS))
-    return [*steps, ["printf", ">", str(layout.blob(image_id))],
+    return [*steps, *publish, ["printf", ">", str(layout.blob(image_id))],
             ["cat", ">", str(layout.image_file(image_id))]]
 
 
@@ -413,7 +416,7 @@ def test_the_first_container_of_a_fresh_commit_extracts_its_layer_once(
     new_layer = made.layers[-1]
     host, store = creating(layout)
     create(host, store, RunOptions("made:1", ["true"]))
-    partial = layout.layers_dir / f".{new_layer}.partial"
+    partial = layout.layers_dir / f".{new_layer}.{PID}.partial"
     assert [cmd.argv[:2] for cmd in host.cmds[:3]] == [
         ["mkdir", "--mode=755"], ["tar", "--extract"],
         ["mv", "--no-target-directory"]]
@@ -558,3 +561,144 @@ def test_pack_writes_the_bytes_pythons_tarfile_writes(tmp_path: Path) -> None:
     assert kinds["empty"].pax_headers["SCHILY.xattr.user.note"] == "kept"
     assert kinds["big"].mode == 0o4755 and kinds["fifo"].isfifo()
     assert f"d/{'long-' * 30}/caf\u00e9" in kinds
+
+
+# -- the store lock: held only to publish ---------------------------------------------------
+class WatchedStore(Store):
+    """A store that notes which of its host's commands ran under its lock; `meanwhile`
+    runs as the lock is taken (what another process did while this one worked)."""
+
+    def __init__(self, layout: Layout, host: RecordingHost,
+                 meanwhile: Callable[[], None] = lambda: None) -> None:
+        super().__init__(layout, host)
+        self.recorder, self.meanwhile = host, meanwhile
+        self.locked: set[int] = set()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        with super().lock():
+            self.meanwhile()
+            start = len(self.recorder.cmds)
+            try:
+                yield
+            finally:
+                self.locked.update(range(start, len(self.recorder.cmds)))
+
+    def under_lock(self) -> tuple[list[list[str]], list[list[str]]]:
+        """(commands run outside the lock, commands run under it), as `short` shows them."""
+        argvs = short(self.recorder)
+        return ([a for i, a in enumerate(argvs) if i not in self.locked],
+                [a for i, a in enumerate(argvs) if i in self.locked])
+
+
+def partials(layout: Layout) -> list[str]:
+    return [entry for directory in (layout.blobs_dir, layout.layers_dir)
+            for entry in os.listdir(directory) if entry.endswith(".partial")]
+
+
+def test_load_copies_checks_and_extracts_outside_the_lock_and_only_publishes_under_it(
+        layout: Layout, tmp_path: Path) -> None:
+    source = docker_archive(tmp_path / "img.tar", LAYERS)
+    prepared_store(layout)
+    host = StoreHost(substitute={"tar": fake_tar, "mknod": whiteout_as_file})
+    store = WatchedStore(layout, host)
+    archive.load(host, store, source)
+    outside, inside = store.under_lock()
+    assert [argv[0] for argv in outside] == ["tar", "mkdir", "tar", "tar", "mkdir", "tar",
+                                             "mknod"]
+    assert [argv[0] for argv in inside] == ["mv", "mv", "mv", "mv", "printf", "cat"]
+
+
+def test_a_layer_another_load_published_meanwhile_is_kept_and_ours_dropped(
+        layout: Layout, tmp_path: Path) -> None:
+    source = docker_archive(tmp_path / "img.tar", LAYERS)
+    prepared_store(layout)
+    first = sha(LAYERS[0])
+
+    def other_load() -> None:
+        layout.blob(first).write_bytes(LAYERS[0])
+        (layout.layer_dir(first) / "theirs").mkdir(parents=True)
+
+    host = StoreHost(substitute={"tar": fake_tar, "mknod": whiteout_as_file})
+    store = WatchedStore(layout, host, other_load)
+    archive.load(host, store, source)
+    _, inside = store.under_lock()
+    assert inside[:2] == [["rm", str(layout.blobs_dir / f".{first}.{PID}.partial")],
+                          ["rm", "--recursive", str(layout.layers_dir / f".{first}.{PID}.partial")]]
+    assert os.listdir(layout.layer_dir(first)) == ["theirs"]
+    assert partials(layout) == []
+    assert layout.image_file(sha(config_blob(LAYERS))).is_file()
+
+
+def test_a_layer_an_rmi_removed_while_loading_is_brought_in_again_under_the_lock(
+        layout: Layout, tmp_path: Path) -> None:
+    source = docker_archive(tmp_path / "img.tar", LAYERS)
+    prepared_store(layout)
+    first = sha(LAYERS[0])
+    layout.blob(first).write_bytes(LAYERS[0])  # present when the load begins: not copied
+    (layout.layer_dir(first) / "bin").mkdir(parents=True)
+
+    def rmi() -> None:
+        layout.blob(first).unlink()
+        (layout.layer_dir(first) / "bin").rmdir()
+        layout.layer_dir(first).rmdir()
+
+    host = StoreHost(substitute={"tar": fake_tar, "mknod": whiteout_as_file})
+    store = WatchedStore(layout, host, rmi)
+    archive.load(host, store, source)
+    outside, inside = store.under_lock()
+    assert not any(f"{first}.tar" in argv for argv in outside)
+    assert inside[0][:5] == ["tar", "--extract", "--to-stdout", f"--file={source}",
+                             f"{first}.tar"]
+    assert layout.blob(first).read_bytes() == LAYERS[0]
+    assert (layout.layer_dir(first) / "bin" / "sh").is_file()
+    assert partials(layout) == []
+
+
+@pytest.mark.usefixtures("fixed")
+def test_commit_packs_outside_the_lock_and_only_publishes_under_it(
+        layout: Layout, tmp_path: Path) -> None:
+    store = loaded(layout, tmp_path)
+    config = create(store.host, store, RunOptions("img:1", ["true"]))
+    (layout.container_upper(config["id"]) / "f").write_text("x")
+    host = StoreHost()
+    watched = WatchedStore(layout, host)
+    commit.commit(host, watched, config["id"], "made:1", [])
+    outside, inside = watched.under_lock()
+    assert [argv[0] for argv in outside] == ["env"]  # the pack
+    assert [argv[0] for argv in inside] == ["mv", "printf", "cat"]
+
+
+@pytest.mark.usefixtures("fixed")
+def test_commit_of_a_container_whose_layers_went_meanwhile_fails_and_leaves_nothing(
+        layout: Layout, tmp_path: Path) -> None:
+    store = loaded(layout, tmp_path)
+    config = create(store.host, store, RunOptions("img:1", ["true"]))
+    (layout.container_upper(config["id"]) / "f").write_text("x")
+    images = set(os.listdir(layout.images_dir))
+
+    def rm_and_rmi() -> None:
+        import shutil
+
+        for diff_id in config["layers"]:
+            layout.blob(diff_id).unlink()
+            shutil.rmtree(layout.layer_dir(diff_id))
+
+    host = StoreHost()
+    with pytest.raises(ShellctrError, match="removed during the commit"):
+        commit.commit(host, WatchedStore(layout, host, rm_and_rmi), config["id"], "made:1", [])
+    assert partials(layout) == []
+    assert set(os.listdir(layout.images_dir)) == images
+
+
+def test_the_first_use_of_a_committed_layer_extracts_it_outside_the_lock(
+        layout: Layout, tmp_path: Path) -> None:
+    _, made = committed(layout, tmp_path)
+    host = StoreHost(substitute={"tar": fake_tar, "mknod": whiteout_as_file})
+    watched = WatchedStore(layout, host)
+    create(host, watched, RunOptions("made:1", ["true"]))
+    outside, inside = watched.under_lock()
+    assert [argv[0] for argv in outside] == ["mkdir", "tar"]
+    assert inside[0] == ["mv", "--no-target-directory",
+                         str(layout.layers_dir / f".{made.layers[-1]}.{PID}.partial"),
+                         str(layout.layer_dir(made.layers[-1]))]

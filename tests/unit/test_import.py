@@ -48,20 +48,25 @@ def diff_id(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def blob_partial(layout: Layout) -> Path:
-    return layout.blobs_dir / f".layer-{os.getpid()}.partial"
+def blob_partial(layout: Layout, tar: Path) -> Path:
+    return layout.blobs_dir / f".{diff_id(tar)}.{os.getpid()}.partial"
+
+
+def dir_partial(layout: Layout, tar: Path) -> Path:
+    return layout.layers_dir / f".{diff_id(tar)}.{os.getpid()}.partial"
 
 
 def import_steps(layout: Layout, tar: Path, image_id: str) -> list[list[str]]:
-    """The layer's tar kept, its files extracted, the config blob and record written."""
+    """Outside the lock: the layer's tar copied and its files extracted under temporary
+    names; under it: both moved into place, the config blob and record written."""
     digest = diff_id(tar)
-    partial = layout.layers_dir / f".{digest}.partial"
+    partial, tar_partial = dir_partial(layout, tar), blob_partial(layout, tar)
     blob = layout.blob(digest)
     return [
-        ["cat", str(tar), ">", str(blob_partial(layout))],
-        ["mv", "--no-target-directory", str(blob_partial(layout)), str(blob)],
+        ["cat", str(tar), ">", str(tar_partial)],
         ["mkdir", "--mode=755", str(partial)],
-        ["tar", "--extract", f"--file={blob}", f"--directory={partial}", *TAR_FLAGS],
+        ["tar", "--extract", f"--file={tar_partial}", f"--directory={partial}", *TAR_FLAGS],
+        ["mv", "--no-target-directory", str(tar_partial), str(blob)],
         ["mv", "--no-target-directory", str(partial), str(layout.layer_dir(digest))],
         ["cat", ">", str(layout.blob(image_id))],
         ["cat", ">", str(layout.image_file(image_id))],
@@ -101,15 +106,15 @@ def test_import_shell_lines(layout: Layout, tar: Path) -> None:
     prepared_store(layout)
     host = RecordingHost()
     image = import_image(host, Store(layout, host), tar, [], None)
-    partial = q(layout.layers_dir / f".{diff_id(tar)}.partial")
+    partial, tar_partial = q(dir_partial(layout, tar)), q(blob_partial(layout, tar))
     blob = q(layout.blob(diff_id(tar)))
     assert host.lines[:5] == [
-        f"cat {q(tar)} > {q(blob_partial(layout))}",
-        f"mv --no-target-directory {q(blob_partial(layout))} {blob}",
+        f"cat {q(tar)} > {tar_partial}",
         f"mkdir --mode=755 {partial}",
-        f"tar --extract --file={blob} --directory={partial} --numeric-owner --same-owner "
-        "--preserve-permissions --xattrs '--xattrs-include=*' "
+        f"tar --extract --file={tar_partial} --directory={partial} --numeric-owner "
+        "--same-owner --preserve-permissions --xattrs '--xattrs-include=*' "
         "'--xattrs-exclude=trusted.overlay.*'",
+        f"mv --no-target-directory {tar_partial} {blob}",
         f"mv --no-target-directory {partial} {q(layout.layer_dir(diff_id(tar)))}",
     ]
     assert host.lines[5].startswith("printf %s '{\"architecture\":")
@@ -124,7 +129,7 @@ def test_import_excludes_device_nodes_under_dev(layout: Layout, tmp_path: Path) 
                                            ("./dev/sda", tarfile.BLKTYPE)])
     host = RecordingHost()
     import_image(host, Store(layout, host), tar, [], None)
-    assert host.cmds[3].argv[-5:] == [
+    assert host.cmds[2].argv[-5:] == [
         "--xattrs-exclude=trusted.overlay.*", "--anchored", "--no-wildcards",
         "--exclude=dev/null", "--exclude=./dev/sda"]
 
@@ -140,15 +145,31 @@ def test_import_of_a_layer_already_present_only_records_the_image(layout: Layout
                            ["cat", ">", str(layout.image_file(image.id))]]
 
 
-def test_import_clears_a_partial_layer_left_by_a_crash(layout: Layout, tar: Path) -> None:
+def ended_pid() -> int:
+    """The pid of a process that has ended."""
+    import subprocess
+
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return done.pid
+
+
+def test_import_sweeps_the_partials_of_ended_processes_under_the_lock(
+        layout: Layout, tar: Path) -> None:
     prepared_store(layout)
-    partial = layout.layers_dir / f".{diff_id(tar)}.partial"
-    partial.mkdir()
-    (partial / "half-written").write_text("x")
+    older = layout.layers_dir / f".{diff_id(tar)}.partial"  # named by an older shellctr
+    dead = layout.blobs_dir / f".{'ab' * 32}.{ended_pid()}.partial"
+    alive = layout.layers_dir / f".{'cd' * 32}.{os.getppid()}.partial"  # work in progress
+    for directory in (older, alive):
+        directory.mkdir()
+        (directory / "half-written").write_text("x")
+    dead.write_bytes(b"half")
     host = RecordingHost()
     image = import_image(host, Store(layout, host), tar, [], None)
     steps = import_steps(layout, tar, image.id)
-    assert argvs(host) == [*steps[:2], ["rm", "--recursive", str(partial)], *steps[2:]]
+    assert argvs(host) == [*steps[:3], ["rm", str(dead)], ["rm", "--recursive", str(older)],
+                           *steps[3:]]
+    assert alive.is_dir()
 
 
 def test_import_moves_the_tag_from_another_image(layout: Layout, tar: Path) -> None:
@@ -164,23 +185,25 @@ def test_import_moves_the_tag_from_another_image(layout: Layout, tar: Path) -> N
 
 # -- failure at step k undoes steps k-1..1 -----------------------------------------------
 BLOB_UNDO = [["rm", "{blob_partial}"]]
-LAYER_UNDO = [["rm", "--recursive", "{partial}"]]
-MV_BLOB = [["mv", "--no-target-directory", "{blob}", "{blob_partial}"], *BLOB_UNDO]
-LAYER_DONE = [["mv", "--no-target-directory", "{layer}", "{partial}"], *LAYER_UNDO, *MV_BLOB]
+SCRATCH = [["rm", "--recursive", "{partial}"], *BLOB_UNDO]  # the temporary names go
+MV_BLOB = [["mv", "--no-target-directory", "{blob}", "{blob_partial}"]]
+# moved back under the lock (the publishing undos), then removed
+LAYER_DONE = [["mv", "--no-target-directory", "{layer}", "{partial}"], *MV_BLOB, *SCRATCH]
 UNDOS = [  # when step k fails: the undos of steps k-1..1
     [],  # the copy of the layer's tar failed: its partial file is not there to remove
     BLOB_UNDO,
-    MV_BLOB,
-    [*LAYER_UNDO, *MV_BLOB],
-    [*LAYER_UNDO, *MV_BLOB],
+    SCRATCH,
+    SCRATCH,
+    [*MV_BLOB, *SCRATCH],
     LAYER_DONE,
 ]
 
 
 def undo_paths(layout: Layout, tar: Path) -> dict[str, str]:
-    return {"partial": str(layout.layers_dir / f".{diff_id(tar)}.partial"),
+    return {"partial": str(dir_partial(layout, tar)),
             "layer": str(layout.layer_dir(diff_id(tar))),
-            "blob": str(layout.blob(diff_id(tar))), "blob_partial": str(blob_partial(layout))}
+            "blob": str(layout.blob(diff_id(tar))),
+            "blob_partial": str(blob_partial(layout, tar))}
 
 
 @pytest.mark.parametrize("k", range(1, 8))
@@ -237,8 +260,8 @@ def test_an_undo_that_fails_is_reported_and_the_rest_still_run(layout: Layout,
     host = FailingUndo(fail_at=7, substitute={"tar": fake_tar})
     with pytest.raises(HostCommandError, match="injected failure"):
         import_image(host, Store(layout, host), tar, [], "base")
-    assert [cmd.argv[0] for cmd in host.cmds] == ["cat", "mv", "mkdir", "tar", "mv", "cat",
-                                                  "cat", "cat", "mv", "rm", "mv", "rm"]
+    assert [cmd.argv[0] for cmd in host.cmds] == ["cat", "mkdir", "tar", "mv", "mv", "cat",
+                                                  "cat", "cat", "mv", "mv", "rm", "rm"]
     assert host.err.getvalue() == ("shellctr: warning: could not undo untag base:latest: "
                                    "[Errno 28] No space left on device\n")
     assert not layout.layer_dir(diff_id(tar)).exists()
