@@ -9,6 +9,7 @@ check after each test finds any link, netns, rule, resolver or endpoint left beh
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import signal
@@ -206,12 +207,19 @@ def test_published_ports_from_another_host_and_from_the_hosts_localhost(
     assert address == settings["Networks"]["shellctr0"]["IPAddress"] != ""
 
 
-@pytest.mark.usefixtures("cleanup")
-def test_a_host_port_in_use_is_refused_at_start(ctr: Ctr) -> None:
+@contextlib.contextmanager
+def listening(port: int) -> Iterator[None]:
+    """Another program holds `port` on every address of the worker's netns meanwhile."""
     with socket.socket() as holder:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        holder.bind(("0.0.0.0", 18090))
+        holder.bind(("0.0.0.0", port))
         holder.listen(1)
+        yield
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_host_port_in_use_is_refused_at_start(ctr: Ctr) -> None:
+    with listening(18090):
         line = one_line_error(ctr("run", "-d", "--name", "late", "-p", "18090:80",
                                   "busybox", "sleep", "1000", trace=False))
     assert "18090" in line and "address already in use" in line.lower(), line
@@ -229,10 +237,7 @@ SERVE_PORT = "while true; do echo hello-from-{port} | nc -l -p {port}; done"
 @pytest.mark.usefixtures("cleanup")
 def test_a_published_range_answers_on_each_port_from_another_host_and_localhost(
         ctr: Ctr, outside: str) -> None:
-    with socket.socket() as holder:  # the first port of the host range 18300-18310
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        holder.bind(("0.0.0.0", 18300))
-        holder.listen(1)
+    with listening(18300):  # the first port of the host range 18300-18310
         run_detached(ctr, "--name", "web", "-p", "18100-18102:80-82", "-p", "18300-18310:81",
                      "-p", "127.0.0.1::90-91", "-p", "18200-18201:18200-18201",
                      "--expose", "7000-7001", "busybox", "sh", "-c",
@@ -281,10 +286,7 @@ def test_a_range_with_a_host_port_in_use_is_refused_and_leaves_nothing(ctr: Ctr)
     assert "invalid range format for --expose: 7-5" in one_line_error(ctr(
         "run", "-d", "--expose", "7-5", "busybox", "true", trace=False))
     assert ctr("ps", "-aq").ok().out == ""  # nothing was created
-    with socket.socket() as holder:
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        holder.bind(("0.0.0.0", 18411))
-        holder.listen(1)
+    with listening(18411):
         line = one_line_error(ctr("run", "-d", "--name", "late", "-p", "18410-18412:80-82",
                                   "busybox", "sleep", "1000", trace=False))
     assert "0.0.0.0:18411/tcp" in line and "address already in use" in line.lower(), line

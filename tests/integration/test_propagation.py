@@ -25,23 +25,21 @@ def host(*argv: str) -> None:
 def shared_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs on the host made shared: binds from it can be slaves (as on systemd hosts,
     where / is shared; here / may well be private)."""
-    base = tmp_path / "shared"
-    base.mkdir()
-    host("mount", "--types", "tmpfs", "shellctr-test-shared", str(base))
-    try:
-        host("mount", "--make-shared", str(base))
-        yield base
-    finally:
-        host("umount", "--recursive", str(base))
+    yield from tmpfs_made(tmp_path, "shared")
 
 
 @pytest.fixture
 def private_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    base = tmp_path / "private"
+    yield from tmpfs_made(tmp_path, "private")
+
+
+def tmpfs_made(tmp_path: Path, propagation: str) -> Iterator[Path]:
+    """A tmpfs mounted on the host at tmp_path/PROPAGATION, made so; unmounted after."""
+    base = tmp_path / propagation
     base.mkdir()
-    host("mount", "--types", "tmpfs", "shellctr-test-private", str(base))
+    host("mount", "--types", "tmpfs", f"shellctr-test-{propagation}", str(base))
     try:
-        host("mount", "--make-private", str(base))
+        host("mount", f"--make-{propagation}", str(base))
         yield base
     finally:
         host("umount", "--recursive", str(base))
