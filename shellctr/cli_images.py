@@ -86,10 +86,10 @@ def cmd_rmi(args: argparse.Namespace, ctx: Context) -> int:
 
     def rmi(ref: str) -> None:
         store = ctx.store
-        users = {cid: (container_config(store, cid).image_id,
-                       reconcile(store, cid).status == "running")
-                 for cid in store.container_ids()}
-        with store.lock():
+        with store.lock():  # a create after this look must see the image gone (it checks)
+            users = {cid: (container_config(store, cid).image_id,
+                           reconcile(store, cid).status == "running")
+                     for cid in store.container_ids()}
             for line in remove_image(ctx.host, store, ref, args.force, users):
                 if not ctx.host.dry_run:  # under --dry-run stdout is the script
                     print(line)

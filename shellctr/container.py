@@ -199,6 +199,9 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
 
             extracted = prepare_layer_dirs(host, layout, image["layers"], scratch)
         with store.lock(), Rollback(host) as rollback:
+            if not layout.image_file(image["id"]).exists():  # an rmi got the lock first
+                raise NotFound(f"image {options.image} was removed meanwhile",
+                               "load or pull it again")
             names = store.container_names()
             if options.name is not None and options.name in names.values():
                 holder = next(cid for cid, name in names.items() if name == options.name)

@@ -247,6 +247,27 @@ def test_create_refuses_a_name_in_use_before_touching_anything(layout: Layout) -
     assert snapshot(layout.root) == before
 
 
+def test_create_after_an_rmi_that_got_the_lock_first_refuses(layout: Layout) -> None:
+    from contextlib import contextmanager
+
+    from shellctr.errors import NotFound
+
+    install_image(layout)
+    host = RecordingHost()
+
+    class RacedStore(Store):
+        @contextmanager
+        def lock(self) -> Any:  # the rmi ran between create's look and its lock
+            for image in layout.images_dir.iterdir():
+                image.unlink()
+            with super().lock():
+                yield
+
+    with pytest.raises(NotFound, match="image busybox was removed meanwhile"):
+        create(host, RacedStore(layout, host), RunOptions("busybox"))
+    assert host.cmds == []  # no container made
+
+
 @pytest.mark.parametrize(("options", "message"), [
     (RunOptions("nope"), "unable to find image 'nope:latest' locally"),
     (RunOptions("busybox", name="-bad"), "invalid container name"),
