@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -147,8 +148,20 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the command is: it unwinds as an error does (every undo
+    registered so far runs, temporary files go), then the command exits 143. Not an
+    Exception, so that no `except Exception` on the way swallows it."""
+
+
+def terminate(signum: int, frame: object) -> NoReturn:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     debug = False
+    # `run` in the foreground hands SIGTERM on to the container instead (forward_signals)
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         argv = sys.argv[1:] if argv is None else argv
         args = build_parser(argv).parse_args(argv)
@@ -170,9 +183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         return 130
+    except Terminated:
+        return 128 + signal.SIGTERM
     except Exception as err:  # the funnel: anything unexpected is still one line
         if debug:
             import traceback
             traceback.print_exc()
         sys.stderr.write(f"{PROG}: unexpected error: {err!r} (run with --debug for details)\n")
         return ENGINE_ERROR
+    finally:
+        signal.signal(signal.SIGTERM, previous)  # main may run in-process (tests)

@@ -295,15 +295,18 @@ class spooled_stdin:
 
         source = self.source if self.source is not None else sys.stdin.buffer
         with tempfile.NamedTemporaryFile(prefix="shellctr-spool-", delete=False) as spool:
-            self.path = Path(spool.name)
+            self.path, copied = Path(spool.name), False
             try:
                 if self.decompress:
                     from shellctr.layers import decompressing
                     source = decompressing(source)
                 shutil.copyfileobj(source, spool, 1 << 20)
+                copied = True
             except (OSError, EOFError) as err:
-                self.path.unlink(missing_ok=True)
                 raise ShellctrError(f"invalid archive: {err}") from err
+            finally:
+                if not copied:  # unreadable, or the command was killed (cli.Terminated)
+                    self.path.unlink(missing_ok=True)
         return self.path
 
     def __exit__(self, *exc: object) -> None:

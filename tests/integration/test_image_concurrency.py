@@ -4,6 +4,7 @@ same root go on meanwhile, and concurrent loads of one archive store each layer 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import uuid
 from pathlib import Path
@@ -107,3 +108,27 @@ def test_an_rmi_during_a_load_that_shares_its_layer_leaves_the_new_image_whole(
     assert result.out == f"Loaded image: {tags[1]}\n", str(result)
     ctr("run", "--rm", tags[1], "test", "-s", "/data").ok()
     ctr("rmi", tags[1]).ok()
+
+
+def test_a_load_terminated_half_way_leaves_no_temporary_file_and_no_image(
+        ctr: Ctr, worker: Worker, tmp_path: Path) -> None:
+    tag = f"killed-{uuid.uuid4().hex[:8]}:1"
+    data = marked_archive(tmp_path / "killed.tar", tag).read_bytes()
+    fifo, spool_dir = tmp_path / "feed", tmp_path / "tmp"
+    os.mkfifo(fifo)
+    spool_dir.mkdir()
+    before = ctr.image_ids()
+    loading = ctr.popen("load", "-i", str(fifo), env={"TMPDIR": str(spool_dir)})
+    feed = HeldFeed(fifo, data)
+    try:
+        wait_for(feed.half_written.is_set, "the first half of the archive to be read")
+        wait_for(lambda: any(spool_dir.iterdir()), "load to spool the archive")
+        loading.process.send_signal(signal.SIGTERM)
+        result = loading.wait()
+    finally:
+        feed.finish()
+    assert result.code == 143, str(result)
+    assert list(spool_dir.iterdir()) == []  # its copy of the archive went with it
+    assert ctr.image_ids() == before
+    assert not [entry for entry in os.listdir(worker.root / "blobs" / "sha256")
+                if entry.endswith(".partial")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -427,3 +428,25 @@ def test_an_unknown_verb_is_refused_with_every_verb_listed(cli: Any) -> None:
     code, out, err = cli("bogus")
     assert out == ""
     assert code == 125 and "invalid choice: 'bogus'" in err and "'run'" in err
+
+
+def test_sigterm_unwinds_the_command_and_exits_143(cli: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed command undoes what it did so far, as a failing one: no half-made state,
+    no temporary file left behind."""
+    from shellctr import cli_containers
+    from shellctr.host import Rollback
+
+    undone: list[str] = []
+
+    def killed_half_way(args: Any, ctx: Any) -> int:
+        with Rollback(ctx.host) as rollback:
+            rollback.push("the first step", lambda: undone.append("the first step"))
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise AssertionError("SIGTERM did not stop the command")
+
+    monkeypatch.setattr(cli_containers, "cmd_ps", killed_half_way)
+    before = signal.getsignal(signal.SIGTERM)
+    code, out, err = cli("ps")
+    assert (code, undone, out, err) == (143, ["the first step"], "", "")
+    assert signal.getsignal(signal.SIGTERM) is before  # main leaves the process as it was
