@@ -143,27 +143,43 @@ def cmd_disconnect(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_system_prune(args: argparse.Namespace, ctx: Context) -> int:
-    """Stopped containers, then the networks nothing uses (the default one too: it is
-    made again on first use), so no bridge, rule or resolver stays behind."""
+    """Stopped containers, the networks nothing uses (the default one too: it is made
+    again on first use, so no bridge, rule or resolver stays behind), with --volumes the
+    anonymous volumes nothing uses, then dangling images (-a: every unused image)."""
+    from shellctr.cli_volumes import prune_volumes, tree_size
+    from shellctr.image import prune_images
     from shellctr.lifecycle import reconcile, remove
     from shellctr.network import prune
+    from shellctr.textfmt import human_size
 
-    if not confirm("This will remove:\n  - all stopped containers\n  - all networks not "
-                   "used by at least one container", args.force):
+    what = ["all stopped containers", "all networks not used by at least one container"]
+    if args.volumes:
+        what.append("all anonymous volumes not used by at least one container")
+    what.append("all images without at least one container associated to them" if args.all
+                else "all dangling images")
+    if not confirm("This will remove:\n" + "".join(f"  - {line}\n" for line in what)
+                   .rstrip("\n"), args.force):
         return 0
-    removed = []
+    removed, space = [], 0
     for cid in ctx.store.container_ids():
         try:
             if reconcile(ctx.store, cid).status != "running":
+                size = tree_size(ctx.store.layout.container_upper(cid))
                 remove(ctx.host, ctx.store, cid, force=False)
                 removed.append(cid)
+                space += size
         except (FileNotFoundError, ShellctrError):  # removed or started meanwhile
             continue
-    if removed:
-        print("Deleted Containers:\n" + "\n".join(removed) + "\n")
     networks = prune(ctx.host, ctx.store, include_default=True)
-    if networks:
-        print("Deleted Networks:\n" + "\n".join(networks) + "\n")
+    volumes, volume_space = prune_volumes(ctx, {}, False) if args.volumes else ([], 0)
+    images, image_space = prune_images(ctx.host, ctx.store, args.all)
+    if ctx.host.dry_run:
+        return 0
+    for title, lines in (("Containers", removed), ("Networks", networks),
+                         ("Volumes", volumes), ("Images", images)):
+        if lines:
+            print(f"Deleted {title}:\n" + "\n".join(lines) + "\n")
+    print(f"Total reclaimed space: {human_size(space + volume_space + image_space)}")
     return 0
 
 
@@ -219,7 +235,11 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
 
     system = verbs.add_parser("system", help="the whole store")
     system_sub = system.add_subparsers(dest="system_verb", metavar="COMMAND", required=True)
-    system_prune = system_sub.add_parser("prune", help="remove stopped containers and "
-                                         "unused networks")
+    system_prune = system_sub.add_parser("prune", help="remove stopped containers, unused "
+                                         "networks and dangling images")
+    system_prune.add_argument("-a", "--all", action="store_true",
+                              help="every image no container uses, not only dangling ones")
+    system_prune.add_argument("--volumes", action="store_true",
+                              help="anonymous volumes no container uses, too")
     system_prune.add_argument("-f", "--force", action="store_true", help="do not ask")
     system_prune.set_defaults(func=cmd_system_prune)

@@ -142,13 +142,27 @@ def cmd_volume_rm(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_volume_prune(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.textfmt import human_size
-    from shellctr.volume import ANONYMOUS_LABEL, remove_volume, users
 
     filters = volume_filter(args.filter)
     what = "local volumes" if args.all else "anonymous local volumes"
     if not confirm(f"This will remove {what} not used by at least one container.",
                    args.force):
         return 0
+    removed, space = prune_volumes(ctx, filters, args.all)
+    if ctx.host.dry_run:
+        return 0
+    if removed:
+        print("Deleted Volumes:\n" + "\n".join(removed) + "\n")
+    print(f"Total reclaimed space: {human_size(space)}")
+    return 0
+
+
+def prune_volumes(ctx: Context, filters: dict[str, list[str]],
+                  named_too: bool) -> tuple[list[str], int]:
+    """Remove the volumes no container uses (anonymous ones only unless `named_too`):
+    their names, and the bytes they held."""
+    from shellctr.volume import ANONYMOUS_LABEL, remove_volume, users
+
     removed, space = [], 0
     store = ctx.store
     with store.lock():
@@ -156,18 +170,13 @@ def cmd_volume_prune(args: argparse.Namespace, ctx: Context) -> int:
             name = str(item["Name"])
             labels = item["Labels"] or {}
             assert isinstance(labels, dict)
-            if users(store, name) or (not args.all and ANONYMOUS_LABEL not in labels):
+            if users(store, name) or (not named_too and ANONYMOUS_LABEL not in labels):
                 continue
             size = tree_size(store.layout.volume_data(name))
             remove_volume(ctx.host, store, name)
             removed.append(name)
             space += size
-    if ctx.host.dry_run:
-        return 0
-    if removed:
-        print("Deleted Volumes:\n" + "\n".join(removed) + "\n")
-    print(f"Total reclaimed space: {human_size(space)}")
-    return 0
+    return removed, space
 
 
 def tree_size(path: object) -> int:

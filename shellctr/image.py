@@ -360,10 +360,10 @@ def prune_images(host: Host, store: Store, everything: bool) -> tuple[list[str],
     uses). Docker's report lines and the bytes of layers freed."""
     from shellctr.store import read_record
 
-    used = {read_record(store.layout.container_config(cid))["image_id"]
-            for cid in store.container_ids()}
     report: list[str] = []
-    with store.lock():
+    with store.lock():  # a create after this look must see the image gone (it checks)
+        used = {read_record(store.layout.container_config(cid))["image_id"]
+                for cid in store.container_ids()}
         layers_before = {d for image in images(store) for d in image.layers}
         sizes = {d: size for image in images(store)
                  for d, size in zip(image.layers, image.layer_sizes, strict=False)}

@@ -118,3 +118,30 @@ def test_load_save_commit_diff_errors_are_one_line(cli: Any, tmp_path: Path) -> 
     for verb in ("commit", "diff"):
         code, _, err = cli(verb, "nope")
         assert code == 125 and err.count("\n") == 1 and "nope" in err
+
+
+def test_system_prune_asks_first_then_removes_containers_volumes_and_images(
+        cli: Any, imported: str, monkeypatch: pytest.MonkeyPatch, layout: Layout) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("n\n"))
+    code, out, _ = cli("system", "prune", "-a", "--volumes")
+    assert code == 0 and out == (
+        "WARNING! This will remove:\n  - all stopped containers\n"
+        "  - all networks not used by at least one container\n"
+        "  - all anonymous volumes not used by at least one container\n"
+        "  - all images without at least one container associated to them\n"
+        "Are you sure you want to continue? [y/N] ")
+    code, cid, err = cli("create", "-v", "/data", "base:1", "true")
+    assert code == 0, err
+    # without flags: the stopped container; its anonymous volume and a tagged image stay
+    assert cli("system", "prune", "-f") == (
+        0, f"Deleted Containers:\n{cid.strip()}\n\nTotal reclaimed space: 0B\n", "")
+    assert cli("images", "-q") == (0, imported[7:19] + "\n", "")
+    code, out, err = cli("system", "prune", "-a", "--volumes", "-f")
+    assert code == 0, err
+    volumes, images, total = out.split("\n\n")
+    assert volumes.startswith("Deleted Volumes:\n") and len(volumes.splitlines()) == 2
+    assert images.splitlines()[:3] == ["Deleted Images:", "untagged: base:1",
+                                       f"deleted: {imported}"]
+    assert total == "Total reclaimed space: 43B\n"
+    assert cli("images", "-q") == (0, "", "") and cli("volume", "ls", "-q") == (0, "", "")
+    assert [p.name for p in layout.layers_dir.iterdir()] == []
