@@ -482,8 +482,11 @@ def pids_naming(text: str) -> list[int]:
 def wait_settled(cid: str, timeout: float = 30.0) -> None:
     """Wait until no monitor or hook of the container runs any more: its restart policy
     and --rm have been carried out, and nothing will change it by itself."""
-    wait_for(lambda: not pids_naming(cid), f"the monitor and hook of {cid[:12]} to end",
-             timeout)
+    # twice in a row, a poll apart: while a process execs (the monitor becoming its hook,
+    # the launcher becoming python), its cmdline reads empty for a moment
+    looks: list[bool] = []
+    wait_for(lambda: looks.append(not pids_naming(cid)) or looks[-2:] == [True, True],
+             f"the monitor and hook of {cid[:12]} to end", timeout)
 
 
 def rfc3339(stamp: str) -> datetime:
