@@ -73,6 +73,12 @@ def group_of(cid: str, parent: str = "") -> str:
     return f"{parent or PARENT}/{cid}"
 
 
+def is_own(group: str) -> bool:
+    """Whether the group lies in shellctr's own parent, which goes with its last
+    container (a --cgroup-parent is the user's and stays, as in Docker)."""
+    return group == group_of(group.rpartition("/")[2])
+
+
 def parse_parent(text: str) -> str:
     """--cgroup-parent: a path below the hierarchy's root (`/a/b` and `a/b` alike)."""
     parts = text.strip("/").split("/")
@@ -112,7 +118,7 @@ def create(host: Host, group: str, rollback: Rollback,
     enabled: set[str] = set()  # v2: the controllers the parent enables for its children
     # shellctr's own parent goes with its last container (remove): it may be gone by
     # the time a --dry-run script is run, so the script makes and fills it in any case
-    fleeting = group == group_of(group.rpartition("/")[2])
+    fleeting = is_own(group)
     for path in paths:
         host.make_cgroup(path, rollback=rollback)
         enabled = prepare_parent(host, path.parent, fleeting)
@@ -325,8 +331,8 @@ def remove(host: Host, group: str) -> None:
                     kill_all(host, group)
                     killed = True
                 time.sleep(0.01)
-        if group == group_of(path.name):  # shellctr's own parent; a --cgroup-parent
-            remove_parent_if_unused(host, path.parent)  # stays, as in Docker
+        if is_own(group):
+            remove_parent_if_unused(host, path.parent)
 
 
 def kill_all(host: Host, group: str) -> None:

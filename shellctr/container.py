@@ -36,7 +36,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
     from types import FrameType
-    from typing import Any, NoReturn
+    from typing import NoReturn
+
+    from shellctr.layers import PreparedLayer
 
 DEFAULT_PATH = init_step.DEFAULT_PATH
 TOP = Path(__file__).resolve().parent.parent  # the checkout: bin/, build/, shellctr/
@@ -191,7 +193,7 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
         volume.check_propagation(store.layout, mounts)
     layout = store.layout
     store.prepare()
-    extracted: list[Any] = []  # layers.PreparedLayer (not imported on the run path)
+    extracted: list[PreparedLayer] = []  # (layers is not imported on the run path)
     with Rollback(host) as scratch:  # a committed layer's files, extracted outside the lock
         if not all(host.exists(layout.layer_dir(d)) or not layout.blob(d).is_file()
                    for d in image["layers"]):

@@ -35,7 +35,7 @@ from typing import IO, Any, cast
 
 from shellctr.cmd import Argv, path_arg
 from shellctr.errors import ShellctrError
-from shellctr.host import Host, Rollback
+from shellctr.host import Host, Rollback, process_start
 from shellctr.layout import Layout
 
 WHITEOUT = ".wh."
@@ -345,22 +345,12 @@ def sweep_partials(host: Host, layout: Layout) -> None:
             if not (entry.startswith(".") and entry.endswith(".partial")):
                 continue
             match = PARTIAL_PID.search(entry)
-            if match is not None and _alive(int(match[1])):
+            if match is not None and process_start(int(match[1])) is not None:
                 continue
             if (directory / entry).is_dir():
                 host.remove_tree(directory / entry)
             else:
                 host.remove_file(directory / entry)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
