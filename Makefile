@@ -60,7 +60,7 @@ build/shellctr-monitor: shellctr/monitor.c
 
 # bytecode for shellctr's own modules: with PYTHONDONTWRITEBYTECODE set (as in some
 # shells and CI), Python would otherwise compile every module on every command
-build/.bytecode: $(wildcard shellctr/*.py) $(VENV)/.installed
+build/.bytecode: $(shell find shellctr -name "*.py") $(VENV)/.installed
 	mkdir -p build
 	$(PY) -m compileall -q shellctr
 	touch $@

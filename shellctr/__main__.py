@@ -1,5 +1,5 @@
 import sys
 
-from shellctr.cli import main
+from shellctr.cli.main import main
 
 sys.exit(main())

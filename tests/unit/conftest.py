@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from shellctr import cgroup, container, image, lifecycle, netopts, volume
-from shellctr.cli import main
-from shellctr.layout import Layout
+from shellctr.cli.main import main
+from shellctr.core.layout import Layout
+from shellctr.engine import cgroup, container, image, lifecycle, volume
+from shellctr.parts import netopts
 
 from .helpers import CID, MONITOR, T0, RecordingHost
 

@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from shellctr import container
-from shellctr.cmd import Cmd
-from shellctr.errors import HostCommandError
-from shellctr.host import Host
-from shellctr.layout import Layout
-from shellctr.state import Image, save
-from shellctr.store import Store
+from shellctr.core.cmd import Cmd
+from shellctr.core.errors import HostCommandError
+from shellctr.core.host import Host
+from shellctr.core.layout import Layout
+from shellctr.core.state import Image, save
+from shellctr.core.store import Store
+from shellctr.engine import container
 
 # Commands whose `action` is done in Python (os.mkdir, write_atomic, shutil.rmtree, os.rename,
 # os.kill, os.rmdir, a write to a cgroup file): a RecordingHost runs them. Any other program

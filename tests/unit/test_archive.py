@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from shellctr import archive, commit, image
-from shellctr.cmd import Cmd
-from shellctr.container import RunOptions, create
-from shellctr.errors import HostCommandError, ShellctrError
-from shellctr.layers import LayerScan, extract_layer, pack, pack_argv, scan_layer
-from shellctr.layout import Layout
-from shellctr.store import Store
+from shellctr.core.cmd import Cmd
+from shellctr.core.errors import HostCommandError, ShellctrError
+from shellctr.core.layout import Layout
+from shellctr.core.store import Store
+from shellctr.engine import archive, commit, image
+from shellctr.engine.container import RunOptions, create
+from shellctr.engine.layers import LayerScan, extract_layer, pack, pack_argv, scan_layer
 
 from .helpers import ROOTFS, T0, RecordingHost, fake_tar, prepared_store, snapshot, tar_bytes
 
@@ -64,7 +64,7 @@ def test_extraction_leaves_whiteouts_to_python_and_makes_overlays_own(
     prepared_store(layout)
     host = RecordingHost()
     scan = LayerScan(diff_id="ee" * 32, whiteouts=["etc/passwd", "a/b/c"], opaque=["srv"])
-    from shellctr.host import Rollback
+    from shellctr.core.host import Rollback
     extract_layer(host, layout, scan, Rollback(host))
     partial = layout.layers_dir / f".{'ee' * 32}.{PID}.partial"
     assert [cmd.argv for cmd in host.cmds] == [
@@ -400,7 +400,7 @@ def test_dry_run_commit_prints_the_pack_and_changes_nothing(
     assert snapshot(layout.root) == before
     partial = layout.blobs_dir / f".commit-{PID}.partial"
     script = out.getvalue()
-    assert f"shellctr.layers pack {layout.container_upper(config['id'])}" in script
+    assert f"shellctr.engine.layers pack {layout.container_upper(config['id'])}" in script
     assert f"> {partial}\n" in script
     assert f"mv --no-target-directory {partial} {layout.blob(made.layers[-1])}" in script
 

@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-from shellctr import attach
-from shellctr.errors import UsageError
+from shellctr.core.errors import UsageError
+from shellctr.engine import attach
 
 
 @pytest.mark.parametrize(("text", "keys"), [

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from shellctr import cgroup
-from shellctr.container import RunOptions, create, parse_memory, start
-from shellctr.errors import ShellctrError
-from shellctr.host import Rollback
-from shellctr.layout import Layout
-from shellctr.store import Store
+from shellctr.core.errors import ShellctrError
+from shellctr.core.host import Rollback
+from shellctr.core.layout import Layout
+from shellctr.core.store import Store
+from shellctr.engine import cgroup
+from shellctr.engine.container import RunOptions, create, parse_memory, start
 
 from .helpers import CID, GROUP, MONITOR_NAME, FakeInit, RecordingHost, install_image, q
 

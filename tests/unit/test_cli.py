@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-import shellctr.host
-from shellctr.cli import VerbTable, build_parser, verb_of
-from shellctr.layout import Layout
+import shellctr.core.host
+from shellctr.cli.main import VerbTable, build_parser, verb_of
+from shellctr.core.layout import Layout
 
 from .helpers import (
     MONITOR,
@@ -51,7 +51,7 @@ def recording(monkeypatch: pytest.MonkeyPatch, fake: FakeInit) -> list[Recording
         hosts.append(host)
         return host
 
-    monkeypatch.setattr(shellctr.host, "Host", make)
+    monkeypatch.setattr(shellctr.core.host, "Host", make)
     return hosts
 
 
@@ -434,8 +434,8 @@ def test_sigterm_unwinds_the_command_and_exits_143(cli: Any,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A killed command undoes what it did so far, as a failing one: no half-made state,
     no temporary file left behind."""
-    from shellctr import cli_containers
-    from shellctr.host import Rollback
+    from shellctr.cli import containers as cli_containers
+    from shellctr.core.host import Rollback
 
     undone: list[str] = []
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-import shellctr.host
-from shellctr.layout import Layout
+import shellctr.core.host
+from shellctr.core.layout import Layout
 
 from .helpers import ROOTFS, RecordingHost, fake_tar, tar_bytes
 
@@ -23,7 +23,7 @@ def cli(cli: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     def make(**kwargs: Any) -> RecordingHost:
         return RecordingHost(**kwargs, err=sys.stderr, substitute={"tar": fake_tar})
 
-    monkeypatch.setattr(shellctr.host, "Host", make)
+    monkeypatch.setattr(shellctr.core.host, "Host", make)
     return cli
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shellctr.layout import Layout
+from shellctr.core.layout import Layout
 
 from .helpers import install_image, snapshot
 

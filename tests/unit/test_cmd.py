@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shellctr.cmd import Cmd, write_file_cmd
+from shellctr.core.cmd import Cmd, write_file_cmd
 
 
 def test_plain_words_are_not_quoted() -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shellctr.container import (
+from shellctr.core.errors import NotFound, ShellctrError
+from shellctr.engine.container import (
     DEFAULT_PATH,
     RunOptions,
     build_command,
@@ -16,7 +17,6 @@ from shellctr.container import (
     parse_labels,
     parse_restart,
 )
-from shellctr.errors import NotFound, ShellctrError
 
 
 def options(**kwargs: object) -> RunOptions:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from shellctr.errors import ShellctrError
-from shellctr.gotemplate import render, table_format
+from shellctr.cli.gotemplate import render, table_format
+from shellctr.core.errors import ShellctrError
 
 DATA: dict[str, Any] = {
     "Id": "0123abcd",

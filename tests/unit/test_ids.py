@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shellctr import ids
-from shellctr.errors import NotFound, ShellctrError
-from shellctr.ids import check_name, find, generate_name, new_id, short_id
+from shellctr.core import ids
+from shellctr.core.errors import NotFound, ShellctrError
+from shellctr.core.ids import check_name, find, generate_name, new_id, short_id
 
 A = "aaaa1111" + "0" * 56
 B = "aaaa2222" + "0" * 56

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from shellctr.cmd import Cmd
-from shellctr.errors import HostCommandError, ShellctrError
-from shellctr.image import history_entry, import_image, oci_config, sha256_hex
-from shellctr.layout import Layout
-from shellctr.state import Image, ImageConfig, save
-from shellctr.store import Store
+from shellctr.core.cmd import Cmd
+from shellctr.core.errors import HostCommandError, ShellctrError
+from shellctr.core.layout import Layout
+from shellctr.core.state import Image, ImageConfig, save
+from shellctr.core.store import Store
+from shellctr.engine.image import history_entry, import_image, oci_config, sha256_hex
 
 from .helpers import (
     ROOTFS,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shellctr import init
-from shellctr.init import Init, SetupError, find_program, resolve_user
+from shellctr.inside import init
+from shellctr.inside.init import Init, SetupError, find_program, resolve_user
 
 PASSWD = """\
 root:x:0:0:root:/root:/bin/sh
@@ -273,7 +273,7 @@ def test_init_quote_agrees_with_shlex(word: str) -> None:
 
 def test_entry_runs_main_from_the_package_dir() -> None:
     assert init.ENTRY == ("import sys; sys.path.insert(0, sys.argv[1]); "
-                          "from shellctr.init import main; main(sys.argv[2])")
+                          "from shellctr.inside.init import main; main(sys.argv[2])")
     assert os.path.isfile(os.path.join(os.path.dirname(init.__file__), "init.py"))
 
 

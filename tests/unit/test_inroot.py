@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from shellctr import copy, inroot
-from shellctr.errors import ShellctrError
+from shellctr.core.errors import ShellctrError
+from shellctr.engine import copy
+from shellctr.inside import inroot
 
 
 @pytest.fixture

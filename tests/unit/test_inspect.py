@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from shellctr.container import RunOptions, create, state_record
-from shellctr.inspect import ZERO_TIME, container_json, image_json
-from shellctr.layout import Layout
-from shellctr.netopts import parse_publish
-from shellctr.store import Store
+from shellctr.core.layout import Layout
+from shellctr.core.store import Store
+from shellctr.engine.container import RunOptions, create, state_record
+from shellctr.engine.inspect import ZERO_TIME, container_json, image_json
+from shellctr.parts.netopts import parse_publish
 
 from .helpers import (
     CID,
@@ -153,7 +153,7 @@ def test_an_exited_container(layout: Layout) -> None:
 def test_a_running_container_reconciled_first(layout: Layout) -> None:
     import os
 
-    from shellctr.host import process_start
+    from shellctr.core.host import process_start
 
     store = web(layout)
     me = os.getpid()  # a live process as PID 1
@@ -173,7 +173,7 @@ def test_a_running_container_reconciled_first(layout: Layout) -> None:
 def test_a_paused_container(layout: Layout, cgroup_root: Path) -> None:
     import os
 
-    from shellctr.host import process_start
+    from shellctr.core.host import process_start
 
     store = web(layout)
     me = os.getpid()

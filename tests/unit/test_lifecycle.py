@@ -15,12 +15,14 @@ from typing import Any
 
 import pytest
 
-from shellctr import container, lifecycle
-from shellctr.container import RunOptions, create, start, state_record
-from shellctr.errors import Conflict, NotFound, ShellctrError
-from shellctr.host import alive, process_start
-from shellctr.layout import Layout
-from shellctr.lifecycle import (
+from shellctr.core.errors import Conflict, NotFound, ShellctrError
+from shellctr.core.host import alive, process_start
+from shellctr.core.layout import Layout
+from shellctr.core.state import ContainerConfig, ContainerState, container_config, container_state
+from shellctr.core.store import Store
+from shellctr.engine import container, lifecycle
+from shellctr.engine.container import RunOptions, create, start, state_record
+from shellctr.engine.lifecycle import (
     UNKNOWN_EXIT,
     container_matches,
     kill,
@@ -36,8 +38,6 @@ from shellctr.lifecycle import (
     top,
     wait,
 )
-from shellctr.state import ContainerConfig, ContainerState, container_config, container_state
-from shellctr.store import Store
 
 from .helpers import (
     CID,

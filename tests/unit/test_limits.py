@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from shellctr import cgroup, lifecycle
-from shellctr.container import RunOptions, create
-from shellctr.errors import ShellctrError
-from shellctr.host import Rollback
-from shellctr.layout import Layout
-from shellctr.state import ContainerState, container_config
-from shellctr.store import Store
+from shellctr.core.errors import ShellctrError
+from shellctr.core.host import Rollback
+from shellctr.core.layout import Layout
+from shellctr.core.state import ContainerState, container_config
+from shellctr.core.store import Store
+from shellctr.engine import cgroup, lifecycle
+from shellctr.engine.container import RunOptions, create
 
 from .helpers import CID, GROUP, RecordingHost, install_image, q
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from shellctr import logs
-from shellctr.errors import ShellctrError
-from shellctr.logs import Record, follow, parse_since, parse_time, read_records, select
+from shellctr.core.errors import ShellctrError
+from shellctr.engine import logs
+from shellctr.engine.logs import Record, follow, parse_since, parse_time, read_records, select
 
 NOW = datetime(2026, 11, 29, 19, 0, 0, tzinfo=UTC)
 

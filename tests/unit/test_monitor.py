@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from shellctr.container import RunOptions, create, state_record
-from shellctr.layout import Layout
-from shellctr.lifecycle import reconcile
-from shellctr.logs import iter_lines
-from shellctr.store import Store
+from shellctr.core.layout import Layout
+from shellctr.core.store import Store
+from shellctr.engine.container import RunOptions, create, state_record
+from shellctr.engine.lifecycle import reconcile
+from shellctr.engine.logs import iter_lines
 
 from .helpers import CID, T0, RecordingHost, install_image
 

@@ -16,14 +16,15 @@ from typing import Any
 
 import pytest
 
-from shellctr import container, dns, ipam, iptables, netopts, network
-from shellctr.cmd import Cmd
-from shellctr.container import RunOptions, create
-from shellctr.errors import Conflict, ShellctrError
-from shellctr.host import Rollback
-from shellctr.layout import Layout
-from shellctr.state import ContainerConfig, Network
-from shellctr.store import Store
+from shellctr.core.cmd import Cmd
+from shellctr.core.errors import Conflict, ShellctrError
+from shellctr.core.host import Rollback
+from shellctr.core.layout import Layout
+from shellctr.core.state import ContainerConfig, Network
+from shellctr.core.store import Store
+from shellctr.engine import container, dns, iptables, network
+from shellctr.engine.container import RunOptions, create
+from shellctr.parts import ipam, netopts
 
 from .helpers import CID, RecordingHost, install_image
 
@@ -321,7 +322,7 @@ def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet
     attach(host, layout, config)
     state = store.state_record(CID)
     store.write(layout.container_state(CID), {**state, "status": "running", "pid": 1})
-    monkeypatch.setattr("shellctr.host.alive", lambda pid, start: True)
+    monkeypatch.setattr("shellctr.core.host.alive", lambda pid, start: True)
     host.reset()
     network.connect(host, store, "back", "web", "10.2.0.9", ["api"])
     assert f"ip -batch - <<'EOF'\nlink add name shv{CID[:10]}1 type veth peer name eth1 " \
@@ -380,7 +381,7 @@ def test_a_netns_shared_with_another_container_loses_the_veths_of_its_owner(
     attach(host, layout, new_container(layout, host))
     store.write(layout.container_state(CID), {**store.state_record(CID), "status": "running",
                                               "pid": 4321})
-    monkeypatch.setattr("shellctr.host.alive", lambda pid, start: True)
+    monkeypatch.setattr("shellctr.core.host.alive", lambda pid, start: True)
     joiner = new_container(layout, host, cid=CID2, name="side", network="container:web")
     assert attach(host, layout, joiner) == ["nsenter", "--net=/proc/4321/ns/net", "--"]
     host.reset()

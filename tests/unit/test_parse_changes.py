@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shellctr.errors import ShellctrError
-from shellctr.image import parse_changes
-from shellctr.state import ImageConfig
+from shellctr.core.errors import ShellctrError
+from shellctr.core.state import ImageConfig
+from shellctr.engine.image import parse_changes
 
 EMPTY = ImageConfig()
 

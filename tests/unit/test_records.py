@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from shellctr import container
-from shellctr.container import RunOptions, create, finish, start, state_record
-from shellctr.image import import_image
-from shellctr.layout import Layout
-from shellctr.state import ContainerConfig, ContainerState, Image, ImageConfig, Network
-from shellctr.store import Store, dump_record, read_record
+from shellctr.core.layout import Layout
+from shellctr.core.state import ContainerConfig, ContainerState, Image, ImageConfig, Network
+from shellctr.core.store import Store, dump_record, read_record
+from shellctr.engine import container
+from shellctr.engine.container import RunOptions, create, finish, start, state_record
+from shellctr.engine.image import import_image
 
 from .helpers import (
     CID,
@@ -185,7 +185,7 @@ def test_times_as_now_iso_writes_them_read_back_unchanged(when: str) -> None:
 def test_now_iso_is_utc_with_a_z() -> None:
     from datetime import UTC, datetime
 
-    from shellctr.store import now_iso
+    from shellctr.core.store import now_iso
 
     text = now_iso()
     assert text.endswith("Z") and "+" not in text

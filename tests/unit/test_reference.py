@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from shellctr.errors import NotFound, ShellctrError
-from shellctr.host import Host
-from shellctr.layout import Layout
-from shellctr.reference import find_image_record, is_id, normalize_ref
-from shellctr.store import Store
+from shellctr.core.errors import NotFound, ShellctrError
+from shellctr.core.host import Host
+from shellctr.core.layout import Layout
+from shellctr.core.store import Store
+from shellctr.parts.reference import find_image_record, is_id, normalize_ref
 
 from .helpers import image_model, install_image
 

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 import shellctr
-from shellctr import container
-from shellctr.container import HOSTS, RunOptions, create, monitor_argv, start
-from shellctr.errors import ExecError, HostCommandError, ShellctrError
-from shellctr.layout import Layout
-from shellctr.lifecycle import reconcile
-from shellctr.state import ContainerState
-from shellctr.store import Store
+from shellctr.core.errors import ExecError, HostCommandError, ShellctrError
+from shellctr.core.layout import Layout
+from shellctr.core.state import ContainerState
+from shellctr.core.store import Store
+from shellctr.engine import container
+from shellctr.engine.container import HOSTS, RunOptions, create, monitor_argv, start
+from shellctr.engine.lifecycle import reconcile
 
 from .helpers import (
     CID,
@@ -40,7 +40,7 @@ from .helpers import (
 pytestmark = pytest.mark.usefixtures("fixed", "restore_signals")
 
 ENTRY = ("import sys; sys.path.insert(0, sys.argv[1]); "
-         "from shellctr.init import main; main(sys.argv[2])")
+         "from shellctr.inside.init import main; main(sys.argv[2])")
 TOP = Path(shellctr.__file__).resolve().parent.parent  # the checkout: bin/, build/, shellctr/
 
 
@@ -166,7 +166,7 @@ def test_run_writes_the_init_spec(layout: Layout, trace: bool, cgroup_root: Path
 
 
 def test_init_spec_lists_the_top_layer_first(layout: Layout) -> None:
-    from shellctr.container import init_spec
+    from shellctr.engine.container import init_spec
 
     config: dict[str, Any] = {"id": CID, "layers": ["b" * 64, "t" * 64], "hostname": "h",
                               "path": "sh", "args": [], "env": [], "working_dir": "/",
@@ -232,7 +232,7 @@ def test_create_failure_at_step_k_undoes_what_was_done(layout: Layout, k: int) -
 
 
 def test_create_refuses_a_name_in_use_before_touching_anything(layout: Layout) -> None:
-    from shellctr.errors import Conflict
+    from shellctr.core.errors import Conflict
 
     install_image(layout)
     host = RecordingHost()
@@ -250,7 +250,7 @@ def test_create_refuses_a_name_in_use_before_touching_anything(layout: Layout) -
 def test_create_after_an_rmi_that_got_the_lock_first_refuses(layout: Layout) -> None:
     from contextlib import contextmanager
 
-    from shellctr.errors import NotFound
+    from shellctr.core.errors import NotFound
 
     install_image(layout)
     host = RecordingHost()

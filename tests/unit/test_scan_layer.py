@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from shellctr.errors import ShellctrError
-from shellctr.image import LayerScan, scan_layer
+from shellctr.core.errors import ShellctrError
+from shellctr.engine.image import LayerScan, scan_layer
 
 from .helpers import ROOTFS, tar_bytes
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shellctr import cgroup, stats
+from shellctr.engine import cgroup, stats
 
 from .helpers import CID, GROUP
 

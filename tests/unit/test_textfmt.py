@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shellctr.textfmt import (
+from shellctr.cli.textfmt import (
     command_column,
     displayable_ports,
     human_duration,

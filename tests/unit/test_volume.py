@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from shellctr import volume
-from shellctr.container import RunOptions, create, init_spec
-from shellctr.errors import Conflict, HostCommandError, ShellctrError
-from shellctr.layout import Layout
-from shellctr.lifecycle import remove
-from shellctr.state import ContainerConfig, MountPoint, Volume
-from shellctr.store import Store
-from shellctr.volume import MountError, parse_mount, parse_tmpfs, parse_volume, tmpfs_flags
+from shellctr.core.errors import Conflict, HostCommandError, ShellctrError
+from shellctr.core.layout import Layout
+from shellctr.core.state import ContainerConfig, MountPoint, Volume
+from shellctr.core.store import Store
+from shellctr.engine import volume
+from shellctr.engine.container import RunOptions, create, init_spec
+from shellctr.engine.lifecycle import remove
+from shellctr.engine.volume import MountError, parse_mount, parse_tmpfs, parse_volume, tmpfs_flags
 
 from .helpers import CID, T0, RecordingHost, image_model, install_image, record_of, snapshot
 
@@ -199,7 +199,7 @@ def test_bad_flags_create_nothing(layout: Layout) -> None:
 # -- rm -v ---------------------------------------------------------------------------------
 def test_rm_v_removes_anonymous_volumes_no_other_container_uses(
         layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shellctr import container
+    from shellctr.engine import container
 
     install_image(layout)
     host = RecordingHost()
@@ -245,7 +245,7 @@ def test_init_spec_mounts(layout: Layout, tmp_path: Path) -> None:
 
 
 def test_init_mount_steps_as_shell_lines(tmp_path: Path) -> None:
-    from shellctr.init import Init
+    from shellctr.inside.init import Init
 
     rootfs = "/r"
     spec = {"rootfs": rootfs, "mounts": [
@@ -358,7 +358,7 @@ def test_init_spec_of_a_slave_bind_asks_for_a_slave_namespace(
 
 def test_init_mount_steps_in_a_slave_namespace_give_each_bind_its_mode(
         tmp_path: Path) -> None:
-    from shellctr.init import Init
+    from shellctr.inside.init import Init
 
     entries = [
         {"target": "/a", "readonly": True, "type": "bind", "source": str(tmp_path),

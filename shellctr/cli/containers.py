@@ -1,0 +1,514 @@
+"""Container verbs: start, stop, exec, logs, ps, rm, inspect and friends (run and create,
+with their many flags, are in cli_run.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from shellctr.cli.main import Context, Parser, for_each, print_inspected, report
+from shellctr.cli.run import LIMIT_FLAGS, add_limit_flags
+from shellctr.core.errors import ShellctrError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from shellctr.core.state import ContainerConfig
+    from shellctr.core.store import Store
+
+
+# -- verbs -----------------------------------------------------------------------------
+def cmd_start(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.container import start
+    from shellctr.engine.lifecycle import find_container, reconcile
+
+    attach = args.attach or args.interactive
+    if attach and len(args.containers) > 1:
+        raise UsageError("you cannot attach to more than one container", "start them one by one")
+    code = 0
+
+    def start_one(ref: str) -> None:
+        nonlocal code
+        cid = find_container(ctx.store, ref)
+        if reconcile(ctx.store, cid).status == "running":
+            return
+        config = ctx.store.config_record(cid)
+        if args.interactive:
+            config["interactive"] = True
+        code = start(ctx.host, ctx.store, config, attach=attach)
+
+    failed = for_each(args.containers, start_one, echo=not attach)
+    return failed or code
+
+
+def cmd_stop(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.lifecycle import stop
+
+    return for_each(args.containers, lambda ref: stop(ctx.host, ctx.store, ref, args.time),
+                    echo=True)
+
+
+def cmd_restart(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.container import start
+    from shellctr.engine.lifecycle import find_container, stop
+
+    def restart(ref: str) -> None:
+        stop(ctx.host, ctx.store, ref, args.time)
+        cid = find_container(ctx.store, ref)
+        start(ctx.host, ctx.store, ctx.store.config_record(cid), attach=False)
+
+    return for_each(args.containers, restart, echo=True)
+
+
+def cmd_kill(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.lifecycle import kill, parse_signal
+
+    signum = parse_signal(args.signal)
+    return for_each(args.containers, lambda ref: kill(ctx.host, ctx.store, ref, signum),
+                    echo=True)
+
+
+def cmd_wait(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.lifecycle import wait
+
+    return for_each(args.containers, lambda ref: print(wait(ctx.store, ref)))
+
+
+def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine import logs
+    from shellctr.engine.lifecycle import find_container, reconcile
+
+    if args.tail != "all" and not args.tail.lstrip("-").isdigit():
+        raise UsageError(f"invalid --tail {args.tail!r}", "give a number of lines, or all")
+    tail = None if args.tail == "all" or int(args.tail) < 0 else int(args.tail)
+    since = logs.parse_since(args.since) if args.since else None
+    until = logs.parse_since(args.until) if args.until else None
+    cid = find_container(ctx.store, args.container)
+    try:  # open once: a --rm container's log goes with it, and -f must read it to the end
+        stream = open(ctx.store.layout.container_log(cid), "rb")  # noqa: SIM115
+    except FileNotFoundError:  # never started, or removed just now
+        return 0
+    with stream:
+        records, offset = logs.read_from(stream, 0)
+        for record in logs.select(records, tail, since, until):
+            logs.show(record, args.timestamps)
+        if args.follow:
+            def running() -> bool:
+                try:
+                    return reconcile(ctx.store, cid).status == "running"
+                except FileNotFoundError:  # removed (--rm) meanwhile: it has ended
+                    return False
+
+            logs.follow(stream, offset, running, args.timestamps, until)
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.container import RunOptions, exec_in
+
+    options = RunOptions(image="", command=args.command, env=args.env,
+                         env_files=args.env_file, workdir=args.workdir, user=args.user,
+                         tty=args.tty, interactive=args.interactive)
+    return exec_in(ctx.host, ctx.store, args.container, options, args.detach)
+
+
+def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
+
+    from shellctr.core.errors import NotFound
+    from shellctr.engine.image import find_image
+    from shellctr.engine.inspect import container_json, image_json
+    from shellctr.engine.lifecycle import find_container
+
+    found = []
+    code = 0
+    for name in args.names:
+        try:
+            try:
+                found.append(container_json(ctx.store, find_container(ctx.store, name)))
+            except NotFound:
+                found.append(image_json(find_image(ctx.store, name), ctx.store))
+            except FileNotFoundError as err:  # removed by another process as we read it
+                raise NotFound(f"no such object: {name}") from err
+        except ShellctrError as err:
+            report(NotFound(f"no such object: {name}") if isinstance(err, NotFound) else err)
+            code = 1
+    print_inspected(found, args.format)
+    return code
+
+
+def cmd_attach(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.attach import attach
+
+    return attach(ctx.host, ctx.store, args.container, stdin=not args.no_stdin,
+                  sig_proxy=args.sig_proxy, detach_keys=args.detach_keys)
+
+
+def parse_bool(text: str) -> bool:
+    """A boolean flag's value, as Go's strconv.ParseBool takes it (--sig-proxy=false)."""
+    if text.lower() in ("1", "t", "true"):
+        return True
+    if text.lower() in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
+
+
+def cmd_rename(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.lifecycle import rename
+
+    rename(ctx.host, ctx.store, args.container, args.new_name)
+    return 0
+
+
+def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.lifecycle import update
+
+    flags = {key: getattr(args, key) for key in LIMIT_FLAGS if hasattr(args, key)}
+    if not any(value is not None for value in flags.values()) and args.restart is None:
+        raise UsageError("update needs at least one flag to change",
+                         "see 'shellctr update --help'")
+    return for_each(args.containers,
+                    lambda ref: update(ctx.host, ctx.store, ref, flags, args.restart), echo=True)
+
+
+def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
+    import re
+    import time
+
+    from shellctr.cli.gotemplate import render, table_format
+    from shellctr.cli.textfmt import table
+    from shellctr.core.state import container_config
+    from shellctr.engine import cgroup, stats
+    from shellctr.engine.lifecycle import find_container, reconcile
+
+    store = ctx.store
+    cpus = len(cgroup.host_cpus())
+    chosen = [find_container(store, ref) for ref in args.containers]
+    groups: dict[str, str] = {}  # id: its cgroup path
+
+    def targets() -> list[tuple[str, str, int]]:
+        """(id, name, PID 1 or 0 when not running) of the containers to show."""
+        found = []
+        for cid in chosen or store.container_ids():
+            try:
+                config, state = container_config(store, cid), reconcile(store, cid)
+            except FileNotFoundError:  # removed just now
+                continue
+            running = state.status == "running"
+            if running or chosen or args.all:
+                groups[cid] = cgroup.group_of(cid, config.cgroup_parent)
+                found.append((cid, config.name, state.pid if running else 0, config.created))
+        return [(cid, name, pid) for cid, name, pid, _ in
+                sorted(found, key=lambda item: item[3], reverse=True)]
+
+    def take(shown: list[tuple[str, str, int]]) -> dict[str, stats.Sample]:
+        return {cid: stats.sample(groups[cid], pid) if pid else stats.Sample()
+                for cid, _, pid in shown}
+
+    is_table, template = table_format(args.format or stats.DEFAULT_FORMAT)
+
+    def frame(shown: list[tuple[str, str, int]], before: dict[str, stats.Sample],
+              after: dict[str, stats.Sample]) -> str:
+        rows = [stats.row(cid, name, before.get(cid, after[cid]), after[cid], cpus)
+                for cid, name, _ in shown]
+        lines = [render(template, item) for item in rows]
+        if not is_table:
+            return "\n".join(lines)
+        header = re.sub(r"{{\s*\.(\w+)\s*}}",
+                        lambda m: stats.HEADERS.get(m[1], m[1].upper()), template)
+        return table(header.split("\t"), [line.split("\t") for line in lines])
+
+    shown = targets()
+    before = take(shown)
+    try:
+        while True:
+            time.sleep(1.0)  # CPU % is a rate: two readings ~1 s apart, as Docker's
+            if not chosen:  # containers started or ended meanwhile come and go
+                shown = targets()
+            after = take(shown)
+            text = frame(shown, before, after)
+            if args.no_stream:
+                print(text)
+                return 0
+            # redraw in place: cursor home, clear the screen below it
+            sys.stdout.write("\033[H\033[J" + text + "\n")
+            sys.stdout.flush()
+            before = after
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_top(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.lifecycle import top
+
+    print(top(ctx.host, ctx.store, args.container, args.ps_args))
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.lifecycle import pause
+
+    return for_each(args.containers, lambda ref: pause(ctx.host, ctx.store, ref, args.frozen),
+                    echo=True)
+
+
+def cmd_exited(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.lifecycle import on_exited
+
+    return on_exited(ctx.host, ctx.store, args.container)
+
+
+def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.cli.gotemplate import render, table_format
+    from shellctr.cli.textfmt import command_column, human_ago, human_duration, table
+    from shellctr.core.ids import short_id
+    from shellctr.core.state import ContainerState, container_config
+    from shellctr.engine import cgroup
+    from shellctr.engine.lifecycle import container_matches, parse_filters, reconcile
+
+    store = ctx.store
+    filters = parse_filters(args.filter)
+
+    def entry(cid: str) -> tuple[ContainerConfig, ContainerState] | None:
+        try:
+            return container_config(store, cid), reconcile(store, cid)
+        except FileNotFoundError:  # another shellctr process removed it just now
+            return None
+
+    entries = sorted(filter(None, map(entry, store.container_ids())),
+                     key=lambda entry: entry[0].created, reverse=True)
+    last = 1 if args.latest else args.last
+    if last >= 0:
+        entries = entries[:last]
+    elif not args.all and "status" not in filters:
+        entries = [(c, s) for c, s in entries if s.status == "running"]
+    entries = [(c, s) for c, s in entries if container_matches(store, c, s, filters)]
+    full = args.no_trunc
+    # as Docker: a container that does not run shows no ports
+    published = ports_column(store, [c for c, s in entries if s.status == "running"])
+    rows = []
+    for config, state in entries:
+        if state.status == "running" and state.started_at is not None:
+            status = "Up " + human_duration(state.started_at)
+            if cgroup.is_frozen(cgroup.group_of(config.id, config.cgroup_parent)):
+                status += " (Paused)"
+        elif state.status == "exited" and state.finished_at is not None:
+            status = f"Exited ({state.exit_code}) {human_ago(state.finished_at)}"
+        else:
+            status = "Created"
+        rows.append({
+            "ID": config.id if full else short_id(config.id), "Image": config.image,
+            "Command": command_column([config.path, *config.args], truncate=not full),
+            "CreatedAt": config.created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
+            "RunningFor": human_ago(config.created), "Status": status, "State": state.status,
+            "Ports": published.get(config.id, ""), "Names": config.name,
+            "Labels": ",".join(f"{k}={v}" for k, v in config.labels.items()),
+        })
+    if args.quiet:
+        for row in rows:
+            print(row["ID"])
+        return 0
+    if args.format:
+        is_table, template = table_format(args.format)
+        lines = [render(template, row) for row in rows]
+        if is_table:
+            import re
+            header = re.sub(r"{{\s*\.(\w+)\s*}}", lambda m: PS_HEADERS.get(m[1], m[1].upper()),
+                            template)
+            print(table(header.split("\t"), [line.split("\t") for line in lines]))
+        else:
+            for line in lines:
+                print(line)
+        return 0
+    keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
+    print(table([PS_HEADERS[key] for key in keys], [[row[key] for key in keys] for row in rows]))
+    return 0
+
+
+def ports_column(store: Store, configs: list[ContainerConfig]) -> dict[str, str]:
+    """ps' PORTS, as Docker: `0.0.0.0:8080->80/tcp` for published ports, `80/tcp` for
+    exposed ones, consecutive ones grouped (`7000-7002/tcp`, see displayable_ports)."""
+    if not any(config.exposed for config in configs):
+        return {}
+    from shellctr.cli.textfmt import displayable_ports
+    from shellctr.engine.network import ports_of
+
+    bound = ports_of(store)
+    column = {}
+    for config in configs:
+        published = [(str(b["host_ip"] or "0.0.0.0"), int(b["host_port"]), int(b["port"]),
+                      str(b["proto"])) for b in bound.get(config.id, [])]
+        shown = {f"{port}/{proto}" for _, _, port, proto in published}
+        exposed = [("", 0, int(spec.partition("/")[0]), spec.partition("/")[2])
+                   for spec in config.exposed if spec not in shown]
+        column[config.id] = displayable_ports(published + exposed)
+    return column
+
+
+def cmd_port(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.lifecycle import find_container
+    from shellctr.engine.network import port_text, ports_of
+
+    cid = find_container(ctx.store, args.container)
+    bindings = ports_of(ctx.store).get(cid, [])
+    if args.port:
+        port, _, proto = args.port.partition("/")
+        found = [b for b in bindings if str(b["port"]) == port and b["proto"] == (proto or "tcp")]
+        if not found:
+            raise ShellctrError(f"no public port '{args.port}' published for {args.container}")
+        for binding in found:
+            print(port_text(binding))
+        return 0
+    for binding in bindings:
+        print(f"{binding['port']}/{binding['proto']} -> {port_text(binding)}")
+    return 0
+
+
+PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+              "RunningFor": "CREATED", "CreatedAt": "CREATED AT", "Status": "STATUS",
+              "State": "STATE", "Ports": "PORTS", "Names": "NAMES", "Labels": "LABELS"}
+
+
+def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.lifecycle import remove
+
+    # under --dry-run stdout is the script: the removed names would be lines of it
+    return for_each(args.containers,
+                    lambda ref: remove(ctx.host, ctx.store, ref, args.force, args.volumes),
+                    echo=not ctx.host.dry_run)
+
+
+
+def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.lifecycle import export
+
+    export(ctx.host, ctx.store, args.container, Path(args.output) if args.output else None)
+    return 0
+
+
+
+# -- parsing ---------------------------------------------------------------------------
+def register(verbs: argparse._SubParsersAction[Parser]) -> None:
+    """Add the container verbs to the command line."""
+    start = verbs.add_parser("start", help="start stopped containers")
+    start.add_argument("-a", "--attach", action="store_true", help="attach to its output")
+    start.add_argument("-i", "--interactive", action="store_true", help="attach stdin")
+    start.add_argument("containers", nargs="+", metavar="CONTAINER")
+    start.set_defaults(func=cmd_start)
+
+    for name, about in (("stop", "stop running containers: stop signal, then SIGKILL"),
+                        ("restart", "stop, then start containers")):
+        verb = verbs.add_parser(name, help=about)
+        verb.add_argument("-t", "--time", type=int, default=10, metavar="N",
+                          help="seconds to wait before SIGKILL (default 10)")
+        verb.add_argument("containers", nargs="+", metavar="CONTAINER")
+        verb.set_defaults(func=cmd_stop if name == "stop" else cmd_restart)
+
+    kill = verbs.add_parser("kill", help="send a signal to containers' PID 1")
+    kill.add_argument("-s", "--signal", default="KILL", metavar="SIG", help="default KILL")
+    kill.add_argument("containers", nargs="+", metavar="CONTAINER")
+    kill.set_defaults(func=cmd_kill)
+
+    wait = verbs.add_parser("wait", help="wait for containers to end; print exit codes")
+    wait.add_argument("containers", nargs="+", metavar="CONTAINER")
+    wait.set_defaults(func=cmd_wait)
+
+    logs = verbs.add_parser("logs", help="what a container printed")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
+    logs.add_argument("-n", "--tail", default="all", metavar="N",
+                      help="only the last N lines (default all)")
+    logs.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    logs.add_argument("--since", metavar="T", help="only after T (RFC 3339, Unix time, 10m)")
+    logs.add_argument("--until", metavar="T", help="only before T")
+    logs.add_argument("container", metavar="CONTAINER")
+    logs.set_defaults(func=cmd_logs)
+
+    execute = verbs.add_parser("exec", help="run a command in a running container")
+    execute.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
+    execute.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+    execute.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    execute.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
+    execute.add_argument("--env-file", action="append", default=[], metavar="FILE")
+    execute.add_argument("-u", "--user", metavar="USER[:GROUP]")
+    execute.add_argument("-w", "--workdir", metavar="DIR")
+    execute.add_argument("container", metavar="CONTAINER")
+    execute.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD [ARG...]")
+    execute.set_defaults(func=cmd_exec)
+
+    inspect = verbs.add_parser("inspect", help="containers and images as JSON")
+    inspect.add_argument("-f", "--format", metavar="TEMPLATE", help="a Go template")
+    inspect.add_argument("names", nargs="+", metavar="NAME")
+    inspect.set_defaults(func=cmd_inspect)
+
+    update = verbs.add_parser("update", help="change containers' limits and restart policy")
+    add_limit_flags(update)
+    update.add_argument("--restart", metavar="POLICY",
+                        help="no, on-failure[:N], always or unless-stopped")
+    update.add_argument("containers", nargs="+", metavar="CONTAINER")
+    update.set_defaults(func=cmd_update)
+
+    stats = verbs.add_parser("stats", help="containers' CPU, memory, I/O and pids")
+    stats.add_argument("-a", "--all", action="store_true", help="stopped containers too")
+    stats.add_argument("--no-stream", action="store_true", help="print once, then exit")
+    stats.add_argument("--format", metavar="TEMPLATE", help="a Go template, or 'table ...'")
+    stats.add_argument("containers", nargs="*", metavar="CONTAINER")
+    stats.set_defaults(func=cmd_stats)
+
+    attach = verbs.add_parser("attach", help="a running container's output and stdin, here")
+    attach.add_argument("--no-stdin", action="store_true", help="do not send our stdin")
+    attach.add_argument("--sig-proxy", type=parse_bool, nargs="?", const=True, default=True,
+                        metavar="BOOL", help="pass signals on to PID 1 (not with -t)")
+    attach.add_argument("--detach-keys", default="ctrl-p,ctrl-q", metavar="KEYS",
+                        help="the keys that detach, leaving it running (ctrl-p,ctrl-q)")
+    attach.add_argument("container", metavar="CONTAINER")
+    attach.set_defaults(func=cmd_attach)
+
+    rename = verbs.add_parser("rename", help="rename a container")
+    rename.add_argument("container", metavar="CONTAINER")
+    rename.add_argument("new_name", metavar="NEW_NAME")
+    rename.set_defaults(func=cmd_rename)
+
+    top = verbs.add_parser("top", help="a container's processes (ps options allowed)")
+    top.add_argument("container", metavar="CONTAINER")
+    top.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="PS-OPTIONS")
+    top.set_defaults(func=cmd_top)
+
+    for name, about in (("pause", "freeze every process of containers"),
+                        ("unpause", "thaw paused containers")):
+        verb = verbs.add_parser(name, help=about)
+        verb.add_argument("containers", nargs="+", metavar="CONTAINER")
+        verb.set_defaults(func=cmd_pause, frozen=name == "pause")
+
+    exited = verbs.add_parser("_exited")  # the monitor's hook: not for people
+    exited.add_argument("container")
+    exited.set_defaults(func=cmd_exited)
+
+    ps = verbs.add_parser("ps", help="list containers")
+    ps.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
+    ps.add_argument("-q", "--quiet", action="store_true", help="only ids")
+    ps.add_argument("--no-trunc", action="store_true", help="don't shorten ids and commands")
+    ps.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                    help="id, name, status, exited, ancestor, label")
+    ps.add_argument("--format", metavar="TEMPLATE", help="a Go template, or 'table ...'")
+    ps.add_argument("-n", "--last", type=int, default=-1, metavar="N",
+                    help="the N last created containers (any state)")
+    ps.add_argument("-l", "--latest", action="store_true",
+                    help="the last created container (any state)")
+    ps.set_defaults(func=cmd_ps)
+
+    rm = verbs.add_parser("rm", help="remove containers")
+    rm.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+    rm.add_argument("-v", "--volumes", action="store_true",
+                    help="remove its anonymous volumes too")
+    rm.add_argument("containers", nargs="+", metavar="CONTAINER")
+    rm.set_defaults(func=cmd_rm)
+
+    port = verbs.add_parser("port", help="a container's published ports")
+    port.add_argument("container", metavar="CONTAINER")
+    port.add_argument("port", nargs="?", metavar="PORT[/PROTO]")
+    port.set_defaults(func=cmd_port)
+
+    exp = verbs.add_parser("export", help="write a container's filesystem as a tar")
+    exp.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+    exp.add_argument("container", metavar="CONTAINER")
+    exp.set_defaults(func=cmd_export)
+

@@ -1,0 +1,409 @@
+"""Image verbs: images, rmi, import, load, save, tag, history, commit, diff, and the
+`image` group (ls, rm, inspect, prune... as Docker's aliases)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from shellctr.cli.main import Context, Parser, confirm, for_each, print_inspected
+from shellctr.core.errors import ShellctrError
+
+# typing is not imported at run time: every command pays for each module it loads
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.cli.textfmt import human_ago, human_size, table
+    from shellctr.core.state import images as all_images
+
+    images = sorted(all_images(ctx.store), key=lambda image: image.created, reverse=True)
+    if args.reference:
+        import fnmatch
+
+        from shellctr.parts.reference import normalize_ref
+        wanted = normalize_ref(args.reference) if ":" in args.reference else args.reference
+        images = [image for image in images if any(
+            fnmatch.fnmatchcase(tag, wanted) or fnmatchcase_repo(tag, wanted)
+            for tag in image.repo_tags)]
+    if args.filter:
+        images = filter_images(ctx, images, args.filter)
+    if args.quiet:
+        seen = set()
+        for image in images:
+            short = image.id if args.no_trunc else image.id[:12]
+            if short not in seen:
+                print(f"sha256:{short}" if args.no_trunc else short)
+                seen.add(short)
+        return 0
+    rows = []
+    for image in images:
+        created, size = human_ago(image.created), human_size(image.size)
+        image_id = f"sha256:{image.id}" if args.no_trunc else image.id[:12]
+        digest = f"sha256:{image.digest}" if image.digest else "<none>"
+        for tag in image.repo_tags or ["<none>:<none>"]:
+            repo, _, name = tag.rpartition(":")
+            rows.append([repo, name, *([digest] if args.digests else []), image_id, created,
+                         size])
+    print(table(["REPOSITORY", "TAG", *(["DIGEST"] if args.digests else []), "IMAGE ID",
+                 "CREATED", "SIZE"], rows))
+    return 0
+
+
+def fnmatchcase_repo(tag: str, wanted: str) -> bool:
+    """`images busybox` lists every tag of the repository busybox."""
+    return tag.rpartition(":")[0] == wanted
+
+
+def filter_images(ctx: Context, images: list[Any], filters: list[str]) -> list[Any]:
+    """`-f dangling=true|false`, `-f label=KEY[=VALUE]`, `-f reference=PATTERN`."""
+    import fnmatch
+
+    from shellctr.parts.filters import label_matches
+
+    for item in filters:
+        key, _, value = item.partition("=")
+        if key == "dangling":
+            images = [i for i in images if (not i.repo_tags) == (value.lower() == "true")]
+        elif key == "label":
+            images = [i for i in images if label_matches(i.config.Labels, value)]
+        elif key == "reference":
+            images = [i for i in images if any(fnmatch.fnmatchcase(t, value) or
+                                               fnmatch.fnmatchcase(t.rpartition(":")[0], value)
+                                               for t in i.repo_tags)]
+        else:
+            raise ShellctrError(f"invalid filter {item!r}", "use dangling, label or reference")
+    return images
+
+
+def cmd_rmi(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.core.state import container_config
+    from shellctr.engine.image import remove_image
+    from shellctr.engine.lifecycle import reconcile
+
+    def rmi(ref: str) -> None:
+        store = ctx.store
+        with store.lock():  # a create after this look must see the image gone (it checks)
+            users = {cid: (container_config(store, cid).image_id,
+                           reconcile(store, cid).status == "running")
+                     for cid in store.container_ids()}
+            for line in remove_image(ctx.host, store, ref, args.force, users):
+                if not ctx.host.dry_run:  # under --dry-run stdout is the script
+                    print(line)
+
+    return for_each(args.images, rmi)
+
+
+def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.image import import_image
+
+    if args.file == "-":
+        with spooled_stdin() as path:
+            image = import_image(ctx.host, ctx.store, path, args.change, args.reference)
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            raise ShellctrError(f"no such file: {args.file}", "give a rootfs tar, or - for stdin")
+        image = import_image(ctx.host, ctx.store, path, args.change, args.reference)
+    if not ctx.host.dry_run:
+        print(f"sha256:{image.id}")
+    return 0
+
+
+
+def cmd_build_busybox(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.image import build_busybox
+
+    image = build_busybox(ctx.host, ctx.store, Path(args.busybox), args.reference)
+    if not ctx.host.dry_run:
+        print(f"sha256:{image.id}")
+    return 0
+
+
+
+def cmd_load(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.archive import load
+
+    if args.input in (None, "-"):
+        if sys.stdin.isatty():
+            raise ShellctrError("requested load from stdin, but stdin is empty",
+                                "use -i FILE or pipe an archive in")
+        with spooled_stdin(decompress=True) as path:
+            lines = load(ctx.host, ctx.store, path)
+    else:
+        import stat
+
+        path = Path(args.input)
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            mode = 0
+        if stat.S_ISFIFO(mode):  # a named pipe (or `-i <(zcat ...)`): read once, spooled
+            with open(path, "rb") as stream, \
+                    spooled_stdin(decompress=True, source=stream) as plain:
+                lines = load(ctx.host, ctx.store, plain)
+        elif not stat.S_ISREG(mode):
+            raise ShellctrError(f"no such file: {args.input}", "give an archive written by save")
+        else:
+            with uncompressed(path) as plain:
+                lines = load(ctx.host, ctx.store, plain)
+    if not ctx.host.dry_run and not args.quiet:
+        for line in lines:
+            print(line)
+    return 0
+
+
+def cmd_save(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.archive import save
+
+    if args.output is None and sys.stdout.isatty() and not ctx.host.dry_run:
+        raise ShellctrError("cowardly refusing to save to a terminal",
+                            "use the -o flag or redirect")
+    save(ctx.host, ctx.store, args.images, Path(args.output) if args.output else None,
+         args.format)
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.image import tag_image
+
+    tag_image(ctx.host, ctx.store, args.source, args.target)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.cli.textfmt import human_ago, human_size, table
+    from shellctr.engine.image import find_image
+
+    image = find_image(ctx.store, args.image)
+    entries: list[Any] = list(image.history) or [None]
+    sizes = list(image.layer_sizes) or [image.size]
+    rows = []
+    layer = 0
+    for entry in entries:
+        empty = entry is not None and entry.empty_layer
+        size = 0 if empty or layer >= len(sizes) else sizes[layer]
+        if not empty:
+            layer += 1
+        created_by = entry.created_by if entry is not None else ""
+        if not args.no_trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        rows.append(["<missing>", human_ago(entry.created) if entry and entry.created else "",
+                     created_by, human_size(max(size, 0)),
+                     entry.comment if entry is not None else image.comment])
+    rows.reverse()
+    rows[0][0] = (f"sha256:{image.id}" if args.no_trunc else image.id[:12])
+    if args.quiet:
+        for row in rows:
+            print(row[0])
+        return 0
+    print(table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], rows))
+    return 0
+
+
+def cmd_image_inspect(args: argparse.Namespace, ctx: Context) -> int:
+
+    from shellctr.cli.main import report
+    from shellctr.core.errors import NotFound
+    from shellctr.engine.image import find_image
+    from shellctr.engine.inspect import image_json
+
+    found, code = [], 0
+    for name in args.images:
+        try:
+            found.append(image_json(find_image(ctx.store, name), ctx.store))
+        except NotFound:
+            report(NotFound(f"no such image: {name}"))
+            code = 1
+    print_inspected(found, args.format)
+    return code
+
+
+def cmd_image_prune(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.cli.textfmt import human_size
+    from shellctr.engine.image import prune_images
+
+    what = "images without at least one container associated to them" if args.all \
+        else "dangling images"
+    if not confirm(f"This will remove all {what}.", args.force):
+        return 0
+    deleted, reclaimed = prune_images(ctx.host, ctx.store, args.all)
+    if ctx.host.dry_run:
+        return 0
+    if deleted:
+        print("Deleted Images:")
+        for line in deleted:
+            print(line)
+        print()
+    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    return 0
+
+
+def cmd_commit(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.commit import commit
+
+    image = commit(ctx.host, ctx.store, args.container, args.reference, args.change,
+                   args.message or "", args.author or "", args.pause)
+    if not ctx.host.dry_run:
+        print(f"sha256:{image.id}")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.commit import changes
+
+    for kind, path in changes(ctx.store, args.container):
+        print(f"{kind} {path}")
+    return 0
+
+
+class uncompressed:
+    """An archive file as an uncompressed tar: itself, or a decompressed temporary copy."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.spool: spooled_stdin | None = None
+
+    def __enter__(self) -> Path:
+        from shellctr.engine.layers import compression_of
+
+        with open(self.path, "rb") as probe:
+            if compression_of(probe.read(6)) is None:
+                return self.path
+            probe.seek(0)
+            self.spool = spooled_stdin(decompress=True, source=probe)
+            return self.spool.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.spool is not None:
+            self.spool.__exit__(*exc)
+
+
+class spooled_stdin:
+    """stdin copied to a temporary file: a layer is read twice (checked, then extracted);
+    with `decompress`, a gzip/bzip2/xz stream is stored uncompressed."""
+
+    def __init__(self, decompress: bool = False, source: Any = None) -> None:
+        self.decompress, self.source = decompress, source
+
+    def __enter__(self) -> Path:
+        import shutil
+        import tempfile
+
+        source = self.source if self.source is not None else sys.stdin.buffer
+        with tempfile.NamedTemporaryFile(prefix="shellctr-spool-", delete=False) as spool:
+            self.path, copied = Path(spool.name), False
+            try:
+                if self.decompress:
+                    from shellctr.engine.layers import decompressing
+                    source = decompressing(source)
+                shutil.copyfileobj(source, spool, 1 << 20)
+                copied = True
+            except (OSError, EOFError) as err:
+                raise ShellctrError(f"invalid archive: {err}") from err
+            finally:
+                if not copied:  # unreadable, or the command was killed (cli.Terminated)
+                    self.path.unlink(missing_ok=True)
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+
+
+def register(verbs: argparse._SubParsersAction[Parser]) -> None:
+    """Add the image verbs to the command line (and Docker's `image ...` aliases)."""
+    image = verbs.add_parser("image", help="manage images")
+    group = image.add_subparsers(dest="image_verb", metavar="COMMAND", required=True)
+
+    def both(name: str, aliases: list[str], help: str) -> list[Parser]:
+        """`name` at the top (if not None) and `image ALIAS...`."""
+        parsers = [verbs.add_parser(name, help=help)] if name else []
+        return parsers + [group.add_parser(alias, help=help) for alias in aliases]
+
+    for parser in both("images", ["ls", "list"], "list images"):
+        parser.add_argument("-q", "--quiet", action="store_true", help="only ids")
+        parser.add_argument("-a", "--all", action="store_true",
+                            help="all images (shellctr keeps no intermediate ones)")
+        parser.add_argument("--digests", action="store_true", help="show digests")
+        parser.add_argument("--no-trunc", action="store_true", help="full ids")
+        parser.add_argument("-f", "--filter", action="append", default=[],
+                            metavar="KEY=VALUE", help="dangling, label, reference")
+        parser.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
+        parser.set_defaults(func=cmd_images)
+
+    for parser in both("rmi", ["rm", "remove"], "remove images"):
+        parser.add_argument("-f", "--force", action="store_true",
+                            help="remove even if stopped containers use it")
+        parser.add_argument("images", nargs="+", metavar="IMAGE")
+        parser.set_defaults(func=cmd_rmi)
+
+    for parser in both("import", ["import"], "make an image from a rootfs tar"):
+        parser.add_argument("-c", "--change", action="append", default=[], metavar="CHANGE",
+                            help="Dockerfile instruction: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, "
+                            "STOPSIGNAL, USER, VOLUME, WORKDIR")
+        parser.add_argument("file", metavar="FILE|-")
+        parser.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
+        parser.set_defaults(func=cmd_import)
+
+    for parser in both("load", ["load"], "load images from a docker-archive or OCI archive"):
+        parser.add_argument("-i", "--input", metavar="FILE", help="read from FILE, not stdin")
+        parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+        parser.set_defaults(func=cmd_load)
+
+    for parser in both("save", ["save"], "write images to an archive"):
+        parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+        parser.add_argument("--format", default="docker-archive",
+                            choices=["docker-archive", "oci-archive"], help="archive format")
+        parser.add_argument("images", nargs="+", metavar="IMAGE")
+        parser.set_defaults(func=cmd_save)
+
+    for parser in both("tag", ["tag"], "give an image another name"):
+        parser.add_argument("source", metavar="SOURCE_IMAGE[:TAG]")
+        parser.add_argument("target", metavar="TARGET_IMAGE[:TAG]")
+        parser.set_defaults(func=cmd_tag)
+
+    for parser in both("history", ["history"], "how an image was made"):
+        parser.add_argument("--no-trunc", action="store_true", help="do not truncate")
+        parser.add_argument("-q", "--quiet", action="store_true", help="only ids")
+        parser.add_argument("image", metavar="IMAGE")
+        parser.set_defaults(func=cmd_history)
+
+    for parser in both("", ["inspect"], "images as JSON"):
+        parser.add_argument("-f", "--format", metavar="TEMPLATE", help="a Go template")
+        parser.add_argument("images", nargs="+", metavar="IMAGE")
+        parser.set_defaults(func=cmd_image_inspect)
+
+    for parser in both("", ["prune"], "remove unused images"):
+        parser.add_argument("-a", "--all", action="store_true",
+                            help="every image no container uses, not only dangling ones")
+        parser.add_argument("-f", "--force", action="store_true", help="do not ask")
+        parser.set_defaults(func=cmd_image_prune)
+
+    for parser in both("commit", [], "make an image from a container's changes"):
+        parser.add_argument("-c", "--change", action="append", default=[], metavar="CHANGE",
+                            help="Dockerfile instruction applied to the new image's config")
+        parser.add_argument("-m", "--message", metavar="MSG", help="commit message")
+        parser.add_argument("-a", "--author", metavar="AUTHOR", help="author")
+        parser.add_argument("-p", "--pause", default=True,
+                            action=argparse.BooleanOptionalAction,
+                            help="pause the container during the commit (default true)")
+        parser.add_argument("container", metavar="CONTAINER")
+        parser.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
+        parser.set_defaults(func=cmd_commit)
+
+    for parser in both("diff", [], "a container's changes to its image (A, C, D)"):
+        parser.add_argument("container", metavar="CONTAINER")
+        parser.set_defaults(func=cmd_diff)
+
+    busybox = group.add_parser(
+        "build-busybox", help="build the default busybox image from the host's static busybox")
+    busybox.add_argument("--busybox", default="/bin/busybox", metavar="PATH",
+                         help="the static busybox binary (Debian: busybox-static)")
+    busybox.add_argument("reference", nargs="?", default="busybox:latest",
+                         metavar="REPOSITORY[:TAG]")
+    busybox.set_defaults(func=cmd_build_busybox)

@@ -1,0 +1,199 @@
+"""The command line: verbs, global flags, and the one place errors become exit codes.
+
+The verbs live by topic in cli_run.py, cli_containers.py, cli_images.py, cli_volumes.py
+and cli_network.py (each registers its own); each verb imports only the modules it
+needs, so `run` never pays for tabulate or plumbum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from shellctr.core.errors import ENGINE_ERROR, ShellctrError, UsageError
+
+# typing is not imported at run time: every `run` pays for each module it loads
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+    from shellctr.core.host import Host
+    from shellctr.core.store import Store
+
+PROG = "shellctr"
+
+
+class Context:
+    """What every verb gets: the host door and the state store."""
+
+    def __init__(self, host: Host, store: Store) -> None:
+        self.host, self.store = host, store
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 125 (Docker's engine error)."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments: "):
+            message = "unknown flag: " + message.removeprefix("unrecognized arguments: ")
+        raise UsageError(message, f"see '{self.prog} --help'")
+
+
+
+# -- helpers ---------------------------------------------------------------------------
+def for_each(refs: Sequence[str], action: Callable[[str], None], echo: bool = False) -> int:
+    """Apply `action` to each ref; report each failure on its own line, as Docker does."""
+    code = 0
+    for ref in refs:
+        try:
+            action(ref)
+        except ShellctrError as err:
+            report(err)
+            code = err.exit_code
+        else:
+            if echo:
+                print(ref)
+    return code
+
+
+def print_inspected(found: list[dict[str, Any]], template: str | None) -> None:
+    """What `inspect` found: a JSON list as Docker prints it, or each through `-f`."""
+    if template:
+        from shellctr.cli.gotemplate import render
+
+        for item in found:
+            print(render(template, item))
+    else:
+        import json
+
+        print(json.dumps(found, indent=4))
+
+
+def confirm(question: str, force: bool) -> bool:
+    """The prunes' question, as Docker asks it; -f/--force: yes without asking."""
+    if force:
+        return True
+    sys.stdout.write(f"WARNING! {question}\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def report(err: ShellctrError) -> None:
+    sys.stderr.write(f"{PROG}: {err}\n")
+    sys.stderr.flush()
+
+
+# -- parsing ---------------------------------------------------------------------------
+GLOBAL_VALUE_FLAGS = ("--root", "--runroot")  # the global flags that take a value
+
+
+def verb_of(argv: Sequence[str]) -> str | None:
+    """The verb on the command line, found without argparse; None for `--help` alone."""
+    args = iter(argv)
+    for arg in args:
+        if arg in GLOBAL_VALUE_FLAGS:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+class Unused:
+    """Stands for the parser of a verb not on the command line: takes every call."""
+
+    def __getattr__(self, name: str) -> Callable[..., Unused]:
+        return lambda *args, **kwargs: self
+
+
+class VerbTable(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """The verbs, building only the parser of the one on the command line: argparse
+    formats each flag as it is added, and all ~300 flags would cost every command ~25 ms."""
+
+    wanted: str | None = None
+
+    def add_parser(self, name: str, **kwargs: Any) -> Parser:
+        if self.wanted is not None and self.wanted not in (name, *kwargs.get("aliases", ())):
+            return Unused()  # type: ignore[return-value]
+        parser: Parser = super().add_parser(name, **kwargs)
+        return parser
+
+
+def build_parser(argv: Sequence[str] | None = None) -> Parser:
+    """The command line's parser: every verb's, or (given `argv`) only its verb's."""
+    parser = Parser(prog=PROG, description="A daemonless container engine whose every "
+                    "change to the host is a shell command you can read.")
+    parser.add_argument("--root", help="state directory (default /var/lib/shellctr, "
+                        "env SHELLCTR_ROOT)")
+    parser.add_argument("--runroot", help="runtime directory (default /run/shellctr, "
+                        "env SHELLCTR_RUNROOT)")
+    parser.add_argument("--trace", action="store_true",
+                        help="print every host command to stderr as it runs (SHELLCTR_TRACE=1)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print a bash script of what would be done; change nothing")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True,
+                                  action=VerbTable)
+    assert isinstance(verbs, VerbTable)
+    verbs.wanted = verb_of(argv) if argv is not None else None
+
+    from shellctr.cli import containers as cli_containers
+    from shellctr.cli import images as cli_images
+    from shellctr.cli import network as cli_network
+    from shellctr.cli import run as cli_run
+    from shellctr.cli import volumes as cli_volumes
+
+    for module in (cli_run, cli_containers, cli_images, cli_volumes, cli_network):
+        module.register(verbs)
+    if verbs.wanted is not None and verbs.wanted not in verbs.choices:
+        return build_parser()  # an unknown verb: the error lists them all
+    return parser
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the command is: it unwinds as an error does (every undo
+    registered so far runs, temporary files go), then the command exits 143. Not an
+    Exception, so that no `except Exception` on the way swallows it."""
+
+
+def terminate(signum: int, frame: object) -> NoReturn:
+    raise Terminated
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    debug = False
+    # `run` in the foreground hands SIGTERM on to the container instead (forward_signals)
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        argv = sys.argv[1:] if argv is None else argv
+        args = build_parser(argv).parse_args(argv)
+        debug = args.debug
+        from shellctr.core.host import Host
+        from shellctr.core.layout import Layout
+        from shellctr.core.store import Store
+
+        host = Host(trace=args.trace or os.environ.get("SHELLCTR_TRACE") == "1",
+                    dry_run=args.dry_run)
+        layout = Layout.from_env(args.root, args.runroot)
+        code: int = args.func(args, Context(host, Store(layout, host)))
+        return code
+    except ShellctrError as err:
+        if debug:
+            import traceback
+            traceback.print_exc()
+        report(err)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Terminated:
+        return 128 + signal.SIGTERM
+    except Exception as err:  # the funnel: anything unexpected is still one line
+        if debug:
+            import traceback
+            traceback.print_exc()
+        sys.stderr.write(f"{PROG}: unexpected error: {err!r} (run with --debug for details)\n")
+        return ENGINE_ERROR
+    finally:
+        signal.signal(signal.SIGTERM, previous)  # main may run in-process (tests)

@@ -1,0 +1,245 @@
+"""Network verbs: network create/ls/inspect/rm/prune/connect/disconnect; system prune."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from shellctr.cli.main import Context, Parser, confirm, for_each, print_inspected
+from shellctr.core.errors import ShellctrError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from shellctr.core.store import Record, Store
+
+FILTER_KEYS = ("name", "id", "driver", "label", "type")
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    from shellctr.engine.container import parse_labels as parse
+
+    return parse(items)
+
+
+def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.network import create
+
+    record = create(ctx.host, ctx.store, args.name, subnet=args.subnet, gateway=args.gateway,
+                    ip_range=args.ip_range, internal=args.internal,
+                    labels=parse_labels(args.label), driver=args.driver)
+    if not ctx.host.dry_run:
+        print(record["id"])
+    return 0
+
+
+def matches(record: Record, filters: list[str]) -> bool:
+    """`--filter KEY=VALUE`: the same key ORs, different keys AND (as Docker)."""
+    from shellctr.parts import filters as filtering
+    from shellctr.parts.netopts import DEFAULT_NETWORK
+
+    wanted = filtering.parse_filters(filters, FILTER_KEYS)
+    labels = record.get("labels", {})
+    kind = "builtin" if record["name"] == DEFAULT_NETWORK else "custom"
+    tests: dict[str, Callable[[str], bool]] = {
+        "name": lambda v: v in record["name"],
+        "id": lambda v: record["id"].startswith(v),
+        "driver": lambda v: record["driver"] == v,
+        "label": lambda v: filtering.label_matches(labels, v),
+        "type": lambda v: v == kind,
+    }
+    return filtering.matches(wanted, tests)
+
+
+def cmd_ls(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.network import records
+
+    shown = [r for r in records(ctx.store) if matches(r, args.filter)]
+    shown.sort(key=lambda r: r["name"])
+    if args.quiet:
+        for record in shown:
+            print(record["id"] if args.no_trunc else record["id"][:12])
+        return 0
+    from shellctr.cli.textfmt import table
+
+    print(table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
+                [[r["id"] if args.no_trunc else r["id"][:12], r["name"], r["driver"], "local"]
+                 for r in shown]))
+    return 0
+
+
+def network_json(store: Store, record: Record) -> dict[str, object]:
+    """A network as Docker's `network inspect` shows it."""
+    from shellctr.parts.netopts import DEFAULT_NETWORK
+
+    return {
+        "Name": record["name"], "Id": record["id"], "Created": record["created"],
+        "Scope": "local", "Driver": record["driver"], "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": {}, "Config": [
+            {"Subnet": record["subnet"], "Gateway": record["gateway"],
+             **({"IPRange": record["ip_range"]} if record["ip_range"] else {})}]},
+        "Internal": record["internal"], "Attachable": False, "Ingress": False,
+        "Containers": {cid: {"Name": ep["name"], "EndpointID": ep["veth"],
+                             "MacAddress": ep["mac"],
+                             "IPv4Address": f"{ep['ip']}/{record['subnet'].split('/')[1]}",
+                             "IPv6Address": ""}
+                       for cid, ep in record["endpoints"].items()},
+        "Options": {"com.docker.network.bridge.name": record["bridge"],
+                    **({"com.docker.network.bridge.default_bridge": "true"}
+                       if record["name"] == DEFAULT_NETWORK else {})},
+        "Labels": record.get("labels", {}),
+    }
+
+
+def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.network import find_network
+
+    found: list[dict[str, Any]] = []
+    code = for_each(args.networks, lambda ref: found.append(
+        network_json(ctx.store, find_network(ctx.store, ref))))
+    print_inspected(found, args.format)
+    return code and 1
+
+
+def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.network import find_network, remove
+    from shellctr.parts.netopts import DEFAULT_NETWORK
+
+    def rm(ref: str) -> None:
+        if ref in (DEFAULT_NETWORK, "bridge") or \
+                find_network(ctx.store, ref)["name"] == DEFAULT_NETWORK:
+            raise ShellctrError(f"{DEFAULT_NETWORK} is a pre-defined network and cannot be "
+                                "removed", "`system prune` removes it while nothing uses it")
+        remove(ctx.host, ctx.store, ref)
+
+    return for_each(args.networks, rm, echo=not ctx.host.dry_run)
+
+
+def cmd_prune(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.network import prune
+
+    if not confirm("This will remove all custom networks not used by at least one "
+                   "container.", args.force):
+        return 0
+    removed = prune(ctx.host, ctx.store)
+    if removed:
+        print("Deleted Networks:\n" + "\n".join(removed))
+    return 0
+
+
+def cmd_connect(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.network import connect
+
+    connect(ctx.host, ctx.store, args.network, args.container, args.ip, args.alias)
+    return 0
+
+
+def cmd_disconnect(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.network import disconnect
+
+    disconnect(ctx.host, ctx.store, args.network, args.container, args.force)
+    return 0
+
+
+def cmd_system_prune(args: argparse.Namespace, ctx: Context) -> int:
+    """Stopped containers, the networks nothing uses (the default one too: it is made
+    again on first use, so no bridge, rule or resolver stays behind), with --volumes the
+    anonymous volumes nothing uses, then dangling images (-a: every unused image)."""
+    from shellctr.cli.textfmt import human_size
+    from shellctr.cli.volumes import prune_volumes, tree_size
+    from shellctr.engine.image import prune_images
+    from shellctr.engine.lifecycle import reconcile, remove
+    from shellctr.engine.network import prune
+
+    what = ["all stopped containers", "all networks not used by at least one container"]
+    if args.volumes:
+        what.append("all anonymous volumes not used by at least one container")
+    what.append("all images without at least one container associated to them" if args.all
+                else "all dangling images")
+    if not confirm("This will remove:\n" + "".join(f"  - {line}\n" for line in what)
+                   .rstrip("\n"), args.force):
+        return 0
+    removed, space = [], 0
+    for cid in ctx.store.container_ids():
+        try:
+            if reconcile(ctx.store, cid).status != "running":
+                size = tree_size(ctx.store.layout.container_upper(cid))
+                remove(ctx.host, ctx.store, cid, force=False)
+                removed.append(cid)
+                space += size
+        except (FileNotFoundError, ShellctrError):  # removed or started meanwhile
+            continue
+    networks = prune(ctx.host, ctx.store, include_default=True)
+    volumes, volume_space = prune_volumes(ctx, {}, False) if args.volumes else ([], 0)
+    images, image_space = prune_images(ctx.host, ctx.store, args.all)
+    if ctx.host.dry_run:
+        return 0
+    for title, lines in (("Containers", removed), ("Networks", networks),
+                         ("Volumes", volumes), ("Images", images)):
+        if lines:
+            print(f"Deleted {title}:\n" + "\n".join(lines) + "\n")
+    print(f"Total reclaimed space: {human_size(space + volume_space + image_space)}")
+    return 0
+
+
+def register(verbs: argparse._SubParsersAction[Parser]) -> None:
+    """Add `network ...` and `system prune` to the command line."""
+    network = verbs.add_parser("network", help="manage networks")
+    sub = network.add_subparsers(dest="network_verb", metavar="COMMAND", required=True)
+
+    create = sub.add_parser("create", help="create a bridge network")
+    create.add_argument("-d", "--driver", default="bridge", help="bridge (the only one)")
+    create.add_argument("--subnet", metavar="CIDR", help="default: a free one")
+    create.add_argument("--gateway", metavar="IP", help="default: the subnet's first address")
+    create.add_argument("--ip-range", metavar="CIDR", help="allocate addresses from this range")
+    create.add_argument("--internal", action="store_true", help="no way in or out")
+    create.add_argument("--label", action="append", default=[], metavar="K=V")
+    create.add_argument("name", metavar="NAME")
+    create.set_defaults(func=cmd_create)
+
+    ls = sub.add_parser("ls", aliases=["list"], help="list networks")
+    ls.add_argument("-q", "--quiet", action="store_true", help="only ids")
+    ls.add_argument("--no-trunc", action="store_true", help="full ids")
+    ls.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                    help="name, id, driver, label, type (custom or builtin)")
+    ls.set_defaults(func=cmd_ls)
+
+    inspect = sub.add_parser("inspect", help="networks as JSON")
+    inspect.add_argument("-f", "--format", metavar="TEMPLATE", help="a Go template")
+    inspect.add_argument("networks", nargs="+", metavar="NETWORK")
+    inspect.set_defaults(func=cmd_inspect)
+
+    rm = sub.add_parser("rm", aliases=["remove"], help="remove networks")
+    rm.add_argument("networks", nargs="+", metavar="NETWORK")
+    rm.set_defaults(func=cmd_rm)
+
+    prune = sub.add_parser("prune", help="remove networks no container uses")
+    prune.add_argument("-f", "--force", action="store_true", help="do not ask")
+    prune.set_defaults(func=cmd_prune)
+
+    connect = sub.add_parser("connect", help="connect a container to a network")
+    connect.add_argument("--ip", metavar="IP", help="its address there")
+    connect.add_argument("--alias", action="append", default=[], metavar="NAME",
+                         help="another name there")
+    connect.add_argument("network", metavar="NETWORK")
+    connect.add_argument("container", metavar="CONTAINER")
+    connect.set_defaults(func=cmd_connect)
+
+    disconnect = sub.add_parser("disconnect", help="disconnect a container from a network")
+    disconnect.add_argument("-f", "--force", action="store_true",
+                            help="even if it is not connected")
+    disconnect.add_argument("network", metavar="NETWORK")
+    disconnect.add_argument("container", metavar="CONTAINER")
+    disconnect.set_defaults(func=cmd_disconnect)
+
+    system = verbs.add_parser("system", help="the whole store")
+    system_sub = system.add_subparsers(dest="system_verb", metavar="COMMAND", required=True)
+    system_prune = system_sub.add_parser("prune", help="remove stopped containers, unused "
+                                         "networks and dangling images")
+    system_prune.add_argument("-a", "--all", action="store_true",
+                              help="every image no container uses, not only dangling ones")
+    system_prune.add_argument("--volumes", action="store_true",
+                              help="anonymous volumes no container uses, too")
+    system_prune.add_argument("-f", "--force", action="store_true", help="do not ask")
+    system_prune.set_defaults(func=cmd_system_prune)

@@ -1,0 +1,170 @@
+"""`run` and `create`: their flags (the limit flags shared with `update`), and what they
+become: container.RunOptions."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from shellctr.cli.main import Context, Parser
+from shellctr.core.errors import ShellctrError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from shellctr.engine.container import RunOptions
+
+
+# -- verbs -----------------------------------------------------------------------------
+def run_options(args: argparse.Namespace) -> RunOptions:
+    from shellctr.engine.container import RunOptions
+
+    return RunOptions(
+        image=args.image, command=args.command, name=args.name, env=args.env,
+        env_files=args.env_file, workdir=args.workdir, hostname=args.hostname,
+        entrypoint=args.entrypoint, user=args.user, tty=args.tty,
+        interactive=args.interactive, auto_remove=args.rm, restart=args.restart,
+        labels=args.label, memory=args.memory,
+        limits={key: getattr(args, key) for key in LIMIT_FLAGS if key != "memory"},
+        cgroup_parent=args.cgroup_parent,
+        volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs, read_only=args.read_only,
+        volumes_from=args.volumes_from,
+        network={key: getattr(args, key) for key in NETWORK_FLAGS},
+    )
+
+
+def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.container import create, start
+
+    if args.tty and args.interactive and not args.detach and not os.isatty(0):
+        # checked before create: a refused run must leave no container behind
+        raise ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
+    config = create(ctx.host, ctx.store, run_options(args))
+    code = start(ctx.host, ctx.store, config, attach=not args.detach)
+    if args.detach and not ctx.host.dry_run:
+        print(config["id"])
+    return code
+
+
+def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.container import create
+
+    config = create(ctx.host, ctx.store, run_options(args))
+    if not ctx.host.dry_run:
+        print(config["id"])
+    return 0
+
+
+# -- parsing ---------------------------------------------------------------------------
+def add_create_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags `run` and `create` share."""
+    parser.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    parser.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
+    parser.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+    parser.add_argument("--name", help="the container's name")
+    parser.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
+                        help="set an environment variable")
+    parser.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                        help="read environment variables from a file")
+    parser.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside")
+    parser.add_argument("-h", "--hostname", metavar="HOST", help="the container's host name")
+    parser.add_argument("--help", action="help", help="show this help")
+    parser.add_argument("--entrypoint", metavar="CMD", help="override the image's entrypoint")
+    parser.add_argument("-u", "--user", metavar="USER[:GROUP]", help="user name or uid")
+    parser.add_argument("-l", "--label", action="append", default=[], metavar="K=V",
+                        help="set a label")
+    add_limit_flags(parser)
+    add_network_flags(parser)
+    parser.add_argument("--oom-kill-disable", action="store_true",
+                        help="processes over -m wait for memory instead of being killed")
+    parser.add_argument("--cpu-period", metavar="µS", help="CFS period (µs)")
+    parser.add_argument("--cpu-quota", metavar="µS", help="CPU time per CFS period (µs)")
+    parser.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes allowed (0-1)")
+    parser.add_argument("--memory-reservation", metavar="SIZE", help="memory soft limit")
+    parser.add_argument("--cgroup-parent", metavar="PATH",
+                        help="the cgroup to create the container's in (default shellctr)")
+    parser.add_argument("--restart", default="no", metavar="POLICY",
+                        help="no, on-failure[:N], always or unless-stopped")
+    add_storage_flags(parser)
+    parser.add_argument("image", metavar="IMAGE")
+    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD [ARG...]")
+
+
+def add_storage_flags(parser: argparse.ArgumentParser) -> None:
+    """Volumes, bind mounts, tmpfs (see volume.py)."""
+    parser.add_argument("-v", "--volume", action="append", default=[],
+                        metavar="[SRC:]DST[:MODE]",
+                        help="bind a host path (absolute SRC) or mount a volume (NAME); "
+                        "no SRC: an anonymous volume; MODE ro, rw, nocopy")
+    parser.add_argument("--mount", action="append", default=[], metavar="type=...,...",
+                        help="type=bind|volume|tmpfs,source=...,target=...[,readonly]")
+    parser.add_argument("--tmpfs", action="append", default=[], metavar="DST[:OPTS]",
+                        help="mount a tmpfs (options: size=64m,mode=1777,...)")
+    parser.add_argument("--read-only", action="store_true",
+                        help="mount the container's root read-only")
+    parser.add_argument("--volumes-from", action="append", default=[],
+                        metavar="CTR[:ro|rw]", help="the volumes and binds of another "
+                        "container")
+
+
+# the network flags, as RunOptions.network and netopts.network_config name them
+NETWORK_FLAGS = ("network", "ip", "aliases", "publish", "publish_all", "expose", "mac_address",
+                 "dns", "dns_search", "dns_options", "add_host")
+
+
+def add_network_flags(parser: argparse.ArgumentParser) -> None:
+    """The network flags of `run` and `create` (issue 5)."""
+    parser.add_argument("--network", "--net", metavar="NET",
+                        help="bridge (default: shellctr0), none, host, container:CTR, or a "
+                        "network's name")
+    parser.add_argument("--ip", metavar="IP", help="the container's address on its network")
+    parser.add_argument("--network-alias", dest="aliases", action="append", default=[],
+                        metavar="NAME", help="another name on a user network")
+    parser.add_argument("-p", "--publish", action="append", default=[],
+                        metavar="[IP:]HOSTPORT:PORT[/PROTO]",
+                        help="publish a port or a range (8000-8002:80-82) on the host "
+                        "(a random host port: -p PORT)")
+    parser.add_argument("-P", "--publish-all", action="store_true",
+                        help="publish every exposed port on a random host port")
+    parser.add_argument("--expose", action="append", default=[], metavar="PORT[/PROTO]",
+                        help="expose a port or a range (7000-7002) (for -P)")
+    parser.add_argument("--mac-address", metavar="MAC", help="eth0's MAC address")
+    parser.add_argument("--dns", action="append", default=[], metavar="IP",
+                        help="a DNS server for /etc/resolv.conf")
+    parser.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN",
+                        help="a search domain for /etc/resolv.conf")
+    parser.add_argument("--dns-option", dest="dns_options", action="append", default=[],
+                        metavar="OPT", help="an option for /etc/resolv.conf")
+    parser.add_argument("--add-host", action="append", default=[], metavar="NAME:IP",
+                        help="a line of /etc/hosts")
+
+
+# the limit flags, as RunOptions.limits and cgroup.parse_limits name them
+LIMIT_FLAGS = ("memory", "memory_swap", "memory_reservation", "oom_kill_disable", "cpus",
+               "cpu_shares", "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems",
+               "pids_limit")
+
+
+def add_limit_flags(parser: argparse.ArgumentParser) -> None:
+    """The limit flags `run`, `create` and `update` share."""
+    parser.add_argument("-m", "--memory", metavar="SIZE", help="memory limit (e.g. 256m)")
+    parser.add_argument("--memory-swap", metavar="SIZE",
+                        help="memory + swap limit; -1: unlimited swap (default: twice -m)")
+    parser.add_argument("--cpus", metavar="N", help="number of CPUs (e.g. 1.5)")
+    parser.add_argument("-c", "--cpu-shares", metavar="N", help="relative CPU weight (1024)")
+    parser.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs allowed (e.g. 0-1,3)")
+    parser.add_argument("--pids-limit", metavar="N", help="most processes; 0 or -1: no limit")
+
+
+
+def register(verbs: argparse._SubParsersAction[Parser]) -> None:
+    """Add `run` and `create` to the command line."""
+    # add_help=False: -h is --hostname for run and create, as in Docker
+    run = verbs.add_parser("run", help="run a command in a new container", add_help=False)
+    add_create_flags(run)
+    run.add_argument("-d", "--detach", action="store_true",
+                     help="run in the background and print the container's id")
+    run.set_defaults(func=cmd_run)
+    create = verbs.add_parser("create", help="create a container; start it later",
+                              add_help=False)
+    add_create_flags(create)
+    create.set_defaults(func=cmd_create)

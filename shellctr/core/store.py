@@ -1,0 +1,128 @@
+"""The state store on disk: JSON records under --root, written atomically, one lock.
+
+This module is stdlib-only on purpose: `run` goes through it on every start, and
+pydantic costs ~80 ms to import on these machines. The records' shape is defined by
+the pydantic models in state.py, which every other verb reads them through (and the
+unit tests check that what `run` writes validates against those models).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shellctr.core.host import Host
+from shellctr.core.layout import Layout
+
+# typing is not imported at run time: every `run` pays for each module it loads
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+SCHEMA_VERSION = 1
+Record = dict[str, "Any"]
+
+
+def now_iso() -> str:
+    """The current time as state files store it (ISO 8601, UTC)."""
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def read_record(path: Path) -> Record:
+    with open(path, "rb") as stream:
+        record: Record = json.loads(stream.read())
+    return record
+
+
+def dump_record(record: Record) -> str:
+    return json.dumps(record, separators=(",", ":")) + "\n"
+
+
+class Store:
+    """Reads and writes the JSON records under the root."""
+
+    def __init__(self, layout: Layout, host: Host) -> None:
+        self.layout = layout
+        self.host = host
+        self._lock_depth = 0
+
+    def prepare(self) -> None:
+        """Create the store's directories on first use."""
+        layout = self.layout
+        for path in (layout.root, layout.images_dir, layout.layers_dir, layout.blobs_dir,
+                     layout.containers_dir, layout.tmp_dir):
+            self.host.ensure_dir(path, mode=0o700)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """The one lock around allocations of names and ids and read-modify-writes.
+
+        Re-entrant within a process: a second flock on a new descriptor of the same
+        file would wait for the first forever.
+        """
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        if self.host.dry_run and not self.layout.lock_file.exists():
+            yield  # nothing will be written, not even the lock file
+            return
+        if not self.layout.root.is_dir():
+            self.host.ensure_dir(self.layout.root, mode=0o700)
+        fd = os.open(self.layout.lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._lock_depth = 1
+            yield
+        finally:
+            self._lock_depth = 0
+            os.close(fd)  # closing the file releases the flock
+
+    def write(self, path: Path, record: Record, durable: bool = True) -> None:
+        self.host.write_file(path, dump_record(record), durable=durable)
+
+    # -- images ----------------------------------------------------------------
+    def image_records(self) -> list[Record]:
+        directory = self.layout.images_dir
+        if not directory.is_dir():
+            return []
+        return [read_record(directory / entry) for entry in sorted(os.listdir(directory))
+                if entry.endswith(".json") and not entry.startswith(".")]
+
+    # -- containers ------------------------------------------------------------
+    def container_ids(self) -> list[str]:
+        directory = self.layout.containers_dir
+        if not directory.is_dir():
+            return []
+        return [entry for entry in os.listdir(directory)
+                if (directory / entry / "config.json").is_file()]
+
+    def container_names(self) -> dict[str, str]:
+        """id -> name of every container (not those removed while we list them)."""
+        names = {}
+        for cid in self.container_ids():
+            try:
+                names[cid] = read_record(self.layout.container_config(cid))["name"]
+            except FileNotFoundError:  # another shellctr process removed it just now
+                continue
+        return names
+
+    def config_record(self, cid: str) -> Record:
+        return read_record(self.layout.container_config(cid))
+
+    def state_record(self, cid: str) -> Record:
+        return read_record(self.layout.container_state(cid))
+
+    def remove_container(self, cid: str) -> None:
+        """Remove a container's directories (its mounts lived only in its own namespace)."""
+        layout = self.layout
+        self.host.remove_tree(layout.container_run_dir(cid))
+        self.host.remove_tree(layout.container_dir(cid))

@@ -1,0 +1,522 @@
+"""Images: records and OCI configs, import from a rootfs tar, lookup, tags, rmi.
+
+An image is its OCI image config, kept byte for byte in `blobs/sha256/<id>` (the image
+id is the sha256 of those bytes, as Docker's), plus a record `images/<id>.json` with
+its tags, layers and the config fields `run` reads. Layers live in the layer store
+(layers.py): checked, kept as tars and extracted once each into their own directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import posixpath
+import shlex
+import tarfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from shellctr.core.cmd import path_arg
+from shellctr.core.errors import Conflict, NotFound, ShellctrError
+from shellctr.core.host import Host, Rollback
+from shellctr.core.ids import SHORT
+from shellctr.core.state import Image, ImageConfig, container_config, evolve, images, save
+from shellctr.core.store import Store, now_iso
+from shellctr.engine.layers import (
+    LayerScan,
+    file_source,
+    prepare_layer,
+    publish_layer,
+    scan_layer,
+    sweep_partials,
+)
+from shellctr.parts.reference import find_image_record, is_id, normalize_ref
+
+__all__ = ["LayerScan", "scan_layer"]  # older callers import them from here
+
+
+def find_image(store: Store, ref: str) -> Image:
+    """An image by name[:tag], full or short id, or `sha256:` id."""
+    return Image.model_validate(find_image_record(store, ref))
+
+
+# -- the layer store (shellctr/layers.py) and image records ----------------------------
+def remove_unused_layers(host: Host, store: Store, gone: str | set[str] = "") -> None:
+    """Remove layer dirs and blobs that no image and no container refers to.
+
+    `gone`: the id(s) of images just removed, which --dry-run still finds on disk.
+    """
+    gone = {gone} if isinstance(gone, str) else gone
+    used = {layer for image in images(store) if image.id not in gone for layer in image.layers}
+    used |= {layer for cid in store.container_ids()
+             for layer in container_config(store, cid).layers}
+    layers_dir = store.layout.layers_dir
+    if layers_dir.is_dir():
+        for entry in sorted(os.listdir(layers_dir)):
+            if not entry.startswith(".") and entry not in used:
+                host.remove_tree(layers_dir / entry)
+    blobs_dir = store.layout.blobs_dir
+    used |= {image.id for image in images(store) if image.id not in gone}  # config blobs
+    if blobs_dir.is_dir():
+        for entry in sorted(os.listdir(blobs_dir)):
+            if not entry.startswith(".") and entry not in used:
+                host.remove_file(blobs_dir / entry)
+
+
+# -- import ----------------------------------------------------------------------------
+CHANGES = "CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME or WORKDIR"
+
+
+def parse_changes(changes: Iterable[str], base: ImageConfig) -> ImageConfig:
+    """Apply Dockerfile-style `-c` instructions (those `docker import/commit -c` take)."""
+    config = base.model_dump()
+    for change in changes:
+        instruction, _, rest = change.strip().partition(" ")
+        instruction, rest = instruction.upper(), rest.strip()
+        if not rest:
+            raise ShellctrError(f"invalid change {change!r}: {instruction} needs an argument")
+        if instruction in ("CMD", "ENTRYPOINT"):
+            config["Cmd" if instruction == "CMD" else "Entrypoint"] = _command_form(change, rest)
+        elif instruction == "ENV":
+            env = dict(item.split("=", 1) for item in config["Env"])
+            env.update(_env_pairs(change, rest))
+            config["Env"] = [f"{k}={v}" for k, v in env.items()]
+        elif instruction == "WORKDIR":
+            config["WorkingDir"] = posixpath.normpath(
+                posixpath.join(config["WorkingDir"] or "/", rest))
+        elif instruction == "USER":
+            config["User"] = rest
+        elif instruction == "EXPOSE":
+            for port in rest.split():
+                number, _, proto = port.partition("/")
+                if not number.isdigit() or proto not in ("", "tcp", "udp", "sctp"):
+                    raise ShellctrError(f"invalid change {change!r}: bad port {port!r}")
+                config["ExposedPorts"][f"{int(number)}/{proto or 'tcp'}"] = {}
+        elif instruction == "VOLUME":
+            paths = _json_list(change, rest) if rest.startswith("[") else rest.split()
+            for path in paths:
+                config["Volumes"][path] = {}
+        elif instruction == "LABEL":
+            config["Labels"].update(_env_pairs(change, rest))
+        elif instruction == "STOPSIGNAL":
+            config["StopSignal"] = rest
+        else:
+            raise ShellctrError(
+                f"invalid change {change!r}: {instruction or '(empty)'} is not supported",
+                f"use {CHANGES}",
+            )
+    return ImageConfig.model_validate(config)
+
+
+def _json_list(change: str, rest: str) -> list[str]:
+    try:
+        value = json.loads(rest)
+    except json.JSONDecodeError as err:
+        raise ShellctrError(f"invalid change {change!r}: bad JSON array ({err.msg})") from err
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ShellctrError(f"invalid change {change!r}: expected a JSON array of strings")
+    return value
+
+
+def _command_form(change: str, rest: str) -> list[str]:
+    """JSON (exec) form as given; shell form wrapped in /bin/sh -c, as Docker does."""
+    if rest.startswith("["):
+        return _json_list(change, rest)
+    return ["/bin/sh", "-c", rest]
+
+
+def _env_pairs(change: str, rest: str) -> dict[str, str]:
+    if "=" not in rest.split(" ", 1)[0]:  # legacy form: ENV KEY value with spaces
+        key, _, value = rest.partition(" ")
+        return {key: value.strip()}
+    try:
+        words = shlex.split(rest)
+    except ValueError as err:
+        raise ShellctrError(f"invalid change {change!r}: {err}") from err
+    pairs = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise ShellctrError(f"invalid change {change!r}: {word!r} is not KEY=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+# -- OCI image configs and manifests -----------------------------------------------------
+ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
+                 "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
+LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def oci_config(config: ImageConfig, diff_ids: list[str], created: str,
+               history: list[dict[str, Any]], author: str = "", comment: str = "",
+               base: dict[str, Any] | None = None) -> bytes:
+    """An OCI image config (JSON bytes; the image id is their sha256). `base`: the
+    parent's config, whose other fields (architecture, os, ...) are kept."""
+    runtime = {key: value for key, value in config.model_dump().items()
+               if value not in ("", [], {}, None)}
+    document: dict[str, Any] = {
+        "architecture": ARCHITECTURES.get(os.uname().machine, os.uname().machine),
+        "os": "linux",
+        **{k: v for k, v in (base or {}).items() if k not in ("config", "container_config")},
+        "created": created,
+        "config": runtime,
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in diff_ids]},
+        "history": history,
+    }
+    for key, value in (("author", author), ("comment", comment)):
+        document.pop(key, None)
+        if value:
+            document[key] = value
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def history_entry(created: str, created_by: str, comment: str = "", author: str = "",
+                  empty_layer: bool = False) -> dict[str, Any]:
+    entry: dict[str, Any] = {"created": created, "created_by": created_by}
+    for key, value in (("comment", comment), ("author", author), ("empty_layer", empty_layer)):
+        if value:
+            entry[key] = value
+    return entry
+
+
+def parse_config(blob: bytes) -> dict[str, Any]:
+    """An image config blob as JSON, checked for what shellctr needs of it."""
+    try:
+        document = json.loads(blob)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ShellctrError(f"invalid image config: {err}") from err
+    if not isinstance(document, dict):
+        raise ShellctrError("invalid image config: not a JSON object")
+    rootfs = document.get("rootfs") or {}
+    diff_ids = rootfs.get("diff_ids") or []
+    if not diff_ids or not all(isinstance(d, str) and d.startswith("sha256:") and
+                               len(d) == 71 for d in diff_ids):
+        raise ShellctrError("invalid image config: rootfs.diff_ids must list sha256 digests")
+    return document
+
+
+def image_from_config(blob: bytes, tags: list[str], layer_sizes: list[int],
+                      digest: str = "", tar_sizes: list[int] | None = None) -> Image:
+    """The record of the image whose config is `blob`."""
+    document = parse_config(blob)
+    runtime = document.get("config") or {}
+    fields = {key: runtime.get(key) for key in ImageConfig.model_fields}
+    config = ImageConfig.model_validate({k: v for k, v in fields.items() if v is not None})
+    history = [{k: v for k, v in entry.items() if k in
+                ("created", "created_by", "comment", "author", "empty_layer")}
+               for entry in document.get("history") or [] if isinstance(entry, dict)]
+    return Image.model_validate({
+        "id": sha256_hex(blob),
+        "repo_tags": tags,
+        "created": document.get("created") or "1970-01-01T00:00:00Z",
+        "layers": [d.removeprefix("sha256:") for d in document["rootfs"]["diff_ids"]],
+        "size": sum(max(size, 0) for size in layer_sizes),
+        "config": config.model_dump(),
+        "comment": document.get("comment") or "",
+        "author": document.get("author") or "",
+        "history": history,
+        "layer_sizes": layer_sizes,
+        "tar_sizes": tar_sizes or [],
+        "digest": digest,
+    })
+
+
+def oci_manifest(config_blob: bytes, layers: list[tuple[str, int]]) -> bytes:
+    """The OCI manifest of an image: its config and its (uncompressed) layer tars."""
+    return json.dumps({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "config": {"mediaType": CONFIG_TYPE, "digest": f"sha256:{sha256_hex(config_blob)}",
+                   "size": len(config_blob)},
+        "layers": [{"mediaType": LAYER_TYPE, "digest": f"sha256:{diff_id}", "size": size}
+                   for diff_id, size in layers],
+    }, separators=(",", ":")).encode()
+
+
+def layer_size(store: Store, diff_id: str) -> int:
+    """Bytes of file content of a layer already in the store (from any image using it)."""
+    for image in images(store):
+        if diff_id in image.layers and len(image.layer_sizes) == len(image.layers):
+            return image.layer_sizes[image.layers.index(diff_id)]
+    blob = store.layout.blob(diff_id)
+    return blob.stat().st_size if blob.exists() else 0
+
+
+def tar_size(store: Store, diff_id: str, hints: dict[str, int]) -> int:
+    """Bytes of a layer's tar: known from this command, another image, its blob, or
+    (a layer committed by an older shellctr, kept as files only) by packing it again."""
+    if diff_id in hints:
+        return hints[diff_id]
+    for image in images(store):
+        if diff_id in image.layers and len(image.tar_sizes) == len(image.layers):
+            return image.tar_sizes[image.layers.index(diff_id)]
+    from shellctr.engine.layers import layer_tar_size
+    return layer_tar_size(store.layout, diff_id)
+
+
+def record_image(host: Host, store: Store, blob: bytes, tags: list[str],
+                 layer_sizes: list[int], rollback: Rollback, digest: str = "",
+                 tar_hints: dict[str, int] | None = None) -> Image:
+    """Keep the config `blob` and write the image's record; move `tags` onto it.
+    Under the lock; the layers are in the store already. `tar_hints`: the tar sizes
+    of layers this command made (diff id -> bytes)."""
+    layout = store.layout
+    diff_ids = [x.removeprefix("sha256:") for x in parse_config(blob)["rootfs"]["diff_ids"]]
+    sizes = [size if size >= 0 else layer_size(store, d)
+             for size, d in zip(layer_sizes, diff_ids, strict=True)]
+    tars: list[int] = []
+    if not host.dry_run:  # under --dry-run the layers are not there to measure
+        tars = [tar_size(store, d, tar_hints or {}) for d in diff_ids]
+        digest = digest or sha256_hex(oci_manifest(blob, list(zip(diff_ids, tars,
+                                                                  strict=True))))
+    image = image_from_config(blob, [], sizes, digest, tars)
+    path = layout.image_file(image.id)
+    previous = Image.model_validate(find_image_record(store, image.id)) if path.exists() else None
+    if previous is not None:
+        if all(tag in previous.repo_tags for tag in tags):
+            return previous  # loaded again: nothing changes
+        tags = [*previous.repo_tags, *(t for t in tags if t not in previous.repo_tags)]
+    for tag in tags:
+        if previous is None or tag not in previous.repo_tags:
+            untag_elsewhere(host, store, tag, rollback)
+    if not host.exists(layout.blob(image.id)):
+        host.write_file(layout.blob(image.id), blob.decode(), mode=0o644, rollback=rollback)
+    image = evolve(image, repo_tags=tags)
+    save(store, path, image)
+    if previous is None:
+        rollback.push("record the image", lambda: host.remove_file(path))
+    else:
+        rollback.push("record the image", restore(store, path, previous))
+    return image
+
+
+def import_image(
+    host: Host, store: Store, tar_path: Path, changes: list[str], ref: str | None,
+    comment: str = "",
+) -> Image:
+    """A one-layer image from a rootfs tar; `ref` is tagged on it (moved if taken)."""
+    config = parse_changes(changes, ImageConfig())
+    tag = normalize_ref(ref) if ref else None
+    scan = scan_layer(tar_path)  # refused before anything is written
+    created = now_iso()
+    blob = oci_config(config, [scan.diff_id], created,
+                      [history_entry(created, "shellctr import",
+                                     comment or f"Imported from {tar_path.name}")],
+                      comment=comment)
+    store.prepare()
+    with Rollback(host) as rollback:  # the long work, outside the lock (as load's)
+        host.step(f"import layer sha256:{scan.diff_id[:SHORT]}")
+        layer = prepare_layer(host, store.layout, file_source(tar_path), rollback,
+                              expect=scan.diff_id)
+        with store.lock(), Rollback(host) as publishing:  # unwound under the lock
+            sweep_partials(host, store.layout)
+            publish_layer(host, store.layout, layer, publishing)
+            host.step("record the image")
+            return record_image(host, store, blob, [tag] if tag else [], [scan.size],
+                                publishing, tar_hints={scan.diff_id: scan.tar_size})
+
+
+def restore(store: Store, path: Path, image: Image) -> Callable[[], None]:
+    """An undo that writes `image` back as it was."""
+    return lambda: save(store, path, image)
+
+
+def untag_elsewhere(host: Host, store: Store, tag: str, rollback: Rollback | None) -> None:
+    """Move `tag` off any image holding it (that image may become <none>)."""
+    for other in images(store):
+        if tag in other.repo_tags:
+            path = store.layout.image_file(other.id)
+            save(store, path, evolve(other, repo_tags=[t for t in other.repo_tags if t != tag]))
+            if rollback is not None:
+                rollback.push(f"untag {tag}", restore(store, path, other))
+
+
+def tag_image(host: Host, store: Store, source: str, target: str) -> None:
+    """`tag SOURCE TARGET`: TARGET names the image SOURCE names (moved if taken)."""
+    tag = normalize_ref(target)
+    with store.lock(), Rollback(host) as rollback:
+        image = find_image(store, source)
+        if tag in image.repo_tags:
+            return
+        host.step(f"tag {image.id[:SHORT]} as {tag}")
+        untag_elsewhere(host, store, tag, rollback)
+        image = find_image(store, image.id)
+        save(store, store.layout.image_file(image.id),
+             evolve(image, repo_tags=[*image.repo_tags, tag]))
+
+
+def prune_images(host: Host, store: Store, everything: bool) -> tuple[list[str], int]:
+    """`image prune [-a]`: remove dangling images (with -a: every image no container
+    uses). Docker's report lines and the bytes of layers freed."""
+    from shellctr.core.store import read_record
+
+    report: list[str] = []
+    with store.lock():  # a create after this look must see the image gone (it checks)
+        used = {read_record(store.layout.container_config(cid))["image_id"]
+                for cid in store.container_ids()}
+        layers_before = {d for image in images(store) for d in image.layers}
+        sizes = {d: size for image in images(store)
+                 for d, size in zip(image.layers, image.layer_sizes, strict=False)}
+        for image in images(store):
+            if image.id in used or (image.repo_tags and not everything):
+                continue
+            host.step(f"remove image {image.id[:SHORT]}")
+            report += [f"untagged: {tag}" for tag in image.repo_tags]
+            host.remove_file(store.layout.image_file(image.id))
+            host.remove_file(store.layout.blob(image.id))
+            report.append(f"deleted: sha256:{image.id}")
+        gone = {line.removeprefix("deleted: sha256:") for line in report
+                if line.startswith("deleted: ")}
+        remaining = {d for image in images(store) if image.id not in gone for d in image.layers}
+        for cid in store.container_ids():
+            remaining |= set(read_record(store.layout.container_config(cid))["layers"])
+        freed = layers_before - remaining
+        if gone:
+            remove_unused_layers(host, store, gone=gone)
+        for diff_id in sorted(freed):
+            report.append(f"deleted: sha256:{diff_id}")
+    return report, sum(max(sizes.get(d, 0), 0) for d in freed)
+
+
+# -- rmi -------------------------------------------------------------------------------
+def remove_image(host: Host, store: Store, ref: str, force: bool,
+                 users: dict[str, tuple[str, bool]]) -> list[str]:
+    """Untag or delete an image; `users` maps container id -> (image id, running).
+
+    Returns Docker's report lines (`Untagged: ...`, `Deleted: sha256:...`).
+    """
+    image = find_image(store, ref)
+    by_tag = not is_id(ref)
+    tag = normalize_ref(ref) if by_tag else None
+    report = []
+    if tag and len(image.repo_tags) > 1:
+        host.step(f"untag {tag}")
+        save(store, store.layout.image_file(image.id),
+             evolve(image, repo_tags=[t for t in image.repo_tags if t != tag]))
+        return [f"Untagged: {tag}"]
+    using = [(cid, running) for cid, (iid, running) in users.items() if iid == image.id]
+    running = [cid for cid, is_running in using if is_running]
+    if running:
+        raise Conflict(
+            f"unable to remove image {ref}: it is used by running container {running[0][:SHORT]}",
+            "stop and remove the container first",
+        )
+    if using and not force:
+        raise Conflict(
+            f"unable to remove image {ref}: container {using[0][0][:SHORT]} is using it",
+            "remove the container first, or use rmi -f",
+        )
+    if not by_tag and len(image.repo_tags) > 1 and not force:
+        raise Conflict(
+            f"unable to delete {ref}: the image is referenced in multiple repositories",
+            "remove it by name, or use rmi -f",
+        )
+    host.step(f"remove image {image.id[:SHORT]}")
+    report += [f"Untagged: {t}" for t in image.repo_tags]
+    host.remove_file(store.layout.image_file(image.id))
+    host.remove_file(store.layout.blob(image.id))
+    remove_unused_layers(host, store, gone=image.id)
+    report.append(f"Deleted: sha256:{image.id}")
+    return report
+
+
+# -- the busybox image -----------------------------------------------------------------
+BUSYBOX_PASSWD = """\
+root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
+bin:x:2:2:bin:/bin:/bin/false
+user:x:1000:1000:user:/home/user:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+"""
+BUSYBOX_GROUP = """\
+root:x:0:
+daemon:x:1:
+bin:x:2:
+tty:x:5:
+wheel:x:10:root,user
+user:x:1000:
+nogroup:x:65534:
+"""
+
+
+def is_static_elf(path: Path) -> bool:
+    """True if `path` is an ELF executable with no program interpreter (PT_INTERP)."""
+    with open(path, "rb") as stream:
+        header = stream.read(64)
+        if header[:4] != b"\x7fELF" or header[4] != 2:  # 64-bit ELF only
+            return False
+        endian = "<" if header[5] == 1 else ">"
+        import struct
+        phoff = struct.unpack(endian + "Q", header[32:40])[0]
+        phentsize, phnum = struct.unpack(endian + "HH", header[54:58])
+        stream.seek(phoff)
+        for _ in range(phnum):
+            entry = stream.read(phentsize)
+            if struct.unpack(endian + "I", entry[:4])[0] == 3:  # PT_INTERP
+                return False
+    return True
+
+
+def busybox_rootfs_tar(busybox: Path, applets: list[str], out: IO[bytes]) -> None:
+    """Write a minimal rootfs tar: busybox, its applet links, /etc/passwd and /etc/group."""
+    mtime = int(os.stat(busybox).st_mtime)  # fixed times: the same host busybox, the same layer
+
+    def add(name: str, kind: bytes, mode: int, data: bytes = b"", link: str = "") -> None:
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.mtime, info.linkname = kind, mode, mtime, link
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data) if data else None)
+
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT) as archive:
+        dirs = {"bin": 0o755, "dev": 0o755, "etc": 0o755, "home": 0o755, "home/user": 0o755,
+                "proc": 0o555, "root": 0o700, "sbin": 0o755, "sys": 0o555, "tmp": 0o1777,
+                "usr": 0o755, "usr/bin": 0o755, "usr/sbin": 0o755, "var": 0o755,
+                "var/tmp": 0o1777}
+        for name, mode in dirs.items():
+            add(name, tarfile.DIRTYPE, mode)
+        add("bin/busybox", tarfile.REGTYPE, 0o755, busybox.read_bytes())
+        for applet in applets:
+            path = applet.strip().lstrip("/")
+            if path and path != "bin/busybox" and posixpath.dirname(path) in dirs:
+                add(path, tarfile.SYMTYPE, 0o777, link="/bin/busybox")
+        add("etc/passwd", tarfile.REGTYPE, 0o644, BUSYBOX_PASSWD.encode())
+        add("etc/group", tarfile.REGTYPE, 0o644, BUSYBOX_GROUP.encode())
+        add("etc/hostname", tarfile.REGTYPE, 0o644, b"")
+        add("etc/hosts", tarfile.REGTYPE, 0o644, b"")
+        add("etc/resolv.conf", tarfile.REGTYPE, 0o644, b"")
+
+
+def build_busybox(host: Host, store: Store, busybox: Path, ref: str) -> Image:
+    """The default `busybox` image, built from the host's static busybox."""
+    if not busybox.is_file():
+        raise NotFound(f"no busybox at {busybox}", "apt-get install busybox-static")
+    if not is_static_elf(busybox):
+        raise ShellctrError(
+            f"{busybox} is not a static 64-bit executable",
+            "apt-get install busybox-static (a dynamic busybox cannot run without host libraries)",
+        )
+    code, listing, err = host.probe([path_arg(busybox), "--list-full"])
+    if code != 0:
+        raise ShellctrError(f"{busybox} --list-full failed: {err.strip()}")
+    store.prepare()
+    # under --dry-run the store's tmp dir may not exist: the scratch tar goes to the system's
+    import tempfile
+    scratch = Path(tempfile.gettempdir()) if host.dry_run else store.layout.tmp_dir
+    tar_path = scratch / f"shellctr-busybox-{os.getpid()}.tar"
+    try:
+        with open(tar_path, "wb") as out:
+            busybox_rootfs_tar(busybox, listing.splitlines(), out)
+        return import_image(host, store, tar_path, ['CMD ["sh"]'], ref,
+                            comment=f"built from the host's {busybox}")
+    finally:
+        tar_path.unlink(missing_ok=True)

@@ -1,0 +1,147 @@
+"""`logs`: reading a container's log, written by its monitor in Docker's json-file format.
+
+Each line of `ROOT/containers/<id>/container.log` is one record:
+`{"log": "hello\\n", "stream": "stdout", "time": "2026-11-29T19:40:00.123456789Z"}`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from shellctr.core.errors import ShellctrError
+
+# typing is not imported at run time: every command pays for each module it loads
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+POLL_SECONDS = 0.05  # how often `logs -f` looks for new output
+
+
+class Record:
+    """One log line: when, which stream, what."""
+
+    __slots__ = ("stream", "text", "time")
+
+    def __init__(self, time: str, stream: str, text: str) -> None:
+        self.time, self.stream, self.text = time, stream, text
+
+    @property
+    def when(self) -> datetime:
+        return parse_time(self.time)
+
+
+def parse_time(text: str) -> datetime:
+    """RFC 3339 with nanoseconds (Python keeps microseconds)."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text)
+    if match is None:
+        raise ValueError(text)
+    base, fraction, zone = match.groups()
+    micro = (fraction or "0")[:6].ljust(6, "0")
+    return datetime.fromisoformat(f"{base}.{micro}{'+00:00' if zone == 'Z' else zone}")
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """`--since`/`--until`: RFC 3339 (`2026-11-29T19:00:00Z`), a Unix time, or a duration
+    before now (`10m`, `1h30m`, `45s`), as Docker takes them."""
+    now = now or datetime.now(UTC)
+    duration = re.fullmatch(r"((?:\d+(?:\.\d+)?(?:h|m|s|ms))+)", value)
+    if duration:
+        units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+        seconds = sum(float(number) * units[unit] for number, unit in
+                      re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", value))
+        return now - timedelta(seconds=seconds)
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        return datetime.fromtimestamp(float(value), UTC)
+    try:
+        if re.fullmatch(r"\d{4}-\d\d-\d\d", value):
+            return datetime.fromisoformat(value + "T00:00:00+00:00")
+        return parse_time(value if re.search(r"(Z|[+-]\d\d:\d\d)$", value) else value + "Z")
+    except ValueError as err:
+        raise ShellctrError(f"invalid time {value!r}",
+                            "use RFC 3339 (2026-11-29T19:00:00Z), a Unix time or 10m") from err
+
+
+def read_records(path: Path, offset: int = 0) -> tuple[list[Record], int]:
+    """Complete records from byte `offset` on, and the offset after the last of them."""
+    try:
+        with open(path, "rb") as stream:
+            return read_from(stream, offset)
+    except FileNotFoundError:
+        return [], offset
+
+
+def read_from(stream: BinaryIO, offset: int) -> tuple[list[Record], int]:
+    """read_records from an open log: it can still be read once removed (`run --rm`)."""
+    stream.seek(offset)
+    data = stream.read()
+    end = data.rfind(b"\n") + 1  # a record still being written waits for the next read
+    records = []
+    for line in data[:end].splitlines():
+        if line:
+            raw = json.loads(line.decode("utf-8", errors="replace"))
+            records.append(Record(raw["time"], raw["stream"], raw["log"]))
+    return records, offset + end
+
+
+def select(records: list[Record], tail: int | None, since: datetime | None,
+           until: datetime | None) -> list[Record]:
+    """Docker's order of filters: the time window first, then the last `tail` lines."""
+    chosen = [r for r in records
+              if (since is None or r.when >= since) and (until is None or r.when <= until)]
+    if tail is not None:
+        chosen = list(deque(chosen, maxlen=tail)) if tail > 0 else []
+    return chosen
+
+
+def show(record: Record, timestamps: bool) -> None:
+    """Write one record to our stdout or stderr, as it came from the container."""
+    target = sys.stdout if record.stream == "stdout" else sys.stderr
+    if timestamps:
+        target.write(record.time + " ")
+    target.write(record.text)
+    target.flush()
+
+
+def follow(log: Path | BinaryIO, offset: int, running: Callable[[], bool], timestamps: bool,
+           until: datetime | None) -> None:
+    """`logs -f`: print new records as they come, until the container has ended. Give
+    the log open: a `--rm` container's is removed as it ends, its last lines unread."""
+    if isinstance(log, Path):
+        try:
+            with open(log, "rb") as stream:
+                return follow(stream, offset, running, timestamps, until)
+        except FileNotFoundError:
+            return None
+    while True:
+        ended = not running()  # read after checking: nothing written before the end is lost
+        records, offset = read_from(log, offset)
+        for record in records:
+            if until is not None and record.when > until:
+                return None
+            show(record, timestamps)
+        if ended:
+            return None
+        time.sleep(POLL_SECONDS)
+
+
+def iter_lines(path: Path) -> Iterator[str]:
+    """Every line of text in the log, in order (for tests and tools)."""
+    records, _ = read_records(path)
+    for record in records:
+        yield record.text
+
+
+def log_size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0

@@ -1,0 +1,620 @@
+"""Networks and the containers' places on them: bridges, veths, netns, addresses, ports.
+
+A network is a record, ROOT/networks/<id>.json: its bridge, subnet, gateway and the
+endpoints of its running containers (address, MAC, veth, published ports). Every
+read-modify-write of those records happens under the store's lock, which is also held
+while the host objects are made, so two starts never take the same address or port.
+
+On the host, a network is a bridge (`shellctr0` for the default network, `shbr-<id>`
+for the others) holding the gateway address, its iptables rules (iptables.py) and, for
+user networks, a resolver (dns.py). A running container on bridge networks gets a
+named netns `shc-<id>` (/run/netns), and for each network a veth pair `shv<id><n>` whose
+other end is `eth<n>` in the netns, with its address, MAC and (first network) default
+route. Endpoints are made when the container starts and removed when it ends (or at
+`rm`, or at its next start, after a crash), as Docker does; each removal probes what
+exists and removes only that.
+
+Stdlib only: `run` goes through here on every start.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from shellctr.core.cmd import path_arg
+from shellctr.core.errors import Conflict, NotFound, ShellctrError
+from shellctr.core.host import Host, Rollback
+from shellctr.core.ids import find, new_id, short_id
+from shellctr.core.store import SCHEMA_VERSION, Record, Store, now_iso, read_record
+from shellctr.engine import dns, iptables
+from shellctr.parts import ipam
+from shellctr.parts.netopts import DEFAULT_NETWORK, is_bridged
+
+NETNS_DIR = Path("/run/netns")
+PROC_SYS = Path("/proc/sys")  # this network namespace's knobs
+# --dry-run: the endpoints `attach` showed being made (their records were not written),
+# so that `release` can show them being removed
+_planned: dict[str, list[tuple[Record, Record]]] = {}
+
+
+# -- names of host objects (at most 15 characters) ---------------------------------------
+def netns_name(cid: str) -> str:
+    return "shc-" + cid[:11]
+
+
+def netns_path(cid: str) -> Path:
+    return NETNS_DIR / netns_name(cid)
+
+
+def veth_name(cid: str, index: int) -> str:
+    return f"shv{cid[:10]}{index:x}"
+
+
+def bridge_name(nid: str) -> str:
+    return "shbr-" + nid[:10]
+
+
+def links() -> set[str]:
+    """Interface names in this network namespace (/proc/thread-self/net/dev: no process)."""
+    with open("/proc/thread-self/net/dev", encoding="ascii") as stream:
+        return {line.split(":", 1)[0].strip() for line in stream.read().splitlines()[2:]}
+
+
+# -- records ------------------------------------------------------------------------------
+def records(store: Store) -> list[Record]:
+    """Every network: its record (ROOT/networks) with its endpoints (RUNROOT/networks)."""
+    directory = store.layout.networks_dir
+    if not directory.is_dir():
+        return []
+    found = []
+    for entry in sorted(os.listdir(directory)):
+        if entry.endswith(".json") and not entry.startswith("."):
+            try:
+                record = read_record(directory / entry)
+            except FileNotFoundError:  # removed just now
+                continue
+            try:
+                record["endpoints"] = read_record(
+                    store.layout.network_endpoints(record["id"]))
+            except FileNotFoundError:  # none started since the network (or the boot)
+                record["endpoints"] = {}
+            found.append(record)
+    return found
+
+
+def find_network(store: Store, ref: str, found: list[Record] | None = None) -> Record:
+    """A network by full id, name or unique id prefix (`bridge`: the default network)."""
+    found = records(store) if found is None else found
+    if ref == "bridge":
+        ref = DEFAULT_NETWORK
+    nid = find(ref, {record["id"]: record["name"] for record in found}, "network")
+    return next(record for record in found if record["id"] == nid)
+
+
+def require_network(store: Store, name: str) -> None:
+    """`run --network NAME`: the network must exist before the container is made."""
+    try:
+        find_network(store, name)
+    except NotFound:
+        raise NotFound(f"network {name} not found",
+                       "create it with `shellctr network create`") from None
+
+
+def save(store: Store, record: Record) -> None:
+    """Write the network's endpoints (runtime state: no fsync, the run root)."""
+    path = store.layout.network_endpoints(record["id"])
+    store.host.ensure_dir(path.parent, mode=0o700)
+    store.write(path, record["endpoints"], durable=False)
+
+
+# -- networks -----------------------------------------------------------------------------
+def create(host: Host, store: Store, name: str, *, subnet: str | None = None,
+           gateway: str | None = None, ip_range: str | None = None, internal: bool = False,
+           labels: dict[str, str] | None = None, driver: str = "bridge") -> Record:
+    """`network create`: the record, then the bridge, its rules and its resolver."""
+    from shellctr.core.ids import check_name
+
+    if driver != "bridge":
+        raise ShellctrError(f"network driver {driver!r} is not supported", "use -d bridge")
+    check_name(name)
+    if name in ("none", "host", "bridge", "default"):
+        raise Conflict(f"{name} is a pre-defined network mode", "choose another name")
+    store.prepare()
+    host.ensure_dir(store.layout.networks_dir, mode=0o700)
+    with store.lock(), Rollback(host) as rollback:
+        existing = records(store)
+        if any(record["name"] == name for record in existing):
+            raise Conflict(f"network with name {name} already exists", "choose another name")
+        taken = [record["subnet"] for record in existing]
+        if subnet is None:
+            if gateway or ip_range:
+                raise ShellctrError("--gateway and --ip-range need --subnet")
+            subnet = ipam.choose_subnet(taken, ipam.host_routes())
+        subnet, gw, pool = ipam.plan_network(subnet, gateway, ip_range, taken)
+        nid = new_id()
+        record: Record = {  # shaped like state.Network
+            "schema_version": SCHEMA_VERSION, "id": nid, "name": name, "driver": driver,
+            "created": now_iso(), "bridge": DEFAULT_NETWORK if name == DEFAULT_NETWORK
+            else bridge_name(nid), "subnet": subnet, "gateway": gw, "ip_range": pool,
+            "internal": internal, "dns": name != DEFAULT_NETWORK, "labels": labels or {},
+            "endpoints": {},
+        }
+        host.step(f"create network {name}")
+        path = store.layout.network_file(nid)
+        store.write(path, {key: value for key, value in record.items() if key != "endpoints"})
+        rollback.push(f"write {path}", lambda: host.remove_file(path))
+        bring_up(host, store, record, rollback)
+    return record
+
+
+def bring_up(host: Host, store: Store, record: Record, rollback: Rollback | None = None) -> None:
+    """The network's bridge, rules and resolver: whatever of them is missing (after a
+    reboot, all). The caller holds the lock."""
+    bridge, subnet = record["bridge"], record["subnet"]
+    if bridge not in links():
+        prefix = subnet.split("/")[1]
+        host.run_quick(["ip", "-batch", "-"], input=(
+            f"link add name {bridge} type bridge\n"
+            f"address add {record['gateway']}/{prefix} dev {bridge}\n"
+            f"link set dev {bridge} up\n"))
+        if rollback is not None:
+            rollback.push(f"bridge {bridge}", lambda: bring_down(host, store, record))
+        # 127.0.0.1 -> published port: DNAT'ed packets keep their loopback source on
+        # their way out of this bridge (MASQUERADE then rewrites it); per bridge, so
+        # it goes with the bridge
+        host.write_value(PROC_SYS / f"net/ipv4/conf/{bridge}/route_localnet", "1")
+        if not record["internal"]:
+            enable_forwarding(host)
+        iptables.ensure_base(host)
+        iptables.remove_owned(host, (f"net={bridge}",))  # a half-made earlier setup
+        iptables.add(host, iptables.network_rules(bridge, subnet, record["internal"]))
+    if record.get("dns"):
+        dns.start(host, record, store.layout.network_run_dir(record["id"]))
+
+
+def enable_forwarding(host: Host) -> None:
+    """Routing between the bridges and the uplink (net.ipv4.ip_forward), as Docker; it
+    is left on (other software may rely on it by then), in this network namespace."""
+    knob = PROC_SYS / "net/ipv4/ip_forward"
+    with open(knob, encoding="ascii") as stream:
+        if stream.read().strip() == "1":
+            return
+    host.write_value(knob, "1")
+
+
+def bring_down(host: Host, store: Store, record: Record) -> None:
+    """Remove the network's resolver, rules and bridge if present; the chains with the
+    last network. The caller holds the lock."""
+    bridge = record["bridge"]
+    dns.stop(host, store.layout.network_run_dir(record["id"]))
+    owners = (f"net={bridge}", *(f"ctr={cid[:12]}" for cid in record.get("endpoints", {})))
+    iptables.remove_owned(host, owners)
+    present = links()
+    if bridge in present:
+        host.run_quick(["ip", "link", "delete", "dev", bridge])
+    others = [r for r in records(store) if r["id"] != record["id"] and r["bridge"] in present]
+    if not others:
+        iptables.remove_base(host)
+
+
+def remove(host: Host, store: Store, ref: str) -> str:
+    """`network rm`: refused while containers are attached. Returns its name."""
+    with store.lock():
+        forget_gone(host, store)
+        record = find_network(store, ref)
+        if record["endpoints"]:
+            names = ", ".join(ep["name"] for ep in record["endpoints"].values())
+            raise Conflict(f"network {record['name']} has active endpoints ({names})",
+                           "stop the containers or disconnect them first")
+        host.step(f"remove network {record['name']}")
+        bring_down(host, store, record)
+        host.remove_file(store.layout.network_endpoints(record["id"]))
+        host.remove_file(store.layout.network_file(record["id"]))
+    return str(record["name"])
+
+
+def in_use(store: Store) -> set[str]:
+    """Names of the networks some container (running or not) is configured for."""
+    used = set()
+    for cid in store.container_ids():
+        try:
+            config = store.config_record(cid)
+        except FileNotFoundError:
+            continue
+        used.update(config.get("networks", {}))
+    return used
+
+
+def prune(host: Host, store: Store, include_default: bool = False) -> list[str]:
+    """Remove the networks no container uses (the default one only if asked)."""
+    removed = []
+    with store.lock():
+        forget_gone(host, store)
+        used = in_use(store)
+        for record in sorted(records(store), key=lambda r: str(r["name"])):
+            if record["endpoints"] or record["name"] in used or (
+                    record["name"] == DEFAULT_NETWORK and not include_default):
+                continue
+            host.step(f"remove network {record['name']}")
+            bring_down(host, store, record)
+            host.remove_file(store.layout.network_endpoints(record["id"]))
+            host.remove_file(store.layout.network_file(record["id"]))
+            removed.append(str(record["name"]))
+    return removed
+
+
+def network_for(host: Host, store: Store, name: str, found: list[Record]) -> Record:
+    """The network a container wants, up; the default one is made on first use."""
+    try:
+        record = find_network(store, name, found)
+    except NotFound:
+        if name != DEFAULT_NETWORK:
+            raise NotFound(f"network {name} not found",
+                           "create it with `shellctr network create`") from None
+        return create(host, store, DEFAULT_NETWORK)
+    bring_up(host, store, record)
+    return record
+
+
+# -- endpoints ---------------------------------------------------------------------------
+def wanted_networks(config: Record) -> dict[str, dict[str, object]]:
+    """name -> {ip, aliases} of the networks the container joins, in order."""
+    networks: dict[str, dict[str, object]] = config.get("networks") or {}
+    if not networks and is_bridged(config.get("network_mode", DEFAULT_NETWORK)):
+        networks = {DEFAULT_NETWORK: {}}
+    return networks
+
+
+def new_endpoint(host: Host, store: Store, config: Record, record: Record, index: int,
+                 options: dict[str, object]) -> Record:
+    """Allocate the container's address on `record` and write it (under the lock)."""
+    cid = config["id"]
+    used = [ep["ip"] for ep in record["endpoints"].values()]
+    ip = ipam.allocate(record["subnet"], record["gateway"], record["ip_range"], used,
+                       str(options.get("ip") or "") or None)
+    mac = (config.get("mac_address") if index == 0 else "") or ipam.mac_for(ip)
+    aliases = [str(a) for a in options.get("aliases", [])]  # type: ignore[attr-defined]
+    endpoint: Record = {"name": config["name"], "ip": ip, "mac": mac, "aliases": aliases,
+                        "veth": veth_name(cid, index), "ifname": f"eth{index}", "ports": []}
+    record["endpoints"][cid] = endpoint
+    save(store, record)
+    return endpoint
+
+
+def plumb(host: Host, record: Record, endpoint: Record, netns: str, *, new_netns: bool,
+          default_route: bool) -> None:
+    """The veth pair (host end on the bridge, the other end eth<n> in the netns), the
+    address, MAC and route: two `ip -batch` runs, one outside and one inside."""
+    veth, ifname = endpoint["veth"], endpoint["ifname"]
+    outside = (f"netns add {netns}\n" if new_netns else "") + (
+        f"link add name {veth} type veth peer name {ifname} netns {netns}\n"
+        f"link set dev {veth} master {record['bridge']} up\n")
+    host.run_quick(["ip", "-batch", "-"], input=outside)
+    prefix = record["subnet"].split("/")[1]
+    inside = (f"link set dev {ifname} address {endpoint['mac']}\n"
+              f"address add {endpoint['ip']}/{prefix} dev {ifname}\n"
+              f"link set dev {ifname} up\n")
+    if new_netns:
+        inside += "link set dev lo up\n"
+    if default_route:
+        inside += f"route add default via {record['gateway']} dev {ifname}\n"
+    host.run_quick(["ip", "-netns", netns, "-batch", "-"], input=inside)
+
+
+def attach(host: Host, store: Store, config: Record, rollback: Rollback) -> list[str]:
+    """The network step of the start recipe: the argv prefix that joins the container's
+    network namespace (empty: `unshare --net` makes a fresh one with only loopback)."""
+    mode = config.get("network_mode", DEFAULT_NETWORK)
+    if mode == "none":
+        return []
+    if mode == "host":
+        return ["host"]
+    if mode.startswith("container:"):
+        return ["nsenter", f"--net={share_netns(store, mode.partition(':')[2])}", "--"]
+    cid = config["id"]
+    netns = netns_name(cid)
+    with store.lock():
+        release(host, store, cid)  # what a crashed earlier run left
+        host.step(f"network for container {short_id(cid)}")
+        found = records(store)
+        own = []
+        nameserver = None
+        for index, (name, options) in enumerate(wanted_networks(config).items()):
+            record = network_for(host, store, name, found)
+            endpoint = new_endpoint(host, store, config, record, index, options)
+            wait_link_gone(host, endpoint["veth"])
+            if index == 0:
+                rollback.push(f"network of {short_id(cid)}",
+                              lambda: release(host, store, cid))
+                if record.get("dns"):
+                    nameserver = record["gateway"]
+            plumb(host, record, endpoint, netns, new_netns=index == 0,
+                  default_route=index == 0 and not record["internal"])
+            if host.dry_run:
+                _planned.setdefault(cid, []).append((record, endpoint))
+            if index == 0:
+                publish(host, store, config, record, endpoint)
+            own.append(endpoint["ip"])
+        dns.refresh(host, records(store), store.layout.network_run_dir)
+        write_etc_files(host, store, config, own, nameserver)
+    return ["nsenter", f"--net={path_arg(netns_path(cid))}", "--"]
+
+
+def share_netns(store: Store, ref: str) -> str:
+    """`--network container:CTR`: the network namespace of that running container. Its
+    endpoints are marked `shared`: when it ends, its veths must be deleted explicitly, as
+    its netns lives on with this container."""
+    from shellctr.core.host import alive
+
+    with store.lock():
+        cid = find(ref, store.container_names(), "container")
+        state = store.state_record(cid)
+        if state["status"] != "running" or not alive(state["pid"], state["pid_start"]):
+            raise Conflict(f"cannot join the network of container {ref}: it is not running",
+                           "start it first")
+        for record in records(store):
+            endpoint = record["endpoints"].get(cid)
+            if endpoint is not None and not endpoint.get("shared"):
+                endpoint["shared"] = True
+                save(store, record)
+    return f"/proc/{state['pid']}/ns/net"
+
+
+def write_etc_files(host: Host, store: Store, config: Record, own: list[str],
+                    nameserver: str | None) -> None:
+    from shellctr.engine.container import host_resolv_conf
+    from shellctr.parts.netopts import hosts_text, resolv_text
+
+    layout, cid = store.layout, config["id"]
+    # rewritten at each start: no fsync (see Host.write_file)
+    host.write_file(layout.container_etc_file(cid, "hosts"), hosts_text(config, own),
+                    durable=False)
+    host.write_file(layout.container_etc_file(cid, "resolv.conf"),
+                    resolv_text(config, host_resolv_conf(), nameserver), durable=False)
+
+
+def update_hosts(host: Host, store: Store, config: Record, ip: str, present: bool) -> None:
+    """A running container's /etc/hosts after `network connect` or `disconnect`, as
+    Docker: its own line for `ip` added or removed, the rest (edits made inside too) kept.
+    In place: the file is bind-mounted into the container."""
+    from shellctr.parts.netopts import own_hosts_line
+
+    path = store.layout.container_etc_file(config["id"], "hosts")
+    line = own_hosts_line(config, ip)
+    kept = [text for text in path.read_text().splitlines(keepends=True) if text != line]
+    if kept and not kept[-1].endswith("\n"):
+        kept[-1] += "\n"
+    host.rewrite_file(path, "".join([*kept, line] if present else kept))
+
+
+def release(host: Host, store: Store, cid: str, only: str | None = None) -> None:
+    """Remove the container's endpoints (of network `only`, else all and its netns):
+    port rules, veths, names, addresses. Probes first; takes the lock."""
+    with store.lock():
+        present = links()
+        planned = _planned.pop(cid, []) if host.dry_run and only is None else []
+        found = [(r, r["endpoints"][cid]) for r in records(store) if cid in r["endpoints"]]
+        for record, endpoint in found + planned:
+            if only is not None and record["id"] != only:
+                continue
+            shown = (record, endpoint) in planned
+            host.step(f"release {short_id(cid)} from network {record['name']}")
+            if endpoint.get("ports") and shown:
+                iptables.delete(host, [rule for b in endpoint["ports"] for rule in
+                                       iptables.port_rules(
+                                           f"ctr={cid[:12]}", record["bridge"], endpoint["ip"],
+                                           b["proto"], b["host_ip"], b["host_port"], b["port"])])
+            elif endpoint.get("ports"):
+                iptables.remove_owned(host, (f"ctr={cid[:12]}",))
+            # deleting the netns takes its veths along, without waiting for the kernel
+            # (an explicit `ip link delete` waits for RCU: ~20-50 ms on each stop)
+            # (unless another container shares the netns: it outlives this one)
+            whole = only is None and (netns_path(cid).exists() or shown) and not endpoint.get(
+                "shared")
+            if not whole and endpoint["veth"] in present:
+                delete_link(host, endpoint["veth"])
+            record["endpoints"].pop(cid, None)
+            save(store, record)
+            dns.refresh(host, records(store), store.layout.network_run_dir)
+        if only is None and (netns_path(cid).exists() or planned):
+            host.run_quick(["ip", "netns", "delete", netns_name(cid)])
+
+
+def delete_link(host: Host, name: str) -> None:
+    """`ip link delete`, unless the kernel removes it meanwhile (its netns just went)."""
+    try:
+        host.run_quick(["ip", "link", "delete", "dev", name])
+    except ShellctrError:
+        if name in links():
+            raise
+
+
+def wait_link_gone(host: Host, name: str, timeout: float = 2.0) -> None:
+    """A veth of this container's last run may still be on its way out with its old
+    netns (the kernel cleans netns up asynchronously): wait, then delete it."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while name in links() and time.monotonic() < deadline and not host.dry_run:
+        time.sleep(0.005)
+    if name in links():
+        delete_link(host, name)
+
+
+def forget_gone(host: Host, store: Store) -> None:
+    """Release the endpoints of containers that have ended (a `stop` returns once the
+    exit is recorded; the monitor's hook may not have released them yet) or no longer
+    exist (removed by hand, or by a replayed --dry-run script): they must not keep a
+    network in use. The caller holds the lock."""
+    from shellctr.core.host import alive
+
+    existing = set(store.container_ids())
+    for record in records(store):
+        for cid in list(record["endpoints"]):
+            if cid in existing:
+                try:
+                    state = store.state_record(cid)
+                except FileNotFoundError:
+                    continue
+                # "created" with an endpoint: it is starting right now (attach is done)
+                if state["status"] == "created" or (
+                        state["status"] == "running"
+                        and alive(state["pid"], state["pid_start"])):
+                    continue
+            release(host, store, cid)
+
+
+# -- published ports -----------------------------------------------------------------------
+def publish(host: Host, store: Store, config: Record, record: Record, endpoint: Record) -> None:
+    """Bind the container's published ports (a random host port for 0), refusing ports
+    in use by shellctr or any other program; DNAT them to `endpoint`."""
+    bindings = [dict(binding) for binding in config.get("ports", [])]
+    if config.get("publish_all"):
+        bound = {f"{b['port']}/{b['proto']}" for b in bindings}
+        for spec in config.get("exposed", []):
+            if spec not in bound:
+                port, _, proto = spec.partition("/")
+                bindings.append({"proto": proto, "host_ip": "", "host_port": 0,
+                                 "host_port_end": 0, "port": int(port)})
+    if not bindings:
+        return
+    taken = {(p["proto"], p["host_port"]) for r in records(store)
+             for ep in r["endpoints"].values() for p in ep.get("ports", [])}
+    for binding in bindings:  # every port checked before anything is recorded or made
+        proto, host_ip = str(binding["proto"]), str(binding["host_ip"])
+        first = int(str(binding["host_port"])) or free_port(proto, host_ip, taken)
+        last = int(str(binding.get("host_port_end") or 0)) or first
+        port = pick_port(host, proto, host_ip, first, last, taken)
+        binding["host_port"], binding["host_port_end"] = port, 0
+        taken.add((proto, port))
+    endpoint["ports"] = bindings
+    save(store, record)  # recorded before the rules: a crash leaves them findable
+    rules = []
+    for b in bindings:
+        rules += iptables.port_rules(f"ctr={config['id'][:12]}", record["bridge"],
+                                     endpoint["ip"], str(b["proto"]), str(b["host_ip"]),
+                                     int(str(b["host_port"])), int(str(b["port"])))
+    iptables.add(host, rules)
+
+
+def pick_port(host: Host, proto: str, host_ip: str, first: int, last: int,
+              taken: set[tuple[str, int]]) -> int:
+    """The first host port from `first` to `last` that no shellctr container publishes
+    and no other program holds (-p 8000-8010:80: the first free one, as Docker)."""
+    where = f"{host_ip or '0.0.0.0'}:{first}{f'-{last}' if last != first else ''}/{proto}"
+    refused: Conflict | None = None
+    for port in range(first, last + 1):
+        if (proto, port) in taken:
+            refused = Conflict(f"bind for {where} failed: port is already allocated",
+                               "publish another host port, or stop the container using it")
+            continue
+        if not host.dry_run:
+            try:
+                check_bindable(proto, host_ip, port, where)
+            except Conflict as err:
+                refused = err
+                continue
+        return port
+    assert refused is not None  # first <= last: at least one port was refused
+    raise refused
+
+
+def _socket(proto: str) -> socket.socket:
+    return socket.socket(socket.AF_INET,
+                         socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+
+
+def check_bindable(proto: str, host_ip: str, port: int, where: str) -> None:
+    """Refuse a host port another program holds (try to bind it, as it would)."""
+    with _socket(proto) as sock:
+        # TIME_WAIT leftovers do not hold a port; a listener does, even so
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host_ip or "0.0.0.0", port))
+        except OSError as err:
+            raise Conflict(f"bind for {where} failed: {err.strerror}",
+                           "publish another host port, or stop the program using it") from err
+
+
+def free_port(proto: str, host_ip: str, taken: set[tuple[str, int]]) -> int:
+    """A host port the kernel would hand out now that shellctr has not published."""
+    for _ in range(100):
+        with _socket(proto) as sock:
+            sock.bind((host_ip or "0.0.0.0", 0))
+            port = int(sock.getsockname()[1])
+        if (proto, port) not in taken:
+            return port
+    raise Conflict("no free host port found", "publish an explicit host port")
+
+
+def ports_of(store: Store) -> dict[str, list[Record]]:
+    """container id -> its published ports, as bound (for ps and port)."""
+    found: dict[str, list[Record]] = {}
+    for record in records(store):
+        for cid, endpoint in record["endpoints"].items():
+            found.setdefault(cid, []).extend(endpoint.get("ports", []))
+    return found
+
+
+def port_text(binding: Record) -> str:
+    return f"{binding['host_ip'] or '0.0.0.0'}:{binding['host_port']}"
+
+
+# -- connect / disconnect -------------------------------------------------------------------
+def connect(host: Host, store: Store, net_ref: str, ctr_ref: str, ip: str | None,
+            aliases: list[str]) -> None:
+    """`network connect`: now, if the container runs; at its next start in any case."""
+    from shellctr.core.host import alive
+
+    with store.lock():
+        cid = find(ctr_ref, store.container_names(), "container")
+        config = store.config_record(cid)
+        record = find_network(store, net_ref)
+        if not is_bridged(config.get("network_mode", DEFAULT_NETWORK)):
+            raise Conflict(f"container {ctr_ref} uses --network {config['network_mode']}",
+                           "only containers on bridge networks can join others")
+        networks = wanted_networks(config)
+        if record["name"] in networks:
+            raise Conflict(f"container {ctr_ref} is already connected to {record['name']}")
+        networks[record["name"]] = {"ip": ip or "", "aliases": aliases}
+        host.step(f"connect {short_id(cid)} to network {record['name']}")
+        state = store.state_record(cid)
+        if state["status"] == "running" and alive(state["pid"], state["pid_start"]) \
+                and netns_path(cid).exists():
+            bring_up(host, store, record)
+            used = {ep["ifname"] for r in records(store)
+                    for c, ep in r["endpoints"].items() if c == cid}
+            index = next(n for n in range(16) if f"eth{n}" not in used)
+            with Rollback(host) as rollback:
+                endpoint = new_endpoint(host, store, config, record, index, networks[
+                    record["name"]])
+                rollback.push("endpoint", lambda: release(host, store, cid, record["id"]))
+                plumb(host, record, endpoint, netns_name(cid), new_netns=False,
+                      default_route=False)
+                dns.refresh(host, records(store), store.layout.network_run_dir)
+                update_hosts(host, store, config, endpoint["ip"], present=True)
+        config["networks"] = networks
+        store.write(store.layout.container_config(cid), config)
+
+
+def disconnect(host: Host, store: Store, net_ref: str, ctr_ref: str, force: bool) -> None:
+    """`network disconnect [-f]`: the endpoint goes now, the network from its config."""
+    with store.lock():
+        cid = find(ctr_ref, store.container_names(), "container")
+        config = store.config_record(cid)
+        record = find_network(store, net_ref)
+        networks = wanted_networks(config)
+        if record["name"] not in networks and cid not in record["endpoints"] and not force:
+            raise Conflict(f"container {ctr_ref} is not connected to network {record['name']}")
+        host.step(f"disconnect {short_id(cid)} from network {record['name']}")
+        endpoint = record["endpoints"].get(cid)  # the container runs on it
+        release(host, store, cid, only=record["id"])
+        if endpoint is not None:
+            update_hosts(host, store, config, endpoint["ip"], present=False)
+        networks.pop(record["name"], None)
+        config["networks"] = networks
+        if not networks and is_bridged(config.get("network_mode", DEFAULT_NETWORK)):
+            config["network_mode"] = "none"  # Docker: no networks left, loopback only
+        store.write(store.layout.container_config(cid), config)

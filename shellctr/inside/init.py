@@ -1,0 +1,714 @@
+"""The container's final step, run as PID 1 inside the new namespaces.
+
+`unshare` starts this module with the host's Python (`python -I -S -c ENTRY TOP SPEC`), in
+fresh mount, uts, ipc, pid and network namespaces. It reads SPEC (JSON, written by
+container.py) and, in-process:
+
+1. mounts the overlay rootfs, /proc, /sys (ro), a /dev tmpfs with the minimal device
+   nodes, devpts (newinstance), /dev/shm, /dev/mqueue, the /etc files, and masks the
+   paths Docker masks;
+2. sets the hostname, brings up loopback;
+3. `pivot_root`s into the rootfs and detaches the old root (never chroot);
+4. allocates the container's own pseudo-terminal from its devpts instance (with -t);
+5. drops capabilities to Docker's default set, switches user, sets no_new_privs, and
+   `execve`s the command found on the container's PATH: the command becomes PID 1.
+
+Only the standard library is used, and everything the final step touches is imported
+before the pivot: nothing can be imported afterwards, and no host binary ever runs
+inside the container's root. Each step carries its shell equivalent, which is what
+`--trace` prints and `--dry-run` shows.
+
+Results go back to shellctr over the status socket (SPEC's status_fd):
+`ready` (with the pty master fd, for -t) just before exec, or an error
+`{"message": ..., "code": 125|126|127}`.
+"""
+
+from __future__ import annotations
+
+import _socket  # the C module: `socket` pulls in enum and selectors, ~3 ms per start
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import stat
+import struct
+import sys
+
+TYPE_CHECKING = False  # typing itself is not imported: this runs on every start
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Spec = dict[str, Any]  # init.json, as container.init_spec writes it
+
+# -- constants from <sys/mount.h>, <linux/prctl.h>, <linux/capability.h> -----------
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_STRICTATIME = 1 << 24
+MNT_DETACH = 2
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+TIOCSPTLCK = 0x40045431
+TIOCGPTN = 0x80045430
+TIOCSCTTY = 0x540E
+SYSCALLS = {  # numbers of the syscalls glibc has no wrapper for
+    "x86_64": {"pivot_root": 155, "capset": 126},
+    "aarch64": {"pivot_root": 41, "capset": 91},
+}
+
+CAPABILITIES = [
+    "chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid", "setuid",
+    "setpcap", "linux_immutable", "net_bind_service", "net_broadcast", "net_admin", "net_raw",
+    "ipc_lock", "ipc_owner", "sys_module", "sys_rawio", "sys_chroot", "sys_ptrace", "sys_pacct",
+    "sys_admin", "sys_boot", "sys_nice", "sys_resource", "sys_time", "sys_tty_config", "mknod",
+    "lease", "audit_write", "audit_control", "setfcap", "mac_override", "mac_admin", "syslog",
+    "wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf", "checkpoint_restore"
+]
+# Docker's default set: CapBnd 00000000a80425fb
+DEFAULT_CAPS = [
+    "chown", "dac_override", "fowner", "fsetid", "kill", "setgid", "setuid", "setpcap",
+    "net_bind_service", "net_raw", "sys_chroot", "mknod", "audit_write", "setfcap"
+]
+
+# Docker's masked paths: directories under an empty read-only tmpfs, files under /dev/null
+MASKED_DIRS = ("/proc/asound", "/proc/acpi", "/proc/scsi", "/sys/firmware",
+               "/sys/devices/virtual/powercap")
+MASKED_PATHS = (
+    *MASKED_DIRS, "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+)
+# ... and read-only paths
+JOINED_NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: it moves our root
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+# (name, major, minor, mode) of the device nodes in /dev
+DEVICES = (
+    ("null", 1, 3, 0o666), ("zero", 1, 5, 0o666), ("full", 1, 7, 0o666),
+    ("random", 1, 8, 0o666), ("urandom", 1, 9, 0o666), ("tty", 5, 0, 0o666),
+)
+DEV_LINKS = (
+    ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"),
+)
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                        ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong,
+                        ctypes.c_ulong, ctypes.c_ulong]
+
+
+class SetupError(Exception):
+    """The container could not be set up: `code` is 125, 126 or 127."""
+
+    def __init__(self, message: str, code: int = 125) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise SetupError(f"{what}: {os.strerror(err)}")
+
+
+def _syscall(name: str, *args: object) -> int:
+    number = SYSCALLS[os.uname().machine][name]
+    return int(_libc.syscall(number, *args))
+
+
+# -- the steps ------------------------------------------------------------------------
+class Step:
+    """One setup action and its shell equivalent (what --trace and --dry-run show).
+
+    `when`, if given, decides at run time whether the step applies on this host
+    (e.g. a masked path this kernel does not have); --dry-run shows every step.
+    """
+
+    __slots__ = ("action", "shell", "when")
+
+    def __init__(self, shell: Callable[[], str], action: Callable[[], None],
+                 when: Callable[[], bool] | None = None) -> None:
+        self.shell, self.action, self.when = shell, action, when
+
+
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_")
+
+
+def quote(word: str) -> str:
+    """shlex.quote without importing shlex (and re): this runs on every start."""
+    if word and all(c in _SAFE for c in word):
+        return word
+    return "'" + word.replace("'", "'\"'\"'") + "'"
+
+
+def sh(*argv: str) -> str:
+    return " ".join(quote(word) for word in argv)
+
+
+def mount(source: str, target: str, fstype: str | None, flags: int, data: str = "") -> Step:
+    """mount(2), shown as the mount(8) line that does the same."""
+    options = [name for bit, name in (
+        (MS_RDONLY, "ro"), (MS_NOSUID, "nosuid"), (MS_NODEV, "nodev"),
+        (MS_NOEXEC, "noexec"), (MS_STRICTATIME, "strictatime"),
+    ) if flags & bit]
+    if data:
+        options.append(data)
+    if flags & MS_REMOUNT:
+        line = sh("mount", "--options", ",".join(["remount", "bind", *options]), target)
+    elif flags & MS_BIND:
+        line = sh("mount", "--bind", source, target)
+    else:
+        line = sh("mount", "--types", fstype or "", source, target,
+                  *(("--options", ",".join(options)) if options else ()))
+
+    def do() -> None:
+        _check(_libc.mount(source.encode(), target.encode(),
+                           fstype.encode() if fstype else None, flags,
+                           data.encode() if data else None),
+               f"mount {target}")
+
+    return Step(lambda: line, do)
+
+
+# a bind's propagation mode (-v SRC:DST:MODE) as mount(2) flags
+PROPAGATION_FLAGS = {"private": MS_PRIVATE, "rprivate": MS_PRIVATE | MS_REC,
+                     "slave": MS_SLAVE, "rslave": MS_SLAVE | MS_REC}
+
+
+def propagation(path: str, mode: str) -> Step:
+    """`mount --make-MODE PATH`: change the propagation of the mount at `path`."""
+    def do() -> None:
+        _check(_libc.mount(b"", path.encode(), None, PROPAGATION_FLAGS[mode], None),
+               f"make {path} {mode}")
+
+    return Step(lambda: sh("mount", f"--make-{mode}", path), do)
+
+
+def join_cgroup(procs: str) -> Step:
+    """Move this process into a cgroup: `0` means "the writer" (our pid here is 1, which
+    in the host's pid namespace would be the host's init)."""
+    def join() -> None:
+        with open(procs, "w") as stream:
+            stream.write("0")
+
+    return Step(lambda: f"echo 0 > {quote(procs)}", join)
+
+
+def exists(path: str) -> Callable[[], bool]:
+    """A `when` for steps on paths that not every kernel has."""
+    return lambda: os.path.lexists(path)
+
+
+def bind_readonly(path: str) -> list[Step]:
+    """A bind mount of `path` onto itself, then remounted read-only."""
+    return [
+        mount(path, path, None, MS_BIND | MS_REC),
+        mount("", path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
+              | MS_NOEXEC),
+    ]
+
+
+class Init:
+    """Builds and runs the steps of SPEC."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.rootfs = str(spec.get("rootfs", ""))  # exec (`join`) mounts nothing
+        self.trace = bool(spec.get("trace"))
+        self.status_fd = spec.get("status_fd")
+        self.pty_master: int | None = None
+        self.pty_slave: str | None = None
+        self.final: dict[str, Any] = {}  # resolved user, env and path of the command
+
+    # -- helpers ------------------------------------------------------------------
+    def at(self, path: str) -> str:
+        """`path` inside the rootfs, before the pivot."""
+        return self.rootfs + path
+
+    def run(self, steps: list[Step]) -> None:
+        for step in steps:
+            if step.when is not None and not step.when():
+                continue
+            if self.trace:
+                self.show("+ " + step.shell())
+            step.action()
+
+    def show(self, line: str) -> None:
+        """A trace line: to shellctr over the status socket (our stderr may be the
+        container's log), or to stderr when run by hand from a --dry-run script."""
+        if isinstance(self.status_fd, int):
+            self.send({"trace": line})
+        else:
+            os.write(2, (line + "\n").encode())
+
+    def send(self, message: dict[str, object], fds: tuple[int, ...] = ()) -> None:
+        if not isinstance(self.status_fd, int):
+            return
+        data = json.dumps(message).encode()
+        sock = _socket.socket(fileno=os.dup(self.status_fd))
+        try:
+            rights = struct.pack(f"{len(fds)}i", *fds)
+            ancillary = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)]
+            sock.sendmsg([data], ancillary if fds else [])
+        finally:
+            sock.close()
+
+    # -- before the pivot ---------------------------------------------------------
+    def rootfs_steps(self) -> list[Step]:
+        spec = self.spec
+        lowers = ":".join(spec["lowerdirs"])
+        options = f"lowerdir={lowers},upperdir={spec['upperdir']},workdir={spec['workdir']}"
+        nsx = MS_NOSUID | MS_NODEV | MS_NOEXEC
+        steps = [
+            *self.cgroup_steps(),
+            mount("overlay", self.rootfs, "overlay", 0, options),
+            self.mkdir_in_rootfs("/proc"),
+            mount("proc", self.at("/proc"), "proc", nsx),
+            self.mkdir_in_rootfs("/sys"),
+            mount("sysfs", self.at("/sys"), "sysfs", nsx | MS_RDONLY),
+            self.mkdir_in_rootfs("/dev"),
+            mount("tmpfs", self.at("/dev"), "tmpfs", MS_NOSUID | MS_STRICTATIME,
+                  "mode=755,size=65536k"),
+        ]
+        for name, major, minor, mode in DEVICES:
+            steps.append(self.mknod(self.at(f"/dev/{name}"), major, minor, mode))
+        for name, target in DEV_LINKS:
+            steps.append(self.symlink(target, self.at(f"/dev/{name}")))
+        steps += [
+            self.mkdir(self.at("/dev/pts"), 0o755),
+            # newinstance: the container's own pty numbering, starting at /dev/pts/0
+            mount("devpts", self.at("/dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC,
+                  "newinstance,ptmxmode=0666,mode=0620,gid=5"),
+            self.mkdir(self.at("/dev/shm"), 0o1777),
+            mount("shm", self.at("/dev/shm"), "tmpfs", nsx, "mode=1777,size=65536k"),
+            self.mkdir(self.at("/dev/mqueue"), 0o755),
+            mount("mqueue", self.at("/dev/mqueue"), "mqueue", nsx),
+            self.touch(self.at("/dev/console")),
+        ]
+        if not spec.get("tty"):
+            # With -t the container's pty is bound here after the pivot; without, null.
+            steps.append(mount(self.at("/dev/null"), self.at("/dev/console"), None, MS_BIND))
+        # volumes, binds, tmpfs (-v, --mount, --tmpfs): before the /etc files, so that a
+        # volume is seeded with the image's files only, and /etc/hosts lands on a volume
+        steps += self.mount_steps()
+        for source, target in spec.get("etc_files", []):
+            steps += [self.file_in_rootfs(target), mount(source, self.at(target), None, MS_BIND)]
+            if spec.get("slave_namespace"):  # a bind from the host: a slave of its mount
+                steps.append(propagation(self.at(target), "private"))
+        for path in MASKED_PATHS:
+            steps.append(self.mask(path))
+        for path in READONLY_PATHS:
+            full = self.at(path)
+            steps += [Step(step.shell, step.action, when=exists(full))
+                      for step in bind_readonly(full)]
+        if spec.get("readonly_rootfs"):  # --read-only: the rootfs only; its mounts stay
+            from shellctr.inside.mounts import make_dir_step
+
+            steps += [make_dir_step(self.rootfs, str(spec.get("cwd") or "/")),  # -w, first
+                      mount("", self.rootfs, None, MS_REMOUNT | MS_BIND | MS_RDONLY)]
+        steps += [self.sethostname(str(spec["hostname"])), self.loopback_up()]
+        return steps
+
+    def mount_steps(self) -> list[Step]:
+        """The container's own mounts (-v, --mount, --tmpfs): see init_mounts.py."""
+        if not self.spec.get("mounts"):
+            return []
+        from shellctr.inside.mounts import mount_steps
+
+        return mount_steps(self.rootfs, self.spec["mounts"],
+                           bool(self.spec.get("slave_namespace")))
+
+    def cgroup_steps(self) -> list[Step]:
+        """Join the container's cgroups: every process it forks is then inside too."""
+        return [join_cgroup(f"{path}/cgroup.procs") for path in self.spec.get("cgroups", [])]
+
+    def mkdir(self, path: str, mode: int) -> Step:
+        def do() -> None:
+            os.mkdir(path, mode)
+            os.chmod(path, mode)
+        return Step(lambda: sh("mkdir", f"--mode={mode:o}", path), do)
+
+    def mknod(self, path: str, major: int, minor: int, mode: int) -> Step:
+        def do() -> None:
+            os.mknod(path, mode | stat.S_IFCHR, os.makedev(major, minor))
+        return Step(lambda: sh("mknod", f"--mode={mode:o}", path, "c", str(major), str(minor)), do)
+
+    def symlink(self, target: str, path: str) -> Step:
+        return Step(lambda: sh("ln", "--symbolic", target, path),
+                    lambda: os.symlink(target, path))
+
+    def touch(self, path: str) -> Step:
+        def do() -> None:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644))
+        return Step(lambda: sh("touch", path), do)
+
+    def mkdir_in_rootfs(self, path: str) -> Step:
+        """A top-level directory of the image that must be a real directory (not a link)."""
+        full = self.at(path)
+
+        def do() -> None:
+            try:
+                mode = os.lstat(full).st_mode
+            except FileNotFoundError:
+                os.mkdir(full, 0o755)
+                return
+            if not stat.S_ISDIR(mode):
+                raise SetupError(f"the image's {path} is not a directory; refusing to mount on it")
+        return Step(lambda: sh("mkdir", "--parents", full), do)
+
+    def file_in_rootfs(self, path: str) -> Step:
+        """A regular file at `path` (e.g. /etc/hosts) to bind over, never a symlink."""
+        directory, full = self.at(os.path.dirname(path)), self.at(path)
+
+        def do() -> None:
+            # Each component is checked with lstat: a link in the image must not lead
+            # the bind mount to a path outside the rootfs.
+            parts = [p for p in os.path.dirname(path).split("/") if p]
+            current = self.rootfs
+            for part in parts:
+                current += "/" + part
+                try:
+                    mode = os.lstat(current).st_mode
+                except FileNotFoundError:
+                    os.mkdir(current, 0o755)
+                    continue
+                if not stat.S_ISDIR(mode):
+                    raise SetupError(f"the image's {current[len(self.rootfs):]} is not a directory")
+            try:
+                mode = os.lstat(full).st_mode
+                if not stat.S_ISREG(mode):
+                    os.unlink(full)  # a symlink or special file: replace it with a plain file
+            except FileNotFoundError:
+                pass
+            # read-only: opening the image's file for writing would copy it up into the
+            # container's changes (diff, commit) though nothing changed it
+            os.close(os.open(full, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644))
+        return Step(lambda: sh("mkdir", "--parents", directory) + " && " + sh("touch", full), do)
+
+    def mask(self, path: str) -> Step:
+        """Hide a directory under an empty read-only tmpfs, a file under /dev/null."""
+        full = self.at(path)
+        if path in MASKED_DIRS:
+            step = mount("tmpfs", full, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        else:
+            step = mount(self.at("/dev/null"), full, None, MS_BIND)
+        return Step(step.shell, step.action, when=exists(full))
+
+    @staticmethod
+    def sethostname(name: str) -> Step:
+        return Step(lambda: sh("hostname", name), lambda: _socket.sethostname(name))
+
+    @staticmethod
+    def loopback_up() -> Step:
+        def do() -> None:
+            sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+            try:
+                request = struct.pack("16sH14x", b"lo", 0)
+                flags = struct.unpack("16sH14x", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
+                fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+            finally:
+                sock.close()
+        return Step(lambda: sh("ip", "link", "set", "dev", "lo", "up"), do)
+
+    # -- the switch ---------------------------------------------------------------
+    def pivot_steps(self) -> list[Step]:
+        rootfs = self.rootfs
+
+        def pivot() -> None:
+            os.chdir(rootfs)
+            # pivot_root(".", "."): the old root ends up stacked on the new one ...
+            _check(_syscall("pivot_root", b".", b"."), "pivot_root")
+            # ... and is detached, so nothing of the host's tree stays reachable
+            _check(_libc.umount2(b".", MNT_DETACH), "umount old root")
+            os.chdir("/")
+
+        return [Step(lambda: f"cd {quote(rootfs)} && pivot_root . . && umount --lazy . "
+                     "&& cd /", pivot)]
+
+    # -- after the pivot ----------------------------------------------------------
+    def console_steps(self) -> list[Step]:
+        if not self.spec.get("tty"):
+            return []
+
+        def open_pty() -> None:
+            master = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+            fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
+            number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
+            self.pty_master, self.pty_slave = master, f"/dev/pts/{number}"
+
+        steps = [Step(lambda: "exec {pty}<>/dev/pts/ptmx  # the container's own pseudo-terminal",
+                      open_pty)]
+        if "join" not in self.spec:  # an exec'd process gets a pty, not the console
+            steps.append(Step(
+                lambda: sh("mount", "--bind", self.pty_slave or "/dev/pts/0", "/dev/console"),
+                lambda: mount(self.pty_slave or "", "/dev/console", None, MS_BIND).action()))
+        return steps
+
+    def resolve(self) -> None:
+        """User, groups, HOME, workdir and the command, from the container's own files."""
+        spec = self.spec
+        uid, gid, groups, home = resolve_user(spec.get("user") or "")
+        env = dict(item.split("=", 1) for item in spec["env"])
+        env.setdefault("HOME", home)
+        self.final = {"uid": uid, "gid": gid, "groups": groups, "env": env,
+                      "argv": list(spec["argv"]), "cwd": spec.get("cwd") or "/"}
+
+    def workdir_step(self) -> Step:
+        def do() -> None:
+            workdir = str(self.final["cwd"])
+            if not os.path.isdir(workdir):
+                try:
+                    os.makedirs(workdir, 0o755)
+                except FileExistsError as err:  # a file (or a file on the way) is there
+                    raise SetupError(f"the working directory {workdir} is not a directory "
+                                     "in the image") from err
+            os.chdir(workdir)
+        return Step(lambda: sh("mkdir", "--parents", str(self.spec.get("cwd") or "/")), do)
+
+    def exec_shell(self) -> str:
+        """The shell equivalent of dropping privileges and exec'ing the command.
+
+        Before `resolve` (in --dry-run) the user is shown as given, not yet looked up.
+        """
+        spec, final = self.spec, self.final
+        if final:
+            user = [f"--reuid={final['uid']}", f"--regid={final['gid']}",
+                    f"--groups={','.join(map(str, final['groups']))}"]
+            env, argv, cwd = final["env"], final["argv"], final["cwd"]
+        else:
+            user = [f"--reuid={spec.get('user') or 0}", "--init-groups"]
+            env = dict(item.split("=", 1) for item in spec["env"])
+            argv, cwd = spec["argv"], spec.get("cwd") or "/"
+        keep = ",".join("+" + cap for cap in DEFAULT_CAPS)
+        return sh(
+            "setpriv", f"--bounding-set=-all,{keep}", "--inh-caps=-all", *user,
+            "--no-new-privs", "--",
+            "env", "--ignore-environment", f"--chdir={cwd}",
+            *(f"{key}={value}" for key, value in env.items()), *argv,
+        )
+
+    def exec_command(self) -> None:
+        final = self.final
+        argv, env = final["argv"], final["env"]
+        program = find_program(argv[0], env.get("PATH", DEFAULT_PATH))
+        drop_capabilities()
+        os.setgroups(final["groups"])
+        os.setgid(final["gid"])
+        os.setuid(final["uid"])  # from root to a user: the kernel clears the remaining caps
+        _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+        if self.pty_slave is not None:
+            os.setsid()
+            slave = os.open(self.pty_slave, os.O_RDWR)
+            fcntl.ioctl(slave, TIOCSCTTY, 0)
+            for fd in (0, 1, 2):
+                os.dup2(slave, fd)
+            os.close(slave)
+        self.close_fds()
+        os.umask(0o022)
+        fds = (self.pty_master,) if self.pty_master is not None else ()
+        self.send({"ready": True}, fds)
+        if self.pty_master is not None:
+            os.close(self.pty_master)
+        try:
+            os.execve(program, argv, env)
+        except OSError as err:
+            code = 127 if err.errno == errno.ENOENT else 126
+            raise SetupError(f"exec {program}: {err.strerror}", code) from err
+
+    def close_fds(self) -> None:
+        """Nothing of shellctr's stays open in the container but the status socket."""
+        keep = {0, 1, 2}
+        if isinstance(self.status_fd, int):
+            keep.add(self.status_fd)
+            os.set_inheritable(self.status_fd, False)  # closed by a successful exec
+        if self.pty_master is not None:
+            keep.add(self.pty_master)
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd not in keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass  # the fd of the listdir itself, already closed
+
+    def all_steps(self) -> list[Step]:
+        """Every step, for --dry-run (user and command shown as given)."""
+        return [*self.rootfs_steps(), *self.pivot_steps(), *self.console_steps(),
+                Step(lambda: sh("mkdir", "--parents", str(self.spec.get("cwd") or "/")),
+                     lambda: None),
+                Step(self.exec_shell, lambda: None)]
+
+    def join(self) -> None:
+        """`exec`: enter the namespaces of a running container's PID 1, then the same
+        final step as its init (user, workdir, capabilities, no_new_privs, exec)."""
+        import signal  # only exec needs it (and it costs every start ~4 ms)
+
+        pid = int(self.spec["join"])
+        # open every namespace first: once in the container's mount namespace, the
+        # host's /proc/PID paths are out of reach
+        handles = [(kind, os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC))
+                   for kind in JOINED_NAMESPACES]
+
+        def enter() -> None:
+            for kind, fd in handles:
+                _check(_libc.setns(fd, 0), f"setns {kind}")
+                os.close(fd)
+
+        self.run([*self.cgroup_steps(),
+                  Step(lambda: sh("nsenter", f"--target={pid}", "--mount", "--uts", "--ipc",
+                                  "--net", "--pid", "--"), enter)])
+        child = os.fork()  # joining a pid namespace takes effect for children only
+        if child == 0:
+            try:
+                self.run(self.console_steps())
+                self.resolve()
+                self.run([self.workdir_step()])
+                self.run([Step(self.exec_shell, self.exec_command)])
+            except SetupError as err:
+                self.send({"message": str(err), "code": err.code})
+                os._exit(err.code)
+            except OSError as err:
+                self.send({"message": f"exec setup failed: {err}", "code": 125})
+                os._exit(125)
+        # This process stays outside the pid namespace: it only hands on the exit code.
+        if isinstance(self.status_fd, int):
+            os.close(self.status_fd)
+        for signum in (2, 15, 1, 3, 10, 12):  # forward INT TERM HUP QUIT USR1 USR2
+            signal.signal(signum, lambda number, frame: os.kill(child, number))
+        _, status = os.waitpid(child, 0)
+        code = os.waitstatus_to_exitcode(status)
+        sys.exit(code if code >= 0 else 128 - code)
+
+    def main(self) -> None:
+        if "join" in self.spec:
+            self.join()
+        os.umask(0)  # device nodes and dirs get exactly the modes asked for
+        self.run(self.rootfs_steps())
+        self.run(self.pivot_steps())
+        self.run(self.console_steps())
+        self.resolve()
+        self.run([self.workdir_step()])
+        self.run([Step(self.exec_shell, self.exec_command)])
+
+
+# -- users, capabilities, the command ---------------------------------------------------
+def _read_table(path: str) -> list[list[str]]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            return [line.rstrip("\n").split(":") for line in stream if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def resolve_user(spec: str) -> tuple[int, int, list[int], str]:
+    """uid, gid, supplementary gids and home for `user[:group]`, from the container's files."""
+    user, _, group = spec.partition(":")
+    passwd = [row for row in _read_table("/etc/passwd") if len(row) >= 7]
+    groups = [row for row in _read_table("/etc/group") if len(row) >= 3]
+    uid, gid, home, name = 0, 0, "/root", "root"
+    if user:
+        entry = next((row for row in passwd if user in (row[0], row[2])), None)
+        if entry is not None:
+            name, uid, gid, home = entry[0], int(entry[2]), int(entry[3]), entry[5] or "/"
+        elif user.isdigit():
+            name, uid, gid, home = "", int(user), 0, "/"
+        else:
+            raise SetupError(f"unable to find user {user}: no matching entries in passwd file")
+    elif passwd:
+        entry = next((row for row in passwd if row[2] == "0"), None)
+        if entry is not None:
+            home = entry[5] or "/root"
+    if group:
+        match = next((row for row in groups if group in (row[0], row[2])), None)
+        if match is not None:
+            gid = int(match[2])
+        elif group.isdigit():
+            gid = int(group)
+        else:
+            raise SetupError(f"unable to find group {group}: no matching entries in group file")
+    # like runc: the primary group plus every group that lists the user as a member;
+    # with an explicit group, that group alone (no supplementary groups from /etc/group)
+    extra = sorted({gid} | {int(row[2]) for row in groups
+                            if not group and name and len(row) >= 4
+                            and name in row[3].split(",")})
+    return uid, gid, extra, home
+
+
+def find_program(name: str, path: str) -> str:
+    """The file `execve` should run, with Docker's errors (127 not found, 126 not runnable)."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        candidates = [os.path.join(d or ".", name) for d in path.split(":")]
+    for candidate in candidates:
+        try:
+            mode = os.stat(candidate).st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(mode) and os.access(candidate, os.X_OK):
+            return candidate
+        if "/" in name:
+            reason = "is a directory" if stat.S_ISDIR(mode) else "permission denied"
+            raise SetupError(f'exec: "{name}": {reason}', 126)
+    if "/" in name:
+        raise SetupError(f'exec: "{name}": stat {name}: no such file or directory', 127)
+    raise SetupError(f'exec: "{name}": executable file not found in $PATH', 127)
+
+
+def drop_capabilities() -> None:
+    """Bound, and set, the capabilities to Docker's default set; clear ambient ones."""
+    with open("/proc/sys/kernel/cap_last_cap") as stream:
+        last = int(stream.read())
+    keep = {CAPABILITIES.index(name) for name in DEFAULT_CAPS}
+    for cap in range(last + 1):
+        if cap not in keep:
+            _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap}")
+    _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient caps")
+    mask = sum(1 << cap for cap in keep)
+    header = struct.pack("Ii", LINUX_CAPABILITY_VERSION_3, 0)
+    # effective, permitted, inheritable: low 32 bits, then high 32 bits
+    data = struct.pack("6I", mask & 0xFFFFFFFF, mask & 0xFFFFFFFF, 0, mask >> 32, mask >> 32, 0)
+    _check(_syscall("capset", header, data), "capset")
+
+
+def main(spec_path: str) -> None:
+    with open(spec_path, encoding="utf-8") as stream:
+        spec = json.load(stream)
+    init = Init(spec)
+    try:
+        init.main()
+    except SetupError as err:
+        message, code = str(err), err.code
+    except OSError as err:
+        message, code = f"container setup failed: {err}", 125
+    init.send({"message": message, "code": code})
+    if not isinstance(init.status_fd, int):
+        sys.stderr.write(f"shellctr-init: {message}\n")
+    sys.exit(code)
+
+
+# How unshare starts this step: from the package, so Python loads init.py's cached
+# bytecode instead of compiling it (as it would for a script) on every start.
+ENTRY = ("import sys; sys.path.insert(0, sys.argv[1]); "
+         "from shellctr.inside.init import main; main(sys.argv[2])")
+
+if __name__ == "__main__":
+    main(sys.argv[1])
