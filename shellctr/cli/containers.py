@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from shellctr.cli.main import Context, Parser, for_each, print_inspected, report
+from shellctr.cli.common import Context, Parser, for_each, print_inspected, report
 from shellctr.cli.run import LIMIT_FLAGS, add_limit_flags
 from shellctr.core.errors import ShellctrError, UsageError
 
@@ -175,7 +175,7 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
     import time
 
     from shellctr.cli.gotemplate import render, table_format
-    from shellctr.cli.textfmt import table
+    from shellctr.cli.textfmt import STATS_DEFAULT_FORMAT, STATS_HEADERS, stats_row, table
     from shellctr.core.state import container_config
     from shellctr.engine import cgroup, stats
     from shellctr.engine.lifecycle import find_container, reconcile
@@ -204,17 +204,17 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
         return {cid: stats.sample(groups[cid], pid) if pid else stats.Sample()
                 for cid, _, pid in shown}
 
-    is_table, template = table_format(args.format or stats.DEFAULT_FORMAT)
+    is_table, template = table_format(args.format or STATS_DEFAULT_FORMAT)
 
     def frame(shown: list[tuple[str, str, int]], before: dict[str, stats.Sample],
               after: dict[str, stats.Sample]) -> str:
-        rows = [stats.row(cid, name, before.get(cid, after[cid]), after[cid], cpus)
+        rows = [stats_row(cid, name, before.get(cid, after[cid]), after[cid], cpus)
                 for cid, name, _ in shown]
         lines = [render(template, item) for item in rows]
         if not is_table:
             return "\n".join(lines)
         header = re.sub(r"{{\s*\.(\w+)\s*}}",
-                        lambda m: stats.HEADERS.get(m[1], m[1].upper()), template)
+                        lambda m: STATS_HEADERS.get(m[1], m[1].upper()), template)
         return table(header.split("\t"), [line.split("\t") for line in lines])
 
     shown = targets()

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from shellctr.cli.main import Context, Parser, confirm, for_each, print_inspected
+from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected
 from shellctr.core.errors import ShellctrError
 
 # typing is not imported at run time: every command pays for each module it loads
@@ -206,7 +206,7 @@ def cmd_history(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_image_inspect(args: argparse.Namespace, ctx: Context) -> int:
 
-    from shellctr.cli.main import report
+    from shellctr.cli.common import report
     from shellctr.core.errors import NotFound
     from shellctr.engine.image import find_image
     from shellctr.engine.inspect import image_json

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from shellctr.cli.main import Context, Parser, confirm, for_each, print_inspected
+from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected
 from shellctr.core.errors import ShellctrError
 
 TYPE_CHECKING = False

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from shellctr.cli.main import Context, Parser
+from shellctr.cli.common import Context, Parser
 from shellctr.core.errors import ShellctrError
 
 TYPE_CHECKING = False

@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from shellctr.engine.stats import Sample
+
 
 def human_duration(since: datetime, until: datetime | None = None) -> str:
     """Docker's units.HumanDuration: `3 seconds`, `About a minute`, `2 hours`..."""
@@ -103,3 +107,36 @@ def displayable_ports(ports: Sequence[tuple[str, int, int, str]]) -> str:
         groups[key] = (private, private)
     result += [form(key, *group) for key, group in groups.items()]
     return ", ".join(result + mappings)
+
+
+# -- stats ------------------------------------------------------------------------
+STATS_DEFAULT_FORMAT = ("table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t"
+                  "{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}")
+STATS_HEADERS = {"Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME",
+           "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %",
+           "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
+
+
+def bytes_size(size: float) -> str:
+    """Docker's units.BytesSize: binary units, 4 significant digits (`1.148MiB`)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.4g}{unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def stats_row(cid: str, name: str, before: Sample, after: Sample, cpus: int) -> dict[str, str]:
+    """One container's line, keyed as Docker's --format names the fields."""
+    from shellctr.engine.stats import cpu_percent
+
+    memory_percent = after.memory / after.limit * 100 if after.limit else 0.0
+    return {
+        "Container": cid[:12], "ID": cid[:12], "Name": name,
+        "CPUPerc": f"{cpu_percent(before, after, cpus):.2f}%",
+        "MemUsage": f"{bytes_size(after.memory)} / {bytes_size(after.limit)}",
+        "MemPerc": f"{memory_percent:.2f}%",
+        "NetIO": f"{human_size(after.net_rx)} / {human_size(after.net_tx)}",
+        "BlockIO": f"{human_size(after.blk_read)} / {human_size(after.blk_write)}",
+        "PIDs": str(after.pids),
+    }

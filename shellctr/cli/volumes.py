@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from shellctr.cli.main import Context, Parser, confirm, for_each, print_inspected
+from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected
 from shellctr.core.errors import ShellctrError, UsageError
 
 
@@ -54,7 +54,7 @@ def volume_json(ctx: Context, name: str) -> dict[str, object]:
 
 def cmd_volume_inspect(args: argparse.Namespace, ctx: Context) -> int:
 
-    from shellctr.cli.main import report
+    from shellctr.cli.common import report
 
     found, code = [], 0
     for name in args.volumes:

@@ -143,6 +143,7 @@ def mount_stopped(host: Host, store: Store, cid: str) -> str:
 
     from shellctr.engine.volume import spec_mounts
     from shellctr.inside import init
+    from shellctr.inside import steps as inside_steps
 
     layout = store.layout
     config = store.config_record(cid)
@@ -166,12 +167,12 @@ def mount_stopped(host: Host, store: Store, cid: str) -> str:
     mounts = [{**entry, "seed": False}
               for entry in spec_mounts(layout, config.get("mounts") or [])
               if entry["type"] == "bind"]
-    steps = [init.mount("overlay", rootfs, "overlay", 0, options),
+    steps = [inside_steps.mount("overlay", rootfs, "overlay", 0, options),
              *init.Init({"rootfs": rootfs, "mounts": mounts}).mount_steps()]
     for step in steps:
         try:
             host.apply(Line(step.shell()), step.action)
-        except init.SetupError as err:
+        except inside_steps.SetupError as err:
             raise ShellctrError(str(err)) from err
     return rootfs
 

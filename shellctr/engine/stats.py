@@ -8,17 +8,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from shellctr.cli.textfmt import human_size
 from shellctr.engine import cgroup
 
 PROC = Path("/proc")
-DEFAULT_FORMAT = ("table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t"
-                  "{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}")
-HEADERS = {"Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME",
-           "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %",
-           "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
-
-
 @dataclass(frozen=True)
 class Sample:
     """One reading of a container's counters."""
@@ -124,26 +116,3 @@ def cpu_percent(before: Sample, after: Sample, cpus: int) -> float:
     system = after.system_ns - before.system_ns
     used = after.cpu_ns - before.cpu_ns
     return used / system * cpus * 100 if system > 0 and used > 0 else 0.0
-
-
-def bytes_size(size: float) -> str:
-    """Docker's units.BytesSize: binary units, 4 significant digits (`1.148MiB`)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.4g}{unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def row(cid: str, name: str, before: Sample, after: Sample, cpus: int) -> dict[str, str]:
-    """One container's line, keyed as Docker's --format names the fields."""
-    memory_percent = after.memory / after.limit * 100 if after.limit else 0.0
-    return {
-        "Container": cid[:12], "ID": cid[:12], "Name": name,
-        "CPUPerc": f"{cpu_percent(before, after, cpus):.2f}%",
-        "MemUsage": f"{bytes_size(after.memory)} / {bytes_size(after.limit)}",
-        "MemPerc": f"{memory_percent:.2f}%",
-        "NetIO": f"{human_size(after.net_rx)} / {human_size(after.net_tx)}",
-        "BlockIO": f"{human_size(after.blk_read)} / {human_size(after.blk_write)}",
-        "PIDs": str(after.pids),
-    }

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 from shellctr.inside import inroot
-from shellctr.inside.init import (
+from shellctr.inside.steps import (
     MS_BIND,
     MS_NODEV,
     MS_NOEXEC,

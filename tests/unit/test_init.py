@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from shellctr.inside import init
-from shellctr.inside.init import Init, SetupError, find_program, resolve_user
+from shellctr.inside import steps as inside_steps
+from shellctr.inside.init import Init, find_program, resolve_user
+from shellctr.inside.steps import SetupError
 
 PASSWD = """\
 root:x:0:0:root:/root:/bin/sh
@@ -268,7 +270,7 @@ def test_default_caps_are_dockers_bounding_set() -> None:
 
 @pytest.mark.parametrize("word", ["", "plain", "a b", "it's", "$x", "a=b,c:d", "é", "-", "*"])
 def test_init_quote_agrees_with_shlex(word: str) -> None:
-    assert init.quote(word) == shlex.quote(word)
+    assert inside_steps.quote(word) == shlex.quote(word)
 
 
 def test_entry_runs_main_from_the_package_dir() -> None:
@@ -290,7 +292,7 @@ def test_the_container_joins_its_cgroups_before_anything_else() -> None:
 
 def test_join_cgroup_writes_0_to_cgroup_procs(tmp_path: Path) -> None:
     procs = tmp_path / "cgroup.procs"
-    step = init.join_cgroup(str(procs))
+    step = inside_steps.join_cgroup(str(procs))
     assert step.shell() == f"echo 0 > {procs}"
     step.action()
     assert procs.read_text() == "0"
@@ -302,9 +304,9 @@ def test_trace_lines_go_over_the_status_socket() -> None:
 
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     done: list[str] = []
-    steps = [init.Step(lambda: "mkdir /x", lambda: done.append("x")),
-             init.Step(lambda: "skipped", lambda: done.append("no"), when=lambda: False),
-             init.Step(lambda: "hostname 'a b'", lambda: done.append("h"))]
+    steps = [inside_steps.Step(lambda: "mkdir /x", lambda: done.append("x")),
+             inside_steps.Step(lambda: "skipped", lambda: done.append("no"), when=lambda: False),
+             inside_steps.Step(lambda: "hostname 'a b'", lambda: done.append("h"))]
     try:
         Init({**SPEC, "trace": True, "status_fd": child.fileno()}).run(steps)
         Init({**SPEC, "trace": False, "status_fd": child.fileno()}).run(steps[:1])
@@ -324,7 +326,7 @@ def test_trace_lines_go_over_the_status_socket() -> None:
 
 def test_trace_lines_without_a_status_socket_go_to_stderr(
         capfd: pytest.CaptureFixture[str]) -> None:
-    Init({**SPEC, "trace": True}).run([init.Step(lambda: "mkdir /x", lambda: None)])
+    Init({**SPEC, "trace": True}).run([inside_steps.Step(lambda: "mkdir /x", lambda: None)])
     assert capfd.readouterr() == ("", "+ mkdir /x\n")
 
 

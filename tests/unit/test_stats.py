@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from shellctr.cli import textfmt
 from shellctr.engine import cgroup, stats
 
 from .helpers import CID, GROUP
@@ -80,7 +81,7 @@ def test_cpu_percent_as_docker_computes_it() -> None:
     (0, "0B"), (1000, "1000B"), (1024, "1KiB"), (1203 * 1024, "1.175MiB"),
     (int(15.5 * (1 << 30)), "15.5GiB"), (64 << 20, "64MiB")])
 def test_memory_sizes_are_binary(size: int, text: str) -> None:
-    assert stats.bytes_size(size) == text
+    assert textfmt.bytes_size(size) == text
 
 
 def test_a_row_as_docker_words_it() -> None:
@@ -88,14 +89,14 @@ def test_a_row_as_docker_words_it() -> None:
     after = stats.Sample(cpu_ns=250_000_000, system_ns=2_000_000_000, memory=int(1.2 * 2**20),
                          limit=int(15.5 * 2**30), net_rx=0, net_tx=0, blk_read=1_500_000,
                          blk_write=12_000, pids=4)
-    assert stats.row(CID, "web", before, after, cpus=2) == {
+    assert textfmt.stats_row(CID, "web", before, after, cpus=2) == {
         "Container": CID[:12], "ID": CID[:12], "Name": "web", "CPUPerc": "25.00%",
         "MemUsage": "1.2MiB / 15.5GiB", "MemPerc": "0.01%", "NetIO": "0B / 0B",
         "BlockIO": "1.5MB / 12kB", "PIDs": "4"}
 
 
 def test_a_stopped_container_is_all_zeros() -> None:
-    row = stats.row(CID, "web", stats.Sample(), stats.Sample(), cpus=2)
+    row = textfmt.stats_row(CID, "web", stats.Sample(), stats.Sample(), cpus=2)
     assert [row[key] for key in ("CPUPerc", "MemUsage", "MemPerc", "PIDs")] == [
         "0.00%", "0B / 0B", "0.00%", "0"]
 
