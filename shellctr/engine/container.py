@@ -23,7 +23,8 @@ from pathlib import Path
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import Conflict, ExecError, NotFound, ShellctrError
-from shellctr.core.host import Host, Rollback, alive, process_start
+from shellctr.core.facts import alive, process_start
+from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import check_name, generate_name, new_id, short_id
 from shellctr.core.layout import CHECKOUT, Layout
 from shellctr.core.store import SCHEMA_VERSION, Record, Store, now_iso

@@ -75,7 +75,7 @@ def start(host: Host, record: Record, run_dir: Path) -> None:
     host.ensure_dir(run_dir, mode=0o700)
     host.write_file(run_dir / "hosts", hosts_text(record), durable=False)
     if not pid_of(run_dir):
-        host.run_quick(argv(record, run_dir))  # it daemonizes once it listens
+        host.run(argv(record, run_dir))  # it daemonizes once it listens
 
 
 def refresh(host: Host, records: list[Record], run_dir_of: Callable[[str], Path]) -> None:

@@ -125,7 +125,7 @@ def restore(host: Host, lines: dict[str, list[str]]) -> None:
     if text:
         # --noflush: add to the tables, never replace what is there; --wait: legacy
         # iptables fails at once while another program holds the xtables lock
-        host.run_quick(["iptables-restore", "--wait", "--noflush"], input=text)
+        host.run(["iptables-restore", "--wait", "--noflush"], input=text)
 
 
 def add(host: Host, rules: list[Rule]) -> None:
@@ -152,7 +152,7 @@ LONG = {"-A": "--append", "-s": "--source", "-d": "--destination", "-i": "--in-i
 
 def listed(host: Host, table: str) -> list[list[str]]:
     """The table's rules as words (`--list-rules`), or none if iptables has no table."""
-    code, out, err = host.probe_quick(["iptables", "--wait", "--table", table, "--list-rules"])
+    code, out, err = host.probe(["iptables", "--wait", "--table", table, "--list-rules"])
     if code != 0:
         from shellctr.core.errors import HostCommandError
         raise HostCommandError(f"iptables --list-rules failed: {err.strip()}")
@@ -189,7 +189,7 @@ def ensure_base(host: Host) -> None:
     present = chains_present(listing)
     for table, chain in CHAINS:
         if (table, chain) not in present:
-            host.run_quick(["iptables", "--wait", "--table", table, "--new-chain", chain])
+            host.run(["iptables", "--wait", "--table", table, "--new-chain", chain])
     lines: dict[str, list[str]] = {}
     jumps = {(words[1], words[-1]) for table in listing for words in listing[table]
              if words[:1] == ["-A"] and owned(words, (BASE,))}
@@ -207,7 +207,7 @@ def remove_base(host: Host) -> None:
     for table, chain in CHAINS:
         if (table, chain) in present:
             # only shellctr's own chain is flushed (its rules are all shellctr's)
-            host.run_quick(["iptables", "--wait", "--table", table, "--flush", chain])
+            host.run(["iptables", "--wait", "--table", table, "--flush", chain])
     for table, chain in CHAINS:
         if (table, chain) in present:
-            host.run_quick(["iptables", "--wait", "--table", table, "--delete-chain", chain])
+            host.run(["iptables", "--wait", "--table", table, "--delete-chain", chain])

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import Conflict, NotFound, ShellctrError
-from shellctr.core.host import Host, alive
+from shellctr.core.facts import alive
+from shellctr.core.host import Host
 from shellctr.core.ids import find, short_id
 from shellctr.core.state import (
     ContainerConfig,

@@ -155,7 +155,7 @@ def bring_up(host: Host, store: Store, record: Record, rollback: Rollback | None
     bridge, subnet = record["bridge"], record["subnet"]
     if bridge not in links():
         prefix = subnet.split("/")[1]
-        host.run_quick(["ip", "-batch", "-"], input=(
+        host.run(["ip", "-batch", "-"], input=(
             f"link add name {bridge} type bridge\n"
             f"address add {record['gateway']}/{prefix} dev {bridge}\n"
             f"link set dev {bridge} up\n"))
@@ -193,7 +193,7 @@ def bring_down(host: Host, store: Store, record: Record) -> None:
     iptables.remove_owned(host, owners)
     present = links()
     if bridge in present:
-        host.run_quick(["ip", "link", "delete", "dev", bridge])
+        host.run(["ip", "link", "delete", "dev", bridge])
     others = [r for r in records(store) if r["id"] != record["id"] and r["bridge"] in present]
     if not others:
         iptables.remove_base(host)
@@ -291,7 +291,7 @@ def plumb(host: Host, record: Record, endpoint: Record, netns: str, *, new_netns
     outside = (f"netns add {netns}\n" if new_netns else "") + (
         f"link add name {veth} type veth peer name {ifname} netns {netns}\n"
         f"link set dev {veth} master {record['bridge']} up\n")
-    host.run_quick(["ip", "-batch", "-"], input=outside)
+    host.run(["ip", "-batch", "-"], input=outside)
     prefix = record["subnet"].split("/")[1]
     inside = (f"link set dev {ifname} address {endpoint['mac']}\n"
               f"address add {endpoint['ip']}/{prefix} dev {ifname}\n"
@@ -300,7 +300,7 @@ def plumb(host: Host, record: Record, endpoint: Record, netns: str, *, new_netns
         inside += "link set dev lo up\n"
     if default_route:
         inside += f"route add default via {record['gateway']} dev {ifname}\n"
-    host.run_quick(["ip", "-netns", netns, "-batch", "-"], input=inside)
+    host.run(["ip", "-netns", netns, "-batch", "-"], input=inside)
 
 
 def attach(host: Host, store: Store, config: Record, rollback: Rollback) -> list[str]:
@@ -346,7 +346,7 @@ def share_netns(store: Store, ref: str) -> str:
     """`--network container:CTR`: the network namespace of that running container. Its
     endpoints are marked `shared`: when it ends, its veths must be deleted explicitly, as
     its netns lives on with this container."""
-    from shellctr.core.host import alive
+    from shellctr.core.facts import alive
 
     with store.lock():
         cid = find(ref, store.container_names(), "container")
@@ -419,13 +419,13 @@ def release(host: Host, store: Store, cid: str, only: str | None = None) -> None
             save(store, record)
             dns.refresh(host, records(store), store.layout.network_run_dir)
         if only is None and (netns_path(cid).exists() or planned):
-            host.run_quick(["ip", "netns", "delete", netns_name(cid)])
+            host.run(["ip", "netns", "delete", netns_name(cid)])
 
 
 def delete_link(host: Host, name: str) -> None:
     """`ip link delete`, unless the kernel removes it meanwhile (its netns just went)."""
     try:
-        host.run_quick(["ip", "link", "delete", "dev", name])
+        host.run(["ip", "link", "delete", "dev", name])
     except ShellctrError:
         if name in links():
             raise
@@ -448,7 +448,7 @@ def forget_gone(host: Host, store: Store) -> None:
     exit is recorded; the monitor's hook may not have released them yet) or no longer
     exist (removed by hand, or by a replayed --dry-run script): they must not keep a
     network in use. The caller holds the lock."""
-    from shellctr.core.host import alive
+    from shellctr.core.facts import alive
 
     existing = set(store.container_ids())
     for record in records(store):
@@ -566,7 +566,7 @@ def port_text(binding: Record) -> str:
 def connect(host: Host, store: Store, net_ref: str, ctr_ref: str, ip: str | None,
             aliases: list[str]) -> None:
     """`network connect`: now, if the container runs; at its next start in any case."""
-    from shellctr.core.host import alive
+    from shellctr.core.facts import alive
 
     with store.lock():
         cid = find(ctr_ref, store.container_names(), "container")

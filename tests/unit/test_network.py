@@ -322,7 +322,7 @@ def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet
     attach(host, layout, config)
     state = store.state_record(CID)
     store.write(layout.container_state(CID), {**state, "status": "running", "pid": 1})
-    monkeypatch.setattr("shellctr.core.host.alive", lambda pid, start: True)
+    monkeypatch.setattr("shellctr.core.facts.alive", lambda pid, start: True)
     host.reset()
     network.connect(host, store, "back", "web", "10.2.0.9", ["api"])
     assert f"ip -batch - <<'EOF'\nlink add name shv{CID[:10]}1 type veth peer name eth1 " \
@@ -381,7 +381,7 @@ def test_a_netns_shared_with_another_container_loses_the_veths_of_its_owner(
     attach(host, layout, new_container(layout, host))
     store.write(layout.container_state(CID), {**store.state_record(CID), "status": "running",
                                               "pid": 4321})
-    monkeypatch.setattr("shellctr.core.host.alive", lambda pid, start: True)
+    monkeypatch.setattr("shellctr.core.facts.alive", lambda pid, start: True)
     joiner = new_container(layout, host, cid=CID2, name="side", network="container:web")
     assert attach(host, layout, joiner) == ["nsenter", "--net=/proc/4321/ns/net", "--"]
     host.reset()
