@@ -22,14 +22,19 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ipaddress
 
+# Where the host keeps what is read here (unit tests point a Facts at a tmp dir instead)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC = Path("/proc")
+NETNS_DIR = Path("/run/netns")  # ip netns' named network namespaces
 
 
 class Facts:
     """The host as shellctr reads it; under --dry-run, with the planned changes applied."""
 
     def __init__(self) -> None:
+        self.cgroup_root = CGROUP_ROOT
+        self.proc = PROC
+        self.netns_dir = NETNS_DIR
         # --dry-run's plan: path -> bytes it would hold (b"" for a directory), or None for
         # a path it would remove; link name -> whether it would exist
         self._paths: dict[Path, bytes | None] = {}
@@ -146,7 +151,7 @@ class Facts:
 
     def sysctl(self, name: str, default: str = "") -> str:
         """A kernel setting (`net.ipv4.ip_forward`) as /proc/sys holds it, stripped."""
-        return self.read_text(PROC / "sys" / name.replace(".", "/"), default).strip()
+        return self.read_text(self.proc / "sys" / name.replace(".", "/"), default).strip()
 
     def port_taken(self, proto: str, host_ip: str, port: int) -> OSError | None:
         """Why the host cannot bind `host_ip:port` (None: it can), tried with a socket."""
@@ -173,7 +178,7 @@ class Facts:
     # -- mounts ----------------------------------------------------------------------------
     def mountinfo(self) -> str:
         """This process's mount table (/proc/self/mountinfo)."""
-        return self.read_text(PROC / "self/mountinfo", "")
+        return self.read_text(self.proc / "self/mountinfo", "")
 
     # -- processes ---------------------------------------------------------------------------
     def process_start(self, pid: int) -> int | None:
@@ -197,11 +202,6 @@ class Facts:
                 except OSError:  # gone meanwhile, or a kernel thread
                     continue
         return sorted(pids)
-
-    # -- cgroups ---------------------------------------------------------------------------
-    @property
-    def cgroup_root(self) -> Path:
-        return CGROUP_ROOT
 
 
 def process_start(pid: int) -> int | None:

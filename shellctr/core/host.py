@@ -19,6 +19,7 @@ What the host *is* (files, links, mounts, routes, processes) is read through `fa
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import subprocess
@@ -283,14 +284,20 @@ class Host:
         self.apply(write_file_cmd(path, text), rewrite,
                    lambda facts: facts.plan_write(path, text.encode()))
 
-    def write_value(self, path: Path, text: str) -> None:
-        """Write a kernel knob (a cgroup or /proc file): one plain write, as `echo`."""
+    def write_value(self, path: Path, text: str,
+                    effect: Callable[[Facts], None] | None = None) -> None:
+        """Write a kernel knob (a cgroup or /proc file): one plain write, as `echo`.
+        `effect`: what else the kernel then shows (under --dry-run, for the facts)."""
         def write() -> None:
             with open(path, "w") as stream:
                 stream.write(text)
 
-        self.apply(Cmd(["echo", text], redirect=path_arg(path)), write,
-                   lambda facts: facts.plan_write(path, text.encode() + b"\n"))
+        def planned(facts: Facts) -> None:
+            facts.plan_write(path, text.encode() + b"\n")
+            if effect is not None:
+                effect(facts)
+
+        self.apply(Cmd(["echo", text], redirect=path_arg(path)), write, planned)
 
     def make_cgroup(self, path: Path, *, rollback: Rollback | None = None) -> None:
         """Create a cgroup (a directory in cgroupfs), and its parents if missing, in one
@@ -301,11 +308,23 @@ class Host:
         if rollback is not None:
             rollback.push(f"mkdir {path}", lambda: self.remove_cgroup(path))
 
-    def remove_cgroup(self, path: Path) -> None:
-        """Remove an empty cgroup: cgroupfs takes rmdir, not rm -r."""
-        if self.exists(path):
+    def remove_cgroup(self, path: Path, *, if_unused: bool = False) -> None:
+        """Remove an empty cgroup: cgroupfs takes rmdir, not rm -r.
+
+        `if_unused`: a parent other shellctr processes create children in at any moment;
+        removed only if it has none now (busy, or already gone, it is left). A --dry-run
+        script leaves it: by the time it runs, another container may be using it."""
+        if if_unused and self.dry_run:
+            self.note(f"{path} is left: other containers may use it by then")
+            return
+        if not self.exists(path):
+            return
+        try:
             self.apply(Cmd(["rmdir", path_arg(path)]), lambda: os.rmdir(path),
                        lambda facts: facts.plan_remove(path))
+        except OSError as err:
+            if not if_unused or err.errno not in (errno.EBUSY, errno.ENOTEMPTY, errno.ENOENT):
+                raise
 
     def rename(self, src: Path, dst: Path, *, rollback: Rollback | None = None) -> None:
         """Move `src` to `dst` (same filesystem); undo moves it back."""

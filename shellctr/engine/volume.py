@@ -173,7 +173,7 @@ def parse_mount(spec: str) -> Record:
         raise config_error(kind, "field Source must not be specified")
     words = []
     if "tmpfs-size" in fields:
-        from shellctr.engine.cgroup import parse_size
+        from shellctr.parts.cgroups import parse_size
 
         words.append(f"size={parse_size(fields['tmpfs-size'])}")
     if "tmpfs-mode" in fields:

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from shellctr.cli.main import main
+from shellctr.core import facts
 from shellctr.core.layout import Layout
-from shellctr.engine import cgroup, container, image, lifecycle, volume
+from shellctr.engine import container, image, lifecycle, volume
 from shellctr.parts import netopts
 
 from .helpers import CID, MONITOR, T0, RecordingHost
@@ -52,7 +53,7 @@ def _no_host_cgroups(monkeypatch: pytest.MonkeyPatch,
     /sys/fs/cgroup (no hierarchy: containers get no cgroups). Tests that want one make
     `freezer/`, `memory/` (v1) or `cgroup.controllers` (v2) in it."""
     root = tmp_path_factory.mktemp("sys-fs-cgroup")
-    monkeypatch.setattr(cgroup, "CGROUP_ROOT", root)
+    monkeypatch.setattr(facts, "CGROUP_ROOT", root)
     return root
 
 

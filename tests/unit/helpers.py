@@ -51,8 +51,11 @@ class RecordingHost(Host):
         err: Any = None,
         fail_at: int | None = None,
         substitute: dict[str, Callable[[Cmd], Any]] | None = None,
+        facts: Facts | None = None,
+        lean: bool = False,
     ) -> None:
-        super().__init__(trace=trace, dry_run=dry_run, out=out, err=err or io.StringIO())
+        super().__init__(trace=trace, dry_run=dry_run, out=out, err=err or io.StringIO(),
+                         facts=facts, lean=lean)
         self.cmds: list[Cmd] = []
         self.fail_at = fail_at
         self.substitute = {"rmdir": fake_rmdir, **(substitute or {})}
