@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC = Path("/proc")
 NETNS_DIR = Path("/run/netns")  # ip netns' named network namespaces
+ETC = Path("/etc")
 
 
 class Facts:
@@ -35,11 +36,16 @@ class Facts:
         self.cgroup_root = CGROUP_ROOT
         self.proc = PROC
         self.netns_dir = NETNS_DIR
+        self.etc = ETC
+        self.lean = False  # the door's choice of executor, for the commands read here
         # --dry-run's plan: path -> bytes it would hold (b"" for a directory), or None for
         # a path it would remove; link name -> whether it would exist
         self._paths: dict[Path, bytes | None] = {}
         self._dirs: set[Path] = set()
         self._links: dict[str, bool] = {}
+        self._rules: dict[str, list[list[str]]] = {}  # table -> rules the plan adds
+        self._rules_gone: dict[str, list[list[str]]] = {}  # ... and those it deletes
+        self._gone: set[int] = set()  # pids the plan ends (SIGTERM, SIGKILL)
 
     # -- the plan (called by the door under --dry-run) ------------------------------
     def plan_write(self, path: Path, data: bytes) -> None:
@@ -58,6 +64,21 @@ class Facts:
 
     def plan_link(self, name: str, present: bool) -> None:
         self._links[name] = present
+
+    def plan_rules(self, table: str, added: list[list[str]], deleted: list[list[str]]) -> None:
+        """iptables rules (`-A CHAIN ...`, `-N CHAIN`, in the long form or iptables' own)
+        the plan adds to and deletes from `table`."""
+        mine = self._rules.setdefault(table, [])
+        for words in deleted:
+            key = long_form(words)
+            kept = [rule for rule in mine if long_form(rule) != key]
+            if len(kept) == len(mine):  # not one of the plan's own: the host's
+                self._rules_gone.setdefault(table, []).append(key)
+            mine[:] = kept
+        mine.extend(added)
+
+    def plan_end(self, pid: int) -> None:
+        self._gone.add(pid)
 
     def _planned(self, path: Path) -> tuple[bool, bytes | None]:
         """The plan's word on `path`: (False, None) if it has none, (True, None) if the plan
@@ -124,13 +145,17 @@ class Facts:
 
     # -- network -------------------------------------------------------------------------
     def links(self) -> set[str]:
-        """Interface names in this network namespace (/proc/thread-self/net/dev: the
-        calling thread's namespace, which tests enter per worker)."""
-        with open("/proc/thread-self/net/dev", encoding="ascii") as stream:
-            names = {line.split(":", 1)[0].strip() for line in stream.read().splitlines()[2:]}
+        """Interface names in this network namespace."""
+        names = self.host_links()
         for name, present in self._links.items():
             (names.add if present else names.discard)(name)
         return names
+
+    def host_links(self) -> set[str]:
+        """The links as the kernel lists them (/proc/thread-self/net/dev: the calling
+        thread's namespace, which tests enter per worker)."""
+        with open("/proc/thread-self/net/dev", encoding="ascii") as stream:
+            return {line.split(":", 1)[0].strip() for line in stream.read().splitlines()[2:]}
 
     def routes(self) -> list[ipaddress.IPv4Network]:
         """The IPv4 networks routed in this network namespace, except the default route
@@ -149,6 +174,10 @@ class Facts:
                 routes.append(ipaddress.IPv4Network(f"{dest}/{mask}", strict=False))
         return routes
 
+    def resolv_conf(self) -> str:
+        """The host's /etc/resolv.conf ("" if it has none)."""
+        return self.read_text(self.etc / "resolv.conf", "")
+
     def sysctl(self, name: str, default: str = "") -> str:
         """A kernel setting (`net.ipv4.ip_forward`) as /proc/sys holds it, stripped."""
         return self.read_text(self.proc / "sys" / name.replace(".", "/"), default).strip()
@@ -166,14 +195,40 @@ class Facts:
                 return err
         return None
 
-    def free_port(self, proto: str, host_ip: str) -> int:
-        """A port the kernel would pick for `host_ip` now (bind to port 0)."""
+    def free_port(self, proto: str, host_ip: str, taken: set[tuple[str, int]]) -> int | None:
+        """A port the kernel would hand out for `host_ip` now (bind to port 0) that is
+        not in `taken`; None if it keeps handing out taken ones."""
         import socket
 
         kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-        with socket.socket(socket.AF_INET, kind) as probe:
-            probe.bind((host_ip or "0.0.0.0", 0))
-            return int(probe.getsockname()[1])
+        for _ in range(100):
+            with socket.socket(socket.AF_INET, kind) as probe:
+                probe.bind((host_ip or "0.0.0.0", 0))
+                port = int(probe.getsockname()[1])
+            if (proto, port) not in taken:
+                return port
+        return None
+
+    def iptables_rules(self, table: str) -> list[list[str]]:
+        """The table's rules and chains as words (`-N CHAIN`, `-A CHAIN ...`)."""
+        rules = self.host_iptables_rules(table)
+        gone = self._rules_gone.get(table, [])
+        if gone:
+            rules = [words for words in rules if long_form(words) not in gone]
+        return rules + self._rules.get(table, [])
+
+    def host_iptables_rules(self, table: str) -> list[list[str]]:
+        """The table as `iptables --list-rules` prints it, split into words."""
+        import shlex
+
+        from shellctr.core.errors import HostCommandError
+        from shellctr.core.runner import execute
+
+        code, out, err = execute(["iptables", "--wait", "--table", table, "--list-rules"],
+                                 None, None, self.lean)
+        if code != 0:
+            raise HostCommandError(f"iptables --list-rules failed: {err.strip()}")
+        return [shlex.split(text) for text in out.splitlines()]
 
     # -- mounts ----------------------------------------------------------------------------
     def mountinfo(self) -> str:
@@ -182,10 +237,10 @@ class Facts:
 
     # -- processes ---------------------------------------------------------------------------
     def process_start(self, pid: int) -> int | None:
-        return process_start(pid)
+        return None if pid in self._gone else process_start(pid)
 
     def alive(self, pid: int, start: int) -> bool:
-        return alive(pid, start)
+        return pid not in self._gone and alive(pid, start)
 
     def namespace_members(self, pid: int) -> list[int]:
         """Host pids of every process in the pid namespace whose init is `pid`."""
@@ -202,6 +257,17 @@ class Facts:
                 except OSError:  # gone meanwhile, or a kernel thread
                     continue
         return sorted(pids)
+
+
+# what `iptables --list-rules` prints, and the long form shellctr writes
+LONG = {"-A": "--append", "-I": "--insert", "-N": "--new-chain", "-s": "--source",
+        "-d": "--destination", "-i": "--in-interface", "-o": "--out-interface",
+        "-p": "--protocol", "-m": "--match", "-j": "--jump", "--dport": "--destination-port"}
+
+
+def long_form(words: list[str]) -> list[str]:
+    """An iptables rule's words with iptables' short options spelled out."""
+    return [LONG.get(word, word) for word in words]
 
 
 def process_start(pid: int) -> int | None:

@@ -24,12 +24,13 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from shellctr.core.cmd import Argv, Cmd, path_arg, write_file_cmd
 from shellctr.core.errors import HostCommandError
 from shellctr.core.facts import Facts
+from shellctr.core.runner import ENVIRONMENT, execute, not_installed
 
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
@@ -88,6 +89,7 @@ class Host:
         self.err = err or sys.stderr
         self.facts = facts or Facts()
         self.lean = lean  # run commands with subprocess, not plumbum (see the docstring)
+        self.facts.lean = lean
         self._script_started = False
 
     # -- showing ---------------------------------------------------------------
@@ -216,8 +218,12 @@ class Host:
             except ProcessLookupError:
                 pass  # it ended on its own meanwhile: the signal has nothing left to do
 
+        def ended(facts: Facts) -> None:
+            if signum in (signal.SIGTERM, signal.SIGKILL):  # the plan takes it as gone
+                facts.plan_end(pid)
+
         name = signal.Signals(signum).name.removeprefix("SIG")
-        self.apply(Cmd(["kill", "-s", name, str(pid)]), send)
+        self.apply(Cmd(["kill", "-s", name, str(pid)]), send, ended)
 
     # -- files: done in Python, shown as their shell equivalent -----------------
     def mkdir(
@@ -367,62 +373,6 @@ class Host:
             rollback.push(f"write {path}", lambda: self.remove_file(path))
         return self.apply(Cmd(argv, redirect=path_arg(path)), action,
                           lambda facts: facts.plan_write(path, b""))
-
-
-# -- the executor ------------------------------------------------------------------------
-# The one environment host commands run in: the caller's locale and variables never reach
-# them (ip, iptables and ps print what shellctr parses).
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-ENVIRONMENT = {"PATH": SYSTEM_PATH, "LC_ALL": "C"}
-# the Debian package of each host tool shellctr runs, for the "not installed" message
-PACKAGES = {
-    "ip": "iproute2", "iptables": "iptables", "iptables-restore": "iptables",
-    "iptables-save": "iptables", "unshare": "util-linux", "nsenter": "util-linux",
-    "setsid": "util-linux", "mount": "mount", "umount": "mount", "tar": "tar",
-    "dnsmasq": "dnsmasq-base", "setfattr": "attr", "ps": "procps", "curl": "curl",
-    "sha256sum": "coreutils", "mknod": "coreutils", "env": "coreutils", "sh": "dash",
-}
-
-
-def not_installed(program: str) -> HostCommandError:
-    name = os.path.basename(program)
-    package = PACKAGES.get(name)
-    return HostCommandError(f"{name} is not installed",
-                            f"apt-get install {package}" if package else
-                            "see the README for the packages shellctr needs")
-
-
-def execute(argv: Sequence[str], input: str | None, stdout: IO[bytes] | None,
-            lean: bool) -> tuple[int, str, str]:
-    """Run one host command to its end: (exit code, stdout, stderr). stdin is /dev/null
-    unless `input` is given; stdout goes to `stdout` if given (then "" comes back)."""
-    stdin = subprocess.PIPE if input is not None else subprocess.DEVNULL
-    sink = stdout if stdout is not None else subprocess.PIPE
-    try:
-        if lean:
-            process = subprocess.Popen(list(argv), stdin=stdin, stdout=sink,
-                                       stderr=subprocess.PIPE, env=ENVIRONMENT)
-        else:
-            process = _plumbum_popen(argv, stdin, sink)
-    except FileNotFoundError as missing:
-        raise not_installed(argv[0]) from missing
-    out, err = process.communicate(input.encode() if input is not None else None)
-    return (process.returncode, (out or b"").decode(errors="replace"),
-            (err or b"").decode(errors="replace"))
-
-
-def _plumbum_popen(argv: Sequence[str], stdin: int, sink: IO[bytes] | int) -> Any:
-    # Imported here: plumbum costs ~70 ms to import, and the lean verbs never need it.
-    from plumbum import CommandNotFound, local
-
-    with local.env():
-        local.env.clear()
-        local.env.update(**ENVIRONMENT)
-        try:
-            command = local[argv[0]][list(argv[1:])]
-        except CommandNotFound as err:
-            raise FileNotFoundError(2, "not found", argv[0]) from err
-        return command.popen(stdin=stdin, stdout=sink, stderr=subprocess.PIPE)
 
 
 def make_cgroup_dirs(path: Path) -> None:

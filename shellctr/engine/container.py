@@ -265,8 +265,9 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
             if not netopts.is_bridged(network["network_mode"]):  # else: written at start
                 host.write_file(layout.container_etc_file(cid, "hosts"),
                                 netopts.hosts_text(config))
-                resolv = (host_resolv_conf() if network["network_mode"] != "host"
-                          else read_text("/etc/resolv.conf"))  # the host's resolvers work there
+                resolv = host.facts.resolv_conf()  # on the host network, its resolvers work
+                if network["network_mode"] != "host":
+                    resolv = netopts.without_loopback_resolvers(resolv)
                 host.write_file(layout.container_etc_file(cid, "resolv.conf"),
                                 netopts.resolv_text(config, resolv))
             store.write(layout.container_config(cid), config)
@@ -275,14 +276,6 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
 
 
 # -- network flags (issue 5) --------------------------------------------------------------
-def read_text(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as stream:
-            return stream.read()
-    except OSError:
-        return ""
-
-
 def attach_network(host: Host, store: Store, config: Record, rollback: Rollback) -> list[str]:
     """The start recipe's network step: [] for a fresh netns with loopback only (`none`,
     which loads no network code), ["host"], or the `nsenter` prefix joining the netns
@@ -315,19 +308,6 @@ def state_record(status: str, **fields: object) -> Record:
     }
     record.update(fields)
     return record
-
-
-def host_resolv_conf() -> str:
-    """The host's resolv.conf without loopback resolvers (unreachable from a container)."""
-    try:
-        with open("/etc/resolv.conf", encoding="utf-8") as stream:
-            lines = stream.read().splitlines()
-    except OSError:
-        return ""
-    kept = [line for line in lines if not (
-        line.split()[:1] == ["nameserver"] and line.split()[1:2]
-        and line.split()[1].startswith(("127.", "::1")))]
-    return "\n".join(kept) + "\n" if kept else ""
 
 
 # -- start -----------------------------------------------------------------------------

@@ -143,7 +143,7 @@ def network_settings(store: Store, config: ContainerConfig, running: bool) -> di
                  "HostPort": str(binding["host_port"])}]
     first: dict[str, Any] = next(iter(networks.values()), {})
     return {
-        "SandboxKey": str(netns_path(config.id)) if networks else "",
+        "SandboxKey": str(netns_path(store.host.facts, config.id)) if networks else "",
         "Ports": ports,
         "IPAddress": first.get("IPAddress", ""), "Gateway": first.get("Gateway", ""),
         "IPPrefixLen": first.get("IPPrefixLen", 0), "MacAddress": first.get("MacAddress", ""),

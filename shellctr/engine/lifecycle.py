@@ -26,7 +26,7 @@ from shellctr.core.state import (
     evolve,
     save,
 )
-from shellctr.core.store import Store, now_iso, read_record
+from shellctr.core.store import Store, now_iso
 from shellctr.engine import cgroup
 from shellctr.parts.cgroups import LIMIT_DEFAULTS, group_of
 
@@ -66,7 +66,7 @@ def reconcile(store: Store, cid: str) -> ContainerState:
 
 def record_end(store: Store, cid: str, state: ContainerState) -> ContainerState:
     """Record the end the monitor wrote in exit.json; remove the cgroups (locked)."""
-    record = read_record(store.layout.container_exit_file(cid))
+    record = store.read(store.layout.container_exit_file(cid))
     group = cgroup_group(store, cid)
     state = evolve(state, status="exited", pid=0, pid_start=0, monitor_pid=0,
                    monitor_start=0, exit_code=record["exit_code"],
@@ -240,7 +240,7 @@ def wait(store: Store, ref: str) -> int:
     try:
         while True:
             try:  # the monitor's record, written atomically as PID 1 ends
-                return int(read_record(exit_file)["exit_code"])
+                return int(store.read(exit_file)["exit_code"])
             except FileNotFoundError:
                 pass
             state = container_state(store, cid)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shellctr.core import host as door
+from shellctr.core import runner as door
 from shellctr.core.errors import HostCommandError
 from shellctr.core.host import Host
 
