@@ -1,7 +1,7 @@
 """vm/run-tests: the root integration suite in disposable VMs, in parallel.
 
-    vm/run-tests [-j N] [--timeout S] [--vcpus N] [--memory MB] [--junit-xml FILE]
-                 [--keep] [PYTEST ARGS...]
+    vm/run-tests [-j N] [--timeout S] [--guest-deadline S] [--vcpus N] [--memory MB]
+                 [--junit-xml FILE] [--keep] [PYTEST ARGS...]
 
 1. The base image (vm/image/build: Debian's kernel, a tiny initramfs, an ext4 root with
    Python and shellctr's dependencies, no network) is looked up in the cache
@@ -18,6 +18,9 @@
 4. A VM still running at the timeout is killed and reported, as is one that ended
    without results. The junit XMLs are merged into one, and the last line printed is
    `N passed, N failed` (`, N skipped`); the exit status is 0 only if all passed.
+5. Each guest's init also ends the VM at its deadline (--guest-deadline, on the kernel
+   command line; by default 30 s past --timeout), even if nothing on the host is left
+   to kill it.
 
 Every run has its own directory (mkdtemp), so runs at the same time never collide. This
 file is not part of the shellctr package: nothing in shellctr imports it.
@@ -29,6 +32,7 @@ import argparse
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -51,6 +55,9 @@ QEMU = "qemu-system-x86_64"
 # how much the tests stretch their hang guards and deadlines (SHELLCTR_TEST_TIME_SCALE)
 TIME_SCALE = {"kvm": 2, "tcg": 10}
 QBOOT = "/usr/share/qemu/qboot.rom"  # a tiny firmware that only boots -kernel: fast
+# s past --timeout at which a guest ends itself (its deadline, kept by its init): the
+# runner's kill comes first while the runner lives; the deadline ends a VM that has none
+GUEST_GRACE = 30
 # pytest options that take a value as the next argument (so that value is no test path)
 VALUE_OPTIONS = {"-k", "-m", "-p", "-o", "-c", "-n", "-W", "--maxfail", "--deselect",
                  "--ignore", "--rootdir", "--durations", "--tb", "-r", "--junitxml",
@@ -262,6 +269,7 @@ class Vm:
     name: str
     units: list[str]
     directory: Path
+    deadline: int  # s after the guest's boot: its init ends the VM then
     process: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     ended: float = 0.0
@@ -276,6 +284,21 @@ class Vm:
         return self.directory / "console.log"
 
 
+def guest_deadline(timeout: float, asked: int | None) -> int:
+    """When a guest ends itself (s after its boot): as asked, or GUEST_GRACE past the
+    runner's --timeout, so that a living runner's kill comes first."""
+    deadline = asked if asked is not None else math.ceil(timeout) + GUEST_GRACE
+    if deadline < 1:
+        raise RunnerError("--guest-deadline needs at least 1 s")
+    return deadline
+
+
+def kernel_command_line(deadline: int) -> str:
+    """The guest kernel's command line; shellctr.deadline (a dotted word the kernel
+    ignores and hands to no one) is read by vm/guest/init."""
+    return f"console=ttyS0 panic=-1 quiet shellctr.deadline={deadline}"
+
+
 def qemu_argv(vm: Vm, image: Path, accel: str, vcpus: int, memory: int) -> list[str]:
     cpu = "host" if accel == "kvm" else "max"
     return [
@@ -287,7 +310,7 @@ def qemu_argv(vm: Vm, image: Path, accel: str, vcpus: int, memory: int) -> list[
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-nic", "none",  # no network card: nothing leaves the VM
         "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"),
-        "-append", "console=ttyS0 panic=-1 quiet",
+        "-append", kernel_command_line(vm.deadline),
         "-serial", f"file:{vm.console}",
         "-drive", f"id=root,file={vm.directory / 'root.qcow2'},format=qcow2,if=none,"
                   "cache=unsafe",
@@ -361,6 +384,11 @@ def vm_outcome(vm: Vm, timeout: float) -> tuple[Outcome, str | None]:
                          f"{' '.join(vm.units)}: killed; its console ended with:\n"
                          f"{tail(vm.console)}\n    and pytest's output with:\n"
                          f"{tail(vm.results / 'pytest.log')}")
+    if (vm.results / "deadline-passed").is_file():
+        return outcome, (f"{vm.name} passed its deadline ({vm.deadline} s after its boot) "
+                         f"running {' '.join(vm.units)}: its init ended it; its "
+                         f"console ended with:\n{tail(vm.console)}\n    and pytest's "
+                         f"output with:\n{tail(vm.results / 'pytest.log')}")
     if not code_file.is_file() or not junit.is_file():
         return outcome, (f"{vm.name} ended without results (crashed?) running "
                          f"{' '.join(vm.units)}{panic(vm.console)}; its console ended "
@@ -405,6 +433,10 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="VMs booted in parallel (default: the host's CPUs)")
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds a VM may run before it is killed (default 1800)")
+    parser.add_argument("--guest-deadline", type=int, metavar="S",
+                        help="seconds after its boot at which each guest ends itself, "
+                        "whatever its tests do and even with no runner left (default: "
+                        f"--timeout + {GUEST_GRACE})")
     parser.add_argument("--vcpus", type=int, default=2, help="CPUs per VM (default 2)")
     parser.add_argument("--memory", type=int, default=1536, help="MiB per VM (default 1536)")
     parser.add_argument("--junit-xml", type=Path, help="write the merged junit XML here")
@@ -421,6 +453,7 @@ def run(argv: Sequence[str]) -> int:
     args, pytest_args = parse_args(argv)
     if args.vms < 1:
         raise RunnerError("-j needs at least 1 VM")
+    deadline = guest_deadline(args.timeout, args.guest_deadline)
     if os.geteuid() != 0:
         raise RunnerError("run it as root: the image is built with mmdebstrap in root mode")
     for tool in (QEMU, "qemu-img", "mmdebstrap", "mkfs.ext4", "cpio"):
@@ -442,7 +475,8 @@ def run(argv: Sequence[str]) -> int:
     groups = split(job.units, args.vms, durations)
     run_dir = Path(tempfile.mkdtemp(prefix="shellctr-vm-run-",
                                     dir=os.environ.get("TMPDIR", "/var/tmp")))
-    vms = [Vm(f"vm{i + 1}", units, run_dir / f"vm{i + 1}") for i, units in enumerate(groups)]
+    vms = [Vm(f"vm{i + 1}", units, run_dir / f"vm{i + 1}", deadline)
+           for i, units in enumerate(groups)]
     started = time.monotonic()
     try:
         for vm in vms:

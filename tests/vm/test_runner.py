@@ -1,5 +1,6 @@
 """vm/run-tests' own logic, without booting anything: which tests go to which VM, how
-the VMs' junit XMLs are read and merged, what invalidates the cached image."""
+the VMs' junit XMLs are read and merged, what invalidates the cached image, the
+deadline qemu hands the guest."""
 
 from __future__ import annotations
 
@@ -100,3 +101,26 @@ def test_the_image_is_rebuilt_exactly_when_a_recipe_file_changes(tmp_path: Path)
         requirements.write("# changed\n")
     assert runner.recipe_hash(recipe) != before
     assert runner.recipe_hash() == runner.recipe_hash(CHECKOUT / "vm" / "image")
+
+
+def test_a_vm_boots_with_its_deadline_on_the_kernel_command_line(tmp_path: Path) -> None:
+    vm = runner.Vm("vm2", ["tests/integration/test_limits.py"],
+                   tmp_path / "shellctr-vm-run-x" / "vm2", deadline=1830)
+    argv = runner.qemu_argv(vm, tmp_path / "image", "tcg", 1, 512)
+    assert argv[argv.index("-append") + 1] == \
+        "console=ttyS0 panic=-1 quiet shellctr.deadline=1830"
+    assert argv[argv.index("-name") + 1] == "shellctr-vm2"
+    assert argv[argv.index("-serial") + 1] == \
+        f"file:{tmp_path}/shellctr-vm-run-x/vm2/console.log"
+    assert runner.guest_deadline(60, None) == 90  # after the runner's own kill at 60 s
+    assert runner.guest_deadline(59.5, None) == 90
+    assert runner.guest_deadline(3600, 45) == 45
+    with pytest.raises(runner.RunnerError, match="at least 1 s"):
+        runner.guest_deadline(60, 0)
+
+
+def test_the_guest_init_reads_the_deadline_the_runner_writes() -> None:
+    init = (CHECKOUT / "vm" / "guest" / "init").read_text()
+    assert "shellctr.deadline=*) deadline=${word#shellctr.deadline=}" in init
+    assert runner.kernel_command_line(90).split()[-1] == "shellctr.deadline=90"
+
