@@ -18,9 +18,11 @@
 4. A VM still running at the timeout is killed and reported, as is one that ended
    without results. The junit XMLs are merged into one, and the last line printed is
    `N passed, N failed` (`, N skipped`); the exit status is 0 only if all passed.
-5. Each guest's init also ends the VM at its deadline (--guest-deadline, on the kernel
-   command line; by default 30 s past --timeout), even if nothing on the host is left
-   to kill it.
+
+No VM outlives its runner, however the runner ends: each qemu gets SIGKILL from the
+kernel when the runner dies (PR_SET_PDEATHSIG), SIGKILL included; and each guest's init
+ends the VM at its deadline (--guest-deadline, on the kernel command line; by default
+30 s past --timeout) even if nothing on the host is left to kill it.
 
 Every run has its own directory (mkdtemp), so runs at the same time never collide. This
 file is not part of the shellctr package: nothing in shellctr imports it.
@@ -29,6 +31,7 @@ file is not part of the shellctr package: nothing in shellctr imports it.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import fcntl
 import hashlib
 import json
@@ -42,7 +45,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,6 +245,24 @@ def summary(passed: int, failed: int, skipped: int) -> str:
 
 
 # -- the VMs ---------------------------------------------------------------------------
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_runner() -> Callable[[], None]:
+    """A preexec_fn for qemu: SIGKILL it when the runner ends, however it ends (SIGKILL
+    included, which no handler sees). The kernel sends it when the *thread* that forked
+    dies, and only for the direct parent: the runner forks qemu itself (no shell in
+    between), from its only thread. If the runner died before the prctl took hold, the
+    child's parent is no longer the runner: it exits instead of running qemu."""
+    runner, kill = os.getpid(), int(signal.SIGKILL)
+
+    def preexec() -> None:  # in the child between fork and exec (the runner has 1 thread)
+        if LIBC.prctl(PR_SET_PDEATHSIG, kill, 0, 0, 0) != 0 or os.getppid() != runner:
+            os._exit(127)
+    return preexec
+
+
 def kvm_problem(image: Path) -> str | None:
     """Why KVM cannot run our VMs here, or None when it can. /dev/kvm may exist and even
     make VMs while qemu aborts at the first vCPU reset (nested virtualisation without
@@ -255,7 +276,7 @@ def kvm_problem(image: Path) -> str | None:
              "-no-user-config", "-display", "none", "-no-reboot", "-serial", "none",
              "-kernel", str(image / "vmlinuz"), "-append", "panic=-1"],
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
-            check=False)
+            check=False, preexec_fn=die_with_runner())
     except subprocess.TimeoutExpired:
         return "a KVM test boot did not end within 30 s"
     if probe.returncode != 0:
@@ -330,9 +351,11 @@ def start_vm(vm: Vm, image: Path, options: Sequence[str], accel: str, vcpus: int
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
                     str(image / "rootfs.img"), str(vm.directory / "root.qcow2")], check=True)
     with open(vm.directory / "qemu.log", "wb") as log:
+        # its own session: a Ctrl-C at the terminal reaches the runner alone, which then
+        # kills the VMs and reports; die_with_runner: no VM outlives a runner killed
         vm.process = subprocess.Popen(qemu_argv(vm, image, accel, vcpus, memory),
                                       stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                      start_new_session=True)
+                                      start_new_session=True, preexec_fn=die_with_runner())
     vm.started = time.monotonic()
 
 

@@ -1,11 +1,15 @@
 """vm/run-tests' own logic, without booting anything: which tests go to which VM, how
-the VMs' junit XMLs are read and merged, what invalidates the cached image, the
-deadline qemu hands the guest."""
+the VMs' junit XMLs are read and merged, what invalidates the cached image, how qemu is
+started (its deadline, and tied to the runner's life: tried on `sleep`)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -124,3 +128,52 @@ def test_the_guest_init_reads_the_deadline_the_runner_writes() -> None:
     assert "shellctr.deadline=*) deadline=${word#shellctr.deadline=}" in init
     assert runner.kernel_command_line(90).split()[-1] == "shellctr.deadline=90"
 
+
+def spawn_in_a_runner(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
+    """A stand-in runner (a Python process) that starts two `sleep`s the way the runner
+    starts qemu, one with die_with_runner and one without; their pids."""
+    code = ("import subprocess, sys, time; sys.path.insert(0, sys.argv[1]); import runner\n"
+            "tied = subprocess.Popen(['sleep', '300'], start_new_session=True, "
+            "preexec_fn=runner.die_with_runner())\n"
+            "loose = subprocess.Popen(['sleep', '300'], start_new_session=True)\n"
+            "print(tied.pid, loose.pid, flush=True); time.sleep(300)\n")
+    process = subprocess.Popen([sys.executable, "-c", code, str(CHECKOUT / "vm")],
+                               stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert process.stdout is not None
+    tied, loose = map(int, process.stdout.readline().split())
+    return process, tied, loose
+
+
+def running(pid: int) -> bool:
+    """Neither gone nor a zombie left for its (new) parent to reap."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
+
+
+def test_a_child_started_with_die_with_runner_dies_when_the_runner_is_sigkilled(
+        tmp_path: Path) -> None:
+    process, tied, loose = spawn_in_a_runner(tmp_path)
+    try:
+        process.kill()  # SIGKILL: no handler of the runner's runs
+        process.wait()
+        deadline = time.monotonic() + 10
+        while running(tied) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not running(tied)
+        assert running(loose)  # a child in its own session alone outlives its parent
+    finally:
+        for pid in (tied, loose):
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_child_whose_runner_died_before_the_prctl_never_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "getpid", lambda: 1)  # as if the runner were gone: not the parent
+    preexec = runner.die_with_runner()
+    monkeypatch.undo()
+    child = subprocess.run(["sh", "-c", "exit 0"], preexec_fn=preexec, check=False)
+    assert child.returncode == 127
