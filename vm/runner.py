@@ -2,6 +2,7 @@
 
     vm/run-tests [-j N] [--timeout S] [--guest-deadline S] [--vcpus N] [--memory MB]
                  [--junit-xml FILE] [--keep] [PYTEST ARGS...]
+    vm/run-tests --clean
 
 1. The base image (vm/image/build: Debian's kernel, a tiny initramfs, an ext4 root with
    Python and shellctr's dependencies, no network) is looked up in the cache
@@ -22,7 +23,9 @@
 No VM outlives its runner, however the runner ends: each qemu gets SIGKILL from the
 kernel when the runner dies (PR_SET_PDEATHSIG), SIGKILL included; and each guest's init
 ends the VM at its deadline (--guest-deadline, on the kernel command line; by default
-30 s past --timeout) even if nothing on the host is left to kill it.
+30 s past --timeout) even if nothing on the host is left to kill it. A run that
+finds VMs of a runner that is gone says so; `--clean` (make test-vm-clean) kills them,
+and removes dead runs older than a day and images of other recipes (vm/leftovers.py).
 
 Every run has its own directory (mkdtemp), so runs at the same time never collide. This
 file is not part of the shellctr package: nothing in shellctr imports it.
@@ -48,6 +51,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import leftovers  # vm/leftovers.py: this script's directory is first on sys.path
 
 VM_DIR = Path(__file__).resolve().parent
 CHECKOUT = VM_DIR.parent
@@ -88,16 +93,23 @@ def recipe_hash(recipe: Path = RECIPE) -> str:
 IMAGE_FILES = ("vmlinuz", "initrd.img", "rootfs.img")
 
 
+def have_image(image: Path) -> bool:
+    """Whether the image is complete, held (shared lock) for this run's life if so: a
+    `make test-vm-clean` at the same time leaves an image that a run holds alone."""
+    return all((image / name).is_file() for name in IMAGE_FILES) and \
+        leftovers.hold_image(image)
+
+
 def ensure_image(cache: Path) -> Path:
     """The cached base image for this recipe, built (once, under a lock) if missing."""
     image = cache / f"image-{recipe_hash()}"
-    if all((image / name).is_file() for name in IMAGE_FILES):
+    if have_image(image):
         note(f"base image {image} (cached)")
         return image
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another run may be building it right now
-        if all((image / name).is_file() for name in IMAGE_FILES):
+        if have_image(image):
             note(f"base image {image} (built by another run)")
             return image
         partial = Path(tempfile.mkdtemp(prefix=f"{image.name}.partial-", dir=cache))
@@ -109,6 +121,8 @@ def ensure_image(cache: Path) -> Path:
                 raise RunnerError(f"building the VM image failed (exit {build.returncode}); "
                                   "see the output above")
             partial.rename(image)
+            if not leftovers.hold_image(image):
+                raise RunnerError(f"the image {image} vanished once built")
         finally:
             if partial.exists():
                 shutil.rmtree(partial)
@@ -469,11 +483,28 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         default=Path(os.environ.get("SHELLCTR_VM_CACHE", DEFAULT_CACHE)),
                         help="where base images are kept (default $SHELLCTR_VM_CACHE or "
                         f"{DEFAULT_CACHE})")
+    parser.add_argument("--clean", action="store_true",
+                        help="run nothing: kill VMs whose runner is gone, remove dead runs "
+                        "older than a day and images of other recipes (make test-vm-clean)")
     return parser.parse_known_args(argv)
+
+
+def clean(cache: Path) -> int:
+    """vm/run-tests --clean: what crashed runs and old recipes left behind."""
+    if os.geteuid() != 0:
+        raise RunnerError("run it as root: the VMs, runs and images are root's")
+    removed = leftovers.clean(cache, f"image-{recipe_hash()}", leftovers.runs_dir(),
+                              time.time(), leftovers.running_vms())
+    note(f"cleaned up {removed} leftovers" if removed else "nothing to clean up")
+    return 0
 
 
 def run(argv: Sequence[str]) -> int:
     args, pytest_args = parse_args(argv)
+    if args.clean:
+        if pytest_args:
+            raise RunnerError(f"--clean runs no tests: {' '.join(pytest_args)} is too much")
+        return clean(args.cache)
     if args.vms < 1:
         raise RunnerError("-j needs at least 1 VM")
     deadline = guest_deadline(args.timeout, args.guest_deadline)
@@ -494,10 +525,16 @@ def run(argv: Sequence[str]) -> int:
     if problem:
         note(f"KVM does not work here ({problem}): software emulation (TCG), "
              "~15-40x slower inside")
+    left = leftovers.orphans(leftovers.running_vms())
+    if left:
+        note(f"{len(left)} VM(s) left by an earlier run whose runner is gone still running, "
+             f"taking CPU from this one: {leftovers.describe(left)}; `make test-vm-clean` "
+             "(vm/run-tests --clean) kills them")
     durations = load_durations(args.cache)
     groups = split(job.units, args.vms, durations)
-    run_dir = Path(tempfile.mkdtemp(prefix="shellctr-vm-run-",
-                                    dir=os.environ.get("TMPDIR", "/var/tmp")))
+    run_dir = Path(tempfile.mkdtemp(prefix=leftovers.RUN_PREFIX, dir=leftovers.runs_dir()))
+    leftovers.claim_run(run_dir)  # before any VM: a VM whose runner is gone is a leftover
+    note(f"run directory {run_dir}")
     vms = [Vm(f"vm{i + 1}", units, run_dir / f"vm{i + 1}", deadline)
            for i, units in enumerate(groups)]
     started = time.monotonic()

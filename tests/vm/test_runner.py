@@ -16,6 +16,7 @@ import pytest
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(CHECKOUT / "vm"))
+import leftovers  # noqa: E402
 import runner  # noqa: E402  (vm/ is no package: nothing in shellctr imports it)
 
 INTEGRATION = sorted(p.name for p in (CHECKOUT / "tests" / "integration").glob("test_*.py"))
@@ -144,15 +145,6 @@ def spawn_in_a_runner(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
     return process, tied, loose
 
 
-def running(pid: int) -> bool:
-    """Neither gone nor a zombie left for its (new) parent to reap."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
-
-
 def test_a_child_started_with_die_with_runner_dies_when_the_runner_is_sigkilled(
         tmp_path: Path) -> None:
     process, tied, loose = spawn_in_a_runner(tmp_path)
@@ -160,13 +152,13 @@ def test_a_child_started_with_die_with_runner_dies_when_the_runner_is_sigkilled(
         process.kill()  # SIGKILL: no handler of the runner's runs
         process.wait()
         deadline = time.monotonic() + 10
-        while running(tied) and time.monotonic() < deadline:
+        while leftovers.running(tied) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert not running(tied)
-        assert running(loose)  # a child in its own session alone outlives its parent
+        assert not leftovers.running(tied)
+        assert leftovers.running(loose)  # a child in its own session alone outlives its parent
     finally:
         for pid in (tied, loose):
-            if running(pid):
+            if leftovers.running(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
