@@ -90,8 +90,10 @@ test: venv lint  ## the whole suite, in parallel
 test-vm: venv vm-deps  ## the integration suite in disposable cgroup v2 VMs (root)
 	vm/run-tests $(VM_ARGS) $(PYTEST_ARGS)
 
-# CI's VM job, bounded (~6 min with a cold image): the runner's own test (a failing, a
-# hung and a crashed VM), then the cgroup v2 limits and a lifecycle smoke run in VMs
+# CI's VM job, bounded (~6 min with a cold image): the runner's own test (a runner
+# SIGKILLed while its VMs boot; a failing, a hung, a crashed VM; a guest ending itself at
+# its deadline; a gone runner's VM found and cleaned), then the cgroup v2 limits and a
+# lifecycle smoke run in VMs
 test-vm-ci: venv vm-deps
 	SHELLCTR_VM_SELFTEST=1 $(VENV)/bin/pytest -q -p no:cacheprovider tests/vm
 	vm/run-tests -j 2 --timeout 480 --junit-xml build/vm-junit.xml $(VM_CI_TESTS)
