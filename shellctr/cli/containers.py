@@ -8,19 +8,20 @@ import sys
 from pathlib import Path
 
 from shellctr.cli.common import Context, Parser, for_each, print_inspected, report
-from shellctr.cli.run import LIMIT_FLAGS, add_limit_flags
+from shellctr.cli.run import add_limit_flags
 from shellctr.core.errors import ShellctrError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from shellctr.core.state import ContainerConfig
+    from shellctr.core.records import ContainerRecord, StateRecord
     from shellctr.core.store import Store
 
 
 # -- verbs -----------------------------------------------------------------------------
 def cmd_start(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.container import start
-    from shellctr.engine.lifecycle import find_container, reconcile
+    from shellctr.engine.containers import find_container
+    from shellctr.engine.lifecycle import reconcile
+    from shellctr.engine.start import start
 
     attach = args.attach or args.interactive
     if attach and len(args.containers) > 1:
@@ -30,38 +31,35 @@ def cmd_start(args: argparse.Namespace, ctx: Context) -> int:
     def start_one(ref: str) -> None:
         nonlocal code
         cid = find_container(ctx.store, ref)
-        if reconcile(ctx.store, cid).status == "running":
+        if reconcile(ctx.store, cid)["status"] == "running":
             return
-        config = ctx.store.config_record(cid)
-        if args.interactive:
-            config["interactive"] = True
-        code = start(ctx.host, ctx.store, config, attach=attach)
+        code = start(ctx.host, ctx.store, cid, attach=attach,
+                     interactive=True if args.interactive else None)
 
     failed = for_each(args.containers, start_one, echo=not attach)
     return failed or code
 
 
 def cmd_stop(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.lifecycle import stop
+    from shellctr.engine.containers import stop
 
     return for_each(args.containers, lambda ref: stop(ctx.host, ctx.store, ref, args.time),
                     echo=True)
 
 
 def cmd_restart(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.container import start
-    from shellctr.engine.lifecycle import find_container, stop
+    from shellctr.engine.containers import find_container, stop
+    from shellctr.engine.start import start
 
     def restart(ref: str) -> None:
         stop(ctx.host, ctx.store, ref, args.time)
-        cid = find_container(ctx.store, ref)
-        start(ctx.host, ctx.store, ctx.store.config_record(cid), attach=False)
+        start(ctx.host, ctx.store, find_container(ctx.store, ref), attach=False)
 
     return for_each(args.containers, restart, echo=True)
 
 
 def cmd_kill(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.lifecycle import kill, parse_signal
+    from shellctr.engine.containers import kill, parse_signal
 
     signum = parse_signal(args.signal)
     return for_each(args.containers, lambda ref: kill(ctx.host, ctx.store, ref, signum),
@@ -69,14 +67,15 @@ def cmd_kill(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_wait(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.lifecycle import wait
+    from shellctr.engine.containers import wait
 
     return for_each(args.containers, lambda ref: print(wait(ctx.store, ref)))
 
 
 def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine import logs
-    from shellctr.engine.lifecycle import find_container, reconcile
+    from shellctr.engine.containers import find_container
+    from shellctr.engine.lifecycle import reconcile
 
     if args.tail != "all" and not args.tail.lstrip("-").isdigit():
         raise UsageError(f"invalid --tail {args.tail!r}", "give a number of lines, or all")
@@ -95,7 +94,7 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
         if args.follow:
             def running() -> bool:
                 try:
-                    return reconcile(ctx.store, cid).status == "running"
+                    return reconcile(ctx.store, cid)["status"] == "running"
                 except FileNotFoundError:  # removed (--rm) meanwhile: it has ended
                     return False
 
@@ -104,20 +103,18 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_exec(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.container import RunOptions, exec_in
+    from shellctr.engine.exec import exec_in
+    from shellctr.parts.request import ExecRequest
 
-    options = RunOptions(image="", command=args.command, env=args.env,
-                         env_files=args.env_file, workdir=args.workdir, user=args.user,
-                         tty=args.tty, interactive=args.interactive)
-    return exec_in(ctx.host, ctx.store, args.container, options, args.detach)
+    return exec_in(ctx.host, ctx.store, ExecRequest.from_args(args))
 
 
 def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
 
     from shellctr.core.errors import NotFound
+    from shellctr.engine.containers import find_container
     from shellctr.engine.image import find_image
     from shellctr.engine.inspect import container_json, image_json
-    from shellctr.engine.lifecycle import find_container
 
     found = []
     code = 0
@@ -153,16 +150,17 @@ def parse_bool(text: str) -> bool:
 
 
 def cmd_rename(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.lifecycle import rename
+    from shellctr.engine.containers import rename
 
     rename(ctx.host, ctx.store, args.container, args.new_name)
     return 0
 
 
 def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.lifecycle import update
+    from shellctr.engine.containers import update
+    from shellctr.parts.request import LIMITS
 
-    flags = {key: getattr(args, key) for key in LIMIT_FLAGS if hasattr(args, key)}
+    flags: dict[str, object] = {key: getattr(args, key) for key in LIMITS if hasattr(args, key)}
     if not any(value is not None for value in flags.values()) and args.restart is None:
         raise UsageError("update needs at least one flag to change",
                          "see 'shellctr update --help'")
@@ -176,10 +174,9 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
 
     from shellctr.cli.gotemplate import render, table_format
     from shellctr.cli.textfmt import STATS_DEFAULT_FORMAT, STATS_HEADERS, stats_row, table
-    from shellctr.core.state import container_config
     from shellctr.engine import cgroup, stats
-    from shellctr.engine.lifecycle import find_container, reconcile
-    from shellctr.parts.cgroups import group_of
+    from shellctr.engine.containers import find_container
+    from shellctr.engine.lifecycle import container_group, reconcile
 
     store = ctx.store
     cpus = len(cgroup.host_cpus(ctx.host.facts))
@@ -191,13 +188,14 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
         found = []
         for cid in chosen or store.container_ids():
             try:
-                config, state = container_config(store, cid), reconcile(store, cid)
+                state, container = reconcile(store, cid), store.container(cid)
             except FileNotFoundError:  # removed just now
                 continue
-            running = state.status == "running"
+            running = state["status"] == "running"
             if running or chosen or args.all:
-                groups[cid] = group_of(cid, config.cgroup_parent)
-                found.append((cid, config.name, state.pid if running else 0, config.created))
+                groups[cid] = container_group(container)
+                found.append((cid, container["name"], state["pid"] if running else 0,
+                              container["created"]))
         return [(cid, name, pid) for cid, name, pid, _ in
                 sorted(found, key=lambda item: item[3], reverse=True)]
 
@@ -239,71 +237,77 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_top(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.lifecycle import top
+    from shellctr.engine.containers import top
 
     print(top(ctx.host, ctx.store, args.container, args.ps_args))
     return 0
 
 
 def cmd_pause(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.lifecycle import pause
+    from shellctr.engine.containers import pause
 
     return for_each(args.containers, lambda ref: pause(ctx.host, ctx.store, ref, args.frozen),
                     echo=True)
 
 
 def cmd_exited(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.lifecycle import on_exited
+    from shellctr.engine.containers import on_exited
 
     return on_exited(ctx.host, ctx.store, args.container)
 
 
 def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
+    from datetime import datetime
+
     from shellctr.cli.gotemplate import render, table_format
     from shellctr.cli.textfmt import command_column, human_ago, human_duration, table
     from shellctr.core.ids import short_id
-    from shellctr.core.state import ContainerState, container_config
     from shellctr.engine import cgroup
-    from shellctr.engine.lifecycle import container_matches, parse_filters, reconcile
-    from shellctr.parts.cgroups import group_of
+    from shellctr.engine.containers import container_matches, parse_filters
+    from shellctr.engine.lifecycle import container_group, reconcile
 
     store = ctx.store
     filters = parse_filters(args.filter)
 
-    def entry(cid: str) -> tuple[ContainerConfig, ContainerState] | None:
+    def entry(cid: str) -> tuple[ContainerRecord, StateRecord] | None:
         try:
-            return container_config(store, cid), reconcile(store, cid)
+            state = reconcile(store, cid)
+            return store.container(cid), state
         except FileNotFoundError:  # another shellctr process removed it just now
             return None
 
     entries = sorted(filter(None, map(entry, store.container_ids())),
-                     key=lambda entry: entry[0].created, reverse=True)
+                     key=lambda entry: entry[0]["created"], reverse=True)
     last = 1 if args.latest else args.last
     if last >= 0:
         entries = entries[:last]
     elif not args.all and "status" not in filters:
-        entries = [(c, s) for c, s in entries if s.status == "running"]
+        entries = [(c, s) for c, s in entries if s["status"] == "running"]
     entries = [(c, s) for c, s in entries if container_matches(store, c, s, filters)]
     full = args.no_trunc
     # as Docker: a container that does not run shows no ports
-    published = ports_column(store, [c for c, s in entries if s.status == "running"])
+    published = ports_column(store, [c for c, s in entries if s["status"] == "running"])
     rows = []
-    for config, state in entries:
-        if state.status == "running" and state.started_at is not None:
-            status = "Up " + human_duration(state.started_at)
-            if cgroup.is_frozen(ctx.host.facts, group_of(config.id, config.cgroup_parent)):
+    for container, state in entries:
+        cid = container["id"]
+        created = datetime.fromisoformat(container["created"])
+        if state["status"] == "running" and state["started_at"] is not None:
+            status = "Up " + human_duration(datetime.fromisoformat(state["started_at"]))
+            if cgroup.is_frozen(ctx.host.facts, container_group(container)):
                 status += " (Paused)"
-        elif state.status == "exited" and state.finished_at is not None:
-            status = f"Exited ({state.exit_code}) {human_ago(state.finished_at)}"
+        elif state["status"] == "exited" and state["finished_at"] is not None:
+            status = (f"Exited ({state['exit_code']}) "
+                      f"{human_ago(datetime.fromisoformat(state['finished_at']))}")
         else:
             status = "Created"
         rows.append({
-            "ID": config.id if full else short_id(config.id), "Image": config.image,
-            "Command": command_column([config.path, *config.args], truncate=not full),
-            "CreatedAt": config.created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
-            "RunningFor": human_ago(config.created), "Status": status, "State": state.status,
-            "Ports": published.get(config.id, ""), "Names": config.name,
-            "Labels": ",".join(f"{k}={v}" for k, v in config.labels.items()),
+            "ID": cid if full else short_id(cid), "Image": container["image"],
+            "Command": command_column([container["path"], *container["args"]],
+                                      truncate=not full),
+            "CreatedAt": created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
+            "RunningFor": human_ago(created), "Status": status, "State": state["status"],
+            "Ports": published.get(cid, ""), "Names": container["name"],
+            "Labels": ",".join(f"{k}={v}" for k, v in container["labels"].items()),
         })
     if args.quiet:
         for row in rows:
@@ -326,28 +330,29 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def ports_column(store: Store, configs: list[ContainerConfig]) -> dict[str, str]:
+def ports_column(store: Store, containers: list[ContainerRecord]) -> dict[str, str]:
     """ps' PORTS, as Docker: `0.0.0.0:8080->80/tcp` for published ports, `80/tcp` for
     exposed ones, consecutive ones grouped (`7000-7002/tcp`, see displayable_ports)."""
-    if not any(config.exposed for config in configs):
+    if not any(container["exposed"] for container in containers):
         return {}
     from shellctr.cli.textfmt import displayable_ports
     from shellctr.engine.network import ports_of
 
     bound = ports_of(store)
     column = {}
-    for config in configs:
+    for container in containers:
+        cid = container["id"]
         published = [(str(b["host_ip"] or "0.0.0.0"), int(b["host_port"]), int(b["port"]),
-                      str(b["proto"])) for b in bound.get(config.id, [])]
+                      str(b["proto"])) for b in bound.get(cid, [])]
         shown = {f"{port}/{proto}" for _, _, port, proto in published}
         exposed = [("", 0, int(spec.partition("/")[0]), spec.partition("/")[2])
-                   for spec in config.exposed if spec not in shown]
-        column[config.id] = displayable_ports(published + exposed)
+                   for spec in container["exposed"] if spec not in shown]
+        column[cid] = displayable_ports(published + exposed)
     return column
 
 
 def cmd_port(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.lifecycle import find_container
+    from shellctr.engine.containers import find_container
     from shellctr.engine.network import port_text, ports_of
 
     cid = find_container(ctx.store, args.container)
@@ -371,7 +376,7 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
 
 
 def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.lifecycle import remove
+    from shellctr.engine.containers import remove
 
     # under --dry-run stdout is the script: the removed names would be lines of it
     return for_each(args.containers,
@@ -381,7 +386,7 @@ def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.lifecycle import export
+    from shellctr.engine.containers import export
 
     export(ctx.host, ctx.store, args.container, Path(args.output) if args.output else None)
     return 0

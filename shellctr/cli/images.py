@@ -80,15 +80,14 @@ def filter_images(ctx: Context, images: list[Any], filters: list[str]) -> list[A
 
 
 def cmd_rmi(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.core.state import container_config
     from shellctr.engine.image import remove_image
     from shellctr.engine.lifecycle import reconcile
 
     def rmi(ref: str) -> None:
         store = ctx.store
         with store.lock():  # a create after this look must see the image gone (it checks)
-            users = {cid: (container_config(store, cid).image_id,
-                           reconcile(store, cid).status == "running")
+            users = {cid: (store.container_config(cid)["image_id"],
+                           reconcile(store, cid)["status"] == "running")
                      for cid in store.container_ids()}
             for line in remove_image(ctx.host, store, ref, args.force, users):
                 if not ctx.host.dry_run:  # under --dry-run stdout is the script

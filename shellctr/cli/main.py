@@ -119,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     dry_run=args.dry_run, lean=args.verb in LEAN_VERBS)
         layout = Layout.from_env(args.root, args.runroot)
         code: int = args.func(args, Context(host, Store(layout, host)))
+        host.end_script()
         return code
     except ShellctrError as err:
         if debug:

@@ -18,7 +18,7 @@ FILTER_KEYS = ("name", "id", "driver", "label", "type")
 
 
 def parse_labels(items: list[str]) -> dict[str, str]:
-    from shellctr.engine.container import parse_labels as parse
+    from shellctr.parts.request import parse_labels as parse
 
     return parse(items)
 
@@ -148,8 +148,9 @@ def cmd_system_prune(args: argparse.Namespace, ctx: Context) -> int:
     anonymous volumes nothing uses, then dangling images (-a: every unused image)."""
     from shellctr.cli.textfmt import human_size
     from shellctr.cli.volumes import prune_volumes, tree_size
+    from shellctr.engine.containers import remove
     from shellctr.engine.image import prune_images
-    from shellctr.engine.lifecycle import reconcile, remove
+    from shellctr.engine.lifecycle import reconcile
     from shellctr.engine.network import prune
 
     what = ["all stopped containers", "all networks not used by at least one container"]
@@ -163,7 +164,7 @@ def cmd_system_prune(args: argparse.Namespace, ctx: Context) -> int:
     removed, space = [], 0
     for cid in ctx.store.container_ids():
         try:
-            if reconcile(ctx.store, cid).status != "running":
+            if reconcile(ctx.store, cid)["status"] != "running":
                 size = tree_size(ctx.store.layout.container_upper(cid))
                 remove(ctx.host, ctx.store, cid, force=False)
                 removed.append(cid)

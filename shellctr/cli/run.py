@@ -1,5 +1,5 @@
-"""`run` and `create`: their flags (the limit flags shared with `update`), and what they
-become: container.RunOptions."""
+"""`run` and `create`: their flags (the limit flags shared with `update`), parsed once
+into a parts.request.RunRequest, whose attributes are the flags' dests."""
 
 from __future__ import annotations
 
@@ -9,48 +9,29 @@ import os
 from shellctr.cli.common import Context, Parser
 from shellctr.core.errors import ShellctrError
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from shellctr.engine.container import RunOptions
-
 
 # -- verbs -----------------------------------------------------------------------------
-def run_options(args: argparse.Namespace) -> RunOptions:
-    from shellctr.engine.container import RunOptions
-
-    return RunOptions(
-        image=args.image, command=args.command, name=args.name, env=args.env,
-        env_files=args.env_file, workdir=args.workdir, hostname=args.hostname,
-        entrypoint=args.entrypoint, user=args.user, tty=args.tty,
-        interactive=args.interactive, auto_remove=args.rm, restart=args.restart,
-        labels=args.label, memory=args.memory,
-        limits={key: getattr(args, key) for key in LIMIT_FLAGS if key != "memory"},
-        cgroup_parent=args.cgroup_parent,
-        volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs, read_only=args.read_only,
-        volumes_from=args.volumes_from,
-        network={key: getattr(args, key) for key in NETWORK_FLAGS},
-    )
-
-
 def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.container import create, start
+    from shellctr.engine.create import create
+    from shellctr.engine.start import start
+    from shellctr.parts.request import RunRequest
 
     if args.tty and args.interactive and not args.detach and not os.isatty(0):
         # checked before create: a refused run must leave no container behind
         raise ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
-    config = create(ctx.host, ctx.store, run_options(args))
-    code = start(ctx.host, ctx.store, config, attach=not args.detach)
-    if args.detach and not ctx.host.dry_run:
-        print(config["id"])
+    container = create(ctx.host, ctx.store, RunRequest.from_args(args))
+    code = start(ctx.host, ctx.store, container["id"], attach=not args.detach)
+    if args.detach:
+        ctx.host.result(container["id"])
     return code
 
 
 def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.container import create
+    from shellctr.engine.create import create
+    from shellctr.parts.request import RunRequest
 
-    config = create(ctx.host, ctx.store, run_options(args))
-    if not ctx.host.dry_run:
-        print(config["id"])
+    container = create(ctx.host, ctx.store, RunRequest.from_args(args))
+    ctx.host.result(container["id"])
     return 0
 
 
@@ -106,11 +87,6 @@ def add_storage_flags(parser: argparse.ArgumentParser) -> None:
                         "container")
 
 
-# the network flags, as RunOptions.network and netopts.network_config name them
-NETWORK_FLAGS = ("network", "ip", "aliases", "publish", "publish_all", "expose", "mac_address",
-                 "dns", "dns_search", "dns_options", "add_host")
-
-
 def add_network_flags(parser: argparse.ArgumentParser) -> None:
     """The network flags of `run` and `create` (issue 5)."""
     parser.add_argument("--network", "--net", metavar="NET",
@@ -136,12 +112,6 @@ def add_network_flags(parser: argparse.ArgumentParser) -> None:
                         metavar="OPT", help="an option for /etc/resolv.conf")
     parser.add_argument("--add-host", action="append", default=[], metavar="NAME:IP",
                         help="a line of /etc/hosts")
-
-
-# the limit flags, as RunOptions.limits and cgroup.parse_limits name them
-LIMIT_FLAGS = ("memory", "memory_swap", "memory_reservation", "oom_kill_disable", "cpus",
-               "cpu_shares", "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems",
-               "pids_limit")
 
 
 def add_limit_flags(parser: argparse.ArgumentParser) -> None:

@@ -11,8 +11,8 @@ from shellctr.core.errors import ShellctrError, UsageError
 def cmd_volume_create(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.core.host import Rollback
     from shellctr.core.ids import new_id
-    from shellctr.engine.container import parse_labels
     from shellctr.engine.volume import check_volume_name, create_volume
+    from shellctr.parts.request import parse_labels
 
     if args.name and args.volume and args.name != args.volume:
         raise UsageError(f"conflicting options: either specify --name or provide positional "

@@ -23,14 +23,19 @@ class Cmd:
     (A plain class, not a dataclass: importing dataclasses costs every `run` ~5 ms.)
     """
 
-    __slots__ = ("argv", "redirect", "secrets", "stdin")
+    __slots__ = ("argv", "detached", "keep_status", "redirect", "secrets", "stdin")
 
     def __init__(self, argv: Argv, redirect: str | None = None, stdin: str | None = None,
-                 secrets: tuple[str, ...] = ()) -> None:
+                 secrets: tuple[str, ...] = (), *, detached: bool = False,
+                 keep_status: bool = False) -> None:
         self.argv = argv
         self.redirect = redirect  # file that stdout is written to (`cmd > file`)
         self.stdin = stdin  # text fed through a quoted here-doc
         self.secrets = secrets  # words rendered as *** when shown
+        # in a script: with no stdio of the script's (`</dev/null >/dev/null 2>&1`)
+        self.detached = detached
+        # in a script: its failure does not end the script (set -e), it is kept in $status
+        self.keep_status = keep_status
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Cmd) and self.shell() == other.shell()
@@ -44,6 +49,10 @@ class Cmd:
     def shell(self) -> str:
         """The command as one copy-pasteable bash line (plus its here-doc, if any)."""
         line = shlex.join(self.argv)
+        if self.detached:
+            line += " </dev/null >/dev/null 2>&1"
+        if self.keep_status:
+            line = f"status=0\n{line} || status=$?"
         if self.redirect is not None:
             line += " > " + shlex.quote(self.redirect)
         if self.stdin is not None and self.stdin.endswith("\n"):

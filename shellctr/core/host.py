@@ -91,6 +91,7 @@ class Host:
         self.lean = lean  # run commands with subprocess, not plumbum (see the docstring)
         self.facts.lean = lean
         self._script_started = False
+        self._script_status = False  # the script ends with a foreground process's status
 
     # -- showing ---------------------------------------------------------------
     def step(self, title: str) -> None:
@@ -197,19 +198,40 @@ class Host:
             raise HostCommandError(f"{argv[0]} failed: {detail}", f"command: {shlex.join(argv)}")
         return out
 
-    def spawn(self, argv: Argv, **popen_kwargs: Any) -> subprocess.Popen[bytes] | None:
-        """Start a long-lived process (a container's monitor), in the pinned environment;
-        None under --dry-run."""
+    def spawn(self, argv: Argv, *, background: bool = False,
+              **popen_kwargs: Any) -> subprocess.Popen[bytes] | None:
+        """Start a long-lived process (a container's monitor), in the pinned environment.
+
+        None under --dry-run, whose script runs it as shellctr would: `background`, in a
+        session of its own with no stdio of the script's (`setsid --fork`); else in the
+        foreground, its exit status kept for the script's own (`end_script`)."""
         def start() -> subprocess.Popen[bytes]:
             try:
                 return subprocess.Popen(argv, env=ENVIRONMENT, **popen_kwargs)
             except FileNotFoundError as err:
                 raise not_installed(argv[0]) from err
 
-        return self.apply(Cmd(argv), start)
+        if not self.dry_run:
+            return self.apply(Cmd(argv), start)
+        if background:
+            return self.apply(Cmd(["setsid", "--fork", *argv], detached=True), start)
+        self._script_status = True  # set -e must not end the script before what follows
+        return self.apply(Cmd(argv, keep_status=True), start)
 
-    def kill(self, pid: int, signum: int) -> None:
-        """Send a signal (in-process), shown as the shell's `kill -s NAME PID`."""
+    def handed_fd(self, fd: int) -> int | None:
+        """An fd of this process that a spawned process inherits (a socket back to us),
+        as the child will know it; None under --dry-run: a script has no such fd."""
+        return None if self.dry_run else fd
+
+    def end_script(self) -> None:
+        """The script's last line: a foreground process's exit status is the script's."""
+        if self.dry_run and self._script_status:
+            self.out.write('exit "$status"\n')
+
+    def kill(self, pid: int, signum: int,
+             effect: Callable[[Facts], None] | None = None) -> None:
+        """Send a signal (in-process), shown as the shell's `kill -s NAME PID`. Under
+        --dry-run, SIGTERM and SIGKILL end it in the plan, with `effect` besides."""
         import signal
 
         def send() -> None:
@@ -221,6 +243,8 @@ class Host:
         def ended(facts: Facts) -> None:
             if signum in (signal.SIGTERM, signal.SIGKILL):  # the plan takes it as gone
                 facts.plan_end(pid)
+            if effect is not None:
+                effect(facts)
 
         name = signal.Signals(signum).name.removeprefix("SIG")
         self.apply(Cmd(["kill", "-s", name, str(pid)]), send, ended)

@@ -137,11 +137,11 @@ class Network(Model):
 
 
 class ContainerConfig(Model):
-    """Frozen when the container is created."""
+    """Frozen when the container is created (containers/<id>/config.json). What may change
+    later lives in its state (ContainerState's settings)."""
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     id: str = Field(pattern=HEX64)
-    name: str = Field(min_length=1)
     created: datetime
     image: str  # as the user wrote it
     image_id: str = Field(pattern=HEX64)
@@ -157,26 +157,11 @@ class ContainerConfig(Model):
     tty: bool = False
     interactive: bool = False
     auto_remove: bool = False
-    memory: int = Field(default=0, ge=0)  # -m, bytes; 0: no limit
-    memory_swap: int = Field(default=0, ge=-1)  # RAM + swap; 0: twice -m; -1: unlimited
-    memory_reservation: int = Field(default=0, ge=0)  # soft limit, bytes
-    oom_kill_disable: bool = False
-    cpu_shares: int = Field(default=0, ge=0)  # relative weight; 0: the default (1024)
-    cpu_period: int = Field(default=0, ge=0)  # µs; --cpus sets it to 100000
-    cpu_quota: int = Field(default=0, ge=-1)  # µs of CPU per period; 0 / -1: no quota
-    cpuset_cpus: str = ""  # e.g. 0-1,3; "": all of the host's
-    cpuset_mems: str = ""
-    pids_limit: int = Field(default=0, ge=0)  # 0: no limit
     cgroup_parent: str = ""  # --cgroup-parent; "": shellctr's own parent, `shellctr`
-    restart_policy: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
-    restart_max: int = Field(default=0, ge=0)  # on-failure:N; 0 means no limit
     labels: dict[str, str] = Field(default_factory=dict)
     stop_signal: str = ""  # the image's StopSignal; "": SIGTERM
     mounts: list[MountPoint] = Field(default_factory=list)  # parents before children
     read_only: bool = False  # --read-only: the rootfs (not its mounts) is read-only
-    # networking (issue 5); records made before it had loopback only: "none"
-    network_mode: str = "none"  # none, host, container:<ref>, or a network's name
-    networks: dict[str, NetworkAttachment] = Field(default_factory=dict)  # in join order
     ports: list[PortBinding] = Field(default_factory=list)
     publish_all: bool = False  # -P
     exposed: list[str] = Field(default_factory=list)  # 80/tcp: the image's, --expose, -p
@@ -188,9 +173,28 @@ class ContainerConfig(Model):
 
 
 class ContainerState(Model):
-    """Mutable: rewritten whenever the container's life moves on."""
+    """Mutable (containers/<id>/state.json): the container's settings that `rename`,
+    `update` and `network connect`/`disconnect` change, and its life, rewritten whenever
+    it moves on."""
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
+    # -- settings
+    name: str = Field(min_length=1)
+    memory: int = Field(default=0, ge=0)  # -m, bytes; 0: no limit
+    memory_swap: int = Field(default=0, ge=-1)  # RAM + swap; 0: twice -m; -1: unlimited
+    memory_reservation: int = Field(default=0, ge=0)  # soft limit, bytes
+    oom_kill_disable: bool = False
+    cpu_shares: int = Field(default=0, ge=0)  # relative weight; 0: the default (1024)
+    cpu_period: int = Field(default=0, ge=0)  # µs; --cpus sets it to 100000
+    cpu_quota: int = Field(default=0, ge=-1)  # µs of CPU per period; 0 / -1: no quota
+    cpuset_cpus: str = ""  # e.g. 0-1,3; "": all of the host's
+    cpuset_mems: str = ""
+    pids_limit: int = Field(default=0, ge=0)  # 0: no limit
+    restart_policy: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
+    restart_max: int = Field(default=0, ge=0)  # on-failure:N; 0 means no limit
+    network_mode: str = "none"  # none, host, container:<ref>, or a network's name
+    networks: dict[str, NetworkAttachment] = Field(default_factory=dict)  # in join order
+    # -- life
     status: Literal["created", "running", "exited"] = "created"
     pid: int = Field(default=0, ge=0)  # host pid of the container's PID 1
     pid_start: int = 0  # its start time (clock ticks since boot), to detect pid reuse
@@ -201,8 +205,12 @@ class ContainerState(Model):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     oom_killed: bool = False  # the kernel's OOM killer killed a process of it
-    restart_count: int = Field(default=0, ge=0)  # restarts done by the restart policy
     stopping: bool = False  # stopped by the user: the restart policy must not restart it
+    restart_count: int = Field(default=0, ge=0)  # restarts done by the restart policy
+    # while `created`: the shellctr process starting it, which records it running (the
+    # monitor's hook waits for it, so a quick end is recorded after the start)
+    starter_pid: int = Field(default=0, ge=0)
+    starter_start: int = 0
 
 
 M = TypeVar("M", bound=Model)
@@ -223,14 +231,6 @@ def save(store: Store, path: Path, model: Model) -> None:
 
 def images(store: Store) -> list[Image]:
     return [Image.model_validate(record) for record in store.image_records()]
-
-
-def container_config(store: Store, cid: str) -> ContainerConfig:
-    return load(store, ContainerConfig, store.layout.container_config(cid))
-
-
-def container_state(store: Store, cid: str) -> ContainerState:
-    return load(store, ContainerState, store.layout.container_state(cid))
 
 
 def volumes(store: Store) -> list[Volume]:

@@ -1,9 +1,14 @@
 """The state store on disk: JSON records under --root, written atomically, one lock.
 
-This module is stdlib-only on purpose: `run` goes through it on every start, and
-pydantic costs ~80 ms to import on these machines. The records' shape is defined by
-the pydantic models in state.py, which every other verb reads them through (and the
-unit tests check that what `run` writes validates against those models).
+The one way to read and write state. Records are plain dicts (typed for mypy by
+core/records.py); their shape is defined by the pydantic models in state.py, which the
+unit tests hold every record to. This module is stdlib-only on purpose: every command
+goes through it, and pydantic costs ~80 ms to import on these machines.
+
+A container is two records: config.json, frozen at create, and state.json, its life and
+the settings that may change later (name, limits, restart policy, networks: SETTINGS).
+Records of schema version 1 kept those settings in config.json; they are migrated when
+read (the newer state.json wins), and written back as version 2 with the next state.
 """
 
 from __future__ import annotations
@@ -24,8 +29,19 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-SCHEMA_VERSION = 1
+    from shellctr.core.records import ConfigRecord, ContainerRecord, StateRecord
+
+SCHEMA_VERSION = 1  # of images, networks and volumes
+CONTAINER_SCHEMA = 2  # of config.json and state.json
 Record = dict[str, "Any"]
+# a container's settings, in state.json since schema 2, and their values when absent
+# (records older than a setting: no limit, no restart, loopback only)
+SETTINGS: dict[str, object] = {
+    "name": "", "memory": 0, "memory_swap": 0, "memory_reservation": 0,
+    "oom_kill_disable": False, "cpu_shares": 0, "cpu_period": 0, "cpu_quota": 0,
+    "cpuset_cpus": "", "cpuset_mems": "", "pids_limit": 0, "restart_policy": "no",
+    "restart_max": 0, "network_mode": "none", "networks": {},
+}
 
 
 def now_iso() -> str:
@@ -115,16 +131,42 @@ class Store:
         names = {}
         for cid in self.container_ids():
             try:
-                names[cid] = self.read(self.layout.container_config(cid))["name"]
+                names[cid] = self.container_state(cid)["name"]
             except FileNotFoundError:  # another shellctr process removed it just now
                 continue
         return names
 
-    def config_record(self, cid: str) -> Record:
-        return self.read(self.layout.container_config(cid))
+    def container_config(self, cid: str) -> ConfigRecord:
+        """config.json, as schema 2 (a version 1 record without its settings)."""
+        record = self.read(self.layout.container_config(cid))
+        if record.get("schema_version", 1) < CONTAINER_SCHEMA:
+            record = {key: value for key, value in record.items() if key not in SETTINGS}
+            record["schema_version"] = CONTAINER_SCHEMA
+        return record  # type: ignore[return-value]
 
-    def state_record(self, cid: str) -> Record:
-        return self.read(self.layout.container_state(cid))
+    def container_state(self, cid: str) -> StateRecord:
+        """state.json, as schema 2 (a version 1 record with the settings its config.json
+        held)."""
+        record = self.read(self.layout.container_state(cid))
+        if record.get("schema_version", 1) < CONTAINER_SCHEMA:
+            old = self.read(self.layout.container_config(cid))
+            record = {**{key: old.get(key, default) for key, default in SETTINGS.items()},
+                      "starter_pid": 0, "starter_start": 0,
+                      **record, "schema_version": CONTAINER_SCHEMA}
+        return record  # type: ignore[return-value]
+
+    def container(self, cid: str) -> ContainerRecord:
+        """The container as it is now: its config with its current settings."""
+        config: Record = dict(self.container_config(cid))
+        state = self.container_state(cid)
+        config.update((key, state[key]) for key in SETTINGS)  # type: ignore[literal-required]
+        return config  # type: ignore[return-value]
+
+    def write_state(self, cid: str, **changes: object) -> StateRecord:
+        """Rewrite state.json with `changes` (settings or life); the caller holds the lock."""
+        record: Record = {**self.container_state(cid), **changes}
+        self.write(self.layout.container_state(cid), record)
+        return record  # type: ignore[return-value]
 
     def remove_container(self, cid: str) -> None:
         """Remove a container's directories (its mounts lived only in its own namespace)."""

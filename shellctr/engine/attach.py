@@ -26,7 +26,8 @@ from shellctr.core.errors import Conflict, UsageError
 from shellctr.core.host import Host
 from shellctr.core.store import Store
 from shellctr.engine import terminal
-from shellctr.engine.lifecycle import cgroup_group, find_container, reconcile, wait
+from shellctr.engine.containers import find_container, wait
+from shellctr.engine.lifecycle import container_group, reconcile
 
 STDIN, STDOUT, STDERR = 0, 1, 2
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
@@ -63,15 +64,15 @@ def attach(host: Host, store: Store, ref: str, stdin: bool = True, sig_proxy: bo
     keys = parse_detach_keys(detach_keys)
     cid = find_container(store, ref)
     state = reconcile(store, cid)
-    if state.status != "running":
+    if state["status"] != "running":
         raise Conflict("you cannot attach to a stopped container", "start it first")
-    if cgroup.is_frozen(host.facts, cgroup_group(store, cid)):
+    config = store.container_config(cid)
+    if cgroup.is_frozen(host.facts, container_group(store.container(cid))):
         raise Conflict("you cannot attach to a paused container", "unpause it first")
-    config = store.config_record(cid)
     tty, interactive = config["tty"], config["interactive"] and stdin
     with connect(store.layout.container_run_dir(cid)) as sock:
         proxy = sig_proxy and not tty  # with -t, ctrl-c is a key the container reads
-        with forwarded_signals(host, state.pid) if proxy else contextlib.nullcontext(), \
+        with forwarded_signals(host, state["pid"]) if proxy else contextlib.nullcontext(), \
                 terminal.raw_mode(STDIN) if tty and interactive else contextlib.nullcontext():
             try:
                 relay(sock, tty, interactive, keys)

@@ -323,7 +323,7 @@ def host_mems(facts: Facts) -> set[int]:
                      NODE_ONLINE) or {0}
 
 
-def parse_limits(facts: Facts, flags: dict[str, str | bool | None],
+def parse_limits(facts: Facts, flags: dict[str, object],
                  current: dict[str, object] | None = None) -> dict[str, object]:
     """The limit flags (as typed: `-m 512m`, `--cpus 1.5`...) as config values, checked
     against this host; `current`: the container's limits, which `update` changes."""

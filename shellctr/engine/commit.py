@@ -21,9 +21,10 @@ from shellctr.core.errors import ShellctrError
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import SHORT
 from shellctr.core.layout import Layout
-from shellctr.core.state import ContainerConfig, Image, ImageConfig, container_config
+from shellctr.core.state import ContainerConfig, Image, ImageConfig
 from shellctr.core.store import Store, now_iso
 from shellctr.engine import cgroup
+from shellctr.engine.containers import find_container
 from shellctr.engine.image import (
     history_entry,
     oci_config,
@@ -32,7 +33,7 @@ from shellctr.engine.image import (
     record_image,
 )
 from shellctr.engine.layers import LayerScan, digest_dir, pack, pack_argv, sweep_partials
-from shellctr.engine.lifecycle import cgroup_group, find_container, reconcile
+from shellctr.engine.lifecycle import container_group, reconcile
 from shellctr.parts.reference import normalize_ref
 
 # made by init.py in the upper dir when the image lacks them: mount points, not changes
@@ -64,7 +65,7 @@ def in_lower(layout: Layout, layers: list[str], name: str) -> bool:
 def changes(store: Store, ref: str) -> list[tuple[str, str]]:
     """(kind, /path) of everything the container changed, in path order."""
     cid = find_container(store, ref)
-    config = container_config(store, cid)
+    config = ContainerConfig.model_validate(store.container_config(cid))
     layout = store.layout
     skips = set(runtime_skips(layout, config))
     upper = layout.container_upper(cid)
@@ -119,7 +120,7 @@ def commit(host: Host, store: Store, ref: str, reference: str | None, change: li
            message: str = "", author: str = "", pause: bool = True) -> Image:
     """A new image: the container's image's layers plus one layer of its changes."""
     cid = find_container(store, ref)
-    config = container_config(store, cid)
+    config = ContainerConfig.model_validate(store.container_config(cid))
     tag = normalize_ref(reference) if reference else None
     layout = store.layout
     base_path = layout.blob(config.image_id)
@@ -135,8 +136,8 @@ def commit(host: Host, store: Store, ref: str, reference: str | None, change: li
             base_sizes = list(base_image.layer_sizes)
     upper = layout.container_upper(cid)
     skips = runtime_skips(layout, config)
-    group = cgroup_group(store, cid)
-    freeze = (pause and reconcile(store, cid).status == "running"
+    group = container_group(store.container(cid))
+    freeze = (pause and reconcile(store, cid)["status"] == "running"
               and not cgroup.is_frozen(host.facts, group))
     store.prepare()
     with Rollback(host) as rollback:  # the long work, outside the lock

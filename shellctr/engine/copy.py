@@ -34,7 +34,6 @@ from typing import IO
 
 from shellctr.core.cmd import Cmd, path_arg
 from shellctr.core.errors import NotFound, ShellctrError, UsageError
-from shellctr.core.facts import alive
 from shellctr.core.host import Host
 from shellctr.core.store import Store
 from shellctr.inside import inroot
@@ -111,22 +110,23 @@ def cp(host: Host, store: Store, src: str, dst: str, archive: bool, follow: bool
 def container_root(host: Host, store: Store, ref: str) -> Iterator[tuple[int, str]]:
     """An O_PATH fd of the container's root (see the module docstring), and its path
     as the trace shows it."""
-    from shellctr.core.state import container_state
-    from shellctr.engine.lifecycle import find_container, reconcile
+    from shellctr.engine.containers import find_container
+    from shellctr.engine.lifecycle import reconcile
 
     cid = find_container(store, ref)
     state = reconcile(store, cid)
-    if state.status == "running":
-        fd = os.open(f"/proc/{state.pid}/root", inroot.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    pid = state["pid"]
+    if state["status"] == "running":
+        fd = os.open(f"/proc/{pid}/root", inroot.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            if not alive(state.pid, state.pid_start):  # ended, and the pid may be another's
+            if not host.facts.alive(pid, state["pid_start"]):  # the pid may be another's now
                 raise ShellctrError(f"container {ref} ended while cp started", "try again")
-            yield fd, f"/proc/{state.pid}/root"
+            yield fd, f"/proc/{pid}/root"
         finally:
             os.close(fd)
         return
     with store.lock():  # a start now waits until the copy is done
-        if container_state(store, cid).status == "running":
+        if store.container_state(cid)["status"] == "running":
             raise ShellctrError(f"container {ref} started while cp started", "try again")
         host.step(f"mount container {cid[:12]} for cp, in a private mount namespace")
         rootfs = mount_stopped(host, store, cid)
@@ -147,7 +147,7 @@ def mount_stopped(host: Host, store: Store, cid: str) -> str:
     from shellctr.inside import steps as inside_steps
 
     layout = store.layout
-    config = store.config_record(cid)
+    config = store.container_config(cid)
     rootfs = path_arg(layout.container_rootfs(cid))
     libc = ctypes.CDLL(None, use_errno=True)
 
@@ -166,7 +166,7 @@ def mount_stopped(host: Host, store: Store, cid: str) -> str:
     options = (f"lowerdir={lowers},upperdir={path_arg(layout.container_upper(cid))},"
                f"workdir={path_arg(layout.container_work(cid))}")
     mounts = [{**entry, "seed": False}
-              for entry in spec_mounts(layout, config.get("mounts") or [])
+              for entry in spec_mounts(layout, config["mounts"])  # type: ignore[arg-type]
               if entry["type"] == "bind"]
     steps = [inside_steps.mount("overlay", rootfs, "overlay", 0, options),
              *init.Init({"rootfs": rootfs, "mounts": mounts}).mount_steps()]

@@ -23,7 +23,7 @@ from shellctr.core.cmd import path_arg
 from shellctr.core.errors import Conflict, NotFound, ShellctrError
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import SHORT
-from shellctr.core.state import Image, ImageConfig, container_config, evolve, images, save
+from shellctr.core.state import Image, ImageConfig, evolve, images, save
 from shellctr.core.store import Store, now_iso
 from shellctr.engine.layers import (
     LayerScan,
@@ -52,7 +52,7 @@ def remove_unused_layers(host: Host, store: Store, gone: str | set[str] = "") ->
     gone = {gone} if isinstance(gone, str) else gone
     used = {layer for image in images(store) if image.id not in gone for layer in image.layers}
     used |= {layer for cid in store.container_ids()
-             for layer in container_config(store, cid).layers}
+             for layer in store.container_config(cid)["layers"]}
     layers_dir = store.layout.layers_dir
     if layers_dir.is_dir():
         for entry in sorted(os.listdir(layers_dir)):
@@ -360,7 +360,7 @@ def prune_images(host: Host, store: Store, everything: bool) -> tuple[list[str],
     uses). Docker's report lines and the bytes of layers freed."""
     report: list[str] = []
     with store.lock():  # a create after this look must see the image gone (it checks)
-        used = {store.config_record(cid)["image_id"]
+        used = {store.container_config(cid)["image_id"]
                 for cid in store.container_ids()}
         layers_before = {d for image in images(store) for d in image.layers}
         sizes = {d: size for image in images(store)
@@ -377,7 +377,7 @@ def prune_images(host: Host, store: Store, everything: bool) -> tuple[list[str],
                 if line.startswith("deleted: ")}
         remaining = {d for image in images(store) if image.id not in gone for d in image.layers}
         for cid in store.container_ids():
-            remaining |= set(store.config_record(cid)["layers"])
+            remaining |= set(store.container_config(cid)["layers"])
         freed = layers_before - remaining
         if gone:
             remove_unused_layers(host, store, gone=gone)

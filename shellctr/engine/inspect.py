@@ -1,132 +1,140 @@
-"""`inspect`: containers and images as the JSON Docker prints for them."""
+"""`inspect`: containers and images as the JSON Docker prints for them (containers from
+their plain records: `inspect` imports no pydantic)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from shellctr.core.state import (
-    ContainerConfig,
-    ContainerState,
-    Image,
-    MountPoint,
-    container_config,
-)
 from shellctr.core.store import Store
 from shellctr.engine import cgroup
-from shellctr.engine.lifecycle import reconcile
-from shellctr.parts.cgroups import group_of
+from shellctr.engine.lifecycle import container_group, reconcile
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from shellctr.core.records import ContainerRecord, MountRecord
+    from shellctr.core.state import Image
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, as Docker prints "never"
 
 
 def _time(value: Any) -> str:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else ZERO_TIME
+    """A record's time as Docker prints it: ISO 8601 in UTC (`Z`); never: Go's zero."""
+    if value is None:
+        return ZERO_TIME
+    if isinstance(value, str):
+        return value
+    return str(value.isoformat().replace("+00:00", "Z"))
 
 
 def container_json(store: Store, cid: str) -> dict[str, Any]:
-    config: ContainerConfig = container_config(store, cid)
-    state: ContainerState = reconcile(store, cid)
+    state = reconcile(store, cid)
+    container = store.container(cid)
     layout = store.layout
-    running = state.status == "running"
-    paused = running and cgroup.is_frozen(store.host.facts, group_of(cid, config.cgroup_parent))
+    running = state["status"] == "running"
+    paused = running and cgroup.is_frozen(store.host.facts, container_group(container))
+    mounts = container["mounts"]
     return {
-        "Id": config.id,
-        "Created": _time(config.created),
-        "Path": config.path,
-        "Args": config.args,
+        "Id": container["id"],
+        "Created": _time(container["created"]),
+        "Path": container["path"],
+        "Args": container["args"],
         "State": {
-            "Status": "paused" if paused else state.status,
+            "Status": "paused" if paused else state["status"],
             "Running": running,
             "Paused": paused,
             "Restarting": False,
-            "OOMKilled": state.oom_killed,
+            "OOMKilled": state["oom_killed"],
             "Dead": False,
-            "Pid": state.pid if running else 0,
-            "ExitCode": state.exit_code,
-            "Error": state.error,
-            "StartedAt": _time(state.started_at),
-            "FinishedAt": _time(state.finished_at),
+            "Pid": state["pid"] if running else 0,
+            "ExitCode": state["exit_code"],
+            "Error": state["error"],
+            "StartedAt": _time(state["started_at"]),
+            "FinishedAt": _time(state["finished_at"]),
         },
-        "Image": f"sha256:{config.image_id}",
+        "Image": f"sha256:{container['image_id']}",
         "ResolvConfPath": str(layout.container_etc_file(cid, "resolv.conf")),
         "HostnamePath": str(layout.container_etc_file(cid, "hostname")),
         "HostsPath": str(layout.container_etc_file(cid, "hosts")),
         "LogPath": str(layout.container_log(cid)),
-        "Name": "/" + config.name,
-        "RestartCount": state.restart_count,
+        "Name": "/" + container["name"],
+        "RestartCount": state["restart_count"],
         "Driver": "overlay",
         "HostConfig": {
-            "AutoRemove": config.auto_remove,
-            "Memory": config.memory,
+            "AutoRemove": container["auto_remove"],
+            "Memory": container["memory"],
             # Docker's MemorySwap: RAM + swap, twice Memory unless set; -1: unlimited
-            "MemorySwap": config.memory_swap or 2 * config.memory,
-            "MemoryReservation": config.memory_reservation,
-            "OomKillDisable": config.oom_kill_disable,
-            "CpuShares": config.cpu_shares,
-            "CpuPeriod": config.cpu_period,
-            "CpuQuota": config.cpu_quota,
-            "CpusetCpus": config.cpuset_cpus,
-            "CpusetMems": config.cpuset_mems,
-            "PidsLimit": config.pids_limit or None,  # Docker: null when unlimited
-            "CgroupParent": config.cgroup_parent,
-            "RestartPolicy": {"Name": config.restart_policy,
-                              "MaximumRetryCount": config.restart_max},
-            "NetworkMode": config.network_mode,
-            "ReadonlyRootfs": config.read_only,
-            "Tmpfs": {m.target: m.options for m in config.mounts if m.type == "tmpfs"} or None,
-            **host_network_config(config),
+            "MemorySwap": container["memory_swap"] or 2 * container["memory"],
+            "MemoryReservation": container["memory_reservation"],
+            "OomKillDisable": container["oom_kill_disable"],
+            "CpuShares": container["cpu_shares"],
+            "CpuPeriod": container["cpu_period"],
+            "CpuQuota": container["cpu_quota"],
+            "CpusetCpus": container["cpuset_cpus"],
+            "CpusetMems": container["cpuset_mems"],
+            "PidsLimit": container["pids_limit"] or None,  # Docker: null when unlimited
+            "CgroupParent": container["cgroup_parent"],
+            "RestartPolicy": {"Name": container["restart_policy"],
+                              "MaximumRetryCount": container["restart_max"]},
+            "NetworkMode": container["network_mode"],
+            "ReadonlyRootfs": container["read_only"],
+            "Tmpfs": {m["target"]: m["options"] for m in mounts if m["type"] == "tmpfs"}
+            or None,
+            **host_network_config(container),
         },
         "GraphDriver": {
             "Name": "overlay",
             "Data": {
-                "LowerDir": ":".join(str(layout.layer_dir(d)) for d in reversed(config.layers)),
+                "LowerDir": ":".join(str(layout.layer_dir(d))
+                                     for d in reversed(container["layers"])),
                 "UpperDir": str(layout.container_upper(cid)),
                 "WorkDir": str(layout.container_work(cid)),
                 "MergedDir": str(layout.container_rootfs(cid)),
             },
         },
-        "Mounts": [mount_json(store, mount) for mount in config.mounts],
+        "Mounts": [mount_json(store, mount) for mount in mounts],
         "Config": {
-            "Hostname": config.hostname,
-            "User": config.user,
-            "Tty": config.tty,
-            "OpenStdin": config.interactive,
-            "Env": config.env,
-            "Cmd": config.cmd or None,
-            "Image": config.image,
-            "WorkingDir": config.working_dir,
-            "Entrypoint": config.entrypoint or None,
-            "Labels": config.labels,
-            "ExposedPorts": {spec: {} for spec in config.exposed} or None,
-            **({"StopSignal": config.stop_signal} if config.stop_signal else {}),
+            "Hostname": container["hostname"],
+            "User": container["user"],
+            "Tty": container["tty"],
+            "OpenStdin": container["interactive"],
+            "Env": container["env"],
+            "Cmd": container["cmd"] or None,
+            "Image": container["image"],
+            "WorkingDir": container["working_dir"],
+            "Entrypoint": container["entrypoint"] or None,
+            "Labels": container["labels"],
+            "ExposedPorts": {spec: {} for spec in container["exposed"]} or None,
+            **({"StopSignal": container["stop_signal"]} if container["stop_signal"] else {}),
         },
-        "NetworkSettings": network_settings(store, config, running),
+        "NetworkSettings": network_settings(store, container, running),
     }
 
 
 # -- networking (issue 5) -----------------------------------------------------------------
-def host_network_config(config: ContainerConfig) -> dict[str, Any]:
+def host_network_config(container: ContainerRecord) -> dict[str, Any]:
     bindings: dict[str, list[dict[str, str]]] = {}
-    for port in config.ports:
-        bindings.setdefault(f"{port.port}/{port.proto}", []).append(
-            {"HostIp": port.host_ip, "HostPort": str(port.host_port or "") + (
-                f"-{port.host_port_end}" if port.host_port_end else "")})
-    return {"PortBindings": bindings, "PublishAllPorts": config.publish_all,
-            "Dns": config.dns, "DnsSearch": config.dns_search,
-            "DnsOptions": config.dns_options,
+    for port in container["ports"]:
+        bindings.setdefault(f"{port['port']}/{port['proto']}", []).append(
+            {"HostIp": port["host_ip"], "HostPort": str(port["host_port"] or "") + (
+                f"-{port['host_port_end']}" if port["host_port_end"] else "")})
+    return {"PortBindings": bindings, "PublishAllPorts": container["publish_all"],
+            "Dns": container["dns"], "DnsSearch": container["dns_search"],
+            "DnsOptions": container["dns_options"],
             # kept as hosts lines (IP<tab>NAME); Docker shows NAME:IP
             "ExtraHosts": [f"{line.partition(chr(9))[2]}:{line.partition(chr(9))[0]}"
-                           for line in config.extra_hosts]}
+                           for line in container["extra_hosts"]]}
 
 
-def network_settings(store: Store, config: ContainerConfig, running: bool) -> dict[str, Any]:
+def network_settings(store: Store, container: ContainerRecord,
+                     running: bool) -> dict[str, Any]:
     """Docker's NetworkSettings: the endpoints of a running container, by network."""
     from shellctr.engine.network import netns_path, records
 
+    cid = container["id"]
     networks: dict[str, Any] = {}
-    ports: dict[str, Any] = {spec: None for spec in config.exposed}
+    ports: dict[str, Any] = {spec: None for spec in container["exposed"]}
     for record in records(store) if running else []:
-        endpoint = record["endpoints"].get(config.id)
+        endpoint = record["endpoints"].get(cid)
         if endpoint is None:
             continue
         networks[record["name"]] = {
@@ -143,7 +151,7 @@ def network_settings(store: Store, config: ContainerConfig, running: bool) -> di
                  "HostPort": str(binding["host_port"])}]
     first: dict[str, Any] = next(iter(networks.values()), {})
     return {
-        "SandboxKey": str(netns_path(store.host.facts, config.id)) if networks else "",
+        "SandboxKey": str(netns_path(store.host.facts, cid)) if networks else "",
         "Ports": ports,
         "IPAddress": first.get("IPAddress", ""), "Gateway": first.get("Gateway", ""),
         "IPPrefixLen": first.get("IPPrefixLen", 0), "MacAddress": first.get("MacAddress", ""),
@@ -151,18 +159,19 @@ def network_settings(store: Store, config: ContainerConfig, running: bool) -> di
     }
 
 
-def mount_json(store: Store, mount: MountPoint) -> dict[str, Any]:
+def mount_json(store: Store, mount: MountRecord) -> dict[str, Any]:
     """One of Docker's `Mounts` entries."""
-    entry: dict[str, Any] = {"Type": mount.type}
-    if mount.type == "volume":
-        entry.update(Name=mount.source, Source=str(store.layout.volume_data(mount.source)),
-                     Destination=mount.target, Driver="local", Mode="", RW=not mount.readonly,
+    kind, source, readonly = mount["type"], mount["source"], mount["readonly"]
+    entry: dict[str, Any] = {"Type": kind}
+    if kind == "volume":
+        entry.update(Name=source, Source=str(store.layout.volume_data(source)),
+                     Destination=mount["target"], Driver="local", Mode="", RW=not readonly,
                      Propagation="")
     else:
-        entry.update(Source=mount.source, Destination=mount.target,
-                     Mode="ro" if mount.readonly else "", RW=not mount.readonly,
-                     Propagation=mount.propagation or ("rprivate" if mount.type == "bind"
-                                                       else ""))
+        entry.update(Source=source, Destination=mount["target"],
+                     Mode="ro" if readonly else "", RW=not readonly,
+                     Propagation=mount["propagation"] or ("rprivate" if kind == "bind"
+                                                          else ""))
     return entry
 
 

@@ -32,6 +32,10 @@ from shellctr.engine import dns, iptables
 from shellctr.parts import ipam
 from shellctr.parts.netopts import DEFAULT_NETWORK, is_bridged
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from shellctr.core.records import ContainerRecord
+
 
 # -- names of host objects (at most 15 characters) ---------------------------------------
 def netns_name(cid: str) -> str:
@@ -221,13 +225,13 @@ def remove(host: Host, store: Store, ref: str) -> str:
 
 def in_use(store: Store) -> set[str]:
     """Names of the networks some container (running or not) is configured for."""
-    used = set()
+    used: set[str] = set()
     for cid in store.container_ids():
         try:
-            config = store.config_record(cid)
+            state = store.container_state(cid)
         except FileNotFoundError:
             continue
-        used.update(config.get("networks", {}))
+        used.update(state["networks"])
     return used
 
 
@@ -263,15 +267,15 @@ def network_for(host: Host, store: Store, name: str, found: list[Record]) -> Rec
 
 
 # -- endpoints ---------------------------------------------------------------------------
-def wanted_networks(config: Record) -> dict[str, dict[str, object]]:
+def wanted_networks(config: ContainerRecord) -> dict[str, dict[str, object]]:
     """name -> {ip, aliases} of the networks the container joins, in order."""
-    networks: dict[str, dict[str, object]] = config.get("networks") or {}
-    if not networks and is_bridged(config.get("network_mode", DEFAULT_NETWORK)):
+    networks: dict[str, dict[str, object]] = dict(config["networks"])  # type: ignore[arg-type]
+    if not networks and is_bridged(config["network_mode"]):
         networks = {DEFAULT_NETWORK: {}}
     return networks
 
 
-def new_endpoint(host: Host, store: Store, config: Record, record: Record, index: int,
+def new_endpoint(host: Host, store: Store, config: ContainerRecord, record: Record, index: int,
                  options: dict[str, object]) -> Record:
     """Allocate the container's address on `record` and write it (under the lock)."""
     cid = config["id"]
@@ -308,7 +312,7 @@ def plumb(host: Host, record: Record, endpoint: Record, netns: str, *, new_netns
     host.run(["ip", "-netns", netns, "-batch", "-"], input=inside)
 
 
-def attach(host: Host, store: Store, config: Record, rollback: Rollback) -> list[str]:
+def attach(host: Host, store: Store, config: ContainerRecord, rollback: Rollback) -> list[str]:
     """The network step of the start recipe: the argv prefix that joins the container's
     network namespace (empty: `unshare --net` makes a fresh one with only loopback)."""
     mode = config.get("network_mode", DEFAULT_NETWORK)
@@ -351,7 +355,7 @@ def share_netns(store: Store, ref: str) -> str:
     its netns lives on with this container."""
     with store.lock():
         cid = find(ref, store.container_names(), "container")
-        state = store.state_record(cid)
+        state = store.container_state(cid)
         if state["status"] != "running" or not store.host.facts.alive(state["pid"],
                                                                       state["pid_start"]):
             raise Conflict(f"cannot join the network of container {ref}: it is not running",
@@ -364,7 +368,7 @@ def share_netns(store: Store, ref: str) -> str:
     return f"/proc/{state['pid']}/ns/net"
 
 
-def write_etc_files(host: Host, store: Store, config: Record, own: list[str],
+def write_etc_files(host: Host, store: Store, config: ContainerRecord, own: list[str],
                     nameserver: str | None) -> None:
     from shellctr.parts.netopts import hosts_text, resolv_text, without_loopback_resolvers
 
@@ -377,7 +381,7 @@ def write_etc_files(host: Host, store: Store, config: Record, own: list[str],
                                 nameserver), durable=False)
 
 
-def update_hosts(host: Host, store: Store, config: Record, ip: str, present: bool) -> None:
+def update_hosts(host: Host, store: Store, config: ContainerRecord, ip: str, present: bool) -> None:
     """A running container's /etc/hosts after `network connect` or `disconnect`, as
     Docker: its own line for `ip` added or removed, the rest (edits made inside too) kept.
     In place: the file is bind-mounted into the container."""
@@ -453,7 +457,7 @@ def forget_gone(host: Host, store: Store) -> None:
         for cid in list(record["endpoints"]):
             if cid in existing:
                 try:
-                    state = store.state_record(cid)
+                    state = store.container_state(cid)
                 except FileNotFoundError:
                     continue
                 # "created" with an endpoint: it is starting right now (attach is done)
@@ -465,17 +469,18 @@ def forget_gone(host: Host, store: Store) -> None:
 
 
 # -- published ports -----------------------------------------------------------------------
-def publish(host: Host, store: Store, config: Record, record: Record, endpoint: Record) -> None:
+def publish(host: Host, store: Store, config: ContainerRecord, record: Record,
+            endpoint: Record) -> None:
     """Bind the container's published ports (a random host port for 0), refusing ports
     in use by shellctr or any other program; DNAT them to `endpoint`."""
-    bindings = [dict(binding) for binding in config.get("ports", [])]
-    if config.get("publish_all"):
+    bindings: list[Record] = [dict(binding) for binding in config["ports"]]
+    if config["publish_all"]:
         bound = {f"{b['port']}/{b['proto']}" for b in bindings}
-        for spec in config.get("exposed", []):
+        for spec in config["exposed"]:
             if spec not in bound:
-                port, _, proto = spec.partition("/")
+                number, _, proto = spec.partition("/")
                 bindings.append({"proto": proto, "host_ip": "", "host_port": 0,
-                                 "host_port_end": 0, "port": int(port)})
+                                 "host_port_end": 0, "port": int(number)})
     if not bindings:
         return
     taken = {(p["proto"], p["host_port"]) for r in records(store)
@@ -485,7 +490,7 @@ def publish(host: Host, store: Store, config: Record, record: Record, endpoint: 
         first = int(str(binding["host_port"])) or free_port(host.facts, proto, host_ip, taken)
         last = int(str(binding.get("host_port_end") or 0)) or first
         port = pick_port(host, proto, host_ip, first, last, taken)
-        binding["host_port"], binding["host_port_end"] = port, 0
+        binding.update(host_port=port, host_port_end=0)
         taken.add((proto, port))
     endpoint["ports"] = bindings
     save(store, record)  # recorded before the rules: a crash leaves them findable
@@ -545,9 +550,9 @@ def connect(host: Host, store: Store, net_ref: str, ctr_ref: str, ip: str | None
     """`network connect`: now, if the container runs; at its next start in any case."""
     with store.lock():
         cid = find(ctr_ref, store.container_names(), "container")
-        config = store.config_record(cid)
+        config = store.container(cid)
         record = find_network(store, net_ref)
-        if not is_bridged(config.get("network_mode", DEFAULT_NETWORK)):
+        if not is_bridged(config["network_mode"]):
             raise Conflict(f"container {ctr_ref} uses --network {config['network_mode']}",
                            "only containers on bridge networks can join others")
         networks = wanted_networks(config)
@@ -555,7 +560,7 @@ def connect(host: Host, store: Store, net_ref: str, ctr_ref: str, ip: str | None
             raise Conflict(f"container {ctr_ref} is already connected to {record['name']}")
         networks[record["name"]] = {"ip": ip or "", "aliases": aliases}
         host.step(f"connect {short_id(cid)} to network {record['name']}")
-        state = store.state_record(cid)
+        state = store.container_state(cid)
         if state["status"] == "running" and host.facts.alive(state["pid"], state["pid_start"]) \
                 and host.facts.exists(netns_path(host.facts, cid)):
             bring_up(host, store, record)
@@ -570,15 +575,14 @@ def connect(host: Host, store: Store, net_ref: str, ctr_ref: str, ip: str | None
                       default_route=False)
                 dns.refresh(host, records(store), store.layout.network_run_dir)
                 update_hosts(host, store, config, endpoint["ip"], present=True)
-        config["networks"] = networks
-        store.write(store.layout.container_config(cid), config)
+        store.write_state(cid, networks=networks)
 
 
 def disconnect(host: Host, store: Store, net_ref: str, ctr_ref: str, force: bool) -> None:
     """`network disconnect [-f]`: the endpoint goes now, the network from its config."""
     with store.lock():
         cid = find(ctr_ref, store.container_names(), "container")
-        config = store.config_record(cid)
+        config = store.container(cid)
         record = find_network(store, net_ref)
         networks = wanted_networks(config)
         if record["name"] not in networks and cid not in record["endpoints"] and not force:
@@ -589,7 +593,7 @@ def disconnect(host: Host, store: Store, net_ref: str, ctr_ref: str, force: bool
         if endpoint is not None:
             update_hosts(host, store, config, endpoint["ip"], present=False)
         networks.pop(record["name"], None)
-        config["networks"] = networks
-        if not networks and is_bridged(config.get("network_mode", DEFAULT_NETWORK)):
-            config["network_mode"] = "none"  # Docker: no networks left, loopback only
-        store.write(store.layout.container_config(cid), config)
+        mode = config["network_mode"]
+        if not networks and is_bridged(mode):
+            mode = "none"  # Docker: no networks left, loopback only
+        store.write_state(cid, networks=networks, network_mode=mode)

@@ -17,6 +17,7 @@ import re
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import Conflict, NotFound, ShellctrError
+from shellctr.core.facts import Facts
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import new_id
 from shellctr.core.layout import Layout
@@ -257,7 +258,7 @@ def mounts_from(store: Store, item: str) -> list[Record]:
         raise MountError(f"invalid mode: {mode}")
     cid = find(ref, store.container_names(), "container")
     copied = []
-    for record in store.config_record(cid).get("mounts", []):
+    for record in store.container_config(cid)["mounts"]:
         if record["type"] != "tmpfs":
             copied.append({**record, "readonly": record["readonly"] if not mode
                            else mode == "ro"})
@@ -323,7 +324,7 @@ def slave_namespace(mounts: list[Record]) -> bool:
     return any(record.get("propagation") in SLAVE_MODES for record in mounts)
 
 
-def check_propagation(layout: Layout, mounts: list[Record]) -> None:
+def check_propagation(facts: Facts, layout: Layout, mounts: list[Record]) -> None:
     """Refuse what cannot be applied, before anything is created: (r)shared at all, and
     (r)slave from a source whose host mount is neither shared nor slave (Docker's check
     and wording: such a mount sends no events to anyone)."""
@@ -338,18 +339,12 @@ def check_propagation(layout: Layout, mounts: list[Record]) -> None:
             source = record["source"]
             if record["type"] == "volume":  # named: an anonymous one takes no mode
                 source = path_arg(layout.volume_data(source))
-            mountpoint, optional = source_mount(source, host_mountinfo())
+            mountpoint, optional = source_mount(source, facts.mountinfo())
             if not any(field.startswith(("shared:", "master:")) for field in optional):
                 raise MountError(
                     f"path {source} is mounted on {mountpoint} but it is not a shared or "
                     "slave mount", f"make it one on the host (mount --make-rshared "
                     f"{mountpoint}), or drop the {mode} mode")
-
-
-def host_mountinfo() -> str:
-    """Our mount table (read-only probe)."""
-    with open("/proc/self/mountinfo", encoding="utf-8") as stream:
-        return stream.read()
 
 
 def source_mount(path: str, mountinfo: str) -> tuple[str, list[str]]:
@@ -415,7 +410,7 @@ def users(store: Store, name: str) -> list[str]:
     found = []
     for cid in store.container_ids():
         try:
-            mounts = store.config_record(cid).get("mounts", [])
+            mounts = store.container_config(cid)["mounts"]
         except FileNotFoundError:  # removed meanwhile
             continue
         if any(m["type"] == "volume" and m["source"] == name for m in mounts):

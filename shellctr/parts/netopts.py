@@ -9,7 +9,11 @@ from shellctr.core.errors import ShellctrError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from shellctr.core.store import Record
+    from shellctr.parts.request import RunRequest
 
 DEFAULT_NETWORK = "shellctr0"  # the default network's name, and its bridge's
 DEFAULT_MODE = DEFAULT_NETWORK  # without --network (unit tests set "none")
@@ -101,13 +105,13 @@ def parse_add_host(spec: str) -> str:
     return f"{ip}\t{name}"
 
 
-def hosts_text(config: Record, own: list[str] | None = None) -> str:
+def hosts_text(config: Mapping[str, Any], own: list[str] | None = None) -> str:
     """/etc/hosts: localhost, --add-host entries, then the container's own address(es)."""
     text = LOCALHOST + "".join(line + "\n" for line in config.get("extra_hosts", []))
     return text + "".join(own_hosts_line(config, ip) for ip in own or [])
 
 
-def own_hosts_line(config: Record, ip: str) -> str:
+def own_hosts_line(config: Mapping[str, Any], ip: str) -> str:
     """The container's own line in its /etc/hosts, for one of its addresses."""
     names = " ".join(dict.fromkeys([config["hostname"], config["id"][:12], config["name"]]))
     return f"{ip}\t{names}\n"
@@ -121,7 +125,7 @@ def without_loopback_resolvers(text: str) -> str:
     return "\n".join(kept) + "\n" if kept else ""
 
 
-def resolv_text(config: Record, host_text: str, nameserver: str | None = None) -> str:
+def resolv_text(config: Mapping[str, Any], host_text: str, nameserver: str | None = None) -> str:
     """/etc/resolv.conf: --dns servers, else the network's resolver, else the host's."""
     servers = config.get("dns", [])
     search, options = config.get("dns_search", []), config.get("dns_options", [])
@@ -146,28 +150,27 @@ def resolv_text(config: Record, host_text: str, nameserver: str | None = None) -
     return text
 
 
-def network_config(flags: dict[str, object], image_config: Record) -> Record:
+def network_config(request: RunRequest, image_config: Record) -> Record:
     """The network part of a container's config, from run/create's flags, checked."""
     def words(key: str) -> list[str]:
-        value = flags.get(key) or []
-        return [str(item) for item in value]  # type: ignore[attr-defined]
+        return [str(item) for item in getattr(request, key)]
 
-    mode = network_mode(str(flags.get("network") or "") or None)
-    ip, aliases = str(flags.get("ip") or ""), words("aliases")
+    mode = network_mode(request.network or None)
+    ip, aliases = request.ip or "", words("aliases")
     if (ip or aliases) and not is_bridged(mode):
         raise ShellctrError(f"--ip and --network-alias need a bridge network, not {mode}")
     if aliases and mode == DEFAULT_NETWORK:
         raise ShellctrError("network-scoped aliases are only supported for user-defined "
                             "networks", "create one with `shellctr network create`")
     ports = [binding for spec in words("publish") for binding in parse_publish(spec)]
-    if (ports or flags.get("publish_all")) and not is_bridged(mode):
+    if (ports or request.publish_all) and not is_bridged(mode):
         raise ShellctrError(f"published ports need a bridge network, not --network {mode}")
     exposed = list(dict.fromkeys(
         [spec for key in (image_config.get("ExposedPorts") or {})
          for spec in parse_expose(key, "the image's ExposedPorts")]
         + [spec for text in words("expose") for spec in parse_expose(text)]
         + [f"{p['port']}/{p['proto']}" for p in ports]))
-    mac = str(flags.get("mac_address") or "")
+    mac = request.mac_address or ""
     if mac:
         from shellctr.parts.ipam import check_mac
         mac = check_mac(mac)
@@ -175,7 +178,7 @@ def network_config(flags: dict[str, object], image_config: Record) -> Record:
         "network_mode": mode,
         "networks": {mode: {"ip": ip, "aliases": aliases}} if is_bridged(mode)
         else {},
-        "ports": ports, "publish_all": bool(flags.get("publish_all")), "exposed": exposed,
+        "ports": ports, "publish_all": request.publish_all, "exposed": exposed,
         "mac_address": mac, "dns": words("dns"), "dns_search": words("dns_search"),
         "dns_options": words("dns_options"),
         "extra_hosts": [parse_add_host(spec) for spec in words("add_host")],

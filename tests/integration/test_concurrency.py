@@ -40,7 +40,7 @@ def assert_state_files_valid(worker: Worker) -> None:
     for entry in directory.iterdir():
         for name in ("config.json", "state.json"):
             record = json.loads((entry / name).read_text())
-            assert isinstance(record, dict) and record["schema_version"] == 1, record
+            assert isinstance(record, dict) and record["schema_version"] == 2, record
         leftovers = [p.name for p in entry.iterdir() if p.name.endswith(".tmp")]
         assert leftovers == [], leftovers
 

@@ -12,7 +12,7 @@ import pytest
 from shellctr.cli.main import main
 from shellctr.core import facts
 from shellctr.core.layout import Layout
-from shellctr.engine import container, image, lifecycle, volume
+from shellctr.engine import create, image, lifecycle, start, volume
 from shellctr.parts import netopts
 
 from .helpers import CID, MONITOR, T0, RecordingHost
@@ -31,9 +31,9 @@ def host() -> RecordingHost:
 @pytest.fixture
 def fixed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fixed container id, name, times and resolv.conf: records come out the same."""
-    monkeypatch.setattr(container, "new_id", lambda: CID)
-    monkeypatch.setattr(container, "now_iso", lambda: T0)
-    monkeypatch.setattr(container, "generate_name", lambda taken: "quirky_turing")
+    monkeypatch.setattr(create, "new_id", lambda: CID)
+    monkeypatch.setattr(create, "now_iso", lambda: T0)
+    monkeypatch.setattr(create, "generate_name", lambda taken: "quirky_turing")
     monkeypatch.setattr(image, "now_iso", lambda: T0)
     monkeypatch.setattr(lifecycle, "now_iso", lambda: T0)
     monkeypatch.setattr(volume, "now_iso", lambda: T0)
@@ -70,13 +70,13 @@ def cgroup_root(_no_host_cgroups: Path) -> Path:
 def _monitor_binary(monkeypatch: pytest.MonkeyPatch) -> None:
     """The monitor's path, whether or not `make` has built it: unit tests never run it
     (test_monitor.py compiles its own)."""
-    monkeypatch.setattr(container, "monitor_binary", lambda: MONITOR)
+    monkeypatch.setattr(start, "monitor_binary", lambda: MONITOR)
 
 
 @pytest.fixture
 def restore_signals() -> Iterator[None]:
     """An attached start installs signal forwarders: put the test process's back."""
-    saved = {signum: signal.getsignal(signum) for signum in container.FORWARDED_SIGNALS}
+    saved = {signum: signal.getsignal(signum) for signum in start.FORWARDED_SIGNALS}
     yield
     for signum, handler in saved.items():
         signal.signal(signum, handler)

@@ -16,10 +16,11 @@ from shellctr.core.cmd import Cmd
 from shellctr.core.errors import HostCommandError
 from shellctr.core.facts import Facts
 from shellctr.core.host import Host
-from shellctr.core.layout import Layout
+from shellctr.core.layout import CHECKOUT, Layout
 from shellctr.core.state import Image, save
 from shellctr.core.store import Store
-from shellctr.engine import container
+from shellctr.engine import start as start_module
+from shellctr.parts.request import RunRequest
 
 # Commands whose `action` is done in Python (os.mkdir, write_atomic, shutil.rmtree, os.rename,
 # os.kill, os.rmdir, a write to a cgroup file): a RecordingHost runs them. Any other program
@@ -128,6 +129,22 @@ def prepared_store(layout: Layout) -> Store:
     return store
 
 
+def run_request(image: str, command: list[str] | None = None, *,
+                limits: dict[str, Any] | None = None, network: dict[str, Any] | None = None,
+                **flags: Any) -> RunRequest:
+    """A RunRequest as `run IMAGE COMMAND` with `flags` (the flags' dests), `limits` and
+    `network` flags given as dicts."""
+    return RunRequest(image=image, command=command or [], **(limits or {}),
+                      **(network or {}), **flags)
+
+
+def set_state(layout: Layout, status: str, cid: str = CID, **fields: Any) -> None:
+    """Rewrite a created container's life (its settings stay)."""
+    store = prepared_store(layout)
+    with store.lock():
+        store.write_state(cid, status=status, **fields)
+
+
 def image_model(**changes: Any) -> Image:
     record: dict[str, Any] = {
         "id": IMAGE_ID,
@@ -232,8 +249,8 @@ def reap_in_background(process: subprocess.Popen[bytes]) -> None:
 
 # -- a stand-in for `shellctr-monitor ... -- unshare ... init.py` ------------------------
 MONITOR_NAME = "shellctr-monitor"
-MONITOR = container.TOP / "build" / MONITOR_NAME  # where `make` builds it
-REAL_MONITOR_BINARY = container.monitor_binary  # conftest replaces it for every test
+MONITOR = CHECKOUT / "build" / MONITOR_NAME  # where `make` builds it
+REAL_MONITOR_BINARY = start_module.monitor_binary  # conftest replaces it for every test
 
 FAKE_INIT = """
 import json, os, socket, sys

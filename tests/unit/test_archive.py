@@ -19,10 +19,19 @@ from shellctr.core.errors import HostCommandError, ShellctrError
 from shellctr.core.layout import Layout
 from shellctr.core.store import Store
 from shellctr.engine import archive, commit, image
-from shellctr.engine.container import RunOptions, create
+from shellctr.engine.create import create
 from shellctr.engine.layers import LayerScan, extract_layer, pack, pack_argv, scan_layer
 
-from .helpers import ROOTFS, T0, RecordingHost, fake_tar, prepared_store, snapshot, tar_bytes
+from .helpers import (
+    ROOTFS,
+    T0,
+    RecordingHost,
+    fake_tar,
+    prepared_store,
+    run_request,
+    snapshot,
+    tar_bytes,
+)
 
 REG, DIR, SYM, LNK = tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE
 PID = os.getpid()
@@ -326,7 +335,7 @@ def test_save_of_an_unknown_image_or_format_is_an_error(layout: Layout,
 def committed(layout: Layout, tmp_path: Path, fail_at: int | None = None,
               ) -> tuple[RecordingHost, Any]:
     store = loaded(layout, tmp_path)
-    config = create(store.host, store, RunOptions("img:1", ["sh", "-c", "edit"]))
+    config = create(store.host, store, run_request("img:1", ["sh", "-c", "edit"]))
     upper = layout.container_upper(config["id"])
     (upper / "srv").mkdir()
     (upper / "srv" / "new").write_text("new\n")
@@ -378,7 +387,7 @@ def test_commit_writes_the_upper_dir_once_as_the_layer_tar_and_records_the_image
 def test_commit_failure_at_step_k_leaves_the_store_as_it_was(
         layout: Layout, tmp_path: Path, k: int) -> None:
     store = loaded(layout, tmp_path)
-    config = create(store.host, store, RunOptions("img:1", ["true"]))
+    config = create(store.host, store, run_request("img:1", ["true"]))
     (layout.container_upper(config["id"]) / "f").write_text("x")
     before = snapshot(layout.root)
     failing = StoreHost(fail_at=k)
@@ -391,7 +400,7 @@ def test_commit_failure_at_step_k_leaves_the_store_as_it_was(
 def test_dry_run_commit_prints_the_pack_and_changes_nothing(
         layout: Layout, tmp_path: Path) -> None:
     store = loaded(layout, tmp_path)
-    config = create(store.host, store, RunOptions("img:1", ["true"]))
+    config = create(store.host, store, run_request("img:1", ["true"]))
     (layout.container_upper(config["id"]) / "f").write_text("x")
     before = snapshot(layout.root)
     out = io.StringIO()
@@ -415,7 +424,7 @@ def test_the_first_container_of_a_fresh_commit_extracts_its_layer_once(
     _, made = committed(layout, tmp_path)
     new_layer = made.layers[-1]
     host, store = creating(layout)
-    create(host, store, RunOptions("made:1", ["true"]))
+    create(host, store, run_request("made:1", ["true"]))
     partial = layout.layers_dir / f".{new_layer}.{PID}.partial"
     assert [cmd.argv[:2] for cmd in host.cmds[:3]] == [
         ["mkdir", "--mode=755"], ["tar", "--extract"],
@@ -425,7 +434,7 @@ def test_the_first_container_of_a_fresh_commit_extracts_its_layer_once(
     assert host.cmds[2].argv[2:] == [str(partial), str(layout.layer_dir(new_layer))]
     assert (layout.layer_dir(new_layer) / "srv" / "new").read_text() == "new\n"
     again, store = creating(layout)
-    create(again, store, RunOptions("made:1", ["true"]))
+    create(again, store, run_request("made:1", ["true"]))
     assert not any(cmd.argv[0] == "tar" for cmd in again.cmds), again.lines
     assert [p.name for p in layout.layers_dir.iterdir() if p.name.startswith(".")] == []
 
@@ -439,7 +448,7 @@ def test_a_corrupt_layer_tar_is_refused_at_its_first_use(
     before = snapshot(layout.root)
     host, store = creating(layout)
     with pytest.raises(ShellctrError, match="is corrupt"):
-        create(host, store, RunOptions("made:1", ["true"]))
+        create(host, store, run_request("made:1", ["true"]))
     assert snapshot(layout.root) == before
 
 
@@ -450,7 +459,7 @@ def test_a_first_create_failing_at_step_k_leaves_no_layer_dir(
     before = snapshot(layout.root)
     host, store = creating(layout, fail_at=k)
     with pytest.raises(HostCommandError, match="injected failure"):
-        create(host, store, RunOptions("made:1", ["true"]))
+        create(host, store, run_request("made:1", ["true"]))
     assert snapshot(layout.root) == before
     assert not layout.layer_dir(made.layers[-1]).exists()
 
@@ -468,7 +477,7 @@ def test_rmi_of_a_commit_never_run_removes_its_layer_tar(
 
 def test_diff_lists_changes_against_the_layers(layout: Layout, tmp_path: Path) -> None:
     store = loaded(layout, tmp_path)
-    config = create(store.host, store, RunOptions("img:1", ["true"]))
+    config = create(store.host, store, run_request("img:1", ["true"]))
     upper = layout.container_upper(config["id"])
     (upper / "bin").mkdir()
     (upper / "bin" / "sh").write_text("changed")
@@ -495,7 +504,7 @@ def test_layers_committed_before_as_files_only_are_packed_again_to_their_digest(
     _, made = committed(layout, tmp_path)
     new_layer = made.layers[-1]
     host, store = creating(layout)
-    create(host, store, RunOptions("made:1", ["true"]))  # extracts it
+    create(host, store, run_request("made:1", ["true"]))  # extracts it
     layout.blob(new_layer).unlink()
     out = tmp_path / "again.tar"
     saver = StoreHost(substitute={"tar": tar_create})  # packs for real, checks the digest
@@ -525,7 +534,7 @@ def test_members_hidden_behind_a_broken_header_are_refused(tmp_path: Path) -> No
 def test_diff_leaves_out_a_dir_copied_up_only_for_init_mount_points(
         layout: Layout, tmp_path: Path) -> None:
     store = loaded(layout, tmp_path)  # /etc without hostname, hosts, resolv.conf
-    config = create(store.host, store, RunOptions("img:1", ["true"]))
+    config = create(store.host, store, run_request("img:1", ["true"]))
     upper = layout.container_upper(config["id"])
     (upper / "etc").mkdir()
     (upper / "etc" / "hostname").write_text("")  # made by init.py to bind over
@@ -659,7 +668,7 @@ def test_a_layer_an_rmi_removed_while_loading_is_brought_in_again_under_the_lock
 def test_commit_packs_outside_the_lock_and_only_publishes_under_it(
         layout: Layout, tmp_path: Path) -> None:
     store = loaded(layout, tmp_path)
-    config = create(store.host, store, RunOptions("img:1", ["true"]))
+    config = create(store.host, store, run_request("img:1", ["true"]))
     (layout.container_upper(config["id"]) / "f").write_text("x")
     host = StoreHost()
     watched = WatchedStore(layout, host)
@@ -673,7 +682,7 @@ def test_commit_packs_outside_the_lock_and_only_publishes_under_it(
 def test_commit_of_a_container_whose_layers_went_meanwhile_fails_and_leaves_nothing(
         layout: Layout, tmp_path: Path) -> None:
     store = loaded(layout, tmp_path)
-    config = create(store.host, store, RunOptions("img:1", ["true"]))
+    config = create(store.host, store, run_request("img:1", ["true"]))
     (layout.container_upper(config["id"]) / "f").write_text("x")
     images = set(os.listdir(layout.images_dir))
 
@@ -696,7 +705,7 @@ def test_the_first_use_of_a_committed_layer_extracts_it_outside_the_lock(
     _, made = committed(layout, tmp_path)
     host = StoreHost(substitute={"tar": fake_tar, "mknod": whiteout_as_file})
     watched = WatchedStore(layout, host)
-    create(host, watched, RunOptions("made:1", ["true"]))
+    create(host, watched, run_request("made:1", ["true"]))
     outside, inside = watched.under_lock()
     assert [argv[0] for argv in outside] == ["mkdir", "tar"]
     assert inside[0] == ["mv", "--no-target-directory",

@@ -16,10 +16,20 @@ from shellctr.core.host import Rollback
 from shellctr.core.layout import Layout
 from shellctr.core.store import Store
 from shellctr.engine import cgroup
-from shellctr.engine.container import RunOptions, create, parse_memory, start
+from shellctr.engine.create import create
+from shellctr.engine.start import start
 from shellctr.parts import cgroups
 
-from .helpers import CID, GROUP, MONITOR_NAME, FakeInit, RecordingHost, install_image, q
+from .helpers import (
+    CID,
+    GROUP,
+    MONITOR_NAME,
+    FakeInit,
+    RecordingHost,
+    install_image,
+    q,
+    run_request,
+)
 
 
 def v1(root: Path, *controllers: str) -> None:
@@ -169,12 +179,10 @@ def test_parse_size_errors(text: str) -> None:
         cgroups.parse_size(text)
 
 
-def test_parse_memory_has_dockers_minimum() -> None:
-    assert parse_memory(None) == 0
-    assert parse_memory("0") == 0  # no limit, as Docker takes it
-    assert parse_memory("6m") == cgroups.MIN_MEMORY == 6 << 20
+def test_memory_limit_has_dockers_minimum() -> None:
+    assert cgroups.parse_size("6m") == cgroups.MIN_MEMORY == 6 << 20
     with pytest.raises(ShellctrError, match=r"^memory limit 5m is too small") as info:
-        parse_memory("5m")
+        cgroup.parse_limits(Facts(), {"memory": "5m"})
     assert info.value.hint == "the minimum memory limit allowed is 6MB"
 
 
@@ -238,13 +246,13 @@ def test_start_with_memory_sets_the_limit_and_the_end_reads_the_oom_counter(
     install_image(layout)
     host = RecordingHost(substitute={MONITOR_NAME: FakeInit(code=137)})
     store = Store(layout, host)
-    config = create(host, store, RunOptions("busybox", memory="64m"))
+    config = create(host, store, run_request("busybox", memory="64m"))
     assert config["memory"] == 64 << 20
     monkeypatch.setattr(cgroup, "oom_killed",
                         lambda facts, group: group == GROUP and mine.is_dir())
-    assert start(host, store, config, attach=True) == 137
+    assert start(host, store, config["id"], attach=True) == 137
     assert f"echo {64 << 20} > {q(mine / 'memory.limit_in_bytes')}" in host.lines
-    state = store.state_record(CID)
+    state = store.container_state(CID)
     assert (state["exit_code"], state["oom_killed"]) == (137, True)  # read before rmdir
     assert not mine.exists()
 

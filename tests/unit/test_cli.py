@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -203,7 +204,10 @@ def test_dry_run_run_prints_a_valid_script_and_changes_nothing(cli: Any,
                " -- unshare --mount --uts --ipc --net --pid --propagation private -- " in line
                for line in lines)
     assert any(line.startswith("#   setpriv --bounding-set=-all,+chown,") for line in lines)
-    assert lines[-1].startswith("rm --recursive ")  # --rm: the teardown is planned too
+    # the end as this process would record it: the hook does (--rm: it removes it); the
+    # script ends with the container's status, not stopped by set -e before its teardown
+    assert re.search(f"--runroot {layout.runroot} _exited [0-9a-f]{{64}}$", lines[-2])
+    assert lines[-1] == 'exit "$status"'
     assert snapshot(layout.root) == before
     assert not layout.runroot.exists()
 

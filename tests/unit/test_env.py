@@ -1,16 +1,17 @@
-"""container.parse_env / build_env / build_command / parse_restart / parse_labels:
+"""parts.request's parse_env / build_env / build_command / parse_restart / parse_labels:
 Docker's rules for env, argv, restart policies and labels."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from shellctr.core.errors import NotFound, ShellctrError
-from shellctr.engine.container import (
+from shellctr.parts.request import (
     DEFAULT_PATH,
-    RunOptions,
+    RunRequest,
     build_command,
     build_env,
     parse_env,
@@ -18,36 +19,47 @@ from shellctr.engine.container import (
     parse_restart,
 )
 
+from .helpers import run_request
 
-def options(**kwargs: object) -> RunOptions:
-    return RunOptions("busybox", **kwargs)  # type: ignore[arg-type]
+
+def options(**kwargs: object) -> RunRequest:
+    return run_request("busybox", **kwargs)
+
+
+def parse(request: RunRequest) -> dict[str, str]:
+    """-e and --env-file, with this process's environment and files."""
+    return parse_env(request, os.environ, lambda path: Path(path).read_text())
+
+
+def env_of(request: RunRequest, image_env: list[str], hostname: str) -> list[str]:
+    return build_env(request, image_env, hostname, parse(request))
 
 
 # -- build_env -------------------------------------------------------------------------
 def test_default_env_is_path_and_hostname_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SECRET_TOKEN", "do-not-leak")
     monkeypatch.setenv("TERM", "screen")
-    assert build_env(options(), [], "web") == [f"PATH={DEFAULT_PATH}", "HOSTNAME=web"]
+    assert env_of(options(), [], "web") == [f"PATH={DEFAULT_PATH}", "HOSTNAME=web"]
     assert DEFAULT_PATH == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def test_tty_sets_term_xterm() -> None:
-    assert build_env(options(tty=True), [], "web") == [
+    assert env_of(options(tty=True), [], "web") == [
         f"PATH={DEFAULT_PATH}", "HOSTNAME=web", "TERM=xterm"]
 
 
 def test_image_env_overrides_path_in_place_and_adds_its_own() -> None:
-    env = build_env(options(tty=True), ["PATH=/opt/bin", "LANG=C.UTF-8", "TERM=dumb"], "web")
+    env = env_of(options(tty=True), ["PATH=/opt/bin", "LANG=C.UTF-8", "TERM=dumb"], "web")
     assert env == ["PATH=/opt/bin", "HOSTNAME=web", "TERM=dumb", "LANG=C.UTF-8"]
 
 
 def test_image_env_entries_without_equals_are_ignored() -> None:
-    assert build_env(options(), ["JUNK", "A=1=2"], "h") == [
+    assert env_of(options(), ["JUNK", "A=1=2"], "h") == [
         f"PATH={DEFAULT_PATH}", "HOSTNAME=h", "A=1=2"]
 
 
 def test_caller_env_overrides_the_image_env() -> None:
-    env = build_env(options(env=["LANG=en", "HOSTNAME=x", "NEW=", "PATH=/p"]), ["LANG=C"], "h")
+    env = env_of(options(env=["LANG=en", "HOSTNAME=x", "NEW=", "PATH=/p"]), ["LANG=C"], "h")
     assert env == ["PATH=/p", "HOSTNAME=x", "LANG=en", "NEW="]
 
 
@@ -55,23 +67,23 @@ def test_caller_env_overrides_the_image_env() -> None:
 def test_env_name_alone_takes_the_callers_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FROM_CALLER", "value with spaces")
     monkeypatch.delenv("UNSET_IN_CALLER", raising=False)
-    assert parse_env(options(env=["FROM_CALLER", "UNSET_IN_CALLER"])) == {
+    assert parse(options(env=["FROM_CALLER", "UNSET_IN_CALLER"])) == {
         "FROM_CALLER": "value with spaces"}
 
 
 def test_env_values_are_kept_verbatim() -> None:
-    assert parse_env(options(env=["A=x=y", "B= spaced ", "C=", "D='q'"])) == {
+    assert parse(options(env=["A=x=y", "B= spaced ", "C=", "D='q'"])) == {
         "A": "x=y", "B": " spaced ", "C": "", "D": "'q'"}
 
 
 def test_later_env_wins() -> None:
-    assert parse_env(options(env=["A=1", "A=2"])) == {"A": "2"}
+    assert parse(options(env=["A=1", "A=2"])) == {"A": "2"}
 
 
 @pytest.mark.parametrize("item", ["=x", "=", "", " A=1", "A B=1", "A =1"])
 def test_invalid_env_is_an_error(item: str) -> None:
     with pytest.raises(ShellctrError, match="invalid environment variable") as info:
-        parse_env(options(env=[item]))
+        parse(options(env=[item]))
     assert info.value.hint == "use -e NAME=VALUE or -e NAME"
 
 
@@ -89,7 +101,7 @@ def test_env_file_skips_comments_and_blank_lines(tmp_path: Path,
         "FROM_CALLER\n"
         "URL=http://x/#frag\n"
     )
-    assert parse_env(options(env_files=[str(env_file)])) == {
+    assert parse(options(env_file=[str(env_file)])) == {
         "A": "1", "B": "two words # not a comment", "FROM_CALLER": "yes",
         "URL": "http://x/#frag"}
 
@@ -98,7 +110,7 @@ def test_env_files_in_order_then_e_flags_win(tmp_path: Path) -> None:
     first, second = tmp_path / "1.env", tmp_path / "2.env"
     first.write_text("A=file1\nB=file1\nC=file1\n")
     second.write_text("B=file2\n")
-    parsed = parse_env(options(env_files=[str(first), str(second)], env=["C=flag"]))
+    parsed = parse(options(env_file=[str(first), str(second)], env=["C=flag"]))
     assert parsed == {"A": "file1", "B": "file2", "C": "flag"}
 
 
@@ -106,12 +118,12 @@ def test_invalid_line_in_env_file_is_an_error(tmp_path: Path) -> None:
     env_file = tmp_path / "bad.env"
     env_file.write_text("=oops\n")
     with pytest.raises(ShellctrError, match="invalid environment variable: '=oops'"):
-        parse_env(options(env_files=[str(env_file)]))
+        parse(options(env_file=[str(env_file)]))
 
 
 def test_missing_env_file_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(NotFound, match=r"cannot read env file .*missing\.env"):
-        parse_env(options(env_files=[str(tmp_path / "missing.env")]))
+        parse(options(env_file=[str(tmp_path / "missing.env")]))
 
 
 # -- build_command ---------------------------------------------------------------------

@@ -14,7 +14,7 @@ from shellctr.core.errors import Conflict, NotFound, ShellctrError
 from shellctr.core.layout import Layout
 from shellctr.core.state import Image
 from shellctr.core.store import Store
-from shellctr.engine.container import RunOptions, create
+from shellctr.engine.create import create
 from shellctr.engine.image import build_busybox, is_static_elf, remove_image
 
 from .helpers import (
@@ -25,6 +25,7 @@ from .helpers import (
     image_model,
     install_image,
     q,
+    run_request,
     snapshot,
 )
 
@@ -77,7 +78,7 @@ def test_rmi_refuses_an_image_a_running_container_uses(layout: Layout) -> None:
 def test_rmi_of_an_image_a_stopped_container_uses_needs_force(layout: Layout) -> None:
     image = install_image(layout, layer_dir=True)
     host = RecordingHost()
-    create(host, Store(layout, host), RunOptions("busybox"))
+    create(host, Store(layout, host), run_request("busybox"))
     with pytest.raises(Conflict, match=f"container {CID[:12]} is using it") as info:
         rmi(layout, "busybox", users={CID: (image.id, False)})
     assert info.value.hint == "remove the container first, or use rmi -f"

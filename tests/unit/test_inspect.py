@@ -10,7 +10,7 @@ import pytest
 
 from shellctr.core.layout import Layout
 from shellctr.core.store import Store
-from shellctr.engine.container import RunOptions, create, state_record
+from shellctr.engine.create import create
 from shellctr.engine.inspect import ZERO_TIME, container_json, image_json
 from shellctr.parts.netopts import parse_publish
 
@@ -24,7 +24,8 @@ from .helpers import (
     RecordingHost,
     image_model,
     install_image,
-    prepared_store,
+    run_request,
+    set_state,
 )
 
 pytestmark = pytest.mark.usefixtures("fixed")
@@ -35,14 +36,14 @@ def web(layout: Layout, **options: Any) -> Store:
                                               "Env": ["LANG=C"]}))
     host = RecordingHost()
     store = Store(layout, host)
-    create(host, store, RunOptions("busybox", name="web", hostname="box", **options))
+    create(host, store, run_request("busybox", name="web", hostname="box", **options))
     return store
 
 
 def test_a_created_container(layout: Layout, cgroup_root: Path) -> None:
     for name in ("memory", "cpu", "pids"):  # v1: the limits need their controllers
         (cgroup_root / name).mkdir()
-    store = web(layout, labels=["app=shop", "tier"], restart="on-failure:3", user="1000",
+    store = web(layout, label=["app=shop", "tier"], restart="on-failure:3", user="1000",
                 workdir="/srv", env=["A=1"], memory="64m",
                 limits={"cpus": "0.5", "pids_limit": "20"})
     data = container_json(store, CID)
@@ -139,9 +140,8 @@ def test_no_entrypoint_or_cmd_is_null_as_in_docker(layout: Layout) -> None:
 
 def test_an_exited_container(layout: Layout) -> None:
     store = web(layout)
-    prepared_store(layout).write(layout.container_state(CID), state_record(
-        "exited", exit_code=137, started_at=T1, finished_at=T2, restart_count=4,
-        error="killed", oom_killed=True))
+    set_state(layout, "exited", exit_code=137, started_at=T1, finished_at=T2, restart_count=4,
+        error="killed", oom_killed=True)
     data = container_json(store, CID)
     assert data["State"] == {
         "Status": "exited", "Running": False, "Paused": False, "Restarting": False,
@@ -157,14 +157,12 @@ def test_a_running_container_reconciled_first(layout: Layout) -> None:
 
     store = web(layout)
     me = os.getpid()  # a live process as PID 1
-    prepared_store(layout).write(layout.container_state(CID), state_record(
-        "running", pid=me, pid_start=process_start(me), started_at=T1))
+    set_state(layout, "running", pid=me, pid_start=process_start(me), started_at=T1)
     state = container_json(store, CID)["State"]
     assert (state["Status"], state["Running"], state["Pid"]) == ("running", True, me)
     assert (state["StartedAt"], state["FinishedAt"]) == (T1, ZERO_TIME)
     # its PID 1 gone without a word: inspect shows the end, as every command does
-    prepared_store(layout).write(layout.container_state(CID), state_record(
-        "running", pid=me, pid_start=1, started_at=T1))
+    set_state(layout, "running", pid=me, pid_start=1, started_at=T1)
     state = container_json(store, CID)["State"]
     assert (state["Status"], state["Running"], state["Pid"], state["ExitCode"]) == (
         "exited", False, 0, 255)
@@ -177,8 +175,7 @@ def test_a_paused_container(layout: Layout, cgroup_root: Path) -> None:
 
     store = web(layout)
     me = os.getpid()
-    prepared_store(layout).write(layout.container_state(CID), state_record(
-        "running", pid=me, pid_start=process_start(me), started_at=T1))
+    set_state(layout, "running", pid=me, pid_start=process_start(me), started_at=T1)
     mine = cgroup_root / "freezer" / "shellctr" / CID
     mine.mkdir(parents=True)
     (mine / "freezer.state").write_text("FROZEN\n")
@@ -226,7 +223,7 @@ def test_port_bindings_show_each_port_of_a_range_and_a_host_range_whole(
     store = web(layout, network={"network": "none", "publish": [], "expose": ["7000-7001"]})
     data = container_json(store, CID)
     assert data["Config"]["ExposedPorts"] == {"7000/tcp": {}, "7001/tcp": {}}
-    config = store.config_record(CID)
+    config = store.container_config(CID)
     config["ports"] = parse_publish("127.0.0.1:8000-8001:80-81") + parse_publish(
         "9000-9010:90/udp")
     store.write(layout.container_config(CID), config)

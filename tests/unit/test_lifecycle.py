@@ -15,29 +15,30 @@ from typing import Any
 
 import pytest
 
+from shellctr.core import facts as facts_module
 from shellctr.core.errors import Conflict, NotFound, ShellctrError
-from shellctr.core.facts import alive, process_start
+from shellctr.core.facts import Facts, alive, process_start
 from shellctr.core.layout import Layout
-from shellctr.core.state import ContainerConfig, ContainerState, container_config, container_state
-from shellctr.core.store import Store
-from shellctr.engine import container, lifecycle
-from shellctr.engine.container import RunOptions, create, start, state_record
-from shellctr.engine.lifecycle import (
-    UNKNOWN_EXIT,
+from shellctr.core.state import ContainerConfig, ContainerState
+from shellctr.core.store import Store, dump_record
+from shellctr.engine import containers, lifecycle
+from shellctr.engine import create as create_module
+from shellctr.engine.containers import (
     container_matches,
     kill,
     on_exited,
     parse_filters,
     parse_signal,
     pause,
-    reconcile,
     remove,
     rename,
-    should_restart,
     stop,
     top,
     wait,
 )
+from shellctr.engine.create import create
+from shellctr.engine.lifecycle import UNKNOWN_EXIT, reconcile, should_restart
+from shellctr.engine.start import start
 
 from .helpers import (
     CID,
@@ -55,6 +56,8 @@ from .helpers import (
     q,
     reap_in_background,
     record_of,
+    run_request,
+    set_state,
     snapshot,
 )
 
@@ -66,20 +69,16 @@ def created(layout: Layout, *, started: bool = False) -> Store:
     install_image(layout, layer_dir=True)
     host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
     store = Store(layout, host)
-    config = create(host, store, RunOptions("busybox", name="web"))
+    config = create(host, store, run_request("busybox", name="web"))
     if started:
-        start(host, store, config, attach=True)  # it ends at once: exit.json is left
+        start(host, store, config["id"], attach=True)  # it ends at once: exit.json is left
     return store
-
-
-def set_state(layout: Layout, **fields: object) -> None:
-    prepared_store(layout).write(layout.container_state(CID), state_record(**fields))  # type: ignore[arg-type]
 
 
 def set_running(layout: Layout, pid: int, monitor_pid: int = 0) -> None:
     """Recorded as running with PID 1 `pid`, as start leaves it (no exit file)."""
     layout.container_exit_file(CID).unlink(missing_ok=True)
-    set_state(layout, status="running", pid=pid, pid_start=process_start(pid),
+    set_state(layout, "running", pid=pid, pid_start=process_start(pid),
               monitor_pid=monitor_pid,
               monitor_start=process_start(monitor_pid) if monitor_pid else 0, started_at=T0)
 
@@ -185,7 +184,7 @@ def test_rm_of_an_unknown_container(layout: Layout) -> None:
 def test_rm_refuses_a_running_container(layout: Layout,
                                         sleeper: subprocess.Popen[bytes]) -> None:
     created(layout)
-    set_state(layout, status="running", pid=sleeper.pid,
+    set_state(layout, "running", pid=sleeper.pid,
               pid_start=process_start(sleeper.pid), started_at=T0)
     host = RecordingHost()
     with pytest.raises(Conflict, match="cannot remove container web: it is running") as info:
@@ -254,9 +253,9 @@ def test_rm_after_rmi_f_removes_the_layers_nothing_uses(layout: Layout) -> None:
 def test_reconcile_keeps_a_live_container_running(layout: Layout,
                                                   sleeper: subprocess.Popen[bytes]) -> None:
     created(layout)
-    set_state(layout, status="running", pid=sleeper.pid,
+    set_state(layout, "running", pid=sleeper.pid,
               pid_start=process_start(sleeper.pid), started_at=T0)
-    assert reconcile(Store(layout, RecordingHost()), CID).status == "running"
+    assert reconcile(Store(layout, RecordingHost()), CID)["status"] == "running"
 
 
 def test_reconcile_marks_a_container_whose_pid1_and_monitor_are_gone_exited(
@@ -264,15 +263,16 @@ def test_reconcile_marks_a_container_whose_pid1_and_monitor_are_gone_exited(
     created(layout)
     gone = subprocess.Popen(["true"])
     gone.wait()
-    set_state(layout, status="running", pid=gone.pid, pid_start=12345,
+    set_state(layout, "running", pid=gone.pid, pid_start=12345,
               monitor_pid=gone.pid, monitor_start=12345, started_at=T0)
     host = RecordingHost()
     state = reconcile(Store(layout, host), CID)
-    assert state == ContainerState(
-        status="exited", exit_code=UNKNOWN_EXIT, started_at=T0, finished_at=T0,  # type: ignore[arg-type]
-        error="the container ended while no shellctr process watched it")
+    assert (state["status"], state["exit_code"], state["started_at"], state["finished_at"],
+            state["error"], state["pid"], state["monitor_pid"]) == (
+        "exited", UNKNOWN_EXIT, T0, T0,
+        "the container ended while no shellctr process watched it", 0, 0)
     assert host.lines == [f"cat > {q(layout.container_state(CID))} <<'EOF'\n"
-                          f"{state.model_dump_json()}\nEOF"]
+                          f"{dump_record(dict(state))}EOF"]
 
 
 def test_reconcile_treats_a_reused_pid_as_gone(layout: Layout,
@@ -280,19 +280,19 @@ def test_reconcile_treats_a_reused_pid_as_gone(layout: Layout,
     created(layout)
     start = process_start(sleeper.pid)
     assert start is not None
-    set_state(layout, status="running", pid=sleeper.pid, pid_start=start + 1, started_at=T0)
-    assert reconcile(Store(layout, RecordingHost()), CID).status == "exited"
+    set_state(layout, "running", pid=sleeper.pid, pid_start=start + 1, started_at=T0)
+    assert reconcile(Store(layout, RecordingHost()), CID)["status"] == "exited"
     assert sleeper.poll() is None  # the unrelated process is left alone
 
 
 def test_reconcile_leaves_it_to_a_live_monitor(layout: Layout,
                                                sleeper: subprocess.Popen[bytes]) -> None:
     created(layout)
-    set_state(layout, status="running", pid=999_999_999, pid_start=1,
+    set_state(layout, "running", pid=999_999_999, pid_start=1,
               monitor_pid=sleeper.pid, monitor_start=process_start(sleeper.pid),
               started_at=T0)
     host = RecordingHost()
-    assert reconcile(Store(layout, host), CID).status == "running"
+    assert reconcile(Store(layout, host), CID)["status"] == "running"
     assert host.cmds == []
 
 
@@ -300,16 +300,15 @@ def test_reconcile_takes_the_end_from_the_monitors_exit_file(
         layout: Layout, sleeper: subprocess.Popen[bytes]) -> None:
     created(layout)
     # the monitor is still alive (running its hook), but it has written exit.json
-    set_state(layout, status="running", pid=999_999_999, pid_start=1, monitor_pid=sleeper.pid,
+    set_state(layout, "running", pid=999_999_999, pid_start=1, monitor_pid=sleeper.pid,
               monitor_start=process_start(sleeper.pid), started_at=T0, restart_count=2)
     write_exit_file(layout, 3, T1)
     host = RecordingHost()
     state = reconcile(Store(layout, host), CID)
-    assert state == ContainerState.model_validate(
-        {"status": "exited", "exit_code": 3, "started_at": T0, "finished_at": T1,
-         "restart_count": 2})
+    assert (state["status"], state["exit_code"], state["started_at"], state["finished_at"],
+            state["restart_count"], state["pid"]) == ("exited", 3, T0, T1, 2, 0)
     assert host.lines == [f"cat > {q(layout.container_state(CID))} <<'EOF'\n"
-                          f"{state.model_dump_json()}\nEOF"]
+                          f"{dump_record(dict(state))}EOF"]
     assert reconcile(Store(layout, host), CID) == state and len(host.cmds) == 1  # once
 
 
@@ -317,7 +316,7 @@ def test_reconcile_ignores_an_exit_file_unless_running(layout: Layout) -> None:
     created(layout)
     write_exit_file(layout, 3, T1)
     host = RecordingHost()
-    assert reconcile(Store(layout, host), CID) == ContainerState()
+    assert reconcile(Store(layout, host), CID)["status"] == "created"
     assert host.cmds == []
 
 
@@ -332,9 +331,9 @@ def test_stop_sends_sigterm_and_waits_for_the_monitor_to_record_the_end(
     stop(host, store, "web", timeout=10)
     assert [line.split("\n")[0] for line in host.lines] == [
         state_line(layout), f"kill -s TERM {pid1.pid}", state_line(layout)]
-    state = container_state(store, CID)
-    assert (state.status, state.exit_code, state.stopping) == ("exited", 143, True)
-    assert state.finished_at == ContainerState.model_validate({"finished_at": T2}).finished_at
+    state = store.container_state(CID)
+    assert (state["status"], state["exit_code"], state["stopping"]) == ("exited", 143, True)
+    assert state["finished_at"] == T2  # as the monitor wrote it
     assert pid1.monitor.wait(timeout=5) == 0
 
 
@@ -348,7 +347,7 @@ def test_stop_kills_after_the_grace_period(layout: Layout, monitored: Any) -> No
     assert [line.split("\n")[0] for line in host.lines] == [
         state_line(layout), f"kill -s TERM {pid1.pid}", f"kill -s KILL {pid1.pid}",
         state_line(layout)]
-    assert container_state(store, CID).exit_code == 137
+    assert store.container_state(CID)["exit_code"] == 137
 
 
 def test_stop_of_a_container_that_is_not_running_does_nothing(layout: Layout) -> None:
@@ -368,8 +367,8 @@ def test_kill_sigkill_marks_it_stopping_and_waits_for_the_end(layout: Layout,
     kill(host, store, "web", signal.SIGKILL)
     assert [line.split("\n")[0] for line in host.lines] == [
         state_line(layout), f"kill -s KILL {pid1.pid}", state_line(layout)]
-    state = container_state(store, CID)
-    assert (state.status, state.exit_code, state.stopping) == ("exited", 137, True)
+    state = store.container_state(CID)
+    assert (state["status"], state["exit_code"], state["stopping"]) == ("exited", 137, True)
 
 
 def test_kill_with_another_signal_only_sends_it_and_wait_gets_the_code(
@@ -382,7 +381,7 @@ def test_kill_with_another_signal_only_sends_it_and_wait_gets_the_code(
     kill(host, store, "web", signal.SIGUSR1)  # sleep's default action: terminate
     assert host.lines == [f"kill -s USR1 {pid1.pid}"]  # no stopping: a policy may restart it
     assert wait(store, "web") == 128 + signal.SIGUSR1
-    assert container_state(store, CID).stopping is False
+    assert store.container_state(CID)["stopping"] is False
 
 
 def test_kill_of_a_container_that_is_not_running(layout: Layout) -> None:
@@ -396,7 +395,7 @@ def test_kill_of_a_container_that_is_not_running(layout: Layout) -> None:
 
 def test_wait_of_an_exited_container_is_its_exit_code(layout: Layout) -> None:
     created(layout)
-    set_state(layout, status="exited", exit_code=42, started_at=T0, finished_at=T1)
+    set_state(layout, "exited", exit_code=42, started_at=T0, finished_at=T1)
     assert wait(Store(layout, RecordingHost()), CID[:5]) == 42
 
 
@@ -411,7 +410,7 @@ def test_wait_as_the_container_ends_does_not_queue_for_the_lock(
         write_exit_file(layout, 7, T1)
         return False
 
-    monkeypatch.setattr(lifecycle, "alive", ends_now)
+    monkeypatch.setattr(facts_module, "alive", ends_now)
     store = Store(layout, RecordingHost())
     lock = os.open(layout.lock_file, os.O_RDWR | os.O_CREAT)
     codes: list[int] = []
@@ -430,7 +429,7 @@ def test_wait_of_a_container_that_ended_unwatched_records_255(layout: Layout) ->
     created(layout)
     gone = subprocess.Popen(["true"])
     gone.wait()
-    set_state(layout, status="running", pid=gone.pid, pid_start=1, monitor_pid=gone.pid,
+    set_state(layout, "running", pid=gone.pid, pid_start=1, monitor_pid=gone.pid,
               monitor_start=1, started_at=T0)  # PID 1 and its monitor are both gone
     assert wait(Store(layout, RecordingHost()), "web") == 255
 
@@ -494,13 +493,14 @@ def test_pause_of_a_container_that_is_not_running(layout: Layout) -> None:
 def test_rename(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
     store = created(layout)
     other = "f" * 64
-    monkeypatch.setattr(container, "new_id", lambda: other)
-    create(store.host, store, RunOptions("busybox", name="db"))
+    monkeypatch.setattr(create_module, "new_id", lambda: other)
+    create(store.host, store, run_request("busybox", name="db"))
     host = RecordingHost()
     store = Store(layout, host)
     rename(host, store, "web", "api")
-    assert host.lines == [f"cat > {q(layout.container_config(CID))} <<'EOF'\n"
-                          f"{container_config(store, CID).model_dump_json()}\nEOF"]
+    assert host.lines == [f"cat > {q(layout.container_state(CID))} <<'EOF'\n"
+                          f"{dump_record(dict(store.container_state(CID)))}EOF"]
+    assert store.container(CID)["name"] == "api"
     assert store.container_names() == {CID: "api", other: "db"}
     rename(host, store, "api", "api")  # its own name: fine
     with pytest.raises(Conflict, match=r'^the container name "db" is already in use'):
@@ -527,9 +527,11 @@ def test_top_narrows_the_hosts_ps_to_the_containers_processes(
     created(layout)
     set_running(layout, sleeper.pid)
     asked: list[list[str]] = []
-    monkeypatch.setattr(lifecycle, "container_pids",
-                        lambda pid: [4242, 4243] if pid == sleeper.pid else [])
-    host = RecordingHost()
+    class Members(Facts):
+        def namespace_members(self, pid: int) -> list[int]:
+            return [4242, 4243] if pid == sleeper.pid else []
+
+    host = RecordingHost(facts=Members())
 
     def probe(argv: list[str]) -> tuple[int, str, str]:
         asked.append(argv)
@@ -552,15 +554,20 @@ def test_top_narrows_the_hosts_ps_to_the_containers_processes(
 
 def test_container_pids_share_the_pid_namespace_of_pid1(
         sleeper: subprocess.Popen[bytes]) -> None:
-    pids = lifecycle.container_pids(sleeper.pid)  # the host's own pid namespace here
+    pids = Facts().namespace_members(sleeper.pid)  # the host's own pid namespace here
     assert sleeper.pid in pids and os.getpid() in pids and pids == sorted(pids)
-    assert lifecycle.container_pids(999_999_999) == []
+    assert Facts().namespace_members(999_999_999) == []
 
 
 # -- restart policies ------------------------------------------------------------------
-def ended(exit_code: int, restart_count: int = 0, stopping: bool = False) -> ContainerState:
-    return ContainerState(status="exited", exit_code=exit_code, restart_count=restart_count,
-                          stopping=stopping)
+def life(**changes: Any) -> dict[str, Any]:
+    """A state record (created, no limits, no restart policy) with `changes`."""
+    return ContainerState.model_validate({"name": "web-1", **changes}).model_dump(mode="json")
+
+
+def ended(exit_code: int, restart_count: int = 0, stopping: bool = False) -> dict[str, Any]:
+    return life(status="exited", exit_code=exit_code, restart_count=restart_count,
+                stopping=stopping)
 
 
 @pytest.mark.parametrize(("policy", "max_retries", "state", "restart"), [
@@ -582,9 +589,10 @@ def ended(exit_code: int, restart_count: int = 0, stopping: bool = False) -> Con
     ("on-failure", 0, ended(137, stopping=True), False),
     ("no", 0, ended(137, stopping=True), False),
 ])
-def test_should_restart(policy: str, max_retries: int, state: ContainerState,
+def test_should_restart(policy: str, max_retries: int, state: dict[str, Any],
                         restart: bool) -> None:
-    assert should_restart(policy, max_retries, state) is restart
+    assert should_restart({**state, "restart_policy": policy,  # type: ignore[typeddict-item]
+                           "restart_max": max_retries}) is restart
 
 
 @pytest.fixture
@@ -596,14 +604,15 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 @pytest.fixture
 def starts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
-    """container.start, recorded instead of run."""
+    """start, recorded instead of run."""
     calls: list[tuple[str, bool]] = []
 
-    def fake_start(host: Any, store: Store, config: dict[str, Any], attach: bool) -> int:
-        calls.append((config["id"], attach))
+    def fake_start(host: Any, store: Store, cid: str, attach: bool,
+                   interactive: bool | None = None) -> int:
+        calls.append((cid, attach))
         return 0
 
-    monkeypatch.setattr(container, "start", fake_start)
+    monkeypatch.setattr(containers, "start", fake_start)
     return calls
 
 
@@ -612,8 +621,8 @@ def ended_by_monitor(layout: Layout, code: int, **options: Any) -> Store:
     install_image(layout, layer_dir=True)
     host = RecordingHost()
     store = Store(layout, host)
-    create(host, store, RunOptions("busybox", name="web", **options))
-    set_state(layout, status="running", pid=999_999_999, pid_start=1, started_at=T0,
+    create(host, store, run_request("busybox", name="web", **options))
+    set_state(layout, "running", pid=999_999_999, pid_start=1, started_at=T0,
               restart_count=1)
     write_exit_file(layout, code, T2)
     return Store(layout, RecordingHost())
@@ -623,14 +632,14 @@ def test_on_exited_records_the_end_under_the_no_policy(
         layout: Layout, starts: list[tuple[str, bool]], no_backoff: list[float]) -> None:
     store = ended_by_monitor(layout, 3)
     assert on_exited(store.host, store, CID) == 3
-    state = container_state(store, CID)
-    assert (state.status, state.exit_code, state.restart_count) == ("exited", 3, 1)
+    state = store.container_state(CID)
+    assert (state["status"], state["exit_code"], state["restart_count"]) == ("exited", 3, 1)
     assert starts == [] and no_backoff == []
 
 
 def test_on_exited_removes_a_run_rm_container(
         layout: Layout, starts: list[tuple[str, bool]]) -> None:
-    store = ended_by_monitor(layout, 0, auto_remove=True)
+    store = ended_by_monitor(layout, 0, rm=True)
     assert on_exited(store.host, store, CID) == 0
     assert not layout.container_dir(CID).exists() and starts == []
 
@@ -641,16 +650,15 @@ def test_on_exited_restarts_after_a_back_off(
     assert on_exited(store.host, store, CID) == 1
     assert no_backoff == [0.2]  # 0.1 s doubled for each restart so far
     assert starts == [(CID, False)]  # detached, as the first start
-    state = container_state(store, CID)
-    assert (state.status, state.exit_code, state.restart_count) == ("exited", 1, 2)
+    state = store.container_state(CID)
+    assert (state["status"], state["exit_code"], state["restart_count"]) == ("exited", 1, 2)
 
 
 def test_on_exited_back_off_is_capped(layout: Layout, starts: list[tuple[str, bool]],
                                       no_backoff: list[float]) -> None:
     store = ended_by_monitor(layout, 0, restart="always")
-    state = container_state(store, CID)
-    store.write(layout.container_state(CID), {**state.model_dump(mode="json"),
-                                              "restart_count": 30})
+    state = store.container_state(CID)
+    store.write(layout.container_state(CID), {**state, "restart_count": 30})
     on_exited(store.host, store, CID)
     assert no_backoff == [10.0] and starts == [(CID, False)]
 
@@ -661,14 +669,13 @@ def test_on_exited_does_not_restart_what_the_user_stopped_meanwhile(
     store = ended_by_monitor(layout, 1, restart="always")
 
     def user_stops_it(seconds: float) -> None:  # `stop` during the back-off
-        state = container_state(store, CID)
-        prepared_store(layout).write(layout.container_state(CID), {
-            **state.model_dump(mode="json"), "stopping": True})
+        state = store.container_state(CID)
+        prepared_store(layout).write(layout.container_state(CID), {**state, "stopping": True})
 
     monkeypatch.setattr(time, "sleep", user_stops_it)
     assert on_exited(store.host, store, CID) == 1
     assert starts == []
-    assert container_state(store, CID).restart_count == 1
+    assert store.container_state(CID)["restart_count"] == 1
 
 
 def test_on_exited_of_a_removed_container(layout: Layout,
@@ -695,43 +702,45 @@ def test_parse_filters_refuses_unknown_keys_and_missing_values(item: str) -> Non
                                "ancestor, label")
 
 
-def filter_config(**changes: Any) -> ContainerConfig:
-    return ContainerConfig.model_validate({
-        "id": CID, "name": "web-1", "created": T0, "image": "busybox", "image_id": IMAGE_ID,
+def filter_config(**changes: Any) -> Any:
+    """A container record (its config and settings) for the filters."""
+    config = ContainerConfig.model_validate({
+        "id": CID, "created": T0, "image": "busybox", "image_id": IMAGE_ID,
         "layers": [LAYER], "path": "sh", "env": [], "hostname": "h",
-        "labels": {"app": "shop", "tier": ""}, **changes})
+        "labels": {"app": "shop", "tier": ""}, **changes}).model_dump(mode="json")
+    return {**config, "name": "web-1"}
 
 
 @pytest.mark.parametrize(("filters", "state", "match"), [
-    ([], ContainerState(), True),
-    (["id=0123"], ContainerState(), True),  # an id prefix
-    (["id=1234"], ContainerState(), False),
-    (["name=web"], ContainerState(), True),  # a regular expression, searched
-    (["name=^web-\\d$"], ContainerState(), True),
-    (["name=db"], ContainerState(), False),
-    (["status=created"], ContainerState(), True),
-    (["status=running"], ContainerState(), False),
-    (["status=running", "status=created"], ContainerState(), True),  # one key: OR
+    ([], life(), True),
+    (["id=0123"], life(), True),  # an id prefix
+    (["id=1234"], life(), False),
+    (["name=web"], life(), True),  # a regular expression, searched
+    (["name=^web-\\d$"], life(), True),
+    (["name=db"], life(), False),
+    (["status=created"], life(), True),
+    (["status=running"], life(), False),
+    (["status=running", "status=created"], life(), True),  # one key: OR
     (["status=exited", "exited=0"], ended(0), True),
     (["exited=1"], ended(1), True),
     (["exited=1"], ended(137), False),
-    (["exited=0"], ContainerState(), False),  # created: no exit code at all
+    (["exited=0"], life(), False),  # created: no exit code at all
     (["exited=0", "exited=137"], ended(137), True),
-    (["label=app"], ContainerState(), True),  # the key alone: any value
-    (["label=tier"], ContainerState(), True),
-    (["label=app=shop"], ContainerState(), True),
-    (["label=app=shop2"], ContainerState(), False),
-    (["label=tier="], ContainerState(), True),  # the empty value
-    (["label=nope"], ContainerState(), False),
-    (["label=app", "label=nope"], ContainerState(), True),  # same key: OR, as Docker
-    (["name=web", "status=exited"], ContainerState(), False),  # different keys: AND
-    (["name=web", "label=app=shop", "status=created"], ContainerState(), True),
-    (["ancestor=busybox"], ContainerState(), True),
-    (["ancestor=busybox:latest"], ContainerState(), True),
-    (["ancestor=" + IMAGE_ID[:12]], ContainerState(), True),
-    (["ancestor=alpine"], ContainerState(), False),  # no such image: no match, no error
+    (["label=app"], life(), True),  # the key alone: any value
+    (["label=tier"], life(), True),
+    (["label=app=shop"], life(), True),
+    (["label=app=shop2"], life(), False),
+    (["label=tier="], life(), True),  # the empty value
+    (["label=nope"], life(), False),
+    (["label=app", "label=nope"], life(), True),  # same key: OR, as Docker
+    (["name=web", "status=exited"], life(), False),  # different keys: AND
+    (["name=web", "label=app=shop", "status=created"], life(), True),
+    (["ancestor=busybox"], life(), True),
+    (["ancestor=busybox:latest"], life(), True),
+    (["ancestor=" + IMAGE_ID[:12]], life(), True),
+    (["ancestor=alpine"], life(), False),  # no such image: no match, no error
 ])
-def test_container_matches(layout: Layout, filters: list[str], state: ContainerState,
+def test_container_matches(layout: Layout, filters: list[str], state: Any,
                            match: bool) -> None:
     install_image(layout, image_model())
     store = Store(layout, RecordingHost())
@@ -742,8 +751,8 @@ def test_ancestor_is_the_image_not_the_name_it_was_run_by(layout: Layout) -> Non
     install_image(layout, image_model(repo_tags=["busybox:latest", "mine:1"]))
     store = Store(layout, RecordingHost())
     config = filter_config(image="mine:1")
-    assert container_matches(store, config, ContainerState(), parse_filters(["ancestor=busybox"]))
-    assert not container_matches(store, filter_config(image_id="e" * 64), ContainerState(),
+    assert container_matches(store, config, life(), parse_filters(["ancestor=busybox"]))
+    assert not container_matches(store, filter_config(image_id="e" * 64), life(),
                                  parse_filters(["ancestor=busybox"]))
 
 
@@ -761,11 +770,11 @@ def test_reconcile_reads_the_oom_counter_then_removes_the_cgroups(
     mine.mkdir(parents=True)
     (mine / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
     created(layout)
-    set_state(layout, status="running", pid=999_999_999, pid_start=1, started_at=T0)
+    set_state(layout, "running", pid=999_999_999, pid_start=1, started_at=T0)
     write_exit_file(layout, 137, T1)
     host = RecordingHost()
     state = reconcile(Store(layout, host), CID)
-    assert (state.exit_code, state.oom_killed) == (137, True)
+    assert (state["exit_code"], state["oom_killed"]) == (137, True)
     assert host.lines[-2:] == [f"rmdir {q(mine)}", f"rmdir {q(mine.parent)}"]
 
 

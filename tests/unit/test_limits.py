@@ -12,13 +12,12 @@ from shellctr.core.errors import ShellctrError
 from shellctr.core.facts import Facts
 from shellctr.core.host import Rollback
 from shellctr.core.layout import Layout
-from shellctr.core.state import ContainerState, container_config
 from shellctr.core.store import Store
-from shellctr.engine import cgroup, lifecycle
-from shellctr.engine.container import RunOptions, create
+from shellctr.engine import cgroup, containers
+from shellctr.engine.create import create
 from shellctr.parts import cgroups
 
-from .helpers import CID, GROUP, RecordingHost, install_image, q
+from .helpers import CID, GROUP, RecordingHost, install_image, q, run_request
 
 V1 = ("freezer", "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio")
 
@@ -254,23 +253,23 @@ def test_host_cpus_without_a_cpuset_come_from_sysfs(cgroup_root: Path, tmp_path:
 
 @pytest.mark.usefixtures("fixed")
 @pytest.mark.parametrize("running", [False, True])
-def test_update_writes_the_knobs_live_and_keeps_them_in_the_config(
+def test_update_writes_the_knobs_live_and_keeps_them_in_the_state(
         v1: Path, layout: Layout, monkeypatch: pytest.MonkeyPatch, running: bool) -> None:
     install_image(layout)
     host = RecordingHost()
     store = Store(layout, host)
-    create(host, store, RunOptions("busybox", memory="32m", limits={"pids_limit": "20"}))
+    create(host, store, run_request("busybox", memory="32m", limits={"pids_limit": "20"}))
     if running:
         with Rollback(host) as rollback:
             cgroup.create(host, GROUP, rollback)
-        monkeypatch.setattr(lifecycle, "reconcile",
-                            lambda store, cid: ContainerState(status="running"))
+        monkeypatch.setattr(containers, "reconcile",
+                            lambda store, cid: {"status": "running"})
     host.reset()
-    lifecycle.update(host, store, CID, {"memory": "64m", "pids_limit": "-1", "cpus": None},
+    containers.update(host, store, CID, {"memory": "64m", "pids_limit": "-1", "cpus": None},
                      "on-failure:2")
-    config = container_config(store, CID)
-    assert (config.memory, config.pids_limit, config.restart_policy, config.restart_max) == (
-        64 << 20, 0, "on-failure", 2)
+    config = store.container(CID)
+    assert (config["memory"], config["pids_limit"], config["restart_policy"],
+            config["restart_max"]) == (64 << 20, 0, "on-failure", 2)
     knobs = [line for line in host.lines if line.startswith("echo")]
     mine = v1 / "memory" / "shellctr" / CID
     if running:
@@ -285,13 +284,13 @@ def test_update_checks_before_changing_anything(v1: Path, layout: Layout) -> Non
     install_image(layout)
     host = RecordingHost()
     store = Store(layout, host)
-    create(host, store, RunOptions("busybox", memory="32m", limits={"memory_swap": "64m"}))
+    create(host, store, run_request("busybox", memory="32m", limits={"memory_swap": "64m"}))
     host.reset()
     with pytest.raises(ShellctrError, match=r"^minimum memoryswap limit should be larger"):
-        lifecycle.update(host, store, CID, {"memory": "128m"}, None)
+        containers.update(host, store, CID, {"memory": "128m"}, None)
     with pytest.raises(ShellctrError, match=r"^invalid restart policy"):
-        lifecycle.update(host, store, CID, {}, "sometimes")
-    assert host.cmds == [] and container_config(store, CID).memory == 32 << 20
+        containers.update(host, store, CID, {}, "sometimes")
+    assert host.cmds == [] and store.container(CID)["memory"] == 32 << 20
 
 
 def test_v1_swap_accounting_is_read_from_the_root(v1: Path,

@@ -21,13 +21,14 @@ from shellctr.core.errors import Conflict, ShellctrError
 from shellctr.core.facts import Facts
 from shellctr.core.host import Rollback
 from shellctr.core.layout import Layout
-from shellctr.core.state import ContainerConfig, Network
+from shellctr.core.state import ContainerConfig, ContainerState, Network
 from shellctr.core.store import Store
-from shellctr.engine import container, iptables, network
-from shellctr.engine.container import RunOptions, create
+from shellctr.engine import create as create_module
+from shellctr.engine import iptables, network
+from shellctr.engine.create import create
 from shellctr.parts import ipam, netopts
 
-from .helpers import CID, RecordingHost, install_image
+from .helpers import CID, RecordingHost, install_image, run_request
 
 CID2 = "fedcba9876543210" * 4
 
@@ -174,8 +175,8 @@ def new_container(layout: Layout, host: RecordingHost, cid: str = CID, name: str
     if not list(layout.images_dir.glob("*.json")):
         install_image(layout)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(container, "new_id", lambda: cid)
-        return create(host, Store(layout, host), RunOptions(
+        patch.setattr(create_module, "new_id", lambda: cid)
+        return create(host, Store(layout, host), run_request(
             "busybox", ["true"], name=name, network={"network": "bridge", **flags}))
 
 
@@ -342,7 +343,7 @@ def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet
     network.create(host, store, "back", subnet="10.2.0.0/24")
     config = new_container(layout, host)
     attach(host, layout, config)
-    state = store.state_record(CID)
+    state = store.container_state(CID)
     store.write(layout.container_state(CID), {**state, "status": "running", "pid": 1})
     net.running.add(1)
     host.reset()
@@ -353,7 +354,7 @@ def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet
     assert f"ip -netns shc-{CID[:11]} -batch - <<'EOF'\nlink set dev eth1 address " \
            "02:42:0a:02:00:09\naddress add 10.2.0.9/24 dev eth1\nlink set dev eth1 up\nEOF" \
            in host.lines
-    saved = ContainerConfig.model_validate(store.config_record(CID))
+    saved = ContainerState.model_validate(store.container_state(CID))
     assert list(saved.networks) == ["shellctr0", "back"]
     hosts = layout.container_etc_file(CID, "hosts")
     inode = hosts.stat().st_ino  # bind-mounted into the container: rewritten in place
@@ -366,7 +367,7 @@ def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet
     assert "10.2.0.9" not in hosts.read_text() and hosts.stat().st_ino == inode
     assert f"ip link delete dev shv{CID[:10]}1" in host.lines  # its netns stays
     assert net.netns() == [f"shc-{CID[:11]}"]
-    assert list(store.config_record(CID)["networks"]) == ["shellctr0"]
+    assert list(store.container_state(CID)["networks"]) == ["shellctr0"]
     with pytest.raises(Conflict, match="not connected"):
         network.disconnect(host, store, "back", "web", force=False)
 
@@ -401,7 +402,7 @@ def test_a_netns_shared_with_another_container_loses_the_veths_of_its_owner(
     host = net.host()
     store = Store(layout, host)
     attach(host, layout, new_container(layout, host))
-    store.write(layout.container_state(CID), {**store.state_record(CID), "status": "running",
+    store.write(layout.container_state(CID), {**store.container_state(CID), "status": "running",
                                               "pid": 4321})
     net.running.add(4321)
     joiner = new_container(layout, host, cid=CID2, name="side", network="container:web")
@@ -549,7 +550,7 @@ def test_a_range_of_publish_and_expose_flags_makes_one_binding_and_exposed_port_
                                  "91/udp"]
     assert config["ports"] == [binding(80, 8000), binding(81, 8001), binding(90, proto="udp"),
                                binding(91, proto="udp")]
-    ContainerConfig.model_validate(config)
+    ContainerConfig.model_validate(Store(layout, net.host()).container_config(CID))
 
 
 @pytest.mark.parametrize("spec", ["8000-8001:80-82", "82-80", "8000:0", "--expose=7-5"])

@@ -14,12 +14,16 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from shellctr.core.facts import process_start
 from shellctr.core.layout import Layout
 from shellctr.core.state import ContainerConfig, ContainerState, Image, ImageConfig, Network
-from shellctr.core.store import Store, dump_record
-from shellctr.engine import container
-from shellctr.engine.container import RunOptions, create, finish, start, state_record
+from shellctr.core.store import SETTINGS, Store, dump_record
+from shellctr.engine import lifecycle
+from shellctr.engine.create import create
 from shellctr.engine.image import import_image
+from shellctr.engine.lifecycle import FRESH_LIFE
+from shellctr.engine.start import start
+from shellctr.parts.request import RunRequest
 
 from .helpers import (
     CID,
@@ -31,6 +35,7 @@ from .helpers import (
     install_image,
     prepared_store,
     record_of,
+    run_request,
     write_tar,
 )
 
@@ -55,10 +60,10 @@ def check_model(model: type[BaseModel], record: dict[str, Any]) -> None:
     assert model.model_validate(record).model_dump(mode="json") == record
 
 
-def run_options() -> RunOptions:
-    return RunOptions("busybox", ["sh", "-c", "echo hi"], name="web", env=["A=1"],
+def run_options() -> RunRequest:
+    return run_request("busybox", ["sh", "-c", "echo hi"], name="web", env=["A=1"],
                       workdir="/srv", user="1000:1000", tty=True, interactive=True,
-                      hostname="box", restart="on-failure:3", labels=["app=shop", "tier"],
+                      hostname="box", restart="on-failure:3", label=["app=shop", "tier"],
                       memory="256m", limits={"cpus": "1.5", "pids_limit": "100",
                                              "cpuset_cpus": "0", "cpu_shares": "512",
                                              "memory_reservation": "128m"},
@@ -92,11 +97,13 @@ def v1_controllers(cgroup_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_container_config_golden(layout: Layout, v1_controllers: None) -> None:
     install_image(layout)
     host = RecordingHost()
-    config = create(host, Store(layout, host), run_options())
+    store = Store(layout, host)
+    container = create(host, store, run_options())
     on_disk = layout.container_config(CID).read_text()
-    assert on_disk == dump_record(config)  # compact JSON, one line
+    assert on_disk == dump_record(dict(store.container_config(CID)))  # compact JSON, one line
     check_golden("container_config", json.loads(on_disk))
-    check_model(ContainerConfig, config)
+    check_model(ContainerConfig, json.loads(on_disk))
+    assert container == store.container(CID)  # create returns the container as it is
 
 
 def test_container_state_created_golden(layout: Layout, v1_controllers: None) -> None:
@@ -104,16 +111,24 @@ def test_container_state_created_golden(layout: Layout, v1_controllers: None) ->
     host = RecordingHost()
     create(host, Store(layout, host), run_options())
     record = json.loads(layout.container_state(CID).read_bytes())
-    check_golden("container_state_created", record)
+    # this process is the one starting it (a `run` does next): its pid differs each run
+    assert (record["starter_pid"], record["starter_start"]) == (
+        os.getpid(), process_start(os.getpid()))
+    check_golden("container_state_created", {**record, "starter_pid": 1, "starter_start": 1})
     check_model(ContainerState, record)
 
 
-def test_container_state_running_golden() -> None:
+def test_container_state_running_golden(layout: Layout, v1_controllers: None) -> None:
     # the fields start records once init.py reports `ready`
-    record = state_record("running", pid=4242, pid_start=987654, monitor_pid=4241,
-                          monitor_start=987650, started_at=T1)
-    check_golden("container_state_running", record)
-    check_model(ContainerState, record)
+    install_image(layout)
+    host = RecordingHost()
+    store = Store(layout, host)
+    create(host, store, run_options())
+    record = store.write_state(CID, status="running", pid=4242, pid_start=987654,
+                               monitor_pid=4241, monitor_start=987650, started_at=T1,
+                               starter_pid=0, starter_start=0)
+    check_golden("container_state_running", dict(record))
+    check_model(ContainerState, dict(record))
 
 
 def test_container_state_exited_golden(layout: Layout, v1_controllers: None,
@@ -122,14 +137,68 @@ def test_container_state_exited_golden(layout: Layout, v1_controllers: None,
     host = RecordingHost()
     store = Store(layout, host)
     create(host, store, run_options())
-    store.write(layout.container_state(CID), state_record(
-        "running", pid=4242, pid_start=987654, monitor_pid=4241, monitor_start=987650,
-        started_at=T1, restart_count=2))  # carried over to the exited record
-    monkeypatch.setattr(container, "now_iso", lambda: T2)
-    finish(host, store, CID, 137)
+    store.write_state(CID, status="running", pid=4242, pid_start=987654, monitor_pid=4241,
+                      monitor_start=987650, started_at=T1, restart_count=2)  # kept
+    monkeypatch.setattr(lifecycle, "now_iso", lambda: T2)
+    lifecycle.end(host, store, CID, 137)
     record = json.loads(layout.container_state(CID).read_bytes())
     check_golden("container_state_exited", record)
     check_model(ContainerState, record)
+
+
+# -- schema version 1: config.json held the settings ----------------------------------------
+def v1_root(layout: Layout, state: str) -> Store:
+    """A root holding a container written by shellctr before schema 2."""
+    prepared_store(layout)
+    layout.container_dir(CID).mkdir(parents=True)
+    for name, golden in (("config.json", "container_config_v1"), ("state.json", state)):
+        (layout.container_dir(CID) / name).write_text(
+            (GOLDEN / f"{golden}.json").read_text())
+    return Store(layout, RecordingHost())
+
+
+@pytest.mark.parametrize("state", ["container_state_created_v1", "container_state_running_v1",
+                                   "container_state_exited_v1"])
+def test_a_version_1_container_reads_as_version_2(layout: Layout, state: str) -> None:
+    store = v1_root(layout, state)
+    old_config = json.loads((GOLDEN / "container_config_v1.json").read_text())
+    old_state = json.loads((GOLDEN / f"{state}.json").read_text())
+    config, current = store.container_config(CID), store.container_state(CID)
+    check_model(ContainerConfig, {key: config[key] for key in ContainerConfig.model_fields})
+    ContainerState.model_validate(current)
+    assert config["schema_version"] == current["schema_version"] == 2
+    for key in SETTINGS:  # the settings come from the old config ...
+        assert current[key] == old_config[key], key  # type: ignore[literal-required]
+    for key, value in old_state.items():  # ... the life from the old state
+        if key != "schema_version":
+            assert current[key] == value, key  # type: ignore[literal-required]
+    assert store.container(CID)["name"] == "web" == store.container_names()[CID]
+
+
+def test_a_version_1_container_is_written_back_as_version_2_and_its_config_stays(
+        layout: Layout) -> None:
+    store = v1_root(layout, "container_state_running_v1")
+    config_file = layout.container_config(CID).read_text()
+    with store.lock():
+        store.write_state(CID, name="api")  # a rename
+    written = json.loads(layout.container_state(CID).read_text())
+    assert written["schema_version"] == 2 and written["name"] == "api"
+    ContainerState.model_validate(written)
+    assert layout.container_config(CID).read_text() == config_file  # frozen
+    assert store.container(CID)["name"] == "api"  # the newer state.json wins
+    assert store.container(CID)["memory"] == json.loads(config_file)["memory"]
+
+
+def test_the_typed_records_have_the_models_fields() -> None:
+    from typing import get_type_hints
+
+    from shellctr.core import records
+
+    assert list(get_type_hints(records.ConfigRecord)) == list(ContainerConfig.model_fields)
+    assert set(get_type_hints(records.StateRecord)) == set(ContainerState.model_fields)
+    assert set(get_type_hints(records.SettingsRecord)) == set(SETTINGS)
+    assert set(get_type_hints(records.ContainerRecord)) == (
+        set(ContainerConfig.model_fields) | set(SETTINGS))
 
 
 def test_image_golden(layout: Layout, tmp_path: Path) -> None:
@@ -149,9 +218,9 @@ def test_every_record_run_writes_validates_against_the_models(layout: Layout) ->
     install_image(layout)
     host = RecordingHost(substitute={MONITOR_NAME: FakeInit(code=7)})
     store = Store(layout, host)
-    options = RunOptions("busybox", ["true"], env=["A=1"], workdir="/srv", user="1000",
-                         tty=True, auto_remove=False)  # -t without -i: no terminal needed
-    start(host, store, create(host, store, options), attach=True)
+    options = run_request("busybox", ["true"], env=["A=1"], workdir="/srv", user="1000",
+                         tty=True, rm=False)  # -t without -i: no terminal needed
+    start(host, store, create(host, store, options)["id"], attach=True)
     written = [(Path(cmd.redirect or "").name, record_of(cmd)) for cmd in host.cmds
                if cmd.redirect and cmd.redirect.endswith(".json")
                and not cmd.redirect.endswith("init.json")]
@@ -169,17 +238,20 @@ def test_the_exit_of_a_failed_exec_validates(layout: Layout) -> None:
     host = RecordingHost(substitute={MONITOR_NAME: FakeInit(127, [message])})
     store = Store(layout, host)
     with pytest.raises(Exception, match="exec: nope"):
-        start(host, store, create(host, store, RunOptions("busybox", ["nope"])), attach=True)
+        start(host, store, create(host, store, run_request("busybox", ["nope"]))["id"], attach=True)
     check_model(ContainerState, record_of(host.cmds[-1]))
 
 
-def test_state_record_defaults_are_the_models_defaults() -> None:
-    assert state_record("created") == ContainerState().model_dump(mode="json")
+def test_a_fresh_life_is_the_models_defaults() -> None:
+    defaults = ContainerState(name="web").model_dump(mode="json")
+    assert {key: defaults[key] for key in FRESH_LIFE} == FRESH_LIFE
+    assert {key: defaults[key] for key in SETTINGS if key != "name"} | {"name": ""} == SETTINGS
 
 
 @pytest.mark.parametrize("when", ["2024-05-01T12:01:00Z", "2024-05-01T12:01:00.000001Z"])
 def test_times_as_now_iso_writes_them_read_back_unchanged(when: str) -> None:
-    assert ContainerState(finished_at=when).model_dump(mode="json")["finished_at"] == when
+    assert ContainerState(name="w", finished_at=when).model_dump(mode="json")[
+        "finished_at"] == when
 
 
 def test_now_iso_is_utc_with_a_z() -> None:

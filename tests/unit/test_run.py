@@ -1,4 +1,4 @@
-"""`run` = container.create + container.start: its exact steps, and undo on failure."""
+"""`run` = create + start: its exact steps, and undo on failure."""
 
 from __future__ import annotations
 
@@ -17,9 +17,12 @@ from shellctr.core.facts import Facts
 from shellctr.core.layout import Layout
 from shellctr.core.state import ContainerState
 from shellctr.core.store import Store
-from shellctr.engine import container
-from shellctr.engine.container import HOSTS, RunOptions, create, monitor_argv, start
+from shellctr.engine import start as start_module
+from shellctr.engine.create import create
 from shellctr.engine.lifecycle import reconcile
+from shellctr.engine.start import monitor_argv, start
+from shellctr.parts.netopts import LOCALHOST as HOSTS
+from shellctr.parts.request import RunRequest
 
 from .helpers import (
     CID,
@@ -35,6 +38,7 @@ from .helpers import (
     install_image,
     q,
     record_of,
+    run_request,
     snapshot,
 )
 
@@ -78,8 +82,8 @@ def test_run_steps_in_order(layout: Layout) -> None:
     host = RecordingHost(substitute={MONITOR_NAME: fake})
     store = Store(layout, host)
 
-    config = create(host, store, RunOptions("busybox", ["echo", "hi"]))
-    code = start(host, store, config, attach=True)
+    config = create(host, store, run_request("busybox", ["echo", "hi"]))
+    code = start(host, store, config["id"], attach=True)
 
     assert code == 3
     run_dir = layout.runroot / "containers" / CID
@@ -118,7 +122,7 @@ def test_run_shell_lines_are_what_trace_prints(layout: Layout) -> None:
     install_image(layout)
     host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
     store = Store(layout, host)
-    start(host, store, create(host, store, RunOptions("busybox")), attach=True)
+    start(host, store, create(host, store, run_request("busybox"))["id"], attach=True)
     cdir = q(layout.container_dir(CID))
     assert host.lines[:5] == [
         f"mkdir --mode=700 {cdir}",
@@ -140,9 +144,9 @@ def test_run_writes_the_init_spec(layout: Layout, trace: bool, cgroup_root: Path
     install_image(layout, layer_dir=True)
     host = RecordingHost(trace=trace, substitute={MONITOR_NAME: FakeInit()})
     store = Store(layout, host)
-    options = RunOptions("busybox", ["sh", "-c", "id"], user="1000:1000", workdir="/srv",
+    options = run_request("busybox", ["sh", "-c", "id"], user="1000:1000", workdir="/srv",
                          tty=False, env=["A=1"], hostname="web")
-    start(host, store, create(host, store, options), attach=True)
+    start(host, store, create(host, store, options)["id"], attach=True)
     assert host.cmds[10].redirect == str(layout.container_init_spec(CID))
     spec = json.loads(host.cmds[10].stdin or "")
     cdir = layout.container_dir(CID)
@@ -167,11 +171,11 @@ def test_run_writes_the_init_spec(layout: Layout, trace: bool, cgroup_root: Path
 
 
 def test_init_spec_lists_the_top_layer_first(layout: Layout) -> None:
-    from shellctr.engine.container import init_spec
+    from shellctr.engine.start import init_spec
 
-    config: dict[str, Any] = {"id": CID, "layers": ["b" * 64, "t" * 64], "hostname": "h",
-                              "path": "sh", "args": [], "env": [], "working_dir": "/",
-                              "user": "", "tty": True}
+    config: Any = {"id": CID, "layers": ["b" * 64, "t" * 64], "hostname": "h",
+                   "path": "sh", "args": [], "env": [], "working_dir": "/", "user": "",
+                   "tty": True, "mounts": [], "cgroup_parent": "", "read_only": False}
     spec = init_spec(Facts(), layout, config, None, True)
     assert spec["lowerdirs"] == [str(layout.layer_dir("t" * 64)), str(layout.layer_dir("b" * 64))]
     assert spec["trace"] is True and spec["status_fd"] is None
@@ -183,7 +187,7 @@ def test_exec_failure_reported_by_init_is_recorded_and_raised(layout: Layout) ->
     host = RecordingHost(substitute={MONITOR_NAME: FakeInit(127, [message])})
     store = Store(layout, host)
     with pytest.raises(ExecError, match="executable file not found") as info:
-        start(host, store, create(host, store, RunOptions("busybox", ["nope"])), attach=True)
+        start(host, store, create(host, store, run_request("busybox", ["nope"]))["id"], attach=True)
     assert info.value.exit_code == 127
     last = record_of(host.cmds[-1])
     assert last["status"] == "exited" and last["exit_code"] == 127
@@ -197,7 +201,8 @@ def test_exec_failure_after_ready_is_recorded_and_raised(layout: Layout) -> None
     host = RecordingHost(substitute={MONITOR_NAME: FakeInit(126, messages)})
     store = Store(layout, host)
     with pytest.raises(ExecError) as info:
-        start(host, store, create(host, store, RunOptions("busybox", ["/bin/x"])), attach=True)
+        cid = create(host, store, run_request("busybox", ["/bin/x"]))["id"]
+        start(host, store, cid, attach=True)
     assert info.value.exit_code == 126
     assert [record_of(cmd)["status"] for cmd in host.cmds[-2:]] == ["running", "exited"]
 
@@ -207,8 +212,8 @@ def test_run_rm_removes_the_container_after_it_exits(layout: Layout) -> None:
     host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
     store = Store(layout, host)
     before = snapshot(layout.root)
-    config = create(host, store, RunOptions("busybox", auto_remove=True))
-    assert start(host, store, config, attach=True) == 0
+    config = create(host, store, run_request("busybox", rm=True))
+    assert start(host, store, config["id"], attach=True) == 0
     assert host.lines[-2:] == [f"rm --recursive {q(layout.container_run_dir(CID))}",
                                f"rm --recursive {q(layout.container_dir(CID))}"]
     assert snapshot(layout.root) == before
@@ -222,7 +227,7 @@ def test_create_failure_at_step_k_undoes_what_was_done(layout: Layout, k: int) -
     store = Store(layout, host)
 
     with pytest.raises(HostCommandError, match="injected failure"):
-        create(host, store, RunOptions("busybox", name="web"))
+        create(host, store, run_request("busybox", name="web"))
 
     cdir = layout.container_dir(CID)
     # the undo of the first mkdir removes the container's whole directory
@@ -238,12 +243,12 @@ def test_create_refuses_a_name_in_use_before_touching_anything(layout: Layout) -
     install_image(layout)
     host = RecordingHost()
     store = Store(layout, host)
-    create(host, store, RunOptions("busybox", name="web"))
+    create(host, store, run_request("busybox", name="web"))
     host.reset()
     before = snapshot(layout.root)
     with pytest.raises(Conflict, match='the container name "web" is already in use by '
                                        f"container {CID[:12]}"):
-        create(host, store, RunOptions("busybox", name="web"))
+        create(host, store, run_request("busybox", name="web"))
     assert host.cmds == []
     assert snapshot(layout.root) == before
 
@@ -265,21 +270,21 @@ def test_create_after_an_rmi_that_got_the_lock_first_refuses(layout: Layout) -> 
                 yield
 
     with pytest.raises(NotFound, match="image busybox was removed meanwhile"):
-        create(host, RacedStore(layout, host), RunOptions("busybox"))
+        create(host, RacedStore(layout, host), run_request("busybox"))
     assert host.cmds == []  # no container made
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    (RunOptions("nope"), "unable to find image 'nope:latest' locally"),
-    (RunOptions("busybox", name="-bad"), "invalid container name"),
-    (RunOptions("busybox", workdir="relative"), "is not absolute"),
-    (RunOptions("busybox", entrypoint=""), "no command specified"),
-    (RunOptions("busybox", env=["=x"]), "invalid environment variable"),
-    (RunOptions("busybox", restart="sometimes"), "invalid restart policy 'sometimes'"),
-    (RunOptions("busybox", restart="always", auto_remove=True), "--restart and --rm"),
-    (RunOptions("busybox", labels=["=x"]), "invalid label '=x'"),
+    (run_request("nope"), "unable to find image 'nope:latest' locally"),
+    (run_request("busybox", name="-bad"), "invalid container name"),
+    (run_request("busybox", workdir="relative"), "is not absolute"),
+    (run_request("busybox", entrypoint=""), "no command specified"),
+    (run_request("busybox", env=["=x"]), "invalid environment variable"),
+    (run_request("busybox", restart="sometimes"), "invalid restart policy 'sometimes'"),
+    (run_request("busybox", restart="always", rm=True), "--restart and --rm"),
+    (run_request("busybox", label=["=x"]), "invalid label '=x'"),
 ])
-def test_create_errors_change_nothing(layout: Layout, options: RunOptions, message: str) -> None:
+def test_create_errors_change_nothing(layout: Layout, options: RunRequest, message: str) -> None:
     install_image(layout)
     before = snapshot(layout.root)
     host = RecordingHost()
@@ -296,7 +301,7 @@ def test_create_takes_workdir_user_and_command_from_the_image(layout: Layout) ->
         "Env": ["LANG=C"], "Entrypoint": ["/init"], "Cmd": ["--serve"],
         "WorkingDir": "/srv", "User": "app"}))
     host = RecordingHost()
-    config = create(host, Store(layout, host), RunOptions("busybox", tty=True))
+    config = create(host, Store(layout, host), run_request("busybox", tty=True))
     assert (config["path"], config["args"]) == ("/init", ["--serve"])
     assert config["working_dir"] == "/srv" and config["user"] == "app"
     assert config["env"] == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -309,8 +314,8 @@ def test_create_records_entrypoint_cmd_restart_policy_and_labels(layout: Layout)
 
     install_image(layout, image_model(config={"Entrypoint": ["/init"], "Cmd": ["--serve"]}))
     host = RecordingHost()
-    config = create(host, Store(layout, host), RunOptions(
-        "busybox", ["--debug", "x"], restart="on-failure:3", labels=["app=web", "tier"]))
+    config = create(host, Store(layout, host), run_request(
+        "busybox", ["--debug", "x"], restart="on-failure:3", label=["app=web", "tier"]))
     assert (config["path"], config["args"]) == ("/init", ["--debug", "x"])
     assert (config["entrypoint"], config["cmd"]) == (["/init"], ["--debug", "x"])
     assert (config["restart_policy"], config["restart_max"]) == ("on-failure", 3)
@@ -319,7 +324,7 @@ def test_create_records_entrypoint_cmd_restart_policy_and_labels(layout: Layout)
 
 # -- the monitor -----------------------------------------------------------------------
 def monitor_config(**fields: Any) -> dict[str, Any]:
-    return {"id": CID, "tty": False, "interactive": False, **fields}
+    return {"id": CID, "tty": False, "interactive": False, "mounts": [], **fields}
 
 
 def test_monitor_argv_attached_copies_the_output_and_leaves_the_end_to_us(
@@ -369,7 +374,7 @@ def test_a_slave_bind_makes_the_namespace_a_slave_of_the_hosts(layout: Layout) -
 
 def test_monitor_binary_missing_is_a_clear_error(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(container, "TOP", tmp_path)
+    monkeypatch.setattr(start_module, "CHECKOUT", tmp_path)
     with pytest.raises(ShellctrError, match=f"^{tmp_path}/build/shellctr-monitor is missing"
                        ) as info:
         REAL_MONITOR_BINARY()
@@ -384,14 +389,14 @@ def test_start_without_the_monitor_binary_changes_nothing(
     install_image(layout)
     host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
     store = Store(layout, host)
-    config = create(host, store, RunOptions("busybox"))
+    config = create(host, store, run_request("busybox"))
     host.reset()
-    monkeypatch.setattr(container, "monitor_binary", REAL_MONITOR_BINARY)
-    monkeypatch.setattr(container, "TOP", tmp_path)
+    monkeypatch.setattr(start_module, "monitor_binary", REAL_MONITOR_BINARY)
+    monkeypatch.setattr(start_module, "CHECKOUT", tmp_path)
     with pytest.raises(ShellctrError, match="shellctr-monitor is missing"):
-        start(host, store, config, attach=False)
+        start(host, store, config["id"], attach=False)
     assert [cmd.argv[0] for cmd in host.cmds] == ["mkdir", "cat"]  # run dir, init spec
-    assert store.state_record(CID)["status"] == "created"
+    assert store.container_state(CID)["status"] == "created"
 
 
 def test_detached_start_returns_once_ready_and_the_monitor_records_the_end(
@@ -400,10 +405,10 @@ def test_detached_start_returns_once_ready_and_the_monitor_records_the_end(
     fake = FakeInit(code=4)
     host = RecordingHost(substitute={MONITOR_NAME: fake})
     store = Store(layout, host)
-    config = create(host, store, RunOptions("busybox", ["false"], name="web"))
+    config = create(host, store, run_request("busybox", ["false"], name="web"))
     host.reset()
 
-    assert start(host, store, config, attach=False) == 0
+    assert start(host, store, config["id"], attach=False) == 0
 
     run_dir = layout.container_run_dir(CID)
     state = str(layout.container_state(CID))
@@ -420,10 +425,10 @@ def test_detached_start_returns_once_ready_and_the_monitor_records_the_end(
     assert running["monitor_pid"] == fake.process.pid
 
     assert fake.process.wait(timeout=10) == 4
-    state_model = reconcile(store, CID)  # from the monitor's exit.json
-    assert state_model == ContainerState.model_validate({
-        **running, "status": "exited", "pid": 0, "pid_start": 0, "monitor_pid": 0,
-        "monitor_start": 0, "exit_code": 4, "finished_at": T2})
+    state = reconcile(store, CID)  # from the monitor's exit.json
+    assert state == {**running, "status": "exited", "pid": 0, "pid_start": 0,
+                     "monitor_pid": 0, "monitor_start": 0, "exit_code": 4, "finished_at": T2}
+    ContainerState.model_validate(state)
 
 
 def test_detached_start_needs_no_terminal_for_tty_and_interactive(
@@ -432,9 +437,9 @@ def test_detached_start_needs_no_terminal_for_tty_and_interactive(
     monkeypatch.setattr(os, "isatty", lambda fd: False)
     host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
     store = Store(layout, host)
-    config = create(host, store, RunOptions("busybox", tty=True, interactive=True))
-    assert start(host, store, config, attach=False) == 0
-    assert store.state_record(CID)["status"] == "running"
+    config = create(host, store, run_request("busybox", tty=True, interactive=True))
+    assert start(host, store, config["id"], attach=False) == 0
+    assert store.container_state(CID)["status"] == "running"
 
 
 def test_a_second_start_removes_the_last_exit_file_and_keeps_the_restart_count(
@@ -443,15 +448,15 @@ def test_a_second_start_removes_the_last_exit_file_and_keeps_the_restart_count(
     fake = FakeInit(code=1)
     host = RecordingHost(substitute={MONITOR_NAME: fake})
     store = Store(layout, host)
-    config = create(host, store, RunOptions("busybox"))
-    assert start(host, store, config, attach=True) == 1
+    config = create(host, store, run_request("busybox"))
+    assert start(host, store, config["id"], attach=True) == 1
     exit_file = layout.container_exit_file(CID)
     assert exit_file.is_file()  # written by the (fake) monitor
-    state = store.state_record(CID)
+    state = store.container_state(CID)
     store.write(layout.container_state(CID), {**state, "restart_count": 2})
     host.reset()
 
-    assert start(host, store, config, attach=True) == 1
+    assert start(host, store, config["id"], attach=True) == 1
 
     assert host.lines[0] == f"rm {q(exit_file)}"  # a stale one would end it at once
     assert [record_of(cmd)["restart_count"] for cmd in host.cmds[-2:]] == [2, 2]
@@ -463,7 +468,7 @@ def test_init_trace_lines_are_shown_as_they_come(layout: Layout) -> None:
                                       {"trace": "+ hostname web"}, {"ready": True}]
     host = RecordingHost(trace=True, substitute={MONITOR_NAME: FakeInit(0, messages)})
     store = Store(layout, host)
-    assert start(host, store, create(host, store, RunOptions("busybox")), attach=True) == 0
+    assert start(host, store, create(host, store, run_request("busybox"))["id"], attach=True) == 0
     assert isinstance(host.err, io.StringIO)
     shown = host.err.getvalue().splitlines()
     spawned = next(i for i, line in enumerate(shown) if line.startswith(f"+ {MONITOR} --attach "))
@@ -478,7 +483,7 @@ def test_init_ending_without_a_word_is_a_125_error(layout: Layout) -> None:
     store = Store(layout, host)
     message = "the container's init ended before starting the command"
     with pytest.raises(ExecError, match=message) as info:
-        start(host, store, create(host, store, RunOptions("busybox")), attach=False)
+        start(host, store, create(host, store, run_request("busybox"))["id"], attach=False)
     assert info.value.exit_code == 125
     last = record_of(host.cmds[-1])
     assert (last["status"], last["exit_code"], last["error"]) == ("exited", 125, message)
@@ -496,9 +501,9 @@ def test_start_puts_the_container_in_its_own_cgroup_and_the_end_removes_it(
     install_image(layout)
     host = RecordingHost(substitute={MONITOR_NAME: FakeInit(code=2)})
     store = Store(layout, host)
-    config = create(host, store, RunOptions("busybox"))
+    config = create(host, store, run_request("busybox"))
     host.reset()
-    assert start(host, store, config, attach=True) == 2
+    assert start(host, store, config["id"], attach=True) == 2
     assert [line for line in host.lines if line.startswith(("mkdir", "rmdir"))
             and str(cgroup_root) in line] == [
         f"mkdir --parents {q(mine)}",  # the parent too, in one step
@@ -516,6 +521,6 @@ def test_a_failed_start_removes_the_cgroup_it_made(layout: Layout, cgroup_root: 
     host = RecordingHost(substitute={MONITOR_NAME: FakeInit(127, [message])})
     store = Store(layout, host)
     with pytest.raises(ExecError):
-        start(host, store, create(host, store, RunOptions("busybox", ["nope"])), attach=True)
+        start(host, store, create(host, store, run_request("busybox", ["nope"]))["id"], attach=True)
     assert f"rmdir {q(mine)}" in host.lines
     assert not mine.exists()

@@ -15,11 +15,21 @@ from shellctr.core.layout import Layout
 from shellctr.core.state import ContainerConfig, MountPoint, Volume
 from shellctr.core.store import Store
 from shellctr.engine import volume
-from shellctr.engine.container import RunOptions, create, init_spec
-from shellctr.engine.lifecycle import remove
+from shellctr.engine.containers import remove
+from shellctr.engine.create import create
+from shellctr.engine.start import init_spec
 from shellctr.engine.volume import MountError, parse_mount, parse_tmpfs, parse_volume, tmpfs_flags
 
-from .helpers import CID, T0, RecordingHost, image_model, install_image, record_of, snapshot
+from .helpers import (
+    CID,
+    T0,
+    RecordingHost,
+    image_model,
+    install_image,
+    record_of,
+    run_request,
+    snapshot,
+)
 
 pytestmark = pytest.mark.usefixtures("fixed")
 
@@ -128,7 +138,7 @@ def test_create_makes_a_named_volume_then_the_container(layout: Layout,
     host = RecordingHost()
     store = Store(layout, host)
     bound = tmp_path / "new" / "dir"
-    config = create(host, store, RunOptions("busybox", volumes=[
+    config = create(host, store, run_request("busybox", volume=[
         "data:/data", f"{bound}:/b:ro"], tmpfs=["/tmp:size=1m"], read_only=True))
     vdir = layout.volume_dir("data")
     assert [(cmd.argv, cmd.redirect) for cmd in host.cmds[:7]] == [
@@ -150,7 +160,7 @@ def test_create_makes_a_named_volume_then_the_container(layout: Layout,
                                 mount("tmpfs", "/tmp",
                                       options="noexec,nosuid,nodev,size=1m")]
     assert config["read_only"] is True
-    ContainerConfig.model_validate(config)
+    ContainerConfig.model_validate(Store(layout, host).container_config(CID))
 
 
 def test_create_names_anonymous_and_image_volumes(layout: Layout,
@@ -166,7 +176,7 @@ def test_create_names_anonymous_and_image_volumes(layout: Layout,
     names = iter(["1" * 64, "2" * 64])
     monkeypatch.setattr(volume, "new_id", lambda: next(names))
     host = RecordingHost()
-    config = create(host, Store(layout, host), RunOptions("busybox", volumes=["/scratch"]))
+    config = create(host, Store(layout, host), run_request("busybox", volume=["/scratch"]))
     assert config["mounts"] == [mount("volume", "/scratch", source="1" * 64, anonymous=True),
                                 mount("volume", "/var/lib/db", source="2" * 64,
                                       anonymous=True)]
@@ -181,8 +191,8 @@ def test_create_failure_undoes_volumes_and_dirs(layout: Layout, tmp_path: Path,
     before, host_before = snapshot(layout.root), snapshot(tmp_path / "host")
     host = RecordingHost(fail_at=k)
     with pytest.raises(HostCommandError, match="injected failure"):
-        create(host, Store(layout, host), RunOptions(
-            "busybox", volumes=["data:/data", f"{tmp_path}/host/dir:/b"]))
+        create(host, Store(layout, host), run_request(
+            "busybox", volume=["data:/data", f"{tmp_path}/host/dir:/b"]))
     assert snapshot(layout.root) == before
     assert snapshot(tmp_path / "host") == host_before
     assert not (tmp_path / "host").exists()
@@ -193,23 +203,23 @@ def test_bad_flags_create_nothing(layout: Layout) -> None:
     before = snapshot(layout.root)
     host = RecordingHost()
     with pytest.raises(ShellctrError, match="includes invalid characters"):
-        create(host, Store(layout, host), RunOptions("busybox", volumes=["rel/x:/x"]))
+        create(host, Store(layout, host), run_request("busybox", volume=["rel/x:/x"]))
     assert host.cmds == [] and snapshot(layout.root) == before
 
 
 # -- rm -v ---------------------------------------------------------------------------------
 def test_rm_v_removes_anonymous_volumes_no_other_container_uses(
         layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shellctr.engine import container
+    from shellctr.engine import create as create_module
 
     install_image(layout)
     host = RecordingHost()
     store = Store(layout, host)
     ids = iter(["a" * 64, "b" * 64, "c" * 64])
-    monkeypatch.setattr(container, "new_id", lambda: next(ids))
+    monkeypatch.setattr(create_module, "new_id", lambda: next(ids))
     monkeypatch.setattr(volume, "new_id", lambda: "9" * 64)
-    create(host, store, RunOptions("busybox", name="first", volumes=["/anon", "named:/n"]))
-    create(host, store, RunOptions("busybox", name="second", volumes_from=["first"]))
+    create(host, store, run_request("busybox", name="first", volume=["/anon", "named:/n"]))
+    create(host, store, run_request("busybox", name="second", volumes_from=["first"]))
     remove(host, store, "first", force=False, volumes=True)
     assert sorted(os.listdir(layout.volumes_dir)) == ["9" * 64, "named"]  # second uses it
     host.reset()
@@ -217,7 +227,7 @@ def test_rm_v_removes_anonymous_volumes_no_other_container_uses(
     assert host.lines[-2:] == [f"rm --recursive {layout.container_dir('b' * 64)}",
                                f"rm --recursive {layout.volume_dir('9' * 64)}"]
     assert os.listdir(layout.volumes_dir) == ["named"]  # named volumes always stay
-    create(host, store, RunOptions("busybox", name="third", volumes=["named:/n"]))
+    create(host, store, run_request("busybox", name="third", volume=["named:/n"]))
     with store.lock(), pytest.raises(Conflict, match=(
             f"^remove named: volume is in use - \\[{'c' * 64}\\]")):
         volume.remove_volume(host, store, "named")
@@ -225,8 +235,9 @@ def test_rm_v_removes_anonymous_volumes_no_other_container_uses(
 
 # -- the init spec -------------------------------------------------------------------------
 def test_init_spec_mounts(layout: Layout, tmp_path: Path) -> None:
-    config = {"id": CID, "layers": ["l" * 64], "hostname": "h", "path": "sh", "args": [],
-              "env": [], "working_dir": "/", "user": "", "tty": False, "read_only": True,
+    config: Any = {"id": CID, "layers": ["l" * 64], "hostname": "h", "path": "sh",
+              "args": [], "env": [], "working_dir": "/", "user": "", "tty": False,
+              "read_only": True, "cgroup_parent": "",
               "mounts": [mount("bind", "/etc/hosts", source=str(tmp_path)),
                          mount("volume", "/v", source="data", nocopy=True, readonly=True),
                          mount("tmpfs", "/t", options="noexec,nosuid,nodev,size=1m,exec")]}
@@ -292,12 +303,17 @@ def test_source_mount_is_the_topmost_mount_holding_the_path(
     assert volume.source_mount(path, MOUNTINFO) == found
 
 
-@pytest.fixture
-def mountinfo(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(volume, "host_mountinfo", lambda: MOUNTINFO)
+class Mounted(Facts):
+    """The host's facts with the mount table `text`."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__()
+        self.text = text
+
+    def mountinfo(self) -> str:
+        return self.text
 
 
-@pytest.mark.usefixtures("mountinfo")
 @pytest.mark.parametrize(("spec", "message"), [
     ("/srv/data:/d:rslave", "^path /srv/data is mounted on /srv but it is not a shared or "
                             "slave mount \\(make it one on the host \\(mount --make-rshared "
@@ -311,50 +327,49 @@ def test_propagation_that_cannot_be_applied_is_refused_before_create(
         layout: Layout, spec: str, message: str) -> None:
     install_image(layout)
     before = snapshot(layout.root)
-    host = RecordingHost()
+    host = RecordingHost(facts=Mounted(MOUNTINFO))
     with pytest.raises(MountError, match=message):
-        create(host, Store(layout, host), RunOptions("busybox", volumes=[spec]))
+        create(host, Store(layout, host), run_request("busybox", volume=[spec]))
     assert host.cmds == [] and snapshot(layout.root) == before
 
 
-@pytest.mark.usefixtures("mountinfo")
 def test_slave_from_a_shared_or_slave_mount_and_private_modes_are_accepted(
         layout: Layout) -> None:
     records = [parse_volume("/home/u:/a:rslave"), parse_volume("/srv/a b/c:/b:slave"),
                parse_volume("/srv/data:/c:private"), parse_volume("/srvx:/e:rprivate")]
-    volume.check_propagation(layout, records)
+    volume.check_propagation(Mounted(MOUNTINFO), layout, records)
     assert volume.slave_namespace(records)
     assert not volume.slave_namespace(records[2:])
 
 
 def test_a_slave_volume_is_checked_at_its_data_dir(layout: Layout,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    table = {"text": f"27 1 254:0 / / rw - ext4 /dev/vda rw\n"
-                     f"40 27 0:40 / {layout.root} rw master:3 - tmpfs tmpfs rw\n"}
-    monkeypatch.setattr(volume, "host_mountinfo", lambda: table["text"])
-    volume.check_propagation(layout, [parse_volume("data:/d:rslave")])
-    table["text"] = "27 1 254:0 / / rw - ext4 /dev/vda rw\n"
+    facts = Mounted(f"27 1 254:0 / / rw - ext4 /dev/vda rw\n"
+                    f"40 27 0:40 / {layout.root} rw master:3 - tmpfs tmpfs rw\n")
+    volume.check_propagation(facts, layout, [parse_volume("data:/d:rslave")])
+    facts.text = "27 1 254:0 / / rw - ext4 /dev/vda rw\n"
     with pytest.raises(MountError, match=f"^path {layout.volume_data('data')} is mounted on / "):
-        volume.check_propagation(layout, [parse_volume("data:/d:rslave")])
+        volume.check_propagation(facts, layout, [parse_volume("data:/d:rslave")])
 
 
 def test_init_spec_of_a_slave_bind_asks_for_a_slave_namespace(
         layout: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(volume, "host_mountinfo", lambda: "1 0 0:1 / / rw shared:1 - x x rw\n")
-    config = {"id": CID, "layers": ["l" * 64], "hostname": "h", "path": "sh", "args": [],
-              "env": [], "working_dir": "/", "user": "", "tty": False,
+    facts = Mounted("1 0 0:1 / / rw shared:1 - x x rw\n")
+    config: Any = {"id": CID, "layers": ["l" * 64], "hostname": "h", "path": "sh", "args": [],
+              "env": [], "working_dir": "/", "user": "", "tty": False, "cgroup_parent": "",
+              "read_only": False,
               "mounts": [mount("bind", "/a", source=str(tmp_path), propagation="rslave"),
                          mount("volume", "/v", source="data", propagation="private"),
                          mount("bind", "/b", source=str(tmp_path))]}
-    spec = init_spec(Facts(), layout, config, None, False)
+    spec = init_spec(facts, layout, config, None, False)
     assert spec["slave_namespace"] is True
     assert [entry.get("propagation") for entry in spec["mounts"]] == ["rslave", "private",
                                                                       None]
     config["mounts"] = config["mounts"][1:]
-    assert "slave_namespace" not in init_spec(Facts(), layout, config, None, False)
+    assert "slave_namespace" not in init_spec(facts, layout, config, None, False)
     config["mounts"] = [mount("bind", "/a", source=str(tmp_path), propagation="rshared")]
     with pytest.raises(MountError, match=r"^bind propagation rshared is not supported"):
-        init_spec(Facts(), layout, config, None, False)  # a config from before it was refused
+        init_spec(facts, layout, config, None, False)  # a config from before it was refused
 
 
 def test_init_mount_steps_in_a_slave_namespace_give_each_bind_its_mode(

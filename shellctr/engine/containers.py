@@ -1,0 +1,338 @@
+"""The verbs on an existing container: rm, stop, kill, wait, rename, update, pause, top,
+export, ps' filters, and the monitor's hook (`_exited`). Each moves the container's life
+through lifecycle.py."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from shellctr.core.cmd import path_arg
+from shellctr.core.errors import Conflict, NotFound, ShellctrError
+from shellctr.core.facts import Facts
+from shellctr.core.host import Host
+from shellctr.core.ids import find, short_id
+from shellctr.core.store import Store, now_iso
+from shellctr.engine import cgroup
+from shellctr.engine.lifecycle import (
+    POLL,
+    container_group,
+    mark_stopping,
+    reconcile,
+    record_end,
+    should_restart,
+    teardown,
+    wait_exit_recorded,
+    wait_gone,
+    wait_start_recorded,
+)
+from shellctr.engine.start import start
+from shellctr.parts.cgroups import LIMIT_DEFAULTS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from shellctr.core.records import ContainerRecord, StateRecord
+
+
+def find_container(store: Store, ref: str) -> str:
+    """A container's id from its full id, unique id prefix, or name."""
+    return find(ref, store.container_names(), "container")
+
+
+def require_running(store: Store, cid: str, ref: str) -> StateRecord:
+    state = reconcile(store, cid)
+    if state["status"] != "running":
+        raise Conflict(f"container {ref} is not running", "start it first")
+    return state
+
+
+def signal_end(host: Host, store: Store, cid: str, state: StateRecord,
+               signum: int) -> None:
+    """Send PID 1 a signal meant to end it. Under --dry-run the plan takes it as ended:
+    the monitor would record the end (exit.json) and exit."""
+    exit_file = store.layout.container_exit_file(cid)
+    record = f'{{"exit_code":{128 + signum},"finished_at":"{now_iso()}"}}'.encode()
+
+    def ended(facts: Facts) -> None:
+        facts.plan_end(state["pid"])
+        facts.plan_end(state["monitor_pid"])
+        facts.plan_write(exit_file, record)
+
+    if host.facts.alive(state["pid"], state["pid_start"]):  # else its pid may be another's
+        host.kill(state["pid"], signum, effect=ended)
+
+
+def remove(host: Host, store: Store, ref: str, force: bool, volumes: bool = False) -> None:
+    """`rm [-f] [-v]`: refuse a running container unless forced; then remove every trace
+    (with -v, its anonymous volumes too)."""
+    cid = find_container(store, ref)
+    if force:
+        mark_stopping(store, cid)  # first: a restart due during its back-off must not happen
+    state = reconcile(store, cid)
+    if state["status"] == "running":
+        if not force:
+            raise Conflict(f"cannot remove container {ref}: it is running",
+                           "stop it first, or use rm -f")
+        host.step(f"kill container {short_id(cid)}")
+        thaw(host, store, cid)
+        signal_end(host, store, cid, state, signal.SIGKILL)
+        wait_gone(host, state["pid"], state["pid_start"])
+        wait_exit_recorded(store, cid)  # the monitor is done with the container's files
+    with store.lock():
+        if not store.exists(store.layout.container_config(cid)):
+            return  # run --rm: its monitor removed it when it ended
+        if reconcile(store, cid)["status"] == "running":  # its restart policy started it
+            raise Conflict(f"cannot remove container {ref}: it is running",
+                           "stop it first, or use rm -f")
+        teardown(host, store, store.container(cid), remove=True, volumes=volumes)
+
+
+def stop(host: Host, store: Store, ref: str, timeout: int) -> None:
+    """`stop -t N`: the stop signal (the image's StopSignal, else SIGTERM), N seconds'
+    grace, then SIGKILL."""
+    cid = find_container(store, ref)
+    mark_stopping(store, cid)  # first: a restart due during its back-off must not happen
+    state = reconcile(store, cid)
+    if state["status"] != "running":
+        return  # Docker: stopping a stopped container is not an error
+    host.step(f"stop container {short_id(cid)}")
+    thaw(host, store, cid)  # a frozen process cannot act on its stop signal
+    stop_signal = store.container_config(cid)["stop_signal"]  # the image's StopSignal
+    signal_end(host, store, cid, state,
+               parse_signal(stop_signal) if stop_signal else signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while host.facts.alive(state["pid"], state["pid_start"]) and time.monotonic() < deadline:
+        time.sleep(POLL)
+    if host.facts.alive(state["pid"], state["pid_start"]):
+        signal_end(host, store, cid, state, signal.SIGKILL)
+        wait_gone(host, state["pid"], state["pid_start"])
+    wait_exit_recorded(store, cid)
+
+
+def kill(host: Host, store: Store, ref: str, signum: int) -> None:
+    """`kill -s SIG`: one signal to PID 1."""
+    cid = find_container(store, ref)
+    ending = signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
+    if ending:
+        mark_stopping(store, cid)  # first: also cancels a restart waiting in its back-off
+    state = require_running(store, cid, ref)
+    host.step(f"signal container {short_id(cid)}")
+    if signum == signal.SIGKILL:
+        thaw(host, store, cid)
+    if signum == signal.SIGKILL:
+        signal_end(host, store, cid, state, signum)
+        wait_gone(host, state["pid"], state["pid_start"])
+        wait_exit_recorded(store, cid)
+    elif host.facts.alive(state["pid"], state["pid_start"]):
+        host.kill(state["pid"], signum)
+
+
+def wait(store: Store, ref: str) -> int:
+    """`wait`: block until the container ends; its exit code.
+
+    Without the store's lock: the hook of an --rm container takes it to remove the
+    container, exit.json and all, so a `wait` queued behind it would find nothing left."""
+    cid = find_container(store, ref)
+    facts = store.host.facts
+    exit_file = store.layout.container_exit_file(cid)
+    try:
+        while True:
+            try:  # the monitor's record, written atomically as PID 1 ends
+                return int(store.read(exit_file)["exit_code"])
+            except FileNotFoundError:
+                pass
+            state = store.container_state(cid)
+            if state["status"] == "exited":
+                return state["exit_code"]
+            if (state["status"] == "running" and not facts.alive(state["pid"], state["pid_start"])
+                    and not facts.alive(state["monitor_pid"], state["monitor_start"])
+                    and not facts.exists(exit_file)):  # ended unwatched: reconcile: 255
+                return reconcile(store, cid)["exit_code"]
+            time.sleep(POLL)
+    except FileNotFoundError as err:  # removed before its end could be read
+        raise NotFound(f"no such container: {ref}", "it was removed while we waited") \
+            from err
+
+
+def rename(host: Host, store: Store, ref: str, new_name: str) -> None:
+    from shellctr.core.ids import check_name
+
+    check_name(new_name)
+    with store.lock():
+        cid = find_container(store, ref)
+        names = store.container_names()
+        if new_name in names.values() and names[cid] != new_name:
+            raise Conflict(f'the container name "{new_name}" is already in use',
+                           "choose another name")
+        host.step(f"rename container {short_id(cid)} to {new_name}")
+        store.write_state(cid, name=new_name)
+
+
+def update(host: Host, store: Store, ref: str, flags: dict[str, object],
+           restart: str | None) -> None:
+    """`update`: new limits (live, if it runs) and restart policy, kept in its state."""
+    from shellctr.parts.request import parse_restart
+
+    cid = find_container(store, ref)
+    running = reconcile(store, cid)["status"] == "running"
+    with store.lock():
+        container = store.container(cid)
+        current = {key: container[key] for key in LIMIT_DEFAULTS}  # type: ignore[literal-required]
+        changes = cgroup.parse_limits(host.facts, flags, current)
+        if restart is not None:
+            policy, count = parse_restart(restart, container["auto_remove"])
+            changes.update(restart_policy=policy, restart_max=count)
+        host.step(f"update container {short_id(cid)}")
+        group = container_group(container)
+        if running and cgroup.has_cgroups(host.facts, group):
+            cgroup.update(host, group, changes)
+        store.write_state(cid, **changes)
+
+
+def parse_signal(text: str) -> int:
+    """`KILL`, `SIGKILL` or `9`."""
+    name = text.upper().removeprefix("SIG")
+    if name.isdigit():
+        number = int(name)
+        if 0 < number < signal.NSIG:
+            return number
+    elif "SIG" + name in signal.Signals.__members__:  # not SIG_IGN, SIG_BLOCK...
+        return int(signal.Signals["SIG" + name])
+    raise ShellctrError(f"invalid signal: {text}", "use a name like TERM or a number like 15")
+
+
+def top(host: Host, store: Store, ref: str, ps_args: list[str]) -> str:
+    """`top CTR [ps options]`: the host's ps, narrowed to the container's processes."""
+    cid = find_container(store, ref)
+    state = require_running(store, cid, ref)
+    pids = {str(pid) for pid in host.facts.namespace_members(state["pid"])}
+    code, out, err = host.probe(["ps", *(ps_args or ["-ef"])])
+    if code != 0:
+        raise ShellctrError(f"ps failed: {err.strip()}")
+    lines = out.splitlines()
+    header = lines[0].split()
+    if "PID" not in header:
+        raise ShellctrError("ps output has no PID column", "include pid in the ps format")
+    column = header.index("PID")
+    kept = [line for line in lines[1:] if line.split()[column:column + 1] and
+            line.split()[column] in pids]
+    return "\n".join([lines[0], *kept])
+
+
+def thaw(host: Host, store: Store, cid: str) -> None:
+    group = container_group(store.container(cid))
+    if cgroup.is_frozen(host.facts, group):
+        cgroup.freeze(host, group, frozen=False)
+
+
+def pause(host: Host, store: Store, ref: str, frozen: bool) -> None:
+    """`pause` / `unpause`: freeze or thaw every process of the container."""
+    cid = find_container(store, ref)
+    require_running(store, cid, ref)
+    group = container_group(store.container(cid))
+    if cgroup.is_frozen(host.facts, group) == frozen:
+        raise Conflict(f"container {ref} is {'already' if frozen else 'not'} paused")
+    host.step(f"{'pause' if frozen else 'unpause'} container {short_id(cid)}")
+    cgroup.freeze(host, group, frozen)
+
+
+def export(host: Host, store: Store, ref: str, output: Path | None) -> None:
+    """Write the container's filesystem as one flat tar (to `output` or stdout)."""
+    if output is None and sys.stdout.isatty():
+        raise ShellctrError("refusing to write a tar archive to a terminal",
+                            "use -o FILE or redirect stdout")
+    cid = find_container(store, ref)
+    state = reconcile(store, cid)
+    layout = store.layout
+    tar = ["tar", "--create", "--numeric-owner",
+           "--one-file-system",  # leave out /proc, /sys, /dev: they are not the image
+           f"--file={path_arg(output) if output is not None else '-'}"]
+    host.step(f"export container {short_id(cid)}")
+    if state["status"] == "running":
+        # the running container's root, as its PID 1 sees it
+        argv = [*tar, f"--directory=/proc/{state['pid']}/root", "."]
+    else:
+        config = store.container_config(cid)
+        rootfs = path_arg(layout.container_rootfs(cid))
+        lowers = ":".join(path_arg(layout.layer_dir(d)) for d in reversed(config["layers"]))
+        options = (f"lowerdir={lowers},upperdir={path_arg(layout.container_upper(cid))},"
+                   f"workdir={path_arg(layout.container_work(cid))}")
+        # mount the overlay in a private mount namespace that ends with tar: it never
+        # shows on the host, even if this process is killed half-way
+        argv = ["unshare", "--mount", "--propagation", "private", "--",
+                "sh", "-c", 'mount --types overlay overlay --options "$1" "$2" && shift 2 && '
+                'exec "$@"', "sh", options, rootfs, *tar, f"--directory={rootfs}", "."]
+    host.run(argv, stdout=sys.stdout.buffer if output is None else None)
+
+
+# -- the monitor's hook -------------------------------------------------------------------
+def on_exited(host: Host, store: Store, cid: str) -> int:
+    """The monitor's hook when a detached container ends: record it, then carry out the
+    restart policy or --rm. Returns the container's exit code."""
+    wait_start_recorded(store, cid)
+    with store.lock():
+        if not store.exists(store.layout.container_config(cid)):
+            return 0  # removed meanwhile (rm -f)
+        state = reconcile(store, cid)
+        if state["status"] == "created":  # no `start` recorded it: a --dry-run script ran it
+            state = record_end(store, cid)
+        if state["status"] == "running":  # `start`/`restart` already began a new run
+            return state["exit_code"]
+        container = store.container(cid)
+        restart = should_restart(state)
+        teardown(host, store, container, remove=container["auto_remove"] and not restart,
+                 volumes=True)
+        if not restart:
+            return state["exit_code"]
+    time.sleep(min(0.1 * 2 ** state["restart_count"], 10.0))  # Docker's back-off, capped
+    # under the lock until it runs: a `stop` or `rm -f` now either comes first (and we
+    # see `stopping`) or finds it running, never exited with a restart on its way
+    with store.lock():
+        if not store.exists(store.layout.container_config(cid)):
+            return state["exit_code"]
+        current = store.container_state(cid)
+        if current["status"] != "exited" or current["stopping"]:
+            return state["exit_code"]  # started or stopped by the user meanwhile
+        store.write_state(cid, restart_count=current["restart_count"] + 1)
+        host.step(f"restart container {short_id(cid)} ({current['restart_policy']})")
+        start(host, store, cid, attach=False)
+    return state["exit_code"]
+
+
+# -- ps --filter -------------------------------------------------------------------------
+FILTER_KEYS = ("id", "name", "status", "exited", "ancestor", "label")
+
+
+def parse_filters(items: list[str]) -> dict[str, list[str]]:
+    """`ps -f key=value`... (filters.parse_filters with ps' keys)."""
+    from shellctr.parts import filters
+
+    return filters.parse_filters(items, FILTER_KEYS)
+
+
+def container_matches(store: Store, container: ContainerRecord, state: StateRecord,
+                      filters: dict[str, list[str]]) -> bool:
+    import re
+
+    from shellctr.parts.filters import label_matches, matches
+
+    def ancestor(ref: str) -> bool:
+        from shellctr.parts.reference import find_image_record
+
+        try:
+            return bool(find_image_record(store, ref)["id"] == container["image_id"])
+        except ShellctrError:
+            return False
+
+    tests: dict[str, Callable[[str], bool]] = {
+        "id": lambda v: container["id"].startswith(v),
+        "name": lambda v: re.search(v, container["name"]) is not None,
+        "status": lambda v: state["status"] == v,
+        "exited": lambda v: state["status"] == "exited" and str(state["exit_code"]) == v,
+        "ancestor": ancestor,
+        "label": lambda v: label_matches(container["labels"], v),
+    }
+    return matches(filters, tests)

@@ -1,0 +1,166 @@
+"""Creating a container: from a RunRequest and its image to its directories and records.
+
+Everything that can be refused is checked before anything is made (the image, the name,
+the flags, the network, the mounts); then, under the lock, the name and id are taken and
+the container's directory and records are written: config.json (frozen) and state.json
+(`created`, with the settings that may change later). Nothing runs yet (start.py).
+This is on the hot path of `run`: stdlib only.
+"""
+
+from __future__ import annotations
+
+import os
+
+from shellctr.core.errors import Conflict, NotFound, ShellctrError
+from shellctr.core.host import Host, Rollback
+from shellctr.core.ids import check_name, generate_name, new_id, short_id
+from shellctr.core.store import CONTAINER_SCHEMA, SETTINGS, Record, Store, now_iso
+from shellctr.engine import cgroup
+from shellctr.engine.lifecycle import FRESH_LIFE
+from shellctr.parts import netopts
+from shellctr.parts.cgroups import parse_parent
+from shellctr.parts.reference import find_image_record
+from shellctr.parts.request import (
+    RunRequest,
+    build_command,
+    build_env,
+    parse_env,
+    parse_labels,
+    parse_restart,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from shellctr.core.records import ContainerRecord
+    from shellctr.engine.layers import PreparedLayer
+
+
+def create(host: Host, store: Store, request: RunRequest) -> ContainerRecord:
+    """Write a new container's directories and records; nothing runs yet."""
+    image = find_image_record(store, request.image)
+    image_config = image["config"]
+    if request.name is not None:
+        check_name(request.name)
+    workdir = request.workdir or image_config["WorkingDir"] or "/"
+    if not workdir.startswith("/"):
+        raise ShellctrError(f"the working directory {workdir!r} is not absolute",
+                            "use an absolute path with -w")
+    entrypoint, cmd = build_command(request, image_config["Entrypoint"], image_config["Cmd"])
+    argv = entrypoint + cmd
+    restart_policy, restart_max = parse_restart(request.restart, request.rm)
+    labels = parse_labels(request.label)
+    env = parse_env(request, os.environ, lambda path: host.facts.read_text(path))
+    network = netopts.network_config(request, image_config)
+    mode = network.pop("network_mode")
+    networks = network.pop("networks")
+    if netopts.is_bridged(mode) and mode != netopts.DEFAULT_NETWORK:
+        from shellctr.engine.network import require_network  # refused now, as Docker does
+        require_network(store, mode)
+    limits = cgroup.parse_limits(host.facts, request.limits())
+    parent = parse_parent(request.cgroup_parent) if request.cgroup_parent else ""
+    layout = store.layout
+    mounts: list[Record] = []
+    if (request.volume or request.mount or request.tmpfs or request.volumes_from
+            or image_config.get("Volumes") or image_config.get("volumes")):
+        from shellctr.engine import volume  # checked here, before anything is created
+
+        mounts = volume.collect(store, request.volume, request.mount, request.tmpfs,
+                                request.volumes_from, image_config)
+        volume.check_propagation(host.facts, layout, mounts)
+    store.prepare()
+    extracted: list[PreparedLayer] = []  # (layers is not imported on the run path)
+    with Rollback(host) as scratch:  # a committed layer's files, extracted outside the lock
+        if not all(host.exists(layout.layer_dir(d)) or not layout.blob(d).is_file()
+                   for d in image["layers"]):
+            from shellctr.engine.layers import prepare_layer_dirs  # a committed image's first use
+
+            extracted = prepare_layer_dirs(host, layout, image["layers"], scratch)
+        with store.lock(), Rollback(host) as rollback:
+            if not store.exists(layout.image_file(image["id"])):  # an rmi got the lock first
+                raise NotFound(f"image {request.image} was removed meanwhile",
+                               "load or pull it again")
+            names = store.container_names()
+            if request.name is not None and request.name in names.values():
+                holder = next(cid for cid, name in names.items() if name == request.name)
+                raise Conflict(
+                    f'the container name "{request.name}" is already in use by container '
+                    f"{short_id(holder)}",
+                    "remove that container or choose another name",
+                )
+            if extracted:  # under the lock: into place, unless another create was first
+                from shellctr.engine.layers import publish_layer
+
+                for layer in extracted:
+                    publish_layer(host, layout, layer, rollback)
+            cid = new_id()
+            hostname = request.hostname or short_id(cid)
+            config: Record = {  # shaped like state.ContainerConfig
+                "schema_version": CONTAINER_SCHEMA,
+                "id": cid,
+                "created": now_iso(),
+                "image": request.image,
+                "image_id": image["id"],
+                "layers": image["layers"],
+                "path": argv[0],
+                "args": argv[1:],
+                "entrypoint": entrypoint,
+                "cmd": cmd,
+                "env": build_env(request, image_config["Env"], hostname, env),
+                "working_dir": workdir,
+                "user": request.user if request.user is not None else image_config["User"],
+                "hostname": hostname,
+                "tty": request.tty,
+                "interactive": request.interactive,
+                "auto_remove": request.rm,
+                "cgroup_parent": parent,
+                "labels": {**(image_config.get("Labels") or {}), **labels},  # -l wins
+                "stop_signal": image_config.get("StopSignal") or "",
+                "mounts": mounts,  # volume.mount_record; anonymous volumes named below
+                "read_only": request.read_only,
+                **network,  # ports, exposed, dns... (netopts.network_config)
+            }
+            state: Record = {  # shaped like state.ContainerState
+                "schema_version": CONTAINER_SCHEMA,
+                "name": request.name or generate_name(names.values()),
+                **limits,  # memory, cpu_shares... (parts.cgroups.LIMIT_DEFAULTS)
+                "restart_policy": restart_policy,
+                "restart_max": restart_max,
+                "network_mode": mode,
+                "networks": networks,
+                **FRESH_LIFE,
+                "restart_count": 0,
+                # this process: a `run` starts it next (lifecycle.record_starting)
+                "starter_pid": os.getpid(),
+                "starter_start": host.facts.process_start(os.getpid()) or 0,
+            }
+            container: Record = {**config, **{key: state[key] for key in SETTINGS}}
+            write_container(host, store, config, state, container, mounts, rollback)
+    return container  # type: ignore[return-value]
+
+
+def write_container(host: Host, store: Store, config: Record, state: Record,
+                    container: Record, mounts: list[Record], rollback: Rollback) -> None:
+    """The container's directories, /etc files and records (the caller holds the lock)."""
+    layout, cid = store.layout, config["id"]
+    host.step(f"create container {short_id(cid)} ({state['name']})")
+    if mounts:  # volumes created on first use, missing -v host dirs
+        from shellctr.engine import volume
+
+        volume.prepare(host, store, mounts, rollback)
+    # the undo of this first mkdir removes everything below it
+    host.mkdir(layout.container_dir(cid), mode=0o700, rollback=rollback)
+    for path in (layout.container_upper(cid), layout.container_work(cid),
+                 layout.container_rootfs(cid)):
+        host.mkdir(path)
+    host.write_file(layout.container_etc_file(cid, "hostname"), config["hostname"] + "\n")
+    mode = state["network_mode"]
+    if not netopts.is_bridged(mode):  # else: written at start
+        host.write_file(layout.container_etc_file(cid, "hosts"), netopts.hosts_text(container))
+        resolv = host.facts.resolv_conf()  # on the host network, its resolvers work
+        if mode != "host":
+            resolv = netopts.without_loopback_resolvers(resolv)
+        host.write_file(layout.container_etc_file(cid, "resolv.conf"),
+                        netopts.resolv_text(container, resolv))
+    store.write(layout.container_config(cid), config)
+    store.write(layout.container_state(cid), state)
+

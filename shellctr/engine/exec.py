@@ -1,0 +1,91 @@
+"""`exec`: a command in a running container, confined exactly as its PID 1.
+
+A process of the host's Python joins the container's namespaces and cgroup (init.py's
+`join` path), then goes through the same final step as PID 1: capabilities,
+no_new_privs, user, working directory, environment, execve.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+
+from shellctr.core.cmd import path_arg
+from shellctr.core.errors import Conflict, ShellctrError
+from shellctr.core.host import Host
+from shellctr.core.ids import find, new_id, short_id
+from shellctr.core.layout import CHECKOUT
+from shellctr.core.store import Store
+from shellctr.engine import cgroup
+from shellctr.engine.lifecycle import container_group
+from shellctr.engine.start import attend, exec_error, receive_ready
+from shellctr.inside import init as init_step
+from shellctr.parts.request import ExecRequest, parse_env
+
+
+def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
+    """Run `request.command` in the container; its exit code (0 when detached)."""
+    import subprocess
+
+    ref = request.container
+    cid = find(ref, store.container_names(), "container")
+    state, container = store.container_state(cid), store.container(cid)
+    if state["status"] != "running" or not host.facts.alive(state["pid"], state["pid_start"]):
+        raise Conflict(f"container {ref} is not running", "start it first")
+    # the new process would join the frozen cgroup and hang
+    if cgroup.is_frozen(host.facts, container_group(container)):
+        raise Conflict(f"container {ref} is paused", "unpause it first")
+    if not request.command:
+        raise ShellctrError("exec needs a command", "shellctr exec CONTAINER COMMAND [ARG...]")
+    env = dict(item.split("=", 1) for item in container["env"])
+    if request.tty:
+        env.setdefault("TERM", "xterm")
+    env.update(parse_env(request, os.environ, lambda path: host.facts.read_text(path)))
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    spec = {
+        "join": state["pid"],
+        "argv": request.command,
+        "env": [f"{key}={value}" for key, value in env.items()],
+        "cwd": request.workdir or container["working_dir"],
+        "user": request.user if request.user is not None else container["user"],
+        "tty": request.tty,
+        "status_fd": host.handed_fd(child.fileno()),
+        "trace": host.trace,
+        "cgroups": [path_arg(path)
+                    for path in cgroup.container_cgroups(host.facts, container_group(container))],
+    }
+    spec_path = store.layout.container_run_dir(cid) / f"exec-{new_id()[:12]}.json"
+    host.step(f"exec in container {short_id(cid)}")
+    host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
+    detach = request.detach
+    try:
+        quiet = subprocess.DEVNULL
+        process = host.spawn(
+            [sys.executable, "-I", "-S", "-c", init_step.ENTRY, path_arg(CHECKOUT),
+             path_arg(spec_path)],
+            pass_fds=(child.fileno(),),
+            stdin=None if request.interactive and not request.tty and not detach else quiet,
+            stdout=quiet if detach or request.tty else None,
+            stderr=quiet if detach else None,
+            start_new_session=True,
+            cwd="/",
+        )
+        child.close()
+        if process is None:  # --dry-run: the script's process is the exec'd command
+            return 0
+        message, fds, _ = receive_ready(host, parent)
+        if "message" in message:
+            process.wait()
+            raise exec_error(message)
+        if detach:
+            return 0
+        # signals go to the joining process, which hands them on to the command
+        code, late = attend(host, process, parent, process.pid,
+                            fds[0] if request.tty and fds else None, request.interactive)
+        if "message" in late:
+            raise exec_error(late)
+        return code
+    finally:
+        host.remove_file(spec_path)

@@ -1,0 +1,350 @@
+"""Starting a container: the start recipe (DESIGN §4), once for every mode.
+
+1. the spec init.py will follow is written to the run dir;
+2. the container's cgroups are made and its limits written (cgroup.create);
+3. its network: a named netns with veths on its bridges (network.attach);
+4. the monitor is spawned: it starts `unshare`, which starts init.py as PID 1 in the new
+   namespaces; init mounts the rootfs inside the new mount namespace (a crash leaves no
+   host mount), pivots into it and execs the command;
+5. init's `ready` (or its error) comes back over a socket; the run is recorded.
+Attached, this process stays with the container (signals, terminal) and records its end
+(lifecycle.end); detached, the monitor's hook does (lifecycle.on_exited).
+
+Under --dry-run the same steps are printed as a script, whose own monitor and hook then do
+the rest. This is the hot path of `run`: stdlib only, records as plain dicts.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+from pathlib import Path
+
+from shellctr.core.cmd import path_arg
+from shellctr.core.errors import ExecError, ShellctrError
+from shellctr.core.host import Host, Rollback
+from shellctr.core.ids import short_id
+from shellctr.core.layout import CHECKOUT, Layout
+from shellctr.core.store import Store
+from shellctr.engine import cgroup, lifecycle
+from shellctr.engine.lifecycle import container_group
+from shellctr.inside import init as init_step
+from shellctr.parts.cgroups import LIMIT_DEFAULTS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+    from types import FrameType
+
+    from shellctr.core.facts import Facts
+    from shellctr.core.records import ContainerRecord
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                     signal.SIGUSR1, signal.SIGUSR2)
+Message = dict[str, object]
+
+
+def start(host: Host, store: Store, cid: str, attach: bool,
+          interactive: bool | None = None) -> int:
+    """Start the container; attached, wait for it and return its exit code, else 0.
+    `interactive`: `start -i` keeps stdin open for this run."""
+    layout = store.layout
+    container = store.container(cid)
+    if interactive is not None:
+        container["interactive"] = interactive
+    tty = container["tty"]
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    # the kernel attaches the sender's pid to each message, translated into our pid ns
+    parent.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    spec = init_spec(host.facts, layout, container, host.handed_fd(child.fileno()),
+                     host.trace)
+    spec_path = layout.container_init_spec(cid)
+    host.step(f"start container {short_id(cid)}")
+    host.remove_file(layout.container_exit_file(cid))  # from an earlier run
+    lifecycle.record_starting(store, cid)
+    host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
+    host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
+    # detached with -t: the pty master goes to the monitor, over this socket
+    console, console_end = (socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                            if tty and not attach else (None, None))
+    with Rollback(host) as rollback:
+        group = container_group(container)
+        cgroup.remove(host, group)  # left by a run whose end nobody recorded
+        cgroup.create(host, group, rollback, limits_of(container))
+        net = attach_network(host, store, container, rollback)
+        process = spawn_monitor(host, layout, container, spec_path, attach, child,
+                                console_end, net)
+        host.note("inside the new namespaces, init.py (PID 1) does, in-process:")
+        host.note(lambda: "\n".join(step.shell()
+                                    for step in init_step.Init(spec).all_steps()))
+        child.close()
+        if process is None:  # --dry-run: the script's monitor, and its hook, do the rest
+            if attach:  # as this process would: record the end, tear down
+                host.run(exited_hook(layout, cid))
+            return 0
+        message, fds, init_pid = receive_ready(host, parent)
+        if "message" in message:
+            wait_ended(host, process, layout.container_exit_file(cid), attach)
+            fail(host, store, cid, message)  # raises: the rollback removes the cgroups
+    if console is not None and console_end is not None:
+        console_end.close()
+        try:
+            socket.send_fds(console, [b"t"], fds)
+        except OSError:  # the monitor is gone already: the container's end is recorded
+            pass
+        console.close()
+        for fd in fds:
+            os.close(fd)
+    lifecycle.record_running(store, cid, init_pid, process.pid)
+    if not attach:
+        return 0
+    code, late = attend(host, process, parent, init_pid, fds[0] if tty and fds else None,
+                        container["interactive"], layout.container_log(cid))
+    if "message" in late:
+        return fail(host, store, cid, late)
+    lifecycle.end(host, store, cid, code)
+    return code
+
+
+def limits_of(container: ContainerRecord) -> dict[str, object]:
+    return {key: container.get(key, default) for key, default in LIMIT_DEFAULTS.items()}
+
+
+def attach_network(host: Host, store: Store, container: ContainerRecord,
+                   rollback: Rollback) -> list[str]:
+    """The start recipe's network step: [] for a fresh netns with loopback only (`none`,
+    which loads no network code), ["host"], or the `nsenter` prefix joining the netns
+    made for it (network.attach)."""
+    mode = container["network_mode"]
+    if mode == "none":
+        return []
+    if mode == "host":
+        return ["host"]
+    from shellctr.engine.network import attach
+
+    return attach(host, store, container, rollback)
+
+
+# -- what init.py and the monitor are given ---------------------------------------------------
+def init_spec(facts: Facts, layout: Layout, container: ContainerRecord,
+              status_fd: int | None, trace: bool) -> dict[str, object]:
+    """The instructions init.py follows inside the namespaces."""
+    cid = container["id"]
+    mounts = container["mounts"]
+    spec: dict[str, object] = {
+        "rootfs": path_arg(layout.container_rootfs(cid)),
+        # overlay lists the top layer first; images list the bottom layer first
+        "lowerdirs": [path_arg(layout.layer_dir(d)) for d in reversed(container["layers"])],
+        "upperdir": path_arg(layout.container_upper(cid)),
+        "workdir": path_arg(layout.container_work(cid)),
+        "hostname": container["hostname"],
+        "etc_files": [[path_arg(layout.container_etc_file(cid, name)), f"/etc/{name}"]
+                      for name in ("hostname", "hosts", "resolv.conf")
+                      if f"/etc/{name}" not in {m["target"] for m in mounts}],  # -v wins
+        "argv": [container["path"], *container["args"]],
+        "env": container["env"],
+        "cwd": container["working_dir"],
+        "user": container["user"],
+        "tty": container["tty"],
+        "status_fd": status_fd,
+        "trace": trace,
+        "cgroups": [path_arg(path)
+                    for path in cgroup.container_cgroups(facts, container_group(container))],
+    }
+    if mounts:
+        from shellctr.engine.volume import check_propagation, slave_namespace, spec_mounts
+
+        check_propagation(facts, layout, mounts)  # type: ignore[arg-type]  # again: the host's mounts may have changed
+        spec["mounts"] = spec_mounts(layout, mounts)  # type: ignore[arg-type]
+        if slave_namespace(mounts):  # type: ignore[arg-type]
+            spec["slave_namespace"] = True
+    if container["read_only"]:
+        spec["readonly_rootfs"] = True
+    return spec
+
+
+def unshare_argv(spec_path: Path, net: list[str] | None = None,
+                 slave: bool = False) -> list[str]:
+    """The command that makes the namespaces and runs init.py as their PID 1.
+
+    `net` (attach_network): [] a new network namespace; ["host"] the host's; else the
+    `nsenter --net=...` that joins the container's before `unshare`. `slave`: a bind
+    asks for [r]slave propagation (init.py then makes every other bind private).
+    """
+    net = net or []
+    joined = net if net != ["host"] else []
+    return [
+        *joined,
+        "unshare",
+        "--mount", "--uts", "--ipc", *([] if net else ["--net"]), "--pid",
+        # mounts made inside never propagate to the host; slave: the host's still come in
+        "--propagation", "slave" if slave else "private",
+        # not --fork: util-linux 2.38's unshare exits 1 when its child dies of a signal;
+        # the monitor's --reap role forks PID 1 instead and hands on its exact status
+        "--", path_arg(monitor_binary()), "--reap", "--",
+        # -I: no environment, no user paths; -S: no site-packages: the step is stdlib only
+        sys.executable, "-I", "-S", "-c", init_step.ENTRY,
+        path_arg(CHECKOUT), path_arg(spec_path),
+    ]
+
+
+def exited_hook(layout: Layout, cid: str) -> list[str]:
+    """`shellctr _exited ID`: records a detached container's end (lifecycle.on_exited)."""
+    return [path_arg(CHECKOUT / "bin" / "shellctr"), "--root", path_arg(layout.root),
+            "--runroot", path_arg(layout.runroot), "_exited", cid]
+
+
+def monitor_argv(layout: Layout, container: ContainerRecord, spec_path: Path, attach: bool,
+                 console_fd: int | None = None, net: list[str] | None = None) -> list[str]:
+    """shellctr-monitor, the container's small parent, around the unshare command.
+
+    Attached (foreground), it also copies the output to our terminal and this process
+    records the end; detached, it runs `shellctr _exited ID` when the container ends,
+    which records the end and carries out --rm and the restart policy. Detached with
+    -i, it keeps the container's stdin open; with -t, it takes over its terminal; and
+    it listens on `attach.sock` in the run dir for `shellctr attach`.
+    """
+    cid = container["id"]
+    hook = exited_hook(layout, cid)
+    detached = ["--attach-socket", path_arg(layout.container_run_dir(cid)),  # `attach`
+                "--then", str(len(hook)), *hook]
+    if container["tty"] and console_fd is not None:
+        detached = ["--console-fd", str(console_fd), *detached]
+    elif container["interactive"] and not container["tty"]:
+        detached = ["--keep-stdin", *detached]
+    return [
+        path_arg(monitor_binary()),
+        *(["--attach"] if attach else detached),
+        path_arg(layout.container_exit_file(cid)), path_arg(layout.container_log(cid)),
+        "--", *unshare_argv(spec_path, net, slave_namespace(container)),
+    ]
+
+
+def slave_namespace(container: ContainerRecord) -> bool:
+    """volume.slave_namespace, without importing volume when there are no mounts."""
+    if not container["mounts"]:
+        return False
+    from shellctr.engine.volume import slave_namespace as any_slave
+
+    return any_slave(container["mounts"])  # type: ignore[arg-type]
+
+
+def monitor_binary() -> Path:
+    """The compiled monitor (`make` builds it from shellctr/monitor.c)."""
+    binary = CHECKOUT / "build" / "shellctr-monitor"
+    if not binary.exists():
+        raise ShellctrError(f"{binary} is missing", "run make to build it")
+    return binary
+
+
+def spawn_monitor(host: Host, layout: Layout, container: ContainerRecord, spec_path: Path,
+                  attach: bool, child: socket.socket, console: socket.socket | None = None,
+                  net: list[str] | None = None) -> subprocess.Popen[bytes] | None:
+    """Start the monitor, which starts unshare, which starts init.py (None: --dry-run)."""
+    import subprocess
+
+    tty, interactive = container["tty"], container["interactive"]
+    quiet = subprocess.DEVNULL
+    console_fd = console.fileno() if console is not None else None
+    return host.spawn(
+        monitor_argv(layout, container, spec_path, attach, console_fd, net),
+        background=not attach,  # detached: it outlives us
+        pass_fds=(child.fileno(), *([console_fd] if console_fd is not None else [])),
+        # attached -i without -t: the container reads our stdin; -t: its own pty
+        stdin=None if attach and interactive and not tty else quiet,
+        stdout=None if attach else quiet,
+        stderr=None if attach else quiet,
+        start_new_session=True,  # terminal signals reach us only, and we forward them
+        cwd="/",  # the monitor must not keep the caller's directory busy
+    )
+
+
+# -- talking with init.py -------------------------------------------------------------------
+def receive(sock: socket.socket, block: bool = True) -> tuple[Message, list[int], int]:
+    """One message from init.py: (json, passed fds, sender's pid)."""
+    sock.setblocking(block)
+    try:
+        data, ancillary, _, _ = sock.recvmsg(
+            65536, socket.CMSG_SPACE(4) + socket.CMSG_SPACE(struct.calcsize("iII")))
+    except BlockingIOError:
+        return {}, [], 0
+    fds: list[int] = []
+    pid = 0
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += array.array("i", payload[: len(payload) - len(payload) % 4]).tolist()
+        elif level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            pid = struct.unpack("iII", payload[:12])[0]
+    return (json.loads(data) if data else {}), fds, pid
+
+
+def receive_ready(host: Host, sock: socket.socket) -> tuple[Message, list[int], int]:
+    """Wait for init.py's `ready` or error, showing its trace lines as they come."""
+    while True:
+        message, fds, pid = receive(sock)
+        if not message:  # it ended without a word: a crash, its traceback is on stderr
+            return {"message": "the container's init ended before starting the command",
+                    "code": 125}, fds, pid
+        if "trace" not in message:
+            return message, fds, pid
+        host.err.write(f"{message['trace']}\n")
+        host.err.flush()
+
+
+def exec_error(message: Message) -> ExecError:
+    """init.py's error message as the error shellctr reports (125, 126 or 127)."""
+    return ExecError(str(message["message"]), int(str(message.get("code", 125))))
+
+
+def fail(host: Host, store: Store, cid: str, message: Message) -> int:
+    """init.py could not start the command: record the end, raise its error."""
+    error = exec_error(message)
+    lifecycle.end(host, store, cid, error.exit_code, error.message)
+    raise error
+
+
+def wait_ended(host: Host, process: subprocess.Popen[bytes], exit_file: Path,
+               attach: bool) -> None:
+    """Wait until the container that failed to start has ended.
+
+    Detached, its monitor does not exit: it execs the `_exited` hook, which waits for
+    this process to record the end, so wait for the monitor's exit file instead.
+    """
+    import time
+
+    if attach:
+        process.wait()
+        return
+    while not host.facts.exists(exit_file) and process.poll() is None:
+        time.sleep(0.01)
+
+
+# -- staying with an attached process --------------------------------------------------------
+def attend(host: Host, process: subprocess.Popen[bytes], status: socket.socket, pid: int,
+           pty_master: int | None, interactive: bool, log: Path | None = None,
+           ) -> tuple[int, Message]:
+    """Stay with an attached process until it ends: forward signals to `pid`, relay its
+    terminal. Returns its exit code and init.py's late error (exec failed), if any."""
+    forward_signals(host, pid)
+    if pty_master is not None:
+        from shellctr.engine.terminal import relay
+        relay(pty_master, interactive=interactive, log=log)
+    code = process.wait()
+    code = code if code >= 0 else 128 - code  # killed by signal N: 128+N, as a shell says
+    late, _, _ = receive(status, block=False)  # exec itself failed after `ready`
+    return code, late
+
+
+def forward_signals(host: Host, pid: int) -> None:
+    """Pass the signals this process gets on to the container's PID 1 (Docker's sig-proxy)."""
+    def forward(signum: int, frame: FrameType | None) -> None:
+        host.kill(pid, signum)
+
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, forward)
+
