@@ -42,21 +42,21 @@ class _Words:
     """Word splitting while the word is built (Go's wordsStruct)."""
 
     def __init__(self) -> None:
-        self.buf: list[str] = []
+        self.buf = ""
         self.words: list[str] = []
         self.in_word = False
 
     def add_char(self, ch: str) -> None:
         if is_space(ch):
             if self.in_word and self.buf:
-                self.words.append("".join(self.buf))
-                self.buf = []
+                self.words.append(self.buf)
+                self.buf = ""
                 self.in_word = False
         else:
             self.add_raw_char(ch)
 
     def add_raw_char(self, ch: str) -> None:
-        self.buf.append(ch)
+        self.buf += ch
         self.in_word = True
 
     def add_string(self, text: str) -> None:
@@ -64,13 +64,13 @@ class _Words:
             self.add_char(ch)
 
     def add_raw_string(self, text: str) -> None:
-        self.buf.append(text)
+        self.buf += text
         self.in_word = True
 
     def result(self) -> list[str]:
         if self.buf:
-            self.words.append("".join(self.buf))
-            self.buf = []
+            self.words.append(self.buf)
+            self.buf = ""
             self.in_word = False
         return self.words
 
