@@ -265,13 +265,12 @@ def nop_single(shell: Sequence[str], comment: str) -> list[str]:
 
 
 def format_healthcheck(health: Healthcheck) -> str:
-    """Go's `%+v` of the config's Healthcheck pointer."""
-    return ("&{Test:" + golang.format_v(health.test)
-            + f" Interval:{golang.format_duration(health.interval)}"
-            + f" Timeout:{golang.format_duration(health.timeout)}"
-            + f" StartPeriod:{golang.format_duration(health.start_period)}"
-            + f" StartInterval:{golang.format_duration(health.start_interval)}"
-            + f" Retries:{health.retries}}}")
+    """The Healthcheck as Docker's history shows it (Go's `%q` of the config's pointer:
+    `&{["CMD-SHELL" "x"] "30s" "3s" "0s" "0s" '\\x03'}`)."""
+    durations = (health.interval, health.timeout, health.start_period, health.start_interval)
+    return ("&{" + golang.format_q(health.test) + " "
+            + " ".join(golang.quote(golang.format_duration(d)) for d in durations)
+            + " " + golang.quote_rune(health.retries) + "}")
 
 
 def metadata_comment(step: Step, shell: Sequence[str], working_dir: str = "") -> str:

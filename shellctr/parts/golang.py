@@ -194,12 +194,12 @@ _QUOTE_ESCAPES = {"\a": r"\a", "\b": r"\b", "\f": r"\f", "\n": r"\n", "\r": r"\r
                   "\t": r"\t", "\v": r"\v", "\\": "\\\\", '"': '\\"'}
 
 
-def quote(text: str) -> str:
-    """Go's `strconv.Quote`."""
-    out = ['"']
+def quote(text: str, mark: str = '"') -> str:
+    """Go's `strconv.Quote` (with `mark` "'", its QuoteRune of each character)."""
+    out = [mark]
     for ch in text:
-        if ch in _QUOTE_ESCAPES:
-            out.append(_QUOTE_ESCAPES[ch])
+        if ch == mark or (ch in _QUOTE_ESCAPES and ch not in "'\""):
+            out.append("\\" + mark if ch == mark else _QUOTE_ESCAPES[ch])
         elif ch.isprintable():
             out.append(ch)
         elif ord(ch) < 0x80:
@@ -208,8 +208,13 @@ def quote(text: str) -> str:
             out.append(f"\\u{ord(ch):04x}")
         else:
             out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
+    out.append(mark)
     return "".join(out)
+
+
+def quote_rune(number: int) -> str:
+    """Go's `%q` of an integer: a quoted character (`'\\x03'` for 3)."""
+    return quote(chr(number), "'")
 
 
 def format_q(items: Sequence[str] | None) -> str:
