@@ -70,10 +70,10 @@ def test_run_consumes_every_declared_arg_and_records_it() -> None:
     _, (stage,) = stage_args("FROM busybox\nARG B=2\nARG A=1\n", {"http_proxy": "http://p"})
     assert stage.environment([]) == ["A=1", "B=2", "http_proxy=http://p"]
     assert stage.run_args([]) == ["A=1", "B=2"]
-    assert stage.run_history(SHELL + ["make"], []) == ["|2", "A=1", "B=2", "/bin/sh", "-c",
+    assert stage.run_history([*SHELL, "make"], []) == ["|2", "A=1", "B=2", "/bin/sh", "-c",
                                                          "make"]
     _, (none,) = stage_args("FROM busybox\n")
-    assert none.run_history(SHELL + ["make"], []) == SHELL + ["make"]
+    assert none.run_history([*SHELL, "make"], []) == [*SHELL, "make"]
 
 
 def test_proxy_args_need_no_arg_but_stay_out_of_the_history_unless_declared() -> None:
