@@ -20,10 +20,12 @@ from shellctr.core.errors import ShellctrError
 from shellctr.parts import golang
 from shellctr.parts.dockerfile_build import global_arg_values
 from shellctr.parts.dockerfile_steps import (
+    DEFAULT_SHELL,
     AddStep,
     ArgDecl,
     ArgStep,
     CmdStep,
+    CommandStep,
     CopyStep,
     EntrypointStep,
     EnvStep,
@@ -35,16 +37,33 @@ from shellctr.parts.dockerfile_steps import (
     LabelStep,
     MaintainerStep,
     OnbuildStep,
+    PairsStep,
     RunStep,
     ShellStep,
     Step,
     StopSignalStep,
+    TransferStep,
     UserStep,
     VolumeStep,
     WorkdirStep,
 )
-from shellctr.parts.dockerfile_syntax import Node, SyntaxProblem, parse_heredoc, parse_lines
+from shellctr.parts.dockerfile_syntax import (
+    Heredoc,
+    Node,
+    SyntaxProblem,
+    parse_heredoc,
+    parse_lines,
+)
 from shellctr.parts.dockerfile_words import Lexer, SubstitutionError
+
+__all__ = [
+    "DEFAULT_SHELL", "INSTRUCTIONS", "SCRATCH", "AddStep", "ArgDecl", "ArgStep", "CmdStep",
+    "CommandStep", "CopyStep", "Dockerfile", "DockerfileError", "EntrypointStep", "EnvStep",
+    "ExposeStep", "Healthcheck", "HealthcheckStep", "Heredoc", "InlineFile", "KeyValue",
+    "LabelStep", "MaintainerStep", "OnbuildStep", "PairsStep", "RunStep", "ShellStep", "Stage",
+    "Step", "StopSignalStep", "TransferStep", "UserStep", "VolumeStep", "WorkdirStep", "parse",
+    "parse_flags", "suggest",
+]
 
 INSTRUCTIONS = ("ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM",
                 "HEALTHCHECK", "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL",
