@@ -165,7 +165,8 @@ def test_corpus_metadata_configs() -> None:
     assert "OnBuild" not in onbuild and "TRIGGERED=yes" in onbuild["Env"]
     shell = config_of("20-shell")
     assert (shell["Cmd"], shell["Entrypoint"]) == (
-        None, ["/bin/ash", "-c", 'echo "shell-form ENTRYPOINT"'])
+        ["/bin/ash", "-c", 'echo "shell-form CMD"'],
+        ["/bin/ash", "-c", 'echo "shell-form ENTRYPOINT"'])
     assert config_of("21-escape-directive")["WorkingDir"] == "/work     dir"
     assert config_of("27-cmd-entrypoint")["Cmd"] == ["ls"]
     assert config_of("28-stopsignal")["StopSignal"] == "SIGUSR1"
