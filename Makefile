@@ -21,8 +21,8 @@ VM_CI_TESTS := tests/integration/test_limits.py \
     tests/integration/test_detached.py::test_create_then_start_runs_the_container_in_the_background \
     tests/integration/test_detached.py::test_detached_rm_container_is_removed_when_killed
 
-.PHONY: all deps vm-deps venv image demo test lint unit integration test-vm test-vm-ci bench \
-    clean
+.PHONY: all deps vm-deps venv image demo test lint unit integration test-vm test-vm-ci \
+    test-vm-clean bench clean
 
 all: test
 
@@ -77,7 +77,7 @@ demo: image  ## run a first container, showing the commands it runs
 
 lint: venv
 	$(VENV)/bin/ruff check shellctr tests bench vm
-	$(VENV)/bin/mypy shellctr vm/runner.py
+	$(VENV)/bin/mypy shellctr vm/runner.py vm/leftovers.py
 
 unit: venv
 	$(VENV)/bin/pytest -q -n auto tests/unit $(PYTEST_ARGS)
@@ -91,11 +91,18 @@ test: venv lint  ## the whole suite, in parallel
 test-vm: venv vm-deps  ## the integration suite in disposable cgroup v2 VMs (root)
 	vm/run-tests $(VM_ARGS) $(PYTEST_ARGS)
 
-# CI's VM job, bounded (~6 min with a cold image): the runner's own test (a failing, a
-# hung and a crashed VM), then the cgroup v2 limits and a lifecycle smoke run in VMs
+# CI's VM job, bounded (~6 min with a cold image): the runner's own test (a runner
+# SIGKILLed while its VMs boot; a failing, a hung, a crashed VM; a guest ending itself at
+# its deadline; a gone runner's VM found and cleaned), then the cgroup v2 limits and a
+# lifecycle smoke run in VMs
 test-vm-ci: venv vm-deps
 	SHELLCTR_VM_SELFTEST=1 $(VENV)/bin/pytest -q -p no:cacheprovider tests/vm
 	vm/run-tests -j 2 --timeout 480 --junit-xml build/vm-junit.xml $(VM_CI_TESTS)
+
+# what crashed VM runs and old image recipes left: VMs whose runner is gone (killed), run
+# directories of dead runs older than a day, base images of other recipes (removed)
+test-vm-clean: venv
+	vm/run-tests --clean
 
 bench: image
 	$(PY) bench/start.py

@@ -1,7 +1,8 @@
 """vm/run-tests: the root integration suite in disposable VMs, in parallel.
 
-    vm/run-tests [-j N] [--timeout S] [--vcpus N] [--memory MB] [--junit-xml FILE]
-                 [--keep] [PYTEST ARGS...]
+    vm/run-tests [-j N] [--timeout S] [--guest-deadline S] [--vcpus N] [--memory MB]
+                 [--junit-xml FILE] [--keep] [PYTEST ARGS...]
+    vm/run-tests --clean
 
 1. The base image (vm/image/build: Debian's kernel, a tiny initramfs, an ext4 root with
    Python and shellctr's dependencies, no network) is looked up in the cache
@@ -19,6 +20,13 @@
    without results. The junit XMLs are merged into one, and the last line printed is
    `N passed, N failed` (`, N skipped`); the exit status is 0 only if all passed.
 
+No VM outlives its runner, however the runner ends: each qemu gets SIGKILL from the
+kernel when the runner dies (PR_SET_PDEATHSIG), SIGKILL included; and each guest's init
+ends the VM at its deadline (--guest-deadline, on the kernel command line; by default
+30 s past --timeout) even if nothing on the host is left to kill it. A run that
+finds VMs of a runner that is gone says so; `--clean` (make test-vm-clean) kills them,
+and removes dead runs older than a day and images of other recipes (vm/leftovers.py).
+
 Every run has its own directory (mkdtemp), so runs at the same time never collide. This
 file is not part of the shellctr package: nothing in shellctr imports it.
 """
@@ -26,9 +34,11 @@ file is not part of the shellctr package: nothing in shellctr imports it.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -38,9 +48,11 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import leftovers  # vm/leftovers.py: this script's directory is first on sys.path
 
 VM_DIR = Path(__file__).resolve().parent
 CHECKOUT = VM_DIR.parent
@@ -51,6 +63,9 @@ QEMU = "qemu-system-x86_64"
 # how much the tests stretch their hang guards and deadlines (SHELLCTR_TEST_TIME_SCALE)
 TIME_SCALE = {"kvm": 2, "tcg": 10}
 QBOOT = "/usr/share/qemu/qboot.rom"  # a tiny firmware that only boots -kernel: fast
+# s past --timeout at which a guest ends itself (its deadline, kept by its init): the
+# runner's kill comes first while the runner lives; the deadline ends a VM that has none
+GUEST_GRACE = 30
 # pytest options that take a value as the next argument (so that value is no test path)
 VALUE_OPTIONS = {"-k", "-m", "-p", "-o", "-c", "-n", "-W", "--maxfail", "--deselect",
                  "--ignore", "--rootdir", "--durations", "--tb", "-r", "--junitxml",
@@ -78,16 +93,23 @@ def recipe_hash(recipe: Path = RECIPE) -> str:
 IMAGE_FILES = ("vmlinuz", "initrd.img", "rootfs.img")
 
 
+def have_image(image: Path) -> bool:
+    """Whether the image is complete, held (shared lock) for this run's life if so: a
+    `make test-vm-clean` at the same time leaves an image that a run holds alone."""
+    return all((image / name).is_file() for name in IMAGE_FILES) and \
+        leftovers.hold_image(image)
+
+
 def ensure_image(cache: Path) -> Path:
     """The cached base image for this recipe, built (once, under a lock) if missing."""
     image = cache / f"image-{recipe_hash()}"
-    if all((image / name).is_file() for name in IMAGE_FILES):
+    if have_image(image):
         note(f"base image {image} (cached)")
         return image
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another run may be building it right now
-        if all((image / name).is_file() for name in IMAGE_FILES):
+        if have_image(image):
             note(f"base image {image} (built by another run)")
             return image
         partial = Path(tempfile.mkdtemp(prefix=f"{image.name}.partial-", dir=cache))
@@ -99,6 +121,8 @@ def ensure_image(cache: Path) -> Path:
                 raise RunnerError(f"building the VM image failed (exit {build.returncode}); "
                                   "see the output above")
             partial.rename(image)
+            if not leftovers.hold_image(image):
+                raise RunnerError(f"the image {image} vanished once built")
         finally:
             if partial.exists():
                 shutil.rmtree(partial)
@@ -235,6 +259,24 @@ def summary(passed: int, failed: int, skipped: int) -> str:
 
 
 # -- the VMs ---------------------------------------------------------------------------
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_runner() -> Callable[[], None]:
+    """A preexec_fn for qemu: SIGKILL it when the runner ends, however it ends (SIGKILL
+    included, which no handler sees). The kernel sends it when the *thread* that forked
+    dies, and only for the direct parent: the runner forks qemu itself (no shell in
+    between), from its only thread. If the runner died before the prctl took hold, the
+    child's parent is no longer the runner: it exits instead of running qemu."""
+    runner, kill = os.getpid(), int(signal.SIGKILL)
+
+    def preexec() -> None:  # in the child between fork and exec (the runner has 1 thread)
+        if LIBC.prctl(PR_SET_PDEATHSIG, kill, 0, 0, 0) != 0 or os.getppid() != runner:
+            os._exit(127)
+    return preexec
+
+
 def kvm_problem(image: Path) -> str | None:
     """Why KVM cannot run our VMs here, or None when it can. /dev/kvm may exist and even
     make VMs while qemu aborts at the first vCPU reset (nested virtualisation without
@@ -248,7 +290,7 @@ def kvm_problem(image: Path) -> str | None:
              "-no-user-config", "-display", "none", "-no-reboot", "-serial", "none",
              "-kernel", str(image / "vmlinuz"), "-append", "panic=-1"],
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
-            check=False)
+            check=False, preexec_fn=die_with_runner())
     except subprocess.TimeoutExpired:
         return "a KVM test boot did not end within 30 s"
     if probe.returncode != 0:
@@ -262,6 +304,7 @@ class Vm:
     name: str
     units: list[str]
     directory: Path
+    deadline: int  # s after the guest's boot: its init ends the VM then
     process: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     ended: float = 0.0
@@ -276,6 +319,21 @@ class Vm:
         return self.directory / "console.log"
 
 
+def guest_deadline(timeout: float, asked: int | None) -> int:
+    """When a guest ends itself (s after its boot): as asked, or GUEST_GRACE past the
+    runner's --timeout, so that a living runner's kill comes first."""
+    deadline = asked if asked is not None else math.ceil(timeout) + GUEST_GRACE
+    if deadline < 1:
+        raise RunnerError("--guest-deadline needs at least 1 s")
+    return deadline
+
+
+def kernel_command_line(deadline: int) -> str:
+    """The guest kernel's command line; shellctr.deadline (a dotted word the kernel
+    ignores and hands to no one) is read by vm/guest/init."""
+    return f"console=ttyS0 panic=-1 quiet shellctr.deadline={deadline}"
+
+
 def qemu_argv(vm: Vm, image: Path, accel: str, vcpus: int, memory: int) -> list[str]:
     cpu = "host" if accel == "kvm" else "max"
     return [
@@ -287,7 +345,7 @@ def qemu_argv(vm: Vm, image: Path, accel: str, vcpus: int, memory: int) -> list[
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-nic", "none",  # no network card: nothing leaves the VM
         "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"),
-        "-append", "console=ttyS0 panic=-1 quiet",
+        "-append", kernel_command_line(vm.deadline),
         "-serial", f"file:{vm.console}",
         "-drive", f"id=root,file={vm.directory / 'root.qcow2'},format=qcow2,if=none,"
                   "cache=unsafe",
@@ -307,9 +365,11 @@ def start_vm(vm: Vm, image: Path, options: Sequence[str], accel: str, vcpus: int
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
                     str(image / "rootfs.img"), str(vm.directory / "root.qcow2")], check=True)
     with open(vm.directory / "qemu.log", "wb") as log:
+        # its own session: a Ctrl-C at the terminal reaches the runner alone, which then
+        # kills the VMs and reports; die_with_runner: no VM outlives a runner killed
         vm.process = subprocess.Popen(qemu_argv(vm, image, accel, vcpus, memory),
                                       stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                      start_new_session=True)
+                                      start_new_session=True, preexec_fn=die_with_runner())
     vm.started = time.monotonic()
 
 
@@ -361,6 +421,11 @@ def vm_outcome(vm: Vm, timeout: float) -> tuple[Outcome, str | None]:
                          f"{' '.join(vm.units)}: killed; its console ended with:\n"
                          f"{tail(vm.console)}\n    and pytest's output with:\n"
                          f"{tail(vm.results / 'pytest.log')}")
+    if (vm.results / "deadline-passed").is_file():
+        return outcome, (f"{vm.name} passed its deadline ({vm.deadline} s after its boot) "
+                         f"running {' '.join(vm.units)}: its init ended it; its "
+                         f"console ended with:\n{tail(vm.console)}\n    and pytest's "
+                         f"output with:\n{tail(vm.results / 'pytest.log')}")
     if not code_file.is_file() or not junit.is_file():
         return outcome, (f"{vm.name} ended without results (crashed?) running "
                          f"{' '.join(vm.units)}{panic(vm.console)}; its console ended "
@@ -405,6 +470,10 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="VMs booted in parallel (default: the host's CPUs)")
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds a VM may run before it is killed (default 1800)")
+    parser.add_argument("--guest-deadline", type=int, metavar="S",
+                        help="seconds after its boot at which each guest ends itself, "
+                        "whatever its tests do and even with no runner left (default: "
+                        f"--timeout + {GUEST_GRACE})")
     parser.add_argument("--vcpus", type=int, default=2, help="CPUs per VM (default 2)")
     parser.add_argument("--memory", type=int, default=1536, help="MiB per VM (default 1536)")
     parser.add_argument("--junit-xml", type=Path, help="write the merged junit XML here")
@@ -414,13 +483,31 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         default=Path(os.environ.get("SHELLCTR_VM_CACHE", DEFAULT_CACHE)),
                         help="where base images are kept (default $SHELLCTR_VM_CACHE or "
                         f"{DEFAULT_CACHE})")
+    parser.add_argument("--clean", action="store_true",
+                        help="run nothing: kill VMs whose runner is gone, remove dead runs "
+                        "older than a day and images of other recipes (make test-vm-clean)")
     return parser.parse_known_args(argv)
+
+
+def clean(cache: Path) -> int:
+    """vm/run-tests --clean: what crashed runs and old recipes left behind."""
+    if os.geteuid() != 0:
+        raise RunnerError("run it as root: the VMs, runs and images are root's")
+    removed = leftovers.clean(cache, f"image-{recipe_hash()}", leftovers.runs_dir(),
+                              time.time(), leftovers.running_vms())
+    note(f"cleaned up {removed} leftovers" if removed else "nothing to clean up")
+    return 0
 
 
 def run(argv: Sequence[str]) -> int:
     args, pytest_args = parse_args(argv)
+    if args.clean:
+        if pytest_args:
+            raise RunnerError(f"--clean runs no tests: {' '.join(pytest_args)} is too much")
+        return clean(args.cache)
     if args.vms < 1:
         raise RunnerError("-j needs at least 1 VM")
+    deadline = guest_deadline(args.timeout, args.guest_deadline)
     if os.geteuid() != 0:
         raise RunnerError("run it as root: the image is built with mmdebstrap in root mode")
     for tool in (QEMU, "qemu-img", "mmdebstrap", "mkfs.ext4", "cpio"):
@@ -438,11 +525,18 @@ def run(argv: Sequence[str]) -> int:
     if problem:
         note(f"KVM does not work here ({problem}): software emulation (TCG), "
              "~15-40x slower inside")
+    left = leftovers.orphans(leftovers.running_vms())
+    if left:
+        note(f"{len(left)} VM(s) left by an earlier run whose runner is gone still running, "
+             f"taking CPU from this one: {leftovers.describe(left)}; `make test-vm-clean` "
+             "(vm/run-tests --clean) kills them")
     durations = load_durations(args.cache)
     groups = split(job.units, args.vms, durations)
-    run_dir = Path(tempfile.mkdtemp(prefix="shellctr-vm-run-",
-                                    dir=os.environ.get("TMPDIR", "/var/tmp")))
-    vms = [Vm(f"vm{i + 1}", units, run_dir / f"vm{i + 1}") for i, units in enumerate(groups)]
+    run_dir = Path(tempfile.mkdtemp(prefix=leftovers.RUN_PREFIX, dir=leftovers.runs_dir()))
+    leftovers.claim_run(run_dir)  # before any VM: a VM whose runner is gone is a leftover
+    note(f"run directory {run_dir}")
+    vms = [Vm(f"vm{i + 1}", units, run_dir / f"vm{i + 1}", deadline)
+           for i, units in enumerate(groups)]
     started = time.monotonic()
     try:
         for vm in vms:

@@ -179,9 +179,10 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.core.state import container_config
     from shellctr.engine import cgroup, stats
     from shellctr.engine.lifecycle import find_container, reconcile
+    from shellctr.parts.cgroups import group_of
 
     store = ctx.store
-    cpus = len(cgroup.host_cpus())
+    cpus = len(cgroup.host_cpus(ctx.host.facts))
     chosen = [find_container(store, ref) for ref in args.containers]
     groups: dict[str, str] = {}  # id: its cgroup path
 
@@ -195,13 +196,13 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
                 continue
             running = state.status == "running"
             if running or chosen or args.all:
-                groups[cid] = cgroup.group_of(cid, config.cgroup_parent)
+                groups[cid] = group_of(cid, config.cgroup_parent)
                 found.append((cid, config.name, state.pid if running else 0, config.created))
         return [(cid, name, pid) for cid, name, pid, _ in
                 sorted(found, key=lambda item: item[3], reverse=True)]
 
     def take(shown: list[tuple[str, str, int]]) -> dict[str, stats.Sample]:
-        return {cid: stats.sample(groups[cid], pid) if pid else stats.Sample()
+        return {cid: stats.sample(ctx.host.facts, groups[cid], pid) if pid else stats.Sample()
                 for cid, _, pid in shown}
 
     is_table, template = table_format(args.format or STATS_DEFAULT_FORMAT)
@@ -264,6 +265,7 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.core.state import ContainerState, container_config
     from shellctr.engine import cgroup
     from shellctr.engine.lifecycle import container_matches, parse_filters, reconcile
+    from shellctr.parts.cgroups import group_of
 
     store = ctx.store
     filters = parse_filters(args.filter)
@@ -289,7 +291,7 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     for config, state in entries:
         if state.status == "running" and state.started_at is not None:
             status = "Up " + human_duration(state.started_at)
-            if cgroup.is_frozen(cgroup.group_of(config.id, config.cgroup_parent)):
+            if cgroup.is_frozen(ctx.host.facts, group_of(config.id, config.cgroup_parent)):
                 status += " (Paused)"
         elif state.status == "exited" and state.finished_at is not None:
             status = f"Exited ({state.exit_code}) {human_ago(state.finished_at)}"

@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 
 # -- parsing ---------------------------------------------------------------------------
 GLOBAL_VALUE_FLAGS = ("--root", "--runroot")  # the global flags that take a value
+# The verbs on the start path and the polling verbs: their host commands run with the
+# standard library's subprocess, not plumbum, whose import costs ~70 ms (core.host)
+LEAN_VERBS = frozenset({
+    "run", "create", "start", "restart", "stop", "kill", "rm", "exec", "wait", "ps",
+    "logs", "inspect", "port", "pause", "unpause", "attach", "_exited",
+})
 
 
 def verb_of(argv: Sequence[str]) -> str | None:
@@ -110,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from shellctr.core.store import Store
 
         host = Host(trace=args.trace or os.environ.get("SHELLCTR_TRACE") == "1",
-                    dry_run=args.dry_run)
+                    dry_run=args.dry_run, lean=args.verb in LEAN_VERBS)
         layout = Layout.from_env(args.root, args.runroot)
         code: int = args.func(args, Context(host, Store(layout, host)))
         return code

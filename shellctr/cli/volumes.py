@@ -39,7 +39,7 @@ def volume_json(ctx: Context, name: str) -> dict[str, object]:
     from shellctr.engine.volume import ANONYMOUS_LABEL, read_volume
 
     read_volume(ctx.store, name)  # NotFound with Docker's words
-    volume = load(Volume, ctx.store.layout.volume_record(name))
+    volume = load(ctx.store, Volume, ctx.store.layout.volume_record(name))
     labels = {**volume.labels, **({ANONYMOUS_LABEL: ""} if volume.anonymous else {})}
     return {
         "CreatedAt": volume.created.strftime("%Y-%m-%dT%H:%M:%SZ"),

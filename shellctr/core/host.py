@@ -5,23 +5,32 @@ Domain modules build `Cmd` values and hand them here. Each mutating action is
 - or, under `--dry-run`, printed as a line of a runnable bash script and not done;
 - paired with its undo when the caller passes a `Rollback`, so a failure unwinds in reverse.
 
-Commands run through plumbum, imported on first use: `run` in the foreground needs
-no host command besides the container's own process, which `spawn` starts with
-subprocess directly (it needs a pty, inherited fds and signal forwarding), so the
-start path does not pay plumbum's import.
+Every command runs through one executor (`execute`) with a pinned environment
+(`LC_ALL=C` and a fixed `PATH`, nothing of the caller's: parsed output must not depend on
+it), stdin from /dev/null unless the step feeds it, and one way of reporting a failure or a
+missing tool. plumbum, imported on first use, runs them; the verbs on the start path (`run`,
+`exec`, `rm`... see cli.main.LEAN_VERBS) make their Host `lean`, and the same executor then
+runs the command with the standard library's subprocess: plumbum's import (~70 ms) would
+double their cost. Same tracing, same errors, same argv either way.
+
+What the host *is* (files, links, mounts, routes, processes) is read through `facts`
+(core.facts), which `--dry-run` keeps up to date with the plan.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from shellctr.core.cmd import Argv, Cmd, path_arg, write_file_cmd
 from shellctr.core.errors import HostCommandError
+from shellctr.core.facts import Facts
+from shellctr.core.runner import ENVIRONMENT, execute, not_installed
 
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
@@ -71,16 +80,17 @@ class Host:
         dry_run: bool = False,
         out: TextIO | None = None,
         err: TextIO | None = None,
+        facts: Facts | None = None,
+        lean: bool = False,
     ) -> None:
         self.trace = trace
         self.dry_run = dry_run
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self.facts = facts or Facts()
+        self.lean = lean  # run commands with subprocess, not plumbum (see the docstring)
+        self.facts.lean = lean
         self._script_started = False
-        # under --dry-run: paths the script would have created by now, so that later
-        # steps that probe for them (e.g. teardown) are planned as if they existed
-        self._planned: set[Path] = set()
-        self._unplanned: set[Path] = set()  # ... and those it would have removed
 
     # -- showing ---------------------------------------------------------------
     def step(self, title: str) -> None:
@@ -89,11 +99,12 @@ class Host:
             self._script_header()
             self.out.write(f"\n# {title}\n")
 
-    def note(self, text: str) -> None:
-        """A comment in the dry-run script (e.g. what happens inside the namespaces)."""
+    def note(self, text: str | Callable[[], str]) -> None:
+        """A comment in the dry-run script (e.g. what happens inside the namespaces);
+        given a function, it is called only when there is a script to write."""
         if self.dry_run:
             self._script_header()
-            for line in text.splitlines():
+            for line in (text() if callable(text) else text).splitlines():
                 self.out.write(f"#   {line}\n" if line else "#\n")
 
     def show(self, cmd: Cmd) -> None:
@@ -111,6 +122,14 @@ class Host:
     def warn(self, message: str) -> None:
         self.err.write(f"shellctr: warning: {message}\n")
 
+    def result(self, text: str) -> None:
+        """A verb's result for stdout (an id, a name): under --dry-run stdout is the
+        script, so the result is a comment in it."""
+        if self.dry_run:
+            self.note(f"result: {text}")
+        else:
+            print(text, file=self.out, flush=True)
+
     def _script_header(self) -> None:
         if not self._script_started:
             self._script_started = True
@@ -122,41 +141,42 @@ class Host:
 
     def exists(self, path: Path) -> bool:
         """Whether `path` exists (or, under --dry-run, would exist by now)."""
-        if self.dry_run and path in self._unplanned:
-            return False
-        return os.path.lexists(path) or (self.dry_run and path in self._planned)
+        return self.facts.exists(path)
 
-    def _plan(self, path: Path) -> None:
-        if self.dry_run:
-            self._planned.add(path)
-            self._unplanned.discard(path)
-
-    def _unplan(self, path: Path) -> None:
-        if self.dry_run:
-            self._unplanned.add(path)
-            self._planned.discard(path)
-
-    def apply(self, cmd: Cmd, action: Callable[[], T]) -> T | None:
-        """The funnel every mutation goes through: show `cmd`, then do `action`
-        (unless --dry-run). Tests replace it to record commands and inject failures."""
+    def apply(self, cmd: Cmd, action: Callable[[], T],
+              effect: Callable[[Facts], None] | None = None) -> T | None:
+        """The funnel every mutation goes through: show `cmd`, then do `action` (unless
+        --dry-run, which applies the step's `effect` to the facts instead). Tests replace
+        it to record commands and inject failures."""
         self.show(cmd)
-        return None if self.dry_run else action()
+        if self.dry_run:
+            if effect is not None:
+                effect(self.facts)
+            return None
+        return action()
 
     # -- commands --------------------------------------------------------------
     def run(
         self,
         argv: Argv,
         *,
+        input: str | None = None,
+        stdout: IO[bytes] | None = None,
         rollback: Rollback | None = None,
         undo: Argv | None = None,
-        stdout: IO[bytes] | None = None,
+        effect: Callable[[Facts], None] | None = None,
     ) -> str:
         """Run a mutating host command and return its stdout; raise on failure.
 
-        With `rollback`, the command `undo` is registered to reverse it. With `stdout`,
-        the command writes there (binary, e.g. a tar) instead of being captured.
+        `input` is fed to its stdin (shown as a here-doc); with `stdout`, the command
+        writes there (binary, e.g. a tar) instead of being captured. With `rollback`, the
+        command `undo` is registered to reverse it. `effect`: what the command changes,
+        for --dry-run's facts (e.g. a link it adds).
         """
-        output = self.apply(Cmd(argv), lambda: self._execute(argv, stdout)) or ""
+        def execute_checked() -> str:
+            return self.checked(argv, execute(argv, input, stdout, self.lean))
+
+        output = self.apply(Cmd(argv, stdin=input), execute_checked, effect) or ""
         if rollback is not None and undo is not None:
             def run_undo() -> None:
                 self.run(undo)
@@ -165,36 +185,28 @@ class Host:
 
     def probe(self, argv: Argv) -> tuple[int, str, str]:
         """Run a read-only command (also under --dry-run); return (code, out, err)."""
-        return _plumbum_run(argv)
+        return execute(argv, None, None, self.lean)
 
-    # -- the start path: subprocess, not plumbum ---------------------------------
-    # Networking runs on every `run`; plumbum's import (~80 ms) would double its cost.
-    def run_quick(self, argv: Argv, *, input: str | None = None) -> str:
-        """Like `run`, through subprocess; `input` is fed to stdin (shown as a here-doc)."""
-        def execute() -> str:
-            code, out, err = _subprocess_run(argv, input)
-            if code != 0:
-                detail = err.strip().splitlines()[-1] if err.strip() else f"exit status {code}"
-                raise HostCommandError(f"{argv[0]} failed: {detail}",
-                                       f"command: {shlex.join(argv)}")
-            return out
-
-        return self.apply(Cmd(argv, stdin=input), execute) or ""
-
-    def probe_quick(self, argv: Argv) -> tuple[int, str, str]:
-        """Like `probe`, through subprocess (for the start path)."""
-        return _subprocess_run(argv, None)
-
-    def _execute(self, argv: Argv, stdout: IO[bytes] | None = None) -> str:
-        code, out, err = _plumbum_run(argv, stdout)
+    @staticmethod
+    def checked(argv: Argv, result: tuple[int, str, str]) -> str:
+        """A command's stdout, or its failure as one line: the program and its last
+        line of stderr (the command itself is in the hint)."""
+        code, out, err = result
         if code != 0:
             detail = err.strip().splitlines()[-1] if err.strip() else f"exit status {code}"
             raise HostCommandError(f"{argv[0]} failed: {detail}", f"command: {shlex.join(argv)}")
         return out
 
     def spawn(self, argv: Argv, **popen_kwargs: Any) -> subprocess.Popen[bytes] | None:
-        """Start a long-lived process (a container); None under --dry-run."""
-        return self.apply(Cmd(argv), lambda: subprocess.Popen(argv, **popen_kwargs))
+        """Start a long-lived process (a container's monitor), in the pinned environment;
+        None under --dry-run."""
+        def start() -> subprocess.Popen[bytes]:
+            try:
+                return subprocess.Popen(argv, env=ENVIRONMENT, **popen_kwargs)
+            except FileNotFoundError as err:
+                raise not_installed(argv[0]) from err
+
+        return self.apply(Cmd(argv), start)
 
     def kill(self, pid: int, signum: int) -> None:
         """Send a signal (in-process), shown as the shell's `kill -s NAME PID`."""
@@ -206,8 +218,12 @@ class Host:
             except ProcessLookupError:
                 pass  # it ended on its own meanwhile: the signal has nothing left to do
 
+        def ended(facts: Facts) -> None:
+            if signum in (signal.SIGTERM, signal.SIGKILL):  # the plan takes it as gone
+                facts.plan_end(pid)
+
         name = signal.Signals(signum).name.removeprefix("SIG")
-        self.apply(Cmd(["kill", "-s", name, str(pid)]), send)
+        self.apply(Cmd(["kill", "-s", name, str(pid)]), send, ended)
 
     # -- files: done in Python, shown as their shell equivalent -----------------
     def mkdir(
@@ -218,17 +234,17 @@ class Host:
             os.mkdir(path, mode)
             os.chmod(path, mode)  # mkdir(2) applies the umask; the mode must be exact
 
-        self.apply(Cmd(["mkdir", f"--mode={mode:o}", path_arg(path)]), make)
-        self._plan(path)
+        self.apply(Cmd(["mkdir", f"--mode={mode:o}", path_arg(path)]), make,
+                   lambda facts: facts.plan_dir(path))
         if rollback is not None:
             rollback.push(f"mkdir {path}", lambda: self.remove_tree(path))
 
     def ensure_dir(self, path: Path, *, mode: int = 0o755) -> None:
         """Create `path` and missing parents, if absent (state dirs; never undone)."""
-        if not path.is_dir() and not self.exists(path):
+        if not self.facts.is_dir(path) and not self.exists(path):
             self.apply(Cmd(["mkdir", "--parents", f"--mode={mode:o}", path_arg(path)]),
-                       lambda: path.mkdir(mode=mode, parents=True, exist_ok=True))
-            self._plan(path)
+                       lambda: path.mkdir(mode=mode, parents=True, exist_ok=True),
+                       lambda facts: facts.plan_dir(path))
 
     def write_file(
         self,
@@ -245,23 +261,23 @@ class Host:
         moot anyway (network endpoints, a container's /etc files rewritten each start):
         each fsync costs ~8 ms here, and `run` writes several."""
         self.apply(write_file_cmd(path, text),
-                   lambda: write_atomic(path, text.encode(), mode, durable))
-        self._plan(path)
+                   lambda: write_atomic(path, text.encode(), mode, durable),
+                   lambda facts: facts.plan_write(path, text.encode()))
         if rollback is not None:
             rollback.push(f"write {path}", lambda: self.remove_file(path))
 
     def remove_file(self, path: Path) -> None:
         """Remove a file if present (probe first: teardown is idempotent)."""
         if self.exists(path):
-            self.apply(Cmd(["rm", path_arg(path)]), lambda: os.unlink(path))
-            self._unplan(path)
+            self.apply(Cmd(["rm", path_arg(path)]), lambda: os.unlink(path),
+                       lambda facts: facts.plan_remove(path))
 
     def remove_tree(self, path: Path) -> None:
         """Remove a directory tree if present, without following symlinks out of it."""
         if self.exists(path):
             import shutil
-            self.apply(Cmd(["rm", "--recursive", path_arg(path)]), lambda: shutil.rmtree(path))
-            self._unplan(path)
+            self.apply(Cmd(["rm", "--recursive", path_arg(path)]), lambda: shutil.rmtree(path),
+                       lambda facts: facts.plan_remove(path))
 
     def rewrite_file(self, path: Path, text: str) -> None:
         """Overwrite `path` in place, keeping its inode: a file bind-mounted into a running
@@ -271,37 +287,61 @@ class Host:
             with open(fd, "w") as stream:
                 stream.write(text)
 
-        self.apply(write_file_cmd(path, text), rewrite)
+        self.apply(write_file_cmd(path, text), rewrite,
+                   lambda facts: facts.plan_write(path, text.encode()))
 
-    def write_value(self, path: Path, text: str) -> None:
-        """Write a kernel knob (a cgroup or /proc file): one plain write, as `echo`."""
+    def write_value(self, path: Path, text: str,
+                    effect: Callable[[Facts], None] | None = None) -> None:
+        """Write a kernel knob (a cgroup or /proc file): one plain write, as `echo`.
+        `effect`: what else the kernel then shows (under --dry-run, for the facts)."""
         def write() -> None:
             with open(path, "w") as stream:
                 stream.write(text)
 
-        self.apply(Cmd(["echo", text], redirect=path_arg(path)), write)
+        def planned(facts: Facts) -> None:
+            facts.plan_write(path, text.encode() + b"\n")
+            if effect is not None:
+                effect(facts)
+
+        self.apply(Cmd(["echo", text], redirect=path_arg(path)), write, planned)
 
     def make_cgroup(self, path: Path, *, rollback: Rollback | None = None) -> None:
         """Create a cgroup (a directory in cgroupfs), and its parents if missing, in one
         step: shellctr's own parent goes with its last container, and another container's
         end may take it away between two. The undo removes the cgroup, not the parents."""
-        self.apply(Cmd(["mkdir", "--parents", path_arg(path)]), lambda: make_cgroup_dirs(path))
-        self._plan(path)
+        self.apply(Cmd(["mkdir", "--parents", path_arg(path)]), lambda: make_cgroup_dirs(path),
+                   lambda facts: facts.plan_dir(path))
         if rollback is not None:
             rollback.push(f"mkdir {path}", lambda: self.remove_cgroup(path))
 
-    def remove_cgroup(self, path: Path) -> None:
-        """Remove an empty cgroup: cgroupfs takes rmdir, not rm -r."""
-        if self.exists(path):
-            self.apply(Cmd(["rmdir", path_arg(path)]), lambda: os.rmdir(path))
-            self._unplan(path)
+    def remove_cgroup(self, path: Path, *, if_unused: bool = False) -> None:
+        """Remove an empty cgroup: cgroupfs takes rmdir, not rm -r.
+
+        `if_unused`: a parent other shellctr processes create children in at any moment;
+        removed only if it has none now (busy, or already gone, it is left). A --dry-run
+        script leaves it: by the time it runs, another container may be using it."""
+        if if_unused and self.dry_run:
+            self.note(f"{path} is left: other containers may use it by then")
+            return
+        if not self.exists(path):
+            return
+        try:
+            self.apply(Cmd(["rmdir", path_arg(path)]), lambda: os.rmdir(path),
+                       lambda facts: facts.plan_remove(path))
+        except OSError as err:
+            if not if_unused or err.errno not in (errno.EBUSY, errno.ENOTEMPTY, errno.ENOENT):
+                raise
 
     def rename(self, src: Path, dst: Path, *, rollback: Rollback | None = None) -> None:
         """Move `src` to `dst` (same filesystem); undo moves it back."""
         # --no-target-directory: if dst is a directory, fail instead of moving into it
+        def moved(facts: Facts) -> None:
+            directory = facts.is_dir(src)
+            facts.plan_remove(src)
+            (facts.plan_dir(dst) if directory else facts.plan_write(dst, b""))
+
         self.apply(Cmd(["mv", "--no-target-directory", path_arg(src), path_arg(dst)]),
-                   lambda: os.rename(src, dst))
-        self._plan(dst)
+                   lambda: os.rename(src, dst), moved)
         if rollback is not None:
             rollback.push(f"mv {src}", lambda: self.rename(dst, src))
 
@@ -311,8 +351,8 @@ class Host:
         import stat
 
         self.apply(Cmd(["mknod", "--mode=0", path_arg(path), "c", "0", "0"]),
-                   lambda: os.mknod(path, stat.S_IFCHR, os.makedev(0, 0)))
-        self._plan(path)
+                   lambda: os.mknod(path, stat.S_IFCHR, os.makedev(0, 0)),
+                   lambda facts: facts.plan_write(path, b""))
 
     def set_xattr(self, path: Path, name: str, value: str) -> None:
         """Set an extended attribute, shown as `setfattr` (attr package)."""
@@ -322,8 +362,8 @@ class Host:
     def link(self, src: Path, dst: Path) -> None:
         """A hard link `dst` to the file `src` (never following a symlink)."""
         self.apply(Cmd(["ln", "--no-dereference", path_arg(src), path_arg(dst)]),
-                   lambda: os.link(src, dst, follow_symlinks=False))
-        self._plan(dst)
+                   lambda: os.link(src, dst, follow_symlinks=False),
+                   lambda facts: facts.plan_write(dst, b""))
 
     def produce(self, argv: Argv, path: Path, action: Callable[[], T],
                 rollback: Rollback | None = None) -> T | None:
@@ -331,48 +371,8 @@ class Host:
         writes the same bytes; the undo removes it (also when `action` fails half-way)."""
         if rollback is not None:
             rollback.push(f"write {path}", lambda: self.remove_file(path))
-        result = self.apply(Cmd(argv, redirect=path_arg(path)), action)
-        self._plan(path)
-        return result
-
-
-def _plumbum_run(argv: Sequence[str], stdout: IO[bytes] | None = None) -> tuple[int, str, str]:
-    # Imported here: plumbum costs ~60 ms to import, and most verbs never need it.
-    from plumbum import local
-
-    command = local[argv[0]][list(argv[1:])]
-    if stdout is None:
-        code, out, err = command.run(retcode=None)
-        return int(code), str(out), str(err)
-    process = command.popen(stdout=stdout, stderr=subprocess.PIPE)
-    _, err = process.communicate()  # plumbum decodes stderr to text
-    return int(process.wait()), "", str(err)
-
-
-def _subprocess_run(argv: Sequence[str], input: str | None) -> tuple[int, str, str]:
-    try:
-        proc = subprocess.run(list(argv), input=input, capture_output=True, text=True,
-                              stdin=None if input is not None else subprocess.DEVNULL,
-                              check=False)
-    except FileNotFoundError as err:
-        raise HostCommandError(f"{argv[0]} is not installed",
-                               "see the README for the packages shellctr needs") from err
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def alive(pid: int, start: int) -> bool:
-    """The process `pid` still runs and is the one that started at `start`."""
-    return pid > 0 and process_start(pid) == start
-
-
-def process_start(pid: int) -> int | None:
-    """When `pid` started (clock ticks after boot), or None if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stream:
-            fields = stream.read().rsplit(b")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return None
-    return int(fields[19])  # field 22 of stat(5); fields[0] here is field 3
+        return self.apply(Cmd(argv, redirect=path_arg(path)), action,
+                          lambda facts: facts.plan_write(path, b""))
 
 
 def make_cgroup_dirs(path: Path) -> None:

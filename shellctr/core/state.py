@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shellctr.core.store import Store, read_record
+from shellctr.core.store import Store
 
 HEX64 = r"^[0-9a-f]{64}$"
 
@@ -213,8 +213,8 @@ def evolve(model: M, **changes: Any) -> M:
     return type(model).model_validate({**model.model_dump(), **changes})
 
 
-def load(model: type[M], path: Path) -> M:
-    return model.model_validate(read_record(path))
+def load(store: Store, model: type[M], path: Path) -> M:
+    return model.model_validate(store.read(path))
 
 
 def save(store: Store, path: Path, model: Model) -> None:
@@ -226,11 +226,11 @@ def images(store: Store) -> list[Image]:
 
 
 def container_config(store: Store, cid: str) -> ContainerConfig:
-    return load(ContainerConfig, store.layout.container_config(cid))
+    return load(store, ContainerConfig, store.layout.container_config(cid))
 
 
 def container_state(store: Store, cid: str) -> ContainerState:
-    return load(ContainerState, store.layout.container_state(cid))
+    return load(store, ContainerState, store.layout.container_state(cid))
 
 
 def volumes(store: Store) -> list[Volume]:
@@ -239,7 +239,7 @@ def volumes(store: Store) -> list[Volume]:
     found = []
     for name in volume_names(store):
         try:
-            found.append(load(Volume, store.layout.volume_record(name)))
+            found.append(load(store, Volume, store.layout.volume_record(name)))
         except FileNotFoundError:  # removed meanwhile
             continue
     return found

@@ -33,12 +33,6 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def read_record(path: Path) -> Record:
-    with open(path, "rb") as stream:
-        record: Record = json.loads(stream.read())
-    return record
-
-
 def dump_record(record: Record) -> str:
     return json.dumps(record, separators=(",", ":")) + "\n"
 
@@ -86,40 +80,51 @@ class Store:
             self._lock_depth = 0
             os.close(fd)  # closing the file releases the flock
 
+    # -- the one way to read and write records -----------------------------------
+    # Reads go through the door's facts: under --dry-run, a record the plan has written
+    # reads back as written, and one it has removed is gone.
+    def read(self, path: Path) -> Record:
+        """A record; FileNotFoundError if there is none."""
+        record: Record = json.loads(self.host.facts.read_bytes(path))
+        return record
+
+    def exists(self, path: Path) -> bool:
+        return self.host.facts.exists(path)
+
+    def entries(self, directory: Path) -> list[str]:
+        """The names in one of the store's directories, sorted (no dot files: temp files)."""
+        return [name for name in self.host.facts.listdir(directory) if not name.startswith(".")]
+
     def write(self, path: Path, record: Record, durable: bool = True) -> None:
         self.host.write_file(path, dump_record(record), durable=durable)
 
     # -- images ----------------------------------------------------------------
     def image_records(self) -> list[Record]:
         directory = self.layout.images_dir
-        if not directory.is_dir():
-            return []
-        return [read_record(directory / entry) for entry in sorted(os.listdir(directory))
-                if entry.endswith(".json") and not entry.startswith(".")]
+        return [self.read(directory / entry) for entry in self.entries(directory)
+                if entry.endswith(".json")]
 
     # -- containers ------------------------------------------------------------
     def container_ids(self) -> list[str]:
-        directory = self.layout.containers_dir
-        if not directory.is_dir():
-            return []
-        return [entry for entry in os.listdir(directory)
-                if (directory / entry / "config.json").is_file()]
+        layout = self.layout
+        return [entry for entry in self.entries(layout.containers_dir)
+                if self.host.facts.is_file(layout.container_config(entry))]
 
     def container_names(self) -> dict[str, str]:
         """id -> name of every container (not those removed while we list them)."""
         names = {}
         for cid in self.container_ids():
             try:
-                names[cid] = read_record(self.layout.container_config(cid))["name"]
+                names[cid] = self.read(self.layout.container_config(cid))["name"]
             except FileNotFoundError:  # another shellctr process removed it just now
                 continue
         return names
 
     def config_record(self, cid: str) -> Record:
-        return read_record(self.layout.container_config(cid))
+        return self.read(self.layout.container_config(cid))
 
     def state_record(self, cid: str) -> Record:
-        return read_record(self.layout.container_state(cid))
+        return self.read(self.layout.container_state(cid))
 
     def remove_container(self, cid: str) -> None:
         """Remove a container's directories (its mounts lived only in its own namespace)."""

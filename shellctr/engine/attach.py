@@ -65,7 +65,7 @@ def attach(host: Host, store: Store, ref: str, stdin: bool = True, sig_proxy: bo
     state = reconcile(store, cid)
     if state.status != "running":
         raise Conflict("you cannot attach to a stopped container", "start it first")
-    if cgroup.is_frozen(cgroup_group(store, cid)):
+    if cgroup.is_frozen(host.facts, cgroup_group(store, cid)):
         raise Conflict("you cannot attach to a paused container", "unpause it first")
     config = store.config_record(cid)
     tty, interactive = config["tty"], config["interactive"] and stdin

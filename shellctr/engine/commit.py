@@ -136,7 +136,8 @@ def commit(host: Host, store: Store, ref: str, reference: str | None, change: li
     upper = layout.container_upper(cid)
     skips = runtime_skips(layout, config)
     group = cgroup_group(store, cid)
-    freeze = pause and reconcile(store, cid).status == "running" and not cgroup.is_frozen(group)
+    freeze = (pause and reconcile(store, cid).status == "running"
+              and not cgroup.is_frozen(host.facts, group))
     store.prepare()
     with Rollback(host) as rollback:  # the long work, outside the lock
         host.step(f"write the changes of container {cid[:SHORT]} as a new layer tar")

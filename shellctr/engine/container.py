@@ -23,13 +23,15 @@ from pathlib import Path
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import Conflict, ExecError, NotFound, ShellctrError
-from shellctr.core.host import Host, Rollback, alive, process_start
+from shellctr.core.facts import Facts, alive, process_start
+from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import check_name, generate_name, new_id, short_id
 from shellctr.core.layout import CHECKOUT, Layout
 from shellctr.core.store import SCHEMA_VERSION, Record, Store, now_iso
 from shellctr.engine import cgroup
 from shellctr.inside import init as init_step
-from shellctr.parts import netopts
+from shellctr.parts import cgroups, netopts
+from shellctr.parts.cgroups import MIN_MEMORY, parse_parent, parse_size
 from shellctr.parts.reference import find_image_record
 
 # typing is not imported at run time: every `run` pays for each module it loads
@@ -132,8 +134,8 @@ def parse_memory(value: str | None) -> int:
     """`-m`: a size (`512m`), at least Docker's minimum; None: no limit."""
     if value is None:
         return 0
-    memory = cgroup.parse_size(value)
-    if 0 < memory < cgroup.MIN_MEMORY:  # 0: no limit, as Docker takes it
+    memory = parse_size(value)
+    if 0 < memory < MIN_MEMORY:  # 0: no limit, as Docker takes it
         raise ShellctrError(f"memory limit {value} is too small",
                             "the minimum memory limit allowed is 6MB")
     return memory
@@ -182,8 +184,8 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
             network["network_mode"] != netopts.DEFAULT_NETWORK:
         from shellctr.engine.network import require_network  # refused now, as Docker does
         require_network(store, network["network_mode"])
-    limits = cgroup.parse_limits({"memory": options.memory, **options.limits})
-    parent = cgroup.parse_parent(options.cgroup_parent) if options.cgroup_parent else ""
+    limits = cgroup.parse_limits(host.facts, {"memory": options.memory, **options.limits})
+    parent = parse_parent(options.cgroup_parent) if options.cgroup_parent else ""
     mounts: list[Record] = []
     if (options.volumes or options.mounts or options.tmpfs or options.volumes_from
             or image_config.get("Volumes") or image_config.get("volumes")):
@@ -263,8 +265,9 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
             if not netopts.is_bridged(network["network_mode"]):  # else: written at start
                 host.write_file(layout.container_etc_file(cid, "hosts"),
                                 netopts.hosts_text(config))
-                resolv = (host_resolv_conf() if network["network_mode"] != "host"
-                          else read_text("/etc/resolv.conf"))  # the host's resolvers work there
+                resolv = host.facts.resolv_conf()  # on the host network, its resolvers work
+                if network["network_mode"] != "host":
+                    resolv = netopts.without_loopback_resolvers(resolv)
                 host.write_file(layout.container_etc_file(cid, "resolv.conf"),
                                 netopts.resolv_text(config, resolv))
             store.write(layout.container_config(cid), config)
@@ -273,14 +276,6 @@ def create(host: Host, store: Store, options: RunOptions) -> Record:
 
 
 # -- network flags (issue 5) --------------------------------------------------------------
-def read_text(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as stream:
-            return stream.read()
-    except OSError:
-        return ""
-
-
 def attach_network(host: Host, store: Store, config: Record, rollback: Rollback) -> list[str]:
     """The start recipe's network step: [] for a fresh netns with loopback only (`none`,
     which loads no network code), ["host"], or the `nsenter` prefix joining the netns
@@ -315,21 +310,8 @@ def state_record(status: str, **fields: object) -> Record:
     return record
 
 
-def host_resolv_conf() -> str:
-    """The host's resolv.conf without loopback resolvers (unreachable from a container)."""
-    try:
-        with open("/etc/resolv.conf", encoding="utf-8") as stream:
-            lines = stream.read().splitlines()
-    except OSError:
-        return ""
-    kept = [line for line in lines if not (
-        line.split()[:1] == ["nameserver"] and line.split()[1:2]
-        and line.split()[1].startswith(("127.", "::1")))]
-    return "\n".join(kept) + "\n" if kept else ""
-
-
 # -- start -----------------------------------------------------------------------------
-def init_spec(layout: Layout, config: Record, status_fd: int | None,
+def init_spec(facts: Facts, layout: Layout, config: Record, status_fd: int | None,
               trace: bool) -> dict[str, object]:
     """The instructions init.py follows inside the namespaces."""
     cid = config["id"]
@@ -351,7 +333,7 @@ def init_spec(layout: Layout, config: Record, status_fd: int | None,
         "tty": config["tty"],
         "status_fd": status_fd,
         "trace": trace,
-        "cgroups": [path_arg(path) for path in cgroup.container_cgroups(group_of(config))],
+        "cgroups": [path_arg(path) for path in cgroup.container_cgroups(facts, group_of(config))],
     }
     if mounts:
         from shellctr.engine.volume import check_propagation, slave_namespace, spec_mounts
@@ -443,7 +425,7 @@ def start(host: Host, store: Store, config: Record, attach: bool) -> int:
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     # the kernel attaches the sender's pid to each message, translated into our pid ns
     parent.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-    spec = init_spec(layout, config, child.fileno(), host.trace)
+    spec = init_spec(host.facts, layout, config, child.fileno(), host.trace)
     spec_path = layout.container_init_spec(cid)
     host.step(f"start container {short_id(cid)}")
     host.remove_file(layout.container_exit_file(cid))  # from an earlier run
@@ -510,12 +492,12 @@ def attend(host: Host, process: subprocess.Popen[bytes], status: socket.socket, 
 
 def group_of(config: Record) -> str:
     """The container's cgroup path (`shellctr/<id>`, or below its --cgroup-parent)."""
-    return cgroup.group_of(config["id"], config.get("cgroup_parent", ""))
+    return cgroups.group_of(config["id"], config.get("cgroup_parent", ""))
 
 
 def limits_of(config: Record) -> dict[str, object]:
     """The container's limits (records older than a limit lack its key: no limit)."""
-    return {key: config.get(key, default) for key, default in cgroup.LIMIT_DEFAULTS.items()}
+    return {key: config.get(key, default) for key, default in cgroups.LIMIT_DEFAULTS.items()}
 
 
 def wait_ended(process: subprocess.Popen[bytes], exit_file: Path, attach: bool) -> None:
@@ -572,7 +554,7 @@ def receive_ready(host: Host, sock: socket.socket) -> tuple[dict[str, object], l
 def plan_start(host: Host, store: Store, config: Record, attach: bool) -> int:
     """--dry-run: the start as a script (init.py's own steps shown as comments)."""
     layout, cid = store.layout, config["id"]
-    spec = init_spec(layout, config, status_fd=None, trace=False)
+    spec = init_spec(host.facts, layout, config, status_fd=None, trace=False)
     spec_path = layout.container_init_spec(cid)
     host.step(f"start container {short_id(cid)}")
     host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
@@ -638,7 +620,7 @@ def finish(host: Host, store: Store, cid: str, code: int, error: str = "") -> No
         store.write(layout.container_state(cid), state_record(
             "exited", exit_code=code, error=error, started_at=state["started_at"],
             finished_at=now_iso(), restart_count=state.get("restart_count", 0),
-            oom_killed=cgroup.oom_killed(group_of(config))))
+            oom_killed=cgroup.oom_killed(host.facts, group_of(config))))
         cgroup.remove(host, group_of(config))
         release_network(host, store, config)
         if config["auto_remove"]:
@@ -675,7 +657,8 @@ def exec_in(host: Host, store: Store, ref: str, options: RunOptions, detach: boo
     state, config = store.state_record(cid), store.config_record(cid)
     if state["status"] != "running" or not alive(state["pid"], state["pid_start"]):
         raise Conflict(f"container {ref} is not running", "start it first")
-    if cgroup.is_frozen(group_of(config)):  # the new process would join the frozen cgroup and hang
+    # the new process would join the frozen cgroup and hang
+    if cgroup.is_frozen(host.facts, group_of(config)):
         raise Conflict(f"container {ref} is paused", "unpause it first")
     if not options.command:
         raise ShellctrError("exec needs a command", "shellctr exec CONTAINER COMMAND [ARG...]")
@@ -693,7 +676,8 @@ def exec_in(host: Host, store: Store, ref: str, options: RunOptions, detach: boo
         "tty": options.tty,
         "status_fd": child.fileno(),
         "trace": host.trace,
-        "cgroups": [path_arg(path) for path in cgroup.container_cgroups(group_of(config))],
+        "cgroups": [path_arg(path)
+                    for path in cgroup.container_cgroups(host.facts, group_of(config))],
     }
     spec_path = store.layout.container_run_dir(cid) / f"exec-{new_id()[:12]}.json"
     host.step(f"exec in container {short_id(cid)}")

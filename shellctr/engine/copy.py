@@ -34,7 +34,8 @@ from typing import IO
 
 from shellctr.core.cmd import Cmd, path_arg
 from shellctr.core.errors import NotFound, ShellctrError, UsageError
-from shellctr.core.host import Host, alive
+from shellctr.core.facts import alive
+from shellctr.core.host import Host
 from shellctr.core.store import Store
 from shellctr.inside import inroot
 

@@ -11,12 +11,12 @@ The default network has none, as Docker's default bridge.
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from pathlib import Path
 
 from shellctr.core.cmd import path_arg
+from shellctr.core.facts import Facts
 from shellctr.core.host import Host
 
 TYPE_CHECKING = False
@@ -58,24 +58,24 @@ def argv(record: Record, run_dir: Path) -> list[str]:
     ]
 
 
-def pid_of(run_dir: Path) -> int:
+def pid_of(facts: Facts, run_dir: Path) -> int:
     """The running dnsmasq of this run dir, or 0 (its cmdline must name the pid file)."""
     pid_file = run_dir / "dnsmasq.pid"
     try:
-        pid = int(pid_file.read_text().strip() or 0)
-        with open(f"/proc/{pid}/cmdline", "rb") as stream:
-            cmdline = stream.read()
+        pid = int(facts.read_text(pid_file).strip() or 0)
+        cmdline = facts.read_bytes(facts.proc / str(pid) / "cmdline")
     except (OSError, ValueError):
         return 0
-    return pid if f"--pid-file={pid_file}".encode() in cmdline else 0
+    running = facts.process_start(pid) is not None
+    return pid if running and f"--pid-file={pid_file}".encode() in cmdline else 0
 
 
 def start(host: Host, record: Record, run_dir: Path) -> None:
     """Start the network's dnsmasq unless it runs; its hosts file first."""
     host.ensure_dir(run_dir, mode=0o700)
     host.write_file(run_dir / "hosts", hosts_text(record), durable=False)
-    if not pid_of(run_dir):
-        host.run_quick(argv(record, run_dir))  # it daemonizes once it listens
+    if not pid_of(host.facts, run_dir):
+        host.run(argv(record, run_dir))  # it daemonizes once it listens
 
 
 def refresh(host: Host, records: list[Record], run_dir_of: Callable[[str], Path]) -> None:
@@ -85,24 +85,20 @@ def refresh(host: Host, records: list[Record], run_dir_of: Callable[[str], Path]
         if not record.get("dns") or not host.exists(run_dir):
             continue
         text = hosts_text(record, records)
-        try:
-            if (run_dir / "hosts").read_text() == text:
-                continue
-        except OSError:
-            pass  # missing: write it
+        if host.facts.read_text(run_dir / "hosts", "") == text:
+            continue
         host.write_file(run_dir / "hosts", text, durable=False)
-        pid = pid_of(run_dir)
+        pid = pid_of(host.facts, run_dir)
         if pid:
             host.kill(pid, signal.SIGHUP)
 
 
 def stop(host: Host, run_dir: Path) -> None:
     """Stop the network's dnsmasq if it runs, and remove its files."""
-    pid = pid_of(run_dir)
+    pid = pid_of(host.facts, run_dir)
     if pid:
         host.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 5.0
-        while not host.dry_run and os.path.exists(f"/proc/{pid}") and \
-                time.monotonic() < deadline:
+        while host.facts.process_start(pid) is not None and time.monotonic() < deadline:
             time.sleep(0.005)
     host.remove_tree(run_dir)

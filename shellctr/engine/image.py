@@ -358,11 +358,9 @@ def tag_image(host: Host, store: Store, source: str, target: str) -> None:
 def prune_images(host: Host, store: Store, everything: bool) -> tuple[list[str], int]:
     """`image prune [-a]`: remove dangling images (with -a: every image no container
     uses). Docker's report lines and the bytes of layers freed."""
-    from shellctr.core.store import read_record
-
     report: list[str] = []
     with store.lock():  # a create after this look must see the image gone (it checks)
-        used = {read_record(store.layout.container_config(cid))["image_id"]
+        used = {store.config_record(cid)["image_id"]
                 for cid in store.container_ids()}
         layers_before = {d for image in images(store) for d in image.layers}
         sizes = {d: size for image in images(store)
@@ -379,7 +377,7 @@ def prune_images(host: Host, store: Store, everything: bool) -> tuple[list[str],
                 if line.startswith("deleted: ")}
         remaining = {d for image in images(store) if image.id not in gone for d in image.layers}
         for cid in store.container_ids():
-            remaining |= set(read_record(store.layout.container_config(cid))["layers"])
+            remaining |= set(store.config_record(cid)["layers"])
         freed = layers_before - remaining
         if gone:
             remove_unused_layers(host, store, gone=gone)

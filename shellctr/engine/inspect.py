@@ -14,6 +14,7 @@ from shellctr.core.state import (
 from shellctr.core.store import Store
 from shellctr.engine import cgroup
 from shellctr.engine.lifecycle import reconcile
+from shellctr.parts.cgroups import group_of
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, as Docker prints "never"
 
@@ -27,7 +28,7 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
     state: ContainerState = reconcile(store, cid)
     layout = store.layout
     running = state.status == "running"
-    paused = running and cgroup.is_frozen(cgroup.group_of(cid, config.cgroup_parent))
+    paused = running and cgroup.is_frozen(store.host.facts, group_of(cid, config.cgroup_parent))
     return {
         "Id": config.id,
         "Created": _time(config.created),
@@ -142,7 +143,7 @@ def network_settings(store: Store, config: ContainerConfig, running: bool) -> di
                  "HostPort": str(binding["host_port"])}]
     first: dict[str, Any] = next(iter(networks.values()), {})
     return {
-        "SandboxKey": str(netns_path(config.id)) if networks else "",
+        "SandboxKey": str(netns_path(store.host.facts, config.id)) if networks else "",
         "Ports": ports,
         "IPAddress": first.get("IPAddress", ""), "Gateway": first.get("Gateway", ""),
         "IPPrefixLen": first.get("IPPrefixLen", 0), "MacAddress": first.get("MacAddress", ""),

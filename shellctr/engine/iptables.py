@@ -21,7 +21,9 @@ the legacy one, `--wait` queues behind other programs for the xtables lock).
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 
+from shellctr.core.facts import Facts, long_form
 from shellctr.core.host import Host
 
 FORWARD, ISOLATE_1, ISOLATE_2 = "SHELLCTR-FORWARD", "SHELLCTR-ISOLATE-1", "SHELLCTR-ISOLATE-2"
@@ -125,7 +127,35 @@ def restore(host: Host, lines: dict[str, list[str]]) -> None:
     if text:
         # --noflush: add to the tables, never replace what is there; --wait: legacy
         # iptables fails at once while another program holds the xtables lock
-        host.run_quick(["iptables-restore", "--wait", "--noflush"], input=text)
+        host.run(["iptables-restore", "--wait", "--noflush"], input=text,
+                 effect=restored(lines))
+
+
+def restored(lines: dict[str, list[str]]) -> Callable[[Facts], None]:
+    """What a batch changes in the tables, for the plan (iptables lists every rule as
+    `-A CHAIN ...`, inserted ones too)."""
+    def planned(facts: Facts) -> None:
+        for table, rules in lines.items():
+            words = [shlex.split(rule) for rule in rules]
+            facts.plan_rules(
+                table, [["-A", *w[1:]] for w in words if w[0] in ("--append", "--insert")],
+                [["-A", *w[1:]] for w in words if w[0] == "--delete"])
+
+    return planned
+
+
+def chain_command(host: Host, table: str, action: str, chain: str) -> None:
+    """`iptables --new-chain`, `--flush` or `--delete-chain` of one of shellctr's chains."""
+    def planned(facts: Facts) -> None:
+        if action == "--new-chain":
+            facts.plan_rules(table, [["-N", chain]], [])
+        elif action == "--delete-chain":
+            facts.plan_rules(table, [], [["-N", chain]])
+        else:  # --flush: every rule of the chain
+            facts.plan_rules(table, [], [w for w in facts.iptables_rules(table)
+                                         if w[:2] == ["-A", chain]])
+
+    host.run(["iptables", "--wait", "--table", table, action, chain], effect=planned)
 
 
 def add(host: Host, rules: list[Rule]) -> None:
@@ -134,29 +164,6 @@ def add(host: Host, rules: list[Rule]) -> None:
     for table, rule in rules:
         lines.setdefault(table, []).append(line(["--append", *rule]))
     restore(host, lines)
-
-
-def delete(host: Host, rules: list[Rule]) -> None:
-    """Delete `rules` (known to exist: e.g. made earlier in the same --dry-run script)."""
-    lines: dict[str, list[str]] = {}
-    for table, rule in rules:
-        lines.setdefault(table, []).append(line(["--delete", *rule]))
-    restore(host, lines)
-
-
-# what `iptables --list-rules` prints, in the long form shellctr writes
-LONG = {"-A": "--append", "-s": "--source", "-d": "--destination", "-i": "--in-interface",
-        "-o": "--out-interface", "-p": "--protocol", "-m": "--match", "-j": "--jump",
-        "--dport": "--destination-port"}
-
-
-def listed(host: Host, table: str) -> list[list[str]]:
-    """The table's rules as words (`--list-rules`), or none if iptables has no table."""
-    code, out, err = host.probe_quick(["iptables", "--wait", "--table", table, "--list-rules"])
-    if code != 0:
-        from shellctr.core.errors import HostCommandError
-        raise HostCommandError(f"iptables --list-rules failed: {err.strip()}")
-    return [shlex.split(text) for text in out.splitlines()]
 
 
 def owned(words: list[str], owners: tuple[str, ...]) -> bool:
@@ -170,11 +177,10 @@ def remove_owned(host: Host, owners: tuple[str, ...],
     """Delete every rule tagged with one of `owners` (probe first: idempotent)."""
     lines: dict[str, list[str]] = {}
     for table in ("filter", "nat"):
-        rules = listing[table] if listing is not None else listed(host, table)
+        rules = listing[table] if listing is not None else host.facts.iptables_rules(table)
         for words in rules:
             if words[:1] == ["-A"] and owned(words, owners):
-                long = ["--delete", *(LONG.get(word, word) for word in words[1:])]
-                lines.setdefault(table, []).append(line(long))
+                lines.setdefault(table, []).append(line(["--delete", *long_form(words[1:])]))
     restore(host, lines)
 
 
@@ -185,11 +191,11 @@ def chains_present(listing: dict[str, list[list[str]]]) -> set[tuple[str, str]]:
 
 def ensure_base(host: Host) -> None:
     """shellctr's chains and the jumps into them, whatever part of them is missing."""
-    listing = {table: listed(host, table) for table in ("filter", "nat")}
+    listing = {table: host.facts.iptables_rules(table) for table in ("filter", "nat")}
     present = chains_present(listing)
     for table, chain in CHAINS:
         if (table, chain) not in present:
-            host.run_quick(["iptables", "--wait", "--table", table, "--new-chain", chain])
+            chain_command(host, table, "--new-chain", chain)
     lines: dict[str, list[str]] = {}
     jumps = {(words[1], words[-1]) for table in listing for words in listing[table]
              if words[:1] == ["-A"] and owned(words, (BASE,))}
@@ -201,13 +207,13 @@ def ensure_base(host: Host) -> None:
 
 def remove_base(host: Host) -> None:
     """The jumps and shellctr's chains (when no network needs them any more)."""
-    listing = {table: listed(host, table) for table in ("filter", "nat")}
+    listing = {table: host.facts.iptables_rules(table) for table in ("filter", "nat")}
     remove_owned(host, (BASE,), listing)
     present = chains_present(listing)
     for table, chain in CHAINS:
         if (table, chain) in present:
             # only shellctr's own chain is flushed (its rules are all shellctr's)
-            host.run_quick(["iptables", "--wait", "--table", table, "--flush", chain])
+            chain_command(host, table, "--flush", chain)
     for table, chain in CHAINS:
         if (table, chain) in present:
-            host.run_quick(["iptables", "--wait", "--table", table, "--delete-chain", chain])
+            chain_command(host, table, "--delete-chain", chain)

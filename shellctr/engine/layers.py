@@ -35,7 +35,8 @@ from typing import IO, Any, cast
 
 from shellctr.core.cmd import Argv, path_arg
 from shellctr.core.errors import ShellctrError
-from shellctr.core.host import Host, Rollback, process_start
+from shellctr.core.facts import process_start
+from shellctr.core.host import Host, Rollback
 from shellctr.core.layout import Layout
 
 WHITEOUT = ".wh."

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import Conflict, NotFound, ShellctrError
-from shellctr.core.host import Host, alive
+from shellctr.core.facts import alive
+from shellctr.core.host import Host
 from shellctr.core.ids import find, short_id
 from shellctr.core.state import (
     ContainerConfig,
@@ -25,8 +26,9 @@ from shellctr.core.state import (
     evolve,
     save,
 )
-from shellctr.core.store import Store, now_iso, read_record
+from shellctr.core.store import Store, now_iso
 from shellctr.engine import cgroup
+from shellctr.parts.cgroups import LIMIT_DEFAULTS, group_of
 
 UNKNOWN_EXIT = 255  # the container ended while no shellctr process watched it
 
@@ -64,11 +66,12 @@ def reconcile(store: Store, cid: str) -> ContainerState:
 
 def record_end(store: Store, cid: str, state: ContainerState) -> ContainerState:
     """Record the end the monitor wrote in exit.json; remove the cgroups (locked)."""
-    record = read_record(store.layout.container_exit_file(cid))
+    record = store.read(store.layout.container_exit_file(cid))
     group = cgroup_group(store, cid)
     state = evolve(state, status="exited", pid=0, pid_start=0, monitor_pid=0,
                    monitor_start=0, exit_code=record["exit_code"],
-                   finished_at=record["finished_at"], oom_killed=cgroup.oom_killed(group))
+                   finished_at=record["finished_at"],
+                   oom_killed=cgroup.oom_killed(store.host.facts, group))
     save(store, store.layout.container_state(cid), state)
     cgroup.remove(store.host, group)
     return state
@@ -106,7 +109,7 @@ def remove(host: Host, store: Store, ref: str, force: bool, volumes: bool = Fals
         config = container_config(store, cid)
         record = store.config_record(cid)
         host.step(f"remove container {short_id(cid)}")
-        cgroup.remove(host, cgroup.group_of(cid, config.cgroup_parent))
+        cgroup.remove(host, group_of(cid, config.cgroup_parent))
         release_network(host, store, cid)
         store.remove_container(cid)
         if volumes:
@@ -237,7 +240,7 @@ def wait(store: Store, ref: str) -> int:
     try:
         while True:
             try:  # the monitor's record, written atomically as PID 1 ends
-                return int(read_record(exit_file)["exit_code"])
+                return int(store.read(exit_file)["exit_code"])
             except FileNotFoundError:
                 pass
             state = container_state(store, cid)
@@ -277,15 +280,15 @@ def update(host: Host, store: Store, ref: str, flags: dict[str, str | bool | Non
     running = reconcile(store, cid).status == "running"
     with store.lock():
         config = container_config(store, cid)
-        current = {key: getattr(config, key) for key in cgroup.LIMIT_DEFAULTS}
-        changes = cgroup.parse_limits(flags, current)
+        current = {key: getattr(config, key) for key in LIMIT_DEFAULTS}
+        changes = cgroup.parse_limits(host.facts, flags, current)
         if restart is not None:
             policy, count = parse_restart(restart, config.auto_remove)
             changes.update(restart_policy=policy, restart_max=count)
         updated = evolve(config, **changes)  # validated before anything is written
         host.step(f"update container {short_id(cid)}")
-        group = cgroup.group_of(cid, config.cgroup_parent)
-        if running and cgroup.has_cgroups(group):
+        group = group_of(cid, config.cgroup_parent)
+        if running and cgroup.has_cgroups(host.facts, group):
             cgroup.update(host, group, changes)
         save(store, store.layout.container_config(cid), updated)
 
@@ -441,11 +444,11 @@ def container_matches(store: Store, config: ContainerConfig, state: ContainerSta
 
 def cgroup_group(store: Store, cid: str) -> str:
     """The container's cgroup path (`shellctr/<id>`, or below its --cgroup-parent)."""
-    return cgroup.group_of(cid, store.config_record(cid).get("cgroup_parent", ""))
+    return group_of(cid, store.config_record(cid).get("cgroup_parent", ""))
 
 
 def thaw(host: Host, group: str) -> None:
-    if cgroup.is_frozen(group):
+    if cgroup.is_frozen(host.facts, group):
         cgroup.freeze(host, group, frozen=False)
 
 
@@ -454,7 +457,7 @@ def pause(host: Host, store: Store, ref: str, frozen: bool) -> None:
     cid = find_container(store, ref)
     require_running(store, cid, ref)
     group = cgroup_group(store, cid)
-    if cgroup.is_frozen(group) == frozen:
+    if cgroup.is_frozen(host.facts, group) == frozen:
         raise Conflict(f"container {ref} is {'already' if frozen else 'not'} paused")
     host.step(f"{'pause' if frozen else 'unpause'} container {short_id(cid)}")
     cgroup.freeze(host, group, frozen)

@@ -19,24 +19,18 @@ Stdlib only: `run` goes through here on every start.
 
 from __future__ import annotations
 
-import os
-import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import Conflict, NotFound, ShellctrError
+from shellctr.core.facts import Facts
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import find, new_id, short_id
-from shellctr.core.store import SCHEMA_VERSION, Record, Store, now_iso, read_record
+from shellctr.core.store import SCHEMA_VERSION, Record, Store, now_iso
 from shellctr.engine import dns, iptables
 from shellctr.parts import ipam
 from shellctr.parts.netopts import DEFAULT_NETWORK, is_bridged
-
-NETNS_DIR = Path("/run/netns")
-PROC_SYS = Path("/proc/sys")  # this network namespace's knobs
-# --dry-run: the endpoints `attach` showed being made (their records were not written),
-# so that `release` can show them being removed
-_planned: dict[str, list[tuple[Record, Record]]] = {}
 
 
 # -- names of host objects (at most 15 characters) ---------------------------------------
@@ -44,8 +38,8 @@ def netns_name(cid: str) -> str:
     return "shc-" + cid[:11]
 
 
-def netns_path(cid: str) -> Path:
-    return NETNS_DIR / netns_name(cid)
+def netns_path(facts: Facts, cid: str) -> Path:
+    return facts.netns_dir / netns_name(cid)
 
 
 def veth_name(cid: str, index: int) -> str:
@@ -56,27 +50,40 @@ def bridge_name(nid: str) -> str:
     return "shbr-" + nid[:10]
 
 
-def links() -> set[str]:
-    """Interface names in this network namespace (/proc/thread-self/net/dev: no process)."""
-    with open("/proc/thread-self/net/dev", encoding="ascii") as stream:
-        return {line.split(":", 1)[0].strip() for line in stream.read().splitlines()[2:]}
+def links_made(link: str, netns: str | None = None) -> Callable[[Facts], None]:
+    """What an `ip` batch that adds `link` (and the named `netns`) changes, for the plan."""
+    def planned(facts: Facts) -> None:
+        facts.plan_link(link, True)
+        if netns is not None:
+            facts.plan_write(facts.netns_dir / netns, b"")
+
+    return planned
+
+
+def links_gone(*links: str, netns: Path | None = None) -> Callable[[Facts], None]:
+    """What deleting `links` (or the `netns` they are in) changes, for the plan."""
+    def planned(facts: Facts) -> None:
+        for link in links:
+            facts.plan_link(link, False)
+        if netns is not None:
+            facts.plan_remove(netns)
+
+    return planned
 
 
 # -- records ------------------------------------------------------------------------------
 def records(store: Store) -> list[Record]:
     """Every network: its record (ROOT/networks) with its endpoints (RUNROOT/networks)."""
     directory = store.layout.networks_dir
-    if not directory.is_dir():
-        return []
     found = []
-    for entry in sorted(os.listdir(directory)):
-        if entry.endswith(".json") and not entry.startswith("."):
+    for entry in store.entries(directory):
+        if entry.endswith(".json"):
             try:
-                record = read_record(directory / entry)
+                record = store.read(directory / entry)
             except FileNotFoundError:  # removed just now
                 continue
             try:
-                record["endpoints"] = read_record(
+                record["endpoints"] = store.read(
                     store.layout.network_endpoints(record["id"]))
             except FileNotFoundError:  # none started since the network (or the boot)
                 record["endpoints"] = {}
@@ -131,7 +138,7 @@ def create(host: Host, store: Store, name: str, *, subnet: str | None = None,
         if subnet is None:
             if gateway or ip_range:
                 raise ShellctrError("--gateway and --ip-range need --subnet")
-            subnet = ipam.choose_subnet(taken, ipam.host_routes())
+            subnet = ipam.choose_subnet(taken, host.facts.routes())
         subnet, gw, pool = ipam.plan_network(subnet, gateway, ip_range, taken)
         nid = new_id()
         record: Record = {  # shaped like state.Network
@@ -153,18 +160,18 @@ def bring_up(host: Host, store: Store, record: Record, rollback: Rollback | None
     """The network's bridge, rules and resolver: whatever of them is missing (after a
     reboot, all). The caller holds the lock."""
     bridge, subnet = record["bridge"], record["subnet"]
-    if bridge not in links():
+    if bridge not in host.facts.links():
         prefix = subnet.split("/")[1]
-        host.run_quick(["ip", "-batch", "-"], input=(
+        host.run(["ip", "-batch", "-"], input=(
             f"link add name {bridge} type bridge\n"
             f"address add {record['gateway']}/{prefix} dev {bridge}\n"
-            f"link set dev {bridge} up\n"))
+            f"link set dev {bridge} up\n"), effect=links_made(bridge))
         if rollback is not None:
             rollback.push(f"bridge {bridge}", lambda: bring_down(host, store, record))
         # 127.0.0.1 -> published port: DNAT'ed packets keep their loopback source on
         # their way out of this bridge (MASQUERADE then rewrites it); per bridge, so
         # it goes with the bridge
-        host.write_value(PROC_SYS / f"net/ipv4/conf/{bridge}/route_localnet", "1")
+        host.write_value(host.facts.proc / f"sys/net/ipv4/conf/{bridge}/route_localnet", "1")
         if not record["internal"]:
             enable_forwarding(host)
         iptables.ensure_base(host)
@@ -177,11 +184,8 @@ def bring_up(host: Host, store: Store, record: Record, rollback: Rollback | None
 def enable_forwarding(host: Host) -> None:
     """Routing between the bridges and the uplink (net.ipv4.ip_forward), as Docker; it
     is left on (other software may rely on it by then), in this network namespace."""
-    knob = PROC_SYS / "net/ipv4/ip_forward"
-    with open(knob, encoding="ascii") as stream:
-        if stream.read().strip() == "1":
-            return
-    host.write_value(knob, "1")
+    if host.facts.sysctl("net.ipv4.ip_forward") != "1":
+        host.write_value(host.facts.proc / "sys/net/ipv4/ip_forward", "1")
 
 
 def bring_down(host: Host, store: Store, record: Record) -> None:
@@ -191,9 +195,9 @@ def bring_down(host: Host, store: Store, record: Record) -> None:
     dns.stop(host, store.layout.network_run_dir(record["id"]))
     owners = (f"net={bridge}", *(f"ctr={cid[:12]}" for cid in record.get("endpoints", {})))
     iptables.remove_owned(host, owners)
-    present = links()
+    present = host.facts.links()
     if bridge in present:
-        host.run_quick(["ip", "link", "delete", "dev", bridge])
+        host.run(["ip", "link", "delete", "dev", bridge], effect=links_gone(bridge))
     others = [r for r in records(store) if r["id"] != record["id"] and r["bridge"] in present]
     if not others:
         iptables.remove_base(host)
@@ -291,7 +295,8 @@ def plumb(host: Host, record: Record, endpoint: Record, netns: str, *, new_netns
     outside = (f"netns add {netns}\n" if new_netns else "") + (
         f"link add name {veth} type veth peer name {ifname} netns {netns}\n"
         f"link set dev {veth} master {record['bridge']} up\n")
-    host.run_quick(["ip", "-batch", "-"], input=outside)
+    host.run(["ip", "-batch", "-"], input=outside,
+             effect=links_made(veth, netns=netns if new_netns else None))
     prefix = record["subnet"].split("/")[1]
     inside = (f"link set dev {ifname} address {endpoint['mac']}\n"
               f"address add {endpoint['ip']}/{prefix} dev {ifname}\n"
@@ -300,7 +305,7 @@ def plumb(host: Host, record: Record, endpoint: Record, netns: str, *, new_netns
         inside += "link set dev lo up\n"
     if default_route:
         inside += f"route add default via {record['gateway']} dev {ifname}\n"
-    host.run_quick(["ip", "-netns", netns, "-batch", "-"], input=inside)
+    host.run(["ip", "-netns", netns, "-batch", "-"], input=inside)
 
 
 def attach(host: Host, store: Store, config: Record, rollback: Rollback) -> list[str]:
@@ -332,26 +337,23 @@ def attach(host: Host, store: Store, config: Record, rollback: Rollback) -> list
                     nameserver = record["gateway"]
             plumb(host, record, endpoint, netns, new_netns=index == 0,
                   default_route=index == 0 and not record["internal"])
-            if host.dry_run:
-                _planned.setdefault(cid, []).append((record, endpoint))
             if index == 0:
                 publish(host, store, config, record, endpoint)
             own.append(endpoint["ip"])
         dns.refresh(host, records(store), store.layout.network_run_dir)
         write_etc_files(host, store, config, own, nameserver)
-    return ["nsenter", f"--net={path_arg(netns_path(cid))}", "--"]
+    return ["nsenter", f"--net={path_arg(netns_path(host.facts, cid))}", "--"]
 
 
 def share_netns(store: Store, ref: str) -> str:
     """`--network container:CTR`: the network namespace of that running container. Its
     endpoints are marked `shared`: when it ends, its veths must be deleted explicitly, as
     its netns lives on with this container."""
-    from shellctr.core.host import alive
-
     with store.lock():
         cid = find(ref, store.container_names(), "container")
         state = store.state_record(cid)
-        if state["status"] != "running" or not alive(state["pid"], state["pid_start"]):
+        if state["status"] != "running" or not store.host.facts.alive(state["pid"],
+                                                                      state["pid_start"]):
             raise Conflict(f"cannot join the network of container {ref}: it is not running",
                            "start it first")
         for record in records(store):
@@ -364,15 +366,15 @@ def share_netns(store: Store, ref: str) -> str:
 
 def write_etc_files(host: Host, store: Store, config: Record, own: list[str],
                     nameserver: str | None) -> None:
-    from shellctr.engine.container import host_resolv_conf
-    from shellctr.parts.netopts import hosts_text, resolv_text
+    from shellctr.parts.netopts import hosts_text, resolv_text, without_loopback_resolvers
 
     layout, cid = store.layout, config["id"]
     # rewritten at each start: no fsync (see Host.write_file)
     host.write_file(layout.container_etc_file(cid, "hosts"), hosts_text(config, own),
                     durable=False)
     host.write_file(layout.container_etc_file(cid, "resolv.conf"),
-                    resolv_text(config, host_resolv_conf(), nameserver), durable=False)
+                    resolv_text(config, without_loopback_resolvers(host.facts.resolv_conf()),
+                                nameserver), durable=False)
 
 
 def update_hosts(host: Host, store: Store, config: Record, ip: str, present: bool) -> None:
@@ -383,7 +385,8 @@ def update_hosts(host: Host, store: Store, config: Record, ip: str, present: boo
 
     path = store.layout.container_etc_file(config["id"], "hosts")
     line = own_hosts_line(config, ip)
-    kept = [text for text in path.read_text().splitlines(keepends=True) if text != line]
+    kept = [text for text in host.facts.read_text(path).splitlines(keepends=True)
+            if text != line]
     if kept and not kept[-1].endswith("\n"):
         kept[-1] += "\n"
     host.rewrite_file(path, "".join([*kept, line] if present else kept))
@@ -392,42 +395,39 @@ def update_hosts(host: Host, store: Store, config: Record, ip: str, present: boo
 def release(host: Host, store: Store, cid: str, only: str | None = None) -> None:
     """Remove the container's endpoints (of network `only`, else all and its netns):
     port rules, veths, names, addresses. Probes first; takes the lock."""
+    facts = host.facts
+    netns = netns_path(facts, cid)
     with store.lock():
-        present = links()
-        planned = _planned.pop(cid, []) if host.dry_run and only is None else []
-        found = [(r, r["endpoints"][cid]) for r in records(store) if cid in r["endpoints"]]
-        for record, endpoint in found + planned:
-            if only is not None and record["id"] != only:
+        present = facts.links()
+        veths = []
+        for record in records(store):
+            endpoint = record["endpoints"].get(cid)
+            if endpoint is None or (only is not None and record["id"] != only):
                 continue
-            shown = (record, endpoint) in planned
             host.step(f"release {short_id(cid)} from network {record['name']}")
-            if endpoint.get("ports") and shown:
-                iptables.delete(host, [rule for b in endpoint["ports"] for rule in
-                                       iptables.port_rules(
-                                           f"ctr={cid[:12]}", record["bridge"], endpoint["ip"],
-                                           b["proto"], b["host_ip"], b["host_port"], b["port"])])
-            elif endpoint.get("ports"):
+            if endpoint.get("ports"):
                 iptables.remove_owned(host, (f"ctr={cid[:12]}",))
             # deleting the netns takes its veths along, without waiting for the kernel
             # (an explicit `ip link delete` waits for RCU: ~20-50 ms on each stop)
             # (unless another container shares the netns: it outlives this one)
-            whole = only is None and (netns_path(cid).exists() or shown) and not endpoint.get(
-                "shared")
+            whole = only is None and facts.exists(netns) and not endpoint.get("shared")
             if not whole and endpoint["veth"] in present:
                 delete_link(host, endpoint["veth"])
+            veths.append(endpoint["veth"])
             record["endpoints"].pop(cid, None)
             save(store, record)
             dns.refresh(host, records(store), store.layout.network_run_dir)
-        if only is None and (netns_path(cid).exists() or planned):
-            host.run_quick(["ip", "netns", "delete", netns_name(cid)])
+        if only is None and facts.exists(netns):
+            host.run(["ip", "netns", "delete", netns_name(cid)],
+                     effect=links_gone(*veths, netns=netns))
 
 
 def delete_link(host: Host, name: str) -> None:
     """`ip link delete`, unless the kernel removes it meanwhile (its netns just went)."""
     try:
-        host.run_quick(["ip", "link", "delete", "dev", name])
+        host.run(["ip", "link", "delete", "dev", name], effect=links_gone(name))
     except ShellctrError:
-        if name in links():
+        if name in host.facts.links():
             raise
 
 
@@ -437,9 +437,9 @@ def wait_link_gone(host: Host, name: str, timeout: float = 2.0) -> None:
     import time
 
     deadline = time.monotonic() + timeout
-    while name in links() and time.monotonic() < deadline and not host.dry_run:
+    while name in host.facts.links() and time.monotonic() < deadline:
         time.sleep(0.005)
-    if name in links():
+    if name in host.facts.links():
         delete_link(host, name)
 
 
@@ -448,8 +448,6 @@ def forget_gone(host: Host, store: Store) -> None:
     exit is recorded; the monitor's hook may not have released them yet) or no longer
     exist (removed by hand, or by a replayed --dry-run script): they must not keep a
     network in use. The caller holds the lock."""
-    from shellctr.core.host import alive
-
     existing = set(store.container_ids())
     for record in records(store):
         for cid in list(record["endpoints"]):
@@ -461,7 +459,7 @@ def forget_gone(host: Host, store: Store) -> None:
                 # "created" with an endpoint: it is starting right now (attach is done)
                 if state["status"] == "created" or (
                         state["status"] == "running"
-                        and alive(state["pid"], state["pid_start"])):
+                        and host.facts.alive(state["pid"], state["pid_start"])):
                     continue
             release(host, store, cid)
 
@@ -484,7 +482,7 @@ def publish(host: Host, store: Store, config: Record, record: Record, endpoint: 
              for ep in r["endpoints"].values() for p in ep.get("ports", [])}
     for binding in bindings:  # every port checked before anything is recorded or made
         proto, host_ip = str(binding["proto"]), str(binding["host_ip"])
-        first = int(str(binding["host_port"])) or free_port(proto, host_ip, taken)
+        first = int(str(binding["host_port"])) or free_port(host.facts, proto, host_ip, taken)
         last = int(str(binding.get("host_port_end") or 0)) or first
         port = pick_port(host, proto, host_ip, first, last, taken)
         binding["host_port"], binding["host_port_end"] = port, 0
@@ -510,43 +508,22 @@ def pick_port(host: Host, proto: str, host_ip: str, first: int, last: int,
             refused = Conflict(f"bind for {where} failed: port is already allocated",
                                "publish another host port, or stop the container using it")
             continue
-        if not host.dry_run:
-            try:
-                check_bindable(proto, host_ip, port, where)
-            except Conflict as err:
-                refused = err
-                continue
+        failure = host.facts.port_taken(proto, host_ip, port)
+        if failure is not None:
+            refused = Conflict(f"bind for {where} failed: {failure.strerror}",
+                               "publish another host port, or stop the program using it")
+            continue
         return port
     assert refused is not None  # first <= last: at least one port was refused
     raise refused
 
 
-def _socket(proto: str) -> socket.socket:
-    return socket.socket(socket.AF_INET,
-                         socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
-
-
-def check_bindable(proto: str, host_ip: str, port: int, where: str) -> None:
-    """Refuse a host port another program holds (try to bind it, as it would)."""
-    with _socket(proto) as sock:
-        # TIME_WAIT leftovers do not hold a port; a listener does, even so
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host_ip or "0.0.0.0", port))
-        except OSError as err:
-            raise Conflict(f"bind for {where} failed: {err.strerror}",
-                           "publish another host port, or stop the program using it") from err
-
-
-def free_port(proto: str, host_ip: str, taken: set[tuple[str, int]]) -> int:
+def free_port(facts: Facts, proto: str, host_ip: str, taken: set[tuple[str, int]]) -> int:
     """A host port the kernel would hand out now that shellctr has not published."""
-    for _ in range(100):
-        with _socket(proto) as sock:
-            sock.bind((host_ip or "0.0.0.0", 0))
-            port = int(sock.getsockname()[1])
-        if (proto, port) not in taken:
-            return port
-    raise Conflict("no free host port found", "publish an explicit host port")
+    port = facts.free_port(proto, host_ip, taken)
+    if port is None:
+        raise Conflict("no free host port found", "publish an explicit host port")
+    return port
 
 
 def ports_of(store: Store) -> dict[str, list[Record]]:
@@ -566,8 +543,6 @@ def port_text(binding: Record) -> str:
 def connect(host: Host, store: Store, net_ref: str, ctr_ref: str, ip: str | None,
             aliases: list[str]) -> None:
     """`network connect`: now, if the container runs; at its next start in any case."""
-    from shellctr.core.host import alive
-
     with store.lock():
         cid = find(ctr_ref, store.container_names(), "container")
         config = store.config_record(cid)
@@ -581,8 +556,8 @@ def connect(host: Host, store: Store, net_ref: str, ctr_ref: str, ip: str | None
         networks[record["name"]] = {"ip": ip or "", "aliases": aliases}
         host.step(f"connect {short_id(cid)} to network {record['name']}")
         state = store.state_record(cid)
-        if state["status"] == "running" and alive(state["pid"], state["pid_start"]) \
-                and netns_path(cid).exists():
+        if state["status"] == "running" and host.facts.alive(state["pid"], state["pid_start"]) \
+                and host.facts.exists(netns_path(host.facts, cid)):
             bring_up(host, store, record)
             used = {ep["ifname"] for r in records(store)
                     for c, ep in r["endpoints"].items() if c == cid}

@@ -8,9 +8,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from shellctr.core.facts import Facts
 from shellctr.engine import cgroup
 
-PROC = Path("/proc")
+
 @dataclass(frozen=True)
 class Sample:
     """One reading of a container's counters."""
@@ -24,13 +25,6 @@ class Sample:
     blk_read: int = 0
     blk_write: int = 0
     pids: int = 0
-
-
-def read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
 
 
 def keyed(text: str) -> dict[str, int]:
@@ -81,12 +75,16 @@ def blkio_bytes(text: str, unified: bool) -> tuple[int, int]:
     return done[0], done[1]
 
 
-def sample(group: str, pid: int) -> Sample:
+def sample(facts: Facts, group: str, pid: int) -> Sample:
     """The container's counters now (zeros for a container without cgroups)."""
-    unified = cgroup.unified()
+    unified = cgroup.unified(facts)
+    proc = facts.proc
+
+    def read(path: Path) -> str:
+        return facts.read_text(path, "")
 
     def knob(controller: str, name: str) -> str:
-        return read(cgroup.cgroup_dir(group, controller) / name)
+        return read(cgroup.cgroup_dir(facts, group, controller) / name)
 
     if unified:
         cpu_ns = keyed(knob("cpu", "cpu.stat")).get("usage_usec", 0) * 1000
@@ -100,11 +98,11 @@ def sample(group: str, pid: int) -> Sample:
         inactive = keyed(knob("memory", "memory.stat")).get("total_inactive_file", 0)
         limit_text = knob("memory", "memory.limit_in_bytes").strip()
         blk = blkio_bytes(knob("blkio", "blkio.throttle.io_service_bytes"), False)
-    host = host_memory(read(PROC / "meminfo"))
+    host = host_memory(read(proc / "meminfo"))
     # no limit: "max" (v2), or a huge number (v1): the host's memory is the limit
     limit = int(limit_text) if limit_text.isdigit() else host
-    net = net_bytes(read(PROC / str(pid) / "net" / "dev")) if pid else (0, 0)
-    return Sample(cpu_ns=cpu_ns, system_ns=host_cpu_ns(read(PROC / "stat")),
+    net = net_bytes(read(proc / str(pid) / "net" / "dev")) if pid else (0, 0)
+    return Sample(cpu_ns=cpu_ns, system_ns=host_cpu_ns(read(proc / "stat")),
                   memory=max(usage - inactive, 0), limit=min(limit, host) if host else limit,
                   net_rx=net[0], net_tx=net[1], blk_read=blk[0], blk_write=blk[1],
                   pids=int(knob("pids", "pids.current").strip() or 0))

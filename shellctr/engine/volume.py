@@ -20,7 +20,7 @@ from shellctr.core.errors import Conflict, NotFound, ShellctrError
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import new_id
 from shellctr.core.layout import Layout
-from shellctr.core.store import SCHEMA_VERSION, Record, Store, now_iso, read_record
+from shellctr.core.store import SCHEMA_VERSION, Record, Store, now_iso
 
 VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # Docker >= 23 marks anonymous volumes so
@@ -173,7 +173,7 @@ def parse_mount(spec: str) -> Record:
         raise config_error(kind, "field Source must not be specified")
     words = []
     if "tmpfs-size" in fields:
-        from shellctr.engine.cgroup import parse_size
+        from shellctr.parts.cgroups import parse_size
 
         words.append(f"size={parse_size(fields['tmpfs-size'])}")
     if "tmpfs-mode" in fields:
@@ -398,16 +398,14 @@ def create_volume(host: Host, store: Store, name: str, labels: dict[str, str],
 
 
 def volume_names(store: Store) -> list[str]:
-    directory = store.layout.volumes_dir
-    if not directory.is_dir():
-        return []
-    return sorted(entry for entry in os.listdir(directory)
-                  if (directory / entry / "volume.json").is_file())
+    layout = store.layout
+    return [entry for entry in store.entries(layout.volumes_dir)
+            if store.host.facts.is_file(layout.volume_record(entry))]
 
 
 def read_volume(store: Store, name: str) -> Record:
     try:
-        return read_record(store.layout.volume_record(name))
+        return store.read(store.layout.volume_record(name))
     except (FileNotFoundError, NotADirectoryError) as err:
         raise NotFound(f"get {name}: no such volume") from err
 
@@ -445,7 +443,7 @@ def remove_anonymous(host: Host, store: Store, mounts: list[Record]) -> None:
             if record["type"] != "volume" or not record["anonymous"]:
                 continue
             try:  # the volume's own record decides: a named volume always stays
-                if not read_record(store.layout.volume_record(name)).get("anonymous"):
+                if not store.read(store.layout.volume_record(name)).get("anonymous"):
                     continue
             except FileNotFoundError:  # removed already
                 continue

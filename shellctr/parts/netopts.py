@@ -113,6 +113,14 @@ def own_hosts_line(config: Record, ip: str) -> str:
     return f"{ip}\t{names}\n"
 
 
+def without_loopback_resolvers(text: str) -> str:
+    """The host's resolv.conf without loopback resolvers (unreachable from a container)."""
+    kept = [line for line in text.splitlines() if not (
+        line.split()[:1] == ["nameserver"] and line.split()[1:2]
+        and line.split()[1].startswith(("127.", "::1")))]
+    return "\n".join(kept) + "\n" if kept else ""
+
+
 def resolv_text(config: Record, host_text: str, nameserver: str | None = None) -> str:
     """/etc/resolv.conf: --dns servers, else the network's resolver, else the host's."""
     servers = config.get("dns", [])

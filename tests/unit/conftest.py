@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from shellctr.cli.main import main
+from shellctr.core import facts
 from shellctr.core.layout import Layout
-from shellctr.engine import cgroup, container, image, lifecycle, volume
+from shellctr.engine import container, image, lifecycle, volume
 from shellctr.parts import netopts
 
 from .helpers import CID, MONITOR, T0, RecordingHost
@@ -33,7 +34,6 @@ def fixed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(container, "new_id", lambda: CID)
     monkeypatch.setattr(container, "now_iso", lambda: T0)
     monkeypatch.setattr(container, "generate_name", lambda taken: "quirky_turing")
-    monkeypatch.setattr(container, "host_resolv_conf", lambda: "nameserver 192.0.2.53\n")
     monkeypatch.setattr(image, "now_iso", lambda: T0)
     monkeypatch.setattr(lifecycle, "now_iso", lambda: T0)
     monkeypatch.setattr(volume, "now_iso", lambda: T0)
@@ -48,11 +48,16 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _no_host_cgroups(monkeypatch: pytest.MonkeyPatch,
                      tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Unit tests never touch the host's cgroupfs: an empty tmp dir stands in for
-    /sys/fs/cgroup (no hierarchy: containers get no cgroups). Tests that want one make
-    `freezer/`, `memory/` (v1) or `cgroup.controllers` (v2) in it."""
+    """Unit tests never touch the host's cgroupfs, named netns or /etc: every Facts (the
+    CLI's too) sees tmp dirs instead. An empty one stands in for /sys/fs/cgroup (no
+    hierarchy: containers get no cgroups); tests that want one make `freezer/`,
+    `memory/` (v1) or `cgroup.controllers` (v2) in it. /etc has a fixed resolv.conf."""
     root = tmp_path_factory.mktemp("sys-fs-cgroup")
-    monkeypatch.setattr(cgroup, "CGROUP_ROOT", root)
+    etc = tmp_path_factory.mktemp("etc")
+    (etc / "resolv.conf").write_text("nameserver 192.0.2.53\n")
+    monkeypatch.setattr(facts, "CGROUP_ROOT", root)
+    monkeypatch.setattr(facts, "NETNS_DIR", tmp_path_factory.mktemp("run-netns"))
+    monkeypatch.setattr(facts, "ETC", etc)
     return root
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from shellctr.core.cmd import Cmd
 from shellctr.core.errors import HostCommandError
+from shellctr.core.facts import Facts
 from shellctr.core.host import Host
 from shellctr.core.layout import Layout
 from shellctr.core.state import Image, save
@@ -50,18 +51,24 @@ class RecordingHost(Host):
         err: Any = None,
         fail_at: int | None = None,
         substitute: dict[str, Callable[[Cmd], Any]] | None = None,
+        facts: Facts | None = None,
+        lean: bool = False,
     ) -> None:
-        super().__init__(trace=trace, dry_run=dry_run, out=out, err=err or io.StringIO())
+        super().__init__(trace=trace, dry_run=dry_run, out=out, err=err or io.StringIO(),
+                         facts=facts, lean=lean)
         self.cmds: list[Cmd] = []
         self.fail_at = fail_at
         self.substitute = {"rmdir": fake_rmdir, **(substitute or {})}
 
-    def apply(self, cmd: Cmd, action: Callable[[], Any]) -> Any:
+    def apply(self, cmd: Cmd, action: Callable[[], Any],
+              effect: Callable[[Facts], None] | None = None) -> Any:
         self.cmds.append(cmd)
         self.show(cmd)
         if len(self.cmds) == self.fail_at:
             raise HostCommandError(f"{cmd.argv[0]} failed: injected failure")
         if self.dry_run:
+            if effect is not None:
+                effect(self.facts)
             return None
         program = cmd.argv[0]
         if program not in self.substitute:  # e.g. /checkout/build/shellctr-monitor

@@ -112,12 +112,12 @@ def test_pack_writes_a_deterministic_layer_with_links_and_xattrs(tmp_path: Path)
 class StoreHost(RecordingHost):
     """Runs what writes into the store (copies of layer tars, packs) in Python too."""
 
-    def apply(self, cmd: Cmd, action: Callable[[], Any]) -> Any:
+    def apply(self, cmd: Cmd, action: Callable[[], Any], effect: Any = None) -> Any:
         if cmd.redirect is not None and cmd.argv[0] in ("tar", "env", "sh") \
                 and not self.dry_run and len(self.cmds) + 1 != self.fail_at:
             self.cmds.append(cmd)
             return action()
-        return super().apply(cmd, action)
+        return super().apply(cmd, action, effect)
 
 
 def layer_tar(*members: Any) -> bytes:

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from shellctr.core.errors import ShellctrError
+from shellctr.core.facts import Facts
 from shellctr.core.host import Rollback
 from shellctr.core.layout import Layout
 from shellctr.core.store import Store
 from shellctr.engine import cgroup
 from shellctr.engine.container import RunOptions, create, parse_memory, start
+from shellctr.parts import cgroups
 
 from .helpers import CID, GROUP, MONITOR_NAME, FakeInit, RecordingHost, install_image, q
 
@@ -30,15 +32,15 @@ def v2(root: Path) -> None:
 
 
 def test_no_hierarchy_no_cgroups(cgroup_root: Path) -> None:
-    assert cgroup.container_cgroups(GROUP) == []
-    assert not cgroup.is_frozen(GROUP) and not cgroup.oom_killed(GROUP)
-    assert cgroup.procs(GROUP) == [] and not cgroup.has_cgroups(GROUP)
+    assert cgroup.container_cgroups(Facts(), GROUP) == []
+    assert not cgroup.is_frozen(Facts(), GROUP) and not cgroup.oom_killed(Facts(), GROUP)
+    assert cgroup.procs(Facts(), GROUP) == [] and not cgroup.has_cgroups(Facts(), GROUP)
 
 
 def test_v1_has_a_cgroup_in_each_controller_it_uses(cgroup_root: Path) -> None:
     v1(cgroup_root, "cpu", "memory", "freezer", "pids")
-    assert not cgroup.unified()
-    assert cgroup.container_cgroups(GROUP) == [
+    assert not cgroup.unified(Facts())
+    assert cgroup.container_cgroups(Facts(), GROUP) == [
         cgroup_root / name / "shellctr" / CID for name in ("freezer", "memory", "cpu", "pids")]
 
 
@@ -46,13 +48,13 @@ def test_v1_joint_hierarchies_are_listed_once(cgroup_root: Path) -> None:
     (cgroup_root / "cpu,cpuacct").mkdir()
     for name in ("cpu", "cpuacct"):  # as systemd mounts them
         (cgroup_root / name).symlink_to("cpu,cpuacct")
-    assert cgroup.container_cgroups(GROUP) == [cgroup_root / "cpu" / "shellctr" / CID]
+    assert cgroup.container_cgroups(Facts(), GROUP) == [cgroup_root / "cpu" / "shellctr" / CID]
 
 
 def test_v2_has_one(cgroup_root: Path) -> None:
     v2(cgroup_root)
-    assert cgroup.unified()
-    assert cgroup.container_cgroups(GROUP) == [cgroup_root / "shellctr" / CID]
+    assert cgroup.unified(Facts())
+    assert cgroup.container_cgroups(Facts(), GROUP) == [cgroup_root / "shellctr" / CID]
 
 
 def test_create_and_remove(cgroup_root: Path) -> None:
@@ -60,16 +62,16 @@ def test_create_and_remove(cgroup_root: Path) -> None:
     host = RecordingHost()
     with Rollback(host) as rollback:
         paths = cgroup.create(host, GROUP, rollback)
-    assert all(path.is_dir() for path in paths) and cgroup.has_cgroups(GROUP)
+    assert all(path.is_dir() for path in paths) and cgroup.has_cgroups(Facts(), GROUP)
     (paths[0] / "cgroup.procs").write_text("4242\n4243\n")
-    assert cgroup.procs(GROUP) == [4242, 4243]
+    assert cgroup.procs(Facts(), GROUP) == [4242, 4243]
     other = cgroup_root / "memory" / "shellctr" / ("e" * 64)
     other.mkdir()  # another container's: the memory parent stays
     host.reset()
     cgroup.remove(host, GROUP)
     assert host.lines == [f"rmdir {q(paths[0])}", f"rmdir {q(paths[0].parent)}",
                           f"rmdir {q(paths[1])}"]
-    assert not cgroup.has_cgroups(GROUP) and other.is_dir()
+    assert not cgroup.has_cgroups(Facts(), GROUP) and other.is_dir()
     cgroup.remove(host, GROUP)  # idempotent
     assert len(host.cmds) == 3
 
@@ -91,11 +93,11 @@ def test_remove_waits_while_the_cgroup_is_busy(cgroup_root: Path,
     real = host.remove_cgroup
     tries: list[Path] = []
 
-    def busy_twice(path: Path) -> None:
+    def busy_twice(path: Path, *, if_unused: bool = False) -> None:
         tries.append(path)
         if len(tries) <= 2:  # the pid namespace's last processes are still exiting
             raise OSError(errno.EBUSY, "Device or resource busy")
-        real(path)
+        real(path, if_unused=if_unused)
 
     monkeypatch.setattr(host, "remove_cgroup", busy_twice)
     cgroup.remove(host, GROUP)
@@ -115,14 +117,14 @@ def test_remove_under_dry_run_shows_the_rmdir_once(cgroup_root: Path) -> None:
 
 def test_freeze_v1(cgroup_root: Path) -> None:
     v1(cgroup_root, "freezer", "memory")
-    for path in cgroup.container_cgroups(GROUP):
+    for path in cgroup.container_cgroups(Facts(), GROUP):
         path.mkdir(parents=True)
     host = RecordingHost()
     cgroup.freeze(host, GROUP, True)
     state = cgroup_root / "freezer" / "shellctr" / CID / "freezer.state"
-    assert host.lines == [f"echo FROZEN > {q(state)}"] and cgroup.is_frozen(GROUP)
+    assert host.lines == [f"echo FROZEN > {q(state)}"] and cgroup.is_frozen(Facts(), GROUP)
     cgroup.freeze(host, GROUP, False)
-    assert host.lines[-1] == f"echo THAWED > {q(state)}" and not cgroup.is_frozen(GROUP)
+    assert host.lines[-1] == f"echo THAWED > {q(state)}" and not cgroup.is_frozen(Facts(), GROUP)
 
 
 def test_freeze_v2_waits_for_the_kernel_to_report_it(cgroup_root: Path,
@@ -139,7 +141,7 @@ def test_freeze_v2_waits_for_the_kernel_to_report_it(cgroup_root: Path,
     host = RecordingHost()
     cgroup.freeze(host, GROUP, True)
     assert host.lines == [f"echo 1 > {q(mine / 'cgroup.freeze')}"]
-    assert cgroup.is_frozen(GROUP)
+    assert cgroup.is_frozen(Facts(), GROUP)
 
 
 def test_freeze_that_never_happens_is_an_error(cgroup_root: Path,
@@ -149,7 +151,7 @@ def test_freeze_that_never_happens_is_an_error(cgroup_root: Path,
     mine.mkdir(parents=True)
     (mine / "cgroup.events").write_text("frozen 0\n")
     with pytest.raises(ShellctrError, match="the freezer did not freeze the container in time"):
-        cgroup.wait_frozen(GROUP, True, timeout=0.02)
+        cgroup.wait_frozen(Facts(), GROUP, True, timeout=0.02)
 
 
 @pytest.mark.parametrize(("text", "size"), [
@@ -158,19 +160,19 @@ def test_freeze_that_never_happens_is_an_error(cgroup_root: Path,
     ("1.5G", 3 << 29), ("2t", 2 << 40), (" 64m ", 64 << 20),
 ])
 def test_parse_size(text: str, size: int) -> None:
-    assert cgroup.parse_size(text) == size
+    assert cgroups.parse_size(text) == size
 
 
 @pytest.mark.parametrize("text", ["", "m", "-1m", "1x", "1 gigabyte", "1e3", "1,5g"])
 def test_parse_size_errors(text: str) -> None:
     with pytest.raises(ShellctrError, match=f"^invalid size: {text!r}"):
-        cgroup.parse_size(text)
+        cgroups.parse_size(text)
 
 
 def test_parse_memory_has_dockers_minimum() -> None:
     assert parse_memory(None) == 0
     assert parse_memory("0") == 0  # no limit, as Docker takes it
-    assert parse_memory("6m") == cgroup.MIN_MEMORY == 6 << 20
+    assert parse_memory("6m") == cgroups.MIN_MEMORY == 6 << 20
     with pytest.raises(ShellctrError, match=r"^memory limit 5m is too small") as info:
         parse_memory("5m")
     assert info.value.hint == "the minimum memory limit allowed is 6MB"
@@ -178,7 +180,7 @@ def test_parse_memory_has_dockers_minimum() -> None:
 
 def limit_memory(host: RecordingHost, memory: int) -> None:
     """`-m` alone: at most `memory` bytes of RAM, and as much swap again (Docker's default)."""
-    for path, value in cgroup.knobs(GROUP, {**cgroup.LIMIT_DEFAULTS, "memory": memory}):
+    for path, value in cgroup.knobs(Facts(), GROUP, {**cgroups.LIMIT_DEFAULTS, "memory": memory}):
         host.write_value(path, value)
 
 
@@ -225,7 +227,7 @@ def test_oom_killed(cgroup_root: Path, version: str, text: str, killed: bool) ->
         name = "memory.events"
     mine.mkdir(parents=True)
     (mine / name).write_text(text)
-    assert cgroup.oom_killed(GROUP) is killed
+    assert cgroup.oom_killed(Facts(), GROUP) is killed
 
 
 @pytest.mark.usefixtures("fixed", "restore_signals")
@@ -238,7 +240,8 @@ def test_start_with_memory_sets_the_limit_and_the_end_reads_the_oom_counter(
     store = Store(layout, host)
     config = create(host, store, RunOptions("busybox", memory="64m"))
     assert config["memory"] == 64 << 20
-    monkeypatch.setattr(cgroup, "oom_killed", lambda group: group == GROUP and mine.is_dir())
+    monkeypatch.setattr(cgroup, "oom_killed",
+                        lambda facts, group: group == GROUP and mine.is_dir())
     assert start(host, store, config, attach=True) == 137
     assert f"echo {64 << 20} > {q(mine / 'memory.limit_in_bytes')}" in host.lines
     state = store.state_record(CID)
@@ -273,10 +276,10 @@ def test_remove_kills_what_is_still_in_the_cgroup_after_a_grace_second(
     host = RecordingHost()
     real = host.remove_cgroup
 
-    def busy_until_killed(path: Path) -> None:
+    def busy_until_killed(path: Path, *, if_unused: bool = False) -> None:
         if path == mine and not any(line.startswith(("kill", "echo 1")) for line in host.lines):
             raise OSError(errno.EBUSY, "Device or resource busy")  # left by a crash
-        real(path)
+        real(path, if_unused=if_unused)
 
     monkeypatch.setattr(host, "remove_cgroup", busy_until_killed)
     monkeypatch.setattr(cgroup.time, "monotonic", Clock())

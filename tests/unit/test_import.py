@@ -251,11 +251,11 @@ def test_an_undo_that_fails_is_reported_and_the_rest_still_run(layout: Layout,
     install_image(layout, image_model(repo_tags=["base:latest"]))
 
     class FailingUndo(RecordingHost):
-        def apply(self, cmd: Cmd, action: Callable[[], Any]) -> Any:
+        def apply(self, cmd: Cmd, action: Callable[[], Any], effect: Any = None) -> Any:
             if len(self.cmds) == 7:  # the first undo: the old image's record written back
                 self.cmds.append(cmd)
                 raise OSError(28, "No space left on device")
-            return super().apply(cmd, action)
+            return super().apply(cmd, action, effect)
 
     host = FailingUndo(fail_at=7, substitute={"tar": fake_tar})
     with pytest.raises(HostCommandError, match="injected failure"):

@@ -153,7 +153,7 @@ def test_an_exited_container(layout: Layout) -> None:
 def test_a_running_container_reconciled_first(layout: Layout) -> None:
     import os
 
-    from shellctr.core.host import process_start
+    from shellctr.core.facts import process_start
 
     store = web(layout)
     me = os.getpid()  # a live process as PID 1
@@ -173,7 +173,7 @@ def test_a_running_container_reconciled_first(layout: Layout) -> None:
 def test_a_paused_container(layout: Layout, cgroup_root: Path) -> None:
     import os
 
-    from shellctr.core.host import process_start
+    from shellctr.core.facts import process_start
 
     store = web(layout)
     me = os.getpid()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from shellctr.core.errors import Conflict, NotFound, ShellctrError
-from shellctr.core.host import alive, process_start
+from shellctr.core.facts import alive, process_start
 from shellctr.core.layout import Layout
 from shellctr.core.state import ContainerConfig, ContainerState, container_config, container_state
 from shellctr.core.store import Store

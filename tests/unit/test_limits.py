@@ -7,13 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from shellctr.core import facts
 from shellctr.core.errors import ShellctrError
+from shellctr.core.facts import Facts
 from shellctr.core.host import Rollback
 from shellctr.core.layout import Layout
 from shellctr.core.state import ContainerState, container_config
 from shellctr.core.store import Store
 from shellctr.engine import cgroup, lifecycle
 from shellctr.engine.container import RunOptions, create
+from shellctr.parts import cgroups
 
 from .helpers import CID, GROUP, RecordingHost, install_image, q
 
@@ -42,13 +45,13 @@ def v2(cgroup_root: Path) -> Path:
 
 
 def limits(**flags: str | bool) -> dict[str, object]:
-    return cgroup.parse_limits(dict(flags))
+    return cgroup.parse_limits(Facts(), dict(flags))
 
 
 def writes(**flags: str | bool) -> list[tuple[str, str]]:
     """The (knob relative to the cgroupfs root, value) writes the flags make."""
-    return [(str(path.relative_to(cgroup.CGROUP_ROOT)).replace(CID, "ID"), value)
-            for path, value in cgroup.knobs(GROUP, limits(**flags))]
+    return [(str(path.relative_to(facts.CGROUP_ROOT)).replace(CID, "ID"), value)
+            for path, value in cgroup.knobs(Facts(), GROUP, limits(**flags))]
 
 
 def test_flags_become_config_values(v1: Path) -> None:
@@ -58,7 +61,7 @@ def test_flags_become_config_values(v1: Path) -> None:
         "memory": 64 << 20, "memory_swap": -1, "memory_reservation": 32 << 20,
         "oom_kill_disable": True, "cpu_shares": 512, "cpu_period": 100000,
         "cpu_quota": 150000, "cpuset_cpus": "0-1", "cpuset_mems": "0", "pids_limit": 0}
-    assert limits() == cgroup.LIMIT_DEFAULTS
+    assert limits() == cgroups.LIMIT_DEFAULTS
 
 
 @pytest.mark.parametrize(("flags", "knobs"), [
@@ -99,7 +102,7 @@ def test_v1_memory_swap(v1: Path, swap: str | None, memsw: str) -> None:
     assert writes(**flags)[:2] == [("memory/shellctr/ID/memory.limit_in_bytes", str(64 << 20)),
                                    ("memory/shellctr/ID/memory.memsw.limit_in_bytes", memsw)]
     # update: memsw lifted first, so that a limit above the old memsw is accepted
-    update = cgroup.knobs(GROUP, limits(**flags), fresh=False)
+    update = cgroup.knobs(Facts(), GROUP, limits(**flags), fresh=False)
     assert [value for _, value in update[:3]] == ["-1", str(64 << 20), memsw]
 
 
@@ -127,7 +130,7 @@ def test_v2_knobs(v2: Path, flags: dict[str, str], knobs: list[tuple[str, str]])
 
 @pytest.mark.parametrize(("shares", "weight"), [(2, 1), (1024, 39), (512, 20), (262144, 10000)])
 def test_cpu_weight_as_runc_converts_it(shares: int, weight: int) -> None:
-    assert cgroup.cpu_weight(shares) == weight
+    assert cgroups.cpu_weight(shares) == weight
 
 
 def test_v1_create_copies_the_cpuset_down(v1: Path) -> None:
@@ -139,7 +142,7 @@ def test_v1_create_copies_the_cpuset_down(v1: Path) -> None:
     assert f"echo 0 > {q(parent / 'cpuset.mems')}" in host.lines
     assert (parent / CID / "cpuset.cpus").read_text() == "0-1"
     assert (v1 / "pids" / "shellctr" / CID / "pids.max").read_text() == "20"
-    assert len(cgroup.container_cgroups(GROUP)) == len(V1)  # exec joins every one
+    assert len(cgroup.container_cgroups(Facts(), GROUP)) == len(V1)  # exec joins every one
     host.reset()
     with Rollback(host) as rollback:  # the parent has its cpuset now: not written again
         cgroup.create(host, "f" * 64, rollback)
@@ -168,7 +171,7 @@ def test_v1_dry_run_leaves_an_existing_cgroup_parent_as_it_is(v1: Path) -> None:
     (parent / "cpuset.mems").write_text("0\n")
     host = RecordingHost(dry_run=True)
     with Rollback(host) as rollback:
-        cgroup.create(host, cgroup.group_of(CID, "apps"), rollback)
+        cgroup.create(host, cgroups.group_of(CID, "apps"), rollback)
     assert [line for line in host.lines if "cpuset.cpus" in line] == [
         f"echo 1 > {q(parent / CID / 'cpuset.cpus')}"]
 
@@ -218,7 +221,7 @@ def test_v2_create_enables_the_controllers_for_the_children(v2: Path) -> None:
 def test_invalid_values_are_one_line_errors(v1: Path, flags: dict[str, str],
                                             message: str) -> None:
     with pytest.raises(ShellctrError, match=f"^{message}") as info:
-        cgroup.parse_limits(dict(flags))
+        cgroup.parse_limits(Facts(), dict(flags))
     assert "\n" not in str(info.value)
 
 
@@ -246,7 +249,7 @@ def test_host_cpus_without_a_cpuset_come_from_sysfs(cgroup_root: Path, tmp_path:
     online = tmp_path / "online"
     online.write_text("0-3,6\n")
     monkeypatch.setattr(cgroup, "CPU_ONLINE", online)
-    assert cgroup.host_cpus() == {0, 1, 2, 3, 6}
+    assert cgroup.host_cpus(Facts()) == {0, 1, 2, 3, 6}
 
 
 @pytest.mark.usefixtures("fixed")
@@ -326,7 +329,7 @@ def test_v2_a_controller_that_cannot_be_enabled_refuses_the_start(
 
 def test_v2_nested_cgroup_parent_enables_the_controllers_at_every_level(v2: Path) -> None:
     host = RecordingHost()
-    group = cgroup.group_of(CID, cgroup.parse_parent("/apps/web"))
+    group = cgroups.group_of(CID, cgroups.parse_parent("/apps/web"))
     with Rollback(host) as rollback:
         cgroup.create(host, group, rollback, limits(pids_limit="9"))
     levels = [v2, v2 / "apps", v2 / "apps" / "web"]
@@ -339,7 +342,7 @@ def test_v2_nested_cgroup_parent_enables_the_controllers_at_every_level(v2: Path
 def test_v1_nested_cgroup_parent_copies_the_cpuset_down_each_level(v1: Path) -> None:
     host = RecordingHost()
     with Rollback(host) as rollback:
-        cgroup.create(host, cgroup.group_of(CID, "apps/web"), rollback)
+        cgroup.create(host, cgroups.group_of(CID, "apps/web"), rollback)
     cpuset = v1 / "cpuset"
     assert [line for line in host.lines if line.endswith("cpuset.cpus")] == [
         f"echo 0-1 > {q(cpuset / 'apps' / 'cpuset.cpus')}",
@@ -349,7 +352,7 @@ def test_v1_nested_cgroup_parent_copies_the_cpuset_down_each_level(v1: Path) -> 
 
 def test_remove_leaves_a_cgroup_parent_but_not_shellctrs_own(v1: Path) -> None:
     host = RecordingHost()
-    for group in (GROUP, cgroup.group_of(CID, "apps")):
+    for group in (GROUP, cgroups.group_of(CID, "apps")):
         with Rollback(host) as rollback:
             cgroup.create(host, group, rollback)
         cgroup.remove(host, group)
@@ -359,10 +362,10 @@ def test_remove_leaves_a_cgroup_parent_but_not_shellctrs_own(v1: Path) -> None:
 
 @pytest.mark.parametrize(("given", "parent"), [("apps", "apps"), ("/apps/web/", "apps/web")])
 def test_cgroup_parent_is_a_path_below_the_root(given: str, parent: str) -> None:
-    assert cgroup.parse_parent(given) == parent
+    assert cgroups.parse_parent(given) == parent
 
 
 @pytest.mark.parametrize("given", ["/", "..", "a/../b", "a//b", "./a"])
 def test_cgroup_parent_with_dots_or_empty_parts_is_refused(given: str) -> None:
     with pytest.raises(ShellctrError, match="invalid --cgroup-parent"):
-        cgroup.parse_parent(given)
+        cgroups.parse_parent(given)

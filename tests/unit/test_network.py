@@ -18,11 +18,12 @@ import pytest
 
 from shellctr.core.cmd import Cmd
 from shellctr.core.errors import Conflict, ShellctrError
+from shellctr.core.facts import Facts
 from shellctr.core.host import Rollback
 from shellctr.core.layout import Layout
 from shellctr.core.state import ContainerConfig, Network
 from shellctr.core.store import Store
-from shellctr.engine import container, dns, iptables, network
+from shellctr.engine import container, iptables, network
 from shellctr.engine.container import RunOptions, create
 from shellctr.parts import ipam, netopts
 
@@ -31,20 +32,50 @@ from .helpers import CID, RecordingHost, install_image
 CID2 = "fedcba9876543210" * 4
 
 
-class FakeNet:
-    """The host's links, netns and iptables, as the recorded commands would leave them."""
+class FakeNet(Facts):
+    """The host's facts, with its links, netns and iptables as the recorded commands
+    would leave them (and no port held by another program)."""
 
     def __init__(self, tmp: Path) -> None:
-        self.links: set[str] = set()
+        super().__init__()
+        self.names: set[str] = set()  # the links
         self.netns_dir = tmp / "netns"
         self.netns_dir.mkdir()
-        self.proc_sys = tmp / "proc-sys"
+        self.proc = tmp / "proc"
+        self.proc_sys = self.proc / "sys"
         (self.proc_sys / "net/ipv4").mkdir(parents=True)
         (self.proc_sys / "net/ipv4/ip_forward").write_text("0\n")
         self.peers: dict[str, str] = {}  # veth -> the netns of its other end
         self.chains: dict[str, list[str]] = {"filter": [], "nat": []}
         self.rules: dict[str, list[list[str]]] = {"filter": [], "nat": []}
         self.dnsmasq: dict[Path, int] = {}  # run dir -> pid
+        self.held: set[tuple[str, int]] = set()  # (proto, port) other programs hold
+        self.running: set[int] = set()  # pids of containers the test says run
+
+    # -- what the host reads would find -------------------------------------------------
+    def host_links(self) -> set[str]:
+        return set(self.names)
+
+    def host_iptables_rules(self, table: str) -> list[list[str]]:
+        return ([["-N", chain] for chain in self.chains[table]]
+                + [["-A", *rule] for rule in self.rules[table]])
+
+    def routes(self) -> list[Any]:
+        return []
+
+    def process_start(self, pid: int) -> int | None:
+        return 1 if pid in self.dnsmasq.values() else super().process_start(pid)
+
+    def alive(self, pid: int, start: int) -> bool:
+        return pid in self.running or super().alive(pid, start)
+
+    def port_taken(self, proto: str, host_ip: str, port: int) -> OSError | None:
+        return OSError(98, "Address already in use") if (proto, port) in self.held else None
+
+    def free_port(self, proto: str, host_ip: str, taken: set[tuple[str, int]]) -> int:
+        """The kernel's pick, made predictable: the first port from 49153 not taken."""
+        return next(port for port in range(49153, 65536)
+                    if (proto, port) not in taken | self.held)
 
     # -- the stand-ins --------------------------------------------------------------
     def ip(self, cmd: Cmd) -> str:
@@ -63,16 +94,16 @@ class FakeNet:
             (self.netns_dir / words[2]).touch()
         elif words[:2] == ["netns", "delete"]:
             (self.netns_dir / words[2]).unlink()
-            self.links -= {veth for veth, ns in self.peers.items() if ns == words[2]}
+            self.names -= {veth for veth, ns in self.peers.items() if ns == words[2]}
         elif words[:3] == ["link", "add", "name"]:
-            assert words[3] not in self.links, f"{words[3]} exists"
-            self.links.add(words[3])
+            assert words[3] not in self.names, f"{words[3]} exists"
+            self.names.add(words[3])
             if words[5] == "bridge":
                 (self.proc_sys / f"net/ipv4/conf/{words[3]}").mkdir(parents=True)
             else:
                 self.peers[words[3]] = words[-1]
         elif words[:3] == ["link", "delete", "dev"]:
-            self.links.remove(words[3])
+            self.names.remove(words[3])
 
     def iptables(self, cmd: Cmd) -> str:
         table, action, chain = cmd.argv[3], cmd.argv[4], cmd.argv[5]
@@ -102,13 +133,15 @@ class FakeNet:
                     self.rules[table].remove(rule)
         return ""
 
-    def listed(self, host: Any, table: str) -> list[list[str]]:
-        return ([["-N", chain] for chain in self.chains[table]]
-                + [["-A", *rule] for rule in self.rules[table]])
-
     def dnsmasq_start(self, cmd: Cmd) -> str:
-        pid_file = next(a for a in cmd.argv if a.startswith("--pid-file="))
-        self.dnsmasq[Path(pid_file.split("=", 1)[1]).parent] = 4242
+        """As dnsmasq: its pid file, and its cmdline in /proc naming it."""
+        option = next(a for a in cmd.argv if a.startswith("--pid-file="))
+        pid_file = Path(option.split("=", 1)[1])
+        pid = 4242
+        self.dnsmasq[pid_file.parent] = pid
+        pid_file.write_text(f"{pid}\n")
+        (self.proc / str(pid)).mkdir(exist_ok=True)
+        (self.proc / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in cmd.argv))
         return ""
 
     def kill(self, cmd: Cmd) -> None:
@@ -125,24 +158,14 @@ class FakeNet:
     def host(self, **kwargs: Any) -> RecordingHost:
         return RecordingHost(substitute={
             "ip": self.ip, "iptables": self.iptables, "iptables-restore": self.restore,
-            "dnsmasq": self.dnsmasq_start, "kill": self.kill}, **kwargs)
+            "dnsmasq": self.dnsmasq_start, "kill": self.kill}, facts=self, **kwargs)
 
 
 @pytest.fixture
 def net(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNet]:
     fake = FakeNet(tmp_path)
-    monkeypatch.setattr(network, "links", lambda: set(fake.links))
-    monkeypatch.setattr(network, "NETNS_DIR", fake.netns_dir)
-    monkeypatch.setattr(network, "PROC_SYS", fake.proc_sys)
-    monkeypatch.setattr(iptables, "listed", fake.listed)
-    monkeypatch.setattr(dns, "pid_of", lambda run_dir: fake.dnsmasq.get(run_dir, 0))
-    monkeypatch.setattr(ipam, "host_routes", lambda: [])
-    monkeypatch.setattr(network, "check_bindable", lambda *args: None)
-    monkeypatch.setattr(network, "free_port", lambda proto, host_ip, taken: next(
-        port for port in range(49153, 65536) if (proto, port) not in taken))
     ids = iter(f"{n:02x}" * 32 for n in range(0xee, 0xff))
     monkeypatch.setattr(network, "new_id", lambda: next(ids))
-    monkeypatch.setattr(container, "host_resolv_conf", lambda: "nameserver 192.0.2.53\n")
     yield fake
 
 
@@ -256,7 +279,7 @@ def test_release_removes_exactly_the_container_and_prune_the_rest(
         f"shellctr:ctr={CID[:12]} --jump MASQUERADE\nCOMMIT\nEOF",
         f"ip netns delete shc-{CID[:11]}",  # its veth goes with it
     ]
-    assert net.links == {"shellctr0"} and net.netns() == [] and not net.tagged(f"ctr={CID[:12]}")
+    assert net.names == {"shellctr0"} and net.netns() == [] and not net.tagged(f"ctr={CID[:12]}")
     assert network.find_network(store, "bridge")["endpoints"] == {}
     host.reset()
     network.release(host, store, CID)  # again: nothing is left to do
@@ -265,7 +288,7 @@ def test_release_removes_exactly_the_container_and_prune_the_rest(
     store.remove_container(CID)
     assert network.prune(host, store) == []  # the default network stays ...
     assert network.prune(host, store, include_default=True) == ["shellctr0"]  # ... unless
-    assert net.links == set() and net.chains == {"filter": [], "nat": []}
+    assert net.names == set() and net.chains == {"filter": [], "nat": []}
     assert net.rules == {"filter": [], "nat": []}
 
 
@@ -277,10 +300,10 @@ def test_a_failure_at_any_step_of_the_network_step_leaves_nothing_of_the_contain
     with pytest.raises(ShellctrError):
         attach(host, layout, config)
     assert net.netns() == [] and not net.tagged(f"ctr={CID[:12]}")
-    assert net.links <= {"shellctr0"}
+    assert net.names <= {"shellctr0"}
     for record in network.records(Store(layout, host)):
         assert record["endpoints"] == {}
-    if "shellctr0" not in net.links:  # the network's own setup failed: all of it went
+    if "shellctr0" not in net.names:  # the network's own setup failed: all of it went
         assert net.chains == {"filter": [], "nat": []} and network.records(
             Store(layout, host)) == []
 
@@ -309,11 +332,10 @@ def test_user_network_gets_a_resolver_and_containers_resolve_across_their_networ
     host.reset()
     assert network.remove(host, store, "shop") == "shop"
     assert "kill -s TERM 4242" in host.lines and not run_dir.exists()
-    assert net.links == set() and net.rules == {"filter": [], "nat": []}
+    assert net.names == set() and net.rules == {"filter": [], "nat": []}
 
 
-def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet) -> None:
     host = net.host()
     store = Store(layout, host)
     store.prepare()
@@ -322,7 +344,7 @@ def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet
     attach(host, layout, config)
     state = store.state_record(CID)
     store.write(layout.container_state(CID), {**state, "status": "running", "pid": 1})
-    monkeypatch.setattr("shellctr.core.host.alive", lambda pid, start: True)
+    net.running.add(1)
     host.reset()
     network.connect(host, store, "back", "web", "10.2.0.9", ["api"])
     assert f"ip -batch - <<'EOF'\nlink add name shv{CID[:10]}1 type veth peer name eth1 " \
@@ -375,13 +397,13 @@ def test_publish_all_binds_every_exposed_port_not_published_yet(
 
 
 def test_a_netns_shared_with_another_container_loses_the_veths_of_its_owner(
-        layout: Layout, net: FakeNet, monkeypatch: pytest.MonkeyPatch) -> None:
+        layout: Layout, net: FakeNet) -> None:
     host = net.host()
     store = Store(layout, host)
     attach(host, layout, new_container(layout, host))
     store.write(layout.container_state(CID), {**store.state_record(CID), "status": "running",
                                               "pid": 4321})
-    monkeypatch.setattr("shellctr.core.host.alive", lambda pid, start: True)
+    net.running.add(4321)
     joiner = new_container(layout, host, cid=CID2, name="side", network="container:web")
     assert attach(host, layout, joiner) == ["nsenter", "--net=/proc/4321/ns/net", "--"]
     host.reset()
@@ -396,7 +418,7 @@ def test_dry_run_shows_the_endpoint_made_and_removed(layout: Layout, net: FakeNe
     attach(host, layout, config)
     network.release(host, Store(layout, host), CID)
     assert host.lines[-1] == f"ip netns delete shc-{CID[:11]}"
-    assert net.links == set() and net.netns() == []  # nothing was done
+    assert net.names == set() and net.netns() == []  # nothing was done
 
 
 # -- IPAM -----------------------------------------------------------------------------------
@@ -592,7 +614,7 @@ def test_publish_all_gives_each_port_of_an_exposed_range_its_own_host_port(
 
 
 def test_a_range_with_a_port_in_use_is_refused_and_leaves_nothing(
-        layout: Layout, net: FakeNet, monkeypatch: pytest.MonkeyPatch) -> None:
+        layout: Layout, net: FakeNet) -> None:
     host = net.host()
     attach(host, layout, new_container(layout, host, publish=["8001:80"]))
     other = new_container(layout, host, cid=CID2, name="other", publish=["8000-8002:80-82"])
@@ -603,10 +625,7 @@ def test_a_range_with_a_port_in_use_is_refused_and_leaves_nothing(
     with pytest.raises(Conflict, match=re.escape("bind for 0.0.0.0:8001/tcp failed")):
         attach(host, layout, full)
 
-    def held_by_another_program(proto: str, host_ip: str, port: int, where: str) -> None:
-        if port in (9000, 9001):
-            raise Conflict(f"bind for {where} failed: Address already in use")
-    monkeypatch.setattr(network, "check_bindable", held_by_another_program)
+    net.held = {("tcp", 9000), ("tcp", 9001)}  # by another program
     ranged = new_container(layout, host, cid="cd" * 32, name="ranged",
                            publish=["9000-9001:80"])
     with pytest.raises(Conflict, match=re.escape(

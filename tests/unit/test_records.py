@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from shellctr.core.layout import Layout
 from shellctr.core.state import ContainerConfig, ContainerState, Image, ImageConfig, Network
-from shellctr.core.store import Store, dump_record, read_record
+from shellctr.core.store import Store, dump_record
 from shellctr.engine import container
 from shellctr.engine.container import RunOptions, create, finish, start, state_record
 from shellctr.engine.image import import_image
@@ -103,7 +103,7 @@ def test_container_state_created_golden(layout: Layout, v1_controllers: None) ->
     install_image(layout)
     host = RecordingHost()
     create(host, Store(layout, host), run_options())
-    record = read_record(layout.container_state(CID))
+    record = json.loads(layout.container_state(CID).read_bytes())
     check_golden("container_state_created", record)
     check_model(ContainerState, record)
 
@@ -127,7 +127,7 @@ def test_container_state_exited_golden(layout: Layout, v1_controllers: None,
         started_at=T1, restart_count=2))  # carried over to the exited record
     monkeypatch.setattr(container, "now_iso", lambda: T2)
     finish(host, store, CID, 137)
-    record = read_record(layout.container_state(CID))
+    record = json.loads(layout.container_state(CID).read_bytes())
     check_golden("container_state_exited", record)
     check_model(ContainerState, record)
 
@@ -139,7 +139,7 @@ def test_image_golden(layout: Layout, tmp_path: Path) -> None:
         host, Store(layout, host), write_tar(tmp_path / "rootfs.tar"),
         ['CMD ["sh"]', "ENV LANG=C.UTF-8", "WORKDIR /home", "USER user"], "base:1",
         comment="from a test")
-    record = read_record(layout.image_file(image.id))
+    record = json.loads(layout.image_file(image.id).read_bytes())
     check_golden("image", record)
     check_model(Image, record)
     check_model(ImageConfig, record["config"])

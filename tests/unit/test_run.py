@@ -13,6 +13,7 @@ import pytest
 
 import shellctr
 from shellctr.core.errors import ExecError, HostCommandError, ShellctrError
+from shellctr.core.facts import Facts
 from shellctr.core.layout import Layout
 from shellctr.core.state import ContainerState
 from shellctr.core.store import Store
@@ -171,7 +172,7 @@ def test_init_spec_lists_the_top_layer_first(layout: Layout) -> None:
     config: dict[str, Any] = {"id": CID, "layers": ["b" * 64, "t" * 64], "hostname": "h",
                               "path": "sh", "args": [], "env": [], "working_dir": "/",
                               "user": "", "tty": True}
-    spec = init_spec(layout, config, None, True)
+    spec = init_spec(Facts(), layout, config, None, True)
     assert spec["lowerdirs"] == [str(layout.layer_dir("t" * 64)), str(layout.layer_dir("b" * 64))]
     assert spec["trace"] is True and spec["status_fd"] is None
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from shellctr.cli import textfmt
+from shellctr.core.facts import Facts
 from shellctr.engine import cgroup, stats
 
 from .helpers import CID, GROUP
@@ -22,14 +23,20 @@ NET_DEV = """Inter-|   Receive                                                | 
 
 
 @pytest.fixture
-def proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def proc(tmp_path: Path) -> Path:
     root = tmp_path / "proc"
     (root / "42" / "net").mkdir(parents=True)
     (root / "42" / "net" / "dev").write_text(NET_DEV)
     (root / "stat").write_text("cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 50 0 50 400 0 0 0\n")
     (root / "meminfo").write_text("MemTotal:       16384000 kB\nMemFree: 1 kB\n")
-    monkeypatch.setattr(stats, "PROC", root)
     return root
+
+
+def facts_at(proc: Path) -> Facts:
+    """The host's facts with /proc at `proc` (the cgroup root: conftest's tmp dir)."""
+    facts = Facts()
+    facts.proc = proc
+    return facts
 
 
 def test_sample_v1(cgroup_root: Path, proc: Path) -> None:
@@ -46,7 +53,7 @@ def test_sample_v1(cgroup_root: Path, proc: Path) -> None:
         controller, knob = name.split("/")
         (cgroup_root / controller / "shellctr" / CID).mkdir(parents=True, exist_ok=True)
         (cgroup_root / controller / "shellctr" / CID / knob).write_text(text)
-    assert stats.sample(GROUP, 42) == stats.Sample(
+    assert stats.sample(facts_at(proc), GROUP, 42) == stats.Sample(
         cpu_ns=5_000_000_000, system_ns=1000 * TICK, memory=8 << 20, limit=64 << 20,
         net_rx=2500, net_tx=1500, blk_read=4096, blk_write=8192, pids=3)
 
@@ -62,7 +69,7 @@ def test_sample_v2_without_a_limit_has_the_hosts_memory(cgroup_root: Path, proc:
                                   "8:16 rbytes=1 wbytes=2\n",
                        "pids.current": "2\n"}.items():
         (mine / knob).write_text(text)
-    sample = stats.sample(GROUP, 0)  # no pid: no network counters
+    sample = stats.sample(facts_at(proc), GROUP, 0)  # no pid: no network counters
     assert (sample.cpu_ns, sample.memory, sample.limit) == (2_500_000, 4_000_000,
                                                             16384000 * 1024)
     assert (sample.blk_read, sample.blk_write, sample.pids) == (101, 202, 2)
@@ -102,5 +109,5 @@ def test_a_stopped_container_is_all_zeros() -> None:
 
 
 def test_no_cgroup_hierarchy_reads_zeros(proc: Path) -> None:
-    assert cgroup.container_cgroups(GROUP) == []
-    assert stats.sample(GROUP, 42).pids == 0
+    assert cgroup.container_cgroups(Facts(), GROUP) == []
+    assert stats.sample(facts_at(proc), GROUP, 42).pids == 0

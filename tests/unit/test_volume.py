@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from shellctr.core.errors import Conflict, HostCommandError, ShellctrError
+from shellctr.core.facts import Facts
 from shellctr.core.layout import Layout
 from shellctr.core.state import ContainerConfig, MountPoint, Volume
 from shellctr.core.store import Store
@@ -229,7 +230,7 @@ def test_init_spec_mounts(layout: Layout, tmp_path: Path) -> None:
               "mounts": [mount("bind", "/etc/hosts", source=str(tmp_path)),
                          mount("volume", "/v", source="data", nocopy=True, readonly=True),
                          mount("tmpfs", "/t", options="noexec,nosuid,nodev,size=1m,exec")]}
-    spec = init_spec(layout, config, None, False)
+    spec = init_spec(Facts(), layout, config, None, False)
     assert [target for _, target in spec["etc_files"]] == ["/etc/hostname",
                                                            "/etc/resolv.conf"]  # -v wins
     assert spec["mounts"] == [
@@ -240,7 +241,7 @@ def test_init_spec_mounts(layout: Layout, tmp_path: Path) -> None:
          "flags": volume.MS_NOSUID | volume.MS_NODEV, "data": "size=1m"},
     ]
     assert spec["readonly_rootfs"] is True
-    assert "mounts" not in init_spec(layout, {**config, "mounts": [], "read_only": False},
+    assert "mounts" not in init_spec(Facts(), layout, {**config, "mounts": [], "read_only": False},
                                      None, False)
 
 
@@ -345,15 +346,15 @@ def test_init_spec_of_a_slave_bind_asks_for_a_slave_namespace(
               "mounts": [mount("bind", "/a", source=str(tmp_path), propagation="rslave"),
                          mount("volume", "/v", source="data", propagation="private"),
                          mount("bind", "/b", source=str(tmp_path))]}
-    spec = init_spec(layout, config, None, False)
+    spec = init_spec(Facts(), layout, config, None, False)
     assert spec["slave_namespace"] is True
     assert [entry.get("propagation") for entry in spec["mounts"]] == ["rslave", "private",
                                                                       None]
     config["mounts"] = config["mounts"][1:]
-    assert "slave_namespace" not in init_spec(layout, config, None, False)
+    assert "slave_namespace" not in init_spec(Facts(), layout, config, None, False)
     config["mounts"] = [mount("bind", "/a", source=str(tmp_path), propagation="rshared")]
     with pytest.raises(MountError, match=r"^bind propagation rshared is not supported"):
-        init_spec(layout, config, None, False)  # a config from before it was refused
+        init_spec(Facts(), layout, config, None, False)  # a config from before it was refused
 
 
 def test_init_mount_steps_in_a_slave_namespace_give_each_bind_its_mode(

@@ -1,16 +1,22 @@
 """vm/run-tests' own logic, without booting anything: which tests go to which VM, how
-the VMs' junit XMLs are read and merged, what invalidates the cached image."""
+the VMs' junit XMLs are read and merged, what invalidates the cached image, how qemu is
+started (its deadline, and tied to the runner's life: tried on `sleep`)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(CHECKOUT / "vm"))
+import leftovers  # noqa: E402
 import runner  # noqa: E402  (vm/ is no package: nothing in shellctr imports it)
 
 INTEGRATION = sorted(p.name for p in (CHECKOUT / "tests" / "integration").glob("test_*.py"))
@@ -100,3 +106,66 @@ def test_the_image_is_rebuilt_exactly_when_a_recipe_file_changes(tmp_path: Path)
         requirements.write("# changed\n")
     assert runner.recipe_hash(recipe) != before
     assert runner.recipe_hash() == runner.recipe_hash(CHECKOUT / "vm" / "image")
+
+
+def test_a_vm_boots_with_its_deadline_on_the_kernel_command_line(tmp_path: Path) -> None:
+    vm = runner.Vm("vm2", ["tests/integration/test_limits.py"],
+                   tmp_path / "shellctr-vm-run-x" / "vm2", deadline=1830)
+    argv = runner.qemu_argv(vm, tmp_path / "image", "tcg", 1, 512)
+    assert argv[argv.index("-append") + 1] == \
+        "console=ttyS0 panic=-1 quiet shellctr.deadline=1830"
+    assert argv[argv.index("-name") + 1] == "shellctr-vm2"
+    assert argv[argv.index("-serial") + 1] == \
+        f"file:{tmp_path}/shellctr-vm-run-x/vm2/console.log"
+    assert runner.guest_deadline(60, None) == 90  # after the runner's own kill at 60 s
+    assert runner.guest_deadline(59.5, None) == 90
+    assert runner.guest_deadline(3600, 45) == 45
+    with pytest.raises(runner.RunnerError, match="at least 1 s"):
+        runner.guest_deadline(60, 0)
+
+
+def test_the_guest_init_reads_the_deadline_the_runner_writes() -> None:
+    init = (CHECKOUT / "vm" / "guest" / "init").read_text()
+    assert "shellctr.deadline=*) deadline=${word#shellctr.deadline=}" in init
+    assert runner.kernel_command_line(90).split()[-1] == "shellctr.deadline=90"
+
+
+def spawn_in_a_runner(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
+    """A stand-in runner (a Python process) that starts two `sleep`s the way the runner
+    starts qemu, one with die_with_runner and one without; their pids."""
+    code = ("import subprocess, sys, time; sys.path.insert(0, sys.argv[1]); import runner\n"
+            "tied = subprocess.Popen(['sleep', '300'], start_new_session=True, "
+            "preexec_fn=runner.die_with_runner())\n"
+            "loose = subprocess.Popen(['sleep', '300'], start_new_session=True)\n"
+            "print(tied.pid, loose.pid, flush=True); time.sleep(300)\n")
+    process = subprocess.Popen([sys.executable, "-c", code, str(CHECKOUT / "vm")],
+                               stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert process.stdout is not None
+    tied, loose = map(int, process.stdout.readline().split())
+    return process, tied, loose
+
+
+def test_a_child_started_with_die_with_runner_dies_when_the_runner_is_sigkilled(
+        tmp_path: Path) -> None:
+    process, tied, loose = spawn_in_a_runner(tmp_path)
+    try:
+        process.kill()  # SIGKILL: no handler of the runner's runs
+        process.wait()
+        deadline = time.monotonic() + 10
+        while leftovers.running(tied) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not leftovers.running(tied)
+        assert leftovers.running(loose)  # a child in its own session alone outlives its parent
+    finally:
+        for pid in (tied, loose):
+            if leftovers.running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_child_whose_runner_died_before_the_prctl_never_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "getpid", lambda: 1)  # as if the runner were gone: not the parent
+    preexec = runner.die_with_runner()
+    monkeypatch.undo()
+    child = subprocess.run(["sh", "-c", "exit 0"], preexec_fn=preexec, check=False)
+    assert child.returncode == 127

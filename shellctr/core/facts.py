@@ -1,0 +1,285 @@
+"""Every read of the host that decides what shellctr does, behind one interface.
+
+What exists on the host (files and directories, network links, mounts, routes, sysctls,
+bound ports, processes, cgroupfs) is read here and nowhere else, so that:
+- `--dry-run` sees its own plan: the door (host.Host) tells `Facts` what each planned
+  step would create or remove, and later reads answer as if it had been done (a link the
+  script would add is then seen as existing, a record it would write reads back);
+- unit tests replace one object (tests/unit/helpers.py's FakeFacts) instead of patching
+  modules.
+
+The engine still reads the *content* it processes (layer tars, archives, a container's
+files for cp, commit and diff) directly: those reads decide nothing about the host.
+Standard library only: `run` reads through here on every start.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ipaddress
+
+# Where the host keeps what is read here (unit tests point a Facts at a tmp dir instead)
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC = Path("/proc")
+NETNS_DIR = Path("/run/netns")  # ip netns' named network namespaces
+ETC = Path("/etc")
+
+
+class Facts:
+    """The host as shellctr reads it; under --dry-run, with the planned changes applied."""
+
+    def __init__(self) -> None:
+        self.cgroup_root = CGROUP_ROOT
+        self.proc = PROC
+        self.netns_dir = NETNS_DIR
+        self.etc = ETC
+        self.lean = False  # the door's choice of executor, for the commands read here
+        # --dry-run's plan: path -> bytes it would hold (b"" for a directory), or None for
+        # a path it would remove; link name -> whether it would exist
+        self._paths: dict[Path, bytes | None] = {}
+        self._dirs: set[Path] = set()
+        self._links: dict[str, bool] = {}
+        self._rules: dict[str, list[list[str]]] = {}  # table -> rules the plan adds
+        self._rules_gone: dict[str, list[list[str]]] = {}  # ... and those it deletes
+        self._gone: set[int] = set()  # pids the plan ends (SIGTERM, SIGKILL)
+
+    # -- the plan (called by the door under --dry-run) ------------------------------
+    def plan_write(self, path: Path, data: bytes) -> None:
+        self._paths[path] = data
+
+    def plan_dir(self, path: Path) -> None:
+        self._paths[path] = b""
+        self._dirs.add(path)
+
+    def plan_remove(self, path: Path) -> None:
+        """`path` and everything below it would be gone."""
+        for planned in [p for p in self._paths if p == path or path in p.parents]:
+            del self._paths[planned]
+            self._dirs.discard(planned)
+        self._paths[path] = None
+
+    def plan_link(self, name: str, present: bool) -> None:
+        self._links[name] = present
+
+    def plan_rules(self, table: str, added: list[list[str]], deleted: list[list[str]]) -> None:
+        """iptables rules (`-A CHAIN ...`, `-N CHAIN`, in the long form or iptables' own)
+        the plan adds to and deletes from `table`."""
+        mine = self._rules.setdefault(table, [])
+        for words in deleted:
+            key = long_form(words)
+            kept = [rule for rule in mine if long_form(rule) != key]
+            if len(kept) == len(mine):  # not one of the plan's own: the host's
+                self._rules_gone.setdefault(table, []).append(key)
+            mine[:] = kept
+        mine.extend(added)
+
+    def plan_end(self, pid: int) -> None:
+        self._gone.add(pid)
+
+    def _planned(self, path: Path) -> tuple[bool, bytes | None]:
+        """The plan's word on `path`: (False, None) if it has none, (True, None) if the plan
+        removes it (or a directory above it), (True, bytes) if the plan writes it."""
+        if not self._paths:
+            return False, None
+        for candidate in (path, *path.parents):
+            if candidate in self._paths:
+                data = self._paths[candidate]
+                if data is None:
+                    return True, None
+                return (True, data) if candidate == path else (False, None)
+        return False, None
+
+    # -- paths ------------------------------------------------------------------------
+    def exists(self, path: Path) -> bool:
+        """Whether `path` exists (a dangling symlink counts: it is there to replace)."""
+        planned, data = self._planned(path)
+        return data is not None if planned else os.path.lexists(path)
+
+    def is_dir(self, path: Path) -> bool:
+        planned, data = self._planned(path)
+        return path in self._dirs if planned and data is not None else (
+            not planned and path.is_dir())
+
+    def is_file(self, path: Path) -> bool:
+        planned, data = self._planned(path)
+        return path not in self._dirs if planned and data is not None else (
+            not planned and path.is_file())
+
+    def read_bytes(self, path: Path) -> bytes:
+        """A file's bytes; FileNotFoundError if it does not exist (or would be removed)."""
+        planned, data = self._planned(path)
+        if planned and data is None:
+            raise FileNotFoundError(2, "No such file or directory (the plan removes it)",
+                                    os.fspath(path))
+        if data is not None and path not in self._dirs:
+            return data
+        with open(path, "rb") as stream:
+            return stream.read()
+
+    def read_text(self, path: Path | str, default: str | None = None) -> str:
+        """A file's text; `default` (if given) when it cannot be read."""
+        try:
+            return self.read_bytes(Path(path)).decode()
+        except OSError:
+            if default is None:
+                raise
+            return default
+
+    def listdir(self, path: Path) -> list[str]:
+        """The names in a directory, sorted; [] if it does not exist."""
+        names: set[str] = set()
+        planned, data = self._planned(path)
+        if not planned or data is not None:
+            try:
+                names.update(os.listdir(path))
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+        for entry, content in self._paths.items():
+            if entry.parent == path:
+                (names.discard if content is None else names.add)(entry.name)
+        return sorted(names)
+
+    # -- network -------------------------------------------------------------------------
+    def links(self) -> set[str]:
+        """Interface names in this network namespace."""
+        names = self.host_links()
+        for name, present in self._links.items():
+            (names.add if present else names.discard)(name)
+        return names
+
+    def host_links(self) -> set[str]:
+        """The links as the kernel lists them (/proc/thread-self/net/dev: the calling
+        thread's namespace, which tests enter per worker)."""
+        with open("/proc/thread-self/net/dev", encoding="ascii") as stream:
+            return {line.split(":", 1)[0].strip() for line in stream.read().splitlines()[2:]}
+
+    def routes(self) -> list[ipaddress.IPv4Network]:
+        """The IPv4 networks routed in this network namespace, except the default route
+        (/proc/thread-self/net/route): a new subnet must not shadow one of them."""
+        import ipaddress
+
+        routes = []
+        for line in self.read_text("/proc/thread-self/net/route", "").splitlines()[1:]:
+            fields = line.split()
+            if len(fields) < 8:
+                continue
+            # little-endian hex, as the kernel prints them
+            dest = ipaddress.IPv4Address(int.from_bytes(bytes.fromhex(fields[1]), "little"))
+            mask = ipaddress.IPv4Address(int.from_bytes(bytes.fromhex(fields[7]), "little"))
+            if int(mask):
+                routes.append(ipaddress.IPv4Network(f"{dest}/{mask}", strict=False))
+        return routes
+
+    def resolv_conf(self) -> str:
+        """The host's /etc/resolv.conf ("" if it has none)."""
+        return self.read_text(self.etc / "resolv.conf", "")
+
+    def sysctl(self, name: str, default: str = "") -> str:
+        """A kernel setting (`net.ipv4.ip_forward`) as /proc/sys holds it, stripped."""
+        return self.read_text(self.proc / "sys" / name.replace(".", "/"), default).strip()
+
+    def port_taken(self, proto: str, host_ip: str, port: int) -> OSError | None:
+        """Why the host cannot bind `host_ip:port` (None: it can), tried with a socket."""
+        import socket
+
+        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+        with socket.socket(socket.AF_INET, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host_ip or "0.0.0.0", port))
+            except OSError as err:
+                return err
+        return None
+
+    def free_port(self, proto: str, host_ip: str, taken: set[tuple[str, int]]) -> int | None:
+        """A port the kernel would hand out for `host_ip` now (bind to port 0) that is
+        not in `taken`; None if it keeps handing out taken ones."""
+        import socket
+
+        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+        for _ in range(100):
+            with socket.socket(socket.AF_INET, kind) as probe:
+                probe.bind((host_ip or "0.0.0.0", 0))
+                port = int(probe.getsockname()[1])
+            if (proto, port) not in taken:
+                return port
+        return None
+
+    def iptables_rules(self, table: str) -> list[list[str]]:
+        """The table's rules and chains as words (`-N CHAIN`, `-A CHAIN ...`)."""
+        rules = self.host_iptables_rules(table)
+        gone = self._rules_gone.get(table, [])
+        if gone:
+            rules = [words for words in rules if long_form(words) not in gone]
+        return rules + self._rules.get(table, [])
+
+    def host_iptables_rules(self, table: str) -> list[list[str]]:
+        """The table as `iptables --list-rules` prints it, split into words."""
+        import shlex
+
+        from shellctr.core.errors import HostCommandError
+        from shellctr.core.runner import execute
+
+        code, out, err = execute(["iptables", "--wait", "--table", table, "--list-rules"],
+                                 None, None, self.lean)
+        if code != 0:
+            raise HostCommandError(f"iptables --list-rules failed: {err.strip()}")
+        return [shlex.split(text) for text in out.splitlines()]
+
+    # -- mounts ----------------------------------------------------------------------------
+    def mountinfo(self) -> str:
+        """This process's mount table (/proc/self/mountinfo)."""
+        return self.read_text(self.proc / "self/mountinfo", "")
+
+    # -- processes ---------------------------------------------------------------------------
+    def process_start(self, pid: int) -> int | None:
+        return None if pid in self._gone else process_start(pid)
+
+    def alive(self, pid: int, start: int) -> bool:
+        return pid not in self._gone and alive(pid, start)
+
+    def namespace_members(self, pid: int) -> list[int]:
+        """Host pids of every process in the pid namespace whose init is `pid`."""
+        try:
+            target = os.readlink(f"/proc/{pid}/ns/pid")
+        except FileNotFoundError:
+            return []
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.readlink(f"/proc/{entry}/ns/pid") == target:
+                        pids.append(int(entry))
+                except OSError:  # gone meanwhile, or a kernel thread
+                    continue
+        return sorted(pids)
+
+
+# what `iptables --list-rules` prints, and the long form shellctr writes
+LONG = {"-A": "--append", "-I": "--insert", "-N": "--new-chain", "-s": "--source",
+        "-d": "--destination", "-i": "--in-interface", "-o": "--out-interface",
+        "-p": "--protocol", "-m": "--match", "-j": "--jump", "--dport": "--destination-port"}
+
+
+def long_form(words: list[str]) -> list[str]:
+    """An iptables rule's words with iptables' short options spelled out."""
+    return [LONG.get(word, word) for word in words]
+
+
+def process_start(pid: int) -> int | None:
+    """When `pid` started (clock ticks after boot), or None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stream:
+            fields = stream.read().rsplit(b")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return int(fields[19])  # field 22 of stat(5); fields[0] here is field 3
+
+
+def alive(pid: int, start: int) -> bool:
+    """The process `pid` still runs and is the one that started at `start`."""
+    return pid > 0 and process_start(pid) == start

@@ -1,0 +1,78 @@
+"""The door's one executor: the pinned environment, stdin, failures and missing tools,
+the same through plumbum and through the standard library (lean verbs)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shellctr.core import runner as door
+from shellctr.core.errors import HostCommandError
+from shellctr.core.host import Host
+
+BACKENDS = [pytest.param(False, id="plumbum"), pytest.param(True, id="lean")]
+
+
+def quiet(lean: bool) -> Host:
+    return Host(out=io.StringIO(), err=io.StringIO(), lean=lean)
+
+
+@pytest.mark.parametrize("lean", BACKENDS)
+def test_commands_run_with_the_pinned_environment_not_the_callers(
+        lean: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANG", "de_DE.UTF-8")
+    monkeypatch.setenv("SHELLCTR_SECRET", "x")
+    lines = quiet(lean).run(["env"]).splitlines()
+    assert sorted(lines) == ["LC_ALL=C", f"PATH={door.SYSTEM_PATH}"]
+
+
+@pytest.mark.parametrize("lean", BACKENDS)
+def test_stdin_is_dev_null_unless_the_step_feeds_it(lean: bool) -> None:
+    host = quiet(lean)
+    assert host.run(["cat"]) == ""  # would wait for the caller's stdin if it were inherited
+    assert host.run(["cat"], input="fed\n") == "fed\n"
+
+
+@pytest.mark.parametrize("lean", BACKENDS)
+def test_a_failing_command_is_one_line_with_its_last_stderr_line(lean: bool) -> None:
+    with pytest.raises(HostCommandError) as raised:
+        quiet(lean).run(["sh", "-c", "echo first >&2; echo 'no such device' >&2; exit 3"])
+    assert raised.value.message == "sh failed: no such device"
+    assert raised.value.hint == (
+        "command: sh -c 'echo first >&2; echo '\"'\"'no such device'\"'\"' >&2; exit 3'")
+
+
+@pytest.mark.parametrize("lean", BACKENDS)
+def test_a_failure_without_stderr_names_the_exit_status(lean: bool) -> None:
+    with pytest.raises(HostCommandError) as raised:
+        quiet(lean).run(["false"])
+    assert str(raised.value) == "false failed: exit status 1 (command: false)"
+
+
+@pytest.mark.parametrize("lean", BACKENDS)
+def test_a_missing_tool_names_its_debian_package(lean: bool, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(door.ENVIRONMENT, "PATH", str(tmp_path))  # nothing is installed
+    with pytest.raises(HostCommandError) as raised:
+        quiet(lean).run(["ip", "link", "show"])
+    assert str(raised.value) == "ip is not installed (apt-get install iproute2)"
+    with pytest.raises(HostCommandError, match=r"^iptables is not installed"):
+        quiet(lean).probe(["iptables", "--list-rules"])
+
+
+@pytest.mark.parametrize("lean", BACKENDS)
+def test_a_probe_returns_code_and_both_streams(lean: bool) -> None:
+    code, out, err = quiet(lean).probe(["sh", "-c", "echo out; echo err >&2; exit 4"])
+    assert (code, out, err) == (4, "out\n", "err\n")
+
+
+def test_a_missing_tool_is_one_line_and_exit_125_on_the_command_line(
+        cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(door.ENVIRONMENT, "PATH", str(tmp_path / "empty"))
+    code, _, err = cli("network", "create", "--subnet", "10.99.0.0/24", "lab")
+    assert code == 125
+    assert err.endswith("ip is not installed (apt-get install iproute2)\n")
+    assert err.count("\n") == 1
