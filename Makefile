@@ -4,9 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # host tools the engine drives, plus what the venv needs; attr: setfattr (whiteouts in
 # --dry-run scripts); dnsmasq-base: the resolver of user networks (the program only, no
-# system service); iperf3: bench/network.py
+# system service); iperf3: bench/network.py; buildah: the peer the Dockerfile parser's
+# results are checked against (tests/integration/test_dockerfile_peer.py)
 APT_PACKAGES := busybox-static iproute2 iptables util-linux procps tar attr python3 python3-venv \
-    gcc libc6-dev dnsmasq-base iperf3
+    gcc libc6-dev dnsmasq-base iperf3 buildah
 PYTEST_ARGS ?=
 # the test VMs of vm/ (make test-vm, make test-vm-ci): only those targets install these
 VM_APT_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs cpio
