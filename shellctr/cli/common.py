@@ -38,8 +38,10 @@ class Parser(argparse.ArgumentParser):
 
 
 # -- helpers ---------------------------------------------------------------------------
-def for_each(refs: Sequence[str], action: Callable[[str], None], echo: bool = False) -> int:
-    """Apply `action` to each ref; report each failure on its own line, as Docker does."""
+def for_each(refs: Sequence[str], action: Callable[[str], None],
+             echo: Callable[[str], None] | None = None) -> int:
+    """Apply `action` to each ref; report each failure on its own line, as Docker does;
+    `echo` (the host's `result`) shows each ref done."""
     code = 0
     for ref in refs:
         try:
@@ -48,8 +50,8 @@ def for_each(refs: Sequence[str], action: Callable[[str], None], echo: bool = Fa
             report(err)
             code = err.exit_code
         else:
-            if echo:
-                print(ref)
+            if echo is not None:
+                echo(ref)
     return code
 
 

@@ -36,7 +36,7 @@ def cmd_start(args: argparse.Namespace, ctx: Context) -> int:
         code = start(ctx.host, ctx.store, cid, attach=attach,
                      interactive=True if args.interactive else None)
 
-    failed = for_each(args.containers, start_one, echo=not attach)
+    failed = for_each(args.containers, start_one, echo=None if attach else ctx.host.result)
     return failed or code
 
 
@@ -44,7 +44,7 @@ def cmd_stop(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.containers import stop
 
     return for_each(args.containers, lambda ref: stop(ctx.host, ctx.store, ref, args.time),
-                    echo=True)
+                    echo=ctx.host.result)
 
 
 def cmd_restart(args: argparse.Namespace, ctx: Context) -> int:
@@ -55,7 +55,7 @@ def cmd_restart(args: argparse.Namespace, ctx: Context) -> int:
         stop(ctx.host, ctx.store, ref, args.time)
         start(ctx.host, ctx.store, find_container(ctx.store, ref), attach=False)
 
-    return for_each(args.containers, restart, echo=True)
+    return for_each(args.containers, restart, echo=ctx.host.result)
 
 
 def cmd_kill(args: argparse.Namespace, ctx: Context) -> int:
@@ -63,7 +63,7 @@ def cmd_kill(args: argparse.Namespace, ctx: Context) -> int:
 
     signum = parse_signal(args.signal)
     return for_each(args.containers, lambda ref: kill(ctx.host, ctx.store, ref, signum),
-                    echo=True)
+                    echo=ctx.host.result)
 
 
 def cmd_wait(args: argparse.Namespace, ctx: Context) -> int:
@@ -165,7 +165,8 @@ def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError("update needs at least one flag to change",
                          "see 'shellctr update --help'")
     return for_each(args.containers,
-                    lambda ref: update(ctx.host, ctx.store, ref, flags, args.restart), echo=True)
+                    lambda ref: update(ctx.host, ctx.store, ref, flags, args.restart),
+                    echo=ctx.host.result)
 
 
 def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
@@ -247,7 +248,7 @@ def cmd_pause(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.containers import pause
 
     return for_each(args.containers, lambda ref: pause(ctx.host, ctx.store, ref, args.frozen),
-                    echo=True)
+                    echo=ctx.host.result)
 
 
 def cmd_exited(args: argparse.Namespace, ctx: Context) -> int:
@@ -378,10 +379,9 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
 def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.containers import remove
 
-    # under --dry-run stdout is the script: the removed names would be lines of it
     return for_each(args.containers,
                     lambda ref: remove(ctx.host, ctx.store, ref, args.force, args.volumes),
-                    echo=not ctx.host.dry_run)
+                    echo=ctx.host.result)
 
 
 

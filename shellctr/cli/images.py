@@ -90,8 +90,7 @@ def cmd_rmi(args: argparse.Namespace, ctx: Context) -> int:
                            reconcile(store, cid)["status"] == "running")
                      for cid in store.container_ids()}
             for line in remove_image(ctx.host, store, ref, args.force, users):
-                if not ctx.host.dry_run:  # under --dry-run stdout is the script
-                    print(line)
+                ctx.host.result(line)
 
     return for_each(args.images, rmi)
 
@@ -107,8 +106,7 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
         if not path.is_file():
             raise ShellctrError(f"no such file: {args.file}", "give a rootfs tar, or - for stdin")
         image = import_image(ctx.host, ctx.store, path, args.change, args.reference)
-    if not ctx.host.dry_run:
-        print(f"sha256:{image.id}")
+    ctx.host.result(f"sha256:{image.id}")
     return 0
 
 
@@ -117,8 +115,7 @@ def cmd_build_busybox(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.image import build_busybox
 
     image = build_busybox(ctx.host, ctx.store, Path(args.busybox), args.reference)
-    if not ctx.host.dry_run:
-        print(f"sha256:{image.id}")
+    ctx.host.result(f"sha256:{image.id}")
     return 0
 
 
@@ -149,9 +146,8 @@ def cmd_load(args: argparse.Namespace, ctx: Context) -> int:
         else:
             with uncompressed(path) as plain:
                 lines = load(ctx.host, ctx.store, plain)
-    if not ctx.host.dry_run and not args.quiet:
-        for line in lines:
-            print(line)
+    for line in lines if not args.quiet else []:
+        ctx.host.result(line)
     return 0
 
 
@@ -230,14 +226,9 @@ def cmd_image_prune(args: argparse.Namespace, ctx: Context) -> int:
     if not confirm(f"This will remove all {what}.", args.force):
         return 0
     deleted, reclaimed = prune_images(ctx.host, ctx.store, args.all)
-    if ctx.host.dry_run:
-        return 0
     if deleted:
-        print("Deleted Images:")
-        for line in deleted:
-            print(line)
-        print()
-    print(f"Total reclaimed space: {human_size(reclaimed)}")
+        ctx.host.result("\n".join(["Deleted Images:", *deleted, ""]))
+    ctx.host.result(f"Total reclaimed space: {human_size(reclaimed)}")
     return 0
 
 
@@ -246,8 +237,7 @@ def cmd_commit(args: argparse.Namespace, ctx: Context) -> int:
 
     image = commit(ctx.host, ctx.store, args.container, args.reference, args.change,
                    args.message or "", args.author or "", args.pause)
-    if not ctx.host.dry_run:
-        print(f"sha256:{image.id}")
+    ctx.host.result(f"sha256:{image.id}")
     return 0
 
 

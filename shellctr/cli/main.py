@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from shellctr.cli.common import PROG, Context, Parser, report
-from shellctr.core.errors import ENGINE_ERROR, ShellctrError
+from shellctr.core.errors import ENGINE_ERROR, ShellctrError, UsageError
 
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
@@ -29,6 +29,10 @@ LEAN_VERBS = frozenset({
     "run", "create", "start", "restart", "stop", "kill", "rm", "exec", "wait", "ps",
     "logs", "inspect", "port", "pause", "unpause", "attach", "_exited",
 })
+# The verbs whose work is done in this process's Python, not as host commands, so that a
+# --dry-run script could not show it: refused under --dry-run (cp copies through directory
+# fds inside the container's root)
+NO_DRY_RUN = frozenset({"cp"})
 
 
 def verb_of(argv: Sequence[str]) -> str | None:
@@ -111,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = sys.argv[1:] if argv is None else argv
         args = build_parser(argv).parse_args(argv)
         debug = args.debug
+        if args.dry_run and args.verb in NO_DRY_RUN:
+            raise UsageError(f"{args.verb} has no --dry-run", "run it without --dry-run")
         from shellctr.core.host import Host
         from shellctr.core.layout import Layout
         from shellctr.core.store import Store

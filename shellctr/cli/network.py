@@ -29,8 +29,7 @@ def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
     record = create(ctx.host, ctx.store, args.name, subnet=args.subnet, gateway=args.gateway,
                     ip_range=args.ip_range, internal=args.internal,
                     labels=parse_labels(args.label), driver=args.driver)
-    if not ctx.host.dry_run:
-        print(record["id"])
+    ctx.host.result(record["id"])
     return 0
 
 
@@ -113,7 +112,7 @@ def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
                                 "removed", "`system prune` removes it while nothing uses it")
         remove(ctx.host, ctx.store, ref)
 
-    return for_each(args.networks, rm, echo=not ctx.host.dry_run)
+    return for_each(args.networks, rm, echo=ctx.host.result)
 
 
 def cmd_prune(args: argparse.Namespace, ctx: Context) -> int:
@@ -174,13 +173,11 @@ def cmd_system_prune(args: argparse.Namespace, ctx: Context) -> int:
     networks = prune(ctx.host, ctx.store, include_default=True)
     volumes, volume_space = prune_volumes(ctx, {}, False) if args.volumes else ([], 0)
     images, image_space = prune_images(ctx.host, ctx.store, args.all)
-    if ctx.host.dry_run:
-        return 0
     for title, lines in (("Containers", removed), ("Networks", networks),
                          ("Volumes", volumes), ("Images", images)):
         if lines:
-            print(f"Deleted {title}:\n" + "\n".join(lines) + "\n")
-    print(f"Total reclaimed space: {human_size(space + volume_space + image_space)}")
+            ctx.host.result(f"Deleted {title}:\n" + "\n".join(lines) + "\n")
+    ctx.host.result(f"Total reclaimed space: {human_size(space + volume_space + image_space)}")
     return 0
 
 

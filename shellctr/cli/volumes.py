@@ -29,8 +29,7 @@ def cmd_volume_create(args: argparse.Namespace, ctx: Context) -> int:
     with store.lock(), Rollback(ctx.host) as rollback:
         if not store.layout.volume_record(name).exists():  # Docker: an existing one is fine
             create_volume(ctx.host, store, name, labels, rollback)
-    if not ctx.host.dry_run:
-        print(name)
+    ctx.host.result(name)
     return 0
 
 
@@ -137,7 +136,7 @@ def cmd_volume_rm(args: argparse.Namespace, ctx: Context) -> int:
                 if not args.force:
                     raise
 
-    return for_each(args.volumes, rm, echo=not ctx.host.dry_run)
+    return for_each(args.volumes, rm, echo=ctx.host.result)
 
 
 def cmd_volume_prune(args: argparse.Namespace, ctx: Context) -> int:
@@ -149,11 +148,9 @@ def cmd_volume_prune(args: argparse.Namespace, ctx: Context) -> int:
                    args.force):
         return 0
     removed, space = prune_volumes(ctx, filters, args.all)
-    if ctx.host.dry_run:
-        return 0
     if removed:
-        print("Deleted Volumes:\n" + "\n".join(removed) + "\n")
-    print(f"Total reclaimed space: {human_size(space)}")
+        ctx.host.result("Deleted Volumes:\n" + "\n".join(removed) + "\n")
+    ctx.host.result(f"Total reclaimed space: {human_size(space)}")
     return 0
 
 

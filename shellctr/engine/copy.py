@@ -73,8 +73,6 @@ def cp(host: Host, store: Store, src: str, dst: str, archive: bool, follow: bool
                          "copy to the host, then into the other container")
     if not src_ref and not dst_ref:
         raise UsageError("must specify at least one container source", "use CTR:PATH")
-    if host.dry_run:
-        raise UsageError("cp has no --dry-run", "run it without --dry-run")
     ref = src_ref or dst_ref or ""
     container_path = src_path if src_ref else dst_path
     if not container_path.startswith("/"):
