@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 Undo = Callable[[], None]
+DEVNULL = subprocess.DEVNULL  # a spawned process's stdio that goes nowhere
 
 
 class Rollback:

@@ -14,7 +14,7 @@ import sys
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import Conflict, ShellctrError
-from shellctr.core.host import Host
+from shellctr.core.host import DEVNULL, Host
 from shellctr.core.ids import find, new_id, short_id
 from shellctr.core.layout import CHECKOUT
 from shellctr.core.store import Store
@@ -27,8 +27,6 @@ from shellctr.parts.request import ExecRequest, parse_env
 
 def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
     """Run `request.command` in the container; its exit code (0 when detached)."""
-    import subprocess
-
     ref = request.container
     cid = find(ref, store.container_names(), "container")
     state, container = store.container_state(cid), store.container(cid)
@@ -61,7 +59,7 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
     detach = request.detach
     try:
-        quiet = subprocess.DEVNULL
+        quiet = DEVNULL
         process = host.spawn(
             [sys.executable, "-I", "-S", "-c", init_step.ENTRY, path_arg(CHECKOUT),
              path_arg(spec_path)],

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import ExecError, ShellctrError
-from shellctr.core.host import Host, Rollback
+from shellctr.core.host import DEVNULL, Host, Rollback
 from shellctr.core.ids import short_id
 from shellctr.core.layout import CHECKOUT, Layout
 from shellctr.core.store import Store
@@ -246,10 +246,8 @@ def spawn_monitor(host: Host, layout: Layout, container: ContainerRecord, spec_p
                   attach: bool, child: socket.socket, console: socket.socket | None = None,
                   net: list[str] | None = None) -> subprocess.Popen[bytes] | None:
     """Start the monitor, which starts unshare, which starts init.py (None: --dry-run)."""
-    import subprocess
-
     tty, interactive = container["tty"], container["interactive"]
-    quiet = subprocess.DEVNULL
+    quiet = DEVNULL
     console_fd = console.fileno() if console is not None else None
     return host.spawn(
         monitor_argv(layout, container, spec_path, attach, console_fd, net),
