@@ -351,8 +351,7 @@ def record_pull(host: Host, store: Store, pulled: Pulled, rollback: Rollback) ->
     image = evolve(image, repo_digests=[*digests, repo_digest],
                    digest=pulled.top_digest.removeprefix("sha256:"),
                    layer_blobs=[b.model_dump() for b in pulled.blobs], manifest=manifest_hex)
-    if not host.dry_run:
-        save(store, layout.image_file(image.id), image)
+    save(store, layout.image_file(image.id), image)
     return image
 
 
@@ -442,8 +441,8 @@ def push(host: Host, store: Store, text: str, *, tls_verify: bool | None = None,
             progress.layer(blob.digest, "Layer already exists")
             continue
         progress.layer(blob.digest, "Preparing")
-        upload_blob(host, registry, ref, blob, scope, source)
-        progress.layer(blob.digest, "Pushed")
+        mounted = upload_blob(host, registry, ref, blob, scope, source)
+        progress.layer(blob.digest, f"Mounted from {source}" if mounted else "Pushed")
     digest = f"sha256:{sha256_hex(manifest)}"
     host.step("the manifest")
     url = f"{registry.base}/v2/{ref.repository}/manifests/{ref.tag or 'latest'}"
@@ -482,7 +481,7 @@ def push_all_tags(host: Host, store: Store, text: str, **options: Any) -> list[s
 
 
 def upload_blob(host: Host, registry: Registry, ref: Reference, blob: Blob, scope: str,
-                source: str | None) -> None:
+                source: str | None) -> bool:
     """POST an upload (a cross-repository mount first, when the image came from
     another repository of this registry), then PUT the blob's bytes in one request.
     Each request is traced as it is made; a --dry-run script gets both as one `sh -c`
@@ -494,12 +493,12 @@ def upload_blob(host: Host, registry: Registry, ref: Reference, blob: Blob, scop
     if host.dry_run:
         host.apply(Cmd(["sh", "-c", UPLOAD_SCRIPT, "sh", registry.base + post, registry.base,
                         path_arg(blob.path), blob.digest]), lambda: None)
-        return
+        return False
     response = registry.request("POST", post, scope, {"Content-Length": "0"}, b"",
                                 expect=(201, 202), what=blob.digest)
     response.read()
     if response.status == 201:
-        return  # mounted from the other repository: nothing to send
+        return True  # mounted from the other repository: nothing to send
     location = response.header("Location")
     if not location:
         raise ShellctrError(f"{registry.name} started an upload with no Location")
@@ -511,6 +510,7 @@ def upload_blob(host: Host, registry: Registry, ref: Reference, blob: Blob, scop
                                    "Content-Length": str(blob.size)}, body,
             expect=(201, 204), what=blob.digest, upload=path_arg(blob.path))
     response.read()
+    return False
 
 
 # An upload as a script: POST for a Location, then PUT the file there ($1 the POST's

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -266,6 +267,16 @@ def test_dry_run_pull_prints_a_script_and_changes_nothing(
     assert "sha256sum --check" in script and "gzip --decompress --stdout" in script
     assert "tar --extract" in script
     assert sorted(os.listdir(worker.root / "blobs" / "sha256")) == before
+    assert ctr("images", "-q", name).ok().out == ""
+    # the promise: the script, run by hand, pulls the same image
+    done = subprocess.run(["bash", "-c", script], capture_output=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    info = inspect(ctr, name)
+    assert info["Id"] == image["config_digest"]
+    assert info["RepoDigests"] == [f"{name}@{image['digest']}"]
+    assert ctr("run", "--rm", name, "true").code == 0
+    rmi(ctr, name)
 
 
 # -- misbehaving servers ------------------------------------------------------------
@@ -393,3 +404,60 @@ def test_tls_registry_needs_its_ca(ctr: Ctr, tmp_path: Path) -> None:
         ctr("rmi", name).ok()
         ctr("pull", "--tls-verify=false", name).ok()
         ctr("rmi", name).ok()
+
+
+# -- peers ----------------------------------------------------------------------------
+@pytest.fixture
+def podman(tmp_path: Path) -> Iterator[Callable[..., subprocess.CompletedProcess[bytes]]]:
+    """Podman with storage of its own in tmp_path (reset afterwards: no mount is left);
+    runc, cgroupfs and small rlimits, as these machines need (DESIGN.md, section 9)."""
+    if not Path("/usr/bin/podman").exists():
+        pytest.skip("needs podman")
+    import tempfile
+    short = Path(tempfile.mkdtemp(prefix="shc-podman-"))  # podman takes runroots <= 50 chars
+    flags = ["--root", str(tmp_path / "podman"), "--runroot", str(short),
+             "--runtime", "runc", "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+
+    def call(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["podman", *flags, *args], capture_output=True, timeout=180,
+                              check=False)
+
+    yield call
+    call("system", "reset", "--force")
+    shutil.rmtree(short, ignore_errors=True)
+
+
+def test_an_image_pushed_by_shellctr_runs_in_podman(
+        ctr: Ctr, registry: Registry,
+        podman: Callable[..., subprocess.CompletedProcess[bytes]]) -> None:
+    name = f"{registry.name}/{repo()}/for-podman:v2"
+    ctr("tag", "busybox", name).ok()
+    digest = ctr("push", "--quiet", name).ok().out.strip()
+    pulled = podman("pull", "--tls-verify=false", name)
+    assert pulled.returncode == 0, pulled.stderr.decode()
+    assert pulled.stdout.decode().strip() == inspect(ctr, name)["Id"].removeprefix("sha256:")
+    ran = podman("run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024",
+                 "--ulimit", "nproc=1024:1024", name, "echo", "from podman")
+    assert ran.returncode == 0 and ran.stdout == b"from podman\n", ran.stderr.decode()
+    info = json.loads(podman("image", "inspect", name).stdout)[0]
+    assert info["Digest"] == digest
+    ctr("rmi", name).ok()
+
+
+def test_push_of_a_pulled_image_mounts_its_blobs_from_the_other_repository(
+        ctr: Ctr, registry: Registry, rootfs_tar: Callable[..., Path], tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "oci")
+    image = layout.image([tar_bytes(rootfs_tar, "m.tar")])
+    layout.index([image])
+    source = f"{registry.name}/{repo()}/src"
+    skopeo_copy(layout.path, registry, source.split("/", 1)[1])
+    ctr("pull", source).ok()
+    target = f"{registry.name}/{repo()}/dst:copy"
+    ctr("tag", source, target).ok()
+    pushed = ctr("push", target).ok()
+    assert "?mount=sha256:" in pushed.err, pushed
+    assert "Mounted from" in pushed.out and ": Pushed" not in pushed.out, pushed
+    # the pulled manifest is pushed as it came: the same digest
+    assert pushed.out.strip().splitlines()[-1].split()[2] == image["digest"]
+    assert skopeo_digest(registry, target.split("/", 1)[1]) == image["digest"]
+    rmi(ctr, image["config_digest"])
