@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -70,22 +72,61 @@ RETRIES = 5  # attempts per blob when the connection drops mid-way
 
 
 class Progress:
-    """Docker's pull lines: per layer `ID: Pulling fs layer` ... `Pull complete`, then
-    `Digest:` and `Status:`. Quiet: nothing (the caller prints the result)."""
+    """Docker's pull and push lines: per layer `ID: Pulling fs layer` ... `Pull complete`,
+    then `Digest:` and `Status:`. On a terminal each layer keeps one line, rewritten in
+    place (with a `Downloading [=====>    ] 12.3MB/40.1MB` bar); elsewhere each status
+    is a plain line of its own (the bar is left out). Quiet: nothing."""
 
     def __init__(self, out: TextIO | None, quiet: bool = False) -> None:
         self.out = None if quiet else out
+        self.tty = self.out is not None and self.out.isatty()
         self.lock = threading.Lock()
+        self.rows: list[str] = []  # the terminal's lines so far, top first ("" not a layer)
+        self.shown: dict[str, float] = {}  # layer -> when its bar was drawn
 
     def line(self, text: str) -> None:
         if self.out is None:
             return
         with self.lock:
+            self.rows.append("")
             self.out.write(text + "\n")
             self.out.flush()
 
     def layer(self, digest: str, status: str) -> None:
-        self.line(f"{digest.removeprefix('sha256:')[:SHORT]}: {status}")
+        if self.out is None:
+            return
+        short = digest.removeprefix("sha256:")[:SHORT]
+        with self.lock:
+            if not self.tty or short not in self.rows:
+                self.rows.append(short)
+                self.out.write(f"{short}: {status}\n")
+            else:  # up to its line, rewrite it, back down
+                up = len(self.rows) - self.rows.index(short)
+                self.out.write(f"\x1b[{up}A\r\x1b[2K{short}: {status}\x1b[{up}B\r")
+            self.out.flush()
+
+    def bytes(self, digest: str, done: int, size: int, verb: str = "Downloading") -> None:
+        """A layer's bar, on a terminal, at most ten times a second."""
+        if not self.tty:
+            return
+        now = time.monotonic()
+        if now - self.shown.get(digest, 0.0) < 0.1 and done < size:
+            return
+        self.shown[digest] = now
+        width = 50
+        filled = min(width, width * done // size) if size else width
+        bar = "=" * max(filled - 1, 0) + (">" if filled < width else "=")
+        self.layer(digest, f"{verb} [{bar:<{width}}] {human(done)}/{human(size)}")
+
+
+def human(count: int) -> str:
+    """Bytes as Docker's progress shows them (decimal units: 12.3MB)."""
+    value = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1000
+    return f"{value:.1f}GB"
 
 
 # -- pull ------------------------------------------------------------------------------
@@ -113,14 +154,52 @@ def fetch_small_blob(registry: Registry, repository: str, digest: str) -> bytes:
     return data
 
 
+class Gunzip:
+    """gzip decompressed as the bytes come, into `out` (a layer may hold several gzip
+    members; zero padding after the last is ignored, anything else refused)."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.inflate = zlib.decompressobj(wbits=31)
+        self.ended = False
+        # kept, not raised: the blob's digest is checked first (a corrupt blob says so)
+        self.error = ""
+
+    def restart(self) -> None:
+        self.out.seek(0)
+        self.out.truncate()
+        self.inflate, self.ended, self.error = zlib.decompressobj(wbits=31), False, ""
+
+    def feed(self, data: bytes) -> None:
+        while data and not self.error:
+            if self.ended:  # after a member: another one, or padding
+                if data.count(0) == len(data):
+                    return
+                if not data.startswith(b"\x1f\x8b"):
+                    self.error = "data after its end"
+                    return
+                self.inflate, self.ended = zlib.decompressobj(wbits=31), False
+            try:
+                self.out.write(self.inflate.decompress(data))
+            except zlib.error as err:
+                self.error = str(err)
+                return
+            data = b""
+            if self.inflate.eof:
+                data, self.ended = self.inflate.unused_data, True
+
+
 def download(registry: Registry, repository: str, digest: str, size: int, path: Path,
-             progress: Progress) -> None:
+             progress: Progress, unpacked: Path | None = None) -> None:
     """Stream the blob into the new file `path`, hashing it; a dropped connection is
     resumed where it stopped (Range), up to RETRIES times with back-off. The file is
-    removed (by the caller's undo) unless it ends with the right digest."""
+    removed (by the caller's undo) unless it ends with the right digest. `unpacked`: a
+    gzip blob is also decompressed into this file in the same pass."""
     sha = hashlib.sha256()
     done = 0
-    with open(path, "xb") as out:
+    with open(path, "xb") as out, (open(unpacked, "xb") if unpacked else
+                                   open(os.devnull, "wb")) as tar:
+        gunzip = Gunzip(tar) if unpacked else None
         for attempt in range(RETRIES):
             try:
                 response = registry.stream_blob(repository, digest, done, output="")
@@ -128,10 +207,15 @@ def download(registry: Registry, repository: str, digest: str, size: int, path: 
                     sha, done = hashlib.sha256(), 0
                     out.seek(0)
                     out.truncate()
+                    if gunzip is not None:
+                        gunzip.restart()
                 while chunk := response.raw.read(CHUNK):
                     sha.update(chunk)
                     out.write(chunk)
+                    if gunzip is not None:
+                        gunzip.feed(chunk)
                     done += len(chunk)
+                    progress.bytes(digest, done, size)
                     if done > size:
                         break
                 if done >= size:
@@ -151,16 +235,24 @@ def download(registry: Registry, repository: str, digest: str, size: int, path: 
         raise ShellctrError(f"blob digest mismatch: {digest} from {registry.name} holds "
                             f"{got} ({done} bytes, {size} expected)",
                             "the registry's copy is corrupt: nothing was stored")
+    if gunzip is not None and (gunzip.error or not gunzip.ended):
+        raise ShellctrError(f"invalid gzip layer {digest}: "
+                            f"{gunzip.error or 'it ends half-way'}")
 
 
 def pulled_source(path: Path, compression: str | None,
-                  open_raw: Callable[[], IO[bytes]]) -> LayerSource:
-    """A downloaded layer blob (checked already) as a layer source for prepare_layer."""
+                  open_raw: Callable[[], IO[bytes]], unpacked: Path | None = None
+                  ) -> LayerSource:
+    """A downloaded layer blob (checked already) as a layer source for prepare_layer;
+    `unpacked`: its tar, decompressed while it downloaded (then only renamed)."""
     argv = {None: ["cat"], "gzip": ["gzip", "--decompress", "--stdout"],
             "zstd": ["zstd", "--decompress", "--stdout", "--quiet"]}[compression] + [
         path_arg(path)]
 
     def copy(dst: Path) -> str | None:
+        if unpacked is not None:
+            os.rename(unpacked, dst)
+            return None
         if compression == "zstd":  # no zstd in the standard library: the zstd tool
             with open(dst, "xb") as out:
                 done = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE, check=False)
@@ -286,13 +378,18 @@ def fetch_layers(host: Host, store: Store, registry: Registry, pulled: Pulled,
         host.remove_file(partial)  # left by a crashed process that had our pid
         progress.layer(digest, "Downloading")
         rollback.push(f"write {partial}", lambda: host.remove_file(partial))
+        compression = LAYER_TYPES[blob.media_type]
+        unpacked = None
+        if compression == "gzip" and not host.dry_run:  # decompressed in the same pass
+            unpacked = pid_partial(layout.blobs_dir, f"{blob.digest}-tar")
+            host.remove_file(unpacked)
+            rollback.push(f"write {unpacked}", lambda: host.remove_file(unpacked))
         host.apply(shown, lambda: download(registry, repository, digest, blob.size, partial,
-                                           progress),
+                                           progress, unpacked),
                    lambda facts: facts.plan_write(partial, b""))
         host.apply(Cmd(["sha256sum", "--check", "--quiet", "--strict"],
                        stdin=f"{blob.digest}  {path_arg(partial)}\n"), lambda: None)
         progress.layer(digest, "Download complete")
-        compression = LAYER_TYPES[blob.media_type]
 
         def open_raw() -> IO[bytes]:
             if not host.dry_run:
@@ -303,7 +400,7 @@ def fetch_layers(host: Host, store: Store, registry: Registry, pulled: Pulled,
 
         progress.layer(digest, "Extracting")
         pulled.prepared[diff_id] = prepare_layer(
-            host, layout, pulled_source(partial, compression, open_raw), rollback,
+            host, layout, pulled_source(partial, compression, open_raw, unpacked), rollback,
             expect=diff_id)
         pulled.downloads[blob.digest] = partial
         progress.layer(digest, "Pull complete")
