@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -100,10 +101,20 @@ def write_layout(path: Path) -> None:
     (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+CPU: dict[str, list[float]] = {}  # case -> CPU seconds of its process tree, per round
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None, name: str = "") -> float:
+    """Wall seconds of `argv`; its process tree's CPU seconds go to CPU[name] (on a
+    loaded machine the CPU time is the steadier figure)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     run(argv, env=env, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.setdefault(name, []).append(after.ru_utime - before.ru_utime +
+                                    after.ru_stime - before.ru_stime)
+    return wall
 
 
 def main() -> None:
@@ -127,15 +138,16 @@ def main() -> None:
                    "SHELLCTR_RUNROOT": str(work / "run")}
             add("skopeo copy docker:// oci:", timed(
                 ["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{image}",
-                 f"oci:{work / f'copy{round_}'}"]))
+                 f"oci:{work / f'copy{round_}'}"], name="skopeo copy docker:// oci:"))
             shutil.rmtree(work / f"copy{round_}")
-            add("shellctr pull", timed([SHELLCTR, "pull", "--quiet", image], env))
+            add("shellctr pull", timed([SHELLCTR, "pull", "--quiet", image], env,
+                                       name="shellctr pull"))
             if podman_ok:
                 short = Path(tempfile.mkdtemp(prefix="shc-bp-"))
                 flags = ["--root", str(work / "podman"), "--runroot", str(short),
                          "--events-backend", "none"]
                 add("podman pull", timed(["podman", *flags, "pull", "--quiet",
-                                          "--tls-verify=false", image]))
+                                          "--tls-verify=false", image], name="podman pull"))
                 run(["podman", *flags, "system", "reset", "--force"],
                     stderr=subprocess.DEVNULL)
                 shutil.rmtree(short, ignore_errors=True)
@@ -143,12 +155,14 @@ def main() -> None:
             target = Registry(work / f"push-skopeo{round_}")
             add("skopeo copy oci: docker://", timed(
                 ["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
-                 "oci:" + str(work / "oci"), f"docker://{target.name}/bench/big:latest"]))
+                 "oci:" + str(work / "oci"), f"docker://{target.name}/bench/big:latest"],
+                name="skopeo copy oci: docker://"))
             target.close()
             target = Registry(work / f"push-shellctr{round_}")
             run([SHELLCTR, "tag", image, f"{target.name}/bench/big:latest"], env=env)
             add("shellctr push", timed([SHELLCTR, "push", "--quiet",
-                                        f"{target.name}/bench/big:latest"], env))
+                                        f"{target.name}/bench/big:latest"], env,
+                                       name="shellctr push"))
             target.close()
             run([SHELLCTR, "system", "prune", "--all", "--force"], env=env,
                 stderr=subprocess.DEVNULL)
@@ -158,11 +172,12 @@ def main() -> None:
         groups = {"skopeo copy docker:// oci:": ["shellctr pull", "podman pull"],
                   "skopeo copy oci: docker://": ["shellctr push"]}
         for base, others in groups.items():
-            floor = median_ms(samples[base])
+            floor, cpu_floor = median_ms(samples[base]), median_ms(CPU[base])
             for name in [base, *others]:
                 if name in samples:
-                    ms = median_ms(samples[name])
-                    print(f"  {name:30s} {ms:8.0f} ms   {ms / floor:5.2f}x skopeo")
+                    ms, cpu = median_ms(samples[name]), median_ms(CPU[name])
+                    print(f"  {name:30s} {ms:8.0f} ms {ms / floor:5.2f}x skopeo   "
+                          f"CPU {cpu:6.0f} ms {cpu / cpu_floor:5.2f}x")
     finally:
         source.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -580,7 +580,8 @@ def push_all_tags(host: Host, store: Store, text: str, **options: Any) -> list[s
 def upload_blob(host: Host, registry: Registry, ref: Reference, blob: Blob, scope: str,
                 source: str | None) -> bool:
     """POST an upload (a cross-repository mount first, when the image came from
-    another repository of this registry), then PUT the blob's bytes in one request.
+    another repository of this registry), then PUT the blob's bytes in one request (or,
+    with SHELLCTR_PUSH_CHUNK_SIZE, PATCH them piece by piece, then PUT the digest).
     Each request is traced as it is made; a --dry-run script gets both as one `sh -c`
     line (the PUT goes to the Location the POST answers)."""
     import urllib.parse
@@ -600,14 +601,37 @@ def upload_blob(host: Host, registry: Registry, ref: Reference, blob: Blob, scop
     if not location:
         raise ShellctrError(f"{registry.name} started an upload with no Location")
     target = urllib.parse.urljoin(registry.base + "/", location)
-    target += ("&" if "?" in target else "?") + f"digest={blob.digest}"
+    chunk = chunk_size()
+    offset = 0
     with open(blob.path, "rb") as body:
+        while chunk and offset < blob.size:  # chunked: PATCH each piece to the Location
+            piece = body.read(chunk)
+            response = registry.request(
+                "PATCH", target, scope, {"Content-Type": "application/octet-stream",
+                                         "Content-Range": f"{offset}-{offset + len(piece) - 1}",
+                                         "Content-Length": str(len(piece))}, piece,
+                expect=(202,), what=blob.digest, upload=f"<(tail --bytes=+{offset + 1} "
+                f"{path_arg(blob.path)} | head --bytes={len(piece)})")
+            response.read()
+            offset += len(piece)
+            target = urllib.parse.urljoin(target, response.header("Location") or target)
+        target += ("&" if "?" in target else "?") + f"digest={blob.digest}"
         response = registry.request(
             "PUT", target, scope, {"Content-Type": "application/octet-stream",
-                                   "Content-Length": str(blob.size)}, body,
-            expect=(201, 204), what=blob.digest, upload=path_arg(blob.path))
+                                   "Content-Length": str(blob.size - offset)},
+            body if offset < blob.size else b"", expect=(201, 204), what=blob.digest,
+            upload=path_arg(blob.path) if not offset else None)
     response.read()
     return False
+
+
+def chunk_size() -> int:
+    """Bytes per PATCH of a chunked upload (SHELLCTR_PUSH_CHUNK_SIZE); 0, the default:
+    each blob in one PUT (a monolithic upload, the fastest on a good link)."""
+    text = os.environ.get("SHELLCTR_PUSH_CHUNK_SIZE", "0")
+    if not text.isdigit():
+        raise ShellctrError(f"invalid SHELLCTR_PUSH_CHUNK_SIZE {text!r}", "give bytes")
+    return int(text)
 
 
 # An upload as a script: POST for a Location, then PUT the file there ($1 the POST's

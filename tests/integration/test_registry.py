@@ -461,3 +461,17 @@ def test_push_of_a_pulled_image_mounts_its_blobs_from_the_other_repository(
     assert pushed.out.strip().splitlines()[-1].split()[2] == image["digest"]
     assert skopeo_digest(registry, target.split("/", 1)[1]) == image["digest"]
     rmi(ctr, image["config_digest"])
+
+
+def test_a_chunked_push_gives_the_same_digest(ctr: Ctr, registry: Registry,
+                                              rootfs_tar: Callable[..., Path]) -> None:
+    name = f"{registry.name}/{repo()}/chunked:v1"
+    ctr("import", str(rootfs_tar()), name).ok()  # its own layer: nothing to mount
+    pushed = ctr("push", name, env={"SHELLCTR_PUSH_CHUNK_SIZE": "500000"}).ok()
+    assert pushed.err.count("--request PATCH") >= 4, pushed  # the 2 MB layer in pieces
+    digest = pushed.out.strip().splitlines()[-1].split()[2]
+    assert skopeo_digest(registry, name.split("/", 1)[1]) == digest
+    ctr("rmi", name).ok()
+    ctr("pull", name).ok()
+    assert ctr("run", "--rm", name, "true").code == 0
+    ctr("rmi", name).ok()
