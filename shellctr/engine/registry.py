@@ -525,21 +525,31 @@ def push(host: Host, store: Store, text: str, *, tls_verify: bool | None = None,
     sources = [parse_reference(m) for m in mounts]
     source = next((s.repository for s in sources if s.registry == ref.registry and
                    s.repository != ref.repository), None)
-    seen: set[str] = set()
-    for blob in blobs:
-        if blob.digest in seen:
-            continue
-        seen.add(blob.digest)
+    unique = list({blob.digest: blob for blob in blobs}.values())
+
+    def send(blob: Blob) -> None:
         host.step(f"blob {blob.digest[:19]}")
         head = registry.request("HEAD", f"/v2/{ref.repository}/blobs/{blob.digest}", scope,
                                 expect=(200, 404), what=blob.digest)
         head.read()
         if head.status == 200:
             progress.layer(blob.digest, "Layer already exists")
-            continue
+            return
         progress.layer(blob.digest, "Preparing")
         mounted = upload_blob(host, registry, ref, blob, scope, source)
         progress.layer(blob.digest, f"Mounted from {source}" if mounted else "Pushed")
+
+    send(unique[0])  # the config, alone: it also gets the token the others then share
+    if host.dry_run or len(unique) < 3:  # a script in order
+        for blob in unique[1:]:
+            send(blob)
+    else:
+        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+            errors = [future.exception() for future in
+                      [pool.submit(send, blob) for blob in unique[1:]]]
+        for error in errors:
+            if error is not None:
+                raise error
     digest = f"sha256:{sha256_hex(manifest)}"
     host.step("the manifest")
     url = f"{registry.base}/v2/{ref.repository}/manifests/{ref.tag or 'latest'}"

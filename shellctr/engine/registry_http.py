@@ -47,6 +47,7 @@ TIMEOUT = 60.0  # seconds without a byte before a connection counts as dead
 REGISTRIES_FILE = "/etc/shellctr/registries.json"  # {"insecure-registries": ["host:port"]}
 CERTS_DIRS = ("/etc/docker/certs.d", "/etc/containers/certs.d")
 USER_AGENT = "shellctr/0.1"
+BLOCK = 1 << 20  # bytes per send of an uploaded file (http.client's default is 8 kB)
 
 
 class Unauthorized(ShellctrError):
@@ -151,12 +152,15 @@ class Connections:
             target = proxy if proxy else None
             if scheme == "https":
                 connection = (http.client.HTTPSConnection(target[0], target[1], context=context,
-                                                          timeout=TIMEOUT) if target else
+                                                          timeout=TIMEOUT, blocksize=BLOCK)
+                              if target else
                               http.client.HTTPSConnection(host, context=context,
-                                                          timeout=TIMEOUT))
+                                                          timeout=TIMEOUT, blocksize=BLOCK))
             else:
-                connection = (http.client.HTTPConnection(target[0], target[1], timeout=TIMEOUT)
-                              if target else http.client.HTTPConnection(host, timeout=TIMEOUT))
+                connection = (http.client.HTTPConnection(target[0], target[1], timeout=TIMEOUT,
+                                                         blocksize=BLOCK)
+                              if target else http.client.HTTPConnection(host, timeout=TIMEOUT,
+                                                                        blocksize=BLOCK))
             if target:
                 connection.set_tunnel(host if ":" in host else f"{host}:443")
             pool[(scheme, host)] = connection
