@@ -19,7 +19,7 @@ import json
 import os
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import ShellctrError
@@ -327,9 +327,8 @@ def stage_layer(host: Host, layout: Any, digest: str, target: Path) -> None:
         return
     directory = layout.layer_dir(digest)
 
-    def write() -> None:
-        with open(target, "xb") as out:
-            scan = pack(directory, out)
+    def write(out: BinaryIO) -> None:
+        scan = pack(directory, out)
         if scan.diff_id != digest:
             raise ShellctrError(f"layer {directory} has changed: it packs as sha256:"
                                 f"{scan.diff_id}", "remove the image and commit it again")

@@ -15,7 +15,7 @@ import os
 import shlex
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from shellctr.core.errors import ShellctrError
 from shellctr.core.host import Host, Rollback
@@ -186,9 +186,8 @@ def write_layer(host: Host, layout: Layout, upper: Path, skips: list[str],
     partial = layout.blobs_dir / f".commit-{os.getpid()}.partial"
     host.remove_file(partial)  # left by a crash
 
-    def write() -> LayerScan:
-        with open(partial, "xb") as out:
-            return pack(upper, out, lambda name: name in skips)
+    def write(out: BinaryIO) -> LayerScan:
+        return pack(upper, out, lambda name: name in skips)
 
     scan = host.produce(pack_argv(upper, skips), partial, write, rollback)
     if scan is None:  # --dry-run: nothing written; the same pass, kept nowhere

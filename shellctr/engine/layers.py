@@ -31,7 +31,7 @@ import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, BinaryIO, cast
 
 from shellctr.core.cmd import Argv, path_arg
 from shellctr.core.errors import ShellctrError
@@ -240,10 +240,10 @@ class LayerSource:
     """Where a layer tar comes from: the command that writes it (uncompressed) to a
     file, as the trace shows it, the Python that does the same, and a way to read it."""
 
-    def __init__(self, argv: Argv, copy: Callable[[Path], str | None],
+    def __init__(self, argv: Argv, copy: Callable[[BinaryIO], str | None],
                  open_raw: Callable[[], IO[bytes]]) -> None:
         self.argv = argv  # `argv > FILE` writes the uncompressed tar
-        self.copy = copy  # writes it to FILE; returns the sha256 of the bytes as given
+        self.copy = copy  # writes it to an open FILE; returns the sha256 of the bytes as given
         self.open_raw = open_raw  # the bytes as given (maybe compressed)
 
 
@@ -254,9 +254,9 @@ def file_source(path: Path) -> LayerSource:
     argv = ["cat", path_arg(path)] if kind is None else [kind, "--decompress", "--stdout",
                                                          path_arg(path)]
 
-    def copy(dst: Path) -> str | None:
+    def copy(out: BinaryIO) -> str | None:
         with open(path, "rb") as src:
-            return copy_stream(src, dst, kind is not None)
+            return copy_stream(src, out, kind is not None)
 
     return LayerSource(argv, copy, lambda: open(path, "rb"))
 
@@ -273,9 +273,9 @@ def member_source(archive: Path, member: tarfile.TarInfo, compressed: bool) -> L
         stream.seek(member.offset_data)
         return cast("IO[bytes]", io.BufferedReader(_Range(stream, member.size), CHUNK))
 
-    def copy(dst: Path) -> str | None:
+    def copy(out: BinaryIO) -> str | None:
         if not compressed:  # in the kernel, no copy through Python
-            with open(archive, "rb") as src, open(dst, "xb") as out:
+            with open(archive, "rb") as src:
                 offset, left = member.offset_data, member.size
                 while left:
                     done = os.copy_file_range(src.fileno(), out.fileno(), left, offset)
@@ -284,7 +284,7 @@ def member_source(archive: Path, member: tarfile.TarInfo, compressed: bool) -> L
                     offset, left = offset + done, left - done
             return None
         with open_raw() as src:
-            return copy_stream(src, dst, True)
+            return copy_stream(src, out, True)
 
     return LayerSource(argv, copy, open_raw)
 
@@ -309,11 +309,11 @@ class _Range(io.RawIOBase):
         super().close()
 
 
-def copy_stream(src: IO[bytes], dst: Path, decompress: bool) -> str:
-    """Copy `src` (decompressed if asked) to a new file `dst`; sha256 of `src`'s bytes."""
+def copy_stream(src: IO[bytes], out: BinaryIO, decompress: bool) -> str:
+    """Copy `src` (decompressed if asked) to `out`; sha256 of `src`'s bytes."""
     hashing = HashingReader(src)
     reader: IO[bytes] = io.BufferedReader(hashing, CHUNK)
-    with (decompressing(reader) if decompress else reader) as plain, open(dst, "xb") as out:
+    with decompressing(reader) if decompress else reader as plain:
         while chunk := plain.read(CHUNK):
             out.write(chunk)
     while hashing.read(CHUNK):  # trailing bytes after the compressed stream
@@ -377,11 +377,11 @@ def prepare_layer(host: Host, layout: Layout, source: LayerSource, rollback: Rol
     if host.dry_run:  # nothing is copied: check the source itself
         with source.open_raw() as raw:
             scan = scan_stream(raw)
-        host.produce(source.argv, partial, lambda: None)
+        host.produce(source.argv, partial, lambda out: None)
         given = scan.diff_id
     else:
         host.remove_file(partial)  # left by a crashed process that had our pid
-        given = host.produce(source.argv, partial, lambda: source.copy(partial) or "",
+        given = host.produce(source.argv, partial, lambda out: source.copy(out) or "",
                              rollback) or ""
         scan = scan_layer(partial)  # the copy in our store: nobody can change it meanwhile
         given = given or scan.diff_id
@@ -673,12 +673,19 @@ def _pack_dir(archive: _TarWriter, top: Path, prefix: str, scan: LayerScan,
 
 
 def main(argv: list[str]) -> int:
-    """`python -m shellctr.engine.layers pack DIR [--skip=NAME]... > FILE`: what commit's
-    trace shows."""
+    """What the traces of commit and load show: `python -m shellctr.engine.layers pack DIR
+    [--skip=NAME]... > FILE` writes a layer tar; `... decompress [FILE] > PLAIN` writes FILE
+    (or stdin) uncompressed, whatever its compression."""
+    if argv[:1] == ["decompress"] and len(argv) <= 2:
+        import shutil
+        named = len(argv) == 2
+        with open(argv[1] if named else sys.stdin.fileno(), "rb", closefd=named) as source:
+            shutil.copyfileobj(decompressing(source), sys.stdout.buffer, CHUNK)
+        return 0
     skips = {arg.removeprefix("--skip=") for arg in argv[2:] if arg.startswith("--skip=")}
     if len(argv) < 2 or argv[0] != "pack" or len(skips) != len(argv) - 2:
-        sys.stderr.write(
-            "usage: python -m shellctr.engine.layers pack DIR [--skip=NAME]... > FILE\n")
+        sys.stderr.write("usage: python -m shellctr.engine.layers pack DIR [--skip=NAME]... >FILE\n"
+                         "       python -m shellctr.engine.layers decompress [FILE] >PLAIN\n")
         return 2
     pack(Path(argv[1]), sys.stdout.buffer, lambda name: name in skips)
     return 0
