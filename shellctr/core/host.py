@@ -410,34 +410,42 @@ class Host:
     def scratch_file(self, argv: Argv, path: Path, write: Callable[[BinaryIO], object],
                      ) -> ScratchFile:
         """A temporary file the verb itself reads, made with `write` (shown as `argv >
-        path`), removed when the `with` block ends. Under --dry-run it is written all the
-        same, being the verb's own input, not a change it makes: the script makes it with
-        `argv`."""
+        path`), removed when the `with` block ends. Under --dry-run, where the script
+        makes it with `argv`, the verb's own copy is an anonymous memfd that changes no
+        directory: open it at `facts.readable(path)`."""
+        if not self.dry_run:
+            try:
+                self.produce(argv, path, write)
+            except BaseException:  # unreadable input, or the command was killed
+                self.remove_file(path)
+                raise
+            return ScratchFile(self, path, None)
+        self.produce(argv, path, write)  # shown only
+        fd = os.memfd_create("shellctr-scratch", os.MFD_CLOEXEC)
         try:
-            self.produce(argv, path, write)
-            if self.dry_run:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-                with os.fdopen(fd, "wb") as out:
-                    write(out)
-        except BaseException:  # unreadable input, or the command was killed: no scratch left
-            ScratchFile(self, path).__exit__()
+            with os.fdopen(os.dup(fd), "wb") as out:
+                write(out)
+        except BaseException:
+            os.close(fd)
             raise
-        return ScratchFile(self, path)
+        self.facts.plan_stand_in(path, Path(f"/proc/self/fd/{fd}"))
+        return ScratchFile(self, path, fd)
 
 
 class ScratchFile:
     """`with host.scratch_file(...) as path:` the file, removed at the end."""
 
-    def __init__(self, host: Host, path: Path) -> None:
-        self.host, self.path = host, path
+    def __init__(self, host: Host, path: Path, memfd: int | None) -> None:
+        self.host, self.path, self.memfd = host, path, memfd
 
     def __enter__(self) -> Path:
         return self.path
 
     def __exit__(self, *exc: object) -> None:
         self.host.remove_file(self.path)
-        if self.host.dry_run and os.path.lexists(self.path):  # the one written for the verb
-            os.unlink(self.path)
+        if self.memfd is not None:  # --dry-run: the verb's own copy
+            self.host.facts.plan_stand_in(self.path, None)
+            os.close(self.memfd)
 
 
 def make_cgroup_dirs(path: Path) -> None:

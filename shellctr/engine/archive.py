@@ -234,7 +234,8 @@ def load(host: Host, store: Store, path: Path) -> list[str]:
     it) is done outside the store lock, under temporary names; the lock is held only
     to move the layers into place and write the image records and tags. Each layer is
     prepared once, even if several images of the archive share it."""
-    found = read_archive(path)
+    readable = host.facts.readable(path)  # (a --dry-run scratch file's stand-in)
+    found = read_archive(readable)
     store.prepare()
     report = []
     with Rollback(host) as rollback:  # removes the temporary names if anything fails
@@ -244,7 +245,7 @@ def load(host: Host, store: Store, path: Path) -> list[str]:
                 if diff_id not in prepared:
                     host.step(f"load layer sha256:{diff_id[:SHORT]}")
                     prepared[diff_id] = prepare_layer(
-                        host, store.layout, member_source(path, member, compressed),
+                        host, store.layout, member_source(readable, member, compressed, path),
                         rollback, expect=diff_id, digest=digest)
         with store.lock(), Rollback(host) as publishing:  # unwound under the lock
             sweep_partials(host, store.layout)

@@ -111,11 +111,8 @@ def build_busybox(host: Host, store: Store, busybox: Path, ref: str) -> Image:
     def write(out: BinaryIO) -> None:
         busybox_rootfs_tar(busybox, applets, out)
 
-    # under --dry-run the store's tmp dir may not exist: the scratch tar goes to the system's
-    import tempfile
-    scratch = Path(tempfile.gettempdir()) if host.dry_run else store.layout.tmp_dir
-    with host.scratch_file(tar_argv(busybox), scratch / f"shellctr-busybox-{os.getpid()}.tar",
-                           write) as tar_path:
+    tar_path = store.layout.tmp_dir / f"shellctr-busybox-{os.getpid()}.tar"
+    with host.scratch_file(tar_argv(busybox), tar_path, write) as tar_path:
         return import_image(host, store, tar_path, ['CMD ["sh"]'], ref,
                             comment=f"built from the host's {busybox}")
 

@@ -305,7 +305,8 @@ def import_image(
     """A one-layer image from a rootfs tar; `ref` is tagged on it (moved if taken)."""
     config = parse_changes(changes, ImageConfig())
     tag = normalize_ref(ref) if ref else None
-    scan = scan_layer(tar_path)  # refused before anything is written
+    readable = host.facts.readable(tar_path)  # (a --dry-run scratch file's stand-in)
+    scan = scan_layer(readable)  # refused before anything is written
     created = now_iso()
     blob = oci_config(config, [scan.diff_id], created,
                       [history_entry(created, "shellctr import",
@@ -314,7 +315,7 @@ def import_image(
     store.prepare()
     with Rollback(host) as rollback:  # the long work, outside the lock (as load's)
         host.step(f"import layer sha256:{scan.diff_id[:SHORT]}")
-        layer = prepare_layer(host, store.layout, file_source(tar_path), rollback,
+        layer = prepare_layer(host, store.layout, file_source(readable, tar_path), rollback,
                               expect=scan.diff_id)
         with store.lock(), Rollback(host) as publishing:  # unwound under the lock
             sweep_partials(host, store.layout)

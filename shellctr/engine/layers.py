@@ -247,12 +247,13 @@ class LayerSource:
         self.open_raw = open_raw  # the bytes as given (maybe compressed)
 
 
-def file_source(path: Path) -> LayerSource:
-    """A layer tar in a file of its own (plain, gzip, bzip2 or xz)."""
+def file_source(path: Path, shown: Path | None = None) -> LayerSource:
+    """A layer tar in a file of its own (plain, gzip, bzip2 or xz), read at `path`,
+    named `shown` in the command (a --dry-run scratch file's stand-in is read)."""
     with open(path, "rb") as probe:
         kind = compression_of(probe.read(6))
-    argv = ["cat", path_arg(path)] if kind is None else [kind, "--decompress", "--stdout",
-                                                         path_arg(path)]
+    named = path_arg(shown or path)
+    argv = ["cat", named] if kind is None else [kind, "--decompress", "--stdout", named]
 
     def copy(out: BinaryIO) -> str | None:
         with open(path, "rb") as src:
@@ -261,12 +262,15 @@ def file_source(path: Path) -> LayerSource:
     return LayerSource(argv, copy, lambda: open(path, "rb"))
 
 
-def member_source(archive: Path, member: tarfile.TarInfo, compressed: bool) -> LayerSource:
-    """A layer tar stored as a member of an uncompressed archive (docker-archive, OCI)."""
-    argv = ["tar", "--extract", "--to-stdout", f"--file={path_arg(archive)}", member.name]
+def member_source(archive: Path, member: tarfile.TarInfo, compressed: bool,
+                  shown: Path | None = None) -> LayerSource:
+    """A layer tar stored as a member of an uncompressed archive (docker-archive, OCI),
+    read at `archive`, named `shown` in the command (as file_source)."""
+    named = path_arg(shown or archive)
+    argv = ["tar", "--extract", "--to-stdout", f"--file={named}", member.name]
     if compressed:
         argv = ["sh", "-c", 'tar --extract --to-stdout --file="$1" "$2" | gzip -dc', "sh",
-                path_arg(archive), member.name]
+                named, member.name]
 
     def open_raw() -> IO[bytes]:
         stream = open(archive, "rb")  # noqa: SIM115 (closed with the _Range)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import tempfile
 from pathlib import Path
 
 from .support import (
     Ctr,
     Worker,
     assert_script,
+    host_mounts_under,
     inspect,
     links,
     replay,
@@ -21,16 +23,20 @@ from .support import (
 )
 
 
-def host_view(ctr: Ctr) -> tuple[object, ...]:
-    """What a dry run must not change: the store's files, links and tagged rules."""
-    return tree_listing(ctr.root, ctr.runroot), sorted(links()), sorted(shellctr_rules())
+def host_view(ctr: Ctr, tmp: Path) -> tuple[object, ...]:
+    """What a dry run must not change: the store's files and mounts, this worker's links
+    and tagged rules, and the dry run's TMPDIR (its scratch files live in memory)."""
+    return (tree_listing(ctr.root, ctr.runroot), sorted(links()), sorted(shellctr_rules()),
+            host_mounts_under(ctr.root), host_mounts_under(ctr.runroot), sorted(tmp.iterdir()))
 
 
 def dry(ctr: Ctr, *args: str, stdin: bytes | None = None) -> str:
     """The --dry-run script of `args`, checked to have changed nothing."""
-    before = host_view(ctr)
-    script = assert_script(ctr("--dry-run", *args, input=stdin))
-    assert host_view(ctr) == before, f"the dry run changed the host:\n{script}"
+    # (kept: the script's scratch files go there when it is replayed)
+    tmp = Path(tempfile.mkdtemp(prefix="dry-run-tmp-", dir=ctr.scratch))
+    before = host_view(ctr, tmp)
+    script = assert_script(ctr("--dry-run", *args, input=stdin, env={"TMPDIR": str(tmp)}))
+    assert host_view(ctr, tmp) == before, f"the dry run changed the host:\n{script}"
     return script
 
 
