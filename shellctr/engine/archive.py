@@ -38,14 +38,12 @@ from shellctr.engine.image import (
 )
 from shellctr.engine.layers import (
     PreparedLayer,
-    layer_tar_size,
     member_source,
-    pack,
-    pack_argv,
     prepare_layer,
     publish_layer,
     sweep_partials,
 )
+from shellctr.engine.pack import layer_tar_size, pack, pack_argv
 from shellctr.parts.reference import is_id, normalize_ref
 
 INDEX_TYPE = "application/vnd.oci.image.index.v1+json"

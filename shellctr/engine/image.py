@@ -257,7 +257,7 @@ def tar_size(store: Store, diff_id: str, hints: dict[str, int]) -> int:
     for image in images(store):
         if diff_id in image.layers and len(image.tar_sizes) == len(image.layers):
             return image.tar_sizes[image.layers.index(diff_id)]
-    from shellctr.engine.layers import layer_tar_size
+    from shellctr.engine.pack import layer_tar_size
     return layer_tar_size(store.layout, diff_id)
 
 

@@ -22,7 +22,7 @@ from shellctr.core.layout import CHECKOUT
 def decompress_argv(path: Path | None) -> Argv:
     """The command that writes `path` (stdin if None), decompressed, to stdout."""
     return ["env", f"PYTHONPATH={path_arg(CHECKOUT)}", sys.executable, "-m",
-            "shellctr.engine.layers", "decompress", *([path_arg(path)] if path else [])]
+            "shellctr.engine.pack", "decompress", *([path_arg(path)] if path else [])]
 
 
 def spooled(host: Host, source: IO[bytes] | None = None, path: Path | None = None,
