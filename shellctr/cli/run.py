@@ -44,7 +44,7 @@ def pull_if_needed(args: argparse.Namespace, ctx: Context) -> None:
         from shellctr.core.errors import NotFound
         from shellctr.parts.reference import find_image_record
         try:
-            find_image_record(ctx.store, args.image)
+            find_image_record(ctx.store.image_records(), args.image)
             return
         except NotFound:
             pass

@@ -420,6 +420,38 @@ class Host:
                           lambda facts: facts.plan_write(path, b""))
 
 
+    def fill(self, argv: Argv, out: BinaryIO) -> None:
+        """Inside a `produce`'s write: run `argv` (the very command the produce shows)
+        with its stdout into the open file `out`; raise on failure."""
+        out.flush()
+        self.checked(argv, execute(argv, None, out, self.lean))
+
+    def filter(self, argv: Argv, source: IO[bytes]) -> IO[bytes]:
+        """A read-only filter (a decompressor, also under --dry-run): what `argv` prints
+        when fed `source` (fed from a thread; closed when it ends)."""
+        import threading
+
+        try:
+            process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       env=ENVIRONMENT)
+        except FileNotFoundError as err:
+            raise not_installed(argv[0]) from err
+        assert process.stdin is not None and process.stdout is not None
+        sink = process.stdin
+
+        def feed() -> None:
+            try:
+                while chunk := source.read(1 << 20):
+                    sink.write(chunk)
+            except OSError:
+                pass  # the filter stopped reading: what it printed says why
+            finally:
+                sink.close()
+                source.close()
+
+        threading.Thread(target=feed, daemon=True).start()
+        return process.stdout
+
     def scratch_file(self, argv: Argv, path: Path, write: Callable[[BinaryIO], object],
                      ) -> ScratchFile:
         """A temporary file the verb itself reads, made with `write` (shown as `argv >
