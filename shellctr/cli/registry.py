@@ -35,7 +35,8 @@ def cmd_pull(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.parts.reference import parse_reference
 
     ref = parse_reference(args.name)
-    full = f"{ref.full_name}:{ref.tag}" if ref.tag or not ref.digest else ref.full_name
+    full = f"{ref.full_name}:{ref.tag or 'latest'}" if ref.tag or not ref.digest else \
+        ref.full_name
     ctx.host.result(f"{full}@{ref.digest}" if ref.digest else full)
     return 0
 

@@ -360,9 +360,13 @@ def test_basic_auth_login_pull_push_logout(ctr: Ctr, tmp_path: Path,
             f"Removing login credentials for {basic.name}\n"
         assert basic.name not in json.loads(config.read_text())["auths"]
         ctr("rmi", name).ok()
+        # no secret anywhere in the store or the run dirs (the state files, logs, temp files)
+        import base64
+        secrets = [PASSWORD.encode(), base64.b64encode(f"{USER}:{PASSWORD}".encode())]
         leaked = [p for p in Path(worker.base).rglob("*") if p.is_file() and
-                  PASSWORD.encode() in p.read_bytes()[:1 << 20]]
+                  any(secret in p.read_bytes()[:1 << 20] for secret in secrets)]
         assert not leaked
+        assert [p.name for p in config.parent.iterdir()] == ["config.json"]  # no temp file
 
 
 def test_token_auth_anonymous_pull_and_push_with_credentials(

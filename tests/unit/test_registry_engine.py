@@ -89,3 +89,25 @@ def test_run_pulls_a_missing_image_first_and_never_does_not(
     assert len(pulled) == 1
     code, _, _ = cli("create", "--pull", "always", "nope:2")
     assert code == 125 and pulled[-1] == ("nope:2", None)
+
+
+def test_image_pull_and_image_push_are_the_same_verbs(cli: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    called: list[str] = []
+
+    def pull(host: Host, store: Any, ref: str, **options: Any) -> None:
+        called.append(f"pull {ref}")
+
+    def push(host: Host, store: Any, ref: str, **options: Any) -> str:
+        called.append(f"push {ref}")
+        return "sha256:" + "0" * 64
+
+    monkeypatch.setattr(registry, "pull", pull)
+    monkeypatch.setattr(registry, "push", push)
+    assert cli("image", "pull", "-q", "a/b:1") == (0, "docker.io/a/b:1\n", "")
+    assert cli("pull", "-q", "localhost:5000/c") == (0, "localhost:5000/c:latest\n", "")
+    assert cli("image", "push", "-q", "a/b:1") == (0, "sha256:" + "0" * 64 + "\n", "")
+    assert called == ["pull a/b:1", "pull localhost:5000/c", "push a/b:1"]
+    code, _, err = cli("pull", "--tls-verify=maybe", "x")
+    assert code == 125 and err == ("shellctr: invalid --tls-verify value 'maybe' (use true "
+                                   "or false)\n")
