@@ -141,6 +141,7 @@ def test_push_then_pull_gives_the_same_image_and_digest_and_skopeo_agrees(
     ctr("rmi", name).ok()  # busybox keeps the layers: the pull needs only the manifest
     pulled = ctr("pull", name).ok()
     assert f"Digest: {digest}" in pulled.out
+    assert "Already exists" in pulled.out and "Downloading" not in pulled.out  # busybox's
     assert pulled.out.strip().splitlines()[-1] == name
     info = inspect(ctr, name)
     assert info["Id"] == image_id
@@ -479,3 +480,19 @@ def test_a_chunked_push_gives_the_same_digest(ctr: Ctr, registry: Registry,
     ctr("pull", name).ok()
     assert ctr("run", "--rm", name, "true").code == 0
     ctr("rmi", name).ok()
+
+
+def test_all_tags_are_pushed_and_pulled(ctr: Ctr, registry: Registry,
+                                        rootfs_tar: Callable[..., Path]) -> None:
+    name = f"{registry.name}/{repo()}/many"
+    ctr("import", str(rootfs_tar()), f"{name}:one").ok()
+    ctr("tag", f"{name}:one", f"{name}:two").ok()
+    ctr("push", "--all-tags", name).ok()
+    image_id = inspect(ctr, f"{name}:one")["Id"]
+    rmi(ctr, f"{name}:one", f"{name}:two")
+    ctr("pull", "--all-tags", name).ok()
+    assert inspect(ctr, f"{name}:one")["Id"] == inspect(ctr, f"{name}:two")["Id"] == image_id
+    refused = ctr("pull", "--all-tags", f"{name}:one")
+    assert refused.code == 125
+    one_error_line(refused, "shellctr: tag can't be used with --all-tags/-a")
+    rmi(ctr, f"{name}:one", f"{name}:two")
