@@ -111,3 +111,30 @@ def test_image_pull_and_image_push_are_the_same_verbs(cli: Any,
     code, _, err = cli("pull", "--tls-verify=maybe", "x")
     assert code == 125 and err == ("shellctr: invalid --tls-verify value 'maybe' (use true "
                                    "or false)\n")
+
+
+def test_plain_http_only_for_loopback_insecure_or_tls_verify_false(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "registries.json"
+    conf.write_text(json.dumps({"insecure-registries": ["lab.example:5000"]}))
+    monkeypatch.setenv("SHELLCTR_REGISTRIES_CONF", str(conf))
+    rules = {name: (client.plain_allowed, client.verify) for name, client in (
+        (name, Registry(Host(), name, None, flag)) for name, flag in (
+            ("127.0.0.1:5000", None), ("localhost:5000", None), ("[::1]:5000", None),
+            ("lab.example:5000", None), ("quay.io", None), ("quay.io:443", False)))}
+    assert rules == {"127.0.0.1:5000": (True, True), "localhost:5000": (True, True),
+                     "[::1]:5000": (True, True), "lab.example:5000": (True, False),
+                     "quay.io": (False, True), "quay.io:443": (True, False)}
+    assert Registry(Host(), "docker.io", None).address == "registry-1.docker.io"
+
+
+def test_proxies_come_from_the_environment_except_no_proxy_and_loopback(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from shellctr.engine.registry_http import proxy_for
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    assert proxy_for("https", "quay.io") == ("proxy.example", 3128)
+    assert proxy_for("https", "internal.example:5000") is None
+    assert proxy_for("https", "127.0.0.1:5000") is None
+    assert proxy_for("http", "quay.io") is None  # no HTTP_PROXY
