@@ -284,7 +284,10 @@ class Registry:
         self.connect()
         headers = dict(headers or {})
         for attempt in (1, 2):
-            authorization = self.authorization(scope)
+            # credentials and tokens go to this registry only, never to a host that
+            # an answer (an upload's Location) names
+            elsewhere = "://" in path and urllib.parse.urlsplit(path).netloc != self.address
+            authorization = "" if elsewhere else self.authorization(scope)
             sent = {**headers, **({"Authorization": authorization} if authorization else {})}
             response = self._send(method, path, sent, body, show=show, upload=upload)
             if response.status == 401 and attempt == 1 and not hasattr(body, "read"):
@@ -322,7 +325,8 @@ class Registry:
             return ShellctrError(f"toomanyrequests: {self.name} rate-limits this client" +
                                  (f"; retry after {reset}s" if reset else ""),
                                  "wait, or log in for a higher limit")
-        return ShellctrError(f"{self.name} answered {status} {response.raw.reason} to "
+        reason = "".join(ch for ch in str(response.raw.reason) if ch.isprintable())[:60]
+        return ShellctrError(f"{self.name} answered {status} {reason} to "
                              f"{what}" + (f": {detail}" if detail else ""))
 
     def authorization(self, scope: str) -> str:
