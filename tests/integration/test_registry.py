@@ -496,3 +496,28 @@ def test_all_tags_are_pushed_and_pulled(ctr: Ctr, registry: Registry,
     assert refused.code == 125
     one_error_line(refused, "shellctr: tag can't be used with --all-tags/-a")
     rmi(ctr, f"{name}:one", f"{name}:two")
+
+
+def test_save_after_pull_loads_in_podman_under_the_same_id(
+        ctr: Ctr, registry: Registry, rootfs_tar: Callable[..., Path], tmp_path: Path,
+        worker: Any, podman: Callable[..., subprocess.CompletedProcess[bytes]]) -> None:
+    layout = Layout(tmp_path / "oci")
+    image = layout.image([tar_bytes(rootfs_tar, "s.tar", extra=b"saved\n")])
+    layout.index([image])
+    name = f"{registry.name}/{repo()}/saved"
+    skopeo_copy(layout.path, registry, name.split("/", 1)[1])
+    ctr("pull", name).ok()
+    for fmt in ("docker-archive", "oci-archive"):
+        archive = tmp_path / f"{fmt}.tar"
+        ctr("save", "--format", fmt, "-o", str(archive), name).ok()
+        loaded = podman("load", "-i", str(archive))
+        assert loaded.returncode == 0, loaded.stderr.decode()
+        ids = podman("images", "--no-trunc", "--quiet").stdout.decode().split()
+        assert image["config_digest"] in ids, ids
+    rmi(ctr, name)
+    blobs = set(os.listdir(worker.root / "blobs" / "sha256"))
+    manifest = json.loads((layout.path / "blobs/sha256" /
+                           image["digest"].removeprefix("sha256:")).read_bytes())
+    # rmi took the pulled image's blobs too: its compressed layer, manifest and config
+    assert not blobs & {manifest["layers"][0]["digest"][7:], image["digest"][7:],
+                        image["config_digest"][7:]}
