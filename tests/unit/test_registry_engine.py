@@ -138,3 +138,32 @@ def test_proxies_come_from_the_environment_except_no_proxy_and_loopback(
     assert proxy_for("https", "internal.example:5000") is None
     assert proxy_for("https", "127.0.0.1:5000") is None
     assert proxy_for("http", "quay.io") is None  # no HTTP_PROXY
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_rewrites_each_layer_s_line_in_place() -> None:
+    screen = Terminal()
+    progress = registry.Progress(screen)
+    progress.line("1: Pulling from team/app")
+    progress.layer("sha256:" + "a" * 64, "Pulling fs layer")
+    progress.layer("sha256:" + "b" * 64, "Pulling fs layer")
+    progress.bytes("sha256:" + "a" * 64, 12_300_000, 40_100_000)
+    assert screen.getvalue().splitlines()[:3] == [
+        "1: Pulling from team/app", "aaaaaaaaaaaa: Pulling fs layer",
+        "bbbbbbbbbbbb: Pulling fs layer"]
+    assert screen.getvalue().endswith(  # two lines up, rewritten, two lines down
+        "\x1b[2A\r\x1b[2Kaaaaaaaaaaaa: Downloading [==============>" + " " * 35 +
+        "] 12.3MB/40.1MB\x1b[2B\r")
+    plain = io.StringIO()
+    progress = registry.Progress(plain)
+    progress.layer("sha256:" + "a" * 64, "Pulling fs layer")
+    progress.bytes("sha256:" + "a" * 64, 1, 2)  # no bar when it is no terminal
+    progress.layer("sha256:" + "a" * 64, "Pull complete")
+    assert plain.getvalue() == "aaaaaaaaaaaa: Pulling fs layer\naaaaaaaaaaaa: Pull complete\n"
+    quiet = io.StringIO()
+    registry.Progress(quiet, quiet=True).line("x")
+    assert quiet.getvalue() == ""
