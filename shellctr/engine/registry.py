@@ -429,7 +429,12 @@ def push(host: Host, store: Store, text: str, *, tls_verify: bool | None = None,
     ref = parse_reference(text)
     if ref.digest:
         raise ShellctrError(f"cannot push a digest reference: {text}", "push NAME[:TAG]")
-    image = find_image(store, ref.tagged)
+    try:
+        image = find_image(store, ref.tagged)
+    except NotFound as err:  # Docker's words: pulling it would be the wrong advice
+        raise NotFound(f"an image does not exist locally with the tag: {ref.tagged}",
+                       f"tag one with that name first: shellctr tag IMAGE {ref.tagged}"
+                       ) from err
     out = out if out is not None else sys.stdout
     progress = Progress(out if not host.dry_run else None, quiet)
     registry = Registry(host, ref.registry, credentials_for(host, ref.registry), tls_verify)
