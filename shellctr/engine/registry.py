@@ -246,8 +246,8 @@ def pull(host: Host, store: Store, text: str, *, platform: str | None = None,
     out = out if out is not None else sys.stdout
     progress = Progress(out if not host.dry_run else None, quiet)
     registry = Registry(host, ref.registry, credentials_for(host, ref.registry), tls_verify)
-    progress.line(f"{ref.tag or ref.digest or 'latest'}: Pulling from {ref.repository}")
     top, manifest, document = resolve(registry, ref, platform, progress)
+    progress.line(f"{ref.tag or ref.digest or 'latest'}: Pulling from {ref.repository}")
     config_digest, _ = check_descriptor(document.get("config"), "the config")
     config = fetch_small_blob(registry, ref.repository, config_digest)
     diff_ids = [d.removeprefix("sha256:") for d in parse_config(config)["rootfs"]["diff_ids"]]

@@ -57,8 +57,9 @@ def assert_engine_error_changes_nothing(ctr: Ctr, worker: Worker, *args: str) ->
 
 
 def test_run_unknown_image_is_an_engine_error(ctr: Ctr, worker: Worker) -> None:
-    line = assert_engine_error_changes_nothing(ctr, worker, "run", "--rm", "no-such-image",
-                                               "true")
+    # --pull never: without it, run pulls a missing image first (test_registry.py)
+    line = assert_engine_error_changes_nothing(ctr, worker, "run", "--rm", "--pull", "never",
+                                               "no-such-image", "true")
     assert "no-such-image" in line
 
 
