@@ -166,6 +166,9 @@ def test_pull_by_digest_and_run_pull_missing(ctr: Ctr, registry: Registry,
     info = inspect(ctr, by_digest)
     assert info["Id"] == image["config_digest"]
     assert info["RepoTags"] == [] and info["RepoDigests"] == [f"{registry.name}/{name}@{digest}"]
+    rows = [line.split() for line in ctr("images", "--digests").ok().out.splitlines()]
+    assert [f"{registry.name}/{name}", "<none>", digest,
+            image["config_digest"][7:19]] in [row[:4] for row in rows]
     rmi(ctr, image["config_digest"])
     # run --pull missing (the default) pulls it first, its lines on stderr
     run = ctr("run", "--rm", f"{registry.name}/{name}", "cat", "/etc/extra")
