@@ -389,7 +389,10 @@ def test_token_auth_anonymous_pull_and_push_with_credentials(
         assert token_count >= 1
         ctr("logout", reg.name, env=auth_env).ok()
         ctr("rmi", name).ok()
+        reg.token_server.stingy = 1  # the first token grants nothing: 401, then a fresh one
+        issued = reg.token_server.issued
         ctr("pull", name, env=auth_env).ok()  # anonymous: pull is allowed
+        assert reg.token_server.issued >= issued + 2 and reg.token_server.stingy == 0
         assert inspect(ctr, name)["RepoDigests"]
         wrong = ctr("login", "-u", USER, "--password-stdin", reg.name, input="nope",
                     env=auth_env)
