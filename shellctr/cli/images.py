@@ -46,7 +46,9 @@ def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
         created, size = human_ago(image.created), human_size(image.size)
         image_id = f"sha256:{image.id}" if args.no_trunc else image.id[:12]
         digest = f"sha256:{image.digest}" if image.digest else "<none>"
-        for tag in image.repo_tags or ["<none>:<none>"]:
+        # pulled by digest only: its repository, with no tag (as Docker lists it)
+        untagged = [f"{d.partition('@')[0]}:<none>" for d in image.repo_digests]
+        for tag in image.repo_tags or untagged[:1] or ["<none>:<none>"]:
             repo, _, name = tag.rpartition(":")
             rows.append([repo, name, *([digest] if args.digests else []), image_id, created,
                          size])
@@ -364,6 +366,9 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     for parser in both("diff", [], "a container's changes to its image (A, C, D)"):
         parser.add_argument("container", metavar="CONTAINER")
         parser.set_defaults(func=cmd_diff)
+
+    from shellctr.cli.registry import register as register_registry
+    register_registry(both)  # pull, push, login, logout
 
     busybox = group.add_parser(
         "build-busybox", help="build the default busybox image from the host's static busybox")

@@ -121,6 +121,15 @@ class Host:
             except OSError:
                 pass  # stderr is gone (a hung-up terminal): the step itself must still run
 
+    def show_request(self, cmd: Cmd) -> None:
+        """A read-only network request (a registry's manifest, a token) as its `curl`
+        line: traced as it is made; in a --dry-run script, a comment (it was made to
+        plan the script, which need not make it again)."""
+        if self.dry_run:
+            self.note(f"read: {cmd.shell()}")
+        elif self.trace:
+            self.show(cmd)
+
     def warn(self, message: str) -> None:
         self.err.write(f"shellctr: warning: {message}\n")
 
@@ -185,9 +194,10 @@ class Host:
             rollback.push(shlex.join(argv), run_undo)
         return output
 
-    def probe(self, argv: Argv) -> tuple[int, str, str]:
-        """Run a read-only command (also under --dry-run); return (code, out, err)."""
-        return execute(argv, None, None, self.lean)
+    def probe(self, argv: Argv, input: str | None = None) -> tuple[int, str, str]:
+        """Run a read-only command (also under --dry-run); return (code, out, err).
+        `input`: fed to its stdin (a credential helper's question)."""
+        return execute(argv, input, None, self.lean)
 
     @staticmethod
     def checked(argv: Argv, result: tuple[int, str, str]) -> str:
@@ -279,14 +289,17 @@ class Host:
         mode: int = 0o644,
         rollback: Rollback | None = None,
         durable: bool = True,
+        secrets: tuple[str, ...] = (),
     ) -> None:
         """Atomically replace `path` with `text`: temp file, fsync, rename, fsync dir.
+        `secrets`: words of `text` shown as *** (a credentials file's).
 
         `durable=False`: no fsync (still atomic), for runtime files that a reboot makes
         moot anyway (network endpoints, a container's /etc files rewritten each start):
         each fsync costs ~8 ms here, and `run` writes several."""
-        self.apply(write_file_cmd(path, text),
-                   lambda: write_atomic(path, text.encode(), mode, durable),
+        shown = write_file_cmd(path, text)
+        shown.secrets = secrets
+        self.apply(shown, lambda: write_atomic(path, text.encode(), mode, durable),
                    lambda facts: facts.plan_write(path, text.encode()))
         if rollback is not None:
             rollback.push(f"write {path}", lambda: self.remove_file(path))

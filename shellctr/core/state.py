@@ -47,6 +47,14 @@ class HistoryEntry(Model):
     empty_layer: bool = False  # a step that made no layer (e.g. a config change)
 
 
+class LayerBlob(Model):
+    """A layer as a registry serves it: its (compressed) blob's digest, size and type."""
+
+    digest: str = Field(pattern=HEX64)
+    size: int = Field(ge=0)
+    media_type: str
+
+
 class Image(Model):
     schema_version: Literal[1] = 1
     id: str = Field(pattern=HEX64)  # sha256 of its OCI config blob (blobs/sha256/<id>)
@@ -61,6 +69,12 @@ class Image(Model):
     layer_sizes: list[int] = Field(default_factory=list)  # bytes of file content, per layer
     tar_sizes: list[int] = Field(default_factory=list)  # bytes of each layer's tar
     digest: str = ""  # sha256 hex of its OCI manifest (`images --digests`)
+    # NAME@sha256:... of each manifest pulled from (or pushed to) a registry for it
+    repo_digests: list[str] = Field(default_factory=list)
+    # pulled: the compressed blob of each layer as the registry served it (its digest,
+    # blobs/sha256/<digest>, and media type), kept so that a push sends the same bytes
+    layer_blobs: list[LayerBlob] = Field(default_factory=list)
+    manifest: str = ""  # pulled: sha256 hex of the platform's manifest, kept in blobs/
 
 
 class MountPoint(Model):

@@ -56,7 +56,11 @@ def remove_unused_layers(host: Host, store: Store, gone: str | set[str] = "") ->
             if not entry.startswith(".") and entry not in used:
                 host.remove_tree(layers_dir / entry)
     blobs_dir = store.layout.blobs_dir
-    used |= {image.id for image in images(store) if image.id not in gone}  # config blobs
+    kept = [image for image in images(store) if image.id not in gone]
+    used |= {image.id for image in kept}  # config blobs
+    # pulled images: their layers as the registry served them, and their manifests
+    used |= {blob.digest for image in kept for blob in image.layer_blobs}
+    used |= {image.manifest for image in kept if image.manifest}
     if blobs_dir.is_dir():
         for entry in sorted(os.listdir(blobs_dir)):
             if not entry.startswith(".") and entry not in used:

@@ -188,8 +188,9 @@ def image_json(image: Image, store: Store | None = None) -> dict[str, Any]:
     return {
         "Id": f"sha256:{image.id}",
         "RepoTags": image.repo_tags,
-        "RepoDigests": [f"{name}@sha256:{image.digest}" for name in dict.fromkeys(repo)]
-        if image.digest else [],
+        "RepoDigests": image.repo_digests or ([f"{name}@sha256:{image.digest}"
+                                              for name in dict.fromkeys(repo)]
+                                             if image.digest else []),
         "Parent": "",
         "Comment": image.comment,
         "Created": _time(image.created),

@@ -93,8 +93,8 @@ def test_usage_errors_are_one_line_and_125(cli: Any, args: list[str], message: s
     one_error_line(err, message)
 
 
-def test_run_of_a_missing_image(cli: Any, layout: Layout) -> None:
-    code, out, err = cli("run", "nope", "true")
+def test_run_pull_never_of_a_missing_image_is_one_line(cli: Any, layout: Layout) -> None:
+    code, out, err = cli("run", "--pull", "never", "nope", "true")
     assert code == 125 and out == ""
     one_error_line(err, "shellctr: unable to find image 'nope:latest' locally")
 
