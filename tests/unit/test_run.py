@@ -38,6 +38,7 @@ from .helpers import (
     install_image,
     q,
     record_of,
+    removal_lines,
     run_request,
     snapshot,
 )
@@ -214,8 +215,7 @@ def test_run_rm_removes_the_container_after_it_exits(layout: Layout) -> None:
     before = snapshot(layout.root)
     config = create(host, store, run_request("busybox", rm=True))
     assert start(host, store, config["id"], attach=True) == 0
-    assert host.lines[-2:] == [f"rm --recursive {q(layout.container_run_dir(CID))}",
-                               f"rm --recursive {q(layout.container_dir(CID))}"]
+    assert host.lines[-3:] == removal_lines(layout)
     assert snapshot(layout.root) == before
 
 

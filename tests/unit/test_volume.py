@@ -27,6 +27,7 @@ from .helpers import (
     image_model,
     install_image,
     record_of,
+    removal_lines,
     run_request,
     snapshot,
 )
@@ -224,7 +225,7 @@ def test_rm_v_removes_anonymous_volumes_no_other_container_uses(
     assert sorted(os.listdir(layout.volumes_dir)) == ["9" * 64, "named"]  # second uses it
     host.reset()
     remove(host, store, "second", force=False, volumes=True)
-    assert host.lines[-2:] == [f"rm --recursive {layout.container_dir('b' * 64)}",
+    assert host.lines[-3:] == [*removal_lines(layout, "b" * 64, run_dir=False),
                                f"rm --recursive {layout.volume_dir('9' * 64)}"]
     assert os.listdir(layout.volumes_dir) == ["named"]  # named volumes always stay
     create(host, store, run_request("busybox", name="third", volume=["named:/n"]))
