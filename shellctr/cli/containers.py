@@ -276,9 +276,7 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
             state = reconcile(store, cid)
             return store.container(cid), state
         except FileNotFoundError:  # another shellctr process removed it just now
-            if not store.exists(store.layout.container_config(cid)):
-                return None
-            return broken(cid, CorruptRecord(store.layout.container_state(cid), "missing"))
+            return None
         except CorruptRecord as err:
             return broken(cid, err)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
-from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected
+from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected, report
 from shellctr.core.errors import ShellctrError
 
 TYPE_CHECKING = False
@@ -52,10 +53,17 @@ def matches(record: Record, filters: list[str]) -> bool:
 
 
 def cmd_ls(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.core.errors import CorruptRecord
     from shellctr.engine.network import records
 
-    shown = [r for r in records(ctx.store) if matches(r, args.filter)]
+    corrupt: list[CorruptRecord] = []
+    shown = [r for r in records(ctx.store, corrupt) if matches(r, args.filter)]
     shown.sort(key=lambda r: r["name"])
+    if not args.filter:  # a corrupt record matches no filter
+        for err in corrupt:  # listed, and said what to do
+            report(err)
+        shown += [{"id": Path(str(err.path)).stem, "name": "<corrupt>", "driver": ""}
+                  for err in corrupt]
     if args.quiet:
         for record in shown:
             print(record["id"] if args.no_trunc else record["id"][:12])
@@ -102,12 +110,17 @@ def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.core.errors import NotFound
     from shellctr.engine.network import find_network, remove
     from shellctr.parts.netopts import DEFAULT_NETWORK
 
     def rm(ref: str) -> None:
-        if ref in (DEFAULT_NETWORK, "bridge") or \
-                find_network(ctx.store, ref)["name"] == DEFAULT_NETWORK:
+        try:
+            default = ref in (DEFAULT_NETWORK, "bridge") or \
+                find_network(ctx.store, ref)["name"] == DEFAULT_NETWORK
+        except NotFound:  # perhaps one whose record is corrupt: remove finds it
+            default = False
+        if default:
             raise ShellctrError(f"{DEFAULT_NETWORK} is a pre-defined network and cannot be "
                                 "removed", "`system prune` removes it while nothing uses it")
         remove(ctx.host, ctx.store, ref)

@@ -145,7 +145,10 @@ class Store:
         for entry in self.entries(directory):
             if entry.endswith(".json"):
                 try:
-                    found.append(self.read(directory / entry, IMAGE_SHAPE))
+                    record = self.read(directory / entry, IMAGE_SHAPE)
+                    if f"{record['id']}.json" != entry:
+                        raise CorruptRecord(directory / entry, "its id is not its name")
+                    found.append(record)
                 except FileNotFoundError:  # removed just now
                     continue
                 except CorruptRecord as err:
@@ -170,6 +173,17 @@ class Store:
             except CorruptRecord:  # found by its id only, to be removed
                 names[cid] = ""
         return names
+
+    def container_configs(self) -> dict[str, ConfigRecord]:
+        """id -> config.json of every container whose config can be read (the corrupt
+        ones are left out: listings show them, rm -f removes them)."""
+        found = {}
+        for cid in self.container_ids():
+            try:
+                found[cid] = self.container_config(cid)
+            except (FileNotFoundError, CorruptRecord):  # removed meanwhile; corrupt
+                continue
+        return found
 
     def container_config(self, cid: str) -> ConfigRecord:
         """config.json, as schema 2 (a version 1 record without its settings)."""
@@ -196,8 +210,10 @@ class Store:
     def _container_read(self, cid: str, path: Path, shape: Shape) -> Record:
         try:
             return self.read(path, shape)
-        except FileNotFoundError as err:  # removed since it was found (a parallel rm)
-            raise Gone(f"no such container: {cid}") from err
+        except FileNotFoundError as err:
+            if path.name == "state.json" and self.exists(self.layout.container_config(cid)):
+                raise CorruptRecord(path, "missing") from err  # as an old crash left it
+            raise Gone(f"no such container: {cid}") from err  # removed since found
 
     def container(self, cid: str) -> ContainerRecord:
         """The container as it is now: its config with its current settings."""

@@ -91,6 +91,7 @@ def remove(host: Host, store: Store, ref: str, force: bool, volumes: bool = Fals
 
 def remove_found(host: Host, store: Store, cid: str, ref: str, force: bool,
                  volumes: bool) -> None:
+    auto_remove = store.container_config(cid)["auto_remove"]
     if force:
         mark_stopping(store, cid)  # first: a restart due during its back-off must not happen
     state = reconcile(store, cid)
@@ -105,7 +106,9 @@ def remove_found(host: Host, store: Store, cid: str, ref: str, force: bool,
         wait_exit_recorded(store, cid)  # the monitor is done with the container's files
     with store.lock():
         if not store.exists(store.layout.container_config(cid)):
-            return  # run --rm: its monitor removed it when it ended
+            if auto_remove:
+                return  # run --rm: its monitor removed it when it ended
+            raise NotFound(f"no such container: {ref}")  # a parallel rm removed it
         if reconcile(store, cid)["status"] == "running":  # its restart policy started it
             raise Conflict(f"cannot remove container {ref}: it is running",
                            "stop it first, or use rm -f")
