@@ -62,6 +62,19 @@ class Facts:
             self._dirs.discard(planned)
         self._paths[path] = None
 
+    def plan_move(self, src: Path, dst: Path) -> None:
+        """`src` would be renamed `dst`: what the plan wrote below it moves along."""
+        below = {planned: data for planned, data in self._paths.items()
+                 if planned == src or src in planned.parents}
+        directory = self.is_dir(src)
+        dirs = {dst / path.relative_to(src) for path in below if path in self._dirs}
+        self.plan_remove(src)
+        for path, data in below.items():
+            self._paths[dst / path.relative_to(src)] = data
+        self._dirs |= dirs
+        if dst not in self._paths:
+            (self.plan_dir(dst) if directory else self.plan_write(dst, b""))
+
     def plan_link(self, name: str, present: bool) -> None:
         self._links[name] = present
 

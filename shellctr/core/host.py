@@ -361,9 +361,7 @@ class Host:
         """Move `src` to `dst` (same filesystem); undo moves it back."""
         # --no-target-directory: if dst is a directory, fail instead of moving into it
         def moved(facts: Facts) -> None:
-            directory = facts.is_dir(src)
-            facts.plan_remove(src)
-            (facts.plan_dir(dst) if directory else facts.plan_write(dst, b""))
+            facts.plan_move(src, dst)
 
         self.apply(Cmd(["mv", "--no-target-directory", path_arg(src), path_arg(dst)]),
                    lambda: os.rename(src, dst), moved)

@@ -237,6 +237,10 @@ class Store:
         self.host.rename(self.layout.container_dir(cid), self.tombstone(cid))
         self.remove_tombstone(cid)
 
+    def creating(self, cid: str) -> Path:
+        """Where a container is made, before it is renamed into place."""
+        return self.layout.containers_dir / f".{cid}.creating"
+
     def tombstone(self, cid: str) -> Path:
         return self.layout.containers_dir / f".{cid}.removing"
 

@@ -149,7 +149,7 @@ def test_create_makes_a_named_volume_then_the_container(layout: Layout,
         (["cat"], str(vdir / "volume.json")),
         (["mkdir", "--mode=755", str(tmp_path / "new")], None),  # -v: made as Docker does
         (["mkdir", "--mode=755", str(bound)], None),
-        (["mkdir", "--mode=700", str(layout.container_dir(CID))], None),
+        (["mkdir", "--mode=700", str(layout.containers_dir / f".{CID}.creating")], None),
     ]
     record = record_of(host.cmds[3])
     assert record == {"schema_version": 1, "name": "data", "driver": "local", "created": T0,
