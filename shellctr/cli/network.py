@@ -160,10 +160,12 @@ def cmd_system_prune(args: argparse.Namespace, ctx: Context) -> int:
     anonymous volumes nothing uses, then dangling images (-a: every unused image)."""
     from shellctr.cli.textfmt import human_size
     from shellctr.cli.volumes import prune_volumes, tree_size
-    from shellctr.engine.containers import remove
+    from shellctr.core.errors import CorruptRecord
+    from shellctr.engine.containers import remove, remove_broken
     from shellctr.engine.image import prune_images
     from shellctr.engine.lifecycle import reconcile
     from shellctr.engine.network import prune
+    from shellctr.engine.system import collect
 
     what = ["all stopped containers", "all networks not used by at least one container"]
     if args.volumes:
@@ -181,13 +183,17 @@ def cmd_system_prune(args: argparse.Namespace, ctx: Context) -> int:
                 remove(ctx.host, ctx.store, cid, force=False)
                 removed.append(cid)
                 space += size
+        except CorruptRecord:  # nothing can run it: it goes, with what its id names
+            remove_broken(ctx.host, ctx.store, cid)
+            removed.append(cid)
         except (FileNotFoundError, ShellctrError):  # removed or started meanwhile
             continue
+    leftovers = [path.name for path in collect(ctx.host, ctx.store)]  # of crashes, kills
     networks = prune(ctx.host, ctx.store, include_default=True)
     volumes, volume_space = prune_volumes(ctx, {}, False) if args.volumes else ([], 0)
     images, image_space = prune_images(ctx.host, ctx.store, args.all)
     for title, lines in (("Containers", removed), ("Networks", networks),
-                         ("Volumes", volumes), ("Images", images)):
+                         ("Volumes", volumes), ("Images", images), ("Leftovers", leftovers)):
         if lines:
             ctx.host.result(f"Deleted {title}:\n" + "\n".join(lines) + "\n")
     ctx.host.result(f"Total reclaimed space: {human_size(space + volume_space + image_space)}")

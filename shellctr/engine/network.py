@@ -266,7 +266,7 @@ def in_use(store: Store) -> set[str]:
     for cid in store.container_ids():
         try:
             state = store.container_state(cid)
-        except FileNotFoundError:
+        except (FileNotFoundError, CorruptRecord):  # removed meanwhile; rm -f removes it
             continue
         used.update(state["networks"])
     return used
@@ -278,7 +278,13 @@ def prune(host: Host, store: Store, include_default: bool = False) -> list[str]:
     with store.lock():
         forget_gone(host, store)
         used = in_use(store)
-        for record in sorted(records(store), key=lambda r: str(r["name"])):
+        corrupt: list[CorruptRecord] = []
+        found = records(store, corrupt)
+        for err in corrupt:  # nothing can use it: it goes, with what its id names
+            nid = remove_corrupt(host, store, Path(str(err.path)).stem)
+            if nid is not None:
+                removed.append(nid)
+        for record in sorted(found, key=lambda r: str(r["name"])):
             if record["endpoints"] or record["name"] in used or (
                     record["name"] == DEFAULT_NETWORK and not include_default):
                 continue
@@ -495,7 +501,7 @@ def forget_gone(host: Host, store: Store) -> None:
             if cid in existing:
                 try:
                     state = store.container_state(cid)
-                except FileNotFoundError:
+                except (FileNotFoundError, CorruptRecord):
                     continue
                 # "created" with an endpoint: it is starting right now (attach is done)
                 if state["status"] == "created" or (

@@ -147,3 +147,44 @@ def test_rm_force_finishes_a_removal_a_kill_interrupted(ctr: Ctr, worker: Worker
     ctr("rm", "-f", "half").ok()
     ctr("rm", "-f", cid).ok()
     assert sorted(p.name for p in containers.iterdir()) == []
+
+
+# -- 3. what crashes leave, collected -----------------------------------------------------
+def test_system_prune_collects_what_killed_commands_left(ctr: Ctr, worker: Worker) -> None:
+    root = worker.root
+    cid = ctr("create", "busybox", "true").ok().out.strip()
+    dead = 2 ** 22 + 1  # above pid_max's default: no process has it
+    leftovers = [
+        root / "containers" / f".{'1' * 64}.creating",  # a create killed half-way
+        root / "containers" / f".{'2' * 64}.removing",  # an rm killed after its rename
+        root / "containers" / ("3" * 64),  # an older shellctr's half-made container
+        root / "containers" / cid / f".state.json.{dead}.tmp",
+        root / "images" / f".{'4' * 64}.json.{dead}.tmp",
+        root / "blobs" / "sha256" / f".{'5' * 64}.{dead}.partial",
+        root / "layers" / f".{'6' * 64}.{dead}.partial",
+        root / "tmp" / f"save-{dead}",
+    ]
+    for path in leftovers:
+        if path.name.endswith(".tmp") or path.parent.name == "sha256":
+            path.write_text("{")
+        else:
+            path.mkdir()
+            (path / "hostname").write_text("x\n")
+    assert ctr.container_ids(full=True) == [cid]
+    pruned = ctr("system", "prune", "-f").ok()
+    for path in leftovers:
+        assert not path.exists(), f"{path} left\n{pruned}"
+    assert ctr.container_ids() == []
+
+
+def test_system_prune_removes_corrupt_containers_and_networks(ctr: Ctr,
+                                                              worker: Worker) -> None:
+    cid = run_detached(ctr, "busybox", "sleep", "1000")
+    corrupt(worker.root / "containers" / cid / "state.json", "garbage")
+    ctr("network", "create", "--subnet", "10.251.9.0/24", "lost").ok()
+    nid = ctr("network", "inspect", "--format", "{{.Id}}", "lost").ok().out.strip()
+    corrupt(worker.root / "networks" / f"{nid}.json", "truncated")
+    pruned = ctr("system", "prune", "-f").ok()
+    no_traceback(pruned)
+    assert ctr.container_ids() == [], str(pruned)
+    assert not (worker.root / "networks" / f"{nid}.json").exists(), str(pruned)
