@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -93,6 +94,12 @@ class Host:
         self.facts.lean = lean
         self._script_started = False
         self._script_status = False  # the script ends with a foreground process's status
+        # the reliability tests' hooks (tests/integration/test_reliability_kill.py): after
+        # its k-th host command this process SIGKILLs itself / its k-th command fails.
+        # Never inherited: every command shellctr spawns gets the pinned ENVIRONMENT.
+        self._steps = 0
+        self._kill_after = int(os.environ.get("SHELLCTR_TEST_KILL_AFTER") or 0)
+        self._fail_at = int(os.environ.get("SHELLCTR_TEST_FAIL_AT") or 0)
 
     # -- showing ---------------------------------------------------------------
     def step(self, title: str) -> None:
@@ -155,7 +162,17 @@ class Host:
             if effect is not None:
                 effect(self.facts)
             return None
-        return action()
+        if not (self._kill_after or self._fail_at):
+            return action()
+        self._steps += 1
+        if self._steps == self._fail_at:
+            raise HostCommandError(f"{cmd.argv[0]} failed: injected failure (SHELLCTR_TEST_"
+                                   f"FAIL_AT={self._fail_at})")
+        try:
+            return action()
+        finally:
+            if self._steps == self._kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
 
     # -- commands --------------------------------------------------------------
     def run(

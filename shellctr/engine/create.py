@@ -37,8 +37,10 @@ if TYPE_CHECKING:
     from shellctr.engine.layers import PreparedLayer
 
 
-def create(host: Host, store: Store, request: RunRequest) -> ContainerRecord:
-    """Write a new container's directories and records; nothing runs yet."""
+def create(host: Host, store: Store, request: RunRequest,
+           starting: bool = False) -> ContainerRecord:
+    """Write a new container's directories and records; nothing runs yet. `starting`
+    (run): refuse first what its start would refuse (addresses, ports)."""
     image = find_image_record(store, request.image)
     image_config = image["config"]
     if request.name is not None:
@@ -55,9 +57,13 @@ def create(host: Host, store: Store, request: RunRequest) -> ContainerRecord:
     network = netopts.network_config(request, image_config)
     mode = network.pop("network_mode")
     networks = network.pop("networks")
-    if netopts.is_bridged(mode) and mode != netopts.DEFAULT_NETWORK:
-        from shellctr.engine.network import require_network  # refused now, as Docker does
-        require_network(store, mode)
+    if netopts.is_bridged(mode):
+        from shellctr.engine.network import precheck, require_network
+
+        if mode != netopts.DEFAULT_NETWORK:
+            require_network(store, mode)  # refused now, as Docker does
+        if starting:  # as what its start would refuse
+            precheck(host, store, networks, network["ports"])
     limits = cgroup.parse_limits(host.facts, request.limits())
     parent = parse_parent(request.cgroup_parent) if request.cgroup_parent else ""
     layout = store.layout

@@ -181,6 +181,19 @@ def end(host: Host, store: Store, cid: str, code: int, error: str = "") -> None:
                  volumes=container["auto_remove"])
 
 
+def discard(host: Host, store: Store, cid: str) -> None:
+    """A `run --rm` whose start failed: the container goes, unless it runs after all."""
+    from shellctr.core.errors import CorruptRecord
+
+    with store.lock():
+        try:
+            if store.container_state(cid)["status"] == "running":
+                return
+            teardown(host, store, store.container(cid), remove=True, volumes=True)
+        except (FileNotFoundError, CorruptRecord):  # removed already (its hook, an rm)
+            return
+
+
 def should_restart(state: StateRecord) -> bool:
     policy = state["restart_policy"]
     if state["stopping"] or policy == "no":

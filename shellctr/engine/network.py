@@ -545,6 +545,29 @@ def publish(host: Host, store: Store, config: ContainerRecord, record: Record,
     iptables.add(host, rules)
 
 
+def precheck(host: Host, store: Store, networks: dict[str, Record],
+             ports: list[Record]) -> None:
+    """What `run` can refuse before it creates anything: an --ip outside its network's
+    subnet or in use, a network without a free address, a host port already published
+    or held by another program. (Checked again at start, under the lock.)"""
+    found = records(store)
+    for name, options in networks.items():
+        try:
+            record = find_network(store, name, found)
+        except NotFound:
+            continue  # the default network, made on first use
+        used = [ep["ip"] for ep in record["endpoints"].values()]
+        ipam.allocate(record["subnet"], record["gateway"], record["ip_range"], used,
+                      str(options.get("ip") or "") or None)
+    taken = {(p["proto"], p["host_port"]) for r in found
+             for ep in r["endpoints"].values() for p in ep.get("ports", [])}
+    for binding in ports:
+        first = int(binding["host_port"])
+        if first:
+            pick_port(host, str(binding["proto"]), str(binding["host_ip"]), first,
+                      int(binding.get("host_port_end") or 0) or first, taken)
+
+
 def pick_port(host: Host, proto: str, host_ip: str, first: int, last: int,
               taken: set[tuple[str, int]]) -> int:
     """The first host port from `first` to `last` that no shellctr container publishes
