@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected
+from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected, report
 from shellctr.core.errors import ShellctrError
 
 # typing is not imported at run time: every command pays for each module it loads
@@ -20,9 +20,16 @@ if TYPE_CHECKING:
 
 def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.cli.textfmt import human_ago, human_size, table
+    from shellctr.core.errors import CorruptRecord
     from shellctr.core.state import images as all_images
 
-    images = sorted(all_images(ctx.store), key=lambda image: image.created, reverse=True)
+    corrupt: list[CorruptRecord] = []
+    images = sorted(all_images(ctx.store, corrupt), key=lambda image: image.created,
+                    reverse=True)
+    if args.reference or args.filter:
+        corrupt = []  # a corrupt record matches nothing
+    for err in corrupt:  # listed, and said what to do
+        report(err)
     if args.reference:
         import fnmatch
 
@@ -33,7 +40,10 @@ def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
             for tag in image.repo_tags)]
     if args.filter:
         images = filter_images(ctx, images, args.filter)
+    broken = [Path(str(err.path)).stem for err in corrupt]
     if args.quiet:
+        for image_id in broken:
+            print(f"sha256:{image_id}" if args.no_trunc else image_id[:12])
         seen = set()
         for image in images:
             short = image.id if args.no_trunc else image.id[:12]
@@ -52,6 +62,9 @@ def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
             repo, _, name = tag.rpartition(":")
             rows.append([repo, name, *([digest] if args.digests else []), image_id, created,
                          size])
+    rows += [["<corrupt>", "<none>", *(["<none>"] if args.digests else []),
+              f"sha256:{image_id}" if args.no_trunc else image_id[:12], "", ""]
+             for image_id in broken]
     print(table(["REPOSITORY", "TAG", *(["DIGEST"] if args.digests else []), "IMAGE ID",
                  "CREATED", "SIZE"], rows))
     return 0
@@ -84,17 +97,30 @@ def filter_images(ctx: Context, images: list[Any], filters: list[str]) -> list[A
 
 
 def cmd_rmi(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.image import remove_image
+    from shellctr.core.errors import CorruptRecord, NotFound
+    from shellctr.engine.image import remove_corrupt_image, remove_image
     from shellctr.engine.lifecycle import reconcile
 
     def rmi(ref: str) -> None:
         store = ctx.store
         with store.lock():  # a create after this look must see the image gone (it checks)
-            users = {cid: (store.container_config(cid)["image_id"],
-                           reconcile(store, cid)["status"] == "running")
-                     for cid in store.container_ids()}
-            for line in remove_image(ctx.host, store, ref, args.force, users):
+            users = {cid: (config["image_id"], running(cid))
+                     for cid, config in store.container_configs().items()}
+            try:
+                lines = remove_image(ctx.host, store, ref, args.force, users)
+            except NotFound:
+                found = remove_corrupt_image(ctx.host, store, ref, args.force)
+                if found is None:
+                    raise
+                lines = found
+            for line in lines:
                 ctx.host.result(line)
+
+    def running(cid: str) -> bool:
+        try:
+            return reconcile(ctx.store, cid)["status"] == "running"
+        except (FileNotFoundError, CorruptRecord):  # removed meanwhile; only rm -f ends it
+            return False
 
     return for_each(args.images, rmi)
 

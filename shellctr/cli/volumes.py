@@ -94,12 +94,19 @@ def matches(volume: dict[str, object], used: bool, filters: dict[str, list[str]]
 
 
 def listed(ctx: Context, filters: dict[str, list[str]]) -> list[dict[str, object]]:
+    from shellctr.cli.common import report
+    from shellctr.core.errors import CorruptRecord
     from shellctr.engine.volume import users
 
-    found = []
+    found: list[dict[str, object]] = []
     for name in ctx.store.volume_names():
         try:
             item = volume_json(ctx, name)
+        except CorruptRecord as err:  # listed, and said what to do (volume rm removes it)
+            report(err)
+            if not filters:
+                found.append({"Driver": "<corrupt>", "Name": name, "Mountpoint": ""})
+            continue
         except ShellctrError:  # removed meanwhile
             continue
         if matches(item, bool(users(ctx.store, name)), filters):

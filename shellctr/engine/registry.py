@@ -23,15 +23,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any, BinaryIO, TextIO
 
 from shellctr.core.cmd import Cmd, path_arg
 from shellctr.core.errors import NotFound, ShellctrError
@@ -189,17 +189,17 @@ class Gunzip:
                 data, self.ended = self.inflate.unused_data, True
 
 
-def download(registry: Registry, repository: str, digest: str, size: int, path: Path,
-             progress: Progress, unpacked: Path | None = None) -> None:
+def download(host: Host, registry: Registry, repository: str, digest: str, size: int,
+             path: Path, progress: Progress, unpacked: Path | None = None) -> None:
     """Stream the blob into the new file `path`, hashing it; a dropped connection is
     resumed where it stopped (Range), up to RETRIES times with back-off. The file is
     removed (by the caller's undo) unless it ends with the right digest. `unpacked`: a
     gzip blob is also decompressed into this file in the same pass."""
     sha = hashlib.sha256()
     done = 0
-    with open(path, "xb") as out, (open(unpacked, "xb") if unpacked else
-                                   open(os.devnull, "wb")) as tar:
-        gunzip = Gunzip(tar) if unpacked else None
+    with host.new_file(path) as out, (
+            host.new_file(unpacked) if unpacked else nullcontext()) as tar:
+        gunzip = Gunzip(tar) if tar is not None else None
         for attempt in range(RETRIES):
             try:
                 response = registry.stream_blob(repository, digest, done, output="")
@@ -240,7 +240,7 @@ def download(registry: Registry, repository: str, digest: str, size: int, path: 
                             f"{gunzip.error or 'it ends half-way'}")
 
 
-def pulled_source(path: Path, compression: str | None,
+def pulled_source(host: Host, path: Path, compression: str | None,
                   open_raw: Callable[[], IO[bytes]], unpacked: Path | None = None
                   ) -> LayerSource:
     """A downloaded layer blob (checked already) as a layer source for prepare_layer;
@@ -249,43 +249,15 @@ def pulled_source(path: Path, compression: str | None,
             "zstd": ["zstd", "--decompress", "--stdout", "--quiet"]}[compression] + [
         path_arg(path)]
 
-    def copy(dst: Path) -> str | None:
-        if unpacked is not None:
-            os.rename(unpacked, dst)
-            return None
+    def copy(out: BinaryIO) -> str | None:
         if compression == "zstd":  # no zstd in the standard library: the zstd tool
-            with open(dst, "xb") as out:
-                done = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE, check=False)
-            if done.returncode:
-                raise ShellctrError(f"zstd failed on {path}: "
-                                    f"{done.stderr.decode(errors='replace').strip()[-200:]}")
+            host.pipe_into(argv, out)
             return None
         with open(path, "rb") as src:
-            copy_stream(src, dst, compression is not None)
+            copy_stream(src, out, compression is not None)
         return None
 
-    return LayerSource(argv, copy, open_raw)
-
-
-def zstd_reader(raw: IO[bytes]) -> IO[bytes]:
-    """A zstd stream decompressed by the zstd tool (for --dry-run's scan)."""
-    process = subprocess.Popen(["zstd", "--decompress", "--stdout", "--quiet"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert process.stdin is not None and process.stdout is not None
-    stdin = process.stdin
-
-    def feed() -> None:
-        try:
-            while chunk := raw.read(CHUNK):
-                stdin.write(chunk)
-        except OSError:
-            pass  # zstd stopped reading: its own error tells
-        finally:
-            stdin.close()
-            raw.close()
-
-    threading.Thread(target=feed, daemon=True).start()
-    return process.stdout
+    return LayerSource(argv, copy, open_raw, ready=unpacked)
 
 
 class Pulled:
@@ -384,7 +356,7 @@ def fetch_layers(host: Host, store: Store, registry: Registry, pulled: Pulled,
             unpacked = pid_partial(layout.blobs_dir, f"{blob.digest}-tar")
             host.remove_file(unpacked)
             rollback.push(f"write {unpacked}", lambda: host.remove_file(unpacked))
-        host.apply(shown, lambda: download(registry, repository, digest, blob.size, partial,
+        host.apply(shown, lambda: download(host, registry, repository, digest, blob.size, partial,
                                            progress, unpacked),
                    lambda facts: facts.plan_write(partial, b""))
         host.apply(Cmd(["sha256sum", "--check", "--quiet", "--strict"],
@@ -396,11 +368,12 @@ def fetch_layers(host: Host, store: Store, registry: Registry, pulled: Pulled,
                 return open(partial, "rb")
             response: Response = registry.stream_blob(repository, digest, output="")
             raw: IO[bytes] = response.raw
-            return zstd_reader(raw) if compression == "zstd" else raw
+            return (host.probe_stream(["zstd", "--decompress", "--stdout", "--quiet"], raw)
+                    if compression == "zstd" else raw)
 
         progress.layer(digest, "Extracting")
         pulled.prepared[diff_id] = prepare_layer(
-            host, layout, pulled_source(partial, compression, open_raw, unpacked), rollback,
+            host, layout, pulled_source(host, partial, compression, open_raw, unpacked), rollback,
             expect=diff_id)
         pulled.downloads[blob.digest] = partial
         progress.layer(digest, "Pull complete")
@@ -668,7 +641,7 @@ def ensure_image(host: Host, store: Store, ref: str, policy: str,
                             "use missing, always or never")
     if policy != "always":
         try:
-            find_image_record(store, ref)
+            find_image_record(store.image_records(), ref)
             return
         except NotFound:
             if policy == "never" or is_id(ref):
