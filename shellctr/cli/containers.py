@@ -110,11 +110,10 @@ def cmd_exec(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
-
     from shellctr.core.errors import NotFound
     from shellctr.engine.containers import find_container
-    from shellctr.engine.image import find_image
     from shellctr.engine.inspect import container_json, image_json
+    from shellctr.parts.reference import find_image_record
 
     found = []
     code = 0
@@ -123,7 +122,7 @@ def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
             try:
                 found.append(container_json(ctx.store, find_container(ctx.store, name)))
             except NotFound:
-                found.append(image_json(find_image(ctx.store, name), ctx.store))
+                found.append(image_json(find_image_record(ctx.store, name), ctx.store))
             except FileNotFoundError as err:  # removed by another process as we read it
                 raise NotFound(f"no such object: {name}") from err
         except ShellctrError as err:
