@@ -22,7 +22,6 @@ from __future__ import annotations
 import errno
 import os
 import shlex
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,12 +34,15 @@ from shellctr.core.runner import ENVIRONMENT, execute, not_installed
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import subprocess
     from typing import IO, Any, TextIO, TypeVar
 
     T = TypeVar("T")
 
 Undo = Callable[[], None]
-DEVNULL = subprocess.DEVNULL  # a spawned process's stdio that goes nowhere
+# a spawned process's stdio that goes nowhere: subprocess.DEVNULL, whose import (with
+# threading, selectors, signal) the verbs that run no command do not pay for
+DEVNULL = -3
 
 
 class Rollback:
@@ -207,6 +209,8 @@ class Host:
         session of its own with no stdio of the script's (`setsid --fork`); else in the
         foreground, its exit status kept for the script's own (`end_script`)."""
         def start() -> subprocess.Popen[bytes]:
+            import subprocess
+
             try:
                 return subprocess.Popen(argv, env=ENVIRONMENT, **popen_kwargs)
             except FileNotFoundError as err:
