@@ -259,7 +259,6 @@ def cmd_exited(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     from datetime import datetime
 
-    from shellctr.cli.gotemplate import render, table_format
     from shellctr.cli.textfmt import command_column, human_ago, human_duration, table
     from shellctr.core.ids import short_id
     from shellctr.engine import cgroup
@@ -272,7 +271,7 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     def entry(cid: str) -> tuple[ContainerRecord, StateRecord] | None:
         try:
             state = reconcile(store, cid)
-            return store.container(cid), state
+            return store.container(cid, state), state
         except FileNotFoundError:  # another shellctr process removed it just now
             return None
 
@@ -314,6 +313,8 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
             print(row["ID"])
         return 0
     if args.format:
+        from shellctr.cli.gotemplate import render, table_format
+
         is_table, template = table_format(args.format)
         lines = [render(template, row) for row in rows]
         if is_table:

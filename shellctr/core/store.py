@@ -155,10 +155,12 @@ class Store:
                       **record, "schema_version": CONTAINER_SCHEMA}
         return record  # type: ignore[return-value]
 
-    def container(self, cid: str) -> ContainerRecord:
-        """The container as it is now: its config with its current settings."""
+    def container(self, cid: str, state: StateRecord | None = None) -> ContainerRecord:
+        """The container as it is now: its config with its current settings (those of
+        `state` if given: the state.json just read)."""
         config: Record = dict(self.container_config(cid))
-        state = self.container_state(cid)
+        if state is None:
+            state = self.container_state(cid)
         config.update((key, state[key]) for key in SETTINGS)  # type: ignore[literal-required]
         return config  # type: ignore[return-value]
 
