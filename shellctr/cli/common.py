@@ -39,20 +39,26 @@ class Formatter(argparse.HelpFormatter):
         super().__init__(prog, indent_increment, max_help_position, width)
 
 
+_COLUMNS: dict[str | None, int] = {}  # by $COLUMNS: argparse asks once for each flag
+
+
 def terminal_columns() -> int:
     """shutil.get_terminal_size().columns: $COLUMNS, else stdout's terminal, else 80."""
     import os
 
-    try:
-        columns = int(os.environ.get("COLUMNS", "0"))
-    except ValueError:
-        columns = 0
-    if columns <= 0:
+    given = os.environ.get("COLUMNS")
+    if given not in _COLUMNS:
         try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
+            columns = int(given or "0")
+        except ValueError:
             columns = 0
-    return columns or 80
+        if columns <= 0:
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                columns = 0
+        _COLUMNS[given] = columns or 80
+    return _COLUMNS[given]
 
 
 class Parser(argparse.ArgumentParser):

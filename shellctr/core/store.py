@@ -18,7 +18,6 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 from shellctr.core.host import Host
@@ -46,6 +45,8 @@ SETTINGS: dict[str, object] = {
 
 def now_iso() -> str:
     """The current time as state files store it (ISO 8601, UTC)."""
+    from datetime import UTC, datetime  # here: the verbs that write no time skip its import
+
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 

@@ -37,7 +37,11 @@ if TYPE_CHECKING:
 
 
 def find_container(store: Store, ref: str) -> str:
-    """A container's id from its full id, unique id prefix, or name."""
+    """A container's id from its full id, unique id prefix, or name. A full id is
+    looked up alone: every other way reads each container's state for its name."""
+    if (len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
+            and store.host.facts.is_file(store.layout.container_config(ref))):
+        return ref
     return find(ref, store.container_names(), "container")
 
 
