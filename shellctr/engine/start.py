@@ -33,7 +33,7 @@ from shellctr.core.layout import CHECKOUT, Layout
 from shellctr.core.store import Store
 from shellctr.engine import cgroup, lifecycle
 from shellctr.engine.lifecycle import container_group
-from shellctr.inside import init as init_step
+from shellctr.inside import ENTRY
 from shellctr.parts.cgroups import LIMIT_DEFAULTS
 
 TYPE_CHECKING = False
@@ -80,8 +80,7 @@ def start(host: Host, store: Store, cid: str, attach: bool,
         process = spawn_monitor(host, layout, container, spec_path, attach, child,
                                 console_end, net)
         host.note("inside the new namespaces, init.py (PID 1) does, in-process:")
-        host.note(lambda: "\n".join(step.shell()
-                                    for step in init_step.Init(spec).all_steps()))
+        host.note(lambda: init_steps(spec))
         child.close()
         if process is None:  # --dry-run: the script's monitor, and its hook, do the rest
             if attach:  # as this process would: record the end, tear down
@@ -109,6 +108,14 @@ def start(host: Host, store: Store, cid: str, attach: bool,
         return fail(host, store, cid, late)
     lifecycle.end(host, store, cid, code)
     return code
+
+
+def init_steps(spec: dict[str, object]) -> str:
+    """What init.py will do, as shell lines (--trace, --dry-run: init is imported only
+    to show them, not by every start)."""
+    from shellctr.inside.init import Init
+
+    return "\n".join(step.shell() for step in Init(spec).all_steps())
 
 
 def limits_of(container: ContainerRecord) -> dict[str, object]:
@@ -188,7 +195,7 @@ def unshare_argv(spec_path: Path, net: list[str] | None = None,
         # the monitor's --reap role forks PID 1 instead and hands on its exact status
         "--", path_arg(monitor_binary()), "--reap", "--",
         # -I: no environment, no user paths; -S: no site-packages: the step is stdlib only
-        sys.executable, "-I", "-S", "-c", init_step.ENTRY,
+        sys.executable, "-I", "-S", "-c", ENTRY,
         path_arg(CHECKOUT), path_arg(spec_path),
     ]
 
