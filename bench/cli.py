@@ -144,11 +144,10 @@ def cases(box: Sandbox, names: dict[str, str], layer: Path) -> list[Case]:
              fixed("run", "--rm", "--network", "none", "busybox", "true"), "start", 6.0),
     ]
     for engine in ("docker", "podman"):
-        if engine_available(engine):
+        if engine_available(engine) and engine_container(engine, box):
             found.append(Case(f"{engine} exec CTR true",
-                              functools.partial(list, [engine, "exec", "bench", "true"]),
-                              "python", 0.0,
-                              prepare=functools.partial(engine_container, engine)))
+                              functools.partial(list, [engine, "exec", ENGINE_CTR, "true"]),
+                              "python", 0.0))
         else:
             print(f"({engine}: not usable here, skipped)")
     return found
@@ -172,12 +171,33 @@ def floor_argv(layer: Path) -> list[str]:
             'exec chroot "$2" /bin/true', "sh", options, str(SCRATCH / "merged")]
 
 
-def engine_container(engine: str) -> None:
-    """A running busybox named bench in Docker or Podman, made once."""
-    probe = subprocess.run([engine, "inspect", "bench"], capture_output=True)
-    if probe.returncode != 0:
-        subprocess.run([engine, "run", "-d", "--name", "bench", "busybox", "sleep",
-                        "100000"], capture_output=True, check=True)
+ENGINE_CTR = "shellctr-bench"  # the running busybox of Docker or Podman
+LOADED: list[str] = []  # the engines the busybox image was loaded into (removed after)
+
+
+def engine_container(engine: str, box: Sandbox) -> bool:
+    """A running busybox in Docker or Podman, of the image shellctr built (no registry is
+    reachable here: `shellctr save | ENGINE load`); False if it cannot run."""
+    def quiet(*argv: str) -> int:
+        return subprocess.run(argv, capture_output=True).returncode
+
+    if quiet(engine, "image", "inspect", "busybox:latest"):
+        tar = box.dir / "busybox.tar"
+        run(box.shellctr("save", "--output", str(tar), "busybox:latest"), env=box.env)
+        if quiet(engine, "load", "--input", str(tar)):
+            return False
+        LOADED.append(engine)
+    quiet(engine, "rm", "--force", ENGINE_CTR)
+    return quiet(engine, "run", "--detach", "--network", "none", "--name", ENGINE_CTR,
+                 "busybox:latest", "sleep", "100000") == 0
+
+
+def remove_engine_containers() -> None:
+    for engine in ("docker", "podman"):
+        if shutil.which(engine):
+            subprocess.run([engine, "rm", "--force", ENGINE_CTR], capture_output=True)
+    for engine in LOADED:
+        subprocess.run([engine, "rmi", "busybox:latest"], capture_output=True)
 
 
 def report(found: list[Case], rounds: int, markdown: bool) -> None:
@@ -228,6 +248,7 @@ def main() -> None:
         report(found, rounds, "--markdown" in sys.argv)
     finally:
         shutil.rmtree(SCRATCH, ignore_errors=True)
+        remove_engine_containers()
         box.close()
 
 
