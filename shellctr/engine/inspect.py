@@ -3,14 +3,14 @@ their plain records: `inspect` imports no pydantic)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from shellctr.core.store import Store
 from shellctr.engine import cgroup
 from shellctr.engine.lifecycle import container_group, reconcile
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing is not imported at run time: inspect pays for each module
 if TYPE_CHECKING:
+    from typing import Any
+
     from shellctr.core.records import ContainerRecord, MountRecord, Record
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, as Docker prints "never"
