@@ -110,11 +110,10 @@ def cmd_exec(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
-
     from shellctr.core.errors import NotFound
     from shellctr.engine.containers import find_container
-    from shellctr.engine.image import find_image
     from shellctr.engine.inspect import container_json, image_json
+    from shellctr.parts.reference import find_image_record
 
     found = []
     code = 0
@@ -123,7 +122,8 @@ def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
             try:
                 found.append(container_json(ctx.store, find_container(ctx.store, name)))
             except NotFound:
-                found.append(image_json(find_image(ctx.store, name), ctx.store))
+                image = find_image_record(ctx.store.image_records(), name)
+                found.append(image_json(image, ctx.store))
             except FileNotFoundError as err:  # removed by another process as we read it
                 raise NotFound(f"no such object: {name}") from err
         except ShellctrError as err:
@@ -260,7 +260,6 @@ def cmd_exited(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     from datetime import datetime
 
-    from shellctr.cli.gotemplate import render, table_format
     from shellctr.cli.textfmt import command_column, human_ago, human_duration, table
     from shellctr.core.errors import CorruptRecord
     from shellctr.core.ids import short_id
@@ -274,7 +273,7 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     def entry(cid: str) -> tuple[ContainerRecord, StateRecord] | None:
         try:
             state = reconcile(store, cid)
-            return store.container(cid), state
+            return store.container(cid, state), state
         except FileNotFoundError:  # another shellctr process removed it just now
             return None
         except CorruptRecord as err:
@@ -330,6 +329,8 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
             print(row["ID"])
         return 0
     if args.format:
+        from shellctr.cli.gotemplate import render, table_format
+
         is_table, template = table_format(args.format)
         lines = [render(template, row) for row in rows]
         if is_table:

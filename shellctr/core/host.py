@@ -23,7 +23,6 @@ import errno
 import os
 import shlex
 import signal
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,12 +35,15 @@ from shellctr.core.runner import ENVIRONMENT, execute, not_installed
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import subprocess
     from typing import IO, Any, BinaryIO, TextIO, TypeVar
 
     T = TypeVar("T")
 
 Undo = Callable[[], None]
-DEVNULL = subprocess.DEVNULL  # a spawned process's stdio that goes nowhere
+# a spawned process's stdio that goes nowhere: subprocess.DEVNULL, whose import (with
+# threading, selectors, signal) the verbs that run no command do not pay for
+DEVNULL = -3
 
 
 class Rollback:
@@ -219,6 +221,7 @@ class Host:
     def probe_stream(self, argv: Argv, source: IO[bytes]) -> IO[bytes]:
         """A read-only filter (also under --dry-run, as `probe`): `source` fed to `argv`'s
         stdin from a thread, its stdout to read (a zstd layer scanned as it downloads)."""
+        import subprocess
         import threading
 
         try:
@@ -260,6 +263,8 @@ class Host:
         session of its own with no stdio of the script's (`setsid --fork`); else in the
         foreground, its exit status kept for the script's own (`end_script`)."""
         def start() -> subprocess.Popen[bytes]:
+            import subprocess
+
             try:
                 return subprocess.Popen(argv, env=ENVIRONMENT, **popen_kwargs)
             except FileNotFoundError as err:

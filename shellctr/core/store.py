@@ -18,7 +18,6 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 from shellctr.core.errors import CorruptRecord, Gone
@@ -58,6 +57,8 @@ VOLUME_SHAPE: Shape = {"name": str}
 
 def now_iso() -> str:
     """The current time as state files store it (ISO 8601, UTC)."""
+    from datetime import UTC, datetime  # here: the verbs that write no time skip its import
+
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -222,10 +223,12 @@ class Store:
                 raise CorruptRecord(path, "missing") from err  # as an old crash left it
             raise Gone(f"no such container: {cid}") from err  # removed since found
 
-    def container(self, cid: str) -> ContainerRecord:
-        """The container as it is now: its config with its current settings."""
+    def container(self, cid: str, state: StateRecord | None = None) -> ContainerRecord:
+        """The container as it is now: its config with its current settings (those of
+        `state` if given: the state.json just read)."""
         config: Record = dict(self.container_config(cid))
-        state = self.container_state(cid)
+        if state is None:
+            state = self.container_state(cid)
         config.update((key, state[key]) for key in SETTINGS)  # type: ignore[literal-required]
         return config  # type: ignore[return-value]
 

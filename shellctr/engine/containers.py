@@ -29,7 +29,6 @@ from shellctr.engine.lifecycle import (
     wait_gone,
     wait_start_recorded,
 )
-from shellctr.engine.start import start
 from shellctr.parts.cgroups import LIMIT_DEFAULTS
 
 TYPE_CHECKING = False
@@ -38,7 +37,11 @@ if TYPE_CHECKING:
 
 
 def find_container(store: Store, ref: str) -> str:
-    """A container's id from its full id, unique id prefix, or name."""
+    """A container's id from its full id, unique id prefix, or name. A full id is
+    looked up alone: every other way reads each container's state for its name."""
+    if (len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
+            and store.host.facts.is_file(store.layout.container_config(ref))):
+        return ref
     return find(ref, store.container_names(), "container")
 
 
@@ -340,7 +343,11 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
             return state["exit_code"]  # started or stopped by the user meanwhile
         store.write_state(cid, restart_count=current["restart_count"] + 1)
         host.step(f"restart container {short_id(cid)} ({current['restart_policy']})")
-        start(host, store, cid, attach=False)
+        # imported here: the verbs that only look at containers (ps, wait, port, logs)
+        # do not pay for the start path (init.py's steps, ctypes, socket)
+        from shellctr.engine import start as starting
+
+        starting.start(host, store, cid, attach=False)
     return state["exit_code"]
 
 

@@ -401,15 +401,20 @@ def read_volume(store: Store, name: str) -> Record:
 
 def users(store: Store, name: str) -> list[str]:
     """Ids of the containers whose mounts use the volume `name`."""
-    found = []
+    return volume_users(store).get(name, [])
+
+
+def volume_users(store: Store) -> dict[str, list[str]]:
+    """Each volume in use: the ids of the containers whose mounts use it, sorted."""
+    found: dict[str, list[str]] = {}
     for cid in store.container_ids():
         try:
             mounts = store.container_config(cid)["mounts"]
         except (FileNotFoundError, CorruptRecord):  # removed meanwhile; mounts unknown
             continue
-        if any(m["type"] == "volume" and m["source"] == name for m in mounts):
-            found.append(cid)
-    return sorted(found)
+        for name in dict.fromkeys(m["source"] for m in mounts if m["type"] == "volume"):
+            found.setdefault(name, []).append(cid)
+    return {name: sorted(cids) for name, cids in found.items()}
 
 
 def remove_volume(host: Host, store: Store, name: str) -> None:

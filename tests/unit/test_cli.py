@@ -428,6 +428,32 @@ def test_only_the_verb_on_the_command_line_gets_a_parser() -> None:
     assert {"run", "ps", "image", "volume", "network", "attach"} <= set(every.choices)
 
 
+def test_each_verb_is_registered_by_the_module_the_verb_table_names() -> None:
+    import importlib
+
+    from shellctr.cli.common import Parser
+    from shellctr.cli.main import MODULES, VERB_MODULES
+
+    registered = {}
+    for name in MODULES:
+        verbs = Parser().add_subparsers(dest="verb")
+        importlib.import_module(f"shellctr.cli.{name}").register(verbs)
+        registered.update(dict.fromkeys(verbs.choices, name))
+    assert registered == VERB_MODULES
+
+
+def test_help_is_as_wide_as_columns_says(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+    import shutil
+
+    from shellctr.cli.common import Formatter
+
+    for columns in ("40", "200", "", "bogus"):
+        monkeypatch.setenv("COLUMNS", columns)
+        ours, theirs = Formatter("prog"), argparse.HelpFormatter("prog")
+        assert ours._width == theirs._width == shutil.get_terminal_size().columns - 2
+
+
 def test_an_unknown_verb_is_refused_with_every_verb_listed(cli: Any) -> None:
     code, out, err = cli("bogus")
     assert out == ""
