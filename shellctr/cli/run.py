@@ -20,8 +20,15 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
         # checked before create: a refused run must leave no container behind
         raise ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
     pull_if_needed(args, ctx)
-    container = create(ctx.host, ctx.store, RunRequest.from_args(args))
-    code = start(ctx.host, ctx.store, container["id"], attach=not args.detach)
+    container = create(ctx.host, ctx.store, RunRequest.from_args(args), starting=True)
+    try:
+        code = start(ctx.host, ctx.store, container["id"], attach=not args.detach)
+    except (Exception, KeyboardInterrupt):
+        if args.rm:  # nothing of a failed `run --rm` remains
+            from shellctr.engine.lifecycle import discard
+
+            discard(ctx.host, ctx.store, container["id"])
+        raise
     if args.detach:
         ctx.host.result(container["id"])
     return code

@@ -12,8 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shellctr.core.errors import CorruptRecord
 from shellctr.core.store import Store
 
 HEX64 = r"^[0-9a-f]{64}$"
@@ -243,8 +244,17 @@ def save(store: Store, path: Path, model: Model) -> None:
     store.write(path, model.model_dump(mode="json"))
 
 
-def images(store: Store) -> list[Image]:
-    return [Image.model_validate(record) for record in store.image_records()]
+def images(store: Store, corrupt: list[CorruptRecord] | None = None) -> list[Image]:
+    """Every image whose record can be read (the corrupt ones: added to `corrupt`)."""
+    found = []
+    for record in store.image_records(corrupt):
+        try:
+            found.append(Image.model_validate(record))
+        except ValidationError as err:  # a record no shellctr wrote
+            if corrupt is not None:
+                corrupt.append(CorruptRecord(store.layout.image_file(record["id"]),
+                                             f"not an image ({err.error_count()} errors)"))
+    return found
 
 
 def volumes(store: Store) -> list[Volume]:
@@ -252,6 +262,6 @@ def volumes(store: Store) -> list[Volume]:
     for name in store.volume_names():
         try:
             found.append(load(store, Volume, store.layout.volume_record(name)))
-        except FileNotFoundError:  # removed meanwhile
+        except (FileNotFoundError, CorruptRecord, ValidationError):  # removed; corrupt
             continue
     return found

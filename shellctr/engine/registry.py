@@ -26,8 +26,10 @@ import os
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import IO, Any, BinaryIO, TextIO
 
@@ -152,61 +154,110 @@ def fetch_small_blob(registry: Registry, repository: str, digest: str) -> bytes:
     return data
 
 
-def download(registry: Registry, repository: str, digest: str, size: int, out: BinaryIO,
-             progress: Progress) -> None:
-    """Stream the blob into the new file `out`, hashing it; a dropped connection is
+class Gunzip:
+    """gzip decompressed as the bytes come, into `out` (a layer may hold several gzip
+    members; zero padding after the last is ignored, anything else refused)."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.inflate = zlib.decompressobj(wbits=31)
+        self.ended = False
+        # kept, not raised: the blob's digest is checked first (a corrupt blob says so)
+        self.error = ""
+
+    def restart(self) -> None:
+        self.out.seek(0)
+        self.out.truncate()
+        self.inflate, self.ended, self.error = zlib.decompressobj(wbits=31), False, ""
+
+    def feed(self, data: bytes) -> None:
+        while data and not self.error:
+            if self.ended:  # after a member: another one, or padding
+                if data.count(0) == len(data):
+                    return
+                if not data.startswith(b"\x1f\x8b"):
+                    self.error = "data after its end"
+                    return
+                self.inflate, self.ended = zlib.decompressobj(wbits=31), False
+            try:
+                self.out.write(self.inflate.decompress(data))
+            except zlib.error as err:
+                self.error = str(err)
+                return
+            data = b""
+            if self.inflate.eof:
+                data, self.ended = self.inflate.unused_data, True
+
+
+def download(host: Host, registry: Registry, repository: str, digest: str, size: int,
+             path: Path, progress: Progress, unpacked: Path | None = None) -> None:
+    """Stream the blob into the new file `path`, hashing it; a dropped connection is
     resumed where it stopped (Range), up to RETRIES times with back-off. The file is
-    removed (by the caller's undo) unless it ends with the right digest."""
+    removed (by the caller's undo) unless it ends with the right digest. `unpacked`: a
+    gzip blob is also decompressed into this file in the same pass."""
     sha = hashlib.sha256()
     done = 0
-    for attempt in range(RETRIES):
-        try:
-            response = registry.stream_blob(repository, digest, done, output="")
-            if done and response.status != 206:  # no Range support: from the start
-                sha, done = hashlib.sha256(), 0
-                out.seek(0)
-                out.truncate()
-            while chunk := response.raw.read(CHUNK):
-                sha.update(chunk)
-                out.write(chunk)
-                done += len(chunk)
-                progress.bytes(digest, done, size)
-                if done > size:
+    with host.new_file(path) as out, (
+            host.new_file(unpacked) if unpacked else nullcontext()) as tar:
+        gunzip = Gunzip(tar) if tar is not None else None
+        for attempt in range(RETRIES):
+            try:
+                response = registry.stream_blob(repository, digest, done, output="")
+                if done and response.status != 206:  # no Range support: from the start
+                    sha, done = hashlib.sha256(), 0
+                    out.seek(0)
+                    out.truncate()
+                    if gunzip is not None:
+                        gunzip.restart()
+                while chunk := response.raw.read(CHUNK):
+                    sha.update(chunk)
+                    out.write(chunk)
+                    if gunzip is not None:
+                        gunzip.feed(chunk)
+                    done += len(chunk)
+                    progress.bytes(digest, done, size)
+                    if done > size:
+                        break
+                if done >= size:
                     break
-            if done >= size:
-                break
-            raise Unreachable(f"the connection was cut after {done} of {size} bytes")
-        except (Unreachable, *SOCKET_ERRORS) as err:
-            registry.connections.drop(registry.scheme, registry.address)
-            if attempt == RETRIES - 1:
-                raise Unreachable(f"downloading {digest} from {registry.name} failed: "
-                                  f"{err}", "check the network and pull again") from err
-            progress.layer(digest, f"Retrying in {min(0.25 * 2 ** attempt, 4.0):g} seconds")
-            time.sleep(min(0.25 * 2 ** attempt, 4.0))
+                raise Unreachable(f"the connection was cut after {done} of {size} bytes")
+            except (Unreachable, *SOCKET_ERRORS) as err:
+                registry.connections.drop(registry.scheme, registry.address)
+                if attempt == RETRIES - 1:
+                    raise Unreachable(f"downloading {digest} from {registry.name} failed: "
+                                      f"{err}", "check the network and pull again") from err
+                progress.layer(digest, f"Retrying in {min(0.25 * 2 ** attempt, 4.0):g} "
+                                       "seconds")
+                time.sleep(min(0.25 * 2 ** attempt, 4.0))
     progress.layer(digest, "Verifying Checksum")
     got = f"sha256:{sha.hexdigest()}"
     if got != digest or done != size:
         raise ShellctrError(f"blob digest mismatch: {digest} from {registry.name} holds "
                             f"{got} ({done} bytes, {size} expected)",
                             "the registry's copy is corrupt: nothing was stored")
+    if gunzip is not None and (gunzip.error or not gunzip.ended):
+        raise ShellctrError(f"invalid gzip layer {digest}: "
+                            f"{gunzip.error or 'it ends half-way'}")
 
 
 def pulled_source(host: Host, path: Path, compression: str | None,
-                  open_raw: Callable[[], IO[bytes]]) -> LayerSource:
-    """A downloaded layer blob (checked already) as a layer source for prepare_layer."""
+                  open_raw: Callable[[], IO[bytes]], unpacked: Path | None = None
+                  ) -> LayerSource:
+    """A downloaded layer blob (checked already) as a layer source for prepare_layer;
+    `unpacked`: its tar, decompressed while it downloaded (then only renamed)."""
     argv = {None: ["cat"], "gzip": ["gzip", "--decompress", "--stdout"],
             "zstd": ["zstd", "--decompress", "--stdout", "--quiet"]}[compression] + [
         path_arg(path)]
 
     def copy(out: BinaryIO) -> str | None:
         if compression == "zstd":  # no zstd in the standard library: the zstd tool
-            host.fill(argv, out)
+            host.pipe_into(argv, out)
             return None
         with open(path, "rb") as src:
             copy_stream(src, out, compression is not None)
         return None
 
-    return LayerSource(argv, copy, open_raw)
+    return LayerSource(argv, copy, open_raw, ready=unpacked)
 
 
 class Pulled:
@@ -293,14 +344,21 @@ def fetch_layers(host: Host, store: Store, registry: Registry, pulled: Pulled,
         partial = pid_partial(layout.blobs_dir, f"{blob.digest}-download")
         url = f"{registry.base}/v2/{repository}/blobs/{digest}"
         headers = {"Authorization": registry.authorization(f"repository:{repository}:pull")}
-        # curl's stdout is the file (`> partial`); the token in argv is *** already
-        shown = curl_argv("GET", url, {k: v for k, v in headers.items() if v})
+        shown = Cmd(curl_argv("GET", url, {k: v for k, v in headers.items() if v},
+                              output=path_arg(partial)), secrets=registry.secrets())
         host.step(f"layer {digest[:19]}")
         host.remove_file(partial)  # left by a crashed process that had our pid
         progress.layer(digest, "Downloading")
+        rollback.push(f"write {partial}", lambda: host.remove_file(partial))
         compression = LAYER_TYPES[blob.media_type]
-        host.produce(shown, partial, lambda out: download(registry, repository, digest,
-                                                          blob.size, out, progress), rollback)
+        unpacked = None
+        if compression == "gzip" and not host.dry_run:  # decompressed in the same pass
+            unpacked = pid_partial(layout.blobs_dir, f"{blob.digest}-tar")
+            host.remove_file(unpacked)
+            rollback.push(f"write {unpacked}", lambda: host.remove_file(unpacked))
+        host.apply(shown, lambda: download(host, registry, repository, digest, blob.size, partial,
+                                           progress, unpacked),
+                   lambda facts: facts.plan_write(partial, b""))
         host.apply(Cmd(["sha256sum", "--check", "--quiet", "--strict"],
                        stdin=f"{blob.digest}  {path_arg(partial)}\n"), lambda: None)
         progress.layer(digest, "Download complete")
@@ -310,12 +368,12 @@ def fetch_layers(host: Host, store: Store, registry: Registry, pulled: Pulled,
                 return open(partial, "rb")
             response: Response = registry.stream_blob(repository, digest, output="")
             raw: IO[bytes] = response.raw
-            return host.filter(["zstd", "--decompress", "--stdout", "--quiet"], raw) \
-                if compression == "zstd" else raw
+            return (host.probe_stream(["zstd", "--decompress", "--stdout", "--quiet"], raw)
+                    if compression == "zstd" else raw)
 
         progress.layer(digest, "Extracting")
         pulled.prepared[diff_id] = prepare_layer(
-            host, layout, pulled_source(host, partial, compression, open_raw), rollback,
+            host, layout, pulled_source(host, partial, compression, open_raw, unpacked), rollback,
             expect=diff_id)
         pulled.downloads[blob.digest] = partial
         progress.layer(digest, "Pull complete")

@@ -9,7 +9,10 @@ import re
 from collections.abc import Sequence
 
 from shellctr.core.errors import NotFound, ShellctrError
-from shellctr.core.records import Record
+
+TYPE_CHECKING = False  # typing is not imported at run time: `run` resolves images here
+if TYPE_CHECKING:
+    from shellctr.core.records import Record
 
 DEFAULT_TAG = "latest"
 DOCKER_HUB = "docker.io"  # the registry of a name without one (Docker's default)
