@@ -1,0 +1,258 @@
+"""What a build reads files from: the build context (a directory, or a tar on stdin
+extracted once into a private directory) and the filesystem of an image (an earlier
+stage, for `COPY --from`, and the image a COPY writes into, for its destination rules and
+`--chown` names), both as `copyrules.Listing`s.
+
+The context is walked once, with lstat, after .dockerignore: what is excluded is not
+there, and a symlink is an entry whose target copyrules resolves inside the context (an
+absolute target means the context's root), never on the host. Files are opened with
+O_NOFOLLOW and must still be what the walk saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tarfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from shellctr.core.layout import Layout
+from shellctr.engine.commit import is_whiteout
+from shellctr.engine.layers import OPAQUE_XATTR
+from shellctr.parts import golang
+from shellctr.parts.copyrules import CopyError, Entry, Kind
+from shellctr.parts.dockerignore import DOCKERIGNORE, ContextFilter, IgnoreError
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Node:
+    """One path of a context or an image: its lstat and where its bytes are on disk."""
+
+    path: Path
+    st: os.stat_result
+    link: str = ""
+
+    @property
+    def kind(self) -> Kind:
+        mode = self.st.st_mode
+        if stat.S_ISDIR(mode):
+            return "dir"
+        if stat.S_ISREG(mode):
+            return "file"
+        if stat.S_ISLNK(mode):
+            return "symlink"
+        return "other"
+
+
+def kind_of(mode: int) -> Kind:
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    return "other"
+
+
+class Tree:
+    """A tree of `Node`s by relative path ("" is the root): the copyrules.Listing a
+    COPY resolves its sources against, and what the layer writer reads."""
+
+    def __init__(self, nodes: dict[str, Node]) -> None:
+        self.nodes = nodes
+
+    def node(self, path: str) -> Node | None:
+        return self.nodes.get(path)
+
+    def lookup(self, path: str) -> Entry | None:
+        node = self.nodes.get(path)
+        if node is None:
+            return None
+        return Entry(kind_of(node.st.st_mode), node.link)
+
+    def walk(self) -> Iterable[str]:
+        return sorted(self.nodes)
+
+    def below(self, path: str) -> list[str]:
+        """The paths under the directory `path`, parents first, in name order."""
+        prefix = f"{path}/" if path else ""
+        return sorted(p for p in self.nodes if p.startswith(prefix) and p != path)
+
+    def open(self, path: str) -> IO[bytes]:
+        """A regular file's bytes, refused if it is no longer the file the walk saw."""
+        node = self.nodes[path]
+        fd = os.open(node.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (node.st.st_dev, node.st.st_ino):
+            os.close(fd)
+            raise CopyError(f"{path} changed while the build read it", "build again")
+        return os.fdopen(fd, "rb")
+
+    def digest(self, path: str, owner: tuple[int, int] | None = None,
+               mode: int | None = None) -> str:
+        """sha256 of what a COPY of `path` writes: for each path at and under it, its name
+        (relative to it), type, mode, owner, size, link target and content (not mtime)."""
+        sha = hashlib.sha256()
+        node = self.nodes[path]
+        names = [path, *self.below(path)] if node.kind == "dir" else [path]
+        for name in names:
+            entry = self.nodes[name]
+            relative = name[len(path):].lstrip("/")
+            uid, gid = owner if owner is not None else (0, 0)
+            bits = mode if mode is not None else stat.S_IMODE(entry.st.st_mode)
+            sha.update(f"{relative}\0{entry.kind}\0{bits:o}\0{uid}:{gid}\0{entry.st.st_size}"
+                       f"\0{entry.link}\0".encode())
+            if entry.kind == "file":
+                with self.open(name) as data:
+                    while chunk := data.read(CHUNK):
+                        sha.update(chunk)
+        return sha.hexdigest()
+
+
+def read_context(directory: Path, dockerfile: str, ignore_text: str | None) -> Tree:
+    """The context directory walked once, with .dockerignore's rules applied: what COPY
+    and ADD can see (never the excluded paths)."""
+    try:
+        rules = ContextFilter.from_text(ignore_text, dockerfile)
+    except IgnoreError as err:
+        raise CopyError(f"{DOCKERIGNORE}: {err}", "fix the pattern") from None
+    nodes: dict[str, Node] = {"": Node(directory, os.lstat(directory))}
+
+    def walk(relative: str) -> None:
+        top = directory / relative if relative else directory
+        with os.scandir(top) as entries:
+            names = sorted(entry.name for entry in entries)
+        for name in names:
+            path = f"{relative}/{name}" if relative else name
+            full = top / name
+            st = os.lstat(full)
+            if stat.S_ISDIR(st.st_mode):
+                if rules.skip_directory(path):
+                    continue
+                if rules.visible(path):
+                    nodes[path] = Node(full, st)
+                walk(path)  # an excluded dir may hold `!`-included paths
+                continue
+            if not rules.visible(path):
+                continue
+            nodes[path] = Node(full, st, os.readlink(full) if stat.S_ISLNK(st.st_mode) else "")
+
+    walk("")
+    for path in list(nodes):  # a `!`-included path under an excluded dir: its dirs too
+        parent = path.rpartition("/")[0]
+        while parent and parent not in nodes:
+            nodes[parent] = Node(directory / parent, os.lstat(directory / parent))
+            parent = parent.rpartition("/")[0]
+    return Tree(nodes)
+
+
+def extract_context(archive: IO[bytes], into: Path) -> None:
+    """A context tar from stdin, extracted into the private directory `into`: regular
+    files, directories and symlinks only, no absolute names or `..`, nothing written
+    through a symlink (the members are checked before anything is written)."""
+    try:
+        with tarfile.open(fileobj=archive, mode="r|*") as tar:
+            for member in tar:
+                name = golang.clean(member.name.lstrip("/"))
+                if name == "." or name == ".." or name.startswith("../"):
+                    if name == ".":
+                        continue
+                    raise CopyError(f"the context tar's member {member.name!r} leaves it",
+                                    "send a tar whose names are relative")
+                target = into / name
+                parent = into
+                for part in name.split("/")[:-1]:
+                    parent = parent / part
+                    if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
+                        raise CopyError(f"the context tar's member {member.name!r} goes "
+                                        "through a symlink or a file", "send a plain tar")
+                    parent.mkdir(mode=0o755, exist_ok=True)
+                if target.is_symlink() or (target.exists() and not target.is_dir()):
+                    target.unlink()
+                if member.isdir():
+                    target.mkdir(mode=0o755, exist_ok=True)
+                    os.chmod(target, member.mode & 0o7777)
+                elif member.issym():
+                    os.symlink(member.linkname, target)
+                elif member.isreg():
+                    source = tar.extractfile(member)
+                    assert source is not None
+                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                                 0o600)
+                    with os.fdopen(fd, "wb") as out:
+                        while chunk := source.read(CHUNK):
+                            out.write(chunk)
+                    os.chmod(target, member.mode & 0o7777)
+                # other members (devices, fifos, hard links) are not part of a context
+    except tarfile.TarError as err:
+        raise CopyError(f"the context on stdin is not a tar: {err}",
+                        "send a tar of the context, or a Dockerfile alone") from None
+
+
+# -- an image's files ------------------------------------------------------------------------
+def image_tree(layout: Layout, layers: list[str]) -> Tree:
+    """The merged filesystem of an image's layers (their extracted dirs), as overlayfs
+    shows it: the topmost layer that has a path decides, whiteouts delete, opaque
+    directories hide what is below them."""
+    nodes: dict[str, Node] = {}
+    hidden: set[str] = set()  # deleted or under an opaque dir of an upper layer
+    opaque: set[str] = set()
+    for diff_id in reversed(layers):
+        top = layout.layer_dir(diff_id)
+        layer_opaque: set[str] = set()
+
+        for path, node in _walk_layer(top):
+            if path in hidden or _covered(path, hidden, opaque):
+                continue
+            if is_whiteout(node.st):
+                hidden.add(path)
+                continue
+            if path not in nodes:
+                nodes[path] = node
+            if node.kind == "dir" and _is_opaque(node.path):
+                layer_opaque.add(path)
+            elif node.kind != "dir":
+                hidden.add(path)  # a file hides whatever lower layers have there
+        opaque |= layer_opaque
+    root = layout.layer_dir(layers[-1]) if layers else Path("/nonexistent")
+    if layers:
+        nodes.setdefault("", Node(root, os.lstat(root)))
+    return Tree(nodes)
+
+
+def _covered(path: str, hidden: set[str], opaque: set[str]) -> bool:
+    """Whether a directory above `path` was deleted or made opaque by an upper layer."""
+    parts = path.split("/")
+    return any("/".join(parts[:i]) in hidden or "/".join(parts[:i]) in opaque
+               for i in range(1, len(parts)))
+
+
+def _walk_layer(top: Path) -> Iterator[tuple[str, Node]]:
+    def walk(relative: str) -> Iterator[tuple[str, Node]]:
+        directory = top / relative if relative else top
+        with os.scandir(directory) as entries:
+            names = sorted(entry.name for entry in entries)
+        for name in names:
+            path = f"{relative}/{name}" if relative else name
+            full = directory / name
+            st = os.lstat(full)
+            link = os.readlink(full) if stat.S_ISLNK(st.st_mode) else ""
+            yield path, Node(full, st, link)
+            if stat.S_ISDIR(st.st_mode):
+                yield from walk(path)
+
+    if top.is_dir():
+        yield from walk("")
+
+
+def _is_opaque(path: Path) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
