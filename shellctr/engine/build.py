@@ -102,6 +102,7 @@ class State:
     layers: list[str]
     sizes: list[int]
     cmd_set: bool = False
+    run_image: str = ""  # --dry-run: an image with these layers, for a RUN's container
 
     @property
     def key(self) -> str:
@@ -202,7 +203,7 @@ class Builder:
             if self.planned:
                 continue
             state = self.run_step(state, step, args, stage)
-            if not self.planned:
+            if not self.planned and (state.id or not self.host.dry_run):
                 self.say(f" ---> {state.id[:SHORT]}")
         self.args.merge_referenced(args)
         return state
@@ -294,7 +295,7 @@ class Builder:
         hit = self.use_cache(key)
         if hit is not None:
             return hit
-        if self.host.dry_run and not self.planned:
+        if self.host.dry_run:
             self.say("(would record a new image: the config changes only)")
         entry = history_entry(now_iso(), created_by, empty_layer=True)
         return self.record(state, config, entry, None, key)
@@ -323,6 +324,7 @@ class Builder:
             return new  # scratch without a layer yet: nothing to record
         blob = json.dumps(document, separators=(",", ":")).encode()
         if self.host.dry_run:
+            new.run_image = "" if layer else state.id or state.run_image
             return new
         cache = self.layout.root / CACHE_DIR
         with self.store.lock(), Rollback(self.host) as rollback:
@@ -350,7 +352,7 @@ class Builder:
         hit = self.use_cache(key)
         if hit is not None:
             return hit
-        if not state.id:
+        if not (state.id or state.run_image):
             raise DockerfileError(stage.path, step.line, "RUN in a stage without files: "
                                   "FROM scratch has no /bin/sh to run it",
                                   "COPY a shell in first, or build FROM an image")
@@ -388,8 +390,8 @@ class Builder:
         from shellctr.parts.request import RunRequest
 
         config = state.config
-        request = RunRequest(image=state.id, command=command, entrypoint="", env=env,
-                             workdir=config.working_dir or None, user=config.user or None,
+        request = RunRequest(image=(state.id or state.run_image)[:SHORT], command=command,
+                             entrypoint="", env=env, workdir=config.working_dir or None, user=config.user or None,
                              network=self.options.network or None)
         container = create(self.host, self.store, request)
         cid = container["id"]
@@ -528,10 +530,6 @@ class Builder:
         hit = self.use_cache(key)
         if hit is not None:
             return hit
-        if self.host.dry_run:
-            self.say(f"(would write a layer of the {keyword} sources)")
-            self.planned = True
-            return state
         self.store.prepare()
         with Rollback(self.host) as rollback:
             partial = self.layout.blobs_dir / f".build-{os.getpid()}.partial"
@@ -542,11 +540,12 @@ class Builder:
                     write_transfer(out, transfer, image)
 
             try:
-                self.host.produce(["tar", "--create", f"--directory={source_root(source)}",
-                                   f"# {keyword} {' '.join(step.sources)} {step.dest}"],
-                                  partial, write, rollback)
+                self.host.produce(transfer_argv(source, step), partial, write, rollback)
             except copyrules.CopyError as err:
                 raise DockerfileError(stage.path, step.line, err.message, err.hint) from None
+            if self.host.dry_run:
+                self.planned = True
+                return state
             try:
                 scan = scan_layer(partial, allow_empty=True)
             except ShellctrError as err:
@@ -558,9 +557,16 @@ class Builder:
                                (scan.diff_id, scan.size, scan.tar_size), key)
 
 
-def source_root(tree: Tree) -> str:
+def transfer_argv(tree: Tree, step: TransferStep) -> list[str]:
+    """The GNU tar command that writes (about) the layer a COPY/ADD writes in Python: the
+    sources from the context, owned by root (or --chown), under the destination."""
     node = tree.node("")
-    return os.fspath(node.path) if node is not None else "."
+    owner = [f"--owner={step.chown.partition(':')[0]}",
+             f"--group={step.chown.partition(':')[2] or step.chown}"] if step.chown else \
+        ["--owner=0", "--group=0"]
+    return ["tar", "--create", "--numeric-owner", *owner,
+            f"--directory={os.fspath(node.path) if node is not None else '.'}",
+            f"--transform=s,^,{step.dest.strip('/')}/,", "--", *step.sources]
 
 
 def _text(tree: Tree, path: str) -> str | None:
