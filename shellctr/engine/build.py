@@ -391,7 +391,8 @@ class Builder:
 
         config = state.config
         request = RunRequest(image=(state.id or state.run_image)[:SHORT], command=command,
-                             entrypoint="", env=env, workdir=config.working_dir or None, user=config.user or None,
+                             entrypoint="", env=env, workdir=config.working_dir or None,
+                             user=config.user or None,
                              network=self.options.network or None)
         container = create(self.host, self.store, request)
         cid = container["id"]
