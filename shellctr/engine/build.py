@@ -22,7 +22,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +34,7 @@ from shellctr.core.ids import SHORT
 from shellctr.core.store import Store, now_iso
 from shellctr.engine.build_cache import CACHE_DIR
 from shellctr.engine.build_context import Tree, image_tree
-from shellctr.engine.build_copy import Transfer, transfer_digest, write_transfer
+from shellctr.engine.build_copy import Transfer, transfer_digest, write_dirs, write_transfer
 from shellctr.engine.image import (
     ARCHITECTURES,
     history_entry,
@@ -55,10 +55,12 @@ from shellctr.parts.dockerfile import (
     CopyStep,
     Dockerfile,
     DockerfileError,
+    Heredoc,
     RunStep,
     Stage,
     Step,
     TransferStep,
+    WorkdirStep,
     parse,
 )
 from shellctr.parts.dockerfile_build import BuildArgs, copy_created_by, step_line
@@ -217,8 +219,11 @@ class Builder:
         index = self.dockerfile.stage_ref(base, stage.index, allow_index=False)
         if index is not None:
             earlier = self.states[index]
-            return State(earlier.id, dict(earlier.document), earlier.config.copy(),
-                         list(earlier.layers), list(earlier.sizes)), []
+            config = earlier.config.copy()
+            triggers, config.on_build = config.on_build, []
+            config.cmd_set = False
+            return State(earlier.id, dict(earlier.document), config, list(earlier.layers),
+                         list(earlier.sizes)), triggers
         try:
             record = find_image_record(self.store, base)
         except NotFound:
@@ -263,6 +268,8 @@ class Builder:
             created_by = config.apply(expanded, args)
         except ValueError as err:
             raise DockerfileError(stage.path, step.line, str(err)) from None
+        if isinstance(expanded, WorkdirStep):
+            return self.workdir(state, config, created_by, step, stage)
         return self.commit_config(state, config, created_by)
 
     def cached(self, key: str) -> State | None:
@@ -339,15 +346,14 @@ class Builder:
 
     # -- RUN ------------------------------------------------------------------------------
     def run(self, state: State, step: RunStep, args: BuildArgs, stage: Stage) -> State:
-        if step.script is not None:
-            raise DockerfileError(stage.path, step.line, "RUN <<EOF with a #! script is not "
-                                  "supported by shellctr build", "run it with the shell: "
-                                  "RUN <<EOF without the #! line, or COPY it and RUN it")
         config = state.config
         command = step.resolve(config.current_shell)
         if not command:
             raise DockerfileError(stage.path, step.line, "RUN needs a command")
         created_by = " ".join(args.run_history(command, config.env))
+        script = step.script
+        if script is not None:  # the history (and the cache) see the script itself
+            created_by += "\n" + script.data
         key = cache_key(state, created_by)
         hit = self.use_cache(key)
         if hit is not None:
@@ -359,7 +365,8 @@ class Builder:
         env = [*args.environment(config.env)]
         if not any(item.startswith("PATH=") for item in config.env):
             env.append("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        cid, code = self.run_container(state, command, env)
+        with self.script_file(script) as volumes:
+            cid, code = self.run_container(state, command, env, volumes)
         if self.host.dry_run:
             self.planned = True
             return state
@@ -382,7 +389,25 @@ class Builder:
             self.say(f"Removing intermediate container {cid[:SHORT]}")
         return new
 
-    def run_container(self, state: State, command: list[str], env: list[str]) -> tuple[str, int]:
+    @contextmanager
+    def script_file(self, script: Heredoc | None) -> Iterator[list[str]]:
+        """`RUN <<EOF` with a `#!` line runs the body as a file, /dev/pipes/NAME, as
+        BuildKit: a private file bound there read-only (in /dev, so never in the layer)."""
+        if script is None:
+            yield []
+            return
+        self.store.prepare()
+        path = self.layout.tmp_dir / f"build-script-{os.getpid()}"
+        with Rollback(self.host) as rollback:
+            self.host.remove_file(path)
+            self.host.write_file(path, script.data, mode=0o755, rollback=rollback)
+            try:
+                yield [f"{os.fspath(path)}:/dev/pipes/{script.name}:ro"]
+            finally:
+                self.host.remove_file(path)
+
+    def run_container(self, state: State, command: list[str], env: list[str],
+                      volumes: list[str]) -> tuple[str, int]:
         """Create and start the step's container, attached; its id and exit code. A signal
         that ends the build (SIGTERM, SIGINT) kills and removes the container first."""
         from shellctr.engine.create import create
@@ -393,7 +418,7 @@ class Builder:
         request = RunRequest(image=(state.id or state.run_image)[:SHORT], command=command,
                              entrypoint="", env=env, workdir=config.working_dir or None,
                              user=config.user or None,
-                             network=self.options.network or None)
+                             network=self.options.network or None, volume=volumes)
         container = create(self.host, self.store, request)
         cid = container["id"]
         self.say(f" ---> Running in {cid[:SHORT]}")
@@ -531,17 +556,25 @@ class Builder:
         hit = self.use_cache(key)
         if hit is not None:
             return hit
+        return self.layer_step(state, state.config, created_by, key, transfer_argv(source, step),
+                               lambda out: write_transfer(out, transfer, image), step, stage)
+
+    def layer_step(self, state: State, config: StageConfig, created_by: str, key: str,
+                   argv: list[str], write: Callable[[IO[bytes]], None], step: Step,
+                   stage: Stage) -> State:
+        """A step whose layer tar Python writes (`write`, shown as `argv`): the tar
+        checked as any layer, kept, and the step's image recorded."""
         self.store.prepare()
         with Rollback(self.host) as rollback:
             partial = self.layout.blobs_dir / f".build-{os.getpid()}.partial"
             self.host.remove_file(partial)  # left by a crash
 
-            def write() -> None:
+            def produce() -> None:
                 with open(partial, "xb") as out:
-                    write_transfer(out, transfer, image)
+                    write(out)
 
             try:
-                self.host.produce(transfer_argv(source, step), partial, write, rollback)
+                self.host.produce(argv, partial, produce, rollback)
             except copyrules.CopyError as err:
                 raise DockerfileError(stage.path, step.line, err.message, err.hint) from None
             if self.host.dry_run:
@@ -551,11 +584,32 @@ class Builder:
                 scan = scan_layer(partial, allow_empty=True)
             except ShellctrError as err:
                 raise DockerfileError(stage.path, step.line,
-                                      f"{keyword} failed: {err.message}", err.hint) from None
+                                      f"{step.keyword} failed: {err.message}", err.hint) from None
             self.publish_tar(partial, scan.diff_id, rollback)
             entry = history_entry(now_iso(), created_by)
-            return self.record(state, state.config, entry,
-                               (scan.diff_id, scan.size, scan.tar_size), key)
+            return self.record(state, config, entry, (scan.diff_id, scan.size, scan.tar_size),
+                               key)
+
+    # -- WORKDIR --------------------------------------------------------------------------
+    def workdir(self, state: State, config: StageConfig, created_by: str, step: Step,
+                stage: Stage) -> State:
+        """WORKDIR makes its directory when the image lacks it, as Docker's classic builder
+        does (a layer with the new directories, root's, 0755); else only the config."""
+        path = config.working_dir.strip("/")
+        tree = self.image_files(state)
+        node = tree.node(path)
+        if not path or (node is not None and node.kind == "dir"):
+            return self.commit_config(state, config, created_by)
+        if node is not None:
+            raise DockerfileError(stage.path, step.line, f"WORKDIR {config.working_dir}: "
+                                  "the image has a file there, not a directory")
+        key = cache_key(state, created_by)
+        hit = self.use_cache(key)
+        if hit is not None:
+            return hit
+        return self.layer_step(state, config, created_by, key,
+                               ["mkdir", "--parents", "--mode=755", config.working_dir],
+                               lambda out: write_dirs(out, path, tree), step, stage)
 
 
 def transfer_argv(tree: Tree, step: TransferStep) -> list[str]:

@@ -103,6 +103,12 @@ def write_transfer(out: IO[bytes], transfer: Transfer, image: Tree) -> None:
             writer.add(info, io.BytesIO(data))
 
 
+def write_dirs(out: IO[bytes], path: str, image: Tree) -> None:
+    """The layer tar of a WORKDIR the image lacks: its directories."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        _Writer(tar, image, None).parents(path + "/x")
+
+
 def _entry_info(transfer: Transfer, path: str, name: str) -> tarfile.TarInfo:
     node = transfer.source.nodes[path]
     st = node.st
