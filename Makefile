@@ -7,9 +7,9 @@ PY := $(VENV)/bin/python
 # system service); iperf3: bench/network.py; buildah: the peer the Dockerfile parser's
 # results are checked against (tests/integration/test_dockerfile_peer.py)
 APT_PACKAGES := busybox-static iproute2 iptables util-linux procps tar attr python3 python3-venv \
-    gcc libc6-dev dnsmasq-base iperf3 buildah podman
-# (podman: the oracle `build` is compared with, tests/integration/test_build_peer.py and
-# bench/build.py)
+    gcc libc6-dev dnsmasq-base iperf3 buildah podman runc
+# (podman, runc: the peer `build` is compared with in tests/integration/test_build_peer.py
+# and bench/build.py; runc, as crun refuses this hybrid cgroup layout)
 PYTEST_ARGS ?=
 # the test VMs of vm/ (make test-vm, make test-vm-ci): only those targets install these
 VM_APT_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs cpio

@@ -213,8 +213,7 @@ class Builder:
     def base_state(self, stage: Stage, base: str) -> tuple[State, list[str]]:
         """The state a stage starts from, and the base image's ONBUILD triggers."""
         if base.lower() == SCRATCH:
-            config, _ = begin_stage(None)
-            config.env = []  # scratch has no PATH of its own (Docker adds it on RUN)
+            config, _ = begin_stage(None)  # Docker's default PATH, even in scratch
             return State("", {"history": []}, config, [], []), []
         index = self.dockerfile.stage_ref(base, stage.index, allow_index=False)
         if index is not None:
@@ -452,7 +451,9 @@ class Builder:
     def remove_container(self, cid: str, force: bool = False) -> None:
         from shellctr.engine.containers import remove
 
-        remove(self.host, self.store, cid, force=force)
+        # volumes: the anonymous ones a VOLUME of the image gave the step (as Docker, what a
+        # RUN writes under a VOLUME path is not in the layer)
+        remove(self.host, self.store, cid, force=force, volumes=True)
 
     def commit_run(self, state: State, cid: str, entry: dict[str, Any], key: str) -> State:
         """The container's changes as one layer on the parent's, and the step's image."""
