@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from common import SHELLCTR, Sandbox, interleave, median_ms, run
@@ -60,7 +61,7 @@ def main() -> None:
         context = sandbox.dir / "ctx"
         make_context(context)
         shellctr = [SHELLCTR, "build", "-q"]
-        cases = {
+        cases: dict[str, Callable[[], object]] = {
             "shellctr build (cold, --no-cache)": lambda: run(
                 [*shellctr, "--no-cache", str(context)], env=env),
             "shellctr build (fully cached)": lambda: run([*shellctr, str(context)], env=env),
