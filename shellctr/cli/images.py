@@ -15,6 +15,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from shellctr.core.host import Host, ScratchFile
+
 
 def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.cli.textfmt import human_ago, human_size, table
@@ -104,7 +106,9 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.image import import_image
 
     if args.file == "-":
-        with spooled_stdin() as path:
+        from shellctr.engine.spool import spooled
+
+        with spooled(ctx.host) as path:
             image = import_image(ctx.host, ctx.store, path, args.change, args.reference)
     else:
         path = Path(args.file)
@@ -117,7 +121,7 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_build_busybox(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.image import build_busybox
+    from shellctr.engine.busybox import build_busybox
 
     image = build_busybox(ctx.host, ctx.store, Path(args.busybox), args.reference)
     ctx.host.result(f"sha256:{image.id}")
@@ -132,7 +136,9 @@ def cmd_load(args: argparse.Namespace, ctx: Context) -> int:
         if sys.stdin.isatty():
             raise ShellctrError("requested load from stdin, but stdin is empty",
                                 "use -i FILE or pipe an archive in")
-        with spooled_stdin(decompress=True) as path:
+        from shellctr.engine.spool import spooled
+
+        with spooled(ctx.host, decompress=True) as path:
             lines = load(ctx.host, ctx.store, path)
     else:
         import stat
@@ -143,13 +149,15 @@ def cmd_load(args: argparse.Namespace, ctx: Context) -> int:
         except OSError:
             mode = 0
         if stat.S_ISFIFO(mode):  # a named pipe (or `-i <(zcat ...)`): read once, spooled
+            from shellctr.engine.spool import spooled
+
             with open(path, "rb") as stream, \
-                    spooled_stdin(decompress=True, source=stream) as plain:
+                    spooled(ctx.host, stream, path, decompress=True) as plain:
                 lines = load(ctx.host, ctx.store, plain)
         elif not stat.S_ISREG(mode):
             raise ShellctrError(f"no such file: {args.input}", "give an archive written by save")
         else:
-            with uncompressed(path) as plain:
+            with uncompressed(ctx.host, path) as plain:
                 lines = load(ctx.host, ctx.store, plain)
     for line in lines if not args.quiet else []:
         ctx.host.result(line)
@@ -255,58 +263,26 @@ def cmd_diff(args: argparse.Namespace, ctx: Context) -> int:
 
 
 class uncompressed:
-    """An archive file as an uncompressed tar: itself, or a decompressed temporary copy."""
+    """An archive file as an uncompressed tar: itself, or a decompressed scratch copy."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.spool: spooled_stdin | None = None
+    def __init__(self, host: Host, path: Path) -> None:
+        self.host, self.path = host, path
+        self.spool: ScratchFile | None = None
 
     def __enter__(self) -> Path:
         from shellctr.engine.layers import compression_of
+        from shellctr.engine.spool import spooled
 
         with open(self.path, "rb") as probe:
             if compression_of(probe.read(6)) is None:
                 return self.path
             probe.seek(0)
-            self.spool = spooled_stdin(decompress=True, source=probe)
+            self.spool = spooled(self.host, probe, self.path, decompress=True)
             return self.spool.__enter__()
 
     def __exit__(self, *exc: object) -> None:
         if self.spool is not None:
             self.spool.__exit__(*exc)
-
-
-class spooled_stdin:
-    """stdin copied to a temporary file: a layer is read twice (checked, then extracted);
-    with `decompress`, a gzip/bzip2/xz stream is stored uncompressed."""
-
-    def __init__(self, decompress: bool = False, source: Any = None) -> None:
-        self.decompress, self.source = decompress, source
-
-    def __enter__(self) -> Path:
-        import shutil
-        import tempfile
-
-        source = self.source if self.source is not None else sys.stdin.buffer
-        with tempfile.NamedTemporaryFile(prefix="shellctr-spool-", delete=False) as spool:
-            self.path, copied = Path(spool.name), False
-            try:
-                if self.decompress:
-                    from shellctr.engine.layers import decompressing
-                    source = decompressing(source)
-                shutil.copyfileobj(source, spool, 1 << 20)
-                copied = True
-            except (OSError, EOFError) as err:
-                raise ShellctrError(f"invalid archive: {err}") from err
-            finally:
-                if not copied:  # unreadable, or the command was killed (cli.Terminated)
-                    self.path.unlink(missing_ok=True)
-        return self.path
-
-    def __exit__(self, *exc: object) -> None:
-        self.path.unlink(missing_ok=True)
-
-
 
 
 def register(verbs: argparse._SubParsersAction[Parser]) -> None:

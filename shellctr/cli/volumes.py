@@ -94,10 +94,10 @@ def matches(volume: dict[str, object], used: bool, filters: dict[str, list[str]]
 
 
 def listed(ctx: Context, filters: dict[str, list[str]]) -> list[dict[str, object]]:
-    from shellctr.engine.volume import users, volume_names
+    from shellctr.engine.volume import users
 
     found = []
-    for name in volume_names(ctx.store):
+    for name in ctx.store.volume_names():
         try:
             item = volume_json(ctx, name)
         except ShellctrError:  # removed meanwhile

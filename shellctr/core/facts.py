@@ -46,10 +46,23 @@ class Facts:
         self._rules: dict[str, list[list[str]]] = {}  # table -> rules the plan adds
         self._rules_gone: dict[str, list[list[str]]] = {}  # ... and those it deletes
         self._gone: set[int] = set()  # pids the plan ends (SIGTERM, SIGKILL)
+        self._stand_ins: dict[Path, Path] = {}  # planned scratch file -> where it really is
 
     # -- the plan (called by the door under --dry-run) ------------------------------
     def plan_write(self, path: Path, data: bytes) -> None:
         self._paths[path] = data
+
+    def plan_stand_in(self, path: Path, real: Path | None) -> None:
+        """The scratch file `path` of the plan is really at `real` (a memfd's
+        /proc/self/fd/N): the verb reads it there, the script names `path`. None: gone."""
+        if real is None:
+            self._stand_ins.pop(path, None)
+        else:
+            self._stand_ins[path] = real
+
+    def readable(self, path: Path) -> Path:
+        """Where to open `path` for reading: itself, or the stand-in of a planned one."""
+        return self._stand_ins.get(path, path)
 
     def plan_dir(self, path: Path) -> None:
         self._paths[path] = b""

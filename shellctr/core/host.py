@@ -35,7 +35,7 @@ from shellctr.core.runner import ENVIRONMENT, execute, not_installed
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Any, TextIO, TypeVar
+    from typing import IO, Any, BinaryIO, TextIO, TypeVar
 
     T = TypeVar("T")
 
@@ -390,14 +390,62 @@ class Host:
                    lambda: os.link(src, dst, follow_symlinks=False),
                    lambda facts: facts.plan_write(dst, b""))
 
-    def produce(self, argv: Argv, path: Path, action: Callable[[], T],
+    def produce(self, argv: Argv, path: Path, write: Callable[[BinaryIO], T],
                 rollback: Rollback | None = None) -> T | None:
-        """Create the file `path` with `action`, shown as the command `argv > path` that
-        writes the same bytes; the undo removes it (also when `action` fails half-way)."""
+        """Create the file `path` (new: never through a planted symlink) and let `write`
+        fill it, shown as the command `argv > path` that writes the same bytes; the undo
+        removes it (also when `write` fails half-way)."""
         if rollback is not None:
             rollback.push(f"write {path}", lambda: self.remove_file(path))
+
+        def action() -> T:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as out:
+                return write(out)
+
         return self.apply(Cmd(argv, redirect=path_arg(path)), action,
                           lambda facts: facts.plan_write(path, b""))
+
+
+    def scratch_file(self, argv: Argv, path: Path, write: Callable[[BinaryIO], object],
+                     ) -> ScratchFile:
+        """A temporary file the verb itself reads, made with `write` (shown as `argv >
+        path`), removed when the `with` block ends. Under --dry-run, where the script
+        makes it with `argv`, the verb's own copy is an anonymous memfd that changes no
+        directory: open it at `facts.readable(path)`."""
+        if not self.dry_run:
+            try:
+                self.produce(argv, path, write)
+            except BaseException:  # unreadable input, or the command was killed
+                self.remove_file(path)
+                raise
+            return ScratchFile(self, path, None)
+        self.produce(argv, path, write)  # shown only
+        fd = os.memfd_create("shellctr-scratch", os.MFD_CLOEXEC)
+        try:
+            with os.fdopen(os.dup(fd), "wb") as out:
+                write(out)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.facts.plan_stand_in(path, Path(f"/proc/self/fd/{fd}"))
+        return ScratchFile(self, path, fd)
+
+
+class ScratchFile:
+    """`with host.scratch_file(...) as path:` the file, removed at the end."""
+
+    def __init__(self, host: Host, path: Path, memfd: int | None) -> None:
+        self.host, self.path, self.memfd = host, path, memfd
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        self.host.remove_file(self.path)
+        if self.memfd is not None:  # --dry-run: the verb's own copy
+            self.host.facts.plan_stand_in(self.path, None)
+            os.close(self.memfd)
 
 
 def make_cgroup_dirs(path: Path) -> None:

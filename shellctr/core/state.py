@@ -234,10 +234,8 @@ def images(store: Store) -> list[Image]:
 
 
 def volumes(store: Store) -> list[Volume]:
-    from shellctr.engine.volume import volume_names
-
     found = []
-    for name in volume_names(store):
+    for name in store.volume_names():
         try:
             found.append(load(store, Volume, store.layout.volume_record(name)))
         except FileNotFoundError:  # removed meanwhile

@@ -120,6 +120,13 @@ class Store:
         return [self.read(directory / entry) for entry in self.entries(directory)
                 if entry.endswith(".json")]
 
+    # -- volumes ---------------------------------------------------------------
+    def volume_names(self) -> list[str]:
+        """The names of the volumes with a record."""
+        layout = self.layout
+        return [entry for entry in self.entries(layout.volumes_dir)
+                if self.host.facts.is_file(layout.volume_record(entry))]
+
     # -- containers ------------------------------------------------------------
     def container_ids(self) -> list[str]:
         layout = self.layout

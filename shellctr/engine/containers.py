@@ -323,7 +323,8 @@ def container_matches(store: Store, container: ContainerRecord, state: StateReco
         from shellctr.parts.reference import find_image_record
 
         try:
-            return bool(find_image_record(store, ref)["id"] == container["image_id"])
+            found = find_image_record(store.image_records(), ref)
+            return bool(found["id"] == container["image_id"])
         except ShellctrError:
             return False
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 def create(host: Host, store: Store, request: RunRequest) -> ContainerRecord:
     """Write a new container's directories and records; nothing runs yet."""
-    image = find_image_record(store, request.image)
+    image = find_image_record(store.image_records(), request.image)
     image_config = image["config"]
     if request.name is not None:
         check_name(request.name)

@@ -392,12 +392,6 @@ def create_volume(host: Host, store: Store, name: str, labels: dict[str, str],
     return record
 
 
-def volume_names(store: Store) -> list[str]:
-    layout = store.layout
-    return [entry for entry in store.entries(layout.volumes_dir)
-            if store.host.facts.is_file(layout.volume_record(entry))]
-
-
 def read_volume(store: Store, name: str) -> Record:
     try:
         return store.read(store.layout.volume_record(name))

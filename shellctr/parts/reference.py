@@ -6,9 +6,10 @@ Stdlib only: `run` resolves its image through here without importing pydantic.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from shellctr.core.errors import NotFound, ShellctrError
-from shellctr.core.store import Record, Store
+from shellctr.core.records import Record
 
 DEFAULT_TAG = "latest"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -37,9 +38,9 @@ def is_id(ref: str) -> bool:
     return bool(ID_PREFIX.match(ref))
 
 
-def find_image_record(store: Store, ref: str) -> Record:
-    """An image by name[:tag], full or short id, or `sha256:` id."""
-    records = store.image_records()
+def find_image_record(records: Sequence[Record], ref: str) -> Record:
+    """Of the image `records`, the one `ref` names: name[:tag], full or short id, or
+    `sha256:` id."""
     if is_id(ref):
         bare = ref.removeprefix("sha256:")
         matches = [record for record in records if record["id"].startswith(bare)]

@@ -76,8 +76,8 @@ class RecordingHost(Host):
             program = os.path.basename(program)
         if program in self.substitute:
             return self.substitute[program](cmd)
-        if program in PYTHON_ACTIONS:
-            return action()
+        if program in PYTHON_ACTIONS or (program == "env" and cmd.redirect is not None):
+            return action()  # (`env PYTHONPATH=... python -m shellctr... > FILE`: our own)
         return None  # a host command (tar, unshare, ...): never run by unit tests
 
     @property

@@ -61,17 +61,17 @@ def store(layout: Layout) -> Store:
     ("f", "ff" * 32),
 ])
 def test_find_image_record_by_tag_or_id_prefix(store: Store, ref: str, image_id: str) -> None:
-    assert find_image_record(store, ref)["id"] == image_id
+    assert find_image_record(store.image_records(), ref)["id"] == image_id
 
 
 def test_find_image_record_ambiguous_prefix(store: Store) -> None:
     with pytest.raises(ShellctrError, match="ambiguous image id prefix 'ab'"):
-        find_image_record(store, "ab")
+        find_image_record(store.image_records(), "ab")
 
 
 def test_find_image_record_hex_name_that_is_no_id_is_a_tag(layout: Layout, store: Store) -> None:
     install_image(layout, image_model(id="12" * 32, repo_tags=["cafe:latest"]))
-    assert find_image_record(store, "cafe")["id"] == "12" * 32
+    assert find_image_record(store.image_records(), "cafe")["id"] == "12" * 32
 
 
 @pytest.mark.parametrize(("ref", "shown"), [
@@ -79,9 +79,9 @@ def test_find_image_record_hex_name_that_is_no_id_is_a_tag(layout: Layout, store
 ])
 def test_find_image_record_not_found(store: Store, ref: str, shown: str) -> None:
     with pytest.raises(NotFound, match=f"^unable to find image {shown} locally"):
-        find_image_record(store, ref)
+        find_image_record(store.image_records(), ref)
 
 
 def test_find_image_record_in_an_empty_root(layout: Layout) -> None:
     with pytest.raises(NotFound, match="unable to find image 'busybox:latest' locally"):
-        find_image_record(Store(layout, Host()), "busybox")
+        find_image_record(Store(layout, Host()).image_records(), "busybox")
