@@ -18,6 +18,7 @@ would run.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -224,7 +225,7 @@ class Builder:
             return State(earlier.id, dict(earlier.document), config, list(earlier.layers),
                          list(earlier.sizes)), triggers
         try:
-            record = find_image_record(self.store, base)
+            record = find_image_record(self.store.image_records(), base)
         except NotFound:
             raise BuildError(f"FROM {base}: unable to find image {normalize_ref(base)!r} "
                              "locally", "shellctr build cannot pull yet: load, import or "
@@ -236,7 +237,7 @@ class Builder:
 
     def load_state(self, image_id: str, cmd_set: bool = False) -> State:
         document = parse_config(self.layout.blob(image_id).read_bytes())
-        record = find_image_record(self.store, image_id)
+        record = find_image_record(self.store.image_records(), image_id)
         config, _ = begin_stage(document.get("config"))
         config.env = list((document.get("config") or {}).get("Env") or [])
         config.on_build = list((document.get("config") or {}).get("OnBuild") or [])
@@ -500,7 +501,7 @@ class Builder:
             if index is not None:
                 return self.image_files(self.states[index])
             try:
-                record = find_image_record(self.store, step.from_stage)
+                record = find_image_record(self.store.image_records(), step.from_stage)
             except NotFound:
                 raise BuildError(f"COPY --from={step.from_stage}: no such stage or image "
                                  "here", "name an earlier stage, or load the image") from None
@@ -570,12 +571,8 @@ class Builder:
             partial = self.layout.blobs_dir / f".build-{os.getpid()}.partial"
             self.host.remove_file(partial)  # left by a crash
 
-            def produce() -> None:
-                with open(partial, "xb") as out:
-                    write(out)
-
             try:
-                self.host.produce(argv, partial, produce, rollback)
+                self.host.produce(argv, partial, write, rollback)
             except copyrules.CopyError as err:
                 raise DockerfileError(stage.path, step.line, err.message, err.hint) from None
             if self.host.dry_run:
@@ -713,21 +710,50 @@ def prepared_context(host: Host, store: Store, context: str, dockerfile: str | N
                              "drop -f")
         yield data, "Dockerfile", None
         return
-    import io
-
-    from shellctr.engine.build_context import extract_context
-
     store.prepare()
+    with host.scratch_file(["cat"], store.layout.tmp_dir / f"build-context-{os.getpid()}.tar",
+                           lambda out: out.write(data)) as archive:
+        yield from context_from_tar(host, store, archive, data, dockerfile)
+
+
+def context_from_tar(host: Host, store: Store, archive: Path, data: bytes,
+                     dockerfile: str | None) -> Iterator[tuple[bytes, str, Tree | None]]:
+    """A context tar (spooled at `archive`), checked member by member as a layer is (no
+    absolute names, no `..`, nothing through a symlink, no hard link out, no device),
+    then extracted by tar into a private directory that goes when the build ends."""
+    try:
+        scan_layer(host.facts.readable(archive), allow_empty=True)
+    except ShellctrError as err:
+        raise BuildError(f"the context tar on stdin is refused: {err.message}",
+                         "send a tar of the context's files, with relative names") from None
     directory = store.layout.tmp_dir / f"build-context-{os.getpid()}"
     host.remove_tree(directory)  # left by a crashed build that had our pid
     with Rollback(host) as scratch:
         host.mkdir(directory, mode=0o700, rollback=scratch)
         try:
-            if not host.dry_run:
-                extract_context(io.BytesIO(data), directory)
-            yield read_dir(directory, dockerfile, stdin, inside=True)
+            host.run(["tar", "--extract", f"--file={os.fspath(archive)}",
+                      f"--directory={os.fspath(directory)}",
+                      "--preserve-permissions",  # COPY keeps the modes the tar gives
+                      "--no-same-owner", "--no-overwrite-dir"])
+            if host.dry_run:  # nothing is extracted: the Dockerfile from the tar itself
+                yield dockerfile_in_tar(data, dockerfile), dockerfile or "Dockerfile", None
+            else:
+                yield read_dir(directory, dockerfile, io.BytesIO(), inside=True)
         finally:
             host.remove_tree(directory)
+
+
+def dockerfile_in_tar(data: bytes, dockerfile: str | None) -> bytes:
+    import tarfile
+
+    wanted = copyrules.context_path(dockerfile or "Dockerfile")
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        for member in tar:
+            if member.isreg() and member.name.removeprefix("./") == wanted:
+                found = tar.extractfile(member)
+                if found is not None:
+                    return found.read()
+    raise BuildError(f"the context tar has no {wanted}", "add it, or name it with -f")
 
 
 def read_dir(directory: Path, dockerfile: str | None, stdin: IO[bytes],

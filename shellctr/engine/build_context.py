@@ -3,7 +3,8 @@ extracted once into a private directory) and the filesystem of an image (an earl
 stage, for `COPY --from`, and the image a COPY writes into, for its destination rules and
 `--chown` names), both as `copyrules.Listing`s.
 
-The context is walked once, with lstat, after .dockerignore: what is excluded is not
+A tar context is checked and extracted by engine/build.py first. The context is walked
+once, with lstat, after .dockerignore: what is excluded is not
 there, and a symlink is an entry whose target copyrules resolves inside the context (an
 absolute target means the context's root), never on the host. Files are opened with
 O_NOFOLLOW and must still be what the walk saw.
@@ -14,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,6 @@ from typing import IO
 from shellctr.core.layout import Layout
 from shellctr.engine.commit import is_whiteout
 from shellctr.engine.layers import OPAQUE_XATTR
-from shellctr.parts import golang
 from shellctr.parts.copyrules import CopyError, Entry, Kind
 from shellctr.parts.dockerignore import DOCKERIGNORE, ContextFilter, IgnoreError
 
@@ -150,49 +149,6 @@ def read_context(directory: Path, dockerfile: str, ignore_text: str | None) -> T
             nodes[parent] = Node(directory / parent, os.lstat(directory / parent))
             parent = parent.rpartition("/")[0]
     return Tree(nodes)
-
-
-def extract_context(archive: IO[bytes], into: Path) -> None:
-    """A context tar from stdin, extracted into the private directory `into`: regular
-    files, directories and symlinks only, no absolute names or `..`, nothing written
-    through a symlink (the members are checked before anything is written)."""
-    try:
-        with tarfile.open(fileobj=archive, mode="r|*") as tar:
-            for member in tar:
-                name = golang.clean(member.name.lstrip("/"))
-                if name == "." or name == ".." or name.startswith("../"):
-                    if name == ".":
-                        continue
-                    raise CopyError(f"the context tar's member {member.name!r} leaves it",
-                                    "send a tar whose names are relative")
-                target = into / name
-                parent = into
-                for part in name.split("/")[:-1]:
-                    parent = parent / part
-                    if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
-                        raise CopyError(f"the context tar's member {member.name!r} goes "
-                                        "through a symlink or a file", "send a plain tar")
-                    parent.mkdir(mode=0o755, exist_ok=True)
-                if target.is_symlink() or (target.exists() and not target.is_dir()):
-                    target.unlink()
-                if member.isdir():
-                    target.mkdir(mode=0o755, exist_ok=True)
-                    os.chmod(target, member.mode & 0o7777)
-                elif member.issym():
-                    os.symlink(member.linkname, target)
-                elif member.isreg():
-                    source = tar.extractfile(member)
-                    assert source is not None
-                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                                 0o600)
-                    with os.fdopen(fd, "wb") as out:
-                        while chunk := source.read(CHUNK):
-                            out.write(chunk)
-                    os.chmod(target, member.mode & 0o7777)
-                # other members (devices, fifos, hard links) are not part of a context
-    except tarfile.TarError as err:
-        raise CopyError(f"the context on stdin is not a tar: {err}",
-                        "send a tar of the context, or a Dockerfile alone") from None
 
 
 # -- an image's files ------------------------------------------------------------------------

@@ -90,8 +90,9 @@ def test_build_prints_the_classic_steps_and_the_image_runs(ctr: Ctr, tmp_path: P
     assert config["WorkingDir"] == "/app"
     assert config["Labels"] == {"x": "y"}
     assert "GREETING=hi" in config["Env"]
-    # three layers made (COPY, COPY, RUN) on busybox's one; the others change the config
-    assert len(image["RootFS"]["Layers"]) == 4
+    # four layers on busybox's one: WORKDIR (it makes /app, as the classic builder), COPY,
+    # COPY, RUN; the others change only the config
+    assert len(image["RootFS"]["Layers"]) == 5
     remove_images(ctr, "app")
 
 
@@ -332,7 +333,7 @@ def test_trace_shows_a_run_steps_commands_as_runs(ctr: Ctr, tmp_path: Path) -> N
     result = ctr("build", "-t", "tr", str(ctx)).ok()
     traced = [line for line in result.err.splitlines() if line.startswith("+ ")]
     assert any("unshare" in line for line in traced), result
-    assert any("shellctr.engine.layers pack" in line for line in traced), result
+    assert any("shellctr.engine.pack pack" in line for line in traced), result
     remove_images(ctr, "tr")
 
 
@@ -346,3 +347,46 @@ def test_sigterm_mid_build_leaves_nothing(ctr: Ctr, tmp_path: Path) -> None:
     assert ctr.container_ids() == []
     assert ctr("images", "-q", "killed").ok().out == ""
     ctr("builder", "prune", "--force").ok()
+
+
+def test_a_hostile_context_tar_is_refused_before_anything_is_written(ctr: Ctr,
+                                                                     tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for info, data in (tar_member("Dockerfile", data=b"FROM busybox\nCOPY . /\n"),
+                           tar_member("../../escaped", data=b"x")):
+            tar.addfile(info, io.BytesIO(data))
+    result = ctr("build", "-", input=buffer.getvalue())
+    assert result.code == 1, result
+    assert "the context tar on stdin is refused" in result.err
+    assert len(result.err_lines) == 1, result
+    assert not (tmp_path.parent / "escaped").exists()
+
+
+def test_run_after_volume_keeps_nothing_under_it_and_no_volume(ctr: Ctr, tmp_path: Path) -> None:
+    ctx = context(tmp_path, "FROM busybox\nVOLUME /data\nRUN echo lost > /data/f && "
+                  "echo kept > /kept\n")
+    ctr("build", "-t", "vol", str(ctx)).ok()
+    out = ctr("run", "--rm", "vol", "sh", "-c", "cat /kept; ls /data").ok().out
+    assert out == "kept\n"  # as Docker: a RUN's writes under a VOLUME are not in the layer
+    assert ctr("volume", "ls", "-q").ok().out == ""
+    remove_images(ctr, "vol")
+
+
+def test_image_prune_takes_the_cache_with_it(ctr: Ctr, tmp_path: Path) -> None:
+    ctx = context(tmp_path, "FROM busybox\nRUN echo once\n")
+    ctr("build", "-q", str(ctx)).ok()
+    ctr("image", "prune", "--force").ok()
+    again = ctr("build", "-q", "-t", "pruned", str(ctx), trace=False).ok()
+    assert again.out.startswith("sha256:")
+    assert "Running in" not in again.out  # -q
+    plain = ctr("build", str(ctx), trace=False).ok()
+    assert " ---> Using cache" in plain.out.splitlines()
+    remove_images(ctr, "pruned")
+
+
+def test_run_steps_use_the_network_asked_for(ctr: Ctr, tmp_path: Path) -> None:
+    ctx = context(tmp_path, "FROM busybox\nRUN ls /sys/class/net > /links\n")
+    ctr("build", "--network", "none", "-t", "nonet", str(ctx)).ok()
+    assert ctr("run", "--rm", "nonet", "cat", "/links").ok().out.split() == ["lo"]
+    remove_images(ctr, "nonet")
