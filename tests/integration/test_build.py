@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .support import Ctr, tar_member, wait_for, write_tar
+from .support import Ctr, tar_member, tree_listing, wait_for, write_tar
 
 
 def context(tmp_path: Path, dockerfile: str, files: dict[str, str | bytes] | None = None,
@@ -317,7 +317,9 @@ def test_dry_run_plans_and_changes_nothing(ctr: Ctr, tmp_path: Path) -> None:
     ctr("build", "-q", str(ctx)).ok()
     (ctx / "Dockerfile").write_text("FROM busybox\nENV A=1\nRUN echo changed\nCMD [\"sh\"]\n")
     before = ctr("images", "-aq").ok().out
+    files = tree_listing(ctr.root, ctr.runroot)
     script = ctr("--dry-run", "build", str(ctx), trace=False).ok().out
+    assert tree_listing(ctr.root, ctr.runroot) == files
     assert script.startswith("#!/usr/bin/env bash\n")
     assert "#   Step 2/4 : ENV A=1\n#    ---> Using cache\n" in script
     assert "#   Step 3/4 : RUN echo changed\n" in script
