@@ -18,6 +18,7 @@ would run.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -34,15 +35,8 @@ from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import SHORT
 from shellctr.core.store import Store, now_iso
 from shellctr.engine.build_cache import CACHE_DIR
-from shellctr.engine.build_context import Tree, image_tree
+from shellctr.engine.build_context import ImageView, Tree, image_tree
 from shellctr.engine.build_copy import Transfer, transfer_digest, write_dirs, write_transfer
-from shellctr.engine.image import (
-    ARCHITECTURES,
-    history_entry,
-    parse_config,
-    record_image,
-    sha256_hex,
-)
 from shellctr.engine.layers import (
     prepare_layer_dirs,
     publish_layer,
@@ -117,6 +111,18 @@ class State:
         return "scratch:" + sha256_hex(blob.encode())
 
 
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def history_entry(created: str, created_by: str, empty_layer: bool = False) -> dict[str, Any]:
+    """One `history` item, as the classic builder writes it."""
+    entry: dict[str, Any] = {"created": created, "created_by": created_by}
+    if empty_layer:
+        entry["empty_layer"] = True
+    return entry
+
+
 def cache_key(parent: State, created_by: str) -> str:
     return sha256_hex(json.dumps([parent.key, created_by]).encode())
 
@@ -183,9 +189,11 @@ class Builder:
         return state.id
 
     def tag(self, image_id: str, tag: str) -> None:
-        from shellctr.engine.image import tag_image
+        record = find_image_record(self.store.image_records(), image_id)
+        if normalize_ref(tag) not in record["repo_tags"]:  # (a cached rebuild: it is)
+            from shellctr.engine.image import tag_image
 
-        tag_image(self.host, self.store, image_id, tag)
+            tag_image(self.host, self.store, image_id, tag)
         self.say(f"Successfully tagged {normalize_ref(tag).removeprefix('docker.io/library/')}")
 
     def stage(self, stage: Stage, global_args: dict[str, str], is_target: bool) -> State:
@@ -236,7 +244,7 @@ class Builder:
         return state, triggers
 
     def load_state(self, image_id: str, cmd_set: bool = False) -> State:
-        document = parse_config(self.layout.blob(image_id).read_bytes())
+        document = json.loads(self.layout.blob(image_id).read_bytes())
         record = find_image_record(self.store.image_records(), image_id)
         config, _ = begin_stage(document.get("config"))
         config.env = list((document.get("config") or {}).get("Env") or [])
@@ -317,6 +325,8 @@ class Builder:
         document = {k: v for k, v in state.document.items()
                     if k not in ("config", "container_config", "rootfs", "history", "created",
                                  "author", "comment")}
+        from shellctr.engine.image import ARCHITECTURES, record_image  # not for a cache hit
+
         document.setdefault("architecture",
                             ARCHITECTURES.get(os.uname().machine, os.uname().machine))
         document.setdefault("os", "linux")
@@ -482,8 +492,10 @@ class Builder:
                 self.host.rename(partial, blob, rollback=rollback)
 
     # -- COPY and ADD ---------------------------------------------------------------------
-    def image_files(self, state: State) -> Tree:
-        """The merged files of a state's layers (extracted first if need be)."""
+    def image_files(self, state: State, walk: bool = True) -> Tree:
+        """The merged files of a state's layers (extracted first if need be): all of them
+        (`walk`: a COPY --from's sources), or looked up path by path (what a COPY
+        writes into needs only its destination's paths and /etc/passwd)."""
         if not state.layers:
             return Tree({})
         self.store.prepare()
@@ -493,6 +505,8 @@ class Builder:
                 with self.store.lock(), Rollback(self.host) as rollback:
                     for layer in extracted:
                         publish_layer(self.host, self.layout, layer, rollback)
+        if not walk:
+            return ImageView(self.layout, state.layers)
         return image_tree(self.layout, state.layers)
 
     def source_tree(self, step: TransferStep, stage: Stage) -> Tree:
@@ -514,7 +528,7 @@ class Builder:
     def transfer(self, state: State, step: TransferStep, stage: Stage) -> State:
         keyword = step.keyword
         source = self.source_tree(step, stage)
-        image = self.image_files(state)
+        image = self.image_files(state, walk=False)
         owner = None
         try:
             if step.chown:
@@ -594,7 +608,7 @@ class Builder:
         """WORKDIR makes its directory when the image lacks it, as Docker's classic builder
         does (a layer with the new directories, root's, 0755); else only the config."""
         path = config.working_dir.strip("/")
-        tree = self.image_files(state)
+        tree = self.image_files(state, walk=False)
         node = tree.node(path)
         if not path or (node is not None and node.kind == "dir"):
             return self.commit_config(state, config, created_by)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import IO
 
 from shellctr.core.layout import Layout
-from shellctr.engine.commit import is_whiteout
 from shellctr.engine.layers import OPAQUE_XATTR
 from shellctr.parts.copyrules import CopyError, Entry, Kind
 from shellctr.parts.dockerignore import DOCKERIGNORE, ContextFilter, IgnoreError
@@ -47,6 +46,11 @@ class Node:
         if stat.S_ISLNK(mode):
             return "symlink"
         return "other"
+
+
+def is_whiteout(st: os.stat_result) -> bool:
+    """overlayfs' whiteout: a 0/0 character device (engine/commit.py reads them too)."""
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(0, 0)
 
 
 def kind_of(mode: int) -> Kind:
@@ -180,6 +184,62 @@ def image_tree(layout: Layout, layers: list[str]) -> Tree:
     if layers:
         nodes.setdefault("", Node(root, os.lstat(root)))
     return Tree(nodes)
+
+
+class ImageView(Tree):
+    """An image's merged files looked up one path at a time, as overlayfs resolves them
+    (the topmost layer that has the path decides; a whiteout or a file above hides it; an
+    opaque directory hides what the layers below have in it): what a COPY needs of the
+    image it writes into, without walking the whole image."""
+
+    def __init__(self, layout: Layout, layers: list[str]) -> None:
+        super().__init__({})
+        self.tops = [layout.layer_dir(diff_id) for diff_id in reversed(layers)]
+        self.seen: dict[str, Node | None] = {}
+
+    def node(self, path: str) -> Node | None:
+        if path not in self.seen:
+            found = self._resolve([part for part in path.split("/") if part])
+            self.seen[path] = found
+            if found is not None:
+                self.nodes[path] = found  # for open()
+        return self.seen[path]
+
+    def walk(self) -> Iterable[str]:
+        raise TypeError("an ImageView is looked up, not walked: use image_tree")
+
+    def _resolve(self, parts: list[str]) -> Node | None:
+        if not self.tops:
+            return None
+        if not parts:
+            return Node(self.tops[0], os.lstat(self.tops[0]))
+        for top in self.tops:
+            current, hidden_below, present = top, False, True
+            for part in parts[:-1]:
+                current = current / part
+                try:
+                    st = os.lstat(current)
+                except FileNotFoundError:
+                    present = False
+                    break
+                if is_whiteout(st) or not stat.S_ISDIR(st.st_mode):
+                    return None  # deleted, or a file above hides the path
+                hidden_below = hidden_below or _is_opaque(current)
+            if present:
+                full = current / parts[-1]
+                found: os.stat_result | None
+                try:
+                    found = os.lstat(full)
+                except FileNotFoundError:
+                    found = None
+                if found is not None:
+                    if is_whiteout(found):
+                        return None
+                    link = os.readlink(full) if stat.S_ISLNK(found.st_mode) else ""
+                    return Node(full, found, link)
+            if hidden_below:
+                return None
+        return None
 
 
 def _covered(path: str, hidden: set[str], opaque: set[str]) -> bool:
