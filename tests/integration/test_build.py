@@ -93,6 +93,20 @@ def test_build_prints_the_classic_steps_and_the_image_runs(ctr: Ctr, tmp_path: P
     # four layers on busybox's one: WORKDIR (it makes /app, as the classic builder), COPY,
     # COPY, RUN; the others change only the config
     assert len(image["RootFS"]["Layers"]) == 5
+    blob = json.loads((ctr.root / "blobs" / "sha256" / image["Id"].removeprefix("sha256:"))
+                      .read_text())
+    history = blob["history"][1:]  # after busybox's own
+    assert [entry["created_by"].split(" in ")[0] if "COPY" in entry["created_by"]
+            else entry["created_by"] for entry in history] == [
+        "/bin/sh -c #(nop)  ARG V=1", "/bin/sh -c #(nop)  ENV GREETING=hi",
+        "/bin/sh -c #(nop) WORKDIR /app",
+        "/bin/sh -c #(nop) COPY file:" + history[3]["created_by"].split("file:")[1][:64],
+        "/bin/sh -c #(nop) COPY dir:" + history[4]["created_by"].split("dir:")[1][:64],
+        '|1 V=1 /bin/sh -c echo "$GREETING $V" > /app/out && cat /app/out',
+        "/bin/sh -c #(nop)  LABEL x=y", '/bin/sh -c #(nop)  CMD ["cat" "/app/out"]']
+    assert [bool(entry.get("empty_layer")) for entry in history] == [
+        True, True, False, False, False, False, True, True]
+    assert history[3]["created_by"].endswith(" in /app/ ")  # Docker's trailing space
     remove_images(ctr, "app")
 
 
