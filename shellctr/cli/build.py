@@ -8,15 +8,29 @@ import sys
 from shellctr.cli.common import Context, Parser
 from shellctr.core.errors import UsageError
 
+TRUE, FALSE = ("1", "t", "true"), ("0", "f", "false")  # Go's strconv.ParseBool
+
 
 def truthy(text: str) -> bool:
-    """`--rm=true|false` (Go's strconv.ParseBool)."""
+    """`--rm=true|false`."""
     value = text.lower()
-    if value in ("1", "t", "true"):
+    if value in TRUE:
         return True
-    if value in ("0", "f", "false"):
+    if value in FALSE:
         return False
-    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}: use true or false")
+    raise UsageError(f"invalid boolean value {text!r} for --rm", "use --rm=true or --rm=false")
+
+
+def rm_and_context(args: argparse.Namespace) -> tuple[bool, str]:
+    """`--rm` takes an optional value, so argparse hands `build --rm .` the context as the
+    value of --rm: a word that is no boolean is the context."""
+    rm, context = args.rm, args.context
+    if isinstance(rm, str) and rm.lower() not in (*TRUE, *FALSE) and context is None:
+        return True, rm
+    if context is None:
+        raise UsageError("build needs a context: a directory, or - for stdin",
+                         "give it last: shellctr build -t NAME .")
+    return (truthy(rm) if isinstance(rm, str) else rm), context
 
 
 def key_values(items: list[str], flag: str, need_value: bool) -> dict[str, str | None]:
@@ -44,13 +58,14 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
     for tag in args.tag:
         normalize_ref(tag)  # a bad name is refused before anything is built
     labels = {k: v or "" for k, v in key_values(args.label, "--label", True).items()}
-    with prepared_context(ctx.host, ctx.store, args.context, args.file,
+    rm, context = rm_and_context(args)
+    with prepared_context(ctx.host, ctx.store, context, args.file,
                           sys.stdin.buffer) as (data, name, tree):
         options = BuildOptions(
             dockerfile=data, dockerfile_name=name, context=tree, tags=args.tag,
             build_args=key_values(args.build_arg, "--build-arg", False), target=args.target,
             no_cache=args.no_cache, labels=labels, quiet=args.quiet, network=args.network,
-            rm=args.rm, force_rm=args.force_rm)
+            rm=rm, force_rm=args.force_rm)
         image_id = build(ctx.host, ctx.store, options)
     if image_id and args.quiet:
         ctx.host.result(f"sha256:{image_id}")
@@ -64,7 +79,11 @@ def cmd_builder_prune(args: argparse.Namespace, ctx: Context) -> int:
 
     if not args.force and not ctx.host.dry_run:
         sys.stderr.write("WARNING! This will remove all dangling build cache.\n")
-        if input("Are you sure you want to continue? [y/N] ").strip().lower() != "y":
+        try:
+            answer = input("Are you sure you want to continue? [y/N] ")
+        except EOFError:  # no terminal to ask
+            answer = ""
+        if answer.strip().lower() != "y":
             return 0
     report = prune_cache(ctx.host, ctx.store)
     for line in report:
@@ -91,14 +110,14 @@ def add_build_flags(parser: Parser) -> None:
     parser.add_argument("--iidfile", metavar="FILE", help="write the image id to FILE")
     parser.add_argument("--network", metavar="MODE",
                         help="the RUN steps' network (default bridge; none, host)")
-    parser.add_argument("--rm", type=truthy, default=True, nargs="?", const=True,
+    parser.add_argument("--rm", default=True, nargs="?", const=True,
                         metavar="true|false",
                         help="remove the intermediate containers of a successful build "
                         "(default true)")
     parser.add_argument("--force-rm", action="store_true",
                         help="remove the intermediate containers even when a step fails")
     parser.add_argument("--platform", metavar="linux/amd64", help="the target platform")
-    parser.add_argument("context", metavar="CONTEXT|-",
+    parser.add_argument("context", nargs="?", metavar="CONTEXT|-",
                         help="the build context's directory, or - for a tar (or a "
                         "Dockerfile) on stdin")
     parser.set_defaults(func=cmd_build)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shellctr.cli.build import key_values, truthy
+from shellctr.cli.build import add_build_flags, key_values, rm_and_context, truthy
 from shellctr.core.errors import UsageError
 from shellctr.engine.build import State, cache_key
 from shellctr.engine.build_context import Tree, read_context
@@ -129,6 +129,22 @@ def test_cache_keys_follow_the_parent_and_the_step() -> None:
     scratch = State("", {"history": []}, config, [], [])
     changed = State("", {"history": [{"created_by": "ENV A=1"}]}, config, [], [])
     assert scratch.key.startswith("scratch:") and scratch.key != changed.key
+
+
+def test_rm_takes_an_optional_value_and_leaves_the_context_alone() -> None:
+    import argparse
+
+    def parsed(*argv: str) -> tuple[bool, str]:
+        parser = argparse.ArgumentParser()
+        add_build_flags(parser)  # type: ignore[arg-type]
+        return rm_and_context(parser.parse_args(argv))
+
+    assert parsed("--rm", ".") == (True, ".")
+    assert parsed("--rm=false", ".") == (False, ".")
+    assert parsed(".") == (True, ".")
+    assert parsed("--rm=true", "-") == (True, "-")
+    with pytest.raises(UsageError, match="needs a context"):
+        parsed("--rm=false")
 
 
 def test_build_flags() -> None:
