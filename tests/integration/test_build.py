@@ -290,7 +290,7 @@ def test_dockerignore_hides_files_from_copy(ctr: Ctr, tmp_path: Path) -> None:
 
 
 def test_context_and_dockerfile_from_stdin(ctr: Ctr, tmp_path: Path) -> None:
-    alone = ctr("build", "-q", "-", input="FROM busybox\nENV FROM_STDIN=1\n").ok()
+    alone = ctr("image", "build", "-q", "-", input="FROM busybox\nENV FROM_STDIN=1\n").ok()
     image_id = alone.out.strip()
     assert image_id.startswith("sha256:") and len(image_id) == 71
     assert "FROM_STDIN=1" in image_config(ctr, image_id)["Config"]["Env"]
