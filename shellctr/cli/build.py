@@ -49,7 +49,8 @@ def key_values(items: list[str], flag: str, need_value: bool) -> dict[str, str |
 def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
     from pathlib import Path
 
-    from shellctr.engine.build import BuildOptions, build, prepared_context
+    from shellctr.engine.build import build
+    from shellctr.engine.build_context import BuildOptions, prepared_context
     from shellctr.parts.reference import normalize_ref
 
     if args.platform and args.platform not in ("linux/amd64", "linux"):
@@ -75,7 +76,7 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_builder_prune(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.build import prune_cache
+    from shellctr.engine.build_cache import prune_cache
 
     if not args.force and not ctx.host.dry_run:
         sys.stderr.write("WARNING! This will remove all dangling build cache.\n")

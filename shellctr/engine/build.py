@@ -18,30 +18,24 @@ would run.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
-import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 from typing import IO, Any, TextIO
 
 from shellctr.core.errors import NotFound, ShellctrError
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import SHORT
 from shellctr.core.store import Store, now_iso
-from shellctr.engine.build_cache import CACHE_DIR
-from shellctr.engine.build_context import ImageView, Tree, image_tree
+from shellctr.engine.build_cache import CACHE_DIR, State, cache_key, history_entry
+from shellctr.engine.build_context import BuildError, BuildOptions, ImageView, Tree, image_tree
 from shellctr.engine.build_copy import Transfer, transfer_digest, write_dirs, write_transfer
+from shellctr.engine.build_run import RunSteps
 from shellctr.engine.layers import (
     prepare_layer_dirs,
     publish_layer,
     scan_layer,
-    sweep_partials,
 )
 from shellctr.parts import copyrules
 from shellctr.parts.dockerfile import (
@@ -50,7 +44,6 @@ from shellctr.parts.dockerfile import (
     CopyStep,
     Dockerfile,
     DockerfileError,
-    Heredoc,
     RunStep,
     Stage,
     Step,
@@ -64,70 +57,7 @@ from shellctr.parts.dockerfile_words import SubstitutionError
 from shellctr.parts.reference import find_image_record, normalize_ref
 
 
-class BuildError(ShellctrError):
-    """A build that failed (Docker's exit code 1)."""
-
-    exit_code = 1
-
-
-@dataclass
-class BuildOptions:
-    """What `build` was asked for (cli/build.py fills it from the flags)."""
-
-    dockerfile: bytes
-    dockerfile_name: str = "Dockerfile"
-    context: Tree | None = None
-    tags: list[str] = field(default_factory=list)
-    build_args: dict[str, str | None] = field(default_factory=dict)
-    target: str | None = None
-    no_cache: bool = False
-    labels: dict[str, str] = field(default_factory=dict)
-    quiet: bool = False
-    network: str | None = None
-    rm: bool = True
-    force_rm: bool = False
-
-
-@dataclass
-class State:
-    """An image a step made (or a stage's base): its id ("" before a scratch stage has a
-    layer), its config document, the stage's config, its layers and their sizes."""
-
-    id: str
-    document: dict[str, Any]
-    config: StageConfig
-    layers: list[str]
-    sizes: list[int]
-    cmd_set: bool = False
-    run_image: str = ""  # --dry-run: an image with these layers, for a RUN's container
-
-    @property
-    def key(self) -> str:
-        """What the cache keys of the next step start from."""
-        if self.id:
-            return self.id
-        blob = json.dumps([self.config.to_config(), self.document.get("history")],
-                          sort_keys=True)
-        return "scratch:" + sha256_hex(blob.encode())
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def history_entry(created: str, created_by: str, empty_layer: bool = False) -> dict[str, Any]:
-    """One `history` item, as the classic builder writes it."""
-    entry: dict[str, Any] = {"created": created, "created_by": created_by}
-    if empty_layer:
-        entry["empty_layer"] = True
-    return entry
-
-
-def cache_key(parent: State, created_by: str) -> str:
-    return sha256_hex(json.dumps([parent.key, created_by]).encode())
-
-
-class Builder:
+class Builder(RunSteps):
     """One build: the Dockerfile's needed stages, step by step."""
 
     def __init__(self, host: Host, store: Store, options: BuildOptions,
@@ -354,143 +284,6 @@ class Builder:
         new.id = image.id
         return new
 
-    # -- RUN ------------------------------------------------------------------------------
-    def run(self, state: State, step: RunStep, args: BuildArgs, stage: Stage) -> State:
-        config = state.config
-        command = step.resolve(config.current_shell)
-        if not command:
-            raise DockerfileError(stage.path, step.line, "RUN needs a command")
-        created_by = " ".join(args.run_history(command, config.env))
-        script = step.script
-        if script is not None:  # the history (and the cache) see the script itself
-            created_by += "\n" + script.data
-        key = cache_key(state, created_by)
-        hit = self.use_cache(key)
-        if hit is not None:
-            return hit
-        if not (state.id or state.run_image):
-            raise DockerfileError(stage.path, step.line, "RUN in a stage without files: "
-                                  "FROM scratch has no /bin/sh to run it",
-                                  "COPY a shell in first, or build FROM an image")
-        env = [*args.environment(config.env)]
-        if not any(item.startswith("PATH=") for item in config.env):
-            env.append("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        with self.script_file(script) as volumes:
-            cid, code = self.run_container(state, command, env, volumes)
-        if self.host.dry_run:
-            self.planned = True
-            return state
-        try:
-            if code != 0:
-                if self.options.force_rm:
-                    self.remove_container(cid)
-                raise BuildError(f"The command '{' '.join(command)}' returned a non-zero "
-                                 f"code: {code}", "the step's output is above"
-                                 + ("" if self.options.force_rm else
-                                    f"; its container {cid[:SHORT]} is kept for inspection"))
-            entry = history_entry(now_iso(), created_by)
-            new = self.commit_run(state, cid, entry, key)
-        except BaseException:
-            if code == 0 and (self.options.rm or self.options.force_rm):
-                self.remove_container(cid)
-            raise
-        if self.options.rm or self.options.force_rm:
-            self.remove_container(cid)
-            self.say(f"Removing intermediate container {cid[:SHORT]}")
-        return new
-
-    @contextmanager
-    def script_file(self, script: Heredoc | None) -> Iterator[list[str]]:
-        """`RUN <<EOF` with a `#!` line runs the body as a file, /dev/pipes/NAME, as
-        BuildKit: a private file bound there read-only (in /dev, so never in the layer)."""
-        if script is None:
-            yield []
-            return
-        self.store.prepare()
-        path = self.layout.tmp_dir / f"build-script-{os.getpid()}"
-        with Rollback(self.host) as rollback:
-            self.host.remove_file(path)
-            self.host.write_file(path, script.data, mode=0o755, rollback=rollback)
-            try:
-                yield [f"{os.fspath(path)}:/dev/pipes/{script.name}:ro"]
-            finally:
-                self.host.remove_file(path)
-
-    def run_container(self, state: State, command: list[str], env: list[str],
-                      volumes: list[str]) -> tuple[str, int]:
-        """Create and start the step's container, attached; its id and exit code. A signal
-        that ends the build (SIGTERM, SIGINT) kills and removes the container first."""
-        from shellctr.engine.create import create
-        from shellctr.engine.start import start
-        from shellctr.parts.request import RunRequest
-
-        config = state.config
-        request = RunRequest(image=(state.id or state.run_image)[:SHORT], command=command,
-                             entrypoint="", env=env, workdir=config.working_dir or None,
-                             user=config.user or None,
-                             network=self.options.network or None, volume=volumes)
-        container = create(self.host, self.store, request)
-        cid = container["id"]
-        self.say(f" ---> Running in {cid[:SHORT]}")
-        try:
-            with self.quiet_stdout():
-                code = start(self.host, self.store, cid, attach=True, forward=False)
-        except BaseException:
-            if not self.host.dry_run:
-                with ignoring_signals():
-                    self.remove_container(cid, force=True)
-            raise
-        return cid, code
-
-    @contextmanager
-    def quiet_stdout(self) -> Iterator[None]:
-        """-q: the step's output goes nowhere (the container writes to our fd 1)."""
-        if not self.options.quiet or self.host.dry_run:
-            yield
-            return
-        sys.stdout.flush()
-        saved = os.dup(1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.close(devnull)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-
-    def remove_container(self, cid: str, force: bool = False) -> None:
-        from shellctr.engine.containers import remove
-
-        # volumes: the anonymous ones a VOLUME of the image gave the step (as Docker, what a
-        # RUN writes under a VOLUME path is not in the layer)
-        remove(self.host, self.store, cid, force=force, volumes=True)
-
-    def commit_run(self, state: State, cid: str, entry: dict[str, Any], key: str) -> State:
-        """The container's changes as one layer on the parent's, and the step's image."""
-        from shellctr.core.state import ContainerConfig
-        from shellctr.engine.commit import runtime_skips, write_layer
-
-        config = ContainerConfig.model_validate(self.store.container_config(cid))
-        upper = self.layout.container_upper(cid)
-        self.store.prepare()
-        with Rollback(self.host) as rollback:
-            self.host.step(f"write the changes of container {cid[:SHORT]} as a new layer tar")
-            scan, partial = write_layer(self.host, self.layout, upper,
-                                        runtime_skips(self.layout, config), rollback)
-            self.publish_tar(partial, scan.diff_id, rollback)
-            return self.record(state, state.config, entry,
-                               (scan.diff_id, scan.size, scan.tar_size), key)
-
-    def publish_tar(self, partial: Path, diff_id: str, rollback: Rollback) -> None:
-        with self.store.lock():
-            sweep_partials(self.host, self.layout)
-            blob = self.layout.blob(diff_id)
-            if self.host.exists(blob):
-                self.host.remove_file(partial)
-            else:
-                self.host.rename(partial, blob, rollback=rollback)
-
     # -- COPY and ADD ---------------------------------------------------------------------
     def image_files(self, state: State, walk: bool = True) -> Tree:
         """The merged files of a state's layers (extracted first if need be): all of them
@@ -649,157 +442,8 @@ def _is_dir(tree: Tree, path: str) -> bool:
     return node is not None and node.kind == "dir"
 
 
-@contextmanager
-def ignoring_signals() -> Iterator[None]:
-    """While a killed step's container is removed: a second Ctrl-C must not leave it."""
-    previous = {signum: signal.signal(signum, signal.SIG_IGN)
-                for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def build(host: Host, store: Store, options: BuildOptions, out: TextIO | None = None) -> str:
     """Build; the image id ("" under --dry-run)."""
     return Builder(host, store, options, out).build()
 
 
-def prune_cache(host: Host, store: Store) -> list[str]:
-    """`builder prune`: every cache entry goes, and the images they name that have no tag
-    and that no container uses (with the layers only they held). Docker's report lines."""
-    from shellctr.core.state import Image
-    from shellctr.engine.image import remove_unused_layers
-
-    layout = store.layout
-    cache = layout.root / CACHE_DIR
-    report: list[str] = []
-    with store.lock():
-        names = sorted(os.listdir(cache)) if cache.is_dir() else []
-        ids: list[str] = []
-        for name in names:
-            try:
-                ids.append(str(json.loads((cache / name).read_text()).get("id", "")))
-            except (OSError, ValueError):
-                continue
-        used = {store.container_config(cid)["image_id"] for cid in store.container_ids()}
-        gone: set[str] = set()
-        for image_id in dict.fromkeys(ids):
-            path = layout.image_file(image_id)
-            if not image_id or not path.is_file() or image_id in used:
-                continue
-            if Image.model_validate_json(path.read_text()).repo_tags:
-                continue
-            host.step(f"remove build cache image {image_id[:SHORT]}")
-            host.remove_file(path)
-            host.remove_file(layout.blob(image_id))
-            gone.add(image_id)
-            report.append(f"deleted: sha256:{image_id}")
-        for name in names:
-            host.remove_file(cache / name)
-        if gone:
-            remove_unused_layers(host, store, gone=gone)
-    return report
-
-
-# -- the context -------------------------------------------------------------------------------
-@contextmanager
-def prepared_context(host: Host, store: Store, context: str, dockerfile: str | None,
-                     stdin: IO[bytes]) -> Iterator[tuple[bytes, str, Tree | None]]:
-    """The Dockerfile's bytes, its name and the context's tree, for `build CONTEXT` (a
-    directory) or `build -` (a tar on stdin, extracted into a private directory that goes
-    when the build ends, or a Dockerfile alone). `dockerfile`: `-f` (`-`: stdin)."""
-    if context != "-":
-        directory = Path(context)
-        if not directory.is_dir():
-            raise BuildError(f"unable to prepare context: path {context!r} not found",
-                             "give the build context's directory (or - for a tar on stdin)")
-        yield read_dir(directory.absolute(), dockerfile, stdin, inside=False)
-        return
-    data = stdin.read()
-    if not copyrules.is_archive(data[:65536]):
-        if dockerfile not in (None, "-", "Dockerfile"):
-            raise BuildError("-f cannot name a file when the Dockerfile comes alone on stdin",
-                             "drop -f")
-        yield data, "Dockerfile", None
-        return
-    store.prepare()
-    with host.scratch_file(["cat"], store.layout.tmp_dir / f"build-context-{os.getpid()}.tar",
-                           lambda out: out.write(data)) as archive:
-        yield from context_from_tar(host, store, archive, data, dockerfile)
-
-
-def context_from_tar(host: Host, store: Store, archive: Path, data: bytes,
-                     dockerfile: str | None) -> Iterator[tuple[bytes, str, Tree | None]]:
-    """A context tar (spooled at `archive`), checked member by member as a layer is (no
-    absolute names, no `..`, nothing through a symlink, no hard link out, no device),
-    then extracted by tar into a private directory that goes when the build ends."""
-    try:
-        scan_layer(host.facts.readable(archive), allow_empty=True)
-    except ShellctrError as err:
-        raise BuildError(f"the context tar on stdin is refused: {err.message}",
-                         "send a tar of the context's files, with relative names") from None
-    directory = store.layout.tmp_dir / f"build-context-{os.getpid()}"
-    host.remove_tree(directory)  # left by a crashed build that had our pid
-    with Rollback(host) as scratch:
-        host.mkdir(directory, mode=0o700, rollback=scratch)
-        try:
-            host.run(["tar", "--extract", f"--file={os.fspath(archive)}",
-                      f"--directory={os.fspath(directory)}",
-                      "--preserve-permissions",  # COPY keeps the modes the tar gives
-                      "--no-same-owner", "--no-overwrite-dir"])
-            if host.dry_run:  # nothing is extracted: the Dockerfile from the tar itself
-                yield dockerfile_in_tar(data, dockerfile), dockerfile or "Dockerfile", None
-            else:
-                yield read_dir(directory, dockerfile, io.BytesIO(), inside=True)
-        finally:
-            host.remove_tree(directory)
-
-
-def dockerfile_in_tar(data: bytes, dockerfile: str | None) -> bytes:
-    import tarfile
-
-    wanted = copyrules.context_path(dockerfile or "Dockerfile")
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-        for member in tar:
-            if member.isreg() and member.name.removeprefix("./") == wanted:
-                found = tar.extractfile(member)
-                if found is not None:
-                    return found.read()
-    raise BuildError(f"the context tar has no {wanted}", "add it, or name it with -f")
-
-
-def read_dir(directory: Path, dockerfile: str | None, stdin: IO[bytes],
-             inside: bool) -> tuple[bytes, str, Tree]:
-    """The Dockerfile (`-f`: a path, relative to the context for a tar's; `-`: stdin) and
-    the context directory's tree."""
-    from shellctr.engine.build_context import read_context
-    from shellctr.parts.dockerignore import DOCKERIGNORE
-
-    name = "Dockerfile"
-    try:
-        if dockerfile == "-":
-            data = stdin.read()
-        else:
-            if dockerfile is None:
-                path = directory / "Dockerfile"
-                if not path.is_file() and (directory / "dockerfile").is_file():
-                    path = directory / "dockerfile"
-            elif inside:  # -f names a file in the tar
-                path = directory / copyrules.context_path(dockerfile)
-            else:
-                path = Path(dockerfile)
-            try:
-                data = path.read_bytes()
-            except OSError:
-                raise BuildError(f"unable to prepare context: cannot read the Dockerfile "
-                                 f"{os.fspath(path)!r}", "give its path with -f") from None
-            relative = os.path.relpath(path.absolute(), directory)
-            name = relative if not relative.startswith("..") else os.fspath(path)
-        ignore = directory / DOCKERIGNORE
-        text = ignore.read_text(errors="replace") if ignore.is_file() else None
-        return data, name, read_context(directory, name, text)
-    except OSError as err:
-        raise BuildError(f"cannot read the build context: {err.strerror}: "
-                         f"{err.filename}") from None

@@ -1,10 +1,9 @@
-"""What a build reads files from: the build context (a directory, or a tar on stdin
-extracted once into a private directory) and the filesystem of an image (an earlier
-stage, for `COPY --from`, and the image a COPY writes into, for its destination rules and
-`--chown` names), both as `copyrules.Listing`s.
+"""What a build reads: its options, the build context (a directory, or a tar on stdin,
+checked as a layer is and extracted by tar into a private directory: `prepared_context`)
+and the filesystem of an image (an earlier stage, for `COPY --from`; the image a COPY
+writes into, for its destination rules and `--chown` names), as `copyrules.Listing`s.
 
-A tar context is checked and extracted by engine/build.py first. The context is walked
-once, with lstat, after .dockerignore: what is excluded is not
+The context is walked once, with lstat, after .dockerignore: what is excluded is not
 there, and a symlink is an entry whose target copyrules resolves inside the context (an
 absolute target means the context's root), never on the host. Files are opened with
 O_NOFOLLOW and must still be what the walk saw.
@@ -13,19 +12,49 @@ O_NOFOLLOW and must still be what the walk saw.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from shellctr.core.errors import ShellctrError
+from shellctr.core.host import Host, Rollback
 from shellctr.core.layout import Layout
-from shellctr.engine.layers import OPAQUE_XATTR
+from shellctr.core.store import Store
+from shellctr.engine.layers import OPAQUE_XATTR, scan_layer
+from shellctr.parts import copyrules
 from shellctr.parts.copyrules import CopyError, Entry, Kind
 from shellctr.parts.dockerignore import DOCKERIGNORE, ContextFilter, IgnoreError
 
 CHUNK = 1 << 20
+
+
+class BuildError(ShellctrError):
+    """A build that failed (Docker's exit code 1)."""
+
+    exit_code = 1
+
+
+@dataclass
+class BuildOptions:
+    """What `build` was asked for (cli/build.py fills it from the flags)."""
+
+    dockerfile: bytes
+    dockerfile_name: str = "Dockerfile"
+    context: Tree | None = None
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str | None] = field(default_factory=dict)
+    target: str | None = None
+    no_cache: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    quiet: bool = False
+    network: str | None = None
+    rm: bool = True
+    force_rm: bool = False
 
 
 @dataclass(frozen=True)
@@ -272,3 +301,105 @@ def _is_opaque(path: Path) -> bool:
         return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:
         return False
+
+
+# -- the context -------------------------------------------------------------------------------
+@contextmanager
+def prepared_context(host: Host, store: Store, context: str, dockerfile: str | None,
+                     stdin: IO[bytes]) -> Iterator[tuple[bytes, str, Tree | None]]:
+    """The Dockerfile's bytes, its name and the context's tree, for `build CONTEXT` (a
+    directory) or `build -` (a tar on stdin, extracted into a private directory that goes
+    when the build ends, or a Dockerfile alone). `dockerfile`: `-f` (`-`: stdin)."""
+    if context != "-":
+        directory = Path(context)
+        if not directory.is_dir():
+            raise BuildError(f"unable to prepare context: path {context!r} not found",
+                             "give the build context's directory (or - for a tar on stdin)")
+        yield read_dir(directory.absolute(), dockerfile, stdin, inside=False)
+        return
+    data = stdin.read()
+    if not copyrules.is_archive(data[:65536]):
+        if dockerfile not in (None, "-", "Dockerfile"):
+            raise BuildError("-f cannot name a file when the Dockerfile comes alone on stdin",
+                             "drop -f")
+        yield data, "Dockerfile", None
+        return
+    store.prepare()
+    with host.scratch_file(["cat"], store.layout.tmp_dir / f"build-context-{os.getpid()}.tar",
+                           lambda out: out.write(data)) as archive:
+        yield from context_from_tar(host, store, archive, data, dockerfile)
+
+
+def context_from_tar(host: Host, store: Store, archive: Path, data: bytes,
+                     dockerfile: str | None) -> Iterator[tuple[bytes, str, Tree | None]]:
+    """A context tar (spooled at `archive`), checked member by member as a layer is (no
+    absolute names, no `..`, nothing through a symlink, no hard link out, no device),
+    then extracted by tar into a private directory that goes when the build ends."""
+    try:
+        scan_layer(host.facts.readable(archive), allow_empty=True)
+    except ShellctrError as err:
+        raise BuildError(f"the context tar on stdin is refused: {err.message}",
+                         "send a tar of the context's files, with relative names") from None
+    directory = store.layout.tmp_dir / f"build-context-{os.getpid()}"
+    host.remove_tree(directory)  # left by a crashed build that had our pid
+    with Rollback(host) as scratch:
+        host.mkdir(directory, mode=0o700, rollback=scratch)
+        try:
+            host.run(["tar", "--extract", f"--file={os.fspath(archive)}",
+                      f"--directory={os.fspath(directory)}",
+                      "--preserve-permissions",  # COPY keeps the modes the tar gives
+                      "--no-same-owner", "--no-overwrite-dir"])
+            if host.dry_run:  # nothing is extracted: the Dockerfile from the tar itself
+                yield dockerfile_in_tar(data, dockerfile), dockerfile or "Dockerfile", None
+            else:
+                yield read_dir(directory, dockerfile, io.BytesIO(), inside=True)
+        finally:
+            host.remove_tree(directory)
+
+
+def dockerfile_in_tar(data: bytes, dockerfile: str | None) -> bytes:
+    import tarfile
+
+    wanted = copyrules.context_path(dockerfile or "Dockerfile")
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        for member in tar:
+            if member.isreg() and member.name.removeprefix("./") == wanted:
+                found = tar.extractfile(member)
+                if found is not None:
+                    return found.read()
+    raise BuildError(f"the context tar has no {wanted}", "add it, or name it with -f")
+
+
+def read_dir(directory: Path, dockerfile: str | None, stdin: IO[bytes],
+             inside: bool) -> tuple[bytes, str, Tree]:
+    """The Dockerfile (`-f`: a path, relative to the context for a tar's; `-`: stdin) and
+    the context directory's tree."""
+    from shellctr.engine.build_context import read_context
+    from shellctr.parts.dockerignore import DOCKERIGNORE
+
+    name = "Dockerfile"
+    try:
+        if dockerfile == "-":
+            data = stdin.read()
+        else:
+            if dockerfile is None:
+                path = directory / "Dockerfile"
+                if not path.is_file() and (directory / "dockerfile").is_file():
+                    path = directory / "dockerfile"
+            elif inside:  # -f names a file in the tar
+                path = directory / copyrules.context_path(dockerfile)
+            else:
+                path = Path(dockerfile)
+            try:
+                data = path.read_bytes()
+            except OSError:
+                raise BuildError(f"unable to prepare context: cannot read the Dockerfile "
+                                 f"{os.fspath(path)!r}", "give its path with -f") from None
+            relative = os.path.relpath(path.absolute(), directory)
+            name = relative if not relative.startswith("..") else os.fspath(path)
+        ignore = directory / DOCKERIGNORE
+        text = ignore.read_text(errors="replace") if ignore.is_file() else None
+        return data, name, read_context(directory, name, text)
+    except OSError as err:
+        raise BuildError(f"cannot read the build context: {err.strerror}: "
+                         f"{err.filename}") from None
