@@ -56,6 +56,9 @@ from shellctr.parts.dockerfile_config import StageConfig, begin_stage, onbuild_t
 from shellctr.parts.dockerfile_words import SubstitutionError
 from shellctr.parts.reference import find_image_record, normalize_ref
 
+HOST_PLATFORM = "linux/" + {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine,
+                                                                       os.uname().machine)
+
 
 class Builder(RunSteps):
     """One build: the Dockerfile's needed stages, step by step."""
@@ -128,7 +131,11 @@ class Builder(RunSteps):
 
     def stage(self, stage: Stage, global_args: dict[str, str], is_target: bool) -> State:
         self.step_header(stage.text)
-        base, _platform, _ = stage.expand_base(global_args)
+        base, platform, _ = stage.expand_base(global_args)
+        if platform and platform.removesuffix("/") not in ("linux", HOST_PLATFORM):
+            raise DockerfileError(stage.path, stage.line, f"FROM --platform={platform}: "
+                                  f"shellctr builds {HOST_PLATFORM} images only",
+                                  "drop --platform, or build on a host of that platform")
         state, triggers = self.base_state(stage, base)
         self.say(f" ---> {state.id[:SHORT]}")
         args = self.args.for_stage()

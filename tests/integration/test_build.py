@@ -318,6 +318,16 @@ def test_quiet_iidfile_labels(ctr: Ctr, tmp_path: Path) -> None:
     remove_images(ctr, "q")
 
 
+def test_from_platform_other_than_the_hosts_is_refused(ctr: Ctr, tmp_path: Path) -> None:
+    ctx = context(tmp_path, "FROM --platform=linux/s390x busybox\nRUN true\n")
+    result = ctr("build", str(ctx))
+    assert result.code == 1 and "Dockerfile:1: FROM --platform=linux/s390x" in result.err
+    (ctx / "Dockerfile").write_text("ARG P=linux/amd64\nFROM --platform=$P busybox\n"
+                                    "ENV OK=1\n")
+    ctr("build", "-t", "plat", str(ctx)).ok()
+    remove_images(ctr, "plat")
+
+
 def test_syntax_error_names_file_and_line(ctr: Ctr, tmp_path: Path) -> None:
     ctx = context(tmp_path, "FROM busybox\nRUN true\nFOO bar\n")
     result = ctr("build", str(ctx))
