@@ -44,6 +44,8 @@ from shellctr.parts.dockerfile import (
     CopyStep,
     Dockerfile,
     DockerfileError,
+    KeyValue,
+    LabelStep,
     RunStep,
     Stage,
     Step,
@@ -94,7 +96,7 @@ class Builder(RunSteps):
         for warning in df.warnings:
             self.host.warn(warning)
         needed = df.needed_stages(self.options.target, self.options.build_args)
-        self.total = df.step_count(needed)
+        self.total = df.step_count(needed) + (1 if self.options.labels else 0)
         for step in df.meta_args:
             self.step_header(step.text)
             self.args.declare_global(step)
@@ -139,8 +141,6 @@ class Builder(RunSteps):
         state, triggers = self.base_state(stage, base)
         self.say(f" ---> {state.id[:SHORT]}")
         args = self.args.for_stage()
-        if is_target and self.options.labels:
-            state.config.labels.update(self.options.labels)
         if triggers:
             self.say(onbuild_trigger_line(len(triggers)))
             for expression in triggers:
@@ -153,7 +153,22 @@ class Builder(RunSteps):
             state = self.run_step(state, step, args, stage)
             if not self.planned and (state.id or not self.host.dry_run):
                 self.say(f" ---> {state.id[:SHORT]}")
+        if is_target and self.options.labels and not self.planned:
+            state = self.labels(state)
         self.args.merge_referenced(args)
+        return state
+
+    def labels(self, state: State) -> State:
+        """`--label`s, as the classic builder adds them: one more LABEL step at the end of
+        the target stage (not expanded: the values are as given)."""
+        pairs = tuple(KeyValue(key, value) for key, value in self.options.labels.items())
+        text = "LABEL " + " ".join(str(pair) for pair in pairs)
+        self.step_header(text)
+        config = state.config.copy()
+        created_by = config.apply(LabelStep(text=text, line=0, end_line=0, pairs=pairs))
+        state = self.commit_config(state, config, created_by)
+        if state.id or not self.host.dry_run:
+            self.say(f" ---> {state.id[:SHORT]}")
         return state
 
     def base_state(self, stage: Stage, base: str) -> tuple[State, list[str]]:

@@ -315,6 +315,10 @@ def test_quiet_iidfile_labels(ctr: Ctr, tmp_path: Path) -> None:
     assert result.out == iid.read_text() + "\n"
     assert "noisy" not in result.out
     assert image_config(ctr, "q")["Config"]["Labels"] == {"a": "b"}
+    # a cached build with other labels gets them (they are a step of their own)
+    other = ctr("build", "--label", "c=$HOME", "-t", "q", str(ctx), trace=False).ok()
+    assert steps(other.out) == ["FROM busybox", "cached RUN echo noisy", "LABEL c=$HOME"]
+    assert image_config(ctr, "q")["Config"]["Labels"] == {"c": "$HOME"}
     remove_images(ctr, "q")
 
 
