@@ -118,6 +118,9 @@ def test_second_build_is_all_cache_and_starts_no_container(ctr: Ctr, tmp_path: P
     assert "Running in" not in again.out
     assert "unshare" not in again.err  # the trace: no container was started
     assert again.out.splitlines()[-2] == f"Successfully built {first[7:19]}"
+    # the intermediate images are hidden, as Docker's: only busybox and app, unless -a
+    assert len(ctr("images", "-q").ok().out.split()) == 2
+    assert len(ctr("images", "-aq").ok().out.split()) == 9  # busybox, one per step after FROM
     remove_images(ctr, "app")
 
 
