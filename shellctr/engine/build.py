@@ -22,14 +22,23 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import IO, Any, TextIO
+from contextlib import ExitStack
+from typing import IO, Any, BinaryIO, TextIO
 
 from shellctr.core.errors import NotFound, ShellctrError
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import SHORT
 from shellctr.core.store import Store, now_iso
 from shellctr.engine.build_cache import CACHE_DIR, State, cache_key, history_entry
-from shellctr.engine.build_context import BuildError, BuildOptions, ImageView, Tree, image_tree
+from shellctr.engine.build_context import (
+    URL_PREFIX,
+    BuildError,
+    BuildOptions,
+    ImageView,
+    Node,
+    Tree,
+    image_tree,
+)
 from shellctr.engine.build_copy import Transfer, transfer_digest, write_dirs, write_transfer
 from shellctr.engine.build_run import RunSteps
 from shellctr.engine.layers import (
@@ -341,8 +350,14 @@ class Builder(RunSteps):
         return self.options.context
 
     def transfer(self, state: State, step: TransferStep, stage: Stage) -> State:
+        with ExitStack() as downloads:  # an ADD's downloads go when its layer is written
+            return self.transfer_with(state, step, stage, downloads)
+
+    def transfer_with(self, state: State, step: TransferStep, stage: Stage,
+                      downloads: ExitStack) -> State:
         keyword = step.keyword
         source = self.source_tree(step, stage)
+        from_context = not (isinstance(step, CopyStep) and step.from_stage)
         image = self.image_files(state, walk=False)
         owner = None
         try:
@@ -357,14 +372,19 @@ class Builder(RunSteps):
                 sources = copyrules.match_sources(step.sources, source, keyword,
                                                   allow_urls=isinstance(step, AddStep))
                 if any(s.url for s in sources):
-                    raise copyrules.CopyError("ADD failed: remote URLs are not supported yet "
-                                              "(they need the registry's HTTP client)",
-                                              "download the file into the context and COPY it")
+                    if self.host.dry_run:
+                        self.say("(would download " + " ".join(s.url for s in sources if s.url)
+                                 + ", then write the layer)")
+                        self.planned = True
+                        return state
+                    source = Tree(dict(source.nodes))  # the context and the downloads
+                    sources = [self.download(found, step, source, downloads) if found.url
+                               else found for found in sources]
 
                 def is_archive(found: copyrules.Source) -> bool:
                     if not isinstance(step, AddStep) or step.unpack is False:
-                        return False
-                    if found.kind != "file" or source is not self.options.context:
+                        return False  # a download is never extracted, as Docker's ADD
+                    if found.kind != "file" or not from_context or found.url:
                         return False
                     with source.open(found.path) as head:
                         return copyrules.is_archive(head.read(65536))
@@ -417,6 +437,30 @@ class Builder(RunSteps):
             return self.record(state, config, entry, (scan.diff_id, scan.size, scan.tar_size),
                                key)
 
+    def download(self, found: copyrules.Source, step: TransferStep, tree: Tree,
+                 downloads: ExitStack) -> copyrules.Source:
+        """ADD of a URL: its body in a scratch file (shown as the `curl` that fetches it,
+        checked against --checksum), entered in `tree` under a name no context path has."""
+        index = sum(1 for path in tree.nodes if path.startswith(URL_PREFIX))
+        self.store.prepare()
+        path = self.layout.tmp_dir / f"build-download-{os.getpid()}-{index}"
+        digests: list[str] = []
+        argv = ["curl", "--fail", "--silent", "--show-error", "--location", "--", found.url]
+        downloads.enter_context(self.host.scratch_file(
+            argv, path, lambda out: digests.append(fetch(found.url, out))))
+        checksum = step.checksum if isinstance(step, AddStep) else ""
+        if checksum:
+            algorithm, _, wanted = checksum.partition(":")
+            if algorithm != "sha256" or not wanted:
+                raise copyrules.CopyError(f"ADD failed: unsupported checksum {checksum!r}",
+                                          "give --checksum=sha256:HEX")
+            if digests[0] != wanted:
+                raise copyrules.CopyError(f"ADD failed: {found.url}: digest mismatch: "
+                                          f"sha256:{digests[0]} (expected {checksum})")
+        key = f"{URL_PREFIX}{index}"
+        tree.nodes[key] = Node(path, os.lstat(path))
+        return copyrules.Source(found.name, key, "file", url=found.url)
+
     # -- WORKDIR --------------------------------------------------------------------------
     def workdir(self, state: State, config: StageConfig, created_by: str, step: Step,
                 stage: Stage) -> State:
@@ -437,6 +481,26 @@ class Builder(RunSteps):
         return self.layer_step(state, config, created_by, key,
                                ["mkdir", "--parents", "--mode=755", config.working_dir],
                                lambda out: write_dirs(out, path, tree), step, stage)
+
+
+def fetch(url: str, out: BinaryIO) -> str:
+    """`url`'s body into `out` (redirects followed); its sha256. CopyError if it fails."""
+    import hashlib
+    import urllib.error
+    import urllib.request
+
+    sha = hashlib.sha256()
+    request = urllib.request.Request(url, headers={"User-Agent": "shellctr-build"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            while chunk := response.read(1 << 20):
+                sha.update(chunk)
+                out.write(chunk)
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise copyrules.CopyError(f"ADD failed: cannot download {url}: {reason}",
+                                  "check the URL (and that the build can reach it)") from None
+    return sha.hexdigest()
 
 
 def transfer_argv(tree: Tree, step: TransferStep) -> list[str]:

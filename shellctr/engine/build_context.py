@@ -31,6 +31,7 @@ from shellctr.parts.copyrules import CopyError, Entry, Kind
 from shellctr.parts.dockerignore import DOCKERIGNORE, ContextFilter, IgnoreError
 
 CHUNK = 1 << 20
+URL_PREFIX = "\0url/"  # where an ADD's downloads are in its tree: no context path has a NUL
 
 
 class BuildError(ShellctrError):

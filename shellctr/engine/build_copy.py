@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-from shellctr.engine.build_context import Tree
+from shellctr.engine.build_context import URL_PREFIX, Tree
 from shellctr.parts import golang
 from shellctr.parts.copyrules import CopyError, CopyOp
 
@@ -114,6 +114,8 @@ def _entry_info(transfer: Transfer, path: str, name: str) -> tarfile.TarInfo:
     st = node.st
     owner = transfer.owner or (0, 0)
     mode = transfer.mode if transfer.mode is not None else stat.S_IMODE(st.st_mode)
+    if path.startswith(URL_PREFIX) and transfer.mode is None:
+        mode = 0o600  # Docker's mode for an ADD of a URL
     if node.kind == "dir":
         return _info(name, tarfile.DIRTYPE, mode, owner, st.st_mtime)
     if node.kind == "symlink":

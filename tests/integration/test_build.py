@@ -8,6 +8,7 @@ import io
 import json
 import signal
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -423,3 +424,44 @@ def test_run_steps_use_the_network_asked_for(ctr: Ctr, tmp_path: Path) -> None:
     ctr("build", "--network", "none", "-t", "nonet", str(ctx)).ok()
     assert ctr("run", "--rm", "nonet", "cat", "/links").ok().out.split() == ["lo"]
     remove_images(ctr, "nonet")
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[str]:
+    """A web server on 127.0.0.1 (this worker's own network namespace) serving `www/`."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "remote.txt").write_text("from the web\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_add_downloads_a_url_and_checks_its_checksum(ctr: Ctr, tmp_path: Path,
+                                                     web: str) -> None:
+    import hashlib
+
+    good = hashlib.sha256(b"from the web\n").hexdigest()
+    ctx = context(tmp_path, f"FROM busybox\nADD --checksum=sha256:{good} {web}/remote.txt "
+                  "/srv/\n")
+    result = ctr("build", "-t", "web", str(ctx)).ok()
+    assert any(line.startswith("+ curl --fail") and "/remote.txt" in line
+               for line in result.err.splitlines()), result
+    out = ctr("run", "--rm", "web", "stat", "-c", "%a %u:%g %s", "/srv/remote.txt").ok().out
+    assert out == "600 0:0 13\n"  # Docker's mode for a download
+    (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum=sha256:{'0' * 64} "
+                                    f"{web}/remote.txt /srv/\n")
+    bad = ctr("build", str(ctx))
+    assert bad.code == 1 and "digest mismatch" in bad.err, bad
+    (ctx / "Dockerfile").write_text(f"FROM busybox\nADD {web}/missing /srv/\n")
+    missing = ctr("build", str(ctx))
+    assert missing.code == 1 and "cannot download" in missing.err, missing
+    remove_images(ctr, "web")
