@@ -46,6 +46,15 @@ def key_values(items: list[str], flag: str, need_value: bool) -> dict[str, str |
     return out
 
 
+def build_args(items: list[str]) -> dict[str, str | None]:
+    """`--build-arg K=V`; `--build-arg K` takes K from this process's environment, as
+    Docker's client does (not set there: the ARG's default stays)."""
+    import os
+
+    return {key: os.environ.get(key) if value is None else value
+            for key, value in key_values(items, "--build-arg", False).items()}
+
+
 def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
     from pathlib import Path
 
@@ -64,7 +73,7 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
                           sys.stdin.buffer) as (data, name, tree):
         options = BuildOptions(
             dockerfile=data, dockerfile_name=name, context=tree, tags=args.tag,
-            build_args=key_values(args.build_arg, "--build-arg", False), target=args.target,
+            build_args=build_args(args.build_arg), target=args.target,
             no_cache=args.no_cache, labels=labels, quiet=args.quiet, network=args.network,
             rm=rm, force_rm=args.force_rm)
         image_id = build(ctx.host, ctx.store, options)
@@ -99,7 +108,7 @@ def add_build_flags(parser: Parser) -> None:
     parser.add_argument("-f", "--file", metavar="FILE",
                         help="the Dockerfile (default CONTEXT/Dockerfile; - for stdin)")
     parser.add_argument("--build-arg", action="append", default=[], metavar="K[=V]",
-                        help="set a build arg (K alone: from the environment... or unset)")
+                        help="set a build arg (K alone: its value in this environment)")
     parser.add_argument("--target", metavar="STAGE", help="the stage to build")
     parser.add_argument("--no-cache", action="store_true", help="run every step again")
     parser.add_argument("--pull", action="store_true",

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from shellctr.cli.build import add_build_flags, key_values, rm_and_context, truthy
+from shellctr.cli.build import (
+    add_build_flags,
+    build_args,
+    key_values,
+    rm_and_context,
+    truthy,
+)
 from shellctr.core.errors import UsageError
 from shellctr.engine.build import State, cache_key
 from shellctr.engine.build_context import Tree, read_context
@@ -145,6 +151,14 @@ def test_rm_takes_an_optional_value_and_leaves_the_context_alone() -> None:
     assert parsed("--rm=true", "-") == (True, "-")
     with pytest.raises(UsageError, match="needs a context"):
         parsed("--rm=false")
+
+
+def test_a_build_arg_without_a_value_comes_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FROM_ENV", "yes")
+    monkeypatch.delenv("NOT_SET", raising=False)
+    assert build_args(["FROM_ENV", "NOT_SET", "X=1"]) == {"FROM_ENV": "yes", "NOT_SET": None,
+                                                         "X": "1"}
 
 
 def test_build_flags() -> None:
