@@ -47,8 +47,9 @@ VERB_MODULES = {
                      "commit", "diff", "pull", "push", "login", "logout"), "images"),
     **dict.fromkeys(("volume", "cp"), "volumes"),
     **dict.fromkeys(("network", "system"), "network"),
+    **dict.fromkeys(("build", "builder"), "build"),
 }
-MODULES = ("run", "containers", "images", "volumes", "network")  # in the order of --help
+MODULES = ("run", "containers", "images", "volumes", "network", "build")  # --help's order
 
 
 def verb_of(argv: Sequence[str]) -> str | None:

@@ -157,6 +157,19 @@ class Store:
                         corrupt.append(err)
         return found
 
+    def intermediate_image_ids(self) -> set[str]:
+        """The images a build step was made on (the parents the build cache names):
+        `images` hides them unless -a, as Docker hides its builds' intermediate images."""
+        cache = self.layout.build_cache_dir
+        parents: set[str] = set()
+        for name in self.entries(cache):
+            try:
+                parents.add(str(json.loads(self.host.facts.read_bytes(cache / name))
+                                .get("parent", "")))
+            except (OSError, ValueError, AttributeError):  # removed meanwhile, or not ours
+                continue
+        return parents
+
     # -- volumes ---------------------------------------------------------------
     def volume_names(self) -> list[str]:
         """The names of the volumes with a record."""

@@ -50,9 +50,11 @@ Message = dict[str, object]
 
 
 def start(host: Host, store: Store, cid: str, attach: bool,
-          interactive: bool | None = None) -> int:
+          interactive: bool | None = None, forward: bool = True) -> int:
     """Start the container; attached, wait for it and return its exit code, else 0.
-    `interactive`: `start -i` keeps stdin open for this run."""
+    `interactive`: `start -i` keeps stdin open for this run. `forward`: attached, pass
+    this process's signals on to the container (else the caller's handlers stay: a
+    build's RUN step ends the build on SIGTERM instead)."""
     layout = store.layout
     container = store.container(cid)
     if interactive is not None:
@@ -104,7 +106,7 @@ def start(host: Host, store: Store, cid: str, attach: bool,
     if not attach:
         return 0
     code, late = attend(host, process, parent, init_pid, fds[0] if tty and fds else None,
-                        container["interactive"], layout.container_log(cid))
+                        container["interactive"], layout.container_log(cid), forward)
     if "message" in late:
         return fail(host, store, cid, late)
     lifecycle.end(host, store, cid, code)
@@ -333,10 +335,11 @@ def wait_ended(host: Host, process: subprocess.Popen[bytes], exit_file: Path,
 # -- staying with an attached process --------------------------------------------------------
 def attend(host: Host, process: subprocess.Popen[bytes], status: _socket.socket, pid: int,
            pty_master: int | None, interactive: bool, log: Path | None = None,
-           ) -> tuple[int, Message]:
+           forward: bool = True) -> tuple[int, Message]:
     """Stay with an attached process until it ends: forward signals to `pid`, relay its
     terminal. Returns its exit code and init.py's late error (exec failed), if any."""
-    forward_signals(host, pid)
+    if forward:
+        forward_signals(host, pid)
     if pty_master is not None:
         from shellctr.engine.terminal import relay
         relay(pty_master, interactive=interactive, log=log)
