@@ -165,6 +165,12 @@ def init_spec(facts: Facts, layout: Layout, container: ContainerRecord,
             spec["slave_namespace"] = True
     if container["read_only"]:
         spec["readonly_rootfs"] = True
+    if container.get("devices"):  # --device: the nodes init.py makes in /dev
+        spec["devices"] = [[d["container"], d["kind"], d["major"], d["minor"]]
+                           for d in container["devices"]]
+    from shellctr.engine import confine
+
+    spec.update(confine.spec_of(facts, container))
     return spec
 
 

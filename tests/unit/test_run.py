@@ -151,6 +151,15 @@ def test_run_writes_the_init_spec(layout: Layout, trace: bool, cgroup_root: Path
     spec = json.loads(host.cmds[10].stdin or "")
     cdir = layout.container_dir(CID)
     assert isinstance(spec.pop("status_fd"), int)
+    # the confinement: Docker's default capabilities by number, the kernel's last one read
+    # on the host, the default seccomp profile compiled, the sealed final step's source
+    assert [number for number, _ in spec.pop("caps")] == [0, 1, 3, 4, 5, 6, 7, 8, 10, 13,
+                                                          18, 27, 29, 31]
+    assert isinstance(spec.pop("last_cap"), int)
+    assert spec.pop("no_new_privs") is True
+    assert len(bytes.fromhex(spec.pop("seccomp"))) % 8 == 0
+    assert spec.pop("seccomp_profile").endswith("seccomp_default.json")
+    assert spec.pop("exec_helper").endswith("build/shellctr-exec")
     assert spec == {
         "rootfs": str(cdir / "rootfs"),
         "lowerdirs": [str(layout.layer_dir(LAYER))],
