@@ -36,7 +36,7 @@ from shellctr.parts.cgroups import (
 CPU_ONLINE = Path("/sys/devices/system/cpu/online")  # when there is no cpuset to ask
 NODE_ONLINE = Path("/sys/devices/system/node/online")
 # v1: the hierarchies a container gets a cgroup in (blkio: only counted, for `stats`)
-V1_CONTROLLERS = ("freezer", "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio")
+V1_CONTROLLERS = ("freezer", "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices")
 # v2: enabled for shellctr's children (io: only counted, for `stats`)
 V2_CONTROLLERS = ("cpu", "memory", "pids", "cpuset", "io")
 
@@ -107,6 +107,24 @@ def create(host: Host, group: str, rollback: Rollback,
         for path, value in knobs(facts, group, limits):
             host.write_value(path, value)
     return paths
+
+
+def device_cgroup(facts: Facts) -> bool:
+    """Whether this host has a device cgroup shellctr can write (v1's devices)."""
+    return not unified(facts) and facts.is_dir(facts.cgroup_root / "devices")
+
+
+def restrict_devices(host: Host, group: str, rules: list[str]) -> bool:
+    """The device cgroup: v1's devices.deny/devices.allow; False where this host has no
+    v1 devices hierarchy (v2: the caller confines devices another way)."""
+    facts = host.facts
+    if not device_cgroup(facts):
+        return False
+    from shellctr.parts.cgroups import device_knobs_v1
+
+    for path, value in device_knobs_v1(cgroup_dir(facts, group, "devices"), rules):
+        host.write_value(path, value)
+    return True
 
 
 def prepare_parent(host: Host, parent: Path, fresh: bool = False) -> set[str]:

@@ -112,6 +112,16 @@ def spec_of(facts: Facts, container: ContainerRecord, privileged_exec: bool = Fa
     }
     if privileged:
         spec["privileged"] = True
+    else:
+        from shellctr.engine import cgroup
+
+        if not cgroup.device_cgroup(facts):
+            # no device cgroup (v2, and no BPF loader yet): Podman's way instead, no
+            # CAP_MKNOD and a nodev rootfs, so only /dev's own nodes open
+            mknod = confine.CAPABILITIES.index("MKNOD")
+            caps = [n for n in caps if n != mknod]
+            spec["caps"] = [[n, confine.CAPABILITIES[n].lower()] for n in caps]
+            spec["rootfs_nodev"] = True
     seccomp = str(container.get("seccomp_profile") or "")
     if not privileged and seccomp != UNCONFINED:
         from shellctr.parts import seccomp as filters

@@ -76,6 +76,7 @@ def start(host: Host, store: Store, cid: str, attach: bool,
         group = container_group(container)
         cgroup.remove(host, group)  # left by a run whose end nobody recorded
         cgroup.create(host, group, rollback, limits_of(container))
+        confine_devices(host, container, group)
         net = attach_network(host, store, container, rollback)
         process = spawn_monitor(host, layout, container, spec_path, attach, child,
                                 console_end, net)
@@ -109,6 +110,16 @@ def start(host: Host, store: Store, cid: str, attach: bool,
         return fail(host, store, cid, late)
     lifecycle.end(host, store, cid, code)
     return code
+
+
+def confine_devices(host: Host, container: ContainerRecord, group: str) -> None:
+    """The device cgroup's rules: v1's devices.deny/allow (without it, see
+    confine.spec_of: no CAP_MKNOD and a nodev rootfs)."""
+    from shellctr.parts.cgroups import device_rules
+
+    rules = device_rules(container["devices"], container["device_cgroup_rules"],  # type: ignore[arg-type]
+                         container["privileged"])
+    cgroup.restrict_devices(host, group, rules)
 
 
 def limits_of(container: ContainerRecord) -> dict[str, object]:

@@ -169,7 +169,9 @@ class Init:
         nsx = MS_NOSUID | MS_NODEV | MS_NOEXEC
         steps = [
             *self.cgroup_steps(),
-            mount("overlay", self.rootfs, "overlay", 0, options),
+            # no device cgroup (v2 without BPF): image and container files open no device
+            mount("overlay", self.rootfs, "overlay",
+                  MS_NODEV if spec.get("rootfs_nodev") else 0, options),
             self.mkdir_in_rootfs("/proc"),
             mount("proc", self.at("/proc"), "proc", nsx),
             self.mkdir_in_rootfs("/sys"),

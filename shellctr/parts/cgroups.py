@@ -201,3 +201,33 @@ def knobs_v2(path: Path, have: set[str], limits: dict[str, object], fresh: bool,
     if "pids" in have and (limits["pids_limit"] or not fresh):  # update to 0: no limit
         writes.append((path / "pids.max", str(limits["pids_limit"] or "max")))
     return writes
+
+
+# -- the device cgroup (issue 13, defect 5) ------------------------------------------------
+# the OCI runtime spec's (and runc's) default rules: mknod of any node (opening it is
+# what the rules decide), the standard nodes, the container's own ptys; tun, fuse and
+# loop-control are not among them
+DEFAULT_DEVICE_RULES = (
+    "c *:* m", "b *:* m",
+    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",  # null zero full random urandom
+    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm",  # tty console ptmx
+    "c 136:* rwm",  # /dev/pts/N
+)
+
+
+def device_rules(devices: list[dict[str, object]], extra: list[str],
+                 privileged: bool) -> list[str]:
+    """The allow rules of a container: the defaults, each --device's node, then
+    --device-cgroup-rule's; --privileged: every device ("a *:* rwm")."""
+    if privileged:
+        return ["a *:* rwm"]
+    rules = list(DEFAULT_DEVICE_RULES)
+    rules += [f"{d['kind']} {d['major']}:{d['minor']} {d['permissions']}" for d in devices]
+    return rules + [rule for rule in extra if rule not in rules]
+
+
+def device_knobs_v1(path: Path, rules: list[str]) -> list[tuple[Path, str]]:
+    """v1: deny everything, then allow each rule (devices.deny/devices.allow)."""
+    if rules == ["a *:* rwm"]:
+        return [(path / "devices.allow", "a")]
+    return [(path / "devices.deny", "a"), *((path / "devices.allow", rule) for rule in rules)]

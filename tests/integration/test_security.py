@@ -263,3 +263,36 @@ def test_inspect_shows_the_confinement_as_docker(ctr: Ctr) -> None:
 def test_userns_host_is_accepted_and_others_refused(ctr: Ctr) -> None:
     ctr("run", "--rm", "--userns", "host", "busybox", "true").ok()
     one_line_error(ctr("run", "--rm", "--userns", "private", "busybox", "true"))
+
+
+# -- defect 5: the device cgroup -----------------------------------------------------------
+OPEN_NODES = ("for node in 'fuse 10 229' 'tun 10 200' 'loop-control 10 237'; do set -- $node; "
+              "mknod /tmp/$1 c $2 $3 || exit 9; "
+              "if (exec 3<>/tmp/$1) 2>/dev/null; then echo $1 opened; "
+              "else echo $1 refused; fi; done")
+
+
+def test_fuse_tun_and_loop_control_cannot_be_opened(ctr: Ctr) -> None:
+    """Defect 5: a container could mknod and open fuse (10:229), tun (10:200) and
+    loop-control (10:237). (Opening is all: nothing is read from or written to them.)"""
+    out = ctr("run", "--rm", "busybox", "sh", "-c", OPEN_NODES).ok().out
+    assert out.split("\n")[:3] == ["fuse refused", "tun refused", "loop-control refused"], out
+    # the standard nodes still work
+    ctr("run", "--rm", "busybox", "sh", "-c", "echo x > /dev/null; head -c 1 /dev/zero "
+        "> /dev/full 2>/dev/null; head -c 4 /dev/urandom > /dev/null").ok()
+
+
+def test_device_and_device_cgroup_rule_allow_a_node(ctr: Ctr) -> None:
+    out = ctr("run", "--rm", "--device", "/dev/fuse", "busybox", "sh", "-c",
+              "ls -l /dev/fuse; (exec 3<>/dev/fuse) && echo opened").ok().out
+    assert "opened" in out and " 10, 229 " in out, out
+    out = ctr("run", "--rm", "--device-cgroup-rule", "c 10:229 rw", "busybox", "sh", "-c",
+              OPEN_NODES).ok().out
+    assert out.split("\n")[:2] == ["fuse opened", "tun refused"], out
+    one_line_error(ctr("run", "--rm", "--device", "/etc/passwd", "busybox", "true"))
+    assert ctr.container_ids() == []
+
+
+def test_privileged_opens_every_device(ctr: Ctr) -> None:
+    out = ctr("run", "--rm", "--privileged", "busybox", "sh", "-c", OPEN_NODES).ok().out
+    assert out.split("\n")[:3] == ["fuse opened", "tun opened", "loop-control opened"], out

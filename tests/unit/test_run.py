@@ -141,6 +141,7 @@ def test_run_shell_lines_are_what_trace_prints(layout: Layout) -> None:
 @pytest.mark.parametrize("trace", [False, True])
 def test_run_writes_the_init_spec(layout: Layout, trace: bool, cgroup_root: Path) -> None:
     (cgroup_root / "freezer").mkdir()  # a cgroup v1 freezer hierarchy
+    (cgroup_root / "devices").mkdir()  # ... and the device cgroup
     install_image(layout, layer_dir=True)
     host = RecordingHost(trace=trace, substitute={MONITOR_NAME: FakeInit()})
     store = Store(layout, host)
@@ -175,7 +176,8 @@ def test_run_writes_the_init_spec(layout: Layout, trace: bool, cgroup_root: Path
         "user": "1000:1000",
         "tty": False,
         "trace": trace,  # init.py sends its trace lines over the status socket
-        "cgroups": [str(cgroup_root / "freezer" / "shellctr" / CID)],  # init.py joins them
+        "cgroups": [str(cgroup_root / "freezer" / "shellctr" / CID),  # init.py joins them
+                    str(cgroup_root / "devices" / "shellctr" / CID)],
     }
 
 
@@ -533,3 +535,34 @@ def test_a_failed_start_removes_the_cgroup_it_made(layout: Layout, cgroup_root: 
         start(host, store, create(host, store, run_request("busybox", ["nope"]))["id"], attach=True)
     assert f"rmdir {q(mine)}" in host.lines
     assert not mine.exists()
+
+
+def test_without_a_device_cgroup_the_container_gets_no_mknod_and_a_nodev_rootfs(
+        layout: Layout, cgroup_root: Path) -> None:
+    """Issue 13, defect 5, where no device cgroup can be written: Podman's fallback."""
+    (cgroup_root / "freezer").mkdir()
+    install_image(layout, layer_dir=True)
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
+    store = Store(layout, host)
+    start(host, store, create(host, store, run_request("busybox"))["id"], attach=True)
+    spec = json.loads(host.cmds[10].stdin or "")
+    assert 27 not in [number for number, _ in spec["caps"]]  # CAP_MKNOD
+    assert spec["rootfs_nodev"] is True
+
+
+def test_the_device_cgroup_denies_all_then_allows_the_defaults_and_devices(
+        layout: Layout, cgroup_root: Path) -> None:
+    """Issue 13, defect 5: fuse, tun, loop-control were open to every container."""
+    (cgroup_root / "devices").mkdir()
+    install_image(layout, layer_dir=True)
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
+    store = Store(layout, host)
+    request = run_request("busybox", device_cgroup_rule=["c 10:229 rw"])
+    start(host, store, create(host, store, request)["id"], attach=True)
+    devices = q(cgroup_root / "devices" / "shellctr" / CID)
+    writes = [line for line in host.lines if line.startswith("echo") and devices in line]
+    assert writes[0] == f"echo a > {devices}/devices.deny"
+    allowed = [line.split("echo ", 1)[1].rsplit(" > ", 1)[0].strip("'") for line in writes[1:]]
+    assert allowed[:3] == ["c *:* m", "b *:* m", "c 1:3 rwm"]
+    assert "c 10:200 rwm" not in allowed  # tun
+    assert allowed[-1] == "c 10:229 rw"
