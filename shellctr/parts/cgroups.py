@@ -209,7 +209,8 @@ def knobs_v2(path: Path, have: set[str], limits: dict[str, object], fresh: bool,
 # loop-control are not among them
 DEFAULT_DEVICE_RULES = (
     "c *:* m", "b *:* m",
-    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",  # null zero full random urandom
+    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",  # null zero full random
+    # (urandom)
     "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm",  # tty console ptmx
     "c 136:* rwm",  # /dev/pts/N
 )
