@@ -296,3 +296,50 @@ def test_device_and_device_cgroup_rule_allow_a_node(ctr: Ctr) -> None:
 def test_privileged_opens_every_device(ctr: Ctr) -> None:
     out = ctr("run", "--rm", "--privileged", "busybox", "sh", "-c", OPEN_NODES).ok().out
     assert out.split("\n")[:3] == ["fuse opened", "tun opened", "loop-control opened"], out
+
+
+# -- defect 8: load and media types --------------------------------------------------------
+def retyped_oci_archive(ctr: Ctr, tmp_path: Path, layer_type: str) -> Path:
+    """busybox saved as an OCI archive whose layer claims another media type (the
+    manifest and index rewritten so every digest still verifies)."""
+    import hashlib
+    import io
+
+    saved = tmp_path / "saved.tar"
+    ctr("save", "--format", "oci-archive", "--output", str(saved), "busybox").ok()
+    with tarfile.open(saved) as tar:
+        members = {m.name: (m, tar.extractfile(m).read() if m.isfile() else b"")  # type: ignore[union-attr]
+                   for m in tar.getmembers()}
+    index = json.loads(members["index.json"][1])
+    old = index["manifests"][0]["digest"].removeprefix("sha256:")
+    manifest = json.loads(members[f"blobs/sha256/{old}"][1])
+    manifest["layers"][0]["mediaType"] = layer_type
+    data = json.dumps(manifest).encode()
+    new = hashlib.sha256(data).hexdigest()
+    index["manifests"][0].update(digest=f"sha256:{new}", size=len(data))
+    members.pop(f"blobs/sha256/{old}")
+    out = tmp_path / f"retyped-{len(list(tmp_path.iterdir()))}.tar"
+    with tarfile.open(out, "w") as tar:
+        for name, (member, content) in [*members.items(),
+                                        (f"blobs/sha256/{new}", (None, data))]:
+            if name == "index.json":
+                content = json.dumps(index).encode()
+            info = tarfile.TarInfo(name) if member is None else member
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content) if info.isfile() else None)
+    return out
+
+
+def test_load_refuses_unknown_layer_media_types(ctr: Ctr, tmp_path: Path) -> None:
+    """Defect 8: an OCI manifest whose layers have unknown media types loaded silently
+    (a zstd or foreign layer read as if it were a tar)."""
+    before = ctr.image_ids()
+    for media in ("application/vnd.oci.image.layer.v1.tar+zstd",
+                  "application/vnd.example.not-a-layer"):
+        line = one_line_error(ctr("load", "--input", str(retyped_oci_archive(ctr, tmp_path,
+                                                                             media))))
+        assert "unsupported layer media type" in line and media in line, line
+    assert ctr.image_ids() == before
+    # the same archive with a proper type loads
+    good = retyped_oci_archive(ctr, tmp_path, "application/vnd.oci.image.layer.v1.tar")
+    ctr("load", "--input", str(good)).ok()
