@@ -11,6 +11,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from .support import (
     APPLETS,
     GROUP,
@@ -343,3 +345,75 @@ def test_load_refuses_unknown_layer_media_types(ctr: Ctr, tmp_path: Path) -> Non
     # the same archive with a proper type loads
     good = retyped_oci_archive(ctr, tmp_path, "application/vnd.oci.image.layer.v1.tar")
     ctr("load", "--input", str(good)).ok()
+
+
+# -- defects 6 and 7: only published ports are reachable ---------------------------------
+from .test_network import (  # noqa: E402  (the fake outside host and its helpers)
+    HOST_IP,
+    SERVE,
+    cleanup,  # noqa: F401
+    host_connect,
+    host_run,
+    in_outside,
+    outside,  # noqa: F401
+    retry,
+)
+
+
+def from_outside(netns: str, script: str, timeout: float = 60) -> tuple[int, str, str]:
+    client = in_outside(netns, "/bin/busybox", "sh", "-c", script)
+    out, err = client.communicate(timeout=timeout)
+    return client.returncode, out, err
+
+
+def container_ip(ctr: Ctr, name: str) -> str:
+    return ctr("inspect", "-f", "{{.NetworkSettings.IPAddress}}", name).ok().out.strip()
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_an_unpublished_port_is_not_reachable_from_a_host_routing_the_subnet(
+        ctr: Ctr, outside: str) -> None:
+    """Defect 6: a host on the outside that routes the bridge subnet via this host
+    reached any listening container port (FORWARD stayed ACCEPT)."""
+    run_detached(ctr, "--name", "web", "-p", "18081:80", "busybox", "sh", "-c",
+                 SERVE.format(port=80) + " & " + SERVE.format(port=7000))
+    address = container_ip(ctr, "web")
+    netns = os.path.basename(outside)
+    host_run("ip", "-netns", netns, "route", "add", f"{address}/32", "via", HOST_IP)
+    # the published port answers from outside (through the host's address) ...
+    code, out, err = from_outside(outside, retry(f"busybox nc {HOST_IP} 18081 </dev/null"))
+    assert code == 0 and out.startswith("hello-from-"), err
+    # ... the container's unpublished one, routed to directly, does not
+    code, out, err = from_outside(
+        outside, f"for i in 1 2 3; do busybox nc -w 1 {address} 7000 </dev/null; done; true",
+        timeout=30)
+    assert "hello-from-" not in out, out
+    assert host_connect(7000, address).startswith("hello-from-")  # the host itself may
+    rules = host_run("iptables", "--list-rules", "SHELLCTR-FORWARD").stdout
+    assert "! -i shellctr0 -o shellctr0" in rules and "-j DROP" in rules, rules
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_a_port_published_on_127_0_0_1_is_not_reachable_from_a_neighbour(
+        ctr: Ctr, outside: str) -> None:
+    """Defect 7 (moby#45610): a neighbour routing 127.0.0.1 via this host reached a
+    port published on 127.0.0.1 (the DNAT matched before the martian check)."""
+    run_detached(ctr, "--name", "local", "-p", "127.0.0.1:18082:80", "busybox", "sh", "-c",
+                 SERVE.format(port=80))
+    assert host_connect(18082).startswith("hello-from-")  # from the host: yes
+    netns = os.path.basename(outside)
+    # the neighbour: its own 127.0.0.1 routed to us instead of its loopback
+    for command in (["route", "del", "local", "127.0.0.1", "dev", "lo", "table", "local"],
+                    ["route", "del", "local", "127.0.0.0/8", "dev", "lo", "table", "local"],
+                    ["route", "add", "127.0.0.1/32", "via", HOST_IP, "dev", "eth0"]):
+        host_run("ip", "-netns", netns, *command)
+    host_run("ip", "netns", "exec", netns, "sysctl", "--quiet", "--write",
+             "net.ipv4.conf.eth0.route_localnet=1")
+    from_outside(outside, "busybox nc -w 1 127.0.0.1 18082 </dev/null; true", timeout=30)
+    # the neighbour never completes a handshake (it drops our 127.0.0.1 replies as
+    # martians), but on main its SYN reached the container: a SYN_RECV (03) from it
+    neighbour = "0000000000000000FFFF0000026433C6"  # ::ffff:198.51.100.2
+    sockets = ctr("exec", "local", "cat", "/proc/net/tcp6", "/proc/net/tcp").ok().out
+    assert neighbour not in sockets and "026433C6:" not in sockets, sockets
+    raw = host_run("iptables", "--table", "raw", "--list-rules", "PREROUTING").stdout
+    assert "-d 127.0.0.1/32 ! -i lo -p tcp -m tcp --dport 18082" in raw, raw
