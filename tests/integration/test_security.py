@@ -26,6 +26,18 @@ from .support import (
     write_tar,
 )
 
+# the fake outside host (a fixture) and its helpers, shared with the network tests
+from .test_network import (
+    HOST_IP,
+    SERVE,
+    cleanup,  # noqa: F401  (a fixture)
+    host_connect,
+    host_run,
+    in_outside,
+    outside,  # noqa: F401  (a fixture)
+    retry,
+)
+
 DOCKER_CAPS = 0xA80425FB
 
 
@@ -348,18 +360,6 @@ def test_load_refuses_unknown_layer_media_types(ctr: Ctr, tmp_path: Path) -> Non
 
 
 # -- defects 6 and 7: only published ports are reachable ---------------------------------
-from .test_network import (  # noqa: E402  (the fake outside host and its helpers)
-    HOST_IP,
-    SERVE,
-    cleanup,  # noqa: F401
-    host_connect,
-    host_run,
-    in_outside,
-    outside,  # noqa: F401
-    retry,
-)
-
-
 def from_outside(netns: str, script: str, timeout: float = 60) -> tuple[int, str, str]:
     client = in_outside(netns, "/bin/busybox", "sh", "-c", script)
     out, err = client.communicate(timeout=timeout)
@@ -372,7 +372,7 @@ def container_ip(ctr: Ctr, name: str) -> str:
 
 @pytest.mark.usefixtures("cleanup")
 def test_an_unpublished_port_is_not_reachable_from_a_host_routing_the_subnet(
-        ctr: Ctr, outside: str) -> None:
+        ctr: Ctr, outside: str) -> None:  # noqa: F811
     """Defect 6: a host on the outside that routes the bridge subnet via this host
     reached any listening container port (FORWARD stayed ACCEPT)."""
     run_detached(ctr, "--name", "web", "-p", "18081:80", "busybox", "sh", "-c",
@@ -395,7 +395,7 @@ def test_an_unpublished_port_is_not_reachable_from_a_host_routing_the_subnet(
 
 @pytest.mark.usefixtures("cleanup")
 def test_a_port_published_on_127_0_0_1_is_not_reachable_from_a_neighbour(
-        ctr: Ctr, outside: str) -> None:
+        ctr: Ctr, outside: str) -> None:  # noqa: F811
     """Defect 7 (moby#45610): a neighbour routing 127.0.0.1 via this host reached a
     port published on 127.0.0.1 (the DNAT matched before the martian check)."""
     run_detached(ctr, "--name", "local", "-p", "127.0.0.1:18082:80", "busybox", "sh", "-c",
