@@ -6,7 +6,6 @@ volume could fake its /proc (issue 13, defect 2)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from shellctr.core.cmd import path_arg
@@ -17,6 +16,8 @@ from shellctr.parts import confine
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from shellctr.core.facts import Facts
+    from shellctr.core.host import Host
+    from shellctr.core.layout import Layout
     from shellctr.core.records import ContainerRecord, Record
     from shellctr.parts.request import RunRequest
 
@@ -40,14 +41,19 @@ def config_of(facts: Facts, request: RunRequest) -> Record:
     seccomp = str(options["seccomp"])
     profile = seccomp
     if seccomp and seccomp != UNCONFINED:
-        from shellctr.parts import seccomp as filters
+        from shellctr.inside import seccomp as filters
 
         try:
             profile = facts.read_text(seccomp)
         except OSError as err:
             raise ShellctrError(f"cannot read the seccomp profile {seccomp}: {err.strerror}",
                                 "give the path of a JSON profile") from None
-        filters.read_profile(profile, seccomp)  # refused now, not at start
+        try:  # refused now, not at start
+            machine, release = facts.kernel()
+            filters.build(filters.read_profile(profile, seccomp), set(), machine,
+                          filters.version(release))
+        except filters.ProfileError as err:
+            raise ShellctrError(err.message, err.hint) from None
     devices = []
     for item in request.device:
         mapping = confine.parse_device(item)
@@ -94,8 +100,25 @@ def own_caps(facts: Facts) -> set[int]:
     return set(range(len(confine.CAPABILITIES)))
 
 
-def spec_of(facts: Facts, container: ContainerRecord, privileged_exec: bool = False
-            ) -> dict[str, object]:
+def profile_file(layout: Layout, container: ContainerRecord) -> Path:
+    """The seccomp profile init.py reads: the default, or the container's own (written
+    to its run dir at start, see write_profile)."""
+    if not container.get("seccomp_profile", ""):
+        from shellctr.inside.seccomp import DEFAULT_PROFILE
+
+        return Path(DEFAULT_PROFILE)
+    return layout.container_run_dir(container["id"]) / "seccomp.json"
+
+
+def write_profile(host: Host, layout: Layout, container: ContainerRecord) -> None:
+    """--security-opt seccomp=PROFILE.json: the profile as given at create, for init.py."""
+    if container.get("seccomp_profile", "") not in ("", UNCONFINED) and not container.get("privileged"):
+        host.write_file(profile_file(layout, container), container.get("seccomp_profile", ""),
+                        mode=0o600, durable=False)
+
+
+def spec_of(facts: Facts, layout: Layout, container: ContainerRecord,
+            privileged_exec: bool = False) -> dict[str, object]:
     """The confinement part of init.py's spec, for PID 1 or (`exec --privileged`) one
     exec'd process."""
     privileged = bool(container.get("privileged"))
@@ -124,14 +147,6 @@ def spec_of(facts: Facts, container: ContainerRecord, privileged_exec: bool = Fa
             spec["rootfs_nodev"] = True
     seccomp = str(container.get("seccomp_profile") or "")
     if not privileged and seccomp != UNCONFINED:
-        from shellctr.parts import seccomp as filters
-
-        profile = (filters.default_profile() if not seccomp
-                   else filters.read_profile(seccomp, "of the container"))
-        machine, release = facts.kernel()
-        program = filters.build(profile, set(confine.cap_names(caps)), machine,
-                                filters.version(release))
-        spec["seccomp"] = filters.encode(program).hex()
-        spec["seccomp_profile"] = (os.fspath(filters.DEFAULT_PROFILE) if not seccomp
-                                   else "the profile given with --security-opt seccomp=")
+        # init.py builds the filter from this file for `caps`, before the root switch
+        spec["seccomp_profile"] = path_arg(profile_file(layout, container))
     return spec

@@ -55,7 +55,7 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
                     for path in cgroup.container_cgroups(host.facts, container_group(container))],
         # the same capabilities, no_new_privs and seccomp filter as PID 1 (or, with
         # --privileged, every capability)
-        **confine.spec_of(host.facts, container, request.privileged),
+        **confine.spec_of(host.facts, store.layout, container, request.privileged),
     }
     spec_path = store.layout.container_run_dir(cid) / f"exec-{new_id()[:12]}.json"
     host.step(f"exec in container {short_id(cid)}")

@@ -69,6 +69,9 @@ def start(host: Host, store: Store, cid: str, attach: bool,
     lifecycle.record_starting(store, cid)
     host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
+    from shellctr.engine import confine
+
+    confine.write_profile(host, layout, container)
     # detached with -t: the pty master goes to the monitor, over this socket
     console, console_end = (socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
                             if tty and not attach else (None, None))
@@ -117,8 +120,9 @@ def confine_devices(host: Host, container: ContainerRecord, group: str) -> None:
     confine.spec_of: no CAP_MKNOD and a nodev rootfs)."""
     from shellctr.parts.cgroups import device_rules
 
-    rules = device_rules(container["devices"], container["device_cgroup_rules"],  # type: ignore[arg-type]
-                         container["privileged"])
+    rules = device_rules(container.get("devices", []),  # type: ignore[arg-type]
+                         container.get("device_cgroup_rules", []),
+                         bool(container.get("privileged")))
     cgroup.restrict_devices(host, group, rules)
 
 
@@ -178,10 +182,10 @@ def init_spec(facts: Facts, layout: Layout, container: ContainerRecord,
         spec["readonly_rootfs"] = True
     if container.get("devices"):  # --device: the nodes init.py makes in /dev
         spec["devices"] = [[d["container"], d["kind"], d["major"], d["minor"]]
-                           for d in container["devices"]]
+                           for d in container.get("devices", [])]
     from shellctr.engine import confine
 
-    spec.update(confine.spec_of(facts, container))
+    spec.update(confine.spec_of(facts, layout, container))
     return spec
 
 

@@ -127,6 +127,7 @@ class Init:
         self.pty_slave: str | None = None
         self.final: dict[str, Any] = {}  # resolved user, env and path of the command
         self.exec_helper: int | None = None  # the sealed memfd of shellctr-exec
+        self.seccomp_filter = b""  # the BPF program, built before the root switch
 
     # -- helpers ------------------------------------------------------------------
     def at(self, path: str) -> str:
@@ -426,12 +427,11 @@ class Init:
         """The seccomp note (util-linux 2.38's setpriv has no --seccomp-filter: the
         profile the filter is built from is named instead), then the exec itself."""
         steps = []
-        if self.spec.get("seccomp"):
-            spec = self.spec
+        if self.spec.get("seccomp_profile"):
+            profile = str(self.spec["seccomp_profile"])
             steps.append(Step(lambda: (
-                f"# seccomp: the filter built from {spec.get('seccomp_profile')} for these "
-                f"capabilities ({len(spec['seccomp']) // 16} BPF instructions) is loaded "
-                "last, then shellctr-exec (a sealed memfd copy) execs the command"),
+                f"# seccomp: the filter built from {profile} for these capabilities is "
+                "loaded last, then shellctr-exec (a sealed memfd copy) execs the command"),
                 lambda: None))
         return [*steps, Step(self.exec_shell, self.exec_command)]
 
@@ -441,7 +441,7 @@ class Init:
         program = find_program(argv[0], env.get("PATH", DEFAULT_PATH))
         spec = self.spec
         no_new_privs = bool(spec.get("no_new_privs", True))
-        seccomp = bytes.fromhex(str(spec.get("seccomp") or ""))
+        seccomp = self.seccomp_filter
         if seccomp and not no_new_privs:
             # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the drop
             install_seccomp(seccomp)
@@ -559,6 +559,8 @@ class Init:
         _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
         if self.spec.get("exec_helper"):
             self.exec_helper = seal_exec_helper(str(self.spec["exec_helper"]))
+        if self.spec.get("seccomp_profile"):
+            self.seccomp_filter = build_seccomp(self.spec)
 
     def main(self) -> None:
         self.prepare_final_step()
@@ -663,6 +665,20 @@ def set_capabilities(keep: set[int]) -> None:
     # effective, permitted, inheritable: low 32 bits, then high 32 bits
     data = struct.pack("6I", mask & 0xFFFFFFFF, mask & 0xFFFFFFFF, 0, mask >> 32, mask >> 32, 0)
     _check(_syscall("capset", header, data), "capset")
+
+
+def build_seccomp(spec: Spec) -> bytes:
+    """The spec's seccomp profile compiled for its capabilities, on this kernel."""
+    from shellctr.inside import seccomp
+
+    uname = os.uname()
+    names = {"CAP_" + name.upper() for _, name in spec.get("caps", [])}
+    try:
+        program = seccomp.build(seccomp.load_profile(str(spec["seccomp_profile"])), names,
+                                uname.machine, seccomp.version(uname.release))
+    except (seccomp.ProfileError, OSError) as err:
+        raise SetupError(f"seccomp: {err}") from err
+    return seccomp.encode(program)
 
 
 def install_seccomp(program: bytes) -> None:

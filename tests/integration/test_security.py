@@ -192,7 +192,7 @@ def test_cap_sys_admin_lets_the_filter_allow_namespaces(ctr: Ctr) -> None:
 
 def test_security_opt_seccomp_unconfined_and_a_profile(ctr: Ctr, tmp_path: Path) -> None:
     assert status_of(ctr, "--security-opt", "seccomp=unconfined")["Seccomp"] == "0"
-    profile = json.loads((Path(__file__).parents[2] / "shellctr/parts/seccomp_default.json")
+    profile = json.loads((Path(__file__).parents[2] / "shellctr/inside/seccomp_default.json")
                          .read_text())
     profile["syscalls"][0]["names"].remove("mkdir")
     profile["syscalls"][0]["names"].remove("mkdirat")

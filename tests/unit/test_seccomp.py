@@ -9,7 +9,8 @@ import struct
 import pytest
 
 from shellctr.core.errors import ShellctrError
-from shellctr.parts import confine, seccomp
+from shellctr.inside import seccomp
+from shellctr.parts import confine
 
 NR = seccomp.syscall_numbers("x86_64")
 ALLOW, EPERM, ENOSYS = seccomp.RET_ALLOW, seccomp.RET_ERRNO | 1, seccomp.RET_ERRNO | 38
@@ -120,9 +121,9 @@ def test_the_program_is_struct_sock_filter() -> None:
 
 def test_a_profile_with_an_unknown_action_is_refused() -> None:
     text = json.dumps({"defaultAction": "SCMP_ACT_NOTIFY", "syscalls": []})
-    with pytest.raises(ShellctrError, match="SCMP_ACT_NOTIFY"):
+    with pytest.raises(seccomp.ProfileError, match="SCMP_ACT_NOTIFY"):
         seccomp.read_profile(text, "p.json")
-    with pytest.raises(ShellctrError, match="not JSON"):
+    with pytest.raises(seccomp.ProfileError, match="not JSON"):
         seccomp.read_profile("{", "p.json")
 
 

@@ -7,31 +7,32 @@ CAP_SYS_ADMIN), some only on an architecture, some only with given arguments
 (`personality`, `clone`). `--security-opt seccomp=PROFILE.json` gives another profile
 in the same format, `seccomp=unconfined` none.
 
-Why our own compiler (and not libseccomp through ctypes, or PyPI's pyseccomp): the
-filter is built on the host side, where the container's capabilities are known, and
-handed to init.py as bytes, which installs it with one prctl(2) (inside/ stays stdlib
-only and loads no library into the container's PID 1); the program is the same linear
-shape libseccomp emits by default (an arch check, then one comparison per syscall), and
-a unit test reads it back instruction by instruction.
+Why our own compiler (and not libseccomp through ctypes, or PyPI's pyseccomp): init.py
+(PID 1, the host's Python, standard library only) builds the filter before the root
+switch from the profile file its spec names, for the capabilities the spec gives, and
+installs it with one prctl(2) as its last step: no library is loaded into the
+container's first process, and `--trace`/`--dry-run` show the profile, not a blob. The
+program is the same linear shape libseccomp emits by default (an arch check, then one
+comparison per syscall); a unit test reads it back instruction by instruction.
 
-Pure: no host reads here (the caller gives the architecture and kernel version).
+Standard library only, like everything in inside/; no host reads but the profile and
+the syscall table (the caller gives the architecture and kernel version). The engine
+imports it too, to check a --security-opt seccomp=PROFILE.json at create.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import struct
-from pathlib import Path
-
-from shellctr.core.errors import ShellctrError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-HERE = Path(__file__).parent
-DEFAULT_PROFILE = HERE / "seccomp_default.json"
-SYSCALL_TABLE = HERE / "syscalls.json"
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_PROFILE = os.path.join(HERE, "seccomp_default.json")
+SYSCALL_TABLE = os.path.join(HERE, "syscalls.json")
 
 # -- classic BPF, <linux/filter.h> and <linux/seccomp.h> --------------------------------
 BPF_LD_W_ABS = 0x20  # BPF_LD | BPF_W | BPF_ABS
@@ -60,8 +61,12 @@ EPERM = 1
 Insn = tuple[int, int, int, int]  # code, jt, jf, k
 
 
-class ProfileError(ShellctrError):
-    """A seccomp profile that cannot be compiled."""
+class ProfileError(ValueError):
+    """A seccomp profile that cannot be compiled: `message`, and what to do (`hint`)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.hint = message, hint
 
 
 def read_profile(text: str, origin: str) -> dict[str, Any]:
@@ -87,8 +92,13 @@ def read_profile(text: str, origin: str) -> dict[str, Any]:
     return profile
 
 
+def load_profile(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as stream:
+        return read_profile(stream.read(), path)
+
+
 def default_profile() -> dict[str, Any]:
-    return read_profile(DEFAULT_PROFILE.read_text(encoding="utf-8"), str(DEFAULT_PROFILE))
+    return load_profile(DEFAULT_PROFILE)
 
 
 def action(name: str, errno_ret: object, origin: str) -> int:
@@ -108,7 +118,8 @@ def action(name: str, errno_ret: object, origin: str) -> int:
 
 
 def syscall_numbers(machine: str) -> dict[str, int]:
-    table = json.loads(SYSCALL_TABLE.read_text(encoding="utf-8"))
+    with open(SYSCALL_TABLE, encoding="utf-8") as stream:
+        table = json.load(stream)
     if machine not in table:
         raise ProfileError(f"shellctr has no syscall table for {machine}",
                            "run with --security-opt seccomp=unconfined")
