@@ -112,9 +112,9 @@ def profile_file(layout: Layout, container: ContainerRecord) -> Path:
 
 def write_profile(host: Host, layout: Layout, container: ContainerRecord) -> None:
     """--security-opt seccomp=PROFILE.json: the profile as given at create, for init.py."""
-    if container.get("seccomp_profile", "") not in ("", UNCONFINED) and not container.get("privileged"):
-        host.write_file(profile_file(layout, container), container.get("seccomp_profile", ""),
-                        mode=0o600, durable=False)
+    profile = str(container.get("seccomp_profile", ""))
+    if profile not in ("", UNCONFINED) and not container.get("privileged"):
+        host.write_file(profile_file(layout, container), profile, mode=0o600, durable=False)
 
 
 def spec_of(facts: Facts, layout: Layout, container: ContainerRecord,
