@@ -1,4 +1,4 @@
-"""The seccomp compiler (parts/seccomp.py), read back through its small interpreter, and
+"""The seccomp compiler (inside/seccomp.py), read back through its small interpreter, and
 the confinement flags (parts/confine.py)."""
 
 from __future__ import annotations
