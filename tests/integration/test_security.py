@@ -417,3 +417,26 @@ def test_a_port_published_on_127_0_0_1_is_not_reachable_from_a_neighbour(
     assert neighbour not in sockets and "026433C6:" not in sockets, sockets
     raw = host_run("iptables", "--table", "raw", "--list-rules", "PREROUTING").stdout
     assert "-d 127.0.0.1/32 ! -i lo -p tcp -m tcp --dport 18082" in raw, raw
+
+
+def test_trace_and_dry_run_show_the_confinement(ctr: Ctr) -> None:
+    """The device rules as the echo lines that write them, the capabilities as setpriv's
+    bounding set, and the seccomp profile the filter is built from."""
+    result = ctr("--dry-run", "run", "--rm", "--cap-add", "NET_ADMIN", "busybox", "true")
+    assert result.code == 0, str(result)
+    script = result.out + result.err
+    assert "devices.deny" in script and "'c 136:* rwm'" in script, script
+    assert "seccomp: the filter built from" in script and "seccomp_default.json" in script
+    assert "+net_admin" in script
+    traced = ctr("run", "--rm", "busybox", "true").ok().err
+    assert "# seccomp: the filter built from" in traced, traced
+    assert ctr.container_ids() == []
+
+
+def test_exec_is_held_to_the_device_cgroup_too(ctr: Ctr) -> None:
+    cid = run_detached(ctr, "busybox", "sleep", "1000")
+    try:
+        out = ctr("exec", cid, "sh", "-c", OPEN_NODES).ok().out
+        assert out.split("\n")[:1] == ["fuse refused"], out
+    finally:
+        ctr("rm", "--force", cid).ok()
