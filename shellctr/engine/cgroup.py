@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from shellctr.core.cmd import Cmd, path_arg
 from shellctr.core.errors import ShellctrError
 from shellctr.core.facts import Facts
 from shellctr.core.host import Host, Rollback
@@ -110,8 +111,9 @@ def create(host: Host, group: str, rollback: Rollback,
 
 
 def device_cgroup(facts: Facts) -> bool:
-    """Whether this host has a device cgroup shellctr can write (v1's devices)."""
-    return not unified(facts) and facts.is_dir(facts.cgroup_root / "devices")
+    """Whether this host has a device cgroup shellctr can set: v1's devices hierarchy,
+    or v2 (a BPF device program, core/bpf.py)."""
+    return unified(facts) or facts.is_dir(facts.cgroup_root / "devices")
 
 
 def restrict_devices(host: Host, group: str, rules: list[str]) -> bool:
@@ -120,6 +122,24 @@ def restrict_devices(host: Host, group: str, rules: list[str]) -> bool:
     facts = host.facts
     if not device_cgroup(facts):
         return False
+    if unified(facts):
+        from shellctr.core.bpf import attach_device_program
+        from shellctr.parts.cgroups import device_program, encode_ebpf
+
+        path = cgroup_dir(facts, group, "")
+        program = encode_ebpf(device_program(rules))
+        # no tool of the host does this (bpftool is not installed): shown as what it is
+        def attach() -> None:
+            try:
+                attach_device_program(os.fspath(path), program)
+            except OSError as err:
+                raise ShellctrError(f"cannot attach the device program to {path}: "
+                                    f"{err.strerror}", "the kernel needs BPF cgroup "
+                                    "support (CONFIG_CGROUP_BPF)") from None
+
+        host.apply(Cmd([":", *"attach a BPF_CGROUP_DEVICE program allowing".split(), *rules,
+                        "to", path_arg(path)]), attach)
+        return True
     from shellctr.parts.cgroups import device_knobs_v1
 
     for path, value in device_knobs_v1(cgroup_dir(facts, group, "devices"), rules):

@@ -232,3 +232,78 @@ def device_knobs_v1(path: Path, rules: list[str]) -> list[tuple[Path, str]]:
     if rules == ["a *:* rwm"]:
         return [(path / "devices.allow", "a")]
     return [(path / "devices.deny", "a"), *((path / "devices.allow", rule) for rule in rules)]
+
+
+# -- cgroup v2: the same rules as a BPF_PROG_TYPE_CGROUP_DEVICE program ---------------------
+# eBPF opcodes (<linux/bpf.h>); ctx is struct bpf_cgroup_dev_ctx {access_type, major, minor}
+# with access_type = access << 16 | type (type: 1 block, 2 char; access: 1 mknod, 2 read,
+# 4 write)
+EBPF_LDX_W, EBPF_AND32_K, EBPF_RSH32_K, EBPF_MOV32_REG = 0x61, 0x54, 0x74, 0xBC
+EBPF_MOV64_K, EBPF_JNE_K, EBPF_EXIT = 0xB7, 0x55, 0x95
+DEVICE_TYPES = {"b": 1, "c": 2}
+DEVICE_ACCESS = {"m": 1, "r": 2, "w": 4}
+EInsn = tuple[int, int, int, int, int]  # code, dst, src, off, imm
+
+
+def device_program(rules: list[str]) -> list[EInsn]:
+    """An allow-list device program: 1 (allow) when a rule matches, else 0 (deny), as
+    runc's for cgroup v2. r2: type, r3: access, r4: major, r5: minor."""
+    program: list[EInsn] = [
+        (EBPF_LDX_W, 2, 1, 0, 0), (EBPF_AND32_K, 2, 0, 0, 0xFFFF),
+        (EBPF_LDX_W, 3, 1, 0, 0), (EBPF_RSH32_K, 3, 0, 0, 16),
+        (EBPF_LDX_W, 4, 1, 4, 0), (EBPF_LDX_W, 5, 1, 8, 0),
+    ]
+    for rule in rules:
+        kind, numbers, access = rule.split()
+        major, _, minor = numbers.partition(":")
+        checks: list[EInsn] = []
+        if kind != "a":
+            checks.append((EBPF_JNE_K, 2, 0, -1, DEVICE_TYPES[kind]))
+        allowed = sum(DEVICE_ACCESS[c] for c in access)
+        if allowed != 7:  # the access asked for must lie within the rule's
+            checks += [(EBPF_MOV32_REG, 1, 3, 0, 0), (EBPF_AND32_K, 1, 0, 0, ~allowed & 7),
+                       (EBPF_JNE_K, 1, 0, -1, 0)]
+        if kind != "a" and major != "*":
+            checks.append((EBPF_JNE_K, 4, 0, -1, int(major)))
+        if kind != "a" and minor != "*":
+            checks.append((EBPF_JNE_K, 5, 0, -1, int(minor)))
+        block = [*checks, (EBPF_MOV64_K, 0, 0, 0, 1), (EBPF_EXIT, 0, 0, 0, 0)]
+        # a failed check jumps past the block: to the next rule
+        program += [(code, dst, src, len(block) - i - 1 if off == -1 else off, imm)
+                    for i, (code, dst, src, off, imm) in enumerate(block)]
+    return [*program, (EBPF_MOV64_K, 0, 0, 0, 0), (EBPF_EXIT, 0, 0, 0, 0)]
+
+
+def encode_ebpf(program: list[EInsn]) -> bytes:
+    """struct bpf_insn[]: u8 code, u8 dst:4 | src:4 << 4, s16 off, s32 imm."""
+    import struct
+
+    return b"".join(struct.pack("<BBhi", code, dst | src << 4, off,
+                                imm if imm < 1 << 31 else imm - (1 << 32))
+                    for code, dst, src, off, imm in program)
+
+
+def run_device_program(program: list[EInsn], kind: str, major: int, minor: int,
+                       access: str) -> int:
+    """What the kernel's verifier-checked program would return (for tests)."""
+    regs = [0] * 11
+    ctx = [(sum(DEVICE_ACCESS[c] for c in access) << 16) | DEVICE_TYPES[kind], major, minor]
+    pc = 0
+    while True:
+        code, dst, src, off, imm = program[pc]
+        pc += 1
+        if code == EBPF_LDX_W:
+            regs[dst] = ctx[off // 4]
+        elif code == EBPF_AND32_K:
+            regs[dst] &= imm & 0xFFFFFFFF
+        elif code == EBPF_RSH32_K:
+            regs[dst] >>= imm
+        elif code == EBPF_MOV32_REG:
+            regs[dst] = regs[src]
+        elif code == EBPF_MOV64_K:
+            regs[dst] = imm
+        elif code == EBPF_JNE_K:
+            if regs[dst] != imm:
+                pc += off
+        elif code == EBPF_EXIT:
+            return regs[0]

@@ -440,3 +440,34 @@ def test_exec_is_held_to_the_device_cgroup_too(ctr: Ctr) -> None:
         assert out.split("\n")[:1] == ["fuse refused"], out
     finally:
         ctr("rm", "--force", cid).ok()
+
+
+UNIFIED = Path("/sys/fs/cgroup/unified")  # cgroup v2 beside v1 (hybrid), or at the root
+
+
+@pytest.mark.skipif(not (UNIFIED / "cgroup.procs").exists() and
+                    not Path("/sys/fs/cgroup/cgroup.controllers").exists(),
+                    reason="no cgroup v2 hierarchy on this host")
+def test_the_v2_device_program_denies_fuse_and_allows_null(tmp_path: Path) -> None:
+    """Defect 5 on cgroup v2: the BPF device program shellctr attaches to a v2 cgroup
+    (here a throwaway one, of this test) holds a process to the default rules."""
+    import subprocess
+    import uuid
+
+    from shellctr.core.bpf import attach_device_program
+    from shellctr.parts.cgroups import DEFAULT_DEVICE_RULES, device_program, encode_ebpf
+
+    root = UNIFIED if (UNIFIED / "cgroup.procs").exists() else Path("/sys/fs/cgroup")
+    group = root / f"shellctr-test-{uuid.uuid4().hex[:12]}"
+    group.mkdir()
+    try:
+        attach_device_program(str(group), encode_ebpf(device_program(
+            list(DEFAULT_DEVICE_RULES))))
+        script = (f"echo $$ > {group}/cgroup.procs; mknod {tmp_path}/fuse c 10 229; "
+                  f"(exec 3<>{tmp_path}/fuse) 2>/dev/null && echo fuse opened; "
+                  "(exec 3<>/dev/null) && echo null opened")
+        out = subprocess.run(["sh", "-c", script], capture_output=True, text=True,
+                             timeout=30).stdout
+        assert out == "null opened\n", out
+    finally:
+        group.rmdir()

@@ -565,3 +565,22 @@ def test_the_device_cgroup_denies_all_then_allows_the_defaults_and_devices(
     assert allowed[:3] == ["c *:* m", "b *:* m", "c 1:3 rwm"]
     assert "c 10:200 rwm" not in allowed  # tun
     assert allowed[-1] == "c 10:229 rw"
+
+
+def test_on_cgroup_v2_the_device_rules_are_a_bpf_program(layout: Layout,
+                                                         cgroup_root: Path) -> None:
+    """Issue 13, defect 5, cgroup v2: a BPF_CGROUP_DEVICE program on the container's
+    cgroup (core/bpf.py), shown as what it allows; CAP_MKNOD stays, as with v1."""
+    (cgroup_root / "cgroup.controllers").write_text("cpu io memory pids\n")
+    install_image(layout, layer_dir=True)
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
+    store = Store(layout, host)
+    start(host, store, create(host, store, run_request("busybox"))["id"], attach=True)
+    shown = [line for line in host.lines if line.startswith(": attach a BPF_CGROUP_DEVICE")]
+    assert shown == [": attach a BPF_CGROUP_DEVICE program allowing 'c *:* m' 'b *:* m' "
+                     "'c 1:3 rwm' 'c 1:5 rwm' 'c 1:7 rwm' 'c 1:8 rwm' 'c 1:9 rwm' "
+                     "'c 5:0 rwm' 'c 5:1 rwm' 'c 5:2 rwm' 'c 136:* rwm' to "
+                     f"{q(cgroup_root / 'shellctr' / CID)}"]
+    spec = json.loads(next(cmd.stdin for cmd in host.cmds
+                           if cmd.redirect == str(layout.container_init_spec(CID))) or "")
+    assert 27 in [number for number, _ in spec["caps"]] and "rootfs_nodev" not in spec

@@ -186,3 +186,27 @@ def test_device_specs() -> None:
     assert confine.parse_cgroup_rule("c 10:* rw") == "c 10:* rw"
     with pytest.raises(ShellctrError, match="device cgroup rule"):
         confine.parse_cgroup_rule("x 1:2 rwm")
+
+
+# -- cgroup v2's device program (parts/cgroups.py) -----------------------------------------
+def test_the_v2_device_program_allows_exactly_the_rules() -> None:
+    """Issue 13, defect 5 on cgroup v2: the same allow list as v1's devices.allow."""
+    from shellctr.parts.cgroups import (
+        DEFAULT_DEVICE_RULES,
+        device_program,
+        encode_ebpf,
+        run_device_program,
+    )
+
+    program = device_program([*DEFAULT_DEVICE_RULES, "c 10:229 r"])
+    assert run_device_program(program, "c", 1, 3, "rw") == 1  # null
+    assert run_device_program(program, "c", 136, 7, "rw") == 1  # a pty
+    assert run_device_program(program, "c", 10, 200, "rw") == 0  # tun
+    assert run_device_program(program, "c", 10, 237, "r") == 0  # loop-control
+    assert run_device_program(program, "b", 8, 0, "r") == 0  # a disk
+    assert run_device_program(program, "b", 8, 0, "m") == 1  # mknod of anything
+    assert run_device_program(program, "c", 10, 229, "r") == 1  # the extra rule ...
+    assert run_device_program(program, "c", 10, 229, "rw") == 0  # ... read only
+    assert len(encode_ebpf(program)) == 8 * len(program)
+    everything = device_program(["a *:* rwm"])
+    assert run_device_program(everything, "b", 8, 0, "rwm") == 1
