@@ -137,8 +137,8 @@ def restrict_devices(host: Host, group: str, rules: list[str]) -> bool:
                                     f"{err.strerror}", "the kernel needs BPF cgroup "
                                     "support (CONFIG_CGROUP_BPF)") from None
 
-        host.apply(Cmd([":", *"attach a BPF_CGROUP_DEVICE program allowing".split(), *rules,
-                        "to", path_arg(path)]), attach)
+        shown = [":", "attach", "a", "BPF_CGROUP_DEVICE", "program", "allowing", *rules]
+        host.apply(Cmd([*shown, "to", path_arg(path)]), attach)
         return True
     from shellctr.parts.cgroups import device_knobs_v1
 
