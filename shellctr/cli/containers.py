@@ -459,6 +459,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     execute.add_argument("--env-file", action="append", default=[], metavar="FILE")
     execute.add_argument("-u", "--user", metavar="USER[:GROUP]")
     execute.add_argument("-w", "--workdir", metavar="DIR")
+    execute.add_argument("--privileged", action="store_true",
+                         help="every capability for the command")
     execute.add_argument("container", metavar="CONTAINER")
     execute.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD [ARG...]")
     execute.set_defaults(func=cmd_exec)

@@ -91,6 +91,7 @@ def add_create_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--restart", default="no", metavar="POLICY",
                         help="no, on-failure[:N], always or unless-stopped")
     add_storage_flags(parser)
+    add_security_flags(parser)
     parser.add_argument("--pull", default="missing", choices=["missing", "always", "never"],
                         help="pull the image first: if missing (default), always or never")
     parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
@@ -114,6 +115,24 @@ def add_storage_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--volumes-from", action="append", default=[],
                         metavar="CTR[:ro|rw]", help="the volumes and binds of another "
                         "container")
+
+
+def add_security_flags(parser: argparse.ArgumentParser) -> None:
+    """Capabilities, seccomp, devices (parts.confine; README "Security")."""
+    parser.add_argument("--cap-add", action="append", default=[], metavar="CAP",
+                        help="add a capability (NET_ADMIN or CAP_NET_ADMIN, or ALL)")
+    parser.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
+                        help="drop a capability (or ALL)")
+    parser.add_argument("--privileged", action="store_true",
+                        help="every capability and device, no seccomp, /sys and /proc "
+                        "writable, nothing masked")
+    parser.add_argument("--security-opt", action="append", default=[], metavar="OPT",
+                        help="seccomp=unconfined|PROFILE.json, no-new-privileges[=false]")
+    parser.add_argument("--device", action="append", default=[],
+                        metavar="HOST[:CTR][:rwm]", help="add a host device")
+    parser.add_argument("--device-cgroup-rule", action="append", default=[],
+                        metavar="'c MAJ:MIN rwm'", help="allow devices in the device cgroup")
+    parser.add_argument("--userns", metavar="MODE", help="user namespace: host (the only one)")
 
 
 def add_network_flags(parser: argparse.ArgumentParser) -> None:

@@ -30,6 +30,15 @@ class MountRecord(TypedDict):
     anonymous: bool
 
 
+class DeviceRecord(TypedDict):
+    host: str
+    container: str
+    permissions: str
+    kind: str
+    major: int
+    minor: int
+
+
 class AttachmentRecord(TypedDict, total=False):
     ip: str
     aliases: list[str]
@@ -68,6 +77,14 @@ class ConfigRecord(TypedDict):
     dns_search: list[str]
     dns_options: list[str]
     extra_hosts: list[str]
+    cap_add: list[str]
+    cap_drop: list[str]
+    privileged: bool
+    security_opt: list[str]
+    seccomp_profile: str
+    no_new_privileges: bool
+    devices: list[DeviceRecord]
+    device_cgroup_rules: list[str]
 
 
 class SettingsRecord(TypedDict):

@@ -91,6 +91,17 @@ class MountPoint(Model):
     anonymous: bool = False  # volume: named by shellctr, removed by rm -v / --rm
 
 
+class DeviceMapping(Model):
+    """`--device HOST[:CONTAINER][:PERMS]` (Docker's HostConfig.Devices entry)."""
+
+    host: str = Field(pattern=r"^/")
+    container: str = Field(pattern=r"^/")
+    permissions: str = Field(default="rwm", pattern=r"^[rwm]{1,3}$")
+    kind: Literal["c", "b"] = "c"  # read on the host at create
+    major: int = Field(default=0, ge=0)
+    minor: int = Field(default=0, ge=0)
+
+
 class Volume(Model):
     """A named or anonymous volume: ROOT/volumes/<name>/{volume.json,_data}."""
 
@@ -185,6 +196,15 @@ class ContainerConfig(Model):
     dns_search: list[str] = Field(default_factory=list)
     dns_options: list[str] = Field(default_factory=list)
     extra_hosts: list[str] = Field(default_factory=list)  # hosts lines from --add-host
+    # confinement (issue 13): as Docker's HostConfig.CapAdd/CapDrop/Privileged/SecurityOpt
+    cap_add: list[str] = Field(default_factory=list)  # CAP_NET_ADMIN, ..., or ALL
+    cap_drop: list[str] = Field(default_factory=list)
+    privileged: bool = False
+    security_opt: list[str] = Field(default_factory=list)  # as given
+    seccomp_profile: str = ""  # "": the default; "unconfined"; else the profile's JSON
+    no_new_privileges: bool = True  # shellctr's default (Docker's is off)
+    devices: list[DeviceMapping] = Field(default_factory=list)
+    device_cgroup_rules: list[str] = Field(default_factory=list)  # "c 1:3 rwm"
 
 
 class ContainerState(Model):

@@ -33,6 +33,12 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1  # of images, networks and volumes
 CONTAINER_SCHEMA = 2  # of config.json and state.json
+# config.json fields added within schema 2, with the value an older record means
+CONFIG_ADDED: dict[str, object] = {
+    "cap_add": [], "cap_drop": [], "privileged": False, "security_opt": [],
+    "seccomp_profile": "", "no_new_privileges": True, "devices": [],
+    "device_cgroup_rules": [],
+}
 Record = dict[str, "Any"]
 # a container's settings, in state.json since schema 2, and their values when absent
 # (records older than a setting: no limit, no restart, loopback only)
@@ -212,6 +218,9 @@ class Store:
         if record.get("schema_version", 1) < CONTAINER_SCHEMA:
             record = {key: value for key, value in record.items() if key not in SETTINGS}
             record["schema_version"] = CONTAINER_SCHEMA
+        for key, default in CONFIG_ADDED.items():  # fields newer than the record
+            if key not in record:
+                record[key] = list(default) if isinstance(default, list) else default
         return record  # type: ignore[return-value]
 
     def container_state(self, cid: str) -> StateRecord:

@@ -15,7 +15,7 @@ from shellctr.core.errors import Conflict, NotFound, ShellctrError
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import check_name, generate_name, new_id, short_id
 from shellctr.core.store import CONTAINER_SCHEMA, SETTINGS, Record, Store, now_iso
-from shellctr.engine import cgroup
+from shellctr.engine import cgroup, confine
 from shellctr.engine.lifecycle import FRESH_LIFE
 from shellctr.parts import netopts
 from shellctr.parts.cgroups import parse_parent
@@ -65,6 +65,7 @@ def create(host: Host, store: Store, request: RunRequest,
         if starting:  # as what its start would refuse
             precheck(host, store, networks, network["ports"])
     limits = cgroup.parse_limits(host.facts, request.limits())
+    confinement = confine.config_of(host.facts, request)
     parent = parse_parent(request.cgroup_parent) if request.cgroup_parent else ""
     layout = store.layout
     mounts: list[Record] = []
@@ -126,6 +127,7 @@ def create(host: Host, store: Store, request: RunRequest,
                 "mounts": mounts,  # volume.mount_record; anonymous volumes named below
                 "read_only": request.read_only,
                 **network,  # ports, exposed, dns... (netopts.network_config)
+                **confinement,  # cap_add, privileged, seccomp... (engine.confine)
             }
             state: Record = {  # shaped like state.ContainerState
                 "schema_version": CONTAINER_SCHEMA,

@@ -18,7 +18,7 @@ from shellctr.core.host import DEVNULL, Host
 from shellctr.core.ids import new_id, short_id
 from shellctr.core.layout import CHECKOUT
 from shellctr.core.store import Store
-from shellctr.engine import cgroup
+from shellctr.engine import cgroup, confine
 from shellctr.engine.containers import find_container
 from shellctr.engine.lifecycle import container_group
 from shellctr.engine.start import attend, exec_error, receive_ready
@@ -55,6 +55,9 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
         "trace": host.trace,
         "cgroups": [path_arg(path)
                     for path in cgroup.container_cgroups(host.facts, container_group(container))],
+        # the same capabilities, no_new_privs and seccomp filter as PID 1 (or, with
+        # --privileged, every capability)
+        **confine.spec_of(host.facts, store.layout, container, request.privileged),
     }
     spec_path = store.layout.container_run_dir(cid) / f"exec-{new_id()[:12]}.json"
     host.step(f"exec in container {short_id(cid)}")

@@ -76,6 +76,14 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
                               "MaximumRetryCount": container["restart_max"]},
             "NetworkMode": container["network_mode"],
             "ReadonlyRootfs": container["read_only"],
+            # as Docker: null when not given
+            "CapAdd": container["cap_add"] or None,
+            "CapDrop": container["cap_drop"] or None,
+            "Privileged": container["privileged"],
+            "SecurityOpt": container["security_opt"] or None,
+            "Devices": [{"PathOnHost": d["host"], "PathInContainer": d["container"],
+                         "CgroupPermissions": d["permissions"]} for d in container["devices"]],
+            "DeviceCgroupRules": container["device_cgroup_rules"] or None,
             "Tmpfs": {m["target"]: m["options"] for m in mounts if m["type"] == "tmpfs"}
             or None,
             **host_network_config(container),

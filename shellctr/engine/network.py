@@ -207,6 +207,10 @@ def bring_up(host: Host, store: Store, record: Record, rollback: Rollback | None
         # their way out of this bridge (MASQUERADE then rewrites it); per bridge, so
         # it goes with the bridge
         host.write_value(host.facts.proc / f"sys/net/ipv4/conf/{bridge}/route_localnet", "1")
+        # no router advertisement from a container configures the host's side (Docker 28)
+        accept_ra = host.facts.proc / f"sys/net/ipv6/conf/{bridge}/accept_ra"
+        if host.facts.exists(accept_ra) or host.dry_run:
+            host.write_value(accept_ra, "0")
         if not record["internal"]:
             enable_forwarding(host)
         iptables.ensure_base(host)

@@ -71,6 +71,9 @@ def start(host: Host, store: Store, cid: str, attach: bool,
     lifecycle.record_starting(store, cid)
     host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
+    from shellctr.engine import confine
+
+    confine.write_profile(host, layout, container)
     # detached with -t: the pty master goes to the monitor, over this socket
     console, console_end = (_socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
                             if tty and not attach else (None, None))
@@ -78,6 +81,7 @@ def start(host: Host, store: Store, cid: str, attach: bool,
         group = container_group(container)
         cgroup.remove(host, group)  # left by a run whose end nobody recorded
         cgroup.create(host, group, rollback, limits_of(container))
+        confine_devices(host, container, group)
         net = attach_network(host, store, container, rollback)
         process = spawn_monitor(host, layout, container, spec_path, attach, child,
                                 console_end, net)
@@ -111,6 +115,17 @@ def start(host: Host, store: Store, cid: str, attach: bool,
         return fail(host, store, cid, late)
     lifecycle.end(host, store, cid, code)
     return code
+
+
+def confine_devices(host: Host, container: ContainerRecord, group: str) -> None:
+    """The device cgroup's rules: v1's devices.deny/allow (without it, see
+    confine.spec_of: no CAP_MKNOD and a nodev rootfs)."""
+    from shellctr.parts.cgroups import device_rules
+
+    rules = device_rules(container.get("devices", []),  # type: ignore[arg-type]
+                         container.get("device_cgroup_rules", []),
+                         bool(container.get("privileged")))
+    cgroup.restrict_devices(host, group, rules)
 
 
 def init_steps(spec: dict[str, object]) -> str:
@@ -175,6 +190,12 @@ def init_spec(facts: Facts, layout: Layout, container: ContainerRecord,
             spec["slave_namespace"] = True
     if container["read_only"]:
         spec["readonly_rootfs"] = True
+    if container.get("devices"):  # --device: the nodes init.py makes in /dev
+        spec["devices"] = [[d["container"], d["kind"], d["major"], d["minor"]]
+                           for d in container.get("devices", [])]
+    from shellctr.engine import confine
+
+    spec.update(confine.spec_of(facts, layout, container))
     return spec
 
 

@@ -63,7 +63,19 @@ def check_target(kind: str, target: str) -> str:
     clean = os.path.normpath(target).replace("//", "/")
     if clean == "/":
         raise MountError("invalid specification: destination can't be '/'")
+    if kernel_target(clean):
+        raise MountError(f"invalid mount destination {clean}: /proc and /sys are the "
+                         "kernel's, and shellctr mounts them itself",
+                         "mount the volume elsewhere")
     return clean
+
+
+def kernel_target(path: str) -> bool:
+    """A destination on or inside /proc or /sys, which the confinement reads its kernel
+    facts from and masks (runc refuses them too; issue 13, defect 2)."""
+    from shellctr.inside.mounts import kernel_path
+
+    return kernel_path(path)
 
 
 def check_volume_name(name: str) -> str:

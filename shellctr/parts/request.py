@@ -106,6 +106,14 @@ class RunRequest(ProcessRequest):
     dns_search: list[str] = []
     dns_options: list[str] = []
     add_host: list[str] = []
+    # confinement (parts.confine)
+    cap_add: list[str] = []
+    cap_drop: list[str] = []
+    privileged: bool = False
+    security_opt: list[str] = []
+    device: list[str] = []
+    device_cgroup_rule: list[str] = []
+    userns: str | None = None  # only `host` (shellctr makes no user namespace)
 
     def limits(self) -> dict[str, object]:
         """The limit flags as given (None or False: not given)."""
@@ -117,6 +125,7 @@ class ExecRequest(ProcessRequest):
 
     container: str = ""
     detach: bool = False
+    privileged: bool = False  # every capability for this process, as Docker's exec
 
 
 # -- from a request to a container -------------------------------------------------------
