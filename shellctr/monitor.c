@@ -4,6 +4,7 @@
  *   shellctr-monitor [--attach] [--keep-stdin] [--console-fd FD] [--attach-socket DIR]
  *                    [--then N HOOK ARG...] EXIT_FILE LOG_FILE -- COMMAND [ARG...]
  *   shellctr-monitor --reap -- COMMAND [ARG...]
+ *   shellctr-monitor --init PROGRAM -- ARGV0 [ARG...]
  *
  * It starts COMMAND (shellctr's `unshare ... init.py` line) with stdout and stderr on
  * pipes, and writes every line the container prints to LOG_FILE in Docker's json-file
@@ -359,9 +360,53 @@ static int reap(char **command) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* --init: `run --init`'s PID 1 inside the container (this static binary, bound read-only
+ * at /sbin/shellctr-init). It runs PROGRAM as its child, in a process group of its own
+ * (the terminal's foreground group, with -t), forwards every signal it gets to that child,
+ * reaps every orphan the kernel hands it, and exits as the child did (128+N for signal
+ * N). Signals stay blocked and are taken with sigwaitinfo: a blocked signal reaches a
+ * namespace's PID 1 even from outside, where a default disposition would drop it. */
+static int init_role(const char *program, char **command) {
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t child = fork();
+    if (child < 0)
+        die("fork");
+    if (child == 0) {
+        setpgid(0, 0);
+        if (isatty(0))
+            tcsetpgrp(0, getpid()); /* SIGTTOU is blocked: allowed from the background */
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        execv(program, command);
+        fprintf(stderr, "shellctr-init: exec %s: %s\n", program, strerror(errno));
+        _exit(errno == ENOENT ? 127 : 126);
+    }
+    for (;;) {
+        siginfo_t info;
+        int sig = sigwaitinfo(&all, &info);
+        if (sig < 0) {
+            if (errno == EINTR)
+                continue;
+            die("sigwaitinfo");
+        }
+        if (sig != SIGCHLD) {
+            kill(child, sig);
+            continue;
+        }
+        int status;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) /* the child, and any orphan */
+            if (pid == child)
+                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc > 3 && strcmp(argv[1], "--reap") == 0 && strcmp(argv[2], "--") == 0)
         return reap(argv + 3);
+    if (argc > 4 && strcmp(argv[1], "--init") == 0 && strcmp(argv[3], "--") == 0)
+        return init_role(argv[2], argv + 4);
     int attach = 0, keep_stdin = 0, console = -1, arg = 1;
     const char *socket_dir = NULL;
     char **hook = NULL;

@@ -43,7 +43,8 @@ def cmd_start(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_stop(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.containers import stop
 
-    return for_each(args.containers, lambda ref: stop(ctx.host, ctx.store, ref, args.time),
+    return for_each(args.containers,
+                    lambda ref: stop(ctx.host, ctx.store, ref, args.time, args.signal),
                     echo=ctx.host.result)
 
 
@@ -52,7 +53,7 @@ def cmd_restart(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.start import start
 
     def restart(ref: str) -> None:
-        stop(ctx.host, ctx.store, ref, args.time)
+        stop(ctx.host, ctx.store, ref, args.time, args.signal)
         start(ctx.host, ctx.store, find_container(ctx.store, ref), attach=False)
 
     return for_each(args.containers, restart, echo=ctx.host.result)
@@ -405,8 +406,11 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     for name, about in (("stop", "stop running containers: stop signal, then SIGKILL"),
                         ("restart", "stop, then start containers")):
         verb = verbs.add_parser(name, help=about)
-        verb.add_argument("-t", "--time", type=int, default=10, metavar="N",
-                          help="seconds to wait before SIGKILL (default 10)")
+        verb.add_argument("-t", "--timeout", "--time", dest="time", type=int, metavar="N",
+                          help="seconds to wait before SIGKILL (default: the container's "
+                          "--stop-timeout, else 10)")
+        verb.add_argument("-s", "--signal", metavar="SIG",
+                          help="the signal to send (default: the container's stop signal)")
         verb.add_argument("containers", nargs="+", metavar="CONTAINER")
         verb.set_defaults(func=cmd_stop if name == "stop" else cmd_restart)
 

@@ -68,6 +68,18 @@ class ConfigRecord(TypedDict):
     dns_search: list[str]
     dns_options: list[str]
     extra_hosts: list[str]
+    stop_timeout: int | None
+    init: bool
+    ulimits: list[dict[str, Any]]
+    shm_size: int
+    sysctls: dict[str, str]
+    group_add: list[str]
+    ipc_mode: str
+    pid_mode: str
+    uts_mode: str
+    log_driver: str
+    log_opts: dict[str, str]
+    healthcheck: dict[str, Any] | None
 
 
 class SettingsRecord(TypedDict):

@@ -136,6 +136,24 @@ class Network(Model):
     endpoints: dict[str, Endpoint] = Field(default_factory=dict)  # container id -> endpoint
 
 
+class Ulimit(Model):
+    """`--ulimit NAME=SOFT:HARD` (-1: unlimited)."""
+
+    name: str
+    soft: int = Field(ge=-1)
+    hard: int = Field(ge=-1)
+
+
+class Healthcheck(Model):
+    """Docker's Healthcheck config (durations in ns; 0: the default)."""
+
+    Test: list[str] = Field(min_length=1)  # ["CMD-SHELL", cmd], ["CMD", ...], ["NONE"]
+    Interval: int = Field(default=0, ge=0)
+    Timeout: int = Field(default=0, ge=0)
+    StartPeriod: int = Field(default=0, ge=0)
+    Retries: int = Field(default=0, ge=0)
+
+
 class ContainerConfig(Model):
     """Frozen when the container is created (containers/<id>/config.json). What may change
     later lives in its state (ContainerState's settings)."""
@@ -170,6 +188,19 @@ class ContainerConfig(Model):
     dns_search: list[str] = Field(default_factory=list)
     dns_options: list[str] = Field(default_factory=list)
     extra_hosts: list[str] = Field(default_factory=list)  # hosts lines from --add-host
+    # issue 16: process, confinement, logs, health (parts/runflags.py)
+    stop_timeout: int | None = None  # --stop-timeout; None: 10 s
+    init: bool = False  # --init: shellctr's static init is PID 1
+    ulimits: list[Ulimit] = Field(default_factory=list)
+    shm_size: int = Field(default=0, ge=0)  # bytes; 0: 64 MiB
+    sysctls: dict[str, str] = Field(default_factory=dict)
+    group_add: list[str] = Field(default_factory=list)
+    ipc_mode: str = "private"  # private, shareable, host, container:<id>
+    pid_mode: str = ""  # "": its own; host; container:<id>
+    uts_mode: str = ""  # "": its own; host
+    log_driver: Literal["json-file", "local", "none"] = "json-file"
+    log_opts: dict[str, str] = Field(default_factory=dict)  # max-size, max-file
+    healthcheck: Healthcheck | None = None  # the flags over the image's HEALTHCHECK
 
 
 class ContainerState(Model):

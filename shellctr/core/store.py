@@ -42,6 +42,12 @@ SETTINGS: dict[str, object] = {
     "cpuset_cpus": "", "cpuset_mems": "", "pids_limit": 0, "restart_policy": "no",
     "restart_max": 0, "network_mode": "none", "networks": {},
 }
+# config fields added after schema 2 (issue 16), and their values in older records
+CONFIG_ADDED: dict[str, object] = {
+    "stop_timeout": None, "init": False, "ulimits": [], "shm_size": 0, "sysctls": {},
+    "group_add": [], "ipc_mode": "private", "pid_mode": "", "uts_mode": "",
+    "log_driver": "json-file", "log_opts": {}, "healthcheck": None,
+}
 
 
 def now_iso() -> str:
@@ -142,6 +148,9 @@ class Store:
         if record.get("schema_version", 1) < CONTAINER_SCHEMA:
             record = {key: value for key, value in record.items() if key not in SETTINGS}
             record["schema_version"] = CONTAINER_SCHEMA
+        for key, value in CONFIG_ADDED.items():
+            if key not in record:
+                record[key] = type(value)() if isinstance(value, (list, dict)) else value
         return record  # type: ignore[return-value]
 
     def container_state(self, cid: str) -> StateRecord:

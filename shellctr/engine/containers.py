@@ -90,9 +90,12 @@ def remove(host: Host, store: Store, ref: str, force: bool, volumes: bool = Fals
         teardown(host, store, store.container(cid), remove=True, volumes=volumes)
 
 
-def stop(host: Host, store: Store, ref: str, timeout: int) -> None:
-    """`stop -t N`: the stop signal (the image's StopSignal, else SIGTERM), N seconds'
-    grace, then SIGKILL."""
+def stop(host: Host, store: Store, ref: str, timeout: int | None,
+         signal_name: str | None = None) -> None:
+    """`stop -t N -s SIG`: the stop signal (SIG, else --stop-signal or the image's
+    StopSignal, else SIGTERM), N seconds' grace (else --stop-timeout, else 10), then
+    SIGKILL."""
+    signum = parse_signal(signal_name) if signal_name is not None else None
     cid = find_container(store, ref)
     mark_stopping(store, cid)  # first: a restart due during its back-off must not happen
     state = reconcile(store, cid)
@@ -100,10 +103,14 @@ def stop(host: Host, store: Store, ref: str, timeout: int) -> None:
         return  # Docker: stopping a stopped container is not an error
     host.step(f"stop container {short_id(cid)}")
     thaw(host, store, cid)  # a frozen process cannot act on its stop signal
-    stop_signal = store.container_config(cid)["stop_signal"]  # the image's StopSignal
-    signal_end(host, store, cid, state,
-               parse_signal(stop_signal) if stop_signal else signal.SIGTERM)
-    deadline = time.monotonic() + timeout
+    config = store.container_config(cid)
+    if signum is None:
+        signum = parse_signal(config["stop_signal"]) if config["stop_signal"] else signal.SIGTERM
+    if timeout is None:
+        timeout = config.get("stop_timeout")
+        timeout = 10 if timeout is None else timeout
+    signal_end(host, store, cid, state, signum)
+    deadline = time.monotonic() + timeout if timeout >= 0 else float("inf")  # -1: forever
     while host.facts.alive(state["pid"], state["pid_start"]) and time.monotonic() < deadline:
         time.sleep(POLL)
     if host.facts.alive(state["pid"], state["pid_start"]):

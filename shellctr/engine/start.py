@@ -61,6 +61,7 @@ def start(host: Host, store: Store, cid: str, attach: bool,
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     # the kernel attaches the sender's pid to each message, translated into our pid ns
     parent.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    namespaces = shared_namespaces(store, container)  # refused before anything is made
     spec = init_spec(host.facts, layout, container, host.handed_fd(child.fileno()),
                      host.trace)
     spec_path = layout.container_init_spec(cid)
@@ -78,7 +79,7 @@ def start(host: Host, store: Store, cid: str, attach: bool,
         cgroup.create(host, group, rollback, limits_of(container))
         net = attach_network(host, store, container, rollback)
         process = spawn_monitor(host, layout, container, spec_path, attach, child,
-                                console_end, net)
+                                console_end, net, namespaces)
         host.note("inside the new namespaces, init.py (PID 1) does, in-process:")
         host.note(lambda: "\n".join(step.shell()
                                     for step in init_step.Init(spec).all_steps()))
@@ -165,23 +166,84 @@ def init_spec(facts: Facts, layout: Layout, container: ContainerRecord,
             spec["slave_namespace"] = True
     if container["read_only"]:
         spec["readonly_rootfs"] = True
+    spec.update(confinement_spec(container))
     return spec
 
 
+def confinement_spec(container: ContainerRecord) -> dict[str, object]:
+    """The issue-16 part of init's spec (inside/confine.py): only what is set."""
+    from shellctr.parts.runflags import ULIMITS
+
+    spec: dict[str, object] = {}
+    if container.get("init"):
+        spec["init_source"] = path_arg(monitor_binary())  # static: runs in any root
+    if container.get("ulimits"):
+        spec["ulimits"] = [{**item, "resource": ULIMITS[item["name"]]}
+                           for item in container["ulimits"]]
+    if container.get("shm_size"):
+        spec["shm_size"] = container["shm_size"]
+    if container.get("sysctls"):
+        spec["sysctls"] = container["sysctls"]
+    if container.get("group_add"):
+        spec["group_add"] = container["group_add"]
+    if container.get("uts_mode"):
+        spec["uts_mode"] = container["uts_mode"]
+    ipc = container.get("ipc_mode") or "private"
+    if ipc == "host":
+        spec["shm_source"] = "/dev/shm"
+    return spec
+
+
+def shared_namespaces(store: Store, container: ContainerRecord) -> dict[str, str]:
+    """--ipc/--pid/--uts: namespace -> "host", or the /proc/PID/ns path of the running
+    container whose namespace this one joins."""
+    found: dict[str, str] = {}
+    for kind, key in (("ipc", "ipc_mode"), ("pid", "pid_mode"), ("uts", "uts_mode")):
+        mode = str(container.get(key) or "")
+        if mode == "host":
+            found[kind] = "host"
+        elif mode.startswith("container:"):
+            other = mode.partition(":")[2]
+            try:
+                state = lifecycle.reconcile(store, other)
+            except FileNotFoundError:
+                raise ShellctrError(f"cannot join the {kind} namespace of container "
+                                    f"{short_id(other)}: it was removed",
+                                    "create this container again") from None
+            if state["status"] != "running":
+                raise ShellctrError(f"cannot join the {kind} namespace of a non running "
+                                    f"container {short_id(other)}", "start it first")
+            found[kind] = f"/proc/{state['pid']}/ns/{kind}"
+    return found
+
+
+
+
 def unshare_argv(spec_path: Path, net: list[str] | None = None,
-                 slave: bool = False) -> list[str]:
+                 slave: bool = False, namespaces: dict[str, str] | None = None) -> list[str]:
     """The command that makes the namespaces and runs init.py as their PID 1.
 
     `net` (attach_network): [] a new network namespace; ["host"] the host's; else the
     `nsenter --net=...` that joins the container's before `unshare`. `slave`: a bind
     asks for [r]slave propagation (init.py then makes every other bind private).
+    `namespaces` (shared_namespaces): the ipc, pid, uts namespaces shared with the host
+    (no new one) or joined (`nsenter --ipc=/proc/PID/ns/ipc`, before `unshare`).
     """
     net = net or []
+    namespaces = namespaces or {}
     joined = net if net != ["host"] else []
+    enter = [f"--{kind}={path}" for kind, path in namespaces.items() if path != "host"]
+    if enter:  # one nsenter for the network and the others
+        # --no-fork: a joined pid namespace takes in only the children of what runs next
+        # (the --reap role's child, init.py), never a process showing host paths
+        joined = ["nsenter", *joined[1:-1], *enter,
+                  *(["--no-fork"] if "pid" in namespaces else []), "--"]
+    new = [f"--{kind}" for kind in ("uts", "ipc") if kind not in namespaces]
     return [
         *joined,
         "unshare",
-        "--mount", "--uts", "--ipc", *([] if net else ["--net"]), "--pid",
+        "--mount", *new, *([] if net else ["--net"]),
+        *([] if "pid" in namespaces else ["--pid"]),
         # mounts made inside never propagate to the host; slave: the host's still come in
         "--propagation", "slave" if slave else "private",
         # not --fork: util-linux 2.38's unshare exits 1 when its child dies of a signal;
@@ -200,7 +262,8 @@ def exited_hook(layout: Layout, cid: str) -> list[str]:
 
 
 def monitor_argv(layout: Layout, container: ContainerRecord, spec_path: Path, attach: bool,
-                 console_fd: int | None = None, net: list[str] | None = None) -> list[str]:
+                 console_fd: int | None = None, net: list[str] | None = None,
+                 namespaces: dict[str, str] | None = None) -> list[str]:
     """shellctr-monitor, the container's small parent, around the unshare command.
 
     Attached (foreground), it also copies the output to our terminal and this process
@@ -221,7 +284,7 @@ def monitor_argv(layout: Layout, container: ContainerRecord, spec_path: Path, at
         path_arg(monitor_binary()),
         *(["--attach"] if attach else detached),
         path_arg(layout.container_exit_file(cid)), path_arg(layout.container_log(cid)),
-        "--", *unshare_argv(spec_path, net, slave_namespace(container)),
+        "--", *unshare_argv(spec_path, net, slave_namespace(container), namespaces),
     ]
 
 
@@ -244,13 +307,14 @@ def monitor_binary() -> Path:
 
 def spawn_monitor(host: Host, layout: Layout, container: ContainerRecord, spec_path: Path,
                   attach: bool, child: socket.socket, console: socket.socket | None = None,
-                  net: list[str] | None = None) -> subprocess.Popen[bytes] | None:
+                  net: list[str] | None = None, namespaces: dict[str, str] | None = None,
+                  ) -> subprocess.Popen[bytes] | None:
     """Start the monitor, which starts unshare, which starts init.py (None: --dry-run)."""
     tty, interactive = container["tty"], container["interactive"]
     quiet = DEVNULL
     console_fd = console.fileno() if console is not None else None
     return host.spawn(
-        monitor_argv(layout, container, spec_path, attach, console_fd, net),
+        monitor_argv(layout, container, spec_path, attach, console_fd, net, namespaces),
         background=not attach,  # detached: it outlives us
         pass_fds=(child.fileno(), *([console_fd] if console_fd is not None else [])),
         # attached -i without -t: the container reads our stdin; -t: its own pty
