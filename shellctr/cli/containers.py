@@ -53,8 +53,12 @@ def cmd_restart(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.start import start
 
     def restart(ref: str) -> None:
+        from shellctr.engine.events import container_event
+
         stop(ctx.host, ctx.store, ref, args.time, args.signal)
-        start(ctx.host, ctx.store, find_container(ctx.store, ref), attach=False)
+        cid = find_container(ctx.store, ref)
+        start(ctx.host, ctx.store, cid, attach=False)
+        container_event(ctx.store, cid, "restart")
 
     return for_each(args.containers, restart, echo=ctx.host.result)
 
@@ -297,6 +301,10 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
             status = "Up " + human_duration(datetime.fromisoformat(state["started_at"]))
             if cgroup.is_frozen(ctx.host.facts, container_group(container)):
                 status += " (Paused)"
+            elif container.get("healthcheck"):
+                from shellctr.engine.health import status_suffix
+
+                status += status_suffix(store, cid)
         elif state["status"] == "exited" and state["finished_at"] is not None:
             status = (f"Exited ({state['exit_code']}) "
                       f"{human_ago(datetime.fromisoformat(state['finished_at']))}")

@@ -27,7 +27,7 @@ GLOBAL_VALUE_FLAGS = ("--root", "--runroot")  # the global flags that take a val
 # standard library's subprocess, not plumbum, whose import costs ~70 ms (core.host)
 LEAN_VERBS = frozenset({
     "run", "create", "start", "restart", "stop", "kill", "rm", "exec", "wait", "ps",
-    "logs", "inspect", "port", "pause", "unpause", "attach", "_exited",
+    "logs", "inspect", "port", "pause", "unpause", "attach", "_exited", "_health", "events",
 })
 # The verbs whose work is done in this process's Python, not as host commands, so that a
 # --dry-run script could not show it: refused under --dry-run (cp copies through directory
@@ -85,12 +85,13 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
     verbs.wanted = verb_of(argv) if argv is not None else None
 
     from shellctr.cli import containers as cli_containers
+    from shellctr.cli import events as cli_events
     from shellctr.cli import images as cli_images
     from shellctr.cli import network as cli_network
     from shellctr.cli import run as cli_run
     from shellctr.cli import volumes as cli_volumes
 
-    for module in (cli_run, cli_containers, cli_images, cli_volumes, cli_network):
+    for module in (cli_run, cli_containers, cli_images, cli_volumes, cli_network, cli_events):
         module.register(verbs)
     if verbs.wanted is not None and verbs.wanted not in verbs.choices:
         return build_parser()  # an unknown verb: the error lists them all

@@ -16,7 +16,7 @@ from shellctr.core.facts import Facts
 from shellctr.core.host import Host
 from shellctr.core.ids import find, short_id
 from shellctr.core.store import Store, now_iso
-from shellctr.engine import cgroup
+from shellctr.engine import cgroup, events
 from shellctr.engine.lifecycle import (
     POLL,
     container_group,
@@ -79,6 +79,7 @@ def remove(host: Host, store: Store, ref: str, force: bool, volumes: bool = Fals
         host.step(f"kill container {short_id(cid)}")
         thaw(host, store, cid)
         signal_end(host, store, cid, state, signal.SIGKILL)
+        events.container_event(store, cid, "kill", signal=str(int(signal.SIGKILL)))
         wait_gone(host, state["pid"], state["pid_start"])
         wait_exit_recorded(store, cid)  # the monitor is done with the container's files
     with store.lock():
@@ -110,13 +111,16 @@ def stop(host: Host, store: Store, ref: str, timeout: int | None,
         timeout = config.get("stop_timeout")
         timeout = 10 if timeout is None else timeout
     signal_end(host, store, cid, state, signum)
+    events.container_event(store, cid, "kill", signal=str(signum))
     deadline = time.monotonic() + timeout if timeout >= 0 else float("inf")  # -1: forever
     while host.facts.alive(state["pid"], state["pid_start"]) and time.monotonic() < deadline:
         time.sleep(POLL)
     if host.facts.alive(state["pid"], state["pid_start"]):
         signal_end(host, store, cid, state, signal.SIGKILL)
+        events.container_event(store, cid, "kill", signal=str(int(signal.SIGKILL)))
         wait_gone(host, state["pid"], state["pid_start"])
     wait_exit_recorded(store, cid)
+    events.container_event(store, cid, "stop")
 
 
 def kill(host: Host, store: Store, ref: str, signum: int) -> None:
@@ -127,6 +131,7 @@ def kill(host: Host, store: Store, ref: str, signum: int) -> None:
         mark_stopping(store, cid)  # first: also cancels a restart waiting in its back-off
     state = require_running(store, cid, ref)
     host.step(f"signal container {short_id(cid)}")
+    events.container_event(store, cid, "kill", signal=str(signum))
     if signum == signal.SIGKILL:
         thaw(host, store, cid)
     if signum == signal.SIGKILL:
@@ -176,6 +181,7 @@ def rename(host: Host, store: Store, ref: str, new_name: str) -> None:
                            "choose another name")
         host.step(f"rename container {short_id(cid)} to {new_name}")
         store.write_state(cid, name=new_name)
+        events.container_event(store, cid, "rename", oldName=names[cid])
 
 
 def update(host: Host, store: Store, ref: str, flags: dict[str, object],
@@ -197,6 +203,7 @@ def update(host: Host, store: Store, ref: str, flags: dict[str, object],
         if running and cgroup.has_cgroups(host.facts, group):
             cgroup.update(host, group, changes)
         store.write_state(cid, **changes)
+        events.container_event(store, cid, "update")
 
 
 def parse_signal(text: str) -> int:
@@ -244,6 +251,7 @@ def pause(host: Host, store: Store, ref: str, frozen: bool) -> None:
         raise Conflict(f"container {ref} is {'already' if frozen else 'not'} paused")
     host.step(f"{'pause' if frozen else 'unpause'} container {short_id(cid)}")
     cgroup.freeze(host, group, frozen)
+    events.container_event(store, cid, "pause" if frozen else "unpause")
 
 
 def export(host: Host, store: Store, ref: str, output: Path | None) -> None:
@@ -306,6 +314,7 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
         store.write_state(cid, restart_count=current["restart_count"] + 1)
         host.step(f"restart container {short_id(cid)} ({current['restart_policy']})")
         start(host, store, cid, attach=False)
+        events.container_event(store, cid, "restart")
     return state["exit_code"]
 
 

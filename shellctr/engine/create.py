@@ -143,6 +143,10 @@ def create(host: Host, store: Store, request: RunRequest) -> ContainerRecord:
             write_container(host, store, config, state, container, mounts, rollback)
             if request.cidfile is not None:
                 host.write_file(Path(request.cidfile), cid, rollback=rollback)
+    from shellctr.engine import events
+
+    events.emit(store, "container", "create", container["id"],
+                events.container_attributes(container))  # type: ignore[arg-type]
     return container  # type: ignore[return-value]
 
 

@@ -70,6 +70,10 @@ def start(host: Host, store: Store, cid: str, attach: bool,
     lifecycle.record_starting(store, cid)
     host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
+    if container.get("healthcheck"):
+        from shellctr.engine import health
+
+        health.reset(host, store, container)  # type: ignore[arg-type]
     # detached with -t: the pty master goes to the monitor, over this socket
     console, console_end = (socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
                             if tty and not attach else (None, None))
@@ -102,6 +106,9 @@ def start(host: Host, store: Store, cid: str, attach: bool,
         for fd in fds:
             os.close(fd)
     lifecycle.record_running(store, cid, init_pid, process.pid)
+    from shellctr.engine import events
+
+    events.container_event(store, cid, "start")
     if not attach:
         return 0
     code, late = attend(host, process, parent, init_pid, fds[0] if tty and fds else None,
@@ -283,9 +290,33 @@ def monitor_argv(layout: Layout, container: ContainerRecord, spec_path: Path, at
     return [
         path_arg(monitor_binary()),
         *(["--attach"] if attach else detached),
+        *log_and_health_args(layout, container),
         path_arg(layout.container_exit_file(cid)), path_arg(layout.container_log(cid)),
         "--", *unshare_argv(spec_path, net, slave_namespace(container), namespaces),
     ]
+
+
+def log_and_health_args(layout: Layout, container: ContainerRecord) -> list[str]:
+    """The monitor's --no-log / --log-rotate (--log-driver, --log-opt) and --health (the
+    container's health check, run by the monitor's `_health` hook) words."""
+    words: list[str] = []
+    driver = container.get("log_driver") or "json-file"
+    if driver == "none":
+        words.append("--no-log")
+    elif container.get("log_opts"):
+        from shellctr.parts.runflags import log_limits
+
+        size, files = log_limits(container["log_opts"])
+        if size:
+            words += ["--log-rotate", str(size), str(files)]
+    health = container.get("healthcheck")
+    if health and health["Test"][0] != "NONE":
+        from shellctr.parts.runflags import health_settings
+
+        interval_ms = max(1, health_settings(health)["Interval"] // 1_000_000)
+        hook = [*exited_hook(layout, container["id"])[:-2], "_health", container["id"]]
+        words += ["--health", str(interval_ms), str(len(hook)), *hook]
+    return words
 
 
 def slave_namespace(container: ContainerRecord) -> bool:
