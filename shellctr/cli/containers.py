@@ -88,12 +88,18 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
     since = logs.parse_since(args.since) if args.since else None
     until = logs.parse_since(args.until) if args.until else None
     cid = find_container(ctx.store, args.container)
+    if ctx.store.container_config(cid).get("log_driver") == "none":
+        raise ShellctrError("configured logging driver does not support reading",
+                            "the container runs with --log-driver none")
+    path = ctx.store.layout.container_log(cid)
     try:  # open once: a --rm container's log goes with it, and -f must read it to the end
-        stream = open(ctx.store.layout.container_log(cid), "rb")  # noqa: SIM115
+        stream = open(path, "rb")  # noqa: SIM115
     except FileNotFoundError:  # never started, or removed just now
         return 0
     with stream:
-        records, offset = logs.read_from(stream, 0)
+        records = logs.read_rotated(path, stream)  # --log-opt max-size: the older files
+        current, offset = logs.read_from(stream, 0)
+        records += current
         for record in logs.select(records, tail, since, until):
             logs.show(record, args.timestamps)
         if args.follow:
@@ -103,7 +109,7 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
                 except FileNotFoundError:  # removed (--rm) meanwhile: it has ended
                     return False
 
-            logs.follow(stream, offset, running, args.timestamps, until)
+            logs.follow(stream, offset, running, args.timestamps, until, path)
     return 0
 
 

@@ -111,8 +111,9 @@ def start(host: Host, store: Store, cid: str, attach: bool,
     events.container_event(store, cid, "start")
     if not attach:
         return 0
+    log = None if container.get("log_driver") == "none" else layout.container_log(cid)
     code, late = attend(host, process, parent, init_pid, fds[0] if tty and fds else None,
-                        container["interactive"], layout.container_log(cid))
+                        container["interactive"], log)
     if "message" in late:
         return fail(host, store, cid, late)
     lifecycle.end(host, store, cid, code)
