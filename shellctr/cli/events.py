@@ -22,8 +22,8 @@ def cmd_events(args: argparse.Namespace, ctx: Context) -> int:
     since, until = events.to_ns(args.since), events.to_ns(args.until)
     show = formatter(args.format)
     replayed, inode, offset = events.replay(ctx.store, since, until)
-    for event in replayed:
-        if events.matches(event, filters):
+    for event in replayed if since is not None or until is not None else []:  # as Docker:
+        if events.matches(event, filters):  # without either, only what happens from now
             show(event)
     if until is not None and until <= time.time_ns():
         return 0  # a range wholly past: replayed, nothing to follow

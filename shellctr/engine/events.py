@@ -75,11 +75,15 @@ def container_event(store: Store, cid: str, action: str, when: str | None = None
 
 def time_nano(iso: str) -> int:
     """ISO 8601 / RFC 3339 (nanoseconds kept) -> ns since the epoch."""
-    base, _, rest = iso.partition(".")
-    digits = "".join(ch for ch in rest if ch.isdigit()) if rest else ""
-    zone = iso[len(base) + 1 + len(digits):] if rest else iso[len(base):]
-    seconds = datetime.fromisoformat(base + (zone.replace("Z", "+00:00") or "+00:00"))
-    return int(seconds.timestamp()) * 1_000_000_000 + int((digits or "0")[:9].ljust(9, "0"))
+    import re
+
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?", iso)
+    if match is None:
+        raise ValueError(f"invalid time {iso!r}")
+    base, fraction, zone = match.groups()
+    zone = "+00:00" if zone in (None, "Z") else zone
+    seconds = int(datetime.fromisoformat(base + zone).timestamp())
+    return seconds * 1_000_000_000 + int((fraction or "0")[:9].ljust(9, "0"))
 
 
 # -- reading ----------------------------------------------------------------------------

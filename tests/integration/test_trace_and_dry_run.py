@@ -184,7 +184,8 @@ def test_dry_run_rmi_prints_a_script_and_changes_nothing(ctr: Ctr, worker: Worke
     before_ids, before = ctr.image_ids(), tree_listing(worker.root, worker.runroot)
     script = assert_script(ctr("--dry-run", "rmi", "busybox"))
     # the verb's results are comments in the script, never lines the shell would run
-    result_lines = [line for line in script.splitlines() if "Untagged:" in line or "Deleted:" in line]
+    result_lines = [line for line in script.splitlines()
+                    if "Untagged:" in line or "Deleted:" in line]
     assert result_lines and all(line.startswith("#   result: ") for line in result_lines), script
     assert tree_listing(worker.root, worker.runroot) == before
     assert ctr.image_ids() == before_ids
