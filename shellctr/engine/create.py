@@ -53,6 +53,8 @@ def create(host: Host, store: Store, request: RunRequest) -> ContainerRecord:
     env = parse_env(request, os.environ, lambda path: host.facts.read_text(path))
     network = netopts.network_config(request, image_config)
     mode = network.pop("network_mode")
+    if mode == "host" and (request.publish or request.publish_all):
+        host.err.write("WARNING: Published ports are discarded when using host network mode\n")
     networks = network.pop("networks")
     if netopts.is_bridged(mode) and mode != netopts.DEFAULT_NETWORK:
         from shellctr.engine.network import require_network  # refused now, as Docker does

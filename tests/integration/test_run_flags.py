@@ -198,3 +198,10 @@ def test_update_takes_runs_limits(ctr: Ctr) -> None:
                 host["CpuQuota"]) == (64 * 1024 * 1024, "0", 50000, 25000)
     finally:
         remove_all(ctr)
+
+
+def test_publish_with_the_host_network_warns_and_runs(ctr: Ctr) -> None:
+    result = ctr("run", "--rm", "-p", "8080", "--network", "host", "busybox", "echo", "ran",
+                 trace=False)
+    assert (result.code, result.out) == (0, "ran\n"), str(result)
+    assert result.err == "WARNING: Published ports are discarded when using host network mode\n"
