@@ -169,13 +169,24 @@ def init_spec(facts: Facts, layout: Layout, container: ContainerRecord,
         from shellctr.engine.volume import check_propagation, slave_namespace, spec_mounts
 
         check_propagation(facts, layout, mounts)  # type: ignore[arg-type]  # again: the host's mounts may have changed
-        spec["mounts"] = spec_mounts(layout, mounts)  # type: ignore[arg-type]
+        spec["mounts"] = spec_mounts(layout, mounts,  # type: ignore[arg-type]
+                                     lambda name: volume_options(facts, layout, name))
         if slave_namespace(mounts):  # type: ignore[arg-type]
             spec["slave_namespace"] = True
     if container["read_only"]:
         spec["readonly_rootfs"] = True
     spec.update(confinement_spec(container))
     return spec
+
+
+def volume_options(facts: Facts, layout: Layout, name: str) -> dict[str, str]:
+    """A volume's driver options (volume create -o), from its record."""
+    try:
+        record = json.loads(facts.read_text(layout.volume_record(name)))
+    except (OSError, ValueError):
+        return {}
+    options: dict[str, str] = record.get("options") or {}
+    return options
 
 
 def confinement_spec(container: ContainerRecord) -> dict[str, object]:
