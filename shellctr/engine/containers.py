@@ -181,6 +181,11 @@ def rename(host: Host, store: Store, ref: str, new_name: str) -> None:
                            "choose another name")
         host.step(f"rename container {short_id(cid)} to {new_name}")
         store.write_state(cid, name=new_name)
+        mode = store.container_state(cid)["network_mode"]
+        if mode not in ("none", "host") and not mode.startswith("container:"):
+            from shellctr.engine.network import rename_endpoints
+
+            rename_endpoints(host, store, cid, new_name)  # its DNS name, if it runs
         events.container_event(store, cid, "rename", oldName=names[cid])
 
 

@@ -120,6 +120,22 @@ def save(store: Store, record: Record) -> None:
     store.write(path, record["endpoints"], durable=False)
 
 
+def rename_endpoints(host: Host, store: Store, cid: str, name: str) -> None:
+    """`rename` of a running container: its endpoints take the new name, and the
+    resolvers of its user networks answer it (the old name no more). Caller holds the
+    lock."""
+    found = records(store)
+    changed = False
+    for record in found:
+        endpoint = record["endpoints"].get(cid)
+        if endpoint is not None and endpoint["name"] != name:
+            endpoint["name"] = name
+            save(store, record)
+            changed = True
+    if changed:
+        dns.refresh(host, found, store.layout.network_run_dir)
+
+
 # -- networks -----------------------------------------------------------------------------
 def create(host: Host, store: Store, name: str, *, subnet: str | None = None,
            gateway: str | None = None, ip_range: str | None = None, internal: bool = False,

@@ -205,3 +205,18 @@ def test_publish_with_the_host_network_warns_and_runs(ctr: Ctr) -> None:
                  trace=False)
     assert (result.code, result.out) == (0, "ran\n"), str(result)
     assert result.err == "WARNING: Published ports are discarded when using host network mode\n"
+
+
+def test_rename_of_a_running_container_updates_its_dns_name(ctr: Ctr) -> None:
+    try:
+        ctr("network", "create", "--subnet", "10.231.0.0/24", "renet").ok()
+        run_detached(ctr, "--name", "before", "--network", "renet", "busybox", "sleep", "1000")
+        ctr("rename", "before", "after").ok()
+        lookup = ctr("run", "--rm", "--network", "renet", "busybox", "sh", "-c",
+                     "nslookup after; echo ---; nslookup before", trace=False)
+        found, _, gone = lookup.out.partition("---")
+        assert "10.231.0.2" in found, str(lookup)
+        assert "10.231.0.2" not in gone, str(lookup)
+    finally:
+        remove_all(ctr)
+        ctr("network", "rm", "renet")
