@@ -20,7 +20,7 @@ from shellctr.core.layout import CHECKOUT
 from shellctr.core.store import Store
 from shellctr.engine import cgroup
 from shellctr.engine.lifecycle import container_group
-from shellctr.engine.start import attend, exec_error, receive_ready
+from shellctr.engine.start import attend, caller_window_size, exec_error, receive_ready
 from shellctr.inside import init as init_step
 from shellctr.parts.request import ExecRequest, parse_env
 
@@ -49,6 +49,7 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
         "cwd": request.workdir or container["working_dir"],
         "user": request.user if request.user is not None else container["user"],
         "tty": request.tty,
+        **({"winsize": size} if request.tty and (size := caller_window_size()) else {}),
         "status_fd": host.handed_fd(child.fileno()),
         "trace": host.trace,
         "cgroups": [path_arg(path)

@@ -176,7 +176,24 @@ def init_spec(facts: Facts, layout: Layout, container: ContainerRecord,
     if container["read_only"]:
         spec["readonly_rootfs"] = True
     spec.update(confinement_spec(container))
+    if container["tty"]:
+        size = caller_window_size()
+        if size:
+            spec["winsize"] = size
     return spec
+
+
+def caller_window_size() -> list[int] | None:
+    """Our terminal's [rows, cols] (for the container's pty before its command starts)."""
+    import fcntl
+    import termios
+
+    for fd in (0, 1, 2):
+        if os.isatty(fd):
+            rows, cols, _, _ = struct.unpack(
+                "HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+            return [rows, cols] if rows and cols else None
+    return None
 
 
 def volume_options(facts: Facts, layout: Layout, name: str) -> dict[str, str]:

@@ -7,7 +7,9 @@ Standard library only (see __init__.py); each step carries its shell equivalent.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
+import struct
 
 from shellctr.inside.steps import (
     MS_BIND,
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
 INIT_PATH = "/sbin/shellctr-init"  # where --init's binary is bound in the container
 DEFAULT_SHM = 64 * 1024 * 1024
+TIOCSWINSZ = 0x5414
 RLIM_INFINITY = 2**64 - 1  # (unsigned long)-1 on 64-bit Linux
 
 
@@ -92,6 +95,13 @@ def ulimit_step(ulimits: list[dict[str, Any]]) -> list[Step]:
                            for item in ulimits)
 
     return [Step(shell, apply)]
+
+
+def set_window_size(master: int, size: list[int] | None) -> None:
+    """The caller's rows and columns on the new pty, before the command starts (its first
+    `stty size` must see them, not 0 0)."""
+    if size:  # (after the switch: only modules init.py imported already can be used)
+        fcntl.ioctl(master, TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
 
 
 def limit_word(value: int) -> str:

@@ -353,6 +353,7 @@ class Init:
             fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
             number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
             self.pty_master, self.pty_slave = master, f"/dev/pts/{number}"
+            confine.set_window_size(master, self.spec.get("winsize"))  # before the command
 
         steps = [Step(lambda: "exec {pty}<>/dev/pts/ptmx  # the container's own pseudo-terminal",
                       open_pty)]

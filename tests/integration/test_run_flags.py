@@ -220,3 +220,16 @@ def test_rename_of_a_running_container_updates_its_dns_name(ctr: Ctr) -> None:
     finally:
         remove_all(ctr)
         ctr("network", "rm", "renet")
+
+
+def test_the_pty_has_the_callers_size_before_the_command_starts(ctr: Ctr) -> None:
+    from .test_io import Terminal
+
+    term = Terminal(ctr.argv(["run", "-it", "--rm", *NONE, "busybox", "stty", "size"],
+                             trace=False), ctr.env(), 33, 111)
+    try:
+        term.read_until(r"\d+ \d+\r\n")
+        assert term.process.wait(timeout=30) == 0
+        assert term.seen.decode().replace("\r", "") == "33 111\n"  # no error, no 0 0 first
+    finally:
+        term.close()
