@@ -20,7 +20,8 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
         # checked before create: a refused run must leave no container behind
         raise ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
     container = create(ctx.host, ctx.store, RunRequest.from_args(args))
-    code = start(ctx.host, ctx.store, container["id"], attach=not args.detach)
+    code = start(ctx.host, ctx.store, container["id"], attach=not args.detach,
+                 streams=args.attach)
     if args.detach:
         ctx.host.result(container["id"])
     return code

@@ -50,9 +50,10 @@ Message = dict[str, object]
 
 
 def start(host: Host, store: Store, cid: str, attach: bool,
-          interactive: bool | None = None) -> int:
+          interactive: bool | None = None, streams: list[str] | None = None) -> int:
     """Start the container; attached, wait for it and return its exit code, else 0.
-    `interactive`: `start -i` keeps stdin open for this run."""
+    `interactive`: `start -i` keeps stdin open for this run. `streams` (`run -a`): the
+    ones of stdin, stdout, stderr attached (default: all)."""
     layout = store.layout
     container = store.container(cid)
     if interactive is not None:
@@ -83,7 +84,7 @@ def start(host: Host, store: Store, cid: str, attach: bool,
         cgroup.create(host, group, rollback, limits_of(container))
         net = attach_network(host, store, container, rollback)
         process = spawn_monitor(host, layout, container, spec_path, attach, child,
-                                console_end, net, namespaces)
+                                console_end, net, namespaces, streams)
         host.note("inside the new namespaces, init.py (PID 1) does, in-process:")
         host.note(lambda: "\n".join(step.shell()
                                     for step in init_step.Init(spec).all_steps()))
@@ -368,19 +369,21 @@ def monitor_binary() -> Path:
 def spawn_monitor(host: Host, layout: Layout, container: ContainerRecord, spec_path: Path,
                   attach: bool, child: socket.socket, console: socket.socket | None = None,
                   net: list[str] | None = None, namespaces: dict[str, str] | None = None,
-                  ) -> subprocess.Popen[bytes] | None:
-    """Start the monitor, which starts unshare, which starts init.py (None: --dry-run)."""
+                  streams: list[str] | None = None) -> subprocess.Popen[bytes] | None:
+    """Start the monitor, which starts unshare, which starts init.py (None: --dry-run).
+    `streams` (`run -a`): only these of ours are the container's (the rest is logged)."""
     tty, interactive = container["tty"], container["interactive"]
     quiet = DEVNULL
+    wanted = {s.lower() for s in streams} if streams else {"stdin", "stdout", "stderr"}
     console_fd = console.fileno() if console is not None else None
     return host.spawn(
         monitor_argv(layout, container, spec_path, attach, console_fd, net, namespaces),
         background=not attach,  # detached: it outlives us
         pass_fds=(child.fileno(), *([console_fd] if console_fd is not None else [])),
         # attached -i without -t: the container reads our stdin; -t: its own pty
-        stdin=None if attach and interactive and not tty else quiet,
-        stdout=None if attach else quiet,
-        stderr=None if attach else quiet,
+        stdin=None if attach and interactive and not tty and "stdin" in wanted else quiet,
+        stdout=None if attach and "stdout" in wanted else quiet,
+        stderr=None if attach and "stderr" in wanted else quiet,
         start_new_session=True,  # terminal signals reach us only, and we forward them
         cwd="/",  # the monitor must not keep the caller's directory busy
     )

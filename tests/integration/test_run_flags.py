@@ -233,3 +233,22 @@ def test_the_pty_has_the_callers_size_before_the_command_starts(ctr: Ctr) -> Non
         assert term.seen.decode().replace("\r", "") == "33 111\n"  # no error, no 0 0 first
     finally:
         term.close()
+
+
+def test_attach_only_the_streams_asked_for(ctr: Ctr) -> None:
+    script = "echo out; echo err >&2"
+    only_out = ctr("run", "--rm", *NONE, "-a", "stdout", "busybox", "sh", "-c", script,
+                   trace=False).ok()
+    assert (only_out.out, only_out.err) == ("out\n", "")
+    only_err = ctr("run", "--rm", *NONE, "-a", "STDERR", "busybox", "sh", "-c", script,
+                   trace=False).ok()
+    assert (only_err.out, only_err.err) == ("", "err\n")
+    no_stdin = ctr("run", "--rm", *NONE, "-i", "-a", "stdout", "busybox", "sh", "-c",
+                   "cat; echo done", input="typed\n", trace=False).ok()
+    assert no_stdin.out == "done\n"
+    with_stdin = ctr("run", "--rm", *NONE, "-i", "-a", "stdin", "-a", "stdout", "busybox",
+                     "cat", input="typed\n", trace=False).ok()
+    assert with_stdin.out == "typed\n"
+    for flags in (["-a", "stdout", "-d"], ["-a", "nope"]):
+        one_line_error(ctr("run", "--rm", *NONE, *flags, "busybox", "true", trace=False))
+    assert ctr.container_ids() == []
