@@ -173,7 +173,18 @@ def create(host: Host, store: Store, name: str, *, subnet: str | None = None,
         store.write(path, {key: value for key, value in record.items() if key != "endpoints"})
         rollback.push(f"write {path}", lambda: host.remove_file(path))
         bring_up(host, store, record, rollback)
+    network_event(store, record, "create")
     return record
+
+
+def network_event(store: Store, record: Record, action: str, cid: str = "") -> None:
+    """An event of the journal (engine/events.py) about a network."""
+    from shellctr.engine import events
+
+    attributes = {"name": str(record["name"]), "type": "bridge"}
+    if cid:
+        attributes["container"] = cid
+    events.emit(store, "network", action, str(record["id"]), attributes)
 
 
 def bring_up(host: Host, store: Store, record: Record, rollback: Rollback | None = None) -> None:
@@ -236,6 +247,7 @@ def remove(host: Host, store: Store, ref: str) -> str:
         bring_down(host, store, record)
         host.remove_file(store.layout.network_endpoints(record["id"]))
         host.remove_file(store.layout.network_file(record["id"]))
+        network_event(store, record, "destroy")
     return str(record["name"])
 
 
@@ -265,6 +277,7 @@ def prune(host: Host, store: Store, include_default: bool = False) -> list[str]:
             bring_down(host, store, record)
             host.remove_file(store.layout.network_endpoints(record["id"]))
             host.remove_file(store.layout.network_file(record["id"]))
+            network_event(store, record, "destroy")
             removed.append(str(record["name"]))
     return removed
 
@@ -360,6 +373,7 @@ def attach(host: Host, store: Store, config: ContainerRecord, rollback: Rollback
             if index == 0:
                 publish(host, store, config, record, endpoint)
             own.append(endpoint["ip"])
+            network_event(store, record, "connect", cid)
         dns.refresh(host, records(store), store.layout.network_run_dir)
         write_etc_files(host, store, config, own, nameserver)
     return ["nsenter", f"--net={path_arg(netns_path(host.facts, cid))}", "--"]
@@ -437,6 +451,7 @@ def release(host: Host, store: Store, cid: str, only: str | None = None) -> None
             record["endpoints"].pop(cid, None)
             save(store, record)
             dns.refresh(host, records(store), store.layout.network_run_dir)
+            network_event(store, record, "disconnect", cid)
         if only is None and facts.exists(netns):
             host.run(["ip", "netns", "delete", netns_name(cid)],
                      effect=links_gone(*veths, netns=netns))
@@ -591,6 +606,7 @@ def connect(host: Host, store: Store, net_ref: str, ctr_ref: str, ip: str | None
                       default_route=False)
                 dns.refresh(host, records(store), store.layout.network_run_dir)
                 update_hosts(host, store, config, endpoint["ip"], present=True)
+                network_event(store, record, "connect", cid)
         store.write_state(cid, networks=networks)
 
 

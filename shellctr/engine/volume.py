@@ -434,7 +434,15 @@ def create_volume(host: Host, store: Store, name: str, labels: dict[str, str],
     host.mkdir(layout.volume_data(name), mode=0o755)
     record = volume_record(name, labels, anonymous, options)
     store.write(layout.volume_record(name), record)
+    volume_event(store, name, "create")
     return record
+
+
+def volume_event(store: Store, name: str, action: str) -> None:
+    """An event of the journal (engine/events.py) about a volume."""
+    from shellctr.engine import events
+
+    events.emit(store, "volume", action, name, {"driver": "local"})
 
 
 def volume_names(store: Store) -> list[str]:
@@ -472,6 +480,7 @@ def remove_volume(host: Host, store: Store, name: str) -> None:
                        "remove those containers first")
     host.step(f"remove volume {name}")
     host.remove_tree(store.layout.volume_dir(name))
+    volume_event(store, name, "destroy")
 
 
 def remove_anonymous(host: Host, store: Store, mounts: list[Record]) -> None:
@@ -491,3 +500,4 @@ def remove_anonymous(host: Host, store: Store, mounts: list[Record]) -> None:
                 continue
             host.step(f"remove volume {name}")
             host.remove_tree(store.layout.volume_dir(name))
+            volume_event(store, name, "destroy")

@@ -121,3 +121,31 @@ def test_events_follows_what_happens_next(ctr: Ctr) -> None:
 def test_until_in_the_past_replays_and_returns(ctr: Ctr) -> None:
     result = ctr("events", "--since", "10m", "--until", "1s", trace=False)
     assert result.code == 0, str(result)
+
+
+def test_networks_volumes_and_images_have_their_events(ctr: Ctr) -> None:
+    since = f"{time.time():.6f}"
+    try:
+        ctr("network", "create", "--subnet", "10.232.0.0/24", "evnet").ok()
+        ctr("volume", "create", "evvol").ok()
+        ctr("tag", "busybox", "evtag:1").ok()
+        cid = run_detached(ctr, "--network", "evnet", "-v", "evvol:/data", "busybox", "true")
+        assert ctr("wait", cid).ok().out == "0\n"
+        ctr("rm", cid).ok()
+        ctr("rmi", "evtag:1").ok()
+        ctr("volume", "rm", "evvol").ok()
+        ctr("network", "rm", "evnet").ok()
+        seen = [(e["Type"], e["Action"], e["Actor"]["Attributes"].get("name", ""))
+                for e in replay(ctr, since) if e["Type"] != "container"]
+        assert seen == [("network", "create", "evnet"), ("volume", "create", ""),
+                        ("image", "tag", "evtag:1"),
+                        ("network", "connect", "evnet"), ("network", "disconnect", "evnet"),
+                        ("image", "untag", "evtag:1"),
+                        ("volume", "destroy", ""), ("network", "destroy", "evnet")], seen
+        connect = replay(ctr, since, "-f", "type=network", "-f", "event=connect")
+        assert connect[0]["Actor"]["Attributes"]["container"] == cid
+        assert replay(ctr, since, "-f", "volume=evvol")[0]["Actor"]["ID"] == "evvol"
+    finally:
+        remove_all(ctr)
+        ctr("volume", "rm", "evvol")
+        ctr("network", "rm", "evnet")
