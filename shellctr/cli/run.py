@@ -21,7 +21,7 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
         raise ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
     container = create(ctx.host, ctx.store, RunRequest.from_args(args))
     code = start(ctx.host, ctx.store, container["id"], attach=not args.detach,
-                 streams=args.attach)
+                 streams=args.attach, detach_keys=args.detach_keys)
     if args.detach:
         ctx.host.result(container["id"])
     return code

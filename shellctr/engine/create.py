@@ -184,7 +184,7 @@ def process_config(store: Store, request: RunRequest, image_config: Record,
         if request.detach:
             raise ShellctrError("conflicting options: -a and -d", "use one or the other")
     if request.detach_keys is not None:
-        from shellctr.engine.attach import parse_detach_keys
+        from shellctr.engine.terminal import parse_detach_keys
 
         parse_detach_keys(request.detach_keys)
     log_driver, log_opts = runflags.parse_log(request.log_driver, request.log_opt)

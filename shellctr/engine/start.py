@@ -50,10 +50,16 @@ Message = dict[str, object]
 
 
 def start(host: Host, store: Store, cid: str, attach: bool,
-          interactive: bool | None = None, streams: list[str] | None = None) -> int:
+          interactive: bool | None = None, streams: list[str] | None = None,
+          detach_keys: str | None = None) -> int:
     """Start the container; attached, wait for it and return its exit code, else 0.
     `interactive`: `start -i` keeps stdin open for this run. `streams` (`run -a`): the
-    ones of stdin, stdout, stderr attached (default: all)."""
+    ones of stdin, stdout, stderr attached (default: all). `detach_keys`: what detaches
+    from an attached -t run (ctrl-p,ctrl-q; 0 is returned, the container runs on).
+
+    Attached with -t, this process relays the terminal while its monitor is set up as a
+    detached one's (console socket, attach socket, the `_exited` hook, which records the
+    end): the detach keys hand the terminal to the monitor, and this process leaves."""
     layout = store.layout
     container = store.container(cid)
     if interactive is not None:
@@ -76,8 +82,10 @@ def start(host: Host, store: Store, cid: str, attach: bool,
 
         health.reset(host, store, container)  # type: ignore[arg-type]
     # detached with -t: the pty master goes to the monitor, over this socket
+    # attached with -t: only if the user detaches (handover)
     console, console_end = (socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-                            if tty and not attach else (None, None))
+                            if tty else (None, None))
+    handover = tty and attach
     with Rollback(host) as rollback:
         group = container_group(container)
         cgroup.remove(host, group)  # left by a run whose end nobody recorded
@@ -90,14 +98,14 @@ def start(host: Host, store: Store, cid: str, attach: bool,
                                     for step in init_step.Init(spec).all_steps()))
         child.close()
         if process is None:  # --dry-run: the script's monitor, and its hook, do the rest
-            if attach:  # as this process would: record the end, tear down
+            if attach and not handover:  # as this process would: record the end, tear down
                 host.run(exited_hook(layout, cid))
             return 0
         message, fds, init_pid = receive_ready(host, parent)
         if "message" in message:
-            wait_ended(host, process, layout.container_exit_file(cid), attach)
+            wait_ended(host, process, layout.container_exit_file(cid), attach and not handover)
             fail(host, store, cid, message)  # raises: the rollback removes the cgroups
-    if console is not None and console_end is not None:
+    if console is not None and console_end is not None and not handover:
         console_end.close()
         try:
             socket.send_fds(console, [b"t"], fds)
@@ -113,12 +121,43 @@ def start(host: Host, store: Store, cid: str, attach: bool,
     if not attach:
         return 0
     log = None if container.get("log_driver") == "none" else layout.container_log(cid)
+    if handover and console is not None and console_end is not None:
+        console_end.close()
+        return attend_terminal(host, process, parent, init_pid, fds, console,
+                               container["interactive"], log, store, cid, detach_keys)
     code, late = attend(host, process, parent, init_pid, fds[0] if tty and fds else None,
                         container["interactive"], log)
     if "message" in late:
         return fail(host, store, cid, late)
     lifecycle.end(host, store, cid, code)
     return code
+
+
+def attend_terminal(host: Host, process: subprocess.Popen[bytes], status: socket.socket,
+                    pid: int, fds: list[int], console: socket.socket, interactive: bool,
+                    log: Path | None, store: Store, cid: str,
+                    detach_keys: str | None) -> int:
+    """An attached -t run: relay the terminal until the container ends (its monitor's
+    hook records that; its code is the hook's), or until the user detaches: then the
+    terminal goes to the monitor over the console socket, and the container runs on."""
+    from shellctr.engine.terminal import DEFAULT_DETACH_KEYS, parse_detach_keys, relay
+
+    keys = parse_detach_keys(detach_keys if detach_keys is not None else DEFAULT_DETACH_KEYS)
+    forward_signals(host, pid)
+    master = fds[0]
+    try:
+        detached = relay(master, interactive=interactive, log=log, keys=keys, close=False)
+        if detached:
+            socket.send_fds(console, [b"t"], [master])  # the monitor holds it from now on
+            return 0
+    finally:
+        os.close(master)
+        console.close()
+    code = process.wait()  # the monitor, then its hook, which recorded the end
+    late, _, _ = receive(status, block=False)  # exec itself failed after `ready`
+    if "message" in late:
+        return fail(host, store, cid, late)
+    return code if code >= 0 else 128 - code
 
 
 def limits_of(container: ContainerRecord) -> dict[str, object]:
@@ -317,9 +356,12 @@ def monitor_argv(layout: Layout, container: ContainerRecord, spec_path: Path, at
         detached = ["--console-fd", str(console_fd), *detached]
     elif container["interactive"] and not container["tty"]:
         detached = ["--keep-stdin", *detached]
+    if attach:  # attached -t: also set up as a detached one, for a detach (handover)
+        detached = ["--attach", *(detached if container["tty"] and console_fd is not None
+                                  else [])]
     return [
         path_arg(monitor_binary()),
-        *(["--attach"] if attach else detached),
+        *detached,
         *log_and_health_args(layout, container),
         path_arg(layout.container_exit_file(cid)), path_arg(layout.container_log(cid)),
         "--", *unshare_argv(spec_path, net, slave_namespace(container), namespaces),

@@ -252,3 +252,49 @@ def test_attach_only_the_streams_asked_for(ctr: Ctr) -> None:
     for flags in (["-a", "stdout", "-d"], ["-a", "nope"]):
         one_line_error(ctr("run", "--rm", *NONE, *flags, "busybox", "true", trace=False))
     assert ctr.container_ids() == []
+
+
+def test_ctrl_p_ctrl_q_detaches_from_run_it_and_the_container_runs_on(ctr: Ctr) -> None:
+    from .test_io import PROMPT, Terminal
+
+    term = Terminal(ctr.argv(["run", "-it", "--name", "stay", *NONE, "busybox", "sh"],
+                             trace=False), ctr.env(), 24, 80)
+    try:
+        term.read_until(PROMPT)
+        assert term.command("echo $$", "a").strip() == "1"
+        term.send("\x10\x11")  # ctrl-p ctrl-q
+        assert term.process.wait(timeout=30) == 0
+        assert inspect(ctr, "stay")["State"]["Running"] is True
+        # the monitor holds its terminal now: it runs, and logs, and attach reaches it
+        result = ctr("exec", "stay", "sh", "-c", "echo from-exec > /proc/1/fd/1",
+                     trace=False).ok()
+        assert result.code == 0
+        wait_for(lambda: "from-exec" in ctr("logs", "stay", trace=False).out, "the log")
+        ctr("stop", "-t", "1", "stay").ok()
+        assert inspect(ctr, "stay")["State"]["Running"] is False
+    finally:
+        term.close()
+        remove_all(ctr)
+
+
+def test_detach_keys_of_run_and_the_end_of_an_attached_tty_run(ctr: Ctr) -> None:
+    from .test_io import PROMPT, Terminal
+
+    term = Terminal(ctr.argv(["run", "-it", "--rm", "--name", "keys", "--detach-keys",
+                              "ctrl-x,x", *NONE, "busybox", "sh"], trace=False),
+                    ctr.env(), 24, 80)
+    try:
+        term.read_until(PROMPT)
+        term.send("\x10\x11")  # not the keys now: typed into the shell
+        assert term.command("echo still", "b").strip() == "still"
+        term.send("\x18x")
+        assert term.process.wait(timeout=30) == 0
+        assert inspect(ctr, "keys")["State"]["Running"] is True
+        ctr("stop", "-t", "1", "keys").ok()
+        wait_for(lambda: ctr.container_ids() == [], "--rm to remove it")
+    finally:
+        term.close()
+        remove_all(ctr)
+    result = ctr("run", "-i", "--detach-keys", "ctrl-", *NONE, "busybox", "true",
+                 trace=False)
+    assert "invalid detach keys" in result.err and ctr.container_ids() == []
