@@ -35,6 +35,7 @@ class ImageConfig(Model):
     Volumes: dict[str, dict[str, Any]] = Field(default_factory=dict)  # "/data": {}
     Labels: dict[str, str] = Field(default_factory=dict)
     StopSignal: str = ""
+    Healthcheck: dict[str, Any] | None = None  # HEALTHCHECK: Test, Interval (ns)... (run)
 
 
 class HistoryEntry(Model):

@@ -144,14 +144,14 @@ def attend_terminal(host: Host, process: subprocess.Popen[bytes], status: socket
 
     keys = parse_detach_keys(detach_keys if detach_keys is not None else DEFAULT_DETACH_KEYS)
     forward_signals(host, pid)
-    master = fds[0]
     try:
-        detached = relay(master, interactive=interactive, log=log, keys=keys, close=False)
-        if detached:
-            socket.send_fds(console, [b"t"], [master])  # the monitor holds it from now on
+        # (init always sends the pty; a stand-in in the unit tests may not)
+        if fds and relay(fds[0], interactive=interactive, log=log, keys=keys, close=False):
+            socket.send_fds(console, [b"t"], fds[:1])  # the monitor holds it from now on
             return 0
     finally:
-        os.close(master)
+        for fd in fds:
+            os.close(fd)
         console.close()
     code = process.wait()  # the monitor, then its hook, which recorded the end
     late, _, _ = receive(status, block=False)  # exec itself failed after `ready`

@@ -134,3 +134,23 @@ def test_the_default_event_line(monkeypatch: pytest.MonkeyPatch) -> None:
     line = default_line(event("container", "die", "ab" * 32, name="web", exitCode="0"))
     assert line == (f"2026-12-03T16:19:21.123456789Z container die {'ab' * 32} "
                     "(exitCode=0, name=web)")
+
+
+def test_the_images_healthcheck_is_the_containers_unless_the_flags_say_otherwise(
+        layout: Any) -> None:
+    from shellctr.core.store import Store
+    from shellctr.engine.create import create
+
+    from .helpers import RecordingHost, image_model, install_image
+
+    health = {"Test": ["CMD-SHELL", "check"], "Interval": 2 * 10 ** 9, "Retries": 4}
+    install_image(layout, image_model(config={"Cmd": ["sh"], "Healthcheck": health}))
+    host = RecordingHost()
+    store = Store(layout, host)
+    plain = create(host, store, RunRequest(image="busybox", network="none"))
+    assert plain["healthcheck"] == health
+    flagged = create(host, store, RunRequest(image="busybox", network="none",
+                                             health_retries=1))
+    assert flagged["healthcheck"] == {**health, "Retries": 1}
+    off = create(host, store, RunRequest(image="busybox", network="none", no_healthcheck=True))
+    assert off["healthcheck"] == {"Test": ["NONE"]}
