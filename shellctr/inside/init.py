@@ -462,6 +462,7 @@ class Init:
         return [*self.rootfs_steps(), *self.pivot_steps(), *self.console_steps(),
                 Step(lambda: sh("mkdir", "--parents", str(self.spec.get("cwd") or "/")),
                      lambda: None),
+                *confine.ulimit_step(self.spec.get("ulimits") or []),
                 Step(self.exec_shell, lambda: None)]
 
     def join(self) -> None:

@@ -154,3 +154,39 @@ def test_the_images_healthcheck_is_the_containers_unless_the_flags_say_otherwise
     assert flagged["healthcheck"] == {**health, "Retries": 1}
     off = create(host, store, RunRequest(image="busybox", network="none", no_healthcheck=True))
     assert off["healthcheck"] == {"Test": ["NONE"]}
+
+
+def test_the_journal_rotates_and_replay_reads_both_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shellctr.core.host import Host
+    from shellctr.core.layout import Layout
+    from shellctr.core.store import Store
+
+    monkeypatch.setattr(events, "JOURNAL_MAX", 40_000)
+    store = Store(Layout(tmp_path / "root", tmp_path / "run"), Host())
+    for number in range(300):  # ~55 KB of events: one rotation
+        events.emit(store, "volume", "create", f"v{number}", {"driver": "local"},
+                    when=f"2026-12-03T16:00:{number // 10:02d}.{number % 10}Z")
+    journal = events.journal(store)
+    assert journal.with_name("events.log.1").exists()
+    replayed, _, _ = events.replay(store, None, None)
+    assert [e["Actor"]["ID"] for e in replayed] == [f"v{n}" for n in range(300)]
+    later = events.time_nano("2026-12-03T16:00:25Z")
+    assert [e["Actor"]["ID"] for e in events.replay(store, later, None)[0]] == \
+        [f"v{n}" for n in range(250, 300)]
+    dry = Store(Layout(tmp_path / "dry", tmp_path / "dryrun"), Host(dry_run=True))
+    events.emit(dry, "volume", "create", "x")
+    assert not (tmp_path / "dryrun").exists()  # a --dry-run appends nothing
+
+
+def test_emit_takes_no_trace_line(tmp_path: Path) -> None:
+    import io
+
+    from shellctr.core.host import Host
+    from shellctr.core.layout import Layout
+    from shellctr.core.store import Store
+
+    err = io.StringIO()
+    store = Store(Layout(tmp_path / "root", tmp_path / "run"), Host(trace=True, err=err))
+    events.emit(store, "network", "create", "n1")
+    assert err.getvalue() == ""
