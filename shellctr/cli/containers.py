@@ -451,6 +451,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     execute.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     execute.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
     execute.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    execute.add_argument("--detach-keys", metavar="KEYS",
+                         help="what detaches from -it, leaving it running (ctrl-p,ctrl-q)")
     execute.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
     execute.add_argument("--env-file", action="append", default=[], metavar="FILE")
     execute.add_argument("-u", "--user", metavar="USER[:GROUP]")

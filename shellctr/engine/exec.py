@@ -37,6 +37,9 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
         raise Conflict(f"container {ref} is paused", "unpause it first")
     if not request.command:
         raise ShellctrError("exec needs a command", "shellctr exec CONTAINER COMMAND [ARG...]")
+    from shellctr.engine.terminal import DEFAULT_DETACH_KEYS, parse_detach_keys
+
+    keys = parse_detach_keys(request.detach_keys or DEFAULT_DETACH_KEYS)
     env = dict(item.split("=", 1) for item in container["env"])
     if request.tty:
         env.setdefault("TERM", "xterm")
@@ -82,7 +85,8 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
             return 0
         # signals go to the joining process, which hands them on to the command
         code, late = attend(host, process, parent, process.pid,
-                            fds[0] if request.tty and fds else None, request.interactive)
+                            fds[0] if request.tty and fds else None, request.interactive,
+                            keys=keys)
         if "message" in late:
             raise exec_error(late)
         return code

@@ -494,17 +494,40 @@ def wait_ended(host: Host, process: subprocess.Popen[bytes], exit_file: Path,
 # -- staying with an attached process --------------------------------------------------------
 def attend(host: Host, process: subprocess.Popen[bytes], status: socket.socket, pid: int,
            pty_master: int | None, interactive: bool, log: Path | None = None,
-           ) -> tuple[int, Message]:
+           keys: bytes = b"") -> tuple[int, Message]:
     """Stay with an attached process until it ends: forward signals to `pid`, relay its
-    terminal. Returns its exit code and init.py's late error (exec failed), if any."""
+    terminal. Returns its exit code and init.py's late error (exec failed), if any.
+    `keys` (`exec -it --detach-keys`): typed, they leave the process running (0): a
+    child of ours, in a session of its own, holds its terminal until it ends."""
     forward_signals(host, pid)
     if pty_master is not None:
         from shellctr.engine.terminal import relay
-        relay(pty_master, interactive=interactive, log=log)
+        if relay(pty_master, interactive=interactive, log=log, keys=keys, close=False):
+            hold_terminal(pty_master)
+            return 0, {}
+        os.close(pty_master)
     code = process.wait()
     code = code if code >= 0 else 128 - code  # killed by signal N: 128+N, as a shell says
     late, _, _ = receive(status, block=False)  # exec itself failed after `ready`
     return code, late
+
+
+def hold_terminal(master: int) -> None:
+    """After a detach from `exec -it`: a forked child keeps the pty's master open (its
+    output read and dropped, as Docker's daemon drops a detached exec's) until the
+    process ends, so that it is not hung up; this process goes on, and returns."""
+    if os.fork() == 0:
+        try:
+            os.setsid()
+            for fd in (0, 1, 2):  # nothing of the caller's terminal stays with it
+                os.dup2(os.open(os.devnull, os.O_RDWR), fd)
+            while os.read(master, 65536):
+                pass
+        except OSError:  # EIO: every process holding the terminal has ended
+            pass
+        finally:
+            os._exit(0)
+    os.close(master)
 
 
 def forward_signals(host: Host, pid: int) -> None:

@@ -140,6 +140,7 @@ class ExecRequest(ProcessRequest):
 
     container: str = ""
     detach: bool = False
+    detach_keys: str | None = None  # exec -it: what detaches (ctrl-p,ctrl-q)
 
 
 # -- from a request to a container -------------------------------------------------------

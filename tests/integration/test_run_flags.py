@@ -298,3 +298,22 @@ def test_detach_keys_of_run_and_the_end_of_an_attached_tty_run(ctr: Ctr) -> None
     result = ctr("run", "-i", "--detach-keys", "ctrl-", *NONE, "busybox", "true",
                  trace=False)
     assert "invalid detach keys" in result.err and ctr.container_ids() == []
+
+
+def test_exec_it_detaches_on_the_detach_keys_and_the_process_runs_on(ctr: Ctr) -> None:
+    from .test_io import PROMPT, Terminal
+
+    try:
+        run_detached(ctr, "--name", "host-of-exec", *NONE, "busybox", "sleep", "1000")
+        term = Terminal(ctr.argv(["exec", "-it", "host-of-exec", "sh"], trace=False),
+                        ctr.env(), 24, 80)
+        try:
+            term.read_until(PROMPT)
+            term.send("\x10\x11")
+            assert term.process.wait(timeout=30) == 0
+        finally:
+            term.close()
+        shells = ctr("exec", "host-of-exec", "ps", "-o", "args", trace=False).ok().out
+        assert [line for line in shells.splitlines() if line == "sh"] == ["sh"], shells
+    finally:
+        remove_all(ctr)
