@@ -16,12 +16,11 @@ waits for one before the next), so the record needs no lock.
 
 from __future__ import annotations
 
-import subprocess
 from datetime import datetime
 from pathlib import Path
 
 from shellctr.core.cmd import path_arg
-from shellctr.core.host import DEVNULL, Host
+from shellctr.core.host import Host
 from shellctr.core.layout import CHECKOUT
 from shellctr.core.store import Record, Store, now_iso
 from shellctr.parts.runflags import health_argv, health_settings
@@ -112,21 +111,9 @@ def probe(host: Host, store: Store, cid: str, argv: list[str],
           timeout: float) -> tuple[int, str]:
     """Run `argv` in the container as `exec` does: (exit code, output); -1 on a timeout."""
     layout = store.layout
-    process = host.spawn(
+    result = host.run_bounded(
         [path_arg(CHECKOUT / "bin" / "shellctr"), "--root", path_arg(layout.root),
-         "--runroot", path_arg(layout.runroot), "exec", cid, *argv],
-        stdin=DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True, cwd="/")
-    if process is None:  # --dry-run
-        return 0, ""
-    try:
-        out, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.terminate()  # `exec` hands SIGTERM on to the check's process
-        try:
-            process.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+         "--runroot", path_arg(layout.runroot), "exec", cid, *argv], timeout)
+    if result is None:
         return -1, f"Health check exceeded timeout ({timeout:g}s)"
-    return process.returncode, out.decode(errors="replace")
+    return result

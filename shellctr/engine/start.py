@@ -16,11 +16,11 @@ the rest. This is the hot path of `run`: stdlib only, records as plain dicts.
 
 from __future__ import annotations
 
+import _socket  # the C module: `socket` builds its enums (~4 ms of each start, exec)
 import array
 import json
 import os
 import signal
-import socket
 import struct
 import sys
 from pathlib import Path
@@ -33,7 +33,7 @@ from shellctr.core.layout import CHECKOUT, Layout
 from shellctr.core.store import Store
 from shellctr.engine import cgroup, lifecycle
 from shellctr.engine.lifecycle import container_group
-from shellctr.inside import init as init_step
+from shellctr.inside import ENTRY
 from shellctr.parts.cgroups import LIMIT_DEFAULTS
 
 TYPE_CHECKING = False
@@ -65,9 +65,9 @@ def start(host: Host, store: Store, cid: str, attach: bool,
     if interactive is not None:
         container["interactive"] = interactive
     tty = container["tty"]
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent, child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     # the kernel attaches the sender's pid to each message, translated into our pid ns
-    parent.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    parent.setsockopt(_socket.SOL_SOCKET, _socket.SO_PASSCRED, 1)
     namespaces = shared_namespaces(store, container)  # refused before anything is made
     spec = init_spec(host.facts, layout, container, host.handed_fd(child.fileno()),
                      host.trace)
@@ -83,7 +83,7 @@ def start(host: Host, store: Store, cid: str, attach: bool,
         health.reset(host, store, container)  # type: ignore[arg-type]
     # detached with -t: the pty master goes to the monitor, over this socket
     # attached with -t: only if the user detaches (handover)
-    console, console_end = (socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    console, console_end = (_socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
                             if tty else (None, None))
     handover = tty and attach
     with Rollback(host) as rollback:
@@ -94,8 +94,7 @@ def start(host: Host, store: Store, cid: str, attach: bool,
         process = spawn_monitor(host, layout, container, spec_path, attach, child,
                                 console_end, net, namespaces, streams)
         host.note("inside the new namespaces, init.py (PID 1) does, in-process:")
-        host.note(lambda: "\n".join(step.shell()
-                                    for step in init_step.Init(spec).all_steps()))
+        host.note(lambda: init_steps(spec))
         child.close()
         if process is None:  # --dry-run: the script's monitor, and its hook, do the rest
             if attach and not handover:  # as this process would: record the end, tear down
@@ -108,7 +107,8 @@ def start(host: Host, store: Store, cid: str, attach: bool,
     if console is not None and console_end is not None and not handover:
         console_end.close()
         try:
-            socket.send_fds(console, [b"t"], fds)
+            console.sendmsg([b"t"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                      array.array("i", fds))])
         except OSError:  # the monitor is gone already: the container's end is recorded
             pass
         console.close()
@@ -133,8 +133,8 @@ def start(host: Host, store: Store, cid: str, attach: bool,
     return code
 
 
-def attend_terminal(host: Host, process: subprocess.Popen[bytes], status: socket.socket,
-                    pid: int, fds: list[int], console: socket.socket, interactive: bool,
+def attend_terminal(host: Host, process: subprocess.Popen[bytes], status: _socket.socket,
+                    pid: int, fds: list[int], console: _socket.socket, interactive: bool,
                     log: Path | None, store: Store, cid: str,
                     detach_keys: str | None) -> int:
     """An attached -t run: relay the terminal until the container ends (its monitor's
@@ -147,7 +147,8 @@ def attend_terminal(host: Host, process: subprocess.Popen[bytes], status: socket
     try:
         # (init always sends the pty; a stand-in in the unit tests may not)
         if fds and relay(fds[0], interactive=interactive, log=log, keys=keys, close=False):
-            socket.send_fds(console, [b"t"], fds[:1])  # the monitor holds it from now on
+            console.sendmsg([b"t"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,  # the monitor
+                                      array.array("i", fds[:1]))])  # holds it from now on
             return 0
     finally:
         for fd in fds:
@@ -158,6 +159,14 @@ def attend_terminal(host: Host, process: subprocess.Popen[bytes], status: socket
     if "message" in late:
         return fail(host, store, cid, late)
     return code if code >= 0 else 128 - code
+
+
+def init_steps(spec: dict[str, object]) -> str:
+    """What init.py will do, as shell lines (--trace, --dry-run: init is imported only
+    to show them, not by every start)."""
+    from shellctr.inside.init import Init
+
+    return "\n".join(step.shell() for step in Init(spec).all_steps())
 
 
 def limits_of(container: ContainerRecord) -> dict[str, object]:
@@ -326,7 +335,7 @@ def unshare_argv(spec_path: Path, net: list[str] | None = None,
         # the monitor's --reap role forks PID 1 instead and hands on its exact status
         "--", path_arg(monitor_binary()), "--reap", "--",
         # -I: no environment, no user paths; -S: no site-packages: the step is stdlib only
-        sys.executable, "-I", "-S", "-c", init_step.ENTRY,
+        sys.executable, "-I", "-S", "-c", ENTRY,
         path_arg(CHECKOUT), path_arg(spec_path),
     ]
 
@@ -409,7 +418,7 @@ def monitor_binary() -> Path:
 
 
 def spawn_monitor(host: Host, layout: Layout, container: ContainerRecord, spec_path: Path,
-                  attach: bool, child: socket.socket, console: socket.socket | None = None,
+                  attach: bool, child: _socket.socket, console: _socket.socket | None = None,
                   net: list[str] | None = None, namespaces: dict[str, str] | None = None,
                   streams: list[str] | None = None) -> subprocess.Popen[bytes] | None:
     """Start the monitor, which starts unshare, which starts init.py (None: --dry-run).
@@ -432,25 +441,25 @@ def spawn_monitor(host: Host, layout: Layout, container: ContainerRecord, spec_p
 
 
 # -- talking with init.py -------------------------------------------------------------------
-def receive(sock: socket.socket, block: bool = True) -> tuple[Message, list[int], int]:
+def receive(sock: _socket.socket, block: bool = True) -> tuple[Message, list[int], int]:
     """One message from init.py: (json, passed fds, sender's pid)."""
     sock.setblocking(block)
     try:
         data, ancillary, _, _ = sock.recvmsg(
-            65536, socket.CMSG_SPACE(4) + socket.CMSG_SPACE(struct.calcsize("iII")))
+            65536, _socket.CMSG_SPACE(4) + _socket.CMSG_SPACE(struct.calcsize("iII")))
     except BlockingIOError:
         return {}, [], 0
     fds: list[int] = []
     pid = 0
     for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             fds += array.array("i", payload[: len(payload) - len(payload) % 4]).tolist()
-        elif level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+        elif level == _socket.SOL_SOCKET and kind == _socket.SCM_CREDENTIALS:
             pid = struct.unpack("iII", payload[:12])[0]
     return (json.loads(data) if data else {}), fds, pid
 
 
-def receive_ready(host: Host, sock: socket.socket) -> tuple[Message, list[int], int]:
+def receive_ready(host: Host, sock: _socket.socket) -> tuple[Message, list[int], int]:
     """Wait for init.py's `ready` or error, showing its trace lines as they come."""
     while True:
         message, fds, pid = receive(sock)
@@ -492,7 +501,7 @@ def wait_ended(host: Host, process: subprocess.Popen[bytes], exit_file: Path,
 
 
 # -- staying with an attached process --------------------------------------------------------
-def attend(host: Host, process: subprocess.Popen[bytes], status: socket.socket, pid: int,
+def attend(host: Host, process: subprocess.Popen[bytes], status: _socket.socket, pid: int,
            pty_master: int | None, interactive: bool, log: Path | None = None,
            keys: bytes = b"") -> tuple[int, Message]:
     """Stay with an attached process until it ends: forward signals to `pid`, relay its
