@@ -335,7 +335,8 @@ def test_inspect_of_an_image_and_of_nothing(cli: Any, layout: Layout) -> None:
     one_error_line(err, "shellctr: no such object: nope")
     code, out, err = cli("inspect", "-f", "{{.Nope}}", "busybox")
     assert code == 125
-    one_error_line(err, "shellctr: template: no field 'Nope' in .Nope")
+    one_error_line(err, "shellctr: template: :1:2: executing \"\" at <.Nope>: can't evaluate "
+                   "field Nope in type struct")
 
 
 @pytest.mark.parametrize(("args", "message"), [
