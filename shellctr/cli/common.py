@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from shellctr.core.errors import ShellctrError, UsageError
+from shellctr.core.errors import ENGINE_ERROR, ShellctrError, UsageError
 
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
@@ -18,6 +18,12 @@ if TYPE_CHECKING:
     from shellctr.core.store import Store
 
 PROG = "shellctr"
+# What an engine error (ShellctrError's 125) exits with: 1, as the Docker CLI's verbs do, but
+# 125 for `run`, `create` and `start -a`, whose own codes are the container's (main sets it)
+engine_exit_code = 1
+# Go's strconv.ParseBool, which Docker's boolean flags take (`--rm=false`, `-a=true`)
+GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+            "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
 
 
 class Context:
@@ -27,13 +33,100 @@ class Context:
         self.host, self.store = host, store
 
 
+class FlagError(UsageError):
+    """The command line does not parse: Docker's 125 (cobra's 1 for missing operands)."""
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit 125 (Docker's engine error)."""
+    """argparse as Docker's flags behave: a usage error is one line and exit 125, no
+    abbreviated long flags (`--pid` is not `--pids-limit`), an unknown flag is refused
+    wherever it is (not taken for the image), and boolean flags take `=true`/`=false`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments: "):
             message = "unknown flag: " + message.removeprefix("unrecognized arguments: ")
-        raise UsageError(message, f"see '{self.prog} --help'")
+        exit_code = None
+        if message.startswith("the following arguments are required"):
+            # Docker's (cobra's) words and code for a verb without its operands
+            message, exit_code = f"'{self.prog}' requires at least 1 argument", 1
+        elif message.startswith("argument COMMAND: invalid choice: "):
+            verb = message.split("'")[1]
+            message, exit_code = f"unknown command: {self.prog} {verb}", 1
+        err = FlagError(message, f"see '{self.prog} --help'")
+        if exit_code is not None:
+            err.exit_code = exit_code
+        raise err
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None,
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        if args is not None:
+            args = self.docker_flags(list(args))
+        return super().parse_known_args(args, namespace)
+
+    def docker_flags(self, argv: list[str]) -> list[str]:
+        """`argv` with Docker's boolean `=value`s resolved; an unknown flag is an error."""
+        # where the flags end: at the first operand when what follows it is the operand's
+        # own (run's command, exec's, the verb after the global flags), else at `--`
+        stops = any(action.nargs in (argparse.REMAINDER, argparse.PARSER)
+                    for action in self._actions if not action.option_strings)
+        out: list[str] = []
+        index = 0
+        while index < len(argv):
+            arg = argv[index]
+            index += 1
+            if arg == "--":
+                out += argv[index - 1:]
+                break
+            if not arg.startswith("-") or arg == "-":
+                out.append(arg)
+                if stops:
+                    out += argv[index:]
+                    break
+                continue
+            flag, equals, value = arg.partition("=")
+            if arg.startswith("--"):
+                action = self._option_string_actions.get(flag)
+                if action is None:
+                    self.error(f"unknown flag: {flag}")
+            else:
+                action = self._short(arg)
+                if action is None or len(flag) != 2:
+                    out.append(arg)
+                    continue
+            if action.nargs == 0 and equals:
+                if value not in GO_BOOLS:
+                    self.error(f'invalid argument "{value}" for "{flag}" flag: '
+                               f'strconv.ParseBool: parsing "{value}": invalid syntax')
+                if GO_BOOLS[value]:  # =true is the flag given, =false the flag left out
+                    out.append(flag)
+                continue
+            out.append(arg)
+            takes_value = action.nargs not in (0, "?")
+            separate = not equals and (arg.startswith("--") or len(arg) == 2)
+            if takes_value and separate and index < len(argv):
+                out.append(argv[index])  # the flag's value, whatever it looks like
+                index += 1
+        return out
+
+    def _short(self, arg: str) -> argparse.Action | None:
+        """The action of a short flag or cluster (`-it`, `-p80`); an unknown one is refused."""
+        for position in range(1, len(arg)):
+            letter = arg[position]
+            if letter == "=" and position > 1:
+                return None
+            action = self._option_string_actions.get("-" + letter)
+            if action is None:
+                self.error(f"unknown shorthand flag: '{letter}' in {arg}")
+            if position == 1 and (len(arg) == 2 or arg[2] == "="):
+                return action
+            if action.nargs != 0:
+                return None  # the rest of the cluster is this flag's value
+        return None
 
 
 
@@ -48,7 +141,7 @@ def for_each(refs: Sequence[str], action: Callable[[str], None],
             action(ref)
         except ShellctrError as err:
             report(err)
-            code = err.exit_code
+            code = exit_code(err)
         else:
             if echo is not None:
                 echo(ref)
@@ -75,6 +168,25 @@ def confirm(question: str, force: bool) -> bool:
     sys.stdout.write(f"WARNING! {question}\nAre you sure you want to continue? [y/N] ")
     sys.stdout.flush()
     return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def version() -> str:
+    """shellctr's version, as installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("shellctr")
+    except PackageNotFoundError:
+        return "0.1.0"
+
+
+def exit_code(err: ShellctrError) -> int:
+    """Docker's code for an error: 1 for the engine's (125 for run/create/start -a), 125
+    for flags that do not parse, 64 for a template that does not parse."""
+    if err.exit_code == ENGINE_ERROR and not isinstance(err, FlagError):
+        return engine_exit_code  # every error the Docker CLI gets back from its daemon
+    return err.exit_code
 
 
 def report(err: ShellctrError) -> None:

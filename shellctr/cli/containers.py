@@ -103,9 +103,15 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_exec(args: argparse.Namespace, ctx: Context) -> int:
+    import os
+
     from shellctr.engine.exec import exec_in
     from shellctr.parts.request import ExecRequest
 
+    if args.tty and args.interactive and not args.detach and not os.isatty(0):
+        err = ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
+        err.exit_code = 1  # as Docker's, and before anything starts in the container
+        raise err
     return exec_in(ctx.host, ctx.store, ExecRequest.from_args(args))
 
 
