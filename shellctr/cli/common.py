@@ -149,16 +149,62 @@ def for_each(refs: Sequence[str], action: Callable[[str], None],
 
 
 def print_inspected(found: list[dict[str, Any]], template: str | None) -> None:
-    """What `inspect` found: a JSON list as Docker prints it, or each through `-f`."""
-    if template:
-        from shellctr.cli.gotemplate import render
+    """What `inspect` found: a JSON list as Docker prints it, `-f json` one object per
+    line, or each through the `-f` template."""
+    import json
 
+    if template == "json":
         for item in found:
-            print(render(template, item))
-    else:
-        import json
+            print(json.dumps(item, separators=(",", ":")))
+    elif template:
+        from shellctr.cli.gotemplate import Template
 
+        parsed = Template(template)
+        for item in found:
+            print(parsed.execute(item))
+    else:
         print(json.dumps(found, indent=4))
+
+
+def label_method(labels: Any) -> Callable[[str], str]:
+    """A row's `.Label "NAME"` (a method in Docker's templates): the label's value or ""."""
+    known: dict[str, str] = dict(labels or {})
+    return lambda name: known.get(name, "")
+
+
+def print_rows(rows: Sequence[dict[str, Any]], spec: str | None, default: str,
+               headers: dict[str, str]) -> None:
+    """A listing as Docker's --format prints it: `default` (a `table ...` template) when
+    no --format is given or it is just `table`; `json`: each row one JSON object per line
+    (keys sorted, as Docker's); `table TEMPLATE`: a header from `headers` (a field's name in
+    capitals when absent) and aligned columns; any other template: one line per row."""
+    import json
+
+    from shellctr.cli.gotemplate import Struct, Template, table_format
+
+    if spec == "json":
+        for row in rows:
+            print(json.dumps({k: v for k, v in row.items() if not callable(v)},
+                             sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+        return
+    if not spec or spec == "table":
+        spec = default
+    is_table, body = table_format(spec)
+    template = Template(body)
+    lines = [template.execute(row) for row in rows]
+    if not is_table:
+        for line in lines:
+            print(line)
+        return
+    from shellctr.cli.textfmt import table
+
+    names = dict.fromkeys([*headers, *(key for row in rows[:1] for key in row)])
+    title = Struct({name: headers.get(name, name.upper()) for name in names})
+    for name in names:
+        if rows and callable(rows[0].get(name)):
+            title[name] = lambda *args, text=title[name]: text  # a method's column
+    header = template.execute(title)
+    print(table(header.split("\t"), [line.split("\t") for line in lines]))
 
 
 def confirm(question: str, force: bool) -> bool:

@@ -7,12 +7,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from shellctr.cli.common import Context, Parser, for_each, print_inspected, report
+from shellctr.cli.common import (
+    Context,
+    Parser,
+    for_each,
+    label_method,
+    print_inspected,
+    print_rows,
+    report,
+)
 from shellctr.cli.run import add_limit_flags
 from shellctr.core.errors import ShellctrError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from shellctr.core.records import ContainerRecord, StateRecord
     from shellctr.core.store import Store
 
@@ -266,8 +276,7 @@ def cmd_exited(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     from datetime import datetime
 
-    from shellctr.cli.gotemplate import render, table_format
-    from shellctr.cli.textfmt import command_column, human_ago, human_duration, table
+    from shellctr.cli.textfmt import command_column, human_ago, human_duration, human_size
     from shellctr.core.ids import short_id
     from shellctr.engine import cgroup
     from shellctr.engine.containers import container_matches, parse_filters
@@ -294,7 +303,14 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     full = args.no_trunc
     # as Docker: a container that does not run shows no ports
     published = ports_column(store, [c for c, s in entries if s["status"] == "running"])
-    rows = []
+    sizes: dict[str, str] = {}
+    if args.size:
+        from shellctr.engine.info import container_sizes
+
+        sizes = {cid: f"{human_size(rw)} (virtual {human_size(rw + image)})"
+                 for cid, (rw, image) in container_sizes(ctx.host, store,
+                                                          [c["id"] for c, _ in entries]).items()}
+    rows: list[dict[str, Any]] = []
     for container, state in entries:
         cid = container["id"]
         created = datetime.fromisoformat(container["created"])
@@ -315,25 +331,20 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
             "RunningFor": human_ago(created), "Status": status, "State": state["status"],
             "Ports": published.get(cid, ""), "Names": container["name"],
             "Labels": ",".join(f"{k}={v}" for k, v in container["labels"].items()),
+            "Label": label_method(container["labels"]),
+            "Mounts": ",".join(mount["source"] if mount["type"] == "volume" else
+                               mount["target"] for mount in container["mounts"]
+                               if mount["type"] != "tmpfs"),
+            "LocalVolumes": str(sum(m["type"] == "volume" for m in container["mounts"])),
+            "Networks": ",".join(container["networks"]) or container["network_mode"],
+            "Size": sizes.get(cid, "") if args.size else "",
         })
     if args.quiet:
         for row in rows:
             print(row["ID"])
         return 0
-    if args.format:
-        is_table, template = table_format(args.format)
-        lines = [render(template, row) for row in rows]
-        if is_table:
-            import re
-            header = re.sub(r"{{\s*\.(\w+)\s*}}", lambda m: PS_HEADERS.get(m[1], m[1].upper()),
-                            template)
-            print(table(header.split("\t"), [line.split("\t") for line in lines]))
-        else:
-            for line in lines:
-                print(line)
-        return 0
-    keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
-    print(table([PS_HEADERS[key] for key in keys], [[row[key] for key in keys] for row in rows]))
+    print_rows(rows, args.format, PS_SIZE_FORMAT if args.size else PS_DEFAULT_FORMAT,
+               PS_HEADERS)
     return 0
 
 
@@ -379,7 +390,13 @@ def cmd_port(args: argparse.Namespace, ctx: Context) -> int:
 
 PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
               "RunningFor": "CREATED", "CreatedAt": "CREATED AT", "Status": "STATUS",
-              "State": "STATE", "Ports": "PORTS", "Names": "NAMES", "Labels": "LABELS"}
+              "State": "STATE", "Ports": "PORTS", "Names": "NAMES", "Labels": "LABELS",
+              "Label": "LABEL", "Mounts": "MOUNTS", "LocalVolumes": "LOCAL VOLUMES",
+              "Networks": "NETWORKS", "Size": "SIZE"}
+PS_DEFAULT_FORMAT = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
+                     "{{.Ports}}\t{{.Names}}")
+PS_SIZE_FORMAT = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
+                  "{{.Ports}}\t{{.Names}}\t{{.Size}}")
 
 
 def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
@@ -498,6 +515,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     ps = verbs.add_parser("ps", help="list containers")
     ps.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
     ps.add_argument("-q", "--quiet", action="store_true", help="only ids")
+    ps.add_argument("-s", "--size", action="store_true",
+                    help="the size of each container's writable layer (and its image's)")
     ps.add_argument("--no-trunc", action="store_true", help="don't shorten ids and commands")
     ps.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
                     help="id, name, status, exited, ancestor, label")

@@ -136,9 +136,19 @@ def test_run_it_without_a_terminal_is_refused_before_create(
     monkeypatch.setattr(os, "isatty", lambda fd: False)
     before = snapshot(layout.root)
     code, out, err = cli("run", "-it", "busybox")
-    assert (code, out) == (125, "")
+    assert (code, out) == (1, "")  # Docker's code for it
     one_error_line(err, "shellctr: the input device is not a TTY")
     assert snapshot(layout.root) == before  # no container left behind
+
+
+def test_exec_it_without_a_terminal_is_refused_as_run_is(
+        cli: Any, layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    install_image(layout)
+    assert cli("create", "--name", "web", "busybox")[0] == 0
+    monkeypatch.setattr(os, "isatty", lambda fd: False)
+    code, out, err = cli("exec", "-it", "web", "sh")
+    assert (code, out) == (1, "")
+    one_error_line(err, "shellctr: the input device is not a TTY")
 
 
 def test_import_of_a_missing_file(cli: Any, tmp_path: Path) -> None:
