@@ -116,7 +116,8 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
 
     if args.file == "-":
         with spooled_stdin() as path:
-            image = import_image(ctx.host, ctx.store, path, args.change, args.reference)
+            image = import_image(ctx.host, ctx.store, path, args.change, args.reference,
+                                 source="-")  # Docker's words, not the spool's name
     else:
         path = Path(args.file)
         if not path.is_file():

@@ -83,6 +83,16 @@ def volume_filter(items: list[str]) -> dict[str, list[str]]:
     return filters
 
 
+def name_matches(wanted: str, name: str) -> bool:
+    """Docker's name filter: a regular expression found in the name (so a substring)."""
+    import re
+
+    try:
+        return re.search(wanted, name) is not None
+    except re.error:
+        return wanted in name
+
+
 def matches(volume: dict[str, object], used: bool, filters: dict[str, list[str]]) -> bool:
     from shellctr.parts.filters import label_matches
     from shellctr.parts.filters import matches as passes
@@ -91,7 +101,7 @@ def matches(volume: dict[str, object], used: bool, filters: dict[str, list[str]]
     assert isinstance(labels, dict)
     return passes(filters, {
         "dangling": lambda v: (not used) == (v in ("true", "1")),
-        "name": lambda v: v in str(volume["Name"]),
+        "name": lambda v: name_matches(v, str(volume["Name"])),
         "label": lambda v: label_matches(labels, v),
         "driver": lambda v: v == volume["Driver"],
     })

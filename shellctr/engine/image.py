@@ -303,15 +303,19 @@ def record_image(host: Host, store: Store, blob: bytes, tags: list[str],
 def import_image(
     host: Host, store: Store, tar_path: Path, changes: list[str], ref: str | None,
     comment: str = "",
+    source: str | None = None,
+    created: str | None = None,
 ) -> Image:
-    """A one-layer image from a rootfs tar; `ref` is tagged on it (moved if taken)."""
+    """A one-layer image from a rootfs tar; `ref` is tagged on it (moved if taken).
+    `source` names the tar in the history (`-` for stdin, as Docker's), `created` fixes
+    the image's time (the same input, the same image id)."""
     config = parse_changes(changes, ImageConfig())
     tag = normalize_ref(ref) if ref else None
     scan = scan_layer(tar_path)  # refused before anything is written
-    created = now_iso()
+    created = created or now_iso()
     blob = oci_config(config, [scan.diff_id], created,
                       [history_entry(created, "shellctr import",
-                                     comment or f"Imported from {tar_path.name}")],
+                                     comment or f"Imported from {source or tar_path.name}")],
                       comment=comment)
     store.prepare()
     with Rollback(host) as rollback:  # the long work, outside the lock (as load's)
@@ -514,7 +518,12 @@ def build_busybox(host: Host, store: Store, busybox: Path, ref: str) -> Image:
     try:
         with open(tar_path, "wb") as out:
             busybox_rootfs_tar(busybox, listing.splitlines(), out)
+        # the image's time is the busybox binary's, as its files' are: a reproducible build
+        from datetime import UTC, datetime
+
+        mtime = datetime.fromtimestamp(int(os.stat(busybox).st_mtime), UTC)
         return import_image(host, store, tar_path, ['CMD ["sh"]'], ref,
-                            comment=f"built from the host's {busybox}")
+                            comment=f"built from the host's {busybox}",
+                            created=mtime.strftime("%Y-%m-%dT%H:%M:%SZ"))
     finally:
         tar_path.unlink(missing_ok=True)
