@@ -99,13 +99,15 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
     verbs.wanted = verb_of(argv) if argv is not None else None
 
     from shellctr.cli import containers as cli_containers
+    from shellctr.cli import group as cli_group
     from shellctr.cli import images as cli_images
     from shellctr.cli import network as cli_network
     from shellctr.cli import run as cli_run
     from shellctr.cli import system as cli_system
     from shellctr.cli import volumes as cli_volumes
 
-    for module in (cli_run, cli_containers, cli_images, cli_volumes, cli_network, cli_system):
+    for module in (cli_run, cli_containers, cli_images, cli_volumes, cli_network, cli_system,
+                   cli_group):
         module.register(verbs)
     if verbs.wanted is not None and verbs.wanted not in verbs.choices:
         return build_parser()  # an unknown verb: the error lists them all
