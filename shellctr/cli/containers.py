@@ -79,7 +79,7 @@ def cmd_kill(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_wait(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.containers import wait
 
-    return for_each(args.containers, lambda ref: print(wait(ctx.store, ref)))
+    return for_each(args.containers, lambda ref: print(wait(ctx.store, ref, args.condition)))
 
 
 def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
@@ -100,6 +100,8 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
     with stream:
         records, offset = logs.read_from(stream, 0)
         for record in logs.select(records, tail, since, until):
+            if args.details:  # Docker's: the attributes (none here), a blank, the line
+                record = logs.Record(record.time, record.stream, " " + record.text)
             logs.show(record, args.timestamps)
         if args.follow:
             def running() -> bool:
@@ -125,25 +127,58 @@ def cmd_exec(args: argparse.Namespace, ctx: Context) -> int:
     return exec_in(ctx.host, ctx.store, ExecRequest.from_args(args))
 
 
-def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
+INSPECT_TYPES = ("container", "image", "network", "volume")
 
+
+def inspected(ctx: Context, name: str, kind: str | None, size: bool) -> dict[str, Any]:
+    """The first object called `name` (of `kind`, if given): containers first, as Docker."""
     from shellctr.core.errors import NotFound
     from shellctr.engine.containers import find_container
     from shellctr.engine.image import find_image
     from shellctr.engine.inspect import container_json, image_json
 
+    def container() -> dict[str, Any]:
+        cid = find_container(ctx.store, name)
+        record: dict[str, Any] = container_json(ctx.store, cid)
+        if size:
+            from shellctr.engine.info import container_sizes
+
+            rw, image = container_sizes(ctx.host, ctx.store, [cid]).get(cid, (0, 0))
+            record["SizeRw"], record["SizeRootFs"] = rw, rw + image
+        return record
+
+    def network() -> dict[str, Any]:
+        from shellctr.cli.network import network_json
+        from shellctr.engine.network import find_network
+
+        return network_json(ctx.store, find_network(ctx.store, name))
+
+    def volume() -> dict[str, Any]:
+        from shellctr.cli.volumes import volume_json
+
+        return dict(volume_json(ctx, name))
+
+    finders = {"container": container,
+               "image": lambda: image_json(find_image(ctx.store, name), ctx.store),
+               "network": network, "volume": volume}
+    for key in (kind,) if kind else INSPECT_TYPES:
+        try:
+            return finders[key]()
+        except NotFound:
+            continue
+        except FileNotFoundError:  # removed by another process as we read it
+            continue
+    raise NotFound(f"no such {kind or 'object'}: {name}")
+
+
+def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
     found = []
     code = 0
     for name in args.names:
         try:
-            try:
-                found.append(container_json(ctx.store, find_container(ctx.store, name)))
-            except NotFound:
-                found.append(image_json(find_image(ctx.store, name), ctx.store))
-            except FileNotFoundError as err:  # removed by another process as we read it
-                raise NotFound(f"no such object: {name}") from err
+            found.append(inspected(ctx, name, args.type, args.size))
         except ShellctrError as err:
-            report(NotFound(f"no such object: {name}") if isinstance(err, NotFound) else err)
+            report(err)
             code = 1
     print_inspected(found, args.format)
     return code
@@ -439,6 +474,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     kill.set_defaults(func=cmd_kill)
 
     wait = verbs.add_parser("wait", help="wait for containers to end; print exit codes")
+    wait.add_argument("--condition", default="not-running", metavar="CONDITION",
+                      help="not-running (the default), next-exit or removed")
     wait.add_argument("containers", nargs="+", metavar="CONTAINER")
     wait.set_defaults(func=cmd_wait)
 
@@ -449,6 +486,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     logs.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
     logs.add_argument("--since", metavar="T", help="only after T (RFC 3339, Unix time, 10m)")
     logs.add_argument("--until", metavar="T", help="only before T")
+    logs.add_argument("--details", action="store_true",
+                      help="each line after the extra attributes given to the log (none)")
     logs.add_argument("container", metavar="CONTAINER")
     logs.set_defaults(func=cmd_logs)
 
@@ -465,7 +504,12 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     execute.set_defaults(func=cmd_exec)
 
     inspect = verbs.add_parser("inspect", help="containers and images as JSON")
-    inspect.add_argument("-f", "--format", metavar="TEMPLATE", help="a Go template")
+    inspect.add_argument("-f", "--format", metavar="TEMPLATE",
+                         help="'json' (one object a line), or a Go template")
+    inspect.add_argument("--type", choices=INSPECT_TYPES, metavar="TYPE",
+                         help="only objects of this type: " + ", ".join(INSPECT_TYPES))
+    inspect.add_argument("-s", "--size", action="store_true",
+                         help="with the container's SizeRw and SizeRootFs")
     inspect.add_argument("names", nargs="+", metavar="NAME")
     inspect.set_defaults(func=cmd_inspect)
 

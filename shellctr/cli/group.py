@@ -97,7 +97,7 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
 
     table = ContainerVerbs(group)
     for module in (cli_run, cli_containers, cli_images, cli_volumes):
-        module.register(table)  # type: ignore[arg-type]
+        module.register(table)
     prune = group.add_parser("prune", help="remove every stopped container")
     prune.add_argument("-f", "--force", action="store_true", help="do not ask")
     prune.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
