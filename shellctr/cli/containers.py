@@ -224,7 +224,7 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
     import re
     import time
 
-    from shellctr.cli.gotemplate import render, table_format
+    from shellctr.cli.gotemplate import Template, table_format
     from shellctr.cli.textfmt import STATS_DEFAULT_FORMAT, STATS_HEADERS, stats_row, table
     from shellctr.engine import cgroup, stats
     from shellctr.engine.containers import find_container
@@ -255,13 +255,20 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
         return {cid: stats.sample(ctx.host.facts, groups[cid], pid) if pid else stats.Sample()
                 for cid, _, pid in shown}
 
-    is_table, template = table_format(args.format or STATS_DEFAULT_FORMAT)
+    spec = STATS_DEFAULT_FORMAT if args.format in (None, "", "table") else args.format
+    is_table, template = table_format(spec)
+    parsed = Template(template) if spec != "json" else None
 
     def frame(shown: list[tuple[str, str, int]], before: dict[str, stats.Sample],
               after: dict[str, stats.Sample]) -> str:
         rows = [stats_row(cid, name, before.get(cid, after[cid]), after[cid], cpus)
                 for cid, name, _ in shown]
-        lines = [render(template, item) for item in rows]
+        if parsed is None:  # --format json: one object a line, keys sorted, as Docker's
+            import json
+
+            return "\n".join(json.dumps(row, sort_keys=True, separators=(",", ":"))
+                             for row in rows)
+        lines = [parsed.execute(item) for item in rows]
         if not is_table:
             return "\n".join(lines)
         header = re.sub(r"{{\s*\.(\w+)\s*}}",
@@ -289,9 +296,10 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_top(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.cli.textfmt import top_table
     from shellctr.engine.containers import top
 
-    print(top(ctx.host, ctx.store, args.container, args.ps_args))
+    print(top_table(top(ctx.host, ctx.store, args.container, args.ps_args)))
     return 0
 
 
