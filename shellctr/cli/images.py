@@ -197,7 +197,7 @@ def cmd_history(args: argparse.Namespace, ctx: Context) -> int:
     sizes = list(image.layer_sizes) or [image.size]
     # a row is a local image's own when that image is this one up to the row (its parent
     # chain, as Docker shows it): the same layers, and as many history entries
-    local = {(len(other.history), tuple(other.layers)): other.id
+    local = {(len(other.history) or 1, tuple(other.layers)): other.id
              for other in all_images(ctx.store) if other.id != image.id}
     rows: list[dict[str, Any]] = []
     layer = 0
