@@ -46,6 +46,53 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
+    def format_help(self) -> str:
+        """Help in Docker's layout: Usage, the description, Commands, Options (defaults)."""
+        operands = [a for a in self._actions if not a.option_strings]
+        commands = [a for a in operands if isinstance(a, argparse._SubParsersAction)]
+        words = [f"Usage:  {self.prog}", "[OPTIONS]"]
+        for action in operands:
+            if action in commands:
+                words.append("COMMAND")
+                continue
+            metavar = str(action.metavar or action.dest)
+            if action.nargs in ("?", argparse.REMAINDER):
+                metavar = f"[{metavar}]"
+            elif action.nargs in ("+", "*"):
+                metavar += "..." if action.nargs == "+" else ""
+                metavar = metavar if action.nargs == "+" else f"[{metavar}...]"
+            words.append(metavar)
+        out = [" ".join(words), ""]
+        if self.description:
+            out += [self.description[:1].upper() + self.description[1:], ""]
+        for action in commands:
+            out.append("Commands:")
+            listed = [(choice.dest, choice.help or "") for choice in action._choices_actions]
+            width = max((len(name) for name, _ in listed), default=0) + 3
+            out += [f"  {name.ljust(width)}{about}" for name, about in listed]
+            out += ["", f"Run '{self.prog} COMMAND --help' for more information on a "
+                    "command.", ""]
+        options = []
+        for action in self._actions:
+            if not action.option_strings or action.help == argparse.SUPPRESS:
+                continue
+            short = [o for o in action.option_strings if not o.startswith("--")]
+            long = [o for o in action.option_strings if o.startswith("--")]
+            name = (f"{short[0]}, " if short else "    ") + (long[0] if long else "")
+            if action.nargs != 0:
+                name += " " + str(action.metavar or "string")
+            about = action.help or ""
+            default = action.default
+            if action.nargs != 0 and default not in (None, [], "", False, argparse.SUPPRESS):
+                about += f' (default "{default}")' if isinstance(default, str) \
+                    else f" (default {default})"
+            options.append((name, about))
+        if options:
+            width = max(len(name) for name, _ in options) + 3
+            out.append("Options:")
+            out += [f"  {name.ljust(width)}{about}".rstrip() for name, about in options]
+        return "\n".join(out).rstrip("\n") + "\n"
+
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments: "):
             message = "unknown flag: " + message.removeprefix("unrecognized arguments: ")

@@ -63,6 +63,8 @@ class VerbTable(argparse._SubParsersAction):  # type: ignore[type-arg]
     def add_parser(self, name: str, **kwargs: Any) -> Parser:
         if self.wanted is not None and self.wanted not in (name, *kwargs.get("aliases", ())):
             return Unused()  # type: ignore[return-value]
+        if "help" in kwargs:
+            kwargs.setdefault("description", kwargs["help"])  # the first lines of --help
         parser: Parser = super().add_parser(name, **kwargs)
         return parser
 
@@ -98,6 +100,7 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
     assert isinstance(verbs, VerbTable)
     verbs.wanted = verb_of(argv) if argv is not None else None
 
+    from shellctr.cli import completion as cli_completion
     from shellctr.cli import containers as cli_containers
     from shellctr.cli import group as cli_group
     from shellctr.cli import images as cli_images
@@ -107,7 +110,7 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
     from shellctr.cli import volumes as cli_volumes
 
     for module in (cli_run, cli_containers, cli_images, cli_volumes, cli_network, cli_system,
-                   cli_group):
+                   cli_group, cli_completion):
         module.register(verbs)
     if verbs.wanted is not None and verbs.wanted not in verbs.choices:
         return build_parser()  # an unknown verb: the error lists them all

@@ -115,3 +115,30 @@ def test_the_unknown_verb_error_lists_no_private_verb(
         cli("--help")
     out = capsys.readouterr().out
     assert "run" in out and "_exited" not in out
+
+
+def complete(script: str, *words: str) -> list[str]:
+    """What the bash completion `script` offers for `shellctr WORDS...` (last one typed)."""
+    program = (f"{script}\nCOMP_WORDS=(shellctr {' '.join(words)}); "
+               f"COMP_CWORD={len(words)}; _shellctr; echo \"${{COMPREPLY[@]}}\"")
+    done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
+def test_bash_completion_offers_verbs_groups_and_flags(
+        cli: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, script, err = cli("completion", "bash")
+    assert (code, err) == (0, "")
+    subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+    assert complete(script, "p") == ["pause", "port", "ps"]  # no private verb (_exited)
+    assert complete(script, "ps", "--a") == ["--all"]
+    assert "prune" in complete(script, "container", "p")
+    assert complete(script, "image", "ls", "--fo") == ["--format"]
+    assert "--condition" in complete(script, "wait", "--")
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_zsh_and_fish_completions(cli: Any, shell: str) -> None:
+    code, script, _ = cli("completion", shell)
+    assert code == 0 and "shellctr" in script and "_exited" not in script
+    assert (cli("completion", "tcsh")[0]) == 125  # an unknown shell: a usage error
