@@ -124,14 +124,12 @@ def test_top_in_docker_s_layout(ctr: Ctr) -> None:
         run_detached(ctr, "--name", "topped", "busybox", "sleep", "1000")
         pid = inspect(ctr, "topped")["State"]["Pid"]
         header, row = ctr("top", "topped", trace=False).ok().out.splitlines()
-        titles = header.split()
-        assert titles[:2] == ["UID", "PID"] and titles[-1] == "CMD"
-        # every title starts where its column's values start (20-wide columns, as Docker's)
-        for title in titles:
-            start = header.index(title)
-            assert start % 20 == 0, header
-        assert row[header.index("PID"):].split()[0] == str(pid)
-        assert row[header.index("CMD"):] == "sleep 1000"
+        starts = {m[0]: m.start() for m in re.finditer(r"\S+", header)}
+        assert list(starts)[:2] == ["UID", "PID"] and list(starts)[-1] == "CMD"
+        # every title starts a 20-wide column, its values under it, as Docker's
+        assert all(start % 20 == 0 for start in starts.values()), header
+        assert row[starts["PID"]:].split()[0] == str(pid)
+        assert row[starts["CMD"]:] == "sleep 1000"
     finally:
         remove_all(ctr)
 
