@@ -531,7 +531,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     stats = verbs.add_parser("stats", help="containers' CPU, memory, I/O and pids")
     stats.add_argument("-a", "--all", action="store_true", help="stopped containers too")
     stats.add_argument("--no-stream", action="store_true", help="print once, then exit")
-    stats.add_argument("--format", metavar="TEMPLATE", help="a Go template, or 'table ...'")
+    stats.add_argument("--format", metavar="FORMAT",
+                       help="'table', 'json', or a Go template ('table ...': columns)")
     stats.add_argument("containers", nargs="*", metavar="CONTAINER")
     stats.set_defaults(func=cmd_stats)
 
@@ -572,7 +573,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     ps.add_argument("--no-trunc", action="store_true", help="don't shorten ids and commands")
     ps.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
                     help="id, name, status, exited, ancestor, label")
-    ps.add_argument("--format", metavar="TEMPLATE", help="a Go template, or 'table ...'")
+    ps.add_argument("--format", metavar="FORMAT",
+                    help="'table', 'json', or a Go template ('table ...': columns)")
     ps.add_argument("-n", "--last", type=int, default=-1, metavar="N",
                     help="the N last created containers (any state)")
     ps.add_argument("-l", "--latest", action="store_true",

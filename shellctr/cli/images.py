@@ -213,11 +213,14 @@ def cmd_history(args: argparse.Namespace, ctx: Context) -> int:
         shown_id = "<missing>" if parent is None else (
             f"sha256:{parent}" if args.no_trunc else parent[:12])
         created = entry.created if entry and entry.created else None
+        stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ") if created else ""
         rows.append({
             "ID": shown_id,
-            "CreatedSince": human_ago(created) if created else "",
-            "CreatedAt": created.isoformat() if created else "",
-            "CreatedBy": created_by, "Size": human_size(max(size, 0)),
+            # -H=false: the time and the bytes as they are, as Docker's
+            "CreatedSince": (human_ago(created) if args.human else stamp) if created else "",
+            "CreatedAt": stamp,
+            "CreatedBy": created_by,
+            "Size": human_size(max(size, 0)) if args.human else str(max(size, 0)),
             "Comment": entry.comment if entry is not None else image.comment,
         })
     rows.reverse()

@@ -90,6 +90,8 @@ def test_images_and_history_formats(cli: Any, layout: Layout) -> None:
     assert code == 0 and out == f"{child_id[:12]} RUN make\n{parent.id[:12]} import\n"
     [top, bottom] = json_lines(cli("history", "--format", "json", "app:1")[1])
     assert (top["ID"], bottom["ID"], top["Size"]) == (child_id[:12], parent.id[:12], "10B")
+    raw = cli("history", "-H=false", "--format", "{{.CreatedSince}} {{.Size}}", "app:1")[1]
+    assert raw == "2024-05-01T12:00:00Z 10\n2024-05-01T12:00:00Z 1234\n"
     header = cli("history", "app:1")[1].splitlines()[0]
     assert re.split(r"\s{2,}", header) == ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
 
