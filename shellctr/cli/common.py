@@ -226,8 +226,7 @@ def print_rows(rows: Sequence[dict[str, Any]], spec: str | None, default: str,
     (keys sorted, as Docker's); `table TEMPLATE`: a header from `headers` (a field's name in
     capitals when absent) and aligned columns; any other template: one line per row."""
     import json
-
-    from shellctr.cli.gotemplate import Struct, Template, table_format
+    import re
 
     if spec == "json":
         for row in rows:
@@ -236,6 +235,18 @@ def print_rows(rows: Sequence[dict[str, Any]], spec: str | None, default: str,
         return
     if not spec or spec == "table":
         spec = default
+    from shellctr.cli.textfmt import table
+
+    columns = re.fullmatch(r"table ((?:{{\.\w+}}\t)*{{\.\w+}})", spec)
+    if columns and all(isinstance(row.get(key), str) for row in rows
+                       for key in re.findall(r"\w+", columns[1])):
+        # a plain table of fields (every default): no template engine to load
+        keys = re.findall(r"\w+", columns[1])
+        print(table([headers.get(key, key.upper()) for key in keys],
+                    [[row[key] for key in keys] for row in rows]))
+        return
+    from shellctr.cli.gotemplate import Struct, Template, table_format
+
     is_table, body = table_format(spec)
     template = Template(body)
     lines = [template.execute(row) for row in rows]
@@ -243,8 +254,6 @@ def print_rows(rows: Sequence[dict[str, Any]], spec: str | None, default: str,
         for line in lines:
             print(line)
         return
-    from shellctr.cli.textfmt import table
-
     names = dict.fromkeys([*headers, *(key for row in rows[:1] for key in row)])
     title = Struct({name: headers.get(name, name.upper()) for name in names})
     for name in names:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from shellctr.cli.gotemplate_fmt import (
     NO_VALUE,
@@ -54,6 +53,10 @@ from shellctr.cli.gotemplate_parse import (
     parse,
 )
 from shellctr.core.errors import ShellctrError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["NO_VALUE", "Map", "Struct", "Template", "TemplateParseError", "render",
            "table_format"]

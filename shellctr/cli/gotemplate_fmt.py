@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal
-from typing import Any
 
 from shellctr.cli.gotemplate_lex import go_quote
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class NoValue:
@@ -95,6 +97,8 @@ def format_float(value: float, verb: str = "g", precision: int | None = None) ->
         return text.upper() if verb == "G" else text
     if value == 0:
         return "-0" if math.copysign(1, value) < 0 else "0"
+    from decimal import Decimal
+
     sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
     assert isinstance(exponent, int)
     shown = "".join(str(d) for d in digits)

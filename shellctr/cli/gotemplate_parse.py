@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-import ast
+import re
 from collections.abc import Collection
-from dataclasses import dataclass, field
 
 from shellctr.cli.gotemplate_lex import Item, lex
 
@@ -14,104 +13,124 @@ class TemplateError(Exception):
     """A template that does not parse, or does not execute: Go's message, whole."""
 
 
-# -- nodes ---------------------------------------------------------------------------------
-@dataclass
+# -- nodes (plain classes: dataclasses would cost every listing their import) --------------
 class Node:
-    pos: int
+    __slots__ = ("pos",)
+
+    def __init__(self, pos: int) -> None:
+        self.pos = pos
 
 
-@dataclass
 class Text(Node):
-    text: str
+    __slots__ = ("text",)
+
+    def __init__(self, pos: int, text: str) -> None:
+        self.pos, self.text = pos, text
 
 
-@dataclass
 class Field(Node):
-    idents: list[str]
+    __slots__ = ("idents",)
+
+    def __init__(self, pos: int, idents: list[str]) -> None:
+        self.pos, self.idents = pos, idents
 
     def __str__(self) -> str:
         return "".join("." + ident for ident in self.idents)
 
 
-@dataclass
 class Variable(Node):
-    idents: list[str]  # the name ($x) then its fields
+    __slots__ = ("idents",)
+
+    def __init__(self, pos: int, idents: list[str]) -> None:
+        self.pos, self.idents = pos, idents  # the name ($x) then its fields
 
     def __str__(self) -> str:
         return ".".join(self.idents)
 
 
-@dataclass
 class Dot(Node):
+    __slots__ = ()
+
     def __str__(self) -> str:
         return "."
 
 
-@dataclass
 class Nil(Node):
+    __slots__ = ()
+
     def __str__(self) -> str:
         return "nil"
 
 
-@dataclass
 class Bool(Node):
-    value: bool
+    __slots__ = ("value",)
+
+    def __init__(self, pos: int, value: bool) -> None:
+        self.pos, self.value = pos, value
 
     def __str__(self) -> str:
         return "true" if self.value else "false"
 
 
-@dataclass
 class Number(Node):
-    value: int | float
-    text: str
-    is_char: bool = False
+    __slots__ = ("is_char", "text", "value")
+
+    def __init__(self, pos: int, value: int | float, text: str, is_char: bool = False) -> None:
+        self.pos, self.value, self.text, self.is_char = pos, value, text, is_char
 
     def __str__(self) -> str:
         return self.text
 
 
-@dataclass
 class String(Node):
-    quoted: str
-    value: str
+    __slots__ = ("quoted", "value")
+
+    def __init__(self, pos: int, quoted: str, value: str) -> None:
+        self.pos, self.quoted, self.value = pos, quoted, value
 
     def __str__(self) -> str:
         return self.quoted
 
 
-@dataclass
 class Identifier(Node):
-    name: str
+    __slots__ = ("name",)
+
+    def __init__(self, pos: int, name: str) -> None:
+        self.pos, self.name = pos, name
 
     def __str__(self) -> str:
         return self.name
 
 
-@dataclass
 class Chain(Node):
-    node: Node
-    fields: list[str]
+    __slots__ = ("fields", "node")
+
+    def __init__(self, pos: int, node: Node, fields: list[str]) -> None:
+        self.pos, self.node, self.fields = pos, node, fields
 
     def __str__(self) -> str:
         inner = f"({self.node})" if isinstance(self.node, Pipe) else str(self.node)
         return inner + "".join("." + name for name in self.fields)
 
 
-@dataclass
 class Command(Node):
-    args: list[Node] = field(default_factory=list)
+    __slots__ = ("args",)
+
+    def __init__(self, pos: int, args: list[Node] | None = None) -> None:
+        self.pos, self.args = pos, [] if args is None else args
 
     def __str__(self) -> str:
         return " ".join(f"({arg})" if isinstance(arg, Pipe) else str(arg) for arg in self.args)
 
 
-@dataclass
 class Pipe(Node):
-    line: int
-    is_assign: bool = False
-    decl: list[Variable] = field(default_factory=list)
-    cmds: list[Command] = field(default_factory=list)
+    __slots__ = ("cmds", "decl", "is_assign", "line")
+
+    def __init__(self, pos: int, line: int) -> None:
+        self.pos, self.line = pos, line
+        self.is_assign = False
+        self.decl: list[Variable] = []
+        self.cmds: list[Command] = []
 
     def __str__(self) -> str:
         text = ""
@@ -120,63 +139,70 @@ class Pipe(Node):
         return text + " | ".join(str(cmd) for cmd in self.cmds)
 
 
-@dataclass
 class Action(Node):
-    line: int
-    pipe: Pipe
+    __slots__ = ("line", "pipe")
+
+    def __init__(self, pos: int, line: int, pipe: Pipe) -> None:
+        self.pos, self.line, self.pipe = pos, line, pipe
 
     def __str__(self) -> str:
         return "{{" + str(self.pipe) + "}}"
 
 
-@dataclass
 class Branch(Node):
     """if, range, with."""
 
-    kind: str
-    line: int
-    pipe: Pipe
-    body: list[Node]
-    other: list[Node] | None
+    __slots__ = ("body", "kind", "line", "other", "pipe")
+
+    def __init__(self, pos: int, kind: str, line: int, pipe: Pipe, body: list[Node],
+                 other: list[Node] | None) -> None:
+        self.pos, self.kind, self.line, self.pipe = pos, kind, line, pipe
+        self.body, self.other = body, other
 
     def __str__(self) -> str:
         return "{{" + self.kind + " " + str(self.pipe) + "}}"
 
 
-@dataclass
 class Include(Node):
     """{{template "name" pipeline}}."""
 
-    line: int
-    name: str
-    pipe: Pipe | None
+    __slots__ = ("line", "name", "pipe")
+
+    def __init__(self, pos: int, line: int, name: str, pipe: Pipe | None) -> None:
+        self.pos, self.line, self.name, self.pipe = pos, line, name, pipe
 
     def __str__(self) -> str:
         tail = f" {self.pipe}" if self.pipe else ""
         return "{{template " + f'"{self.name}"' + tail + "}}"
 
 
-@dataclass
 class Break(Node):
-    line: int
+    __slots__ = ("line",)
+
+    def __init__(self, pos: int, line: int) -> None:
+        self.pos, self.line = pos, line
 
     def __str__(self) -> str:
         return "{{break}}"
 
 
-@dataclass
 class Continue(Node):
-    line: int
+    __slots__ = ("line",)
+
+    def __init__(self, pos: int, line: int) -> None:
+        self.pos, self.line = pos, line
 
     def __str__(self) -> str:
         return "{{continue}}"
 
 
-@dataclass
 class Marker(Node):
     """An {{end}} or an {{else}} the parser has read (never in a finished tree)."""
 
-    kind: str
+    __slots__ = ("kind",)
+
+    def __init__(self, pos: int, kind: str) -> None:
+        self.pos, self.kind = pos, kind
 
     def __str__(self) -> str:
         return "{{" + self.kind + "}}"
@@ -479,12 +505,12 @@ class Parser:
         text = item.value
         if item.kind == "char":
             try:
-                value = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
+                rune = unquote(text)
+            except TemplateError:
+                rune = ""
+            if len(rune) != 1:
                 self.errorf(f"malformed character constant: {text}")
-            if not isinstance(value, str) or len(value) != 1:
-                self.errorf(f"malformed character constant: {text}")
-            return Number(item.pos, ord(value), text, is_char=True)
+            return Number(item.pos, ord(rune), text, is_char=True)
         clean = text.replace("_", "")
         if clean.endswith("i"):
             self.errorf(f"complex numbers are not supported: {text}")  # nobody formats these
@@ -509,16 +535,30 @@ def is_empty(nodes: list[Node]) -> bool:
     return all(isinstance(node, Text) and not node.text.strip() for node in nodes)
 
 
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{3}|.)", re.S)
+_SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t",
+                   "v": "\v", "\\": "\\", "'": "'", '"': '"'}
+
+
+def _unescape(match: re.Match[str]) -> str:
+    code = match[1]
+    if code in _SIMPLE_ESCAPES:
+        return _SIMPLE_ESCAPES[code]
+    if code[0] in "xuU":
+        return chr(int(code[1:], 16))
+    if code.isdigit():
+        return chr(int(code, 8))
+    raise TemplateError(f"invalid syntax: unknown escape \\{code}")
+
+
 def unquote(text: str) -> str:
-    """Go's strconv.Unquote of a "..." or `...` literal."""
+    """Go's strconv.Unquote of a "...", `...` or '.' literal."""
     if text.startswith("`"):
         return text[1:-1].replace("\r", "")
     try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError) as err:
-        raise TemplateError(f"template: invalid syntax: {text}") from err
-    assert isinstance(value, str)
-    return value
+        return _ESCAPE.sub(_unescape, text[1:-1])
+    except TemplateError as err:
+        raise TemplateError(f"template: {err}") from None
 
 
 def go_str_quote(text: str) -> str:
