@@ -134,8 +134,8 @@ def inspected(ctx: Context, name: str, kind: str | None, size: bool) -> dict[str
     """The first object called `name` (of `kind`, if given): containers first, as Docker."""
     from shellctr.core.errors import NotFound
     from shellctr.engine.containers import find_container
-    from shellctr.engine.image import find_image
     from shellctr.engine.inspect import container_json, image_json
+    from shellctr.parts.reference import find_image_record
 
     def container() -> dict[str, Any]:
         cid = find_container(ctx.store, name)
@@ -159,7 +159,8 @@ def inspected(ctx: Context, name: str, kind: str | None, size: bool) -> dict[str
         return dict(volume_json(ctx, name))
 
     finders = {"container": container,
-               "image": lambda: image_json(find_image(ctx.store, name), ctx.store),
+               "image": lambda: image_json(find_image_record(ctx.store.image_records(), name),
+                                           ctx.store),
                "network": network, "volume": volume}
     for key in (kind,) if kind else INSPECT_TYPES:
         try:
@@ -320,10 +321,11 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     from datetime import datetime
 
     from shellctr.cli.textfmt import command_column, human_ago, human_duration, human_size
+    from shellctr.core.errors import CorruptRecord
     from shellctr.core.ids import short_id
     from shellctr.engine import cgroup
     from shellctr.engine.containers import container_matches, parse_filters
-    from shellctr.engine.lifecycle import container_group, reconcile
+    from shellctr.engine.lifecycle import container_group, reconcile, salvaged
 
     store = ctx.store
     filters = parse_filters(args.filter)
@@ -331,9 +333,21 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     def entry(cid: str) -> tuple[ContainerRecord, StateRecord] | None:
         try:
             state = reconcile(store, cid)
-            return store.container(cid), state
+            return store.container(cid, state), state
         except FileNotFoundError:  # another shellctr process removed it just now
             return None
+        except CorruptRecord as err:
+            return broken(cid, err)
+
+    def broken(cid: str, err: CorruptRecord) -> tuple[ContainerRecord, StateRecord]:
+        """A container whose records cannot be read: a row saying so (as Podman shows
+        one), from what can be read of it."""
+        container = salvaged(store, cid)
+        container.setdefault("created", "1970-01-01T00:00:00+00:00")
+        for key, value in (("image", ""), ("path", ""), ("args", []), ("labels", {})):
+            container.setdefault(key, value)  # type: ignore[misc]
+        state = {"status": "error", "error": f"Error: corrupt state ({err.path})"}
+        return container, state  # type: ignore[return-value]
 
     entries = sorted(filter(None, map(entry, store.container_ids())),
                      key=lambda entry: entry[0]["created"], reverse=True)
@@ -364,6 +378,8 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
         elif state["status"] == "exited" and state["finished_at"] is not None:
             status = (f"Exited ({state['exit_code']}) "
                       f"{human_ago(datetime.fromisoformat(state['finished_at']))}")
+        elif str(state["status"]) == "error":  # broken(): its records are corrupt
+            status = state["error"]
         else:
             status = "Created"
         rows.append({
@@ -443,11 +459,17 @@ PS_SIZE_FORMAT = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.
 
 
 def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.core.errors import NotFound
     from shellctr.engine.containers import remove
 
-    return for_each(args.containers,
-                    lambda ref: remove(ctx.host, ctx.store, ref, args.force, args.volumes),
-                    echo=ctx.host.result)
+    def rm(ref: str) -> None:
+        try:
+            remove(ctx.host, ctx.store, ref, args.force, args.volumes)
+        except NotFound as err:
+            err.exit_code = 1  # Docker's code for "no such container" (a parallel rm won)
+            raise
+
+    return for_each(args.containers, rm, echo=ctx.host.result)
 
 
 

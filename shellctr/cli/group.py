@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
 
 from shellctr.cli.common import Context, Parser, confirm
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # top-level verb -> its name in the group, and its other names there (as Docker's)
 CONTAINER_VERBS: dict[str, tuple[str, list[str]]] = {

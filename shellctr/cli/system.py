@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from shellctr.cli.common import Context, Parser, print_rows
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def print_formatted(record: dict[str, Any], spec: str | None, text: str) -> None:

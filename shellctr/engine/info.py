@@ -9,6 +9,7 @@ import platform
 from collections.abc import Iterable
 from typing import Any
 
+from shellctr.core.errors import CorruptRecord
 from shellctr.core.host import Host
 from shellctr.core.store import Store
 
@@ -58,7 +59,7 @@ def container_sizes(host: Host, store: Store, cids: Iterable[str]) -> dict[str, 
     for cid in cids:
         try:
             image_id = store.container_config(cid)["image_id"]
-        except FileNotFoundError:  # removed meanwhile
+        except (FileNotFoundError, CorruptRecord):  # removed meanwhile, or unreadable
             continue
         rw = host.facts.tree_size(store.layout.container_upper(cid))
         sizes[cid] = (rw, images.get(image_id.removeprefix("sha256:"), 0))
@@ -75,7 +76,7 @@ def container_counts(host: Host, store: Store) -> dict[str, int]:
     for cid in store.container_ids():
         try:
             state, container = reconcile(store, cid), store.container(cid)
-        except FileNotFoundError:
+        except (FileNotFoundError, CorruptRecord):  # removed meanwhile, or unreadable
             continue
         counts["Containers"] += 1
         if state["status"] != "running":
@@ -105,7 +106,6 @@ def memory_total(host: Host) -> int:
 def info_record(host: Host, store: Store) -> dict[str, Any]:
     """`docker info`'s data: Docker's field names, shellctr's facts."""
     from shellctr.engine import cgroup
-    from shellctr.engine.volume import volume_names
 
     facts = host.facts
     release = os_release(host)
@@ -155,7 +155,7 @@ def info_record(host: Host, store: Store) -> dict[str, Any]:
         "InitBinary": "",
         "SecurityOptions": ["name=capabilities,profile=docker-default", "name=maskedpaths",
                             "name=pivot_root"],
-        "Volumes": len(volume_names(store)),
+        "Volumes": len(store.volume_names()),
         "RunRoot": os.fspath(layout.runroot),
         "Warnings": None,
     })
@@ -182,7 +182,7 @@ def disk_usage(host: Host, store: Store) -> dict[str, Any]:
     """`system df`'s data: each image, container, volume and build cache entry with its
     size and its users, as Docker's /system/df."""
     from shellctr.engine.lifecycle import reconcile
-    from shellctr.engine.volume import users, volume_names
+    from shellctr.engine.volume import volume_users
 
     facts, layout = host.facts, store.layout
     containers = []
@@ -190,7 +190,7 @@ def disk_usage(host: Host, store: Store) -> dict[str, Any]:
     for cid in store.container_ids():
         try:
             state, container = reconcile(store, cid), store.container(cid)
-        except FileNotFoundError:
+        except (FileNotFoundError, CorruptRecord):  # removed meanwhile, or unreadable
             continue
         image_id = container["image_id"].removeprefix("sha256:")
         image_users[image_id] = image_users.get(image_id, 0) + 1
@@ -210,8 +210,9 @@ def disk_usage(host: Host, store: Store) -> dict[str, Any]:
         images.append({"image": image, "size": int(image.get("size") or 0),
                        "shared": shared, "containers": image_users.get(image["id"], 0)})
     volumes = []
-    for name in volume_names(store):
-        volumes.append({"name": name, "links": len(users(store, name)),
+    used = volume_users(store)
+    for name in store.volume_names():
+        volumes.append({"name": name, "links": len(used.get(name, [])),
                         "size": facts.tree_size(layout.volume_data(name))})
     return {"images": images, "containers": containers, "volumes": volumes,
             "build_cache": []}
