@@ -61,6 +61,11 @@ if TYPE_CHECKING:
 __all__ = ["NO_VALUE", "Map", "Struct", "Template", "TemplateParseError", "render",
            "table_format"]
 
+# the fields of Docker's records that are Go maps whatever their keys look like (labels,
+# networks and options are named by users: `Front` is a key, not a field)
+MAP_FIELDS = frozenset({"Labels", "Options", "Networks", "Ports", "ExposedPorts", "Volumes",
+                        "DriverOpts", "Annotations", "Sysctls", "Tmpfs", "Containers",
+                        "StorageOpt"})
 PARSE_ERROR_EXIT = 64  # the Docker CLI's code for a template that does not parse
 MAX_DEPTH = 100  # nested {{template}} calls (Go allows 100000; Python's stack is smaller)
 
@@ -563,6 +568,9 @@ class _State:
             if is_struct(receiver):
                 if name in receiver:
                     value = receiver[name]
+                    if name in MAP_FIELDS and isinstance(value, dict) and \
+                            not isinstance(value, Map):
+                        value = Map(value)  # keys are data (a network called "Front")
                     if callable(value):  # a method: it takes the arguments
                         return self.call(dot, value, name, node, args, final, (0, None))
                     if has_args:

@@ -168,6 +168,16 @@ def test_an_error_renders_nothing() -> None:
         render("before {{.Nope}} after", DATA)
 
 
+def test_user_named_keys_of_docker_s_maps_are_keys_not_fields() -> None:
+    record = {"NetworkSettings": {"Networks": {"Front": {"IPAddress": "10.0.0.2"}}},
+              "Config": {"Labels": {"Maintainer": "me"}}}
+    assert render("{{range $n, $c := .NetworkSettings.Networks}}{{$n}}={{$c.IPAddress}}"
+                  "{{end}}", record) == "Front=10.0.0.2"
+    assert render('{{(index .NetworkSettings.Networks "Front").IPAddress}}', record) == \
+        "10.0.0.2"
+    assert render("{{.Config.Labels.Other}}", record) == "<no value>"  # a map: no error
+
+
 def test_a_map_s_missing_key_is_no_value_and_a_method_takes_arguments() -> None:
     row = {"Labels": {"a": "1"}, "Label": lambda name: {"a": "1"}.get(name, "")}
     assert render("{{.Labels.nope}}", row) == "<no value>"
