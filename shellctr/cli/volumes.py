@@ -34,21 +34,9 @@ def cmd_volume_create(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def volume_json(ctx: Context, name: str) -> dict[str, object]:
-    from shellctr.core.state import Volume, load
-    from shellctr.engine.volume import ANONYMOUS_LABEL, read_volume
+    from shellctr.engine.inspect import volume_json as shape
 
-    read_volume(ctx.store, name)  # NotFound with Docker's words
-    volume = load(ctx.store, Volume, ctx.store.layout.volume_record(name))
-    labels = {**volume.labels, **({ANONYMOUS_LABEL: ""} if volume.anonymous else {})}
-    return {
-        "CreatedAt": volume.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "Driver": volume.driver,
-        "Labels": labels or None,
-        "Mountpoint": str(ctx.store.layout.volume_data(name)),
-        "Name": volume.name,
-        "Options": volume.options or None,
-        "Scope": "local",
-    }
+    return shape(ctx.store, name)
 
 
 def cmd_volume_inspect(args: argparse.Namespace, ctx: Context) -> int:

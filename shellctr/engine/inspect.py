@@ -13,6 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from shellctr.core.records import ContainerRecord, MountRecord
     from shellctr.core.state import Image
+    from shellctr.core.store import Record
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, as Docker prints "never"
 
@@ -214,4 +215,46 @@ def image_json(image: Image, store: Store | None = None) -> dict[str, Any]:
             if store is not None else {}},
         "RootFS": {"Type": "layers", "Layers": [f"sha256:{d}" for d in image.layers]},
         "Metadata": {"LastTagTime": ZERO_TIME},
+    }
+
+
+# -- networks and volumes --------------------------------------------------------------
+def network_json(store: Store, record: Record) -> dict[str, Any]:
+    """A network as Docker's `network inspect` shows it."""
+    from shellctr.parts.netopts import DEFAULT_NETWORK
+
+    return {
+        "Name": record["name"], "Id": record["id"], "Created": record["created"],
+        "Scope": "local", "Driver": record["driver"], "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": {}, "Config": [
+            {"Subnet": record["subnet"], "Gateway": record["gateway"],
+             **({"IPRange": record["ip_range"]} if record["ip_range"] else {})}]},
+        "Internal": record["internal"], "Attachable": False, "Ingress": False,
+        "Containers": {cid: {"Name": ep["name"], "EndpointID": ep["veth"],
+                             "MacAddress": ep["mac"],
+                             "IPv4Address": f"{ep['ip']}/{record['subnet'].split('/')[1]}",
+                             "IPv6Address": ""}
+                       for cid, ep in record["endpoints"].items()},
+        "Options": {"com.docker.network.bridge.name": record["bridge"],
+                    **({"com.docker.network.bridge.default_bridge": "true"}
+                       if record["name"] == DEFAULT_NETWORK else {})},
+        "Labels": record.get("labels", {}),
+    }
+
+
+def volume_json(store: Store, name: str) -> dict[str, Any]:
+    from shellctr.core.state import Volume, load
+    from shellctr.engine.volume import ANONYMOUS_LABEL, read_volume
+
+    read_volume(store, name)  # NotFound with Docker's words
+    volume = load(store, Volume, store.layout.volume_record(name))
+    labels = {**volume.labels, **({ANONYMOUS_LABEL: ""} if volume.anonymous else {})}
+    return {
+        "CreatedAt": volume.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Driver": volume.driver,
+        "Labels": labels or None,
+        "Mountpoint": str(store.layout.volume_data(name)),
+        "Name": volume.name,
+        "Options": volume.options or None,
+        "Scope": "local",
     }
