@@ -219,3 +219,6 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
                               help="anonymous volumes no container uses, too")
     system_prune.add_argument("-f", "--force", action="store_true", help="do not ask")
     system_prune.set_defaults(func=cmd_system_prune)
+    from shellctr.cli import service
+
+    service.register(system_sub)
