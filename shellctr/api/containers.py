@@ -529,14 +529,14 @@ def container_attach(call: Call) -> None:
         raise NotFound(f"no such container: {call.params['id']}")
     log_path = call.store.layout.container_log(cid)
     offset = 0 if call.flag("logs") else log_size(log_path)
-    started = state["started_at"] if state["status"] != "running" else None
+    not_started = state["status"] != "running"
     sock = call.hijack("application/vnd.docker.raw-stream" if tty
                        else "application/vnd.docker.multiplexed-stream")
     from shellctr.api.streams import Attachment
 
     Attachment(call, cid, sock, tty=tty, stdin=want_stdin, wanted=wanted,
-               log_path=log_path, offset=offset, started=started,
-               stream=call.flag("stream")).run()
+               log_path=log_path, offset=offset, started=state["started_at"],
+               stream=call.flag("stream"), not_started=not_started).run()
 
 
 def log_size(path: Any) -> int:

@@ -41,11 +41,12 @@ class Body:
     def flag(self, key: str) -> bool:
         return bool(self._typed(key, (bool,), "a boolean"))
 
-    def texts(self, key: str) -> list[str]:
+    def texts(self, key: str, one_string: bool = False) -> list[str]:
+        """A list of strings (`one_string`: or one string, as Cmd and Entrypoint may be)."""
         value = self.value.get(key)
         if value is None:
             return []
-        if isinstance(value, str):  # Cmd and Entrypoint may be one string
+        if isinstance(value, str) and one_string:
             return [value]
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise bad_request(f"{self.where}.{key} must be a list of strings")
@@ -100,10 +101,10 @@ def labels(config: Body) -> dict[str, str]:
 def command_of(config: Body) -> dict[str, Any]:
     """Entrypoint and Cmd: RunRequest's entrypoint is one word (the flag's); a longer
     Entrypoint's other words go before Cmd, which is what Docker runs."""
-    cmd = config.texts("Cmd")
+    cmd = config.texts("Cmd", one_string=True)
     if config.value.get("Entrypoint") is None:
         return {"command": cmd}
-    entrypoint = config.texts("Entrypoint")
+    entrypoint = config.texts("Entrypoint", one_string=True)
     if not entrypoint or entrypoint == [""]:
         return {"entrypoint": "", "command": cmd}
     return {"entrypoint": entrypoint[0], "command": [*entrypoint[1:], *cmd]}

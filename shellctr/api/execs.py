@@ -65,7 +65,7 @@ def exec_create(call: Call) -> Json:
     from shellctr.engine.lifecycle import reconcile
 
     body = Body(call.json_body(), "the body")
-    cmd = body.texts("Cmd")
+    cmd = body.texts("Cmd", one_string=True)
     if not cmd:
         raise bad_request("No exec command specified")
     config = {

@@ -459,6 +459,13 @@ class Service(socketserver.ThreadingMixIn, socketserver.BaseServer):
     def fileno(self) -> int:
         return self.socket.fileno()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that broke (a client gone) is no error of ours; anything else
+        is shown with --debug only (the client got its 500 already)."""
+        error = sys.exc_info()[1]
+        if self.debug and not isinstance(error, ConnectionError):
+            traceback.print_exc()
+
     def get_request(self) -> tuple[socket.socket, Any]:
         return self.socket.accept()
 

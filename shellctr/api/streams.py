@@ -59,10 +59,11 @@ class Attachment:
 
     def __init__(self, call: Call, cid: str, sock: socket.socket, *, tty: bool, stdin: bool,
                  wanted: set[str], log_path: Path, offset: int, started: Any,
-                 stream: bool) -> None:
+                 stream: bool, not_started: bool) -> None:
         self.call, self.cid, self.sock = call, cid, sock
         self.tty, self.stdin, self.wanted = tty, stdin, wanted
         self.log_path, self.offset, self.started, self.stream = log_path, offset, started, stream
+        self.not_started = not_started  # attached before its start: wait for the run
         self.monitor: socket.socket | None = None
         self.monitor_ready = threading.Event()
         self.done = threading.Event()
@@ -80,7 +81,7 @@ class Attachment:
     def wait_started(self) -> bool:
         """Wait until the run we attached for has begun (a `start` after this attach);
         False if the container is removed first or the client goes."""
-        if self.started is None:
+        if not self.not_started:
             return True
         while not self.done.is_set():
             state = self.state()
