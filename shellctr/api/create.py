@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shellctr.api.server import bad_request
+from shellctr.api.server import bad_request, familiar
 from shellctr.parts.request import RunRequest
 
 
@@ -66,7 +66,7 @@ def run_request(body: Any, name: str | None) -> RunRequest:
     if not image:
         raise bad_request("Config.Image is required")
     values: dict[str, Any] = {
-        "image": image, "name": name or None,
+        "image": familiar(image), "name": name or None,
         "hostname": config.text("Hostname") or None,
         "user": config.text("User") or None,
         "workdir": config.text("WorkingDir") or None,

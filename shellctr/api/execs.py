@@ -97,7 +97,9 @@ def exec_resize(call: Call) -> None:
 @ROUTES.add("POST", "/exec/{id}/start")
 def exec_start(call: Call) -> Json | None:
     from shellctr.api.create import Body
+    from shellctr.core.errors import ShellctrError
     from shellctr.engine.exec import spawn_exec
+    from shellctr.engine.lifecycle import reconcile
     from shellctr.engine.start import exec_error, receive
     from shellctr.parts.request import ExecRequest
 
@@ -117,11 +119,30 @@ def exec_start(call: Call) -> Json | None:
     stdin = pipe if config["AttachStdin"] and not tty and not detach else quiet
     stdout = pipe if config["AttachStdout"] and not tty and not detach else quiet
     stderr = pipe if config["AttachStderr"] and not tty and not detach else quiet
+    if reconcile(call.store, ex.cid)["status"] != "running":
+        ex.exit_code, ex.ended_at = 126, time.monotonic()
+        raise ApiError(409, f"container {ex.cid[:12]} is not running")
+    sock = None if detach else call.hijack(
+        "application/vnd.docker.raw-stream" if tty
+        else "application/vnd.docker.multiplexed-stream")
     try:
         spawned = spawn_exec(call.host, call.store, request, stdin=stdin, stdout=stdout,
                              stderr=stderr)
+    except ShellctrError as err:  # as Docker: the stream says why, the exit code is 126/127
+        ex.exit_code, ex.ended_at = getattr(err, "exit_code", 126), time.monotonic()
+        if sock is None:
+            raise
+        from shellctr.api.streams import end, frame, send
+
+        message = f"shellctr: {err}\n".encode()
+        send(sock, message if tty else frame(2, message))
+        end(sock)
+        return None
     except BaseException:
         ex.exit_code, ex.ended_at = 126, time.monotonic()
+        if sock is not None:
+            from shellctr.api.streams import end
+            end(sock)
         raise
     assert spawned is not None  # the service never runs under --dry-run
     process, status, fds, spec_path = spawned
@@ -149,8 +170,7 @@ def exec_start(call: Call) -> Json | None:
         return Json("", 200)
     from shellctr.api.streams import end, pump_exec
 
-    sock = call.hijack("application/vnd.docker.raw-stream" if tty
-                       else "application/vnd.docker.multiplexed-stream")
+    assert sock is not None
     ended = False
     try:
         ended = pump_exec(sock, process, master, config["AttachStdin"])

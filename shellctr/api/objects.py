@@ -7,7 +7,7 @@ import fnmatch
 import os
 from typing import Any
 
-from shellctr.api.server import ROUTES, ApiError, Call, Json, Streamed, bad_request
+from shellctr.api.server import ROUTES, ApiError, Call, Json, Streamed, bad_request, familiar
 from shellctr.core.errors import Conflict, NotFound
 
 TYPE_CHECKING = False
@@ -82,7 +82,7 @@ def image_inspect(call: Call) -> dict[str, Any]:
     from shellctr.engine.image import find_image
     from shellctr.engine.inspect import image_json
 
-    found = find_image(call.store, call.params["name"])
+    found = find_image(call.store, familiar(call.params["name"]))
     return image_json(found, call.store)
 
 
@@ -90,7 +90,7 @@ def image_inspect(call: Call) -> dict[str, Any]:
 def image_history(call: Call) -> list[dict[str, Any]]:
     from shellctr.engine.image import find_image
 
-    image = find_image(call.store, call.params["name"])
+    image = find_image(call.store, familiar(call.params["name"]))
     sizes = list(image.layer_sizes) or [image.size]
     rows, layer = [], 0
     for entry in image.history or [None]:  # type: ignore[list-item]
@@ -115,7 +115,7 @@ def image_tag(call: Call) -> Json:
     if not repo:
         raise bad_request("repo is required")
     tag = call.arg("tag") or "latest"
-    tag_image(call.host, call.store, call.params["name"], f"{repo}:{tag}")
+    tag_image(call.host, call.store, familiar(call.params["name"]), familiar(f"{repo}:{tag}"))
     return Json("", 201)
 
 
@@ -129,7 +129,8 @@ def image_delete(call: Call) -> list[dict[str, str]]:
         users = {cid: (store.container_config(cid)["image_id"],
                        reconcile(store, cid)["status"] == "running")
                  for cid in store.container_ids()}
-        lines = remove_image(call.host, store, call.params["name"], call.flag("force"), users)
+        lines = remove_image(call.host, store, familiar(call.params["name"]),
+                             call.flag("force"), users)
     out = []
     for line in lines:
         kind, _, what = line.partition(": ")
@@ -159,12 +160,12 @@ def image_search(call: Call) -> list[Any]:
 
 @ROUTES.add("GET", "/images/get")
 def images_get(call: Call) -> Streamed:
-    return save_images(call, call.query.get("names", []))
+    return save_images(call, [familiar(name) for name in call.query.get("names", [])])
 
 
 @ROUTES.add("GET", "/images/{name*}/get")
 def image_get(call: Call) -> Streamed:
-    return save_images(call, [call.params["name"]])
+    return save_images(call, [familiar(call.params["name"])])
 
 
 def save_images(call: Call, refs: list[str]) -> Streamed:
@@ -195,11 +196,10 @@ def save_images(call: Call, refs: list[str]) -> Streamed:
 @ROUTES.add("POST", "/images/load")
 def images_load(call: Call) -> Json:
     import json
+    from typing import IO, cast
 
     from shellctr.engine.archive import load
     from shellctr.engine.spool import spooled
-
-    from typing import IO, cast
 
     with spooled(call.host, cast(IO[bytes], call.body()), decompress=True) as path:
         lines = load(call.host, call.store, path)
@@ -371,7 +371,7 @@ def volumes_list(call: Call) -> dict[str, Any]:
 
 @ROUTES.add("GET", "/volumes/{name}")
 def volume_inspect(call: Call) -> dict[str, Any]:
-    return volume_summary(call.store, call.params["name"])
+    return volume_summary(call.store, familiar(call.params["name"]))
 
 
 @ROUTES.add("POST", "/volumes/create")
@@ -404,7 +404,7 @@ def volume_delete(call: Call) -> None:
 
     with call.store.lock():
         try:
-            remove_volume(call.host, call.store, call.params["name"])
+            remove_volume(call.host, call.store, familiar(call.params["name"]))
         except NotFound:
             if not call.flag("force"):
                 raise

@@ -58,6 +58,16 @@ def status_of(err: ShellctrError) -> int:
     return 400
 
 
+def familiar(ref: str) -> str:
+    """A reference as the store keeps Docker Hub's (`busybox:latest`): the docker CLI and
+    docker-py send `docker.io/library/busybox`."""
+    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/",
+                   "index.docker.io/"):
+        if ref.startswith(prefix):
+            return ref.removeprefix(prefix)
+    return ref
+
+
 Handler = Callable[["Call"], Any]
 
 
