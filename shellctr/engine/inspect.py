@@ -77,6 +77,7 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "RestartPolicy": {"Name": container["restart_policy"],
                               "MaximumRetryCount": container["restart_max"]},
             "NetworkMode": container["network_mode"],
+            "LogConfig": {"Type": "json-file", "Config": {}},  # the monitor's log format
             "ReadonlyRootfs": container["read_only"],
             "Tmpfs": {m["target"]: m["options"] for m in mounts if m["type"] == "tmpfs"}
             or None,

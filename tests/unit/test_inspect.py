@@ -89,6 +89,7 @@ def test_a_created_container(layout: Layout, cgroup_root: Path) -> None:
             "CgroupParent": "",
             "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
             "NetworkMode": "none",
+            "LogConfig": {"Type": "json-file", "Config": {}},
             "ReadonlyRootfs": False,
             "Tmpfs": None,
             "PortBindings": {}, "PublishAllPorts": False, "Dns": [], "DnsSearch": [],
