@@ -5,9 +5,10 @@ PY := $(VENV)/bin/python
 # host tools the engine drives, plus what the venv needs; attr: setfattr (whiteouts in
 # --dry-run scripts); dnsmasq-base: the resolver of user networks (the program only, no
 # system service); iperf3: bench/network.py; buildah: the peer the Dockerfile parser's
-# results are checked against (tests/integration/test_dockerfile_peer.py)
+# results are checked against (tests/integration/test_dockerfile_peer.py); docker-compose
+# (1.29, on docker-py): a client of the Engine API service (tests/integration/test_api_compose.py)
 APT_PACKAGES := busybox-static iproute2 iptables util-linux procps tar attr python3 python3-venv \
-    gcc libc6-dev dnsmasq-base iperf3 buildah
+    gcc libc6-dev dnsmasq-base iperf3 buildah docker-compose
 PYTEST_ARGS ?=
 # the test VMs of vm/ (make test-vm, make test-vm-ci): only those targets install these
 VM_APT_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs cpio

@@ -298,9 +298,13 @@ def containers_list(call: Call) -> list[dict[str, Any]]:
         entries = entries[:limit]
     elif not call.flag("all") and "status" not in filters:
         entries = [(c, s) for c, s in entries if s["status"] == "running"]
+    # as Docker: several values of one key match any of them, except labels: all of them
+    labels = filters.pop("label", [])
     out = []
     for container, state in entries:
-        if not container_matches(store, container, state, filters):
+        if not container_matches(store, container, state, filters) or not all(
+                container_matches(store, container, state, {"label": [label]})
+                for label in labels):
             continue
         try:
             out.append(summary(call, container, state))

@@ -223,7 +223,9 @@ def network_filters(call: Call, record: Record) -> bool:
         test = tests.get(key)
         if test is None:
             raise bad_request(f"invalid filter {key!r}")
-        if values and not any(test(value) for value in values):
+        # one key's values: any of them, except labels (all of them), as Docker
+        matched = all if key == "label" else any
+        if values and not matched(test(value) for value in values):
             return False
     return True
 

@@ -143,7 +143,8 @@ def network_settings(store: Store, container: ContainerRecord,
             "NetworkID": record["id"], "EndpointID": endpoint["veth"],
             "Gateway": record["gateway"], "IPAddress": endpoint["ip"],
             "IPPrefixLen": int(record["subnet"].split("/")[1]),
-            "MacAddress": endpoint["mac"], "Aliases": endpoint["aliases"] or None,
+            "MacAddress": endpoint["mac"],
+            "Aliases": dns_names(record["name"], cid, endpoint["aliases"]),
         }
         for binding in endpoint["ports"]:
             ports.setdefault(f"{binding['port']}/{binding['proto']}", None)
@@ -151,14 +152,36 @@ def network_settings(store: Store, container: ContainerRecord,
                 *(ports[f"{binding['port']}/{binding['proto']}"] or []),
                 {"HostIp": binding["host_ip"] or "0.0.0.0",
                  "HostPort": str(binding["host_port"])}]
-    first: dict[str, Any] = next(iter(networks.values()), {})
+    sandbox = str(netns_path(store.host.facts, cid)) if networks else ""
+    if not running:  # as Docker: the networks it will join, without addresses yet
+        from shellctr.engine.network import wanted_networks
+
+        ids = {record["name"]: record["id"] for record in records(store)}
+        for name, wanted in wanted_networks(container).items():
+            networks[name] = {
+                "NetworkID": ids.get(name, ""), "EndpointID": "", "Gateway": "",
+                "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
+                "Aliases": dns_names(name, cid,
+                                     list(wanted.get("aliases") or [])),  # type: ignore[call-overload]
+            }
+    first: dict[str, Any] = next(iter(networks.values()), {}) if running else {}
     return {
-        "SandboxKey": str(netns_path(store.host.facts, cid)) if networks else "",
+        "SandboxKey": sandbox,
         "Ports": ports,
         "IPAddress": first.get("IPAddress", ""), "Gateway": first.get("Gateway", ""),
         "IPPrefixLen": first.get("IPPrefixLen", 0), "MacAddress": first.get("MacAddress", ""),
         "Networks": networks,
     }
+
+
+def dns_names(network: str, cid: str, aliases: list[str]) -> list[str] | None:
+    """Docker's Aliases: on a user network (whose resolver answers for the container's
+    short id too, see dns.entry) the aliases and the short id."""
+    from shellctr.parts.netopts import DEFAULT_NETWORK
+
+    if network == DEFAULT_NETWORK:
+        return aliases or None
+    return list(dict.fromkeys([*aliases, cid[:12]]))
 
 
 def mount_json(store: Store, mount: MountRecord) -> dict[str, Any]:
