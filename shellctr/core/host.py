@@ -35,6 +35,7 @@ from shellctr.core.runner import ENVIRONMENT, execute, not_installed
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     import subprocess
     from typing import IO, Any, BinaryIO, TextIO, TypeVar
 
@@ -44,6 +45,7 @@ Undo = Callable[[], None]
 # a spawned process's stdio that goes nowhere: subprocess.DEVNULL, whose import (with
 # threading, selectors, signal) the verbs that run no command do not pay for
 DEVNULL = -3
+PIPE = -1  # subprocess.PIPE: a spawned process's stdio that its spawner reads or writes
 
 
 class Rollback:
@@ -277,6 +279,29 @@ class Host:
         self._script_status = True  # set -e must not end the script before what follows
         return self.apply(Cmd(argv, keep_status=True), start)
 
+    def run_bounded(self, argv: Argv, timeout: float) -> tuple[int, str] | None:
+        """Run a command to its end with its stdout and stderr together, for at most
+        `timeout` seconds: (exit code, output), or None when it took longer (it was sent
+        SIGTERM, then SIGKILL after 5 s). A health check's `exec` (engine/health.py).
+        Under --dry-run: shown, and taken as a success."""
+        import subprocess
+
+        process = self.spawn(argv, stdin=DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, start_new_session=True, cwd="/")
+        if process is None:
+            return 0, ""
+        try:
+            out, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.terminate()  # `exec` hands SIGTERM on to what it runs
+            try:
+                process.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+            return None
+        return process.returncode, out.decode(errors="replace")
+
     def handed_fd(self, fd: int) -> int | None:
         """An fd of this process that a spawned process inherits (a socket back to us),
         as the child will know it; None under --dry-run: a script has no such fd."""
@@ -352,11 +377,83 @@ class Host:
         if rollback is not None:
             rollback.push(f"write {path}", lambda: self.remove_file(path))
 
+    def append_journal(self, path: Path, line: str, max_bytes: int) -> None:
+        """Append one line to a journal (the events journal, engine/events.py), rotating
+        it to PATH.1 past `max_bytes`; under an flock of PATH.lock, one write(2) with
+        O_APPEND, so parallel writers never interleave or lose a line. Not traced (nor its
+        directory, made on first use) and not
+        done under --dry-run: the journal records the changes the trace shows (it is
+        shellctr's account of them, as its own log), not a change of its own.
+
+        (No fsync: a journal line lost in a crash is an event, not state.)"""
+        if self.dry_run:
+            return
+        import fcntl
+
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the run root, first use
+        lock = os.open(path.with_name(path.name + ".lock"), flags, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            fd = os.open(path, flags, 0o600)
+            try:
+                if os.fstat(fd).st_size + len(line) > max_bytes:
+                    os.replace(path, path.with_name(path.name + ".1"))
+                    os.close(fd)
+                    fd = os.open(path, flags, 0o600)
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        finally:
+            os.close(lock)
+
     def remove_file(self, path: Path) -> None:
         """Remove a file if present (probe first: teardown is idempotent)."""
         if self.exists(path):
             self.apply(Cmd(["rm", path_arg(path)]), lambda: os.unlink(path),
                        lambda facts: facts.plan_remove(path))
+
+    def listen_unix(self, path: Path, *, mode: int = 0o660, group: str | None = None,
+                    rollback: Rollback | None = None) -> socket.socket:
+        """A listening unix socket at `path` (a stale one from a killed process is
+        replaced), `mode` exact, group-owned by `group` if that group exists; shown as
+        the commands that make the same file. Undo removes it."""
+        import grp
+        import socket
+
+        gid = None
+        if group is not None:
+            try:
+                gid = grp.getgrnam(group).gr_gid
+            except KeyError:
+                group = None  # no such group: root's only
+
+        def listen() -> socket.socket:
+            if path.is_socket():
+                path.unlink()  # left by a killed service: nothing listens on it any more
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.bind(os.fspath(path))
+                os.chmod(path, mode)
+                if gid is not None:
+                    os.chown(path, 0, gid)
+                sock.listen(128)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+
+        if self.dry_run:
+            raise HostCommandError("a service cannot listen under --dry-run",
+                                   "run it without --dry-run")
+        # the socket file itself is made by bind(2): shown as the mode and group it gets
+        self.show(Cmd(["chmod", f"{mode:o}", path_arg(path)]))
+        if group is not None:
+            self.show(Cmd(["chgrp", group, path_arg(path)]))
+        sock = listen()
+        if rollback is not None:
+            rollback.push(f"listen on {path}", lambda: self.remove_file(path))
+        return sock
 
     def remove_tree(self, path: Path) -> None:
         """Remove a directory tree if present, without following symlinks out of it."""
