@@ -122,6 +122,7 @@ bench: image
 	$(PY) bench/lifecycle.py
 	$(PY) bench/images.py
 	$(PY) bench/network.py
+	$(PY) bench/registry.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
