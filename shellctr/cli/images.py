@@ -33,6 +33,9 @@ def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
         corrupt = []  # a corrupt record matches nothing
     for err in corrupt:  # listed, and said what to do
         report(err)
+    if not args.all:
+        hidden = ctx.store.intermediate_image_ids()
+        images = [image for image in images if image["repo_tags"] or image["id"] not in hidden]
     if args.reference:
         import fnmatch
 
@@ -367,10 +370,14 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
         parsers = [verbs.add_parser(name, help=help)] if name else []
         return parsers + [group.add_parser(alias, help=help) for alias in aliases]
 
+    from shellctr.cli.build import add_build_flags  # `image build`, an alias of `build`
+
+    add_build_flags(group.add_parser("build", help="build an image from a Dockerfile"))
+
     for parser in both("images", ["ls", "list"], "list images"):
         parser.add_argument("-q", "--quiet", action="store_true", help="only ids")
         parser.add_argument("-a", "--all", action="store_true",
-                            help="all images (shellctr keeps no intermediate ones)")
+                            help="all images (also a build's intermediate ones)")
         parser.add_argument("--digests", action="store_true", help="show digests")
         parser.add_argument("--no-trunc", action="store_true", help="full ids")
         parser.add_argument("-f", "--filter", action="append", default=[],
