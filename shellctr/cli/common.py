@@ -27,8 +27,46 @@ class Context:
         self.host, self.store = host, store
 
 
+class Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, the terminal's width found as shutil finds it: argparse
+    makes one for each flag added, and would import shutil (with bz2, lzma, fnmatch) for
+    every command to learn a width only --help uses."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        if width is None:
+            width = terminal_columns() - 2  # as argparse does
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+_COLUMNS: dict[str | None, int] = {}  # by $COLUMNS: argparse asks once for each flag
+
+
+def terminal_columns() -> int:
+    """shutil.get_terminal_size().columns: $COLUMNS, else stdout's terminal, else 80."""
+    import os
+
+    given = os.environ.get("COLUMNS")
+    if given not in _COLUMNS:
+        try:
+            columns = int(given or "0")
+        except ValueError:
+            columns = 0
+        if columns <= 0:
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                columns = 0
+        _COLUMNS[given] = columns or 80
+    return _COLUMNS[given]
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit 125 (Docker's engine error)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments: "):

@@ -12,12 +12,17 @@ import json
 import re
 import shlex
 from collections.abc import Callable
-from typing import Any
 
 from shellctr.core.errors import ShellctrError
 
+# typing is not imported at run time: `ps --format` and `inspect -f` pay for each module
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Node = tuple[str, Any]
+
 _ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.S)
-Node = tuple[str, Any]
 Token = tuple[str, str]
 
 

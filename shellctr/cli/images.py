@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected
+from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected, report
 from shellctr.core.errors import ShellctrError
 
 # typing is not imported at run time: every command pays for each module it loads
@@ -19,15 +19,24 @@ if TYPE_CHECKING:
 
 
 def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.cli.textfmt import human_ago, human_size, table
-    from shellctr.core.state import images as all_images
+    """From the plain records (state.Image's shape): listing images imports no pydantic."""
+    from datetime import datetime
 
-    images = sorted(all_images(ctx.store), key=lambda image: image.created, reverse=True)
-    if not args.all:
+    from shellctr.cli.textfmt import human_ago, human_size, table
+    from shellctr.core.errors import CorruptRecord
+
+    corrupt: list[CorruptRecord] = []
+    images = sorted(ctx.store.image_records(corrupt),
+                    key=lambda image: datetime.fromisoformat(image["created"]), reverse=True)
+    if args.reference or args.filter:
+        corrupt = []  # a corrupt record matches nothing
+    for err in corrupt:  # listed, and said what to do
+        report(err)
+    if not args.all:  # a build's intermediate images, as Docker's, only with -a
         from shellctr.engine.build_cache import intermediate_images
 
         hidden = intermediate_images(ctx.store.layout)
-        images = [image for image in images if image.repo_tags or image.id not in hidden]
+        images = [image for image in images if image["repo_tags"] or image["id"] not in hidden]
     if args.reference:
         import fnmatch
 
@@ -35,26 +44,35 @@ def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
         wanted = normalize_ref(args.reference) if ":" in args.reference else args.reference
         images = [image for image in images if any(
             fnmatch.fnmatchcase(tag, wanted) or fnmatchcase_repo(tag, wanted)
-            for tag in image.repo_tags)]
+            for tag in image["repo_tags"])]
     if args.filter:
         images = filter_images(ctx, images, args.filter)
+    broken = [Path(str(err.path)).stem for err in corrupt]
     if args.quiet:
+        for image_id in broken:
+            print(f"sha256:{image_id}" if args.no_trunc else image_id[:12])
         seen = set()
         for image in images:
-            short = image.id if args.no_trunc else image.id[:12]
+            short = image["id"] if args.no_trunc else image["id"][:12]
             if short not in seen:
                 print(f"sha256:{short}" if args.no_trunc else short)
                 seen.add(short)
         return 0
     rows = []
     for image in images:
-        created, size = human_ago(image.created), human_size(image.size)
-        image_id = f"sha256:{image.id}" if args.no_trunc else image.id[:12]
-        digest = f"sha256:{image.digest}" if image.digest else "<none>"
-        for tag in image.repo_tags or ["<none>:<none>"]:
+        created = human_ago(datetime.fromisoformat(image["created"]))
+        size = human_size(image["size"])
+        image_id = f"sha256:{image['id']}" if args.no_trunc else image["id"][:12]
+        digest = f"sha256:{image['digest']}" if image.get("digest") else "<none>"
+        # pulled by digest only: its repository, with no tag (as Docker lists it)
+        untagged = [f"{d.partition('@')[0]}:<none>" for d in image.get("repo_digests", [])]
+        for tag in image["repo_tags"] or untagged[:1] or ["<none>:<none>"]:
             repo, _, name = tag.rpartition(":")
             rows.append([repo, name, *([digest] if args.digests else []), image_id, created,
                          size])
+    rows += [["<corrupt>", "<none>", *(["<none>"] if args.digests else []),
+              f"sha256:{image_id}" if args.no_trunc else image_id[:12], "", ""]
+             for image_id in broken]
     print(table(["REPOSITORY", "TAG", *(["DIGEST"] if args.digests else []), "IMAGE ID",
                  "CREATED", "SIZE"], rows))
     return 0
@@ -65,8 +83,10 @@ def fnmatchcase_repo(tag: str, wanted: str) -> bool:
     return tag.rpartition(":")[0] == wanted
 
 
-def filter_images(ctx: Context, images: list[Any], filters: list[str]) -> list[Any]:
-    """`-f dangling=true|false`, `-f label=KEY[=VALUE]`, `-f reference=PATTERN`."""
+def filter_images(ctx: Context, images: list[dict[str, Any]],
+                  filters: list[str]) -> list[dict[str, Any]]:
+    """`-f dangling=true|false`, `-f label=KEY[=VALUE]`, `-f reference=PATTERN`, of image
+    records."""
     import fnmatch
 
     from shellctr.parts.filters import label_matches
@@ -74,30 +94,44 @@ def filter_images(ctx: Context, images: list[Any], filters: list[str]) -> list[A
     for item in filters:
         key, _, value = item.partition("=")
         if key == "dangling":
-            images = [i for i in images if (not i.repo_tags) == (value.lower() == "true")]
+            images = [i for i in images if (not i["repo_tags"]) == (value.lower() == "true")]
         elif key == "label":
-            images = [i for i in images if label_matches(i.config.Labels, value)]
+            images = [i for i in images
+                      if label_matches(i.get("config", {}).get("Labels", {}), value)]
         elif key == "reference":
             images = [i for i in images if any(fnmatch.fnmatchcase(t, value) or
                                                fnmatch.fnmatchcase(t.rpartition(":")[0], value)
-                                               for t in i.repo_tags)]
+                                               for t in i["repo_tags"])]
         else:
             raise ShellctrError(f"invalid filter {item!r}", "use dangling, label or reference")
     return images
 
 
 def cmd_rmi(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.image import remove_image
+    from shellctr.core.errors import CorruptRecord, NotFound
+    from shellctr.engine.image import remove_corrupt_image, remove_image
     from shellctr.engine.lifecycle import reconcile
 
     def rmi(ref: str) -> None:
         store = ctx.store
         with store.lock():  # a create after this look must see the image gone (it checks)
-            users = {cid: (store.container_config(cid)["image_id"],
-                           reconcile(store, cid)["status"] == "running")
-                     for cid in store.container_ids()}
-            for line in remove_image(ctx.host, store, ref, args.force, users):
+            users = {cid: (config["image_id"], running(cid))
+                     for cid, config in store.container_configs().items()}
+            try:
+                lines = remove_image(ctx.host, store, ref, args.force, users)
+            except NotFound:
+                found = remove_corrupt_image(ctx.host, store, ref, args.force)
+                if found is None:
+                    raise
+                lines = found
+            for line in lines:
                 ctx.host.result(line)
+
+    def running(cid: str) -> bool:
+        try:
+            return reconcile(ctx.store, cid)["status"] == "running"
+        except (FileNotFoundError, CorruptRecord):  # removed meanwhile; only rm -f ends it
+            return False
 
     return for_each(args.images, rmi)
 
@@ -216,13 +250,13 @@ def cmd_image_inspect(args: argparse.Namespace, ctx: Context) -> int:
 
     from shellctr.cli.common import report
     from shellctr.core.errors import NotFound
-    from shellctr.engine.image import find_image
     from shellctr.engine.inspect import image_json
+    from shellctr.parts.reference import find_image_record
 
     found, code = [], 0
     for name in args.images:
         try:
-            found.append(image_json(find_image(ctx.store, name), ctx.store))
+            found.append(image_json(find_image_record(ctx.store.image_records(), name), ctx.store))
         except NotFound:
             report(NotFound(f"no such image: {name}"))
             code = 1
@@ -373,6 +407,9 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     for parser in both("diff", [], "a container's changes to its image (A, C, D)"):
         parser.add_argument("container", metavar="CONTAINER")
         parser.set_defaults(func=cmd_diff)
+
+    from shellctr.cli.registry import register as register_registry
+    register_registry(both)  # pull, push, login, logout
 
     busybox = group.add_parser(
         "build-busybox", help="build the default busybox image from the host's static busybox")

@@ -35,6 +35,23 @@ LEAN_VERBS = frozenset({
 NO_DRY_RUN = frozenset({"cp"})
 
 
+# The module of cli/ that registers each verb: only the one on the command line is imported
+# (each imports what its verbs' flags need); tests/unit/test_cli.py holds the table to
+# what the modules register.
+VERB_MODULES = {
+    **dict.fromkeys(("run", "create"), "run"),
+    **dict.fromkeys(("start", "stop", "restart", "kill", "wait", "logs", "exec", "inspect",
+                     "update", "stats", "attach", "rename", "top", "pause", "unpause",
+                     "_exited", "ps", "rm", "port", "export"), "containers"),
+    **dict.fromkeys(("image", "images", "rmi", "import", "load", "save", "tag", "history",
+                     "commit", "diff", "pull", "push", "login", "logout"), "images"),
+    **dict.fromkeys(("volume", "cp"), "volumes"),
+    **dict.fromkeys(("network", "system"), "network"),
+    **dict.fromkeys(("build", "builder"), "build"),
+}
+MODULES = ("run", "containers", "images", "volumes", "network", "build")  # --help's order
+
+
 def verb_of(argv: Sequence[str]) -> str | None:
     """The verb on the command line, found without argparse; None for `--help` alone."""
     args = iter(argv)
@@ -84,15 +101,11 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
     assert isinstance(verbs, VerbTable)
     verbs.wanted = verb_of(argv) if argv is not None else None
 
-    from shellctr.cli import build as cli_build
-    from shellctr.cli import containers as cli_containers
-    from shellctr.cli import images as cli_images
-    from shellctr.cli import network as cli_network
-    from shellctr.cli import run as cli_run
-    from shellctr.cli import volumes as cli_volumes
+    import importlib
 
-    for module in (cli_run, cli_containers, cli_images, cli_volumes, cli_network, cli_build):
-        module.register(verbs)
+    wanted = VERB_MODULES.get(verbs.wanted or "")
+    for name in (wanted,) if wanted else MODULES:
+        importlib.import_module(f"shellctr.cli.{name}").register(verbs)
     if verbs.wanted is not None and verbs.wanted not in verbs.choices:
         return build_parser()  # an unknown verb: the error lists them all
     return parser

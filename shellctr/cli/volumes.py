@@ -34,19 +34,22 @@ def cmd_volume_create(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def volume_json(ctx: Context, name: str) -> dict[str, object]:
-    from shellctr.core.state import Volume, load
+    """A volume as Docker shows it, from its plain record (state.Volume's shape and
+    defaults; listing volumes imports no pydantic)."""
+    from datetime import datetime
+
     from shellctr.engine.volume import ANONYMOUS_LABEL, read_volume
 
-    read_volume(ctx.store, name)  # NotFound with Docker's words
-    volume = load(ctx.store, Volume, ctx.store.layout.volume_record(name))
-    labels = {**volume.labels, **({ANONYMOUS_LABEL: ""} if volume.anonymous else {})}
+    volume = read_volume(ctx.store, name)  # NotFound with Docker's words
+    labels = {**volume.get("labels", {}),
+              **({ANONYMOUS_LABEL: ""} if volume.get("anonymous") else {})}
     return {
-        "CreatedAt": volume.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "Driver": volume.driver,
+        "CreatedAt": datetime.fromisoformat(volume["created"]).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Driver": volume.get("driver", "local"),
         "Labels": labels or None,
         "Mountpoint": str(ctx.store.layout.volume_data(name)),
-        "Name": volume.name,
-        "Options": volume.options or None,
+        "Name": volume["name"],
+        "Options": volume.get("options") or None,
         "Scope": "local",
     }
 
@@ -94,15 +97,24 @@ def matches(volume: dict[str, object], used: bool, filters: dict[str, list[str]]
 
 
 def listed(ctx: Context, filters: dict[str, list[str]]) -> list[dict[str, object]]:
-    from shellctr.engine.volume import users
+    from shellctr.cli.common import report
+    from shellctr.core.errors import CorruptRecord
+    from shellctr.engine.volume import volume_users
 
-    found = []
+    # only `dangling` asks who uses a volume: every container's config, read once
+    used = volume_users(ctx.store) if "dangling" in filters else {}
+    found: list[dict[str, object]] = []
     for name in ctx.store.volume_names():
         try:
             item = volume_json(ctx, name)
+        except CorruptRecord as err:  # listed, and said what to do (volume rm removes it)
+            report(err)
+            if not filters:
+                found.append({"Driver": "<corrupt>", "Name": name, "Mountpoint": ""})
+            continue
         except ShellctrError:  # removed meanwhile
             continue
-        if matches(item, bool(users(ctx.store, name)), filters):
+        if matches(item, name in used, filters):
             found.append(item)
     return found
 

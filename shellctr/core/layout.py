@@ -15,6 +15,8 @@ class Layout:
 
     def __init__(self, root: Path, runroot: Path) -> None:
         self.root, self.runroot = root, runroot
+        # `ps` asks for a container's paths hundreds of times: the fixed part once
+        self._containers = root / "containers"
 
     @classmethod
     def from_env(cls, root: str | None = None, runroot: str | None = None) -> Layout:
@@ -77,7 +79,7 @@ class Layout:
     # -- containers ----------------------------------------------------------
     @property
     def containers_dir(self) -> Path:
-        return self.root / "containers"
+        return self._containers
 
     def container_dir(self, cid: str) -> Path:
         return self.containers_dir / cid

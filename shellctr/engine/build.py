@@ -29,7 +29,7 @@ from shellctr.core.errors import NotFound, ShellctrError
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import SHORT
 from shellctr.core.store import Store, now_iso
-from shellctr.engine.build_cache import CACHE_DIR, State, cache_key, history_entry
+from shellctr.engine.build_cache import CACHE_DIR
 from shellctr.engine.build_context import (
     URL_PREFIX,
     BuildError,
@@ -41,6 +41,7 @@ from shellctr.engine.build_context import (
 )
 from shellctr.engine.build_copy import Transfer, transfer_digest, write_dirs, write_transfer
 from shellctr.engine.build_run import RunSteps
+from shellctr.engine.build_state import State, cache_key, history_entry
 from shellctr.engine.layers import (
     prepare_layer_dirs,
     publish_layer,

@@ -273,12 +273,12 @@ def frozen_events(path: Path, frozen: bool) -> Callable[[Facts], None]:
 
 
 def is_frozen(facts: Facts, group: str) -> bool:
-    for path in container_cgroups(facts, group):
-        if unified(facts):
-            return "frozen 1" in facts.read_text(path / "cgroup.events", "").splitlines()
-        if parent_hierarchy(facts, path).name == "freezer":
-            return facts.read_text(path / "freezer.state", "").strip() == "FROZEN"
-    return False
+    """Whether the freezer holds the group (v1: no freezer hierarchy, no freezing). Two
+    reads at most: `ps` asks it of every running container."""
+    root = facts.cgroup_root
+    if unified(facts):
+        return "frozen 1" in facts.read_text(root / group / "cgroup.events", "").splitlines()
+    return facts.read_text(root / "freezer" / group / "freezer.state", "").strip() == "FROZEN"
 
 
 def wait_frozen(facts: Facts, group: str, frozen: bool, timeout: float = 10.0) -> None:

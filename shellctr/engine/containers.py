@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shellctr.core.cmd import path_arg
-from shellctr.core.errors import Conflict, NotFound, ShellctrError
+from shellctr.core.errors import Conflict, CorruptRecord, NotFound, ShellctrError
 from shellctr.core.facts import Facts
 from shellctr.core.host import Host
 from shellctr.core.ids import find, short_id
@@ -29,7 +29,6 @@ from shellctr.engine.lifecycle import (
     wait_gone,
     wait_start_recorded,
 )
-from shellctr.engine.start import start
 from shellctr.parts.cgroups import LIMIT_DEFAULTS
 
 TYPE_CHECKING = False
@@ -38,7 +37,11 @@ if TYPE_CHECKING:
 
 
 def find_container(store: Store, ref: str) -> str:
-    """A container's id from its full id, unique id prefix, or name."""
+    """A container's id from its full id, unique id prefix, or name. A full id is
+    looked up alone: every other way reads each container's state for its name."""
+    if (len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
+            and store.host.facts.is_file(store.layout.container_config(ref))):
+        return ref
     return find(ref, store.container_names(), "container")
 
 
@@ -67,8 +70,31 @@ def signal_end(host: Host, store: Store, cid: str, state: StateRecord,
 
 def remove(host: Host, store: Store, ref: str, force: bool, volumes: bool = False) -> None:
     """`rm [-f] [-v]`: refuse a running container unless forced; then remove every trace
-    (with -v, its anonymous volumes too)."""
-    cid = find_container(store, ref)
+    (with -v, its anonymous volumes too). A container whose records are corrupt goes with
+    -f, its host objects found by its id; one whose removal a kill interrupted (its
+    tombstone) is finished."""
+    try:
+        cid = find_container(store, ref)
+    except NotFound:
+        with store.lock():
+            begun = [cid for cid in store.tombstones() if cid.startswith(ref)] if ref else []
+            if len(begun) != 1:
+                raise
+            store.remove_tombstone(begun[0])
+        return
+    try:
+        remove_found(host, store, cid, ref, force, volumes)
+    except CorruptRecord:
+        if not force:
+            raise
+        remove_broken(host, store, cid)
+    except FileNotFoundError as err:  # removed meanwhile, by a parallel rm
+        raise NotFound(f"no such container: {ref}") from err
+
+
+def remove_found(host: Host, store: Store, cid: str, ref: str, force: bool,
+                 volumes: bool) -> None:
+    auto_remove = store.container_config(cid)["auto_remove"]
     if force:
         mark_stopping(store, cid)  # first: a restart due during its back-off must not happen
     state = reconcile(store, cid)
@@ -83,11 +109,30 @@ def remove(host: Host, store: Store, ref: str, force: bool, volumes: bool = Fals
         wait_exit_recorded(store, cid)  # the monitor is done with the container's files
     with store.lock():
         if not store.exists(store.layout.container_config(cid)):
-            return  # run --rm: its monitor removed it when it ended
+            if auto_remove:
+                return  # run --rm: its monitor removed it when it ended
+            raise NotFound(f"no such container: {ref}")  # a parallel rm removed it
         if reconcile(store, cid)["status"] == "running":  # its restart policy started it
             raise Conflict(f"cannot remove container {ref}: it is running",
                            "stop it first, or use rm -f")
         teardown(host, store, store.container(cid), remove=True, volumes=volumes)
+
+
+def remove_broken(host: Host, store: Store, cid: str) -> None:
+    """`rm -f` of a container whose config.json or state.json is corrupt (or missing):
+    what its id names goes (the processes in its cgroup, the cgroup, its network
+    endpoints and netns), then the container."""
+    from shellctr.engine.lifecycle import salvaged
+
+    with store.lock():
+        if not store.exists(store.layout.container_config(cid)):
+            return
+        container = salvaged(store, cid)
+        host.step(f"kill container {short_id(cid)} (its records are corrupt)")
+        group = container_group(container)
+        if cgroup.has_cgroups(host.facts, group):
+            cgroup.kill_all(host, group)
+        teardown(host, store, container, remove=True)
 
 
 def stop(host: Host, store: Store, ref: str, timeout: int) -> None:
@@ -298,7 +343,11 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
             return state["exit_code"]  # started or stopped by the user meanwhile
         store.write_state(cid, restart_count=current["restart_count"] + 1)
         host.step(f"restart container {short_id(cid)} ({current['restart_policy']})")
-        start(host, store, cid, attach=False)
+        # imported here: the verbs that only look at containers (ps, wait, port, logs)
+        # do not pay for the start path (init.py's steps, ctypes, socket)
+        from shellctr.engine import start as starting
+
+        starting.start(host, store, cid, attach=False)
     return state["exit_code"]
 
 

@@ -7,29 +7,31 @@ no_new_privs, user, working directory, environment, execve.
 
 from __future__ import annotations
 
+import _socket  # the C module: `socket` builds its enums (~4 ms of each exec)
 import json
 import os
-import socket
 import sys
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import Conflict, ShellctrError
 from shellctr.core.host import DEVNULL, Host
-from shellctr.core.ids import find, new_id, short_id
+from shellctr.core.ids import new_id, short_id
 from shellctr.core.layout import CHECKOUT
 from shellctr.core.store import Store
 from shellctr.engine import cgroup
+from shellctr.engine.containers import find_container
 from shellctr.engine.lifecycle import container_group
 from shellctr.engine.start import attend, exec_error, receive_ready
-from shellctr.inside import init as init_step
+from shellctr.inside import ENTRY
 from shellctr.parts.request import ExecRequest, parse_env
 
 
 def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
     """Run `request.command` in the container; its exit code (0 when detached)."""
     ref = request.container
-    cid = find(ref, store.container_names(), "container")
-    state, container = store.container_state(cid), store.container(cid)
+    cid = find_container(store, ref)
+    state = store.container_state(cid)
+    container = store.container(cid, state)
     if state["status"] != "running" or not host.facts.alive(state["pid"], state["pid_start"]):
         raise Conflict(f"container {ref} is not running", "start it first")
     # the new process would join the frozen cgroup and hang
@@ -41,7 +43,7 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
     if request.tty:
         env.setdefault("TERM", "xterm")
     env.update(parse_env(request, os.environ, lambda path: host.facts.read_text(path)))
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent, child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     spec = {
         "join": state["pid"],
         "argv": request.command,
@@ -61,7 +63,7 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
     try:
         quiet = DEVNULL
         process = host.spawn(
-            [sys.executable, "-I", "-S", "-c", init_step.ENTRY, path_arg(CHECKOUT),
+            [sys.executable, "-I", "-S", "-c", ENTRY, path_arg(CHECKOUT),
              path_arg(spec_path)],
             pass_fds=(child.fileno(),),
             stdin=None if request.interactive and not request.tty and not detach else quiet,

@@ -48,15 +48,19 @@ def remove_unused_layers(host: Host, store: Store, gone: str | set[str] = "") ->
     """
     gone = {gone} if isinstance(gone, str) else gone
     used = {layer for image in images(store) if image.id not in gone for layer in image.layers}
-    used |= {layer for cid in store.container_ids()
-             for layer in store.container_config(cid)["layers"]}
+    used |= {layer for config in store.container_configs().values()
+             for layer in config["layers"]}
     layers_dir = store.layout.layers_dir
     if layers_dir.is_dir():
         for entry in sorted(os.listdir(layers_dir)):
             if not entry.startswith(".") and entry not in used:
                 host.remove_tree(layers_dir / entry)
     blobs_dir = store.layout.blobs_dir
-    used |= {image.id for image in images(store) if image.id not in gone}  # config blobs
+    kept = [image for image in images(store) if image.id not in gone]
+    used |= {image.id for image in kept}  # config blobs
+    # pulled images: their layers as the registry served them, and their manifests
+    used |= {blob.digest for image in kept for blob in image.layer_blobs}
+    used |= {image.manifest for image in kept if image.manifest}
     if blobs_dir.is_dir():
         for entry in sorted(os.listdir(blobs_dir)):
             if not entry.startswith(".") and entry not in used:
@@ -359,8 +363,8 @@ def prune_images(host: Host, store: Store, everything: bool) -> tuple[list[str],
     uses). Docker's report lines and the bytes of layers freed."""
     report: list[str] = []
     with store.lock():  # a create after this look must see the image gone (it checks)
-        used = {store.container_config(cid)["image_id"]
-                for cid in store.container_ids()}
+        configs = store.container_configs()
+        used = {config["image_id"] for config in configs.values()}
         layers_before = {d for image in images(store) for d in image.layers}
         sizes = {d: size for image in images(store)
                  for d, size in zip(image.layers, image.layer_sizes, strict=False)}
@@ -375,8 +379,8 @@ def prune_images(host: Host, store: Store, everything: bool) -> tuple[list[str],
         gone = {line.removeprefix("deleted: sha256:") for line in report
                 if line.startswith("deleted: ")}
         remaining = {d for image in images(store) if image.id not in gone for d in image.layers}
-        for cid in store.container_ids():
-            remaining |= set(store.container_config(cid)["layers"])
+        for config in configs.values():
+            remaining |= set(config["layers"])
         freed = layers_before - remaining
         if gone:
             remove_unused_layers(host, store, gone=gone)
@@ -425,3 +429,25 @@ def remove_image(host: Host, store: Store, ref: str, force: bool,
     remove_unused_layers(host, store, gone=image.id)
     report.append(f"Deleted: sha256:{image.id}")
     return report
+
+
+def remove_corrupt_image(host: Host, store: Store, ref: str, force: bool) -> list[str] | None:
+    """`rmi -f ID` of an image whose record is corrupt (found by its file's name): the
+    record, its config blob and the layers nothing else uses go. None if there is none."""
+    from shellctr.core.errors import CorruptRecord
+
+    corrupt: list[CorruptRecord] = []
+    store.image_records(corrupt)
+    bare = ref.removeprefix("sha256:")
+    found = [Path(str(err.path)).stem for err in corrupt] if is_id(ref) else []
+    matches = [image_id for image_id in found if image_id.startswith(bare)]
+    if len(matches) != 1:
+        return None
+    image_id = matches[0]
+    if not force:
+        raise CorruptRecord(store.layout.image_file(image_id), "rmi -f removes it")
+    host.step(f"remove image {image_id[:SHORT]} (its record is corrupt)")
+    host.remove_file(store.layout.image_file(image_id))
+    host.remove_file(store.layout.blob(image_id))
+    remove_unused_layers(host, store, gone=image_id)
+    return [f"Deleted: sha256:{image_id}"]

@@ -3,16 +3,15 @@ their plain records: `inspect` imports no pydantic)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from shellctr.core.store import Store
 from shellctr.engine import cgroup
 from shellctr.engine.lifecycle import container_group, reconcile
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing is not imported at run time: inspect pays for each module
 if TYPE_CHECKING:
-    from shellctr.core.records import ContainerRecord, MountRecord
-    from shellctr.core.state import Image
+    from typing import Any
+
+    from shellctr.core.records import ContainerRecord, MountRecord, Record
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, as Docker prints "never"
 
@@ -175,43 +174,51 @@ def mount_json(store: Store, mount: MountRecord) -> dict[str, Any]:
     return entry
 
 
-def image_json(image: Image, store: Store | None = None) -> dict[str, Any]:
-    """An image as `docker image inspect` shows it."""
+# state.ImageConfig's defaults, for records written before a field was
+IMAGE_CONFIG: dict[str, Any] = {"Env": [], "Cmd": None, "Entrypoint": None, "WorkingDir": "",
+                                "User": "", "ExposedPorts": {}, "Volumes": {}, "Labels": {},
+                                "StopSignal": ""}
+
+
+def image_json(image: Record, store: Store | None = None) -> dict[str, Any]:
+    """An image as `docker image inspect` shows it, from its plain record (state.Image's
+    shape: inspecting imports no pydantic)."""
     platform: dict[str, Any] = {}
-    if store is not None and store.layout.blob(image.id).is_file():
+    if store is not None and store.layout.blob(image["id"]).is_file():
         import json
-        document = json.loads(store.layout.blob(image.id).read_bytes())
+        document = json.loads(store.layout.blob(image["id"]).read_bytes())
         platform = {key: document[key] for key in ("architecture", "os", "variant")
                     if key in document}
-    config = image.config
-    repo = [tag.rpartition(":")[0] for tag in image.repo_tags]
+    config = {**IMAGE_CONFIG, **image.get("config", {})}
+    repo = [tag.rpartition(":")[0] for tag in image["repo_tags"]]
+    digest = image.get("digest", "")
     return {
-        "Id": f"sha256:{image.id}",
-        "RepoTags": image.repo_tags,
-        "RepoDigests": [f"{name}@sha256:{image.digest}" for name in dict.fromkeys(repo)]
-        if image.digest else [],
+        "Id": f"sha256:{image['id']}",
+        "RepoTags": image["repo_tags"],
+        "RepoDigests": image.get("repo_digests") or (
+            [f"{name}@sha256:{digest}" for name in dict.fromkeys(repo)] if digest else []),
         "Parent": "",
-        "Comment": image.comment,
-        "Created": _time(image.created),
-        "Author": image.author,
+        "Comment": image.get("comment", ""),
+        "Created": _time(image["created"]),
+        "Author": image.get("author", ""),
         "Config": {
-            "User": config.User,
-            "ExposedPorts": config.ExposedPorts or None,
-            "Env": config.Env,
-            "Cmd": config.Cmd,
-            "Volumes": config.Volumes or None,
-            "WorkingDir": config.WorkingDir,
-            "Entrypoint": config.Entrypoint,
-            "Labels": config.Labels or None,
-            **({"StopSignal": config.StopSignal} if config.StopSignal else {}),
+            "User": config["User"],
+            "ExposedPorts": config["ExposedPorts"] or None,
+            "Env": config["Env"],
+            "Cmd": config["Cmd"],
+            "Volumes": config["Volumes"] or None,
+            "WorkingDir": config["WorkingDir"],
+            "Entrypoint": config["Entrypoint"],
+            "Labels": config["Labels"] or None,
+            **({"StopSignal": config["StopSignal"]} if config["StopSignal"] else {}),
         },
         "Architecture": platform.get("architecture", ""),
         **({"Variant": platform["variant"]} if "variant" in platform else {}),
         "Os": platform.get("os", "linux"),
-        "Size": image.size,
+        "Size": image["size"],
         "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": ":".join(
-            str(store.layout.layer_dir(d)) for d in reversed(image.layers))}
+            str(store.layout.layer_dir(d)) for d in reversed(image["layers"]))}
             if store is not None else {}},
-        "RootFS": {"Type": "layers", "Layers": [f"sha256:{d}" for d in image.layers]},
+        "RootFS": {"Type": "layers", "Layers": [f"sha256:{d}" for d in image["layers"]]},
         "Metadata": {"LastTagTime": ZERO_TIME},
     }

@@ -16,11 +16,11 @@ the rest. This is the hot path of `run`: stdlib only, records as plain dicts.
 
 from __future__ import annotations
 
+import _socket  # the C module: `socket` builds its enums (~4 ms of each start, exec)
 import array
 import json
 import os
 import signal
-import socket
 import struct
 import sys
 from pathlib import Path
@@ -33,7 +33,7 @@ from shellctr.core.layout import CHECKOUT, Layout
 from shellctr.core.store import Store
 from shellctr.engine import cgroup, lifecycle
 from shellctr.engine.lifecycle import container_group
-from shellctr.inside import init as init_step
+from shellctr.inside import ENTRY
 from shellctr.parts.cgroups import LIMIT_DEFAULTS
 
 TYPE_CHECKING = False
@@ -60,9 +60,9 @@ def start(host: Host, store: Store, cid: str, attach: bool,
     if interactive is not None:
         container["interactive"] = interactive
     tty = container["tty"]
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent, child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     # the kernel attaches the sender's pid to each message, translated into our pid ns
-    parent.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    parent.setsockopt(_socket.SOL_SOCKET, _socket.SO_PASSCRED, 1)
     spec = init_spec(host.facts, layout, container, host.handed_fd(child.fileno()),
                      host.trace)
     spec_path = layout.container_init_spec(cid)
@@ -72,7 +72,7 @@ def start(host: Host, store: Store, cid: str, attach: bool,
     host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
     # detached with -t: the pty master goes to the monitor, over this socket
-    console, console_end = (socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    console, console_end = (_socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
                             if tty and not attach else (None, None))
     with Rollback(host) as rollback:
         group = container_group(container)
@@ -82,8 +82,7 @@ def start(host: Host, store: Store, cid: str, attach: bool,
         process = spawn_monitor(host, layout, container, spec_path, attach, child,
                                 console_end, net)
         host.note("inside the new namespaces, init.py (PID 1) does, in-process:")
-        host.note(lambda: "\n".join(step.shell()
-                                    for step in init_step.Init(spec).all_steps()))
+        host.note(lambda: init_steps(spec))
         child.close()
         if process is None:  # --dry-run: the script's monitor, and its hook, do the rest
             if attach:  # as this process would: record the end, tear down
@@ -96,7 +95,8 @@ def start(host: Host, store: Store, cid: str, attach: bool,
     if console is not None and console_end is not None:
         console_end.close()
         try:
-            socket.send_fds(console, [b"t"], fds)
+            console.sendmsg([b"t"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                      array.array("i", fds))])
         except OSError:  # the monitor is gone already: the container's end is recorded
             pass
         console.close()
@@ -111,6 +111,14 @@ def start(host: Host, store: Store, cid: str, attach: bool,
         return fail(host, store, cid, late)
     lifecycle.end(host, store, cid, code)
     return code
+
+
+def init_steps(spec: dict[str, object]) -> str:
+    """What init.py will do, as shell lines (--trace, --dry-run: init is imported only
+    to show them, not by every start)."""
+    from shellctr.inside.init import Init
+
+    return "\n".join(step.shell() for step in Init(spec).all_steps())
 
 
 def limits_of(container: ContainerRecord) -> dict[str, object]:
@@ -190,7 +198,7 @@ def unshare_argv(spec_path: Path, net: list[str] | None = None,
         # the monitor's --reap role forks PID 1 instead and hands on its exact status
         "--", path_arg(monitor_binary()), "--reap", "--",
         # -I: no environment, no user paths; -S: no site-packages: the step is stdlib only
-        sys.executable, "-I", "-S", "-c", init_step.ENTRY,
+        sys.executable, "-I", "-S", "-c", ENTRY,
         path_arg(CHECKOUT), path_arg(spec_path),
     ]
 
@@ -245,7 +253,7 @@ def monitor_binary() -> Path:
 
 
 def spawn_monitor(host: Host, layout: Layout, container: ContainerRecord, spec_path: Path,
-                  attach: bool, child: socket.socket, console: socket.socket | None = None,
+                  attach: bool, child: _socket.socket, console: _socket.socket | None = None,
                   net: list[str] | None = None) -> subprocess.Popen[bytes] | None:
     """Start the monitor, which starts unshare, which starts init.py (None: --dry-run)."""
     tty, interactive = container["tty"], container["interactive"]
@@ -265,25 +273,25 @@ def spawn_monitor(host: Host, layout: Layout, container: ContainerRecord, spec_p
 
 
 # -- talking with init.py -------------------------------------------------------------------
-def receive(sock: socket.socket, block: bool = True) -> tuple[Message, list[int], int]:
+def receive(sock: _socket.socket, block: bool = True) -> tuple[Message, list[int], int]:
     """One message from init.py: (json, passed fds, sender's pid)."""
     sock.setblocking(block)
     try:
         data, ancillary, _, _ = sock.recvmsg(
-            65536, socket.CMSG_SPACE(4) + socket.CMSG_SPACE(struct.calcsize("iII")))
+            65536, _socket.CMSG_SPACE(4) + _socket.CMSG_SPACE(struct.calcsize("iII")))
     except BlockingIOError:
         return {}, [], 0
     fds: list[int] = []
     pid = 0
     for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             fds += array.array("i", payload[: len(payload) - len(payload) % 4]).tolist()
-        elif level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+        elif level == _socket.SOL_SOCKET and kind == _socket.SCM_CREDENTIALS:
             pid = struct.unpack("iII", payload[:12])[0]
     return (json.loads(data) if data else {}), fds, pid
 
 
-def receive_ready(host: Host, sock: socket.socket) -> tuple[Message, list[int], int]:
+def receive_ready(host: Host, sock: _socket.socket) -> tuple[Message, list[int], int]:
     """Wait for init.py's `ready` or error, showing its trace lines as they come."""
     while True:
         message, fds, pid = receive(sock)
@@ -325,7 +333,7 @@ def wait_ended(host: Host, process: subprocess.Popen[bytes], exit_file: Path,
 
 
 # -- staying with an attached process --------------------------------------------------------
-def attend(host: Host, process: subprocess.Popen[bytes], status: socket.socket, pid: int,
+def attend(host: Host, process: subprocess.Popen[bytes], status: _socket.socket, pid: int,
            pty_master: int | None, interactive: bool, log: Path | None = None,
            forward: bool = True) -> tuple[int, Message]:
     """Stay with an attached process until it ends: forward signals to `pid`, relay its

@@ -28,12 +28,12 @@ from __future__ import annotations
 import _socket  # the C module: `socket` pulls in enum and selectors, ~3 ms per start
 import errno
 import fcntl
-import json
 import os
 import stat
 import struct
 import sys
 
+from shellctr.inside import jsonlite
 from shellctr.inside.steps import (
     IFF_UP,
     LINUX_CAPABILITY_VERSION_3,
@@ -147,7 +147,7 @@ class Init:
     def send(self, message: dict[str, object], fds: tuple[int, ...] = ()) -> None:
         if not isinstance(self.status_fd, int):
             return
-        data = json.dumps(message).encode()
+        data = jsonlite.dumps(message).encode()
         sock = _socket.socket(fileno=os.dup(self.status_fd))
         try:
             rights = struct.pack(f"{len(fds)}i", *fds)
@@ -576,7 +576,7 @@ def drop_capabilities() -> None:
 
 def main(spec_path: str) -> None:
     with open(spec_path, encoding="utf-8") as stream:
-        spec = json.load(stream)
+        spec = jsonlite.loads(stream.read())
     init = Init(spec)
     try:
         init.main()
@@ -590,10 +590,7 @@ def main(spec_path: str) -> None:
     sys.exit(code)
 
 
-# How unshare starts this step: from the package, so Python loads init.py's cached
-# bytecode instead of compiling it (as it would for a script) on every start.
-ENTRY = ("import sys; sys.path.insert(0, sys.argv[1]); "
-         "from shellctr.inside.init import main; main(sys.argv[2])")
+from shellctr.inside import ENTRY as ENTRY  # noqa: E402  (how unshare starts this module)
 
 if __name__ == "__main__":
     main(sys.argv[1])

@@ -115,6 +115,15 @@ def q(path: str | os.PathLike[str]) -> str:
     return shlex.quote(os.fspath(path))
 
 
+def removal_lines(layout: Layout, cid: str = CID, run_dir: bool = True) -> list[str]:
+    """How a container's directories go: renamed to its tombstone (gone from every
+    listing at once), then its run dir (when it has one) and the tombstone removed."""
+    tombstone = layout.containers_dir / f".{cid}.removing"
+    return [f"mv --no-target-directory {q(layout.container_dir(cid))} {q(tombstone)}",
+            *([f"rm --recursive {q(layout.container_run_dir(cid))}"] if run_dir else []),
+            f"rm --recursive {q(tombstone)}"]
+
+
 def quiet_host() -> Host:
     """A real Host (actions run) that prints nothing: for setting up a root."""
     return Host(out=io.StringIO(), err=io.StringIO())

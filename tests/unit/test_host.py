@@ -76,3 +76,12 @@ def test_a_missing_tool_is_one_line_and_exit_125_on_the_command_line(
     assert code == 125
     assert err.endswith("ip is not installed (apt-get install iproute2)\n")
     assert err.count("\n") == 1
+
+
+def test_the_doors_devnull_is_subprocess_devnull() -> None:
+    """host.DEVNULL is spelled out so that importing the door does not import subprocess."""
+    import subprocess
+
+    from shellctr.core import host
+
+    assert host.DEVNULL == subprocess.DEVNULL
