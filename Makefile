@@ -65,6 +65,11 @@ build/shellctr-monitor: shellctr/monitor.c
 	mkdir -p build
 	cc -O2 -Wall -Wextra -Werror -static -o $@ $<
 
+# a container's last step before its command, run from a sealed memfd copy (exec.c)
+build/shellctr-exec: shellctr/exec.c
+	mkdir -p build
+	cc -O2 -Wall -Wextra -Werror -static -o $@ $<
+
 # bytecode for shellctr's own modules: with PYTHONDONTWRITEBYTECODE set (as in some
 # shells and CI), Python would otherwise compile every module on every command
 build/.bytecode: $(shell find shellctr -name "*.py") $(VENV)/.installed
@@ -72,7 +77,7 @@ build/.bytecode: $(shell find shellctr -name "*.py") $(VENV)/.installed
 	$(PY) -m compileall -q shellctr
 	touch $@
 
-venv: deps $(VENV)/.installed build/shellctr-monitor build/.bytecode
+venv: deps $(VENV)/.installed build/shellctr-monitor build/shellctr-exec build/.bytecode
 
 image: venv  ## build the default busybox image from the host's static busybox
 	bin/shellctr image build-busybox

@@ -43,7 +43,8 @@ def cmd_start(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_stop(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.containers import stop
 
-    return for_each(args.containers, lambda ref: stop(ctx.host, ctx.store, ref, args.time),
+    return for_each(args.containers,
+                    lambda ref: stop(ctx.host, ctx.store, ref, args.time, args.signal),
                     echo=ctx.host.result)
 
 
@@ -52,8 +53,12 @@ def cmd_restart(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.start import start
 
     def restart(ref: str) -> None:
-        stop(ctx.host, ctx.store, ref, args.time)
-        start(ctx.host, ctx.store, find_container(ctx.store, ref), attach=False)
+        from shellctr.engine.events import container_event
+
+        stop(ctx.host, ctx.store, ref, args.time, args.signal)
+        cid = find_container(ctx.store, ref)
+        start(ctx.host, ctx.store, cid, attach=False)
+        container_event(ctx.store, cid, "restart")
 
     return for_each(args.containers, restart, echo=ctx.host.result)
 
@@ -83,12 +88,18 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
     since = logs.parse_since(args.since) if args.since else None
     until = logs.parse_since(args.until) if args.until else None
     cid = find_container(ctx.store, args.container)
+    if ctx.store.container_config(cid).get("log_driver") == "none":
+        raise ShellctrError("configured logging driver does not support reading",
+                            "the container runs with --log-driver none")
+    path = ctx.store.layout.container_log(cid)
     try:  # open once: a --rm container's log goes with it, and -f must read it to the end
-        stream = open(ctx.store.layout.container_log(cid), "rb")  # noqa: SIM115
+        stream = open(path, "rb")  # noqa: SIM115
     except FileNotFoundError:  # never started, or removed just now
         return 0
     with stream:
-        records, offset = logs.read_from(stream, 0)
+        records = logs.read_rotated(path, stream)  # --log-opt max-size: the older files
+        current, offset = logs.read_from(stream, 0)
+        records += current
         for record in logs.select(records, tail, since, until):
             logs.show(record, args.timestamps)
         if args.follow:
@@ -98,7 +109,7 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
                 except FileNotFoundError:  # removed (--rm) meanwhile: it has ended
                     return False
 
-            logs.follow(stream, offset, running, args.timestamps, until)
+            logs.follow(stream, offset, running, args.timestamps, until, path)
     return 0
 
 
@@ -308,6 +319,10 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
             status = "Up " + human_duration(datetime.fromisoformat(state["started_at"]))
             if cgroup.is_frozen(ctx.host.facts, container_group(container)):
                 status += " (Paused)"
+            elif container.get("healthcheck"):
+                from shellctr.engine.health import status_suffix
+
+                status += status_suffix(store, cid)
         elif state["status"] == "exited" and state["finished_at"] is not None:
             status = (f"Exited ({state['exit_code']}) "
                       f"{human_ago(datetime.fromisoformat(state['finished_at']))}")
@@ -427,8 +442,11 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     for name, about in (("stop", "stop running containers: stop signal, then SIGKILL"),
                         ("restart", "stop, then start containers")):
         verb = verbs.add_parser(name, help=about)
-        verb.add_argument("-t", "--time", type=int, default=10, metavar="N",
-                          help="seconds to wait before SIGKILL (default 10)")
+        verb.add_argument("-t", "--timeout", "--time", dest="time", type=int, metavar="N",
+                          help="seconds to wait before SIGKILL (default: the container's "
+                          "--stop-timeout, else 10)")
+        verb.add_argument("-s", "--signal", metavar="SIG",
+                          help="the signal to send (default: the container's stop signal)")
         verb.add_argument("containers", nargs="+", metavar="CONTAINER")
         verb.set_defaults(func=cmd_stop if name == "stop" else cmd_restart)
 
@@ -455,10 +473,14 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     execute.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     execute.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
     execute.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    execute.add_argument("--detach-keys", metavar="KEYS",
+                         help="what detaches from -it, leaving it running (ctrl-p,ctrl-q)")
     execute.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
     execute.add_argument("--env-file", action="append", default=[], metavar="FILE")
     execute.add_argument("-u", "--user", metavar="USER[:GROUP]")
     execute.add_argument("-w", "--workdir", metavar="DIR")
+    execute.add_argument("--privileged", action="store_true",
+                         help="every capability for the command")
     execute.add_argument("container", metavar="CONTAINER")
     execute.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD [ARG...]")
     execute.set_defaults(func=cmd_exec)

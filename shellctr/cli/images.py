@@ -32,10 +32,8 @@ def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
         corrupt = []  # a corrupt record matches nothing
     for err in corrupt:  # listed, and said what to do
         report(err)
-    if not args.all:  # a build's intermediate images, as Docker's, only with -a
-        from shellctr.engine.build_cache import intermediate_images
-
-        hidden = intermediate_images(ctx.store.layout)
+    if not args.all:
+        hidden = ctx.store.intermediate_image_ids()
         images = [image for image in images if image["repo_tags"] or image["id"] not in hidden]
     if args.reference:
         import fnmatch

@@ -27,7 +27,7 @@ GLOBAL_VALUE_FLAGS = ("--root", "--runroot")  # the global flags that take a val
 # standard library's subprocess, not plumbum, whose import costs ~70 ms (core.host)
 LEAN_VERBS = frozenset({
     "run", "create", "start", "restart", "stop", "kill", "rm", "exec", "wait", "ps",
-    "logs", "inspect", "port", "pause", "unpause", "attach", "_exited",
+    "logs", "inspect", "port", "pause", "unpause", "attach", "_exited", "_health", "events",
 })
 # The verbs whose work is done in this process's Python, not as host commands, so that a
 # --dry-run script could not show it: refused under --dry-run (cp copies through directory
@@ -48,8 +48,9 @@ VERB_MODULES = {
     **dict.fromkeys(("volume", "cp"), "volumes"),
     **dict.fromkeys(("network", "system"), "network"),
     **dict.fromkeys(("build", "builder"), "build"),
+    **dict.fromkeys(("events", "_health"), "events"),
 }
-MODULES = ("run", "containers", "images", "volumes", "network", "build")  # --help's order
+MODULES = ("run", "containers", "images", "volumes", "network", "build", "events")  # --help
 
 
 def verb_of(argv: Sequence[str]) -> str | None:

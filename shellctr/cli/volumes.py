@@ -19,8 +19,9 @@ def cmd_volume_create(args: argparse.Namespace, ctx: Context) -> int:
                          f"arg, not both ({args.name} != {args.volume})")
     if args.driver != "local":
         raise ShellctrError(f"volume driver {args.driver} is not supported", "use local")
-    if args.opt:
-        raise ShellctrError("volume options (-o) are not supported by the local driver here")
+    from shellctr.engine.volume import parse_driver_options
+
+    options = parse_driver_options(ctx.host.facts, args.opt)
     name = args.name or args.volume or new_id()
     check_volume_name(name)
     labels = parse_labels(args.label)
@@ -28,7 +29,7 @@ def cmd_volume_create(args: argparse.Namespace, ctx: Context) -> int:
     store.prepare()
     with store.lock(), Rollback(ctx.host) as rollback:
         if not store.layout.volume_record(name).exists():  # Docker: an existing one is fine
-            create_volume(ctx.host, store, name, labels, rollback)
+            create_volume(ctx.host, store, name, labels, rollback, options=options)
     ctx.host.result(name)
     return 0
 

@@ -208,6 +208,31 @@ class Facts:
         """A kernel setting (`net.ipv4.ip_forward`) as /proc/sys holds it, stripped."""
         return self.read_text(self.proc / "sys" / name.replace(".", "/"), default).strip()
 
+    def kernel(self) -> tuple[str, str]:
+        """(machine, release) as `uname --machine --kernel-release` prints them."""
+        uname = os.uname()
+        return uname.machine, uname.release
+
+    def security_modules(self) -> set[str]:
+        """The active Linux security modules (`cat /sys/kernel/security/lsm`)."""
+        text = self.read_text("/sys/kernel/security/lsm", "")
+        return {word for word in text.strip().split(",") if word}
+
+    def device(self, path: str) -> tuple[str, int, int] | None:
+        """A device node's (c|b, major, minor), following links as `stat` does; None if
+        `path` is not a device node."""
+        import stat
+
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if stat.S_ISCHR(st.st_mode):
+            return "c", os.major(st.st_rdev), os.minor(st.st_rdev)
+        if stat.S_ISBLK(st.st_mode):
+            return "b", os.major(st.st_rdev), os.minor(st.st_rdev)
+        return None
+
     def port_taken(self, proto: str, host_ip: str, port: int) -> OSError | None:
         """Why the host cannot bind `host_ip:port` (None: it can), tried with a socket."""
         import socket

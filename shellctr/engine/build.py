@@ -29,7 +29,6 @@ from shellctr.core.errors import NotFound, ShellctrError
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import SHORT
 from shellctr.core.store import Store, now_iso
-from shellctr.engine.build_cache import CACHE_DIR
 from shellctr.engine.build_context import (
     URL_PREFIX,
     BuildError,
@@ -266,7 +265,7 @@ class Builder(RunSteps):
         """The image the cache names for `key`, if it is still whole in the store."""
         if self.options.no_cache:
             return None
-        path = self.layout.root / CACHE_DIR / key
+        path = self.layout.build_cache_dir / key
         try:
             entry = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -325,7 +324,7 @@ class Builder(RunSteps):
         if self.host.dry_run:
             new.run_image = "" if layer else state.id or state.run_image
             return new
-        cache = self.layout.root / CACHE_DIR
+        cache = self.layout.build_cache_dir
         with self.store.lock(), Rollback(self.host) as rollback:
             image = record_image(self.host, self.store, blob, [], sizes, rollback,
                                  tar_hints={layer[0]: layer[2]} if layer else None)

@@ -1,35 +1,17 @@
 """The build cache: `<root>/build-cache/<key>` names the image a build step made (and the
 image it was made on), the key being a hash of the parent image and the step's history
-line (engine/build_state.py computes them). `builder prune`, and what `images` hides:
-importing this module costs `images` nothing of the builder."""
+line (engine/build_state.py computes them), and `builder prune`. What `images` hides,
+the images the cache's steps were made on, the store reads (Store.intermediate_image_ids).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 
+from shellctr.core.host import Host
 from shellctr.core.ids import SHORT
-from shellctr.core.layout import Layout
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from shellctr.core.host import Host
-    from shellctr.core.store import Store
-
-CACHE_DIR = "build-cache"
-
-
-def intermediate_images(layout: Layout) -> set[str]:
-    """The images a build step was made on (the parents the cache names): `images` hides
-    them unless -a, as Docker hides the intermediate images of its builds."""
-    cache = layout.root / CACHE_DIR
-    parents: set[str] = set()
-    for name in os.listdir(cache) if cache.is_dir() else []:
-        try:
-            parents.add(str(json.loads((cache / name).read_text()).get("parent", "")))
-        except (OSError, ValueError):
-            continue
-    return parents
+from shellctr.core.store import Store
 
 
 def prune_cache(host: Host, store: Store) -> list[str]:
@@ -39,7 +21,7 @@ def prune_cache(host: Host, store: Store) -> list[str]:
     from shellctr.engine.image import remove_unused_layers
 
     layout = store.layout
-    cache = layout.root / CACHE_DIR
+    cache = layout.build_cache_dir
     report: list[str] = []
     with store.lock():
         names = sorted(os.listdir(cache)) if cache.is_dir() else []

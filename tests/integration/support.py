@@ -290,7 +290,7 @@ def links() -> list[str]:
 def shellctr_rules() -> list[str]:
     """Every iptables rule tagged shellctr:... in this network namespace, and its chains."""
     found = []
-    for table in ("filter", "nat"):
+    for table in ("raw", "filter", "nat"):
         out = subprocess.run(["iptables", "--table", table, "--list-rules"], check=True,
                              capture_output=True, text=True, timeout=DEFAULT_TIMEOUT).stdout
         found += [f"{table}: {line}" for line in out.splitlines()
