@@ -7,7 +7,11 @@ PY := $(VENV)/bin/python
 # system service); iperf3: bench/network.py; buildah: the peer the Dockerfile parser's
 # results are checked against (tests/integration/test_dockerfile_peer.py)
 APT_PACKAGES := busybox-static iproute2 iptables util-linux procps tar attr python3 python3-venv \
-    gcc libc6-dev dnsmasq-base iperf3 buildah
+    gcc libc6-dev dnsmasq-base iperf3 buildah \
+    docker-registry skopeo apache2-utils zstd
+# docker-registry: the loopback registry of the pull/push tests (distribution v2); skopeo:
+# the other client that fills it and checks our pushes; apache2-utils: htpasswd for its
+# basic auth; zstd: zstd-compressed layers (decompressed by the zstd tool) and their tests
 PYTEST_ARGS ?=
 # the test VMs of vm/ (make test-vm, make test-vm-ci): only those targets install these
 VM_APT_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs cpio

@@ -122,7 +122,8 @@ def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
             try:
                 found.append(container_json(ctx.store, find_container(ctx.store, name)))
             except NotFound:
-                found.append(image_json(find_image_record(ctx.store, name), ctx.store))
+                image = find_image_record(ctx.store.image_records(), name)
+                found.append(image_json(image, ctx.store))
             except FileNotFoundError as err:  # removed by another process as we read it
                 raise NotFound(f"no such object: {name}") from err
         except ShellctrError as err:
@@ -260,10 +261,11 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     from datetime import datetime
 
     from shellctr.cli.textfmt import command_column, human_ago, human_duration, table
+    from shellctr.core.errors import CorruptRecord
     from shellctr.core.ids import short_id
     from shellctr.engine import cgroup
     from shellctr.engine.containers import container_matches, parse_filters
-    from shellctr.engine.lifecycle import container_group, reconcile
+    from shellctr.engine.lifecycle import container_group, reconcile, salvaged
 
     store = ctx.store
     filters = parse_filters(args.filter)
@@ -274,6 +276,18 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
             return store.container(cid, state), state
         except FileNotFoundError:  # another shellctr process removed it just now
             return None
+        except CorruptRecord as err:
+            return broken(cid, err)
+
+    def broken(cid: str, err: CorruptRecord) -> tuple[ContainerRecord, StateRecord]:
+        """A container whose records cannot be read: a row saying so (as Podman shows
+        one), from what can be read of it."""
+        container = salvaged(store, cid)
+        container.setdefault("created", "1970-01-01T00:00:00+00:00")
+        for key, value in (("image", ""), ("path", ""), ("args", []), ("labels", {})):
+            container.setdefault(key, value)  # type: ignore[misc]
+        state = {"status": "error", "error": f"Error: corrupt state ({err.path})"}
+        return container, state  # type: ignore[return-value]
 
     entries = sorted(filter(None, map(entry, store.container_ids())),
                      key=lambda entry: entry[0]["created"], reverse=True)
@@ -297,6 +311,8 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
         elif state["status"] == "exited" and state["finished_at"] is not None:
             status = (f"Exited ({state['exit_code']}) "
                       f"{human_ago(datetime.fromisoformat(state['finished_at']))}")
+        elif str(state["status"]) == "error":  # broken(): its records are corrupt
+            status = state["error"]
         else:
             status = "Created"
         rows.append({
@@ -377,11 +393,17 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
 
 
 def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.core.errors import NotFound
     from shellctr.engine.containers import remove
 
-    return for_each(args.containers,
-                    lambda ref: remove(ctx.host, ctx.store, ref, args.force, args.volumes),
-                    echo=ctx.host.result)
+    def rm(ref: str) -> None:
+        try:
+            remove(ctx.host, ctx.store, ref, args.force, args.volumes)
+        except NotFound as err:
+            err.exit_code = 1  # Docker's code for "no such container" (a parallel rm won)
+            raise
+
+    return for_each(args.containers, rm, echo=ctx.host.result)
 
 
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected
+from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected, report
 from shellctr.core.errors import ShellctrError
 
 # typing is not imported at run time: every command pays for each module it loads
@@ -15,15 +15,23 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from shellctr.core.host import Host, ScratchFile
+
 
 def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
     """From the plain records (state.Image's shape): listing images imports no pydantic."""
     from datetime import datetime
 
     from shellctr.cli.textfmt import human_ago, human_size, table
+    from shellctr.core.errors import CorruptRecord
 
-    images = sorted(ctx.store.image_records(),
+    corrupt: list[CorruptRecord] = []
+    images = sorted(ctx.store.image_records(corrupt),
                     key=lambda image: datetime.fromisoformat(image["created"]), reverse=True)
+    if args.reference or args.filter:
+        corrupt = []  # a corrupt record matches nothing
+    for err in corrupt:  # listed, and said what to do
+        report(err)
     if args.reference:
         import fnmatch
 
@@ -34,7 +42,10 @@ def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
             for tag in image["repo_tags"])]
     if args.filter:
         images = filter_images(ctx, images, args.filter)
+    broken = [Path(str(err.path)).stem for err in corrupt]
     if args.quiet:
+        for image_id in broken:
+            print(f"sha256:{image_id}" if args.no_trunc else image_id[:12])
         seen = set()
         for image in images:
             short = image["id"] if args.no_trunc else image["id"][:12]
@@ -48,10 +59,15 @@ def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
         size = human_size(image["size"])
         image_id = f"sha256:{image['id']}" if args.no_trunc else image["id"][:12]
         digest = f"sha256:{image['digest']}" if image.get("digest") else "<none>"
-        for tag in image["repo_tags"] or ["<none>:<none>"]:
+        # pulled by digest only: its repository, with no tag (as Docker lists it)
+        untagged = [f"{d.partition('@')[0]}:<none>" for d in image.get("repo_digests", [])]
+        for tag in image["repo_tags"] or untagged[:1] or ["<none>:<none>"]:
             repo, _, name = tag.rpartition(":")
             rows.append([repo, name, *([digest] if args.digests else []), image_id, created,
                          size])
+    rows += [["<corrupt>", "<none>", *(["<none>"] if args.digests else []),
+              f"sha256:{image_id}" if args.no_trunc else image_id[:12], "", ""]
+             for image_id in broken]
     print(table(["REPOSITORY", "TAG", *(["DIGEST"] if args.digests else []), "IMAGE ID",
                  "CREATED", "SIZE"], rows))
     return 0
@@ -87,17 +103,30 @@ def filter_images(ctx: Context, images: list[dict[str, Any]],
 
 
 def cmd_rmi(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.image import remove_image
+    from shellctr.core.errors import CorruptRecord, NotFound
+    from shellctr.engine.image import remove_corrupt_image, remove_image
     from shellctr.engine.lifecycle import reconcile
 
     def rmi(ref: str) -> None:
         store = ctx.store
         with store.lock():  # a create after this look must see the image gone (it checks)
-            users = {cid: (store.container_config(cid)["image_id"],
-                           reconcile(store, cid)["status"] == "running")
-                     for cid in store.container_ids()}
-            for line in remove_image(ctx.host, store, ref, args.force, users):
+            users = {cid: (config["image_id"], running(cid))
+                     for cid, config in store.container_configs().items()}
+            try:
+                lines = remove_image(ctx.host, store, ref, args.force, users)
+            except NotFound:
+                found = remove_corrupt_image(ctx.host, store, ref, args.force)
+                if found is None:
+                    raise
+                lines = found
+            for line in lines:
                 ctx.host.result(line)
+
+    def running(cid: str) -> bool:
+        try:
+            return reconcile(ctx.store, cid)["status"] == "running"
+        except (FileNotFoundError, CorruptRecord):  # removed meanwhile; only rm -f ends it
+            return False
 
     return for_each(args.images, rmi)
 
@@ -106,7 +135,9 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.image import import_image
 
     if args.file == "-":
-        with spooled_stdin() as path:
+        from shellctr.engine.spool import spooled
+
+        with spooled(ctx.host) as path:
             image = import_image(ctx.host, ctx.store, path, args.change, args.reference)
     else:
         path = Path(args.file)
@@ -119,7 +150,7 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_build_busybox(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.image import build_busybox
+    from shellctr.engine.busybox import build_busybox
 
     image = build_busybox(ctx.host, ctx.store, Path(args.busybox), args.reference)
     ctx.host.result(f"sha256:{image.id}")
@@ -134,7 +165,9 @@ def cmd_load(args: argparse.Namespace, ctx: Context) -> int:
         if sys.stdin.isatty():
             raise ShellctrError("requested load from stdin, but stdin is empty",
                                 "use -i FILE or pipe an archive in")
-        with spooled_stdin(decompress=True) as path:
+        from shellctr.engine.spool import spooled
+
+        with spooled(ctx.host, decompress=True) as path:
             lines = load(ctx.host, ctx.store, path)
     else:
         import stat
@@ -145,13 +178,15 @@ def cmd_load(args: argparse.Namespace, ctx: Context) -> int:
         except OSError:
             mode = 0
         if stat.S_ISFIFO(mode):  # a named pipe (or `-i <(zcat ...)`): read once, spooled
+            from shellctr.engine.spool import spooled
+
             with open(path, "rb") as stream, \
-                    spooled_stdin(decompress=True, source=stream) as plain:
+                    spooled(ctx.host, stream, path, decompress=True) as plain:
                 lines = load(ctx.host, ctx.store, plain)
         elif not stat.S_ISREG(mode):
             raise ShellctrError(f"no such file: {args.input}", "give an archive written by save")
         else:
-            with uncompressed(path) as plain:
+            with uncompressed(ctx.host, path) as plain:
                 lines = load(ctx.host, ctx.store, plain)
     for line in lines if not args.quiet else []:
         ctx.host.result(line)
@@ -216,7 +251,7 @@ def cmd_image_inspect(args: argparse.Namespace, ctx: Context) -> int:
     found, code = [], 0
     for name in args.images:
         try:
-            found.append(image_json(find_image_record(ctx.store, name), ctx.store))
+            found.append(image_json(find_image_record(ctx.store.image_records(), name), ctx.store))
         except NotFound:
             report(NotFound(f"no such image: {name}"))
             code = 1
@@ -257,58 +292,26 @@ def cmd_diff(args: argparse.Namespace, ctx: Context) -> int:
 
 
 class uncompressed:
-    """An archive file as an uncompressed tar: itself, or a decompressed temporary copy."""
+    """An archive file as an uncompressed tar: itself, or a decompressed scratch copy."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.spool: spooled_stdin | None = None
+    def __init__(self, host: Host, path: Path) -> None:
+        self.host, self.path = host, path
+        self.spool: ScratchFile | None = None
 
     def __enter__(self) -> Path:
         from shellctr.engine.layers import compression_of
+        from shellctr.engine.spool import spooled
 
         with open(self.path, "rb") as probe:
             if compression_of(probe.read(6)) is None:
                 return self.path
             probe.seek(0)
-            self.spool = spooled_stdin(decompress=True, source=probe)
+            self.spool = spooled(self.host, probe, self.path, decompress=True)
             return self.spool.__enter__()
 
     def __exit__(self, *exc: object) -> None:
         if self.spool is not None:
             self.spool.__exit__(*exc)
-
-
-class spooled_stdin:
-    """stdin copied to a temporary file: a layer is read twice (checked, then extracted);
-    with `decompress`, a gzip/bzip2/xz stream is stored uncompressed."""
-
-    def __init__(self, decompress: bool = False, source: Any = None) -> None:
-        self.decompress, self.source = decompress, source
-
-    def __enter__(self) -> Path:
-        import shutil
-        import tempfile
-
-        source = self.source if self.source is not None else sys.stdin.buffer
-        with tempfile.NamedTemporaryFile(prefix="shellctr-spool-", delete=False) as spool:
-            self.path, copied = Path(spool.name), False
-            try:
-                if self.decompress:
-                    from shellctr.engine.layers import decompressing
-                    source = decompressing(source)
-                shutil.copyfileobj(source, spool, 1 << 20)
-                copied = True
-            except (OSError, EOFError) as err:
-                raise ShellctrError(f"invalid archive: {err}") from err
-            finally:
-                if not copied:  # unreadable, or the command was killed (cli.Terminated)
-                    self.path.unlink(missing_ok=True)
-        return self.path
-
-    def __exit__(self, *exc: object) -> None:
-        self.path.unlink(missing_ok=True)
-
-
 
 
 def register(verbs: argparse._SubParsersAction[Parser]) -> None:
@@ -395,6 +398,9 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     for parser in both("diff", [], "a container's changes to its image (A, C, D)"):
         parser.add_argument("container", metavar="CONTAINER")
         parser.set_defaults(func=cmd_diff)
+
+    from shellctr.cli.registry import register as register_registry
+    register_registry(both)  # pull, push, login, logout
 
     busybox = group.add_parser(
         "build-busybox", help="build the default busybox image from the host's static busybox")

@@ -44,7 +44,7 @@ VERB_MODULES = {
                      "update", "stats", "attach", "rename", "top", "pause", "unpause",
                      "_exited", "ps", "rm", "port", "export"), "containers"),
     **dict.fromkeys(("image", "images", "rmi", "import", "load", "save", "tag", "history",
-                     "commit", "diff"), "images"),
+                     "commit", "diff", "pull", "push", "login", "logout"), "images"),
     **dict.fromkeys(("volume", "cp"), "volumes"),
     **dict.fromkeys(("network", "system"), "network"),
 }

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
-from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected
+from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected, report
 from shellctr.core.errors import ShellctrError
 
 TYPE_CHECKING = False
@@ -52,10 +53,17 @@ def matches(record: Record, filters: list[str]) -> bool:
 
 
 def cmd_ls(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.core.errors import CorruptRecord
     from shellctr.engine.network import records
 
-    shown = [r for r in records(ctx.store) if matches(r, args.filter)]
+    corrupt: list[CorruptRecord] = []
+    shown = [r for r in records(ctx.store, corrupt) if matches(r, args.filter)]
     shown.sort(key=lambda r: r["name"])
+    if not args.filter:  # a corrupt record matches no filter
+        for err in corrupt:  # listed, and said what to do
+            report(err)
+        shown += [{"id": Path(str(err.path)).stem, "name": "<corrupt>", "driver": ""}
+                  for err in corrupt]
     if args.quiet:
         for record in shown:
             print(record["id"] if args.no_trunc else record["id"][:12])
@@ -102,12 +110,17 @@ def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.core.errors import NotFound
     from shellctr.engine.network import find_network, remove
     from shellctr.parts.netopts import DEFAULT_NETWORK
 
     def rm(ref: str) -> None:
-        if ref in (DEFAULT_NETWORK, "bridge") or \
-                find_network(ctx.store, ref)["name"] == DEFAULT_NETWORK:
+        try:
+            default = ref in (DEFAULT_NETWORK, "bridge") or \
+                find_network(ctx.store, ref)["name"] == DEFAULT_NETWORK
+        except NotFound:  # perhaps one whose record is corrupt: remove finds it
+            default = False
+        if default:
             raise ShellctrError(f"{DEFAULT_NETWORK} is a pre-defined network and cannot be "
                                 "removed", "`system prune` removes it while nothing uses it")
         remove(ctx.host, ctx.store, ref)
@@ -147,10 +160,12 @@ def cmd_system_prune(args: argparse.Namespace, ctx: Context) -> int:
     anonymous volumes nothing uses, then dangling images (-a: every unused image)."""
     from shellctr.cli.textfmt import human_size
     from shellctr.cli.volumes import prune_volumes, tree_size
-    from shellctr.engine.containers import remove
+    from shellctr.core.errors import CorruptRecord
+    from shellctr.engine.containers import remove, remove_broken
     from shellctr.engine.image import prune_images
     from shellctr.engine.lifecycle import reconcile
     from shellctr.engine.network import prune
+    from shellctr.engine.system import collect
 
     what = ["all stopped containers", "all networks not used by at least one container"]
     if args.volumes:
@@ -168,13 +183,17 @@ def cmd_system_prune(args: argparse.Namespace, ctx: Context) -> int:
                 remove(ctx.host, ctx.store, cid, force=False)
                 removed.append(cid)
                 space += size
+        except CorruptRecord:  # nothing can run it: it goes, with what its id names
+            remove_broken(ctx.host, ctx.store, cid)
+            removed.append(cid)
         except (FileNotFoundError, ShellctrError):  # removed or started meanwhile
             continue
+    leftovers = [path.name for path in collect(ctx.host, ctx.store)]  # of crashes, kills
     networks = prune(ctx.host, ctx.store, include_default=True)
     volumes, volume_space = prune_volumes(ctx, {}, False) if args.volumes else ([], 0)
     images, image_space = prune_images(ctx.host, ctx.store, args.all)
     for title, lines in (("Containers", removed), ("Networks", networks),
-                         ("Volumes", volumes), ("Images", images)):
+                         ("Volumes", volumes), ("Images", images), ("Leftovers", leftovers)):
         if lines:
             ctx.host.result(f"Deleted {title}:\n" + "\n".join(lines) + "\n")
     ctx.host.result(f"Total reclaimed space: {human_size(space + volume_space + image_space)}")

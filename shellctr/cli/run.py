@@ -19,8 +19,16 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
     if args.tty and args.interactive and not args.detach and not os.isatty(0):
         # checked before create: a refused run must leave no container behind
         raise ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
-    container = create(ctx.host, ctx.store, RunRequest.from_args(args))
-    code = start(ctx.host, ctx.store, container["id"], attach=not args.detach)
+    pull_if_needed(args, ctx)
+    container = create(ctx.host, ctx.store, RunRequest.from_args(args), starting=True)
+    try:
+        code = start(ctx.host, ctx.store, container["id"], attach=not args.detach)
+    except (Exception, KeyboardInterrupt):
+        if args.rm:  # nothing of a failed `run --rm` remains
+            from shellctr.engine.lifecycle import discard
+
+            discard(ctx.host, ctx.store, container["id"])
+        raise
     if args.detach:
         ctx.host.result(container["id"])
     return code
@@ -30,9 +38,26 @@ def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.create import create
     from shellctr.parts.request import RunRequest
 
+    pull_if_needed(args, ctx)
     container = create(ctx.host, ctx.store, RunRequest.from_args(args))
     ctx.host.result(container["id"])
     return 0
+
+
+def pull_if_needed(args: argparse.Namespace, ctx: Context) -> None:
+    """`--pull missing|always|never`: the registry code is imported only when a pull
+    may happen (an image here already costs `run` nothing more)."""
+    if args.pull == "missing":
+        from shellctr.core.errors import NotFound
+        from shellctr.parts.reference import find_image_record
+        try:
+            find_image_record(ctx.store.image_records(), args.image)
+            return
+        except NotFound:
+            pass
+    from shellctr.engine.registry import ensure_image
+
+    ensure_image(ctx.host, ctx.store, args.image, args.pull, args.platform)
 
 
 # -- parsing ---------------------------------------------------------------------------
@@ -66,6 +91,10 @@ def add_create_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--restart", default="no", metavar="POLICY",
                         help="no, on-failure[:N], always or unless-stopped")
     add_storage_flags(parser)
+    parser.add_argument("--pull", default="missing", choices=["missing", "always", "never"],
+                        help="pull the image first: if missing (default), always or never")
+    parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                        help="the platform to pull from a multi-platform image")
     parser.add_argument("image", metavar="IMAGE")
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD [ARG...]")
 

@@ -97,14 +97,21 @@ def matches(volume: dict[str, object], used: bool, filters: dict[str, list[str]]
 
 
 def listed(ctx: Context, filters: dict[str, list[str]]) -> list[dict[str, object]]:
-    from shellctr.engine.volume import volume_names, volume_users
+    from shellctr.cli.common import report
+    from shellctr.core.errors import CorruptRecord
+    from shellctr.engine.volume import volume_users
 
     # only `dangling` asks who uses a volume: every container's config, read once
     used = volume_users(ctx.store) if "dangling" in filters else {}
-    found = []
-    for name in volume_names(ctx.store):
+    found: list[dict[str, object]] = []
+    for name in ctx.store.volume_names():
         try:
             item = volume_json(ctx, name)
+        except CorruptRecord as err:  # listed, and said what to do (volume rm removes it)
+            report(err)
+            if not filters:
+                found.append({"Driver": "<corrupt>", "Name": name, "Mountpoint": ""})
+            continue
         except ShellctrError:  # removed meanwhile
             continue
         if matches(item, name in used, filters):

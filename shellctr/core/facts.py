@@ -46,10 +46,23 @@ class Facts:
         self._rules: dict[str, list[list[str]]] = {}  # table -> rules the plan adds
         self._rules_gone: dict[str, list[list[str]]] = {}  # ... and those it deletes
         self._gone: set[int] = set()  # pids the plan ends (SIGTERM, SIGKILL)
+        self._stand_ins: dict[Path, Path] = {}  # planned scratch file -> where it really is
 
     # -- the plan (called by the door under --dry-run) ------------------------------
     def plan_write(self, path: Path, data: bytes) -> None:
         self._paths[path] = data
+
+    def plan_stand_in(self, path: Path, real: Path | None) -> None:
+        """The scratch file `path` of the plan is really at `real` (a memfd's
+        /proc/self/fd/N): the verb reads it there, the script names `path`. None: gone."""
+        if real is None:
+            self._stand_ins.pop(path, None)
+        else:
+            self._stand_ins[path] = real
+
+    def readable(self, path: Path) -> Path:
+        """Where to open `path` for reading: itself, or the stand-in of a planned one."""
+        return self._stand_ins.get(path, path)
 
     def plan_dir(self, path: Path) -> None:
         self._paths[path] = b""
@@ -61,6 +74,19 @@ class Facts:
             del self._paths[planned]
             self._dirs.discard(planned)
         self._paths[path] = None
+
+    def plan_move(self, src: Path, dst: Path) -> None:
+        """`src` would be renamed `dst`: what the plan wrote below it moves along."""
+        below = {planned: data for planned, data in self._paths.items()
+                 if planned == src or src in planned.parents}
+        directory = self.is_dir(src)
+        dirs = {dst / path.relative_to(src) for path in below if path in self._dirs}
+        self.plan_remove(src)
+        for path, data in below.items():
+            self._paths[dst / path.relative_to(src)] = data
+        self._dirs |= dirs
+        if dst not in self._paths:
+            (self.plan_dir(dst) if directory else self.plan_write(dst, b""))
 
     def plan_link(self, name: str, present: bool) -> None:
         self._links[name] = present
@@ -242,6 +268,10 @@ class Facts:
     def alive(self, pid: int, start: int) -> bool:
         return pid not in self._gone and alive(pid, start)
 
+    def processes_mentioning(self, text: str) -> list[tuple[int, int]]:
+        return [(pid, ppid) for pid, ppid in processes_mentioning(text)
+                if pid not in self._gone]
+
     def namespace_members(self, pid: int) -> list[int]:
         """Host pids of every process in the pid namespace whose init is `pid`."""
         try:
@@ -270,16 +300,43 @@ def long_form(words: list[str]) -> list[str]:
     return [LONG.get(word, word) for word in words]
 
 
-def process_start(pid: int) -> int | None:
-    """When `pid` started (clock ticks after boot), or None if there is no such process."""
+def process_stat(pid: int) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command's name (fields[0]: its state), or
+    None if there is no such process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stream:
             fields = stream.read().rsplit(b")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return None
-    return int(fields[19])  # field 22 of stat(5); fields[0] here is field 3
+    return fields if len(fields) > 19 else None
+
+
+def process_start(pid: int) -> int | None:
+    """When `pid` started (clock ticks after boot), or None if there is no such process."""
+    fields = process_stat(pid)
+    return None if fields is None else int(fields[19])  # field 22 of stat(5)
 
 
 def alive(pid: int, start: int) -> bool:
-    """The process `pid` still runs and is the one that started at `start`."""
-    return pid > 0 and process_start(pid) == start
+    """The process `pid` still runs and is the one that started at `start`: a zombie
+    (ended, not yet reaped by its parent) does not run."""
+    fields = process_stat(pid) if pid > 0 else None
+    return fields is not None and fields[0] not in (b"Z", b"X") and int(fields[19]) == start
+
+
+def processes_mentioning(text: str) -> list[tuple[int, int]]:
+    """(pid, parent pid) of the live processes whose command line contains `text`."""
+    found = []
+    needle = os.fsencode(text)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as stream:
+                    if needle not in stream.read():
+                        continue
+            except OSError:  # gone meanwhile
+                continue
+            fields = process_stat(int(entry))
+            if fields is not None and fields[0] not in (b"Z", b"X"):
+                found.append((int(entry), int(fields[1])))
+    return found

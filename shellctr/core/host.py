@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +36,7 @@ from shellctr.core.runner import ENVIRONMENT, execute, not_installed
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
-    from typing import IO, Any, TextIO, TypeVar
+    from typing import IO, Any, BinaryIO, TextIO, TypeVar
 
     T = TypeVar("T")
 
@@ -95,6 +96,12 @@ class Host:
         self.facts.lean = lean
         self._script_started = False
         self._script_status = False  # the script ends with a foreground process's status
+        # the reliability tests' hooks (tests/integration/test_reliability_kill.py): after
+        # its k-th host command this process SIGKILLs itself / its k-th command fails.
+        # Never inherited: every command shellctr spawns gets the pinned ENVIRONMENT.
+        self._steps = 0
+        self._kill_after = int(os.environ.get("SHELLCTR_TEST_KILL_AFTER") or 0)
+        self._fail_at = int(os.environ.get("SHELLCTR_TEST_FAIL_AT") or 0)
 
     # -- showing ---------------------------------------------------------------
     def step(self, title: str) -> None:
@@ -122,6 +129,15 @@ class Host:
                 self.err.flush()
             except OSError:
                 pass  # stderr is gone (a hung-up terminal): the step itself must still run
+
+    def show_request(self, cmd: Cmd) -> None:
+        """A read-only network request (a registry's manifest, a token) as its `curl`
+        line: traced as it is made; in a --dry-run script, a comment (it was made to
+        plan the script, which need not make it again)."""
+        if self.dry_run:
+            self.note(f"read: {cmd.shell()}")
+        elif self.trace:
+            self.show(cmd)
 
     def warn(self, message: str) -> None:
         self.err.write(f"shellctr: warning: {message}\n")
@@ -157,7 +173,17 @@ class Host:
             if effect is not None:
                 effect(self.facts)
             return None
-        return action()
+        if not (self._kill_after or self._fail_at):
+            return action()
+        self._steps += 1
+        if self._steps == self._fail_at:
+            raise HostCommandError(f"{cmd.argv[0]} failed: injected failure (SHELLCTR_TEST_"
+                                   f"FAIL_AT={self._fail_at})")
+        try:
+            return action()
+        finally:
+            if self._steps == self._kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
 
     # -- commands --------------------------------------------------------------
     def run(
@@ -187,9 +213,37 @@ class Host:
             rollback.push(shlex.join(argv), run_undo)
         return output
 
-    def probe(self, argv: Argv) -> tuple[int, str, str]:
-        """Run a read-only command (also under --dry-run); return (code, out, err)."""
-        return execute(argv, None, None, self.lean)
+    def probe(self, argv: Argv, input: str | None = None) -> tuple[int, str, str]:
+        """Run a read-only command (also under --dry-run); return (code, out, err).
+        `input`: fed to its stdin (a credential helper's question)."""
+        return execute(argv, input, None, self.lean)
+
+    def probe_stream(self, argv: Argv, source: IO[bytes]) -> IO[bytes]:
+        """A read-only filter (also under --dry-run, as `probe`): `source` fed to `argv`'s
+        stdin from a thread, its stdout to read (a zstd layer scanned as it downloads)."""
+        import subprocess
+        import threading
+
+        try:
+            process = subprocess.Popen(list(argv), stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, env=ENVIRONMENT)
+        except FileNotFoundError as missing:
+            raise not_installed(argv[0]) from missing
+        assert process.stdin is not None and process.stdout is not None
+        stdin = process.stdin
+
+        def feed() -> None:
+            try:
+                while chunk := source.read(1 << 20):
+                    stdin.write(chunk)
+            except OSError:  # the filter stopped reading: its own error tells
+                pass
+            finally:
+                stdin.close()
+                source.close()
+
+        threading.Thread(target=feed, daemon=True).start()
+        return process.stdout
 
     @staticmethod
     def checked(argv: Argv, result: tuple[int, str, str]) -> str:
@@ -283,14 +337,17 @@ class Host:
         mode: int = 0o644,
         rollback: Rollback | None = None,
         durable: bool = True,
+        secrets: tuple[str, ...] = (),
     ) -> None:
         """Atomically replace `path` with `text`: temp file, fsync, rename, fsync dir.
+        `secrets`: words of `text` shown as *** (a credentials file's).
 
         `durable=False`: no fsync (still atomic), for runtime files that a reboot makes
         moot anyway (network endpoints, a container's /etc files rewritten each start):
         each fsync costs ~8 ms here, and `run` writes several."""
-        self.apply(write_file_cmd(path, text),
-                   lambda: write_atomic(path, text.encode(), mode, durable),
+        shown = write_file_cmd(path, text)
+        shown.secrets = secrets
+        self.apply(shown, lambda: write_atomic(path, text.encode(), mode, durable),
                    lambda facts: facts.plan_write(path, text.encode()))
         if rollback is not None:
             rollback.push(f"write {path}", lambda: self.remove_file(path))
@@ -365,9 +422,7 @@ class Host:
         """Move `src` to `dst` (same filesystem); undo moves it back."""
         # --no-target-directory: if dst is a directory, fail instead of moving into it
         def moved(facts: Facts) -> None:
-            directory = facts.is_dir(src)
-            facts.plan_remove(src)
-            (facts.plan_dir(dst) if directory else facts.plan_write(dst, b""))
+            facts.plan_move(src, dst)
 
         self.apply(Cmd(["mv", "--no-target-directory", path_arg(src), path_arg(dst)]),
                    lambda: os.rename(src, dst), moved)
@@ -394,14 +449,77 @@ class Host:
                    lambda: os.link(src, dst, follow_symlinks=False),
                    lambda facts: facts.plan_write(dst, b""))
 
-    def produce(self, argv: Argv, path: Path, action: Callable[[], T],
-                rollback: Rollback | None = None) -> T | None:
-        """Create the file `path` with `action`, shown as the command `argv > path` that
-        writes the same bytes; the undo removes it (also when `action` fails half-way)."""
+    def produce(self, argv: Argv, path: Path, write: Callable[[BinaryIO], T],
+                rollback: Rollback | None = None, ready: Path | None = None) -> T | None:
+        """Create the file `path` (new: never through a planted symlink) and let `write`
+        fill it, shown as the command `argv > path` that writes the same bytes; the undo
+        removes it (also when `write` fails half-way). `ready`: a file that holds those
+        bytes already (a layer decompressed while it downloaded) is renamed instead."""
         if rollback is not None:
             rollback.push(f"write {path}", lambda: self.remove_file(path))
+
+        def action() -> T | None:
+            if ready is not None:
+                os.rename(ready, path)
+                return None
+            with self.new_file(path) as out:
+                return write(out)
+
         return self.apply(Cmd(argv, redirect=path_arg(path)), action,
                           lambda facts: facts.plan_write(path, b""))
+
+    def new_file(self, path: Path, mode: int = 0o644) -> BinaryIO:
+        """A new file (O_EXCL: never one someone planted, nor through a symlink) for the
+        engine's Python to fill, inside an action the door shows (`apply`, `produce`)."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        return os.fdopen(fd, "wb")
+
+    def pipe_into(self, argv: Argv, out: BinaryIO) -> None:
+        """Inside an action the door shows already (`produce`): run `argv` with its
+        stdout into `out`, not shown again; a failure is an error as for `run`."""
+        out.flush()
+        self.checked(argv, execute(argv, None, out, self.lean))
+
+
+    def scratch_file(self, argv: Argv, path: Path, write: Callable[[BinaryIO], object],
+                     ) -> ScratchFile:
+        """A temporary file the verb itself reads, made with `write` (shown as `argv >
+        path`), removed when the `with` block ends. Under --dry-run, where the script
+        makes it with `argv`, the verb's own copy is an anonymous memfd that changes no
+        directory: open it at `facts.readable(path)`."""
+        if not self.dry_run:
+            try:
+                self.produce(argv, path, write)
+            except BaseException:  # unreadable input, or the command was killed
+                self.remove_file(path)
+                raise
+            return ScratchFile(self, path, None)
+        self.produce(argv, path, write)  # shown only
+        fd = os.memfd_create("shellctr-scratch", os.MFD_CLOEXEC)
+        try:
+            with os.fdopen(os.dup(fd), "wb") as out:
+                write(out)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.facts.plan_stand_in(path, Path(f"/proc/self/fd/{fd}"))
+        return ScratchFile(self, path, fd)
+
+
+class ScratchFile:
+    """`with host.scratch_file(...) as path:` the file, removed at the end."""
+
+    def __init__(self, host: Host, path: Path, memfd: int | None) -> None:
+        self.host, self.path, self.memfd = host, path, memfd
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        self.host.remove_file(self.path)
+        if self.memfd is not None:  # --dry-run: the verb's own copy
+            self.host.facts.plan_stand_in(self.path, None)
+            os.close(self.memfd)
 
 
 def make_cgroup_dirs(path: Path) -> None:

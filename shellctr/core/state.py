@@ -12,8 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shellctr.core.errors import CorruptRecord
 from shellctr.core.store import Store
 
 HEX64 = r"^[0-9a-f]{64}$"
@@ -47,6 +48,14 @@ class HistoryEntry(Model):
     empty_layer: bool = False  # a step that made no layer (e.g. a config change)
 
 
+class LayerBlob(Model):
+    """A layer as a registry serves it: its (compressed) blob's digest, size and type."""
+
+    digest: str = Field(pattern=HEX64)
+    size: int = Field(ge=0)
+    media_type: str
+
+
 class Image(Model):
     schema_version: Literal[1] = 1
     id: str = Field(pattern=HEX64)  # sha256 of its OCI config blob (blobs/sha256/<id>)
@@ -61,6 +70,12 @@ class Image(Model):
     layer_sizes: list[int] = Field(default_factory=list)  # bytes of file content, per layer
     tar_sizes: list[int] = Field(default_factory=list)  # bytes of each layer's tar
     digest: str = ""  # sha256 hex of its OCI manifest (`images --digests`)
+    # NAME@sha256:... of each manifest pulled from (or pushed to) a registry for it
+    repo_digests: list[str] = Field(default_factory=list)
+    # pulled: the compressed blob of each layer as the registry served it (its digest,
+    # blobs/sha256/<digest>, and media type), kept so that a push sends the same bytes
+    layer_blobs: list[LayerBlob] = Field(default_factory=list)
+    manifest: str = ""  # pulled: sha256 hex of the platform's manifest, kept in blobs/
 
 
 class MountPoint(Model):
@@ -229,17 +244,24 @@ def save(store: Store, path: Path, model: Model) -> None:
     store.write(path, model.model_dump(mode="json"))
 
 
-def images(store: Store) -> list[Image]:
-    return [Image.model_validate(record) for record in store.image_records()]
+def images(store: Store, corrupt: list[CorruptRecord] | None = None) -> list[Image]:
+    """Every image whose record can be read (the corrupt ones: added to `corrupt`)."""
+    found = []
+    for record in store.image_records(corrupt):
+        try:
+            found.append(Image.model_validate(record))
+        except ValidationError as err:  # a record no shellctr wrote
+            if corrupt is not None:
+                corrupt.append(CorruptRecord(store.layout.image_file(record["id"]),
+                                             f"not an image ({err.error_count()} errors)"))
+    return found
 
 
 def volumes(store: Store) -> list[Volume]:
-    from shellctr.engine.volume import volume_names
-
     found = []
-    for name in volume_names(store):
+    for name in store.volume_names():
         try:
             found.append(load(store, Volume, store.layout.volume_record(name)))
-        except FileNotFoundError:  # removed meanwhile
+        except (FileNotFoundError, CorruptRecord, ValidationError):  # removed; corrupt
             continue
     return found

@@ -19,7 +19,7 @@ import json
 import os
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import ShellctrError
@@ -38,14 +38,12 @@ from shellctr.engine.image import (
 )
 from shellctr.engine.layers import (
     PreparedLayer,
-    layer_tar_size,
     member_source,
-    pack,
-    pack_argv,
     prepare_layer,
     publish_layer,
     sweep_partials,
 )
+from shellctr.engine.pack import layer_tar_size, pack, pack_argv
 from shellctr.parts.reference import is_id, normalize_ref
 
 INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
@@ -234,7 +232,8 @@ def load(host: Host, store: Store, path: Path) -> list[str]:
     it) is done outside the store lock, under temporary names; the lock is held only
     to move the layers into place and write the image records and tags. Each layer is
     prepared once, even if several images of the archive share it."""
-    found = read_archive(path)
+    readable = host.facts.readable(path)  # (a --dry-run scratch file's stand-in)
+    found = read_archive(readable)
     store.prepare()
     report = []
     with Rollback(host) as rollback:  # removes the temporary names if anything fails
@@ -244,7 +243,7 @@ def load(host: Host, store: Store, path: Path) -> list[str]:
                 if diff_id not in prepared:
                     host.step(f"load layer sha256:{diff_id[:SHORT]}")
                     prepared[diff_id] = prepare_layer(
-                        host, store.layout, member_source(path, member, compressed),
+                        host, store.layout, member_source(readable, member, compressed, path),
                         rollback, expect=diff_id, digest=digest)
         with store.lock(), Rollback(host) as publishing:  # unwound under the lock
             sweep_partials(host, store.layout)
@@ -327,9 +326,8 @@ def stage_layer(host: Host, layout: Any, digest: str, target: Path) -> None:
         return
     directory = layout.layer_dir(digest)
 
-    def write() -> None:
-        with open(target, "xb") as out:
-            scan = pack(directory, out)
+    def write(out: BinaryIO) -> None:
+        scan = pack(directory, out)
         if scan.diff_id != digest:
             raise ShellctrError(f"layer {directory} has changed: it packs as sha256:"
                                 f"{scan.diff_id}", "remove the image and commit it again")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shellctr.core.cmd import path_arg
-from shellctr.core.errors import Conflict, NotFound, ShellctrError
+from shellctr.core.errors import Conflict, CorruptRecord, NotFound, ShellctrError
 from shellctr.core.facts import Facts
 from shellctr.core.host import Host
 from shellctr.core.ids import find, short_id
@@ -70,8 +70,31 @@ def signal_end(host: Host, store: Store, cid: str, state: StateRecord,
 
 def remove(host: Host, store: Store, ref: str, force: bool, volumes: bool = False) -> None:
     """`rm [-f] [-v]`: refuse a running container unless forced; then remove every trace
-    (with -v, its anonymous volumes too)."""
-    cid = find_container(store, ref)
+    (with -v, its anonymous volumes too). A container whose records are corrupt goes with
+    -f, its host objects found by its id; one whose removal a kill interrupted (its
+    tombstone) is finished."""
+    try:
+        cid = find_container(store, ref)
+    except NotFound:
+        with store.lock():
+            begun = [cid for cid in store.tombstones() if cid.startswith(ref)] if ref else []
+            if len(begun) != 1:
+                raise
+            store.remove_tombstone(begun[0])
+        return
+    try:
+        remove_found(host, store, cid, ref, force, volumes)
+    except CorruptRecord:
+        if not force:
+            raise
+        remove_broken(host, store, cid)
+    except FileNotFoundError as err:  # removed meanwhile, by a parallel rm
+        raise NotFound(f"no such container: {ref}") from err
+
+
+def remove_found(host: Host, store: Store, cid: str, ref: str, force: bool,
+                 volumes: bool) -> None:
+    auto_remove = store.container_config(cid)["auto_remove"]
     if force:
         mark_stopping(store, cid)  # first: a restart due during its back-off must not happen
     state = reconcile(store, cid)
@@ -86,11 +109,30 @@ def remove(host: Host, store: Store, ref: str, force: bool, volumes: bool = Fals
         wait_exit_recorded(store, cid)  # the monitor is done with the container's files
     with store.lock():
         if not store.exists(store.layout.container_config(cid)):
-            return  # run --rm: its monitor removed it when it ended
+            if auto_remove:
+                return  # run --rm: its monitor removed it when it ended
+            raise NotFound(f"no such container: {ref}")  # a parallel rm removed it
         if reconcile(store, cid)["status"] == "running":  # its restart policy started it
             raise Conflict(f"cannot remove container {ref}: it is running",
                            "stop it first, or use rm -f")
         teardown(host, store, store.container(cid), remove=True, volumes=volumes)
+
+
+def remove_broken(host: Host, store: Store, cid: str) -> None:
+    """`rm -f` of a container whose config.json or state.json is corrupt (or missing):
+    what its id names goes (the processes in its cgroup, the cgroup, its network
+    endpoints and netns), then the container."""
+    from shellctr.engine.lifecycle import salvaged
+
+    with store.lock():
+        if not store.exists(store.layout.container_config(cid)):
+            return
+        container = salvaged(store, cid)
+        host.step(f"kill container {short_id(cid)} (its records are corrupt)")
+        group = container_group(container)
+        if cgroup.has_cgroups(host.facts, group):
+            cgroup.kill_all(host, group)
+        teardown(host, store, container, remove=True)
 
 
 def stop(host: Host, store: Store, ref: str, timeout: int) -> None:
@@ -330,7 +372,8 @@ def container_matches(store: Store, container: ContainerRecord, state: StateReco
         from shellctr.parts.reference import find_image_record
 
         try:
-            return bool(find_image_record(store, ref)["id"] == container["image_id"])
+            found = find_image_record(store.image_records(), ref)
+            return bool(found["id"] == container["image_id"])
         except ShellctrError:
             return False
 

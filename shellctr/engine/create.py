@@ -31,13 +31,17 @@ from shellctr.parts.request import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from shellctr.core.records import ContainerRecord
     from shellctr.engine.layers import PreparedLayer
 
 
-def create(host: Host, store: Store, request: RunRequest) -> ContainerRecord:
-    """Write a new container's directories and records; nothing runs yet."""
-    image = find_image_record(store, request.image)
+def create(host: Host, store: Store, request: RunRequest,
+           starting: bool = False) -> ContainerRecord:
+    """Write a new container's directories and records; nothing runs yet. `starting`
+    (run): refuse first what its start would refuse (addresses, ports)."""
+    image = find_image_record(store.image_records(), request.image)
     image_config = image["config"]
     if request.name is not None:
         check_name(request.name)
@@ -53,9 +57,13 @@ def create(host: Host, store: Store, request: RunRequest) -> ContainerRecord:
     network = netopts.network_config(request, image_config)
     mode = network.pop("network_mode")
     networks = network.pop("networks")
-    if netopts.is_bridged(mode) and mode != netopts.DEFAULT_NETWORK:
-        from shellctr.engine.network import require_network  # refused now, as Docker does
-        require_network(store, mode)
+    if netopts.is_bridged(mode):
+        from shellctr.engine.network import precheck, require_network
+
+        if mode != netopts.DEFAULT_NETWORK:
+            require_network(store, mode)  # refused now, as Docker does
+        if starting:  # as what its start would refuse
+            precheck(host, store, networks, network["ports"])
     limits = cgroup.parse_limits(host.facts, request.limits())
     parent = parse_parent(request.cgroup_parent) if request.cgroup_parent else ""
     layout = store.layout
@@ -140,27 +148,37 @@ def create(host: Host, store: Store, request: RunRequest) -> ContainerRecord:
 
 def write_container(host: Host, store: Store, config: Record, state: Record,
                     container: Record, mounts: list[Record], rollback: Rollback) -> None:
-    """The container's directories, /etc files and records (the caller holds the lock)."""
+    """The container's directories, /etc files and records (the caller holds the lock):
+    made under a hidden name, then renamed into place, so that a kill at any point leaves
+    either a whole container or a leftover `system prune` collects (.ID.creating)."""
     layout, cid = store.layout, config["id"]
     host.step(f"create container {short_id(cid)} ({state['name']})")
     if mounts:  # volumes created on first use, missing -v host dirs
         from shellctr.engine import volume
 
         volume.prepare(host, store, mounts, rollback)
+    final = layout.container_dir(cid)
+    building = store.creating(cid)
+
+    def inside(path: Path) -> Path:
+        return building / path.relative_to(final)
+
     # the undo of this first mkdir removes everything below it
-    host.mkdir(layout.container_dir(cid), mode=0o700, rollback=rollback)
+    host.mkdir(building, mode=0o700, rollback=rollback)
     for path in (layout.container_upper(cid), layout.container_work(cid),
                  layout.container_rootfs(cid)):
-        host.mkdir(path)
-    host.write_file(layout.container_etc_file(cid, "hostname"), config["hostname"] + "\n")
+        host.mkdir(inside(path))
+    host.write_file(inside(layout.container_etc_file(cid, "hostname")), config["hostname"] + "\n")
     mode = state["network_mode"]
     if not netopts.is_bridged(mode):  # else: written at start
-        host.write_file(layout.container_etc_file(cid, "hosts"), netopts.hosts_text(container))
+        host.write_file(inside(layout.container_etc_file(cid, "hosts")),
+                        netopts.hosts_text(container))
         resolv = host.facts.resolv_conf()  # on the host network, its resolvers work
         if mode != "host":
             resolv = netopts.without_loopback_resolvers(resolv)
-        host.write_file(layout.container_etc_file(cid, "resolv.conf"),
+        host.write_file(inside(layout.container_etc_file(cid, "resolv.conf")),
                         netopts.resolv_text(container, resolv))
-    store.write(layout.container_config(cid), config)
-    store.write(layout.container_state(cid), state)
+    store.write(inside(layout.container_config(cid)), config)
+    store.write(inside(layout.container_state(cid)), state)
+    host.rename(building, final, rollback=rollback)
 

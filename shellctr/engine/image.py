@@ -9,18 +9,15 @@ its tags, layers and the config fields `run` reads. Layers live in the layer sto
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import posixpath
 import shlex
-import tarfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from shellctr.core.cmd import path_arg
-from shellctr.core.errors import Conflict, NotFound, ShellctrError
+from shellctr.core.errors import Conflict, ShellctrError
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import SHORT
 from shellctr.core.state import Image, ImageConfig, evolve, images, save
@@ -40,7 +37,7 @@ __all__ = ["LayerScan", "scan_layer"]  # older callers import them from here
 
 def find_image(store: Store, ref: str) -> Image:
     """An image by name[:tag], full or short id, or `sha256:` id."""
-    return Image.model_validate(find_image_record(store, ref))
+    return Image.model_validate(find_image_record(store.image_records(), ref))
 
 
 # -- the layer store (shellctr/layers.py) and image records ----------------------------
@@ -51,15 +48,19 @@ def remove_unused_layers(host: Host, store: Store, gone: str | set[str] = "") ->
     """
     gone = {gone} if isinstance(gone, str) else gone
     used = {layer for image in images(store) if image.id not in gone for layer in image.layers}
-    used |= {layer for cid in store.container_ids()
-             for layer in store.container_config(cid)["layers"]}
+    used |= {layer for config in store.container_configs().values()
+             for layer in config["layers"]}
     layers_dir = store.layout.layers_dir
     if layers_dir.is_dir():
         for entry in sorted(os.listdir(layers_dir)):
             if not entry.startswith(".") and entry not in used:
                 host.remove_tree(layers_dir / entry)
     blobs_dir = store.layout.blobs_dir
-    used |= {image.id for image in images(store) if image.id not in gone}  # config blobs
+    kept = [image for image in images(store) if image.id not in gone]
+    used |= {image.id for image in kept}  # config blobs
+    # pulled images: their layers as the registry served them, and their manifests
+    used |= {blob.digest for image in kept for blob in image.layer_blobs}
+    used |= {image.manifest for image in kept if image.manifest}
     if blobs_dir.is_dir():
         for entry in sorted(os.listdir(blobs_dir)):
             if not entry.startswith(".") and entry not in used:
@@ -260,7 +261,7 @@ def tar_size(store: Store, diff_id: str, hints: dict[str, int]) -> int:
     for image in images(store):
         if diff_id in image.layers and len(image.tar_sizes) == len(image.layers):
             return image.tar_sizes[image.layers.index(diff_id)]
-    from shellctr.engine.layers import layer_tar_size
+    from shellctr.engine.pack import layer_tar_size
     return layer_tar_size(store.layout, diff_id)
 
 
@@ -281,7 +282,8 @@ def record_image(host: Host, store: Store, blob: bytes, tags: list[str],
                                                                   strict=True))))
     image = image_from_config(blob, [], sizes, digest, tars)
     path = layout.image_file(image.id)
-    previous = Image.model_validate(find_image_record(store, image.id)) if path.exists() else None
+    previous = (Image.model_validate(find_image_record(store.image_records(), image.id))
+                if path.exists() else None)
     if previous is not None:
         if all(tag in previous.repo_tags for tag in tags):
             return previous  # loaded again: nothing changes
@@ -307,7 +309,8 @@ def import_image(
     """A one-layer image from a rootfs tar; `ref` is tagged on it (moved if taken)."""
     config = parse_changes(changes, ImageConfig())
     tag = normalize_ref(ref) if ref else None
-    scan = scan_layer(tar_path)  # refused before anything is written
+    readable = host.facts.readable(tar_path)  # (a --dry-run scratch file's stand-in)
+    scan = scan_layer(readable)  # refused before anything is written
     created = now_iso()
     blob = oci_config(config, [scan.diff_id], created,
                       [history_entry(created, "shellctr import",
@@ -316,7 +319,7 @@ def import_image(
     store.prepare()
     with Rollback(host) as rollback:  # the long work, outside the lock (as load's)
         host.step(f"import layer sha256:{scan.diff_id[:SHORT]}")
-        layer = prepare_layer(host, store.layout, file_source(tar_path), rollback,
+        layer = prepare_layer(host, store.layout, file_source(readable, tar_path), rollback,
                               expect=scan.diff_id)
         with store.lock(), Rollback(host) as publishing:  # unwound under the lock
             sweep_partials(host, store.layout)
@@ -360,8 +363,8 @@ def prune_images(host: Host, store: Store, everything: bool) -> tuple[list[str],
     uses). Docker's report lines and the bytes of layers freed."""
     report: list[str] = []
     with store.lock():  # a create after this look must see the image gone (it checks)
-        used = {store.container_config(cid)["image_id"]
-                for cid in store.container_ids()}
+        configs = store.container_configs()
+        used = {config["image_id"] for config in configs.values()}
         layers_before = {d for image in images(store) for d in image.layers}
         sizes = {d: size for image in images(store)
                  for d, size in zip(image.layers, image.layer_sizes, strict=False)}
@@ -376,8 +379,8 @@ def prune_images(host: Host, store: Store, everything: bool) -> tuple[list[str],
         gone = {line.removeprefix("deleted: sha256:") for line in report
                 if line.startswith("deleted: ")}
         remaining = {d for image in images(store) if image.id not in gone for d in image.layers}
-        for cid in store.container_ids():
-            remaining |= set(store.container_config(cid)["layers"])
+        for config in configs.values():
+            remaining |= set(config["layers"])
         freed = layers_before - remaining
         if gone:
             remove_unused_layers(host, store, gone=gone)
@@ -428,93 +431,23 @@ def remove_image(host: Host, store: Store, ref: str, force: bool,
     return report
 
 
-# -- the busybox image -----------------------------------------------------------------
-BUSYBOX_PASSWD = """\
-root:x:0:0:root:/root:/bin/sh
-daemon:x:1:1:daemon:/usr/sbin:/bin/false
-bin:x:2:2:bin:/bin:/bin/false
-user:x:1000:1000:user:/home/user:/bin/sh
-nobody:x:65534:65534:nobody:/nonexistent:/bin/false
-"""
-BUSYBOX_GROUP = """\
-root:x:0:
-daemon:x:1:
-bin:x:2:
-tty:x:5:
-wheel:x:10:root,user
-user:x:1000:
-nogroup:x:65534:
-"""
+def remove_corrupt_image(host: Host, store: Store, ref: str, force: bool) -> list[str] | None:
+    """`rmi -f ID` of an image whose record is corrupt (found by its file's name): the
+    record, its config blob and the layers nothing else uses go. None if there is none."""
+    from shellctr.core.errors import CorruptRecord
 
-
-def is_static_elf(path: Path) -> bool:
-    """True if `path` is an ELF executable with no program interpreter (PT_INTERP)."""
-    with open(path, "rb") as stream:
-        header = stream.read(64)
-        if header[:4] != b"\x7fELF" or header[4] != 2:  # 64-bit ELF only
-            return False
-        endian = "<" if header[5] == 1 else ">"
-        import struct
-        phoff = struct.unpack(endian + "Q", header[32:40])[0]
-        phentsize, phnum = struct.unpack(endian + "HH", header[54:58])
-        stream.seek(phoff)
-        for _ in range(phnum):
-            entry = stream.read(phentsize)
-            if struct.unpack(endian + "I", entry[:4])[0] == 3:  # PT_INTERP
-                return False
-    return True
-
-
-def busybox_rootfs_tar(busybox: Path, applets: list[str], out: IO[bytes]) -> None:
-    """Write a minimal rootfs tar: busybox, its applet links, /etc/passwd and /etc/group."""
-    mtime = int(os.stat(busybox).st_mtime)  # fixed times: the same host busybox, the same layer
-
-    def add(name: str, kind: bytes, mode: int, data: bytes = b"", link: str = "") -> None:
-        info = tarfile.TarInfo(name)
-        info.type, info.mode, info.mtime, info.linkname = kind, mode, mtime, link
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data) if data else None)
-
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT) as archive:
-        dirs = {"bin": 0o755, "dev": 0o755, "etc": 0o755, "home": 0o755, "home/user": 0o755,
-                "proc": 0o555, "root": 0o700, "sbin": 0o755, "sys": 0o555, "tmp": 0o1777,
-                "usr": 0o755, "usr/bin": 0o755, "usr/sbin": 0o755, "var": 0o755,
-                "var/tmp": 0o1777}
-        for name, mode in dirs.items():
-            add(name, tarfile.DIRTYPE, mode)
-        add("bin/busybox", tarfile.REGTYPE, 0o755, busybox.read_bytes())
-        for applet in applets:
-            path = applet.strip().lstrip("/")
-            if path and path != "bin/busybox" and posixpath.dirname(path) in dirs:
-                add(path, tarfile.SYMTYPE, 0o777, link="/bin/busybox")
-        add("etc/passwd", tarfile.REGTYPE, 0o644, BUSYBOX_PASSWD.encode())
-        add("etc/group", tarfile.REGTYPE, 0o644, BUSYBOX_GROUP.encode())
-        add("etc/hostname", tarfile.REGTYPE, 0o644, b"")
-        add("etc/hosts", tarfile.REGTYPE, 0o644, b"")
-        add("etc/resolv.conf", tarfile.REGTYPE, 0o644, b"")
-
-
-def build_busybox(host: Host, store: Store, busybox: Path, ref: str) -> Image:
-    """The default `busybox` image, built from the host's static busybox."""
-    if not busybox.is_file():
-        raise NotFound(f"no busybox at {busybox}", "apt-get install busybox-static")
-    if not is_static_elf(busybox):
-        raise ShellctrError(
-            f"{busybox} is not a static 64-bit executable",
-            "apt-get install busybox-static (a dynamic busybox cannot run without host libraries)",
-        )
-    code, listing, err = host.probe([path_arg(busybox), "--list-full"])
-    if code != 0:
-        raise ShellctrError(f"{busybox} --list-full failed: {err.strip()}")
-    store.prepare()
-    # under --dry-run the store's tmp dir may not exist: the scratch tar goes to the system's
-    import tempfile
-    scratch = Path(tempfile.gettempdir()) if host.dry_run else store.layout.tmp_dir
-    tar_path = scratch / f"shellctr-busybox-{os.getpid()}.tar"
-    try:
-        with open(tar_path, "wb") as out:
-            busybox_rootfs_tar(busybox, listing.splitlines(), out)
-        return import_image(host, store, tar_path, ['CMD ["sh"]'], ref,
-                            comment=f"built from the host's {busybox}")
-    finally:
-        tar_path.unlink(missing_ok=True)
+    corrupt: list[CorruptRecord] = []
+    store.image_records(corrupt)
+    bare = ref.removeprefix("sha256:")
+    found = [Path(str(err.path)).stem for err in corrupt] if is_id(ref) else []
+    matches = [image_id for image_id in found if image_id.startswith(bare)]
+    if len(matches) != 1:
+        return None
+    image_id = matches[0]
+    if not force:
+        raise CorruptRecord(store.layout.image_file(image_id), "rmi -f removes it")
+    host.step(f"remove image {image_id[:SHORT]} (its record is corrupt)")
+    host.remove_file(store.layout.image_file(image_id))
+    host.remove_file(store.layout.blob(image_id))
+    remove_unused_layers(host, store, gone=image_id)
+    return [f"Deleted: sha256:{image_id}"]

@@ -195,8 +195,8 @@ def image_json(image: Record, store: Store | None = None) -> dict[str, Any]:
     return {
         "Id": f"sha256:{image['id']}",
         "RepoTags": image["repo_tags"],
-        "RepoDigests": [f"{name}@sha256:{digest}" for name in dict.fromkeys(repo)]
-        if digest else [],
+        "RepoDigests": image.get("repo_digests") or (
+            [f"{name}@sha256:{digest}" for name in dict.fromkeys(repo)] if digest else []),
         "Parent": "",
         "Comment": image.get("comment", ""),
         "Created": _time(image["created"]),

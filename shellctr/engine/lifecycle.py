@@ -143,11 +143,30 @@ def teardown(host: Host, store: Store, container: ContainerRecord, *, remove: bo
         from shellctr.engine.volume import remove_anonymous
 
         remove_anonymous(host, store, container["mounts"])  # type: ignore[arg-type]
-    if not store.exists(store.layout.image_file(container["image_id"])):
+    if container["image_id"] and not store.exists(store.layout.image_file(container["image_id"])):
         # its image went with rmi -f while it existed: its layers may be free now
         from shellctr.engine.image import remove_unused_layers
 
         remove_unused_layers(host, store)
+
+
+def salvaged(store: Store, cid: str) -> ContainerRecord:
+    """What can be read of a container whose records are corrupt, to tear it down: its
+    config if that is whole, and settings that make teardown look for everything its
+    id names (its network endpoints, its netns)."""
+    from shellctr.core.errors import CorruptRecord
+    from shellctr.core.store import SETTINGS
+
+    try:
+        config: dict[str, object] = dict(store.container_config(cid))
+    except (CorruptRecord, FileNotFoundError):
+        config = {"id": cid, "cgroup_parent": "", "mounts": [], "image_id": "", "layers": []}
+    try:
+        config.update((key, value) for key, value in store.container_state(cid).items()
+                      if key in SETTINGS)
+    except (CorruptRecord, FileNotFoundError):
+        config.update(SETTINGS, network_mode="bridge")
+    return config  # type: ignore[return-value]
 
 
 def end(host: Host, store: Store, cid: str, code: int, error: str = "") -> None:
@@ -160,6 +179,19 @@ def end(host: Host, store: Store, cid: str, code: int, error: str = "") -> None:
         container = store.container(cid)
         teardown(host, store, container, remove=container["auto_remove"],
                  volumes=container["auto_remove"])
+
+
+def discard(host: Host, store: Store, cid: str) -> None:
+    """A `run --rm` whose start failed: the container goes, unless it runs after all."""
+    from shellctr.core.errors import CorruptRecord
+
+    with store.lock():
+        try:
+            if store.container_state(cid)["status"] == "running":
+                return
+            teardown(host, store, store.container(cid), remove=True, volumes=True)
+        except (FileNotFoundError, CorruptRecord):  # removed already (its hook, an rm)
+            return
 
 
 def should_restart(state: StateRecord) -> bool:

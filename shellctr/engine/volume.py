@@ -16,12 +16,12 @@ import os
 import re
 
 from shellctr.core.cmd import path_arg
-from shellctr.core.errors import Conflict, NotFound, ShellctrError
+from shellctr.core.errors import Conflict, CorruptRecord, NotFound, ShellctrError
 from shellctr.core.facts import Facts
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import new_id
 from shellctr.core.layout import Layout
-from shellctr.core.store import SCHEMA_VERSION, Record, Store, now_iso
+from shellctr.core.store import SCHEMA_VERSION, VOLUME_SHAPE, Record, Store, now_iso
 
 VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # Docker >= 23 marks anonymous volumes so
@@ -392,15 +392,9 @@ def create_volume(host: Host, store: Store, name: str, labels: dict[str, str],
     return record
 
 
-def volume_names(store: Store) -> list[str]:
-    layout = store.layout
-    return [entry for entry in store.entries(layout.volumes_dir)
-            if store.host.facts.is_file(layout.volume_record(entry))]
-
-
 def read_volume(store: Store, name: str) -> Record:
     try:
-        return store.read(store.layout.volume_record(name))
+        return store.read(store.layout.volume_record(name), VOLUME_SHAPE)
     except (FileNotFoundError, NotADirectoryError) as err:
         raise NotFound(f"get {name}: no such volume") from err
 
@@ -416,7 +410,7 @@ def volume_users(store: Store) -> dict[str, list[str]]:
     for cid in store.container_ids():
         try:
             mounts = store.container_config(cid)["mounts"]
-        except FileNotFoundError:  # removed meanwhile
+        except (FileNotFoundError, CorruptRecord):  # removed meanwhile; mounts unknown
             continue
         for name in dict.fromkeys(m["source"] for m in mounts if m["type"] == "volume"):
             found.setdefault(name, []).append(cid)
@@ -424,8 +418,12 @@ def volume_users(store: Store) -> dict[str, list[str]]:
 
 
 def remove_volume(host: Host, store: Store, name: str) -> None:
-    """`volume rm`: refused while a container uses it (caller holds the lock)."""
-    read_volume(store, name)
+    """`volume rm`: refused while a container uses it (caller holds the lock); one whose
+    record is corrupt goes too."""
+    try:
+        read_volume(store, name)
+    except CorruptRecord:
+        pass
     holders = users(store, name)
     if holders:
         raise Conflict(f"remove {name}: volume is in use - [{', '.join(holders)}]",
@@ -445,7 +443,7 @@ def remove_anonymous(host: Host, store: Store, mounts: list[Record]) -> None:
             try:  # the volume's own record decides: a named volume always stays
                 if not store.read(store.layout.volume_record(name)).get("anonymous"):
                     continue
-            except FileNotFoundError:  # removed already
+            except (FileNotFoundError, CorruptRecord):  # removed already; kept to be seen
                 continue
             if users(store, name):
                 continue

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-    from shellctr.core.store import Record
+    from shellctr.core.records import Record
     from shellctr.parts.request import RunRequest
 
 DEFAULT_NETWORK = "shellctr0"  # the default network's name, and its bridge's

@@ -500,3 +500,29 @@ def remove_all(ctr: Ctr) -> None:
     ids = ctr.container_ids(full=True)
     if ids:
         ctr("rm", "-f", *ids).ok()
+
+
+# -- --dry-run scripts -------------------------------------------------------------------
+def assert_script(result: Result) -> str:
+    """`result` printed a bash script that bash accepts; return it."""
+    assert result.code == 0, str(result)
+    script = result.out
+    assert script.startswith("#!/usr/bin/env bash\n"), str(result)
+    assert "set -euo pipefail" in script.splitlines()[:5], str(result)
+    check = subprocess.run(["bash", "-n"], input=script.encode(), capture_output=True,
+                           check=False)
+    assert check.returncode == 0, f"bash -n: {check.stderr.decode()}\n{result}"
+    return script
+
+
+def replay(script: str, stdin: bytes | None = None) -> None:
+    """Run a dry-run script with bash, as a user would after reading it (`stdin`: what the
+    verb read from its stdin, piped in again: the script is then a file)."""
+    if stdin is None:
+        done = subprocess.run(["bash"], input=script.encode(), capture_output=True,
+                              check=False, timeout=DEFAULT_TIMEOUT)
+    else:
+        done = subprocess.run(["bash", "-c", script], input=stdin, capture_output=True,
+                              check=False, timeout=DEFAULT_TIMEOUT)
+    assert done.returncode == 0, (f"the script failed ({done.returncode}):\n"
+                                  f"{done.stderr.decode()}\n--- script ---\n{script}")

@@ -76,8 +76,8 @@ class RecordingHost(Host):
             program = os.path.basename(program)
         if program in self.substitute:
             return self.substitute[program](cmd)
-        if program in PYTHON_ACTIONS:
-            return action()
+        if program in PYTHON_ACTIONS or (program == "env" and cmd.redirect is not None):
+            return action()  # (`env PYTHONPATH=... python -m shellctr... > FILE`: our own)
         return None  # a host command (tar, unshare, ...): never run by unit tests
 
     @property
@@ -113,6 +113,15 @@ def fake_tar(cmd: Cmd) -> None:
 def q(path: str | os.PathLike[str]) -> str:
     """A path as it appears in a shell line."""
     return shlex.quote(os.fspath(path))
+
+
+def removal_lines(layout: Layout, cid: str = CID, run_dir: bool = True) -> list[str]:
+    """How a container's directories go: renamed to its tombstone (gone from every
+    listing at once), then its run dir (when it has one) and the tombstone removed."""
+    tombstone = layout.containers_dir / f".{cid}.removing"
+    return [f"mv --no-target-directory {q(layout.container_dir(cid))} {q(tombstone)}",
+            *([f"rm --recursive {q(layout.container_run_dir(cid))}"] if run_dir else []),
+            f"rm --recursive {q(tombstone)}"]
 
 
 def quiet_host() -> Host:

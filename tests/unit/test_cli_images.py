@@ -70,8 +70,8 @@ def test_tag_names_the_image_again_and_rmi_by_tag_only_untags(cli: Any,
     assert cli("rmi", "other/name:2") == (0, "Untagged: other/name:2\n", "")
     code, out, err = cli("tag", "nope", "x")
     assert (code, out) == (125, "")
-    assert err == ("shellctr: unable to find image 'nope:latest' locally (shellctr cannot "
-                   "pull yet: import or load it (make demo builds busybox))\n")
+    assert err == ("shellctr: unable to find image 'nope:latest' locally (pull it first: "
+                   "shellctr pull nope:latest)\n")
     code, _, err = cli("tag", "base:1", "UPPER")
     assert code == 125 and "invalid reference format" in err
 

@@ -38,6 +38,7 @@ from .helpers import (
     install_image,
     q,
     record_of,
+    removal_lines,
     run_request,
     snapshot,
 )
@@ -57,8 +58,9 @@ def unshare_line(spec: Path) -> list[str]:
 
 
 def create_steps(layout: Layout) -> list[tuple[list[str], str | None]]:
-    """(argv, redirect) of each step of create, in order."""
-    cdir = layout.container_dir(CID)
+    """(argv, redirect) of each step of create, in order: made under a hidden name,
+    then renamed into place."""
+    cdir = building(layout)
     return [
         (["mkdir", "--mode=700", str(cdir)], None),
         (["mkdir", "--mode=755", str(cdir / "upper")], None),
@@ -69,7 +71,12 @@ def create_steps(layout: Layout) -> list[tuple[list[str], str | None]]:
         (["cat"], str(cdir / "resolv.conf")),
         (["cat"], str(cdir / "config.json")),
         (["cat"], str(cdir / "state.json")),
+        (["mv", "--no-target-directory", str(cdir), str(layout.container_dir(CID))], None),
     ]
+
+
+def building(layout: Layout) -> Path:
+    return layout.containers_dir / f".{CID}.creating"
 
 
 def steps_of(host: RecordingHost) -> list[tuple[list[str], str | None]]:
@@ -123,15 +130,16 @@ def test_run_shell_lines_are_what_trace_prints(layout: Layout) -> None:
     host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
     store = Store(layout, host)
     start(host, store, create(host, store, run_request("busybox"))["id"], attach=True)
-    cdir = q(layout.container_dir(CID))
+    cdir, made = q(layout.container_dir(CID)), q(building(layout))
     assert host.lines[:5] == [
-        f"mkdir --mode=700 {cdir}",
-        f"mkdir --mode=755 {cdir}/upper",
-        f"mkdir --mode=755 {cdir}/work",
-        f"mkdir --mode=755 {cdir}/rootfs",
-        f"cat > {cdir}/hostname <<'EOF'\n{CID[:12]}\nEOF",
+        f"mkdir --mode=700 {made}",
+        f"mkdir --mode=755 {made}/upper",
+        f"mkdir --mode=755 {made}/work",
+        f"mkdir --mode=755 {made}/rootfs",
+        f"cat > {made}/hostname <<'EOF'\n{CID[:12]}\nEOF",
     ]
-    assert host.lines[11].startswith(
+    assert host.lines[9] == f"mv --no-target-directory {made} {cdir}"
+    assert host.lines[12].startswith(
         f"{q(MONITOR)} --attach {cdir}/exit.json {cdir}/container.log -- "
         "unshare --mount --uts --ipc --net --pid --propagation private -- "
         f"{q(MONITOR)} --reap -- "
@@ -147,8 +155,8 @@ def test_run_writes_the_init_spec(layout: Layout, trace: bool, cgroup_root: Path
     options = run_request("busybox", ["sh", "-c", "id"], user="1000:1000", workdir="/srv",
                          tty=False, env=["A=1"], hostname="web")
     start(host, store, create(host, store, options)["id"], attach=True)
-    assert host.cmds[10].redirect == str(layout.container_init_spec(CID))
-    spec = json.loads(host.cmds[10].stdin or "")
+    assert host.cmds[11].redirect == str(layout.container_init_spec(CID))
+    spec = json.loads(host.cmds[11].stdin or "")
     cdir = layout.container_dir(CID)
     assert isinstance(spec.pop("status_fd"), int)
     assert spec == {
@@ -214,12 +222,11 @@ def test_run_rm_removes_the_container_after_it_exits(layout: Layout) -> None:
     before = snapshot(layout.root)
     config = create(host, store, run_request("busybox", rm=True))
     assert start(host, store, config["id"], attach=True) == 0
-    assert host.lines[-2:] == [f"rm --recursive {q(layout.container_run_dir(CID))}",
-                               f"rm --recursive {q(layout.container_dir(CID))}"]
+    assert host.lines[-3:] == removal_lines(layout)
     assert snapshot(layout.root) == before
 
 
-@pytest.mark.parametrize("k", range(1, 10))
+@pytest.mark.parametrize("k", range(1, 11))
 def test_create_failure_at_step_k_undoes_what_was_done(layout: Layout, k: int) -> None:
     install_image(layout)
     before = snapshot(layout.root)
@@ -229,9 +236,8 @@ def test_create_failure_at_step_k_undoes_what_was_done(layout: Layout, k: int) -
     with pytest.raises(HostCommandError, match="injected failure"):
         create(host, store, run_request("busybox", name="web"))
 
-    cdir = layout.container_dir(CID)
     # the undo of the first mkdir removes the container's whole directory
-    undo = [(["rm", "--recursive", str(cdir)], None)] if k > 1 else []
+    undo = [(["rm", "--recursive", str(building(layout))], None)] if k > 1 else []
     assert steps_of(host) == create_steps(layout)[:k] + undo
     assert snapshot(layout.root) == before
     assert not layout.runroot.exists()
