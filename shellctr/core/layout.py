@@ -42,6 +42,11 @@ class Layout:
     def images_dir(self) -> Path:
         return self.root / "images"
 
+    @property
+    def build_cache_dir(self) -> Path:
+        """The build cache: one small JSON file per cached step (engine/build_cache.py)."""
+        return self.root / "build-cache"
+
     def image_file(self, image_id: str) -> Path:
         return self.images_dir / f"{image_id}.json"
 

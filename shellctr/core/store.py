@@ -42,6 +42,15 @@ SETTINGS: dict[str, object] = {
     "cpuset_cpus": "", "cpuset_mems": "", "pids_limit": 0, "restart_policy": "no",
     "restart_max": 0, "network_mode": "none", "networks": {},
 }
+# config.json fields added within schema 2, with the value an older record means
+CONFIG_ADDED: dict[str, object] = {
+    "cap_add": [], "cap_drop": [], "privileged": False, "security_opt": [],
+    "seccomp_profile": "", "no_new_privileges": True, "devices": [],
+    "device_cgroup_rules": [],
+    "stop_timeout": None, "init": False, "ulimits": [], "shm_size": 0, "sysctls": {},
+    "group_add": [], "ipc_mode": "private", "pid_mode": "", "uts_mode": "",
+    "log_driver": "json-file", "log_opts": {}, "healthcheck": None,
+}
 
 # what a record must hold to be read at all (the rest the models check at write time):
 # a record that lacks one, or is not a JSON object, is corrupt (CorruptRecord)
@@ -157,6 +166,19 @@ class Store:
                         corrupt.append(err)
         return found
 
+    def intermediate_image_ids(self) -> set[str]:
+        """The images a build step was made on (the parents the build cache names):
+        `images` hides them unless -a, as Docker hides its builds' intermediate images."""
+        cache = self.layout.build_cache_dir
+        parents: set[str] = set()
+        for name in self.entries(cache):
+            try:
+                parents.add(str(json.loads(self.host.facts.read_bytes(cache / name))
+                                .get("parent", "")))
+            except (OSError, ValueError, AttributeError):  # removed meanwhile, or not ours
+                continue
+        return parents
+
     # -- volumes ---------------------------------------------------------------
     def volume_names(self) -> list[str]:
         """The names of the volumes with a record."""
@@ -199,6 +221,9 @@ class Store:
         if record.get("schema_version", 1) < CONTAINER_SCHEMA:
             record = {key: value for key, value in record.items() if key not in SETTINGS}
             record["schema_version"] = CONTAINER_SCHEMA
+        for key, value in CONFIG_ADDED.items():
+            if key not in record:
+                record[key] = type(value)() if isinstance(value, (list, dict)) else value
         return record  # type: ignore[return-value]
 
     def container_state(self, cid: str) -> StateRecord:
