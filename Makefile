@@ -118,6 +118,7 @@ test-vm-clean: venv
 	vm/run-tests --clean
 
 bench: image
+	$(PY) bench/cli.py
 	$(PY) bench/start.py
 	$(PY) bench/lifecycle.py
 	$(PY) bench/images.py
