@@ -166,36 +166,66 @@ def test_docker_exec_returns_the_commands_output_and_exit_code(api: Api, ctr: Ct
         ctr("rm", "-f", "box").ok()
 
 
-def test_docker_exec_it_runs_in_a_terminal(api: Api, ctr: Ctr) -> None:
+def on_a_terminal(api: Api, argv: list[str], typed: bytes) -> tuple[int, str]:
+    """Run the docker CLI on a new pseudo-terminal, type `typed`: (exit code, output)."""
     import pty
     import select
 
+    pid, master = pty.fork()
+    if pid == 0:  # the child: docker on the new terminal
+        os.execve(str(DOCKER), [str(DOCKER), *argv], api.env)
+    os.write(master, typed)
+    output = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 1)
+        if ready:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the child has gone
+                break
+            if not data:
+                break
+            output += data
+    else:  # it hangs: end it, and say so
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_docker_exec_it_runs_in_a_terminal(api: Api, ctr: Ctr) -> None:
     ctr("run", "-d", "--name", "tty", "busybox", "sleep", "1000").ok()
     try:
-        pid, master = pty.fork()
-        if pid == 0:  # the child: docker on our new terminal
-            os.execve(str(DOCKER), [str(DOCKER), "exec", "-it", "tty", "sh", "-c",
-                                    "tty; stty size; echo typed:$(head -n1)"], api.env)
-        os.write(master, b"hello\n")
-        output = b""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 1)
-            if ready:
-                try:
-                    data = os.read(master, 4096)
-                except OSError:
-                    break
-                if not data:
-                    break
-                output += data
-        _, status = os.waitpid(pid, 0)
-        text = output.decode(errors="replace")
-        assert os.waitstatus_to_exitcode(status) == 0, text
+        code, text = on_a_terminal(api, ["exec", "-it", "tty", "sh", "-c",
+                                         "tty; echo typed:$(head -n1)"], b"hello\n")
+        assert code == 0, text
         assert "/dev/pts/" in text, text
         assert "typed:hello" in text, text
     finally:
         ctr("rm", "-f", "tty").ok()
+
+
+def test_docker_run_it_gives_the_container_a_terminal(api: Api, ctr: Ctr) -> None:
+    code, text = on_a_terminal(api, ["run", "--rm", "-it", "busybox", "sh", "-c",
+                                     "tty; read line; echo got:$line; exit 3"], b"abc\n")
+    assert code == 3, text
+    assert "/dev/pts/0" in text and "got:abc" in text, text
+    wait_for(lambda: ctr.container_ids() == [], "the --rm container to go")
+
+
+def test_docker_start_attach_and_attach_show_the_output(api: Api, ctr: Ctr) -> None:
+    ctr("create", "--name", "later", "busybox", "sh", "-c", "echo first; sleep 0.3; "
+        "echo second >&2").ok()
+    try:
+        result = api.docker("start", "-a", "later").ok()
+        assert (result.out, result.err) == ("first\n", "second\n")
+        ctr("run", "-d", "--name", "ticker", "busybox", "sh", "-c",
+            "sleep 0.5; echo late; exit 6").ok()
+        attached = api.docker("attach", "ticker")
+        assert (attached.code, attached.out) == (6, "late\n"), str(attached)
+    finally:
+        ctr("rm", "-f", "later", "ticker").ok()
 
 
 def test_docker_stop_kill_restart_and_rm_force(api: Api, ctr: Ctr) -> None:
