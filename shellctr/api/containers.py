@@ -117,7 +117,8 @@ def container_unpause(call: Call) -> None:
 def container_delete(call: Call) -> None:
     from shellctr.engine.containers import remove
 
-    remove(call.host, call.store, find(call), call.flag("force"), volumes=call.flag("v"))
+    find(call)  # 404 first
+    remove(call.host, call.store, call.params["id"], call.flag("force"), volumes=call.flag("v"))
 
 
 @ROUTES.add("POST", "/containers/{id}/rename")
@@ -142,7 +143,7 @@ def container_update(call: Call) -> dict[str, Any]:
         "cpu_quota": None, "cpuset_cpus": None, "cpuset_mems": None, "pids_limit": None}
     flags.update(limits_of(body))
     policy = body.child("RestartPolicy")
-    restart = policy.text("Name")
+    restart = policy.text("Name") or None
     if restart == "on-failure" and policy.number("MaximumRetryCount"):
         restart += f":{policy.number('MaximumRetryCount')}"
     update(call.host, call.store, find(call), flags, restart)

@@ -7,7 +7,7 @@ import fnmatch
 import os
 from typing import Any
 
-from shellctr.api.server import ROUTES, ApiError, Call, Json, Streamed, bad_request, familiar
+from shellctr.api.server import ROUTES, ApiError, Call, Json, Raw, Streamed, bad_request, familiar
 from shellctr.core.errors import Conflict, NotFound
 
 TYPE_CHECKING = False
@@ -194,7 +194,7 @@ def save_images(call: Call, refs: list[str]) -> Streamed:
 
 
 @ROUTES.add("POST", "/images/load")
-def images_load(call: Call) -> Json:
+def images_load(call: Call) -> Raw:
     import json
     from typing import IO, cast
 
@@ -203,9 +203,11 @@ def images_load(call: Call) -> Json:
 
     with spooled(call.host, cast(IO[bytes], call.body()), decompress=True) as path:
         lines = load(call.host, call.store, path)
-    quiet = call.flag("quiet")
+    # `quiet` (the CLI asks for it when its stdout is no terminal) drops progress bars,
+    # which there are none of: the "Loaded image" lines are always sent, as Docker's
+    call.flag("quiet")
     body = "".join(json.dumps({"stream": line + "\n"}) + "\n" for line in lines)
-    return Json(b"" if quiet else body.encode(), 200)
+    return Raw(body.encode(), "application/json")
 
 
 # -- networks ----------------------------------------------------------------------------

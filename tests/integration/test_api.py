@@ -413,3 +413,60 @@ def test_a_service_killed_mid_run_loses_nothing_the_cli_can_not_clean(ctr: Ctr) 
         if proc.poll() is None:
             proc.kill()
         ctr("rm", "-f", "orphan")
+
+
+# -- the rest of the container and image verbs ----------------------------------------------
+def test_wait_conditions_and_a_bad_one(api: Api, ctr: Ctr) -> None:
+    cid = ctr("create", "--name", "waited", "busybox", "sh", "-c", "exit 9").ok().out.strip()
+    try:
+        assert api.request("POST", f"/containers/{cid}/wait?condition=sometime").status == 400
+        # not-running: a created container is not running: at once, its code so far
+        assert api.request("POST", f"/containers/{cid}/wait").json()["StatusCode"] == 0
+        ctr("start", cid).ok()
+        answer = api.request("POST", f"/containers/{cid}/wait?condition=not-running")
+        assert answer.json() == {"StatusCode": 9}
+    finally:
+        ctr("rm", "-f", cid).ok()
+
+
+def test_docker_rename_update_diff_and_export(api: Api, ctr: Ctr, tmp_path: Path) -> None:
+    ctr("run", "-d", "--name", "old", "busybox", "sh", "-c", "touch /made; sleep 1000").ok()
+    try:
+        api.docker("rename", "old", "new").ok()
+        assert inspect(ctr, "new")["Name"] == "/new"
+        api.docker("update", "--memory", "64m", "--memory-swap", "128m", "new").ok()
+        assert inspect(ctr, "new")["HostConfig"]["Memory"] == 64 << 20
+        wait_for(lambda: "A /made" in api.docker("diff", "new").out, "the file to be made")
+        assert api.docker("diff", "new").ok().out == ctr("diff", "new").ok().out
+        exported = tmp_path / "fs.tar"
+        api.docker("export", "-o", str(exported), "new").ok()
+        import tarfile
+        with tarfile.open(exported) as archive:
+            assert "made" in [name.lstrip("./") for name in archive.getnames()]
+    finally:
+        ctr("rm", "-f", "new").ok()
+
+
+def test_docker_save_then_load_round_trips_an_image(api: Api, ctr: Ctr, tmp_path: Path) -> None:
+    archive = tmp_path / "box.tar"
+    api.docker("tag", "busybox", "roundtrip:1").ok()
+    try:
+        api.docker("save", "-o", str(archive), "roundtrip:1").ok()
+        api.docker("rmi", "roundtrip:1").ok()
+        assert "roundtrip" not in ctr("images").ok().out
+        loaded = api.docker("load", "-i", str(archive)).ok()
+        assert "roundtrip:1" in loaded.out, str(loaded)
+        assert "roundtrip" in ctr("images").ok().out
+    finally:
+        ctr("rmi", "roundtrip:1")
+
+
+def test_docker_rm_of_a_running_container_is_refused_without_force(api: Api, ctr: Ctr) -> None:
+    ctr("run", "-d", "--name", "keep", "busybox", "sleep", "1000").ok()
+    try:
+        refused = api.docker("rm", "keep")
+        assert refused.code != 0 and "keep" in refused.err and "running" in refused.err, \
+            str(refused)
+        assert inspect(ctr, "keep")["State"]["Running"]
+    finally:
+        ctr("rm", "-f", "keep").ok()
