@@ -61,11 +61,10 @@ def container_start(call: Call) -> Json | None:
     from shellctr.engine.start import start
 
     cid = find(call)
-    with call.store.lock():  # two starts at once: one starts it, the other sees it running
-        state = state_of(call, cid)
-        if state is not None and state["status"] == "running":
-            return Json("", 304)
-        start(call.host, call.store, cid, attach=False)
+    state = state_of(call, cid)
+    if state is not None and state["status"] == "running":
+        return Json("", 304)  # as `shellctr start`: a running container is left as it is
+    start(call.host, call.store, cid, attach=False)
     return None
 
 
