@@ -79,10 +79,10 @@ def images_list(call: Call) -> list[dict[str, Any]]:
 
 @ROUTES.add("GET", "/images/{name*}/json")
 def image_inspect(call: Call) -> dict[str, Any]:
-    from shellctr.engine.image import find_image
     from shellctr.engine.inspect import image_json
+    from shellctr.parts.reference import find_image_record
 
-    found = find_image(call.store, familiar(call.params["name"]))
+    found = find_image_record(call.store.image_records(), familiar(call.params["name"]))
     return image_json(found, call.store)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
-from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected
+from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected, report
 from shellctr.core.errors import ShellctrError
 
 TYPE_CHECKING = False
@@ -52,19 +53,33 @@ def matches(record: Record, filters: list[str]) -> bool:
 
 
 def cmd_ls(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.core.errors import CorruptRecord
     from shellctr.engine.network import records
 
-    shown = [r for r in records(ctx.store) if matches(r, args.filter)]
+    corrupt: list[CorruptRecord] = []
+    shown = [r for r in records(ctx.store, corrupt) if matches(r, args.filter)]
     shown.sort(key=lambda r: r["name"])
+    if not args.filter:  # a corrupt record matches no filter
+        for err in corrupt:  # listed, and said what to do
+            report(err)
+        shown += [{"id": Path(str(err.path)).stem, "name": "<corrupt>", "driver": ""}
+                  for err in corrupt]
     if args.quiet:
         for record in shown:
             print(record["id"] if args.no_trunc else record["id"][:12])
         return 0
-    from shellctr.cli.textfmt import table
+    from shellctr.cli.common import label_method, print_rows
 
-    print(table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
-                [[r["id"] if args.no_trunc else r["id"][:12], r["name"], r["driver"], "local"]
-                 for r in shown]))
+    rows = [{"ID": r["id"] if args.no_trunc else r["id"][:12], "Name": r["name"],
+             "Driver": r["driver"], "Scope": "local", "IPv6": "false",
+             "Internal": str(bool(r.get("internal"))).lower(),
+             "Labels": ",".join(f"{k}={v}" for k, v in (r.get("labels") or {}).items()),
+             "Label": label_method(r.get("labels")),
+             "CreatedAt": str(r.get("created", ""))} for r in shown]
+    print_rows(rows, args.format, "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+               {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+                "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "Label": "LABEL",
+                "CreatedAt": "CREATED AT"})
     return 0
 
 
@@ -80,12 +95,17 @@ def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.core.errors import NotFound
     from shellctr.engine.network import find_network, remove
     from shellctr.parts.netopts import DEFAULT_NETWORK
 
     def rm(ref: str) -> None:
-        if ref in (DEFAULT_NETWORK, "bridge") or \
-                find_network(ctx.store, ref)["name"] == DEFAULT_NETWORK:
+        try:
+            default = ref in (DEFAULT_NETWORK, "bridge") or \
+                find_network(ctx.store, ref)["name"] == DEFAULT_NETWORK
+        except NotFound:  # perhaps one whose record is corrupt: remove finds it
+            default = False
+        if default:
             raise ShellctrError(f"{DEFAULT_NETWORK} is a pre-defined network and cannot be "
                                 "removed", "`system prune` removes it while nothing uses it")
         remove(ctx.host, ctx.store, ref)
@@ -125,10 +145,12 @@ def cmd_system_prune(args: argparse.Namespace, ctx: Context) -> int:
     anonymous volumes nothing uses, then dangling images (-a: every unused image)."""
     from shellctr.cli.textfmt import human_size
     from shellctr.cli.volumes import prune_volumes, tree_size
-    from shellctr.engine.containers import remove
+    from shellctr.core.errors import CorruptRecord
+    from shellctr.engine.containers import remove, remove_broken
     from shellctr.engine.image import prune_images
     from shellctr.engine.lifecycle import reconcile
     from shellctr.engine.network import prune
+    from shellctr.engine.system import collect
 
     what = ["all stopped containers", "all networks not used by at least one container"]
     if args.volumes:
@@ -146,13 +168,17 @@ def cmd_system_prune(args: argparse.Namespace, ctx: Context) -> int:
                 remove(ctx.host, ctx.store, cid, force=False)
                 removed.append(cid)
                 space += size
+        except CorruptRecord:  # nothing can run it: it goes, with what its id names
+            remove_broken(ctx.host, ctx.store, cid)
+            removed.append(cid)
         except (FileNotFoundError, ShellctrError):  # removed or started meanwhile
             continue
+    leftovers = [path.name for path in collect(ctx.host, ctx.store)]  # of crashes, kills
     networks = prune(ctx.host, ctx.store, include_default=True)
     volumes, volume_space = prune_volumes(ctx, {}, False) if args.volumes else ([], 0)
     images, image_space = prune_images(ctx.host, ctx.store, args.all)
     for title, lines in (("Containers", removed), ("Networks", networks),
-                         ("Volumes", volumes), ("Images", images)):
+                         ("Volumes", volumes), ("Images", images), ("Leftovers", leftovers)):
         if lines:
             ctx.host.result(f"Deleted {title}:\n" + "\n".join(lines) + "\n")
     ctx.host.result(f"Total reclaimed space: {human_size(space + volume_space + image_space)}")
@@ -177,6 +203,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     ls = sub.add_parser("ls", aliases=["list"], help="list networks")
     ls.add_argument("-q", "--quiet", action="store_true", help="only ids")
     ls.add_argument("--no-trunc", action="store_true", help="full ids")
+    ls.add_argument("--format", metavar="FORMAT",
+                    help="'table', 'json', or a Go template ('table ...': columns)")
     ls.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
                     help="name, id, driver, label, type (custom or builtin)")
     ls.set_defaults(func=cmd_ls)
@@ -219,6 +247,10 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
                               help="anonymous volumes no container uses, too")
     system_prune.add_argument("-f", "--force", action="store_true", help="do not ask")
     system_prune.set_defaults(func=cmd_system_prune)
+    from shellctr.cli import system as cli_system
+
+    cli_system.register_system(system_sub)
+
     from shellctr.cli import service
 
     service.register(system_sub)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 from pathlib import Path
 
 from shellctr.cli.common import Context, Parser
 from shellctr.core.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
 
 DEFAULT_IDLE = 5.0  # seconds without a request before the service exits, as Podman's
 GROUP = "shellctr"  # the socket's group, when the host has one
@@ -46,6 +49,8 @@ def activated_socket() -> socket.socket | None:
         return None
     for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
         os.environ.pop(name, None)
+    import socket
+
     return socket.socket(fileno=3)
 
 
@@ -71,6 +76,8 @@ def cmd_system_service(args: argparse.Namespace, ctx: Context) -> int:
                 assert isinstance(address, tuple)
                 sys.stderr.write("shellctr: warning: the API on TCP has no authentication: "
                                  "anyone who can connect to it is root on this host\n")
+                import socket
+
                 sock = socket.create_server(address, reuse_port=False)
                 shown = f"tcp://{address[0]}:{sock.getsockname()[1]}"
         sys.stderr.write(f"shellctr: serving the Docker Engine API on {shown}\n")

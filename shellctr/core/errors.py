@@ -29,6 +29,25 @@ class NotFound(ShellctrError):
     """No container, image or file by that name."""
 
 
+class Gone(NotFound, FileNotFoundError):
+    """The container was removed between finding it and reading it (a parallel rm):
+    still a FileNotFoundError to the readers that skip what went meanwhile."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        NotFound.__init__(self, message, hint)
+
+
+class CorruptRecord(ShellctrError):
+    """A record that is not what shellctr wrote (truncated, garbage, empty, another JSON
+    type): that object's problem only. Listings show it as a row; rm -f removes it."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        super().__init__(f"corrupt record {path}: {problem}",
+                         "remove the object with rm -f / rmi -f / network rm, or run "
+                         "`shellctr system check --repair`")
+        self.path = path
+
+
 class Conflict(ShellctrError):
     """The request clashes with existing state (a name in use, a running container)."""
 

@@ -75,6 +75,19 @@ class Facts:
             self._dirs.discard(planned)
         self._paths[path] = None
 
+    def plan_move(self, src: Path, dst: Path) -> None:
+        """`src` would be renamed `dst`: what the plan wrote below it moves along."""
+        below = {planned: data for planned, data in self._paths.items()
+                 if planned == src or src in planned.parents}
+        directory = self.is_dir(src)
+        dirs = {dst / path.relative_to(src) for path in below if path in self._dirs}
+        self.plan_remove(src)
+        for path, data in below.items():
+            self._paths[dst / path.relative_to(src)] = data
+        self._dirs |= dirs
+        if dst not in self._paths:
+            (self.plan_dir(dst) if directory else self.plan_write(dst, b""))
+
     def plan_link(self, name: str, present: bool) -> None:
         self._links[name] = present
 
@@ -142,6 +155,19 @@ class Facts:
                 raise
             return default
 
+    def tree_size(self, path: Path) -> int:
+        """The bytes of the files under `path` (symlinks not followed; 0 if absent), as
+        `du --apparent-size` counts them: what `ps --size` and `system df` show."""
+        total = 0
+        for directory, dirs, files in os.walk(path):
+            for name in [*dirs, *files]:
+                try:
+                    total += os.lstat(os.path.join(directory, name)).st_size \
+                        if name in files else 0
+                except OSError:  # gone while we walked
+                    continue
+        return total
+
     def listdir(self, path: Path) -> list[str]:
         """The names in a directory, sorted; [] if it does not exist."""
         names: set[str] = set()
@@ -194,6 +220,31 @@ class Facts:
     def sysctl(self, name: str, default: str = "") -> str:
         """A kernel setting (`net.ipv4.ip_forward`) as /proc/sys holds it, stripped."""
         return self.read_text(self.proc / "sys" / name.replace(".", "/"), default).strip()
+
+    def kernel(self) -> tuple[str, str]:
+        """(machine, release) as `uname --machine --kernel-release` prints them."""
+        uname = os.uname()
+        return uname.machine, uname.release
+
+    def security_modules(self) -> set[str]:
+        """The active Linux security modules (`cat /sys/kernel/security/lsm`)."""
+        text = self.read_text("/sys/kernel/security/lsm", "")
+        return {word for word in text.strip().split(",") if word}
+
+    def device(self, path: str) -> tuple[str, int, int] | None:
+        """A device node's (c|b, major, minor), following links as `stat` does; None if
+        `path` is not a device node."""
+        import stat
+
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if stat.S_ISCHR(st.st_mode):
+            return "c", os.major(st.st_rdev), os.minor(st.st_rdev)
+        if stat.S_ISBLK(st.st_mode):
+            return "b", os.major(st.st_rdev), os.minor(st.st_rdev)
+        return None
 
     def port_taken(self, proto: str, host_ip: str, port: int) -> OSError | None:
         """Why the host cannot bind `host_ip:port` (None: it can), tried with a socket."""
@@ -255,6 +306,10 @@ class Facts:
     def alive(self, pid: int, start: int) -> bool:
         return pid not in self._gone and alive(pid, start)
 
+    def processes_mentioning(self, text: str) -> list[tuple[int, int]]:
+        return [(pid, ppid) for pid, ppid in processes_mentioning(text)
+                if pid not in self._gone]
+
     def namespace_members(self, pid: int) -> list[int]:
         """Host pids of every process in the pid namespace whose init is `pid`."""
         try:
@@ -283,16 +338,43 @@ def long_form(words: list[str]) -> list[str]:
     return [LONG.get(word, word) for word in words]
 
 
-def process_start(pid: int) -> int | None:
-    """When `pid` started (clock ticks after boot), or None if there is no such process."""
+def process_stat(pid: int) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command's name (fields[0]: its state), or
+    None if there is no such process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stream:
             fields = stream.read().rsplit(b")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return None
-    return int(fields[19])  # field 22 of stat(5); fields[0] here is field 3
+    return fields if len(fields) > 19 else None
+
+
+def process_start(pid: int) -> int | None:
+    """When `pid` started (clock ticks after boot), or None if there is no such process."""
+    fields = process_stat(pid)
+    return None if fields is None else int(fields[19])  # field 22 of stat(5)
 
 
 def alive(pid: int, start: int) -> bool:
-    """The process `pid` still runs and is the one that started at `start`."""
-    return pid > 0 and process_start(pid) == start
+    """The process `pid` still runs and is the one that started at `start`: a zombie
+    (ended, not yet reaped by its parent) does not run."""
+    fields = process_stat(pid) if pid > 0 else None
+    return fields is not None and fields[0] not in (b"Z", b"X") and int(fields[19]) == start
+
+
+def processes_mentioning(text: str) -> list[tuple[int, int]]:
+    """(pid, parent pid) of the live processes whose command line contains `text`."""
+    found = []
+    needle = os.fsencode(text)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as stream:
+                    if needle not in stream.read():
+                        continue
+            except OSError:  # gone meanwhile
+                continue
+            fields = process_stat(int(entry))
+            if fields is not None and fields[0] not in (b"Z", b"X"):
+                found.append((int(entry), int(fields[1])))
+    return found

@@ -22,8 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import shlex
-import socket
-import subprocess
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,13 +35,17 @@ from shellctr.core.runner import ENVIRONMENT, execute, not_installed
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
+    import subprocess
     from typing import IO, Any, BinaryIO, TextIO, TypeVar
 
     T = TypeVar("T")
 
 Undo = Callable[[], None]
-DEVNULL = subprocess.DEVNULL  # a spawned process's stdio that goes nowhere
-PIPE = subprocess.PIPE  # a spawned process's stdio that its spawner reads or writes
+# a spawned process's stdio that goes nowhere: subprocess.DEVNULL, whose import (with
+# threading, selectors, signal) the verbs that run no command do not pay for
+DEVNULL = -3
+PIPE = -1  # subprocess.PIPE: a spawned process's stdio that its spawner reads or writes
 
 
 class Rollback:
@@ -95,6 +98,12 @@ class Host:
         self.facts.lean = lean
         self._script_started = False
         self._script_status = False  # the script ends with a foreground process's status
+        # the reliability tests' hooks (tests/integration/test_reliability_kill.py): after
+        # its k-th host command this process SIGKILLs itself / its k-th command fails.
+        # Never inherited: every command shellctr spawns gets the pinned ENVIRONMENT.
+        self._steps = 0
+        self._kill_after = int(os.environ.get("SHELLCTR_TEST_KILL_AFTER") or 0)
+        self._fail_at = int(os.environ.get("SHELLCTR_TEST_FAIL_AT") or 0)
 
     # -- showing ---------------------------------------------------------------
     def step(self, title: str) -> None:
@@ -122,6 +131,15 @@ class Host:
                 self.err.flush()
             except OSError:
                 pass  # stderr is gone (a hung-up terminal): the step itself must still run
+
+    def show_request(self, cmd: Cmd) -> None:
+        """A read-only network request (a registry's manifest, a token) as its `curl`
+        line: traced as it is made; in a --dry-run script, a comment (it was made to
+        plan the script, which need not make it again)."""
+        if self.dry_run:
+            self.note(f"read: {cmd.shell()}")
+        elif self.trace:
+            self.show(cmd)
 
     def warn(self, message: str) -> None:
         self.err.write(f"shellctr: warning: {message}\n")
@@ -157,7 +175,17 @@ class Host:
             if effect is not None:
                 effect(self.facts)
             return None
-        return action()
+        if not (self._kill_after or self._fail_at):
+            return action()
+        self._steps += 1
+        if self._steps == self._fail_at:
+            raise HostCommandError(f"{cmd.argv[0]} failed: injected failure (SHELLCTR_TEST_"
+                                   f"FAIL_AT={self._fail_at})")
+        try:
+            return action()
+        finally:
+            if self._steps == self._kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
 
     # -- commands --------------------------------------------------------------
     def run(
@@ -187,9 +215,37 @@ class Host:
             rollback.push(shlex.join(argv), run_undo)
         return output
 
-    def probe(self, argv: Argv) -> tuple[int, str, str]:
-        """Run a read-only command (also under --dry-run); return (code, out, err)."""
-        return execute(argv, None, None, self.lean)
+    def probe(self, argv: Argv, input: str | None = None) -> tuple[int, str, str]:
+        """Run a read-only command (also under --dry-run); return (code, out, err).
+        `input`: fed to its stdin (a credential helper's question)."""
+        return execute(argv, input, None, self.lean)
+
+    def probe_stream(self, argv: Argv, source: IO[bytes]) -> IO[bytes]:
+        """A read-only filter (also under --dry-run, as `probe`): `source` fed to `argv`'s
+        stdin from a thread, its stdout to read (a zstd layer scanned as it downloads)."""
+        import subprocess
+        import threading
+
+        try:
+            process = subprocess.Popen(list(argv), stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, env=ENVIRONMENT)
+        except FileNotFoundError as missing:
+            raise not_installed(argv[0]) from missing
+        assert process.stdin is not None and process.stdout is not None
+        stdin = process.stdin
+
+        def feed() -> None:
+            try:
+                while chunk := source.read(1 << 20):
+                    stdin.write(chunk)
+            except OSError:  # the filter stopped reading: its own error tells
+                pass
+            finally:
+                stdin.close()
+                source.close()
+
+        threading.Thread(target=feed, daemon=True).start()
+        return process.stdout
 
     @staticmethod
     def checked(argv: Argv, result: tuple[int, str, str]) -> str:
@@ -209,6 +265,8 @@ class Host:
         session of its own with no stdio of the script's (`setsid --fork`); else in the
         foreground, its exit status kept for the script's own (`end_script`)."""
         def start() -> subprocess.Popen[bytes]:
+            import subprocess
+
             try:
                 return subprocess.Popen(argv, env=ENVIRONMENT, **popen_kwargs)
             except FileNotFoundError as err:
@@ -220,6 +278,29 @@ class Host:
             return self.apply(Cmd(["setsid", "--fork", *argv], detached=True), start)
         self._script_status = True  # set -e must not end the script before what follows
         return self.apply(Cmd(argv, keep_status=True), start)
+
+    def run_bounded(self, argv: Argv, timeout: float) -> tuple[int, str] | None:
+        """Run a command to its end with its stdout and stderr together, for at most
+        `timeout` seconds: (exit code, output), or None when it took longer (it was sent
+        SIGTERM, then SIGKILL after 5 s). A health check's `exec` (engine/health.py).
+        Under --dry-run: shown, and taken as a success."""
+        import subprocess
+
+        process = self.spawn(argv, stdin=DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, start_new_session=True, cwd="/")
+        if process is None:
+            return 0, ""
+        try:
+            out, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.terminate()  # `exec` hands SIGTERM on to what it runs
+            try:
+                process.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+            return None
+        return process.returncode, out.decode(errors="replace")
 
     def handed_fd(self, fd: int) -> int | None:
         """An fd of this process that a spawned process inherits (a socket back to us),
@@ -281,17 +362,50 @@ class Host:
         mode: int = 0o644,
         rollback: Rollback | None = None,
         durable: bool = True,
+        secrets: tuple[str, ...] = (),
     ) -> None:
         """Atomically replace `path` with `text`: temp file, fsync, rename, fsync dir.
+        `secrets`: words of `text` shown as *** (a credentials file's).
 
         `durable=False`: no fsync (still atomic), for runtime files that a reboot makes
         moot anyway (network endpoints, a container's /etc files rewritten each start):
         each fsync costs ~8 ms here, and `run` writes several."""
-        self.apply(write_file_cmd(path, text),
-                   lambda: write_atomic(path, text.encode(), mode, durable),
+        shown = write_file_cmd(path, text)
+        shown.secrets = secrets
+        self.apply(shown, lambda: write_atomic(path, text.encode(), mode, durable),
                    lambda facts: facts.plan_write(path, text.encode()))
         if rollback is not None:
             rollback.push(f"write {path}", lambda: self.remove_file(path))
+
+    def append_journal(self, path: Path, line: str, max_bytes: int) -> None:
+        """Append one line to a journal (the events journal, engine/events.py), rotating
+        it to PATH.1 past `max_bytes`; under an flock of PATH.lock, one write(2) with
+        O_APPEND, so parallel writers never interleave or lose a line. Not traced (nor its
+        directory, made on first use) and not
+        done under --dry-run: the journal records the changes the trace shows (it is
+        shellctr's account of them, as its own log), not a change of its own.
+
+        (No fsync: a journal line lost in a crash is an event, not state.)"""
+        if self.dry_run:
+            return
+        import fcntl
+
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the run root, first use
+        lock = os.open(path.with_name(path.name + ".lock"), flags, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            fd = os.open(path, flags, 0o600)
+            try:
+                if os.fstat(fd).st_size + len(line) > max_bytes:
+                    os.replace(path, path.with_name(path.name + ".1"))
+                    os.close(fd)
+                    fd = os.open(path, flags, 0o600)
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        finally:
+            os.close(lock)
 
     def remove_file(self, path: Path) -> None:
         """Remove a file if present (probe first: teardown is idempotent)."""
@@ -305,6 +419,7 @@ class Host:
         replaced), `mode` exact, group-owned by `group` if that group exists; shown as
         the commands that make the same file. Undo removes it."""
         import grp
+        import socket
 
         gid = None
         if group is not None:
@@ -312,6 +427,7 @@ class Host:
                 gid = grp.getgrnam(group).gr_gid
             except KeyError:
                 group = None  # no such group: root's only
+
         def listen() -> socket.socket:
             if path.is_socket():
                 path.unlink()  # left by a killed service: nothing listens on it any more
@@ -403,9 +519,7 @@ class Host:
         """Move `src` to `dst` (same filesystem); undo moves it back."""
         # --no-target-directory: if dst is a directory, fail instead of moving into it
         def moved(facts: Facts) -> None:
-            directory = facts.is_dir(src)
-            facts.plan_remove(src)
-            (facts.plan_dir(dst) if directory else facts.plan_write(dst, b""))
+            facts.plan_move(src, dst)
 
         self.apply(Cmd(["mv", "--no-target-directory", path_arg(src), path_arg(dst)]),
                    lambda: os.rename(src, dst), moved)
@@ -433,20 +547,35 @@ class Host:
                    lambda facts: facts.plan_write(dst, b""))
 
     def produce(self, argv: Argv, path: Path, write: Callable[[BinaryIO], T],
-                rollback: Rollback | None = None) -> T | None:
+                rollback: Rollback | None = None, ready: Path | None = None) -> T | None:
         """Create the file `path` (new: never through a planted symlink) and let `write`
         fill it, shown as the command `argv > path` that writes the same bytes; the undo
-        removes it (also when `write` fails half-way)."""
+        removes it (also when `write` fails half-way). `ready`: a file that holds those
+        bytes already (a layer decompressed while it downloaded) is renamed instead."""
         if rollback is not None:
             rollback.push(f"write {path}", lambda: self.remove_file(path))
 
-        def action() -> T:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            with os.fdopen(fd, "wb") as out:
+        def action() -> T | None:
+            if ready is not None:
+                os.rename(ready, path)
+                return None
+            with self.new_file(path) as out:
                 return write(out)
 
         return self.apply(Cmd(argv, redirect=path_arg(path)), action,
                           lambda facts: facts.plan_write(path, b""))
+
+    def new_file(self, path: Path, mode: int = 0o644) -> BinaryIO:
+        """A new file (O_EXCL: never one someone planted, nor through a symlink) for the
+        engine's Python to fill, inside an action the door shows (`apply`, `produce`)."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        return os.fdopen(fd, "wb")
+
+    def pipe_into(self, argv: Argv, out: BinaryIO) -> None:
+        """Inside an action the door shows already (`produce`): run `argv` with its
+        stdout into `out`, not shown again; a failure is an error as for `run`."""
+        out.flush()
+        self.checked(argv, execute(argv, None, out, self.lean))
 
 
     def scratch_file(self, argv: Argv, path: Path, write: Callable[[BinaryIO], object],

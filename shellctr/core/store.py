@@ -18,9 +18,9 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
+from shellctr.core.errors import CorruptRecord, Gone
 from shellctr.core.host import Host
 from shellctr.core.layout import Layout
 
@@ -42,10 +42,32 @@ SETTINGS: dict[str, object] = {
     "cpuset_cpus": "", "cpuset_mems": "", "pids_limit": 0, "restart_policy": "no",
     "restart_max": 0, "network_mode": "none", "networks": {},
 }
+# config.json fields added within schema 2, with the value an older record means
+CONFIG_ADDED: dict[str, object] = {
+    "cap_add": [], "cap_drop": [], "privileged": False, "security_opt": [],
+    "seccomp_profile": "", "no_new_privileges": True, "devices": [],
+    "device_cgroup_rules": [],
+    "stop_timeout": None, "init": False, "ulimits": [], "shm_size": 0, "sysctls": {},
+    "group_add": [], "ipc_mode": "private", "pid_mode": "", "uts_mode": "",
+    "log_driver": "json-file", "log_opts": {}, "healthcheck": None,
+}
+
+# what a record must hold to be read at all (the rest the models check at write time):
+# a record that lacks one, or is not a JSON object, is corrupt (CorruptRecord)
+Shape = dict[str, type]
+CONFIG_SHAPE: Shape = {"id": str, "created": str, "image": str, "image_id": str,
+                       "layers": list, "path": str, "args": list, "mounts": list,
+                       "labels": dict}
+STATE_SHAPE: Shape = {"status": str, "pid": int}
+IMAGE_SHAPE: Shape = {"id": str, "repo_tags": list, "layers": list, "config": dict}
+NETWORK_SHAPE: Shape = {"id": str, "name": str, "subnet": str}
+VOLUME_SHAPE: Shape = {"name": str}
 
 
 def now_iso() -> str:
     """The current time as state files store it (ISO 8601, UTC)."""
+    from datetime import UTC, datetime  # here: the verbs that write no time skip its import
+
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -99,9 +121,19 @@ class Store:
     # -- the one way to read and write records -----------------------------------
     # Reads go through the door's facts: under --dry-run, a record the plan has written
     # reads back as written, and one it has removed is gone.
-    def read(self, path: Path) -> Record:
-        """A record; FileNotFoundError if there is none."""
-        record: Record = json.loads(self.host.facts.read_bytes(path))
+    def read(self, path: Path, shape: Shape | None = None) -> Record:
+        """A record; FileNotFoundError if there is none, CorruptRecord if it is not a
+        JSON object (holding the keys of `shape`, of their types)."""
+        try:
+            record = json.loads(self.host.facts.read_bytes(path))
+        except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
+            raise CorruptRecord(path, "empty" if isinstance(err, json.JSONDecodeError)
+                                and not err.doc.strip() else "not valid JSON") from err
+        if not isinstance(record, dict):
+            raise CorruptRecord(path, f"a JSON {type(record).__name__}, not an object")
+        for key, kind in (shape or {}).items():
+            if not isinstance(record.get(key), kind):
+                raise CorruptRecord(path, f"no {kind.__name__} {key!r}")
         return record
 
     def exists(self, path: Path) -> bool:
@@ -115,10 +147,37 @@ class Store:
         self.host.write_file(path, dump_record(record), durable=durable)
 
     # -- images ----------------------------------------------------------------
-    def image_records(self) -> list[Record]:
+    def image_records(self, corrupt: list[CorruptRecord] | None = None) -> list[Record]:
+        """Every readable image record; the corrupt ones are left out (and added to
+        `corrupt`, for the listings that show them)."""
         directory = self.layout.images_dir
-        return [self.read(directory / entry) for entry in self.entries(directory)
-                if entry.endswith(".json")]
+        found = []
+        for entry in self.entries(directory):
+            if entry.endswith(".json"):
+                try:
+                    record = self.read(directory / entry, IMAGE_SHAPE)
+                    if f"{record['id']}.json" != entry:
+                        raise CorruptRecord(directory / entry, "its id is not its name")
+                    found.append(record)
+                except FileNotFoundError:  # removed just now
+                    continue
+                except CorruptRecord as err:
+                    if corrupt is not None:
+                        corrupt.append(err)
+        return found
+
+    def intermediate_image_ids(self) -> set[str]:
+        """The images a build step was made on (the parents the build cache names):
+        `images` hides them unless -a, as Docker hides its builds' intermediate images."""
+        cache = self.layout.build_cache_dir
+        parents: set[str] = set()
+        for name in self.entries(cache):
+            try:
+                parents.add(str(json.loads(self.host.facts.read_bytes(cache / name))
+                                .get("parent", "")))
+            except (OSError, ValueError, AttributeError):  # removed meanwhile, or not ours
+                continue
+        return parents
 
     # -- volumes ---------------------------------------------------------------
     def volume_names(self) -> list[str]:
@@ -141,31 +200,60 @@ class Store:
                 names[cid] = self.container_state(cid)["name"]
             except FileNotFoundError:  # another shellctr process removed it just now
                 continue
+            except CorruptRecord:  # found by its id only, to be removed
+                names[cid] = ""
         return names
+
+    def container_configs(self) -> dict[str, ConfigRecord]:
+        """id -> config.json of every container whose config can be read (the corrupt
+        ones are left out: listings show them, rm -f removes them)."""
+        found = {}
+        for cid in self.container_ids():
+            try:
+                found[cid] = self.container_config(cid)
+            except (FileNotFoundError, CorruptRecord):  # removed meanwhile; corrupt
+                continue
+        return found
 
     def container_config(self, cid: str) -> ConfigRecord:
         """config.json, as schema 2 (a version 1 record without its settings)."""
-        record = self.read(self.layout.container_config(cid))
+        record = self._container_read(cid, self.layout.container_config(cid), CONFIG_SHAPE)
         if record.get("schema_version", 1) < CONTAINER_SCHEMA:
             record = {key: value for key, value in record.items() if key not in SETTINGS}
             record["schema_version"] = CONTAINER_SCHEMA
+        for key, value in CONFIG_ADDED.items():
+            if key not in record:
+                record[key] = type(value)() if isinstance(value, (list, dict)) else value
         return record  # type: ignore[return-value]
 
     def container_state(self, cid: str) -> StateRecord:
         """state.json, as schema 2 (a version 1 record with the settings its config.json
         held)."""
-        record = self.read(self.layout.container_state(cid))
+        record = self._container_read(cid, self.layout.container_state(cid), STATE_SHAPE)
         if record.get("schema_version", 1) < CONTAINER_SCHEMA:
-            old = self.read(self.layout.container_config(cid))
+            old = self._container_read(cid, self.layout.container_config(cid), CONFIG_SHAPE)
             record = {**{key: old.get(key, default) for key, default in SETTINGS.items()},
                       "starter_pid": 0, "starter_start": 0,
                       **record, "schema_version": CONTAINER_SCHEMA}
+        missing = [key for key in SETTINGS if key not in record]
+        if missing:
+            raise CorruptRecord(self.layout.container_state(cid), f"no {missing[0]!r}")
         return record  # type: ignore[return-value]
 
-    def container(self, cid: str) -> ContainerRecord:
-        """The container as it is now: its config with its current settings."""
+    def _container_read(self, cid: str, path: Path, shape: Shape) -> Record:
+        try:
+            return self.read(path, shape)
+        except FileNotFoundError as err:
+            if path.name == "state.json" and self.exists(self.layout.container_config(cid)):
+                raise CorruptRecord(path, "missing") from err  # as an old crash left it
+            raise Gone(f"no such container: {cid}") from err  # removed since found
+
+    def container(self, cid: str, state: StateRecord | None = None) -> ContainerRecord:
+        """The container as it is now: its config with its current settings (those of
+        `state` if given: the state.json just read)."""
         config: Record = dict(self.container_config(cid))
-        state = self.container_state(cid)
+        if state is None:
+            state = self.container_state(cid)
         config.update((key, state[key]) for key in SETTINGS)  # type: ignore[literal-required]
         return config  # type: ignore[return-value]
 
@@ -176,7 +264,26 @@ class Store:
         return record  # type: ignore[return-value]
 
     def remove_container(self, cid: str) -> None:
-        """Remove a container's directories (its mounts lived only in its own namespace)."""
-        layout = self.layout
-        self.host.remove_tree(layout.container_run_dir(cid))
-        self.host.remove_tree(layout.container_dir(cid))
+        """Remove a container's directories (its mounts lived only in its own namespace):
+        first renamed to its tombstone, so that at every point it is either whole or
+        gone from every listing, with its name free; then deleted. A tombstone a killed
+        removal left is finished by the next `rm` or `system prune`. The caller holds
+        the lock."""
+        self.host.rename(self.layout.container_dir(cid), self.tombstone(cid))
+        self.remove_tombstone(cid)
+
+    def creating(self, cid: str) -> Path:
+        """Where a container is made, before it is renamed into place."""
+        return self.layout.containers_dir / f".{cid}.creating"
+
+    def tombstone(self, cid: str) -> Path:
+        return self.layout.containers_dir / f".{cid}.removing"
+
+    def tombstones(self) -> list[str]:
+        """The ids of containers whose removal was begun and not finished."""
+        return [name[1:-len(".removing")] for name in self.host.facts.listdir(
+            self.layout.containers_dir) if name.startswith(".") and name.endswith(".removing")]
+
+    def remove_tombstone(self, cid: str) -> None:
+        self.host.remove_tree(self.layout.container_run_dir(cid))
+        self.host.remove_tree(self.tombstone(cid))

@@ -180,6 +180,26 @@ def checked_blob(archive: Archive, descriptor: dict[str, Any]) -> bytes:
     return data
 
 
+# what `load` accepts, as containerd's importer: a manifest of any other type, a config
+# that is not an image's, or a layer in another format is refused, never guessed at
+# (issue 13, defect 8)
+MANIFEST_TYPES = (MANIFEST_TYPE, DOCKER_MANIFEST_TYPE)
+CONFIG_TYPES = (CONFIG_TYPE, "application/vnd.docker.container.image.v1+json")
+LAYER_TYPES = (
+    "application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+)
+
+
+def check_media_type(kind: str, media: object, known: tuple[str, ...]) -> None:
+    if media not in known:
+        raise ShellctrError(f"invalid archive: unsupported {kind} media type {media!r}",
+                            "shellctr loads image layers as tar or tar+gzip only")
+
+
 def oci_manifests(archive: Archive, descriptor: dict[str, Any],
                   annotations: dict[str, str]) -> list[Loadable]:
     media = descriptor.get("mediaType", MANIFEST_TYPE)
@@ -194,6 +214,10 @@ def oci_manifests(archive: Archive, descriptor: dict[str, Any],
             nested += oci_manifests(archive, child, {**(child.get("annotations") or {}),
                                                      **annotations})
         return nested[:1]  # one platform: the first linux one
+    check_media_type("manifest", document.get("mediaType", media), MANIFEST_TYPES)
+    check_media_type("config", (document.get("config") or {}).get("mediaType"), CONFIG_TYPES)
+    for layer in document.get("layers") or []:
+        check_media_type("layer", layer.get("mediaType"), LAYER_TYPES)
     config = checked_blob(archive, document.get("config") or {})
     diff_ids = diff_ids_of(config)
     layers = document.get("layers") or []
@@ -260,6 +284,9 @@ def load(host: Host, store: Store, path: Path) -> list[str]:
                              {s.diff_id: s.tar_size for s in scans if s.tar_size})
                 report += ([f"Loaded image: {tag}" for tag in item.tags] or
                            [f"Loaded image ID: sha256:{image_id}"])
+                from shellctr.engine.image import image_event
+
+                image_event(store, image_id, "load", ",".join(item.tags))
     return report
 
 

@@ -48,15 +48,19 @@ def remove_unused_layers(host: Host, store: Store, gone: str | set[str] = "") ->
     """
     gone = {gone} if isinstance(gone, str) else gone
     used = {layer for image in images(store) if image.id not in gone for layer in image.layers}
-    used |= {layer for cid in store.container_ids()
-             for layer in store.container_config(cid)["layers"]}
+    used |= {layer for config in store.container_configs().values()
+             for layer in config["layers"]}
     layers_dir = store.layout.layers_dir
     if layers_dir.is_dir():
         for entry in sorted(os.listdir(layers_dir)):
             if not entry.startswith(".") and entry not in used:
                 host.remove_tree(layers_dir / entry)
     blobs_dir = store.layout.blobs_dir
-    used |= {image.id for image in images(store) if image.id not in gone}  # config blobs
+    kept = [image for image in images(store) if image.id not in gone]
+    used |= {image.id for image in kept}  # config blobs
+    # pulled images: their layers as the registry served them, and their manifests
+    used |= {blob.digest for image in kept for blob in image.layer_blobs}
+    used |= {image.manifest for image in kept if image.manifest}
     if blobs_dir.is_dir():
         for entry in sorted(os.listdir(blobs_dir)):
             if not entry.startswith(".") and entry not in used:
@@ -301,16 +305,20 @@ def record_image(host: Host, store: Store, blob: bytes, tags: list[str],
 def import_image(
     host: Host, store: Store, tar_path: Path, changes: list[str], ref: str | None,
     comment: str = "",
+    source: str | None = None,
+    created: str | None = None,
 ) -> Image:
-    """A one-layer image from a rootfs tar; `ref` is tagged on it (moved if taken)."""
+    """A one-layer image from a rootfs tar; `ref` is tagged on it (moved if taken).
+    `source` names the tar in the history (`-` for stdin, as Docker's), `created` fixes
+    the image's time (the same input, the same image id)."""
     config = parse_changes(changes, ImageConfig())
     tag = normalize_ref(ref) if ref else None
     readable = host.facts.readable(tar_path)  # (a --dry-run scratch file's stand-in)
     scan = scan_layer(readable)  # refused before anything is written
-    created = now_iso()
+    created = created or now_iso()
     blob = oci_config(config, [scan.diff_id], created,
                       [history_entry(created, "shellctr import",
-                                     comment or f"Imported from {tar_path.name}")],
+                                     comment or f"Imported from {source or tar_path.name}")],
                       comment=comment)
     store.prepare()
     with Rollback(host) as rollback:  # the long work, outside the lock (as load's)
@@ -321,8 +329,17 @@ def import_image(
             sweep_partials(host, store.layout)
             publish_layer(host, store.layout, layer, publishing)
             host.step("record the image")
-            return record_image(host, store, blob, [tag] if tag else [], [scan.size],
-                                publishing, tar_hints={scan.diff_id: scan.tar_size})
+            image = record_image(host, store, blob, [tag] if tag else [], [scan.size],
+                                 publishing, tar_hints={scan.diff_id: scan.tar_size})
+    image_event(store, image.id, "import", tag or "")
+    return image
+
+
+def image_event(store: Store, image_id: str, action: str, name: str = "") -> None:
+    """An event of the journal (engine/events.py) about an image."""
+    from shellctr.engine import events
+
+    events.emit(store, "image", action, f"sha256:{image_id}", {"name": name} if name else {})
 
 
 def restore(store: Store, path: Path, image: Image) -> Callable[[], None]:
@@ -352,6 +369,7 @@ def tag_image(host: Host, store: Store, source: str, target: str) -> None:
         image = find_image(store, image.id)
         save(store, store.layout.image_file(image.id),
              evolve(image, repo_tags=[*image.repo_tags, tag]))
+        image_event(store, image.id, "tag", tag)
 
 
 def prune_images(host: Host, store: Store, everything: bool) -> tuple[list[str], int]:
@@ -359,8 +377,8 @@ def prune_images(host: Host, store: Store, everything: bool) -> tuple[list[str],
     uses). Docker's report lines and the bytes of layers freed."""
     report: list[str] = []
     with store.lock():  # a create after this look must see the image gone (it checks)
-        used = {store.container_config(cid)["image_id"]
-                for cid in store.container_ids()}
+        configs = store.container_configs()
+        used = {config["image_id"] for config in configs.values()}
         layers_before = {d for image in images(store) for d in image.layers}
         sizes = {d: size for image in images(store)
                  for d, size in zip(image.layers, image.layer_sizes, strict=False)}
@@ -375,8 +393,8 @@ def prune_images(host: Host, store: Store, everything: bool) -> tuple[list[str],
         gone = {line.removeprefix("deleted: sha256:") for line in report
                 if line.startswith("deleted: ")}
         remaining = {d for image in images(store) if image.id not in gone for d in image.layers}
-        for cid in store.container_ids():
-            remaining |= set(store.container_config(cid)["layers"])
+        for config in configs.values():
+            remaining |= set(config["layers"])
         freed = layers_before - remaining
         if gone:
             remove_unused_layers(host, store, gone=gone)
@@ -400,6 +418,7 @@ def remove_image(host: Host, store: Store, ref: str, force: bool,
         host.step(f"untag {tag}")
         save(store, store.layout.image_file(image.id),
              evolve(image, repo_tags=[t for t in image.repo_tags if t != tag]))
+        image_event(store, image.id, "untag", tag)
         return [f"Untagged: {tag}"]
     using = [(cid, running) for cid, (iid, running) in users.items() if iid == image.id]
     running = [cid for cid, is_running in using if is_running]
@@ -424,4 +443,29 @@ def remove_image(host: Host, store: Store, ref: str, force: bool,
     host.remove_file(store.layout.blob(image.id))
     remove_unused_layers(host, store, gone=image.id)
     report.append(f"Deleted: sha256:{image.id}")
+    for name in image.repo_tags:
+        image_event(store, image.id, "untag", name)
+    image_event(store, image.id, "delete")
     return report
+
+
+def remove_corrupt_image(host: Host, store: Store, ref: str, force: bool) -> list[str] | None:
+    """`rmi -f ID` of an image whose record is corrupt (found by its file's name): the
+    record, its config blob and the layers nothing else uses go. None if there is none."""
+    from shellctr.core.errors import CorruptRecord
+
+    corrupt: list[CorruptRecord] = []
+    store.image_records(corrupt)
+    bare = ref.removeprefix("sha256:")
+    found = [Path(str(err.path)).stem for err in corrupt] if is_id(ref) else []
+    matches = [image_id for image_id in found if image_id.startswith(bare)]
+    if len(matches) != 1:
+        return None
+    image_id = matches[0]
+    if not force:
+        raise CorruptRecord(store.layout.image_file(image_id), "rmi -f removes it")
+    host.step(f"remove image {image_id[:SHORT]} (its record is corrupt)")
+    host.remove_file(store.layout.image_file(image_id))
+    host.remove_file(store.layout.blob(image_id))
+    remove_unused_layers(host, store, gone=image_id)
+    return [f"Deleted: sha256:{image_id}"]

@@ -239,10 +239,11 @@ class LayerSource:
     file, as the trace shows it, the Python that does the same, and a way to read it."""
 
     def __init__(self, argv: Argv, copy: Callable[[BinaryIO], str | None],
-                 open_raw: Callable[[], IO[bytes]]) -> None:
+                 open_raw: Callable[[], IO[bytes]], ready: Path | None = None) -> None:
         self.argv = argv  # `argv > FILE` writes the uncompressed tar
         self.copy = copy  # writes it to an open FILE; returns the sha256 of the bytes as given
         self.open_raw = open_raw  # the bytes as given (maybe compressed)
+        self.ready = ready  # a file holding the uncompressed tar already: renamed, not copied
 
 
 def file_source(path: Path, shown: Path | None = None) -> LayerSource:
@@ -384,7 +385,7 @@ def prepare_layer(host: Host, layout: Layout, source: LayerSource, rollback: Rol
     else:
         host.remove_file(partial)  # left by a crashed process that had our pid
         given = host.produce(source.argv, partial, lambda out: source.copy(out) or "",
-                             rollback) or ""
+                             rollback, ready=source.ready) or ""
         scan = scan_layer(partial)  # the copy in our store: nobody can change it meanwhile
         given = given or scan.diff_id
     if scan.diff_id != expect:

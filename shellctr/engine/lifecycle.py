@@ -83,10 +83,19 @@ def record_end(store: Store, cid: str, code: int | None = None, error: str = "",
         ended = store.read(store.layout.container_exit_file(cid))
         code, finished_at = int(ended["exit_code"]), str(ended["finished_at"])
     container = store.container(cid)
-    return store.write_state(cid, **ENDED, exit_code=code, error=error,
-                             finished_at=finished_at or now_iso(), starter_pid=0,
-                             starter_start=0, oom_killed=cgroup.oom_killed(
-                                 store.host.facts, container_group(container)))
+    finished_at = finished_at or now_iso()
+    state = store.write_state(cid, **ENDED, exit_code=code, error=error,
+                              finished_at=finished_at, starter_pid=0,
+                              starter_start=0, oom_killed=cgroup.oom_killed(
+                                  store.host.facts, container_group(container)))
+    from shellctr.engine import events
+
+    if state["oom_killed"]:
+        events.emit(store, "container", "oom", cid, events.container_attributes(container),
+                    finished_at)
+    events.emit(store, "container", "die", cid,
+                events.container_attributes(container, exitCode=str(code)), finished_at)
+    return state
 
 
 def reconcile(store: Store, cid: str) -> StateRecord:
@@ -138,16 +147,38 @@ def teardown(host: Host, store: Store, container: ContainerRecord, *, remove: bo
     if not remove:
         return
     host.step(f"remove container {short_id(cid)}")
+    from shellctr.engine import events
+
+    events.emit(store, "container", "destroy", cid, events.container_attributes(container))
     store.remove_container(cid)
     if volumes and any(m["type"] == "volume" and m["anonymous"] for m in container["mounts"]):
         from shellctr.engine.volume import remove_anonymous
 
         remove_anonymous(host, store, container["mounts"])  # type: ignore[arg-type]
-    if not store.exists(store.layout.image_file(container["image_id"])):
+    if container["image_id"] and not store.exists(store.layout.image_file(container["image_id"])):
         # its image went with rmi -f while it existed: its layers may be free now
         from shellctr.engine.image import remove_unused_layers
 
         remove_unused_layers(host, store)
+
+
+def salvaged(store: Store, cid: str) -> ContainerRecord:
+    """What can be read of a container whose records are corrupt, to tear it down: its
+    config if that is whole, and settings that make teardown look for everything its
+    id names (its network endpoints, its netns)."""
+    from shellctr.core.errors import CorruptRecord
+    from shellctr.core.store import SETTINGS
+
+    try:
+        config: dict[str, object] = dict(store.container_config(cid))
+    except (CorruptRecord, FileNotFoundError):
+        config = {"id": cid, "cgroup_parent": "", "mounts": [], "image_id": "", "layers": []}
+    try:
+        config.update((key, value) for key, value in store.container_state(cid).items()
+                      if key in SETTINGS)
+    except (CorruptRecord, FileNotFoundError):
+        config.update(SETTINGS, network_mode="bridge")
+    return config  # type: ignore[return-value]
 
 
 def end(host: Host, store: Store, cid: str, code: int, error: str = "") -> None:
@@ -160,6 +191,19 @@ def end(host: Host, store: Store, cid: str, code: int, error: str = "") -> None:
         container = store.container(cid)
         teardown(host, store, container, remove=container["auto_remove"],
                  volumes=container["auto_remove"])
+
+
+def discard(host: Host, store: Store, cid: str) -> None:
+    """A `run --rm` whose start failed: the container goes, unless it runs after all."""
+    from shellctr.core.errors import CorruptRecord
+
+    with store.lock():
+        try:
+            if store.container_state(cid)["status"] == "running":
+                return
+            teardown(host, store, store.container(cid), remove=True, volumes=True)
+        except (FileNotFoundError, CorruptRecord):  # removed already (its hook, an rm)
+            return
 
 
 def should_restart(state: StateRecord) -> bool:

@@ -23,11 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shellctr.core.cmd import path_arg
-from shellctr.core.errors import Conflict, NotFound, ShellctrError
+from shellctr.core.errors import Conflict, CorruptRecord, NotFound, ShellctrError
 from shellctr.core.facts import Facts
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import find, new_id, short_id
-from shellctr.core.store import SCHEMA_VERSION, Record, Store, now_iso
+from shellctr.core.store import NETWORK_SHAPE, SCHEMA_VERSION, Record, Store, now_iso
 from shellctr.engine import dns, iptables
 from shellctr.parts import ipam
 from shellctr.parts.netopts import DEFAULT_NETWORK, is_bridged
@@ -76,23 +76,54 @@ def links_gone(*links: str, netns: Path | None = None) -> Callable[[Facts], None
 
 
 # -- records ------------------------------------------------------------------------------
-def records(store: Store) -> list[Record]:
-    """Every network: its record (ROOT/networks) with its endpoints (RUNROOT/networks)."""
+def records(store: Store, corrupt: list[CorruptRecord] | None = None) -> list[Record]:
+    """Every network: its record (ROOT/networks) with its endpoints (RUNROOT/networks).
+    The corrupt ones are left out (and added to `corrupt`): `network rm ID` removes
+    them, `network ls` shows them."""
     directory = store.layout.networks_dir
     found = []
     for entry in store.entries(directory):
         if entry.endswith(".json"):
             try:
-                record = store.read(directory / entry)
+                record = store.read(directory / entry, NETWORK_SHAPE)
+                if f"{record['id']}.json" != entry:
+                    raise CorruptRecord(directory / entry, "its id is not its name")
             except FileNotFoundError:  # removed just now
                 continue
-            try:
-                record["endpoints"] = store.read(
-                    store.layout.network_endpoints(record["id"]))
-            except FileNotFoundError:  # none started since the network (or the boot)
-                record["endpoints"] = {}
+            except CorruptRecord as err:
+                if corrupt is not None:
+                    corrupt.append(err)
+                continue
+            record["endpoints"] = endpoints_of(store, record["id"])
             found.append(record)
     return found
+
+
+def endpoints_of(store: Store, nid: str) -> Record:
+    try:
+        return store.read(store.layout.network_endpoints(nid))
+    except FileNotFoundError:  # none started since the network (or the boot)
+        return {}
+    except CorruptRecord:  # runtime state: its containers' endpoints are found by them
+        return {}
+
+
+def remove_corrupt(host: Host, store: Store, ref: str) -> str | None:
+    """`network rm ID` of a network whose record is corrupt: its resolver, rules and
+    bridge (named by its id) go, then its files. None if there is no such network."""
+    corrupt: list[CorruptRecord] = []
+    records(store, corrupt)
+    nids = [Path(str(err.path)).stem for err in corrupt]
+    matches = [nid for nid in nids if nid.startswith(ref)] if ref else []
+    if len(matches) != 1:
+        return None
+    nid = matches[0]
+    record = {"id": nid, "bridge": bridge_name(nid), "endpoints": endpoints_of(store, nid)}
+    host.step(f"remove network {short_id(nid)} (its record is corrupt)")
+    bring_down(host, store, record)
+    host.remove_file(store.layout.network_endpoints(nid))
+    host.remove_file(store.layout.network_file(nid))
+    return nid
 
 
 def find_network(store: Store, ref: str, found: list[Record] | None = None) -> Record:
@@ -118,6 +149,22 @@ def save(store: Store, record: Record) -> None:
     path = store.layout.network_endpoints(record["id"])
     store.host.ensure_dir(path.parent, mode=0o700)
     store.write(path, record["endpoints"], durable=False)
+
+
+def rename_endpoints(host: Host, store: Store, cid: str, name: str) -> None:
+    """`rename` of a running container: its endpoints take the new name, and the
+    resolvers of its user networks answer it (the old name no more). Caller holds the
+    lock."""
+    found = records(store)
+    changed = False
+    for record in found:
+        endpoint = record["endpoints"].get(cid)
+        if endpoint is not None and endpoint["name"] != name:
+            endpoint["name"] = name
+            save(store, record)
+            changed = True
+    if changed:
+        dns.refresh(host, found, store.layout.network_run_dir)
 
 
 # -- networks -----------------------------------------------------------------------------
@@ -157,7 +204,18 @@ def create(host: Host, store: Store, name: str, *, subnet: str | None = None,
         store.write(path, {key: value for key, value in record.items() if key != "endpoints"})
         rollback.push(f"write {path}", lambda: host.remove_file(path))
         bring_up(host, store, record, rollback)
+    network_event(store, record, "create")
     return record
+
+
+def network_event(store: Store, record: Record, action: str, cid: str = "") -> None:
+    """An event of the journal (engine/events.py) about a network."""
+    from shellctr.engine import events
+
+    attributes = {"name": str(record["name"]), "type": "bridge"}
+    if cid:
+        attributes["container"] = cid
+    events.emit(store, "network", action, str(record["id"]), attributes)
 
 
 def bring_up(host: Host, store: Store, record: Record, rollback: Rollback | None = None) -> None:
@@ -176,6 +234,10 @@ def bring_up(host: Host, store: Store, record: Record, rollback: Rollback | None
         # their way out of this bridge (MASQUERADE then rewrites it); per bridge, so
         # it goes with the bridge
         host.write_value(host.facts.proc / f"sys/net/ipv4/conf/{bridge}/route_localnet", "1")
+        # no router advertisement from a container configures the host's side (Docker 28)
+        accept_ra = host.facts.proc / f"sys/net/ipv6/conf/{bridge}/accept_ra"
+        if host.facts.exists(accept_ra) or host.dry_run:
+            host.write_value(accept_ra, "0")
         if not record["internal"]:
             enable_forwarding(host)
         iptables.ensure_base(host)
@@ -211,7 +273,13 @@ def remove(host: Host, store: Store, ref: str) -> str:
     """`network rm`: refused while containers are attached. Returns its name."""
     with store.lock():
         forget_gone(host, store)
-        record = find_network(store, ref)
+        try:
+            record = find_network(store, ref)
+        except NotFound:
+            removed = remove_corrupt(host, store, ref)
+            if removed is None:
+                raise
+            return removed
         if record["endpoints"]:
             names = ", ".join(ep["name"] for ep in record["endpoints"].values())
             raise Conflict(f"network {record['name']} has active endpoints ({names})",
@@ -220,6 +288,7 @@ def remove(host: Host, store: Store, ref: str) -> str:
         bring_down(host, store, record)
         host.remove_file(store.layout.network_endpoints(record["id"]))
         host.remove_file(store.layout.network_file(record["id"]))
+        network_event(store, record, "destroy")
     return str(record["name"])
 
 
@@ -229,7 +298,7 @@ def in_use(store: Store) -> set[str]:
     for cid in store.container_ids():
         try:
             state = store.container_state(cid)
-        except FileNotFoundError:
+        except (FileNotFoundError, CorruptRecord):  # removed meanwhile; rm -f removes it
             continue
         used.update(state["networks"])
     return used
@@ -241,7 +310,13 @@ def prune(host: Host, store: Store, include_default: bool = False) -> list[str]:
     with store.lock():
         forget_gone(host, store)
         used = in_use(store)
-        for record in sorted(records(store), key=lambda r: str(r["name"])):
+        corrupt: list[CorruptRecord] = []
+        found = records(store, corrupt)
+        for err in corrupt:  # nothing can use it: it goes, with what its id names
+            nid = remove_corrupt(host, store, Path(str(err.path)).stem)
+            if nid is not None:
+                removed.append(nid)
+        for record in sorted(found, key=lambda r: str(r["name"])):
             if record["endpoints"] or record["name"] in used or (
                     record["name"] == DEFAULT_NETWORK and not include_default):
                 continue
@@ -249,6 +324,7 @@ def prune(host: Host, store: Store, include_default: bool = False) -> list[str]:
             bring_down(host, store, record)
             host.remove_file(store.layout.network_endpoints(record["id"]))
             host.remove_file(store.layout.network_file(record["id"]))
+            network_event(store, record, "destroy")
             removed.append(str(record["name"]))
     return removed
 
@@ -344,6 +420,7 @@ def attach(host: Host, store: Store, config: ContainerRecord, rollback: Rollback
             if index == 0:
                 publish(host, store, config, record, endpoint)
             own.append(endpoint["ip"])
+            network_event(store, record, "connect", cid)
         dns.refresh(host, records(store), store.layout.network_run_dir)
         write_etc_files(host, store, config, own, nameserver)
     return ["nsenter", f"--net={path_arg(netns_path(host.facts, cid))}", "--"]
@@ -421,6 +498,7 @@ def release(host: Host, store: Store, cid: str, only: str | None = None) -> None
             record["endpoints"].pop(cid, None)
             save(store, record)
             dns.refresh(host, records(store), store.layout.network_run_dir)
+            network_event(store, record, "disconnect", cid)
         if only is None and facts.exists(netns):
             host.run(["ip", "netns", "delete", netns_name(cid)],
                      effect=links_gone(*veths, netns=netns))
@@ -458,7 +536,7 @@ def forget_gone(host: Host, store: Store) -> None:
             if cid in existing:
                 try:
                     state = store.container_state(cid)
-                except FileNotFoundError:
+                except (FileNotFoundError, CorruptRecord):
                     continue
                 # "created" with an endpoint: it is starting right now (attach is done)
                 if state["status"] == "created" or (
@@ -500,6 +578,29 @@ def publish(host: Host, store: Store, config: ContainerRecord, record: Record,
                                      endpoint["ip"], str(b["proto"]), str(b["host_ip"]),
                                      int(str(b["host_port"])), int(str(b["port"])))
     iptables.add(host, rules)
+
+
+def precheck(host: Host, store: Store, networks: dict[str, Record],
+             ports: list[Record]) -> None:
+    """What `run` can refuse before it creates anything: an --ip outside its network's
+    subnet or in use, a network without a free address, a host port already published
+    or held by another program. (Checked again at start, under the lock.)"""
+    found = records(store)
+    for name, options in networks.items():
+        try:
+            record = find_network(store, name, found)
+        except NotFound:
+            continue  # the default network, made on first use
+        used = [ep["ip"] for ep in record["endpoints"].values()]
+        ipam.allocate(record["subnet"], record["gateway"], record["ip_range"], used,
+                      str(options.get("ip") or "") or None)
+    taken = {(p["proto"], p["host_port"]) for r in found
+             for ep in r["endpoints"].values() for p in ep.get("ports", [])}
+    for binding in ports:
+        first = int(binding["host_port"])
+        if first:
+            pick_port(host, str(binding["proto"]), str(binding["host_ip"]), first,
+                      int(binding.get("host_port_end") or 0) or first, taken)
 
 
 def pick_port(host: Host, proto: str, host_ip: str, first: int, last: int,
@@ -575,6 +676,7 @@ def connect(host: Host, store: Store, net_ref: str, ctr_ref: str, ip: str | None
                       default_route=False)
                 dns.refresh(host, records(store), store.layout.network_run_dir)
                 update_hosts(host, store, config, endpoint["ip"], present=True)
+                network_event(store, record, "connect", cid)
         store.write_state(cid, networks=networks)
 
 

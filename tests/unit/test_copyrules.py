@@ -201,7 +201,7 @@ def test_archives_are_found_by_content(fmt: int) -> None:
 
 @pytest.mark.parametrize("data", [
     b"", b"hello world\n", b"\x1f\x8b\x08" + b"garbage" * 100,
-    gzip.compress(b"not a tar" * 100, mtime=0),  # (mtime 0: the same test id on each worker)
+    gzip.compress(b"not a tar" * 100, mtime=0),  # mtime: the same test id on every worker
     bytes(1024), tar_bytes({})[:1024], tar_bytes({"a": b"x"})[:300],
 ])
 def test_non_archives(data: bytes) -> None:

@@ -21,8 +21,9 @@ from shellctr.core.facts import Facts, alive, process_start
 from shellctr.core.layout import Layout
 from shellctr.core.state import ContainerConfig, ContainerState
 from shellctr.core.store import Store, dump_record
-from shellctr.engine import containers, lifecycle
 from shellctr.engine import create as create_module
+from shellctr.engine import lifecycle
+from shellctr.engine import start as start_module
 from shellctr.engine.containers import (
     container_matches,
     kill,
@@ -56,6 +57,7 @@ from .helpers import (
     q,
     reap_in_background,
     record_of,
+    removal_lines,
     run_request,
     set_state,
     snapshot,
@@ -152,15 +154,14 @@ def sleeper() -> subprocess.Popen[bytes]:
         process.kill()
 
 
-def test_rm_removes_the_run_dir_then_the_container_dir(layout: Layout) -> None:
+def test_rm_renames_the_container_to_its_tombstone_then_removes_it(layout: Layout) -> None:
     created(layout, started=True)
     before = {path: entry for path, entry in snapshot(layout.root).items()
               if not path.startswith(f"containers/{CID}")}
     assert layout.container_run_dir(CID).is_dir()
     host = RecordingHost()
     remove(host, Store(layout, host), "web", force=False)
-    assert host.lines == [f"rm --recursive {q(layout.container_run_dir(CID))}",
-                          f"rm --recursive {q(layout.container_dir(CID))}"]
+    assert host.lines == removal_lines(layout)
     assert snapshot(layout.root) == before
     assert not layout.container_run_dir(CID).exists()
 
@@ -170,7 +171,7 @@ def test_rm_of_a_created_container_by_name_id_or_prefix(layout: Layout, ref: str
     created(layout)
     host = RecordingHost()
     remove(host, Store(layout, host), ref, force=False)
-    assert host.lines == [f"rm --recursive {q(layout.container_dir(CID))}"]
+    assert host.lines == removal_lines(layout, run_dir=False)
 
 
 def test_rm_of_an_unknown_container(layout: Layout) -> None:
@@ -204,8 +205,7 @@ def test_rm_force_kills_a_running_container_first(layout: Layout,
         state_line(layout),  # stopping: no restart policy may bring it back
         f"kill -s KILL {sleeper.pid}",
         state_line(layout),  # exited (255)
-        f"rm --recursive {q(layout.container_run_dir(CID))}",
-        f"rm --recursive {q(layout.container_dir(CID))}"]
+        *removal_lines(layout)]
     assert record_of(host.cmds[0])["stopping"] is True
     assert record_of(host.cmds[2])["exit_code"] == UNKNOWN_EXIT
     assert sleeper.wait(timeout=5) == -signal.SIGKILL
@@ -221,7 +221,7 @@ def test_rm_force_waits_for_the_monitor_to_record_the_end(layout: Layout,
     remove(host, Store(layout, host), "web", force=True)
     assert [line.split("\n")[0] for line in host.lines] == [
         state_line(layout), f"kill -s KILL {pid1.pid}", state_line(layout),
-        f"rm --recursive {q(layout.container_dir(CID))}"]
+        *removal_lines(layout, run_dir=False)]
     assert record_of(host.cmds[2])["exit_code"] == 137  # from the monitor's exit.json
     assert pid1.monitor.wait(timeout=5) == 0
 
@@ -246,7 +246,7 @@ def test_rm_after_rmi_f_removes_the_layers_nothing_uses(layout: Layout) -> None:
     layout.image_file("ab" * 32).unlink()  # as `rmi -f` leaves it
     host = RecordingHost()
     remove(host, Store(layout, host), "web", force=False)
-    assert host.lines == [f"rm --recursive {q(layout.container_dir(CID))}",
+    assert host.lines == [*removal_lines(layout, run_dir=False),
                           f"rm --recursive {q(layout.layer_dir(LAYER))}"]
 
 
@@ -612,7 +612,7 @@ def starts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
         calls.append((cid, attach))
         return 0
 
-    monkeypatch.setattr(containers, "start", fake_start)
+    monkeypatch.setattr(start_module, "start", fake_start)
     return calls
 
 

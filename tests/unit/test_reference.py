@@ -16,7 +16,11 @@ from .helpers import image_model, install_image
 @pytest.mark.parametrize(("ref", "normal"), [
     ("busybox", "busybox:latest"),
     ("busybox:1.36", "busybox:1.36"),
-    ("library/busybox", "library/busybox:latest"),
+    ("library/busybox", "busybox:latest"),  # Docker's familiar name
+    ("docker.io/library/busybox:1", "busybox:1"),
+    ("index.docker.io/user/app", "user/app:latest"),
+    ("docker.io/user/app", "user/app:latest"),
+    ("localhost/app", "localhost/app:latest"),
     ("my-app_2.x", "my-app_2.x:latest"),
     ("a__b", "a__b:latest"),
     ("localhost:5000/app", "localhost:5000/app:latest"),
@@ -30,7 +34,8 @@ def test_normalize_ref(ref: str, normal: str) -> None:
 
 @pytest.mark.parametrize("ref", [
     "", "Busybox", "busybox:", "busybox:-x", "busybox:.x", "a:b:c", "-app", "app-", "a//b",
-    "app:" + "t" * 129, "app name", "app@sha256",
+    "app:" + "t" * 129, "app name", "app@sha256", "app@sha256:" + "a" * 64,
+    "Host:5000/App", "bad_host:5000/app",
 ])
 def test_normalize_ref_refuses_invalid_references(ref: str) -> None:
     with pytest.raises(ShellctrError, match="invalid reference format"):

@@ -38,6 +38,7 @@ from .helpers import (
     install_image,
     q,
     record_of,
+    removal_lines,
     run_request,
     snapshot,
 )
@@ -57,8 +58,9 @@ def unshare_line(spec: Path) -> list[str]:
 
 
 def create_steps(layout: Layout) -> list[tuple[list[str], str | None]]:
-    """(argv, redirect) of each step of create, in order."""
-    cdir = layout.container_dir(CID)
+    """(argv, redirect) of each step of create, in order: made under a hidden name,
+    then renamed into place."""
+    cdir = building(layout)
     return [
         (["mkdir", "--mode=700", str(cdir)], None),
         (["mkdir", "--mode=755", str(cdir / "upper")], None),
@@ -69,7 +71,12 @@ def create_steps(layout: Layout) -> list[tuple[list[str], str | None]]:
         (["cat"], str(cdir / "resolv.conf")),
         (["cat"], str(cdir / "config.json")),
         (["cat"], str(cdir / "state.json")),
+        (["mv", "--no-target-directory", str(cdir), str(layout.container_dir(CID))], None),
     ]
+
+
+def building(layout: Layout) -> Path:
+    return layout.containers_dir / f".{CID}.creating"
 
 
 def steps_of(host: RecordingHost) -> list[tuple[list[str], str | None]]:
@@ -123,15 +130,16 @@ def test_run_shell_lines_are_what_trace_prints(layout: Layout) -> None:
     host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
     store = Store(layout, host)
     start(host, store, create(host, store, run_request("busybox"))["id"], attach=True)
-    cdir = q(layout.container_dir(CID))
+    cdir, made = q(layout.container_dir(CID)), q(building(layout))
     assert host.lines[:5] == [
-        f"mkdir --mode=700 {cdir}",
-        f"mkdir --mode=755 {cdir}/upper",
-        f"mkdir --mode=755 {cdir}/work",
-        f"mkdir --mode=755 {cdir}/rootfs",
-        f"cat > {cdir}/hostname <<'EOF'\n{CID[:12]}\nEOF",
+        f"mkdir --mode=700 {made}",
+        f"mkdir --mode=755 {made}/upper",
+        f"mkdir --mode=755 {made}/work",
+        f"mkdir --mode=755 {made}/rootfs",
+        f"cat > {made}/hostname <<'EOF'\n{CID[:12]}\nEOF",
     ]
-    assert host.lines[11].startswith(
+    assert host.lines[9] == f"mv --no-target-directory {made} {cdir}"
+    assert host.lines[12].startswith(
         f"{q(MONITOR)} --attach {cdir}/exit.json {cdir}/container.log -- "
         "unshare --mount --uts --ipc --net --pid --propagation private -- "
         f"{q(MONITOR)} --reap -- "
@@ -141,16 +149,25 @@ def test_run_shell_lines_are_what_trace_prints(layout: Layout) -> None:
 @pytest.mark.parametrize("trace", [False, True])
 def test_run_writes_the_init_spec(layout: Layout, trace: bool, cgroup_root: Path) -> None:
     (cgroup_root / "freezer").mkdir()  # a cgroup v1 freezer hierarchy
+    (cgroup_root / "devices").mkdir()  # ... and the device cgroup
     install_image(layout, layer_dir=True)
     host = RecordingHost(trace=trace, substitute={MONITOR_NAME: FakeInit()})
     store = Store(layout, host)
     options = run_request("busybox", ["sh", "-c", "id"], user="1000:1000", workdir="/srv",
                          tty=False, env=["A=1"], hostname="web")
     start(host, store, create(host, store, options)["id"], attach=True)
-    assert host.cmds[10].redirect == str(layout.container_init_spec(CID))
-    spec = json.loads(host.cmds[10].stdin or "")
+    assert host.cmds[11].redirect == str(layout.container_init_spec(CID))
+    spec = json.loads(host.cmds[11].stdin or "")
     cdir = layout.container_dir(CID)
     assert isinstance(spec.pop("status_fd"), int)
+    # the confinement: Docker's default capabilities by number, the kernel's last one read
+    # on the host, the default seccomp profile compiled, the sealed final step's source
+    assert [number for number, _ in spec.pop("caps")] == [0, 1, 3, 4, 5, 6, 7, 8, 10, 13,
+                                                          18, 27, 29, 31]
+    assert isinstance(spec.pop("last_cap"), int)
+    assert spec.pop("no_new_privs") is True
+    assert spec.pop("seccomp_profile").endswith("inside/seccomp_default.json")
+    assert spec.pop("exec_helper").endswith("build/shellctr-exec")
     assert spec == {
         "rootfs": str(cdir / "rootfs"),
         "lowerdirs": [str(layout.layer_dir(LAYER))],
@@ -166,7 +183,8 @@ def test_run_writes_the_init_spec(layout: Layout, trace: bool, cgroup_root: Path
         "user": "1000:1000",
         "tty": False,
         "trace": trace,  # init.py sends its trace lines over the status socket
-        "cgroups": [str(cgroup_root / "freezer" / "shellctr" / CID)],  # init.py joins them
+        "cgroups": [str(cgroup_root / "freezer" / "shellctr" / CID),  # init.py joins them
+                    str(cgroup_root / "devices" / "shellctr" / CID)],
     }
 
 
@@ -214,12 +232,11 @@ def test_run_rm_removes_the_container_after_it_exits(layout: Layout) -> None:
     before = snapshot(layout.root)
     config = create(host, store, run_request("busybox", rm=True))
     assert start(host, store, config["id"], attach=True) == 0
-    assert host.lines[-2:] == [f"rm --recursive {q(layout.container_run_dir(CID))}",
-                               f"rm --recursive {q(layout.container_dir(CID))}"]
+    assert host.lines[-3:] == removal_lines(layout)
     assert snapshot(layout.root) == before
 
 
-@pytest.mark.parametrize("k", range(1, 10))
+@pytest.mark.parametrize("k", range(1, 11))
 def test_create_failure_at_step_k_undoes_what_was_done(layout: Layout, k: int) -> None:
     install_image(layout)
     before = snapshot(layout.root)
@@ -229,9 +246,8 @@ def test_create_failure_at_step_k_undoes_what_was_done(layout: Layout, k: int) -
     with pytest.raises(HostCommandError, match="injected failure"):
         create(host, store, run_request("busybox", name="web"))
 
-    cdir = layout.container_dir(CID)
     # the undo of the first mkdir removes the container's whole directory
-    undo = [(["rm", "--recursive", str(cdir)], None)] if k > 1 else []
+    undo = [(["rm", "--recursive", str(building(layout))], None)] if k > 1 else []
     assert steps_of(host) == create_steps(layout)[:k] + undo
     assert snapshot(layout.root) == before
     assert not layout.runroot.exists()
@@ -524,3 +540,54 @@ def test_a_failed_start_removes_the_cgroup_it_made(layout: Layout, cgroup_root: 
         start(host, store, create(host, store, run_request("busybox", ["nope"]))["id"], attach=True)
     assert f"rmdir {q(mine)}" in host.lines
     assert not mine.exists()
+
+
+def test_without_a_device_cgroup_the_container_gets_no_mknod_and_a_nodev_rootfs(
+        layout: Layout, cgroup_root: Path) -> None:
+    """Issue 13, defect 5, where no device cgroup can be written: Podman's fallback."""
+    (cgroup_root / "freezer").mkdir()
+    install_image(layout, layer_dir=True)
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
+    store = Store(layout, host)
+    start(host, store, create(host, store, run_request("busybox"))["id"], attach=True)
+    spec = json.loads(next(cmd.stdin for cmd in host.cmds
+                           if cmd.redirect == str(layout.container_init_spec(CID))) or "")
+    assert 27 not in [number for number, _ in spec["caps"]]  # CAP_MKNOD
+    assert spec["rootfs_nodev"] is True
+
+
+def test_the_device_cgroup_denies_all_then_allows_the_defaults_and_devices(
+        layout: Layout, cgroup_root: Path) -> None:
+    """Issue 13, defect 5: fuse, tun, loop-control were open to every container."""
+    (cgroup_root / "devices").mkdir()
+    install_image(layout, layer_dir=True)
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
+    store = Store(layout, host)
+    request = run_request("busybox", device_cgroup_rule=["c 10:229 rw"])
+    start(host, store, create(host, store, request)["id"], attach=True)
+    devices = q(cgroup_root / "devices" / "shellctr" / CID)
+    writes = [line for line in host.lines if line.startswith("echo") and devices in line]
+    assert writes[0] == f"echo a > {devices}/devices.deny"
+    allowed = [line.split("echo ", 1)[1].rsplit(" > ", 1)[0].strip("'") for line in writes[1:]]
+    assert allowed[:3] == ["c *:* m", "b *:* m", "c 1:3 rwm"]
+    assert "c 10:200 rwm" not in allowed  # tun
+    assert allowed[-1] == "c 10:229 rw"
+
+
+def test_on_cgroup_v2_the_device_rules_are_a_bpf_program(layout: Layout,
+                                                         cgroup_root: Path) -> None:
+    """Issue 13, defect 5, cgroup v2: a BPF_CGROUP_DEVICE program on the container's
+    cgroup (core/bpf.py), shown as what it allows; CAP_MKNOD stays, as with v1."""
+    (cgroup_root / "cgroup.controllers").write_text("cpu io memory pids\n")
+    install_image(layout, layer_dir=True)
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
+    store = Store(layout, host)
+    start(host, store, create(host, store, run_request("busybox"))["id"], attach=True)
+    shown = [line for line in host.lines if line.startswith(": attach a BPF_CGROUP_DEVICE")]
+    assert shown == [": attach a BPF_CGROUP_DEVICE program allowing 'c *:* m' 'b *:* m' "
+                     "'c 1:3 rwm' 'c 1:5 rwm' 'c 1:7 rwm' 'c 1:8 rwm' 'c 1:9 rwm' "
+                     "'c 5:0 rwm' 'c 5:1 rwm' 'c 5:2 rwm' 'c 136:* rwm' to "
+                     f"{q(cgroup_root / 'shellctr' / CID)}"]
+    spec = json.loads(next(cmd.stdin for cmd in host.cmds
+                           if cmd.redirect == str(layout.container_init_spec(CID))) or "")
+    assert 27 in [number for number, _ in spec["caps"]] and "rootfs_nodev" not in spec

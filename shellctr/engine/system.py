@@ -1,0 +1,83 @@
+"""The whole store: what crashes and kills leave behind, found and collected
+(`system prune`, `system check [--repair]`), and `system reset`.
+
+A shellctr process killed at any point leaves at most: a container being made
+(containers/.ID.creating) or removed (its tombstone, containers/.ID.removing), a record's
+temporary file (.NAME.PID.tmp), a partial layer or blob (.DIGEST.PID.partial), a scratch
+dir of `save` (tmp/save-PID); and, from versions before the tombstones, a container
+directory without its config.json. None of them is listed anywhere; each is found here by
+its name, and those of a live process are its work in progress, left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from shellctr.core.facts import process_start
+from shellctr.core.host import Host
+from shellctr.core.store import Store
+
+WORK_PID = re.compile(r"[.-](\d+)(?:\.tmp|\.partial)?$")  # .NAME.PID.tmp, save-PID, ...
+
+
+def in_progress(name: str) -> bool:
+    """Whether `name` is the temporary file of a process that still runs."""
+    match = WORK_PID.search(name)
+    return match is not None and process_start(int(match[1])) is not None
+
+
+def leftovers(store: Store) -> list[tuple[str, Path]]:
+    """(what, path) of everything a killed shellctr left under the root and run root.
+    The caller holds the lock (a create or rm under way holds it too)."""
+    layout, facts = store.layout, store.host.facts
+    found: list[tuple[str, Path]] = []
+    for name in facts.listdir(layout.containers_dir):
+        path = layout.containers_dir / name
+        if name.endswith(".creating"):
+            found.append(("half-made container", path))
+        elif name.endswith(".removing"):
+            found.append(("half-removed container (tombstone)", path))
+        elif name.endswith(".tmp"):
+            if not in_progress(name):
+                found.append(("temporary file", path))
+        elif facts.is_dir(path) and not facts.exists(layout.container_config(name)):
+            found.append(("container directory without config.json", path))
+    for name in facts.listdir(layout.runroot / "containers"):
+        if not facts.is_dir(layout.container_dir(name)):
+            found.append(("run directory of no container", layout.container_run_dir(name)))
+    record_dirs = [layout.images_dir, layout.networks_dir, layout.runroot / "networks",
+                   layout.volumes_dir, *(layout.volume_dir(name) for name in facts.listdir(
+                       layout.volumes_dir)), *(layout.container_dir(cid)
+                                               for cid in store.container_ids())]
+    for directory in record_dirs:
+        for name in facts.listdir(directory):
+            if name.startswith(".") and name.endswith(".tmp") and not in_progress(name):
+                found.append(("temporary file", directory / name))
+    for directory in (layout.blobs_dir, layout.layers_dir):
+        for name in facts.listdir(directory):
+            if name.startswith(".") and name.endswith(".partial") and not in_progress(name):
+                found.append(("partial layer", directory / name))
+    for name in facts.listdir(layout.tmp_dir):
+        if not in_progress(name):
+            found.append(("scratch file", layout.tmp_dir / name))
+    return found
+
+
+def collect(host: Host, store: Store) -> list[Path]:
+    """Remove every leftover (system prune, system check --repair); what went."""
+    removed = []
+    with store.lock():
+        for what, path in leftovers(store):
+            host.step(f"remove {what} {path.name}")
+            if what.startswith("half-removed"):
+                store.remove_tombstone(path.name[1:-len(".removing")])
+            elif what.startswith("container directory"):
+                host.remove_tree(store.layout.container_run_dir(path.name))
+                host.remove_tree(path)
+            elif host.facts.is_dir(path):
+                host.remove_tree(path)
+            else:
+                host.remove_file(path)
+            removed.append(path)
+    return removed

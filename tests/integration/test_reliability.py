@@ -1,0 +1,190 @@
+"""One bad file, one killed command or one lost race must never cost a user their
+containers (issue 15): corrupt records are their object's problem only, removals are
+safe at every point, parallel removals have exactly one winner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .support import (
+    Ctr,
+    Result,
+    Worker,
+    run_detached,
+)
+from .test_concurrency import all_at_once
+
+# what a record may be turned into: each must be read as corrupt, never crash a verb
+CORRUPTIONS = {
+    "truncated": lambda text: text[: len(text) // 2],
+    "garbage": lambda text: "\x00\xffnot json at all\n",
+    "empty": lambda text: "",
+    "wrong-type": lambda text: json.dumps([json.loads(text)]),
+}
+
+
+def corrupt(path: Path, how: str) -> None:
+    path.write_text(CORRUPTIONS[how](path.read_text()), errors="surrogateescape")
+
+
+def no_traceback(result: Result) -> None:
+    assert "Traceback" not in result.err and "unexpected error" not in result.err, str(result)
+
+
+# -- 1. corrupt records ----------------------------------------------------------------
+@pytest.mark.parametrize("how", sorted(CORRUPTIONS))
+@pytest.mark.parametrize("record", ["config.json", "state.json"])
+def test_a_corrupt_container_record_is_that_containers_problem_only(
+        ctr: Ctr, worker: Worker, record: str, how: str) -> None:
+    broken = run_detached(ctr, "--name", "broken", "busybox", "sleep", "1000")
+    fine = run_detached(ctr, "--name", "fine", "busybox", "sleep", "1000")
+    path = worker.root / "containers" / broken / record
+    corrupt(path, how)
+    listed = ctr("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Status}}").ok()
+    assert f"{broken} Error: corrupt state ({path})" in listed.out.splitlines(), str(listed)
+    assert f"{fine} Up" in listed.out, str(listed)
+    # the other container, and new ones, work as before
+    assert ctr("exec", "fine", "echo", "hi").ok().out == "hi\n"
+    assert ctr("inspect", "--format", "{{.Name}}", "fine").ok().out == "/fine\n"
+    assert ctr("run", "--rm", "busybox", "true").code == 0
+    # the broken one says what is wrong with it, in one line naming the file
+    inspected = ctr("inspect", broken, trace=False)
+    assert (inspected.code, inspected.out) == (1, "[]\n"), str(inspected)  # as Docker's
+    assert len(inspected.err_lines) == 1 and str(path) in inspected.err, str(inspected)
+    assert "rm -f" in inspected.err, str(inspected)
+    # and rm -f removes it, with its processes and host objects (the leak check)
+    ctr("rm", "-f", broken).ok()
+    assert ctr.container_ids(full=True) == [fine]
+    ctr("rm", "-f", "fine").ok()
+
+
+def test_a_container_without_its_state_is_listed_and_removable(ctr: Ctr,
+                                                               worker: Worker) -> None:
+    cid = ctr("create", "busybox", "true").ok().out.strip()
+    (worker.root / "containers" / cid / "state.json").unlink()  # as a crash left it
+    listed = ctr("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Status}}").ok()
+    assert listed.out.startswith(f"{cid} Error: corrupt state"), str(listed)
+    ctr("rm", "-f", cid).ok()
+    assert ctr.container_ids() == []
+
+
+@pytest.mark.parametrize("how", sorted(CORRUPTIONS))
+def test_a_corrupt_image_record_is_that_images_problem_only(
+        ctr: Ctr, worker: Worker, rootfs_tar: object, how: str) -> None:
+    tar = rootfs_tar()  # type: ignore[operator]
+    ctr("import", str(tar), "other:1").ok()
+    other = ctr("images", "-q", "--no-trunc", "other:1").ok().out.strip().removeprefix(
+        "sha256:")
+    path = worker.root / "images" / f"{other}.json"
+    corrupt(path, how)
+    listed = ctr("images").ok()
+    assert "busybox" in listed.out and "<corrupt>" in listed.out, str(listed)
+    assert f"corrupt record {path}" in listed.err, str(listed)
+    assert ctr("run", "--rm", "busybox", "true").code == 0
+    assert ctr("image", "inspect", "--format", "{{.Id}}", "busybox").code == 0
+    no_traceback(ctr("rmi", "other:1"))
+    removed = ctr("rmi", "-f", other).ok()
+    assert other in removed.out, str(removed)
+    assert not path.exists()
+    assert "corrupt" not in ctr("images").ok().out
+    no_traceback(ctr("system", "prune", "-f").ok())
+
+
+@pytest.mark.parametrize("how", sorted(CORRUPTIONS))
+def test_a_corrupt_network_record_is_that_networks_problem_only(
+        ctr: Ctr, worker: Worker, how: str) -> None:
+    ctr("network", "create", "--subnet", "10.251.7.0/24", "brokennet").ok()
+    nid = ctr("network", "inspect", "--format", "{{.Id}}", "brokennet").ok().out.strip()
+    path = worker.root / "networks" / f"{nid}.json"
+    corrupt(path, how)
+    listed = ctr("network", "ls").ok()
+    assert f"corrupt record {path}" in listed.err and nid[:12] in listed.out, str(listed)
+    assert ctr("run", "--rm", "busybox", "true").code == 0
+    ctr("network", "create", "--subnet", "10.251.8.0/24", "goodnet").ok()
+    ctr("network", "rm", "goodnet").ok()
+    # its bridge and rules go with it, found by its id (the leak check)
+    ctr("network", "rm", nid).ok()
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("how", sorted(CORRUPTIONS))
+def test_a_corrupt_volume_record_is_that_volumes_problem_only(
+        ctr: Ctr, worker: Worker, how: str) -> None:
+    ctr("volume", "create", "bad").ok()
+    ctr("volume", "create", "good").ok()
+    path = worker.root / "volumes" / "bad" / "volume.json"
+    corrupt(path, how)
+    listed = ctr("volume", "ls").ok()
+    assert "good" in listed.out and "<corrupt>" in listed.out, str(listed)
+    assert f"corrupt record {path}" in listed.err, str(listed)
+    assert ctr("run", "--rm", "-v", "good:/g", "busybox", "true").code == 0
+    ctr("volume", "rm", "bad").ok()
+    ctr("volume", "rm", "good").ok()
+
+
+# -- 2. removals ---------------------------------------------------------------------------
+def test_parallel_rm_force_has_one_winner_and_clear_losers(ctr: Ctr) -> None:
+    cid = run_detached(ctr, "busybox", "sleep", "1000")
+    results = all_at_once(ctr, [("rm", "-f", cid)] * 10)
+    winners = [r for r in results if r.code == 0]
+    assert len(winners) == 1, "\n".join(map(str, results))
+    for result in results:
+        if result.code != 0:
+            assert result.code == 1, str(result)
+            assert result.err == f"shellctr: no such container: {cid}\n", str(result)
+    assert ctr.container_ids() == []
+
+
+def test_rm_force_finishes_a_removal_a_kill_interrupted(ctr: Ctr, worker: Worker) -> None:
+    cid = ctr("create", "--name", "half", "busybox", "true").ok().out.strip()
+    containers = worker.root / "containers"
+    (containers / cid).rename(containers / f".{cid}.removing")  # killed after the rename
+    assert ctr.container_ids() == []
+    assert ctr("create", "--name", "half", "busybox", "true").code == 0  # its name is free
+    ctr("rm", "-f", "half").ok()
+    ctr("rm", "-f", cid).ok()
+    assert sorted(p.name for p in containers.iterdir()) == []
+
+
+# -- 3. what crashes leave, collected -----------------------------------------------------
+def test_system_prune_collects_what_killed_commands_left(ctr: Ctr, worker: Worker) -> None:
+    root = worker.root
+    cid = ctr("create", "busybox", "true").ok().out.strip()
+    dead = 2 ** 22 + 1  # above pid_max's default: no process has it
+    leftovers = [
+        root / "containers" / f".{'1' * 64}.creating",  # a create killed half-way
+        root / "containers" / f".{'2' * 64}.removing",  # an rm killed after its rename
+        root / "containers" / ("3" * 64),  # an older shellctr's half-made container
+        root / "containers" / cid / f".state.json.{dead}.tmp",
+        root / "images" / f".{'4' * 64}.json.{dead}.tmp",
+        root / "blobs" / "sha256" / f".{'5' * 64}.{dead}.partial",
+        root / "layers" / f".{'6' * 64}.{dead}.partial",
+        root / "tmp" / f"save-{dead}",
+    ]
+    for path in leftovers:
+        if path.name.endswith(".tmp") or path.parent.name == "sha256":
+            path.write_text("{")
+        else:
+            path.mkdir()
+            (path / "hostname").write_text("x\n")
+    assert ctr.container_ids(full=True) == [cid]
+    pruned = ctr("system", "prune", "-f").ok()
+    for path in leftovers:
+        assert not path.exists(), f"{path} left\n{pruned}"
+    assert ctr.container_ids() == []
+
+
+def test_system_prune_removes_corrupt_containers_and_networks(ctr: Ctr,
+                                                              worker: Worker) -> None:
+    cid = run_detached(ctr, "busybox", "sleep", "1000")
+    corrupt(worker.root / "containers" / cid / "state.json", "garbage")
+    ctr("network", "create", "--subnet", "10.251.9.0/24", "lost").ok()
+    nid = ctr("network", "inspect", "--format", "{{.Id}}", "lost").ok().out.strip()
+    corrupt(worker.root / "networks" / f"{nid}.json", "truncated")
+    pruned = ctr("system", "prune", "-f").ok()
+    no_traceback(pruned)
+    assert ctr.container_ids() == [], str(pruned)
+    assert not (worker.root / "networks" / f"{nid}.json").exists(), str(pruned)
