@@ -58,13 +58,72 @@ def test_an_unknown_path_is_404_with_a_message(api: Api) -> None:
     assert "message" in answer.json()
 
 
-def test_pull_push_build_and_events_say_they_are_not_there_yet(api: Api) -> None:
-    for method, path in (("POST", "/images/create?fromImage=busybox&tag=latest"),
-                         ("POST", "/images/busybox/push"), ("POST", "/build"),
-                         ("GET", "/events")):
-        answer = api.request(method, path, body=b"")
-        assert answer.status == 501, (path, answer)
-        assert "not implemented" in answer.json()["message"]
+def test_build_says_it_is_not_there_yet(api: Api) -> None:
+    answer = api.request("POST", "/build", body=b"")
+    assert answer.status == 501, answer
+    assert "not implemented" in answer.json()["message"]
+
+
+@pytest.mark.skipif(not Path("/usr/bin/docker-registry").exists(),
+                    reason="needs docker-registry (make deps)")
+def test_docker_push_and_pull_through_the_api_against_a_loopback_registry(
+        api: Api, ctr: Ctr, tmp_path: Path) -> None:
+    import uuid
+
+    from .registries import running
+
+    with running(tmp_path / "registry") as registry:
+        ref = f"{registry.name}/t{uuid.uuid4().hex[:8]}/box:1"
+        api.docker("tag", "busybox", ref).ok()
+        pushed = api.docker("push", ref)
+        assert pushed.code == 0, str(pushed)
+        assert "1: digest: sha256:" in pushed.out, str(pushed)
+        api.docker("rmi", ref).ok()
+        assert ref not in ctr("images", "--format", "{{.Repository}}:{{.Tag}}").ok().out
+        pulled = api.docker("pull", ref)
+        assert pulled.code == 0, str(pulled)
+        assert "Status: " in pulled.out and "sha256:" in pulled.out, str(pulled)
+        shown = ctr("images", "--format", "{{.Repository}}:{{.Tag}}").ok().out.split()
+        assert ref in shown, shown
+        missing = api.docker("pull", f"{registry.name}/nothing/here:1")
+        assert missing.code != 0 and "nothing/here" in missing.err, str(missing)
+        ctr("rmi", ref).ok()
+
+
+def connections(sock: Path) -> int:
+    """Connections the service has accepted on `sock` (/proc/net/unix: state 03)."""
+    found = 0
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[-1] == str(sock) and fields[5] == "03":
+            found += 1
+    return found
+
+
+def test_docker_events_shows_a_verb_run_meanwhile(api: Api, ctr: Ctr) -> None:
+    import subprocess
+
+    watcher = subprocess.Popen([str(DOCKER), "events", "--format", "{{.Type}} {{.Action}} "
+                                "{{.Actor.Attributes.name}}", "--filter", "container=seen"],
+                               env=api.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: connections(api.sock) > 0, "the events request to reach the service")
+        ctr("run", "--rm", "--name", "seen", "busybox", "true").ok()
+        assert watcher.stdout is not None
+        import select
+        seen = b""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and b"destroy" not in seen:
+            ready, _, _ = select.select([watcher.stdout], [], [], 1)
+            if ready:
+                seen += os.read(watcher.stdout.fileno(), 4096)
+        lines = seen.decode().splitlines()
+        actions = [line.split()[1] for line in lines if line.strip()]
+        assert "start" in actions and "die" in actions and "destroy" in actions, lines
+        assert all(line.split()[2] == "seen" for line in lines if line.strip())
+    finally:
+        watcher.kill()
+        watcher.wait(timeout=30)
 
 
 # -- containers through the docker CLI --------------------------------------------------------
