@@ -58,10 +58,29 @@ def test_an_unknown_path_is_404_with_a_message(api: Api) -> None:
     assert "message" in answer.json()
 
 
-def test_build_says_it_is_not_there_yet(api: Api) -> None:
-    answer = api.request("POST", "/build", body=b"")
-    assert answer.status == 501, answer
-    assert "not implemented" in answer.json()["message"]
+def test_docker_build_with_the_classic_builder(api: Api, ctr: Ctr, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        'FROM busybox\nARG WHO=nobody\nCOPY hello.txt /hello.txt\n'
+        'RUN echo "$WHO" > /who\nCMD ["cat", "/hello.txt", "/who"]\n')
+    (tmp_path / "hello.txt").write_text("built through the API\n")
+    try:
+        built = api.docker("build", "-t", "apibuilt:1", "--build-arg", "WHO=docker",
+                           "--label", "via=api", str(tmp_path), env={"DOCKER_BUILDKIT": "0"})
+        assert built.code == 0, str(built)
+        assert "Step 1/6 : FROM busybox" in built.out and "Successfully tagged apibuilt:1" \
+            in built.out, str(built)
+        assert ctr("run", "--rm", "apibuilt:1").ok().out == "built through the API\ndocker\n"
+        assert inspect(ctr, "apibuilt:1")["Config"]["Labels"] == {"via": "api"}
+        broken = tmp_path / "broken"
+        broken.mkdir()
+        (broken / "Dockerfile").write_text("FROM busybox\nRUN exit 3\n")
+        # --force-rm: the failed step's container goes too (without it, as Docker, it stays)
+        failed = api.docker("build", "--force-rm", str(broken), env={"DOCKER_BUILDKIT": "0"})
+        assert failed.code != 0 and "exit" in failed.err.lower(), str(failed)
+        assert ctr.container_ids() == []
+    finally:
+        remove_all(ctr)
+        ctr("rmi", "apibuilt:1")
 
 
 @pytest.mark.skipif(not Path("/usr/bin/docker-registry").exists(),
