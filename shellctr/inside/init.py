@@ -222,6 +222,8 @@ class Init:
             steps += [make_dir_step(self.rootfs, str(spec.get("cwd") or "/")),  # -w, first
                       mount("", self.rootfs, None, MS_REMOUNT | MS_BIND | MS_RDONLY)]
         steps += [self.sethostname(str(spec["hostname"])), self.loopback_up()]
+        if spec.get("no_router_advertisements"):
+            steps.append(self.refuse_router_advertisements())
         return steps
 
     def mount_steps(self) -> list[Step]:
@@ -331,6 +333,18 @@ class Init:
     @staticmethod
     def sethostname(name: str) -> Step:
         return Step(lambda: sh("hostname", name), lambda: _socket.sethostname(name))
+
+    @staticmethod
+    def refuse_router_advertisements() -> Step:
+        """eth0 takes no IPv6 router advertisement (another container on the bridge could
+        send one and become its router), as Docker sets accept_ra=0. This process is in
+        the container's network namespace: /proc/sys/net is the container's."""
+        knob = "/proc/sys/net/ipv6/conf/eth0/accept_ra"
+
+        def do() -> None:
+            with open(knob, "w") as stream:
+                stream.write("0")
+        return Step(lambda: f"echo 0 > {knob}", do, when=exists(knob))
 
     @staticmethod
     def loopback_up() -> Step:

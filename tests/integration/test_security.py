@@ -471,3 +471,12 @@ def test_the_v2_device_program_denies_fuse_and_allows_null(tmp_path: Path) -> No
         assert out == "null opened\n", out
     finally:
         group.rmdir()
+
+
+def test_a_containers_eth0_takes_no_router_advertisements(ctr: Ctr) -> None:
+    """Defect 6's neighbour: another container on the bridge could become a container's
+    IPv6 router with an advertisement (accept_ra was 1)."""
+    out = ctr("run", "--rm", "busybox", "cat", "/proc/sys/net/ipv6/conf/eth0/accept_ra")
+    if out.code != 0 and "No such file" in out.err:
+        pytest.skip("no IPv6 in this kernel")
+    assert out.ok().out.strip() == "0", str(out)
