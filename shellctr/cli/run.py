@@ -18,11 +18,14 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
 
     if args.tty and args.interactive and not args.detach and not os.isatty(0):
         # checked before create: a refused run must leave no container behind
-        raise ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
+        err = ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
+        err.exit_code = 1  # Docker's code for it, run's or exec's
+        raise err
     pull_if_needed(args, ctx)
     container = create(ctx.host, ctx.store, RunRequest.from_args(args), starting=True)
     try:
-        code = start(ctx.host, ctx.store, container["id"], attach=not args.detach)
+        code = start(ctx.host, ctx.store, container["id"], attach=not args.detach,
+                     streams=args.attach, detach_keys=args.detach_keys)
     except (Exception, KeyboardInterrupt):
         if args.rm:  # nothing of a failed `run --rm` remains
             from shellctr.engine.lifecycle import discard
@@ -82,10 +85,6 @@ def add_create_flags(parser: argparse.ArgumentParser) -> None:
     add_network_flags(parser)
     parser.add_argument("--oom-kill-disable", action="store_true",
                         help="processes over -m wait for memory instead of being killed")
-    parser.add_argument("--cpu-period", metavar="µS", help="CFS period (µs)")
-    parser.add_argument("--cpu-quota", metavar="µS", help="CPU time per CFS period (µs)")
-    parser.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes allowed (0-1)")
-    parser.add_argument("--memory-reservation", metavar="SIZE", help="memory soft limit")
     parser.add_argument("--cgroup-parent", metavar="PATH",
                         help="the cgroup to create the container's in (default shellctr)")
     parser.add_argument("--restart", default="no", metavar="POLICY",
@@ -96,8 +95,52 @@ def add_create_flags(parser: argparse.ArgumentParser) -> None:
                         help="pull the image first: if missing (default), always or never")
     parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
                         help="the platform to pull from a multi-platform image")
+    add_process_flags(parser)
     parser.add_argument("image", metavar="IMAGE")
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD [ARG...]")
+
+
+def add_process_flags(parser: argparse.ArgumentParser) -> None:
+    """The process, confinement, logging and health flags of `run` and `create`
+    (parts/runflags.py parses them)."""
+    parser.add_argument("--label-file", action="append", default=[], metavar="FILE",
+                        help="read labels from a file (KEY=VALUE lines)")
+    parser.add_argument("--cidfile", metavar="FILE", help="write the container's id to FILE")
+    parser.add_argument("--stop-signal", metavar="SIG", help="the signal stop sends (TERM)")
+    parser.add_argument("--stop-timeout", metavar="N",
+                        help="seconds stop waits before killing it (10)")
+    parser.add_argument("--init", action="store_true",
+                        help="run a small init as PID 1 that reaps zombies and forwards "
+                        "signals")
+    parser.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
+                        help="a resource limit (nofile=1024:2048)")
+    parser.add_argument("--shm-size", metavar="SIZE", help="size of /dev/shm (64m)")
+    parser.add_argument("--sysctl", action="append", default=[], metavar="KEY=VALUE",
+                        help="a namespaced kernel parameter (net.*, kernel.shm*, ...)")
+    parser.add_argument("--group-add", action="append", default=[], metavar="GROUP",
+                        help="another group for the container's user")
+    parser.add_argument("--ipc", metavar="MODE",
+                        help="private (default), shareable, host or container:NAME")
+    parser.add_argument("--pid", metavar="MODE", help="host or container:NAME")
+    parser.add_argument("--uts", metavar="MODE", help="host: the host's host name")
+    parser.add_argument("-a", "--attach", action="append", default=[],
+                        metavar="STDIN|STDOUT|STDERR", help="attach only these streams")
+    parser.add_argument("--detach-keys", metavar="KEYS",
+                        help="the keys that detach from -it (ctrl-p,ctrl-q)")
+    parser.add_argument("--log-driver", metavar="DRIVER", help="json-file (default), local, none")
+    parser.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="max-size=10m, max-file=3: rotation")
+    parser.add_argument("--health-cmd", metavar="CMD", help="a command that checks health")
+    parser.add_argument("--health-interval", metavar="DURATION",
+                        help="time between checks (30s)")
+    parser.add_argument("--health-timeout", metavar="DURATION",
+                        help="longest a check may take (30s)")
+    parser.add_argument("--health-start-period", metavar="DURATION",
+                        help="failures in this time after the start do not count (0s)")
+    parser.add_argument("--health-retries", type=int, metavar="N",
+                        help="failures in a row that make it unhealthy (3)")
+    parser.add_argument("--no-healthcheck", action="store_true",
+                        help="disable the image's HEALTHCHECK")
 
 
 def add_storage_flags(parser: argparse.ArgumentParser) -> None:
@@ -171,6 +214,10 @@ def add_limit_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--cpu-shares", metavar="N", help="relative CPU weight (1024)")
     parser.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs allowed (e.g. 0-1,3)")
     parser.add_argument("--pids-limit", metavar="N", help="most processes; 0 or -1: no limit")
+    parser.add_argument("--cpu-period", metavar="µS", help="CFS period (µs)")
+    parser.add_argument("--cpu-quota", metavar="µS", help="CPU time per CFS period (µs)")
+    parser.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes allowed (0-1)")
+    parser.add_argument("--memory-reservation", metavar="SIZE", help="memory soft limit")
 
 
 

@@ -277,6 +277,29 @@ class Host:
         self._script_status = True  # set -e must not end the script before what follows
         return self.apply(Cmd(argv, keep_status=True), start)
 
+    def run_bounded(self, argv: Argv, timeout: float) -> tuple[int, str] | None:
+        """Run a command to its end with its stdout and stderr together, for at most
+        `timeout` seconds: (exit code, output), or None when it took longer (it was sent
+        SIGTERM, then SIGKILL after 5 s). A health check's `exec` (engine/health.py).
+        Under --dry-run: shown, and taken as a success."""
+        import subprocess
+
+        process = self.spawn(argv, stdin=DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, start_new_session=True, cwd="/")
+        if process is None:
+            return 0, ""
+        try:
+            out, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.terminate()  # `exec` hands SIGTERM on to what it runs
+            try:
+                process.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+            return None
+        return process.returncode, out.decode(errors="replace")
+
     def handed_fd(self, fd: int) -> int | None:
         """An fd of this process that a spawned process inherits (a socket back to us),
         as the child will know it; None under --dry-run: a script has no such fd."""
@@ -351,6 +374,36 @@ class Host:
                    lambda facts: facts.plan_write(path, text.encode()))
         if rollback is not None:
             rollback.push(f"write {path}", lambda: self.remove_file(path))
+
+    def append_journal(self, path: Path, line: str, max_bytes: int) -> None:
+        """Append one line to a journal (the events journal, engine/events.py), rotating
+        it to PATH.1 past `max_bytes`; under an flock of PATH.lock, one write(2) with
+        O_APPEND, so parallel writers never interleave or lose a line. Not traced (nor its
+        directory, made on first use) and not
+        done under --dry-run: the journal records the changes the trace shows (it is
+        shellctr's account of them, as its own log), not a change of its own.
+
+        (No fsync: a journal line lost in a crash is an event, not state.)"""
+        if self.dry_run:
+            return
+        import fcntl
+
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the run root, first use
+        lock = os.open(path.with_name(path.name + ".lock"), flags, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            fd = os.open(path, flags, 0o600)
+            try:
+                if os.fstat(fd).st_size + len(line) > max_bytes:
+                    os.replace(path, path.with_name(path.name + ".1"))
+                    os.close(fd)
+                    fd = os.open(path, flags, 0o600)
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        finally:
+            os.close(lock)
 
     def remove_file(self, path: Path) -> None:
         """Remove a file if present (probe first: teardown is idempotent)."""

@@ -85,6 +85,18 @@ class ConfigRecord(TypedDict):
     no_new_privileges: bool
     devices: list[DeviceRecord]
     device_cgroup_rules: list[str]
+    stop_timeout: int | None
+    init: bool
+    ulimits: list[dict[str, Any]]
+    shm_size: int
+    sysctls: dict[str, str]
+    group_add: list[str]
+    ipc_mode: str
+    pid_mode: str
+    uts_mode: str
+    log_driver: str
+    log_opts: dict[str, str]
+    healthcheck: dict[str, Any] | None
 
 
 class SettingsRecord(TypedDict):

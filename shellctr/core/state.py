@@ -36,6 +36,7 @@ class ImageConfig(Model):
     Volumes: dict[str, dict[str, Any]] = Field(default_factory=dict)  # "/data": {}
     Labels: dict[str, str] = Field(default_factory=dict)
     StopSignal: str = ""
+    Healthcheck: dict[str, Any] | None = None  # HEALTHCHECK: Test, Interval (ns)... (run)
 
 
 class HistoryEntry(Model):
@@ -162,6 +163,24 @@ class Network(Model):
     endpoints: dict[str, Endpoint] = Field(default_factory=dict)  # container id -> endpoint
 
 
+class Ulimit(Model):
+    """`--ulimit NAME=SOFT:HARD` (-1: unlimited)."""
+
+    name: str
+    soft: int = Field(ge=-1)
+    hard: int = Field(ge=-1)
+
+
+class Healthcheck(Model):
+    """Docker's Healthcheck config (durations in ns; 0: the default)."""
+
+    Test: list[str] = Field(min_length=1)  # ["CMD-SHELL", cmd], ["CMD", ...], ["NONE"]
+    Interval: int = Field(default=0, ge=0)
+    Timeout: int = Field(default=0, ge=0)
+    StartPeriod: int = Field(default=0, ge=0)
+    Retries: int = Field(default=0, ge=0)
+
+
 class ContainerConfig(Model):
     """Frozen when the container is created (containers/<id>/config.json). What may change
     later lives in its state (ContainerState's settings)."""
@@ -205,6 +224,19 @@ class ContainerConfig(Model):
     no_new_privileges: bool = True  # shellctr's default (Docker's is off)
     devices: list[DeviceMapping] = Field(default_factory=list)
     device_cgroup_rules: list[str] = Field(default_factory=list)  # "c 1:3 rwm"
+    # issue 16: process, confinement, logs, health (parts/runflags.py)
+    stop_timeout: int | None = None  # --stop-timeout; None: 10 s
+    init: bool = False  # --init: shellctr's static init is PID 1
+    ulimits: list[Ulimit] = Field(default_factory=list)
+    shm_size: int = Field(default=0, ge=0)  # bytes; 0: 64 MiB
+    sysctls: dict[str, str] = Field(default_factory=dict)
+    group_add: list[str] = Field(default_factory=list)
+    ipc_mode: str = "private"  # private, shareable, host, container:<id>
+    pid_mode: str = ""  # "": its own; host; container:<id>
+    uts_mode: str = ""  # "": its own; host
+    log_driver: Literal["json-file", "local", "none"] = "json-file"
+    log_opts: dict[str, str] = Field(default_factory=dict)  # max-size, max-file
+    healthcheck: Healthcheck | None = None  # the flags over the image's HEALTHCHECK
 
 
 class ContainerState(Model):

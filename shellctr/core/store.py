@@ -33,12 +33,6 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1  # of images, networks and volumes
 CONTAINER_SCHEMA = 2  # of config.json and state.json
-# config.json fields added within schema 2, with the value an older record means
-CONFIG_ADDED: dict[str, object] = {
-    "cap_add": [], "cap_drop": [], "privileged": False, "security_opt": [],
-    "seccomp_profile": "", "no_new_privileges": True, "devices": [],
-    "device_cgroup_rules": [],
-}
 Record = dict[str, "Any"]
 # a container's settings, in state.json since schema 2, and their values when absent
 # (records older than a setting: no limit, no restart, loopback only)
@@ -47,6 +41,15 @@ SETTINGS: dict[str, object] = {
     "oom_kill_disable": False, "cpu_shares": 0, "cpu_period": 0, "cpu_quota": 0,
     "cpuset_cpus": "", "cpuset_mems": "", "pids_limit": 0, "restart_policy": "no",
     "restart_max": 0, "network_mode": "none", "networks": {},
+}
+# config.json fields added within schema 2, with the value an older record means
+CONFIG_ADDED: dict[str, object] = {
+    "cap_add": [], "cap_drop": [], "privileged": False, "security_opt": [],
+    "seccomp_profile": "", "no_new_privileges": True, "devices": [],
+    "device_cgroup_rules": [],
+    "stop_timeout": None, "init": False, "ulimits": [], "shm_size": 0, "sysctls": {},
+    "group_add": [], "ipc_mode": "private", "pid_mode": "", "uts_mode": "",
+    "log_driver": "json-file", "log_opts": {}, "healthcheck": None,
 }
 
 # what a record must hold to be read at all (the rest the models check at write time):
@@ -218,9 +221,9 @@ class Store:
         if record.get("schema_version", 1) < CONTAINER_SCHEMA:
             record = {key: value for key, value in record.items() if key not in SETTINGS}
             record["schema_version"] = CONTAINER_SCHEMA
-        for key, default in CONFIG_ADDED.items():  # fields newer than the record
+        for key, value in CONFIG_ADDED.items():
             if key not in record:
-                record[key] = list(default) if isinstance(default, list) else default
+                record[key] = type(value)() if isinstance(value, (list, dict)) else value
         return record  # type: ignore[return-value]
 
     def container_state(self, cid: str) -> StateRecord:

@@ -284,6 +284,9 @@ def load(host: Host, store: Store, path: Path) -> list[str]:
                              {s.diff_id: s.tar_size for s in scans if s.tar_size})
                 report += ([f"Loaded image: {tag}" for tag in item.tags] or
                            [f"Loaded image ID: sha256:{image_id}"])
+                from shellctr.engine.image import image_event
+
+                image_event(store, image_id, "load", ",".join(item.tags))
     return report
 
 

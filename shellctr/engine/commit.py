@@ -170,9 +170,13 @@ def commit(host: Host, store: Store, ref: str, reference: str | None, change: li
                 host.remove_file(partial)
             else:
                 host.rename(partial, blob, rollback=publishing)
-            return record_image(host, store, blob_bytes, [tag] if tag else [],
-                                [*base_sizes, scan.size], publishing,
-                                tar_hints={scan.diff_id: scan.tar_size})
+            image = record_image(host, store, blob_bytes, [tag] if tag else [],
+                                 [*base_sizes, scan.size], publishing,
+                                 tar_hints={scan.diff_id: scan.tar_size})
+            from shellctr.engine import events
+
+            events.container_event(store, cid, "commit", comment=message)
+            return image
 
 
 def write_layer(host: Host, layout: Layout, upper: Path, skips: list[str],

@@ -21,7 +21,7 @@ from shellctr.core.store import Store
 from shellctr.engine import cgroup, confine
 from shellctr.engine.containers import find_container
 from shellctr.engine.lifecycle import container_group
-from shellctr.engine.start import attend, exec_error, receive_ready
+from shellctr.engine.start import attend, caller_window_size, exec_error, receive_ready
 from shellctr.inside import ENTRY
 from shellctr.parts.request import ExecRequest, parse_env
 
@@ -39,6 +39,9 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
         raise Conflict(f"container {ref} is paused", "unpause it first")
     if not request.command:
         raise ShellctrError("exec needs a command", "shellctr exec CONTAINER COMMAND [ARG...]")
+    from shellctr.engine.terminal import DEFAULT_DETACH_KEYS, parse_detach_keys
+
+    keys = parse_detach_keys(request.detach_keys or DEFAULT_DETACH_KEYS)
     env = dict(item.split("=", 1) for item in container["env"])
     if request.tty:
         env.setdefault("TERM", "xterm")
@@ -51,6 +54,7 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
         "cwd": request.workdir or container["working_dir"],
         "user": request.user if request.user is not None else container["user"],
         "tty": request.tty,
+        **({"winsize": size} if request.tty and (size := caller_window_size()) else {}),
         "status_fd": host.handed_fd(child.fileno()),
         "trace": host.trace,
         "cgroups": [path_arg(path)
@@ -86,7 +90,8 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
             return 0
         # signals go to the joining process, which hands them on to the command
         code, late = attend(host, process, parent, process.pid,
-                            fds[0] if request.tty and fds else None, request.interactive)
+                            fds[0] if request.tty and fds else None, request.interactive,
+                            keys=keys)
         if "message" in late:
             raise exec_error(late)
         return code

@@ -305,16 +305,20 @@ def record_image(host: Host, store: Store, blob: bytes, tags: list[str],
 def import_image(
     host: Host, store: Store, tar_path: Path, changes: list[str], ref: str | None,
     comment: str = "",
+    source: str | None = None,
+    created: str | None = None,
 ) -> Image:
-    """A one-layer image from a rootfs tar; `ref` is tagged on it (moved if taken)."""
+    """A one-layer image from a rootfs tar; `ref` is tagged on it (moved if taken).
+    `source` names the tar in the history (`-` for stdin, as Docker's), `created` fixes
+    the image's time (the same input, the same image id)."""
     config = parse_changes(changes, ImageConfig())
     tag = normalize_ref(ref) if ref else None
     readable = host.facts.readable(tar_path)  # (a --dry-run scratch file's stand-in)
     scan = scan_layer(readable)  # refused before anything is written
-    created = now_iso()
+    created = created or now_iso()
     blob = oci_config(config, [scan.diff_id], created,
                       [history_entry(created, "shellctr import",
-                                     comment or f"Imported from {tar_path.name}")],
+                                     comment or f"Imported from {source or tar_path.name}")],
                       comment=comment)
     store.prepare()
     with Rollback(host) as rollback:  # the long work, outside the lock (as load's)
@@ -325,8 +329,17 @@ def import_image(
             sweep_partials(host, store.layout)
             publish_layer(host, store.layout, layer, publishing)
             host.step("record the image")
-            return record_image(host, store, blob, [tag] if tag else [], [scan.size],
-                                publishing, tar_hints={scan.diff_id: scan.tar_size})
+            image = record_image(host, store, blob, [tag] if tag else [], [scan.size],
+                                 publishing, tar_hints={scan.diff_id: scan.tar_size})
+    image_event(store, image.id, "import", tag or "")
+    return image
+
+
+def image_event(store: Store, image_id: str, action: str, name: str = "") -> None:
+    """An event of the journal (engine/events.py) about an image."""
+    from shellctr.engine import events
+
+    events.emit(store, "image", action, f"sha256:{image_id}", {"name": name} if name else {})
 
 
 def restore(store: Store, path: Path, image: Image) -> Callable[[], None]:
@@ -356,6 +369,7 @@ def tag_image(host: Host, store: Store, source: str, target: str) -> None:
         image = find_image(store, image.id)
         save(store, store.layout.image_file(image.id),
              evolve(image, repo_tags=[*image.repo_tags, tag]))
+        image_event(store, image.id, "tag", tag)
 
 
 def prune_images(host: Host, store: Store, everything: bool) -> tuple[list[str], int]:
@@ -404,6 +418,7 @@ def remove_image(host: Host, store: Store, ref: str, force: bool,
         host.step(f"untag {tag}")
         save(store, store.layout.image_file(image.id),
              evolve(image, repo_tags=[t for t in image.repo_tags if t != tag]))
+        image_event(store, image.id, "untag", tag)
         return [f"Untagged: {tag}"]
     using = [(cid, running) for cid, (iid, running) in users.items() if iid == image.id]
     running = [cid for cid, is_running in using if is_running]
@@ -428,6 +443,9 @@ def remove_image(host: Host, store: Store, ref: str, force: bool,
     host.remove_file(store.layout.blob(image.id))
     remove_unused_layers(host, store, gone=image.id)
     report.append(f"Deleted: sha256:{image.id}")
+    for name in image.repo_tags:
+        image_event(store, image.id, "untag", name)
+    image_event(store, image.id, "delete")
     return report
 
 

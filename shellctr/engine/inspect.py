@@ -6,6 +6,7 @@ from __future__ import annotations
 from shellctr.core.store import Store
 from shellctr.engine import cgroup
 from shellctr.engine.lifecycle import container_group, reconcile
+from shellctr.parts.netopts import DEFAULT_NETWORK
 
 TYPE_CHECKING = False  # typing is not imported at run time: inspect pays for each module
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "Error": state["error"],
             "StartedAt": _time(state["started_at"]),
             "FinishedAt": _time(state["finished_at"]),
+            **health_json(store, container),
         },
         "Image": f"sha256:{container['image_id']}",
         "ResolvConfPath": str(layout.container_etc_file(cid, "resolv.conf")),
@@ -74,7 +76,10 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "CgroupParent": container["cgroup_parent"],
             "RestartPolicy": {"Name": container["restart_policy"],
                               "MaximumRetryCount": container["restart_max"]},
-            "NetworkMode": container["network_mode"],
+            # Docker's name for the default network (its bridge's own name is in
+            # NetworkSettings.Networks)
+            "NetworkMode": "bridge" if container["network_mode"] == DEFAULT_NETWORK
+            else container["network_mode"],
             "ReadonlyRootfs": container["read_only"],
             # as Docker: null when not given
             "CapAdd": container["cap_add"] or None,
@@ -86,6 +91,7 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "DeviceCgroupRules": container["device_cgroup_rules"] or None,
             "Tmpfs": {m["target"]: m["options"] for m in mounts if m["type"] == "tmpfs"}
             or None,
+            **process_host_config(container),
             **host_network_config(container),
         },
         "GraphDriver": {
@@ -112,8 +118,40 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "Labels": container["labels"],
             "ExposedPorts": {spec: {} for spec in container["exposed"]} or None,
             **({"StopSignal": container["stop_signal"]} if container["stop_signal"] else {}),
+            **({"StopTimeout": container["stop_timeout"]}
+               if container.get("stop_timeout") is not None else {}),
+            **({"Healthcheck": container["healthcheck"]} if container.get("healthcheck")
+               else {}),
         },
         "NetworkSettings": network_settings(store, container, running),
+    }
+
+
+def health_json(store: Store, container: ContainerRecord) -> dict[str, Any]:
+    """State.Health, with a health check only."""
+    health = container.get("healthcheck")
+    if health is None or health["Test"][0] == "NONE":
+        return {}
+    from shellctr.engine.health import read
+
+    return {"Health": read(store, container["id"]) or
+            {"Status": "starting", "FailingStreak": 0, "Log": []}}
+
+
+def process_host_config(container: ContainerRecord) -> dict[str, Any]:
+    """The issue-16 part of HostConfig, in Docker's names."""
+    return {
+        "Init": container.get("init") or None,
+        "Ulimits": [{"Name": u["name"], "Soft": u["soft"], "Hard": u["hard"]}
+                    for u in container.get("ulimits", [])] or None,
+        "ShmSize": container.get("shm_size") or 64 * 1024 * 1024,
+        "Sysctls": container.get("sysctls") or None,
+        "GroupAdd": container.get("group_add") or None,
+        "IpcMode": container.get("ipc_mode") or "private",
+        "PidMode": container.get("pid_mode", ""),
+        "UTSMode": container.get("uts_mode", ""),
+        "LogConfig": {"Type": container.get("log_driver") or "json-file",
+                      "Config": container.get("log_opts") or {}},
     }
 
 

@@ -83,10 +83,19 @@ def record_end(store: Store, cid: str, code: int | None = None, error: str = "",
         ended = store.read(store.layout.container_exit_file(cid))
         code, finished_at = int(ended["exit_code"]), str(ended["finished_at"])
     container = store.container(cid)
-    return store.write_state(cid, **ENDED, exit_code=code, error=error,
-                             finished_at=finished_at or now_iso(), starter_pid=0,
-                             starter_start=0, oom_killed=cgroup.oom_killed(
-                                 store.host.facts, container_group(container)))
+    finished_at = finished_at or now_iso()
+    state = store.write_state(cid, **ENDED, exit_code=code, error=error,
+                              finished_at=finished_at, starter_pid=0,
+                              starter_start=0, oom_killed=cgroup.oom_killed(
+                                  store.host.facts, container_group(container)))
+    from shellctr.engine import events
+
+    if state["oom_killed"]:
+        events.emit(store, "container", "oom", cid, events.container_attributes(container),
+                    finished_at)
+    events.emit(store, "container", "die", cid,
+                events.container_attributes(container, exitCode=str(code)), finished_at)
+    return state
 
 
 def reconcile(store: Store, cid: str) -> StateRecord:
@@ -138,6 +147,9 @@ def teardown(host: Host, store: Store, container: ContainerRecord, *, remove: bo
     if not remove:
         return
     host.step(f"remove container {short_id(cid)}")
+    from shellctr.engine import events
+
+    events.emit(store, "container", "destroy", cid, events.container_attributes(container))
     store.remove_container(cid)
     if volumes and any(m["type"] == "volume" and m["anonymous"] for m in container["mounts"]):
         from shellctr.engine.volume import remove_anonymous

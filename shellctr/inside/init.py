@@ -34,7 +34,7 @@ import stat
 import struct
 import sys
 
-from shellctr.inside import jsonlite
+from shellctr.inside import confine, jsonlite
 from shellctr.inside.steps import (
     IFF_UP,
     LINUX_CAPABILITY_VERSION_3,
@@ -194,7 +194,7 @@ class Init:
             mount("devpts", self.at("/dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC,
                   "newinstance,ptmxmode=0666,mode=0620,gid=5"),
             self.mkdir(self.at("/dev/shm"), 0o1777),
-            mount("shm", self.at("/dev/shm"), "tmpfs", nsx, "mode=1777,size=65536k"),
+            *confine.shm_steps(self.at("/dev/shm"), spec),  # --shm-size, --ipc
             self.mkdir(self.at("/dev/mqueue"), 0o755),
             mount("mqueue", self.at("/dev/mqueue"), "mqueue", nsx),
             self.touch(self.at("/dev/console")),
@@ -209,6 +209,7 @@ class Init:
             steps += [self.file_in_rootfs(target), mount(source, self.at(target), None, MS_BIND)]
             if spec.get("slave_namespace"):  # a bind from the host: a slave of its mount
                 steps.append(propagation(self.at(target), "private"))
+        steps += self.confine_steps()
         if not spec.get("privileged"):  # --privileged: nothing masked, as Docker
             for path in MASKED_PATHS:
                 steps.append(self.mask(path))
@@ -221,9 +222,22 @@ class Init:
 
             steps += [make_dir_step(self.rootfs, str(spec.get("cwd") or "/")),  # -w, first
                       mount("", self.rootfs, None, MS_REMOUNT | MS_BIND | MS_RDONLY)]
-        steps += [self.sethostname(str(spec["hostname"])), self.loopback_up()]
+        if spec.get("uts_mode") != "host":  # --uts host: the host's name is not ours to set
+            steps.append(self.sethostname(str(spec["hostname"])))
+        steps.append(self.loopback_up())
         if spec.get("no_router_advertisements"):
             steps.append(self.refuse_router_advertisements())
+        return steps
+
+    def confine_steps(self) -> list[Step]:
+        """--sysctl (before /proc/sys turns read-only) and --init's binary (confine.py)."""
+        spec = self.spec
+        steps = confine.sysctl_steps(self.at("/proc/sys"), spec.get("sysctls") or {})
+        if spec.get("init_source"):
+            steps += [self.file_in_rootfs(confine.INIT_PATH),
+                      *confine.init_binary_steps(self.rootfs, spec["init_source"])]
+            if spec.get("slave_namespace"):  # a bind from the host: a slave of its mount
+                steps.append(propagation(self.at(confine.INIT_PATH), "private"))
         return steps
 
     def mount_steps(self) -> list[Step]:
@@ -383,6 +397,7 @@ class Init:
             fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
             number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
             self.pty_master, self.pty_slave = master, f"/dev/pts/{number}"
+            confine.set_window_size(master, self.spec.get("winsize"))  # before the command
 
         steps = [Step(lambda: "exec {pty}<>/dev/pts/ptmx  # the container's own pseudo-terminal",
                       open_pty)]
@@ -398,6 +413,9 @@ class Init:
         uid, gid, groups, home = resolve_user(spec.get("user") or "")
         env = dict(item.split("=", 1) for item in spec["env"])
         env.setdefault("HOME", home)
+        if spec.get("group_add"):  # --group-add
+            added = confine.extra_groups(spec["group_add"], _read_table("/etc/group"))
+            groups = sorted(set(groups) | set(added))
         self.final = {"uid": uid, "gid": gid, "groups": groups, "env": env,
                       "argv": list(spec["argv"]), "cwd": spec.get("cwd") or "/"}
 
@@ -427,6 +445,8 @@ class Init:
             user = [f"--reuid={spec.get('user') or 0}", "--init-groups"]
             env = dict(item.split("=", 1) for item in spec["env"])
             argv, cwd = spec["argv"], spec.get("cwd") or "/"
+        if spec.get("init_source"):  # --init
+            argv = [confine.INIT_PATH, "--init", argv[0], "--", *argv]
         names = [name for _, name in spec.get("caps", [])] if "caps" in spec else DEFAULT_CAPS
         keep = ",".join(["-all", *("+" + cap for cap in names)])
         line = sh(
@@ -453,6 +473,8 @@ class Init:
         final = self.final
         argv, env = final["argv"], final["env"]
         program = find_program(argv[0], env.get("PATH", DEFAULT_PATH))
+        if self.spec.get("init_source"):  # --init: PID 1 is the init, the command its child
+            program, argv = confine.init_argv(program, argv)
         spec = self.spec
         no_new_privs = bool(spec.get("no_new_privs", True))
         seccomp = self.seccomp_filter
@@ -522,6 +544,7 @@ class Init:
         return [*self.rootfs_steps(), *self.pivot_steps(), *self.console_steps(),
                 Step(lambda: sh("mkdir", "--parents", str(self.spec.get("cwd") or "/")),
                      lambda: None),
+                *confine.ulimit_step(self.spec.get("ulimits") or []),
                 *[Step(step.shell, lambda: None) for step in self.final_steps()]]
 
     def join(self) -> None:
@@ -548,7 +571,8 @@ class Init:
             try:
                 self.run(self.console_steps())
                 self.resolve()
-                self.run([self.workdir_step()])
+                self.run([self.workdir_step(),
+                          *confine.ulimit_step(self.spec.get("ulimits") or [])])
                 self.run(self.final_steps())
             except SetupError as err:
                 self.send({"message": str(err), "code": err.code})
@@ -585,7 +609,7 @@ class Init:
         self.run(self.pivot_steps())
         self.run(self.console_steps())
         self.resolve()
-        self.run([self.workdir_step()])
+        self.run([self.workdir_step(), *confine.ulimit_step(self.spec.get("ulimits") or [])])
         self.run(self.final_steps())
 
 
