@@ -159,7 +159,7 @@ def inspected(ctx: Context, name: str, kind: str | None, size: bool) -> dict[str
         return record
 
     def network() -> dict[str, Any]:
-        from shellctr.cli.network import network_json
+        from shellctr.engine.inspect import network_json
         from shellctr.engine.network import find_network
 
         return network_json(ctx.store, find_network(ctx.store, name))
