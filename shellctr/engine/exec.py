@@ -63,7 +63,8 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
         # --privileged, every capability)
         **confine.spec_of(host.facts, store.layout, container, request.privileged),
     }
-    spec_path = store.layout.container_run_dir(cid) / f"exec-{new_id()[:12]}.json"
+    exec_id = new_id()
+    spec_path = store.layout.container_run_dir(cid) / f"exec-{exec_id[:12]}.json"
     host.step(f"exec in container {short_id(cid)}")
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
     detach = request.detach
@@ -82,10 +83,17 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
         child.close()
         if process is None:  # --dry-run: the script's process is the exec'd command
             return 0
+        from shellctr.engine import events
+
+        line = " ".join(request.command)
+        events.container_event(store, cid, f"exec_create: {line}", execID=exec_id)
         message, fds, _ = receive_ready(host, parent)
         if "message" in message:
             process.wait()
+            events.container_event(store, cid, "exec_die", execID=exec_id,
+                                   exitCode=str(exec_error(message).exit_code))
             raise exec_error(message)
+        events.container_event(store, cid, f"exec_start: {line}", execID=exec_id)
         if detach:
             return 0
         # signals go to the joining process, which hands them on to the command
@@ -94,6 +102,7 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
                             keys=keys)
         if "message" in late:
             raise exec_error(late)
+        events.container_event(store, cid, "exec_die", execID=exec_id, exitCode=str(code))
         return code
     finally:
         host.remove_file(spec_path)
