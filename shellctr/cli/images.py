@@ -22,7 +22,8 @@ def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
     """From the plain records (state.Image's shape): listing images imports no pydantic."""
     from datetime import datetime
 
-    from shellctr.cli.textfmt import human_ago, human_size, table
+    from shellctr.cli.common import print_rows
+    from shellctr.cli.textfmt import human_ago, human_size
     from shellctr.core.errors import CorruptRecord
 
     corrupt: list[CorruptRecord] = []
@@ -56,7 +57,7 @@ def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
                 print(f"sha256:{short}" if args.no_trunc else short)
                 seen.add(short)
         return 0
-    rows = []
+    rows: list[dict[str, Any]] = []
     for image in images:
         created = human_ago(datetime.fromisoformat(image["created"]))
         size = human_size(image["size"])
@@ -66,14 +67,30 @@ def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
         untagged = [f"{d.partition('@')[0]}:<none>" for d in image.get("repo_digests", [])]
         for tag in image["repo_tags"] or untagged[:1] or ["<none>:<none>"]:
             repo, _, name = tag.rpartition(":")
-            rows.append([repo, name, *([digest] if args.digests else []), image_id, created,
-                         size])
-    rows += [["<corrupt>", "<none>", *(["<none>"] if args.digests else []),
-              f"sha256:{image_id}" if args.no_trunc else image_id[:12], "", ""]
-             for image_id in broken]
-    print(table(["REPOSITORY", "TAG", *(["DIGEST"] if args.digests else []), "IMAGE ID",
-                 "CREATED", "SIZE"], rows))
+            rows.append({"Containers": "N/A", "CreatedAt": image["created"][:19].replace(
+                "T", " ") + " +0000 UTC", "CreatedSince": created, "Digest": digest,
+                "ID": image_id, "Repository": repo, "SharedSize": "N/A", "Size": size,
+                "Tag": name, "UniqueSize": "N/A", "VirtualSize": size})
+    rows += [{"Containers": "N/A", "CreatedAt": "", "CreatedSince": "", "Digest": "<none>",
+              "ID": f"sha256:{image_id}" if args.no_trunc else image_id[:12],
+              "Repository": "<corrupt>", "SharedSize": "N/A", "Size": "", "Tag": "<none>",
+              "UniqueSize": "N/A", "VirtualSize": ""} for image_id in broken]
+    default = IMAGES_DIGESTS_FORMAT if args.digests else IMAGES_FORMAT
+    print_rows(rows, args.format, default, IMAGES_HEADERS)
     return 0
+
+
+IMAGES_FORMAT = ("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}")
+IMAGES_DIGESTS_FORMAT = ("table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t"
+                         "{{.CreatedSince}}\t{{.Size}}")
+IMAGES_HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
+                  "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
+                  "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE",
+                  "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE"}
+HISTORY_FORMAT = ("table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t"
+                  "{{.Comment}}")
+HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                   "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
 
 
 def fnmatchcase_repo(tag: str, wanted: str) -> bool:
@@ -141,7 +158,8 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
         from shellctr.engine.spool import spooled
 
         with spooled(ctx.host) as path:
-            image = import_image(ctx.host, ctx.store, path, args.change, args.reference)
+            image = import_image(ctx.host, ctx.store, path, args.change, args.reference,
+                                 source="-")  # Docker's words, not the spool's name
     else:
         path = Path(args.file)
         if not path.is_file():
@@ -215,15 +233,21 @@ def cmd_tag(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_history(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.cli.textfmt import human_ago, human_size, table
+    from shellctr.cli.common import print_rows
+    from shellctr.cli.textfmt import human_ago, human_size
+    from shellctr.core.state import images as all_images
     from shellctr.engine.image import find_image
 
     image = find_image(ctx.store, args.image)
     entries: list[Any] = list(image.history) or [None]
     sizes = list(image.layer_sizes) or [image.size]
-    rows = []
+    # a row is a local image's own when that image is this one up to the row (its parent
+    # chain, as Docker shows it): the same layers, and as many history entries
+    local = {(len(other.history) or 1, tuple(other.layers)): other.id
+             for other in all_images(ctx.store) if other.id != image.id}
+    rows: list[dict[str, Any]] = []
     layer = 0
-    for entry in entries:
+    for position, entry in enumerate(entries):
         empty = entry is not None and entry.empty_layer
         size = 0 if empty or layer >= len(sizes) else sizes[layer]
         if not empty:
@@ -231,16 +255,27 @@ def cmd_history(args: argparse.Namespace, ctx: Context) -> int:
         created_by = entry.created_by if entry is not None else ""
         if not args.no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
-        rows.append(["<missing>", human_ago(entry.created) if entry and entry.created else "",
-                     created_by, human_size(max(size, 0)),
-                     entry.comment if entry is not None else image.comment])
+        parent = local.get((position + 1, tuple(image.layers[:layer])))
+        shown_id = "<missing>" if parent is None else (
+            f"sha256:{parent}" if args.no_trunc else parent[:12])
+        created = entry.created if entry and entry.created else None
+        stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ") if created else ""
+        rows.append({
+            "ID": shown_id,
+            # -H=false: the time and the bytes as they are, as Docker's
+            "CreatedSince": (human_ago(created) if args.human else stamp) if created else "",
+            "CreatedAt": stamp,
+            "CreatedBy": created_by,
+            "Size": human_size(max(size, 0)) if args.human else str(max(size, 0)),
+            "Comment": entry.comment if entry is not None else image.comment,
+        })
     rows.reverse()
-    rows[0][0] = (f"sha256:{image.id}" if args.no_trunc else image.id[:12])
+    rows[0]["ID"] = (f"sha256:{image.id}" if args.no_trunc else image.id[:12])
     if args.quiet:
         for row in rows:
-            print(row[0])
+            print(row["ID"])
         return 0
-    print(table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], rows))
+    print_rows(rows, args.format, HISTORY_FORMAT, HISTORY_HEADERS)
     return 0
 
 
@@ -317,6 +352,14 @@ class uncompressed:
             self.spool.__exit__(*exc)
 
 
+def parse_bool(text: str) -> bool:
+    from shellctr.cli.common import GO_BOOLS
+
+    if text not in GO_BOOLS:
+        raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
+    return GO_BOOLS[text]
+
+
 def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     """Add the image verbs to the command line (and Docker's `image ...` aliases)."""
     image = verbs.add_parser("image", help="manage images")
@@ -339,6 +382,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
         parser.add_argument("--no-trunc", action="store_true", help="full ids")
         parser.add_argument("-f", "--filter", action="append", default=[],
                             metavar="KEY=VALUE", help="dangling, label, reference")
+        parser.add_argument("--format", metavar="FORMAT",
+                            help="'table', 'json', or a Go template ('table ...': columns)")
         parser.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
         parser.set_defaults(func=cmd_images)
 
@@ -376,6 +421,10 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     for parser in both("history", ["history"], "how an image was made"):
         parser.add_argument("--no-trunc", action="store_true", help="do not truncate")
         parser.add_argument("-q", "--quiet", action="store_true", help="only ids")
+        parser.add_argument("--format", metavar="FORMAT",
+                            help="'table', 'json', or a Go template")
+        parser.add_argument("-H", "--human", type=parse_bool, default=True, metavar="BOOL",
+                            help="sizes and dates for people (the default)")
         parser.add_argument("image", metavar="IMAGE")
         parser.set_defaults(func=cmd_history)
 

@@ -68,11 +68,18 @@ def cmd_ls(args: argparse.Namespace, ctx: Context) -> int:
         for record in shown:
             print(record["id"] if args.no_trunc else record["id"][:12])
         return 0
-    from shellctr.cli.textfmt import table
+    from shellctr.cli.common import label_method, print_rows
 
-    print(table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
-                [[r["id"] if args.no_trunc else r["id"][:12], r["name"], r["driver"], "local"]
-                 for r in shown]))
+    rows = [{"ID": r["id"] if args.no_trunc else r["id"][:12], "Name": r["name"],
+             "Driver": r["driver"], "Scope": "local", "IPv6": "false",
+             "Internal": str(bool(r.get("internal"))).lower(),
+             "Labels": ",".join(f"{k}={v}" for k, v in (r.get("labels") or {}).items()),
+             "Label": label_method(r.get("labels")),
+             "CreatedAt": str(r.get("created", ""))} for r in shown]
+    print_rows(rows, args.format, "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+               {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+                "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "Label": "LABEL",
+                "CreatedAt": "CREATED AT"})
     return 0
 
 
@@ -218,6 +225,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     ls = sub.add_parser("ls", aliases=["list"], help="list networks")
     ls.add_argument("-q", "--quiet", action="store_true", help="only ids")
     ls.add_argument("--no-trunc", action="store_true", help="full ids")
+    ls.add_argument("--format", metavar="FORMAT",
+                    help="'table', 'json', or a Go template ('table ...': columns)")
     ls.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
                     help="name, id, driver, label, type (custom or builtin)")
     ls.set_defaults(func=cmd_ls)
@@ -260,3 +269,6 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
                               help="anonymous volumes no container uses, too")
     system_prune.add_argument("-f", "--force", action="store_true", help="do not ask")
     system_prune.set_defaults(func=cmd_system_prune)
+    from shellctr.cli import system as cli_system
+
+    cli_system.register_system(system_sub)

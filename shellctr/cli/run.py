@@ -18,7 +18,9 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
 
     if args.tty and args.interactive and not args.detach and not os.isatty(0):
         # checked before create: a refused run must leave no container behind
-        raise ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
+        err = ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
+        err.exit_code = 1  # Docker's code for it, run's or exec's
+        raise err
     pull_if_needed(args, ctx)
     container = create(ctx.host, ctx.store, RunRequest.from_args(args), starting=True)
     try:

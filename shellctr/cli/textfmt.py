@@ -90,6 +90,28 @@ def tabulated(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(line.rstrip() for line in text.splitlines())
 
 
+def tabwriter(rows: Sequence[Sequence[str]], minwidth: int, padding: int) -> str:
+    """Go's text/tabwriter (padchar ' ', no flags) of tab-separated cells: each column but
+    the last as wide as its widest cell plus `padding`, at least `minwidth`."""
+    widths: dict[int, int] = {}
+    for row in rows:
+        for column, cell in enumerate(row[:-1]):
+            widths[column] = max(widths.get(column, 0), len(cell) + padding, minwidth)
+    return "\n".join("".join(cell.ljust(widths[column]) for column, cell in
+                             enumerate(row[:-1])) + (row[-1] if row else "") for row in rows)
+
+
+def top_table(ps_output: str) -> str:
+    """`top` as the Docker CLI shows ps' output: the header's words are the titles, each
+    process's fields under them (the last, the command, whole), in 20-wide columns."""
+    lines = ps_output.splitlines()
+    if not lines:
+        return ""
+    titles = lines[0].split()
+    rows = [titles] + [line.split(None, len(titles) - 1) for line in lines[1:]]
+    return tabwriter(rows, 20, 3)
+
+
 def displayable_ports(ports: Sequence[tuple[str, int, int, str]]) -> str:
     """Docker's PORTS column (its formatter's DisplayablePorts) of (host address, host
     port, port, proto), address "" for a port only exposed. Consecutive exposed ports, and

@@ -7,6 +7,10 @@ import argparse
 from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected
 from shellctr.core.errors import ShellctrError, UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 def cmd_volume_create(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.core.host import Rollback
@@ -83,6 +87,16 @@ def volume_filter(items: list[str]) -> dict[str, list[str]]:
     return filters
 
 
+def name_matches(wanted: str, name: str) -> bool:
+    """Docker's name filter: a regular expression found in the name (so a substring)."""
+    import re
+
+    try:
+        return re.search(wanted, name) is not None
+    except re.error:
+        return wanted in name
+
+
 def matches(volume: dict[str, object], used: bool, filters: dict[str, list[str]]) -> bool:
     from shellctr.parts.filters import label_matches
     from shellctr.parts.filters import matches as passes
@@ -91,20 +105,20 @@ def matches(volume: dict[str, object], used: bool, filters: dict[str, list[str]]
     assert isinstance(labels, dict)
     return passes(filters, {
         "dangling": lambda v: (not used) == (v in ("true", "1")),
-        "name": lambda v: v in str(volume["Name"]),
+        "name": lambda v: name_matches(v, str(volume["Name"])),
         "label": lambda v: label_matches(labels, v),
         "driver": lambda v: v == volume["Driver"],
     })
 
 
-def listed(ctx: Context, filters: dict[str, list[str]]) -> list[dict[str, object]]:
+def listed(ctx: Context, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
     from shellctr.cli.common import report
     from shellctr.core.errors import CorruptRecord
     from shellctr.engine.volume import volume_users
 
     # only `dangling` asks who uses a volume: every container's config, read once
     used = volume_users(ctx.store) if "dangling" in filters else {}
-    found: list[dict[str, object]] = []
+    found: list[dict[str, Any]] = []
     for name in ctx.store.volume_names():
         try:
             item = volume_json(ctx, name)
@@ -121,19 +135,24 @@ def listed(ctx: Context, filters: dict[str, list[str]]) -> list[dict[str, object
 
 
 def cmd_volume_ls(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.cli.gotemplate import render
-    from shellctr.cli.textfmt import table
+    from shellctr.cli.common import label_method, print_rows
 
     found = listed(ctx, volume_filter(args.filter))
     if args.quiet:
         for item in found:
             print(item["Name"])
-    elif args.format:
-        for item in found:
-            print(render(args.format, item))
-    else:
-        print(table(["DRIVER", "VOLUME NAME"], [[str(v["Driver"]), str(v["Name"])]
-                                                for v in found]))
+        return 0
+    rows = [{"Driver": item["Driver"], "Name": item["Name"], "Scope": item.get("Scope", "local"),
+             "Mountpoint": item.get("Mountpoint", ""), "Availability": "N/A", "Group": "N/A",
+             "Status": "N/A", "Size": "N/A",
+             "Labels": ",".join(f"{k}={v}" for k, v in dict(item.get("Labels") or {}).items()),
+             "Label": label_method(item.get("Labels")),
+             "Links": "N/A"} for item in found]
+    print_rows(rows, args.format, "table {{.Driver}}\t{{.Name}}",
+               {"Driver": "DRIVER", "Name": "VOLUME NAME", "Scope": "SCOPE",
+                "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Label": "LABEL",
+                "Links": "LINKS", "Size": "SIZE", "Availability": "AVAILABILITY",
+                "Group": "GROUP", "Status": "STATUS"})
     return 0
 
 
@@ -255,7 +274,8 @@ def register_volume_verbs(sub: argparse._SubParsersAction[Parser]) -> None:
     ls.add_argument("-q", "--quiet", action="store_true", help="only names")
     ls.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
                     help="dangling=true|false, name=, label=KEY[=VALUE], driver=")
-    ls.add_argument("--format", metavar="TEMPLATE", help="a Go template")
+    ls.add_argument("--format", metavar="FORMAT",
+                    help="'table', 'json', or a Go template ('table ...': columns)")
     ls.set_defaults(func=cmd_volume_ls)
 
     rm = sub.add_parser("rm", aliases=["remove"], help="remove volumes no container uses")

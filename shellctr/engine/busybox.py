@@ -113,8 +113,13 @@ def build_busybox(host: Host, store: Store, busybox: Path, ref: str) -> Image:
 
     tar_path = store.layout.tmp_dir / f"shellctr-busybox-{os.getpid()}.tar"
     with host.scratch_file(tar_argv(busybox), tar_path, write) as tar_path:
+        # the image's time is the busybox binary's, as its files' are: a reproducible build
+        from datetime import UTC, datetime
+
+        mtime = datetime.fromtimestamp(int(os.stat(busybox).st_mtime), UTC)
         return import_image(host, store, tar_path, ['CMD ["sh"]'], ref,
-                            comment=f"built from the host's {busybox}")
+                            comment=f"built from the host's {busybox}",
+                            created=mtime.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 if __name__ == "__main__":  # the rootfs tar of the busybox named by argv[1], to stdout

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shellctr.core.cmd import path_arg
-from shellctr.core.errors import Conflict, CorruptRecord, NotFound, ShellctrError
+from shellctr.core.errors import Conflict, CorruptRecord, NotFound, ShellctrError, UsageError
 from shellctr.core.facts import Facts
 from shellctr.core.host import Host
 from shellctr.core.ids import find, short_id
@@ -187,15 +187,32 @@ def kill(host: Host, store: Store, ref: str, signum: int) -> None:
         host.kill(state["pid"], signum)
 
 
-def wait(store: Store, ref: str) -> int:
-    """`wait`: block until the container ends; its exit code.
+WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
+
+
+def wait(store: Store, ref: str, condition: str = "not-running") -> int:
+    """`wait`: block until the container ends; its exit code. Docker's conditions:
+    `not-running` (the default: a created or exited container returns at once),
+    `next-exit` (the end of its next run), `removed` (until it is gone).
 
     Without the store's lock: the hook of an --rm container takes it to remove the
     container, exit.json and all, so a `wait` queued behind it would find nothing left."""
+    if condition not in WAIT_CONDITIONS:
+        raise UsageError(f"invalid condition: {condition!r}",
+                         f"use one of {', '.join(WAIT_CONDITIONS)}")
     cid = find_container(store, ref)
+    if condition == "removed":
+        return wait_removed(store, cid)
     facts = store.host.facts
     exit_file = store.layout.container_exit_file(cid)
     try:
+        state = store.container_state(cid)
+        if condition == "not-running" and state["status"] == "created":
+            return state["exit_code"]
+        if condition == "next-exit" and state["status"] != "running":
+            started = state["started_at"]
+            while not started_again(store, cid, started):
+                time.sleep(POLL)  # until it starts again: its next exit is the one
         while True:
             try:  # the monitor's record, written atomically as PID 1 ends
                 return int(store.read(exit_file)["exit_code"])
@@ -212,6 +229,22 @@ def wait(store: Store, ref: str) -> int:
     except FileNotFoundError as err:  # removed before its end could be read
         raise NotFound(f"no such container: {ref}", "it was removed while we waited") \
             from err
+
+
+def started_again(store: Store, cid: str, started: str | None) -> bool:
+    state = store.container_state(cid)
+    return state["status"] == "running" or state["started_at"] != started
+
+
+def wait_removed(store: Store, cid: str) -> int:
+    """`wait --condition removed`: the last exit code once the container is gone."""
+    code = 0
+    while True:
+        try:
+            code = reconcile(store, cid)["exit_code"]
+        except FileNotFoundError:
+            return code
+        time.sleep(POLL)
 
 
 def rename(host: Host, store: Store, ref: str, new_name: str) -> None:

@@ -305,16 +305,20 @@ def record_image(host: Host, store: Store, blob: bytes, tags: list[str],
 def import_image(
     host: Host, store: Store, tar_path: Path, changes: list[str], ref: str | None,
     comment: str = "",
+    source: str | None = None,
+    created: str | None = None,
 ) -> Image:
-    """A one-layer image from a rootfs tar; `ref` is tagged on it (moved if taken)."""
+    """A one-layer image from a rootfs tar; `ref` is tagged on it (moved if taken).
+    `source` names the tar in the history (`-` for stdin, as Docker's), `created` fixes
+    the image's time (the same input, the same image id)."""
     config = parse_changes(changes, ImageConfig())
     tag = normalize_ref(ref) if ref else None
     readable = host.facts.readable(tar_path)  # (a --dry-run scratch file's stand-in)
     scan = scan_layer(readable)  # refused before anything is written
-    created = now_iso()
+    created = created or now_iso()
     blob = oci_config(config, [scan.diff_id], created,
                       [history_entry(created, "shellctr import",
-                                     comment or f"Imported from {tar_path.name}")],
+                                     comment or f"Imported from {source or tar_path.name}")],
                       comment=comment)
     store.prepare()
     with Rollback(host) as rollback:  # the long work, outside the lock (as load's)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from shellctr.core.store import Store
 from shellctr.engine import cgroup
 from shellctr.engine.lifecycle import container_group, reconcile
+from shellctr.parts.netopts import DEFAULT_NETWORK
 
 TYPE_CHECKING = False  # typing is not imported at run time: inspect pays for each module
 if TYPE_CHECKING:
@@ -75,7 +76,10 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "CgroupParent": container["cgroup_parent"],
             "RestartPolicy": {"Name": container["restart_policy"],
                               "MaximumRetryCount": container["restart_max"]},
-            "NetworkMode": container["network_mode"],
+            # Docker's name for the default network (its bridge's own name is in
+            # NetworkSettings.Networks)
+            "NetworkMode": "bridge" if container["network_mode"] == DEFAULT_NETWORK
+            else container["network_mode"],
             "ReadonlyRootfs": container["read_only"],
             # as Docker: null when not given
             "CapAdd": container["cap_add"] or None,

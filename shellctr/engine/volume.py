@@ -491,7 +491,9 @@ def remove_volume(host: Host, store: Store, name: str) -> None:
         pass
     holders = users(store, name)
     if holders:
-        raise Conflict(f"remove {name}: volume is in use - [{', '.join(holders)}]",
+        names = store.container_names()
+        shown = ", ".join(names.get(cid, cid[:12]) for cid in holders)  # people's names
+        raise Conflict(f"remove {name}: volume is in use - [{shown}]",
                        "remove those containers first")
     host.step(f"remove volume {name}")
     host.remove_tree(store.layout.volume_dir(name))

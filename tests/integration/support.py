@@ -439,9 +439,21 @@ def tree_listing(*roots: Path) -> dict[str, tuple[int, int, int]]:
     return listing
 
 
+def docker_error_code(argv: list[str]) -> int:
+    """The Docker CLI's code for an engine error: 125 for run, create and start -a (whose
+    other codes are the container's), 1 for every other verb."""
+    from shellctr.cli.main import attaches, verb_of
+
+    verb = verb_of(argv[1:])
+    if verb in ("run", "create") or (verb == "start" and attaches(argv)):
+        return 125
+    return 1
+
+
 def one_line_error(result: Result) -> str:
-    """Assert `result` is an engine error reported as exactly one `shellctr:` line."""
-    assert result.code == 125, str(result)
+    """Assert `result` is an engine error reported as exactly one `shellctr:` line, with
+    Docker's exit code for its verb."""
+    assert result.code == docker_error_code(result.argv), str(result)
     lines = result.err_lines
     assert len(lines) == 1, str(result)
     assert lines[0].startswith("shellctr:"), str(result)

@@ -155,6 +155,9 @@ def test_build_busybox_layer_is_reproducible(layout: Layout, tmp_path: Path) -> 
     first = build_busybox(host, Store(layout, host), busybox, "busybox:latest")
     second = build_busybox(host, Store(layout, host), busybox, "busybox:2")
     assert first.layers == second.layers
+    # the same busybox, the same image: no dangling image left by a rebuild
+    assert first.id == second.id
+    assert len(list(layout.images_dir.glob("*.json"))) == 1
 
 
 def test_dry_run_build_busybox_on_a_fresh_root_changes_nothing(layout: Layout,
