@@ -5,15 +5,17 @@ PY := $(VENV)/bin/python
 # host tools the engine drives, plus what the venv needs; attr: setfattr (whiteouts in
 # --dry-run scripts); dnsmasq-base: the resolver of user networks (the program only, no
 # system service); iperf3: bench/network.py; buildah: the peer the Dockerfile parser's
-# results are checked against (tests/integration/test_dockerfile_peer.py)
+# results are checked against (tests/integration/test_dockerfile_peer.py); docker-compose
+# (1.29, on docker-py): a client of the Engine API service (tests/integration/test_api_compose.py)
 APT_PACKAGES := busybox-static iproute2 iptables util-linux procps tar attr python3 python3-venv \
     gcc libc6-dev dnsmasq-base iperf3 buildah \
-    docker-registry skopeo apache2-utils zstd podman runc
+    docker-registry skopeo apache2-utils zstd podman runc docker-compose
 # docker-registry: the loopback registry of the pull/push tests (distribution v2); skopeo:
 # the other client that fills it and checks our pushes; apache2-utils: htpasswd for its
 # basic auth; zstd: zstd-compressed layers (decompressed by the zstd tool) and their tests;
 # podman, runc: the peer `build` is compared with in tests/integration/test_build_peer.py
 # and bench/build.py (runc, as crun refuses this hybrid cgroup layout)
+# docker-compose: Debian's 1.29 (docker-py inside), a peer of the Engine API tests
 PYTEST_ARGS ?=
 # the test VMs of vm/ (make test-vm, make test-vm-ci): only those targets install these
 VM_APT_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs cpio
@@ -116,10 +118,12 @@ test-vm-clean: venv
 	vm/run-tests --clean
 
 bench: image
+	$(PY) bench/cli.py
 	$(PY) bench/start.py
 	$(PY) bench/lifecycle.py
 	$(PY) bench/images.py
 	$(PY) bench/network.py
+	$(PY) bench/registry.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -24,7 +24,8 @@
  * (8-byte header: stream 1 or 2, three zero bytes, the length big-endian; then the
  * bytes), and may send frames of its own (1-byte type, 4-byte length, payload): type 0
  * is input for the container (its terminal, or its kept-open stdin), type 1 a window
- * size (rows and columns, 16 bits each, big-endian). Clients see end-of-file when the
+ * size (rows and columns, 16 bits each, big-endian), type 2 (empty) closes the kept-open
+ * stdin (the API's attach, when its client's input ends). Clients see end-of-file when the
  * container's output has ended.
  *
  * --log-rotate: when LOG_FILE would pass MAX_BYTES, it becomes LOG_FILE.1 (.1 becomes .2,
@@ -94,6 +95,7 @@ struct client {
 };
 static struct client clients[MAX_CLIENTS];
 static int input_fd = -1; /* where client input goes: the pty master or the stdin pipe */
+static int input_is_pipe = 0; /* input_fd is the kept-open stdin pipe (a client may close it) */
 
 static void die(const char *what) {
     fprintf(stderr, "shellctr-monitor: %s: %s\n", what, strerror(errno));
@@ -268,6 +270,9 @@ static void serve_client(struct client *c) {
             struct winsize ws = {.ws_row = (unsigned short)(payload[0] << 8 | payload[1]),
                                  .ws_col = (unsigned short)(payload[2] << 8 | payload[3])};
             ioctl(input_fd, TIOCSWINSZ, &ws); /* not a terminal (no -t): nothing to size */
+        } else if (c->buf[0] == 2 && input_is_pipe && input_fd >= 0) {
+            close(input_fd); /* the client's input ended: the container reads EOF */
+            input_fd = -1;
         }
         memmove(c->buf, c->buf + 5 + size, c->len - 5 - size);
         c->len -= 5 + size;
@@ -594,6 +599,7 @@ int main(int argc, char **argv) {
     if (keep_stdin) {
         close(in[0]);
         input_fd = in[1];
+        input_is_pipe = 1;
         fcntl(input_fd, F_SETFL, O_NONBLOCK); /* a container not reading must not stall us */
     }
 

@@ -75,7 +75,7 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
             dockerfile=data, dockerfile_name=name, context=tree, tags=args.tag,
             build_args=build_args(args.build_arg), target=args.target,
             no_cache=args.no_cache, labels=labels, quiet=args.quiet, network=args.network,
-            rm=rm, force_rm=args.force_rm)
+            rm=rm, force_rm=args.force_rm, pull=args.pull)
         image_id = build(ctx.host, ctx.store, options)
     if image_id and args.quiet:
         ctx.host.result(f"sha256:{image_id}")
@@ -112,7 +112,8 @@ def add_build_flags(parser: Parser) -> None:
     parser.add_argument("--target", metavar="STAGE", help="the stage to build")
     parser.add_argument("--no-cache", action="store_true", help="run every step again")
     parser.add_argument("--pull", action="store_true",
-                        help="accepted for Docker's sake: base images are the local ones")
+                        help="pull the FROM images even when they are here (a missing one "
+                        "is pulled anyway)")
     parser.add_argument("--label", action="append", default=[], metavar="K=V",
                         help="a label on the image")
     parser.add_argument("-q", "--quiet", action="store_true",

@@ -111,9 +111,7 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
         current, offset = logs.read_from(stream, 0)
         records += current
         for record in logs.select(records, tail, since, until):
-            if args.details:  # Docker's: the attributes (none here), a blank, the line
-                record = logs.Record(record.time, record.stream, " " + record.text)
-            logs.show(record, args.timestamps)
+            logs.show(record, args.timestamps, args.details)
         if args.follow:
             def running() -> bool:
                 try:
@@ -121,7 +119,7 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
                 except FileNotFoundError:  # removed (--rm) meanwhile: it has ended
                     return False
 
-            logs.follow(stream, offset, running, args.timestamps, until, path)
+            logs.follow(stream, offset, running, args.timestamps, until, path, args.details)
     return 0
 
 
@@ -159,7 +157,7 @@ def inspected(ctx: Context, name: str, kind: str | None, size: bool) -> dict[str
         return record
 
     def network() -> dict[str, Any]:
-        from shellctr.cli.network import network_json
+        from shellctr.engine.inspect import network_json
         from shellctr.engine.network import find_network
 
         return network_json(ctx.store, find_network(ctx.store, name))

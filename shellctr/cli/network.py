@@ -13,7 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from shellctr.core.store import Record, Store
+    from shellctr.core.store import Record
 
 FILTER_KEYS = ("name", "id", "driver", "label", "type")
 
@@ -83,30 +83,8 @@ def cmd_ls(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def network_json(store: Store, record: Record) -> dict[str, object]:
-    """A network as Docker's `network inspect` shows it."""
-    from shellctr.parts.netopts import DEFAULT_NETWORK
-
-    return {
-        "Name": record["name"], "Id": record["id"], "Created": record["created"],
-        "Scope": "local", "Driver": record["driver"], "EnableIPv6": False,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": [
-            {"Subnet": record["subnet"], "Gateway": record["gateway"],
-             **({"IPRange": record["ip_range"]} if record["ip_range"] else {})}]},
-        "Internal": record["internal"], "Attachable": False, "Ingress": False,
-        "Containers": {cid: {"Name": ep["name"], "EndpointID": ep["veth"],
-                             "MacAddress": ep["mac"],
-                             "IPv4Address": f"{ep['ip']}/{record['subnet'].split('/')[1]}",
-                             "IPv6Address": ""}
-                       for cid, ep in record["endpoints"].items()},
-        "Options": {"com.docker.network.bridge.name": record["bridge"],
-                    **({"com.docker.network.bridge.default_bridge": "true"}
-                       if record["name"] == DEFAULT_NETWORK else {})},
-        "Labels": record.get("labels", {}),
-    }
-
-
 def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.inspect import network_json
     from shellctr.engine.network import find_network
 
     found: list[dict[str, Any]] = []
@@ -272,3 +250,7 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     from shellctr.cli import system as cli_system
 
     cli_system.register_system(system_sub)
+
+    from shellctr.cli import service
+
+    service.register(system_sub)

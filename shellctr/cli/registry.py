@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from shellctr.cli.common import Context, Parser
+from shellctr.cli.common import Context, FlagError, Parser
 from shellctr.core.errors import ShellctrError, UsageError
 
 
@@ -16,7 +16,7 @@ def tls_verify(args: argparse.Namespace) -> bool | None:
     if value is None:
         return None
     if value.lower() not in ("true", "false"):
-        raise UsageError(f"invalid --tls-verify value {value!r}", "use true or false")
+        raise FlagError(f"invalid --tls-verify value {value!r}", "use true or false")
     return value.lower() == "true"
 
 
@@ -35,7 +35,8 @@ def cmd_pull(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.parts.reference import parse_reference
 
     ref = parse_reference(args.name)
-    full = f"{ref.full_name}:{ref.tag}" if ref.tag or not ref.digest else ref.full_name
+    full = f"{ref.full_name}:{ref.tag or 'latest'}" if ref.tag or not ref.digest else \
+        ref.full_name
     ctx.host.result(f"{full}@{ref.digest}" if ref.digest else full)
     return 0
 
@@ -56,10 +57,10 @@ def cmd_push(args: argparse.Namespace, ctx: Context) -> int:
 
 def read_password(args: argparse.Namespace, prompt: Callable[[str], str]) -> str:
     if args.password is not None and args.password_stdin:
-        raise UsageError("--password and --password-stdin are mutually exclusive")
+        raise FlagError("--password and --password-stdin are mutually exclusive")
     if args.password_stdin:
         if not args.username:
-            raise UsageError("must provide --username with --password-stdin")
+            raise FlagError("must provide --username with --password-stdin")
         return sys.stdin.read().rstrip("\r\n")
     if args.password is not None:
         sys.stderr.write("WARNING! Using --password via the CLI is insecure. "

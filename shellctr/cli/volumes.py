@@ -39,24 +39,9 @@ def cmd_volume_create(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def volume_json(ctx: Context, name: str) -> dict[str, object]:
-    """A volume as Docker shows it, from its plain record (state.Volume's shape and
-    defaults; listing volumes imports no pydantic)."""
-    from datetime import datetime
+    from shellctr.engine.inspect import volume_json as shape
 
-    from shellctr.engine.volume import ANONYMOUS_LABEL, read_volume
-
-    volume = read_volume(ctx.store, name)  # NotFound with Docker's words
-    labels = {**volume.get("labels", {}),
-              **({ANONYMOUS_LABEL: ""} if volume.get("anonymous") else {})}
-    return {
-        "CreatedAt": datetime.fromisoformat(volume["created"]).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "Driver": volume.get("driver", "local"),
-        "Labels": labels or None,
-        "Mountpoint": str(ctx.store.layout.volume_data(name)),
-        "Name": volume["name"],
-        "Options": volume.get("options") or None,
-        "Scope": "local",
-    }
+    return shape(ctx.store, name)
 
 
 def cmd_volume_inspect(args: argparse.Namespace, ctx: Context) -> int:

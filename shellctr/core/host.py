@@ -35,6 +35,7 @@ from shellctr.core.runner import ENVIRONMENT, execute, not_installed
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     import subprocess
     from typing import IO, Any, BinaryIO, TextIO, TypeVar
 
@@ -44,6 +45,7 @@ Undo = Callable[[], None]
 # a spawned process's stdio that goes nowhere: subprocess.DEVNULL, whose import (with
 # threading, selectors, signal) the verbs that run no command do not pay for
 DEVNULL = -3
+PIPE = -1  # subprocess.PIPE: a spawned process's stdio that its spawner reads or writes
 
 
 class Rollback:
@@ -410,6 +412,48 @@ class Host:
         if self.exists(path):
             self.apply(Cmd(["rm", path_arg(path)]), lambda: os.unlink(path),
                        lambda facts: facts.plan_remove(path))
+
+    def listen_unix(self, path: Path, *, mode: int = 0o660, group: str | None = None,
+                    rollback: Rollback | None = None) -> socket.socket:
+        """A listening unix socket at `path` (a stale one from a killed process is
+        replaced), `mode` exact, group-owned by `group` if that group exists; shown as
+        the commands that make the same file. Undo removes it."""
+        import grp
+        import socket
+
+        gid = None
+        if group is not None:
+            try:
+                gid = grp.getgrnam(group).gr_gid
+            except KeyError:
+                group = None  # no such group: root's only
+
+        def listen() -> socket.socket:
+            if path.is_socket():
+                path.unlink()  # left by a killed service: nothing listens on it any more
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.bind(os.fspath(path))
+                os.chmod(path, mode)
+                if gid is not None:
+                    os.chown(path, 0, gid)
+                sock.listen(128)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+
+        if self.dry_run:
+            raise HostCommandError("a service cannot listen under --dry-run",
+                                   "run it without --dry-run")
+        # the socket file itself is made by bind(2): shown as the mode and group it gets
+        self.show(Cmd(["chmod", f"{mode:o}", path_arg(path)]))
+        if group is not None:
+            self.show(Cmd(["chgrp", group, path_arg(path)]))
+        sock = listen()
+        if rollback is not None:
+            rollback.push(f"listen on {path}", lambda: self.remove_file(path))
+        return sock
 
     def remove_tree(self, path: Path) -> None:
         """Remove a directory tree if present, without following symlinks out of it."""

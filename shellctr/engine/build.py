@@ -29,7 +29,6 @@ from shellctr.core.errors import NotFound, ShellctrError
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import SHORT
 from shellctr.core.store import Store, now_iso
-from shellctr.engine.build_cache import State, cache_key, history_entry
 from shellctr.engine.build_context import (
     URL_PREFIX,
     BuildError,
@@ -41,6 +40,7 @@ from shellctr.engine.build_context import (
 )
 from shellctr.engine.build_copy import Transfer, transfer_digest, write_dirs, write_transfer
 from shellctr.engine.build_run import RunSteps
+from shellctr.engine.build_state import State, cache_key, history_entry
 from shellctr.engine.layers import (
     prepare_layer_dirs,
     publish_layer,
@@ -193,16 +193,36 @@ class Builder(RunSteps):
             config.cmd_set = False
             return State(earlier.id, dict(earlier.document), config, list(earlier.layers),
                          list(earlier.sizes)), triggers
-        try:
-            record = find_image_record(self.store.image_records(), base)
-        except NotFound:
-            raise BuildError(f"FROM {base}: unable to find image {normalize_ref(base)!r} "
-                             "locally", "shellctr build cannot pull yet: load, import or "
-                             "build it first") from None
+        record = None if self.options.pull else self.local_image(base)
+        if record is None:
+            record = self.pull(base)
+            if record is None:  # --dry-run: the pull is planned, the steps listed
+                self.planned = True
+                return State("", {"history": []}, begin_stage(None)[0], [], []), []
         state = self.load_state(record["id"])
         config, triggers = begin_stage(state.document.get("config"))
         state.config = config
         return state, triggers
+
+    def local_image(self, ref: str) -> dict[str, Any] | None:
+        try:
+            return find_image_record(self.store.image_records(), ref)
+        except NotFound:
+            return None
+
+    def pull(self, ref: str) -> dict[str, Any] | None:
+        """FROM of an image not in the store (or any, with --pull): pulled, as the
+        classic builder does, its lines in the build's output."""
+        from shellctr.engine.registry import pull
+        from shellctr.parts.reference import is_id
+
+        if is_id(ref):
+            raise BuildError(f"FROM {ref}: no such image here", "an image id cannot be "
+                             "pulled: give the image's name")
+        image = pull(self.host, self.store, ref, quiet=self.options.quiet, out=self.out)
+        if self.host.dry_run:
+            return None
+        return find_image_record(self.store.image_records(), image.id)
 
     def load_state(self, image_id: str, cmd_set: bool = False) -> State:
         document = json.loads(self.layout.blob(image_id).read_bytes())

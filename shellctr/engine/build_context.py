@@ -54,6 +54,7 @@ class BuildOptions:
     labels: dict[str, str] = field(default_factory=dict)
     quiet: bool = False
     network: str | None = None
+    pull: bool = False  # --pull: FROM images are pulled even when they are here
     rm: bool = True
     force_rm: bool = False
 

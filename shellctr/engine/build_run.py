@@ -18,8 +18,8 @@ from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import SHORT
 from shellctr.core.layout import Layout
 from shellctr.core.store import Store, now_iso
-from shellctr.engine.build_cache import State, cache_key, history_entry
 from shellctr.engine.build_context import BuildError, BuildOptions
+from shellctr.engine.build_state import State, cache_key, history_entry
 from shellctr.engine.layers import sweep_partials
 from shellctr.parts.dockerfile import DockerfileError, Heredoc, RunStep, Stage
 from shellctr.parts.dockerfile_build import BuildArgs

@@ -39,8 +39,11 @@ if TYPE_CHECKING:
 def find_container(store: Store, ref: str) -> str:
     """A container's id from its full id, unique id prefix, or name. A full id is
     looked up alone: every other way reads each container's state for its name."""
+    facts, layout = store.host.facts, store.layout
+    # its config.json there: as container_names would list it (a corrupt or missing
+    # state.json too: found by its id, to be removed)
     if (len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
-            and store.host.facts.is_file(store.layout.container_config(ref))):
+            and facts.is_file(layout.container_config(ref))):
         return ref
     return find(ref, store.container_names(), "container")
 

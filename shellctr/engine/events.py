@@ -58,17 +58,20 @@ def emit(store: Store, kind: str, action: str, actor: str,
 
 
 def container_attributes(container: ContainerRecord, **extra: str) -> dict[str, str]:
-    """A container event's attributes: its labels, image and name (and `extra`)."""
-    return {**container.get("labels", {}), "image": container["image"],
-            "name": container["name"], **extra}
+    """A container event's attributes: its labels, image and name (and `extra`); a
+    corrupt container's stand-in record may lack them."""
+    return {**container.get("labels", {}), "image": container.get("image", ""),
+            "name": container.get("name", ""), **extra}
 
 
 def container_event(store: Store, cid: str, action: str, when: str | None = None,
                     **extra: str) -> None:
     """An event about a container that still has its records."""
+    from shellctr.core.errors import CorruptRecord
+
     try:
         container = store.container(cid)
-    except FileNotFoundError:
+    except (FileNotFoundError, CorruptRecord):  # gone, or nothing to say about it
         return
     emit(store, "container", action, cid, container_attributes(container, **extra), when)
 

@@ -153,7 +153,9 @@ def info_record(host: Host, store: Store) -> dict[str, Any]:
         "LiveRestoreEnabled": True,  # daemonless: containers outlive every shellctr process
         "Isolation": "",
         "InitBinary": "",
-        "SecurityOptions": ["name=capabilities,profile=docker-default", "name=maskedpaths",
+        # what every container gets: Docker's default seccomp profile and capabilities
+        "SecurityOptions": ["name=seccomp,profile=builtin",
+                            "name=capabilities,profile=docker-default", "name=maskedpaths",
                             "name=pivot_root"],
         "Volumes": len(store.volume_names()),
         "RunRoot": os.fspath(layout.runroot),

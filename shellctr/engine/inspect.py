@@ -186,7 +186,8 @@ def network_settings(store: Store, container: ContainerRecord,
             "NetworkID": record["id"], "EndpointID": endpoint["veth"],
             "Gateway": record["gateway"], "IPAddress": endpoint["ip"],
             "IPPrefixLen": int(record["subnet"].split("/")[1]),
-            "MacAddress": endpoint["mac"], "Aliases": endpoint["aliases"] or None,
+            "MacAddress": endpoint["mac"],
+            "Aliases": dns_names(record["name"], cid, endpoint["aliases"]),
         }
         for binding in endpoint["ports"]:
             ports.setdefault(f"{binding['port']}/{binding['proto']}", None)
@@ -194,14 +195,36 @@ def network_settings(store: Store, container: ContainerRecord,
                 *(ports[f"{binding['port']}/{binding['proto']}"] or []),
                 {"HostIp": binding["host_ip"] or "0.0.0.0",
                  "HostPort": str(binding["host_port"])}]
-    first: dict[str, Any] = next(iter(networks.values()), {})
+    sandbox = str(netns_path(store.host.facts, cid)) if networks else ""
+    if not running:  # as Docker: the networks it will join, without addresses yet
+        from shellctr.engine.network import wanted_networks
+
+        ids = {record["name"]: record["id"] for record in records(store)}
+        for name, wanted in wanted_networks(container).items():
+            networks[name] = {
+                "NetworkID": ids.get(name, ""), "EndpointID": "", "Gateway": "",
+                "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
+                "Aliases": dns_names(name, cid,
+                                     list(wanted.get("aliases") or [])),  # type: ignore[call-overload]
+            }
+    first: dict[str, Any] = next(iter(networks.values()), {}) if running else {}
     return {
-        "SandboxKey": str(netns_path(store.host.facts, cid)) if networks else "",
+        "SandboxKey": sandbox,
         "Ports": ports,
         "IPAddress": first.get("IPAddress", ""), "Gateway": first.get("Gateway", ""),
         "IPPrefixLen": first.get("IPPrefixLen", 0), "MacAddress": first.get("MacAddress", ""),
         "Networks": networks,
     }
+
+
+def dns_names(network: str, cid: str, aliases: list[str]) -> list[str] | None:
+    """Docker's Aliases: on a user network (whose resolver answers for the container's
+    short id too, see dns.entry) the aliases and the short id."""
+    from shellctr.parts.netopts import DEFAULT_NETWORK
+
+    if network == DEFAULT_NETWORK:
+        return aliases or None
+    return list(dict.fromkeys([*aliases, cid[:12]]))
 
 
 def mount_json(store: Store, mount: MountRecord) -> dict[str, Any]:
@@ -267,4 +290,49 @@ def image_json(image: Record, store: Store | None = None) -> dict[str, Any]:
             if store is not None else {}},
         "RootFS": {"Type": "layers", "Layers": [f"sha256:{d}" for d in image["layers"]]},
         "Metadata": {"LastTagTime": ZERO_TIME},
+    }
+
+
+# -- networks and volumes --------------------------------------------------------------
+def network_json(store: Store, record: Record) -> dict[str, Any]:
+    """A network as Docker's `network inspect` shows it."""
+    from shellctr.parts.netopts import DEFAULT_NETWORK
+
+    return {
+        "Name": record["name"], "Id": record["id"], "Created": record["created"],
+        "Scope": "local", "Driver": record["driver"], "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": {}, "Config": [
+            {"Subnet": record["subnet"], "Gateway": record["gateway"],
+             **({"IPRange": record["ip_range"]} if record["ip_range"] else {})}]},
+        "Internal": record["internal"], "Attachable": False, "Ingress": False,
+        "Containers": {cid: {"Name": ep["name"], "EndpointID": ep["veth"],
+                             "MacAddress": ep["mac"],
+                             "IPv4Address": f"{ep['ip']}/{record['subnet'].split('/')[1]}",
+                             "IPv6Address": ""}
+                       for cid, ep in record["endpoints"].items()},
+        "Options": {"com.docker.network.bridge.name": record["bridge"],
+                    **({"com.docker.network.bridge.default_bridge": "true"}
+                       if record["name"] == DEFAULT_NETWORK else {})},
+        "Labels": record.get("labels", {}),
+    }
+
+
+def volume_json(store: Store, name: str) -> dict[str, Any]:
+    """A volume as Docker shows it, from its plain record (state.Volume's shape and
+    defaults; listing volumes imports no pydantic)."""
+    from datetime import datetime
+
+    from shellctr.engine.volume import ANONYMOUS_LABEL, read_volume
+
+    volume = read_volume(store, name)  # NotFound with Docker's words
+    labels = {**volume.get("labels", {}),
+              **({ANONYMOUS_LABEL: ""} if volume.get("anonymous") else {})}
+    return {
+        "CreatedAt": datetime.fromisoformat(volume["created"]).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Driver": volume.get("driver", "local"),
+        "Labels": labels or None,
+        "Mountpoint": str(store.layout.volume_data(name)),
+        "Name": volume["name"],
+        "Options": volume.get("options") or None,
+        "Scope": "local",
     }

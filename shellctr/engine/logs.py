@@ -102,17 +102,20 @@ def select(records: list[Record], tail: int | None, since: datetime | None,
     return chosen
 
 
-def show(record: Record, timestamps: bool) -> None:
-    """Write one record to our stdout or stderr, as it came from the container."""
+def show(record: Record, timestamps: bool, details: bool = False) -> None:
+    """Write one record to our stdout or stderr, as it came from the container
+    (`details`: after the log's extra attributes, none here, and a blank, as Docker's)."""
     target = sys.stdout if record.stream == "stdout" else sys.stderr
     if timestamps:
         target.write(record.time + " ")
+    if details:
+        target.write(" ")
     target.write(record.text)
     target.flush()
 
 
 def follow(log: Path | BinaryIO, offset: int, running: Callable[[], bool], timestamps: bool,
-           until: datetime | None, path: Path | None = None) -> None:
+           until: datetime | None, path: Path | None = None, details: bool = False) -> None:
     """`logs -f`: print new records as they come, until the container has ended. Give
     the log open: a `--rm` container's is removed as it ends, its last lines unread.
     With `path` (the log's name), a rotation is followed: the rest of the file that
@@ -120,7 +123,7 @@ def follow(log: Path | BinaryIO, offset: int, running: Callable[[], bool], times
     if isinstance(log, Path):
         try:
             with open(log, "rb") as stream:
-                return follow(stream, offset, running, timestamps, until, log)
+                return follow(stream, offset, running, timestamps, until, log, details)
         except FileNotFoundError:
             return None
     opened: BinaryIO | None = None  # a file we opened after a rotation
@@ -140,7 +143,7 @@ def follow(log: Path | BinaryIO, offset: int, running: Callable[[], bool], times
             for record in records:
                 if until is not None and record.when > until:
                     return None
-                show(record, timestamps)
+                show(record, timestamps, details)
             if ended:
                 return None
             if path is None or not records:

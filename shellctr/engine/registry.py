@@ -297,8 +297,8 @@ def pull(host: Host, store: Store, text: str, *, platform: str | None = None,
     out = out if out is not None else sys.stdout
     progress = Progress(out if not host.dry_run else None, quiet)
     registry = Registry(host, ref.registry, credentials_for(host, ref.registry), tls_verify)
-    progress.line(f"{ref.tag or ref.digest or 'latest'}: Pulling from {ref.repository}")
     top, manifest, document = resolve(registry, ref, platform, progress)
+    progress.line(f"{ref.tag or ref.digest or 'latest'}: Pulling from {ref.repository}")
     config_digest, _ = check_descriptor(document.get("config"), "the config")
     config = fetch_small_blob(registry, ref.repository, config_digest)
     diff_ids = [d.removeprefix("sha256:") for d in parse_config(config)["rootfs"]["diff_ids"]]
@@ -487,7 +487,12 @@ def push(host: Host, store: Store, text: str, *, tls_verify: bool | None = None,
     ref = parse_reference(text)
     if ref.digest:
         raise ShellctrError(f"cannot push a digest reference: {text}", "push NAME[:TAG]")
-    image = find_image(store, ref.tagged)
+    try:
+        image = find_image(store, ref.tagged)
+    except NotFound as err:  # Docker's words: pulling it would be the wrong advice
+        raise NotFound(f"an image does not exist locally with the tag: {ref.tagged}",
+                       f"tag one with that name first: shellctr tag IMAGE {ref.tagged}"
+                       ) from err
     out = out if out is not None else sys.stdout
     progress = Progress(out if not host.dry_run else None, quiet)
     registry = Registry(host, ref.registry, credentials_for(host, ref.registry), tls_verify)

@@ -283,13 +283,24 @@ class Registry:
         than `expect` become one clear error line."""
         self.connect()
         headers = dict(headers or {})
-        for attempt in (1, 2):
-            authorization = self.authorization(scope)
+        start = body.tell() if hasattr(body, "seek") else 0
+        for attempt in (1, 2, 3):
+            # credentials and tokens go to this registry only, never to a host that
+            # an answer (an upload's Location) names
+            elsewhere = "://" in path and urllib.parse.urlsplit(path).netloc != self.address
+            authorization = "" if elsewhere else self.authorization(scope)
             sent = {**headers, **({"Authorization": authorization} if authorization else {})}
             response = self._send(method, path, sent, body, show=show, upload=upload)
-            if response.status == 401 and attempt == 1 and not hasattr(body, "read"):
+            # a 401: answer the challenge; a token refused (expired, too narrow): a fresh
+            # one, once; basic credentials refused: no point in sending them again
+            again = attempt == 1 or (attempt == 2 and self.challenge is not None and
+                                     self.challenge[0] == "bearer")
+            if response.status == 401 and again and not elsewhere and (
+                    not hasattr(body, "read") or hasattr(body, "seek")):
                 response.read()
                 self.answer(response.header("WWW-Authenticate"), scope)
+                if hasattr(body, "seek"):
+                    body.seek(start)  # the file is sent again from where it began
                 continue
             if response.status in expect:
                 return response
@@ -322,7 +333,8 @@ class Registry:
             return ShellctrError(f"toomanyrequests: {self.name} rate-limits this client" +
                                  (f"; retry after {reset}s" if reset else ""),
                                  "wait, or log in for a higher limit")
-        return ShellctrError(f"{self.name} answered {status} {response.raw.reason} to "
+        reason = "".join(ch for ch in str(response.raw.reason) if ch.isprintable())[:60]
+        return ShellctrError(f"{self.name} answered {status} {reason} to "
                              f"{what}" + (f": {detail}" if detail else ""))
 
     def authorization(self, scope: str) -> str:

@@ -142,6 +142,7 @@ class TokenServer:
         self.key, self.kid = key, libtrust_kid(key)
         self.issued = 0
         self.lifetime = 300
+        self.stingy = 0  # the next N tokens grant nothing (a client must get a fresh one)
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -166,6 +167,9 @@ class TokenServer:
                     kind, name, actions = scope.split(":")
                     allowed = [a for a in actions.split(",") if a == "pull" or account]
                     access.append({"type": kind, "name": name, "actions": allowed})
+                if server.stingy > 0:
+                    server.stingy -= 1
+                    access = []
                 body = json.dumps({"token": server.token(account, access)}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

@@ -465,3 +465,24 @@ def test_add_downloads_a_url_and_checks_its_checksum(ctr: Ctr, tmp_path: Path,
     missing = ctr("build", str(ctx))
     assert missing.code == 1 and "cannot download" in missing.err, missing
     remove_images(ctr, "web")
+
+
+def test_from_an_image_not_here_pulls_it(ctr: Ctr, tmp_path: Path) -> None:
+    from .registries import running
+
+    with running(tmp_path / "registry") as registry:
+        name = f"{registry.name}/base/bb:v1"
+        ctr("tag", "busybox", name).ok()
+        ctr("push", name).ok()
+        ctr("rmi", name).ok()
+        ctx = context(tmp_path, f"FROM {name}\nRUN echo on the pulled base\n")
+        result = ctr("build", "-t", "onpulled", str(ctx), trace=False).ok()
+        lines = result.out.splitlines()
+        assert lines[0] == f"Step 1/2 : FROM {name}"
+        assert any(line.startswith("Digest: sha256:") for line in lines), result
+        assert "on the pulled base" in lines
+        assert ctr("images", "-q", name).ok().out.strip()  # the base is kept, as Docker's
+        again = ctr("build", "--pull", "-t", "onpulled", str(ctx), trace=False).ok()
+        assert any(line.startswith("Digest: sha256:") for line in again.out.splitlines())
+        assert steps(again.out)[1] == "cached RUN echo on the pulled base"
+        remove_images(ctr, "onpulled", name)

@@ -79,13 +79,18 @@ def test_engine_errors_exit_1_and_run_s_125(ctr: Ctr) -> None:
             assert len(result.err_lines) == 1 and "Traceback" not in result.err, str(result)
         message = one_line_error(ctr("volume", "rm", "usedvol", trace=False))
         assert "[busy]" in message  # the container by its name
-        result = ctr("run", "--rm", "nosuch-image", trace=False)
+        result = ctr("run", "--pull", "never", "--rm", "nosuch-image", trace=False)
         assert result.code == 125, str(result)
         result = ctr("ps", "--bogus", trace=False)
         assert result.code == 125 and result.err_lines == [
             "shellctr: unknown flag: --bogus (see 'shellctr ps --help')"], str(result)
-        result = ctr("run", "--pid", "host", "busybox", "true", trace=False)
-        assert result.code == 125 and "unknown flag: --pid" in result.err, str(result)
+        # a flag shellctr lacks is refused by its name, never read as another one
+        result = ctr("run", "--pids", "5", "busybox", "true", trace=False)  # not --pids-limit
+        assert result.code == 125 and "unknown flag: --pids " in result.err, str(result)
+        result = ctr("run", "--blkio-weight-device", "/dev/sda:10", "--rm", "busybox", "true",
+                     trace=False)  # an unknown flag after the others: not the image
+        assert result.code == 125 and "unknown flag: --blkio-weight-device" in result.err, \
+            str(result)
     finally:
         remove_all(ctr)
         ctr("network", "rm", "usednet", trace=False)

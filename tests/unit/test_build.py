@@ -18,9 +18,9 @@ from shellctr.cli.build import (
     truthy,
 )
 from shellctr.core.errors import UsageError
-from shellctr.engine.build import State, cache_key
 from shellctr.engine.build_context import Tree, read_context
 from shellctr.engine.build_copy import Transfer, check_member, transfer_digest, write_transfer
+from shellctr.engine.build_state import State, cache_key
 from shellctr.parts.copyrules import CopyError, CopyOp, Source, match_sources, plan
 from shellctr.parts.dockerfile_config import begin_stage
 

@@ -329,6 +329,10 @@ def test_logs_of_a_container(cli: Any, layout: Layout, recording: list[Recording
     assert cli("logs", "--since", "2026-11-29T19:00:02Z", "--until", "2026-11-29T19:00:02Z",
                "web") == (0, "", "oops\n")
     assert cli("logs", "-f", "web") == (0, "one\ntwo\n", "oops\n")  # not running: ends
+    # --details: the log's extra attributes (none), a blank, the line; after -t's time
+    assert cli("logs", "--details", "-f", "web") == (0, " one\n two\n", " oops\n")
+    assert cli("logs", "--details", "-t", "-n", "1", "web") == (
+        0, "2026-11-29T19:00:03Z  two\n", "")
     code, _, err = cli("logs", "--tail", "x", "web")
     assert code == 1
     one_error_line(err, "shellctr: invalid --tail 'x'")

@@ -248,3 +248,23 @@ def test_port_bindings_show_each_port_of_a_range_and_a_host_range_whole(
         "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8000"}],
         "81/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8001"}],
         "90/udp": [{"HostIp": "", "HostPort": "9000-9010"}]}
+
+
+def test_a_full_id_is_found_without_reading_every_containers_name(
+        layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shellctr.core.errors import NotFound
+    from shellctr.engine.containers import find_container
+
+    store = web(layout)
+    names = store.container_names
+    monkeypatch.setattr(store, "container_names", lambda: pytest.fail("read every name"))
+    assert find_container(store, CID) == CID
+    monkeypatch.setattr(store, "container_names", names)
+    assert find_container(store, "web") == CID
+    layout.container_state(CID).unlink()  # as a crash left it: found by id, to be removed
+    assert find_container(store, CID) == CID
+    with pytest.raises(NotFound):
+        find_container(store, "web")
+    layout.container_config(CID).unlink()  # removed: found neither way
+    with pytest.raises(NotFound):
+        find_container(store, CID)

@@ -48,10 +48,11 @@ def test_dumps_refuses_what_is_not_json() -> None:
 
 
 def test_init_imports_no_re() -> None:
-    """What init.py costs each start and exec: no json, no re (nor enum, the compiler)."""
+    """What init.py costs each start and exec (with the seccomp filter it builds): no json,
+    no re (nor enum, the regex compiler)."""
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import shellctr.inside.init; "
-            "print(' '.join(sorted(sys.modules)))")
+            "import shellctr.inside.seccomp; print(' '.join(sorted(sys.modules)))")
     modules = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(TOP)], check=True,
                              capture_output=True, text=True).stdout.split()
-    assert "shellctr.inside.init" in modules
+    assert {"shellctr.inside.init", "shellctr.inside.seccomp"} <= set(modules)
     assert not {"re", "json", "enum", "socket", "subprocess"} & set(modules)

@@ -89,3 +89,81 @@ def test_run_pulls_a_missing_image_first_and_never_does_not(
     assert len(pulled) == 1
     code, _, _ = cli("create", "--pull", "always", "nope:2")
     assert code == 125 and pulled[-1] == ("nope:2", None)
+
+
+def test_image_pull_and_image_push_are_the_same_verbs(cli: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    called: list[str] = []
+
+    def pull(host: Host, store: Any, ref: str, **options: Any) -> None:
+        called.append(f"pull {ref}")
+
+    def push(host: Host, store: Any, ref: str, **options: Any) -> str:
+        called.append(f"push {ref}")
+        return "sha256:" + "0" * 64
+
+    monkeypatch.setattr(registry, "pull", pull)
+    monkeypatch.setattr(registry, "push", push)
+    assert cli("image", "pull", "-q", "a/b:1") == (0, "docker.io/a/b:1\n", "")
+    assert cli("pull", "-q", "localhost:5000/c") == (0, "localhost:5000/c:latest\n", "")
+    assert cli("image", "push", "-q", "a/b:1") == (0, "sha256:" + "0" * 64 + "\n", "")
+    assert called == ["pull a/b:1", "pull localhost:5000/c", "push a/b:1"]
+    code, _, err = cli("pull", "--tls-verify=maybe", "x")
+    assert code == 125 and err == ("shellctr: invalid --tls-verify value 'maybe' (use true "
+                                   "or false)\n")
+
+
+def test_plain_http_only_for_loopback_insecure_or_tls_verify_false(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "registries.json"
+    conf.write_text(json.dumps({"insecure-registries": ["lab.example:5000"]}))
+    monkeypatch.setenv("SHELLCTR_REGISTRIES_CONF", str(conf))
+    rules = {name: (client.plain_allowed, client.verify) for name, client in (
+        (name, Registry(Host(), name, None, flag)) for name, flag in (
+            ("127.0.0.1:5000", None), ("localhost:5000", None), ("[::1]:5000", None),
+            ("lab.example:5000", None), ("quay.io", None), ("quay.io:443", False)))}
+    assert rules == {"127.0.0.1:5000": (True, True), "localhost:5000": (True, True),
+                     "[::1]:5000": (True, True), "lab.example:5000": (True, False),
+                     "quay.io": (False, True), "quay.io:443": (True, False)}
+    assert Registry(Host(), "docker.io", None).address == "registry-1.docker.io"
+
+
+def test_proxies_come_from_the_environment_except_no_proxy_and_loopback(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from shellctr.engine.registry_http import proxy_for
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    assert proxy_for("https", "quay.io") == ("proxy.example", 3128)
+    assert proxy_for("https", "internal.example:5000") is None
+    assert proxy_for("https", "127.0.0.1:5000") is None
+    assert proxy_for("http", "quay.io") is None  # no HTTP_PROXY
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_rewrites_each_layer_s_line_in_place() -> None:
+    screen = Terminal()
+    progress = registry.Progress(screen)
+    progress.line("1: Pulling from team/app")
+    progress.layer("sha256:" + "a" * 64, "Pulling fs layer")
+    progress.layer("sha256:" + "b" * 64, "Pulling fs layer")
+    progress.bytes("sha256:" + "a" * 64, 12_300_000, 40_100_000)
+    assert screen.getvalue().splitlines()[:3] == [
+        "1: Pulling from team/app", "aaaaaaaaaaaa: Pulling fs layer",
+        "bbbbbbbbbbbb: Pulling fs layer"]
+    assert screen.getvalue().endswith(  # two lines up, rewritten, two lines down
+        "\x1b[2A\r\x1b[2Kaaaaaaaaaaaa: Downloading [==============>" + " " * 35 +
+        "] 12.3MB/40.1MB\x1b[2B\r")
+    plain = io.StringIO()
+    progress = registry.Progress(plain)
+    progress.layer("sha256:" + "a" * 64, "Pulling fs layer")
+    progress.bytes("sha256:" + "a" * 64, 1, 2)  # no bar when it is no terminal
+    progress.layer("sha256:" + "a" * 64, "Pull complete")
+    assert plain.getvalue() == "aaaaaaaaaaaa: Pulling fs layer\naaaaaaaaaaaa: Pull complete\n"
+    quiet = io.StringIO()
+    registry.Progress(quiet, quiet=True).line("x")
+    assert quiet.getvalue() == ""
