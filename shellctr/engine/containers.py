@@ -119,13 +119,14 @@ def remove_broken(host: Host, store: Store, cid: str) -> None:
     """`rm -f` of a container whose config.json or state.json is corrupt (or missing):
     what its id names goes (the processes in its cgroup, the cgroup, its network
     endpoints and netns), then the container."""
-    from shellctr.engine.lifecycle import salvaged
+    from shellctr.engine.lifecycle import kill_unrecorded, salvaged
 
+    host.step(f"kill container {short_id(cid)} (its records are corrupt)")
+    kill_unrecorded(host, store, cid)  # also when it has no cgroups (as in a netns exec)
     with store.lock():
         if not store.exists(store.layout.container_config(cid)):
             return
         container = salvaged(store, cid)
-        host.step(f"kill container {short_id(cid)} (its records are corrupt)")
         group = container_group(container)
         if cgroup.has_cgroups(host.facts, group):
             cgroup.kill_all(host, group)

@@ -43,6 +43,9 @@ def leftovers(store: Store) -> list[tuple[str, Path]]:
                 found.append(("temporary file", path))
         elif facts.is_dir(path) and not facts.exists(layout.container_config(name)):
             found.append(("container directory without config.json", path))
+    for name in facts.listdir(layout.volumes_dir):
+        if not name.startswith(".") and not facts.exists(layout.volume_record(name)):
+            found.append(("half-made volume", layout.volume_dir(name)))
     for name in facts.listdir(layout.runroot / "containers"):
         if not facts.is_dir(layout.container_dir(name)):
             found.append(("run directory of no container", layout.container_run_dir(name)))
