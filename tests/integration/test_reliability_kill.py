@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from .support import DEFAULT_TIMEOUT, Ctr, Worker, leaks, run_detached
+from .support import (
+    DEFAULT_TIMEOUT,
+    Ctr,
+    Worker,
+    leaks,
+    run_detached,
+    tar_member,
+    write_tar,
+)
 
 MAX_KILLS = 60  # per verb: its first steps one by one, then a sample of the rest
 
@@ -34,11 +43,15 @@ def victim(ctr: Ctr, scratch: Path) -> None:
 
 
 def saved_image(ctr: Ctr, scratch: Path) -> None:
+    """An image of its own layer, saved, then removed (layer and all): `load` brings it in."""
     tar = scratch / "killed-load.tar"
     if not tar.exists():
-        ctr("tag", "busybox", "killload:1").ok()
+        rootfs = write_tar(scratch / "killed-load-rootfs.tar", [
+            tar_member("bin", tarfile.DIRTYPE, mode=0o755),
+            tar_member("bin/marker", data=b"killed load\n" * 1000)])
+        ctr("import", str(rootfs), "killload:1").ok()
         ctr("save", "--output", str(tar), "killload:1").ok()
-    ctr("rmi", "killload:1")
+    ctr("rmi", "-f", "killload:1")
 
 
 VERBS = {
