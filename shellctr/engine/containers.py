@@ -201,9 +201,9 @@ def wait(store: Store, ref: str) -> int:
 
 
 def rename(host: Host, store: Store, ref: str, new_name: str) -> None:
-    from shellctr.core.ids import check_name
+    from shellctr.core.ids import container_name
 
-    check_name(new_name)
+    new_name = container_name(new_name)
     with store.lock():
         cid = find_container(store, ref)
         names = store.container_names()

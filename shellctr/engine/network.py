@@ -174,7 +174,8 @@ def create(host: Host, store: Store, name: str, *, subnet: str | None = None,
             if gateway or ip_range:
                 raise ShellctrError("--gateway and --ip-range need --subnet")
             subnet = ipam.choose_subnet(taken, host.facts.routes())
-        subnet, gw, pool = ipam.plan_network(subnet, gateway, ip_range, taken)
+        subnet, gw, pool = ipam.plan_network(subnet, gateway, ip_range, taken,
+                                             host.facts.routes())
         nid = new_id()
         record: Record = {  # shaped like state.Network
             "schema_version": SCHEMA_VERSION, "id": nid, "name": name, "driver": driver,

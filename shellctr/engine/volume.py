@@ -63,6 +63,9 @@ def check_target(kind: str, target: str) -> str:
     clean = os.path.normpath(target).replace("//", "/")
     if clean == "/":
         raise MountError("invalid specification: destination can't be '/'")
+    if clean == "/proc" or clean.startswith("/proc/"):  # refused now, before any SRC is made
+        raise MountError(f"invalid mount destination {clean!r}: /proc is the container's own "
+                         "procfs", "mount somewhere else")
     return clean
 
 
@@ -90,7 +93,7 @@ def parse_volume(spec: str) -> Record:
         source, target, mode = parts
     else:
         raise MountError(f"invalid volume specification: '{spec}'")
-    if not target:
+    if not target or (len(parts) > 1 and not source):  # `-v :/x`
         raise MountError(f"invalid volume specification: '{spec}'")
     if not valid_mode(mode):
         raise MountError(f"invalid mode: {mode}")
