@@ -124,7 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         host = Host(trace=args.trace or os.environ.get("SHELLCTR_TRACE") == "1",
                     dry_run=args.dry_run, lean=args.verb in LEAN_VERBS)
         layout = Layout.from_env(args.root, args.runroot)
-        code: int = args.func(args, Context(host, Store(layout, host)))
+        store = Store(layout, host)
+        store.check_root()  # before any verb reads or writes the store
+        code: int = args.func(args, Context(host, store))
         host.end_script()
         return code
     except ShellctrError as err:

@@ -5,6 +5,8 @@ safe at every point, parallel removals have exactly one winner."""
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from .support import (
     Result,
     Worker,
     run_detached,
+    wait_for,
 )
 from .test_concurrency import all_at_once
 
@@ -188,3 +191,87 @@ def test_system_prune_removes_corrupt_containers_and_networks(ctr: Ctr,
     no_traceback(pruned)
     assert ctr.container_ids() == [], str(pruned)
     assert not (worker.root / "networks" / f"{nid}.json").exists(), str(pruned)
+
+
+# -- 4. failures after create ---------------------------------------------------------------
+@pytest.mark.parametrize("rm", [[], ["--rm"]])
+def test_run_refuses_what_start_would_refuse_before_creating_anything(
+        ctr: Ctr, worker: Worker, rm: list[str]) -> None:
+    ctr("network", "create", "--subnet", "10.251.10.0/30", "tiny").ok()  # one address
+    holder = run_detached(ctr, "--network", "tiny", "busybox", "sleep", "1000")
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for args in (["--network", "tiny"],  # its subnet is full
+                     ["--network", "tiny", "--ip", "10.251.11.5"],  # outside it
+                     ["-p", f"{port}:80"]):  # a port another program holds
+            result = ctr("run", *rm, *args, "busybox", "true")
+            assert result.code == 125 and len(result.err_lines) == 1, str(result)
+            assert ctr.container_ids(full=True) == [holder], str(result)
+    ctr("rm", "-f", holder).ok()
+    ctr("network", "rm", "tiny").ok()
+
+
+def test_a_failed_start_of_run_rm_leaves_nothing(ctr: Ctr, worker: Worker) -> None:
+    # the 12th host command of this run (in its start) fails, as a lost race would
+    result = ctr("run", "--rm", "busybox", "true", env={"SHELLCTR_TEST_FAIL_AT": "12"})
+    assert result.code == 125 and "injected failure" in result.err, str(result)
+    assert ctr.container_ids() == []
+    assert not any((worker.runroot / "containers").iterdir())
+
+
+# -- 8. bad input -------------------------------------------------------------------------
+@pytest.mark.parametrize("subnet", ["0.0.0.0/0", "127.0.0.0/24", "224.1.0.0/16"])
+def test_network_create_refuses_a_reserved_subnet(ctr: Ctr, subnet: str) -> None:
+    result = ctr("network", "create", "--subnet", subnet, "wide")
+    assert result.code == 125 and len(result.err_lines) == 1, str(result)
+    assert "wide" not in ctr("network", "ls").ok().out
+
+
+def test_network_create_refuses_a_subnet_routed_on_the_host(ctr: Ctr) -> None:
+    subprocess.run(["ip", "link", "add", "name", "shtest0", "type", "veth", "peer", "name",
+                    "shtest1"], check=True)  # an interface of the host, with its subnet
+    try:
+        subprocess.run(["ip", "address", "add", "10.251.12.1/24", "dev", "shtest0"],
+                       check=True)
+        subprocess.run(["ip", "link", "set", "shtest0", "up"], check=True)
+        result = ctr("network", "create", "--subnet", "10.251.12.0/24", "shadow")
+        assert result.code == 125 and "routed on this host" in result.err, str(result)
+    finally:
+        subprocess.run(["ip", "link", "delete", "shtest0"], check=True)
+
+
+def test_a_symlinked_or_world_writable_root_is_refused(ctr: Ctr, worker: Worker,
+                                                       tmp_path: Path) -> None:
+    link = tmp_path / "root-link"
+    link.symlink_to(worker.root)
+    other = Ctr(link, worker.runroot, worker.scratch)
+    result = other("create", "busybox", "true")
+    assert result.code == 125 and "is a symlink" in result.err, str(result)
+    open_root = tmp_path / "open-root"
+    open_root.mkdir()
+    open_root.chmod(0o777)
+    result = Ctr(open_root, worker.runroot, worker.scratch)("create", "busybox", "true")
+    assert result.code == 125 and "writable by every user" in result.err, str(result)
+    assert ctr.container_ids() == [] and list(open_root.iterdir()) == []
+    assert (worker.root / "blobs").stat().st_mode & 0o777 == 0o700
+
+
+# -- 9. liveness ----------------------------------------------------------------------------
+def test_ps_never_shows_an_ended_container_up(ctr: Ctr) -> None:
+    cid = run_detached(ctr, "busybox", "sh", "-c", "exit 3")
+    # as soon as PID 1 is a zombie (before the monitor reaped it) it has ended
+    wait_for(lambda: "Exited (3)" in ctr("ps", "-a", "--format", "{{.Status}}").out,
+             "the container's end to be seen")
+    ctr("rm", "-f", cid).ok()
+
+
+# -- 11. cp from stdin ------------------------------------------------------------------------
+@pytest.mark.parametrize("data", [b"", b"not a tar at all\n" * 100, b"\x1f\x8b\x08garbage"])
+def test_cp_from_stdin_refuses_what_is_not_a_tar(ctr: Ctr, data: bytes) -> None:
+    cid = run_detached(ctr, "busybox", "sleep", "1000")
+    result = ctr("cp", "-", f"{cid}:/tmp", input=data)
+    assert result.code == 125 and len(result.err_lines) == 1, str(result)
+    assert "not a tar archive" in result.err and "unexpected" not in result.err, str(result)
+    ctr("rm", "-f", cid).ok()
