@@ -5,6 +5,8 @@ safe at every point, parallel removals have exactly one winner."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -15,7 +17,10 @@ from .support import (
     Ctr,
     Result,
     Worker,
+    links,
+    pids_naming,
     run_detached,
+    shellctr_rules,
     wait_for,
 )
 from .test_concurrency import all_at_once
@@ -275,3 +280,46 @@ def test_cp_from_stdin_refuses_what_is_not_a_tar(ctr: Ctr, data: bytes) -> None:
     assert result.code == 125 and len(result.err_lines) == 1, str(result)
     assert "not a tar archive" in result.err and "unexpected" not in result.err, str(result)
     ctr("rm", "-f", cid).ok()
+
+
+# -- system check, system reset --------------------------------------------------------------
+def test_system_check_reports_inconsistencies_and_repairs_what_is_safe(
+        ctr: Ctr, worker: Worker) -> None:
+    assert ctr("system", "check").code == 0
+    cid = run_detached(ctr, "busybox", "sleep", "1000")
+    state = json.loads((worker.root / "containers" / cid / "state.json").read_text())
+    for pid in (state["monitor_pid"], state["pid"]):  # as an OOM killer or a reboot would
+        os.kill(pid, signal.SIGKILL)
+    half = worker.root / "containers" / f".{'7' * 64}.creating"
+    half.mkdir()
+    volume = worker.root / "volumes" / "broken"
+    ctr("volume", "create", "broken").ok()
+    corrupt(volume / "volume.json", "garbage")
+    checked = ctr("system", "check", trace=False)
+    assert checked.code == 1, str(checked)
+    assert f"half-made container: {half}" in checked.out, str(checked)
+    assert f"container {cid[:12]}: recorded running, its PID 1 is gone" in checked.out
+    assert "volume broken: corrupt record" in checked.out, str(checked)
+    repaired = ctr("system", "check", "--repair", trace=False)
+    assert repaired.code == 1 and "repaired 2 of 3; 1 left" in repaired.out, str(repaired)
+    assert not half.exists()
+    assert "Exited (255)" in ctr("ps", "-a", "--format", "{{.Status}}").ok().out
+    ctr("volume", "rm", "broken").ok()
+    ctr("rm", "-f", cid).ok()
+    assert ctr("system", "check").code == 0
+
+
+def test_system_reset_removes_everything_of_its_root(ctr: Ctr, worker: Worker,
+                                                     tmp_path: Path) -> None:
+    base = tmp_path / "other"
+    other = Ctr(base / "root", base / "run", worker.scratch)
+    before_links, before_rules = links(), shellctr_rules()
+    other("image", "build-busybox").ok()
+    other("network", "create", "--subnet", "10.251.13.0/24", "resetnet").ok()
+    other("run", "-d", "--network", "resetnet", "-p", "18181:80", "-v", "vol:/v",
+          "busybox", "sleep", "1000").ok()
+    other("run", "-d", "--network", "none", "busybox", "sleep", "1000").ok()
+    assert other("system", "reset", "--force").code == 0
+    assert not (base / "root").exists() and not (base / "run").exists()
+    assert links() == before_links and shellctr_rules() == before_rules
+    assert not pids_naming(str(base))
