@@ -323,3 +323,25 @@ def test_system_reset_removes_everything_of_its_root(ctr: Ctr, worker: Worker,
     assert not (base / "root").exists() and not (base / "run").exists()
     assert links() == before_links and shellctr_rules() == before_rules
     assert not pids_naming(str(base))
+
+
+# -- 6. races on the default network ----------------------------------------------------------
+def test_parallel_first_runs_make_the_default_network_once(ctr: Ctr) -> None:
+    ctr("system", "prune", "-f").ok()  # no default network, no base chains
+    results = all_at_once(ctr, [("run", "--rm", "busybox", "true")] * 6)
+    assert all(result.code == 0 for result in results), "\n".join(map(str, results))
+    listed = ctr("network", "ls").ok().out.split()
+    assert listed.count("shellctr0") == 1, listed
+
+
+def test_network_rm_racing_run_leaves_no_orphan_bridge(ctr: Ctr) -> None:
+    for attempt in range(3):
+        ctr("network", "create", "--subnet", "10.251.14.0/24", "racy").ok()
+        results = all_at_once(ctr, [("run", "--rm", "--network", "racy", "busybox", "true"),
+                                    ("network", "rm", "racy")])
+        for result in results:
+            assert "unexpected" not in result.err and "Traceback" not in result.err, \
+                str(result)
+        if "racy" in ctr("network", "ls").ok().out:
+            ctr("network", "rm", "racy").ok()
+        # the leak check (at the end) finds an orphan bridge
