@@ -335,7 +335,7 @@ def test_parallel_first_runs_make_the_default_network_once(ctr: Ctr) -> None:
 
 
 def test_network_rm_racing_run_leaves_no_orphan_bridge(ctr: Ctr) -> None:
-    for attempt in range(3):
+    for _ in range(3):  # a race: a few tries
         ctr("network", "create", "--subnet", "10.251.14.0/24", "racy").ok()
         results = all_at_once(ctr, [("run", "--rm", "--network", "racy", "busybox", "true"),
                                     ("network", "rm", "racy")])
