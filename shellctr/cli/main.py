@@ -109,6 +109,7 @@ def terminate(signum: int, frame: object) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> int:
     debug = False
+    args: argparse.Namespace | None = None
     # `run` in the foreground hands SIGTERM on to the container instead (forward_signals)
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
@@ -143,6 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             import traceback
             traceback.print_exc()
+        if isinstance(err, OSError) and err.errno in (28, 122):  # ENOSPC, EDQUOT
+            from shellctr.core.layout import Layout
+
+            root = Layout.from_env(*(getattr(args, name, None) for name in ("root", "runroot")))
+            report(ShellctrError(f"no space left on device under {root.root} while running "
+                                 f"{verb_of(argv or [])}", "free space and retry"))
+            return ENGINE_ERROR
         sys.stderr.write(f"{PROG}: unexpected error: {err!r} (run with --debug for details)\n")
         return ENGINE_ERROR
     finally:

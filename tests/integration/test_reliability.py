@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,9 @@ from .support import (
     pids_naming,
     run_detached,
     shellctr_rules,
+    tar_member,
     wait_for,
+    write_tar,
 )
 from .test_concurrency import all_at_once
 
@@ -345,3 +348,34 @@ def test_network_rm_racing_run_leaves_no_orphan_bridge(ctr: Ctr) -> None:
         if "racy" in ctr("network", "ls").ok().out:
             ctr("network", "rm", "racy").ok()
         # the leak check (at the end) finds an orphan bridge
+
+
+# -- 7. a full disk, another filesystem ------------------------------------------------------
+@pytest.fixture
+def small_root(worker: Worker, tmp_path: Path) -> Iterator[Ctr]:
+    """A store on an 8 MiB tmpfs (its own filesystem: not the one of the archives)."""
+    base = tmp_path / "small"
+    base.mkdir()
+    subprocess.run(["mount", "--types", "tmpfs", "--options", "size=8m,mode=700", "tmpfs",
+                    str(base)], check=True)
+    try:
+        yield Ctr(base / "root", base / "run", worker.scratch)
+    finally:
+        subprocess.run(["umount", "--lazy", str(base)], check=True)
+
+
+def test_load_across_filesystems_and_on_a_full_disk(ctr: Ctr, worker: Worker,
+                                                    small_root: Ctr) -> None:
+    small = worker.scratch / "small-image.tar"
+    ctr("save", "--output", str(small), "busybox").ok()
+    # the archive is on another filesystem than the root: copy_file_range may say EXDEV
+    small_root("load", "--input", str(small)).ok()
+    assert small_root("images", "-q").ok().out.strip()
+    big = worker.scratch / "big-rootfs.tar"
+    write_tar(big, [tar_member("big", data=os.urandom(6 << 20))])
+    result = small_root("import", str(big), "big:1")
+    assert result.code == 125 and len(result.err_lines) == 1, str(result)
+    assert "no space left on device" in result.err.lower(), str(result)
+    assert "unexpected" not in result.err, str(result)
+    assert "big" not in small_root("images").ok().out
+    small_root("system", "reset", "--force").ok()
