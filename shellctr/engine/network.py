@@ -255,10 +255,36 @@ def remove(host: Host, store: Store, ref: str) -> str:
             raise Conflict(f"network {record['name']} has active endpoints ({names})",
                            "stop the containers or disconnect them first")
         host.step(f"remove network {record['name']}")
-        bring_down(host, store, record)
-        host.remove_file(store.layout.network_endpoints(record["id"]))
-        host.remove_file(store.layout.network_file(record["id"]))
+        retire(host, store, record)
     return str(record["name"])
+
+
+def tombstone(store: Store, nid: str) -> Path:
+    return store.layout.networks_dir / f".{nid}.removing"
+
+
+def retire(host: Host, store: Store, record: Record) -> None:
+    """Remove a network so that its record matches the host at every point: renamed to
+    its tombstone first (gone from every listing, its name free), then its resolver,
+    rules and bridge, then the tombstone. A kill half-way leaves the tombstone, which
+    `system prune` finishes (finish_retired). The caller holds the lock."""
+    host.rename(store.layout.network_file(record["id"]), tombstone(store, record["id"]))
+    bring_down(host, store, record)
+    host.remove_file(store.layout.network_endpoints(record["id"]))
+    host.remove_file(tombstone(store, record["id"]))
+
+
+def finish_retired(host: Host, store: Store, path: Path) -> None:
+    """Finish the removal a kill interrupted (a tombstone .ID.removing)."""
+    nid = path.name[1:-len(".removing")]
+    try:
+        record = store.read(path, NETWORK_SHAPE)
+    except CorruptRecord:
+        record = {"id": nid, "bridge": bridge_name(nid)}
+    record["endpoints"] = endpoints_of(store, nid)
+    bring_down(host, store, record)
+    host.remove_file(store.layout.network_endpoints(nid))
+    host.remove_file(path)
 
 
 def in_use(store: Store) -> set[str]:
@@ -290,9 +316,7 @@ def prune(host: Host, store: Store, include_default: bool = False) -> list[str]:
                     record["name"] == DEFAULT_NETWORK and not include_default):
                 continue
             host.step(f"remove network {record['name']}")
-            bring_down(host, store, record)
-            host.remove_file(store.layout.network_endpoints(record["id"]))
-            host.remove_file(store.layout.network_file(record["id"]))
+            retire(host, store, record)
             removed.append(str(record["name"]))
     return removed
 

@@ -44,6 +44,9 @@ def leftovers(store: Store) -> list[tuple[str, Path]]:
                 found.append(("temporary file", path))
         elif facts.is_dir(path) and not facts.exists(layout.container_config(name)):
             found.append(("container directory without config.json", path))
+    for name in facts.listdir(layout.networks_dir):
+        if name.startswith(".") and name.endswith(".removing"):
+            found.append(("half-removed network", layout.networks_dir / name))
     for name in facts.listdir(layout.volumes_dir):
         if not name.startswith(".") and not facts.exists(layout.volume_record(name)):
             found.append(("half-made volume", layout.volume_dir(name)))
@@ -74,7 +77,11 @@ def collect(host: Host, store: Store) -> list[Path]:
     with store.lock():
         for what, path in leftovers(store):
             host.step(f"remove {what} {path.name}")
-            if what.startswith("half-removed"):
+            if what == "half-removed network":
+                from shellctr.engine.network import finish_retired
+
+                finish_retired(host, store, path)
+            elif what.startswith("half-removed"):
                 store.remove_tombstone(path.name[1:-len(".removing")])
             elif what.startswith("container directory"):
                 host.remove_tree(store.layout.container_run_dir(path.name))

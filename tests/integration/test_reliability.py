@@ -379,3 +379,19 @@ def test_load_across_filesystems_and_on_a_full_disk(ctr: Ctr, worker: Worker,
     assert "unexpected" not in result.err, str(result)
     assert "big" not in small_root("images").ok().out
     small_root("system", "reset", "--force").ok()
+
+
+# -- 5. network rm, killed half-way --------------------------------------------------------
+def test_a_network_whose_removal_was_killed_is_gone_from_listings_and_collected(
+        ctr: Ctr, worker: Worker) -> None:
+    ctr("network", "create", "--subnet", "10.251.15.0/24", "halfgone").ok()
+    nid = ctr("network", "inspect", "--format", "{{.Id}}", "halfgone").ok().out.strip()
+    # killed right after its first step, the rename to its tombstone
+    result = ctr("network", "rm", "halfgone", env={"SHELLCTR_TEST_KILL_AFTER": "1"})
+    assert result.code == -signal.SIGKILL, str(result)
+    assert "halfgone" not in ctr("network", "ls").ok().out  # its record matches: gone
+    assert (worker.root / "networks" / f".{nid}.removing").exists()
+    ctr("network", "create", "--subnet", "10.251.16.0/24", "halfgone").ok()  # name free
+    ctr("network", "rm", "halfgone").ok()
+    ctr("system", "prune", "-f").ok()  # its bridge and rules go (the leak check)
+    assert not (worker.root / "networks" / f".{nid}.removing").exists()
