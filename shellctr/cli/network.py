@@ -215,6 +215,18 @@ def cmd_system_check(args: argparse.Namespace, ctx: Context) -> int:
     return 1 if found else 0
 
 
+def cmd_system_reconcile(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.core.errors import CorruptRecord
+    from shellctr.engine.lifecycle import reconcile
+
+    for cid in ctx.store.container_ids():
+        try:
+            reconcile(ctx.store, cid)
+        except (FileNotFoundError, CorruptRecord):  # removed meanwhile; system check says
+            continue
+    return 0
+
+
 def cmd_system_reset(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.system import reset
 
@@ -291,6 +303,10 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
                               help="collect leftovers, record ended containers, bring up "
                               "missing bridges")
     system_check.set_defaults(func=cmd_system_check)
+    system_reconcile = system_sub.add_parser(
+        "reconcile", help="bring every container's record up to date, applying restart "
+        "policies nobody is left to apply (for a boot-time systemd unit)")
+    system_reconcile.set_defaults(func=cmd_system_reconcile)
     system_reset = system_sub.add_parser("reset", help="remove everything shellctr owns "
                                          "for this root")
     system_reset.add_argument("-f", "--force", action="store_true", help="do not ask")

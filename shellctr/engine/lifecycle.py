@@ -115,6 +115,15 @@ def reconcile(store: Store, cid: str) -> StateRecord:
             state = record_end(store, cid, UNKNOWN_EXIT,
                                "the container ended while no shellctr process watched it")
         teardown(store.host, store, store.container(cid), remove=False)
+        if should_restart(state) and not store.host.dry_run:
+            # its monitor, which carries out the policy, is gone too: this command does
+            # (as Podman's next command does), without the monitor's back-off
+            from shellctr.engine.start import start
+
+            store.write_state(cid, restart_count=state["restart_count"] + 1)
+            store.host.step(f"restart container {short_id(cid)} ({state['restart_policy']})")
+            start(store.host, store, cid, attach=False)
+            state = store.container_state(cid)
     return state
 
 

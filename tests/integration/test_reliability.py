@@ -18,6 +18,7 @@ from .support import (
     Ctr,
     Result,
     Worker,
+    inspect,
     links,
     pids_naming,
     run_detached,
@@ -395,3 +396,19 @@ def test_a_network_whose_removal_was_killed_is_gone_from_listings_and_collected(
     ctr("network", "rm", "halfgone").ok()
     ctr("system", "prune", "-f").ok()  # its bridge and rules go (the leak check)
     assert not (worker.root / "networks" / f".{nid}.removing").exists()
+
+
+# -- 13. restart policies with nobody left to apply them --------------------------------------
+def test_restart_always_is_applied_by_the_next_command_after_its_monitor_was_killed(
+        ctr: Ctr, worker: Worker) -> None:
+    cid = run_detached(ctr, "--restart", "always", "busybox", "sleep", "1000")
+    state = json.loads((worker.root / "containers" / cid / "state.json").read_text())
+    os.kill(state["monitor_pid"], signal.SIGKILL)
+    os.kill(state["pid"], signal.SIGKILL)
+    wait_for(lambda: not pids_naming(str(worker.root / "containers" / cid / "exit.json")),
+             "the monitor to be gone")
+    ctr("system", "reconcile").ok()
+    restarted = inspect(ctr, cid)["State"]
+    assert restarted["Status"] == "running" and restarted["Pid"] != state["pid"], restarted
+    assert inspect(ctr, cid)["RestartCount"] == 1
+    ctr("rm", "-f", cid).ok()
