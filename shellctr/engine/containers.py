@@ -319,7 +319,7 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
     with store.lock():
         if not store.exists(store.layout.container_config(cid)):
             return 0  # removed meanwhile (rm -f)
-        state = reconcile(store, cid)
+        state = reconcile(store, cid, policy=False)  # the policy is this hook's to apply
         if state["status"] == "created":  # no `start` recorded it: a --dry-run script ran it
             state = record_end(store, cid)
         if state["status"] == "running":  # `start`/`restart` already began a new run

@@ -89,7 +89,7 @@ def record_end(store: Store, cid: str, code: int | None = None, error: str = "",
                                  store.host.facts, container_group(container)))
 
 
-def reconcile(store: Store, cid: str) -> StateRecord:
+def reconcile(store: Store, cid: str, policy: bool = True) -> StateRecord:
     """The container's state, brought up to date if it ended since it was written.
 
     The monitor writes `exit.json` when the container ends; if both the container and
@@ -109,15 +109,16 @@ def reconcile(store: Store, cid: str) -> StateRecord:
         state = store.container_state(cid)
         if state["status"] != "running" or not ended_unwatched(store, state, exit_file):
             return state
-        if facts.exists(exit_file):
+        unwatched = not facts.exists(exit_file)  # its monitor died before PID 1 ended
+        if not unwatched:
             state = record_end(store, cid)
         else:
             state = record_end(store, cid, UNKNOWN_EXIT,
                                "the container ended while no shellctr process watched it")
         teardown(store.host, store, store.container(cid), remove=False)
-        if should_restart(state) and not store.host.dry_run:
-            # its monitor, which carries out the policy, is gone too: this command does
-            # (as Podman's next command does), without the monitor's back-off
+        if policy and unwatched and should_restart(state) and not store.host.dry_run:
+            # its monitor, which carries out the policy, is gone: this command does (as
+            # Podman's next command does), without the monitor's back-off
             from shellctr.engine.start import start
 
             store.write_state(cid, restart_count=state["restart_count"] + 1)
