@@ -5,9 +5,17 @@ PY := $(VENV)/bin/python
 # host tools the engine drives, plus what the venv needs; attr: setfattr (whiteouts in
 # --dry-run scripts); dnsmasq-base: the resolver of user networks (the program only, no
 # system service); iperf3: bench/network.py; buildah: the peer the Dockerfile parser's
-# results are checked against (tests/integration/test_dockerfile_peer.py)
+# results are checked against (tests/integration/test_dockerfile_peer.py); docker-compose
+# (1.29, on docker-py): a client of the Engine API service (tests/integration/test_api_compose.py)
 APT_PACKAGES := busybox-static iproute2 iptables util-linux procps tar attr python3 python3-venv \
-    gcc libc6-dev dnsmasq-base iperf3 buildah
+    gcc libc6-dev dnsmasq-base iperf3 buildah \
+    docker-registry skopeo apache2-utils zstd podman runc docker-compose
+# docker-registry: the loopback registry of the pull/push tests (distribution v2); skopeo:
+# the other client that fills it and checks our pushes; apache2-utils: htpasswd for its
+# basic auth; zstd: zstd-compressed layers (decompressed by the zstd tool) and their tests;
+# podman, runc: the peer `build` is compared with in tests/integration/test_build_peer.py
+# and bench/build.py (runc, as crun refuses this hybrid cgroup layout)
+# docker-compose: Debian's 1.29 (docker-py inside), a peer of the Engine API tests
 PYTEST_ARGS ?=
 # the test VMs of vm/ (make test-vm, make test-vm-ci): only those targets install these
 VM_APT_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs cpio
@@ -59,6 +67,11 @@ build/shellctr-monitor: shellctr/monitor.c
 	mkdir -p build
 	cc -O2 -Wall -Wextra -Werror -static -o $@ $<
 
+# a container's last step before its command, run from a sealed memfd copy (exec.c)
+build/shellctr-exec: shellctr/exec.c
+	mkdir -p build
+	cc -O2 -Wall -Wextra -Werror -static -o $@ $<
+
 # bytecode for shellctr's own modules: with PYTHONDONTWRITEBYTECODE set (as in some
 # shells and CI), Python would otherwise compile every module on every command
 build/.bytecode: $(shell find shellctr -name "*.py") $(VENV)/.installed
@@ -66,7 +79,7 @@ build/.bytecode: $(shell find shellctr -name "*.py") $(VENV)/.installed
 	$(PY) -m compileall -q shellctr
 	touch $@
 
-venv: deps $(VENV)/.installed build/shellctr-monitor build/.bytecode
+venv: deps $(VENV)/.installed build/shellctr-monitor build/shellctr-exec build/.bytecode
 
 image: venv  ## build the default busybox image from the host's static busybox
 	bin/shellctr image build-busybox

@@ -1,7 +1,8 @@
 """`shellctr run --rm busybox true` against the raw floor (and Docker/Podman if usable).
 
 The floor is what any container start must do at least: `unshare` new namespaces,
-mount the overlay inside the new mount namespace, run `true` in it, clean up. Its
+mount the overlay inside the new mount namespace, and /proc in it, run `true` in it,
+clean up. Its
 network namespace has loopback only, like `--network none`; the default (bridged) run
 is shown beside it.
 Usage: bench/start.py [ROUNDS]
@@ -25,7 +26,8 @@ def floor(layer: Path) -> None:
     options = f"lowerdir={layer},upperdir={scratch}/upper,workdir={scratch}/work"
     run(["unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork",
          "--propagation", "private", "--", "sh", "-c",
-         'mount -t overlay overlay -o "$1" "$2" && exec chroot "$2" /bin/true',
+         'mount -t overlay overlay -o "$1" "$2" && mount -t proc proc "$2/proc" && '
+         'exec chroot "$2" /bin/true',
          "sh", options, str(scratch / "merged")])
     shutil.rmtree(scratch)
 
@@ -36,7 +38,7 @@ def main() -> None:
     try:
         layer = box.layer_dir()
         cases = {
-            "floor (unshare + overlay + true)": lambda: floor(layer),
+            "floor (unshare + overlay + /proc + true)": lambda: floor(layer),
             "shellctr run --rm --network none ... true": lambda: run(
                 box.shellctr("run", "--rm", "--network", "none", "busybox", "true"),
                 env=box.env),

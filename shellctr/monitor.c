@@ -2,8 +2,10 @@
  * shellctr-monitor: the small process that stays with a container while it runs.
  *
  *   shellctr-monitor [--attach] [--keep-stdin] [--console-fd FD] [--attach-socket DIR]
+ *                    [--log-rotate MAX_BYTES FILES] [--no-log] [--health MS N CHECK ARG...]
  *                    [--then N HOOK ARG...] EXIT_FILE LOG_FILE -- COMMAND [ARG...]
  *   shellctr-monitor --reap -- COMMAND [ARG...]
+ *   shellctr-monitor --init PROGRAM -- ARGV0 [ARG...]
  *
  * It starts COMMAND (shellctr's `unshare ... init.py` line) with stdout and stderr on
  * pipes, and writes every line the container prints to LOG_FILE in Docker's json-file
@@ -22,8 +24,18 @@
  * (8-byte header: stream 1 or 2, three zero bytes, the length big-endian; then the
  * bytes), and may send frames of its own (1-byte type, 4-byte length, payload): type 0
  * is input for the container (its terminal, or its kept-open stdin), type 1 a window
- * size (rows and columns, 16 bits each, big-endian). Clients see end-of-file when the
+ * size (rows and columns, 16 bits each, big-endian), type 2 (empty) closes the kept-open
+ * stdin (the API's attach, when its client's input ends). Clients see end-of-file when the
  * container's output has ended.
+ *
+ * --log-rotate: when LOG_FILE would pass MAX_BYTES, it becomes LOG_FILE.1 (.1 becomes .2,
+ * and so on; FILES files in all, the oldest dropped) and a new LOG_FILE is begun; a record
+ * is never split across files. --no-log: no LOG_FILE is written (`--log-driver none`).
+ *
+ * --health: every MS milliseconds while the container runs, the monitor runs CHECK (N
+ * words: `shellctr _health ID`, which runs the container's health check once and records
+ * it), one at a time: a check still running when the next is due delays it. Daemonless:
+ * the checks live and end with the container.
  *
  * When the container has ended and its output is drained, it writes EXIT_FILE
  * atomically (temp file, fsync, rename):
@@ -66,6 +78,14 @@ struct stream {
 };
 
 static int log_fd = -1;
+static const char *log_path = NULL;
+static long long log_max = 0; /* --log-rotate: bytes per file; 0: no rotation */
+static int log_files = 1;
+static long long log_size = 0;
+
+static char **health_check = NULL; /* --health: the check's argv */
+static long health_ms = 0;
+static pid_t health_pid = -1;
 
 /* an attached `shellctr attach`: its socket, and a partly received frame */
 struct client {
@@ -75,6 +95,7 @@ struct client {
 };
 static struct client clients[MAX_CLIENTS];
 static int input_fd = -1; /* where client input goes: the pty master or the stdin pipe */
+static int input_is_pipe = 0; /* input_fd is the kept-open stdin pipe (a client may close it) */
 
 static void die(const char *what) {
     fprintf(stderr, "shellctr-monitor: %s: %s\n", what, strerror(errno));
@@ -101,6 +122,36 @@ static void timestamp(char *out, size_t size) {
     gmtime_r(&now.tv_sec, &tm);
     size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out + n, size - n, ".%09ldZ", now.tv_nsec);
+}
+
+/* LOG_FILE.(N-1) -> LOG_FILE.N ... LOG_FILE -> LOG_FILE.1, then a new LOG_FILE: the
+ * reader (`logs`) reads the numbered files, oldest first, then LOG_FILE. */
+static void rotate_log(void) {
+    char from[4096], to[4096];
+    fsync(log_fd);
+    close(log_fd);
+    if (log_files <= 1) {
+        snprintf(to, sizeof to, "%s.1", log_path);
+        unlink(to);
+        if (truncate(log_path, 0) < 0 && errno != ENOENT)
+            die("truncate log file");
+    } else {
+        snprintf(to, sizeof to, "%s.%d", log_path, log_files - 1);
+        unlink(to); /* the oldest goes */
+        for (int i = log_files - 2; i >= 1; i--) {
+            snprintf(from, sizeof from, "%s.%d", log_path, i);
+            snprintf(to, sizeof to, "%s.%d", log_path, i + 1);
+            if (rename(from, to) < 0 && errno != ENOENT)
+                die("rotate log file");
+        }
+        snprintf(to, sizeof to, "%s.1", log_path);
+        if (rename(log_path, to) < 0)
+            die("rotate log file");
+    }
+    log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (log_fd < 0)
+        die("open log file");
+    log_size = 0;
 }
 
 /* One log record: the bytes as a JSON string (control characters escaped). */
@@ -131,7 +182,12 @@ static void log_record(const struct stream *s, const char *data, size_t len) {
     }
     timestamp(when, sizeof when);
     n += (size_t)sprintf(out + n, "\",\"stream\":\"%s\",\"time\":\"%s\"}\n", s->name, when);
+    if (log_fd < 0)
+        return; /* --no-log */
+    if (log_max > 0 && log_size > 0 && log_size + (long long)n > log_max)
+        rotate_log();
     write_all(log_fd, out, n);
+    log_size += (long long)n;
 }
 
 static void drop_client(struct client *c) {
@@ -214,6 +270,9 @@ static void serve_client(struct client *c) {
             struct winsize ws = {.ws_row = (unsigned short)(payload[0] << 8 | payload[1]),
                                  .ws_col = (unsigned short)(payload[2] << 8 | payload[3])};
             ioctl(input_fd, TIOCSWINSZ, &ws); /* not a terminal (no -t): nothing to size */
+        } else if (c->buf[0] == 2 && input_is_pipe && input_fd >= 0) {
+            close(input_fd); /* the client's input ended: the container reads EOF */
+            input_fd = -1;
         }
         memmove(c->buf, c->buf + 5 + size, c->len - 5 - size);
         c->len -= 5 + size;
@@ -310,6 +369,43 @@ static void write_exit_file(const char *path, int code) {
         die("write exit file");
 }
 
+static long long now_ms(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static long long health_due_ms = 0;
+
+/* --health: the poll timeout until the next check (-1: no checks), starting one if due. */
+static int health_tick(void) {
+    if (health_check == NULL)
+        return -1;
+    if (health_pid > 0 && waitpid(health_pid, NULL, WNOHANG) == health_pid)
+        health_pid = -1;
+    long long now = now_ms();
+    if (now >= health_due_ms && health_pid < 0) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            int null = open("/dev/null", O_RDWR);
+            if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+                _exit(125);
+            signal(SIGHUP, SIG_DFL);
+            signal(SIGINT, SIG_DFL);
+            signal(SIGPIPE, SIG_DFL);
+            execvp(health_check[0], health_check);
+            _exit(127);
+        }
+        if (pid > 0)
+            health_pid = pid;
+        health_due_ms = now + health_ms;
+    }
+    if (health_pid > 0) /* look again soon: to reap it, and to start the next on time */
+        return (int)(health_due_ms - now < 100 ? (health_due_ms > now ? health_due_ms - now : 0)
+                                                : 100);
+    return (int)(health_due_ms - now);
+}
+
 static int usage(void) {
     fprintf(stderr, "usage: shellctr-monitor [--attach] [--keep-stdin] [--console-fd FD] "
                     "[--attach-socket DIR] [--then N HOOK ARG...] EXIT_FILE LOG_FILE -- "
@@ -359,9 +455,53 @@ static int reap(char **command) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* --init: `run --init`'s PID 1 inside the container (this static binary, bound read-only
+ * at /sbin/shellctr-init). It runs PROGRAM as its child, in a process group of its own
+ * (the terminal's foreground group, with -t), forwards every signal it gets to that child,
+ * reaps every orphan the kernel hands it, and exits as the child did (128+N for signal
+ * N). Signals stay blocked and are taken with sigwaitinfo: a blocked signal reaches a
+ * namespace's PID 1 even from outside, where a default disposition would drop it. */
+static int init_role(const char *program, char **command) {
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t child = fork();
+    if (child < 0)
+        die("fork");
+    if (child == 0) {
+        setpgid(0, 0);
+        if (isatty(0))
+            tcsetpgrp(0, getpid()); /* SIGTTOU is blocked: allowed from the background */
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        execv(program, command);
+        fprintf(stderr, "shellctr-init: exec %s: %s\n", program, strerror(errno));
+        _exit(errno == ENOENT ? 127 : 126);
+    }
+    for (;;) {
+        siginfo_t info;
+        int sig = sigwaitinfo(&all, &info);
+        if (sig < 0) {
+            if (errno == EINTR)
+                continue;
+            die("sigwaitinfo");
+        }
+        if (sig != SIGCHLD) {
+            kill(child, sig);
+            continue;
+        }
+        int status;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) /* the child, and any orphan */
+            if (pid == child)
+                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc > 3 && strcmp(argv[1], "--reap") == 0 && strcmp(argv[2], "--") == 0)
         return reap(argv + 3);
+    if (argc > 4 && strcmp(argv[1], "--init") == 0 && strcmp(argv[3], "--") == 0)
+        return init_role(argv[2], argv + 4);
     int attach = 0, keep_stdin = 0, console = -1, arg = 1;
     const char *socket_dir = NULL;
     char **hook = NULL;
@@ -380,6 +520,25 @@ int main(int argc, char **argv) {
         } else if (arg + 1 < argc && strcmp(argv[arg], "--attach-socket") == 0) {
             socket_dir = argv[arg + 1];
             arg += 2;
+        } else if (arg + 2 < argc && strcmp(argv[arg], "--log-rotate") == 0) {
+            log_max = atoll(argv[arg + 1]);
+            log_files = atoi(argv[arg + 2]);
+            if (log_max < 0 || log_files < 1)
+                return usage();
+            arg += 3;
+        } else if (arg < argc && strcmp(argv[arg], "--no-log") == 0) {
+            log_path = "";
+            arg++;
+        } else if (arg + 2 < argc && strcmp(argv[arg], "--health") == 0) {
+            health_ms = atol(argv[arg + 1]);
+            int words = atoi(argv[arg + 2]);
+            if (health_ms < 1 || words < 1 || arg + 3 + words > argc)
+                return usage();
+            health_check = calloc((size_t)words + 1, sizeof *health_check);
+            if (health_check == NULL)
+                die("calloc");
+            memcpy(health_check, argv + arg + 3, (size_t)words * sizeof *health_check);
+            arg += 3 + words;
         } else if (arg + 1 < argc && strcmp(argv[arg], "--then") == 0) {
             int words = atoi(argv[arg + 1]);
             if (words < 1 || arg + 2 + words > argc)
@@ -398,9 +557,16 @@ int main(int argc, char **argv) {
     const char *exit_file = argv[arg], *log_file = argv[arg + 1];
     char **command = argv + arg + 3;
 
-    log_fd = open(log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    if (log_fd < 0)
-        die("open log file");
+    if (log_path == NULL) { /* not --no-log */
+        log_path = log_file;
+        log_fd = open(log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (log_fd < 0)
+            die("open log file");
+        struct stat st;
+        if (fstat(log_fd, &st) == 0)
+            log_size = st.st_size; /* a restarted container's log goes on */
+    }
+    health_due_ms = now_ms() + health_ms;
     int out[2], err[2], in[2] = {-1, -1};
     if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
         die("pipe");
@@ -433,6 +599,7 @@ int main(int argc, char **argv) {
     if (keep_stdin) {
         close(in[0]);
         input_fd = in[1];
+        input_is_pipe = 1;
         fcntl(input_fd, F_SETFL, O_NONBLOCK); /* a container not reading must not stall us */
     }
 
@@ -452,7 +619,7 @@ int main(int argc, char **argv) {
                                               {.fd = listener, .events = POLLIN}};
         for (int i = 0; i < MAX_CLIENTS; i++)
             fds[5 + i] = (struct pollfd){.fd = clients[i].fd, .events = POLLIN};
-        if (poll(fds, 5 + MAX_CLIENTS, -1) < 0) {
+        if (poll(fds, 5 + MAX_CLIENTS, health_tick()) < 0) {
             if (errno == EINTR)
                 continue;
             die("poll");
@@ -485,10 +652,16 @@ int main(int argc, char **argv) {
         if (errno != EINTR)
             die("waitpid");
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    fsync(log_fd);
+    if (health_pid > 0) { /* the container has ended: so has its health */
+        kill(health_pid, SIGTERM);
+        waitpid(health_pid, NULL, 0);
+    }
+    if (log_fd >= 0)
+        fsync(log_fd);
     write_exit_file(exit_file, code);
     if (hook != NULL) {
-        close(log_fd);
+        if (log_fd >= 0)
+            close(log_fd);
         execvp(hook[0], hook);
         die("exec hook");
     }

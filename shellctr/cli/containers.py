@@ -7,12 +7,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from shellctr.cli.common import Context, Parser, for_each, print_inspected, report
+from shellctr.cli.common import (
+    Context,
+    Parser,
+    for_each,
+    label_method,
+    print_inspected,
+    print_rows,
+    report,
+)
 from shellctr.cli.run import add_limit_flags
 from shellctr.core.errors import ShellctrError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from shellctr.core.records import ContainerRecord, StateRecord
     from shellctr.core.store import Store
 
@@ -43,7 +53,8 @@ def cmd_start(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_stop(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.containers import stop
 
-    return for_each(args.containers, lambda ref: stop(ctx.host, ctx.store, ref, args.time),
+    return for_each(args.containers,
+                    lambda ref: stop(ctx.host, ctx.store, ref, args.time, args.signal),
                     echo=ctx.host.result)
 
 
@@ -52,8 +63,12 @@ def cmd_restart(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.start import start
 
     def restart(ref: str) -> None:
-        stop(ctx.host, ctx.store, ref, args.time)
-        start(ctx.host, ctx.store, find_container(ctx.store, ref), attach=False)
+        from shellctr.engine.events import container_event
+
+        stop(ctx.host, ctx.store, ref, args.time, args.signal)
+        cid = find_container(ctx.store, ref)
+        start(ctx.host, ctx.store, cid, attach=False)
+        container_event(ctx.store, cid, "restart")
 
     return for_each(args.containers, restart, echo=ctx.host.result)
 
@@ -69,7 +84,7 @@ def cmd_kill(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_wait(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.containers import wait
 
-    return for_each(args.containers, lambda ref: print(wait(ctx.store, ref)))
+    return for_each(args.containers, lambda ref: print(wait(ctx.store, ref, args.condition)))
 
 
 def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
@@ -83,13 +98,21 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
     since = logs.parse_since(args.since) if args.since else None
     until = logs.parse_since(args.until) if args.until else None
     cid = find_container(ctx.store, args.container)
+    if ctx.store.container_config(cid).get("log_driver") == "none":
+        raise ShellctrError("configured logging driver does not support reading",
+                            "the container runs with --log-driver none")
+    path = ctx.store.layout.container_log(cid)
     try:  # open once: a --rm container's log goes with it, and -f must read it to the end
-        stream = open(ctx.store.layout.container_log(cid), "rb")  # noqa: SIM115
+        stream = open(path, "rb")  # noqa: SIM115
     except FileNotFoundError:  # never started, or removed just now
         return 0
     with stream:
-        records, offset = logs.read_from(stream, 0)
+        records = logs.read_rotated(path, stream)  # --log-opt max-size: the older files
+        current, offset = logs.read_from(stream, 0)
+        records += current
         for record in logs.select(records, tail, since, until):
+            if args.details:  # Docker's: the attributes (none here), a blank, the line
+                record = logs.Record(record.time, record.stream, " " + record.text)
             logs.show(record, args.timestamps)
         if args.follow:
             def running() -> bool:
@@ -98,36 +121,76 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
                 except FileNotFoundError:  # removed (--rm) meanwhile: it has ended
                     return False
 
-            logs.follow(stream, offset, running, args.timestamps, until)
+            logs.follow(stream, offset, running, args.timestamps, until, path)
     return 0
 
 
 def cmd_exec(args: argparse.Namespace, ctx: Context) -> int:
+    import os
+
     from shellctr.engine.exec import exec_in
     from shellctr.parts.request import ExecRequest
 
+    if args.tty and args.interactive and not args.detach and not os.isatty(0):
+        err = ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
+        err.exit_code = 1  # as Docker's, and before anything starts in the container
+        raise err
     return exec_in(ctx.host, ctx.store, ExecRequest.from_args(args))
 
 
-def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
+INSPECT_TYPES = ("container", "image", "network", "volume")
 
+
+def inspected(ctx: Context, name: str, kind: str | None, size: bool) -> dict[str, Any]:
+    """The first object called `name` (of `kind`, if given): containers first, as Docker."""
     from shellctr.core.errors import NotFound
     from shellctr.engine.containers import find_container
-    from shellctr.engine.image import find_image
     from shellctr.engine.inspect import container_json, image_json
+    from shellctr.parts.reference import find_image_record
 
+    def container() -> dict[str, Any]:
+        cid = find_container(ctx.store, name)
+        record: dict[str, Any] = container_json(ctx.store, cid)
+        if size:
+            from shellctr.engine.info import container_sizes
+
+            rw, image = container_sizes(ctx.host, ctx.store, [cid]).get(cid, (0, 0))
+            record["SizeRw"], record["SizeRootFs"] = rw, rw + image
+        return record
+
+    def network() -> dict[str, Any]:
+        from shellctr.engine.inspect import network_json
+        from shellctr.engine.network import find_network
+
+        return network_json(ctx.store, find_network(ctx.store, name))
+
+    def volume() -> dict[str, Any]:
+        from shellctr.cli.volumes import volume_json
+
+        return dict(volume_json(ctx, name))
+
+    finders = {"container": container,
+               "image": lambda: image_json(find_image_record(ctx.store.image_records(), name),
+                                           ctx.store),
+               "network": network, "volume": volume}
+    for key in (kind,) if kind else INSPECT_TYPES:
+        try:
+            return finders[key]()
+        except NotFound:
+            continue
+        except FileNotFoundError:  # removed by another process as we read it
+            continue
+    raise NotFound(f"no such {kind or 'object'}: {name}")
+
+
+def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
     found = []
     code = 0
     for name in args.names:
         try:
-            try:
-                found.append(container_json(ctx.store, find_container(ctx.store, name)))
-            except NotFound:
-                found.append(image_json(find_image(ctx.store, name), ctx.store))
-            except FileNotFoundError as err:  # removed by another process as we read it
-                raise NotFound(f"no such object: {name}") from err
+            found.append(inspected(ctx, name, args.type, args.size))
         except ShellctrError as err:
-            report(NotFound(f"no such object: {name}") if isinstance(err, NotFound) else err)
+            report(err)
             code = 1
     print_inspected(found, args.format)
     return code
@@ -173,7 +236,7 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
     import re
     import time
 
-    from shellctr.cli.gotemplate import render, table_format
+    from shellctr.cli.gotemplate import Template, table_format
     from shellctr.cli.textfmt import STATS_DEFAULT_FORMAT, STATS_HEADERS, stats_row, table
     from shellctr.engine import cgroup, stats
     from shellctr.engine.containers import find_container
@@ -204,13 +267,20 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
         return {cid: stats.sample(ctx.host.facts, groups[cid], pid) if pid else stats.Sample()
                 for cid, _, pid in shown}
 
-    is_table, template = table_format(args.format or STATS_DEFAULT_FORMAT)
+    spec = STATS_DEFAULT_FORMAT if args.format in (None, "", "table") else args.format
+    is_table, template = table_format(spec)
+    parsed = Template(template) if spec != "json" else None
 
     def frame(shown: list[tuple[str, str, int]], before: dict[str, stats.Sample],
               after: dict[str, stats.Sample]) -> str:
         rows = [stats_row(cid, name, before.get(cid, after[cid]), after[cid], cpus)
                 for cid, name, _ in shown]
-        lines = [render(template, item) for item in rows]
+        if parsed is None:  # --format json: one object a line, keys sorted, as Docker's
+            import json
+
+            return "\n".join(json.dumps(row, sort_keys=True, separators=(",", ":"))
+                             for row in rows)
+        lines = [parsed.execute(item) for item in rows]
         if not is_table:
             return "\n".join(lines)
         header = re.sub(r"{{\s*\.(\w+)\s*}}",
@@ -238,9 +308,10 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_top(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.cli.textfmt import top_table
     from shellctr.engine.containers import top
 
-    print(top(ctx.host, ctx.store, args.container, args.ps_args))
+    print(top_table(top(ctx.host, ctx.store, args.container, args.ps_args)))
     return 0
 
 
@@ -260,21 +331,20 @@ def cmd_exited(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     from datetime import datetime
 
-    from shellctr.cli.gotemplate import render, table_format
-    from shellctr.cli.textfmt import command_column, human_ago, human_duration, table
+    from shellctr.cli.textfmt import command_column, human_ago, human_duration, human_size
     from shellctr.core.errors import CorruptRecord
     from shellctr.core.ids import short_id
     from shellctr.engine import cgroup
-    from shellctr.engine.containers import container_matches, parse_filters
-    from shellctr.engine.lifecycle import container_group, reconcile, salvaged
+    from shellctr.engine.containers import container_matches, parse_filters, restart_unwatched
+    from shellctr.engine.lifecycle import container_group, salvaged
 
     store = ctx.store
     filters = parse_filters(args.filter)
 
     def entry(cid: str) -> tuple[ContainerRecord, StateRecord] | None:
         try:
-            state = reconcile(store, cid)
-            return store.container(cid), state
+            state = restart_unwatched(ctx.host, store, cid)  # reconciled; a lost policy applied
+            return store.container(cid, state), state
         except FileNotFoundError:  # another shellctr process removed it just now
             return None
         except CorruptRecord as err:
@@ -301,7 +371,14 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     full = args.no_trunc
     # as Docker: a container that does not run shows no ports
     published = ports_column(store, [c for c, s in entries if s["status"] == "running"])
-    rows = []
+    sizes: dict[str, str] = {}
+    if args.size:
+        from shellctr.engine.info import container_sizes
+
+        sizes = {cid: f"{human_size(rw)} (virtual {human_size(rw + image)})"
+                 for cid, (rw, image) in container_sizes(ctx.host, store,
+                                                          [c["id"] for c, _ in entries]).items()}
+    rows: list[dict[str, Any]] = []
     for container, state in entries:
         cid = container["id"]
         created = datetime.fromisoformat(container["created"])
@@ -309,6 +386,10 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
             status = "Up " + human_duration(datetime.fromisoformat(state["started_at"]))
             if cgroup.is_frozen(ctx.host.facts, container_group(container)):
                 status += " (Paused)"
+            elif container.get("healthcheck"):
+                from shellctr.engine.health import status_suffix
+
+                status += status_suffix(store, cid)
         elif state["status"] == "exited" and state["finished_at"] is not None:
             status = (f"Exited ({state['exit_code']}) "
                       f"{human_ago(datetime.fromisoformat(state['finished_at']))}")
@@ -324,25 +405,20 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
             "RunningFor": human_ago(created), "Status": status, "State": state["status"],
             "Ports": published.get(cid, ""), "Names": container["name"],
             "Labels": ",".join(f"{k}={v}" for k, v in container["labels"].items()),
+            "Label": label_method(container["labels"]),
+            "Mounts": ",".join(mount["source"] if mount["type"] == "volume" else
+                               mount["target"] for mount in container["mounts"]
+                               if mount["type"] != "tmpfs"),
+            "LocalVolumes": str(sum(m["type"] == "volume" for m in container["mounts"])),
+            "Networks": ",".join(container["networks"]) or container["network_mode"],
+            "Size": sizes.get(cid, "") if args.size else "",
         })
     if args.quiet:
         for row in rows:
             print(row["ID"])
         return 0
-    if args.format:
-        is_table, template = table_format(args.format)
-        lines = [render(template, row) for row in rows]
-        if is_table:
-            import re
-            header = re.sub(r"{{\s*\.(\w+)\s*}}", lambda m: PS_HEADERS.get(m[1], m[1].upper()),
-                            template)
-            print(table(header.split("\t"), [line.split("\t") for line in lines]))
-        else:
-            for line in lines:
-                print(line)
-        return 0
-    keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
-    print(table([PS_HEADERS[key] for key in keys], [[row[key] for key in keys] for row in rows]))
+    print_rows(rows, args.format, PS_SIZE_FORMAT if args.size else PS_DEFAULT_FORMAT,
+               PS_HEADERS)
     return 0
 
 
@@ -388,7 +464,13 @@ def cmd_port(args: argparse.Namespace, ctx: Context) -> int:
 
 PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
               "RunningFor": "CREATED", "CreatedAt": "CREATED AT", "Status": "STATUS",
-              "State": "STATE", "Ports": "PORTS", "Names": "NAMES", "Labels": "LABELS"}
+              "State": "STATE", "Ports": "PORTS", "Names": "NAMES", "Labels": "LABELS",
+              "Label": "LABEL", "Mounts": "MOUNTS", "LocalVolumes": "LOCAL VOLUMES",
+              "Networks": "NETWORKS", "Size": "SIZE"}
+PS_DEFAULT_FORMAT = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
+                     "{{.Ports}}\t{{.Names}}")
+PS_SIZE_FORMAT = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
+                  "{{.Ports}}\t{{.Names}}\t{{.Size}}")
 
 
 def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
@@ -426,8 +508,11 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     for name, about in (("stop", "stop running containers: stop signal, then SIGKILL"),
                         ("restart", "stop, then start containers")):
         verb = verbs.add_parser(name, help=about)
-        verb.add_argument("-t", "--time", type=int, default=10, metavar="N",
-                          help="seconds to wait before SIGKILL (default 10)")
+        verb.add_argument("-t", "--timeout", "--time", dest="time", type=int, metavar="N",
+                          help="seconds to wait before SIGKILL (default: the container's "
+                          "--stop-timeout, else 10)")
+        verb.add_argument("-s", "--signal", metavar="SIG",
+                          help="the signal to send (default: the container's stop signal)")
         verb.add_argument("containers", nargs="+", metavar="CONTAINER")
         verb.set_defaults(func=cmd_stop if name == "stop" else cmd_restart)
 
@@ -437,6 +522,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     kill.set_defaults(func=cmd_kill)
 
     wait = verbs.add_parser("wait", help="wait for containers to end; print exit codes")
+    wait.add_argument("--condition", default="not-running", metavar="CONDITION",
+                      help="not-running (the default), next-exit or removed")
     wait.add_argument("containers", nargs="+", metavar="CONTAINER")
     wait.set_defaults(func=cmd_wait)
 
@@ -447,6 +534,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     logs.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
     logs.add_argument("--since", metavar="T", help="only after T (RFC 3339, Unix time, 10m)")
     logs.add_argument("--until", metavar="T", help="only before T")
+    logs.add_argument("--details", action="store_true",
+                      help="each line after the extra attributes given to the log (none)")
     logs.add_argument("container", metavar="CONTAINER")
     logs.set_defaults(func=cmd_logs)
 
@@ -454,16 +543,25 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     execute.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     execute.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
     execute.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    execute.add_argument("--detach-keys", metavar="KEYS",
+                         help="what detaches from -it, leaving it running (ctrl-p,ctrl-q)")
     execute.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
     execute.add_argument("--env-file", action="append", default=[], metavar="FILE")
     execute.add_argument("-u", "--user", metavar="USER[:GROUP]")
     execute.add_argument("-w", "--workdir", metavar="DIR")
+    execute.add_argument("--privileged", action="store_true",
+                         help="every capability for the command")
     execute.add_argument("container", metavar="CONTAINER")
     execute.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD [ARG...]")
     execute.set_defaults(func=cmd_exec)
 
     inspect = verbs.add_parser("inspect", help="containers and images as JSON")
-    inspect.add_argument("-f", "--format", metavar="TEMPLATE", help="a Go template")
+    inspect.add_argument("-f", "--format", metavar="TEMPLATE",
+                         help="'json' (one object a line), or a Go template")
+    inspect.add_argument("--type", choices=INSPECT_TYPES, metavar="TYPE",
+                         help="only objects of this type: " + ", ".join(INSPECT_TYPES))
+    inspect.add_argument("-s", "--size", action="store_true",
+                         help="with the container's SizeRw and SizeRootFs")
     inspect.add_argument("names", nargs="+", metavar="NAME")
     inspect.set_defaults(func=cmd_inspect)
 
@@ -477,7 +575,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     stats = verbs.add_parser("stats", help="containers' CPU, memory, I/O and pids")
     stats.add_argument("-a", "--all", action="store_true", help="stopped containers too")
     stats.add_argument("--no-stream", action="store_true", help="print once, then exit")
-    stats.add_argument("--format", metavar="TEMPLATE", help="a Go template, or 'table ...'")
+    stats.add_argument("--format", metavar="FORMAT",
+                       help="'table', 'json', or a Go template ('table ...': columns)")
     stats.add_argument("containers", nargs="*", metavar="CONTAINER")
     stats.set_defaults(func=cmd_stats)
 
@@ -513,10 +612,13 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     ps = verbs.add_parser("ps", help="list containers")
     ps.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
     ps.add_argument("-q", "--quiet", action="store_true", help="only ids")
+    ps.add_argument("-s", "--size", action="store_true",
+                    help="the size of each container's writable layer (and its image's)")
     ps.add_argument("--no-trunc", action="store_true", help="don't shorten ids and commands")
     ps.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
                     help="id, name, status, exited, ancestor, label")
-    ps.add_argument("--format", metavar="TEMPLATE", help="a Go template, or 'table ...'")
+    ps.add_argument("--format", metavar="FORMAT",
+                    help="'table', 'json', or a Go template ('table ...': columns)")
     ps.add_argument("-n", "--last", type=int, default=-1, metavar="N",
                     help="the N last created containers (any state)")
     ps.add_argument("-l", "--latest", action="store_true",

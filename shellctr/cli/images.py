@@ -15,19 +15,27 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from shellctr.core.host import Host, ScratchFile
+
 
 def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.cli.textfmt import human_ago, human_size, table
+    """From the plain records (state.Image's shape): listing images imports no pydantic."""
+    from datetime import datetime
+
+    from shellctr.cli.common import print_rows
+    from shellctr.cli.textfmt import human_ago, human_size
     from shellctr.core.errors import CorruptRecord
-    from shellctr.core.state import images as all_images
 
     corrupt: list[CorruptRecord] = []
-    images = sorted(all_images(ctx.store, corrupt), key=lambda image: image.created,
-                    reverse=True)
+    images = sorted(ctx.store.image_records(corrupt),
+                    key=lambda image: datetime.fromisoformat(image["created"]), reverse=True)
     if args.reference or args.filter:
         corrupt = []  # a corrupt record matches nothing
     for err in corrupt:  # listed, and said what to do
         report(err)
+    if not args.all:
+        hidden = ctx.store.intermediate_image_ids()
+        images = [image for image in images if image["repo_tags"] or image["id"] not in hidden]
     if args.reference:
         import fnmatch
 
@@ -35,7 +43,7 @@ def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
         wanted = normalize_ref(args.reference) if ":" in args.reference else args.reference
         images = [image for image in images if any(
             fnmatch.fnmatchcase(tag, wanted) or fnmatchcase_repo(tag, wanted)
-            for tag in image.repo_tags)]
+            for tag in image["repo_tags"])]
     if args.filter:
         images = filter_images(ctx, images, args.filter)
     broken = [Path(str(err.path)).stem for err in corrupt]
@@ -44,26 +52,45 @@ def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
             print(f"sha256:{image_id}" if args.no_trunc else image_id[:12])
         seen = set()
         for image in images:
-            short = image.id if args.no_trunc else image.id[:12]
+            short = image["id"] if args.no_trunc else image["id"][:12]
             if short not in seen:
                 print(f"sha256:{short}" if args.no_trunc else short)
                 seen.add(short)
         return 0
-    rows = []
+    rows: list[dict[str, Any]] = []
     for image in images:
-        created, size = human_ago(image.created), human_size(image.size)
-        image_id = f"sha256:{image.id}" if args.no_trunc else image.id[:12]
-        digest = f"sha256:{image.digest}" if image.digest else "<none>"
-        for tag in image.repo_tags or ["<none>:<none>"]:
+        created = human_ago(datetime.fromisoformat(image["created"]))
+        size = human_size(image["size"])
+        image_id = f"sha256:{image['id']}" if args.no_trunc else image["id"][:12]
+        digest = f"sha256:{image['digest']}" if image.get("digest") else "<none>"
+        # pulled by digest only: its repository, with no tag (as Docker lists it)
+        untagged = [f"{d.partition('@')[0]}:<none>" for d in image.get("repo_digests", [])]
+        for tag in image["repo_tags"] or untagged[:1] or ["<none>:<none>"]:
             repo, _, name = tag.rpartition(":")
-            rows.append([repo, name, *([digest] if args.digests else []), image_id, created,
-                         size])
-    rows += [["<corrupt>", "<none>", *(["<none>"] if args.digests else []),
-              f"sha256:{image_id}" if args.no_trunc else image_id[:12], "", ""]
-             for image_id in broken]
-    print(table(["REPOSITORY", "TAG", *(["DIGEST"] if args.digests else []), "IMAGE ID",
-                 "CREATED", "SIZE"], rows))
+            rows.append({"Containers": "N/A", "CreatedAt": image["created"][:19].replace(
+                "T", " ") + " +0000 UTC", "CreatedSince": created, "Digest": digest,
+                "ID": image_id, "Repository": repo, "SharedSize": "N/A", "Size": size,
+                "Tag": name, "UniqueSize": "N/A", "VirtualSize": size})
+    rows += [{"Containers": "N/A", "CreatedAt": "", "CreatedSince": "", "Digest": "<none>",
+              "ID": f"sha256:{image_id}" if args.no_trunc else image_id[:12],
+              "Repository": "<corrupt>", "SharedSize": "N/A", "Size": "", "Tag": "<none>",
+              "UniqueSize": "N/A", "VirtualSize": ""} for image_id in broken]
+    default = IMAGES_DIGESTS_FORMAT if args.digests else IMAGES_FORMAT
+    print_rows(rows, args.format, default, IMAGES_HEADERS)
     return 0
+
+
+IMAGES_FORMAT = ("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}")
+IMAGES_DIGESTS_FORMAT = ("table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t"
+                         "{{.CreatedSince}}\t{{.Size}}")
+IMAGES_HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
+                  "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
+                  "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE",
+                  "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE"}
+HISTORY_FORMAT = ("table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t"
+                  "{{.Comment}}")
+HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                   "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
 
 
 def fnmatchcase_repo(tag: str, wanted: str) -> bool:
@@ -71,8 +98,10 @@ def fnmatchcase_repo(tag: str, wanted: str) -> bool:
     return tag.rpartition(":")[0] == wanted
 
 
-def filter_images(ctx: Context, images: list[Any], filters: list[str]) -> list[Any]:
-    """`-f dangling=true|false`, `-f label=KEY[=VALUE]`, `-f reference=PATTERN`."""
+def filter_images(ctx: Context, images: list[dict[str, Any]],
+                  filters: list[str]) -> list[dict[str, Any]]:
+    """`-f dangling=true|false`, `-f label=KEY[=VALUE]`, `-f reference=PATTERN`, of image
+    records."""
     import fnmatch
 
     from shellctr.parts.filters import label_matches
@@ -80,13 +109,14 @@ def filter_images(ctx: Context, images: list[Any], filters: list[str]) -> list[A
     for item in filters:
         key, _, value = item.partition("=")
         if key == "dangling":
-            images = [i for i in images if (not i.repo_tags) == (value.lower() == "true")]
+            images = [i for i in images if (not i["repo_tags"]) == (value.lower() == "true")]
         elif key == "label":
-            images = [i for i in images if label_matches(i.config.Labels, value)]
+            images = [i for i in images
+                      if label_matches(i.get("config", {}).get("Labels", {}), value)]
         elif key == "reference":
             images = [i for i in images if any(fnmatch.fnmatchcase(t, value) or
                                                fnmatch.fnmatchcase(t.rpartition(":")[0], value)
-                                               for t in i.repo_tags)]
+                                               for t in i["repo_tags"])]
         else:
             raise ShellctrError(f"invalid filter {item!r}", "use dangling, label or reference")
     return images
@@ -125,8 +155,11 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.engine.image import import_image
 
     if args.file == "-":
-        with spooled_stdin() as path:
-            image = import_image(ctx.host, ctx.store, path, args.change, args.reference)
+        from shellctr.engine.spool import spooled
+
+        with spooled(ctx.host) as path:
+            image = import_image(ctx.host, ctx.store, path, args.change, args.reference,
+                                 source="-")  # Docker's words, not the spool's name
     else:
         path = Path(args.file)
         if not path.is_file():
@@ -138,7 +171,7 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_build_busybox(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.image import build_busybox
+    from shellctr.engine.busybox import build_busybox
 
     image = build_busybox(ctx.host, ctx.store, Path(args.busybox), args.reference)
     ctx.host.result(f"sha256:{image.id}")
@@ -153,7 +186,9 @@ def cmd_load(args: argparse.Namespace, ctx: Context) -> int:
         if sys.stdin.isatty():
             raise ShellctrError("requested load from stdin, but stdin is empty",
                                 "use -i FILE or pipe an archive in")
-        with spooled_stdin(decompress=True) as path:
+        from shellctr.engine.spool import spooled
+
+        with spooled(ctx.host, decompress=True) as path:
             lines = load(ctx.host, ctx.store, path)
     else:
         import stat
@@ -164,13 +199,15 @@ def cmd_load(args: argparse.Namespace, ctx: Context) -> int:
         except OSError:
             mode = 0
         if stat.S_ISFIFO(mode):  # a named pipe (or `-i <(zcat ...)`): read once, spooled
+            from shellctr.engine.spool import spooled
+
             with open(path, "rb") as stream, \
-                    spooled_stdin(decompress=True, source=stream) as plain:
+                    spooled(ctx.host, stream, path, decompress=True) as plain:
                 lines = load(ctx.host, ctx.store, plain)
         elif not stat.S_ISREG(mode):
             raise ShellctrError(f"no such file: {args.input}", "give an archive written by save")
         else:
-            with uncompressed(path) as plain:
+            with uncompressed(ctx.host, path) as plain:
                 lines = load(ctx.host, ctx.store, plain)
     for line in lines if not args.quiet else []:
         ctx.host.result(line)
@@ -196,15 +233,21 @@ def cmd_tag(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_history(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.cli.textfmt import human_ago, human_size, table
+    from shellctr.cli.common import print_rows
+    from shellctr.cli.textfmt import human_ago, human_size
+    from shellctr.core.state import images as all_images
     from shellctr.engine.image import find_image
 
     image = find_image(ctx.store, args.image)
     entries: list[Any] = list(image.history) or [None]
     sizes = list(image.layer_sizes) or [image.size]
-    rows = []
+    # a row is a local image's own when that image is this one up to the row (its parent
+    # chain, as Docker shows it): the same layers, and as many history entries
+    local = {(len(other.history) or 1, tuple(other.layers)): other.id
+             for other in all_images(ctx.store) if other.id != image.id}
+    rows: list[dict[str, Any]] = []
     layer = 0
-    for entry in entries:
+    for position, entry in enumerate(entries):
         empty = entry is not None and entry.empty_layer
         size = 0 if empty or layer >= len(sizes) else sizes[layer]
         if not empty:
@@ -212,16 +255,27 @@ def cmd_history(args: argparse.Namespace, ctx: Context) -> int:
         created_by = entry.created_by if entry is not None else ""
         if not args.no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
-        rows.append(["<missing>", human_ago(entry.created) if entry and entry.created else "",
-                     created_by, human_size(max(size, 0)),
-                     entry.comment if entry is not None else image.comment])
+        parent = local.get((position + 1, tuple(image.layers[:layer])))
+        shown_id = "<missing>" if parent is None else (
+            f"sha256:{parent}" if args.no_trunc else parent[:12])
+        created = entry.created if entry and entry.created else None
+        stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ") if created else ""
+        rows.append({
+            "ID": shown_id,
+            # -H=false: the time and the bytes as they are, as Docker's
+            "CreatedSince": (human_ago(created) if args.human else stamp) if created else "",
+            "CreatedAt": stamp,
+            "CreatedBy": created_by,
+            "Size": human_size(max(size, 0)) if args.human else str(max(size, 0)),
+            "Comment": entry.comment if entry is not None else image.comment,
+        })
     rows.reverse()
-    rows[0][0] = (f"sha256:{image.id}" if args.no_trunc else image.id[:12])
+    rows[0]["ID"] = (f"sha256:{image.id}" if args.no_trunc else image.id[:12])
     if args.quiet:
         for row in rows:
-            print(row[0])
+            print(row["ID"])
         return 0
-    print(table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], rows))
+    print_rows(rows, args.format, HISTORY_FORMAT, HISTORY_HEADERS)
     return 0
 
 
@@ -229,13 +283,13 @@ def cmd_image_inspect(args: argparse.Namespace, ctx: Context) -> int:
 
     from shellctr.cli.common import report
     from shellctr.core.errors import NotFound
-    from shellctr.engine.image import find_image
     from shellctr.engine.inspect import image_json
+    from shellctr.parts.reference import find_image_record
 
     found, code = [], 0
     for name in args.images:
         try:
-            found.append(image_json(find_image(ctx.store, name), ctx.store))
+            found.append(image_json(find_image_record(ctx.store.image_records(), name), ctx.store))
         except NotFound:
             report(NotFound(f"no such image: {name}"))
             code = 1
@@ -276,20 +330,21 @@ def cmd_diff(args: argparse.Namespace, ctx: Context) -> int:
 
 
 class uncompressed:
-    """An archive file as an uncompressed tar: itself, or a decompressed temporary copy."""
+    """An archive file as an uncompressed tar: itself, or a decompressed scratch copy."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.spool: spooled_stdin | None = None
+    def __init__(self, host: Host, path: Path) -> None:
+        self.host, self.path = host, path
+        self.spool: ScratchFile | None = None
 
     def __enter__(self) -> Path:
         from shellctr.engine.layers import compression_of
+        from shellctr.engine.spool import spooled
 
         with open(self.path, "rb") as probe:
             if compression_of(probe.read(6)) is None:
                 return self.path
             probe.seek(0)
-            self.spool = spooled_stdin(decompress=True, source=probe)
+            self.spool = spooled(self.host, probe, self.path, decompress=True)
             return self.spool.__enter__()
 
     def __exit__(self, *exc: object) -> None:
@@ -297,37 +352,12 @@ class uncompressed:
             self.spool.__exit__(*exc)
 
 
-class spooled_stdin:
-    """stdin copied to a temporary file: a layer is read twice (checked, then extracted);
-    with `decompress`, a gzip/bzip2/xz stream is stored uncompressed."""
+def parse_bool(text: str) -> bool:
+    from shellctr.cli.common import GO_BOOLS
 
-    def __init__(self, decompress: bool = False, source: Any = None) -> None:
-        self.decompress, self.source = decompress, source
-
-    def __enter__(self) -> Path:
-        import shutil
-        import tempfile
-
-        source = self.source if self.source is not None else sys.stdin.buffer
-        with tempfile.NamedTemporaryFile(prefix="shellctr-spool-", delete=False) as spool:
-            self.path, copied = Path(spool.name), False
-            try:
-                if self.decompress:
-                    from shellctr.engine.layers import decompressing
-                    source = decompressing(source)
-                shutil.copyfileobj(source, spool, 1 << 20)
-                copied = True
-            except (OSError, EOFError) as err:
-                raise ShellctrError(f"invalid archive: {err}") from err
-            finally:
-                if not copied:  # unreadable, or the command was killed (cli.Terminated)
-                    self.path.unlink(missing_ok=True)
-        return self.path
-
-    def __exit__(self, *exc: object) -> None:
-        self.path.unlink(missing_ok=True)
-
-
+    if text not in GO_BOOLS:
+        raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
+    return GO_BOOLS[text]
 
 
 def register(verbs: argparse._SubParsersAction[Parser]) -> None:
@@ -340,14 +370,20 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
         parsers = [verbs.add_parser(name, help=help)] if name else []
         return parsers + [group.add_parser(alias, help=help) for alias in aliases]
 
+    from shellctr.cli.build import add_build_flags  # `image build`, an alias of `build`
+
+    add_build_flags(group.add_parser("build", help="build an image from a Dockerfile"))
+
     for parser in both("images", ["ls", "list"], "list images"):
         parser.add_argument("-q", "--quiet", action="store_true", help="only ids")
         parser.add_argument("-a", "--all", action="store_true",
-                            help="all images (shellctr keeps no intermediate ones)")
+                            help="all images (also a build's intermediate ones)")
         parser.add_argument("--digests", action="store_true", help="show digests")
         parser.add_argument("--no-trunc", action="store_true", help="full ids")
         parser.add_argument("-f", "--filter", action="append", default=[],
                             metavar="KEY=VALUE", help="dangling, label, reference")
+        parser.add_argument("--format", metavar="FORMAT",
+                            help="'table', 'json', or a Go template ('table ...': columns)")
         parser.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
         parser.set_defaults(func=cmd_images)
 
@@ -385,6 +421,10 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     for parser in both("history", ["history"], "how an image was made"):
         parser.add_argument("--no-trunc", action="store_true", help="do not truncate")
         parser.add_argument("-q", "--quiet", action="store_true", help="only ids")
+        parser.add_argument("--format", metavar="FORMAT",
+                            help="'table', 'json', or a Go template")
+        parser.add_argument("-H", "--human", type=parse_bool, default=True, metavar="BOOL",
+                            help="sizes and dates for people (the default)")
         parser.add_argument("image", metavar="IMAGE")
         parser.set_defaults(func=cmd_history)
 
@@ -414,6 +454,9 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     for parser in both("diff", [], "a container's changes to its image (A, C, D)"):
         parser.add_argument("container", metavar="CONTAINER")
         parser.set_defaults(func=cmd_diff)
+
+    from shellctr.cli.registry import register as register_registry
+    register_registry(both)  # pull, push, login, logout
 
     busybox = group.add_parser(
         "build-busybox", help="build the default busybox image from the host's static busybox")

@@ -13,7 +13,8 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from shellctr.cli.common import PROG, Context, Parser, report
+from shellctr.cli import common
+from shellctr.cli.common import PROG, Context, Parser, exit_code, report
 from shellctr.core.errors import ENGINE_ERROR, ShellctrError, UsageError
 
 # typing is not imported at run time: every `run` pays for each module it loads
@@ -27,12 +28,34 @@ GLOBAL_VALUE_FLAGS = ("--root", "--runroot")  # the global flags that take a val
 # standard library's subprocess, not plumbum, whose import costs ~70 ms (core.host)
 LEAN_VERBS = frozenset({
     "run", "create", "start", "restart", "stop", "kill", "rm", "exec", "wait", "ps",
-    "logs", "inspect", "port", "pause", "unpause", "attach", "_exited",
+    "logs", "inspect", "port", "pause", "unpause", "attach", "_exited", "_health", "events",
 })
 # The verbs whose work is done in this process's Python, not as host commands, so that a
 # --dry-run script could not show it: refused under --dry-run (cp copies through directory
 # fds inside the container's root)
 NO_DRY_RUN = frozenset({"cp"})
+
+
+# The module of cli/ that registers each verb: only the one on the command line is imported
+# (each imports what its verbs' flags need); tests/unit/test_cli.py holds the table to
+# what the modules register.
+VERB_MODULES = {
+    **dict.fromkeys(("run", "create"), "run"),
+    **dict.fromkeys(("start", "stop", "restart", "kill", "wait", "logs", "exec", "inspect",
+                     "update", "stats", "attach", "rename", "top", "pause", "unpause",
+                     "_exited", "ps", "rm", "port", "export"), "containers"),
+    **dict.fromkeys(("image", "images", "rmi", "import", "load", "save", "tag", "history",
+                     "commit", "diff", "pull", "push", "login", "logout"), "images"),
+    **dict.fromkeys(("volume", "cp"), "volumes"),
+    **dict.fromkeys(("network", "system"), "network"),
+    **dict.fromkeys(("build", "builder"), "build"),
+    **dict.fromkeys(("events", "_health"), "events"),
+    **dict.fromkeys(("version", "info"), "system"),
+    "container": "group",
+    "completion": "completion",
+}
+MODULES = ("run", "containers", "images", "volumes", "network", "build", "events", "system",
+           "group", "completion")  # in the order of --help
 
 
 def verb_of(argv: Sequence[str]) -> str | None:
@@ -62,8 +85,21 @@ class VerbTable(argparse._SubParsersAction):  # type: ignore[type-arg]
     def add_parser(self, name: str, **kwargs: Any) -> Parser:
         if self.wanted is not None and self.wanted not in (name, *kwargs.get("aliases", ())):
             return Unused()  # type: ignore[return-value]
+        if "help" in kwargs:
+            kwargs.setdefault("description", kwargs["help"])  # the first lines of --help
         parser: Parser = super().add_parser(name, **kwargs)
         return parser
+
+
+class PrintVersion(argparse.Action):
+    """`shellctr --version`, as `docker --version` words it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from shellctr.cli.common import version
+
+        print(f"{PROG} version {version()}")
+        parser.exit(0)
 
 
 def build_parser(argv: Sequence[str] | None = None) -> Parser:
@@ -79,19 +115,18 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
     parser.add_argument("--dry-run", action="store_true",
                         help="print a bash script of what would be done; change nothing")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("-v", "--version", action=PrintVersion, nargs=0,
+                        help="print the version and quit")
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True,
                                   action=VerbTable)
     assert isinstance(verbs, VerbTable)
     verbs.wanted = verb_of(argv) if argv is not None else None
 
-    from shellctr.cli import containers as cli_containers
-    from shellctr.cli import images as cli_images
-    from shellctr.cli import network as cli_network
-    from shellctr.cli import run as cli_run
-    from shellctr.cli import volumes as cli_volumes
+    import importlib
 
-    for module in (cli_run, cli_containers, cli_images, cli_volumes, cli_network):
-        module.register(verbs)
+    wanted = VERB_MODULES.get(verbs.wanted or "")
+    for name in (wanted,) if wanted else MODULES:
+        importlib.import_module(f"shellctr.cli.{name}").register(verbs)
     if verbs.wanted is not None and verbs.wanted not in verbs.choices:
         return build_parser()  # an unknown verb: the error lists them all
     return parser
@@ -114,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         argv = sys.argv[1:] if argv is None else argv
+        verb = verb_of(argv)
+        if verb in ("run", "create") or (verb == "start" and attaches(argv)):
+            common.engine_exit_code = ENGINE_ERROR  # the container's codes are theirs
         args = build_parser(argv).parse_args(argv)
         debug = args.debug
         if args.dry_run and args.verb in NO_DRY_RUN:
@@ -135,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
             traceback.print_exc()
         report(err)
-        return err.exit_code
+        return exit_code(err)
     except KeyboardInterrupt:
         return 130
     except Terminated:
@@ -152,6 +190,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  f"{verb_of(argv or [])}", "free space and retry"))
             return ENGINE_ERROR
         sys.stderr.write(f"{PROG}: unexpected error: {err!r} (run with --debug for details)\n")
-        return ENGINE_ERROR
+        return common.engine_exit_code
     finally:
         signal.signal(signal.SIGTERM, previous)  # main may run in-process (tests)
+        common.engine_exit_code = 1
+
+
+def attaches(argv: Sequence[str]) -> bool:
+    """`start -a`/`-i`: the container's output here, and its codes as `run`'s."""
+    return any(arg in ("-a", "--attach", "-i", "--interactive") or
+               (arg.startswith("-") and not arg.startswith("--") and ("a" in arg or "i" in arg))
+               for arg in argv)

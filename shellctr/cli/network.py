@@ -13,7 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from shellctr.core.store import Record, Store
+    from shellctr.core.store import Record
 
 FILTER_KEYS = ("name", "id", "driver", "label", "type")
 
@@ -68,38 +68,23 @@ def cmd_ls(args: argparse.Namespace, ctx: Context) -> int:
         for record in shown:
             print(record["id"] if args.no_trunc else record["id"][:12])
         return 0
-    from shellctr.cli.textfmt import table
+    from shellctr.cli.common import label_method, print_rows
 
-    print(table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
-                [[r["id"] if args.no_trunc else r["id"][:12], r["name"], r["driver"], "local"]
-                 for r in shown]))
+    rows = [{"ID": r["id"] if args.no_trunc else r["id"][:12], "Name": r["name"],
+             "Driver": r["driver"], "Scope": "local", "IPv6": "false",
+             "Internal": str(bool(r.get("internal"))).lower(),
+             "Labels": ",".join(f"{k}={v}" for k, v in (r.get("labels") or {}).items()),
+             "Label": label_method(r.get("labels")),
+             "CreatedAt": str(r.get("created", ""))} for r in shown]
+    print_rows(rows, args.format, "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+               {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+                "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "Label": "LABEL",
+                "CreatedAt": "CREATED AT"})
     return 0
 
 
-def network_json(store: Store, record: Record) -> dict[str, object]:
-    """A network as Docker's `network inspect` shows it."""
-    from shellctr.parts.netopts import DEFAULT_NETWORK
-
-    return {
-        "Name": record["name"], "Id": record["id"], "Created": record["created"],
-        "Scope": "local", "Driver": record["driver"], "EnableIPv6": False,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": [
-            {"Subnet": record["subnet"], "Gateway": record["gateway"],
-             **({"IPRange": record["ip_range"]} if record["ip_range"] else {})}]},
-        "Internal": record["internal"], "Attachable": False, "Ingress": False,
-        "Containers": {cid: {"Name": ep["name"], "EndpointID": ep["veth"],
-                             "MacAddress": ep["mac"],
-                             "IPv4Address": f"{ep['ip']}/{record['subnet'].split('/')[1]}",
-                             "IPv6Address": ""}
-                       for cid, ep in record["endpoints"].items()},
-        "Options": {"com.docker.network.bridge.name": record["bridge"],
-                    **({"com.docker.network.bridge.default_bridge": "true"}
-                       if record["name"] == DEFAULT_NETWORK else {})},
-        "Labels": record.get("labels", {}),
-    }
-
-
 def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.inspect import network_json
     from shellctr.engine.network import find_network
 
     found: list[dict[str, Any]] = []
@@ -217,11 +202,11 @@ def cmd_system_check(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_system_reconcile(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.core.errors import CorruptRecord
-    from shellctr.engine.lifecycle import reconcile
+    from shellctr.engine.containers import restart_unwatched
 
     for cid in ctx.store.container_ids():
         try:
-            reconcile(ctx.store, cid)
+            restart_unwatched(ctx.host, ctx.store, cid)
         except (FileNotFoundError, CorruptRecord):  # removed meanwhile; system check says
             continue
     return 0
@@ -255,6 +240,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     ls = sub.add_parser("ls", aliases=["list"], help="list networks")
     ls.add_argument("-q", "--quiet", action="store_true", help="only ids")
     ls.add_argument("--no-trunc", action="store_true", help="full ids")
+    ls.add_argument("--format", metavar="FORMAT",
+                    help="'table', 'json', or a Go template ('table ...': columns)")
     ls.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
                     help="name, id, driver, label, type (custom or builtin)")
     ls.set_defaults(func=cmd_ls)
@@ -311,3 +298,10 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
                                          "for this root")
     system_reset.add_argument("-f", "--force", action="store_true", help="do not ask")
     system_reset.set_defaults(func=cmd_system_reset)
+    from shellctr.cli import system as cli_system
+
+    cli_system.register_system(system_sub)
+
+    from shellctr.cli import service
+
+    service.register(system_sub)

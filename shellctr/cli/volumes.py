@@ -7,6 +7,10 @@ import argparse
 from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected
 from shellctr.core.errors import ShellctrError, UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 def cmd_volume_create(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.core.host import Rollback
@@ -19,8 +23,9 @@ def cmd_volume_create(args: argparse.Namespace, ctx: Context) -> int:
                          f"arg, not both ({args.name} != {args.volume})")
     if args.driver != "local":
         raise ShellctrError(f"volume driver {args.driver} is not supported", "use local")
-    if args.opt:
-        raise ShellctrError("volume options (-o) are not supported by the local driver here")
+    from shellctr.engine.volume import parse_driver_options
+
+    options = parse_driver_options(ctx.host.facts, args.opt)
     name = args.name or args.volume or new_id()
     check_volume_name(name)
     labels = parse_labels(args.label)
@@ -28,27 +33,15 @@ def cmd_volume_create(args: argparse.Namespace, ctx: Context) -> int:
     store.prepare()
     with store.lock(), Rollback(ctx.host) as rollback:
         if not store.layout.volume_record(name).exists():  # Docker: an existing one is fine
-            create_volume(ctx.host, store, name, labels, rollback)
+            create_volume(ctx.host, store, name, labels, rollback, options=options)
     ctx.host.result(name)
     return 0
 
 
 def volume_json(ctx: Context, name: str) -> dict[str, object]:
-    from shellctr.core.state import Volume, load
-    from shellctr.engine.volume import ANONYMOUS_LABEL, read_volume
+    from shellctr.engine.inspect import volume_json as shape
 
-    read_volume(ctx.store, name)  # NotFound with Docker's words
-    volume = load(ctx.store, Volume, ctx.store.layout.volume_record(name))
-    labels = {**volume.labels, **({ANONYMOUS_LABEL: ""} if volume.anonymous else {})}
-    return {
-        "CreatedAt": volume.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "Driver": volume.driver,
-        "Labels": labels or None,
-        "Mountpoint": str(ctx.store.layout.volume_data(name)),
-        "Name": volume.name,
-        "Options": volume.options or None,
-        "Scope": "local",
-    }
+    return shape(ctx.store, name)
 
 
 def cmd_volume_inspect(args: argparse.Namespace, ctx: Context) -> int:
@@ -79,6 +72,16 @@ def volume_filter(items: list[str]) -> dict[str, list[str]]:
     return filters
 
 
+def name_matches(wanted: str, name: str) -> bool:
+    """Docker's name filter: a regular expression found in the name (so a substring)."""
+    import re
+
+    try:
+        return re.search(wanted, name) is not None
+    except re.error:
+        return wanted in name
+
+
 def matches(volume: dict[str, object], used: bool, filters: dict[str, list[str]]) -> bool:
     from shellctr.parts.filters import label_matches
     from shellctr.parts.filters import matches as passes
@@ -87,19 +90,21 @@ def matches(volume: dict[str, object], used: bool, filters: dict[str, list[str]]
     assert isinstance(labels, dict)
     return passes(filters, {
         "dangling": lambda v: (not used) == (v in ("true", "1")),
-        "name": lambda v: v in str(volume["Name"]),
+        "name": lambda v: name_matches(v, str(volume["Name"])),
         "label": lambda v: label_matches(labels, v),
         "driver": lambda v: v == volume["Driver"],
     })
 
 
-def listed(ctx: Context, filters: dict[str, list[str]]) -> list[dict[str, object]]:
+def listed(ctx: Context, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
     from shellctr.cli.common import report
     from shellctr.core.errors import CorruptRecord
-    from shellctr.engine.volume import users, volume_names
+    from shellctr.engine.volume import volume_users
 
-    found: list[dict[str, object]] = []
-    for name in volume_names(ctx.store):
+    # only `dangling` asks who uses a volume: every container's config, read once
+    used = volume_users(ctx.store) if "dangling" in filters else {}
+    found: list[dict[str, Any]] = []
+    for name in ctx.store.volume_names():
         try:
             item = volume_json(ctx, name)
         except CorruptRecord as err:  # listed, and said what to do (volume rm removes it)
@@ -109,25 +114,30 @@ def listed(ctx: Context, filters: dict[str, list[str]]) -> list[dict[str, object
             continue
         except ShellctrError:  # removed meanwhile
             continue
-        if matches(item, bool(users(ctx.store, name)), filters):
+        if matches(item, name in used, filters):
             found.append(item)
     return found
 
 
 def cmd_volume_ls(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.cli.gotemplate import render
-    from shellctr.cli.textfmt import table
+    from shellctr.cli.common import label_method, print_rows
 
     found = listed(ctx, volume_filter(args.filter))
     if args.quiet:
         for item in found:
             print(item["Name"])
-    elif args.format:
-        for item in found:
-            print(render(args.format, item))
-    else:
-        print(table(["DRIVER", "VOLUME NAME"], [[str(v["Driver"]), str(v["Name"])]
-                                                for v in found]))
+        return 0
+    rows = [{"Driver": item["Driver"], "Name": item["Name"], "Scope": item.get("Scope", "local"),
+             "Mountpoint": item.get("Mountpoint", ""), "Availability": "N/A", "Group": "N/A",
+             "Status": "N/A", "Size": "N/A",
+             "Labels": ",".join(f"{k}={v}" for k, v in dict(item.get("Labels") or {}).items()),
+             "Label": label_method(item.get("Labels")),
+             "Links": "N/A"} for item in found]
+    print_rows(rows, args.format, "table {{.Driver}}\t{{.Name}}",
+               {"Driver": "DRIVER", "Name": "VOLUME NAME", "Scope": "SCOPE",
+                "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Label": "LABEL",
+                "Links": "LINKS", "Size": "SIZE", "Availability": "AVAILABILITY",
+                "Group": "GROUP", "Status": "STATUS"})
     return 0
 
 
@@ -249,7 +259,8 @@ def register_volume_verbs(sub: argparse._SubParsersAction[Parser]) -> None:
     ls.add_argument("-q", "--quiet", action="store_true", help="only names")
     ls.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
                     help="dangling=true|false, name=, label=KEY[=VALUE], driver=")
-    ls.add_argument("--format", metavar="TEMPLATE", help="a Go template")
+    ls.add_argument("--format", metavar="FORMAT",
+                    help="'table', 'json', or a Go template ('table ...': columns)")
     ls.set_defaults(func=cmd_volume_ls)
 
     rm = sub.add_parser("rm", aliases=["remove"], help="remove volumes no container uses")

@@ -46,10 +46,23 @@ class Facts:
         self._rules: dict[str, list[list[str]]] = {}  # table -> rules the plan adds
         self._rules_gone: dict[str, list[list[str]]] = {}  # ... and those it deletes
         self._gone: set[int] = set()  # pids the plan ends (SIGTERM, SIGKILL)
+        self._stand_ins: dict[Path, Path] = {}  # planned scratch file -> where it really is
 
     # -- the plan (called by the door under --dry-run) ------------------------------
     def plan_write(self, path: Path, data: bytes) -> None:
         self._paths[path] = data
+
+    def plan_stand_in(self, path: Path, real: Path | None) -> None:
+        """The scratch file `path` of the plan is really at `real` (a memfd's
+        /proc/self/fd/N): the verb reads it there, the script names `path`. None: gone."""
+        if real is None:
+            self._stand_ins.pop(path, None)
+        else:
+            self._stand_ins[path] = real
+
+    def readable(self, path: Path) -> Path:
+        """Where to open `path` for reading: itself, or the stand-in of a planned one."""
+        return self._stand_ins.get(path, path)
 
     def plan_dir(self, path: Path) -> None:
         self._paths[path] = b""
@@ -142,6 +155,19 @@ class Facts:
                 raise
             return default
 
+    def tree_size(self, path: Path) -> int:
+        """The bytes of the files under `path` (symlinks not followed; 0 if absent), as
+        `du --apparent-size` counts them: what `ps --size` and `system df` show."""
+        total = 0
+        for directory, dirs, files in os.walk(path):
+            for name in [*dirs, *files]:
+                try:
+                    total += os.lstat(os.path.join(directory, name)).st_size \
+                        if name in files else 0
+                except OSError:  # gone while we walked
+                    continue
+        return total
+
     def listdir(self, path: Path) -> list[str]:
         """The names in a directory, sorted; [] if it does not exist."""
         names: set[str] = set()
@@ -194,6 +220,31 @@ class Facts:
     def sysctl(self, name: str, default: str = "") -> str:
         """A kernel setting (`net.ipv4.ip_forward`) as /proc/sys holds it, stripped."""
         return self.read_text(self.proc / "sys" / name.replace(".", "/"), default).strip()
+
+    def kernel(self) -> tuple[str, str]:
+        """(machine, release) as `uname --machine --kernel-release` prints them."""
+        uname = os.uname()
+        return uname.machine, uname.release
+
+    def security_modules(self) -> set[str]:
+        """The active Linux security modules (`cat /sys/kernel/security/lsm`)."""
+        text = self.read_text("/sys/kernel/security/lsm", "")
+        return {word for word in text.strip().split(",") if word}
+
+    def device(self, path: str) -> tuple[str, int, int] | None:
+        """A device node's (c|b, major, minor), following links as `stat` does; None if
+        `path` is not a device node."""
+        import stat
+
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if stat.S_ISCHR(st.st_mode):
+            return "c", os.major(st.st_rdev), os.minor(st.st_rdev)
+        if stat.S_ISBLK(st.st_mode):
+            return "b", os.major(st.st_rdev), os.minor(st.st_rdev)
+        return None
 
     def port_taken(self, proto: str, host_ip: str, port: int) -> OSError | None:
         """Why the host cannot bind `host_ip:port` (None: it can), tried with a socket."""

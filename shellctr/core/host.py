@@ -23,7 +23,6 @@ import errno
 import os
 import shlex
 import signal
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,12 +35,17 @@ from shellctr.core.runner import ENVIRONMENT, execute, not_installed
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Any, TextIO, TypeVar
+    import socket
+    import subprocess
+    from typing import IO, Any, BinaryIO, TextIO, TypeVar
 
     T = TypeVar("T")
 
 Undo = Callable[[], None]
-DEVNULL = subprocess.DEVNULL  # a spawned process's stdio that goes nowhere
+# a spawned process's stdio that goes nowhere: subprocess.DEVNULL, whose import (with
+# threading, selectors, signal) the verbs that run no command do not pay for
+DEVNULL = -3
+PIPE = -1  # subprocess.PIPE: a spawned process's stdio that its spawner reads or writes
 
 
 class Rollback:
@@ -128,6 +132,15 @@ class Host:
             except OSError:
                 pass  # stderr is gone (a hung-up terminal): the step itself must still run
 
+    def show_request(self, cmd: Cmd) -> None:
+        """A read-only network request (a registry's manifest, a token) as its `curl`
+        line: traced as it is made; in a --dry-run script, a comment (it was made to
+        plan the script, which need not make it again)."""
+        if self.dry_run:
+            self.note(f"read: {cmd.shell()}")
+        elif self.trace:
+            self.show(cmd)
+
     def warn(self, message: str) -> None:
         self.err.write(f"shellctr: warning: {message}\n")
 
@@ -202,9 +215,37 @@ class Host:
             rollback.push(shlex.join(argv), run_undo)
         return output
 
-    def probe(self, argv: Argv) -> tuple[int, str, str]:
-        """Run a read-only command (also under --dry-run); return (code, out, err)."""
-        return execute(argv, None, None, self.lean)
+    def probe(self, argv: Argv, input: str | None = None) -> tuple[int, str, str]:
+        """Run a read-only command (also under --dry-run); return (code, out, err).
+        `input`: fed to its stdin (a credential helper's question)."""
+        return execute(argv, input, None, self.lean)
+
+    def probe_stream(self, argv: Argv, source: IO[bytes]) -> IO[bytes]:
+        """A read-only filter (also under --dry-run, as `probe`): `source` fed to `argv`'s
+        stdin from a thread, its stdout to read (a zstd layer scanned as it downloads)."""
+        import subprocess
+        import threading
+
+        try:
+            process = subprocess.Popen(list(argv), stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, env=ENVIRONMENT)
+        except FileNotFoundError as missing:
+            raise not_installed(argv[0]) from missing
+        assert process.stdin is not None and process.stdout is not None
+        stdin = process.stdin
+
+        def feed() -> None:
+            try:
+                while chunk := source.read(1 << 20):
+                    stdin.write(chunk)
+            except OSError:  # the filter stopped reading: its own error tells
+                pass
+            finally:
+                stdin.close()
+                source.close()
+
+        threading.Thread(target=feed, daemon=True).start()
+        return process.stdout
 
     @staticmethod
     def checked(argv: Argv, result: tuple[int, str, str]) -> str:
@@ -227,6 +268,8 @@ class Host:
         session of its own with no stdio of the script's (`setsid --fork`); else in the
         foreground, its exit status kept for the script's own (`end_script`)."""
         def start() -> subprocess.Popen[bytes]:
+            import subprocess
+
             try:
                 return subprocess.Popen(argv, env=ENVIRONMENT, **popen_kwargs)
             except FileNotFoundError as err:
@@ -238,6 +281,29 @@ class Host:
             return self.apply(Cmd(["setsid", "--fork", *argv], detached=True), start)
         self._script_status = True  # set -e must not end the script before what follows
         return self.apply(Cmd(argv, keep_status=True), start)
+
+    def run_bounded(self, argv: Argv, timeout: float) -> tuple[int, str] | None:
+        """Run a command to its end with its stdout and stderr together, for at most
+        `timeout` seconds: (exit code, output), or None when it took longer (it was sent
+        SIGTERM, then SIGKILL after 5 s). A health check's `exec` (engine/health.py).
+        Under --dry-run: shown, and taken as a success."""
+        import subprocess
+
+        process = self.spawn(argv, stdin=DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, start_new_session=True, cwd="/")
+        if process is None:
+            return 0, ""
+        try:
+            out, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.terminate()  # `exec` hands SIGTERM on to what it runs
+            try:
+                process.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+            return None
+        return process.returncode, out.decode(errors="replace")
 
     def handed_fd(self, fd: int) -> int | None:
         """An fd of this process that a spawned process inherits (a socket back to us),
@@ -299,23 +365,98 @@ class Host:
         mode: int = 0o644,
         rollback: Rollback | None = None,
         durable: bool = True,
+        secrets: tuple[str, ...] = (),
     ) -> None:
         """Atomically replace `path` with `text`: temp file, fsync, rename, fsync dir.
+        `secrets`: words of `text` shown as *** (a credentials file's).
 
         `durable=False`: no fsync (still atomic), for runtime files that a reboot makes
         moot anyway (network endpoints, a container's /etc files rewritten each start):
         each fsync costs ~8 ms here, and `run` writes several."""
-        self.apply(write_file_cmd(path, text),
-                   lambda: write_atomic(path, text.encode(), mode, durable),
+        shown = write_file_cmd(path, text)
+        shown.secrets = secrets
+        self.apply(shown, lambda: write_atomic(path, text.encode(), mode, durable),
                    lambda facts: facts.plan_write(path, text.encode()))
         if rollback is not None:
             rollback.push(f"write {path}", lambda: self.remove_file(path))
+
+    def append_journal(self, path: Path, line: str, max_bytes: int) -> None:
+        """Append one line to a journal (the events journal, engine/events.py), rotating
+        it to PATH.1 past `max_bytes`; under an flock of PATH.lock, one write(2) with
+        O_APPEND, so parallel writers never interleave or lose a line. Not traced (nor its
+        directory, made on first use) and not
+        done under --dry-run: the journal records the changes the trace shows (it is
+        shellctr's account of them, as its own log), not a change of its own.
+
+        (No fsync: a journal line lost in a crash is an event, not state.)"""
+        if self.dry_run:
+            return
+        import fcntl
+
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the run root, first use
+        lock = os.open(path.with_name(path.name + ".lock"), flags, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            fd = os.open(path, flags, 0o600)
+            try:
+                if os.fstat(fd).st_size + len(line) > max_bytes:
+                    os.replace(path, path.with_name(path.name + ".1"))
+                    os.close(fd)
+                    fd = os.open(path, flags, 0o600)
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        finally:
+            os.close(lock)
 
     def remove_file(self, path: Path) -> None:
         """Remove a file if present (probe first: teardown is idempotent)."""
         if self.exists(path):
             self.apply(Cmd(["rm", path_arg(path)]), lambda: os.unlink(path),
                        lambda facts: facts.plan_remove(path))
+
+    def listen_unix(self, path: Path, *, mode: int = 0o660, group: str | None = None,
+                    rollback: Rollback | None = None) -> socket.socket:
+        """A listening unix socket at `path` (a stale one from a killed process is
+        replaced), `mode` exact, group-owned by `group` if that group exists; shown as
+        the commands that make the same file. Undo removes it."""
+        import grp
+        import socket
+
+        gid = None
+        if group is not None:
+            try:
+                gid = grp.getgrnam(group).gr_gid
+            except KeyError:
+                group = None  # no such group: root's only
+
+        def listen() -> socket.socket:
+            if path.is_socket():
+                path.unlink()  # left by a killed service: nothing listens on it any more
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.bind(os.fspath(path))
+                os.chmod(path, mode)
+                if gid is not None:
+                    os.chown(path, 0, gid)
+                sock.listen(128)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+
+        if self.dry_run:
+            raise HostCommandError("a service cannot listen under --dry-run",
+                                   "run it without --dry-run")
+        # the socket file itself is made by bind(2): shown as the mode and group it gets
+        self.show(Cmd(["chmod", f"{mode:o}", path_arg(path)]))
+        if group is not None:
+            self.show(Cmd(["chgrp", group, path_arg(path)]))
+        sock = listen()
+        if rollback is not None:
+            rollback.push(f"listen on {path}", lambda: self.remove_file(path))
+        return sock
 
     def remove_tree(self, path: Path) -> None:
         """Remove a directory tree if present, without following symlinks out of it."""
@@ -408,14 +549,77 @@ class Host:
                    lambda: os.link(src, dst, follow_symlinks=False),
                    lambda facts: facts.plan_write(dst, b""))
 
-    def produce(self, argv: Argv, path: Path, action: Callable[[], T],
-                rollback: Rollback | None = None) -> T | None:
-        """Create the file `path` with `action`, shown as the command `argv > path` that
-        writes the same bytes; the undo removes it (also when `action` fails half-way)."""
+    def produce(self, argv: Argv, path: Path, write: Callable[[BinaryIO], T],
+                rollback: Rollback | None = None, ready: Path | None = None) -> T | None:
+        """Create the file `path` (new: never through a planted symlink) and let `write`
+        fill it, shown as the command `argv > path` that writes the same bytes; the undo
+        removes it (also when `write` fails half-way). `ready`: a file that holds those
+        bytes already (a layer decompressed while it downloaded) is renamed instead."""
         if rollback is not None:
             rollback.push(f"write {path}", lambda: self.remove_file(path))
+
+        def action() -> T | None:
+            if ready is not None:
+                os.rename(ready, path)
+                return None
+            with self.new_file(path) as out:
+                return write(out)
+
         return self.apply(Cmd(argv, redirect=path_arg(path)), action,
                           lambda facts: facts.plan_write(path, b""))
+
+    def new_file(self, path: Path, mode: int = 0o644) -> BinaryIO:
+        """A new file (O_EXCL: never one someone planted, nor through a symlink) for the
+        engine's Python to fill, inside an action the door shows (`apply`, `produce`)."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        return os.fdopen(fd, "wb")
+
+    def pipe_into(self, argv: Argv, out: BinaryIO) -> None:
+        """Inside an action the door shows already (`produce`): run `argv` with its
+        stdout into `out`, not shown again; a failure is an error as for `run`."""
+        out.flush()
+        self.checked(argv, execute(argv, None, out, self.lean))
+
+
+    def scratch_file(self, argv: Argv, path: Path, write: Callable[[BinaryIO], object],
+                     ) -> ScratchFile:
+        """A temporary file the verb itself reads, made with `write` (shown as `argv >
+        path`), removed when the `with` block ends. Under --dry-run, where the script
+        makes it with `argv`, the verb's own copy is an anonymous memfd that changes no
+        directory: open it at `facts.readable(path)`."""
+        if not self.dry_run:
+            try:
+                self.produce(argv, path, write)
+            except BaseException:  # unreadable input, or the command was killed
+                self.remove_file(path)
+                raise
+            return ScratchFile(self, path, None)
+        self.produce(argv, path, write)  # shown only
+        fd = os.memfd_create("shellctr-scratch", os.MFD_CLOEXEC)
+        try:
+            with os.fdopen(os.dup(fd), "wb") as out:
+                write(out)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.facts.plan_stand_in(path, Path(f"/proc/self/fd/{fd}"))
+        return ScratchFile(self, path, fd)
+
+
+class ScratchFile:
+    """`with host.scratch_file(...) as path:` the file, removed at the end."""
+
+    def __init__(self, host: Host, path: Path, memfd: int | None) -> None:
+        self.host, self.path, self.memfd = host, path, memfd
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        self.host.remove_file(self.path)
+        if self.memfd is not None:  # --dry-run: the verb's own copy
+            self.host.facts.plan_stand_in(self.path, None)
+            os.close(self.memfd)
 
 
 def make_cgroup_dirs(path: Path) -> None:

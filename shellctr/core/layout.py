@@ -15,6 +15,8 @@ class Layout:
 
     def __init__(self, root: Path, runroot: Path) -> None:
         self.root, self.runroot = root, runroot
+        # `ps` asks for a container's paths hundreds of times: the fixed part once
+        self._containers = root / "containers"
 
     @classmethod
     def from_env(cls, root: str | None = None, runroot: str | None = None) -> Layout:
@@ -39,6 +41,11 @@ class Layout:
     @property
     def images_dir(self) -> Path:
         return self.root / "images"
+
+    @property
+    def build_cache_dir(self) -> Path:
+        """The build cache: one small JSON file per cached step (engine/build_cache.py)."""
+        return self.root / "build-cache"
 
     def image_file(self, image_id: str) -> Path:
         return self.images_dir / f"{image_id}.json"
@@ -77,7 +84,7 @@ class Layout:
     # -- containers ----------------------------------------------------------
     @property
     def containers_dir(self) -> Path:
-        return self.root / "containers"
+        return self._containers
 
     def container_dir(self, cid: str) -> Path:
         return self.containers_dir / cid

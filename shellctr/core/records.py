@@ -30,6 +30,15 @@ class MountRecord(TypedDict):
     anonymous: bool
 
 
+class DeviceRecord(TypedDict):
+    host: str
+    container: str
+    permissions: str
+    kind: str
+    major: int
+    minor: int
+
+
 class AttachmentRecord(TypedDict, total=False):
     ip: str
     aliases: list[str]
@@ -68,6 +77,26 @@ class ConfigRecord(TypedDict):
     dns_search: list[str]
     dns_options: list[str]
     extra_hosts: list[str]
+    cap_add: list[str]
+    cap_drop: list[str]
+    privileged: bool
+    security_opt: list[str]
+    seccomp_profile: str
+    no_new_privileges: bool
+    devices: list[DeviceRecord]
+    device_cgroup_rules: list[str]
+    stop_timeout: int | None
+    init: bool
+    ulimits: list[dict[str, Any]]
+    shm_size: int
+    sysctls: dict[str, str]
+    group_add: list[str]
+    ipc_mode: str
+    pid_mode: str
+    uts_mode: str
+    log_driver: str
+    log_opts: dict[str, str]
+    healthcheck: dict[str, Any] | None
 
 
 class SettingsRecord(TypedDict):

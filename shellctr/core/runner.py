@@ -11,7 +11,6 @@ plumbum's import (~70 ms) would double their cost.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Sequence
 
 from shellctr.core.errors import HostCommandError
@@ -46,6 +45,8 @@ def execute(argv: Sequence[str], input: str | None, stdout: IO[bytes] | None,
             lean: bool) -> tuple[int, str, str]:
     """Run one host command to its end: (exit code, stdout, stderr). stdin is /dev/null
     unless `input` is given; stdout goes to `stdout` if given (then "" comes back)."""
+    import subprocess  # here: the verbs that run no command do not pay for its import
+
     stdin = subprocess.PIPE if input is not None else subprocess.DEVNULL
     sink = stdout if stdout is not None else subprocess.PIPE
     try:
@@ -72,4 +73,4 @@ def _plumbum_popen(argv: Sequence[str], stdin: int, sink: IO[bytes] | int) -> An
             command = local[argv[0]][list(argv[1:])]
         except CommandNotFound as err:
             raise FileNotFoundError(2, "not found", argv[0]) from err
-        return command.popen(stdin=stdin, stdout=sink, stderr=subprocess.PIPE)
+        return command.popen(stdin=stdin, stdout=sink, stderr=-1)  # -1: subprocess.PIPE

@@ -36,6 +36,7 @@ class ImageConfig(Model):
     Volumes: dict[str, dict[str, Any]] = Field(default_factory=dict)  # "/data": {}
     Labels: dict[str, str] = Field(default_factory=dict)
     StopSignal: str = ""
+    Healthcheck: dict[str, Any] | None = None  # HEALTHCHECK: Test, Interval (ns)... (run)
 
 
 class HistoryEntry(Model):
@@ -46,6 +47,14 @@ class HistoryEntry(Model):
     comment: str = ""
     author: str = ""
     empty_layer: bool = False  # a step that made no layer (e.g. a config change)
+
+
+class LayerBlob(Model):
+    """A layer as a registry serves it: its (compressed) blob's digest, size and type."""
+
+    digest: str = Field(pattern=HEX64)
+    size: int = Field(ge=0)
+    media_type: str
 
 
 class Image(Model):
@@ -62,6 +71,12 @@ class Image(Model):
     layer_sizes: list[int] = Field(default_factory=list)  # bytes of file content, per layer
     tar_sizes: list[int] = Field(default_factory=list)  # bytes of each layer's tar
     digest: str = ""  # sha256 hex of its OCI manifest (`images --digests`)
+    # NAME@sha256:... of each manifest pulled from (or pushed to) a registry for it
+    repo_digests: list[str] = Field(default_factory=list)
+    # pulled: the compressed blob of each layer as the registry served it (its digest,
+    # blobs/sha256/<digest>, and media type), kept so that a push sends the same bytes
+    layer_blobs: list[LayerBlob] = Field(default_factory=list)
+    manifest: str = ""  # pulled: sha256 hex of the platform's manifest, kept in blobs/
 
 
 class MountPoint(Model):
@@ -75,6 +90,17 @@ class MountPoint(Model):
     propagation: str = ""  # bind, volume: as given ([r]slave applied, [r]shared refused)
     nocopy: bool = False  # volume: not seeded from the image
     anonymous: bool = False  # volume: named by shellctr, removed by rm -v / --rm
+
+
+class DeviceMapping(Model):
+    """`--device HOST[:CONTAINER][:PERMS]` (Docker's HostConfig.Devices entry)."""
+
+    host: str = Field(pattern=r"^/")
+    container: str = Field(pattern=r"^/")
+    permissions: str = Field(default="rwm", pattern=r"^[rwm]{1,3}$")
+    kind: Literal["c", "b"] = "c"  # read on the host at create
+    major: int = Field(default=0, ge=0)
+    minor: int = Field(default=0, ge=0)
 
 
 class Volume(Model):
@@ -137,6 +163,24 @@ class Network(Model):
     endpoints: dict[str, Endpoint] = Field(default_factory=dict)  # container id -> endpoint
 
 
+class Ulimit(Model):
+    """`--ulimit NAME=SOFT:HARD` (-1: unlimited)."""
+
+    name: str
+    soft: int = Field(ge=-1)
+    hard: int = Field(ge=-1)
+
+
+class Healthcheck(Model):
+    """Docker's Healthcheck config (durations in ns; 0: the default)."""
+
+    Test: list[str] = Field(min_length=1)  # ["CMD-SHELL", cmd], ["CMD", ...], ["NONE"]
+    Interval: int = Field(default=0, ge=0)
+    Timeout: int = Field(default=0, ge=0)
+    StartPeriod: int = Field(default=0, ge=0)
+    Retries: int = Field(default=0, ge=0)
+
+
 class ContainerConfig(Model):
     """Frozen when the container is created (containers/<id>/config.json). What may change
     later lives in its state (ContainerState's settings)."""
@@ -171,6 +215,28 @@ class ContainerConfig(Model):
     dns_search: list[str] = Field(default_factory=list)
     dns_options: list[str] = Field(default_factory=list)
     extra_hosts: list[str] = Field(default_factory=list)  # hosts lines from --add-host
+    # confinement (issue 13): as Docker's HostConfig.CapAdd/CapDrop/Privileged/SecurityOpt
+    cap_add: list[str] = Field(default_factory=list)  # CAP_NET_ADMIN, ..., or ALL
+    cap_drop: list[str] = Field(default_factory=list)
+    privileged: bool = False
+    security_opt: list[str] = Field(default_factory=list)  # as given
+    seccomp_profile: str = ""  # "": the default; "unconfined"; else the profile's JSON
+    no_new_privileges: bool = True  # shellctr's default (Docker's is off)
+    devices: list[DeviceMapping] = Field(default_factory=list)
+    device_cgroup_rules: list[str] = Field(default_factory=list)  # "c 1:3 rwm"
+    # issue 16: process, confinement, logs, health (parts/runflags.py)
+    stop_timeout: int | None = None  # --stop-timeout; None: 10 s
+    init: bool = False  # --init: shellctr's static init is PID 1
+    ulimits: list[Ulimit] = Field(default_factory=list)
+    shm_size: int = Field(default=0, ge=0)  # bytes; 0: 64 MiB
+    sysctls: dict[str, str] = Field(default_factory=dict)
+    group_add: list[str] = Field(default_factory=list)
+    ipc_mode: str = "private"  # private, shareable, host, container:<id>
+    pid_mode: str = ""  # "": its own; host; container:<id>
+    uts_mode: str = ""  # "": its own; host
+    log_driver: Literal["json-file", "local", "none"] = "json-file"
+    log_opts: dict[str, str] = Field(default_factory=dict)  # max-size, max-file
+    healthcheck: Healthcheck | None = None  # the flags over the image's HEALTHCHECK
 
 
 class ContainerState(Model):
@@ -244,10 +310,8 @@ def images(store: Store, corrupt: list[CorruptRecord] | None = None) -> list[Ima
 
 
 def volumes(store: Store) -> list[Volume]:
-    from shellctr.engine.volume import volume_names
-
     found = []
-    for name in volume_names(store):
+    for name in store.volume_names():
         try:
             found.append(load(store, Volume, store.layout.volume_record(name)))
         except (FileNotFoundError, CorruptRecord, ValidationError):  # removed; corrupt

@@ -18,7 +18,6 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 from shellctr.core.errors import CorruptRecord, Gone, ShellctrError
@@ -43,6 +42,15 @@ SETTINGS: dict[str, object] = {
     "cpuset_cpus": "", "cpuset_mems": "", "pids_limit": 0, "restart_policy": "no",
     "restart_max": 0, "network_mode": "none", "networks": {},
 }
+# config.json fields added within schema 2, with the value an older record means
+CONFIG_ADDED: dict[str, object] = {
+    "cap_add": [], "cap_drop": [], "privileged": False, "security_opt": [],
+    "seccomp_profile": "", "no_new_privileges": True, "devices": [],
+    "device_cgroup_rules": [],
+    "stop_timeout": None, "init": False, "ulimits": [], "shm_size": 0, "sysctls": {},
+    "group_add": [], "ipc_mode": "private", "pid_mode": "", "uts_mode": "",
+    "log_driver": "json-file", "log_opts": {}, "healthcheck": None,
+}
 
 # what a record must hold to be read at all (the rest the models check at write time):
 # a record that lacks one, or is not a JSON object, is corrupt (CorruptRecord)
@@ -58,6 +66,8 @@ VOLUME_SHAPE: Shape = {"name": str}
 
 def now_iso() -> str:
     """The current time as state files store it (ISO 8601, UTC)."""
+    from datetime import UTC, datetime  # here: the verbs that write no time skip its import
+
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -176,6 +186,26 @@ class Store:
                         corrupt.append(err)
         return found
 
+    def intermediate_image_ids(self) -> set[str]:
+        """The images a build step was made on (the parents the build cache names):
+        `images` hides them unless -a, as Docker hides its builds' intermediate images."""
+        cache = self.layout.build_cache_dir
+        parents: set[str] = set()
+        for name in self.entries(cache):
+            try:
+                parents.add(str(json.loads(self.host.facts.read_bytes(cache / name))
+                                .get("parent", "")))
+            except (OSError, ValueError, AttributeError):  # removed meanwhile, or not ours
+                continue
+        return parents
+
+    # -- volumes ---------------------------------------------------------------
+    def volume_names(self) -> list[str]:
+        """The names of the volumes with a record."""
+        layout = self.layout
+        return [entry for entry in self.entries(layout.volumes_dir)
+                if self.host.facts.is_file(layout.volume_record(entry))]
+
     # -- containers ------------------------------------------------------------
     def container_ids(self) -> list[str]:
         layout = self.layout
@@ -211,6 +241,9 @@ class Store:
         if record.get("schema_version", 1) < CONTAINER_SCHEMA:
             record = {key: value for key, value in record.items() if key not in SETTINGS}
             record["schema_version"] = CONTAINER_SCHEMA
+        for key, value in CONFIG_ADDED.items():
+            if key not in record:
+                record[key] = type(value)() if isinstance(value, (list, dict)) else value
         return record  # type: ignore[return-value]
 
     def container_state(self, cid: str) -> StateRecord:
@@ -235,10 +268,12 @@ class Store:
                 raise CorruptRecord(path, "missing") from err  # as an old crash left it
             raise Gone(f"no such container: {cid}") from err  # removed since found
 
-    def container(self, cid: str) -> ContainerRecord:
-        """The container as it is now: its config with its current settings."""
+    def container(self, cid: str, state: StateRecord | None = None) -> ContainerRecord:
+        """The container as it is now: its config with its current settings (those of
+        `state` if given: the state.json just read)."""
         config: Record = dict(self.container_config(cid))
-        state = self.container_state(cid)
+        if state is None:
+            state = self.container_state(cid)
         config.update((key, state[key]) for key in SETTINGS)  # type: ignore[literal-required]
         return config  # type: ignore[return-value]
 

@@ -19,7 +19,7 @@ import json
 import os
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import ShellctrError
@@ -38,14 +38,12 @@ from shellctr.engine.image import (
 )
 from shellctr.engine.layers import (
     PreparedLayer,
-    layer_tar_size,
     member_source,
-    pack,
-    pack_argv,
     prepare_layer,
     publish_layer,
     sweep_partials,
 )
+from shellctr.engine.pack import layer_tar_size, pack, pack_argv
 from shellctr.parts.reference import is_id, normalize_ref
 
 INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
@@ -182,6 +180,26 @@ def checked_blob(archive: Archive, descriptor: dict[str, Any]) -> bytes:
     return data
 
 
+# what `load` accepts, as containerd's importer: a manifest of any other type, a config
+# that is not an image's, or a layer in another format is refused, never guessed at
+# (issue 13, defect 8)
+MANIFEST_TYPES = (MANIFEST_TYPE, DOCKER_MANIFEST_TYPE)
+CONFIG_TYPES = (CONFIG_TYPE, "application/vnd.docker.container.image.v1+json")
+LAYER_TYPES = (
+    "application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+)
+
+
+def check_media_type(kind: str, media: object, known: tuple[str, ...]) -> None:
+    if media not in known:
+        raise ShellctrError(f"invalid archive: unsupported {kind} media type {media!r}",
+                            "shellctr loads image layers as tar or tar+gzip only")
+
+
 def oci_manifests(archive: Archive, descriptor: dict[str, Any],
                   annotations: dict[str, str]) -> list[Loadable]:
     media = descriptor.get("mediaType", MANIFEST_TYPE)
@@ -196,6 +214,10 @@ def oci_manifests(archive: Archive, descriptor: dict[str, Any],
             nested += oci_manifests(archive, child, {**(child.get("annotations") or {}),
                                                      **annotations})
         return nested[:1]  # one platform: the first linux one
+    check_media_type("manifest", document.get("mediaType", media), MANIFEST_TYPES)
+    check_media_type("config", (document.get("config") or {}).get("mediaType"), CONFIG_TYPES)
+    for layer in document.get("layers") or []:
+        check_media_type("layer", layer.get("mediaType"), LAYER_TYPES)
     config = checked_blob(archive, document.get("config") or {})
     diff_ids = diff_ids_of(config)
     layers = document.get("layers") or []
@@ -234,7 +256,8 @@ def load(host: Host, store: Store, path: Path) -> list[str]:
     it) is done outside the store lock, under temporary names; the lock is held only
     to move the layers into place and write the image records and tags. Each layer is
     prepared once, even if several images of the archive share it."""
-    found = read_archive(path)
+    readable = host.facts.readable(path)  # (a --dry-run scratch file's stand-in)
+    found = read_archive(readable)
     store.prepare()
     report = []
     with Rollback(host) as rollback:  # removes the temporary names if anything fails
@@ -244,7 +267,7 @@ def load(host: Host, store: Store, path: Path) -> list[str]:
                 if diff_id not in prepared:
                     host.step(f"load layer sha256:{diff_id[:SHORT]}")
                     prepared[diff_id] = prepare_layer(
-                        host, store.layout, member_source(path, member, compressed),
+                        host, store.layout, member_source(readable, member, compressed, path),
                         rollback, expect=diff_id, digest=digest)
         with store.lock(), Rollback(host) as publishing:  # unwound under the lock
             sweep_partials(host, store.layout)
@@ -261,6 +284,9 @@ def load(host: Host, store: Store, path: Path) -> list[str]:
                              {s.diff_id: s.tar_size for s in scans if s.tar_size})
                 report += ([f"Loaded image: {tag}" for tag in item.tags] or
                            [f"Loaded image ID: sha256:{image_id}"])
+                from shellctr.engine.image import image_event
+
+                image_event(store, image_id, "load", ",".join(item.tags))
     return report
 
 
@@ -327,9 +353,8 @@ def stage_layer(host: Host, layout: Any, digest: str, target: Path) -> None:
         return
     directory = layout.layer_dir(digest)
 
-    def write() -> None:
-        with open(target, "xb") as out:
-            scan = pack(directory, out)
+    def write(out: BinaryIO) -> None:
+        scan = pack(directory, out)
         if scan.diff_id != digest:
             raise ShellctrError(f"layer {directory} has changed: it packs as sha256:"
                                 f"{scan.diff_id}", "remove the image and commit it again")

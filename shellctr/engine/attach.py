@@ -22,15 +22,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from shellctr.core.errors import Conflict, UsageError
+from shellctr.core.errors import Conflict
 from shellctr.core.host import Host
 from shellctr.core.store import Store
 from shellctr.engine import terminal
 from shellctr.engine.containers import find_container, wait
 from shellctr.engine.lifecycle import container_group, reconcile
+from shellctr.engine.terminal import (  # (parse_detach_keys, match_keys: also from here)
+    DEFAULT_DETACH_KEYS,
+    match_keys,
+    parse_detach_keys,
+)
 
 STDIN, STDOUT, STDERR = 0, 1, 2
-DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 INPUT, WINDOW_SIZE = 0, 1  # the frame types a client sends
 # signals a non-terminal attach passes on to PID 1 (--sig-proxy, Docker's default)
 PROXIED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -39,21 +43,6 @@ PROXIED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.
 
 class Detached(Exception):
     """The user typed the detach keys."""
-
-
-def parse_detach_keys(text: str) -> bytes:
-    """Docker's --detach-keys: comma-separated `ctrl-<letter or @[\\]^_>` or one character."""
-    keys = bytearray()
-    for key in text.split(","):
-        if len(key) == 1:
-            keys.append(ord(key))
-        elif len(key) == 6 and key.startswith("ctrl-") and (key[5].isalpha()
-                                                             or key[5] in "@[\\]^_"):
-            keys.append(ord(key[5].upper()) & 0x1F)
-        else:
-            raise UsageError(f"invalid detach keys {text!r}",
-                             "use e.g. ctrl-p,ctrl-q (ctrl-<letter>, or single characters)")
-    return bytes(keys)
 
 
 def attach(host: Host, store: Store, ref: str, stdin: bool = True, sig_proxy: bool = True,
@@ -173,14 +162,3 @@ def show(buffer: bytes) -> bytes:
         terminal.write_all(STDERR if stream == 2 else STDOUT, buffer[8:8 + size])
         buffer = buffer[8 + size:]
     return buffer
-
-
-def match_keys(typed: bytes, keys: bytes) -> tuple[bytes, bytes, bool]:
-    """Split what was typed into (held back: it may begin the detach keys, to send now,
-    whether the whole detach sequence was typed)."""
-    if keys and (at := typed.find(keys)) >= 0:
-        return b"", typed[:at], True
-    for held in range(min(len(keys) - 1, len(typed)), 0, -1):
-        if typed.endswith(keys[:held]):
-            return typed[-held:], typed[:-held], False
-    return b"", typed, False

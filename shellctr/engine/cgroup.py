@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from shellctr.core.cmd import Cmd, path_arg
 from shellctr.core.errors import ShellctrError
 from shellctr.core.facts import Facts
 from shellctr.core.host import Host, Rollback
@@ -36,7 +37,7 @@ from shellctr.parts.cgroups import (
 CPU_ONLINE = Path("/sys/devices/system/cpu/online")  # when there is no cpuset to ask
 NODE_ONLINE = Path("/sys/devices/system/node/online")
 # v1: the hierarchies a container gets a cgroup in (blkio: only counted, for `stats`)
-V1_CONTROLLERS = ("freezer", "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio")
+V1_CONTROLLERS = ("freezer", "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices")
 # v2: enabled for shellctr's children (io: only counted, for `stats`)
 V2_CONTROLLERS = ("cpu", "memory", "pids", "cpuset", "io")
 
@@ -107,6 +108,43 @@ def create(host: Host, group: str, rollback: Rollback,
         for path, value in knobs(facts, group, limits):
             host.write_value(path, value)
     return paths
+
+
+def device_cgroup(facts: Facts) -> bool:
+    """Whether this host has a device cgroup shellctr can set: v1's devices hierarchy,
+    or v2 (a BPF device program, core/bpf.py)."""
+    return unified(facts) or facts.is_dir(facts.cgroup_root / "devices")
+
+
+def restrict_devices(host: Host, group: str, rules: list[str]) -> bool:
+    """The device cgroup: v1's devices.deny/devices.allow; False where this host has no
+    v1 devices hierarchy (v2: the caller confines devices another way)."""
+    facts = host.facts
+    if not device_cgroup(facts):
+        return False
+    if unified(facts):
+        from shellctr.core.bpf import attach_device_program
+        from shellctr.parts.cgroups import device_program, encode_ebpf
+
+        path = cgroup_dir(facts, group, "")
+        program = encode_ebpf(device_program(rules))
+        # no tool of the host does this (bpftool is not installed): shown as what it is
+        def attach() -> None:
+            try:
+                attach_device_program(os.fspath(path), program)
+            except OSError as err:
+                raise ShellctrError(f"cannot attach the device program to {path}: "
+                                    f"{err.strerror}", "the kernel needs BPF cgroup "
+                                    "support (CONFIG_CGROUP_BPF)") from None
+
+        shown = [":", "attach", "a", "BPF_CGROUP_DEVICE", "program", "allowing", *rules]
+        host.apply(Cmd([*shown, "to", path_arg(path)]), attach)
+        return True
+    from shellctr.parts.cgroups import device_knobs_v1
+
+    for path, value in device_knobs_v1(cgroup_dir(facts, group, "devices"), rules):
+        host.write_value(path, value)
+    return True
 
 
 def prepare_parent(host: Host, parent: Path, fresh: bool = False) -> set[str]:
@@ -273,12 +311,12 @@ def frozen_events(path: Path, frozen: bool) -> Callable[[Facts], None]:
 
 
 def is_frozen(facts: Facts, group: str) -> bool:
-    for path in container_cgroups(facts, group):
-        if unified(facts):
-            return "frozen 1" in facts.read_text(path / "cgroup.events", "").splitlines()
-        if parent_hierarchy(facts, path).name == "freezer":
-            return facts.read_text(path / "freezer.state", "").strip() == "FROZEN"
-    return False
+    """Whether the freezer holds the group (v1: no freezer hierarchy, no freezing). Two
+    reads at most: `ps` asks it of every running container."""
+    root = facts.cgroup_root
+    if unified(facts):
+        return "frozen 1" in facts.read_text(root / group / "cgroup.events", "").splitlines()
+    return facts.read_text(root / "freezer" / group / "freezer.state", "").strip() == "FROZEN"
 
 
 def wait_frozen(facts: Facts, group: str, frozen: bool, timeout: float = 10.0) -> None:

@@ -15,7 +15,7 @@ import os
 import shlex
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from shellctr.core.errors import ShellctrError
 from shellctr.core.host import Host, Rollback
@@ -32,8 +32,9 @@ from shellctr.engine.image import (
     parse_config,
     record_image,
 )
-from shellctr.engine.layers import LayerScan, digest_dir, pack, pack_argv, sweep_partials
+from shellctr.engine.layers import LayerScan, sweep_partials
 from shellctr.engine.lifecycle import container_group, reconcile
+from shellctr.engine.pack import digest_dir, pack, pack_argv
 from shellctr.parts.reference import normalize_ref
 
 # made by init.py in the upper dir when the image lacks them: mount points, not changes
@@ -169,16 +170,20 @@ def commit(host: Host, store: Store, ref: str, reference: str | None, change: li
                 host.remove_file(partial)
             else:
                 host.rename(partial, blob, rollback=publishing)
-            return record_image(host, store, blob_bytes, [tag] if tag else [],
-                                [*base_sizes, scan.size], publishing,
-                                tar_hints={scan.diff_id: scan.tar_size})
+            image = record_image(host, store, blob_bytes, [tag] if tag else [],
+                                 [*base_sizes, scan.size], publishing,
+                                 tar_hints={scan.diff_id: scan.tar_size})
+            from shellctr.engine import events
+
+            events.container_event(store, cid, "commit", comment=message)
+            return image
 
 
 def write_layer(host: Host, layout: Layout, upper: Path, skips: list[str],
                 rollback: Rollback) -> tuple[LayerScan, Path]:
     """The upper dir written once, as the new layer's tar, into `blobs/` under a
     temporary name (returned with what it holds; `commit` moves it into place): one
-    pass (`layers.pack`) that converts overlay whiteouts and opaque dirs to OCI ones,
+    pass (`pack.pack`) that converts overlay whiteouts and opaque dirs to OCI ones,
     leaves out init's mount points and overlayfs' own xattrs, and hashes what it writes.
     The layer's files (`layers/<diff id>/`) are extracted from it when a container first
     uses the image (`layers.prepare_layer_dirs`). Like `load`, no fsync of the tar: the
@@ -186,9 +191,8 @@ def write_layer(host: Host, layout: Layout, upper: Path, skips: list[str],
     partial = layout.blobs_dir / f".commit-{os.getpid()}.partial"
     host.remove_file(partial)  # left by a crash
 
-    def write() -> LayerScan:
-        with open(partial, "xb") as out:
-            return pack(upper, out, lambda name: name in skips)
+    def write(out: BinaryIO) -> LayerScan:
+        return pack(upper, out, lambda name: name in skips)
 
     scan = host.produce(pack_argv(upper, skips), partial, write, rollback)
     if scan is None:  # --dry-run: nothing written; the same pass, kept nowhere

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shellctr.core.cmd import path_arg
-from shellctr.core.errors import Conflict, CorruptRecord, NotFound, ShellctrError
+from shellctr.core.errors import Conflict, CorruptRecord, NotFound, ShellctrError, UsageError
 from shellctr.core.facts import Facts
 from shellctr.core.host import Host
 from shellctr.core.ids import find, short_id
 from shellctr.core.store import Store, now_iso
-from shellctr.engine import cgroup
+from shellctr.engine import cgroup, events
 from shellctr.engine.lifecycle import (
     POLL,
     container_group,
@@ -29,7 +29,6 @@ from shellctr.engine.lifecycle import (
     wait_gone,
     wait_start_recorded,
 )
-from shellctr.engine.start import start
 from shellctr.parts.cgroups import LIMIT_DEFAULTS
 
 TYPE_CHECKING = False
@@ -38,7 +37,11 @@ if TYPE_CHECKING:
 
 
 def find_container(store: Store, ref: str) -> str:
-    """A container's id from its full id, unique id prefix, or name."""
+    """A container's id from its full id, unique id prefix, or name. A full id is
+    looked up alone: every other way reads each container's state for its name."""
+    if (len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
+            and store.host.facts.is_file(store.layout.container_config(ref))):
+        return ref
     return find(ref, store.container_names(), "container")
 
 
@@ -102,6 +105,7 @@ def remove_found(host: Host, store: Store, cid: str, ref: str, force: bool,
         host.step(f"kill container {short_id(cid)}")
         thaw(host, store, cid)
         signal_end(host, store, cid, state, signal.SIGKILL)
+        events.container_event(store, cid, "kill", signal=str(int(signal.SIGKILL)))
         wait_gone(host, state["pid"], state["pid_start"])
         wait_exit_recorded(store, cid)  # the monitor is done with the container's files
     with store.lock():
@@ -133,9 +137,12 @@ def remove_broken(host: Host, store: Store, cid: str) -> None:
         teardown(host, store, container, remove=True)
 
 
-def stop(host: Host, store: Store, ref: str, timeout: int) -> None:
-    """`stop -t N`: the stop signal (the image's StopSignal, else SIGTERM), N seconds'
-    grace, then SIGKILL."""
+def stop(host: Host, store: Store, ref: str, timeout: int | None,
+         signal_name: str | None = None) -> None:
+    """`stop -t N -s SIG`: the stop signal (SIG, else --stop-signal or the image's
+    StopSignal, else SIGTERM), N seconds' grace (else --stop-timeout, else 10), then
+    SIGKILL."""
+    signum = parse_signal(signal_name) if signal_name is not None else None
     cid = find_container(store, ref)
     mark_stopping(store, cid)  # first: a restart due during its back-off must not happen
     state = reconcile(store, cid)
@@ -143,16 +150,23 @@ def stop(host: Host, store: Store, ref: str, timeout: int) -> None:
         return  # Docker: stopping a stopped container is not an error
     host.step(f"stop container {short_id(cid)}")
     thaw(host, store, cid)  # a frozen process cannot act on its stop signal
-    stop_signal = store.container_config(cid)["stop_signal"]  # the image's StopSignal
-    signal_end(host, store, cid, state,
-               parse_signal(stop_signal) if stop_signal else signal.SIGTERM)
-    deadline = time.monotonic() + timeout
+    config = store.container_config(cid)
+    if signum is None:
+        signum = parse_signal(config["stop_signal"]) if config["stop_signal"] else signal.SIGTERM
+    if timeout is None:
+        timeout = config.get("stop_timeout")
+        timeout = 10 if timeout is None else timeout
+    signal_end(host, store, cid, state, signum)
+    events.container_event(store, cid, "kill", signal=str(signum))
+    deadline = time.monotonic() + timeout if timeout >= 0 else float("inf")  # -1: forever
     while host.facts.alive(state["pid"], state["pid_start"]) and time.monotonic() < deadline:
         time.sleep(POLL)
     if host.facts.alive(state["pid"], state["pid_start"]):
         signal_end(host, store, cid, state, signal.SIGKILL)
+        events.container_event(store, cid, "kill", signal=str(int(signal.SIGKILL)))
         wait_gone(host, state["pid"], state["pid_start"])
     wait_exit_recorded(store, cid)
+    events.container_event(store, cid, "stop")
 
 
 def kill(host: Host, store: Store, ref: str, signum: int) -> None:
@@ -163,6 +177,7 @@ def kill(host: Host, store: Store, ref: str, signum: int) -> None:
         mark_stopping(store, cid)  # first: also cancels a restart waiting in its back-off
     state = require_running(store, cid, ref)
     host.step(f"signal container {short_id(cid)}")
+    events.container_event(store, cid, "kill", signal=str(signum))
     if signum == signal.SIGKILL:
         thaw(host, store, cid)
     if signum == signal.SIGKILL:
@@ -173,15 +188,32 @@ def kill(host: Host, store: Store, ref: str, signum: int) -> None:
         host.kill(state["pid"], signum)
 
 
-def wait(store: Store, ref: str) -> int:
-    """`wait`: block until the container ends; its exit code.
+WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
+
+
+def wait(store: Store, ref: str, condition: str = "not-running") -> int:
+    """`wait`: block until the container ends; its exit code. Docker's conditions:
+    `not-running` (the default: a created or exited container returns at once),
+    `next-exit` (the end of its next run), `removed` (until it is gone).
 
     Without the store's lock: the hook of an --rm container takes it to remove the
     container, exit.json and all, so a `wait` queued behind it would find nothing left."""
+    if condition not in WAIT_CONDITIONS:
+        raise UsageError(f"invalid condition: {condition!r}",
+                         f"use one of {', '.join(WAIT_CONDITIONS)}")
     cid = find_container(store, ref)
+    if condition == "removed":
+        return wait_removed(store, cid)
     facts = store.host.facts
     exit_file = store.layout.container_exit_file(cid)
     try:
+        state = store.container_state(cid)
+        if condition == "not-running" and state["status"] == "created":
+            return state["exit_code"]
+        if condition == "next-exit" and state["status"] != "running":
+            started = state["started_at"]
+            while not started_again(store, cid, started):
+                time.sleep(POLL)  # until it starts again: its next exit is the one
         while True:
             try:  # the monitor's record, written atomically as PID 1 ends
                 return int(store.read(exit_file)["exit_code"])
@@ -200,6 +232,22 @@ def wait(store: Store, ref: str) -> int:
             from err
 
 
+def started_again(store: Store, cid: str, started: str | None) -> bool:
+    state = store.container_state(cid)
+    return state["status"] == "running" or state["started_at"] != started
+
+
+def wait_removed(store: Store, cid: str) -> int:
+    """`wait --condition removed`: the last exit code once the container is gone."""
+    code = 0
+    while True:
+        try:
+            code = reconcile(store, cid)["exit_code"]
+        except FileNotFoundError:
+            return code
+        time.sleep(POLL)
+
+
 def rename(host: Host, store: Store, ref: str, new_name: str) -> None:
     from shellctr.core.ids import container_name
 
@@ -212,6 +260,12 @@ def rename(host: Host, store: Store, ref: str, new_name: str) -> None:
                            "choose another name")
         host.step(f"rename container {short_id(cid)} to {new_name}")
         store.write_state(cid, name=new_name)
+        mode = store.container_state(cid)["network_mode"]
+        if mode not in ("none", "host") and not mode.startswith("container:"):
+            from shellctr.engine.network import rename_endpoints
+
+            rename_endpoints(host, store, cid, new_name)  # its DNS name, if it runs
+        events.container_event(store, cid, "rename", oldName=names[cid])
 
 
 def update(host: Host, store: Store, ref: str, flags: dict[str, object],
@@ -233,6 +287,7 @@ def update(host: Host, store: Store, ref: str, flags: dict[str, object],
         if running and cgroup.has_cgroups(host.facts, group):
             cgroup.update(host, group, changes)
         store.write_state(cid, **changes)
+        events.container_event(store, cid, "update")
 
 
 def parse_signal(text: str) -> int:
@@ -280,6 +335,7 @@ def pause(host: Host, store: Store, ref: str, frozen: bool) -> None:
         raise Conflict(f"container {ref} is {'already' if frozen else 'not'} paused")
     host.step(f"{'pause' if frozen else 'unpause'} container {short_id(cid)}")
     cgroup.freeze(host, group, frozen)
+    events.container_event(store, cid, "pause" if frozen else "unpause")
 
 
 def export(host: Host, store: Store, ref: str, output: Path | None) -> None:
@@ -311,6 +367,30 @@ def export(host: Host, store: Store, ref: str, output: Path | None) -> None:
     host.run(argv, stdout=sys.stdout.buffer if output is None else None)
 
 
+def restart_unwatched(host: Host, store: Store, cid: str) -> StateRecord:
+    """A container that ended while its monitor was gone too (both killed, a reboot):
+    nobody applied its restart policy, so this command does (as Podman's next command
+    does), without the monitor's back-off. The container's state, after."""
+    from shellctr.engine.lifecycle import UNWATCHED
+
+    state = reconcile(store, cid)
+    if state["status"] != "exited" or state["error"] != UNWATCHED or host.dry_run \
+            or not should_restart(state):
+        return state
+    with store.lock():
+        state = store.container_state(cid)
+        if state["status"] != "exited" or state["error"] != UNWATCHED \
+                or not should_restart(state):
+            return state
+        store.write_state(cid, restart_count=state["restart_count"] + 1)
+        host.step(f"restart container {short_id(cid)} ({state['restart_policy']})")
+        from shellctr.engine import start as starting  # here: ps pays for it only then
+
+        starting.start(host, store, cid, attach=False)
+        events.container_event(store, cid, "restart")
+        return store.container_state(cid)
+
+
 # -- the monitor's hook -------------------------------------------------------------------
 def on_exited(host: Host, store: Store, cid: str) -> int:
     """The monitor's hook when a detached container ends: record it, then carry out the
@@ -319,7 +399,7 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
     with store.lock():
         if not store.exists(store.layout.container_config(cid)):
             return 0  # removed meanwhile (rm -f)
-        state = reconcile(store, cid, policy=False)  # the policy is this hook's to apply
+        state = reconcile(store, cid)
         if state["status"] == "created":  # no `start` recorded it: a --dry-run script ran it
             state = record_end(store, cid)
         if state["status"] == "running":  # `start`/`restart` already began a new run
@@ -341,7 +421,12 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
             return state["exit_code"]  # started or stopped by the user meanwhile
         store.write_state(cid, restart_count=current["restart_count"] + 1)
         host.step(f"restart container {short_id(cid)} ({current['restart_policy']})")
-        start(host, store, cid, attach=False)
+        # imported here: the verbs that only look at containers (ps, wait, port, logs)
+        # do not pay for the start path (init.py's steps, ctypes, socket)
+        from shellctr.engine import start as starting
+
+        starting.start(host, store, cid, attach=False)
+        events.container_event(store, cid, "restart")
     return state["exit_code"]
 
 
@@ -366,7 +451,8 @@ def container_matches(store: Store, container: ContainerRecord, state: StateReco
         from shellctr.parts.reference import find_image_record
 
         try:
-            return bool(find_image_record(store, ref)["id"] == container["image_id"])
+            found = find_image_record(store.image_records(), ref)
+            return bool(found["id"] == container["image_id"])
         except ShellctrError:
             return False
 

@@ -10,14 +10,15 @@ This is on the hot path of `run`: stdlib only.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from shellctr.core.errors import Conflict, NotFound, ShellctrError
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import container_name, generate_name, new_id, short_id
 from shellctr.core.store import CONTAINER_SCHEMA, SETTINGS, Record, Store, now_iso
-from shellctr.engine import cgroup
+from shellctr.engine import cgroup, confine
 from shellctr.engine.lifecycle import FRESH_LIFE
-from shellctr.parts import netopts
+from shellctr.parts import netopts, runflags
 from shellctr.parts.cgroups import parse_parent
 from shellctr.parts.reference import find_image_record
 from shellctr.parts.request import (
@@ -41,7 +42,7 @@ def create(host: Host, store: Store, request: RunRequest,
            starting: bool = False) -> ContainerRecord:
     """Write a new container's directories and records; nothing runs yet. `starting`
     (run): refuse first what its start would refuse (addresses, ports)."""
-    image = find_image_record(store, request.image)
+    image = find_image_record(store.image_records(), request.image)
     image_config = image["config"]
     if request.name is not None:
         request.name = container_name(request.name)  # `/web` is `web`, as in Docker
@@ -52,10 +53,12 @@ def create(host: Host, store: Store, request: RunRequest,
     entrypoint, cmd = build_command(request, image_config["Entrypoint"], image_config["Cmd"])
     argv = entrypoint + cmd
     restart_policy, restart_max = parse_restart(request.restart, request.rm)
-    labels = parse_labels(request.label)
+    labels = parse_labels(process_labels(host, request))
     env = parse_env(request, os.environ, lambda path: host.facts.read_text(path))
     network = netopts.network_config(request, image_config)
     mode = network.pop("network_mode")
+    if mode == "host" and (request.publish or request.publish_all):
+        host.err.write("WARNING: Published ports are discarded when using host network mode\n")
     networks = network.pop("networks")
     if netopts.is_bridged(mode):
         from shellctr.engine.network import precheck, require_network
@@ -65,6 +68,11 @@ def create(host: Host, store: Store, request: RunRequest,
         if starting:  # as what its start would refuse
             precheck(host, store, networks, network["ports"])
     limits = cgroup.parse_limits(host.facts, request.limits())
+    confinement = confine.config_of(host.facts, request)
+    process = process_config(store, request, image_config, mode)
+    if request.cidfile is not None and host.facts.exists(Path(request.cidfile)):
+        raise Conflict(f"container ID file found, make sure the other container isn't "
+                       f"running or delete {request.cidfile}", "remove the file first")
     parent = parse_parent(request.cgroup_parent) if request.cgroup_parent else ""
     layout = store.layout
     mounts: list[Record] = []
@@ -122,10 +130,12 @@ def create(host: Host, store: Store, request: RunRequest,
                 "auto_remove": request.rm,
                 "cgroup_parent": parent,
                 "labels": {**(image_config.get("Labels") or {}), **labels},  # -l wins
-                "stop_signal": image_config.get("StopSignal") or "",
+                "stop_signal": request.stop_signal or image_config.get("StopSignal") or "",
                 "mounts": mounts,  # volume.mount_record; anonymous volumes named below
                 "read_only": request.read_only,
                 **network,  # ports, exposed, dns... (netopts.network_config)
+                **confinement,  # cap_add, privileged, seccomp... (engine.confine)
+                **process,  # init, ulimits, ipc_mode, healthcheck... (process_config)
             }
             state: Record = {  # shaped like state.ContainerState
                 "schema_version": CONTAINER_SCHEMA,
@@ -143,7 +153,79 @@ def create(host: Host, store: Store, request: RunRequest,
             }
             container: Record = {**config, **{key: state[key] for key in SETTINGS}}
             write_container(host, store, config, state, container, mounts, rollback)
+            if request.cidfile is not None:
+                host.write_file(Path(request.cidfile), cid, rollback=rollback)
+    from shellctr.engine import events
+
+    events.emit(store, "container", "create", container["id"],
+                events.container_attributes(container))  # type: ignore[arg-type]
     return container  # type: ignore[return-value]
+
+
+def process_labels(host: Host, request: RunRequest) -> list[str]:
+    """--label-file's lines, then -l (which win)."""
+    lines: list[str] = []
+    for path in request.label_file:
+        try:
+            lines += runflags.parse_label_file(host.facts.read_text(path))
+        except OSError as err:
+            raise NotFound(f"cannot read label file {path}: {err.strerror}",
+                           "check the path") from err
+    return lines + request.label
+
+
+def process_config(store: Store, request: RunRequest, image_config: Record,
+                   network_mode: str) -> Record:
+    """The issue-16 fields of the config (state.ContainerConfig): checked, normalised."""
+    ipc = runflags.parse_namespace_mode("--ipc", request.ipc,
+                                        ("private", "shareable", "host", "container:"),
+                                        "private")
+    pid = runflags.parse_namespace_mode("--pid", request.pid, ("host", "container:"), "")
+    uts = runflags.parse_namespace_mode("--uts", request.uts, ("host",), "")
+    if uts == "host" and request.hostname is not None:
+        raise ShellctrError("conflicting options: hostname and the UTS mode",
+                            "drop -h or --uts host")
+    ipc, pid = shared_namespace(store, ipc, "ipc"), shared_namespace(store, pid, "pid")
+    if request.attach:
+        for stream in request.attach:
+            if stream.lower() not in ("stdin", "stdout", "stderr"):
+                raise ShellctrError(f"invalid argument {stream!r} for -a",
+                                    "use -a stdin, -a stdout or -a stderr")
+        if request.detach:
+            raise ShellctrError("conflicting options: -a and -d", "use one or the other")
+    if request.detach_keys is not None:
+        from shellctr.engine.terminal import parse_detach_keys
+
+        parse_detach_keys(request.detach_keys)
+    log_driver, log_opts = runflags.parse_log(request.log_driver, request.log_opt)
+    return {
+        "stop_timeout": runflags.parse_stop_timeout(request.stop_timeout),
+        "init": request.init,
+        "ulimits": runflags.parse_ulimits(request.ulimit),
+        "shm_size": runflags.parse_shm_size(request.shm_size),
+        "sysctls": runflags.parse_sysctls(request.sysctl, network_mode, ipc, uts),
+        "group_add": runflags.parse_group_add(request.group_add),
+        "ipc_mode": ipc,
+        "pid_mode": pid,
+        "uts_mode": uts,
+        "log_driver": log_driver,
+        "log_opts": log_opts,
+        "healthcheck": runflags.parse_health(request, image_config.get("Healthcheck")),
+    }
+
+
+def shared_namespace(store: Store, mode: str, kind: str) -> str:
+    """`container:NAME` -> `container:<id>` of a container that exists (its namespace is
+    joined when this one starts); an ipc namespace only if that one made it shareable."""
+    if not mode.startswith("container:"):
+        return mode
+    from shellctr.core.ids import find
+
+    cid = find(mode.partition(":")[2], store.container_names(), "container")
+    if kind == "ipc" and store.container_config(cid).get("ipc_mode") not in ("shareable",):
+        raise ShellctrError(f"cannot join the IPC namespace of container {short_id(cid)}: "
+                            "it is not shareable", "create that one with --ipc shareable")
+    return f"container:{cid}"
 
 
 def write_container(host: Host, store: Store, config: Record, state: Record,

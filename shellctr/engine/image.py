@@ -9,18 +9,15 @@ its tags, layers and the config fields `run` reads. Layers live in the layer sto
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import posixpath
 import shlex
-import tarfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from shellctr.core.cmd import path_arg
-from shellctr.core.errors import Conflict, NotFound, ShellctrError
+from shellctr.core.errors import Conflict, ShellctrError
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import SHORT
 from shellctr.core.state import Image, ImageConfig, evolve, images, save
@@ -40,7 +37,7 @@ __all__ = ["LayerScan", "scan_layer"]  # older callers import them from here
 
 def find_image(store: Store, ref: str) -> Image:
     """An image by name[:tag], full or short id, or `sha256:` id."""
-    return Image.model_validate(find_image_record(store, ref))
+    return Image.model_validate(find_image_record(store.image_records(), ref))
 
 
 # -- the layer store (shellctr/layers.py) and image records ----------------------------
@@ -59,7 +56,11 @@ def remove_unused_layers(host: Host, store: Store, gone: str | set[str] = "") ->
             if not entry.startswith(".") and entry not in used:
                 host.remove_tree(layers_dir / entry)
     blobs_dir = store.layout.blobs_dir
-    used |= {image.id for image in images(store) if image.id not in gone}  # config blobs
+    kept = [image for image in images(store) if image.id not in gone]
+    used |= {image.id for image in kept}  # config blobs
+    # pulled images: their layers as the registry served them, and their manifests
+    used |= {blob.digest for image in kept for blob in image.layer_blobs}
+    used |= {image.manifest for image in kept if image.manifest}
     if blobs_dir.is_dir():
         for entry in sorted(os.listdir(blobs_dir)):
             if not entry.startswith(".") and entry not in used:
@@ -260,7 +261,7 @@ def tar_size(store: Store, diff_id: str, hints: dict[str, int]) -> int:
     for image in images(store):
         if diff_id in image.layers and len(image.tar_sizes) == len(image.layers):
             return image.tar_sizes[image.layers.index(diff_id)]
-    from shellctr.engine.layers import layer_tar_size
+    from shellctr.engine.pack import layer_tar_size
     return layer_tar_size(store.layout, diff_id)
 
 
@@ -281,7 +282,8 @@ def record_image(host: Host, store: Store, blob: bytes, tags: list[str],
                                                                   strict=True))))
     image = image_from_config(blob, [], sizes, digest, tars)
     path = layout.image_file(image.id)
-    previous = Image.model_validate(find_image_record(store, image.id)) if path.exists() else None
+    previous = (Image.model_validate(find_image_record(store.image_records(), image.id))
+                if path.exists() else None)
     if previous is not None:
         if all(tag in previous.repo_tags for tag in tags):
             return previous  # loaded again: nothing changes
@@ -303,27 +305,41 @@ def record_image(host: Host, store: Store, blob: bytes, tags: list[str],
 def import_image(
     host: Host, store: Store, tar_path: Path, changes: list[str], ref: str | None,
     comment: str = "",
+    source: str | None = None,
+    created: str | None = None,
 ) -> Image:
-    """A one-layer image from a rootfs tar; `ref` is tagged on it (moved if taken)."""
+    """A one-layer image from a rootfs tar; `ref` is tagged on it (moved if taken).
+    `source` names the tar in the history (`-` for stdin, as Docker's), `created` fixes
+    the image's time (the same input, the same image id)."""
     config = parse_changes(changes, ImageConfig())
     tag = normalize_ref(ref) if ref else None
-    scan = scan_layer(tar_path)  # refused before anything is written
-    created = now_iso()
+    readable = host.facts.readable(tar_path)  # (a --dry-run scratch file's stand-in)
+    scan = scan_layer(readable)  # refused before anything is written
+    created = created or now_iso()
     blob = oci_config(config, [scan.diff_id], created,
                       [history_entry(created, "shellctr import",
-                                     comment or f"Imported from {tar_path.name}")],
+                                     comment or f"Imported from {source or tar_path.name}")],
                       comment=comment)
     store.prepare()
     with Rollback(host) as rollback:  # the long work, outside the lock (as load's)
         host.step(f"import layer sha256:{scan.diff_id[:SHORT]}")
-        layer = prepare_layer(host, store.layout, file_source(tar_path), rollback,
+        layer = prepare_layer(host, store.layout, file_source(readable, tar_path), rollback,
                               expect=scan.diff_id)
         with store.lock(), Rollback(host) as publishing:  # unwound under the lock
             sweep_partials(host, store.layout)
             publish_layer(host, store.layout, layer, publishing)
             host.step("record the image")
-            return record_image(host, store, blob, [tag] if tag else [], [scan.size],
-                                publishing, tar_hints={scan.diff_id: scan.tar_size})
+            image = record_image(host, store, blob, [tag] if tag else [], [scan.size],
+                                 publishing, tar_hints={scan.diff_id: scan.tar_size})
+    image_event(store, image.id, "import", tag or "")
+    return image
+
+
+def image_event(store: Store, image_id: str, action: str, name: str = "") -> None:
+    """An event of the journal (engine/events.py) about an image."""
+    from shellctr.engine import events
+
+    events.emit(store, "image", action, f"sha256:{image_id}", {"name": name} if name else {})
 
 
 def restore(store: Store, path: Path, image: Image) -> Callable[[], None]:
@@ -353,6 +369,7 @@ def tag_image(host: Host, store: Store, source: str, target: str) -> None:
         image = find_image(store, image.id)
         save(store, store.layout.image_file(image.id),
              evolve(image, repo_tags=[*image.repo_tags, tag]))
+        image_event(store, image.id, "tag", tag)
 
 
 def prune_images(host: Host, store: Store, everything: bool) -> tuple[list[str], int]:
@@ -401,6 +418,7 @@ def remove_image(host: Host, store: Store, ref: str, force: bool,
         host.step(f"untag {tag}")
         save(store, store.layout.image_file(image.id),
              evolve(image, repo_tags=[t for t in image.repo_tags if t != tag]))
+        image_event(store, image.id, "untag", tag)
         return [f"Untagged: {tag}"]
     using = [(cid, running) for cid, (iid, running) in users.items() if iid == image.id]
     running = [cid for cid, is_running in using if is_running]
@@ -425,6 +443,9 @@ def remove_image(host: Host, store: Store, ref: str, force: bool,
     host.remove_file(store.layout.blob(image.id))
     remove_unused_layers(host, store, gone=image.id)
     report.append(f"Deleted: sha256:{image.id}")
+    for name in image.repo_tags:
+        image_event(store, image.id, "untag", name)
+    image_event(store, image.id, "delete")
     return report
 
 
@@ -448,95 +469,3 @@ def remove_corrupt_image(host: Host, store: Store, ref: str, force: bool) -> lis
     host.remove_file(store.layout.blob(image_id))
     remove_unused_layers(host, store, gone=image_id)
     return [f"Deleted: sha256:{image_id}"]
-
-
-# -- the busybox image -----------------------------------------------------------------
-BUSYBOX_PASSWD = """\
-root:x:0:0:root:/root:/bin/sh
-daemon:x:1:1:daemon:/usr/sbin:/bin/false
-bin:x:2:2:bin:/bin:/bin/false
-user:x:1000:1000:user:/home/user:/bin/sh
-nobody:x:65534:65534:nobody:/nonexistent:/bin/false
-"""
-BUSYBOX_GROUP = """\
-root:x:0:
-daemon:x:1:
-bin:x:2:
-tty:x:5:
-wheel:x:10:root,user
-user:x:1000:
-nogroup:x:65534:
-"""
-
-
-def is_static_elf(path: Path) -> bool:
-    """True if `path` is an ELF executable with no program interpreter (PT_INTERP)."""
-    with open(path, "rb") as stream:
-        header = stream.read(64)
-        if header[:4] != b"\x7fELF" or header[4] != 2:  # 64-bit ELF only
-            return False
-        endian = "<" if header[5] == 1 else ">"
-        import struct
-        phoff = struct.unpack(endian + "Q", header[32:40])[0]
-        phentsize, phnum = struct.unpack(endian + "HH", header[54:58])
-        stream.seek(phoff)
-        for _ in range(phnum):
-            entry = stream.read(phentsize)
-            if struct.unpack(endian + "I", entry[:4])[0] == 3:  # PT_INTERP
-                return False
-    return True
-
-
-def busybox_rootfs_tar(busybox: Path, applets: list[str], out: IO[bytes]) -> None:
-    """Write a minimal rootfs tar: busybox, its applet links, /etc/passwd and /etc/group."""
-    mtime = int(os.stat(busybox).st_mtime)  # fixed times: the same host busybox, the same layer
-
-    def add(name: str, kind: bytes, mode: int, data: bytes = b"", link: str = "") -> None:
-        info = tarfile.TarInfo(name)
-        info.type, info.mode, info.mtime, info.linkname = kind, mode, mtime, link
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data) if data else None)
-
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT) as archive:
-        dirs = {"bin": 0o755, "dev": 0o755, "etc": 0o755, "home": 0o755, "home/user": 0o755,
-                "proc": 0o555, "root": 0o700, "sbin": 0o755, "sys": 0o555, "tmp": 0o1777,
-                "usr": 0o755, "usr/bin": 0o755, "usr/sbin": 0o755, "var": 0o755,
-                "var/tmp": 0o1777}
-        for name, mode in dirs.items():
-            add(name, tarfile.DIRTYPE, mode)
-        add("bin/busybox", tarfile.REGTYPE, 0o755, busybox.read_bytes())
-        for applet in applets:
-            path = applet.strip().lstrip("/")
-            if path and path != "bin/busybox" and posixpath.dirname(path) in dirs:
-                add(path, tarfile.SYMTYPE, 0o777, link="/bin/busybox")
-        add("etc/passwd", tarfile.REGTYPE, 0o644, BUSYBOX_PASSWD.encode())
-        add("etc/group", tarfile.REGTYPE, 0o644, BUSYBOX_GROUP.encode())
-        add("etc/hostname", tarfile.REGTYPE, 0o644, b"")
-        add("etc/hosts", tarfile.REGTYPE, 0o644, b"")
-        add("etc/resolv.conf", tarfile.REGTYPE, 0o644, b"")
-
-
-def build_busybox(host: Host, store: Store, busybox: Path, ref: str) -> Image:
-    """The default `busybox` image, built from the host's static busybox."""
-    if not busybox.is_file():
-        raise NotFound(f"no busybox at {busybox}", "apt-get install busybox-static")
-    if not is_static_elf(busybox):
-        raise ShellctrError(
-            f"{busybox} is not a static 64-bit executable",
-            "apt-get install busybox-static (a dynamic busybox cannot run without host libraries)",
-        )
-    code, listing, err = host.probe([path_arg(busybox), "--list-full"])
-    if code != 0:
-        raise ShellctrError(f"{busybox} --list-full failed: {err.strip()}")
-    store.prepare()
-    # under --dry-run the store's tmp dir may not exist: the scratch tar goes to the system's
-    import tempfile
-    scratch = Path(tempfile.gettempdir()) if host.dry_run else store.layout.tmp_dir
-    tar_path = scratch / f"shellctr-busybox-{os.getpid()}.tar"
-    try:
-        with open(tar_path, "wb") as out:
-            busybox_rootfs_tar(busybox, listing.splitlines(), out)
-        return import_image(host, store, tar_path, ['CMD ["sh"]'], ref,
-                            comment=f"built from the host's {busybox}")
-    finally:
-        tar_path.unlink(missing_ok=True)

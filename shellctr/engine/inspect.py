@@ -3,16 +3,16 @@ their plain records: `inspect` imports no pydantic)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from shellctr.core.store import Store
 from shellctr.engine import cgroup
 from shellctr.engine.lifecycle import container_group, reconcile
+from shellctr.parts.netopts import DEFAULT_NETWORK
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing is not imported at run time: inspect pays for each module
 if TYPE_CHECKING:
-    from shellctr.core.records import ContainerRecord, MountRecord
-    from shellctr.core.state import Image
+    from typing import Any
+
+    from shellctr.core.records import ContainerRecord, MountRecord, Record
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, as Docker prints "never"
 
@@ -50,6 +50,7 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "Error": state["error"],
             "StartedAt": _time(state["started_at"]),
             "FinishedAt": _time(state["finished_at"]),
+            **health_json(store, container),
         },
         "Image": f"sha256:{container['image_id']}",
         "ResolvConfPath": str(layout.container_etc_file(cid, "resolv.conf")),
@@ -75,10 +76,22 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "CgroupParent": container["cgroup_parent"],
             "RestartPolicy": {"Name": container["restart_policy"],
                               "MaximumRetryCount": container["restart_max"]},
-            "NetworkMode": container["network_mode"],
+            # Docker's name for the default network (its bridge's own name is in
+            # NetworkSettings.Networks)
+            "NetworkMode": "bridge" if container["network_mode"] == DEFAULT_NETWORK
+            else container["network_mode"],
             "ReadonlyRootfs": container["read_only"],
+            # as Docker: null when not given
+            "CapAdd": container["cap_add"] or None,
+            "CapDrop": container["cap_drop"] or None,
+            "Privileged": container["privileged"],
+            "SecurityOpt": container["security_opt"] or None,
+            "Devices": [{"PathOnHost": d["host"], "PathInContainer": d["container"],
+                         "CgroupPermissions": d["permissions"]} for d in container["devices"]],
+            "DeviceCgroupRules": container["device_cgroup_rules"] or None,
             "Tmpfs": {m["target"]: m["options"] for m in mounts if m["type"] == "tmpfs"}
             or None,
+            **process_host_config(container),
             **host_network_config(container),
         },
         "GraphDriver": {
@@ -105,8 +118,40 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             "Labels": container["labels"],
             "ExposedPorts": {spec: {} for spec in container["exposed"]} or None,
             **({"StopSignal": container["stop_signal"]} if container["stop_signal"] else {}),
+            **({"StopTimeout": container["stop_timeout"]}
+               if container.get("stop_timeout") is not None else {}),
+            **({"Healthcheck": container["healthcheck"]} if container.get("healthcheck")
+               else {}),
         },
         "NetworkSettings": network_settings(store, container, running),
+    }
+
+
+def health_json(store: Store, container: ContainerRecord) -> dict[str, Any]:
+    """State.Health, with a health check only."""
+    health = container.get("healthcheck")
+    if health is None or health["Test"][0] == "NONE":
+        return {}
+    from shellctr.engine.health import read
+
+    return {"Health": read(store, container["id"]) or
+            {"Status": "starting", "FailingStreak": 0, "Log": []}}
+
+
+def process_host_config(container: ContainerRecord) -> dict[str, Any]:
+    """The issue-16 part of HostConfig, in Docker's names."""
+    return {
+        "Init": container.get("init") or None,
+        "Ulimits": [{"Name": u["name"], "Soft": u["soft"], "Hard": u["hard"]}
+                    for u in container.get("ulimits", [])] or None,
+        "ShmSize": container.get("shm_size") or 64 * 1024 * 1024,
+        "Sysctls": container.get("sysctls") or None,
+        "GroupAdd": container.get("group_add") or None,
+        "IpcMode": container.get("ipc_mode") or "private",
+        "PidMode": container.get("pid_mode", ""),
+        "UTSMode": container.get("uts_mode", ""),
+        "LogConfig": {"Type": container.get("log_driver") or "json-file",
+                      "Config": container.get("log_opts") or {}},
     }
 
 
@@ -141,7 +186,8 @@ def network_settings(store: Store, container: ContainerRecord,
             "NetworkID": record["id"], "EndpointID": endpoint["veth"],
             "Gateway": record["gateway"], "IPAddress": endpoint["ip"],
             "IPPrefixLen": int(record["subnet"].split("/")[1]),
-            "MacAddress": endpoint["mac"], "Aliases": endpoint["aliases"] or None,
+            "MacAddress": endpoint["mac"],
+            "Aliases": dns_names(record["name"], cid, endpoint["aliases"]),
         }
         for binding in endpoint["ports"]:
             ports.setdefault(f"{binding['port']}/{binding['proto']}", None)
@@ -149,14 +195,36 @@ def network_settings(store: Store, container: ContainerRecord,
                 *(ports[f"{binding['port']}/{binding['proto']}"] or []),
                 {"HostIp": binding["host_ip"] or "0.0.0.0",
                  "HostPort": str(binding["host_port"])}]
-    first: dict[str, Any] = next(iter(networks.values()), {})
+    sandbox = str(netns_path(store.host.facts, cid)) if networks else ""
+    if not running:  # as Docker: the networks it will join, without addresses yet
+        from shellctr.engine.network import wanted_networks
+
+        ids = {record["name"]: record["id"] for record in records(store)}
+        for name, wanted in wanted_networks(container).items():
+            networks[name] = {
+                "NetworkID": ids.get(name, ""), "EndpointID": "", "Gateway": "",
+                "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
+                "Aliases": dns_names(name, cid,
+                                     list(wanted.get("aliases") or [])),  # type: ignore[call-overload]
+            }
+    first: dict[str, Any] = next(iter(networks.values()), {}) if running else {}
     return {
-        "SandboxKey": str(netns_path(store.host.facts, cid)) if networks else "",
+        "SandboxKey": sandbox,
         "Ports": ports,
         "IPAddress": first.get("IPAddress", ""), "Gateway": first.get("Gateway", ""),
         "IPPrefixLen": first.get("IPPrefixLen", 0), "MacAddress": first.get("MacAddress", ""),
         "Networks": networks,
     }
+
+
+def dns_names(network: str, cid: str, aliases: list[str]) -> list[str] | None:
+    """Docker's Aliases: on a user network (whose resolver answers for the container's
+    short id too, see dns.entry) the aliases and the short id."""
+    from shellctr.parts.netopts import DEFAULT_NETWORK
+
+    if network == DEFAULT_NETWORK:
+        return aliases or None
+    return list(dict.fromkeys([*aliases, cid[:12]]))
 
 
 def mount_json(store: Store, mount: MountRecord) -> dict[str, Any]:
@@ -175,43 +243,96 @@ def mount_json(store: Store, mount: MountRecord) -> dict[str, Any]:
     return entry
 
 
-def image_json(image: Image, store: Store | None = None) -> dict[str, Any]:
-    """An image as `docker image inspect` shows it."""
+# state.ImageConfig's defaults, for records written before a field was
+IMAGE_CONFIG: dict[str, Any] = {"Env": [], "Cmd": None, "Entrypoint": None, "WorkingDir": "",
+                                "User": "", "ExposedPorts": {}, "Volumes": {}, "Labels": {},
+                                "StopSignal": ""}
+
+
+def image_json(image: Record, store: Store | None = None) -> dict[str, Any]:
+    """An image as `docker image inspect` shows it, from its plain record (state.Image's
+    shape: inspecting imports no pydantic)."""
     platform: dict[str, Any] = {}
-    if store is not None and store.layout.blob(image.id).is_file():
+    if store is not None and store.layout.blob(image["id"]).is_file():
         import json
-        document = json.loads(store.layout.blob(image.id).read_bytes())
+        document = json.loads(store.layout.blob(image["id"]).read_bytes())
         platform = {key: document[key] for key in ("architecture", "os", "variant")
                     if key in document}
-    config = image.config
-    repo = [tag.rpartition(":")[0] for tag in image.repo_tags]
+    config = {**IMAGE_CONFIG, **image.get("config", {})}
+    repo = [tag.rpartition(":")[0] for tag in image["repo_tags"]]
+    digest = image.get("digest", "")
     return {
-        "Id": f"sha256:{image.id}",
-        "RepoTags": image.repo_tags,
-        "RepoDigests": [f"{name}@sha256:{image.digest}" for name in dict.fromkeys(repo)]
-        if image.digest else [],
+        "Id": f"sha256:{image['id']}",
+        "RepoTags": image["repo_tags"],
+        "RepoDigests": image.get("repo_digests") or (
+            [f"{name}@sha256:{digest}" for name in dict.fromkeys(repo)] if digest else []),
         "Parent": "",
-        "Comment": image.comment,
-        "Created": _time(image.created),
-        "Author": image.author,
+        "Comment": image.get("comment", ""),
+        "Created": _time(image["created"]),
+        "Author": image.get("author", ""),
         "Config": {
-            "User": config.User,
-            "ExposedPorts": config.ExposedPorts or None,
-            "Env": config.Env,
-            "Cmd": config.Cmd,
-            "Volumes": config.Volumes or None,
-            "WorkingDir": config.WorkingDir,
-            "Entrypoint": config.Entrypoint,
-            "Labels": config.Labels or None,
-            **({"StopSignal": config.StopSignal} if config.StopSignal else {}),
+            "User": config["User"],
+            "ExposedPorts": config["ExposedPorts"] or None,
+            "Env": config["Env"],
+            "Cmd": config["Cmd"],
+            "Volumes": config["Volumes"] or None,
+            "WorkingDir": config["WorkingDir"],
+            "Entrypoint": config["Entrypoint"],
+            "Labels": config["Labels"] or None,
+            **({"StopSignal": config["StopSignal"]} if config["StopSignal"] else {}),
         },
         "Architecture": platform.get("architecture", ""),
         **({"Variant": platform["variant"]} if "variant" in platform else {}),
         "Os": platform.get("os", "linux"),
-        "Size": image.size,
+        "Size": image["size"],
         "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": ":".join(
-            str(store.layout.layer_dir(d)) for d in reversed(image.layers))}
+            str(store.layout.layer_dir(d)) for d in reversed(image["layers"]))}
             if store is not None else {}},
-        "RootFS": {"Type": "layers", "Layers": [f"sha256:{d}" for d in image.layers]},
+        "RootFS": {"Type": "layers", "Layers": [f"sha256:{d}" for d in image["layers"]]},
         "Metadata": {"LastTagTime": ZERO_TIME},
+    }
+
+
+# -- networks and volumes --------------------------------------------------------------
+def network_json(store: Store, record: Record) -> dict[str, Any]:
+    """A network as Docker's `network inspect` shows it."""
+    from shellctr.parts.netopts import DEFAULT_NETWORK
+
+    return {
+        "Name": record["name"], "Id": record["id"], "Created": record["created"],
+        "Scope": "local", "Driver": record["driver"], "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": {}, "Config": [
+            {"Subnet": record["subnet"], "Gateway": record["gateway"],
+             **({"IPRange": record["ip_range"]} if record["ip_range"] else {})}]},
+        "Internal": record["internal"], "Attachable": False, "Ingress": False,
+        "Containers": {cid: {"Name": ep["name"], "EndpointID": ep["veth"],
+                             "MacAddress": ep["mac"],
+                             "IPv4Address": f"{ep['ip']}/{record['subnet'].split('/')[1]}",
+                             "IPv6Address": ""}
+                       for cid, ep in record["endpoints"].items()},
+        "Options": {"com.docker.network.bridge.name": record["bridge"],
+                    **({"com.docker.network.bridge.default_bridge": "true"}
+                       if record["name"] == DEFAULT_NETWORK else {})},
+        "Labels": record.get("labels", {}),
+    }
+
+
+def volume_json(store: Store, name: str) -> dict[str, Any]:
+    """A volume as Docker shows it, from its plain record (state.Volume's shape and
+    defaults; listing volumes imports no pydantic)."""
+    from datetime import datetime
+
+    from shellctr.engine.volume import ANONYMOUS_LABEL, read_volume
+
+    volume = read_volume(store, name)  # NotFound with Docker's words
+    labels = {**volume.get("labels", {}),
+              **({ANONYMOUS_LABEL: ""} if volume.get("anonymous") else {})}
+    return {
+        "CreatedAt": datetime.fromisoformat(volume["created"]).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Driver": volume.get("driver", "local"),
+        "Labels": labels or None,
+        "Mountpoint": str(store.layout.volume_data(name)),
+        "Name": volume["name"],
+        "Options": volume.get("options") or None,
+        "Scope": "local",
     }

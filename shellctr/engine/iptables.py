@@ -4,10 +4,14 @@ Chains (created with the first network, removed with the last):
 
     filter FORWARD     -> SHELLCTR-FORWARD     (inserted first: hosts often DROP by default)
     SHELLCTR-FORWARD   -> SHELLCTR-ISOLATE-1   (first rule: networks never reach each other)
+    SHELLCTR-FORWARD   -> SHELLCTR-PORTS       (second: the published ports let in; after
+                                                them each bridge DROPs every other way in)
     SHELLCTR-ISOLATE-1 -> SHELLCTR-ISOLATE-2   (per network: leaving its bridge for ...)
     SHELLCTR-ISOLATE-2                         (per network: ... another bridge: DROP)
     nat POSTROUTING    -> SHELLCTR-POSTROUTING (MASQUERADE: outbound NAT, localhost, hairpin)
     nat PREROUTING, OUTPUT -> SHELLCTR-DNAT    (published ports, to local addresses only)
+    raw PREROUTING                             (a port published on 127.x: dropped unless
+                                                it came in on lo, i.e. from this host)
 
 Every rule carries `--match comment --comment shellctr:OWNER`, OWNER being `base`,
 `net=<bridge>` or `ctr=<short id>`; removal lists the table once and deletes exactly
@@ -27,9 +31,11 @@ from shellctr.core.facts import Facts, long_form
 from shellctr.core.host import Host
 
 FORWARD, ISOLATE_1, ISOLATE_2 = "SHELLCTR-FORWARD", "SHELLCTR-ISOLATE-1", "SHELLCTR-ISOLATE-2"
+PORTS = "SHELLCTR-PORTS"
 POSTROUTING, DNAT = "SHELLCTR-POSTROUTING", "SHELLCTR-DNAT"
-CHAINS = (("filter", FORWARD), ("filter", ISOLATE_1), ("filter", ISOLATE_2),
+CHAINS = (("filter", FORWARD), ("filter", ISOLATE_1), ("filter", ISOLATE_2), ("filter", PORTS),
           ("nat", POSTROUTING), ("nat", DNAT))
+TABLES = ("raw", "filter", "nat")
 BASE = "base"
 LOCAL = ["--match", "addrtype", "--dst-type", "LOCAL"]  # only to this host's addresses
 
@@ -46,6 +52,8 @@ def base_rules() -> list[tuple[str, str, list[str]]]:
         # inserted at the top: ahead of other software's DROPs in FORWARD
         ("filter", "--insert", ["FORWARD", *tag(BASE), "--jump", FORWARD]),
         ("filter", "--append", [FORWARD, *tag(BASE), "--jump", ISOLATE_1]),
+        # before any network's rules: its closing DROP comes after the ports
+        ("filter", "--append", [FORWARD, *tag(BASE), "--jump", PORTS]),
         ("nat", "--append", ["POSTROUTING", *tag(BASE), "--jump", POSTROUTING]),
         ("nat", "--append", ["PREROUTING", *LOCAL, *tag(BASE), "--jump", DNAT]),
         ("nat", "--append", ["OUTPUT", *LOCAL, *tag(BASE), "--jump", DNAT]),
@@ -78,6 +86,10 @@ def network_rules(bridge: str, subnet: str, internal: bool) -> list[Rule]:
                     "--ctstate", "RELATED,ESTABLISHED", *owner, "--jump", "ACCEPT"]),
         ("filter", [FORWARD, "--in-interface", bridge, "!", "--out-interface", bridge,
                     *owner, "--jump", "ACCEPT"]),
+        # every other new connection into the bridge: only published ports (PORTS, and
+        # before this) let one in, as Docker 28 (issue 13, defect 6)
+        ("filter", [FORWARD, "!", "--in-interface", bridge, "--out-interface", bridge,
+                    *owner, "--jump", "DROP"]),
         # outbound NAT: the world sees the host's address
         ("nat", [POSTROUTING, "--source", subnet, "!", "--out-interface", bridge, *owner,
                  "--jump", "MASQUERADE"]),
@@ -94,10 +106,18 @@ def port_rules(owner: str, bridge: str, ip: str, proto: str, host_ip: str, host_
     """A published port: DNAT to the container, let it through, NAT the hairpin case."""
     tagged = tag(owner)
     dest = ["--destination", host_ip] if host_ip not in ("", "0.0.0.0") else []
+    rules: list[Rule] = []
+    if host_ip.startswith("127."):
+        # published on loopback: from this host only. A neighbour routing 127.0.0.1 via
+        # us would otherwise be DNAT'ed before the martian check (moby#45610; defect 7)
+        rules.append(("raw", ["PREROUTING", *dest, "!", "--in-interface", "lo",
+                              "--protocol", proto, "--destination-port", str(host_port),
+                              *tagged, "--jump", "DROP"]))
     return [
+        *rules,
         ("nat", [DNAT, *dest, "--protocol", proto, "--destination-port", str(host_port),
                  *tagged, "--jump", "DNAT", "--to-destination", f"{ip}:{port}"]),
-        ("filter", [FORWARD, "--destination", f"{ip}/32", "!", "--in-interface", bridge,
+        ("filter", [PORTS, "--destination", f"{ip}/32", "!", "--in-interface", bridge,
                     "--out-interface", bridge, "--protocol", proto, "--destination-port",
                     str(port), *tagged, "--jump", "ACCEPT"]),
         # a container reaching its own published port through the host: hairpin NAT
@@ -116,7 +136,7 @@ def line(words: list[str]) -> str:
 def restore_text(lines: dict[str, list[str]]) -> str:
     """An iptables-restore batch: table -> rule lines."""
     text = ""
-    for table in ("filter", "nat"):
+    for table in TABLES:
         if lines.get(table):
             text += f"*{table}\n" + "".join(rule + "\n" for rule in lines[table]) + "COMMIT\n"
     return text
@@ -176,7 +196,9 @@ def remove_owned(host: Host, owners: tuple[str, ...],
                  listing: dict[str, list[list[str]]] | None = None) -> None:
     """Delete every rule tagged with one of `owners` (probe first: idempotent)."""
     lines: dict[str, list[str]] = {}
-    for table in ("filter", "nat"):
+    for table in TABLES:
+        if listing is not None and table not in listing:
+            continue  # the base: never in raw
         rules = listing[table] if listing is not None else host.facts.iptables_rules(table)
         for words in rules:
             if words[:1] == ["-A"] and owned(words, owners):

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from shellctr.core.records import ContainerRecord, StateRecord
 
 UNKNOWN_EXIT = 255  # the container ended while no shellctr process watched it
+UNWATCHED = "the container ended while no shellctr process watched it"
 POLL = 0.02  # seconds between looks at a process or record we are waiting for
 # a new run's life: what `record_starting` resets (the settings and restart_count stay)
 FRESH_LIFE: dict[str, object] = {
@@ -83,13 +84,22 @@ def record_end(store: Store, cid: str, code: int | None = None, error: str = "",
         ended = store.read(store.layout.container_exit_file(cid))
         code, finished_at = int(ended["exit_code"]), str(ended["finished_at"])
     container = store.container(cid)
-    return store.write_state(cid, **ENDED, exit_code=code, error=error,
-                             finished_at=finished_at or now_iso(), starter_pid=0,
-                             starter_start=0, oom_killed=cgroup.oom_killed(
-                                 store.host.facts, container_group(container)))
+    finished_at = finished_at or now_iso()
+    state = store.write_state(cid, **ENDED, exit_code=code, error=error,
+                              finished_at=finished_at, starter_pid=0,
+                              starter_start=0, oom_killed=cgroup.oom_killed(
+                                  store.host.facts, container_group(container)))
+    from shellctr.engine import events
+
+    if state["oom_killed"]:
+        events.emit(store, "container", "oom", cid, events.container_attributes(container),
+                    finished_at)
+    events.emit(store, "container", "die", cid,
+                events.container_attributes(container, exitCode=str(code)), finished_at)
+    return state
 
 
-def reconcile(store: Store, cid: str, policy: bool = True) -> StateRecord:
+def reconcile(store: Store, cid: str) -> StateRecord:
     """The container's state, brought up to date if it ended since it was written.
 
     The monitor writes `exit.json` when the container ends; if both the container and
@@ -109,22 +119,11 @@ def reconcile(store: Store, cid: str, policy: bool = True) -> StateRecord:
         state = store.container_state(cid)
         if state["status"] != "running" or not ended_unwatched(store, state, exit_file):
             return state
-        unwatched = not facts.exists(exit_file)  # its monitor died before PID 1 ended
-        if not unwatched:
+        if facts.exists(exit_file):
             state = record_end(store, cid)
-        else:
-            state = record_end(store, cid, UNKNOWN_EXIT,
-                               "the container ended while no shellctr process watched it")
+        else:  # its monitor died before PID 1 ended: containers.restart_unwatched then
+            state = record_end(store, cid, UNKNOWN_EXIT, UNWATCHED)
         teardown(store.host, store, store.container(cid), remove=False)
-        if policy and unwatched and should_restart(state) and not store.host.dry_run:
-            # its monitor, which carries out the policy, is gone: this command does (as
-            # Podman's next command does), without the monitor's back-off
-            from shellctr.engine.start import start
-
-            store.write_state(cid, restart_count=state["restart_count"] + 1)
-            store.host.step(f"restart container {short_id(cid)} ({state['restart_policy']})")
-            start(store.host, store, cid, attach=False)
-            state = store.container_state(cid)
     return state
 
 
@@ -201,6 +200,9 @@ def teardown(host: Host, store: Store, container: ContainerRecord, *, remove: bo
     if not remove:
         return
     host.step(f"remove container {short_id(cid)}")
+    from shellctr.engine import events
+
+    events.emit(store, "container", "destroy", cid, events.container_attributes(container))
     store.remove_container(cid)
     if volumes and any(m["type"] == "volume" and m["anonymous"] for m in container["mounts"]):
         from shellctr.engine.volume import remove_anonymous

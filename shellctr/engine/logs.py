@@ -112,25 +112,121 @@ def show(record: Record, timestamps: bool) -> None:
 
 
 def follow(log: Path | BinaryIO, offset: int, running: Callable[[], bool], timestamps: bool,
-           until: datetime | None) -> None:
+           until: datetime | None, path: Path | None = None) -> None:
     """`logs -f`: print new records as they come, until the container has ended. Give
-    the log open: a `--rm` container's is removed as it ends, its last lines unread."""
+    the log open: a `--rm` container's is removed as it ends, its last lines unread.
+    With `path` (the log's name), a rotation is followed: the rest of the file that
+    moved to PATH.1, then the new PATH (or PATH again from its start, once truncated)."""
     if isinstance(log, Path):
         try:
             with open(log, "rb") as stream:
-                return follow(stream, offset, running, timestamps, until)
+                return follow(stream, offset, running, timestamps, until, log)
         except FileNotFoundError:
             return None
-    while True:
-        ended = not running()  # read after checking: nothing written before the end is lost
-        records, offset = read_from(log, offset)
-        for record in records:
-            if until is not None and record.when > until:
+    opened: BinaryIO | None = None  # a file we opened after a rotation
+    try:
+        while True:
+            ended = not running()  # read after checking: nothing written before the end is lost
+            records, offset = read_from(log, offset)
+            if path is not None:
+                moved, offset = rotation(log, path, offset)
+                if moved is not None:  # the old file's last records, the files rotated
+                    records += read_from(log, offset)[0]  # since, then the new file
+                    records += read_between(path, log, moved)
+                    if opened is not None:
+                        opened.close()
+                    log = opened = moved
+                    offset, ended = 0, False  # read the new one before we end
+            for record in records:
+                if until is not None and record.when > until:
+                    return None
+                show(record, timestamps)
+            if ended:
                 return None
-            show(record, timestamps)
-        if ended:
-            return None
-        time.sleep(POLL_SECONDS)
+            if path is None or not records:
+                time.sleep(POLL_SECONDS)
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def rotation(log: BinaryIO, path: Path, offset: int) -> tuple[BinaryIO | None, int]:
+    """Whether the monitor rotated the log we read: (the new file, opened; or None, and
+    the offset to go on from: 0 after a truncation)."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return None, offset
+    if now.st_ino != os.fstat(log.fileno()).st_ino:
+        try:
+            return open(path, "rb"), offset  # closed by follow
+        except FileNotFoundError:
+            return None, offset
+    return None, 0 if now.st_size < offset else offset
+
+
+def read_between(path: Path, old: BinaryIO, new: BinaryIO) -> list[Record]:
+    """The records of the files rotated after `old` and before `new` (both open): when
+    the log rotated more than once between two looks."""
+    old_inode = os.fstat(old.fileno()).st_ino
+    streams = open_rotated(path, new)
+    try:
+        inodes = [os.fstat(stream.fileno()).st_ino for stream in streams]
+        newer = streams[inodes.index(old_inode) + 1:] if old_inode in inodes else streams
+        return [record for stream in newer for record in read_from(stream, 0)[0]]
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+def open_rotated(path: Path, current: BinaryIO | None = None) -> list[BinaryIO]:
+    """The rotated files, oldest first, opened as one consistent snapshot: the monitor
+    may rotate while we open them by name, so again until no name moved meanwhile."""
+    for _attempt in range(10):
+        streams: list[BinaryIO] = []
+        names = rotated_files(path, current)
+        for name in names:
+            try:
+                streams.append(open(name, "rb"))  # noqa: SIM115  # the caller closes them
+            except FileNotFoundError:
+                break
+        opened = [os.fstat(stream.fileno()).st_ino for stream in streams]
+        try:
+            now = [os.stat(name).st_ino for name in names]
+        except FileNotFoundError:
+            now = []
+        if opened == now:
+            return streams
+        for stream in streams:
+            stream.close()
+    return []
+
+
+def rotated_files(path: Path, current: BinaryIO | None = None) -> list[Path]:
+    """The rotated files of a log (PATH.N ... PATH.1), oldest first; not the one
+    `current` has open (it may have moved to PATH.1 since it was opened)."""
+    found = []
+    inode = os.fstat(current.fileno()).st_ino if current is not None else None
+    number = 1
+    while True:
+        older = path.with_name(f"{path.name}.{number}")
+        try:
+            if os.stat(older).st_ino != inode:
+                found.append(older)
+        except FileNotFoundError:
+            break
+        number += 1
+    return found[::-1]
+
+
+def read_rotated(path: Path, current: BinaryIO) -> list[Record]:
+    """Every record of the rotated files, oldest first (for `logs`, before PATH's)."""
+    streams = open_rotated(path, current)
+    try:
+        return [record for stream in streams for record in read_from(stream, 0)[0]]
+    finally:
+        for stream in streams:
+            stream.close()
 
 
 def iter_lines(path: Path) -> Iterator[str]:

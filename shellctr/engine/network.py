@@ -151,6 +151,22 @@ def save(store: Store, record: Record) -> None:
     store.write(path, record["endpoints"], durable=False)
 
 
+def rename_endpoints(host: Host, store: Store, cid: str, name: str) -> None:
+    """`rename` of a running container: its endpoints take the new name, and the
+    resolvers of its user networks answer it (the old name no more). Caller holds the
+    lock."""
+    found = records(store)
+    changed = False
+    for record in found:
+        endpoint = record["endpoints"].get(cid)
+        if endpoint is not None and endpoint["name"] != name:
+            endpoint["name"] = name
+            save(store, record)
+            changed = True
+    if changed:
+        dns.refresh(host, found, store.layout.network_run_dir)
+
+
 # -- networks -----------------------------------------------------------------------------
 def create(host: Host, store: Store, name: str, *, subnet: str | None = None,
            gateway: str | None = None, ip_range: str | None = None, internal: bool = False,
@@ -189,7 +205,18 @@ def create(host: Host, store: Store, name: str, *, subnet: str | None = None,
         store.write(path, {key: value for key, value in record.items() if key != "endpoints"})
         rollback.push(f"write {path}", lambda: host.remove_file(path))
         bring_up(host, store, record, rollback)
+    network_event(store, record, "create")
     return record
+
+
+def network_event(store: Store, record: Record, action: str, cid: str = "") -> None:
+    """An event of the journal (engine/events.py) about a network."""
+    from shellctr.engine import events
+
+    attributes = {"name": str(record["name"]), "type": "bridge"}
+    if cid:
+        attributes["container"] = cid
+    events.emit(store, "network", action, str(record["id"]), attributes)
 
 
 def bring_up(host: Host, store: Store, record: Record, rollback: Rollback | None = None) -> None:
@@ -208,6 +235,10 @@ def bring_up(host: Host, store: Store, record: Record, rollback: Rollback | None
         # their way out of this bridge (MASQUERADE then rewrites it); per bridge, so
         # it goes with the bridge
         host.write_value(host.facts.proc / f"sys/net/ipv4/conf/{bridge}/route_localnet", "1")
+        # no router advertisement from a container configures the host's side (Docker 28)
+        accept_ra = host.facts.proc / f"sys/net/ipv6/conf/{bridge}/accept_ra"
+        if host.facts.exists(accept_ra) or host.dry_run:
+            host.write_value(accept_ra, "0")
         if not record["internal"]:
             enable_forwarding(host)
         iptables.ensure_base(host)
@@ -256,6 +287,7 @@ def remove(host: Host, store: Store, ref: str) -> str:
                            "stop the containers or disconnect them first")
         host.step(f"remove network {record['name']}")
         retire(host, store, record)
+        network_event(store, record, "destroy")
     return str(record["name"])
 
 
@@ -317,6 +349,7 @@ def prune(host: Host, store: Store, include_default: bool = False) -> list[str]:
                 continue
             host.step(f"remove network {record['name']}")
             retire(host, store, record)
+            network_event(store, record, "destroy")
             removed.append(str(record["name"]))
     return removed
 
@@ -412,6 +445,7 @@ def attach(host: Host, store: Store, config: ContainerRecord, rollback: Rollback
             if index == 0:
                 publish(host, store, config, record, endpoint)
             own.append(endpoint["ip"])
+            network_event(store, record, "connect", cid)
         dns.refresh(host, records(store), store.layout.network_run_dir)
         write_etc_files(host, store, config, own, nameserver)
     return ["nsenter", f"--net={path_arg(netns_path(host.facts, cid))}", "--"]
@@ -489,6 +523,7 @@ def release(host: Host, store: Store, cid: str, only: str | None = None) -> None
             record["endpoints"].pop(cid, None)
             save(store, record)
             dns.refresh(host, records(store), store.layout.network_run_dir)
+            network_event(store, record, "disconnect", cid)
         if only is None and facts.exists(netns):
             host.run(["ip", "netns", "delete", netns_name(cid)],
                      effect=links_gone(*veths, netns=netns))
@@ -666,6 +701,7 @@ def connect(host: Host, store: Store, net_ref: str, ctr_ref: str, ip: str | None
                       default_route=False)
                 dns.refresh(host, records(store), store.layout.network_run_dir)
                 update_hosts(host, store, config, endpoint["ip"], present=True)
+                network_event(store, record, "connect", cid)
         store.write_state(cid, networks=networks)
 
 

@@ -13,7 +13,36 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
+from shellctr.core.errors import UsageError
+
 STDIN, STDOUT = 0, 1
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+
+
+def parse_detach_keys(text: str) -> bytes:
+    """Docker's --detach-keys: comma-separated `ctrl-<letter or @[\\]^_>` or one character."""
+    keys = bytearray()
+    for key in text.split(","):
+        if len(key) == 1:
+            keys.append(ord(key))
+        elif len(key) == 6 and key.startswith("ctrl-") and (key[5].isalpha()
+                                                             or key[5] in "@[\\]^_"):
+            keys.append(ord(key[5].upper()) & 0x1F)
+        else:
+            raise UsageError(f"invalid detach keys {text!r}",
+                             "use e.g. ctrl-p,ctrl-q (ctrl-<letter>, or single characters)")
+    return bytes(keys)
+
+
+def match_keys(typed: bytes, keys: bytes) -> tuple[bytes, bytes, bool]:
+    """Split what was typed into (held back: it may begin the detach keys, to send now,
+    whether the whole detach sequence was typed)."""
+    if keys and (at := typed.find(keys)) >= 0:
+        return b"", typed[:at], True
+    for held in range(min(len(keys) - 1, len(typed)), 0, -1):
+        if typed.endswith(keys[:held]):
+            return typed[-held:], typed[:-held], False
+    return b"", typed, False
 
 
 @contextlib.contextmanager
@@ -40,10 +69,12 @@ def copy_window_size(source: int, target: int) -> None:
         fcntl.ioctl(target, termios.TIOCSWINSZ, size)
 
 
-def relay(master: int, interactive: bool, log: Path | None = None) -> None:
+def relay(master: int, interactive: bool, log: Path | None = None, keys: bytes = b"",
+          close: bool = True) -> bool:
     """Copy the container's output to stdout (and to its `log`, in the monitor's
     json-file format) and, with -i, stdin to the container, until the container closes
-    its terminal; keep the window size in step."""
+    its terminal; keep the window size in step. With `keys` (the detach keys), return
+    True when they are typed (False: the terminal closed). `close`: the master too."""
     log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640) if log else None
     copy_window_size(STDIN, master)
 
@@ -52,6 +83,7 @@ def relay(master: int, interactive: bool, log: Path | None = None) -> None:
 
     previous = signal.signal(signal.SIGWINCH, resized)
     readers = [master, STDIN] if interactive else [master]
+    typed = b""  # keys that may begin the detach keys, held back
     try:
         with raw_mode(STDIN) if interactive else contextlib.nullcontext():
             while True:
@@ -74,16 +106,24 @@ def relay(master: int, interactive: bool, log: Path | None = None) -> None:
                         data = os.read(STDIN, 65536)
                     except OSError:  # EIO: the caller's terminal hung up
                         break
-                    if data:
+                    if data and keys:
+                        typed, data, detach = match_keys(typed + data, keys)
+                        if data:
+                            write_all(master, data)
+                        if detach:
+                            return True
+                    elif data:
                         write_all(master, data)
                     else:  # the caller's stdin ended: send the terminal's end-of-file
                         readers.remove(STDIN)
                         write_all(master, b"\x04")
     finally:
         signal.signal(signal.SIGWINCH, previous)
-        os.close(master)
+        if close:
+            os.close(master)
         if log_fd is not None:
             os.close(log_fd)
+    return False
 
 
 def log_record(data: bytes) -> bytes:

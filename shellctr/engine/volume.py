@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
+from pathlib import Path
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import Conflict, CorruptRecord, NotFound, ShellctrError
@@ -63,10 +65,19 @@ def check_target(kind: str, target: str) -> str:
     clean = os.path.normpath(target).replace("//", "/")
     if clean == "/":
         raise MountError("invalid specification: destination can't be '/'")
-    if clean == "/proc" or clean.startswith("/proc/"):  # refused now, before any SRC is made
-        raise MountError(f"invalid mount destination {clean!r}: /proc is the container's own "
-                         "procfs", "mount somewhere else")
+    if kernel_target(clean):
+        raise MountError(f"invalid mount destination {clean}: /proc and /sys are the "
+                         "kernel's, and shellctr mounts them itself",
+                         "mount the volume elsewhere")
     return clean
+
+
+def kernel_target(path: str) -> bool:
+    """A destination on or inside /proc or /sys, which the confinement reads its kernel
+    facts from and masks (runc refuses them too; issue 13, defect 2)."""
+    from shellctr.inside.mounts import kernel_path
+
+    return kernel_path(path)
 
 
 def check_volume_name(name: str) -> str:
@@ -301,14 +312,25 @@ def make_host_dirs(host: Host, path: str, rollback: Rollback) -> None:
         host.mkdir(Path(directory), mode=0o755, rollback=rollback)
 
 
-def spec_mounts(layout: Layout, mounts: list[Record]) -> list[dict[str, object]]:
-    """The mounts as init.py makes them (see init.Init.mount_steps)."""
+def spec_mounts(layout: Layout, mounts: list[Record],
+                volume_options: Callable[[str], dict[str, str]] | None = None,
+                ) -> list[dict[str, object]]:
+    """The mounts as init.py makes them (see init.Init.mount_steps). `volume_options`:
+    a volume's driver options (`volume create -o`): a tmpfs volume is a tmpfs of the
+    container's own, a bind volume its device."""
     entries: list[dict[str, object]] = []
     for record in mounts:
         entry: dict[str, object] = {"target": record["target"], "readonly": record["readonly"]}
-        if record["type"] == "tmpfs":
-            flags, data = tmpfs_flags(record["options"])
+        options = (volume_options(record["source"]) if volume_options is not None
+                   and record["type"] == "volume" else {})
+        if record["type"] == "tmpfs" or options.get("type") == "tmpfs":
+            words = options["o"].split(",") if options.get("o") else []
+            # a tmpfs volume: its o= words only (checked at volume create), as Docker's
+            flags, data = tmpfs_flags(record["options"] if record["type"] == "tmpfs"
+                                      else ",".join(["ro"] * record["readonly"] + words))
             entry.update(type="tmpfs", flags=flags, data=data)
+        elif options.get("device"):  # -o type=none -o o=bind -o device=/path
+            entry.update(type="bind", source=options["device"])
         elif record["type"] == "volume":
             entry.update(type="bind", source=path_arg(layout.volume_data(record["source"])),
                          seed=not record["nocopy"])
@@ -376,29 +398,63 @@ def unescape(field: str) -> str:
 
 
 # -- volume records -------------------------------------------------------------------
-def volume_record(name: str, labels: dict[str, str], anonymous: bool) -> Record:
+def volume_record(name: str, labels: dict[str, str], anonymous: bool,
+                  options: dict[str, str] | None = None) -> Record:
     """A volume's record (shaped like state.Volume)."""
     return {"schema_version": SCHEMA_VERSION, "name": name, "driver": "local",
-            "created": now_iso(), "labels": labels, "options": {}, "anonymous": anonymous}
+            "created": now_iso(), "labels": labels, "options": options or {},
+            "anonymous": anonymous}
+
+
+def parse_driver_options(facts: Facts, items: list[str]) -> dict[str, str]:
+    """`volume create -o KEY=VALUE`: the local driver's mount options, as Docker's:
+    `type=tmpfs device=tmpfs [o=size=64m,...]`, or `type=none o=bind device=/path`."""
+    options: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in ("type", "device", "o"):
+            raise ShellctrError(f"invalid option {item!r} for the local driver",
+                                "use type=, device= and o=")
+        options[key] = value
+    if not options:
+        return options
+    kind, words = options.get("type", ""), [w for w in options.get("o", "").split(",") if w]
+    if kind == "tmpfs":
+        tmpfs_options(words)  # checked now
+    elif kind in ("none", "") and "bind" in words:
+        device = options.get("device", "")
+        if not device.startswith("/") or not facts.is_dir(Path(device)):
+            raise ShellctrError(f"invalid bind device {device!r}",
+                                "give device=/an/existing/directory")
+        if set(words) - {"bind", "rbind"}:
+            raise ShellctrError(f"invalid bind options {options['o']!r}", "use o=bind")
+    else:
+        raise ShellctrError(f"volume type {kind or 'none'!r} is not supported by shellctr's "
+                            "local driver", "use type=tmpfs device=tmpfs, or type=none "
+                            "o=bind device=/path")
+    return options
 
 
 def create_volume(host: Host, store: Store, name: str, labels: dict[str, str],
-                  rollback: Rollback, anonymous: bool = False) -> Record:
+                  rollback: Rollback, anonymous: bool = False,
+                  options: dict[str, str] | None = None) -> Record:
     """The volume's directory, its empty `_data` and its record (caller holds the lock)."""
     layout = store.layout
     host.ensure_dir(layout.volumes_dir, mode=0o700)
     host.step(f"create volume {name}")
     host.mkdir(layout.volume_dir(name), mode=0o700, rollback=rollback)
     host.mkdir(layout.volume_data(name), mode=0o755)
-    record = volume_record(name, labels, anonymous)
+    record = volume_record(name, labels, anonymous, options)
     store.write(layout.volume_record(name), record)
+    volume_event(store, name, "create")
     return record
 
 
-def volume_names(store: Store) -> list[str]:
-    layout = store.layout
-    return [entry for entry in store.entries(layout.volumes_dir)
-            if store.host.facts.is_file(layout.volume_record(entry))]
+def volume_event(store: Store, name: str, action: str) -> None:
+    """An event of the journal (engine/events.py) about a volume."""
+    from shellctr.engine import events
+
+    events.emit(store, "volume", action, name, {"driver": "local"})
 
 
 def read_volume(store: Store, name: str) -> Record:
@@ -410,15 +466,20 @@ def read_volume(store: Store, name: str) -> Record:
 
 def users(store: Store, name: str) -> list[str]:
     """Ids of the containers whose mounts use the volume `name`."""
-    found = []
+    return volume_users(store).get(name, [])
+
+
+def volume_users(store: Store) -> dict[str, list[str]]:
+    """Each volume in use: the ids of the containers whose mounts use it, sorted."""
+    found: dict[str, list[str]] = {}
     for cid in store.container_ids():
         try:
             mounts = store.container_config(cid)["mounts"]
         except (FileNotFoundError, CorruptRecord):  # removed meanwhile; mounts unknown
             continue
-        if any(m["type"] == "volume" and m["source"] == name for m in mounts):
-            found.append(cid)
-    return sorted(found)
+        for name in dict.fromkeys(m["source"] for m in mounts if m["type"] == "volume"):
+            found.setdefault(name, []).append(cid)
+    return {name: sorted(cids) for name, cids in found.items()}
 
 
 def remove_volume(host: Host, store: Store, name: str) -> None:
@@ -430,10 +491,13 @@ def remove_volume(host: Host, store: Store, name: str) -> None:
         pass
     holders = users(store, name)
     if holders:
-        raise Conflict(f"remove {name}: volume is in use - [{', '.join(holders)}]",
+        names = store.container_names()
+        shown = ", ".join(names.get(cid, cid[:12]) for cid in holders)  # people's names
+        raise Conflict(f"remove {name}: volume is in use - [{shown}]",
                        "remove those containers first")
     host.step(f"remove volume {name}")
     host.remove_tree(store.layout.volume_dir(name))
+    volume_event(store, name, "destroy")
 
 
 def remove_anonymous(host: Host, store: Store, mounts: list[Record]) -> None:
@@ -453,3 +517,4 @@ def remove_anonymous(host: Host, store: Store, mounts: list[Record]) -> None:
                 continue
             host.step(f"remove volume {name}")
             host.remove_tree(store.layout.volume_dir(name))
+            volume_event(store, name, "destroy")

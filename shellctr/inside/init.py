@@ -26,14 +26,15 @@ Results go back to shellctr over the status socket (SPEC's status_fd):
 from __future__ import annotations
 
 import _socket  # the C module: `socket` pulls in enum and selectors, ~3 ms per start
+import ctypes  # (steps imports it too)
 import errno
 import fcntl
-import json
 import os
 import stat
 import struct
 import sys
 
+from shellctr.inside import confine, jsonlite
 from shellctr.inside.steps import (
     IFF_UP,
     LINUX_CAPABILITY_VERSION_3,
@@ -48,7 +49,10 @@ from shellctr.inside.steps import (
     PR_CAP_AMBIENT,
     PR_CAP_AMBIENT_CLEAR_ALL,
     PR_CAPBSET_DROP,
+    PR_SET_DUMPABLE,
     PR_SET_NO_NEW_PRIVS,
+    PR_SET_SECCOMP,
+    SECCOMP_MODE_FILTER,
     SIOCGIFFLAGS,
     SIOCSIFFLAGS,
     TIOCGPTN,
@@ -122,6 +126,8 @@ class Init:
         self.pty_master: int | None = None
         self.pty_slave: str | None = None
         self.final: dict[str, Any] = {}  # resolved user, env and path of the command
+        self.exec_helper: int | None = None  # the sealed memfd of shellctr-exec
+        self.seccomp_filter = b""  # the BPF program, built before the root switch
 
     # -- helpers ------------------------------------------------------------------
     def at(self, path: str) -> str:
@@ -147,7 +153,7 @@ class Init:
     def send(self, message: dict[str, object], fds: tuple[int, ...] = ()) -> None:
         if not isinstance(self.status_fd, int):
             return
-        data = json.dumps(message).encode()
+        data = jsonlite.dumps(message).encode()
         sock = _socket.socket(fileno=os.dup(self.status_fd))
         try:
             rights = struct.pack(f"{len(fds)}i", *fds)
@@ -164,11 +170,15 @@ class Init:
         nsx = MS_NOSUID | MS_NODEV | MS_NOEXEC
         steps = [
             *self.cgroup_steps(),
-            mount("overlay", self.rootfs, "overlay", 0, options),
+            # no device cgroup (v2 without BPF): image and container files open no device
+            mount("overlay", self.rootfs, "overlay",
+                  MS_NODEV if spec.get("rootfs_nodev") else 0, options),
             self.mkdir_in_rootfs("/proc"),
             mount("proc", self.at("/proc"), "proc", nsx),
             self.mkdir_in_rootfs("/sys"),
-            mount("sysfs", self.at("/sys"), "sysfs", nsx | MS_RDONLY),
+            # --privileged: /sys writable, as Docker
+            mount("sysfs", self.at("/sys"), "sysfs",
+                  nsx if spec.get("privileged") else nsx | MS_RDONLY),
             self.mkdir_in_rootfs("/dev"),
             mount("tmpfs", self.at("/dev"), "tmpfs", MS_NOSUID | MS_STRICTATIME,
                   "mode=755,size=65536k"),
@@ -177,13 +187,14 @@ class Init:
             steps.append(self.mknod(self.at(f"/dev/{name}"), major, minor, mode))
         for name, target in DEV_LINKS:
             steps.append(self.symlink(target, self.at(f"/dev/{name}")))
+        steps += self.device_steps()
         steps += [
             self.mkdir(self.at("/dev/pts"), 0o755),
             # newinstance: the container's own pty numbering, starting at /dev/pts/0
             mount("devpts", self.at("/dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC,
                   "newinstance,ptmxmode=0666,mode=0620,gid=5"),
             self.mkdir(self.at("/dev/shm"), 0o1777),
-            mount("shm", self.at("/dev/shm"), "tmpfs", nsx, "mode=1777,size=65536k"),
+            *confine.shm_steps(self.at("/dev/shm"), spec),  # --shm-size, --ipc
             self.mkdir(self.at("/dev/mqueue"), 0o755),
             mount("mqueue", self.at("/dev/mqueue"), "mqueue", nsx),
             self.touch(self.at("/dev/console")),
@@ -198,18 +209,33 @@ class Init:
             steps += [self.file_in_rootfs(target), mount(source, self.at(target), None, MS_BIND)]
             if spec.get("slave_namespace"):  # a bind from the host: a slave of its mount
                 steps.append(propagation(self.at(target), "private"))
-        for path in MASKED_PATHS:
-            steps.append(self.mask(path))
-        for path in READONLY_PATHS:
-            full = self.at(path)
-            steps += [Step(step.shell, step.action, when=exists(full))
-                      for step in bind_readonly(full)]
+        steps += self.confine_steps()
+        if not spec.get("privileged"):  # --privileged: nothing masked, as Docker
+            for path in MASKED_PATHS:
+                steps.append(self.mask(path))
+            for path in READONLY_PATHS:
+                full = self.at(path)
+                steps += [Step(step.shell, step.action, when=exists(full))
+                          for step in bind_readonly(full)]
         if spec.get("readonly_rootfs"):  # --read-only: the rootfs only; its mounts stay
             from shellctr.inside.mounts import make_dir_step
 
             steps += [make_dir_step(self.rootfs, str(spec.get("cwd") or "/")),  # -w, first
                       mount("", self.rootfs, None, MS_REMOUNT | MS_BIND | MS_RDONLY)]
-        steps += [self.sethostname(str(spec["hostname"])), self.loopback_up()]
+        if spec.get("uts_mode") != "host":  # --uts host: the host's name is not ours to set
+            steps.append(self.sethostname(str(spec["hostname"])))
+        steps.append(self.loopback_up())
+        return steps
+
+    def confine_steps(self) -> list[Step]:
+        """--sysctl (before /proc/sys turns read-only) and --init's binary (confine.py)."""
+        spec = self.spec
+        steps = confine.sysctl_steps(self.at("/proc/sys"), spec.get("sysctls") or {})
+        if spec.get("init_source"):
+            steps += [self.file_in_rootfs(confine.INIT_PATH),
+                      *confine.init_binary_steps(self.rootfs, spec["init_source"])]
+            if spec.get("slave_namespace"):  # a bind from the host: a slave of its mount
+                steps.append(propagation(self.at(confine.INIT_PATH), "private"))
         return steps
 
     def mount_steps(self) -> list[Step]:
@@ -221,6 +247,21 @@ class Init:
         return mount_steps(self.rootfs, self.spec["mounts"],
                            bool(self.spec.get("slave_namespace")))
 
+    def device_steps(self) -> list[Step]:
+        """--device (and --privileged's host devices): nodes in the container's /dev tmpfs,
+        with the numbers read on the host at create; the device cgroup allows them."""
+        steps = []
+        for path, kind, major, minor in self.spec.get("devices", []):
+            full = self.at(path)
+            steps += [self.mkdir_parents(os.path.dirname(full)),
+                      self.mknod(full, int(major), int(minor), 0o666, kind)]
+        return steps
+
+    def mkdir_parents(self, path: str) -> Step:
+        """`mkdir -p` under the container's own /dev tmpfs (no image file is there)."""
+        return Step(lambda: sh("mkdir", "--parents", path),
+                    lambda: os.makedirs(path, 0o755, exist_ok=True))
+
     def cgroup_steps(self) -> list[Step]:
         """Join the container's cgroups: every process it forks is then inside too."""
         return [join_cgroup(f"{path}/cgroup.procs") for path in self.spec.get("cgroups", [])]
@@ -231,10 +272,14 @@ class Init:
             os.chmod(path, mode)
         return Step(lambda: sh("mkdir", f"--mode={mode:o}", path), do)
 
-    def mknod(self, path: str, major: int, minor: int, mode: int) -> Step:
+    def mknod(self, path: str, major: int, minor: int, mode: int, kind: str = "c") -> Step:
         def do() -> None:
-            os.mknod(path, mode | stat.S_IFCHR, os.makedev(major, minor))
-        return Step(lambda: sh("mknod", f"--mode={mode:o}", path, "c", str(major), str(minor)), do)
+            if os.path.lexists(path):  # --device onto a standard node: the host's wins
+                os.unlink(path)
+            fmt = stat.S_IFBLK if kind == "b" else stat.S_IFCHR
+            os.mknod(path, mode | fmt, os.makedev(major, minor))
+        return Step(lambda: sh("mknod", f"--mode={mode:o}", path, kind, str(major), str(minor)),
+                    do)
 
     def symlink(self, target: str, path: str) -> Step:
         return Step(lambda: sh("ln", "--symbolic", target, path),
@@ -338,6 +383,7 @@ class Init:
             fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
             number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
             self.pty_master, self.pty_slave = master, f"/dev/pts/{number}"
+            confine.set_window_size(master, self.spec.get("winsize"))  # before the command
 
         steps = [Step(lambda: "exec {pty}<>/dev/pts/ptmx  # the container's own pseudo-terminal",
                       open_pty)]
@@ -353,6 +399,9 @@ class Init:
         uid, gid, groups, home = resolve_user(spec.get("user") or "")
         env = dict(item.split("=", 1) for item in spec["env"])
         env.setdefault("HOME", home)
+        if spec.get("group_add"):  # --group-add
+            added = confine.extra_groups(spec["group_add"], _read_table("/etc/group"))
+            groups = sorted(set(groups) | set(added))
         self.final = {"uid": uid, "gid": gid, "groups": groups, "env": env,
                       "argv": list(spec["argv"]), "cwd": spec.get("cwd") or "/"}
 
@@ -382,23 +431,51 @@ class Init:
             user = [f"--reuid={spec.get('user') or 0}", "--init-groups"]
             env = dict(item.split("=", 1) for item in spec["env"])
             argv, cwd = spec["argv"], spec.get("cwd") or "/"
-        keep = ",".join("+" + cap for cap in DEFAULT_CAPS)
-        return sh(
-            "setpriv", f"--bounding-set=-all,{keep}", "--inh-caps=-all", *user,
-            "--no-new-privs", "--",
+        if spec.get("init_source"):  # --init
+            argv = [confine.INIT_PATH, "--init", argv[0], "--", *argv]
+        names = [name for _, name in spec.get("caps", [])] if "caps" in spec else DEFAULT_CAPS
+        keep = ",".join(["-all", *("+" + cap for cap in names)])
+        line = sh(
+            "setpriv", f"--bounding-set={keep}", "--inh-caps=-all", *user,
+            *(["--no-new-privs"] if spec.get("no_new_privs", True) else []), "--",
             "env", "--ignore-environment", f"--chdir={cwd}",
             *(f"{key}={value}" for key, value in env.items()), *argv,
         )
+        return line
+
+    def final_steps(self) -> list[Step]:
+        """The seccomp note (util-linux 2.38's setpriv has no --seccomp-filter: the
+        profile the filter is built from is named instead), then the exec itself."""
+        steps = []
+        if self.spec.get("seccomp_profile"):
+            profile = str(self.spec["seccomp_profile"])
+            steps.append(Step(lambda: (
+                f"# seccomp: the filter built from {profile} for these capabilities is "
+                "loaded last, then shellctr-exec (a sealed memfd copy) execs the command"),
+                lambda: None))
+        return [*steps, Step(self.exec_shell, self.exec_command)]
 
     def exec_command(self) -> None:
         final = self.final
         argv, env = final["argv"], final["env"]
         program = find_program(argv[0], env.get("PATH", DEFAULT_PATH))
-        drop_capabilities()
+        if self.spec.get("init_source"):  # --init: PID 1 is the init, the command its child
+            program, argv = confine.init_argv(program, argv)
+        spec = self.spec
+        no_new_privs = bool(spec.get("no_new_privs", True))
+        seccomp = self.seccomp_filter
+        if seccomp and not no_new_privs:
+            # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the drop
+            install_seccomp(seccomp)
+        keep = drop_bounding_set(spec)
+        # still with every capability: CAP_SETUID/SETGID may be among the dropped ones
         os.setgroups(final["groups"])
         os.setgid(final["gid"])
         os.setuid(final["uid"])  # from root to a user: the kernel clears the remaining caps
-        _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+        if final["uid"] == 0:
+            set_capabilities(keep)
+        if no_new_privs:
+            _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
         if self.pty_slave is not None:
             os.setsid()
             slave = os.open(self.pty_slave, os.O_RDWR)
@@ -412,15 +489,29 @@ class Init:
         self.send({"ready": True}, fds)
         if self.pty_master is not None:
             os.close(self.pty_master)
+        if seccomp and no_new_privs:
+            install_seccomp(seccomp)  # last: from here on only the exec
+        helper = self.exec_helper
+        if helper is None:  # a spec written by hand, without the helper
+            try:
+                os.execve(program, argv, env)
+            except OSError as err:
+                code = 127 if err.errno == errno.ENOENT else 126
+                raise SetupError(f"exec {program}: {err.strerror}", code) from err
+        status = self.status_fd if isinstance(self.status_fd, int) else -1
+        if status >= 0:
+            os.set_inheritable(status, True)  # the helper reports a failed exec on it
         try:
-            os.execve(program, argv, env)
+            # the sealed copy of shellctr-exec, which execs the command (seal_exec_helper)
+            os.execve(helper, ["shellctr-exec", str(status), program, *argv], env)
         except OSError as err:
-            code = 127 if err.errno == errno.ENOENT else 126
-            raise SetupError(f"exec {program}: {err.strerror}", code) from err
+            raise SetupError(f"exec {program}: shellctr-exec: {err.strerror}") from err
 
     def close_fds(self) -> None:
         """Nothing of shellctr's stays open in the container but the status socket."""
         keep = {0, 1, 2}
+        if self.exec_helper is not None:
+            keep.add(self.exec_helper)  # close-on-exec: gone once it runs
         if isinstance(self.status_fd, int):
             keep.add(self.status_fd)
             os.set_inheritable(self.status_fd, False)  # closed by a successful exec
@@ -439,7 +530,8 @@ class Init:
         return [*self.rootfs_steps(), *self.pivot_steps(), *self.console_steps(),
                 Step(lambda: sh("mkdir", "--parents", str(self.spec.get("cwd") or "/")),
                      lambda: None),
-                Step(self.exec_shell, lambda: None)]
+                *confine.ulimit_step(self.spec.get("ulimits") or []),
+                *[Step(step.shell, lambda: None) for step in self.final_steps()]]
 
     def join(self) -> None:
         """`exec`: enter the namespaces of a running container's PID 1, then the same
@@ -465,8 +557,9 @@ class Init:
             try:
                 self.run(self.console_steps())
                 self.resolve()
-                self.run([self.workdir_step()])
-                self.run([Step(self.exec_shell, self.exec_command)])
+                self.run([self.workdir_step(),
+                          *confine.ulimit_step(self.spec.get("ulimits") or [])])
+                self.run(self.final_steps())
             except SetupError as err:
                 self.send({"message": str(err), "code": err.code})
                 os._exit(err.code)
@@ -482,7 +575,19 @@ class Init:
         code = os.waitstatus_to_exitcode(status)
         sys.exit(code if code >= 0 else 128 - code)
 
+    def prepare_final_step(self) -> None:
+        """Before anything of the container is entered: this process (the host's
+        interpreter) is made undumpable, so the container's processes cannot open its
+        /proc/N/exe or fds, and the sealed copy of shellctr-exec is made while the host's
+        file is still in reach (issue 13, defect 1)."""
+        _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
+        if self.spec.get("exec_helper"):
+            self.exec_helper = seal_exec_helper(str(self.spec["exec_helper"]))
+        if self.spec.get("seccomp_profile"):
+            self.seccomp_filter = build_seccomp(self.spec)
+
     def main(self) -> None:
+        self.prepare_final_step()
         if "join" in self.spec:
             self.join()
         os.umask(0)  # device nodes and dirs get exactly the modes asked for
@@ -490,8 +595,8 @@ class Init:
         self.run(self.pivot_steps())
         self.run(self.console_steps())
         self.resolve()
-        self.run([self.workdir_step()])
-        self.run([Step(self.exec_shell, self.exec_command)])
+        self.run([self.workdir_step(), *confine.ulimit_step(self.spec.get("ulimits") or [])])
+        self.run(self.final_steps())
 
 
 # -- users, capabilities, the command ---------------------------------------------------
@@ -558,15 +663,27 @@ def find_program(name: str, path: str) -> str:
     raise SetupError(f'exec: "{name}": executable file not found in $PATH', 127)
 
 
-def drop_capabilities() -> None:
-    """Bound, and set, the capabilities to Docker's default set; clear ambient ones."""
-    with open("/proc/sys/kernel/cap_last_cap") as stream:
-        last = int(stream.read())
-    keep = {CAPABILITIES.index(name) for name in DEFAULT_CAPS}
+def drop_bounding_set(spec: Spec) -> set[int]:
+    """Bound the capabilities to the spec's (Docker's default set unless --cap-add,
+    --cap-drop, --privileged) and clear the ambient ones; the numbers to keep come back.
+    They, and the kernel's last one, were read on the host: never from the container's
+    /proc, which a volume could fake (issue 13, defect 2)."""
+    if "caps" in spec:
+        keep = {int(number) for number, _ in spec["caps"]}
+        last = int(spec["last_cap"])
+    else:  # a spec written by hand: Docker's default set
+        keep = {CAPABILITIES.index(name) for name in DEFAULT_CAPS}
+        last = len(CAPABILITIES) - 1
     for cap in range(last + 1):
         if cap not in keep:
             _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap}")
     _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient caps")
+    return keep
+
+
+def set_capabilities(keep: set[int]) -> None:
+    """Permitted and effective: `keep`; inheritable: none (after the user switch, for
+    root; a user's were all cleared by the kernel at setuid, as Docker's are)."""
     mask = sum(1 << cap for cap in keep)
     header = struct.pack("Ii", LINUX_CAPABILITY_VERSION_3, 0)
     # effective, permitted, inheritable: low 32 bits, then high 32 bits
@@ -574,9 +691,53 @@ def drop_capabilities() -> None:
     _check(_syscall("capset", header, data), "capset")
 
 
+def build_seccomp(spec: Spec) -> bytes:
+    """The spec's seccomp profile compiled for its capabilities, on this kernel."""
+    from shellctr.inside import seccomp
+
+    uname = os.uname()
+    names = {"CAP_" + name.upper() for _, name in spec.get("caps", [])}
+    try:
+        program = seccomp.build(seccomp.load_profile(str(spec["seccomp_profile"])), names,
+                                uname.machine, seccomp.version(uname.release))
+    except (seccomp.ProfileError, OSError) as err:
+        raise SetupError(f"seccomp: {err}") from err
+    return seccomp.encode(program)
+
+
+def install_seccomp(program: bytes) -> None:
+    """prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &(struct sock_fprog){len, filter})."""
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("HxxxxxxQ", len(program) // 8, ctypes.addressof(buffer))
+    holder = ctypes.create_string_buffer(fprog, len(fprog))
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(holder), 0, 0),
+           "prctl(PR_SET_SECCOMP)")
+
+
+def seal_exec_helper(path: str) -> int:
+    """A memfd holding a copy of the static shellctr-exec, sealed against every change
+    (write, grow, shrink, further seals): what the container can reach of its final
+    step through /proc/N/exe is this copy, never a host file."""
+    memfd = os.memfd_create("shellctr-exec", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    source = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(source).st_size
+        copied = 0
+        while copied < size:
+            sent = os.sendfile(memfd, source, copied, size - copied)
+            if sent == 0:
+                break
+            copied += sent
+    finally:
+        os.close(source)
+    fcntl.fcntl(memfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK
+                | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+    return memfd
+
+
 def main(spec_path: str) -> None:
     with open(spec_path, encoding="utf-8") as stream:
-        spec = json.load(stream)
+        spec = jsonlite.loads(stream.read())
     init = Init(spec)
     try:
         init.main()
@@ -590,10 +751,7 @@ def main(spec_path: str) -> None:
     sys.exit(code)
 
 
-# How unshare starts this step: from the package, so Python loads init.py's cached
-# bytecode instead of compiling it (as it would for a script) on every start.
-ENTRY = ("import sys; sys.path.insert(0, sys.argv[1]); "
-         "from shellctr.inside.init import main; main(sys.argv[2])")
+from shellctr.inside import ENTRY as ENTRY  # noqa: E402  (how unshare starts this module)
 
 if __name__ == "__main__":
     main(sys.argv[1])

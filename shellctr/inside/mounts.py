@@ -37,6 +37,17 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+# The kernel's trees, which the engine mounts and masks itself: a volume or bind may not
+# go on or inside them (a fake /proc would feed the confinement false facts), whether
+# named so or reached through a link in the image (issue 13, defect 2).
+KERNEL_TREES = ("/proc", "/sys")
+
+
+def kernel_path(path: str) -> bool:
+    """`path` (clean, absolute) is /proc, /sys or inside one of them."""
+    return any(path == tree or path.startswith(tree + "/") for tree in KERNEL_TREES)
+
+
 def make_dir_step(rootfs: str, path: str) -> Step:
     """`mkdir -p` of `path` inside the rootfs (links followed inside it only): the
     working directory, made before --read-only remounts the root."""
@@ -90,6 +101,10 @@ def user_mount(rootfs: str, entry: dict[str, Any], slave_namespace: bool = False
                              f"{err.strerror}") from err
         finally:
             os.close(root)
+        if kernel_path("/" + found["path"].lstrip("/")):  # a link in the image led there
+            raise SetupError(f"the mount point {target} leads into "
+                             f"/{found['path'].lstrip('/')}: refusing to mount on the "
+                             "kernel's /proc or /sys")
 
     def seed() -> None:
         with os.scandir(source) as entries:

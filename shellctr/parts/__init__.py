@@ -3,4 +3,4 @@ iptables rules, cgroup knobs, references, filters, tar checks, Dockerfiles and b
 contexts). Nothing here runs a command, reads the host or touches the store: given the same
 input, the same output.
 
-May import: shellctr.core's value modules (errors, cmd, layout, ids), and other parts."""
+May import: shellctr.core's value modules (errors, cmd, layout, ids, records), and other parts."""

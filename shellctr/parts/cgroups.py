@@ -204,3 +204,109 @@ def knobs_v2(path: Path, have: set[str], limits: dict[str, object], fresh: bool,
     if "pids" in have and (limits["pids_limit"] or not fresh):  # update to 0: no limit
         writes.append((path / "pids.max", str(limits["pids_limit"] or "max")))
     return writes
+
+
+# -- the device cgroup (issue 13, defect 5) ------------------------------------------------
+# the OCI runtime spec's (and runc's) default rules: mknod of any node (opening it is
+# what the rules decide), the standard nodes, the container's own ptys; tun, fuse and
+# loop-control are not among them
+DEFAULT_DEVICE_RULES = (
+    "c *:* m", "b *:* m",
+    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",  # null zero full random
+    # (urandom)
+    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm",  # tty console ptmx
+    "c 136:* rwm",  # /dev/pts/N
+)
+
+
+def device_rules(devices: list[dict[str, object]], extra: list[str],
+                 privileged: bool) -> list[str]:
+    """The allow rules of a container: the defaults, each --device's node, then
+    --device-cgroup-rule's; --privileged: every device ("a *:* rwm")."""
+    if privileged:
+        return ["a *:* rwm"]
+    rules = list(DEFAULT_DEVICE_RULES)
+    rules += [f"{d['kind']} {d['major']}:{d['minor']} {d['permissions']}" for d in devices]
+    return rules + [rule for rule in extra if rule not in rules]
+
+
+def device_knobs_v1(path: Path, rules: list[str]) -> list[tuple[Path, str]]:
+    """v1: deny everything, then allow each rule (devices.deny/devices.allow)."""
+    if rules == ["a *:* rwm"]:
+        return [(path / "devices.allow", "a")]
+    return [(path / "devices.deny", "a"), *((path / "devices.allow", rule) for rule in rules)]
+
+
+# -- cgroup v2: the same rules as a BPF_PROG_TYPE_CGROUP_DEVICE program ---------------------
+# eBPF opcodes (<linux/bpf.h>); ctx is struct bpf_cgroup_dev_ctx {access_type, major, minor}
+# with access_type = access << 16 | type (type: 1 block, 2 char; access: 1 mknod, 2 read,
+# 4 write)
+EBPF_LDX_W, EBPF_AND32_K, EBPF_RSH32_K, EBPF_MOV32_REG = 0x61, 0x54, 0x74, 0xBC
+EBPF_MOV64_K, EBPF_JNE_K, EBPF_EXIT = 0xB7, 0x55, 0x95
+DEVICE_TYPES = {"b": 1, "c": 2}
+DEVICE_ACCESS = {"m": 1, "r": 2, "w": 4}
+EInsn = tuple[int, int, int, int, int]  # code, dst, src, off, imm
+
+
+def device_program(rules: list[str]) -> list[EInsn]:
+    """An allow-list device program: 1 (allow) when a rule matches, else 0 (deny), as
+    runc's for cgroup v2. r2: type, r3: access, r4: major, r5: minor."""
+    program: list[EInsn] = [
+        (EBPF_LDX_W, 2, 1, 0, 0), (EBPF_AND32_K, 2, 0, 0, 0xFFFF),
+        (EBPF_LDX_W, 3, 1, 0, 0), (EBPF_RSH32_K, 3, 0, 0, 16),
+        (EBPF_LDX_W, 4, 1, 4, 0), (EBPF_LDX_W, 5, 1, 8, 0),
+    ]
+    for rule in rules:
+        kind, numbers, access = rule.split()
+        major, _, minor = numbers.partition(":")
+        checks: list[EInsn] = []
+        if kind != "a":
+            checks.append((EBPF_JNE_K, 2, 0, -1, DEVICE_TYPES[kind]))
+        allowed = sum(DEVICE_ACCESS[c] for c in access)
+        if allowed != 7:  # the access asked for must lie within the rule's
+            checks += [(EBPF_MOV32_REG, 1, 3, 0, 0), (EBPF_AND32_K, 1, 0, 0, ~allowed & 7),
+                       (EBPF_JNE_K, 1, 0, -1, 0)]
+        if kind != "a" and major != "*":
+            checks.append((EBPF_JNE_K, 4, 0, -1, int(major)))
+        if kind != "a" and minor != "*":
+            checks.append((EBPF_JNE_K, 5, 0, -1, int(minor)))
+        block = [*checks, (EBPF_MOV64_K, 0, 0, 0, 1), (EBPF_EXIT, 0, 0, 0, 0)]
+        # a failed check jumps past the block: to the next rule
+        program += [(code, dst, src, len(block) - i - 1 if off == -1 else off, imm)
+                    for i, (code, dst, src, off, imm) in enumerate(block)]
+    return [*program, (EBPF_MOV64_K, 0, 0, 0, 0), (EBPF_EXIT, 0, 0, 0, 0)]
+
+
+def encode_ebpf(program: list[EInsn]) -> bytes:
+    """struct bpf_insn[]: u8 code, u8 dst:4 | src:4 << 4, s16 off, s32 imm."""
+    import struct
+
+    return b"".join(struct.pack("<BBhi", code, dst | src << 4, off,
+                                imm if imm < 1 << 31 else imm - (1 << 32))
+                    for code, dst, src, off, imm in program)
+
+
+def run_device_program(program: list[EInsn], kind: str, major: int, minor: int,
+                       access: str) -> int:
+    """What the kernel's verifier-checked program would return (for tests)."""
+    regs = [0] * 11
+    ctx = [(sum(DEVICE_ACCESS[c] for c in access) << 16) | DEVICE_TYPES[kind], major, minor]
+    pc = 0
+    while True:
+        code, dst, src, off, imm = program[pc]
+        pc += 1
+        if code == EBPF_LDX_W:
+            regs[dst] = ctx[off // 4]
+        elif code == EBPF_AND32_K:
+            regs[dst] &= imm & 0xFFFFFFFF
+        elif code == EBPF_RSH32_K:
+            regs[dst] >>= imm
+        elif code == EBPF_MOV32_REG:
+            regs[dst] = regs[src]
+        elif code == EBPF_MOV64_K:
+            regs[dst] = imm
+        elif code == EBPF_JNE_K:
+            if regs[dst] != imm:
+                pc += off
+        elif code == EBPF_EXIT:
+            return regs[0]

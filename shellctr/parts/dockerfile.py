@@ -27,6 +27,7 @@ from shellctr.parts.dockerfile_instructions import (
     stage_start,
     suggest,
 )
+from shellctr.parts.dockerfile_line import Heredoc, SyntaxProblem
 from shellctr.parts.dockerfile_steps import (
     DEFAULT_SHELL,
     AddStep,
@@ -55,7 +56,7 @@ from shellctr.parts.dockerfile_steps import (
     VolumeStep,
     WorkdirStep,
 )
-from shellctr.parts.dockerfile_syntax import Heredoc, SyntaxProblem, parse_lines
+from shellctr.parts.dockerfile_syntax import parse_lines
 from shellctr.parts.dockerfile_words import Lexer, SubstitutionError
 
 __all__ = [

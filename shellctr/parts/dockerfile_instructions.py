@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from shellctr.parts import golang
+from shellctr.parts.dockerfile_line import Node
 from shellctr.parts.dockerfile_steps import (
     AddStep,
     ArgDecl,
@@ -33,7 +34,7 @@ from shellctr.parts.dockerfile_steps import (
     VolumeStep,
     WorkdirStep,
 )
-from shellctr.parts.dockerfile_syntax import Node, parse_heredoc
+from shellctr.parts.dockerfile_syntax import parse_heredoc
 from shellctr.parts.dockerfile_words import Lexer
 
 INSTRUCTIONS = ("ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM",

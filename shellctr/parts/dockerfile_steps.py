@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from shellctr.parts.dockerfile_syntax import Heredoc, parse_heredoc
+from shellctr.parts.dockerfile_line import Heredoc
+from shellctr.parts.dockerfile_syntax import parse_heredoc
 from shellctr.parts.dockerfile_words import Lexer, SubstitutionError
 
 DEFAULT_SHELL = ("/bin/sh", "-c")

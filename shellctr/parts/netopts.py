@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-    from shellctr.core.store import Record
+    from shellctr.core.records import Record
     from shellctr.parts.request import RunRequest
 
 DEFAULT_NETWORK = "shellctr0"  # the default network's name, and its bridge's
@@ -163,7 +163,9 @@ def network_config(request: RunRequest, image_config: Record) -> Record:
         raise ShellctrError("network-scoped aliases are only supported for user-defined "
                             "networks", "create one with `shellctr network create`")
     ports = [binding for spec in words("publish") for binding in parse_publish(spec)]
-    if (ports or request.publish_all) and not is_bridged(mode):
+    if mode == "host":  # as Docker: discarded, with a warning (create.py prints it)
+        ports = []
+    if (ports or (request.publish_all and mode != "host")) and not is_bridged(mode):
         raise ShellctrError(f"published ports need a bridge network, not --network {mode}")
     exposed = list(dict.fromkeys(
         [spec for key in (image_config.get("ExposedPorts") or {})
@@ -178,7 +180,8 @@ def network_config(request: RunRequest, image_config: Record) -> Record:
         "network_mode": mode,
         "networks": {mode: {"ip": ip, "aliases": aliases}} if is_bridged(mode)
         else {},
-        "ports": ports, "publish_all": request.publish_all, "exposed": exposed,
+        "ports": ports, "publish_all": request.publish_all and mode != "host",
+        "exposed": exposed,
         "mac_address": mac, "dns": words("dns"), "dns_search": words("dns_search"),
         "dns_options": words("dns_options"),
         "extra_hosts": [parse_add_host(spec) for spec in words("add_host")],

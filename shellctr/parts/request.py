@@ -106,6 +106,37 @@ class RunRequest(ProcessRequest):
     dns_search: list[str] = []
     dns_options: list[str] = []
     add_host: list[str] = []
+    # confinement (parts.confine)
+    cap_add: list[str] = []
+    cap_drop: list[str] = []
+    privileged: bool = False
+    security_opt: list[str] = []
+    device: list[str] = []
+    device_cgroup_rule: list[str] = []
+    userns: str | None = None  # only `host` (shellctr makes no user namespace)
+    # process, confinement, logs, health (parts/runflags.py)
+    label_file: list[str] = []
+    cidfile: str | None = None
+    stop_signal: str | None = None
+    stop_timeout: str | None = None
+    init: bool = False
+    ulimit: list[str] = []
+    shm_size: str | None = None
+    sysctl: list[str] = []
+    group_add: list[str] = []
+    ipc: str | None = None
+    pid: str | None = None
+    uts: str | None = None
+    attach: list[str] = []
+    detach_keys: str | None = None
+    log_driver: str | None = None
+    log_opt: list[str] = []
+    health_cmd: str | None = None
+    health_interval: str | None = None
+    health_timeout: str | None = None
+    health_start_period: str | None = None
+    health_retries: int | None = None
+    no_healthcheck: bool = False
 
     def limits(self) -> dict[str, object]:
         """The limit flags as given (None or False: not given)."""
@@ -117,6 +148,8 @@ class ExecRequest(ProcessRequest):
 
     container: str = ""
     detach: bool = False
+    privileged: bool = False  # every capability for this process, as Docker's exec
+    detach_keys: str | None = None  # exec -it: what detaches (ctrl-p,ctrl-q)
 
 
 # -- from a request to a container -------------------------------------------------------
@@ -133,8 +166,9 @@ def parse_env(request: ProcessRequest, environ: Mapping[str, str],
             from shellctr.core.errors import NotFound
             reason = err.strerror if isinstance(err, OSError) else "not a readable text file"
             raise NotFound(f"cannot read env file {env_file!r}: {reason}") from err
-        # as Docker: leading blanks go, trailing ones are part of the value
-        lines += [line.lstrip() for line in text.splitlines()
+        # as Docker: a UTF-8 byte order mark goes; leading blanks go, trailing ones are
+        # part of the value
+        lines += [line.lstrip() for line in text.removeprefix("\ufeff").splitlines()
                   if line.strip() and not line.lstrip().startswith("#")]
     for item in lines + request.env:
         key, sep, value = item.partition("=")

@@ -210,3 +210,10 @@ def rootfs_tar(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+@pytest.fixture
+def other_root(worker: Worker) -> Iterator[Ctr]:
+    """The CLI on a root that does not exist yet (under the worker's base)."""
+    name = f"alt-{uuid.uuid4().hex[:8]}"
+    root, runroot = worker.base / name / "root", worker.base / name / "run"
+    yield Ctr(root, runroot, worker.scratch)
+    shutil.rmtree(worker.base / name, ignore_errors=True)

@@ -290,7 +290,7 @@ def links() -> list[str]:
 def shellctr_rules() -> list[str]:
     """Every iptables rule tagged shellctr:... in this network namespace, and its chains."""
     found = []
-    for table in ("filter", "nat"):
+    for table in ("raw", "filter", "nat"):
         out = subprocess.run(["iptables", "--table", table, "--list-rules"], check=True,
                              capture_output=True, text=True, timeout=DEFAULT_TIMEOUT).stdout
         found += [f"{table}: {line}" for line in out.splitlines()
@@ -439,9 +439,21 @@ def tree_listing(*roots: Path) -> dict[str, tuple[int, int, int]]:
     return listing
 
 
+def docker_error_code(argv: list[str]) -> int:
+    """The Docker CLI's code for an engine error: 125 for run, create and start -a (whose
+    other codes are the container's), 1 for every other verb."""
+    from shellctr.cli.main import attaches, verb_of
+
+    verb = verb_of(argv[1:])
+    if verb in ("run", "create") or (verb == "start" and attaches(argv)):
+        return 125
+    return 1
+
+
 def one_line_error(result: Result) -> str:
-    """Assert `result` is an engine error reported as exactly one `shellctr:` line."""
-    assert result.code == 125, str(result)
+    """Assert `result` is an engine error reported as exactly one `shellctr:` line, with
+    Docker's exit code for its verb."""
+    assert result.code == docker_error_code(result.argv), str(result)
     lines = result.err_lines
     assert len(lines) == 1, str(result)
     assert lines[0].startswith("shellctr:"), str(result)
@@ -500,3 +512,29 @@ def remove_all(ctr: Ctr) -> None:
     ids = ctr.container_ids(full=True)
     if ids:
         ctr("rm", "-f", *ids).ok()
+
+
+# -- --dry-run scripts -------------------------------------------------------------------
+def assert_script(result: Result) -> str:
+    """`result` printed a bash script that bash accepts; return it."""
+    assert result.code == 0, str(result)
+    script = result.out
+    assert script.startswith("#!/usr/bin/env bash\n"), str(result)
+    assert "set -euo pipefail" in script.splitlines()[:5], str(result)
+    check = subprocess.run(["bash", "-n"], input=script.encode(), capture_output=True,
+                           check=False)
+    assert check.returncode == 0, f"bash -n: {check.stderr.decode()}\n{result}"
+    return script
+
+
+def replay(script: str, stdin: bytes | None = None) -> None:
+    """Run a dry-run script with bash, as a user would after reading it (`stdin`: what the
+    verb read from its stdin, piped in again: the script is then a file)."""
+    if stdin is None:
+        done = subprocess.run(["bash"], input=script.encode(), capture_output=True,
+                              check=False, timeout=DEFAULT_TIMEOUT)
+    else:
+        done = subprocess.run(["bash", "-c", script], input=stdin, capture_output=True,
+                              check=False, timeout=DEFAULT_TIMEOUT)
+    assert done.returncode == 0, (f"the script failed ({done.returncode}):\n"
+                                  f"{done.stderr.decode()}\n--- script ---\n{script}")

@@ -614,7 +614,7 @@ def test_dry_run_save_and_commit_print_scripts_that_do_the_job(
     before = store_state(worker)
     script = ctr("--dry-run", "commit", name, "dry:3").ok().out
     assert store_state(worker) == before
-    assert "-m shellctr.engine.layers pack" in script
+    assert "-m shellctr.engine.pack pack" in script
     subprocess.run(["bash", "-c", script], check=True, timeout=60)
     assert run(ctr, "dry:3", "cat /z; ls /old; ls -A /srv/sticky") == "z\n"
     real = ctr("commit", name, "dry:4").ok()

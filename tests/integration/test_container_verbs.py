@@ -114,7 +114,7 @@ def test_wait_prints_the_exit_code_of_each_container(ctr: Ctr) -> None:
         result = waiter.wait()
         assert (result.code, result.out) == (0, "2\n0\n5\n"), str(result)
         missing = ctr("wait", "no-such-container", trace=False)
-        assert missing.code == 125 and len(missing.err_lines) == 1, str(missing)
+        assert missing.code == 1 and len(missing.err_lines) == 1, str(missing)
     finally:
         remove_all(ctr)
 
@@ -161,7 +161,7 @@ def test_wait_as_an_rm_container_is_removed_gives_its_code_or_a_clean_error(
         if result.code == 0:
             assert result.out == "4\n", str(result)
         else:
-            assert result.code == 125 and result.out == "", str(result)
+            assert result.code == 1 and result.out == "", str(result)
             assert result.err.startswith(f"shellctr: no such container: {cid}"), str(result)
             assert len(result.err.splitlines()) == 1, str(result)
     wait_for(lambda: ctr.container_ids() == [], "the --rm containers to be removed")

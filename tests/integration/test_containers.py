@@ -125,7 +125,7 @@ def test_rm_running_container_refuses(ctr: Ctr, worker: Worker) -> None:
         assert sleeper.process.poll() is None, sleeper.output_so_far()
 
         refused = ctr("rm", "sleeper", trace=False)
-        assert refused.code == 125, str(refused)
+        assert refused.code == 1, str(refused)  # Docker's code for an engine error
         assert "stop" in refused.err and "-f" in refused.err, str(refused)
         assert any(row.endswith("sleeper") for row in ps_rows(ctr)), "rm removed it anyway"
 

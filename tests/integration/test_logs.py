@@ -36,7 +36,7 @@ def test_detached_run_is_logged_with_stdout_and_stderr_apart(ctr: Ctr) -> None:
 
 def test_logs_of_an_unknown_container_is_an_error(ctr: Ctr) -> None:
     result = ctr("logs", "no-such-container", trace=False)
-    assert result.code == 125, str(result)
+    assert result.code == 1, str(result)
     assert len(result.err_lines) == 1 and "no-such-container" in result.err, str(result)
 
 
@@ -60,7 +60,7 @@ def test_invalid_tail_is_refused(ctr: Ctr) -> None:
     try:
         ctr("run", "--name", "quiet", "busybox", "true").ok()
         result = ctr("logs", "--tail", "many", "quiet", trace=False)
-        assert result.code == 125 and len(result.err_lines) == 1, str(result)
+        assert result.code == 1 and len(result.err_lines) == 1, str(result)
     finally:
         remove_all(ctr)
 
@@ -103,7 +103,7 @@ def test_timestamps_since_and_until(ctr: Ctr) -> None:
         assert logs("--since", "1h") == ("early\nlate\n", "early-err\n")
         assert logs("--until", "1h") == ("", "")
         bad = ctr("logs", "--since", "yesterday-ish", "phases", trace=False)
-        assert bad.code == 125 and len(bad.err_lines) == 1, str(bad)
+        assert bad.code == 1 and len(bad.err_lines) == 1, str(bad)
     finally:
         remove_all(ctr)
 
@@ -140,6 +140,6 @@ def test_follow_as_an_rm_container_is_removed_ends_cleanly(ctr: Ctr) -> None:
             assert result.out in ("hi\n", ""), str(result)  # "": removed as it began
             assert result.err == "", str(result)
         else:
-            assert result.code == 125 and result.out == "", str(result)
+            assert result.code == 1 and result.out == "", str(result)
             assert result.err == f"shellctr: no such container: {cid}\n", str(result)
     wait_for(lambda: ctr.container_ids() == [], "the --rm containers to be removed")

@@ -4,15 +4,10 @@ and changes nothing."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from .support import DEFAULT_TIMEOUT, Ctr, Result, Worker, tree_listing, wait_for
+from .support import Ctr, Worker, assert_script, replay, tree_listing, wait_for
 
 
 # -- --trace ---------------------------------------------------------------------------------
@@ -63,35 +58,6 @@ def test_trace_of_import_and_rmi(ctr: Ctr, rootfs_tar: Callable[..., Path]) -> N
 
 
 # -- --dry-run -------------------------------------------------------------------------------
-def assert_script(result: Result) -> str:
-    """`result` printed a bash script that bash accepts; return it."""
-    assert result.code == 0, str(result)
-    script = result.out
-    assert script.startswith("#!/usr/bin/env bash\n"), str(result)
-    assert "set -euo pipefail" in script.splitlines()[:5], str(result)
-    check = subprocess.run(["bash", "-n"], input=script.encode(), capture_output=True,
-                           check=False)
-    assert check.returncode == 0, f"bash -n: {check.stderr.decode()}\n{result}"
-    return script
-
-
-def replay(script: str) -> None:
-    """Run a dry-run script with bash, as a user would after reading it."""
-    done = subprocess.run(["bash"], input=script.encode(), capture_output=True, check=False,
-                          timeout=DEFAULT_TIMEOUT)
-    assert done.returncode == 0, (f"the script failed ({done.returncode}):\n"
-                                  f"{done.stderr.decode()}\n--- script ---\n{script}")
-
-
-@pytest.fixture
-def other_root(worker: Worker) -> Iterator[Ctr]:
-    """The CLI on a root that does not exist yet (under the worker's base)."""
-    name = f"alt-{uuid.uuid4().hex[:8]}"
-    root, runroot = worker.base / name / "root", worker.base / name / "run"
-    yield Ctr(root, runroot, worker.scratch)
-    shutil.rmtree(worker.base / name, ignore_errors=True)
-
-
 def test_dry_run_run_prints_a_script_and_changes_nothing(ctr: Ctr, worker: Worker) -> None:
     before = tree_listing(worker.root, worker.runroot)
     script = assert_script(ctr("--dry-run", "run", "--rm", "busybox", "true"))

@@ -76,8 +76,8 @@ class RecordingHost(Host):
             program = os.path.basename(program)
         if program in self.substitute:
             return self.substitute[program](cmd)
-        if program in PYTHON_ACTIONS:
-            return action()
+        if program in PYTHON_ACTIONS or (program == "env" and cmd.redirect is not None):
+            return action()  # (`env PYTHONPATH=... python -m shellctr... > FILE`: our own)
         return None  # a host command (tar, unshare, ...): never run by unit tests
 
     @property
@@ -299,15 +299,20 @@ class FakeInit:
 
         self.argv = argv = list(cmd.argv)
         if os.path.basename(argv[0]) == MONITOR_NAME:
-            i = 1
-            while argv[i] in ("--keep-stdin", "--console-fd", "--attach-socket"):  # detached
-                i += 1 if argv[i] == "--keep-stdin" else 2
-            if argv[i] == "--attach":
-                self.attach, i = True, i + 1
-            else:
-                assert argv[i] == "--then", argv
-                words = int(argv[i + 1])
-                self.attach, self.hook, i = False, argv[i + 2:i + 2 + words], i + 2 + words
+            i, self.attach = 1, False
+            takes = {"--keep-stdin": 0, "--no-log": 0, "--console-fd": 1, "--attach-socket": 1,
+                     "--log-rotate": 2}
+            while argv[i] in (*takes, "--attach", "--then", "--health"):
+                if argv[i] == "--attach":
+                    self.attach, i = True, i + 1
+                elif argv[i] == "--then":
+                    words = int(argv[i + 1])
+                    self.hook, i = argv[i + 2:i + 2 + words], i + 2 + words
+                elif argv[i] == "--health":
+                    i += 3 + int(argv[i + 2])
+                else:
+                    i += 1 + takes[argv[i]]
+            assert self.attach or self.hook, argv  # detached: the hook records the end
             self.exit_file, self.log_file = argv[i], argv[i + 1]
             assert argv[i + 2:i + 4] == ["--", "unshare"], argv
         else:

@@ -20,7 +20,8 @@ from shellctr.core.layout import Layout
 from shellctr.core.store import Store
 from shellctr.engine import archive, commit, image
 from shellctr.engine.create import create
-from shellctr.engine.layers import LayerScan, extract_layer, pack, pack_argv, scan_layer
+from shellctr.engine.layers import LayerScan, extract_layer, scan_layer
+from shellctr.engine.pack import pack, pack_argv
 
 from .helpers import (
     ROOTFS,
@@ -409,7 +410,7 @@ def test_dry_run_commit_prints_the_pack_and_changes_nothing(
     assert snapshot(layout.root) == before
     partial = layout.blobs_dir / f".commit-{PID}.partial"
     script = out.getvalue()
-    assert f"shellctr.engine.layers pack {layout.container_upper(config['id'])}" in script
+    assert f"shellctr.engine.pack pack {layout.container_upper(config['id'])}" in script
     assert f"> {partial}\n" in script
     assert f"mv --no-target-directory {partial} {layout.blob(made.layers[-1])}" in script
 

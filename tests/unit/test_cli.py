@@ -78,23 +78,24 @@ def test_unknown_flag_is_one_line_and_125(cli: Any, args: list[str]) -> None:
     code, out, err = cli(*args)
     assert code == 125 and out == ""
     one_error_line(err, "shellctr: unknown flag: ")
-    assert err.endswith(" (see 'shellctr --help')\n")
+    assert err.endswith(" --help')\n")
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    ([], "shellctr: the following arguments are required: COMMAND"),
-    (["nosuchverb"], "shellctr: argument COMMAND: invalid choice: 'nosuchverb'"),
-    (["rm"], "shellctr: the following arguments are required: CONTAINER"),
-    (["run"], "shellctr: the following arguments are required: IMAGE"),
+    ([], "shellctr: 'shellctr' requires at least 1 argument"),
+    (["nosuchverb"], "shellctr: unknown command: shellctr nosuchverb"),
+    (["rm"], "shellctr: 'shellctr rm' requires at least 1 argument"),
+    (["run"], "shellctr: 'shellctr run' requires at least 1 argument"),  # CMD is optional
 ])
-def test_usage_errors_are_one_line_and_125(cli: Any, args: list[str], message: str) -> None:
+def test_missing_operands_and_unknown_verbs_exit_1_as_docker(cli: Any, args: list[str],
+                                                             message: str) -> None:
     code, out, err = cli(*args)
-    assert code == 125 and out == ""
+    assert code == 1 and out == ""  # cobra's code for these, as the docker CLI's
     one_error_line(err, message)
 
 
-def test_run_of_a_missing_image(cli: Any, layout: Layout) -> None:
-    code, out, err = cli("run", "nope", "true")
+def test_run_pull_never_of_a_missing_image_is_one_line(cli: Any, layout: Layout) -> None:
+    code, out, err = cli("run", "--pull", "never", "nope", "true")
     assert code == 125 and out == ""
     one_error_line(err, "shellctr: unable to find image 'nope:latest' locally")
 
@@ -135,14 +136,24 @@ def test_run_it_without_a_terminal_is_refused_before_create(
     monkeypatch.setattr(os, "isatty", lambda fd: False)
     before = snapshot(layout.root)
     code, out, err = cli("run", "-it", "busybox")
-    assert (code, out) == (125, "")
+    assert (code, out) == (1, "")  # Docker's code for it
     one_error_line(err, "shellctr: the input device is not a TTY")
     assert snapshot(layout.root) == before  # no container left behind
 
 
+def test_exec_it_without_a_terminal_is_refused_as_run_is(
+        cli: Any, layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    install_image(layout)
+    assert cli("create", "--name", "web", "busybox")[0] == 0
+    monkeypatch.setattr(os, "isatty", lambda fd: False)
+    code, out, err = cli("exec", "-it", "web", "sh")
+    assert (code, out) == (1, "")
+    one_error_line(err, "shellctr: the input device is not a TTY")
+
+
 def test_import_of_a_missing_file(cli: Any, tmp_path: Path) -> None:
     code, _, err = cli("import", str(tmp_path / "nope.tar"))
-    assert code == 125
+    assert code == 1
     one_error_line(err, "shellctr: no such file: ")
 
 
@@ -188,7 +199,7 @@ def test_dry_run_import_script_replayed_by_bash_imports_the_image(
 
 def test_dry_run_rmi_of_a_missing_image(cli: Any, layout: Layout) -> None:
     code, out, err = cli("--dry-run", "rmi", "nope")
-    assert code == 125 and out == ""
+    assert code == 1 and out == ""  # Docker's code for an unknown image
     one_error_line(err, "shellctr: unable to find image 'nope:latest' locally")
 
 
@@ -259,7 +270,7 @@ def test_import_run_ps_rm_rmi(cli: Any, layout: Layout, recording: list[Recordin
     assert cli("ps") == (0, HEADER_PS + "\n", "")
 
     code, _, err = cli("rmi", "base:1")
-    assert code == 125
+    assert code == 1
     one_error_line(err, "shellctr: unable to remove image base:1: container ")
 
     assert cli("rm", "web") == (0, "web\n", "")
@@ -319,10 +330,10 @@ def test_logs_of_a_container(cli: Any, layout: Layout, recording: list[Recording
                "web") == (0, "", "oops\n")
     assert cli("logs", "-f", "web") == (0, "one\ntwo\n", "oops\n")  # not running: ends
     code, _, err = cli("logs", "--tail", "x", "web")
-    assert code == 125
+    assert code == 1
     one_error_line(err, "shellctr: invalid --tail 'x'")
     code, _, err = cli("logs", "--since", "yesterday", "web")
-    assert code == 125
+    assert code == 1
     one_error_line(err, "shellctr: invalid time 'yesterday'")
 
 
@@ -334,25 +345,29 @@ def test_inspect_of_an_image_and_of_nothing(cli: Any, layout: Layout) -> None:
     assert (code, out) == (1, "[]\n")
     one_error_line(err, "shellctr: no such object: nope")
     code, out, err = cli("inspect", "-f", "{{.Nope}}", "busybox")
-    assert code == 125
-    one_error_line(err, "shellctr: template: no field 'Nope' in .Nope")
+    assert code == 1
+    one_error_line(err, "shellctr: template: :1:2: executing \"\" at <.Nope>: can't evaluate "
+                   "field Nope in type struct")
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["kill", "-s", "NOPE", "web"], "shellctr: invalid signal: NOPE"),
-    (["ps", "--filter", "color=red"], "shellctr: invalid filter 'color=red'"),
-    (["run", "--restart", "sometimes", "busybox"], "shellctr: invalid restart policy"),
+@pytest.mark.parametrize(("args", "message", "code"), [
+    (["kill", "-s", "NOPE", "web"], "shellctr: invalid signal: NOPE", 1),
+    (["ps", "--filter", "color=red"], "shellctr: invalid filter 'color=red'", 1),
+    (["run", "--restart", "sometimes", "busybox"], "shellctr: invalid restart policy", 125),
     (["run", "--rm", "--restart", "always", "busybox"],
-     "shellctr: conflicting options: --restart and --rm"),
-    (["create", "-l", "=x", "busybox"], "shellctr: invalid label '=x'"),
-    (["start", "-a", "one", "two"], "shellctr: you cannot attach to more than one container"),
+     "shellctr: conflicting options: --restart and --rm", 125),
+    (["create", "-l", "=x", "busybox"], "shellctr: invalid label '=x'", 125),
+    (["start", "-a", "one", "two"], "shellctr: you cannot attach to more than one container",
+     125),
 ])
-def test_verb_errors_are_one_line_and_125(cli: Any, layout: Layout, args: list[str],
-                                          message: str) -> None:
+def test_verb_errors_are_one_line_with_docker_s_code(cli: Any, layout: Layout,
+                                                     args: list[str], message: str,
+                                                     code: int) -> None:
+    """1 for an engine error, as the Docker CLI; 125 for run/create/start -a."""
     install_image(layout)
     before = snapshot(layout.root)
-    code, out, err = cli(*args)
-    assert (code, out) == (125, "")
+    got, out, err = cli(*args)
+    assert (got, out) == (code, "")
     one_error_line(err, message)
     assert snapshot(layout.root) == before
 
@@ -361,10 +376,10 @@ def test_each_failing_container_is_reported_on_its_own_line(cli: Any, layout: La
     install_image(layout)
     assert cli("create", "--name", "web", "busybox")[0] == 0
     code, out, err = cli("stop", "nope", "web", "gone")
-    assert (code, out) == (125, "web\n")  # stopping a stopped container is no error
+    assert (code, out) == (1, "web\n")  # stopping a stopped container is no error
     assert err == "shellctr: no such container: nope\nshellctr: no such container: gone\n"
     code, out, err = cli("kill", "web")
-    assert (code, out) == (125, "")
+    assert (code, out) == (1, "")
     one_error_line(err, "shellctr: container web is not running")
 
 
@@ -385,7 +400,7 @@ def test_run_with_an_impossible_limit_is_refused_before_create(
 
 def test_update_needs_a_flag(cli: Any) -> None:
     code, _, err = cli("update", "web")
-    assert code == 125
+    assert code == 1
     one_error_line(err, "shellctr: update needs at least one flag to change")
 
 
@@ -428,10 +443,37 @@ def test_only_the_verb_on_the_command_line_gets_a_parser() -> None:
     assert {"run", "ps", "image", "volume", "network", "attach"} <= set(every.choices)
 
 
-def test_an_unknown_verb_is_refused_with_every_verb_listed(cli: Any) -> None:
+def test_each_verb_is_registered_by_the_module_the_verb_table_names() -> None:
+    import importlib
+
+    from shellctr.cli.common import Parser
+    from shellctr.cli.main import MODULES, VERB_MODULES
+
+    registered = {}
+    for name in MODULES:
+        verbs = Parser().add_subparsers(dest="verb")
+        importlib.import_module(f"shellctr.cli.{name}").register(verbs)
+        registered.update(dict.fromkeys(verbs.choices, name))
+    assert registered == VERB_MODULES
+
+
+def test_help_is_as_wide_as_columns_says(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+    import shutil
+
+    from shellctr.cli.common import Formatter
+
+    for columns in ("40", "200", "", "bogus"):
+        monkeypatch.setenv("COLUMNS", columns)
+        ours, theirs = Formatter("prog"), argparse.HelpFormatter("prog")
+        assert ours._width == theirs._width == shutil.get_terminal_size().columns - 2
+
+
+def test_an_unknown_verb_is_refused_as_docker_does(cli: Any) -> None:
     code, out, err = cli("bogus")
     assert out == ""
-    assert code == 125 and "invalid choice: 'bogus'" in err and "'run'" in err
+    assert code == 1 and err == ("shellctr: unknown command: shellctr bogus "
+                                 "(see 'shellctr --help')\n")
 
 
 def test_sigterm_unwinds_the_command_and_exits_143(cli: Any,

@@ -69,11 +69,11 @@ def test_tag_names_the_image_again_and_rmi_by_tag_only_untags(cli: Any,
     assert cli("images", "-q", "other/name:2") == (0, imported[7:19] + "\n", "")
     assert cli("rmi", "other/name:2") == (0, "Untagged: other/name:2\n", "")
     code, out, err = cli("tag", "nope", "x")
-    assert (code, out) == (125, "")
-    assert err == ("shellctr: unable to find image 'nope:latest' locally (shellctr cannot "
-                   "pull yet: import or load it (make demo builds busybox))\n")
+    assert (code, out) == (1, "")
+    assert err == ("shellctr: unable to find image 'nope:latest' locally (pull it first: "
+                   "shellctr pull nope:latest)\n")
     code, _, err = cli("tag", "base:1", "UPPER")
-    assert code == 125 and "invalid reference format" in err
+    assert code == 1 and "invalid reference format" in err
 
 
 def test_image_inspect(cli: Any, imported: str) -> None:
@@ -108,16 +108,16 @@ def test_image_prune_asks_first_and_removes_only_dangling_images(
 
 def test_load_save_commit_diff_errors_are_one_line(cli: Any, tmp_path: Path) -> None:
     code, _, err = cli("load", "-i", str(tmp_path / "missing.tar"))
-    assert code == 125 and err.startswith("shellctr: no such file: ")
+    assert code == 1 and err.startswith("shellctr: no such file: ")
     (tmp_path / "junk.tar").write_bytes(b"junk" * 300)
     code, _, err = cli("load", "-i", str(tmp_path / "junk.tar"))
-    assert code == 125 and err.startswith("shellctr: invalid archive: ")
+    assert code == 1 and err.startswith("shellctr: invalid archive: ")
     code, _, err = cli("save", "-o", str(tmp_path / "o.tar"), "nope")
-    assert code == 125 and "unable to find image 'nope:latest'" in err
+    assert code == 1 and "unable to find image 'nope:latest'" in err
     assert not (tmp_path / "o.tar").exists()
     for verb in ("commit", "diff"):
         code, _, err = cli(verb, "nope")
-        assert code == 125 and err.count("\n") == 1 and "nope" in err
+        assert code == 1 and err.count("\n") == 1 and "nope" in err
 
 
 def test_system_prune_asks_first_then_removes_containers_volumes_and_images(

@@ -25,7 +25,7 @@ def test_volume_verbs(cli: Any, layout: Layout) -> None:
     assert record["Labels"] == {"a": "b"} and record["Options"] is None
     assert cli("volume", "ls", "-q", "--filter", "label=a")[1] == "one\n"
     assert cli("volume", "rm", "one", "nope") == (
-        125, "one\n", "shellctr: get nope: no such volume\n")
+        1, "one\n", "shellctr: get nope: no such volume\n")
     assert cli("volume", "rm", "-f", "nope")[0] == 0
     assert cli("volume", "prune", "-f") == (0, "Total reclaimed space: 0B\n", "")
     assert cli("volume", "prune", "-f", "-a")[1] == \
@@ -39,7 +39,7 @@ def test_volume_verbs(cli: Any, layout: Layout) -> None:
 ])
 def test_volume_errors(cli: Any, layout: Layout, args: list[str], message: str) -> None:
     code, out, err = cli(*args)
-    assert code == 125 and out == "" and err.startswith(f"shellctr: {message}")
+    assert code == 1 and out == "" and err.startswith(f"shellctr: {message}")
     assert not layout.volumes_dir.exists()
 
 

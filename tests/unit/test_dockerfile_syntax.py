@@ -5,15 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from shellctr.parts.dockerfile_syntax import (
-    Heredoc,
-    Node,
-    SyntaxProblem,
-    extract_flags,
-    parse_heredoc,
-    parse_lines,
-    parse_words,
-)
+from shellctr.parts.dockerfile_line import Heredoc, Node, SyntaxProblem, extract_flags, parse_words
+from shellctr.parts.dockerfile_syntax import parse_heredoc, parse_lines
 
 
 def nodes(text: str) -> list[Node]:

@@ -69,10 +69,19 @@ def test_a_probe_returns_code_and_both_streams(lean: bool) -> None:
     assert (code, out, err) == (4, "out\n", "err\n")
 
 
-def test_a_missing_tool_is_one_line_and_exit_125_on_the_command_line(
+def test_a_missing_tool_is_one_line_and_exit_1_on_the_command_line(
         cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(door.ENVIRONMENT, "PATH", str(tmp_path / "empty"))
     code, _, err = cli("network", "create", "--subnet", "10.99.0.0/24", "lab")
-    assert code == 125
+    assert code == 1
     assert err.endswith("ip is not installed (apt-get install iproute2)\n")
     assert err.count("\n") == 1
+
+
+def test_the_doors_devnull_is_subprocess_devnull() -> None:
+    """host.DEVNULL is spelled out so that importing the door does not import subprocess."""
+    import subprocess
+
+    from shellctr.core import host
+
+    assert host.DEVNULL == subprocess.DEVNULL

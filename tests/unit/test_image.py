@@ -14,8 +14,9 @@ from shellctr.core.errors import Conflict, NotFound, ShellctrError
 from shellctr.core.layout import Layout
 from shellctr.core.state import Image
 from shellctr.core.store import Store
+from shellctr.engine.busybox import build_busybox, is_static_elf
 from shellctr.engine.create import create
-from shellctr.engine.image import build_busybox, is_static_elf, remove_image
+from shellctr.engine.image import remove_image
 
 from .helpers import (
     CID,
@@ -154,6 +155,9 @@ def test_build_busybox_layer_is_reproducible(layout: Layout, tmp_path: Path) -> 
     first = build_busybox(host, Store(layout, host), busybox, "busybox:latest")
     second = build_busybox(host, Store(layout, host), busybox, "busybox:2")
     assert first.layers == second.layers
+    # the same busybox, the same image: no dangling image left by a rebuild
+    assert first.id == second.id
+    assert len(list(layout.images_dir.glob("*.json"))) == 1
 
 
 def test_dry_run_build_busybox_on_a_fresh_root_changes_nothing(layout: Layout,
@@ -183,7 +187,7 @@ def test_build_busybox_needs_a_static_busybox(layout: Layout, tmp_path: Path, ma
 def test_tar_members_of_the_busybox_rootfs(tmp_path: Path) -> None:
     import io
 
-    from shellctr.engine.image import busybox_rootfs_tar
+    from shellctr.engine.busybox import busybox_rootfs_tar
 
     out = io.BytesIO()
     busybox_rootfs_tar(elf(tmp_path / "busybox"), ["/bin/sh", "bin/busybox"], out)

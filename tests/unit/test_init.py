@@ -345,3 +345,39 @@ def test_etc_files_are_made_private_in_a_slave_namespace() -> None:
         bind = shown.index(f"mount --bind /r/c/{target} {R}/etc/{target}")
         assert shown[bind + 1] == f"mount --make-private {R}/etc/{target}"
     assert not any("--make-" in line for line in lines(SPEC))
+
+
+def test_the_bounding_set_is_dropped_by_the_specs_numbers_never_reading_proc(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13, defect 2: the drop read cap_last_cap from the container's /proc, which a
+    volume could fake (`1` there left every capability above 1)."""
+    calls: list[tuple[int, int]] = []
+
+    def prctl(option: int, arg: int, *rest: int) -> int:
+        calls.append((option, arg))
+        return 0
+
+    def no_open(*args: object, **kwargs: object) -> object:
+        raise AssertionError(f"the drop read a file: {args}")
+
+    monkeypatch.setattr(init._libc, "prctl", prctl)
+    monkeypatch.setattr("builtins.open", no_open)
+    spec = {"caps": [[0, "chown"], [21, "sys_admin"]], "last_cap": 40}
+    assert init.drop_bounding_set(spec) == {0, 21}
+    dropped = [arg for option, arg in calls if option == inside_steps.PR_CAPBSET_DROP]
+    assert dropped == [n for n in range(41) if n not in (0, 21)]
+
+
+def test_privileged_mounts_sys_writable_and_masks_nothing() -> None:
+    spec = {**SPEC, "privileged": True}
+    lines = [step.shell() for step in Init(spec).rootfs_steps()]
+    assert any(line.startswith("mount --types sysfs sysfs") and ",ro" not in line
+               and " ro" not in line for line in lines), lines
+    assert not any("/proc/keys" in line or "/proc/sys" in line for line in lines), lines
+
+
+def test_device_nodes_of_the_spec_are_made_in_dev() -> None:
+    spec = {**SPEC, "devices": [["/dev/fuse", "c", 10, 229], ["/dev/sda", "b", 8, 0]]}
+    lines = [step.shell() for step in Init(spec).rootfs_steps()]
+    assert "mknod --mode=666 /r/c/rootfs/dev/fuse c 10 229" in lines
+    assert "mknod --mode=666 /r/c/rootfs/dev/sda b 8 0" in lines

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from shellctr.core.layout import Layout
+from shellctr.core.state import Image
 from shellctr.core.store import Store
 from shellctr.engine.create import create
 from shellctr.engine.inspect import ZERO_TIME, container_json, image_json
@@ -90,7 +91,16 @@ def test_a_created_container(layout: Layout, cgroup_root: Path) -> None:
             "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
             "NetworkMode": "none",
             "ReadonlyRootfs": False,
+            "CapAdd": None,
+            "CapDrop": None,
+            "Privileged": False,
+            "SecurityOpt": None,
+            "Devices": [],
+            "DeviceCgroupRules": None,
             "Tmpfs": None,
+            "Init": None, "Ulimits": None, "ShmSize": 64 * 1024 * 1024, "Sysctls": None,
+            "GroupAdd": None, "IpcMode": "private", "PidMode": "", "UTSMode": "",
+            "LogConfig": {"Type": "json-file", "Config": {}},
             "PortBindings": {}, "PublishAllPorts": False, "Dns": [], "DnsSearch": [],
             "DnsOptions": [], "ExtraHosts": [],
         },
@@ -186,7 +196,7 @@ def test_a_paused_container(layout: Layout, cgroup_root: Path) -> None:
 def test_image_json() -> None:
     image = image_model(repo_tags=["busybox:latest", "bb:1"], comment="made here",
                         config={"Env": ["A=1"], "Cmd": ["sh"], "WorkingDir": "/w"})
-    assert image_json(image) == {
+    assert image_json(image.model_dump(mode="json")) == {
         "Id": f"sha256:{IMAGE_ID}",
         "RepoTags": ["busybox:latest", "bb:1"],
         "RepoDigests": [],
@@ -209,13 +219,20 @@ def test_image_json_shows_the_oci_config_fields() -> None:
     image = image_model(digest="ef" * 32, author="me", config={
         "Cmd": ["sh"], "ExposedPorts": {"80/tcp": {}}, "Volumes": {"/data": {}},
         "Labels": {"a": "b"}, "StopSignal": "SIGQUIT"})
-    data = image_json(image)
+    data = image_json(image.model_dump(mode="json"))
     assert data["RepoDigests"] == [f"busybox@sha256:{'ef' * 32}"]
     assert data["Author"] == "me"
     assert data["Config"]["ExposedPorts"] == {"80/tcp": {}}
     assert data["Config"]["Volumes"] == {"/data": {}}
     assert data["Config"]["Labels"] == {"a": "b"}
     assert data["Config"]["StopSignal"] == "SIGQUIT"
+
+
+def test_image_json_of_a_record_without_the_optional_fields_shows_the_models_defaults(
+) -> None:
+    full = image_model().model_dump(mode="json")
+    oldest = {key: full[key] for key in ("id", "repo_tags", "created", "layers", "size")}
+    assert image_json(oldest) == image_json(Image.model_validate(oldest).model_dump(mode="json"))
 
 
 def test_port_bindings_show_each_port_of_a_range_and_a_host_range_whole(

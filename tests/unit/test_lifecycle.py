@@ -21,8 +21,9 @@ from shellctr.core.facts import Facts, alive, process_start
 from shellctr.core.layout import Layout
 from shellctr.core.state import ContainerConfig, ContainerState
 from shellctr.core.store import Store, dump_record
-from shellctr.engine import containers, lifecycle
 from shellctr.engine import create as create_module
+from shellctr.engine import lifecycle
+from shellctr.engine import start as start_module
 from shellctr.engine.containers import (
     container_matches,
     kill,
@@ -611,7 +612,7 @@ def starts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
         calls.append((cid, attach))
         return 0
 
-    monkeypatch.setattr(containers, "start", fake_start)
+    monkeypatch.setattr(start_module, "start", fake_start)
     return calls
 
 

@@ -19,7 +19,7 @@ from shellctr.parts import cgroups
 
 from .helpers import CID, GROUP, RecordingHost, install_image, q, run_request
 
-V1 = ("freezer", "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio")
+V1 = ("freezer", "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices")
 
 
 @pytest.fixture

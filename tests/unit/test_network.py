@@ -47,8 +47,8 @@ class FakeNet(Facts):
         (self.proc_sys / "net/ipv4").mkdir(parents=True)
         (self.proc_sys / "net/ipv4/ip_forward").write_text("0\n")
         self.peers: dict[str, str] = {}  # veth -> the netns of its other end
-        self.chains: dict[str, list[str]] = {"filter": [], "nat": []}
-        self.rules: dict[str, list[list[str]]] = {"filter": [], "nat": []}
+        self.chains: dict[str, list[str]] = {"raw": [], "filter": [], "nat": []}
+        self.rules: dict[str, list[list[str]]] = {"raw": [], "filter": [], "nat": []}
         self.dnsmasq: dict[Path, int] = {}  # run dir -> pid
         self.held: set[tuple[str, int]] = set()  # (proto, port) other programs hold
         self.running: set[int] = set()  # pids of containers the test says run
@@ -207,12 +207,15 @@ def test_first_container_makes_the_default_network_then_its_endpoint(
         "iptables --wait --table filter --new-chain SHELLCTR-FORWARD",
         "iptables --wait --table filter --new-chain SHELLCTR-ISOLATE-1",
         "iptables --wait --table filter --new-chain SHELLCTR-ISOLATE-2",
+        "iptables --wait --table filter --new-chain SHELLCTR-PORTS",
         "iptables --wait --table nat --new-chain SHELLCTR-POSTROUTING",
         "iptables --wait --table nat --new-chain SHELLCTR-DNAT",
         "iptables-restore --wait --noflush <<'EOF'\n*filter\n"
         "--insert FORWARD --match comment --comment shellctr:base --jump SHELLCTR-FORWARD\n"
         "--append SHELLCTR-FORWARD --match comment --comment shellctr:base "
-        "--jump SHELLCTR-ISOLATE-1\nCOMMIT\n*nat\n"
+        "--jump SHELLCTR-ISOLATE-1\n"
+        "--append SHELLCTR-FORWARD --match comment --comment shellctr:base "
+        "--jump SHELLCTR-PORTS\nCOMMIT\n*nat\n"
         "--append POSTROUTING --match comment --comment shellctr:base "
         "--jump SHELLCTR-POSTROUTING\n"
         "--append PREROUTING --match addrtype --dst-type LOCAL --match comment --comment "
@@ -230,6 +233,8 @@ def test_first_container_makes_the_default_network_then_its_endpoint(
         "RELATED,ESTABLISHED --match comment --comment shellctr:net=shellctr0 --jump ACCEPT\n"
         "--append SHELLCTR-FORWARD --in-interface shellctr0 ! --out-interface shellctr0 "
         "--match comment --comment shellctr:net=shellctr0 --jump ACCEPT\n"
+        "--append SHELLCTR-FORWARD ! --in-interface shellctr0 --out-interface shellctr0 "
+        "--match comment --comment shellctr:net=shellctr0 --jump DROP\n"
         "COMMIT\n*nat\n"
         "--append SHELLCTR-POSTROUTING --source 172.17.0.0/16 ! --out-interface shellctr0 "
         "--match comment --comment shellctr:net=shellctr0 --jump MASQUERADE\n"
@@ -243,7 +248,7 @@ def test_first_container_makes_the_default_network_then_its_endpoint(
         "link set dev eth0 up\nlink set dev lo up\n"
         "route add default via 172.17.0.1 dev eth0\nEOF",
         "iptables-restore --wait --noflush <<'EOF'\n*filter\n"
-        "--append SHELLCTR-FORWARD --destination 172.17.0.2/32 ! --in-interface shellctr0 "
+        "--append SHELLCTR-PORTS --destination 172.17.0.2/32 ! --in-interface shellctr0 "
         "--out-interface shellctr0 --protocol tcp --destination-port 80 --match comment "
         f"--comment shellctr:ctr={CID[:12]} --jump ACCEPT\nCOMMIT\n*nat\n"
         "--append SHELLCTR-DNAT --protocol tcp --destination-port 8080 --match comment "
@@ -270,7 +275,7 @@ def test_release_removes_exactly_the_container_and_prune_the_rest(
     network.release(host, store, CID)
     assert host_commands(host) == [
         "iptables-restore --wait --noflush <<'EOF'\n*filter\n"
-        "--delete SHELLCTR-FORWARD --destination 172.17.0.2/32 ! --in-interface shellctr0 "
+        "--delete SHELLCTR-PORTS --destination 172.17.0.2/32 ! --in-interface shellctr0 "
         "--out-interface shellctr0 --protocol tcp --destination-port 80 --match comment "
         f"--comment shellctr:ctr={CID[:12]} --jump ACCEPT\nCOMMIT\n*nat\n"
         "--delete SHELLCTR-DNAT --protocol tcp --destination-port 8080 --match comment "
@@ -289,8 +294,8 @@ def test_release_removes_exactly_the_container_and_prune_the_rest(
     store.remove_container(CID)
     assert network.prune(host, store) == []  # the default network stays ...
     assert network.prune(host, store, include_default=True) == ["shellctr0"]  # ... unless
-    assert net.names == set() and net.chains == {"filter": [], "nat": []}
-    assert net.rules == {"filter": [], "nat": []}
+    assert net.names == set() and net.chains == {"raw": [], "filter": [], "nat": []}
+    assert net.rules == {"raw": [], "filter": [], "nat": []}
 
 
 @pytest.mark.parametrize("fail_at", range(1, 16))
@@ -305,7 +310,7 @@ def test_a_failure_at_any_step_of_the_network_step_leaves_nothing_of_the_contain
     for record in network.records(Store(layout, host)):
         assert record["endpoints"] == {}
     if "shellctr0" not in net.names:  # the network's own setup failed: all of it went
-        assert net.chains == {"filter": [], "nat": []} and network.records(
+        assert net.chains == {"raw": [], "filter": [], "nat": []} and network.records(
             Store(layout, host)) == []
 
 
@@ -333,7 +338,7 @@ def test_user_network_gets_a_resolver_and_containers_resolve_across_their_networ
     host.reset()
     assert network.remove(host, store, "shop") == "shop"
     assert "kill -s TERM 4242" in host.lines and not run_dir.exists()
-    assert net.names == set() and net.rules == {"filter": [], "nat": []}
+    assert net.names == set() and net.rules == {"raw": [], "filter": [], "nat": []}
 
 
 def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet) -> None:
@@ -570,10 +575,16 @@ def test_a_published_range_makes_one_exact_rule_set_per_port(layout: Layout,
     attach(host, layout, config)
     owner = f"--match comment --comment shellctr:ctr={CID[:12]}"
     assert [line for line in host.lines if line.startswith("iptables-restore")][-1] == (
-        "iptables-restore --wait --noflush <<'EOF'\n*filter\n"
-        "--append SHELLCTR-FORWARD --destination 172.17.0.2/32 ! --in-interface shellctr0 "
+        "iptables-restore --wait --noflush <<'EOF'\n*raw\n"
+        # published on loopback: dropped unless from this host (issue 13, defect 7)
+        "--append PREROUTING --destination 127.0.0.1 ! --in-interface lo --protocol udp "
+        f"--destination-port 8000 {owner} --jump DROP\n"
+        "--append PREROUTING --destination 127.0.0.1 ! --in-interface lo --protocol udp "
+        f"--destination-port 8001 {owner} --jump DROP\n"
+        "COMMIT\n*filter\n"
+        "--append SHELLCTR-PORTS --destination 172.17.0.2/32 ! --in-interface shellctr0 "
         f"--out-interface shellctr0 --protocol udp --destination-port 80 {owner} --jump ACCEPT\n"
-        "--append SHELLCTR-FORWARD --destination 172.17.0.2/32 ! --in-interface shellctr0 "
+        "--append SHELLCTR-PORTS --destination 172.17.0.2/32 ! --in-interface shellctr0 "
         f"--out-interface shellctr0 --protocol udp --destination-port 81 {owner} --jump ACCEPT\n"
         "COMMIT\n*nat\n"
         "--append SHELLCTR-DNAT --destination 127.0.0.1 --protocol udp --destination-port 8000 "
@@ -584,7 +595,7 @@ def test_a_published_range_makes_one_exact_rule_set_per_port(layout: Layout,
         f"{owner} --jump DNAT --to-destination 172.17.0.2:81\n"
         "--append SHELLCTR-POSTROUTING --source 172.17.0.2/32 --destination 172.17.0.2/32 "
         f"--protocol udp --destination-port 81 {owner} --jump MASQUERADE\nCOMMIT\nEOF")
-    assert len(net.tagged(f"ctr={CID[:12]}")) == 6
+    assert len(net.tagged(f"ctr={CID[:12]}")) == 8
     network.release(host, Store(layout, host), CID)
     assert not net.tagged(f"ctr={CID[:12]}")
 

@@ -19,6 +19,7 @@ from shellctr.core.layout import Layout
 from shellctr.core.state import ContainerConfig, ContainerState, Image, ImageConfig, Network
 from shellctr.core.store import SETTINGS, Store, dump_record
 from shellctr.engine import lifecycle
+from shellctr.engine.containers import on_exited
 from shellctr.engine.create import create
 from shellctr.engine.image import import_image
 from shellctr.engine.lifecycle import FRESH_LIFE
@@ -216,11 +217,15 @@ def test_image_golden(layout: Layout, tmp_path: Path) -> None:
 
 def test_every_record_run_writes_validates_against_the_models(layout: Layout) -> None:
     install_image(layout)
-    host = RecordingHost(substitute={MONITOR_NAME: FakeInit(code=7)})
+    fake = FakeInit(code=7)
+    host = RecordingHost(substitute={MONITOR_NAME: fake})
     store = Store(layout, host)
     options = run_request("busybox", ["true"], env=["A=1"], workdir="/srv", user="1000",
                          tty=True, rm=False)  # -t without -i: no terminal needed
-    start(host, store, create(host, store, options)["id"], attach=True)
+    cid = create(host, store, options)["id"]
+    start(host, store, cid, attach=True)
+    assert fake.attach and fake.hook[-2:] == ["_exited", cid]  # -t: the hook records the end
+    on_exited(host, store, cid)
     written = [(Path(cmd.redirect or "").name, record_of(cmd)) for cmd in host.cmds
                if cmd.redirect and cmd.redirect.endswith(".json")
                and not cmd.redirect.endswith("init.json")]

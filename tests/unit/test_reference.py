@@ -16,7 +16,11 @@ from .helpers import image_model, install_image
 @pytest.mark.parametrize(("ref", "normal"), [
     ("busybox", "busybox:latest"),
     ("busybox:1.36", "busybox:1.36"),
-    ("library/busybox", "library/busybox:latest"),
+    ("library/busybox", "busybox:latest"),  # Docker's familiar name
+    ("docker.io/library/busybox:1", "busybox:1"),
+    ("index.docker.io/user/app", "user/app:latest"),
+    ("docker.io/user/app", "user/app:latest"),
+    ("localhost/app", "localhost/app:latest"),
     ("my-app_2.x", "my-app_2.x:latest"),
     ("a__b", "a__b:latest"),
     ("localhost:5000/app", "localhost:5000/app:latest"),
@@ -30,7 +34,8 @@ def test_normalize_ref(ref: str, normal: str) -> None:
 
 @pytest.mark.parametrize("ref", [
     "", "Busybox", "busybox:", "busybox:-x", "busybox:.x", "a:b:c", "-app", "app-", "a//b",
-    "app:" + "t" * 129, "app name", "app@sha256",
+    "app:" + "t" * 129, "app name", "app@sha256", "app@sha256:" + "a" * 64,
+    "Host:5000/App", "bad_host:5000/app",
 ])
 def test_normalize_ref_refuses_invalid_references(ref: str) -> None:
     with pytest.raises(ShellctrError, match="invalid reference format"):
@@ -61,17 +66,17 @@ def store(layout: Layout) -> Store:
     ("f", "ff" * 32),
 ])
 def test_find_image_record_by_tag_or_id_prefix(store: Store, ref: str, image_id: str) -> None:
-    assert find_image_record(store, ref)["id"] == image_id
+    assert find_image_record(store.image_records(), ref)["id"] == image_id
 
 
 def test_find_image_record_ambiguous_prefix(store: Store) -> None:
     with pytest.raises(ShellctrError, match="ambiguous image id prefix 'ab'"):
-        find_image_record(store, "ab")
+        find_image_record(store.image_records(), "ab")
 
 
 def test_find_image_record_hex_name_that_is_no_id_is_a_tag(layout: Layout, store: Store) -> None:
     install_image(layout, image_model(id="12" * 32, repo_tags=["cafe:latest"]))
-    assert find_image_record(store, "cafe")["id"] == "12" * 32
+    assert find_image_record(store.image_records(), "cafe")["id"] == "12" * 32
 
 
 @pytest.mark.parametrize(("ref", "shown"), [
@@ -79,9 +84,9 @@ def test_find_image_record_hex_name_that_is_no_id_is_a_tag(layout: Layout, store
 ])
 def test_find_image_record_not_found(store: Store, ref: str, shown: str) -> None:
     with pytest.raises(NotFound, match=f"^unable to find image {shown} locally"):
-        find_image_record(store, ref)
+        find_image_record(store.image_records(), ref)
 
 
 def test_find_image_record_in_an_empty_root(layout: Layout) -> None:
     with pytest.raises(NotFound, match="unable to find image 'busybox:latest' locally"):
-        find_image_record(Store(layout, Host()), "busybox")
+        find_image_record(Store(layout, Host()).image_records(), "busybox")

@@ -149,6 +149,7 @@ def test_run_shell_lines_are_what_trace_prints(layout: Layout) -> None:
 @pytest.mark.parametrize("trace", [False, True])
 def test_run_writes_the_init_spec(layout: Layout, trace: bool, cgroup_root: Path) -> None:
     (cgroup_root / "freezer").mkdir()  # a cgroup v1 freezer hierarchy
+    (cgroup_root / "devices").mkdir()  # ... and the device cgroup
     install_image(layout, layer_dir=True)
     host = RecordingHost(trace=trace, substitute={MONITOR_NAME: FakeInit()})
     store = Store(layout, host)
@@ -159,6 +160,14 @@ def test_run_writes_the_init_spec(layout: Layout, trace: bool, cgroup_root: Path
     spec = json.loads(host.cmds[11].stdin or "")
     cdir = layout.container_dir(CID)
     assert isinstance(spec.pop("status_fd"), int)
+    # the confinement: Docker's default capabilities by number, the kernel's last one read
+    # on the host, the default seccomp profile compiled, the sealed final step's source
+    assert [number for number, _ in spec.pop("caps")] == [0, 1, 3, 4, 5, 6, 7, 8, 10, 13,
+                                                          18, 27, 29, 31]
+    assert isinstance(spec.pop("last_cap"), int)
+    assert spec.pop("no_new_privs") is True
+    assert spec.pop("seccomp_profile").endswith("inside/seccomp_default.json")
+    assert spec.pop("exec_helper").endswith("build/shellctr-exec")
     assert spec == {
         "rootfs": str(cdir / "rootfs"),
         "lowerdirs": [str(layout.layer_dir(LAYER))],
@@ -174,7 +183,8 @@ def test_run_writes_the_init_spec(layout: Layout, trace: bool, cgroup_root: Path
         "user": "1000:1000",
         "tty": False,
         "trace": trace,  # init.py sends its trace lines over the status socket
-        "cgroups": [str(cgroup_root / "freezer" / "shellctr" / CID)],  # init.py joins them
+        "cgroups": [str(cgroup_root / "freezer" / "shellctr" / CID),  # init.py joins them
+                    str(cgroup_root / "devices" / "shellctr" / CID)],
     }
 
 
@@ -530,3 +540,54 @@ def test_a_failed_start_removes_the_cgroup_it_made(layout: Layout, cgroup_root: 
         start(host, store, create(host, store, run_request("busybox", ["nope"]))["id"], attach=True)
     assert f"rmdir {q(mine)}" in host.lines
     assert not mine.exists()
+
+
+def test_without_a_device_cgroup_the_container_gets_no_mknod_and_a_nodev_rootfs(
+        layout: Layout, cgroup_root: Path) -> None:
+    """Issue 13, defect 5, where no device cgroup can be written: Podman's fallback."""
+    (cgroup_root / "freezer").mkdir()
+    install_image(layout, layer_dir=True)
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
+    store = Store(layout, host)
+    start(host, store, create(host, store, run_request("busybox"))["id"], attach=True)
+    spec = json.loads(next(cmd.stdin for cmd in host.cmds
+                           if cmd.redirect == str(layout.container_init_spec(CID))) or "")
+    assert 27 not in [number for number, _ in spec["caps"]]  # CAP_MKNOD
+    assert spec["rootfs_nodev"] is True
+
+
+def test_the_device_cgroup_denies_all_then_allows_the_defaults_and_devices(
+        layout: Layout, cgroup_root: Path) -> None:
+    """Issue 13, defect 5: fuse, tun, loop-control were open to every container."""
+    (cgroup_root / "devices").mkdir()
+    install_image(layout, layer_dir=True)
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
+    store = Store(layout, host)
+    request = run_request("busybox", device_cgroup_rule=["c 10:229 rw"])
+    start(host, store, create(host, store, request)["id"], attach=True)
+    devices = q(cgroup_root / "devices" / "shellctr" / CID)
+    writes = [line for line in host.lines if line.startswith("echo") and devices in line]
+    assert writes[0] == f"echo a > {devices}/devices.deny"
+    allowed = [line.split("echo ", 1)[1].rsplit(" > ", 1)[0].strip("'") for line in writes[1:]]
+    assert allowed[:3] == ["c *:* m", "b *:* m", "c 1:3 rwm"]
+    assert "c 10:200 rwm" not in allowed  # tun
+    assert allowed[-1] == "c 10:229 rw"
+
+
+def test_on_cgroup_v2_the_device_rules_are_a_bpf_program(layout: Layout,
+                                                         cgroup_root: Path) -> None:
+    """Issue 13, defect 5, cgroup v2: a BPF_CGROUP_DEVICE program on the container's
+    cgroup (core/bpf.py), shown as what it allows; CAP_MKNOD stays, as with v1."""
+    (cgroup_root / "cgroup.controllers").write_text("cpu io memory pids\n")
+    install_image(layout, layer_dir=True)
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
+    store = Store(layout, host)
+    start(host, store, create(host, store, run_request("busybox"))["id"], attach=True)
+    shown = [line for line in host.lines if line.startswith(": attach a BPF_CGROUP_DEVICE")]
+    assert shown == [": attach a BPF_CGROUP_DEVICE program allowing 'c *:* m' 'b *:* m' "
+                     "'c 1:3 rwm' 'c 1:5 rwm' 'c 1:7 rwm' 'c 1:8 rwm' 'c 1:9 rwm' "
+                     "'c 5:0 rwm' 'c 5:1 rwm' 'c 5:2 rwm' 'c 136:* rwm' to "
+                     f"{q(cgroup_root / 'shellctr' / CID)}"]
+    spec = json.loads(next(cmd.stdin for cmd in host.cmds
+                           if cmd.redirect == str(layout.container_init_spec(CID))) or "")
+    assert 27 in [number for number, _ in spec["caps"]] and "rootfs_nodev" not in spec

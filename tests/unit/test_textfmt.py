@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shellctr.cli import textfmt
 from shellctr.cli.textfmt import (
     command_column,
     displayable_ports,
@@ -129,6 +130,29 @@ def test_table_without_rows_is_the_header_line() -> None:
 def test_table_aligns_columns_left_without_trailing_spaces() -> None:
     text = table(["A", "B"], [["x", "yy"], ["long one", "z"], ["123", ""]])
     assert text == "A         B\nx         yy\nlong one  z\n123"
+
+
+TABLES = [
+    (["CONTAINER ID", "IMAGE", "COMMAND", "PORTS", "NAMES"],
+     [["4aeefc8daa88", "busybox", '"true"', "", "clever_williams"],
+      ["7d935fdb6794", "busybox:latest", '"sleep 1000"', "0.0.0.0:8080->80/tcp", "web"]]),
+    (["A", "B"], [[" padded ", "  "], ["1.5", "007"], ["…", "é"]]),  # stripped, not numbers
+    (["A", "LONG HEADER"], [["x", "y"]]),
+    (["IMAGE", "CREATED BY"], [["abc", "RUN a \\\n b"], ["<missing>", "two\nlines"]]),
+    (["A", "B", "C"], [["x", "y"], ["1", "2", "3"]]),  # a ragged row
+    (["A", "B"], [["\x1b[1mbold\x1b[0m", "x"]]),
+]
+
+
+@pytest.mark.parametrize(("headers", "rows"), TABLES)
+def test_table_lays_out_as_tabulates_plain_format(headers: list[str], rows: list[list[str]],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from tabulate import tabulate
+
+    if TABLES.index((headers, rows)) < 3:  # one line per cell: laid out without tabulate
+        monkeypatch.setattr(textfmt, "tabulated", None)
+    expected = tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True)
+    assert table(headers, rows) == "\n".join(line.rstrip() for line in expected.splitlines())
 
 
 @pytest.mark.parametrize(("ports", "column"), [

@@ -230,7 +230,7 @@ def test_rm_v_removes_anonymous_volumes_no_other_container_uses(
     assert os.listdir(layout.volumes_dir) == ["named"]  # named volumes always stay
     create(host, store, run_request("busybox", name="third", volume=["named:/n"]))
     with store.lock(), pytest.raises(Conflict, match=(
-            f"^remove named: volume is in use - \\[{'c' * 64}\\]")):
+            r"^remove named: volume is in use - \[third\]")):  # the container's name
         volume.remove_volume(host, store, "named")
 
 

@@ -1,0 +1,22 @@
+"""The service: the route table filled by the endpoint modules, served on a socket."""
+
+from __future__ import annotations
+
+import socket
+
+from shellctr.api import containers, execs, objects, system
+from shellctr.api.server import Service
+from shellctr.core.layout import Layout
+
+ENDPOINTS = (containers, execs, objects, system)  # each adds its routes as it is imported
+
+
+def serve(sock: socket.socket, layout: Layout, idle: float, *, trace: bool = False,
+          debug: bool = False) -> None:
+    """Serve the API on the listening `sock` until `idle` seconds pass without a request
+    (0: until stopped)."""
+    service = Service(sock, layout, trace=trace, debug=debug)
+    try:
+        service.serve_until_idle(idle)
+    finally:
+        service.server_close()

@@ -1,0 +1,182 @@
+"""docker-py (the `docker` package, 7.x) against `shellctr system service`: the client
+IDEs, CI runners and docker-compose are built on."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .api_support import Api, api_fixture
+from .support import Ctr, inspect
+
+docker = pytest.importorskip("docker")
+
+
+@pytest.fixture
+def api(ctr: Ctr) -> Iterator[Api]:
+    yield from api_fixture(ctr)
+
+
+@pytest.fixture
+def client(api: Api) -> Iterator[Any]:
+    client = docker.DockerClient(base_url=f"unix://{api.sock}", timeout=60)
+    yield client
+    client.close()
+
+
+def test_from_env_finds_the_service_through_docker_host(api: Api,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{api.sock}")
+    client = docker.from_env()
+    try:
+        assert client.ping() is True
+        assert client.version()["ApiVersion"] == "1.44"
+    finally:
+        client.close()
+
+
+def test_run_detached_then_logs_stream_wait_and_remove(client: Any, ctr: Ctr) -> None:
+    container = client.containers.run("busybox", ["sh", "-c",
+                                                  "for i in 1 2 3; do echo n$i; sleep 0.1; done"],
+                                      detach=True, name="counter")
+    try:
+        assert container.name == "counter"
+        lines = b"".join(container.logs(stream=True, follow=True)).decode()
+        assert lines == "n1\nn2\nn3\n"
+        assert container.wait(timeout=30)["StatusCode"] == 0
+        container.reload()
+        assert container.status == "exited"
+        assert inspect(ctr, "counter")["State"]["ExitCode"] == 0
+    finally:
+        container.remove(force=True)
+    assert ctr.container_ids() == []
+
+
+def test_run_in_the_foreground_returns_the_output(client: Any, ctr: Ctr) -> None:
+    out = client.containers.run("busybox", ["echo", "hello from py"], remove=True)
+    assert out == b"hello from py\n"
+    with pytest.raises(docker.errors.ContainerError) as failed:
+        client.containers.run("busybox", ["sh", "-c", "echo bad >&2; exit 5"], remove=True)
+    assert failed.value.exit_status == 5
+    assert ctr.container_ids() == [] or all(
+        not inspect(ctr, cid)["HostConfig"]["AutoRemove"] for cid in ctr.container_ids())
+
+
+def test_exec_run_gives_the_exit_code_and_output(client: Any, ctr: Ctr) -> None:
+    container = client.containers.run("busybox", ["sleep", "1000"], detach=True)
+    try:
+        code, output = container.exec_run(["sh", "-c", "echo $((6*7)); exit 2"])
+        assert (code, output) == (2, b"42\n")
+        code, (out, err) = container.exec_run(["sh", "-c", "echo o; echo e >&2"], demux=True)
+        assert (code, out, err) == (0, b"o\n", b"e\n")
+    finally:
+        container.remove(force=True)
+
+
+def test_put_archive_then_get_archive_round_trips_files(client: Any) -> None:
+    container = client.containers.run("busybox", ["sleep", "1000"], detach=True)
+    try:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            data = b"payload\n"
+            info = tarfile.TarInfo("dir/file.txt")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        assert container.put_archive("/tmp", buffer.getvalue()) is True
+        assert container.exec_run(["cat", "/tmp/dir/file.txt"]).output == b"payload\n"
+        stream, stat = container.get_archive("/tmp/dir")
+        assert stat["name"] == "dir"
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            member = archive.extractfile("dir/file.txt")
+            assert member is not None and member.read() == b"payload\n"
+        with pytest.raises(docker.errors.NotFound):
+            container.get_archive("/no/such")
+    finally:
+        container.remove(force=True)
+
+
+def test_images_networks_and_volumes(client: Any, ctr: Ctr) -> None:
+    image = client.images.get("busybox")
+    assert "busybox:latest" in image.tags
+    assert image.id in [i.id for i in client.images.list()]
+    network = client.networks.create("pynet")
+    volume = client.volumes.create("pyvol", labels={"made": "by-py"})
+    try:
+        assert "pynet" in ctr("network", "ls").ok().out
+        assert client.volumes.get("pyvol").attrs["Labels"] == {"made": "by-py"}
+        container = client.containers.run("busybox", ["sleep", "1000"], detach=True,
+                                          network="pynet", volumes={"pyvol": {"bind": "/v",
+                                                                              "mode": "rw"}})
+        try:
+            network.reload()
+            assert [c.id for c in network.containers] == [container.id]
+            assert inspect(ctr, container.id)["Mounts"][0]["Name"] == "pyvol"
+        finally:
+            container.remove(force=True)
+    finally:
+        network.remove()
+        volume.remove()
+    assert "pynet" not in ctr("network", "ls").ok().out
+    assert ctr("volume", "ls", "-q").ok().out == ""
+
+
+def test_parallel_creates_each_get_their_own_name_and_all_are_removed(client: Any,
+                                                                     ctr: Ctr) -> None:
+    made: list[str] = []
+    errors: list[BaseException] = []
+
+    def create(index: int) -> None:
+        try:
+            container = client.containers.create("busybox", ["true"], name=f"par{index}")
+            made.append(container.id)
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert errors == []
+        assert sorted(ctr("ps", "-a", "--format", "{{.Names}}").ok().out.split()) == \
+            [f"par{i}" for i in range(6)]
+        # the same name twice at once: exactly one wins
+        results: list[object] = []
+
+        def same() -> None:
+            try:
+                results.append(client.containers.create("busybox", ["true"], name="twin").id)
+            except docker.errors.APIError as err:
+                results.append(err.status_code)
+
+        twins = [threading.Thread(target=same) for _ in range(3)]
+        for thread in twins:
+            thread.start()
+        for thread in twins:
+            thread.join(timeout=60)
+        assert sorted(str(r) for r in results).count("409") == 2, results
+    finally:
+        for cid in ctr.container_ids(full=True):
+            client.containers.get(cid).remove(force=True)
+    assert ctr.container_ids() == []
+
+
+def test_a_client_gone_mid_stream_leaves_the_service_serving(client: Any, api: Api,
+                                                             ctr: Ctr) -> None:
+    container = client.containers.run("busybox", ["sh", "-c", "while true; do echo y; "
+                                                  "sleep 0.05; done"], detach=True)
+    try:
+        stream = container.logs(stream=True, follow=True)
+        assert next(stream).strip() == b"y"
+        stream.close()  # the client hangs up while the service is still streaming
+        assert client.ping() is True
+        assert api.docker("ps", "-q").ok().out.split() == [container.id[:12]]
+    finally:
+        container.remove(force=True)
+    assert ctr.container_ids() == []

@@ -1,0 +1,126 @@
+"""A --dry-run script changes nothing when printed, and replayed with bash it does what the
+verb would have done: for each verb that changes the host (run and rm are in
+test_trace_and_dry_run.py)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import tempfile
+from pathlib import Path
+
+from .support import (
+    Ctr,
+    Worker,
+    assert_script,
+    host_mounts_under,
+    inspect,
+    links,
+    replay,
+    run_detached,
+    shellctr_rules,
+    tree_listing,
+)
+
+
+def host_view(ctr: Ctr, tmp: Path) -> tuple[object, ...]:
+    """What a dry run must not change: the store's files and mounts, this worker's links
+    and tagged rules, and the dry run's TMPDIR (its scratch files live in memory)."""
+    return (tree_listing(ctr.root, ctr.runroot), sorted(links()), sorted(shellctr_rules()),
+            host_mounts_under(ctr.root), host_mounts_under(ctr.runroot), sorted(tmp.iterdir()))
+
+
+def dry(ctr: Ctr, *args: str, stdin: bytes | None = None) -> str:
+    """The --dry-run script of `args`, checked to have changed nothing."""
+    # (kept: the script's scratch files go there when it is replayed)
+    tmp = Path(tempfile.mkdtemp(prefix="dry-run-tmp-", dir=ctr.scratch))
+    before = host_view(ctr, tmp)
+    script = assert_script(ctr("--dry-run", *args, input=stdin, env={"TMPDIR": str(tmp)}))
+    assert host_view(ctr, tmp) == before, f"the dry run changed the host:\n{script}"
+    return script
+
+
+def layers_of(ctr: Ctr, ref: str) -> list[str]:
+    return list(json.loads(ctr("image", "inspect", ref).ok().out)[0]["RootFS"]["Layers"])
+
+
+def test_build_busybox_script_replayed_builds_the_same_layer(ctr: Ctr, other_root: Ctr) -> None:
+    script = dry(other_root, "image", "build-busybox")
+    assert not other_root.root.exists(), "the dry run created the root"
+    replay(script)
+    assert layers_of(other_root, "busybox") == layers_of(ctr, "busybox")
+    assert list((other_root.root / "tmp").iterdir()) == []  # the scratch tar is gone
+
+
+def test_load_script_replayed_from_a_file_and_from_stdin_loads_the_image(
+    ctr: Ctr, other_root: Ctr, worker: Worker
+) -> None:
+    archive = worker.scratch / "busybox-replay.tar.gz"
+    archive.write_bytes(gzip.compress(ctr("save", "busybox", binary=True).ok().raw))
+    wanted = json.loads(ctr("image", "inspect", "busybox").ok().out)[0]["Id"]
+    replay(dry(other_root, "load", "--input", str(archive)))
+    loaded = other_root.image_ids()
+    assert json.loads(other_root("image", "inspect", "busybox").ok().out)[0]["Id"] == wanted
+    other_root("rmi", "busybox").ok()
+    replay(dry(other_root, "load", stdin=archive.read_bytes()), stdin=archive.read_bytes())
+    assert other_root.image_ids() == loaded
+    assert other_root("run", "--rm", "--network", "none", "busybox", "true").code == 0
+    archive.unlink()
+
+
+def test_import_from_stdin_script_replayed_reads_the_same_stdin(
+    other_root: Ctr, rootfs_tar: object
+) -> None:
+    data = Path(rootfs_tar()).read_bytes()  # type: ignore[operator]
+    script = dry(other_root, "import", "-", "piped:1", stdin=data)
+    assert "\ncat > " in script  # stdin is spooled by the script itself
+    replay(script, stdin=data)
+    result = other_root("run", "--rm", "--network", "none", "piped:1", "ls", "/bin/busybox")
+    assert result.ok().out == "/bin/busybox\n"
+
+
+def test_commit_script_replayed_makes_the_image_of_the_changes(ctr: Ctr) -> None:
+    ctr("run", "--name", "to-commit", "--network", "none", "busybox", "sh", "-c",
+        "echo committed > /marker").ok()
+    try:
+        script = dry(ctr, "commit", "to-commit", "replayed-commit:1")
+        replay(script)
+        result = ctr("run", "--rm", "--network", "none", "replayed-commit:1", "cat", "/marker")
+        assert result.ok().out == "committed\n"
+        assert len(layers_of(ctr, "replayed-commit:1")) == len(layers_of(ctr, "busybox")) + 1
+    finally:
+        ctr("rm", "to-commit").ok()
+        ctr("rmi", "replayed-commit:1")
+
+
+def test_volume_create_and_rm_scripts_replayed(ctr: Ctr) -> None:
+    replay(dry(ctr, "volume", "create", "replayed-vol"))
+    assert "replayed-vol" in ctr("volume", "ls", "-q").ok().out.split()
+    ctr("run", "--rm", "--network", "none", "-v", "replayed-vol:/data", "busybox", "touch",
+        "/data/x").ok()
+    replay(dry(ctr, "volume", "rm", "replayed-vol"))
+    assert "replayed-vol" not in ctr("volume", "ls", "-q").ok().out.split()
+
+
+def test_network_create_connect_disconnect_rm_scripts_replayed(ctr: Ctr) -> None:
+    ctr("run", "--rm", "busybox", "true").ok()  # the default network, made on first use
+    before_links, before_rules = sorted(links()), sorted(shellctr_rules())
+    replay(dry(ctr, "network", "create", "--subnet", "10.251.7.0/24", "replayed-net"))
+    net = json.loads(ctr("network", "inspect", "replayed-net").ok().out)[0]
+    assert net["IPAM"]["Config"][0]["Subnet"] == "10.251.7.0/24"
+    assert len(links()) == len(before_links) + 1  # its bridge
+    cid = run_detached(ctr, "busybox", "sleep", "600")  # on the default bridge
+    try:
+        replay(dry(ctr, "network", "connect", "--ip", "10.251.7.9", "replayed-net", cid))
+        shown = ctr("exec", cid, "ip", "-o", "-4", "addr").ok().out
+        assert "10.251.7.9/24" in shown, shown
+        assert "replayed-net" in inspect(ctr, cid)["NetworkSettings"]["Networks"]
+        replay(dry(ctr, "network", "disconnect", "replayed-net", cid))
+        assert "10.251.7.9" not in ctr("exec", cid, "ip", "-o", "-4", "addr").ok().out
+        ctr("rm", "--force", cid).ok()
+        replay(dry(ctr, "network", "rm", "replayed-net"))
+    finally:
+        ctr("rm", "--force", cid)
+        ctr("network", "rm", "replayed-net")
+    assert ctr("network", "inspect", "replayed-net").code != 0
+    assert sorted(links()) == before_links and sorted(shellctr_rules()) == before_rules

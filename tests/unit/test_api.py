@@ -1,0 +1,141 @@
+"""The Engine API's pure parts: the create body into a RunRequest, URIs, the route
+table, request bodies, error statuses."""
+
+from __future__ import annotations
+
+import io
+from email.message import Message
+from pathlib import Path
+
+import pytest
+
+from shellctr.api.create import run_request
+from shellctr.api.server import ApiError, BodyReader, Routes, familiar, status_of
+from shellctr.cli.service import parse_uri
+from shellctr.core.errors import Conflict, ExecError, HostCommandError, NotFound, ShellctrError
+
+
+def headers(**values: str) -> Message:
+    message = Message()
+    for key, value in values.items():
+        message[key.replace("_", "-")] = value
+    return message
+
+
+# -- the create body ----------------------------------------------------------------------
+def test_a_create_body_becomes_the_flags_the_cli_would_have_been_given() -> None:
+    request = run_request({
+        "Image": "docker.io/library/busybox:latest", "Cmd": ["sleep", "10"],
+        "Env": ["A=1", "FROM_CALLER"], "Tty": True, "OpenStdin": True, "User": "1000",
+        "WorkingDir": "/tmp", "Hostname": "box", "Labels": {"tier": "web"},
+        "ExposedPorts": {"80/tcp": {}}, "Volumes": {"/anon": {}},
+        "HostConfig": {
+            "Binds": ["/srv:/data:ro"], "AutoRemove": True, "Memory": 268435456,
+            "NanoCpus": 1500000000, "PidsLimit": 0, "NetworkMode": "appnet",
+            "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}],
+                             "53/udp": [{"HostPort": ""}]},
+            "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
+            "Mounts": [{"Type": "tmpfs", "Target": "/run", "TmpfsOptions":
+                        {"SizeBytes": 1048576}}],
+            "Tmpfs": {"/cache": "size=1m"}, "ExtraHosts": ["db:10.0.0.5"], "Dns": ["1.1.1.1"],
+        },
+        "NetworkingConfig": {"EndpointsConfig": {"appnet": {
+            "IPAMConfig": {"IPv4Address": "10.9.0.7"}, "Aliases": ["web"]}}},
+    }, "web")
+    assert request.image == "busybox:latest" and request.name == "web"
+    assert request.command == ["sleep", "10"] and request.entrypoint is None
+    assert request.env == ["A=1"]  # NAME alone would read the service's environment
+    assert (request.tty, request.interactive, request.rm) == (True, True, True)
+    assert (request.user, request.workdir, request.hostname) == ("1000", "/tmp", "box")
+    assert request.label == ["tier=web"] and request.expose == ["80/tcp"]
+    assert request.volume == ["/srv:/data:ro", "/anon"]
+    assert (request.memory, request.cpus, request.pids_limit) == ("268435456", "1.5", None)
+    assert request.publish == ["127.0.0.1:8080:80/tcp", "53/udp"]
+    assert request.restart == "on-failure:3"
+    assert request.mount == ["type=tmpfs,target=/run,tmpfs-size=1048576"]
+    assert request.tmpfs == ["/cache:size=1m"]
+    assert (request.network, request.ip, request.aliases) == ("appnet", "10.9.0.7", ["web"])
+    assert request.add_host == ["db:10.0.0.5"] and request.dns == ["1.1.1.1"]
+
+
+def test_a_long_entrypoint_runs_before_cmd_and_an_empty_one_clears_the_images() -> None:
+    long = run_request({"Image": "i", "Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo hi"]},
+                       None)
+    assert (long.entrypoint, long.command) == ("/bin/sh", ["-c", "echo hi"])
+    cleared = run_request({"Image": "i", "Entrypoint": [], "Cmd": ["true"]}, None)
+    assert (cleared.entrypoint, cleared.command) == ("", ["true"])
+    one = run_request({"Image": "i", "Entrypoint": "top", "Cmd": None}, None)
+    assert (one.entrypoint, one.command) == ("top", [])
+
+
+@pytest.mark.parametrize("body", [
+    [], {"Cmd": ["true"]}, {"Image": 3}, {"Image": "i", "Env": "A=1"},
+    {"Image": "i", "Tty": "yes"}, {"Image": "i", "HostConfig": []},
+    {"Image": "i", "HostConfig": {"Memory": "1g"}}, {"Image": "i", "Labels": {"a": 1}},
+    {"Image": "i", "HostConfig": {"Mounts": [{"Type": "bind"}]}},
+])
+def test_a_malformed_create_body_is_a_400(body: object) -> None:
+    with pytest.raises(ApiError) as refused:
+        run_request(body, None)
+    assert refused.value.status == 400 and refused.value.message
+
+
+# -- URIs ---------------------------------------------------------------------------------
+def test_uris_default_to_the_runroots_socket_and_tcp_stays_on_loopback() -> None:
+    run = Path("/run/shellctr")
+    assert parse_uri("", run, False) == ("unix", run / "docker.sock")
+    assert parse_uri("unix:///tmp/x.sock", run, False) == ("unix", Path("/tmp/x.sock"))
+    assert parse_uri("tcp://127.0.0.1:2375", run, False) == ("tcp", ("127.0.0.1", 2375))
+    assert parse_uri("tcp://0.0.0.0:2375", run, True) == ("tcp", ("0.0.0.0", 2375))
+    for bad in ("tcp://0.0.0.0:2375", "unix://relative", "tcp://127.0.0.1:x", "http://a:1",
+                "/plain/path"):
+        with pytest.raises(ShellctrError):
+            parse_uri(bad, run, False)
+
+
+# -- routes, bodies, statuses -------------------------------------------------------------
+def test_routes_match_segments_and_image_names_with_slashes() -> None:
+    routes = Routes()
+    routes.add("GET", "/containers/{id}/json")(lambda call: "container")
+    routes.add("GET", "/images/{name*}/json")(lambda call: "image")
+    handler, params = routes.find("GET", "/images/reg.example:5000/team/app:1/json")
+    assert handler(None) == "image" and params == {"name": "reg.example:5000/team/app:1"}
+    _, params = routes.find("GET", "/containers/abc/json")
+    assert params == {"id": "abc"}
+    with pytest.raises(ApiError) as wrong_method:
+        routes.find("POST", "/containers/abc/json")
+    assert wrong_method.value.status == 405
+    with pytest.raises(ApiError) as missing:
+        routes.find("GET", "/containers/abc/def/json")
+    assert missing.value.status == 404
+
+
+def test_a_chunked_body_reads_as_its_bytes() -> None:
+    raw = io.BytesIO(b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\nNEXT")
+    body = BodyReader(raw, headers(Transfer_Encoding="chunked"))
+    assert body.read(3) == b"hel"
+    assert body.read() == b"lo world"
+    assert raw.read() == b"NEXT"  # the next request on the connection is untouched
+
+
+def test_a_sized_body_stops_at_its_length_and_a_short_one_is_a_400() -> None:
+    raw = io.BytesIO(b"{}NEXT")
+    assert BodyReader(raw, headers(Content_Length="2")).read() == b"{}"
+    with pytest.raises(ApiError):
+        BodyReader(io.BytesIO(b"ab"), headers(Content_Length="5")).read()
+    with pytest.raises(ApiError):
+        BodyReader(io.BytesIO(b"zz\r\n"), headers(Transfer_Encoding="chunked")).read()
+
+
+def test_engine_errors_get_dockers_statuses() -> None:
+    assert status_of(NotFound("x")) == 404
+    assert status_of(Conflict("x")) == 409
+    assert status_of(HostCommandError("x")) == 500
+    assert status_of(ExecError("x", 127)) == 400
+    assert status_of(ShellctrError("x")) == 400
+
+
+def test_hub_references_are_kept_as_the_store_names_them() -> None:
+    assert familiar("docker.io/library/busybox:latest") == "busybox:latest"
+    assert familiar("docker.io/team/app") == "team/app"
+    assert familiar("localhost:5000/app:1") == "localhost:5000/app:1"
