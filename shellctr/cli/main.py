@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             root = Layout.from_env(*(getattr(args, name, None) for name in ("root", "runroot")))
             report(ShellctrError(f"no space left on device under {root.root} while running "
                                  f"{verb_of(argv or [])}", "free space and retry"))
-            return ENGINE_ERROR
+            return common.engine_exit_code
         sys.stderr.write(f"{PROG}: unexpected error: {err!r} (run with --debug for details)\n")
         return common.engine_exit_code
     finally:

@@ -225,7 +225,8 @@ def salvaged(store: Store, cid: str) -> ContainerRecord:
     try:
         config: dict[str, object] = dict(store.container_config(cid))
     except (CorruptRecord, FileNotFoundError):
-        config = {"id": cid, "cgroup_parent": "", "mounts": [], "image_id": "", "layers": []}
+        config = {"id": cid, "cgroup_parent": "", "mounts": [], "image_id": "", "image": "",
+                  "layers": [], "labels": {}}
     try:
         config.update((key, value) for key, value in store.container_state(cid).items()
                       if key in SETTINGS)
