@@ -55,7 +55,7 @@ def saved_image(ctr: Ctr, scratch: Path) -> None:
 
 
 VERBS = {
-    "run -d": Verb(["run", "-d", "--name", "k", "-v", "/anon", "busybox", "sleep", "1000"]),
+    "run -d": Verb(["run", "-d", "--name", "killed", "-v", "/anon", "busybox", "sleep", "1000"]),
     "run --rm": Verb(["run", "--rm", "-v", "/anon", "busybox", "true"]),
     "run -p": Verb(["run", "-d", "-p", "18080:80", "busybox", "sleep", "1000"]),
     "rm -f": Verb(["rm", "-f", "victim"], victim),
