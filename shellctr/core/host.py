@@ -253,7 +253,10 @@ class Host:
         line of stderr (the command itself is in the hint)."""
         code, out, err = result
         if code != 0:
-            detail = err.strip().splitlines()[-1] if err.strip() else f"exit status {code}"
+            lines = err.strip().splitlines()
+            # a full disk is what to say, not tar's "Exiting with failure status" after it
+            full = [line for line in lines if "No space left on device" in line]
+            detail = (full or lines)[-1] if lines else f"exit status {code}"
             raise HostCommandError(f"{argv[0]} failed: {detail}", f"command: {shlex.join(argv)}")
         return out
 
