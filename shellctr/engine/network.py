@@ -487,7 +487,11 @@ def release(host: Host, store: Store, cid: str, only: str | None = None) -> None
                 continue
             host.step(f"release {short_id(cid)} from network {record['name']}")
             if endpoint.get("ports"):
-                iptables.remove_owned(host, (f"ctr={cid[:12]}",))
+                # the raw table holds rules only for ports published on 127.x
+                local = any(str(port.get("host_ip", "")).startswith("127.")
+                            for port in endpoint["ports"])
+                iptables.remove_owned(host, (f"ctr={cid[:12]}",),
+                                      tables=iptables.TABLES if local else ("filter", "nat"))
             # deleting the netns takes its veths along, without waiting for the kernel
             # (an explicit `ip link delete` waits for RCU: ~20-50 ms on each stop)
             # (unless another container shares the netns: it outlives this one)

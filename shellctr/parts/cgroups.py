@@ -271,6 +271,8 @@ def device_program(rules: list[str]) -> list[EInsn]:
         # a failed check jumps past the block: to the next rule
         program += [(code, dst, src, len(block) - i - 1 if off == -1 else off, imm)
                     for i, (code, dst, src, off, imm) in enumerate(block)]
+        if not checks:  # matches every device ("a *:* rwm"): the rest is unreachable,
+            return program  # which the verifier refuses
     return [*program, (EBPF_MOV64_K, 0, 0, 0, 0), (EBPF_EXIT, 0, 0, 0, 0)]
 
 
