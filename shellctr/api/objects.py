@@ -200,7 +200,7 @@ def progress_of(call: Call, work: Callable[[Any], object]) -> Streamed:
 def image_create(call: Call) -> Streamed:
     """`docker pull`: fromImage[:tag], or @digest. Credentials are the service's (the
     engine reads its docker config); X-Registry-Auth is not passed on yet."""
-    from shellctr.engine.registry import pull
+    from shellctr.engine.pull import pull
     from shellctr.parts.reference import parse_reference
 
     if call.arg("fromSrc"):
@@ -220,7 +220,7 @@ def image_create(call: Call) -> Streamed:
 @ROUTES.add("POST", "/images/{name*}/push")
 def image_push(call: Call) -> Streamed:
     from shellctr.engine.image import find_image
-    from shellctr.engine.registry import push
+    from shellctr.engine.push import push
 
     name = call.params["name"]
     tag = call.arg("tag")
