@@ -57,6 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -462,6 +463,9 @@ static int reap(char **command) {
  * N). Signals stay blocked and are taken with sigwaitinfo: a blocked signal reaches a
  * namespace's PID 1 even from outside, where a default disposition would drop it. */
 static int init_role(const char *program, char **command) {
+    /* run from a memfd (/proc/self/fd/N), its name would be N: ps shows this one */
+    prctl(PR_SET_NAME, "shellctr-init", 0, 0, 0);
+    closefrom(3); /* its own memfd copy, say: the command gets stdio only */
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);

@@ -16,8 +16,6 @@ from shellctr.inside.steps import (
     MS_NODEV,
     MS_NOEXEC,
     MS_NOSUID,
-    MS_RDONLY,
-    MS_REMOUNT,
     SetupError,
     Step,
     _libc,
@@ -29,7 +27,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-INIT_PATH = "/sbin/shellctr-init"  # where --init's binary is bound in the container
+INIT_NAME = "shellctr-init"  # --init's PID 1: argv[0], its name in ps
 DEFAULT_SHM = 64 * 1024 * 1024
 TIOCSWINSZ = 0x5414
 RLIM_INFINITY = 2**64 - 1  # (unsigned long)-1 on 64-bit Linux
@@ -63,16 +61,6 @@ def shm_steps(target: str, spec: dict[str, Any]) -> list[Step]:
         return [mount(str(source), target, None, MS_BIND)]
     size = int(spec.get("shm_size") or DEFAULT_SHM)
     return [mount("shm", target, "tmpfs", nsx, f"mode=1777,size={size // 1024}k")]
-
-
-def init_binary_steps(rootfs: str, source: str | None) -> list[Step]:
-    """--init: the static init bound read-only at INIT_PATH (a host binary, but static
-    and run only as the container's own PID 1 after the switch, with its privileges)."""
-    if not source:
-        return []
-    target = rootfs + INIT_PATH
-    return [mount(source, target, None, MS_BIND),
-            mount("", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)]
 
 
 def ulimit_step(ulimits: list[dict[str, Any]]) -> list[Step]:
@@ -122,7 +110,8 @@ def extra_groups(names: list[str], groups: list[list[str]]) -> list[int]:
     return found
 
 
-def init_argv(program: str, argv: list[str]) -> tuple[str, list[str]]:
-    """--init: PID 1 runs the init, which runs `program` with `argv` as its child."""
-    return INIT_PATH, [INIT_PATH, "--init", program, "--", *argv]
+def init_argv(init: str, program: str, argv: list[str]) -> tuple[str, list[str]]:
+    """--init: PID 1 runs the init (`init`: the path of its sealed memfd copy, no host
+    file), which runs `program` with `argv` as its child."""
+    return init, [INIT_NAME, "--init", program, "--", *argv]
 

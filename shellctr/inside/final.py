@@ -163,11 +163,14 @@ def install_seccomp(program: bytes) -> None:
            "prctl(PR_SET_SECCOMP)")
 
 
-def seal_exec_helper(path: str) -> int:
-    """A memfd holding a copy of the static shellctr-exec, sealed against every change
-    (write, grow, shrink, further seals): what the container can reach of its final
-    step through /proc/N/exe is this copy, never a host file."""
-    memfd = os.memfd_create("shellctr-exec", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+def seal_exec_helper(path: str, name: str = "shellctr-exec", cloexec: bool = True) -> int:
+    """A memfd holding a copy of the static binary at `path` (shellctr-exec; --init's
+    init), sealed against every change (write, grow, shrink, further seals): what the
+    container can reach of its final step through /proc/N/exe is this copy, never a host
+    file. Without `cloexec` it stays open across the helper's exec (the init is run from
+    it as /proc/self/fd/N)."""
+    flags = os.MFD_ALLOW_SEALING | (os.MFD_CLOEXEC if cloexec else 0)
+    memfd = os.memfd_create(name, flags)
     source = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         size = os.fstat(source).st_size

@@ -90,6 +90,7 @@ class Init:
         self.pty_slave: str | None = None
         self.final: dict[str, Any] = {}  # resolved user, env and path of the command
         self.exec_helper: int | None = None  # the sealed memfd of shellctr-exec
+        self.init_binary: int | None = None  # --init: the sealed memfd of its init
         self.seccomp_filter = b""  # the BPF program, built before the root switch
 
     # -- helpers ------------------------------------------------------------------
@@ -203,8 +204,8 @@ class Init:
             user = [f"--reuid={spec.get('user') or 0}", "--init-groups"]
             env = dict(item.split("=", 1) for item in spec["env"])
             argv, cwd = spec["argv"], spec.get("cwd") or "/"
-        if spec.get("init_source"):  # --init
-            argv = [confine.INIT_PATH, "--init", argv[0], "--", *argv]
+        if spec.get("init_source"):  # --init, run from its sealed memfd copy
+            argv = [f"/proc/self/fd/{self.init_binary or 'N'}", "--init", argv[0], "--", *argv]
         names = [name for _, name in spec.get("caps", [])] if "caps" in spec else DEFAULT_CAPS
         keep = ",".join(["-all", *("+" + cap for cap in names)])
         line = sh(
@@ -231,8 +232,9 @@ class Init:
         final = self.final
         argv, env = final["argv"], final["env"]
         program = find_program(argv[0], env.get("PATH", DEFAULT_PATH))
-        if self.spec.get("init_source"):  # --init: PID 1 is the init, the command its child
-            program, argv = confine.init_argv(program, argv)
+        if self.init_binary is not None:  # --init: PID 1 is the init, the command its child
+            program, argv = confine.init_argv(f"/proc/self/fd/{self.init_binary}", program,
+                                              argv)
         spec = self.spec
         no_new_privs = bool(spec.get("no_new_privs", True))
         seccomp = self.seccomp_filter
@@ -284,6 +286,8 @@ class Init:
         keep = {0, 1, 2}
         if self.exec_helper is not None:
             keep.add(self.exec_helper)  # close-on-exec: gone once it runs
+        if self.init_binary is not None:
+            keep.add(self.init_binary)  # --init: what the helper execs
         if isinstance(self.status_fd, int):
             keep.add(self.status_fd)
             os.set_inheritable(self.status_fd, False)  # closed by a successful exec
@@ -355,6 +359,9 @@ class Init:
         _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
         if self.spec.get("exec_helper"):
             self.exec_helper = seal_exec_helper(str(self.spec["exec_helper"]))
+        if self.spec.get("init_source") and "join" not in self.spec:  # --init's PID 1
+            self.init_binary = seal_exec_helper(str(self.spec["init_source"]),
+                                                "shellctr-init", cloexec=False)
         if self.spec.get("seccomp_profile"):
             self.seccomp_filter = build_seccomp(self.spec)
 

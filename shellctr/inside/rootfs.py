@@ -140,15 +140,9 @@ class Rootfs:
         return steps
 
     def confine_steps(self) -> list[Step]:
-        """--sysctl (before /proc/sys turns read-only) and --init's binary (confine.py)."""
-        spec = self.spec
-        steps = confine.sysctl_steps(self.at("/proc/sys"), spec.get("sysctls") or {})
-        if spec.get("init_source"):
-            steps += [self.file_in_rootfs(confine.INIT_PATH),
-                      *confine.init_binary_steps(self.rootfs, spec["init_source"])]
-            if spec.get("slave_namespace"):  # a bind from the host: a slave of its mount
-                steps.append(propagation(self.at(confine.INIT_PATH), "private"))
-        return steps
+        """--sysctl, before /proc/sys turns read-only (confine.py). (--init's binary is
+        not mounted: it runs from a sealed memfd copy, see Init.prepare_final_step.)"""
+        return confine.sysctl_steps(self.at("/proc/sys"), self.spec.get("sysctls") or {})
 
     def mount_steps(self) -> list[Step]:
         """The container's own mounts (-v, --mount, --tmpfs): see mounts.py."""

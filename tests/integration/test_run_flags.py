@@ -103,7 +103,11 @@ def test_init_reaps_a_hundred_orphans(ctr: Ctr) -> None:
         assert zombies("without") > 50
         assert zombies("with-init") == 0
         one = ctr("exec", "with-init", "cat", "/proc/1/cmdline", trace=False).ok().out
-        assert one.split("\0")[:3] == ["/sbin/shellctr-init", "--init", "/bin/sh"]
+        assert one.split("\0")[:3] == ["shellctr-init", "--init", "/bin/sh"]
+        # run from a sealed memfd copy: no host file is PID 1's executable (issue 13)
+        exe = ctr("exec", "with-init", "readlink", "/proc/1/exe", trace=False).ok().out
+        assert exe.startswith("/memfd:shellctr-init"), exe
+        assert ctr("exec", "with-init", "ls", "/sbin/shellctr-init").code != 0  # no mount
     finally:
         remove_all(ctr)
 
