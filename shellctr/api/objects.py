@@ -367,7 +367,7 @@ def network_delete(call: Call) -> None:
 
 @ROUTES.add("POST", "/networks/{id}/connect")
 def network_connect(call: Call) -> None:
-    from shellctr.engine.network import connect
+    from shellctr.engine.endpoint import connect
 
     body = expect_dict(call.json_body(), "the body")
     container = body.get("Container")
@@ -386,7 +386,7 @@ def network_connect(call: Call) -> None:
 
 @ROUTES.add("POST", "/networks/{id}/disconnect")
 def network_disconnect(call: Call) -> None:
-    from shellctr.engine.network import disconnect
+    from shellctr.engine.endpoint import disconnect
 
     body = expect_dict(call.json_body(), "the body")
     container = body.get("Container")

@@ -126,14 +126,14 @@ def cmd_prune(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_connect(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.network import connect
+    from shellctr.engine.endpoint import connect
 
     connect(ctx.host, ctx.store, args.network, args.container, args.ip, args.alias)
     return 0
 
 
 def cmd_disconnect(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.network import disconnect
+    from shellctr.engine.endpoint import disconnect
 
     disconnect(ctx.host, ctx.store, args.network, args.container, args.force)
     return 0

@@ -61,7 +61,8 @@ def create(host: Host, store: Store, request: RunRequest,
         host.err.write("WARNING: Published ports are discarded when using host network mode\n")
     networks = network.pop("networks")
     if netopts.is_bridged(mode):
-        from shellctr.engine.network import precheck, require_network
+        from shellctr.engine.endpoint import precheck
+        from shellctr.engine.network import require_network
 
         if mode != netopts.DEFAULT_NETWORK:
             require_network(store, mode)  # refused now, as Docker does

@@ -1,18 +1,22 @@
-"""Networks and the containers' places on them: bridges, veths, netns, addresses, ports.
+"""Networks: their records, their host objects, the `network` verbs create/rm/ls/prune,
+and the teardown of the endpoints on them (the making is endpoint.py's).
 
 A network is a record, ROOT/networks/<id>.json: its bridge, subnet, gateway and the
-endpoints of its running containers (address, MAC, veth, published ports). Every
-read-modify-write of those records happens under the store's lock, which is also held
-while the host objects are made, so two starts never take the same address or port.
+endpoints of its running containers (address, MAC, veth, published ports), kept apart in
+RUNROOT/networks. Every read-modify-write of those records happens under the store's
+lock, which is also held while the host objects are made, so two starts never take the
+same address or port.
 
 On the host, a network is a bridge (`shellctr0` for the default network, `shbr-<id>`
 for the others) holding the gateway address, its iptables rules (iptables.py) and, for
-user networks, a resolver (dns.py). A running container on bridge networks gets a
-named netns `shc-<id>` (/run/netns), and for each network a veth pair `shv<id><n>` whose
-other end is `eth<n>` in the netns, with its address, MAC and (first network) default
-route. Endpoints are made when the container starts and removed when it ends (or at
-`rm`, or at its next start, after a crash), as Docker does; each removal probes what
-exists and removes only that.
+user networks, a resolver (dns.py). This module names every host object of a network
+and of its endpoints (bridge, netns `shc-<id>`, veths `shv<id><n>`, at most 15
+characters). An endpoint is released (`release`) when its container ends (or at `rm`,
+or at its next start, after a crash), as Docker does; each removal probes what exists
+and removes only that. `network rm` and `prune` first release the endpoints of
+containers that have ended (`forget_gone`): that is why the teardown is here, below
+endpoint.py, which makes endpoints on the networks made here (no import cycle).
+`ports_of` reads the published ports for `ps` and `port`.
 
 Stdlib only: `run` goes through here on every start.
 """
@@ -22,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from shellctr.core.cmd import path_arg
 from shellctr.core.errors import Conflict, CorruptRecord, NotFound, ShellctrError
 from shellctr.core.facts import Facts
 from shellctr.core.host import Host, Rollback
@@ -367,135 +370,13 @@ def network_for(host: Host, store: Store, name: str, found: list[Record]) -> Rec
     return record
 
 
-# -- endpoints ---------------------------------------------------------------------------
+# -- endpoints: what a container wants, what its end releases ---------------------------
 def wanted_networks(config: ContainerRecord) -> dict[str, dict[str, object]]:
     """name -> {ip, aliases} of the networks the container joins, in order."""
     networks: dict[str, dict[str, object]] = dict(config["networks"])  # type: ignore[arg-type]
     if not networks and is_bridged(config["network_mode"]):
         networks = {DEFAULT_NETWORK: {}}
     return networks
-
-
-def new_endpoint(host: Host, store: Store, config: ContainerRecord, record: Record, index: int,
-                 options: dict[str, object]) -> Record:
-    """Allocate the container's address on `record` and write it (under the lock)."""
-    cid = config["id"]
-    used = [ep["ip"] for ep in record["endpoints"].values()]
-    ip = ipam.allocate(record["subnet"], record["gateway"], record["ip_range"], used,
-                       str(options.get("ip") or "") or None)
-    mac = (config.get("mac_address") if index == 0 else "") or ipam.mac_for(ip)
-    aliases = [str(a) for a in options.get("aliases", [])]  # type: ignore[attr-defined]
-    endpoint: Record = {"name": config["name"], "ip": ip, "mac": mac, "aliases": aliases,
-                        "veth": veth_name(cid, index), "ifname": f"eth{index}", "ports": []}
-    record["endpoints"][cid] = endpoint
-    save(store, record)
-    return endpoint
-
-
-def plumb(host: Host, record: Record, endpoint: Record, netns: str, *, new_netns: bool,
-          default_route: bool) -> None:
-    """The veth pair (host end on the bridge, the other end eth<n> in the netns), the
-    address, MAC and route: two `ip -batch` runs, one outside and one inside."""
-    veth, ifname = endpoint["veth"], endpoint["ifname"]
-    outside = (f"netns add {netns}\n" if new_netns else "") + (
-        f"link add name {veth} type veth peer name {ifname} netns {netns}\n"
-        f"link set dev {veth} master {record['bridge']} up\n")
-    host.run(["ip", "-batch", "-"], input=outside,
-             effect=links_made(veth, netns=netns if new_netns else None))
-    prefix = record["subnet"].split("/")[1]
-    inside = (f"link set dev {ifname} address {endpoint['mac']}\n"
-              f"address add {endpoint['ip']}/{prefix} dev {ifname}\n"
-              f"link set dev {ifname} up\n")
-    if new_netns:
-        inside += "link set dev lo up\n"
-    if default_route:
-        inside += f"route add default via {record['gateway']} dev {ifname}\n"
-    host.run(["ip", "-netns", netns, "-batch", "-"], input=inside)
-
-
-def attach(host: Host, store: Store, config: ContainerRecord, rollback: Rollback) -> list[str]:
-    """The network step of the start recipe: the argv prefix that joins the container's
-    network namespace (empty: `unshare --net` makes a fresh one with only loopback)."""
-    mode = config.get("network_mode", DEFAULT_NETWORK)
-    if mode == "none":
-        return []
-    if mode == "host":
-        return ["host"]
-    if mode.startswith("container:"):
-        return ["nsenter", f"--net={share_netns(store, mode.partition(':')[2])}", "--"]
-    cid = config["id"]
-    netns = netns_name(cid)
-    with store.lock():
-        release(host, store, cid)  # what a crashed earlier run left
-        host.step(f"network for container {short_id(cid)}")
-        found = records(store)
-        own = []
-        nameserver = None
-        for index, (name, options) in enumerate(wanted_networks(config).items()):
-            record = network_for(host, store, name, found)
-            endpoint = new_endpoint(host, store, config, record, index, options)
-            wait_link_gone(host, endpoint["veth"])
-            if index == 0:
-                rollback.push(f"network of {short_id(cid)}",
-                              lambda: release(host, store, cid))
-                if record.get("dns"):
-                    nameserver = record["gateway"]
-            plumb(host, record, endpoint, netns, new_netns=index == 0,
-                  default_route=index == 0 and not record["internal"])
-            if index == 0:
-                publish(host, store, config, record, endpoint)
-            own.append(endpoint["ip"])
-            network_event(store, record, "connect", cid)
-        dns.refresh(host, records(store), store.layout.network_run_dir)
-        write_etc_files(host, store, config, own, nameserver)
-    return ["nsenter", f"--net={path_arg(netns_path(host.facts, cid))}", "--"]
-
-
-def share_netns(store: Store, ref: str) -> str:
-    """`--network container:CTR`: the network namespace of that running container. Its
-    endpoints are marked `shared`: when it ends, its veths must be deleted explicitly, as
-    its netns lives on with this container."""
-    with store.lock():
-        cid = find(ref, store.container_names(), "container")
-        state = store.container_state(cid)
-        if state["status"] != "running" or not store.host.facts.alive(state["pid"],
-                                                                      state["pid_start"]):
-            raise Conflict(f"cannot join the network of container {ref}: it is not running",
-                           "start it first")
-        for record in records(store):
-            endpoint = record["endpoints"].get(cid)
-            if endpoint is not None and not endpoint.get("shared"):
-                endpoint["shared"] = True
-                save(store, record)
-    return f"/proc/{state['pid']}/ns/net"
-
-
-def write_etc_files(host: Host, store: Store, config: ContainerRecord, own: list[str],
-                    nameserver: str | None) -> None:
-    from shellctr.parts.netopts import hosts_text, resolv_text, without_loopback_resolvers
-
-    layout, cid = store.layout, config["id"]
-    # rewritten at each start: no fsync (see Host.write_file)
-    host.write_file(layout.container_etc_file(cid, "hosts"), hosts_text(config, own),
-                    durable=False)
-    host.write_file(layout.container_etc_file(cid, "resolv.conf"),
-                    resolv_text(config, without_loopback_resolvers(host.facts.resolv_conf()),
-                                nameserver), durable=False)
-
-
-def update_hosts(host: Host, store: Store, config: ContainerRecord, ip: str, present: bool) -> None:
-    """A running container's /etc/hosts after `network connect` or `disconnect`, as
-    Docker: its own line for `ip` added or removed, the rest (edits made inside too) kept.
-    In place: the file is bind-mounted into the container."""
-    from shellctr.parts.netopts import own_hosts_line
-
-    path = store.layout.container_etc_file(config["id"], "hosts")
-    line = own_hosts_line(config, ip)
-    kept = [text for text in host.facts.read_text(path).splitlines(keepends=True)
-            if text != line]
-    if kept and not kept[-1].endswith("\n"):
-        kept[-1] += "\n"
-    host.rewrite_file(path, "".join([*kept, line] if present else kept))
 
 
 def release(host: Host, store: Store, cid: str, only: str | None = None) -> None:
@@ -542,18 +423,6 @@ def delete_link(host: Host, name: str) -> None:
             raise
 
 
-def wait_link_gone(host: Host, name: str, timeout: float = 2.0) -> None:
-    """A veth of this container's last run may still be on its way out with its old
-    netns (the kernel cleans netns up asynchronously): wait, then delete it."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while name in host.facts.links() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    if name in host.facts.links():
-        delete_link(host, name)
-
-
 def forget_gone(host: Host, store: Store) -> None:
     """Release the endpoints of containers that have ended (a `stop` returns once the
     exit is recorded; the monitor's hook may not have released them yet) or no longer
@@ -575,92 +444,7 @@ def forget_gone(host: Host, store: Store) -> None:
             release(host, store, cid)
 
 
-# -- published ports -----------------------------------------------------------------------
-def publish(host: Host, store: Store, config: ContainerRecord, record: Record,
-            endpoint: Record) -> None:
-    """Bind the container's published ports (a random host port for 0), refusing ports
-    in use by shellctr or any other program; DNAT them to `endpoint`."""
-    bindings: list[Record] = [dict(binding) for binding in config["ports"]]
-    if config["publish_all"]:
-        bound = {f"{b['port']}/{b['proto']}" for b in bindings}
-        for spec in config["exposed"]:
-            if spec not in bound:
-                number, _, proto = spec.partition("/")
-                bindings.append({"proto": proto, "host_ip": "", "host_port": 0,
-                                 "host_port_end": 0, "port": int(number)})
-    if not bindings:
-        return
-    taken = {(p["proto"], p["host_port"]) for r in records(store)
-             for ep in r["endpoints"].values() for p in ep.get("ports", [])}
-    for binding in bindings:  # every port checked before anything is recorded or made
-        proto, host_ip = str(binding["proto"]), str(binding["host_ip"])
-        first = int(str(binding["host_port"])) or free_port(host.facts, proto, host_ip, taken)
-        last = int(str(binding.get("host_port_end") or 0)) or first
-        port = pick_port(host, proto, host_ip, first, last, taken)
-        binding.update(host_port=port, host_port_end=0)
-        taken.add((proto, port))
-    endpoint["ports"] = bindings
-    save(store, record)  # recorded before the rules: a crash leaves them findable
-    rules = []
-    for b in bindings:
-        rules += iptables.port_rules(f"ctr={config['id'][:12]}", record["bridge"],
-                                     endpoint["ip"], str(b["proto"]), str(b["host_ip"]),
-                                     int(str(b["host_port"])), int(str(b["port"])))
-    iptables.add(host, rules)
-
-
-def precheck(host: Host, store: Store, networks: dict[str, Record],
-             ports: list[Record]) -> None:
-    """What `run` can refuse before it creates anything: an --ip outside its network's
-    subnet or in use, a network without a free address, a host port already published
-    or held by another program. (Checked again at start, under the lock.)"""
-    found = records(store)
-    for name, options in networks.items():
-        try:
-            record = find_network(store, name, found)
-        except NotFound:
-            continue  # the default network, made on first use
-        used = [ep["ip"] for ep in record["endpoints"].values()]
-        ipam.allocate(record["subnet"], record["gateway"], record["ip_range"], used,
-                      str(options.get("ip") or "") or None)
-    taken = {(p["proto"], p["host_port"]) for r in found
-             for ep in r["endpoints"].values() for p in ep.get("ports", [])}
-    for binding in ports:
-        first = int(binding["host_port"])
-        if first:
-            pick_port(host, str(binding["proto"]), str(binding["host_ip"]), first,
-                      int(binding.get("host_port_end") or 0) or first, taken)
-
-
-def pick_port(host: Host, proto: str, host_ip: str, first: int, last: int,
-              taken: set[tuple[str, int]]) -> int:
-    """The first host port from `first` to `last` that no shellctr container publishes
-    and no other program holds (-p 8000-8010:80: the first free one, as Docker)."""
-    where = f"{host_ip or '0.0.0.0'}:{first}{f'-{last}' if last != first else ''}/{proto}"
-    refused: Conflict | None = None
-    for port in range(first, last + 1):
-        if (proto, port) in taken:
-            refused = Conflict(f"bind for {where} failed: port is already allocated",
-                               "publish another host port, or stop the container using it")
-            continue
-        failure = host.facts.port_taken(proto, host_ip, port)
-        if failure is not None:
-            refused = Conflict(f"bind for {where} failed: {failure.strerror}",
-                               "publish another host port, or stop the program using it")
-            continue
-        return port
-    assert refused is not None  # first <= last: at least one port was refused
-    raise refused
-
-
-def free_port(facts: Facts, proto: str, host_ip: str, taken: set[tuple[str, int]]) -> int:
-    """A host port the kernel would hand out now that shellctr has not published."""
-    port = facts.free_port(proto, host_ip, taken)
-    if port is None:
-        raise Conflict("no free host port found", "publish an explicit host port")
-    return port
-
-
+# -- published ports, read (ps, port) -----------------------------------------------------
 def ports_of(store: Store) -> dict[str, list[Record]]:
     """container id -> its published ports, as bound (for ps and port)."""
     found: dict[str, list[Record]] = {}
@@ -672,59 +456,3 @@ def ports_of(store: Store) -> dict[str, list[Record]]:
 
 def port_text(binding: Record) -> str:
     return f"{binding['host_ip'] or '0.0.0.0'}:{binding['host_port']}"
-
-
-# -- connect / disconnect -------------------------------------------------------------------
-def connect(host: Host, store: Store, net_ref: str, ctr_ref: str, ip: str | None,
-            aliases: list[str]) -> None:
-    """`network connect`: now, if the container runs; at its next start in any case."""
-    with store.lock():
-        cid = find(ctr_ref, store.container_names(), "container")
-        config = store.container(cid)
-        record = find_network(store, net_ref)
-        if not is_bridged(config["network_mode"]):
-            raise Conflict(f"container {ctr_ref} uses --network {config['network_mode']}",
-                           "only containers on bridge networks can join others")
-        networks = wanted_networks(config)
-        if record["name"] in networks:
-            raise Conflict(f"container {ctr_ref} is already connected to {record['name']}")
-        networks[record["name"]] = {"ip": ip or "", "aliases": aliases}
-        host.step(f"connect {short_id(cid)} to network {record['name']}")
-        state = store.container_state(cid)
-        if state["status"] == "running" and host.facts.alive(state["pid"], state["pid_start"]) \
-                and host.facts.exists(netns_path(host.facts, cid)):
-            bring_up(host, store, record)
-            used = {ep["ifname"] for r in records(store)
-                    for c, ep in r["endpoints"].items() if c == cid}
-            index = next(n for n in range(16) if f"eth{n}" not in used)
-            with Rollback(host) as rollback:
-                endpoint = new_endpoint(host, store, config, record, index, networks[
-                    record["name"]])
-                rollback.push("endpoint", lambda: release(host, store, cid, record["id"]))
-                plumb(host, record, endpoint, netns_name(cid), new_netns=False,
-                      default_route=False)
-                dns.refresh(host, records(store), store.layout.network_run_dir)
-                update_hosts(host, store, config, endpoint["ip"], present=True)
-                network_event(store, record, "connect", cid)
-        store.write_state(cid, networks=networks)
-
-
-def disconnect(host: Host, store: Store, net_ref: str, ctr_ref: str, force: bool) -> None:
-    """`network disconnect [-f]`: the endpoint goes now, the network from its config."""
-    with store.lock():
-        cid = find(ctr_ref, store.container_names(), "container")
-        config = store.container(cid)
-        record = find_network(store, net_ref)
-        networks = wanted_networks(config)
-        if record["name"] not in networks and cid not in record["endpoints"] and not force:
-            raise Conflict(f"container {ctr_ref} is not connected to network {record['name']}")
-        host.step(f"disconnect {short_id(cid)} from network {record['name']}")
-        endpoint = record["endpoints"].get(cid)  # the container runs on it
-        release(host, store, cid, only=record["id"])
-        if endpoint is not None:
-            update_hosts(host, store, config, endpoint["ip"], present=False)
-        networks.pop(record["name"], None)
-        mode = config["network_mode"]
-        if not networks and is_bridged(mode):
-            mode = "none"  # Docker: no networks left, loopback only
-        store.write_state(cid, networks=networks, network_mode=mode)

@@ -2,7 +2,7 @@
 
 1. the spec init.py will follow is written to the run dir;
 2. the container's cgroups are made and its limits written (cgroup.create);
-3. its network: a named netns with veths on its bridges (network.attach);
+3. its network: a named netns with veths on its bridges (endpoint.attach);
 4. the monitor is spawned: it starts `unshare`, which starts init.py as PID 1 in the new
    namespaces; init mounts the rootfs inside the new mount namespace (a crash leaves no
    host mount), pivots into it and execs the command;
@@ -194,13 +194,13 @@ def attach_network(host: Host, store: Store, container: ContainerRecord,
                    rollback: Rollback) -> list[str]:
     """The start recipe's network step: [] for a fresh netns with loopback only (`none`,
     which loads no network code), ["host"], or the `nsenter` prefix joining the netns
-    made for it (network.attach)."""
+    made for it (endpoint.attach)."""
     mode = container["network_mode"]
     if mode == "none":
         return []
     if mode == "host":
         return ["host"]
-    from shellctr.engine.network import attach
+    from shellctr.engine.endpoint import attach
 
     return attach(host, store, container, rollback)
 

@@ -24,7 +24,7 @@ from shellctr.core.layout import Layout
 from shellctr.core.state import ContainerConfig, ContainerState, Network
 from shellctr.core.store import Store
 from shellctr.engine import create as create_module
-from shellctr.engine import iptables, network
+from shellctr.engine import endpoint, iptables, network
 from shellctr.engine.create import create
 from shellctr.parts import ipam, netopts
 
@@ -187,7 +187,7 @@ def host_commands(host: RecordingHost) -> list[str]:
 
 def attach(host: RecordingHost, layout: Layout, config: dict[str, Any]) -> list[str]:
     with Rollback(host) as rollback:
-        return network.attach(host, Store(layout, host), config, rollback)
+        return endpoint.attach(host, Store(layout, host), config, rollback)
 
 
 # -- the start recipe's network step --------------------------------------------------------
@@ -352,7 +352,7 @@ def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet
     store.write(layout.container_state(CID), {**state, "status": "running", "pid": 1})
     net.running.add(1)
     host.reset()
-    network.connect(host, store, "back", "web", "10.2.0.9", ["api"])
+    endpoint.connect(host, store, "back", "web", "10.2.0.9", ["api"])
     assert f"ip -batch - <<'EOF'\nlink add name shv{CID[:10]}1 type veth peer name eth1 " \
            f"netns shc-{CID[:11]}\nlink set dev shv{CID[:10]}1 master shbr-eeeeeeeeee up\n" \
            "EOF" in host.lines
@@ -367,14 +367,14 @@ def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet
     with hosts.open("a") as stream:
         stream.write("10.9.9.9\tadded-inside")  # kept, as Docker keeps it
     host.reset()
-    network.disconnect(host, store, "back", "web", force=False)
+    endpoint.disconnect(host, store, "back", "web", force=False)
     assert hosts.read_text().endswith(f"\t{CID[:12]} web\n10.9.9.9\tadded-inside\n")
     assert "10.2.0.9" not in hosts.read_text() and hosts.stat().st_ino == inode
     assert f"ip link delete dev shv{CID[:10]}1" in host.lines  # its netns stays
     assert net.netns() == [f"shc-{CID[:11]}"]
     assert list(store.container_state(CID)["networks"]) == ["shellctr0"]
     with pytest.raises(Conflict, match="not connected"):
-        network.disconnect(host, store, "back", "web", force=False)
+        endpoint.disconnect(host, store, "back", "web", force=False)
 
 
 def test_ports_taken_by_another_container_are_refused(layout: Layout, net: FakeNet) -> None:
