@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from shellctr.api.containers import find
-from shellctr.api.server import ROUTES, ApiError, Call, Raw, Streamed, bad_request
+from shellctr.api.routes import ROUTES, ApiError, Call, Raw, Streamed, bad_request
 from shellctr.core.errors import NotFound
 
 TYPE_CHECKING = False

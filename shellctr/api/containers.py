@@ -9,7 +9,7 @@ import json
 import time
 from typing import Any
 
-from shellctr.api.server import ROUTES, Call, Json, Streamed, bad_request
+from shellctr.api.routes import ROUTES, Call, Json, Streamed, bad_request
 from shellctr.core.errors import Conflict, NotFound
 
 TYPE_CHECKING = False

@@ -8,7 +8,7 @@ import io
 import os
 from typing import Any
 
-from shellctr.api.server import ROUTES, ApiError, Call, Json, Raw, Streamed, bad_request, familiar
+from shellctr.api.routes import ROUTES, ApiError, Call, Json, Raw, Streamed, bad_request, familiar
 from shellctr.core.errors import Conflict, NotFound
 
 TYPE_CHECKING = False

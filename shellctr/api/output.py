@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from shellctr.api.containers import find, state_of
-from shellctr.api.server import ROUTES, Call, Raw, Streamed, bad_request
+from shellctr.api.routes import ROUTES, Call, Raw, Streamed, bad_request
 from shellctr.api.streams import frame
 from shellctr.core.errors import Conflict, NotFound
 

@@ -7,16 +7,8 @@ import os
 import platform
 from typing import Any
 
-from shellctr.api.server import (
-    API_VERSION,
-    MIN_API_VERSION,
-    ROUTES,
-    ApiError,
-    Call,
-    Json,
-    Raw,
-    Streamed,
-)
+from shellctr.api.routes import ROUTES, ApiError, Call, Json, Raw, Streamed
+from shellctr.api.server import API_VERSION, MIN_API_VERSION
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
