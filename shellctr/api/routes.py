@@ -1,7 +1,8 @@
 """The endpoints' side of the Engine API: the route table the endpoint modules add to,
 the `Call` each handler gets (its query, its body, hijacking the connection) and the
-answers it returns (`Json`, `Raw`, `Streamed`, or an `ApiError`). The HTTP framing that
-turns them into responses is api/server.py.
+answers it returns (`Json`, `Raw`, `Streamed`, or an `ApiError`), and the checks of body
+fields and label filters the endpoints share. The HTTP framing that turns them into
+responses is api/server.py.
 
 Each request gets its own Host and Store: the store's lock is re-entrant per Store, so
 one shared between threads would let two requests into it at once.
@@ -57,6 +58,28 @@ def familiar(ref: str) -> str:
         if ref.startswith(prefix):
             return ref.removeprefix(prefix)
     return ref
+
+
+def expect_dict(value: Any, what: str) -> dict[str, Any]:
+    """A body field that must be a JSON object (absent: empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise bad_request(f"{what} must be a JSON object")
+    return value
+
+
+def labels_of(value: Any, what: str = "Labels") -> dict[str, str]:
+    labels = expect_dict(value, what)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise bad_request(f"{what} must map strings to strings")
+    return labels
+
+
+def label_filter(labels: dict[str, str], wanted: list[str]) -> bool:
+    from shellctr.parts.filters import label_matches
+
+    return all(label_matches(labels, item) for item in wanted)
 
 
 Handler = Callable[["Call"], Any]

@@ -99,7 +99,8 @@ def info(call: Call) -> dict[str, Any]:
 
 @ROUTES.add("GET", "/system/df")
 def disk_usage(call: Call) -> dict[str, Any]:
-    from shellctr.api.objects import image_summary, volume_summary
+    from shellctr.api.images import image_summary
+    from shellctr.api.volumes import volume_summary
     from shellctr.core.state import images
 
     layout = call.store.layout
