@@ -142,8 +142,8 @@ def mount_stopped(host: Host, store: Store, cid: str) -> str:
     import ctypes
 
     from shellctr.engine.volume import spec_mounts
-    from shellctr.inside import init
     from shellctr.inside import steps as inside_steps
+    from shellctr.inside.rootfs import Rootfs
 
     layout = store.layout
     config = store.container_config(cid)
@@ -168,7 +168,7 @@ def mount_stopped(host: Host, store: Store, cid: str) -> str:
               for entry in spec_mounts(layout, config["mounts"])  # type: ignore[arg-type]
               if entry["type"] == "bind"]
     steps = [inside_steps.mount("overlay", rootfs, "overlay", 0, options),
-             *init.Init({"rootfs": rootfs, "mounts": mounts}).mount_steps()]
+             *Rootfs({"rootfs": rootfs, "mounts": mounts}).mount_steps()]
     for step in steps:
         try:
             host.apply(Line(step.shell()), step.action)

@@ -2,7 +2,7 @@
 
 A container's mounts are frozen in its config as records shaped like
 state.MountPoint; init.py makes them inside the container's mount namespace (see
-init.Init.mount_steps), with each target resolved inside the rootfs (inroot.py).
+rootfs.Rootfs.mount_steps), with each target resolved inside the rootfs (inroot.py).
 Named and anonymous volumes are directories `ROOT/volumes/<name>/_data` with a record
 `volume.json` (state.Volume) next to them, created under the store lock on first use.
 
@@ -315,7 +315,7 @@ def make_host_dirs(host: Host, path: str, rollback: Rollback) -> None:
 def spec_mounts(layout: Layout, mounts: list[Record],
                 volume_options: Callable[[str], dict[str, str]] | None = None,
                 ) -> list[dict[str, object]]:
-    """The mounts as init.py makes them (see init.Init.mount_steps). `volume_options`:
+    """The mounts as init.py makes them (see rootfs.Rootfs.mount_steps). `volume_options`:
     a volume's driver options (`volume create -o`): a tmpfs volume is a tmpfs of the
     container's own, a bind volume its device."""
     entries: list[dict[str, object]] = []

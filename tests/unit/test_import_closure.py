@@ -51,6 +51,7 @@ FORBIDDEN = {
     "typing", "dataclasses", "importlib.metadata",  # tabulate's and the models' stdlib
     "subprocess", "shutil", "socket", "ctypes", "threading",  # no command, no container
     "shellctr.core.state", "shellctr.engine.start", "shellctr.inside.init",
+    "shellctr.inside.rootfs", "shellctr.inside.final",
     "shellctr.engine.image", "shellctr.engine.layers",
 }
 LISTED = ("import sys\n"

@@ -1,4 +1,5 @@
-"""init.py's pure parts: users and groups, finding the program, the steps' shell lines."""
+"""init.py's pure parts (with rootfs.py's and final.py's): users and groups, finding the
+program, the capabilities, the steps' shell lines."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from shellctr.inside import init
+from shellctr.inside import final, init
 from shellctr.inside import steps as inside_steps
-from shellctr.inside.init import Init, find_program, resolve_user
+from shellctr.inside.final import find_program, resolve_user
+from shellctr.inside.init import Init
 from shellctr.inside.steps import SetupError
 
 PASSWD = """\
@@ -38,9 +40,10 @@ def etc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """The container's /etc/passwd and /etc/group, as files in a tmp dir."""
     (tmp_path / "passwd").write_text(PASSWD)
     (tmp_path / "group").write_text(GROUP)
-    read = init._read_table
-    monkeypatch.setattr(init, "_read_table",
-                        lambda path: read(str(tmp_path / Path(path).name)))
+    read = final._read_table
+    for module in (final, init):  # resolve_user's lookups and Init.resolve's --group-add
+        monkeypatch.setattr(module, "_read_table",
+                            lambda path: read(str(tmp_path / Path(path).name)))
     return tmp_path
 
 
@@ -94,7 +97,7 @@ def test_resolve_user_without_passwd_and_group_files(monkeypatch: pytest.MonkeyP
 
 
 def test_read_table_of_a_missing_file_is_empty(tmp_path: Path) -> None:
-    assert init._read_table(str(tmp_path / "nope")) == []
+    assert final._read_table(str(tmp_path / "nope")) == []
 
 
 # -- find_program ----------------------------------------------------------------------
@@ -261,10 +264,10 @@ def test_tty_allocates_the_containers_own_pty_instead_of_a_null_console() -> Non
 
 
 def test_default_caps_are_dockers_bounding_set() -> None:
-    mask = sum(1 << init.CAPABILITIES.index(name) for name in init.DEFAULT_CAPS)
+    mask = sum(1 << final.CAPABILITIES.index(name) for name in final.DEFAULT_CAPS)
     assert mask == 0xA80425FB
     # kernel numbering (linux/capability.h) of a few
-    assert [init.CAPABILITIES.index(c) for c in ("chown", "sys_admin", "setfcap", "bpf",
+    assert [final.CAPABILITIES.index(c) for c in ("chown", "sys_admin", "setfcap", "bpf",
                                                   "checkpoint_restore")] == [0, 21, 31, 39, 40]
 
 
@@ -360,10 +363,10 @@ def test_the_bounding_set_is_dropped_by_the_specs_numbers_never_reading_proc(
     def no_open(*args: object, **kwargs: object) -> object:
         raise AssertionError(f"the drop read a file: {args}")
 
-    monkeypatch.setattr(init._libc, "prctl", prctl)
+    monkeypatch.setattr(final._libc, "prctl", prctl)
     monkeypatch.setattr("builtins.open", no_open)
     spec = {"caps": [[0, "chown"], [21, "sys_admin"]], "last_cap": 40}
-    assert init.drop_bounding_set(spec) == {0, 21}
+    assert final.drop_bounding_set(spec) == {0, 21}
     dropped = [arg for option, arg in calls if option == inside_steps.PR_CAPBSET_DROP]
     assert dropped == [n for n in range(41) if n not in (0, 21)]
 

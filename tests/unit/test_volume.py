@@ -258,7 +258,7 @@ def test_init_spec_mounts(layout: Layout, tmp_path: Path) -> None:
 
 
 def test_init_mount_steps_as_shell_lines(tmp_path: Path) -> None:
-    from shellctr.inside.init import Init
+    from shellctr.inside.rootfs import Rootfs
 
     rootfs = "/r"
     spec = {"rootfs": rootfs, "mounts": [
@@ -266,7 +266,7 @@ def test_init_mount_steps_as_shell_lines(tmp_path: Path) -> None:
          "seed": True},
         {"target": "/t", "readonly": False, "type": "tmpfs", "flags": 6, "data": "size=1m"},
     ]}
-    lines = [step.shell() for step in Init(spec).mount_steps()]
+    lines = [step.shell() for step in Rootfs(spec).mount_steps()]
     assert lines == [
         "mkdir --parents /r/data",
         f'[ -n "$(ls -A {tmp_path})" ] || cp --archive --no-dereference /r/data/. {tmp_path}',
@@ -375,7 +375,7 @@ def test_init_spec_of_a_slave_bind_asks_for_a_slave_namespace(
 
 def test_init_mount_steps_in_a_slave_namespace_give_each_bind_its_mode(
         tmp_path: Path) -> None:
-    from shellctr.inside.init import Init
+    from shellctr.inside.rootfs import Rootfs
 
     entries = [
         {"target": "/a", "readonly": True, "type": "bind", "source": str(tmp_path),
@@ -388,7 +388,7 @@ def test_init_mount_steps_in_a_slave_namespace_give_each_bind_its_mode(
         {"target": "/t", "readonly": False, "type": "tmpfs", "flags": 0, "data": ""},
     ]
     spec = {"rootfs": "/r", "mounts": entries, "slave_namespace": True}
-    assert [step.shell() for step in Init(spec).mount_steps()] == [
+    assert [step.shell() for step in Rootfs(spec).mount_steps()] == [
         "mkdir --parents /r/a", f"mount --rbind {tmp_path} /r/a", "mount --make-rslave /r/a",
         "mount --options remount,bind,ro /r/a",
         "mkdir --parents /r/b", f"mount --rbind {tmp_path} /r/b", "mount --make-slave /r/b",
@@ -400,4 +400,4 @@ def test_init_mount_steps_in_a_slave_namespace_give_each_bind_its_mode(
     ]
     # in a private namespace every mount is private already: no step
     assert not any("--make-" in step.shell() for step in
-                   Init({**spec, "slave_namespace": False}).mount_steps())
+                   Rootfs({**spec, "slave_namespace": False}).mount_steps())
