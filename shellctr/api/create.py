@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shellctr.api.server import bad_request, familiar
+from shellctr.api.routes import bad_request, familiar
 from shellctr.parts.request import RunRequest
 
 

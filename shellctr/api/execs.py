@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from shellctr.api.server import ROUTES, ApiError, Call, Json, bad_request
+from shellctr.api.routes import ROUTES, ApiError, Call, Json, bad_request
 from shellctr.core.host import DEVNULL, PIPE
 
 KEEP_ENDED = 300.0  # seconds an ended exec can still be inspected

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import socket
 
-from shellctr.api import containers, execs, objects, system
+from shellctr.api import archive, containers, execs, images, networks, output, system, volumes
 from shellctr.api.server import Service
 from shellctr.core.layout import Layout
 
-ENDPOINTS = (containers, execs, objects, system)  # each adds its routes as it is imported
+# each adds its routes as it is imported
+ENDPOINTS = (containers, output, archive, execs, images, networks, volumes, system)
 
 
 def serve(sock: socket.socket, layout: Layout, idle: float, *, trace: bool = False,

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import BinaryIO
 
-    from shellctr.api.server import Call
+    from shellctr.api.routes import Call
 
 POLL = 0.01
 INPUT, CLOSE_INPUT = 0, 2  # the monitor's client frame types (shellctr/monitor.c)

@@ -7,16 +7,8 @@ import os
 import platform
 from typing import Any
 
-from shellctr.api.server import (
-    API_VERSION,
-    MIN_API_VERSION,
-    ROUTES,
-    ApiError,
-    Call,
-    Json,
-    Raw,
-    Streamed,
-)
+from shellctr.api.routes import ROUTES, ApiError, Call, Json, Raw, Streamed
+from shellctr.api.server import API_VERSION, MIN_API_VERSION
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -107,7 +99,8 @@ def info(call: Call) -> dict[str, Any]:
 
 @ROUTES.add("GET", "/system/df")
 def disk_usage(call: Call) -> dict[str, Any]:
-    from shellctr.api.objects import image_summary, volume_summary
+    from shellctr.api.images import image_summary
+    from shellctr.api.volumes import volume_summary
     from shellctr.core.state import images
 
     layout = call.store.layout

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from shellctr.api.create import run_request
-from shellctr.api.server import ApiError, BodyReader, Routes, familiar, status_of
+from shellctr.api.routes import ApiError, BodyReader, Routes, familiar
+from shellctr.api.server import status_of
 from shellctr.cli.service import parse_uri
 from shellctr.core.errors import Conflict, ExecError, HostCommandError, NotFound, ShellctrError
 
