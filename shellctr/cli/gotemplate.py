@@ -11,8 +11,8 @@ method (`{{.Label "x"}}`). Errors are Go's own words:
 `template: :1:2: executing "" at <.Nope>: can't evaluate field Nope in type struct`.
 
 This module is the executor (it walks the parsed tree against the data); the lexer is
-gotemplate_lex, the parser gotemplate_parse, the functions gotemplate_funcs, Go's fmt
-gotemplate_fmt."""
+gotemplate_lex, the parser gotemplate_parse (its tree gotemplate_nodes), the functions
+gotemplate_funcs, Go's fmt gotemplate_fmt."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from shellctr.cli.gotemplate_fmt import (
     type_name,
 )
 from shellctr.cli.gotemplate_funcs import FUNCTIONS, FuncError, WrongType, truth
-from shellctr.cli.gotemplate_parse import (
+from shellctr.cli.gotemplate_nodes import (
     Action,
     Bool,
     Branch,
@@ -46,11 +46,10 @@ from shellctr.cli.gotemplate_parse import (
     Number,
     Pipe,
     String,
-    TemplateError,
     Text,
     Variable,
-    parse,
 )
+from shellctr.cli.gotemplate_parse import TemplateError, parse
 from shellctr.core.errors import ShellctrError
 
 TYPE_CHECKING = False
