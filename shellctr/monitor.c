@@ -630,6 +630,9 @@ int main(int argc, char **argv) {
         if (console >= 0 && fds[3].revents) {
             streams[2].fd = receive_fd(console);
             input_fd = streams[2].fd; /* attached input goes to the container's terminal */
+            struct stat st; /* an attached run logged its terminal until it handed it over */
+            if (log_fd >= 0 && fstat(log_fd, &st) == 0)
+                log_size = st.st_size;
             fcntl(input_fd, F_SETFL, O_NONBLOCK);
             close(console);
             console = -1;

@@ -61,11 +61,10 @@ def container_start(call: Call) -> Json | None:
     from shellctr.engine.start import start
 
     cid = find(call)
-    with call.store.lock():  # two starts at once: one starts it, the other sees it running
-        state = state_of(call, cid)
-        if state is not None and state["status"] == "running":
-            return Json("", 304)
-        start(call.host, call.store, cid, attach=False)
+    state = state_of(call, cid)
+    if state is not None and state["status"] == "running":
+        return Json("", 304)  # as `shellctr start`: a running container is left as it is
+    start(call.host, call.store, cid, attach=False)
     return None
 
 
@@ -117,7 +116,8 @@ def container_unpause(call: Call) -> None:
 def container_delete(call: Call) -> None:
     from shellctr.engine.containers import remove
 
-    remove(call.host, call.store, find(call), call.flag("force"), volumes=call.flag("v"))
+    find(call)  # 404 first
+    remove(call.host, call.store, call.params["id"], call.flag("force"), volumes=call.flag("v"))
 
 
 @ROUTES.add("POST", "/containers/{id}/rename")
@@ -142,7 +142,7 @@ def container_update(call: Call) -> dict[str, Any]:
         "cpu_quota": None, "cpuset_cpus": None, "cpuset_mems": None, "pids_limit": None}
     flags.update(limits_of(body))
     policy = body.child("RestartPolicy")
-    restart = policy.text("Name")
+    restart = policy.text("Name") or None
     if restart == "on-failure" and policy.number("MaximumRetryCount"):
         restart += f":{policy.number('MaximumRetryCount')}"
     update(call.host, call.store, find(call), flags, restart)

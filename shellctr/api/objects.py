@@ -4,10 +4,11 @@ each the matching CLI verb's engine call, answered in Docker's shapes."""
 from __future__ import annotations
 
 import fnmatch
+import io
 import os
 from typing import Any
 
-from shellctr.api.server import ROUTES, ApiError, Call, Json, Streamed, bad_request, familiar
+from shellctr.api.server import ROUTES, ApiError, Call, Json, Raw, Streamed, bad_request, familiar
 from shellctr.core.errors import Conflict, NotFound
 
 TYPE_CHECKING = False
@@ -153,6 +154,81 @@ def image_prune(call: Call) -> dict[str, Any]:
     return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
 
+class ProgressLines(io.TextIOBase):
+    """The engine's pull/push lines (`out=`) as Docker's JSON-lines progress, each
+    written into the chunked response as it comes."""
+
+    def __init__(self, out: Any) -> None:
+        super().__init__()
+        self.target, self.pending = out, ""
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        import json
+
+        self.pending += text
+        while "\n" in self.pending:
+            line, self.pending = self.pending.split("\n", 1)
+            layer, colon, status = line.partition(": ")
+            item = ({"status": status, "id": layer} if colon and len(layer) == 12
+                    and all(c in "0123456789abcdef" for c in layer) else {"status": line})
+            self.target.write(json.dumps(item).encode() + b"\r\n")
+        return len(text)
+
+
+def progress_of(call: Call, work: Callable[[Any], object]) -> Streamed:
+    """A pull or push as Docker streams it: progress lines, or an `error` line (the
+    status is 200 already once the stream begins)."""
+    import json
+
+    from shellctr.core.errors import ShellctrError
+
+    def write(out: Any) -> None:
+        try:
+            work(ProgressLines(out))
+        except ShellctrError as err:
+            message = str(err)
+            out.write(json.dumps({"errorDetail": {"message": message},
+                                  "error": message}).encode() + b"\r\n")
+
+    return Streamed(content_type="application/json", writer=write)
+
+
+@ROUTES.add("POST", "/images/create")
+def image_create(call: Call) -> Streamed:
+    """`docker pull`: fromImage[:tag], or @digest. Credentials are the service's (the
+    engine reads its docker config); X-Registry-Auth is not passed on yet."""
+    from shellctr.engine.pull import pull
+    from shellctr.parts.reference import parse_reference
+
+    if call.arg("fromSrc"):
+        raise ApiError(501, "import through images/create (fromSrc) is not implemented")
+    name = call.arg("fromImage")
+    if not name:
+        raise bad_request("fromImage is required")
+    tag = call.arg("tag") or ""
+    text = name if not tag or "@" in name else (
+        f"{name}@{tag}" if tag.startswith("sha256:") else f"{name}:{tag}")
+    parse_reference(text)  # a malformed reference is a 400 before the stream begins
+    platform = call.arg("platform") or None
+    return progress_of(call, lambda out: pull(call.host, call.store, text, platform=platform,
+                                              out=out))
+
+
+@ROUTES.add("POST", "/images/{name*}/push")
+def image_push(call: Call) -> Streamed:
+    from shellctr.engine.image import find_image
+    from shellctr.engine.push import push
+
+    name = call.params["name"]
+    tag = call.arg("tag")
+    text = f"{name}:{tag}" if tag else name
+    find_image(call.store, familiar(text))  # 404 before the stream begins
+    return progress_of(call, lambda out: push(call.host, call.store, text, out=out))
+
+
 @ROUTES.add("GET", "/images/search")
 def image_search(call: Call) -> list[Any]:
     return []  # no registry index to search
@@ -194,7 +270,7 @@ def save_images(call: Call, refs: list[str]) -> Streamed:
 
 
 @ROUTES.add("POST", "/images/load")
-def images_load(call: Call) -> Json:
+def images_load(call: Call) -> Raw:
     import json
     from typing import IO, cast
 
@@ -203,9 +279,11 @@ def images_load(call: Call) -> Json:
 
     with spooled(call.host, cast(IO[bytes], call.body()), decompress=True) as path:
         lines = load(call.host, call.store, path)
-    quiet = call.flag("quiet")
+    # `quiet` (the CLI asks for it when its stdout is no terminal) drops progress bars,
+    # which there are none of: the "Loaded image" lines are always sent, as Docker's
+    call.flag("quiet")
     body = "".join(json.dumps({"stream": line + "\n"}) + "\n" for line in lines)
-    return Json(b"" if quiet else body.encode(), 200)
+    return Raw(body.encode(), "application/json")
 
 
 # -- networks ----------------------------------------------------------------------------

@@ -303,6 +303,11 @@ class BodyReader(io.RawIOBase):
                     self.done = True
         return bytes(out)
 
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
     def readable(self) -> bool:
         return True
 

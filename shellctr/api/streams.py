@@ -158,6 +158,12 @@ class Attachment:
                 data = b""
             if not self.monitor_ready.wait(timeout=30):
                 return
+            # a terminal's master reaches the monitor once the run is recorded: input
+            # sent before would find no terminal to go to
+            while self.tty and not self.running() and not self.done.is_set():
+                if self.state() is None:
+                    return
+                time.sleep(POLL)
             monitor = self.monitor
             if monitor is None:
                 return

@@ -7,7 +7,20 @@ import os
 import platform
 from typing import Any
 
-from shellctr.api.server import API_VERSION, MIN_API_VERSION, ROUTES, ApiError, Call, Json, Raw
+from shellctr.api.server import (
+    API_VERSION,
+    MIN_API_VERSION,
+    ROUTES,
+    ApiError,
+    Call,
+    Json,
+    Raw,
+    Streamed,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 VERSION = "0.1.0"
 
@@ -125,9 +138,106 @@ def not_yet(what: str, issue: int) -> Any:
     return refuse
 
 
-# the seams: these land with their own issues (registry 12, build 14, events 16)
-ROUTES.add("GET", "/events")(not_yet("events", 16))
-ROUTES.add("POST", "/build")(not_yet("build", 14))
-ROUTES.add("POST", "/build/prune")(not_yet("build prune", 14))
-ROUTES.add("POST", "/images/create")(not_yet("pull (images/create)", 12))
-ROUTES.add("POST", "/images/{name*}/push")(not_yet("push", 12))
+_BUILDS = __import__("threading").Lock()  # the engine stages a context per process id
+
+
+class StreamLines:
+    """The builder's output (`out=`) as the classic builder's JSON lines:
+    {"stream": "Step 1/3 : FROM busybox\\n"}, each written as it comes."""
+
+    def __init__(self, out: Any) -> None:
+        self.target, self.pending = out, ""
+
+    def isatty(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        pass
+
+    def write(self, text: str) -> int:
+        import json
+
+        self.pending += text
+        while "\n" in self.pending:
+            line, self.pending = self.pending.split("\n", 1)
+            self.target.write(json.dumps({"stream": line + "\n"}).encode() + b"\r\n")
+        return len(text)
+
+
+@ROUTES.add("POST", "/build")
+def build(call: Call) -> Streamed:
+    """`docker build` (the classic builder): the context tar in the body, checked and
+    extracted as `shellctr build -` does; the builder's lines streamed as JSON lines."""
+    import json
+
+    from shellctr.core.errors import ShellctrError
+    from shellctr.engine.build import build as run_build
+    from shellctr.engine.build_context import BuildOptions, prepared_context
+    from shellctr.parts.reference import normalize_ref
+
+    def mapping(name: str) -> dict[str, Any]:
+        value = call.json_arg(name) or {}
+        if not isinstance(value, dict) or not all(isinstance(v, str | None)
+                                                  for v in value.values()):
+            raise ApiError(400, f"{name} must be a JSON object of strings")
+        return value
+
+    tags = [tag for tag in call.query.get("t", []) if tag]
+    for tag in tags:
+        normalize_ref(tag)  # a bad name is a 400 before anything is built
+    build_args, labels = mapping("buildargs"), mapping("labels")
+    if (call.arg("platform") or "linux") not in ("linux", "linux/amd64"):
+        raise ApiError(400, "shellctr builds for linux/amd64 only")
+    options: dict[str, Any] = {
+        "tags": tags, "build_args": build_args, "target": call.arg("target") or None,
+        "no_cache": call.flag("nocache"), "labels": {k: v or "" for k, v in labels.items()},
+        "quiet": call.flag("q"), "network": call.arg("networkmode") or None,
+        "rm": call.flag("rm", True), "force_rm": call.flag("forcerm"),
+    }
+    if options["network"] == "default":
+        options["network"] = None
+    dockerfile = call.arg("dockerfile") or None
+    body = call.body()
+
+    def write(out: Any) -> None:
+        try:
+            with _BUILDS, prepared_context(call.host, call.store, "-", dockerfile,
+                                           body) as (data, name, tree):  # type: ignore[arg-type]
+                image_id = run_build(call.host, call.store, BuildOptions(
+                    dockerfile=data, dockerfile_name=name, context=tree, **options),
+                    out=StreamLines(out))  # type: ignore[arg-type]
+            out.write(json.dumps({"aux": {"ID": f"sha256:{image_id}"}}).encode() + b"\r\n")
+        except ShellctrError as err:
+            message = str(err)
+            out.write(json.dumps({"errorDetail": {"message": message},
+                                  "error": message}).encode() + b"\r\n")
+
+    return Streamed(content_type="application/json", writer=write)
+
+
+@ROUTES.add("GET", "/events")
+def events(call: Call) -> Streamed:
+    """`docker events`: the journal's events (replayed for `since`/`until`), then the
+    new ones as they are appended, one JSON object a line, until `until` or the client
+    goes."""
+    import json
+    import time
+
+    from shellctr.engine import events as journal
+
+    filters = call.filters()
+    since, until = journal.to_ns(call.arg("since")), journal.to_ns(call.arg("until"))
+    replayed, inode, offset = journal.replay(call.store, since, until)
+
+    def chunks() -> Iterator[bytes]:
+        for event in replayed if since is not None or until is not None else []:
+            if journal.matches(event, filters):
+                yield json.dumps(event).encode() + b"\n"
+        if until is not None and until <= time.time_ns():
+            return
+        yield b""  # the headers go now: a client waits for them before it starts a verb
+        for event in journal.follow(call.store, inode, offset, until):
+            if journal.matches(event, filters) and (since is None or event["timeNano"] >= since):
+                yield json.dumps(event).encode() + b"\n"
+
+    return Streamed(chunks())

@@ -333,5 +333,9 @@ def exit_code(err: ShellctrError) -> int:
 
 
 def report(err: ShellctrError) -> None:
-    sys.stderr.write(f"{PROG}: {err}\n")
+    """The error as one line: whatever input it echoes, its newlines and other control
+    characters are shown escaped (`\\n`), never written."""
+    text = "".join(char if char.isprintable() else char.encode("unicode_escape").decode()
+                   for char in str(err))
+    sys.stderr.write(f"{PROG}: {text}\n")
     sys.stderr.flush()

@@ -145,6 +145,7 @@ def terminate(signum: int, frame: object) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> int:
     debug = False
+    args: argparse.Namespace | None = None
     # `run` in the foreground hands SIGTERM on to the container instead (forward_signals)
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
@@ -163,7 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         host = Host(trace=args.trace or os.environ.get("SHELLCTR_TRACE") == "1",
                     dry_run=args.dry_run, lean=args.verb in LEAN_VERBS)
         layout = Layout.from_env(args.root, args.runroot)
-        code: int = args.func(args, Context(host, Store(layout, host)))
+        store = Store(layout, host)
+        store.check_root()  # before any verb reads or writes the store
+        code: int = args.func(args, Context(host, store))
         host.end_script()
         return code
     except ShellctrError as err:
@@ -180,6 +183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             import traceback
             traceback.print_exc()
+        if isinstance(err, OSError) and err.errno in (28, 122):  # ENOSPC, EDQUOT
+            from shellctr.core.layout import Layout
+
+            root = Layout.from_env(*(getattr(args, name, None) for name in ("root", "runroot")))
+            report(ShellctrError(f"no space left on device under {root.root} while running "
+                                 f"{verb_of(argv or [])}", "free space and retry"))
+            return common.engine_exit_code
         sys.stderr.write(f"{PROG}: unexpected error: {err!r} (run with --debug for details)\n")
         return common.engine_exit_code
     finally:

@@ -185,6 +185,43 @@ def cmd_system_prune(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def cmd_system_check(args: argparse.Namespace, ctx: Context) -> int:
+    """`system check [--repair]`: exit 0 when all is well (or repaired), 1 otherwise."""
+    from shellctr.engine.system import check
+
+    found = check(ctx.host, ctx.store, args.repair)
+    for line in found:
+        ctx.host.result(line)
+    if args.repair and found:
+        remaining = check(ctx.host, ctx.store, False)
+        ctx.host.result(f"repaired {len(found) - len(remaining)} of {len(found)}; "
+                        f"{len(remaining)} left (see above for what removes them)")
+        return 1 if remaining else 0
+    return 1 if found else 0
+
+
+def cmd_system_reconcile(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.core.errors import CorruptRecord
+    from shellctr.engine.containers import restart_unwatched
+
+    for cid in ctx.store.container_ids():
+        try:
+            restart_unwatched(ctx.host, ctx.store, cid)
+        except (FileNotFoundError, CorruptRecord):  # removed meanwhile; system check says
+            continue
+    return 0
+
+
+def cmd_system_reset(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.system import reset
+
+    if not confirm("This will remove every container, image, network and volume of "
+                   f"{ctx.store.layout.root}, and the directory itself.", args.force):
+        return 0
+    reset(ctx.host, ctx.store)
+    return 0
+
+
 def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     """Add `network ...` and `system prune` to the command line."""
     network = verbs.add_parser("network", help="manage networks")
@@ -247,6 +284,20 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
                               help="anonymous volumes no container uses, too")
     system_prune.add_argument("-f", "--force", action="store_true", help="do not ask")
     system_prune.set_defaults(func=cmd_system_prune)
+    system_check = system_sub.add_parser("check", help="report what is inconsistent in the "
+                                         "store and on the host (--repair: fix what is safe)")
+    system_check.add_argument("-r", "--repair", action="store_true",
+                              help="collect leftovers, record ended containers, bring up "
+                              "missing bridges")
+    system_check.set_defaults(func=cmd_system_check)
+    system_reconcile = system_sub.add_parser(
+        "reconcile", help="bring every container's record up to date, applying restart "
+        "policies nobody is left to apply (for a boot-time systemd unit)")
+    system_reconcile.set_defaults(func=cmd_system_reconcile)
+    system_reset = system_sub.add_parser("reset", help="remove everything shellctr owns "
+                                         "for this root")
+    system_reset.add_argument("-f", "--force", action="store_true", help="do not ask")
+    system_reset.set_defaults(func=cmd_system_reset)
     from shellctr.cli import system as cli_system
 
     cli_system.register_system(system_sub)

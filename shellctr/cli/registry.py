@@ -21,7 +21,7 @@ def tls_verify(args: argparse.Namespace) -> bool | None:
 
 
 def cmd_pull(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.registry import pull, pull_all_tags
+    from shellctr.engine.pull import pull, pull_all_tags
 
     if args.all_tags:
         for image_ref in pull_all_tags(ctx.host, ctx.store, args.name,
@@ -42,7 +42,7 @@ def cmd_pull(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_push(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.registry import push, push_all_tags
+    from shellctr.engine.push import push, push_all_tags
 
     if args.all_tags:
         push_all_tags(ctx.host, ctx.store, args.name, tls_verify=tls_verify(args),

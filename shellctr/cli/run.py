@@ -58,7 +58,7 @@ def pull_if_needed(args: argparse.Namespace, ctx: Context) -> None:
             return
         except NotFound:
             pass
-    from shellctr.engine.registry import ensure_image
+    from shellctr.engine.pull import ensure_image
 
     ensure_image(ctx.host, ctx.store, args.image, args.pull, args.platform)
 

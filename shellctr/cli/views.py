@@ -219,15 +219,15 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.core.errors import CorruptRecord
     from shellctr.core.ids import short_id
     from shellctr.engine import cgroup
-    from shellctr.engine.containers import container_matches, parse_filters
-    from shellctr.engine.lifecycle import container_group, reconcile, salvaged
+    from shellctr.engine.containers import container_matches, parse_filters, restart_unwatched
+    from shellctr.engine.lifecycle import container_group, salvaged
 
     store = ctx.store
     filters = parse_filters(args.filter)
 
     def entry(cid: str) -> tuple[ContainerRecord, StateRecord] | None:
         try:
-            state = reconcile(store, cid)
+            state = restart_unwatched(ctx.host, store, cid)  # reconciled; a lost policy applied
             return store.container(cid, state), state
         except FileNotFoundError:  # another shellctr process removed it just now
             return None

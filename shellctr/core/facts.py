@@ -306,6 +306,11 @@ class Facts:
     def alive(self, pid: int, start: int) -> bool:
         return pid not in self._gone and alive(pid, start)
 
+    def children(self, pid: int) -> list[int]:
+        """The pids of `pid`'s children (of its main thread)."""
+        text = self.read_text(self.proc / f"{pid}/task/{pid}/children", "")
+        return [int(child) for child in text.split() if int(child) not in self._gone]
+
     def processes_mentioning(self, text: str) -> list[tuple[int, int]]:
         return [(pid, ppid) for pid, ppid in processes_mentioning(text)
                 if pid not in self._gone]

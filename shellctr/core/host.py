@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from shellctr.core import hostio
 from shellctr.core.cmd import Argv, Cmd, path_arg, write_file_cmd
 from shellctr.core.errors import HostCommandError
 from shellctr.core.facts import Facts
@@ -46,6 +47,7 @@ Undo = Callable[[], None]
 # threading, selectors, signal) the verbs that run no command do not pay for
 DEVNULL = -3
 PIPE = -1  # subprocess.PIPE: a spawned process's stdio that its spawner reads or writes
+STDOUT = -2  # subprocess.STDOUT: stderr into the same pipe as stdout
 
 
 class Rollback:
@@ -223,29 +225,7 @@ class Host:
     def probe_stream(self, argv: Argv, source: IO[bytes]) -> IO[bytes]:
         """A read-only filter (also under --dry-run, as `probe`): `source` fed to `argv`'s
         stdin from a thread, its stdout to read (a zstd layer scanned as it downloads)."""
-        import subprocess
-        import threading
-
-        try:
-            process = subprocess.Popen(list(argv), stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, env=ENVIRONMENT)
-        except FileNotFoundError as missing:
-            raise not_installed(argv[0]) from missing
-        assert process.stdin is not None and process.stdout is not None
-        stdin = process.stdin
-
-        def feed() -> None:
-            try:
-                while chunk := source.read(1 << 20):
-                    stdin.write(chunk)
-            except OSError:  # the filter stopped reading: its own error tells
-                pass
-            finally:
-                stdin.close()
-                source.close()
-
-        threading.Thread(target=feed, daemon=True).start()
-        return process.stdout
+        return hostio.filter_stream(argv, source)
 
     @staticmethod
     def checked(argv: Argv, result: tuple[int, str, str]) -> str:
@@ -253,7 +233,10 @@ class Host:
         line of stderr (the command itself is in the hint)."""
         code, out, err = result
         if code != 0:
-            detail = err.strip().splitlines()[-1] if err.strip() else f"exit status {code}"
+            lines = err.strip().splitlines()
+            # a full disk is what to say, not tar's "Exiting with failure status" after it
+            full = [line for line in lines if "No space left on device" in line]
+            detail = (full or lines)[-1] if lines else f"exit status {code}"
             raise HostCommandError(f"{argv[0]} failed: {detail}", f"command: {shlex.join(argv)}")
         return out
 
@@ -284,23 +267,11 @@ class Host:
         `timeout` seconds: (exit code, output), or None when it took longer (it was sent
         SIGTERM, then SIGKILL after 5 s). A health check's `exec` (engine/health.py).
         Under --dry-run: shown, and taken as a success."""
-        import subprocess
-
-        process = self.spawn(argv, stdin=DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, start_new_session=True, cwd="/")
+        process = self.spawn(argv, stdin=DEVNULL, stdout=PIPE, stderr=STDOUT,
+                             start_new_session=True, cwd="/")
         if process is None:
             return 0, ""
-        try:
-            out, _ = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.terminate()  # `exec` hands SIGTERM on to what it runs
-            try:
-                process.communicate(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
-            return None
-        return process.returncode, out.decode(errors="replace")
+        return hostio.communicate_bounded(process, timeout)
 
     def handed_fd(self, fd: int) -> int | None:
         """An fd of this process that a spawned process inherits (a socket back to us),
@@ -372,7 +343,7 @@ class Host:
         each fsync costs ~8 ms here, and `run` writes several."""
         shown = write_file_cmd(path, text)
         shown.secrets = secrets
-        self.apply(shown, lambda: write_atomic(path, text.encode(), mode, durable),
+        self.apply(shown, lambda: hostio.write_atomic(path, text.encode(), mode, durable),
                    lambda facts: facts.plan_write(path, text.encode()))
         if rollback is not None:
             rollback.push(f"write {path}", lambda: self.remove_file(path))
@@ -388,24 +359,7 @@ class Host:
         (No fsync: a journal line lost in a crash is an event, not state.)"""
         if self.dry_run:
             return
-        import fcntl
-
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the run root, first use
-        lock = os.open(path.with_name(path.name + ".lock"), flags, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            fd = os.open(path, flags, 0o600)
-            try:
-                if os.fstat(fd).st_size + len(line) > max_bytes:
-                    os.replace(path, path.with_name(path.name + ".1"))
-                    os.close(fd)
-                    fd = os.open(path, flags, 0o600)
-                os.write(fd, line.encode())
-            finally:
-                os.close(fd)
-        finally:
-            os.close(lock)
+        hostio.append_rotating(path, line, max_bytes)
 
     def remove_file(self, path: Path) -> None:
         """Remove a file if present (probe first: teardown is idempotent)."""
@@ -419,7 +373,6 @@ class Host:
         replaced), `mode` exact, group-owned by `group` if that group exists; shown as
         the commands that make the same file. Undo removes it."""
         import grp
-        import socket
 
         gid = None
         if group is not None:
@@ -428,21 +381,6 @@ class Host:
             except KeyError:
                 group = None  # no such group: root's only
 
-        def listen() -> socket.socket:
-            if path.is_socket():
-                path.unlink()  # left by a killed service: nothing listens on it any more
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.bind(os.fspath(path))
-                os.chmod(path, mode)
-                if gid is not None:
-                    os.chown(path, 0, gid)
-                sock.listen(128)
-            except BaseException:
-                sock.close()
-                raise
-            return sock
-
         if self.dry_run:
             raise HostCommandError("a service cannot listen under --dry-run",
                                    "run it without --dry-run")
@@ -450,7 +388,7 @@ class Host:
         self.show(Cmd(["chmod", f"{mode:o}", path_arg(path)]))
         if group is not None:
             self.show(Cmd(["chgrp", group, path_arg(path)]))
-        sock = listen()
+        sock = hostio.bind_unix(path, mode, gid)
         if rollback is not None:
             rollback.push(f"listen on {path}", lambda: self.remove_file(path))
         return sock
@@ -492,8 +430,8 @@ class Host:
         """Create a cgroup (a directory in cgroupfs), and its parents if missing, in one
         step: shellctr's own parent goes with its last container, and another container's
         end may take it away between two. The undo removes the cgroup, not the parents."""
-        self.apply(Cmd(["mkdir", "--parents", path_arg(path)]), lambda: make_cgroup_dirs(path),
-                   lambda facts: facts.plan_dir(path))
+        self.apply(Cmd(["mkdir", "--parents", path_arg(path)]),
+                   lambda: hostio.make_cgroup_dirs(path), lambda facts: facts.plan_dir(path))
         if rollback is not None:
             rollback.push(f"mkdir {path}", lambda: self.remove_cgroup(path))
 
@@ -617,37 +555,3 @@ class ScratchFile:
         if self.memfd is not None:  # --dry-run: the verb's own copy
             self.host.facts.plan_stand_in(self.path, None)
             os.close(self.memfd)
-
-
-def make_cgroup_dirs(path: Path) -> None:
-    """mkdir the parents if missing, then the cgroup itself, which must be new; again if
-    another container's end removed a parent in between."""
-    for attempt in range(3):
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.mkdir(path)
-            return
-        except FileNotFoundError:
-            if attempt == 2:
-                raise
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
-    """Write `data` to `path` so that readers see the old or the new file, never half."""
-    directory = path.parent
-    tmp = directory / f".{path.name}.{os.getpid()}.tmp"
-    # O_EXCL|O_NOFOLLOW: never write through a symlink someone planted at the temp name
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    with os.fdopen(fd, "wb") as stream:
-        stream.write(data)
-        stream.flush()
-        if durable:
-            os.fsync(stream.fileno())
-    os.replace(tmp, path)  # replaces a symlink at `path`, never follows it
-    if not durable:
-        return
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -71,6 +71,20 @@ def generate_name(taken: Iterable[str]) -> str:
             return name
 
 
+CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # Docker's, after a leading /
+
+
+def container_name(text: str) -> str:
+    """A container's name as Docker takes it: `/web` is `web`; at least two characters."""
+    name = text.removeprefix("/")
+    if not CONTAINER_NAME.fullmatch(name):
+        raise ShellctrError(
+            f"invalid container name {text!r}",
+            "use two or more of [a-zA-Z0-9_.-], starting with a letter or digit",
+        )
+    return name
+
+
 def check_name(name: str) -> None:
     """Refuse names Docker refuses."""
     if not NAME.match(name):

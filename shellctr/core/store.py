@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from shellctr.core.errors import CorruptRecord, Gone
+from shellctr.core.errors import CorruptRecord, Gone, ShellctrError
 from shellctr.core.host import Host
 from shellctr.core.layout import Layout
 
@@ -86,9 +86,28 @@ class Store:
     def prepare(self) -> None:
         """Create the store's directories on first use."""
         layout = self.layout
-        for path in (layout.root, layout.images_dir, layout.layers_dir, layout.blobs_dir,
-                     layout.containers_dir, layout.tmp_dir):
-            self.host.ensure_dir(path, mode=0o700)
+        self.check_root()
+        for path in (layout.root, layout.images_dir, layout.layers_dir,
+                     layout.blobs_dir.parent, layout.blobs_dir, layout.containers_dir,
+                     layout.tmp_dir):
+            self.host.ensure_dir(path, mode=0o700)  # no other user reads the store
+
+    def check_root(self) -> None:
+        """Refuse a root another user could swap or write into (a symlink, a directory
+        writable by all): the store holds every container's files."""
+        import stat
+
+        root = self.layout.root
+        try:
+            mode = os.lstat(root).st_mode
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(mode):
+            raise ShellctrError(f"the root {root} is a symlink",
+                                "give --root the directory it points to")
+        if mode & stat.S_IWOTH:
+            raise ShellctrError(f"the root {root} is writable by every user",
+                                f"chmod o-w {root}, or use another --root")
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -107,6 +126,7 @@ class Store:
         if self.host.dry_run and not self.layout.lock_file.exists():
             yield  # nothing will be written, not even the lock file
             return
+        self.check_root()
         if not self.layout.root.is_dir():
             self.host.ensure_dir(self.layout.root, mode=0o700)
         fd = os.open(self.layout.lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)

@@ -213,7 +213,7 @@ class Builder(RunSteps):
     def pull(self, ref: str) -> dict[str, Any] | None:
         """FROM of an image not in the store (or any, with --pull): pulled, as the
         classic builder does, its lines in the build's output."""
-        from shellctr.engine.registry import pull
+        from shellctr.engine.pull import pull
         from shellctr.parts.reference import is_id
 
         if is_id(ref):

@@ -31,8 +31,9 @@ def config_of(facts: Facts, request: RunRequest) -> Record:
         raise ShellctrError(f"--userns {request.userns}: shellctr runs containers in the "
                             "host's user namespace", "drop --userns, or use --userns host")
     cap_add = [confine.cap_name(word) for word in request.cap_add]
+    own = own_caps(facts) if cap_add else set()
     missing = [name for name in cap_add
-               if name != "ALL" and confine.CAPABILITIES.index(name[4:]) not in own_caps(facts)]
+               if name != "ALL" and confine.CAPABILITIES.index(name[4:]) not in own]
     if missing:
         raise ShellctrError(f"cannot add {', '.join(missing)}: shellctr itself runs without "
                             "it (its bounding set lacks it)", "drop that --cap-add")
@@ -122,11 +123,11 @@ def spec_of(facts: Facts, layout: Layout, container: ContainerRecord,
     """The confinement part of init.py's spec, for PID 1 or (`exec --privileged`) one
     exec'd process."""
     privileged = bool(container.get("privileged"))
-    top = last_cap(facts)
+    top, own = last_cap(facts), own_caps(facts)
     caps = [n for n in confine.capabilities(list(container.get("cap_add") or []),
                                             list(container.get("cap_drop") or []),
                                             privileged or privileged_exec, top)
-            if n in own_caps(facts)]
+            if n in own]
     spec: dict[str, object] = {
         "exec_helper": path_arg(exec_helper()),
         "caps": [[n, confine.CAPABILITIES[n].lower()] for n in caps],
@@ -139,8 +140,8 @@ def spec_of(facts: Facts, layout: Layout, container: ContainerRecord,
         from shellctr.engine import cgroup
 
         if not cgroup.device_cgroup(facts):
-            # no device cgroup (v2, and no BPF loader yet): Podman's way instead, no
-            # CAP_MKNOD and a nodev rootfs, so only /dev's own nodes open
+            # no device cgroup (a v1 host without the devices hierarchy): Podman's way
+            # instead, no CAP_MKNOD and a nodev rootfs, so only /dev's own nodes open
             mknod = confine.CAPABILITIES.index("MKNOD")
             caps = [n for n in caps if n != mknod]
             spec["caps"] = [[n, confine.CAPABILITIES[n].lower()] for n in caps]

@@ -126,13 +126,14 @@ def remove_broken(host: Host, store: Store, cid: str) -> None:
     """`rm -f` of a container whose config.json or state.json is corrupt (or missing):
     what its id names goes (the processes in its cgroup, the cgroup, its network
     endpoints and netns), then the container."""
-    from shellctr.engine.lifecycle import salvaged
+    from shellctr.engine.lifecycle import kill_unrecorded, salvaged
 
+    host.step(f"kill container {short_id(cid)} (its records are corrupt)")
+    kill_unrecorded(host, store, cid)  # also when it has no cgroups (as in a netns exec)
     with store.lock():
         if not store.exists(store.layout.container_config(cid)):
             return
         container = salvaged(store, cid)
-        host.step(f"kill container {short_id(cid)} (its records are corrupt)")
         group = container_group(container)
         if cgroup.has_cgroups(host.facts, group):
             cgroup.kill_all(host, group)
@@ -251,9 +252,9 @@ def wait_removed(store: Store, cid: str) -> int:
 
 
 def rename(host: Host, store: Store, ref: str, new_name: str) -> None:
-    from shellctr.core.ids import check_name
+    from shellctr.core.ids import container_name
 
-    check_name(new_name)
+    new_name = container_name(new_name)
     with store.lock():
         cid = find_container(store, ref)
         names = store.container_names()
@@ -367,6 +368,30 @@ def export(host: Host, store: Store, ref: str, output: Path | None) -> None:
                 "sh", "-c", 'mount --types overlay overlay --options "$1" "$2" && shift 2 && '
                 'exec "$@"', "sh", options, rootfs, *tar, f"--directory={rootfs}", "."]
     host.run(argv, stdout=sys.stdout.buffer if output is None else None)
+
+
+def restart_unwatched(host: Host, store: Store, cid: str) -> StateRecord:
+    """A container that ended while its monitor was gone too (both killed, a reboot):
+    nobody applied its restart policy, so this command does (as Podman's next command
+    does), without the monitor's back-off. The container's state, after."""
+    from shellctr.engine.lifecycle import UNWATCHED
+
+    state = reconcile(store, cid)
+    if state["status"] != "exited" or state["error"] != UNWATCHED or host.dry_run \
+            or not should_restart(state):
+        return state
+    with store.lock():
+        state = store.container_state(cid)
+        if state["status"] != "exited" or state["error"] != UNWATCHED \
+                or not should_restart(state):
+            return state
+        store.write_state(cid, restart_count=state["restart_count"] + 1)
+        host.step(f"restart container {short_id(cid)} ({state['restart_policy']})")
+        from shellctr.engine import start as starting  # here: ps pays for it only then
+
+        starting.start(host, store, cid, attach=False)
+        events.container_event(store, cid, "restart")
+        return store.container_state(cid)
 
 
 # -- the monitor's hook -------------------------------------------------------------------

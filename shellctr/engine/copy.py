@@ -28,6 +28,7 @@ import shlex
 import stat
 import sys
 import tarfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
@@ -230,9 +231,18 @@ def copy_in(root: int, src: str, path: str, archive: bool, follow: bool) -> None
         if target is None or not stat.S_ISDIR(stat_in_root(root, target).st_mode):
             raise NotFound(f"destination {path} must be a directory in the container",
                            "a tar from stdin is extracted into a directory")
-        with tarfile.open(fileobj=sys.stdin.buffer, mode="r|*") as stream:
-            extract(((member, stream.extractfile(member) if member.isreg() else None)
-                     for member in stream), root, target, owner, to_host=False)
+        try:
+            with tarfile.open(fileobj=sys.stdin.buffer, mode="r|*") as stream:
+                extract(((member, stream.extractfile(member) if member.isreg() else None)
+                         for member in stream), root, target, owner, to_host=False)
+        # a bad compressed stream: OSError, zlib.error, or tarfile's own TypeError (a gzip
+        # header cut short: "ord() expected a character")
+        except (tarfile.TarError, EOFError, OSError, TypeError, zlib.error) as err:
+            if isinstance(err, OSError) and err.errno is not None:
+                raise  # the host's error (a full disk...), not the input's
+            raise ShellctrError(f"stdin is not a tar archive ({err})",
+                                "pipe one in: tar --create --file=- FILES | shellctr cp - "
+                                "CTR:DIR") from err
         return
     parent, name, contents = open_source(-1, src, follow, in_container=False)
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from shellctr.core.errors import Conflict, NotFound, ShellctrError
 from shellctr.core.host import Host, Rollback
-from shellctr.core.ids import check_name, generate_name, new_id, short_id
+from shellctr.core.ids import container_name, generate_name, new_id, short_id
 from shellctr.core.store import CONTAINER_SCHEMA, SETTINGS, Record, Store, now_iso
 from shellctr.engine import cgroup, confine
 from shellctr.engine.lifecycle import FRESH_LIFE
@@ -45,7 +45,7 @@ def create(host: Host, store: Store, request: RunRequest,
     image = find_image_record(store.image_records(), request.image)
     image_config = image["config"]
     if request.name is not None:
-        check_name(request.name)
+        request.name = container_name(request.name)  # `/web` is `web`, as in Docker
     workdir = request.workdir or image_config["WorkingDir"] or "/"
     if not workdir.startswith("/"):
         raise ShellctrError(f"the working directory {workdir!r} is not absolute",

@@ -49,6 +49,13 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
     if spawned is None:  # --dry-run: the script's process is the exec'd command
         return 0
     process, parent, fds, spec_path = spawned
+    from shellctr.engine import events
+
+    cid = find_container(store, request.container)
+    exec_id = spec_path.stem.removeprefix("exec-")
+    line = " ".join(request.command)
+    events.container_event(store, cid, f"exec_create: {line}", execID=exec_id)
+    events.container_event(store, cid, f"exec_start: {line}", execID=exec_id)
     try:
         if detach:
             return 0
@@ -58,6 +65,7 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
                             keys=keys)
         if "message" in late:
             raise exec_error(late)
+        events.container_event(store, cid, "exec_die", execID=exec_id, exitCode=str(code))
         return code
     finally:
         host.remove_file(spec_path)
@@ -101,7 +109,8 @@ def spawn_exec(host: Host, store: Store, request: ExecRequest, *, stdin: Any, st
         # --privileged, every capability)
         **confine.spec_of(host.facts, store.layout, container, request.privileged),
     }
-    spec_path = store.layout.container_run_dir(cid) / f"exec-{new_id()[:12]}.json"
+    exec_id = new_id()
+    spec_path = store.layout.container_run_dir(cid) / f"exec-{exec_id[:12]}.json"
     host.step(f"exec in container {short_id(cid)}")
     host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
     try:
@@ -120,6 +129,10 @@ def spawn_exec(host: Host, store: Store, request: ExecRequest, *, stdin: Any, st
         message, fds, _ = receive_ready(host, parent)
         if "message" in message:
             process.wait()
+            from shellctr.engine import events
+
+            events.container_event(store, cid, "exec_die", execID=exec_id,
+                                   exitCode=str(exec_error(message).exit_code))
             raise exec_error(message)
     except BaseException:
         host.remove_file(spec_path)

@@ -193,10 +193,11 @@ def owned(words: list[str], owners: tuple[str, ...]) -> bool:
 
 
 def remove_owned(host: Host, owners: tuple[str, ...],
-                 listing: dict[str, list[list[str]]] | None = None) -> None:
+                 listing: dict[str, list[list[str]]] | None = None,
+                 tables: tuple[str, ...] = TABLES) -> None:
     """Delete every rule tagged with one of `owners` (probe first: idempotent)."""
     lines: dict[str, list[str]] = {}
-    for table in TABLES:
+    for table in tables:
         if listing is not None and table not in listing:
             continue  # the base: never in raw
         rules = listing[table] if listing is not None else host.facts.iptables_rules(table)

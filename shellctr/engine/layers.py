@@ -20,6 +20,7 @@ Packing a directory as a layer (`commit`, `save` of an old layer) is in engine/p
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -281,7 +282,13 @@ def member_source(archive: Path, member: tarfile.TarInfo, compressed: bool,
             with open(archive, "rb") as src:
                 offset, left = member.offset_data, member.size
                 while left:
-                    done = os.copy_file_range(src.fileno(), out.fileno(), left, offset)
+                    try:
+                        done = os.copy_file_range(src.fileno(), out.fileno(), left, offset)
+                    except OSError as err:  # EXDEV: the archive on another filesystem
+                        if err.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP,
+                                             errno.EINVAL):
+                            raise
+                        done = out.write(os.pread(src.fileno(), min(left, CHUNK), offset))
                     if not done:
                         raise ShellctrError(f"{archive} is truncated in {member.name}")
                     offset, left = offset + done, left - done

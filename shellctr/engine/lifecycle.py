@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from shellctr.core.records import ContainerRecord, StateRecord
 
 UNKNOWN_EXIT = 255  # the container ended while no shellctr process watched it
+UNWATCHED = "the container ended while no shellctr process watched it"
 POLL = 0.02  # seconds between looks at a process or record we are waiting for
 # a new run's life: what `record_starting` resets (the settings and restart_count stay)
 FRESH_LIFE: dict[str, object] = {
@@ -108,6 +109,10 @@ def reconcile(store: Store, cid: str) -> StateRecord:
     facts = store.host.facts
     state = store.container_state(cid)
     exit_file = store.layout.container_exit_file(cid)
+    if state["status"] == "created" and state["starter_pid"] and not facts.alive(
+            state["starter_pid"], state["starter_start"]) and facts.exists(
+            store.layout.container_init_spec(cid)):
+        state = adopt(store, cid)
     if state["status"] != "running" or not ended_unwatched(store, state, exit_file):
         return state
     with store.lock():
@@ -116,11 +121,59 @@ def reconcile(store: Store, cid: str) -> StateRecord:
             return state
         if facts.exists(exit_file):
             state = record_end(store, cid)
-        else:
-            state = record_end(store, cid, UNKNOWN_EXIT,
-                               "the container ended while no shellctr process watched it")
+        else:  # its monitor died before PID 1 ended: containers.restart_unwatched then
+            state = record_end(store, cid, UNKNOWN_EXIT, UNWATCHED)
         teardown(store.host, store, store.container(cid), remove=False)
     return state
+
+
+def adopt(store: Store, cid: str) -> StateRecord:
+    """A `start` was killed (or failed) after it wrote the init spec: if it had spawned the
+    container, the container runs with nobody having recorded it, and is recorded
+    running now (its monitors name its run dir; PID 1 is the child of the inner one);
+    else it stays `created`, with no starter to wait for."""
+    facts = store.host.facts
+    monitors, pid1s = unrecorded(store, cid)
+    with store.lock():
+        state = store.container_state(cid)
+        if state["status"] != "created" or facts.alive(state["starter_pid"],
+                                                        state["starter_start"]):
+            return state
+        if len(monitors) == 1 and len(pid1s) == 1:
+            record_running(store, cid, pid1s[0], monitors[0])
+        else:
+            store.write_state(cid, starter_pid=0, starter_start=0)
+        return store.container_state(cid)
+
+
+def unrecorded(store: Store, cid: str) -> tuple[list[int], list[int]]:
+    """The container's monitors and PID 1 as the host shows them, whatever its records
+    say: its monitors name its run dir, PID 1 is the child of the inner one."""
+    import os
+
+    facts = store.host.facts
+    found = dict(facts.processes_mentioning(os.fspath(store.layout.container_run_dir(cid))
+                                            + "/"))
+    monitors = [pid for pid, parent in found.items() if parent not in found]
+    pid1s = [child for pid in found for child in facts.children(pid) if child not in found]
+    return monitors, pid1s
+
+
+def kill_unrecorded(host: Host, store: Store, cid: str) -> None:
+    """SIGKILL the container's PID 1 found on the host (its end ends every process of
+    the container), and wait for its monitors to end (the hook waits for the lock, which
+    the caller does not hold, and finds the container gone)."""
+    import signal
+
+    monitors, pid1s = unrecorded(store, cid)
+    for pid in pid1s:
+        host.kill(pid, signal.SIGKILL)
+    facts = host.facts
+    starts = {pid: facts.process_start(pid) or 0 for pid in monitors}
+    deadline = time.monotonic() + 10.0
+    while any(facts.alive(pid, start) for pid, start in starts.items()) \
+            and time.monotonic() < deadline:
+        time.sleep(POLL)
 
 
 def ended_unwatched(store: Store, state: StateRecord, exit_file: object) -> bool:
@@ -172,7 +225,8 @@ def salvaged(store: Store, cid: str) -> ContainerRecord:
     try:
         config: dict[str, object] = dict(store.container_config(cid))
     except (CorruptRecord, FileNotFoundError):
-        config = {"id": cid, "cgroup_parent": "", "mounts": [], "image_id": "", "layers": []}
+        config = {"id": cid, "cgroup_parent": "", "mounts": [], "image_id": "", "image": "",
+                  "layers": [], "labels": {}}
     try:
         config.update((key, value) for key, value in store.container_state(cid).items()
                       if key in SETTINGS)

@@ -190,7 +190,8 @@ def create(host: Host, store: Store, name: str, *, subnet: str | None = None,
             if gateway or ip_range:
                 raise ShellctrError("--gateway and --ip-range need --subnet")
             subnet = ipam.choose_subnet(taken, host.facts.routes())
-        subnet, gw, pool = ipam.plan_network(subnet, gateway, ip_range, taken)
+        subnet, gw, pool = ipam.plan_network(subnet, gateway, ip_range, taken,
+                                             host.facts.routes())
         nid = new_id()
         record: Record = {  # shaped like state.Network
             "schema_version": SCHEMA_VERSION, "id": nid, "name": name, "driver": driver,
@@ -285,11 +286,37 @@ def remove(host: Host, store: Store, ref: str) -> str:
             raise Conflict(f"network {record['name']} has active endpoints ({names})",
                            "stop the containers or disconnect them first")
         host.step(f"remove network {record['name']}")
-        bring_down(host, store, record)
-        host.remove_file(store.layout.network_endpoints(record["id"]))
-        host.remove_file(store.layout.network_file(record["id"]))
+        retire(host, store, record)
         network_event(store, record, "destroy")
     return str(record["name"])
+
+
+def tombstone(store: Store, nid: str) -> Path:
+    return store.layout.networks_dir / f".{nid}.removing"
+
+
+def retire(host: Host, store: Store, record: Record) -> None:
+    """Remove a network so that its record matches the host at every point: renamed to
+    its tombstone first (gone from every listing, its name free), then its resolver,
+    rules and bridge, then the tombstone. A kill half-way leaves the tombstone, which
+    `system prune` finishes (finish_retired). The caller holds the lock."""
+    host.rename(store.layout.network_file(record["id"]), tombstone(store, record["id"]))
+    bring_down(host, store, record)
+    host.remove_file(store.layout.network_endpoints(record["id"]))
+    host.remove_file(tombstone(store, record["id"]))
+
+
+def finish_retired(host: Host, store: Store, path: Path) -> None:
+    """Finish the removal a kill interrupted (a tombstone .ID.removing)."""
+    nid = path.name[1:-len(".removing")]
+    try:
+        record = store.read(path, NETWORK_SHAPE)
+    except CorruptRecord:
+        record = {"id": nid, "bridge": bridge_name(nid)}
+    record["endpoints"] = endpoints_of(store, nid)
+    bring_down(host, store, record)
+    host.remove_file(store.layout.network_endpoints(nid))
+    host.remove_file(path)
 
 
 def in_use(store: Store) -> set[str]:
@@ -321,9 +348,7 @@ def prune(host: Host, store: Store, include_default: bool = False) -> list[str]:
                     record["name"] == DEFAULT_NETWORK and not include_default):
                 continue
             host.step(f"remove network {record['name']}")
-            bring_down(host, store, record)
-            host.remove_file(store.layout.network_endpoints(record["id"]))
-            host.remove_file(store.layout.network_file(record["id"]))
+            retire(host, store, record)
             network_event(store, record, "destroy")
             removed.append(str(record["name"]))
     return removed
@@ -487,7 +512,11 @@ def release(host: Host, store: Store, cid: str, only: str | None = None) -> None
                 continue
             host.step(f"release {short_id(cid)} from network {record['name']}")
             if endpoint.get("ports"):
-                iptables.remove_owned(host, (f"ctr={cid[:12]}",))
+                # the raw table holds rules only for ports published on 127.x
+                local = any(str(port.get("host_ip", "")).startswith("127.")
+                            for port in endpoint["ports"])
+                iptables.remove_owned(host, (f"ctr={cid[:12]}",),
+                                      tables=iptables.TABLES if local else ("filter", "nat"))
             # deleting the netns takes its veths along, without waiting for the kernel
             # (an explicit `ip link delete` waits for RCU: ~20-50 ms on each stop)
             # (unless another container shares the netns: it outlives this one)

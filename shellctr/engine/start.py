@@ -241,6 +241,9 @@ def init_spec(facts: Facts, layout: Layout, container: ContainerRecord,
             spec["slave_namespace"] = True
     if container["read_only"]:
         spec["readonly_rootfs"] = True
+    mode = str(container.get("network_mode", "none"))
+    if mode not in ("none", "host") and not mode.startswith("container:"):
+        spec["no_router_advertisements"] = True  # its own eth0 on a bridge: accept_ra=0
     if container.get("devices"):  # --device: the nodes init.py makes in /dev
         spec["devices"] = [[d["container"], d["kind"], d["major"], d["minor"]]
                            for d in container.get("devices", [])]

@@ -104,7 +104,7 @@ def parse_volume(spec: str) -> Record:
         source, target, mode = parts
     else:
         raise MountError(f"invalid volume specification: '{spec}'")
-    if not target:
+    if not target or (len(parts) > 1 and not source):  # `-v :/x`
         raise MountError(f"invalid volume specification: '{spec}'")
     if not valid_mode(mode):
         raise MountError(f"invalid mode: {mode}")

@@ -225,6 +225,8 @@ class Init:
         if spec.get("uts_mode") != "host":  # --uts host: the host's name is not ours to set
             steps.append(self.sethostname(str(spec["hostname"])))
         steps.append(self.loopback_up())
+        if spec.get("no_router_advertisements"):
+            steps.append(self.refuse_router_advertisements())
         return steps
 
     def confine_steps(self) -> list[Step]:
@@ -345,6 +347,18 @@ class Init:
     @staticmethod
     def sethostname(name: str) -> Step:
         return Step(lambda: sh("hostname", name), lambda: _socket.sethostname(name))
+
+    @staticmethod
+    def refuse_router_advertisements() -> Step:
+        """eth0 takes no IPv6 router advertisement (another container on the bridge could
+        send one and become its router), as Docker sets accept_ra=0. This process is in
+        the container's network namespace: /proc/sys/net is the container's."""
+        knob = "/proc/sys/net/ipv6/conf/eth0/accept_ra"
+
+        def do() -> None:
+            with open(knob, "w") as stream:
+                stream.write("0")
+        return Step(lambda: f"echo 0 > {knob}", do, when=exists(knob))
 
     @staticmethod
     def loopback_up() -> Step:

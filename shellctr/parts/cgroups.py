@@ -55,7 +55,10 @@ def parse_size(text: str) -> int:
     if match is None:
         raise ShellctrError(f"invalid size: {text!r}", "use a number with b, k, m or g")
     number, unit = match.groups()
-    return int(float(number) * 1024 ** " kmgtp".index(unit or " "))
+    size = int(float(number) * 1024 ** " kmgtp".index(unit or " "))
+    if size > 2 ** 63 - 1:  # what a cgroup knob (int64) can hold
+        raise ShellctrError(f"invalid size: {text!r} is too large", "use at most 8191p")
+    return size
 
 
 def parse_cpu_list(text: str, what: str = "--cpuset-cpus") -> set[int]:
@@ -271,6 +274,8 @@ def device_program(rules: list[str]) -> list[EInsn]:
         # a failed check jumps past the block: to the next rule
         program += [(code, dst, src, len(block) - i - 1 if off == -1 else off, imm)
                     for i, (code, dst, src, off, imm) in enumerate(block)]
+        if not checks:  # matches every device ("a *:* rwm"): the rest is unreachable,
+            return program  # which the verifier refuses
     return [*program, (EBPF_MOV64_K, 0, 0, 0, 0), (EBPF_EXIT, 0, 0, 0, 0)]
 
 

@@ -63,15 +63,30 @@ def choose_subnet(taken: list[str], routes: list[ipaddress.IPv4Network]) -> str:
                    "give one with --subnet, or remove unused networks")
 
 
+# no bridge may claim these: everything, this host, multicast, the reserved block
+RESERVED = [ipaddress.IPv4Network(net) for net in
+            ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4")]
+
+
 def plan_network(subnet: str, gateway: str | None, ip_range: str | None,
-                 taken: list[str]) -> tuple[str, str, str]:
-    """(subnet, gateway, ip_range) for a new network, checked; errors say what is wrong."""
+                 taken: list[str], routes: list[ipaddress.IPv4Network] | None = None,
+                 ) -> tuple[str, str, str]:
+    """(subnet, gateway, ip_range) for a new network, checked; errors say what is wrong.
+    `routes`: the host's, which the new subnet must not shadow."""
     network = parse_subnet(subnet)
     if network.num_addresses < 4:
         raise ShellctrError(f"subnet {subnet} is too small", "use a /30 or larger")
+    for reserved in RESERVED:
+        if network.overlaps(reserved):
+            raise ShellctrError(f"subnet {subnet} overlaps the reserved block {reserved}",
+                                "choose a private subnet, e.g. 10.20.0.0/24")
     for other in taken:
         if network.overlaps(ipaddress.IPv4Network(other)):
             raise Conflict(f"subnet {subnet} overlaps the subnet {other} of another network",
+                           "choose another --subnet")
+    for route in routes or []:
+        if network.overlaps(route):
+            raise Conflict(f"subnet {subnet} overlaps {route}, routed on this host already",
                            "choose another --subnet")
     if gateway:
         gw = parse_address(gateway, "gateway")

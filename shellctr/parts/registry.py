@@ -2,7 +2,8 @@
 a platform from an index, WWW-Authenticate challenges, registry error bodies, Docker's
 credentials file, and requests shown as the equivalent `curl` line (secrets as ***).
 
-Nothing here talks to the network or the host (engine/registry.py does, through the door).
+Nothing here talks to the network or the host (engine/pull.py and engine/push.py do,
+through the door).
 """
 
 from __future__ import annotations

@@ -162,9 +162,10 @@ def parse_env(request: ProcessRequest, environ: Mapping[str, str],
     for env_file in request.env_file:
         try:
             text = read_file(env_file)
-        except OSError as err:
+        except (OSError, ValueError, UnicodeDecodeError) as err:  # ValueError: a NUL in it
             from shellctr.core.errors import NotFound
-            raise NotFound(f"cannot read env file {env_file}: {err.strerror}") from err
+            reason = err.strerror if isinstance(err, OSError) else "not a readable text file"
+            raise NotFound(f"cannot read env file {env_file!r}: {reason}") from err
         # as Docker: a UTF-8 byte order mark goes; leading blanks go, trailing ones are
         # part of the value
         lines += [line.lstrip() for line in text.removeprefix("\ufeff").splitlines()

@@ -58,13 +58,91 @@ def test_an_unknown_path_is_404_with_a_message(api: Api) -> None:
     assert "message" in answer.json()
 
 
-def test_pull_push_build_and_events_say_they_are_not_there_yet(api: Api) -> None:
-    for method, path in (("POST", "/images/create?fromImage=busybox&tag=latest"),
-                         ("POST", "/images/busybox/push"), ("POST", "/build"),
-                         ("GET", "/events")):
-        answer = api.request(method, path, body=b"")
-        assert answer.status == 501, (path, answer)
-        assert "not implemented" in answer.json()["message"]
+def test_docker_build_with_the_classic_builder(api: Api, ctr: Ctr, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        'FROM busybox\nARG WHO=nobody\nCOPY hello.txt /hello.txt\n'
+        'RUN echo "$WHO" > /who\nCMD ["cat", "/hello.txt", "/who"]\n')
+    (tmp_path / "hello.txt").write_text("built through the API\n")
+    try:
+        built = api.docker("build", "-t", "apibuilt:1", "--build-arg", "WHO=docker",
+                           "--label", "via=api", str(tmp_path), env={"DOCKER_BUILDKIT": "0"})
+        assert built.code == 0, str(built)
+        assert "Step 1/6 : FROM busybox" in built.out and "Successfully tagged apibuilt:1" \
+            in built.out, str(built)
+        assert ctr("run", "--rm", "apibuilt:1").ok().out == "built through the API\ndocker\n"
+        assert inspect(ctr, "apibuilt:1")["Config"]["Labels"] == {"via": "api"}
+        broken = tmp_path / "broken"
+        broken.mkdir()
+        (broken / "Dockerfile").write_text("FROM busybox\nRUN exit 3\n")
+        # --force-rm: the failed step's container goes too (without it, as Docker, it stays)
+        failed = api.docker("build", "--force-rm", str(broken), env={"DOCKER_BUILDKIT": "0"})
+        assert failed.code != 0 and "exit" in failed.err.lower(), str(failed)
+        assert ctr.container_ids() == []
+    finally:
+        remove_all(ctr)
+        ctr("rmi", "apibuilt:1")
+
+
+@pytest.mark.skipif(not Path("/usr/bin/docker-registry").exists(),
+                    reason="needs docker-registry (make deps)")
+def test_docker_push_and_pull_through_the_api_against_a_loopback_registry(
+        api: Api, ctr: Ctr, tmp_path: Path) -> None:
+    import uuid
+
+    from .registries import running
+
+    with running(tmp_path / "registry") as registry:
+        ref = f"{registry.name}/t{uuid.uuid4().hex[:8]}/box:1"
+        api.docker("tag", "busybox", ref).ok()
+        pushed = api.docker("push", ref)
+        assert pushed.code == 0, str(pushed)
+        assert "1: digest: sha256:" in pushed.out, str(pushed)
+        api.docker("rmi", ref).ok()
+        assert ref not in ctr("images", "--format", "{{.Repository}}:{{.Tag}}").ok().out
+        pulled = api.docker("pull", ref)
+        assert pulled.code == 0, str(pulled)
+        assert "Status: " in pulled.out and "sha256:" in pulled.out, str(pulled)
+        shown = ctr("images", "--format", "{{.Repository}}:{{.Tag}}").ok().out.split()
+        assert ref in shown, shown
+        missing = api.docker("pull", f"{registry.name}/nothing/here:1")
+        assert missing.code != 0 and "nothing/here" in missing.err, str(missing)
+        ctr("rmi", ref).ok()
+
+
+def connections(sock: Path) -> int:
+    """Connections the service has accepted on `sock` (/proc/net/unix: state 03)."""
+    found = 0
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[-1] == str(sock) and fields[5] == "03":
+            found += 1
+    return found
+
+
+def test_docker_events_shows_a_verb_run_meanwhile(api: Api, ctr: Ctr) -> None:
+    import subprocess
+
+    watcher = subprocess.Popen([str(DOCKER), "events", "--format", "{{.Type}} {{.Action}} "
+                                "{{.Actor.Attributes.name}}", "--filter", "container=seen"],
+                               env=api.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: connections(api.sock) > 0, "the events request to reach the service")
+        ctr("run", "--rm", "--name", "seen", "busybox", "true").ok()
+        assert watcher.stdout is not None
+        import select
+        seen = b""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and b"destroy" not in seen:
+            ready, _, _ = select.select([watcher.stdout], [], [], 1)
+            if ready:
+                seen += os.read(watcher.stdout.fileno(), 4096)
+        lines = seen.decode().splitlines()
+        actions = [line.split()[1] for line in lines if line.strip()]
+        assert "start" in actions and "die" in actions and "destroy" in actions, lines
+        assert all(line.split()[2] == "seen" for line in lines if line.strip())
+    finally:
+        watcher.kill()
+        watcher.wait(timeout=30)
 
 
 # -- containers through the docker CLI --------------------------------------------------------
@@ -166,36 +244,66 @@ def test_docker_exec_returns_the_commands_output_and_exit_code(api: Api, ctr: Ct
         ctr("rm", "-f", "box").ok()
 
 
-def test_docker_exec_it_runs_in_a_terminal(api: Api, ctr: Ctr) -> None:
+def on_a_terminal(api: Api, argv: list[str], typed: bytes) -> tuple[int, str]:
+    """Run the docker CLI on a new pseudo-terminal, type `typed`: (exit code, output)."""
     import pty
     import select
 
+    pid, master = pty.fork()
+    if pid == 0:  # the child: docker on the new terminal
+        os.execve(str(DOCKER), [str(DOCKER), *argv], api.env)
+    os.write(master, typed)
+    output = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 1)
+        if ready:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the child has gone
+                break
+            if not data:
+                break
+            output += data
+    else:  # it hangs: end it, and say so
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_docker_exec_it_runs_in_a_terminal(api: Api, ctr: Ctr) -> None:
     ctr("run", "-d", "--name", "tty", "busybox", "sleep", "1000").ok()
     try:
-        pid, master = pty.fork()
-        if pid == 0:  # the child: docker on our new terminal
-            os.execve(str(DOCKER), [str(DOCKER), "exec", "-it", "tty", "sh", "-c",
-                                    "tty; stty size; echo typed:$(head -n1)"], api.env)
-        os.write(master, b"hello\n")
-        output = b""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 1)
-            if ready:
-                try:
-                    data = os.read(master, 4096)
-                except OSError:
-                    break
-                if not data:
-                    break
-                output += data
-        _, status = os.waitpid(pid, 0)
-        text = output.decode(errors="replace")
-        assert os.waitstatus_to_exitcode(status) == 0, text
+        code, text = on_a_terminal(api, ["exec", "-it", "tty", "sh", "-c",
+                                         "tty; echo typed:$(head -n1)"], b"hello\n")
+        assert code == 0, text
         assert "/dev/pts/" in text, text
         assert "typed:hello" in text, text
     finally:
         ctr("rm", "-f", "tty").ok()
+
+
+def test_docker_run_it_gives_the_container_a_terminal(api: Api, ctr: Ctr) -> None:
+    code, text = on_a_terminal(api, ["run", "--rm", "-it", "busybox", "sh", "-c",
+                                     "tty; read line; echo got:$line; exit 3"], b"abc\n")
+    assert code == 3, text
+    assert "/dev/pts/0" in text and "got:abc" in text, text
+    wait_for(lambda: ctr.container_ids() == [], "the --rm container to go")
+
+
+def test_docker_start_attach_and_attach_show_the_output(api: Api, ctr: Ctr) -> None:
+    ctr("create", "--name", "later", "busybox", "sh", "-c", "echo first; sleep 0.3; "
+        "echo second >&2").ok()
+    try:
+        result = api.docker("start", "-a", "later").ok()
+        assert (result.out, result.err) == ("first\n", "second\n")
+        ctr("run", "-d", "--name", "ticker", "busybox", "sh", "-c",
+            "sleep 0.5; echo late; exit 6").ok()
+        attached = api.docker("attach", "ticker")
+        assert (attached.code, attached.out) == (6, "late\n"), str(attached)
+    finally:
+        ctr("rm", "-f", "later", "ticker").ok()
 
 
 def test_docker_stop_kill_restart_and_rm_force(api: Api, ctr: Ctr) -> None:
@@ -351,7 +459,7 @@ def test_an_idle_service_exits_by_itself(ctr: Ctr) -> None:
 
 def test_tcp_on_another_address_needs_tcp_any(ctr: Ctr) -> None:
     result = ctr("system", "service", "tcp://0.0.0.0:2375")
-    assert result.code == 125
+    assert result.code == 1  # an engine error, as shellctr's other verbs (cli.common.exit_code)
     assert "no authentication" in result.err
 
 
@@ -383,3 +491,60 @@ def test_a_service_killed_mid_run_loses_nothing_the_cli_can_not_clean(ctr: Ctr) 
         if proc.poll() is None:
             proc.kill()
         ctr("rm", "-f", "orphan")
+
+
+# -- the rest of the container and image verbs ----------------------------------------------
+def test_wait_conditions_and_a_bad_one(api: Api, ctr: Ctr) -> None:
+    cid = ctr("create", "--name", "waited", "busybox", "sh", "-c", "exit 9").ok().out.strip()
+    try:
+        assert api.request("POST", f"/containers/{cid}/wait?condition=sometime").status == 400
+        # not-running: a created container is not running: at once, its code so far
+        assert api.request("POST", f"/containers/{cid}/wait").json()["StatusCode"] == 0
+        ctr("start", cid).ok()
+        answer = api.request("POST", f"/containers/{cid}/wait?condition=not-running")
+        assert answer.json() == {"StatusCode": 9}
+    finally:
+        ctr("rm", "-f", cid).ok()
+
+
+def test_docker_rename_update_diff_and_export(api: Api, ctr: Ctr, tmp_path: Path) -> None:
+    ctr("run", "-d", "--name", "old", "busybox", "sh", "-c", "touch /made; sleep 1000").ok()
+    try:
+        api.docker("rename", "old", "new").ok()
+        assert inspect(ctr, "new")["Name"] == "/new"
+        api.docker("update", "--memory", "64m", "--memory-swap", "128m", "new").ok()
+        assert inspect(ctr, "new")["HostConfig"]["Memory"] == 64 << 20
+        wait_for(lambda: "A /made" in api.docker("diff", "new").out, "the file to be made")
+        assert api.docker("diff", "new").ok().out == ctr("diff", "new").ok().out
+        exported = tmp_path / "fs.tar"
+        api.docker("export", "-o", str(exported), "new").ok()
+        import tarfile
+        with tarfile.open(exported) as archive:
+            assert "made" in [name.lstrip("./") for name in archive.getnames()]
+    finally:
+        ctr("rm", "-f", "new").ok()
+
+
+def test_docker_save_then_load_round_trips_an_image(api: Api, ctr: Ctr, tmp_path: Path) -> None:
+    archive = tmp_path / "box.tar"
+    api.docker("tag", "busybox", "roundtrip:1").ok()
+    try:
+        api.docker("save", "-o", str(archive), "roundtrip:1").ok()
+        api.docker("rmi", "roundtrip:1").ok()
+        assert "roundtrip" not in ctr("images").ok().out
+        loaded = api.docker("load", "-i", str(archive)).ok()
+        assert "roundtrip:1" in loaded.out, str(loaded)
+        assert "roundtrip" in ctr("images").ok().out
+    finally:
+        ctr("rmi", "roundtrip:1")
+
+
+def test_docker_rm_of_a_running_container_is_refused_without_force(api: Api, ctr: Ctr) -> None:
+    ctr("run", "-d", "--name", "keep", "busybox", "sleep", "1000").ok()
+    try:
+        refused = api.docker("rm", "keep")
+        assert refused.code != 0 and "keep" in refused.err and "running" in refused.err, \
+            str(refused)
+        assert inspect(ctr, "keep")["State"]["Running"]
+    finally:
+        ctr("rm", "-f", "keep").ok()

@@ -180,3 +180,31 @@ def test_a_client_gone_mid_stream_leaves_the_service_serving(client: Any, api: A
     finally:
         container.remove(force=True)
     assert ctr.container_ids() == []
+
+
+def test_images_build_push_and_pull(client: Any, ctr: Ctr, tmp_path: Any) -> None:
+    import uuid
+    from pathlib import Path
+
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN echo py > /made\n")
+    image, logs = client.images.build(path=str(tmp_path), tag="pybuilt:1", rm=True)
+    try:
+        assert "pybuilt:1" in image.tags
+        assert any("Successfully built" in item.get("stream", "") for item in logs)
+        assert client.containers.run("pybuilt:1", ["cat", "/made"], remove=True) == b"py\n"
+        if not Path("/usr/bin/docker-registry").exists():
+            return
+        from .registries import running
+
+        with running(tmp_path / "registry") as registry:
+            repository = f"{registry.name}/t{uuid.uuid4().hex[:8]}/py"
+            assert image.tag(repository, "2") is True
+            lines = list(client.images.push(repository, tag="2", stream=True, decode=True))
+            assert not [line for line in lines if "error" in line], lines
+            client.images.remove(f"{repository}:2")
+            pulled = client.images.pull(repository, tag="2")
+            assert pulled.id == image.id
+            client.images.remove(f"{repository}:2")
+    finally:
+        client.images.remove("pybuilt:1", force=True)
+    assert ctr.container_ids() == []

@@ -149,3 +149,20 @@ def test_networks_volumes_and_images_have_their_events(ctr: Ctr) -> None:
         remove_all(ctr)
         ctr("volume", "rm", "evvol")
         ctr("network", "rm", "evnet")
+
+
+def test_exec_has_its_create_start_and_die(ctr: Ctr) -> None:
+    since = f"{time.time():.6f}"
+    try:
+        cid = run_detached(ctr, "--name", "execd", *NONE, "busybox", "sleep", "1000")
+        assert ctr("exec", "execd", "sh", "-c", "exit 3").code == 3
+        execs = [e for e in replay(ctr, since, "-f", "container=execd")
+                 if e["Action"].startswith("exec_")]
+        assert [e["Action"] for e in execs] == [
+            "exec_create: sh -c exit 3", "exec_start: sh -c exit 3", "exec_die"], execs
+        assert execs[2]["Actor"]["Attributes"]["exitCode"] == "3"
+        assert len({e["Actor"]["Attributes"]["execID"] for e in execs}) == 1
+        assert all(e["Actor"]["ID"] == cid for e in execs)
+        assert replay(ctr, since, "-f", "event=exec_start")[0]["Actor"]["ID"] == cid
+    finally:
+        remove_all(ctr)

@@ -5,6 +5,11 @@ safe at every point, parallel removals have exactly one winner."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +18,14 @@ from .support import (
     Ctr,
     Result,
     Worker,
+    inspect,
+    links,
+    pids_naming,
     run_detached,
+    shellctr_rules,
+    tar_member,
+    wait_for,
+    write_tar,
 )
 from .test_concurrency import all_at_once
 
@@ -188,3 +200,218 @@ def test_system_prune_removes_corrupt_containers_and_networks(ctr: Ctr,
     no_traceback(pruned)
     assert ctr.container_ids() == [], str(pruned)
     assert not (worker.root / "networks" / f"{nid}.json").exists(), str(pruned)
+
+
+# -- 4. failures after create ---------------------------------------------------------------
+@pytest.mark.parametrize("rm", [[], ["--rm"]])
+def test_run_refuses_what_start_would_refuse_before_creating_anything(
+        ctr: Ctr, worker: Worker, rm: list[str]) -> None:
+    ctr("network", "create", "--subnet", "10.251.10.0/30", "tiny").ok()  # one address
+    holder = run_detached(ctr, "--network", "tiny", "busybox", "sleep", "1000")
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for args in (["--network", "tiny"],  # its subnet is full
+                     ["--network", "tiny", "--ip", "10.251.11.5"],  # outside it
+                     ["-p", f"{port}:80"]):  # a port another program holds
+            result = ctr("run", *rm, *args, "busybox", "true")
+            assert result.code == 125 and len(result.err_lines) == 1, str(result)
+            assert ctr.container_ids(full=True) == [holder], str(result)
+    ctr("rm", "-f", holder).ok()
+    ctr("network", "rm", "tiny").ok()
+
+
+def test_a_failed_start_of_run_rm_leaves_nothing(ctr: Ctr, worker: Worker) -> None:
+    # the 12th host command of this run (in its start) fails, as a lost race would
+    result = ctr("run", "--rm", "busybox", "true", env={"SHELLCTR_TEST_FAIL_AT": "12"})
+    assert result.code == 125 and "injected failure" in result.err, str(result)
+    assert ctr.container_ids() == []
+    assert not any((worker.runroot / "containers").iterdir())
+
+
+# -- 8. bad input -------------------------------------------------------------------------
+@pytest.mark.parametrize("subnet", ["0.0.0.0/0", "127.0.0.0/24", "224.1.0.0/16"])
+def test_network_create_refuses_a_reserved_subnet(ctr: Ctr, subnet: str) -> None:
+    result = ctr("network", "create", "--subnet", subnet, "wide")
+    assert result.code == 1 and len(result.err_lines) == 1, str(result)  # Docker's code
+    assert "wide" not in ctr("network", "ls").ok().out
+
+
+def test_network_create_refuses_a_subnet_routed_on_the_host(ctr: Ctr) -> None:
+    subprocess.run(["ip", "link", "add", "name", "shtest0", "type", "veth", "peer", "name",
+                    "shtest1"], check=True)  # an interface of the host, with its subnet
+    try:
+        subprocess.run(["ip", "address", "add", "10.251.12.1/24", "dev", "shtest0"],
+                       check=True)
+        subprocess.run(["ip", "link", "set", "shtest0", "up"], check=True)
+        result = ctr("network", "create", "--subnet", "10.251.12.0/24", "shadow")
+        assert result.code == 1 and "routed on this host" in result.err, str(result)
+    finally:
+        subprocess.run(["ip", "link", "delete", "shtest0"], check=True)
+
+
+def test_a_symlinked_or_world_writable_root_is_refused(ctr: Ctr, worker: Worker,
+                                                       tmp_path: Path) -> None:
+    link = tmp_path / "root-link"
+    link.symlink_to(worker.root)
+    other = Ctr(link, worker.runroot, worker.scratch)
+    result = other("create", "busybox", "true")
+    assert result.code == 125 and "is a symlink" in result.err, str(result)
+    open_root = tmp_path / "open-root"
+    open_root.mkdir()
+    open_root.chmod(0o777)
+    result = Ctr(open_root, worker.runroot, worker.scratch)("create", "busybox", "true")
+    assert result.code == 125 and "writable by every user" in result.err, str(result)
+    assert ctr.container_ids() == [] and list(open_root.iterdir()) == []
+    assert (worker.root / "blobs").stat().st_mode & 0o777 == 0o700
+
+
+# -- 9. liveness ----------------------------------------------------------------------------
+def test_ps_never_shows_an_ended_container_up(ctr: Ctr) -> None:
+    cid = run_detached(ctr, "busybox", "sh", "-c", "exit 3")
+    # as soon as PID 1 is a zombie (before the monitor reaped it) it has ended
+    wait_for(lambda: "Exited (3)" in ctr("ps", "-a", "--format", "{{.Status}}").out,
+             "the container's end to be seen")
+    ctr("rm", "-f", cid).ok()
+
+
+# -- 11. cp from stdin ------------------------------------------------------------------------
+@pytest.mark.parametrize("data", [b"", b"not a tar at all\n" * 100, b"\x1f\x8b\x08garbage"])
+def test_cp_from_stdin_refuses_what_is_not_a_tar(ctr: Ctr, data: bytes) -> None:
+    cid = run_detached(ctr, "busybox", "sleep", "1000")
+    result = ctr("cp", "-", f"{cid}:/tmp", input=data)
+    assert result.code == 1 and len(result.err_lines) == 1, str(result)
+    assert "not a tar archive" in result.err and "unexpected" not in result.err, str(result)
+    ctr("rm", "-f", cid).ok()
+
+
+# -- system check, system reset --------------------------------------------------------------
+def test_system_check_reports_inconsistencies_and_repairs_what_is_safe(
+        ctr: Ctr, worker: Worker) -> None:
+    assert ctr("system", "check").code == 0
+    cid = run_detached(ctr, "busybox", "sleep", "1000")
+    state = json.loads((worker.root / "containers" / cid / "state.json").read_text())
+    for pid in (state["monitor_pid"], state["pid"]):  # as an OOM killer or a reboot would
+        os.kill(pid, signal.SIGKILL)
+    half = worker.root / "containers" / f".{'7' * 64}.creating"
+    half.mkdir()
+    volume = worker.root / "volumes" / "broken"
+    ctr("volume", "create", "broken").ok()
+    corrupt(volume / "volume.json", "garbage")
+    checked = ctr("system", "check", trace=False)
+    assert checked.code == 1, str(checked)
+    assert f"half-made container: {half}" in checked.out, str(checked)
+    assert f"container {cid[:12]}: recorded running, its PID 1 is gone" in checked.out
+    assert "volume broken: corrupt record" in checked.out, str(checked)
+    repaired = ctr("system", "check", "--repair", trace=False)
+    assert repaired.code == 1 and "repaired 2 of 3; 1 left" in repaired.out, str(repaired)
+    assert not half.exists()
+    assert "Exited (255)" in ctr("ps", "-a", "--format", "{{.Status}}").ok().out
+    ctr("volume", "rm", "broken").ok()
+    ctr("rm", "-f", cid).ok()
+    assert ctr("system", "check").code == 0
+
+
+def test_system_reset_removes_everything_of_its_root(ctr: Ctr, worker: Worker,
+                                                     tmp_path: Path) -> None:
+    base = tmp_path / "other"
+    other = Ctr(base / "root", base / "run", worker.scratch)
+    # the worker's default network goes first: iptables' chains are shared by every root
+    # of a network namespace, and the other root's last network takes them along
+    ctr("system", "prune", "-f").ok()
+    before_links, before_rules = links(), shellctr_rules()
+    other("image", "build-busybox").ok()
+    other("network", "create", "--subnet", "10.251.13.0/24", "resetnet").ok()
+    other("run", "-d", "--network", "resetnet", "-p", "18181:80", "-v", "vol:/v",
+          "busybox", "sleep", "1000").ok()
+    other("run", "-d", "--network", "none", "busybox", "sleep", "1000").ok()
+    assert other("system", "reset", "--force").code == 0
+    assert not (base / "root").exists() and not (base / "run").exists()
+    assert links() == before_links and shellctr_rules() == before_rules
+    assert not pids_naming(str(base))
+
+
+# -- 6. races on the default network ----------------------------------------------------------
+def test_parallel_first_runs_make_the_default_network_once(ctr: Ctr) -> None:
+    ctr("system", "prune", "-f").ok()  # no default network, no base chains
+    results = all_at_once(ctr, [("run", "--rm", "busybox", "true")] * 6)
+    assert all(result.code == 0 for result in results), "\n".join(map(str, results))
+    listed = ctr("network", "ls").ok().out.split()
+    assert listed.count("shellctr0") == 1, listed
+
+
+def test_network_rm_racing_run_leaves_no_orphan_bridge(ctr: Ctr) -> None:
+    for _ in range(3):  # a race: a few tries
+        ctr("network", "create", "--subnet", "10.251.14.0/24", "racy").ok()
+        results = all_at_once(ctr, [("run", "--rm", "--network", "racy", "busybox", "true"),
+                                    ("network", "rm", "racy")])
+        for result in results:
+            assert "unexpected" not in result.err and "Traceback" not in result.err, \
+                str(result)
+        if "racy" in ctr("network", "ls").ok().out:
+            ctr("network", "rm", "racy").ok()
+        # the leak check (at the end) finds an orphan bridge
+
+
+# -- 7. a full disk, another filesystem ------------------------------------------------------
+@pytest.fixture
+def small_root(worker: Worker, tmp_path: Path) -> Iterator[Ctr]:
+    """A store on an 8 MiB tmpfs (its own filesystem: not the one of the archives)."""
+    base = tmp_path / "small"
+    base.mkdir()
+    subprocess.run(["mount", "--types", "tmpfs", "--options", "size=8m,mode=700", "tmpfs",
+                    str(base)], check=True)
+    try:
+        yield Ctr(base / "root", base / "run", worker.scratch)
+    finally:
+        subprocess.run(["umount", "--lazy", str(base)], check=True)
+
+
+def test_load_across_filesystems_and_on_a_full_disk(ctr: Ctr, worker: Worker,
+                                                    small_root: Ctr) -> None:
+    small = worker.scratch / "small-image.tar"
+    ctr("save", "--output", str(small), "busybox").ok()
+    # the archive is on another filesystem than the root: copy_file_range may say EXDEV
+    small_root("load", "--input", str(small)).ok()
+    assert small_root("images", "-q").ok().out.strip()
+    big = worker.scratch / "big-rootfs.tar"
+    write_tar(big, [tar_member("big", data=os.urandom(6 << 20))])
+    result = small_root("import", str(big), "big:1")
+    assert result.code == 1 and len(result.err_lines) == 1, str(result)
+    assert "no space left on device" in result.err.lower(), str(result)
+    assert "unexpected" not in result.err, str(result)
+    assert "big" not in small_root("images").ok().out
+    small_root("system", "reset", "--force").ok()
+
+
+# -- 5. network rm, killed half-way --------------------------------------------------------
+def test_a_network_whose_removal_was_killed_is_gone_from_listings_and_collected(
+        ctr: Ctr, worker: Worker) -> None:
+    ctr("network", "create", "--subnet", "10.251.15.0/24", "halfgone").ok()
+    nid = ctr("network", "inspect", "--format", "{{.Id}}", "halfgone").ok().out.strip()
+    # killed right after its first step, the rename to its tombstone
+    result = ctr("network", "rm", "halfgone", env={"SHELLCTR_TEST_KILL_AFTER": "1"})
+    assert result.code == -signal.SIGKILL, str(result)
+    assert "halfgone" not in ctr("network", "ls").ok().out  # its record matches: gone
+    assert (worker.root / "networks" / f".{nid}.removing").exists()
+    ctr("network", "create", "--subnet", "10.251.16.0/24", "halfgone").ok()  # name free
+    ctr("network", "rm", "halfgone").ok()
+    ctr("system", "prune", "-f").ok()  # its bridge and rules go (the leak check)
+    assert not (worker.root / "networks" / f".{nid}.removing").exists()
+
+
+# -- 13. restart policies with nobody left to apply them --------------------------------------
+def test_restart_always_is_applied_by_the_next_command_after_its_monitor_was_killed(
+        ctr: Ctr, worker: Worker) -> None:
+    cid = run_detached(ctr, "--restart", "always", "busybox", "sleep", "1000")
+    state = json.loads((worker.root / "containers" / cid / "state.json").read_text())
+    os.kill(state["monitor_pid"], signal.SIGKILL)
+    os.kill(state["pid"], signal.SIGKILL)
+    wait_for(lambda: not pids_naming(str(worker.root / "containers" / cid / "exit.json")),
+             "the monitor to be gone")
+    ctr("system", "reconcile").ok()
+    restarted = inspect(ctr, cid)["State"]
+    assert restarted["Status"] == "running" and restarted["Pid"] != state["pid"], restarted
+    assert inspect(ctr, cid)["RestartCount"] == 1
+    ctr("rm", "-f", cid).ok()

@@ -98,7 +98,9 @@ def test_init_reaps_a_hundred_orphans(ctr: Ctr) -> None:
             wait_for(lambda name=name: ctr("exec", name, "cat", "/proc/1/comm",  # type: ignore[misc]
                                            trace=False).out in ("shellctr-init\n", "sleep\n")
                      and sleepers(name) == 0, f"the orphans of {name} to end")
-        assert zombies("without") == 100  # the control: nothing reaps them there
+        # the control: nothing reaps them there (a few may end before sh execs sleep,
+        # while sh still reaps, on a loaded machine)
+        assert zombies("without") > 50
         assert zombies("with-init") == 0
         one = ctr("exec", "with-init", "cat", "/proc/1/cmdline", trace=False).ok().out
         assert one.split("\0")[:3] == ["/sbin/shellctr-init", "--init", "/bin/sh"]

@@ -139,3 +139,39 @@ def test_hub_references_are_kept_as_the_store_names_them() -> None:
     assert familiar("docker.io/library/busybox:latest") == "busybox:latest"
     assert familiar("docker.io/team/app") == "team/app"
     assert familiar("localhost:5000/app:1") == "localhost:5000/app:1"
+
+
+def test_the_door_listens_on_a_unix_socket_with_its_mode_and_replaces_a_stale_one(
+        tmp_path: Path) -> None:
+    import socket
+
+    from shellctr.core.host import Host, Rollback
+
+    err = io.StringIO()
+    host = Host(trace=True, err=err)
+    path = tmp_path / "api.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))  # a killed service's: nothing listens on it
+    stale.close()
+    with Rollback(host) as rollback:
+        sock = host.listen_unix(path, mode=0o660, group="no-such-group-here",
+                                rollback=rollback)
+        try:
+            assert oct(path.stat().st_mode & 0o777) == "0o660"
+            client = socket.socket(socket.AF_UNIX)
+            client.connect(str(path))
+            client.close()
+        finally:
+            sock.close()
+        rollback.unwind()
+    assert not path.exists()
+    assert err.getvalue().splitlines()[0] == f"+ chmod 660 {path}"  # no chgrp: no such group
+    assert "chgrp" not in err.getvalue()
+
+
+def test_a_service_cannot_listen_under_dry_run(tmp_path: Path) -> None:
+    from shellctr.core.host import Host
+
+    with pytest.raises(HostCommandError):
+        Host(dry_run=True, out=io.StringIO()).listen_unix(tmp_path / "x.sock")
+    assert not (tmp_path / "x.sock").exists()

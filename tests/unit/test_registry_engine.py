@@ -14,8 +14,11 @@ import pytest
 
 from shellctr.core.errors import NotFound
 from shellctr.core.host import Host
-from shellctr.engine import registry, registry_auth
+from shellctr.engine import pull as engine_pull
+from shellctr.engine import push as engine_push
+from shellctr.engine import registry_auth
 from shellctr.engine.registry_http import Registry
+from shellctr.engine.registry_progress import Progress
 
 
 @pytest.fixture
@@ -79,7 +82,7 @@ def test_run_pulls_a_missing_image_first_and_never_does_not(
         pulled.append((ref, options.get("platform")))
         raise NotFound("stop here")
 
-    monkeypatch.setattr(registry, "pull", pull)
+    monkeypatch.setattr(engine_pull, "pull", pull)
     code, out, err = cli("run", "--platform", "linux/arm64", "nope:1", "true")
     assert (code, out) == (125, "")
     assert err == "Unable to find image 'nope:1' locally\nshellctr: stop here\n"
@@ -102,8 +105,8 @@ def test_image_pull_and_image_push_are_the_same_verbs(cli: Any,
         called.append(f"push {ref}")
         return "sha256:" + "0" * 64
 
-    monkeypatch.setattr(registry, "pull", pull)
-    monkeypatch.setattr(registry, "push", push)
+    monkeypatch.setattr(engine_pull, "pull", pull)
+    monkeypatch.setattr(engine_push, "push", push)
     assert cli("image", "pull", "-q", "a/b:1") == (0, "docker.io/a/b:1\n", "")
     assert cli("pull", "-q", "localhost:5000/c") == (0, "localhost:5000/c:latest\n", "")
     assert cli("image", "push", "-q", "a/b:1") == (0, "sha256:" + "0" * 64 + "\n", "")
@@ -147,7 +150,7 @@ class Terminal(io.StringIO):
 
 def test_progress_on_a_terminal_rewrites_each_layer_s_line_in_place() -> None:
     screen = Terminal()
-    progress = registry.Progress(screen)
+    progress = Progress(screen)
     progress.line("1: Pulling from team/app")
     progress.layer("sha256:" + "a" * 64, "Pulling fs layer")
     progress.layer("sha256:" + "b" * 64, "Pulling fs layer")
@@ -159,11 +162,11 @@ def test_progress_on_a_terminal_rewrites_each_layer_s_line_in_place() -> None:
         "\x1b[2A\r\x1b[2Kaaaaaaaaaaaa: Downloading [==============>" + " " * 35 +
         "] 12.3MB/40.1MB\x1b[2B\r")
     plain = io.StringIO()
-    progress = registry.Progress(plain)
+    progress = Progress(plain)
     progress.layer("sha256:" + "a" * 64, "Pulling fs layer")
     progress.bytes("sha256:" + "a" * 64, 1, 2)  # no bar when it is no terminal
     progress.layer("sha256:" + "a" * 64, "Pull complete")
     assert plain.getvalue() == "aaaaaaaaaaaa: Pulling fs layer\naaaaaaaaaaaa: Pull complete\n"
     quiet = io.StringIO()
-    registry.Progress(quiet, quiet=True).line("x")
+    Progress(quiet, quiet=True).line("x")
     assert quiet.getvalue() == ""

@@ -210,3 +210,5 @@ def test_the_v2_device_program_allows_exactly_the_rules() -> None:
     assert len(encode_ebpf(program)) == 8 * len(program)
     everything = device_program(["a *:* rwm"])
     assert run_device_program(everything, "b", 8, 0, "rwm") == 1
+    # nothing after the allow-all: the verifier refuses unreachable instructions
+    assert everything[-2:] == [(0xB7, 0, 0, 0, 1), (0x95, 0, 0, 0, 0)]

@@ -1,30 +1,24 @@
-"""pull and push: images to and from a registry (the OCI distribution API).
+"""pull: images from a registry (the OCI distribution API), and `run/create --pull`.
 
-pull: the manifest (an index picks the platform), the config, then each layer not in the
-store yet, 3 at a time: each blob streams into `blobs/sha256/.DIGEST.PID.partial`, hashed
-as it comes (a cut connection is resumed with a Range request, with back-off) and never
-used before its digest matches; then it is decompressed, checked and extracted as `load`
-does (layers.prepare_layer), outside the store lock. Under the lock the layers move into
-place, the compressed blobs and the manifest are kept (a push sends the same bytes), and
-the image is recorded with its tag and `NAME@sha256:` repo digest. A pull killed half-way
+The manifest (an index picks the platform), the config, then each layer not in the store
+yet, 3 at a time: each blob streams into `blobs/sha256/.DIGEST.PID.partial`, hashed as it
+comes (a cut connection is resumed with a Range request, with back-off) and never used
+before its digest matches; then it is decompressed, checked and extracted as `load` does
+(layers.prepare_layer), outside the store lock. Under the lock the layers move into place,
+the compressed blobs and the manifest are kept (a push sends the same bytes), and the
+image is recorded with its tag and `NAME@sha256:` repo digest. A pull killed half-way
 leaves only `.partial` names, which the next one sweeps.
 
 Each request is shown as its `curl` line (`--trace`); `--dry-run` makes the read-only
 requests (token, manifests, and reads the layers to plan their extraction) and prints
 the `curl` downloads, `sha256sum --check` and the store writes as a script.
-
-push: each blob is looked up with HEAD first (the registry may have it), mounted from
-another repository of the same registry when an image came from there, else uploaded in
-one PUT; then the manifest is PUT and its digest printed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -39,7 +33,7 @@ from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import SHORT
 from shellctr.core.state import Image, LayerBlob, evolve, save
 from shellctr.core.store import Store
-from shellctr.engine.image import find_image, oci_manifest, parse_config, record_image, sha256_hex
+from shellctr.engine.image import parse_config, record_image, sha256_hex
 from shellctr.engine.layers import (
     CHUNK,
     LayerSource,
@@ -53,6 +47,7 @@ from shellctr.engine.layers import (
 )
 from shellctr.engine.registry_auth import credentials_for
 from shellctr.engine.registry_http import SOCKET_ERRORS, Registry, Response, Unreachable
+from shellctr.engine.registry_progress import PARALLEL, Progress
 from shellctr.parts.reference import Reference, parse_reference
 from shellctr.parts.registry import (
     ACCEPT,
@@ -67,69 +62,9 @@ from shellctr.parts.registry import (
     select_platform,
 )
 
-PARALLEL = 3  # layers fetched at a time (Docker's max-concurrent-downloads)
 RETRIES = 5  # attempts per blob when the connection drops mid-way
 
 
-class Progress:
-    """Docker's pull and push lines: per layer `ID: Pulling fs layer` ... `Pull complete`,
-    then `Digest:` and `Status:`. On a terminal each layer keeps one line, rewritten in
-    place (with a `Downloading [=====>    ] 12.3MB/40.1MB` bar); elsewhere each status
-    is a plain line of its own (the bar is left out). Quiet: nothing."""
-
-    def __init__(self, out: TextIO | None, quiet: bool = False) -> None:
-        self.out = None if quiet else out
-        self.tty = self.out is not None and self.out.isatty()
-        self.lock = threading.Lock()
-        self.rows: list[str] = []  # the terminal's lines so far, top first ("" not a layer)
-        self.shown: dict[str, float] = {}  # layer -> when its bar was drawn
-
-    def line(self, text: str) -> None:
-        if self.out is None:
-            return
-        with self.lock:
-            self.rows.append("")
-            self.out.write(text + "\n")
-            self.out.flush()
-
-    def layer(self, digest: str, status: str) -> None:
-        if self.out is None:
-            return
-        short = digest.removeprefix("sha256:")[:SHORT]
-        with self.lock:
-            if not self.tty or short not in self.rows:
-                self.rows.append(short)
-                self.out.write(f"{short}: {status}\n")
-            else:  # up to its line, rewrite it, back down
-                up = len(self.rows) - self.rows.index(short)
-                self.out.write(f"\x1b[{up}A\r\x1b[2K{short}: {status}\x1b[{up}B\r")
-            self.out.flush()
-
-    def bytes(self, digest: str, done: int, size: int, verb: str = "Downloading") -> None:
-        """A layer's bar, on a terminal, at most ten times a second."""
-        if not self.tty:
-            return
-        now = time.monotonic()
-        if now - self.shown.get(digest, 0.0) < 0.1 and done < size:
-            return
-        self.shown[digest] = now
-        width = 50
-        filled = min(width, width * done // size) if size else width
-        bar = "=" * max(filled - 1, 0) + (">" if filled < width else "=")
-        self.layer(digest, f"{verb} [{bar:<{width}}] {human(done)}/{human(size)}")
-
-
-def human(count: int) -> str:
-    """Bytes as Docker's progress shows them (decimal units: 12.3MB)."""
-    value = float(count)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1000
-    return f"{value:.1f}GB"
-
-
-# -- pull ------------------------------------------------------------------------------
 def fetch_manifest(registry: Registry, ref: Reference, wanted: str) -> tuple[bytes, str]:
     """A manifest's bytes and media type, its digest checked when asked by digest."""
     scope = f"repository:{ref.repository}:pull"
@@ -446,192 +381,6 @@ def pull_all_tags(host: Host, store: Store, text: str, **options: Any) -> list[s
         names.append(name)
     return names
 
-
-# -- push ------------------------------------------------------------------------------
-class Blob:
-    """A blob to push: its digest (sha256:...), size, and where its bytes are."""
-
-    def __init__(self, digest: str, size: int, path: Path) -> None:
-        self.digest, self.size, self.path = digest, size, path
-
-
-def push_plan(store: Store, image: Image) -> tuple[bytes, str, list[Blob]]:
-    """(manifest, its media type, the blobs it names): the pulled manifest and
-    compressed layers as they came, else an OCI manifest of the layer tars."""
-    layout = store.layout
-    config = Blob(f"sha256:{image.id}", layout.blob(image.id).stat().st_size,
-                  layout.blob(image.id))
-    if image.manifest and layout.blob(image.manifest).is_file() and all(
-            layout.blob(b.digest).is_file() for b in image.layer_blobs):
-        manifest = layout.blob(image.manifest).read_bytes()
-        media = str(json.loads(manifest).get("mediaType") or
-                    "application/vnd.oci.image.manifest.v1+json")
-        return manifest, media, [config, *(Blob(f"sha256:{b.digest}", b.size,
-                                                layout.blob(b.digest))
-                                           for b in image.layer_blobs)]
-    blobs = [config]
-    for diff_id in image.layers:
-        path = layout.blob(diff_id)
-        if not path.is_file():
-            raise ShellctrError(f"image {image.id[:SHORT]} lacks its layer tar {path}",
-                                "it was made by an older shellctr: save and load it again")
-        blobs.append(Blob(f"sha256:{diff_id}", path.stat().st_size, path))
-    manifest = oci_manifest(layout.blob(image.id).read_bytes(),
-                            [(b.digest.removeprefix("sha256:"), b.size) for b in blobs[1:]])
-    return manifest, "application/vnd.oci.image.manifest.v1+json", blobs
-
-
-def push(host: Host, store: Store, text: str, *, tls_verify: bool | None = None,
-         quiet: bool = False, out: TextIO | None = None) -> str:
-    """Push the image `text` names to its registry; the manifest digest pushed."""
-    ref = parse_reference(text)
-    if ref.digest:
-        raise ShellctrError(f"cannot push a digest reference: {text}", "push NAME[:TAG]")
-    try:
-        image = find_image(store, ref.tagged)
-    except NotFound as err:  # Docker's words: pulling it would be the wrong advice
-        raise NotFound(f"an image does not exist locally with the tag: {ref.tagged}",
-                       f"tag one with that name first: shellctr tag IMAGE {ref.tagged}"
-                       ) from err
-    out = out if out is not None else sys.stdout
-    progress = Progress(out if not host.dry_run else None, quiet)
-    registry = Registry(host, ref.registry, credentials_for(host, ref.registry), tls_verify)
-    manifest, media, blobs = push_plan(store, image)
-    scope = f"repository:{ref.repository}:pull,push"
-    progress.line(f"The push refers to repository [{ref.full_name}]")
-    mounts = [d.partition("@")[0] for d in image.repo_digests]
-    sources = [parse_reference(m) for m in mounts]
-    source = next((s.repository for s in sources if s.registry == ref.registry and
-                   s.repository != ref.repository), None)
-    unique = list({blob.digest: blob for blob in blobs}.values())
-
-    def send(blob: Blob) -> None:
-        host.step(f"blob {blob.digest[:19]}")
-        head = registry.request("HEAD", f"/v2/{ref.repository}/blobs/{blob.digest}", scope,
-                                expect=(200, 404), what=blob.digest)
-        head.read()
-        if head.status == 200:
-            progress.layer(blob.digest, "Layer already exists")
-            return
-        progress.layer(blob.digest, "Preparing")
-        mounted = upload_blob(host, registry, ref, blob, scope, source)
-        progress.layer(blob.digest, f"Mounted from {source}" if mounted else "Pushed")
-
-    send(unique[0])  # the config, alone: it also gets the token the others then share
-    if host.dry_run or len(unique) < 3:  # a script in order
-        for blob in unique[1:]:
-            send(blob)
-    else:
-        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-            errors = [future.exception() for future in
-                      [pool.submit(send, blob) for blob in unique[1:]]]
-        for error in errors:
-            if error is not None:
-                raise error
-    digest = f"sha256:{sha256_hex(manifest)}"
-    host.step("the manifest")
-    url = f"{registry.base}/v2/{ref.repository}/manifests/{ref.tag or 'latest'}"
-
-    def put() -> None:
-        response = registry.request("PUT", f"/v2/{ref.repository}/manifests/"
-                                    f"{ref.tag or 'latest'}", scope, {"Content-Type": media},
-                                    manifest, expect=(201, 200), what=f"{ref}", show=False)
-        response.read()
-
-    # the manifest's exact bytes on curl's stdin (printf %s: no newline added)
-    host.apply(Cmd(curl_argv("PUT", url, {"Content-Type": media}, upload="-"),
-                   stdin=manifest.decode(), secrets=registry.secrets()), put)
-    progress.line(f"{ref.tag or 'latest'}: digest: {digest} size: {len(manifest)}")
-    if not host.dry_run:
-        with store.lock():
-            current = find_image(store, image.id)
-            kept = [d for d in current.repo_digests if d.partition("@")[0] != ref.name]
-            save(store, store.layout.image_file(image.id),
-                 evolve(current, repo_digests=[*kept, f"{ref.name}@{digest}"]))
-    return digest
-
-
-def push_all_tags(host: Host, store: Store, text: str, **options: Any) -> list[str]:
-    """`push --all-tags`: each local tag of the repository; the digests pushed."""
-    from shellctr.core.state import images
-
-    ref = parse_reference(text)
-    if ref.tag or ref.digest:
-        raise ShellctrError("tag can't be used with --all-tags/-a", f"push -a {ref.name}")
-    tags = sorted(tag for image in images(store) for tag in image.repo_tags
-                  if tag.rpartition(":")[0] == ref.name)
-    if not tags:
-        raise NotFound(f"no tags of {ref.name} here", "tag an image first")
-    return [push(host, store, tag, **options) for tag in tags]
-
-
-def upload_blob(host: Host, registry: Registry, ref: Reference, blob: Blob, scope: str,
-                source: str | None) -> bool:
-    """POST an upload (a cross-repository mount first, when the image came from
-    another repository of this registry), then PUT the blob's bytes in one request (or,
-    with SHELLCTR_PUSH_CHUNK_SIZE, PATCH them piece by piece, then PUT the digest).
-    Each request is traced as it is made; a --dry-run script gets both as one `sh -c`
-    line (the PUT goes to the Location the POST answers)."""
-    import urllib.parse
-
-    query = f"?mount={blob.digest}&from={source}" if source else ""
-    post = f"/v2/{ref.repository}/blobs/uploads/{query}"
-    if host.dry_run:
-        host.apply(Cmd(["sh", "-c", UPLOAD_SCRIPT, "sh", registry.base + post, registry.base,
-                        path_arg(blob.path), blob.digest]), lambda: None)
-        return False
-    response = registry.request("POST", post, scope, {"Content-Length": "0"}, b"",
-                                expect=(201, 202), what=blob.digest)
-    response.read()
-    if response.status == 201:
-        return True  # mounted from the other repository: nothing to send
-    location = response.header("Location")
-    if not location:
-        raise ShellctrError(f"{registry.name} started an upload with no Location")
-    target = urllib.parse.urljoin(registry.base + "/", location)
-    chunk = chunk_size()
-    offset = 0
-    with open(blob.path, "rb") as body:
-        while chunk and offset < blob.size:  # chunked: PATCH each piece to the Location
-            piece = body.read(chunk)
-            response = registry.request(
-                "PATCH", target, scope, {"Content-Type": "application/octet-stream",
-                                         "Content-Range": f"{offset}-{offset + len(piece) - 1}",
-                                         "Content-Length": str(len(piece))}, piece,
-                expect=(202,), what=blob.digest, upload=f"<(tail --bytes=+{offset + 1} "
-                f"{path_arg(blob.path)} | head --bytes={len(piece)})")
-            response.read()
-            offset += len(piece)
-            target = urllib.parse.urljoin(target, response.header("Location") or target)
-        target += ("&" if "?" in target else "?") + f"digest={blob.digest}"
-        response = registry.request(
-            "PUT", target, scope, {"Content-Type": "application/octet-stream",
-                                   "Content-Length": str(blob.size - offset)},
-            body if offset < blob.size else b"", expect=(201, 204), what=blob.digest,
-            upload=path_arg(blob.path) if not offset else None)
-    response.read()
-    return False
-
-
-def chunk_size() -> int:
-    """Bytes per PATCH of a chunked upload (SHELLCTR_PUSH_CHUNK_SIZE); 0, the default:
-    each blob in one PUT (a monolithic upload, the fastest on a good link)."""
-    text = os.environ.get("SHELLCTR_PUSH_CHUNK_SIZE", "0")
-    if not text.isdigit():
-        raise ShellctrError(f"invalid SHELLCTR_PUSH_CHUNK_SIZE {text!r}", "give bytes")
-    return int(text)
-
-
-# An upload as a script: POST for a Location, then PUT the file there ($1 the POST's
-# URL, $2 the registry's base URL, $3 the file, $4 its digest)
-UPLOAD_SCRIPT = (
-    'location=$(curl --fail --silent --show-error --request POST --dump-header - '
-    '--output /dev/null "$1" | tr -d "\\r" | sed -n "s/^[Ll]ocation: //p") && '
-    'case $location in /*) location=$2$location;; esac && '
-    'case $location in *"?"*) sep="&";; *) sep="?";; esac && '
-    'curl --fail --silent --show-error --request PUT '
-    '--header "Content-Type: application/octet-stream" --upload-file "$3" '
-    '"$location${sep}digest=$4"')
 
 
 # -- run/create --pull -----------------------------------------------------------------
