@@ -96,10 +96,11 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     from shellctr.cli import containers as cli_containers
     from shellctr.cli import images as cli_images
     from shellctr.cli import run as cli_run
+    from shellctr.cli import views as cli_views
     from shellctr.cli import volumes as cli_volumes
 
     table = ContainerVerbs(group)
-    for module in (cli_run, cli_containers, cli_images, cli_volumes):
+    for module in (cli_run, cli_containers, cli_views, cli_images, cli_volumes):
         module.register(table)
     prune = group.add_parser("prune", help="remove every stopped container")
     prune.add_argument("-f", "--force", action="store_true", help="do not ask")

@@ -1,7 +1,7 @@
 """The command line: verbs, global flags, and the one place errors become exit codes.
 
-The verbs live by topic in cli_run.py, cli_containers.py, cli_images.py, cli_volumes.py
-and cli_network.py (each registers its own); each verb imports only the modules it
+The verbs live by topic in cli/run.py, containers.py, views.py, images.py, volumes.py,
+network.py and the rest (each registers its own); each verb imports only the modules it
 needs, so `run` never pays for tabulate or plumbum.
 """
 
@@ -41,9 +41,10 @@ NO_DRY_RUN = frozenset({"cp"})
 # what the modules register.
 VERB_MODULES = {
     **dict.fromkeys(("run", "create"), "run"),
-    **dict.fromkeys(("start", "stop", "restart", "kill", "wait", "logs", "exec", "inspect",
-                     "update", "stats", "attach", "rename", "top", "pause", "unpause",
-                     "_exited", "ps", "rm", "port", "export"), "containers"),
+    **dict.fromkeys(("start", "stop", "restart", "kill", "exec", "update", "attach", "rename",
+                     "pause", "unpause", "_exited", "rm"), "containers"),
+    **dict.fromkeys(("wait", "logs", "inspect", "stats", "top", "ps", "port", "export"),
+                    "views"),
     **dict.fromkeys(("image", "images", "rmi", "import", "load", "save", "tag", "history",
                      "commit", "diff", "pull", "push", "login", "logout"), "images"),
     **dict.fromkeys(("volume", "cp"), "volumes"),
@@ -54,8 +55,8 @@ VERB_MODULES = {
     "container": "group",
     "completion": "completion",
 }
-MODULES = ("run", "containers", "images", "volumes", "network", "build", "events", "system",
-           "group", "completion")  # in the order of --help
+MODULES = ("run", "containers", "views", "images", "volumes", "network", "build", "events",
+           "system", "group", "completion")  # in the order of --help
 
 
 def verb_of(argv: Sequence[str]) -> str | None:

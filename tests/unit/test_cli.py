@@ -484,7 +484,7 @@ def test_sigterm_unwinds_the_command_and_exits_143(cli: Any,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A killed command undoes what it did so far, as a failing one: no half-made state,
     no temporary file left behind."""
-    from shellctr.cli import containers as cli_containers
+    from shellctr.cli import views as cli_views
     from shellctr.core.host import Rollback
 
     undone: list[str] = []
@@ -495,7 +495,7 @@ def test_sigterm_unwinds_the_command_and_exits_143(cli: Any,
             os.kill(os.getpid(), signal.SIGTERM)
             raise AssertionError("SIGTERM did not stop the command")
 
-    monkeypatch.setattr(cli_containers, "cmd_ps", killed_half_way)
+    monkeypatch.setattr(cli_views, "cmd_ps", killed_half_way)
     before = signal.getsignal(signal.SIGTERM)
     code, out, err = cli("ps")
     assert (code, undone, out, err) == (143, ["the first step"], "", "")
