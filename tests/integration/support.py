@@ -227,7 +227,9 @@ def processes_of(base: Path) -> dict[int, str]:
 
 
 def scrub(base: Path) -> None:
-    """Kill this base's processes, detach its mounts (deepest first)."""
+    """Kill this base's processes, detach its mounts (deepest first), and delete the named
+    network namespaces of its containers (/run/netns/shc-ID: they live outside the base,
+    and a run killed mid-test leaves them)."""
     for pid in processes_of(base):
         try:
             os.kill(pid, signal.SIGKILL)
@@ -235,6 +237,13 @@ def scrub(base: Path) -> None:
             pass
     for point in sorted(host_mounts_under(base), key=len, reverse=True):
         subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
+    containers = base / "root" / "containers"
+    found = os.listdir(containers) if containers.is_dir() else []
+    for name in found:  # ID, or a half-made / tombstoned .ID.SUFFIX
+        cid = name.lstrip(".").split(".")[0]
+        if re.fullmatch(r"[0-9a-f]{64}", cid) and os.path.lexists(f"/run/netns/shc-{cid[:11]}"):
+            subprocess.run(["ip", "netns", "delete", f"shc-{cid[:11]}"], check=False,
+                           capture_output=True, timeout=DEFAULT_TIMEOUT)
 
 
 def leftovers(w: Worker) -> list[str]:
