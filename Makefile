@@ -15,7 +15,6 @@ APT_PACKAGES := busybox-static iproute2 iptables util-linux procps tar attr pyth
 # basic auth; zstd: zstd-compressed layers (decompressed by the zstd tool) and their tests;
 # podman, runc: the peer `build` is compared with in tests/integration/test_build_peer.py
 # and bench/build.py (runc, as crun refuses this hybrid cgroup layout)
-# docker-compose: Debian's 1.29 (docker-py inside), a peer of the Engine API tests
 PYTEST_ARGS ?=
 # the test VMs of vm/ (make test-vm, make test-vm-ci): only those targets install these
 VM_APT_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs cpio
