@@ -229,7 +229,7 @@ def processes_of(base: Path) -> dict[int, str]:
 def scrub(base: Path) -> None:
     """Kill this base's processes, detach its mounts (deepest first), and delete the named
     network namespaces of its containers (/run/netns/shc-ID: they live outside the base,
-    and a run killed mid-test leaves them)."""
+    and a run killed mid-test leaves them) and their cgroups."""
     for pid in processes_of(base):
         try:
             os.kill(pid, signal.SIGKILL)
@@ -241,9 +241,16 @@ def scrub(base: Path) -> None:
     found = os.listdir(containers) if containers.is_dir() else []
     for name in found:  # ID, or a half-made / tombstoned .ID.SUFFIX
         cid = name.lstrip(".").split(".")[0]
-        if re.fullmatch(r"[0-9a-f]{64}", cid) and os.path.lexists(f"/run/netns/shc-{cid[:11]}"):
+        if not re.fullmatch(r"[0-9a-f]{64}", cid):
+            continue
+        if os.path.lexists(f"/run/netns/shc-{cid[:11]}"):
             subprocess.run(["ip", "netns", "delete", f"shc-{cid[:11]}"], check=False,
                            capture_output=True, timeout=DEFAULT_TIMEOUT)
+        for group in container_cgroups([cid]):  # its processes were killed above
+            try:
+                group.rmdir()
+            except OSError:
+                pass  # a child cgroup of its own, or still emptying: the leak check says
 
 
 def leftovers(w: Worker) -> list[str]:
