@@ -168,68 +168,68 @@ def rotation(log: BinaryIO, path: Path, offset: int) -> tuple[BinaryIO | None, i
     return None, 0 if now.st_size < offset else offset
 
 
-def read_between(path: Path, old: BinaryIO, new: BinaryIO) -> list[Record]:
-    """The records of the files rotated after `old` and before `new` (both open): when
-    the log rotated more than once between two looks."""
-    old_inode = os.fstat(old.fileno()).st_ino
-    streams = open_rotated(path, new)
+def read_between(path: Path, old: BinaryIO | None, new: BinaryIO) -> list[Record]:
+    """The records of the files rotated after `old` (all, without it) and before `new`
+    (both open): when the log rotated more than once between two looks, or since `new`
+    was opened, the files newer than it are not yet ours to read."""
+    streams = open_rotated(path)
     try:
-        inodes = [os.fstat(stream.fileno()).st_ino for stream in streams]
-        newer = streams[inodes.index(old_inode) + 1:] if old_inode in inodes else streams
-        return [record for stream in newer for record in read_from(stream, 0)[0]]
+        opened = [os.fstat(stream.fileno()).st_ino for stream in streams]
+        old_inode = os.fstat(old.fileno()).st_ino if old is not None else None
+        new_inode = os.fstat(new.fileno()).st_ino
+        first = opened.index(old_inode) + 1 if old_inode in opened else 0
+        last = opened.index(new_inode) if new_inode in opened else len(opened)
+        return [record for stream in streams[first:last] for record in read_from(stream, 0)[0]]
     finally:
         for stream in streams:
             stream.close()
 
 
-def open_rotated(path: Path, current: BinaryIO | None = None) -> list[BinaryIO]:
+def open_rotated(path: Path) -> list[BinaryIO]:
     """The rotated files, oldest first, opened as one consistent snapshot: the monitor
-    may rotate while we open them by name, so again until no name moved meanwhile."""
-    for _attempt in range(10):
+    renames PATH.N-1 to PATH.N ... PATH to PATH.1 one at a time, so the names are
+    listed and opened again until they are whole (1..N, no gap) and none moved meanwhile."""
+    for attempt in range(1000):
+        names = rotated_files(path)
         streams: list[BinaryIO] = []
-        names = rotated_files(path, current)
-        for name in names:
-            try:
-                streams.append(open(name, "rb"))  # noqa: SIM115  # the caller closes them
-            except FileNotFoundError:
-                break
-        opened = [os.fstat(stream.fileno()).st_ino for stream in streams]
-        try:
-            now = [os.stat(name).st_ino for name in names]
-        except FileNotFoundError:
-            now = []
-        if opened == now:
-            return streams
-        for stream in streams:
-            stream.close()
-    return []
+        if names is not None:
+            for name in names:
+                try:
+                    streams.append(open(name, "rb"))  # noqa: SIM115  # the caller closes them
+                except FileNotFoundError:
+                    break
+            opened = [os.fstat(stream.fileno()).st_ino for stream in streams]
+            if len(opened) == len(names) and opened == inodes(names):
+                return streams
+            for stream in streams:
+                stream.close()
+        time.sleep(0 if attempt < 10 else 0.001)  # a rotation is a few renames: let it end
+    raise ShellctrError(f"the log {path} kept rotating while it was read", "retry")
 
 
-def rotated_files(path: Path, current: BinaryIO | None = None) -> list[Path]:
-    """The rotated files of a log (PATH.N ... PATH.1), oldest first; not the one
-    `current` has open (it may have moved to PATH.1 since it was opened)."""
-    found = []
-    inode = os.fstat(current.fileno()).st_ino if current is not None else None
-    number = 1
-    while True:
-        older = path.with_name(f"{path.name}.{number}")
-        try:
-            if os.stat(older).st_ino != inode:
-                found.append(older)
-        except FileNotFoundError:
-            break
-        number += 1
-    return found[::-1]
+def inodes(names: list[Path]) -> list[int] | None:
+    """The inodes the names point at now; None if one is gone."""
+    try:
+        return [os.stat(name).st_ino for name in names]
+    except FileNotFoundError:
+        return None
+
+
+def rotated_files(path: Path) -> list[Path] | None:
+    """The rotated files of a log (PATH.N ... PATH.1), oldest first; None while a
+    rotation is half done: their numbers have a gap, or do not start at 1."""
+    prefix = path.name + "."
+    numbers = sorted(int(name[len(prefix):]) for name in os.listdir(path.parent)
+                     if name.startswith(prefix) and name[len(prefix):].isdigit())
+    if numbers != list(range(1, len(numbers) + 1)):
+        return None
+    return [path.with_name(f"{prefix}{number}") for number in reversed(numbers)]
 
 
 def read_rotated(path: Path, current: BinaryIO) -> list[Record]:
-    """Every record of the rotated files, oldest first (for `logs`, before PATH's)."""
-    streams = open_rotated(path, current)
-    try:
-        return [record for stream in streams for record in read_from(stream, 0)[0]]
-    finally:
-        for stream in streams:
-            stream.close()
+    """Every record of the rotated files older than `current` (the open PATH), oldest
+    first (for `logs`, before PATH's)."""
+    return read_between(path, None, current)
 
 
 def iter_lines(path: Path) -> Iterator[str]:

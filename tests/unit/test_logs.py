@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -208,3 +210,47 @@ def test_follow_reads_to_the_end_of_a_log_removed_as_the_container_ended(
 
         follow(stream, 0, running, timestamps=False, until=None)
     assert capsys.readouterr().out == "first\nlast\n"
+
+
+# -- rotations while `logs -f` reads -------------------------------------------------------
+def rotate_as_the_monitor_does(path: Path, pause: float) -> None:
+    """PATH.N -> PATH.N+1 ... PATH -> PATH.1, one rename at a time, then a new PATH."""
+    rotated = sorted(int(p.name.rsplit(".", 1)[1]) for p in path.parent.glob(path.name + ".*"))
+    for number in reversed(rotated):
+        path.with_name(f"{path.name}.{number}").rename(path.with_name(f"{path.name}.{number + 1}"))
+        time.sleep(pause)  # the window a reader may look through, wide open
+    path.rename(path.with_name(path.name + ".1"))
+    time.sleep(pause)
+    path.touch()
+
+
+def test_rotated_files_waits_out_a_half_done_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "container.log"
+    for name in ("container.log", "container.log.1", "container.log.3"):  # .2 moving to .3
+        (tmp_path / name).write_bytes(b"")
+    assert logs.rotated_files(path) is None
+    (tmp_path / "container.log.1").rename(tmp_path / "container.log.2")  # .1 moving to .2
+    assert logs.rotated_files(path) is None
+    (tmp_path / "container.log").rename(tmp_path / "container.log.1")
+    assert logs.rotated_files(path) == [tmp_path / f"container.log.{n}" for n in (3, 2, 1)]
+
+
+def test_follow_loses_nothing_when_the_log_rotates_many_times_between_looks(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "container.log"
+    path.touch()
+    total = 300
+
+    def write() -> None:
+        for n in range(1, total + 1):
+            with open(path, "ab") as out:
+                out.write(line(f"{n}\n"))
+            if n % 7 == 0:
+                rotate_as_the_monitor_does(path, pause=0.0005)
+
+    writer = threading.Thread(target=write)
+    with open(path, "rb") as log:  # open before the first rotation, as `logs -f` does
+        writer.start()
+        follow(log, 0, writer.is_alive, False, None, path)
+    writer.join()
+    assert capsys.readouterr().out == "".join(f"{n}\n" for n in range(1, total + 1))
