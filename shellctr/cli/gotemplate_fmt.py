@@ -195,26 +195,14 @@ def sprintf(template: str, *args: Any) -> str:
         if verb == "%":
             out.append("%")
             continue
-        width: int | None = None
+        width: int | None = int(width_text) if width_text and width_text != "*" else None
         precision: int | None = None
-        if width_text == "*":
-            if used < len(args) and isinstance(args[used], int):
-                width = args[used]
-                used += 1
-            else:
-                out.append("%!(BADWIDTH)")
-                used += 1
-        elif width_text:
-            width = int(width_text)
-        if precision_text == "*":
-            if used < len(args) and isinstance(args[used], int):
-                precision = args[used]
-                used += 1
-            else:
-                out.append("%!(BADPREC)")
-                used += 1
-        elif precision_text is not None:
+        if precision_text is not None and precision_text != "*":
             precision = int(precision_text) if precision_text else 0
+        if width_text == "*":
+            width, used = _star(args, used, out, "%!(BADWIDTH)")
+        if precision_text == "*":
+            precision, used = _star(args, used, out, "%!(BADPREC)")
         if used >= len(args):
             out.append(f"%!{verb}(MISSING)")
             continue
@@ -225,6 +213,15 @@ def sprintf(template: str, *args: Any) -> str:
         extra = ", ".join(f"{type_name(a)}={format_value(a)}" for a in args[used:])
         out.append(f"%!(EXTRA {extra})")
     return "".join(out)
+
+
+def _star(args: tuple[Any, ...], used: int, out: list[str], bad: str) -> tuple[int | None, int]:
+    """A `*` width or precision: the next argument if it is an int, else Go's complaint;
+    (the value, the arguments used)."""
+    if used < len(args) and isinstance(args[used], int):
+        return args[used], used + 1
+    out.append(bad)
+    return None, used + 1
 
 
 def _pad(text: str, flags: str, width: int | None, numeric: bool = False) -> str:

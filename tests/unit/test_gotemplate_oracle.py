@@ -92,6 +92,7 @@ CASES = [
     '{{printf "%s %d" "x" 3 4 5}}',
     '{{printf "%05.1f|%-5s|%5s|%.2s|%c|%U" 3.14159 "ab" "ab" "abc" 0x4E16 0x4E16}}',
     '{{printf "%v" 1e21}} {{printf "%g" 0.000012345}} {{printf "%e" 0.0}} {{printf "%v" 2.5e-7}}',
+    '{{printf "%*d|%-*d|%*d|%.*s" 5 42 4 7 "x" 3 2 "abcdef"}}',
     '{{$a, $b := 1}}',
     '{{range $a, $b, $c := 1}}{{end}}',
     '{{with $x := .Client}}{{$x.Os}}{{end}}',
