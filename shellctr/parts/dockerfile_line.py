@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from shellctr.parts.golang import is_space, trim_left_space, trim_space
@@ -91,136 +91,60 @@ def split_command(line: str, escape: str) -> tuple[str, list[str], str]:
     return parts[0], flags, trim_space(rest)
 
 
+def scan_words(text: str, escape: str, *, raw: bool) -> Iterator[tuple[int, int, str, bool]]:
+    """The words of `text`, split on whitespace outside quotes, as (start, end, word, quoted).
+    `raw`: quotes and escapes are kept in the word (processed later, at expansion) and an
+    escape inside single quotes is a plain character; else both are processed here."""
+    pos, size = 0, len(text)
+    while True:
+        while pos < size and is_space(text[pos]):
+            pos += 1
+        if pos == size:
+            return
+        start, word, quoted, quote = pos, [], False, ""
+        while pos < size:
+            ch = text[pos]
+            if not quote and is_space(ch):
+                break
+            if not quote and ch in ("'", '"'):
+                quote, quoted = ch, True
+                word += [ch] if raw else []
+                pos += 1
+                continue
+            if quote and ch == quote:
+                quote = ""
+                word += [ch] if raw else []
+                pos += 1
+                continue
+            if ch == escape and not (raw and quote == "'"):
+                pos += 1
+                if pos == size:  # a trailing escape is dropped
+                    break
+                word += [ch] if raw else []
+                ch = text[pos]
+            word.append(ch)
+            pos += 1
+        yield start, pos, "".join(word), quoted
+
+
 def extract_flags(line: str, escape: str) -> tuple[str, list[str]]:
     """Leading words starting with `--` (quotes and escapes in them processed), up to the
     first other word or a lone `--`; returns what follows, and the flags."""
-    words: list[str] = []
-    word: list[str] = []
-    blank_ok = False
-    quote = ""
-    phase = "spaces"
-    pos = 0
-    while True:
-        at_end = pos == len(line)
-        ch = "" if at_end else line[pos]
-        if phase == "spaces":
-            if at_end:
-                break
-            if is_space(ch):
-                pos += 1
-                continue
-            if ch != "-" or pos + 1 == len(line) or line[pos + 1] != "-":
-                return line[pos:], words
-            phase = "word"
-        if at_end:
-            text = "".join(word)
-            if text != "--" and (blank_ok or text):
-                words.append(text)
-            break
-        if phase == "word":
-            if is_space(ch):
-                text = "".join(word)
-                phase = "spaces"
-                if text == "--":
-                    return line[pos:], words
-                if blank_ok or text:
-                    words.append(text)
-                word = []
-                blank_ok = False
-                pos += 1
-                continue
-            if ch in ("'", '"'):
-                quote = ch
-                blank_ok = True
-                phase = "quote"
-                pos += 1
-                continue
-            if ch == escape:
-                if pos + 1 == len(line):
-                    pos += 1
-                    continue
-                pos += 1
-                ch = line[pos]
-            word.append(ch)
-            pos += 1
-            continue
-        # in a quote
-        if ch == quote:
-            phase = "word"
-            pos += 1
-            continue
-        if ch == escape:
-            if pos + 1 == len(line):
-                phase = "word"
-                pos += 1
-                continue
-            pos += 1
-            ch = line[pos]
-        word.append(ch)
-        pos += 1
-    return "", words
+    flags: list[str] = []
+    for start, end, word, quoted in scan_words(line, escape, raw=False):
+        if not line.startswith("--", start):
+            return line[start:], flags
+        if word == "--":
+            return line[end:], flags
+        if quoted or word:
+            flags.append(word)
+    return "", flags
 
 
 def parse_words(rest: str, escape: str) -> list[str]:
     """Words split on whitespace outside quotes; quotes and escapes are kept (processed
     later, at expansion)."""
-    words: list[str] = []
-    word: list[str] = []
-    blank_ok = False
-    quote = ""
-    phase = "spaces"
-    pos = 0
-    while True:
-        at_end = pos == len(rest)
-        ch = "" if at_end else rest[pos]
-        if phase == "spaces":
-            if at_end:
-                break
-            if is_space(ch):
-                pos += 1
-                continue
-            phase = "word"
-        if at_end:
-            if blank_ok or word:
-                words.append("".join(word))
-            break
-        if phase == "word":
-            if is_space(ch):
-                phase = "spaces"
-                if blank_ok or word:
-                    words.append("".join(word))
-                word = []
-                blank_ok = False
-                pos += 1
-                continue
-            if ch in ("'", '"'):
-                quote = ch
-                blank_ok = True
-                phase = "quote"
-            if ch == escape:
-                if pos + 1 == len(rest):
-                    pos += 1
-                    continue
-                word.append(ch)
-                pos += 1
-                ch = rest[pos]
-            word.append(ch)
-            pos += 1
-            continue
-        # in a quote
-        if ch == quote:
-            phase = "word"
-        if ch == escape and quote != "'":
-            if pos + 1 == len(rest):
-                phase = "word"
-                pos += 1
-                continue
-            pos += 1
-            word.append(ch)
-            ch = rest[pos]
-        word.append(ch)
-        pos += 1
-    return words
+    return [word for _, _, word, quoted in scan_words(rest, escape, raw=True) if quoted or word]
 
 
 class _NotJSON(Exception):
