@@ -154,7 +154,32 @@ class Parser(argparse.ArgumentParser):
                          ) -> tuple[argparse.Namespace, list[str]]:
         if args is not None:
             args = self.docker_flags(list(args))
-        return super().parse_known_args(args, namespace)
+        parsed, extras = super().parse_known_args(args, namespace)
+        if any(not extra.startswith("-") for extra in extras):
+            self.refuse_operand_count()
+        return parsed, extras
+
+    def refuse_operand_count(self) -> NoReturn:
+        """Too many operands, in Docker's (cobra's) words and code: `requires at most 1
+        argument`, `requires 2 arguments`, `accepts no arguments`..."""
+        operands = [a for a in self._actions if not a.option_strings]
+        least = sum(1 for a in operands if a.nargs is None)
+        most = least + sum(1 for a in operands if a.nargs == "?")
+
+        def count(n: int) -> str:
+            return f"{n} argument" + ("" if n == 1 else "s")
+
+        if most == 0:
+            wanted = "accepts no arguments"
+        elif least == most:
+            wanted = "requires " + count(most)
+        elif least == 0:
+            wanted = f"requires at most {count(most)}"
+        else:
+            wanted = f"requires at least {least} and at most {count(most)}"
+        err = FlagError(f"'{self.prog}' {wanted}", f"see '{self.prog} --help'")
+        err.exit_code = 1
+        raise err
 
     def docker_flags(self, argv: list[str]) -> list[str]:
         """`argv` with Docker's boolean `=value`s resolved; an unknown flag is an error."""
@@ -163,18 +188,24 @@ class Parser(argparse.ArgumentParser):
         stops = any(action.nargs in (argparse.REMAINDER, argparse.PARSER)
                     for action in self._actions if not action.option_strings)
         out: list[str] = []
+        # a verb's operands may come between its flags (`rm a -f b`, as cobra allows): they
+        # are moved after the flags, behind a `--` so argparse takes them all as operands
+        operands: list[str] = []
         index = 0
         while index < len(argv):
             arg = argv[index]
             index += 1
             if arg == "--":
-                out += argv[index - 1:]
+                if stops:
+                    out += argv[index - 1:]
+                else:
+                    operands += argv[index:]
                 break
             if not arg.startswith("-") or arg == "-":
-                out.append(arg)
                 if stops:
-                    out += argv[index:]
+                    out += argv[index - 1:]
                     break
+                operands.append(arg)
                 continue
             flag, equals, value = arg.partition("=")
             if arg.startswith("--"):
@@ -199,7 +230,7 @@ class Parser(argparse.ArgumentParser):
             if takes_value and separate and index < len(argv):
                 out.append(argv[index])  # the flag's value, whatever it looks like
                 index += 1
-        return out
+        return [*out, "--", *operands] if operands else out
 
     def _short(self, arg: str) -> argparse.Action | None:
         """The action of a short flag or cluster (`-it`, `-p80`); an unknown one is refused."""

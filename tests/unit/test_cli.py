@@ -72,12 +72,28 @@ def one_error_line(err: str, starting: str) -> None:
     ["ps", "--bogus"],
     ["--bogus", "ps"],
     ["run", "--bogus", "busybox"],
-    ["images", "one", "two"],
 ])
 def test_unknown_flag_is_one_line_and_125(cli: Any, args: list[str]) -> None:
     code, out, err = cli(*args)
     assert code == 125 and out == ""
     one_error_line(err, "shellctr: unknown flag: ")
+    assert err.endswith(" --help')\n")
+
+
+# the words of the static docker CLI (cobra) for the same command lines, exit 1
+@pytest.mark.parametrize(("args", "message"), [
+    (["images", "one", "two"], "'shellctr images' requires at most 1 argument"),
+    (["rename", "a", "b", "c"], "'shellctr rename' requires 2 arguments"),
+    (["port", "a", "b", "c"], "'shellctr port' requires at least 1 and at most 2 arguments"),
+    (["logs", "a", "b"], "'shellctr logs' requires 1 argument"),
+    (["ps", "x"], "'shellctr ps' accepts no arguments"),
+    (["network", "ls", "x"], "'shellctr network ls' accepts no arguments"),
+])
+def test_too_many_operands_are_refused_in_dockers_words(cli: Any, args: list[str],
+                                                        message: str) -> None:
+    code, out, err = cli(*args)
+    assert code == 1 and out == ""
+    one_error_line(err, f"shellctr: {message} (see '")
     assert err.endswith(" --help')\n")
 
 

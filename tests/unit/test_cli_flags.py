@@ -143,3 +143,12 @@ def test_zsh_and_fish_completions(cli: Any, shell: str) -> None:
     code, script, _ = cli("completion", shell)
     assert code == 0 and "shellctr" in script and "_exited" not in script
     assert (cli("completion", "tcsh")[0]) == 125  # an unknown shell: a usage error
+
+
+def test_operands_may_come_between_flags_as_cobra_allows() -> None:
+    args = parse("rm", "a", "--force", "b", "--volumes", "c")
+    assert (args.containers, args.force, args.volumes) == (["a", "b", "c"], True, True)
+    assert parse("logs", "web", "--tail", "3").container == "web"
+    assert parse("inspect", "-f", "{{.Id}}", "a", "--type", "container", "b").names == ["a", "b"]
+    # after `--` even a dash-led word is an operand
+    assert parse("rm", "-f", "--", "-x").containers == ["-x"]
