@@ -101,25 +101,24 @@ def fnmatchcase_repo(tag: str, wanted: str) -> bool:
 def filter_images(ctx: Context, images: list[dict[str, Any]],
                   filters: list[str]) -> list[dict[str, Any]]:
     """`-f dangling=true|false`, `-f label=KEY[=VALUE]`, `-f reference=PATTERN`, of image
-    records."""
+    records (parts.filters: the ps and API rules)."""
     import fnmatch
 
-    from shellctr.parts.filters import label_matches
+    from shellctr.parts.filters import label_matches, matches, parse_filters
 
-    for item in filters:
-        key, _, value = item.partition("=")
-        if key == "dangling":
-            images = [i for i in images if (not i["repo_tags"]) == (value.lower() == "true")]
-        elif key == "label":
-            images = [i for i in images
-                      if label_matches(i.get("config", {}).get("Labels", {}), value)]
-        elif key == "reference":
-            images = [i for i in images if any(fnmatch.fnmatchcase(t, value) or
-                                               fnmatch.fnmatchcase(t.rpartition(":")[0], value)
-                                               for t in i["repo_tags"])]
-        else:
-            raise ShellctrError(f"invalid filter {item!r}", "use dangling, label or reference")
-    return images
+    wanted = parse_filters(filters, ("dangling", "label", "reference"))
+
+    def listed(image: dict[str, Any]) -> bool:
+        tags = image["repo_tags"]
+        return matches(wanted, {
+            "dangling": lambda v: (not tags) == (v.lower() == "true"),
+            "label": lambda v: label_matches(image.get("config", {}).get("Labels", {}), v),
+            "reference": lambda v: any(fnmatch.fnmatchcase(t, v)
+                                       or fnmatch.fnmatchcase(t.rpartition(":")[0], v)
+                                       for t in tags),
+        })
+
+    return [image for image in images if listed(image)]
 
 
 def cmd_rmi(args: argparse.Namespace, ctx: Context) -> int:

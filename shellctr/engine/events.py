@@ -103,6 +103,9 @@ def parse_filters(items: list[str]) -> dict[str, list[str]]:
 
 def matches(event: Record, filters: dict[str, list[str]]) -> bool:
     """Docker's event filters: values of one key are alternatives, keys all must hold."""
+    from shellctr.parts.filters import label_matches
+    from shellctr.parts.filters import matches as filter_matches
+
     actor = event["Actor"]
     attributes = actor.get("Attributes", {})
     kind = event["Type"]
@@ -110,10 +113,6 @@ def matches(event: Record, filters: dict[str, list[str]]) -> bool:
     def actor_is(value: str, of: str) -> bool:
         return bool(kind == of and (actor["ID"].startswith(value)
                                     or attributes.get("name") == value))
-
-    def label(value: str) -> bool:
-        key, sep, wanted = value.partition("=")
-        return key in attributes and (not sep or attributes[key] == wanted)
 
     tests: dict[str, Callable[[str], bool]] = {
         "type": lambda v: kind == v,
@@ -125,10 +124,10 @@ def matches(event: Record, filters: dict[str, list[str]]) -> bool:
         or attributes.get("image") == v,
         "network": lambda v: actor_is(v, "network"),
         "volume": lambda v: actor_is(v, "volume"),
-        "label": label,
+        "label": lambda v: label_matches(attributes, v),
         "scope": lambda v: v == "local",
     }
-    return all(any(tests[key](value) for value in values) for key, values in filters.items())
+    return filter_matches(filters, tests)
 
 
 def read_lines(path: Path, offset: int = 0) -> tuple[list[Record], int]:

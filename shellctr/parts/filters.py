@@ -1,5 +1,5 @@
-"""`--filter KEY=VALUE`, as Docker reads it for ps, images, volume ls and network ls:
-values of one key OR, different keys AND."""
+"""`--filter KEY=VALUE`, as Docker reads it for ps, images, volume ls, network ls and
+events: values of one key OR, different keys AND; but every `label=` given must hold."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from collections.abc import Callable, Iterable, Mapping
 from shellctr.core.errors import UsageError
 
 Tests = Mapping[str, Callable[[str], bool]]
+
+# keys whose values must all hold, not one of them (Docker's MatchKVList): `-f label=a
+# -f label=b` lists what has both labels
+ALL_OF = frozenset({"label"})
 
 
 def parse_filters(items: Iterable[str], keys: Iterable[str]) -> dict[str, list[str]]:
@@ -24,8 +28,10 @@ def parse_filters(items: Iterable[str], keys: Iterable[str]) -> dict[str, list[s
 
 
 def matches(filters: Mapping[str, list[str]], tests: Tests) -> bool:
-    """Whether one thing passes: for every key given, one of its values' test holds."""
-    return all(any(tests[key](value) for value in values) for key, values in filters.items())
+    """Whether one thing passes: for every key given, one of its values' test holds (all of
+    them for a key of ALL_OF)."""
+    return all((all if key in ALL_OF else any)(tests[key](value) for value in values)
+               for key, values in filters.items())
 
 
 def label_matches(labels: Mapping[str, str], wanted: str) -> bool:

@@ -48,6 +48,9 @@ def test_images_digests_and_no_trunc(cli: Any, imported: str) -> None:
     assert cli("images", "-q", "--no-trunc") == (0, imported + "\n", "")
     assert cli("image", "ls", "-q") == (0, imported[7:19] + "\n", "")
     assert cli("images", "-q", "-f", "label=tier=web") == (0, imported[7:19] + "\n", "")
+    assert cli("images", "-q", "-f", "label=tier", "-f", "label=other") == (0, "", "")
+    assert cli("images", "-q", "-f", "reference=nope", "-f", "reference=base") == (
+        0, imported[7:19] + "\n", "")  # references are alternatives
     assert cli("images", "-q", "-f", "dangling=true") == (0, "", "")
     assert cli("images", "-q", "other") == (0, "", "")
 

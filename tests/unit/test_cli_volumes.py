@@ -32,6 +32,17 @@ def test_volume_verbs(cli: Any, layout: Layout) -> None:
         "Deleted Volumes:\ntwo\n\nTotal reclaimed space: 0B\n"
 
 
+def test_volume_ls_label_filters_must_all_hold(cli: Any) -> None:
+    assert cli("volume", "create", "-l", "a=1", "-l", "b=2", "both")[0] == 0
+    assert cli("volume", "create", "-l", "a=1", "only-a")[0] == 0
+    ls = ("volume", "ls", "-q", "--filter")
+    assert cli(*ls, "label=a", "--filter", "label=b")[1] == "both\n"
+    assert cli(*ls, "label=a=1", "--filter", "label=b=3")[1] == ""
+    assert cli(*ls, "label=a")[1] == "both\nonly-a\n"
+    # other keys' values are still alternatives
+    assert cli(*ls, "name=both", "--filter", "name=only-a")[1] == "both\nonly-a\n"
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["volume", "create", "a/b"], 'create a/b: "a/b" includes invalid characters'),
     (["volume", "create", "--name", "x1", "x2"], "conflicting options"),

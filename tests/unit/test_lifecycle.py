@@ -732,7 +732,8 @@ def filter_config(**changes: Any) -> Any:
     (["label=app=shop2"], life(), False),
     (["label=tier="], life(), True),  # the empty value
     (["label=nope"], life(), False),
-    (["label=app", "label=nope"], life(), True),  # same key: OR, as Docker
+    (["label=app", "label=nope"], life(), False),  # every label asked for, as Docker
+    (["label=app=shop", "label=tier"], life(), True),
     (["name=web", "status=exited"], life(), False),  # different keys: AND
     (["name=web", "label=app=shop", "status=created"], life(), True),
     (["ancestor=busybox"], life(), True),
