@@ -268,13 +268,14 @@ def since(value: Any) -> str:
 
 @ROUTES.add("GET", "/containers/json")
 def containers_list(call: Call) -> list[dict[str, Any]]:
-    from shellctr.engine.containers import container_matches
+    from shellctr.core.errors import UsageError
+    from shellctr.engine.containers import container_matches, parse_filters
 
-    filters = call.filters()
-    known = ("id", "name", "status", "exited", "ancestor", "label")
-    for key in filters:
-        if key not in known:
-            raise bad_request(f"invalid filter {key!r}")
+    try:  # ps' filters, checked as ps checks them
+        filters = parse_filters([f"{key}={value}" for key, values in call.filters().items()
+                                 for value in values])
+    except UsageError as err:
+        raise bad_request(str(err)) from None
     store = call.store
     entries = []
     for cid in store.container_ids():
@@ -291,13 +292,9 @@ def containers_list(call: Call) -> list[dict[str, Any]]:
         entries = entries[:limit]
     elif not call.flag("all") and "status" not in filters:
         entries = [(c, s) for c, s in entries if s["status"] == "running"]
-    # as Docker: several values of one key match any of them, except labels: all of them
-    labels = filters.pop("label", [])
     out = []
     for container, state in entries:
-        if not container_matches(store, container, state, filters) or not all(
-                container_matches(store, container, state, {"label": [label]})
-                for label in labels):
+        if not container_matches(store, container, state, filters):
             continue
         try:
             out.append(summary(call, container, state))

@@ -434,14 +434,40 @@ def on_exited(host: Host, store: Store, cid: str) -> int:
 
 
 # -- ps --filter -------------------------------------------------------------------------
-FILTER_KEYS = ("id", "name", "status", "exited", "ancestor", "label")
+FILTER_KEYS = ("id", "name", "status", "exited", "ancestor", "label", "before", "since",
+               "volume", "network", "publish", "expose", "health", "isolation", "is-task")
+HEALTH_VALUES = ("starting", "healthy", "unhealthy", "none")
 
 
 def parse_filters(items: list[str]) -> dict[str, list[str]]:
     """`ps -f key=value`... (filters.parse_filters with ps' keys)."""
     from shellctr.parts import filters
 
-    return filters.parse_filters(items, FILTER_KEYS)
+    found = filters.parse_filters(items, FILTER_KEYS)
+    for value in found.get("health", []):
+        if value not in HEALTH_VALUES:  # Docker's words
+            raise UsageError(f"Unrecognised filter value for health: {value}",
+                             f"use one of {', '.join(HEALTH_VALUES)}")
+    for value in found.get("is-task", []):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise UsageError(f"invalid filter 'is-task={value}'", "use true or false")
+    for key in ("publish", "expose"):
+        for value in found.get(key, []):
+            port_specs(value, key)
+    return found
+
+
+def port_specs(value: str, key: str) -> set[str]:
+    """`80`, `80/udp`, `8000-8002/tcp` as the `PORT/PROTO` keys they name."""
+    ports, _, proto = value.partition("/")
+    first, _, last = ports.partition("-")
+    try:
+        low, high = int(first), int(last or first)
+    except ValueError:
+        low = high = -1
+    if not (0 < low <= high < 65536) or proto not in ("", "tcp", "udp", "sctp"):
+        raise UsageError(f"invalid filter '{key}={value}'", "use PORT[-PORT][/PROTO]")
+    return {f"{port}/{proto or 'tcp'}" for port in range(low, high + 1)}
 
 
 def container_matches(store: Store, container: ContainerRecord, state: StateRecord,
@@ -459,6 +485,30 @@ def container_matches(store: Store, container: ContainerRecord, state: StateReco
         except ShellctrError:
             return False
 
+    def created_of(ref: str) -> str:  # before=/since=: the other container's creation
+        return str(store.container(find_container(store, ref))["created"])
+
+    def on_network(ref: str) -> bool:
+        from shellctr.engine.network import find_network
+
+        if ref in container["networks"]:
+            return True
+        try:
+            return find_network(store, ref)["name"] in container["networks"]
+        except NotFound:
+            return False
+
+    def health(value: str) -> bool:
+        from shellctr.engine.health import read
+
+        check = container.get("healthcheck")
+        if not check or check["Test"][0] == "NONE":
+            return value == "none"
+        return bool((read(store, container["id"]) or {"Status": "starting"})["Status"] == value)
+
+    published = {f"{p['port']}/{p['proto']}" for p in container["ports"]}
+    if container["publish_all"]:
+        published |= set(container["exposed"])
     tests: dict[str, Callable[[str], bool]] = {
         "id": lambda v: container["id"].startswith(v),
         "name": lambda v: re.search(v, container["name"]) is not None,
@@ -466,5 +516,15 @@ def container_matches(store: Store, container: ContainerRecord, state: StateReco
         "exited": lambda v: state["status"] == "exited" and str(state["exit_code"]) == v,
         "ancestor": ancestor,
         "label": lambda v: label_matches(container["labels"], v),
+        "before": lambda v: str(container["created"]) < created_of(v),
+        "since": lambda v: str(container["created"]) > created_of(v),
+        "volume": lambda v: any(v in (m["source"], m["target"]) for m in container["mounts"]),
+        "network": on_network,
+        # the container's ports, as Docker's (publish=80: `-p 8080:80`)
+        "publish": lambda v: bool(port_specs(v, "publish") & published),
+        "expose": lambda v: bool(port_specs(v, "expose") & set(container["exposed"])),
+        "health": health,
+        "isolation": lambda v: v == "default",  # Linux has only the default
+        "is-task": lambda v: v.lower() in ("false", "0"),  # no swarm: nothing is a task
     }
     return matches(filters, tests)

@@ -133,11 +133,44 @@ def test_ps_filters(ctr: Ctr, rootfs_tar: Callable[..., Path]) -> None:
         # different keys: all must match; the same key twice: either may
         assert names(ctr, "-a", "-f", "status=exited", "-f", "label=role") == ["job3"]
         assert names(ctr, "-a", "-f", "name=job3", "-f", "name=web1") == ["web1", "job3"]
+        assert names(ctr, "-a", "-f", "label=role", "-f", "label=role=web") == ["web1"]
+        # created before / after another container
+        assert names(ctr, "-a", "-f", "before=job0") == ["job3", "fresh"]
+        assert names(ctr, "-a", "-f", "since=job0") == ["web1", "alt"]
+        assert names(ctr, "-a", "-f", "since=job3", "-f", "before=alt") == ["job0"]
+        assert names(ctr, "-a", "-f", "network=bridge") == ["web1", "alt", "job0", "job3",
+                                                           "fresh"]
+        assert names(ctr, "-a", "-f", "health=none", "-f", "name=web") == ["web1"]
+        assert names(ctr, "-a", "-f", "is-task=true") == []
         one_line_error(ctr("ps", "--filter", "colour=blue", trace=False))
         one_line_error(ctr("ps", "--filter", "status", trace=False))
+        one_line_error(ctr("ps", "--filter", "health=ok", trace=False))
     finally:
         remove_all(ctr)
         ctr("rmi", "other:1").ok()
+
+
+def test_ps_filters_by_volume_network_and_ports(ctr: Ctr) -> None:
+    try:
+        ctr("network", "create", "shc-psf").ok()
+        run_detached(ctr, "--name", "vol", "-v", "shc-psf-data:/srv", "busybox", "sleep",
+                     "1000")
+        run_detached(ctr, "--name", "pub", "--network", "shc-psf", "-p", "127.0.0.1::80",
+                     "--expose", "9000/udp", "busybox", "sleep", "1000")
+        assert names(ctr, "-f", "volume=shc-psf-data") == ["vol"]
+        assert names(ctr, "-f", "volume=/srv") == ["vol"]
+        assert names(ctr, "-f", "network=shc-psf") == ["pub"]
+        network_id = ctr("network", "inspect", "-f", "{{.Id}}", "shc-psf",
+                         trace=False).ok().out.strip()
+        assert names(ctr, "-f", f"network={network_id[:12]}") == ["pub"]
+        assert names(ctr, "-f", "publish=80") == ["pub"]
+        assert names(ctr, "-f", "publish=80/udp") == []
+        assert names(ctr, "-f", "expose=9000/udp") == ["pub"]
+        assert names(ctr, "-f", "expose=8999-9001/udp") == ["pub"]
+    finally:
+        remove_all(ctr)
+        ctr("volume", "rm", "shc-psf-data").ok()
+        ctr("network", "rm", "shc-psf").ok()
 
 
 def test_ps_format_last_and_latest(ctr: Ctr) -> None:

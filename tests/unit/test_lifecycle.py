@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from shellctr.core import facts as facts_module
-from shellctr.core.errors import Conflict, NotFound, ShellctrError
+from shellctr.core.errors import Conflict, NotFound, ShellctrError, UsageError
 from shellctr.core.facts import Facts, alive, process_start
 from shellctr.core.layout import Layout
 from shellctr.core.state import ContainerConfig, ContainerState
@@ -698,8 +699,9 @@ def test_parse_filters_groups_values_by_key() -> None:
 def test_parse_filters_refuses_unknown_keys_and_missing_values(item: str) -> None:
     with pytest.raises(ShellctrError, match=f"^invalid filter {item!r}") as info:
         parse_filters([item])
-    assert info.value.hint == ("use KEY=VALUE with KEY one of id, name, status, exited, "
-                               "ancestor, label")
+    assert info.value.hint == (
+        "use KEY=VALUE with KEY one of id, name, status, exited, ancestor, label, before, "
+        "since, volume, network, publish, expose, health, isolation, is-task")
 
 
 def filter_config(**changes: Any) -> Any:
@@ -746,6 +748,52 @@ def test_container_matches(layout: Layout, filters: list[str], state: Any,
     install_image(layout, image_model())
     store = Store(layout, RecordingHost())
     assert container_matches(store, filter_config(), state, parse_filters(filters)) is match
+
+
+PORTS = {"ports": [{"proto": "tcp", "host_ip": "", "host_port": 8080, "host_port_end": 8080,
+                    "port": 80}], "exposed": ["80/tcp", "9000/udp"]}
+MOUNTS = {"mounts": [{"type": "volume", "source": "data", "target": "/srv"}]}
+HEALTHY = {"healthcheck": {"Test": ["CMD", "true"]}}
+
+
+@pytest.mark.parametrize(("filters", "changes", "match"), [
+    (["volume=data"], MOUNTS, True),  # the volume's name
+    (["volume=/srv"], MOUNTS, True),  # or where it is mounted
+    (["volume=other"], MOUNTS, False),
+    (["publish=80"], PORTS, True),  # the container's port, tcp unless said
+    (["publish=80/udp"], PORTS, False),
+    (["publish=8080"], PORTS, False),  # not the host's
+    (["publish=79-81/tcp"], PORTS, True),
+    (["publish=9000/udp"], PORTS, False),  # exposed only
+    (["expose=9000/udp"], PORTS, True),
+    (["expose=80"], PORTS, True),  # a published port is exposed too
+    (["expose=81"], PORTS, False),
+    (["health=none"], {}, True),
+    (["health=starting"], HEALTHY, True),  # no check has run yet
+    (["health=healthy"], HEALTHY, False),
+    (["health=none"], HEALTHY, False),
+    (["isolation=default"], {}, True),
+    (["isolation=hyperv"], {}, False),
+    (["is-task=false"], {}, True),
+    (["is-task=true"], {}, False),
+])
+def test_container_matches_docker_s_other_ps_filters(layout: Layout, filters: list[str],
+                                                     changes: dict[str, Any],
+                                                     match: bool) -> None:
+    store = Store(layout, RecordingHost())
+    config = filter_config(**changes)
+    assert container_matches(store, config, life(), parse_filters(filters)) is match
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    ("health=ok", "Unrecognised filter value for health: ok"),
+    ("publish=http", "invalid filter 'publish=http'"),
+    ("expose=70000", "invalid filter 'expose=70000'"),
+    ("is-task=maybe", "invalid filter 'is-task=maybe'"),
+])
+def test_bad_filter_values_are_refused_before_listing(item: str, message: str) -> None:
+    with pytest.raises(UsageError, match=f"^{re.escape(message)} \\("):
+        parse_filters([item])
 
 
 def test_ancestor_is_the_image_not_the_name_it_was_run_by(layout: Layout) -> None:
