@@ -12,37 +12,24 @@ from shellctr.api.routes import (
     Json,
     bad_request,
     expect_dict,
-    label_filter,
     labels_of,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
     from shellctr.core.store import Record
 
 
 
 def network_filters(call: Call, record: Record) -> bool:
-    from shellctr.parts.netopts import DEFAULT_NETWORK
+    from shellctr.parts.filters import NETWORK_KEYS, network_matches
 
-    labels = record.get("labels", {})
-    kind = "builtin" if record["name"] == DEFAULT_NETWORK else "custom"
-    tests: dict[str, Callable[[str], bool]] = {
-        "name": lambda v: v in record["name"], "id": lambda v: record["id"].startswith(v),
-        "driver": lambda v: record["driver"] == v,
-        "label": lambda v: label_filter(labels, [v]), "type": lambda v: v == kind,
-    }
-    for key, values in call.filters().items():
-        test = tests.get(key)
-        if test is None:
+    wanted = call.filters()
+    for key in wanted:
+        if key not in NETWORK_KEYS:
             raise bad_request(f"invalid filter {key!r}")
-        # one key's values: any of them, except labels (all of them), as Docker
-        matched = all if key == "label" else any
-        if values and not matched(test(value) for value in values):
-            return False
-    return True
+    return network_matches(record, wanted)
 
 
 @ROUTES.add("GET", "/networks")

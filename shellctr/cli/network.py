@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
 from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected, report
@@ -15,7 +14,6 @@ if TYPE_CHECKING:
 
     from shellctr.core.store import Record
 
-FILTER_KEYS = ("name", "id", "driver", "label", "type")
 
 
 def parse_labels(items: list[str]) -> dict[str, str]:
@@ -36,20 +34,9 @@ def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
 
 def matches(record: Record, filters: list[str]) -> bool:
     """`--filter KEY=VALUE`: the same key ORs, different keys AND (as Docker)."""
-    from shellctr.parts import filters as filtering
-    from shellctr.parts.netopts import DEFAULT_NETWORK
+    from shellctr.parts.filters import NETWORK_KEYS, network_matches, parse_filters
 
-    wanted = filtering.parse_filters(filters, FILTER_KEYS)
-    labels = record.get("labels", {})
-    kind = "builtin" if record["name"] == DEFAULT_NETWORK else "custom"
-    tests: dict[str, Callable[[str], bool]] = {
-        "name": lambda v: v in record["name"],
-        "id": lambda v: record["id"].startswith(v),
-        "driver": lambda v: record["driver"] == v,
-        "label": lambda v: filtering.label_matches(labels, v),
-        "type": lambda v: v == kind,
-    }
-    return filtering.matches(wanted, tests)
+    return network_matches(record, parse_filters(filters, NETWORK_KEYS))
 
 
 def cmd_ls(args: argparse.Namespace, ctx: Context) -> int:

@@ -7,6 +7,10 @@ from collections.abc import Callable, Iterable, Mapping
 
 from shellctr.core.errors import UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 Tests = Mapping[str, Callable[[str], bool]]
 
 # keys whose values must all hold, not one of them (Docker's MatchKVList): `-f label=a
@@ -38,3 +42,21 @@ def label_matches(labels: Mapping[str, str], wanted: str) -> bool:
     """`label=KEY` (has the label) or `label=KEY=VALUE` (has it with that value)."""
     key, sep, value = wanted.partition("=")
     return key in labels and (not sep or labels[key] == value)
+
+
+NETWORK_KEYS = ("name", "id", "driver", "label", "type")
+
+
+def network_matches(record: Mapping[str, Any], wanted: Mapping[str, list[str]]) -> bool:
+    """`network ls -f` and the API's `GET /networks?filters=`, of a network record."""
+    from shellctr.parts.netopts import DEFAULT_NETWORK
+
+    labels = record.get("labels", {})
+    kind = "builtin" if record["name"] == DEFAULT_NETWORK else "custom"
+    return matches(wanted, {
+        "name": lambda v: v in record["name"],
+        "id": lambda v: record["id"].startswith(v),
+        "driver": lambda v: record["driver"] == v,
+        "label": lambda v: label_matches(labels, v),
+        "type": lambda v: v == kind,
+    })
