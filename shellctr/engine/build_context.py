@@ -69,14 +69,7 @@ class Node:
 
     @property
     def kind(self) -> Kind:
-        mode = self.st.st_mode
-        if stat.S_ISDIR(mode):
-            return "dir"
-        if stat.S_ISREG(mode):
-            return "file"
-        if stat.S_ISLNK(mode):
-            return "symlink"
-        return "other"
+        return kind_of(self.st.st_mode)
 
 
 def is_whiteout(st: os.stat_result) -> bool:
@@ -85,6 +78,7 @@ def is_whiteout(st: os.stat_result) -> bool:
 
 
 def kind_of(mode: int) -> Kind:
+    """What a mode's file type is, in COPY's words."""
     if stat.S_ISDIR(mode):
         return "dir"
     if stat.S_ISREG(mode):
