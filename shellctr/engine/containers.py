@@ -506,9 +506,10 @@ def container_matches(store: Store, container: ContainerRecord, state: StateReco
             return value == "none"
         return bool((read(store, container["id"]) or {"Status": "starting"})["Status"] == value)
 
-    published = {f"{p['port']}/{p['proto']}" for p in container["ports"]}
-    if container["publish_all"]:
-        published |= set(container["exposed"])
+    def published() -> set[str]:
+        ports = {f"{p['port']}/{p['proto']}" for p in container["ports"]}
+        return ports | set(container["exposed"]) if container["publish_all"] else ports
+
     tests: dict[str, Callable[[str], bool]] = {
         "id": lambda v: container["id"].startswith(v),
         "name": lambda v: re.search(v, container["name"]) is not None,
@@ -521,7 +522,7 @@ def container_matches(store: Store, container: ContainerRecord, state: StateReco
         "volume": lambda v: any(v in (m["source"], m["target"]) for m in container["mounts"]),
         "network": on_network,
         # the container's ports, as Docker's (publish=80: `-p 8080:80`)
-        "publish": lambda v: bool(port_specs(v, "publish") & published),
+        "publish": lambda v: bool(port_specs(v, "publish") & published()),
         "expose": lambda v: bool(port_specs(v, "expose") & set(container["exposed"])),
         "health": health,
         "isolation": lambda v: v == "default",  # Linux has only the default
