@@ -73,6 +73,8 @@ def start(host: Host, store: Store, cid: str, attach: bool,
     namespaces = shared_namespaces(store, container)  # refused before anything is made
     spec = init_spec(host.facts, layout, container, host.handed_fd(child.fileno()),
                      host.trace)
+    if namespaces.get("ipc", "host") != "host":  # --ipc container:: its /dev/shm too
+        spec["shm_namespace"] = namespaces["ipc"].removesuffix("/ipc") + "/mnt"
     spec_path = layout.container_init_spec(cid)
     host.step(f"start container {short_id(cid)}")
     host.remove_file(layout.container_exit_file(cid))  # from an earlier run

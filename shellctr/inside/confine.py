@@ -18,7 +18,9 @@ from shellctr.inside.steps import (
     MS_NOSUID,
     SetupError,
     Step,
+    _check,
     _libc,
+    _syscall,
     mount,
     sh,
 )
@@ -52,15 +54,60 @@ def sysctl_steps(proc_sys: str, sysctls: dict[str, str]) -> list[Step]:
     return steps
 
 
+AT_FDCWD = -100
+CLONE_NEWNS = 0x00020000
+OPEN_TREE_CLONE = 1
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+
+
 def shm_steps(target: str, spec: dict[str, Any]) -> list[Step]:
     """/dev/shm: a tmpfs of --shm-size, or the one of the IPC namespace joined
-    (`shm_source`: the host's with --ipc host, another container's with container:)."""
+    (`shm_source`: the host's with --ipc host; `shm_namespace`: the mount namespace
+    of the container whose IPC namespace is joined, --ipc container:)."""
     source = spec.get("shm_source")
     nsx = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    if spec.get("shm_namespace"):
+        return [shared_shm_step(str(spec["shm_namespace"]), target)]
     if source:
         return [mount(str(source), target, None, MS_BIND)]
     size = int(spec.get("shm_size") or DEFAULT_SHM)
     return [mount("shm", target, "tmpfs", nsx, f"mode=1777,size={size // 1024}k")]
+
+
+def shared_shm_step(namespace: str, target: str) -> Step:
+    """--ipc container:: bind the owner's /dev/shm onto `target`. mount(2) refuses a
+    source in another mount namespace (EINVAL, even through /proc/PID/root), and
+    mount(8) resolves /proc/PID/root/... to our own path: so enter the owner's mount
+    namespace, clone its /dev/shm (open_tree), come back and attach it (move_mount)."""
+    line = (f"# {sh('nsenter', f'--mount={namespace}', '--', 'open_tree', '/dev/shm')}"
+            f" then {sh('move_mount', target)} (the owner's /dev/shm, bound)")
+
+    def bind() -> None:
+        flags = os.O_RDONLY | os.O_CLOEXEC
+        own, other = os.open("/proc/self/ns/mnt", flags), os.open(namespace, flags)
+        cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            _check(_libc.setns(other, CLONE_NEWNS), "cannot enter the mount namespace of "
+                   "the container whose IPC namespace is joined")
+            tree = _syscall("open_tree", AT_FDCWD, b"/dev/shm",
+                            OPEN_TREE_CLONE | os.O_CLOEXEC)
+            error = ctypes.get_errno()
+            # back first, whatever happened: setns moved our root and cwd too
+            _check(_libc.setns(own, CLONE_NEWNS), "cannot come back to our mount namespace")
+            os.fchdir(cwd)
+            if tree < 0:
+                raise SetupError(f"cannot share /dev/shm of the container whose IPC "
+                                 f"namespace is joined: {os.strerror(error)}")
+            try:
+                _check(_syscall("move_mount", tree, b"", AT_FDCWD, target.encode(),
+                                MOVE_MOUNT_F_EMPTY_PATH), f"mount {target}")
+            finally:
+                os.close(tree)
+        finally:
+            for fd in (own, other, cwd):
+                os.close(fd)
+
+    return Step(lambda: line, bind)
 
 
 def ulimit_step(ulimits: list[dict[str, Any]]) -> list[Step]:

@@ -40,8 +40,8 @@ TIOCSPTLCK = 0x40045431
 TIOCGPTN = 0x80045430
 TIOCSCTTY = 0x540E
 SYSCALLS = {  # numbers of the syscalls glibc has no wrapper for
-    "x86_64": {"pivot_root": 155, "capset": 126},
-    "aarch64": {"pivot_root": 41, "capset": 91},
+    "x86_64": {"pivot_root": 155, "capset": 126, "open_tree": 428, "move_mount": 429},
+    "aarch64": {"pivot_root": 41, "capset": 91, "open_tree": 428, "move_mount": 429},
 }
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -194,6 +194,22 @@ def test_ipc_pid_and_uts_namespaces_shared(ctr: Ctr) -> None:
         remove_all(ctr)
 
 
+def test_ipc_container_shares_the_owners_dev_shm(ctr: Ctr) -> None:
+    try:
+        run_detached(ctr, "--name", "shmowner", "--ipc", "shareable", *NONE, "busybox",
+                     "sh", "-c", "echo from-owner > /dev/shm/owner; exec sleep 1000")
+        wait_for(lambda: ctr("exec", "shmowner", "test", "-e", "/dev/shm/owner",
+                             trace=False).code == 0, "the owner's /dev/shm file")
+        joined = ctr("run", "--rm", "--ipc", "container:shmowner", *NONE, "busybox", "sh",
+                     "-c", "cat /dev/shm/owner; echo from-joiner > /dev/shm/joiner",
+                     trace=False).ok()
+        assert joined.out.strip() == "from-owner", str(joined)
+        seen = ctr("exec", "shmowner", "cat", "/dev/shm/joiner", trace=False).ok()
+        assert seen.out.strip() == "from-joiner", str(seen)
+    finally:
+        remove_all(ctr)
+
+
 def test_update_takes_runs_limits(ctr: Ctr) -> None:
     try:
         run_detached(ctr, "--name", "upd", *NONE, "busybox", "sleep", "1000")
