@@ -34,12 +34,14 @@ if TYPE_CHECKING:
 def hosts_text(record: Record, others: list[Record] | None = None) -> str:
     """The names a container on the network can reach: each endpoint's address, container
     name, aliases and short id; then, as Docker's resolver answers across all the
-    networks of the asking container, the endpoints of the other networks its
-    containers are on (`others`: every network record)."""
+    networks of the asking container, the endpoints of the other user networks its
+    containers are on (`others`: every network record). Not those of a network without
+    a resolver (the default bridge): its names resolve nowhere, as Docker's."""
     endpoints = record.get("endpoints", {})
     lines = [entry(cid, ep) for cid, ep in sorted(endpoints.items())]
     for other in others or []:
-        if other["id"] != record["id"] and set(other["endpoints"]) & set(endpoints):
+        if other["id"] != record["id"] and other.get("dns") and \
+                set(other["endpoints"]) & set(endpoints):
             lines += [entry(cid, ep) for cid, ep in sorted(other["endpoints"].items())
                       if cid not in endpoints]
     return "".join(lines)

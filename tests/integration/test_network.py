@@ -339,6 +339,20 @@ def test_connect_and_disconnect_a_running_container(ctr: Ctr) -> None:
 
 
 @pytest.mark.usefixtures("cleanup")
+def test_default_bridge_names_do_not_resolve_on_a_user_network(ctr: Ctr) -> None:
+    ctr("network", "create", "--subnet", "10.217.0.0/24", "scoped").ok()
+    run_detached(ctr, "--name", "plain", "busybox", "sleep", "1000")
+    run_detached(ctr, "--name", "joined", "busybox", "sleep", "1000")
+    ctr("network", "connect", "scoped", "joined").ok()  # on the bridge and on scoped
+    run_detached(ctr, "--name", "asker", "--network", "scoped", "busybox", "sleep", "1000")
+    assert "10.217.0.2" in ctr("exec", "asker", "nslookup", "joined").ok().out
+    plain = ctr("exec", "asker", "nslookup", "plain")
+    # forwarded as any unknown name: what the host's resolvers say (NXDOMAIN, REFUSED...)
+    assert plain.code != 0 and "can't find plain" in plain.out, str(plain)
+    assert ip_of(ctr, "bridge", "plain") not in plain.out, str(plain)
+
+
+@pytest.mark.usefixtures("cleanup")
 def test_ipam_gives_30_parallel_starts_unique_addresses_then_a_clear_error(ctr: Ctr) -> None:
     ctr("network", "create", "--subnet", "10.217.0.0/27", "small").ok()  # 29 addresses
 

@@ -672,3 +672,18 @@ def test_resolver_servers_file_makes_each_container_name_local_and_skips_unsafe_
     hosts = "10.1.0.2\tweb db.x abc123\n10.1.0.3\tweb odd/name\n"
     assert dns.servers_text(hosts) == "server=/web/\nserver=/db.x/\nserver=/abc123/\n"
 
+
+def test_resolver_hosts_reach_other_user_networks_of_shared_containers_not_the_bridge() -> None:
+    def ep(name: str, ip: str) -> dict[str, object]:
+        return {"name": name, "ip": ip, "aliases": []}
+
+    both, a_only, b_only, d_only = "1" * 64, "2" * 64, "3" * 64, "4" * 64
+    bridge = {"id": "d", "dns": False, "endpoints": {both: ep("both", "172.17.0.2"),
+                                                    d_only: ep("plain", "172.17.0.3")}}
+    net_a = {"id": "a", "dns": True, "endpoints": {both: ep("both", "10.1.0.2"),
+                                                   a_only: ep("alpha", "10.1.0.3")}}
+    net_b = {"id": "b", "dns": True, "endpoints": {both: ep("both", "10.2.0.2"),
+                                                   b_only: ep("beta", "10.2.0.3")}}
+    assert dns.hosts_text(net_a, [bridge, net_a, net_b]) == (
+        f"10.1.0.2\tboth {both[:12]}\n10.1.0.3\talpha {a_only[:12]}\n"
+        f"10.2.0.3\tbeta {b_only[:12]}\n")  # not "plain": the default bridge has no names
