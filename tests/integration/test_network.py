@@ -16,13 +16,17 @@ import signal
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from shellctr.engine import dns
+
 from .support import (
     DEFAULT_TIMEOUT,
     NET_TAG,
+    TIME_SCALE,
     Ctr,
     Worker,
     inspect,
@@ -146,6 +150,8 @@ def test_containers_on_a_user_network_reach_each_other_by_ip_name_and_alias(ctr:
                                for target in ("srv", "db", ip)))
     assert client.ok().out.count("hello-from-") == 3, str(client)
     assert ctr("exec", "srv", "cat", "/etc/resolv.conf").ok().out == "nameserver 10.210.0.1\n"
+    aaaa = ctr("exec", "srv", "nslookup", "-type=AAAA", "db").ok()  # musl asks that too
+    assert "REFUSED" not in aaaa.out and "can't find" not in aaaa.out, str(aaaa)
 
 
 @pytest.mark.usefixtures("cleanup")
@@ -333,6 +339,20 @@ def test_connect_and_disconnect_a_running_container(ctr: Ctr) -> None:
 
 
 @pytest.mark.usefixtures("cleanup")
+def test_default_bridge_names_do_not_resolve_on_a_user_network(ctr: Ctr) -> None:
+    ctr("network", "create", "--subnet", "10.217.0.0/24", "scoped").ok()
+    run_detached(ctr, "--name", "plain", "busybox", "sleep", "1000")
+    run_detached(ctr, "--name", "joined", "busybox", "sleep", "1000")
+    ctr("network", "connect", "scoped", "joined").ok()  # on the bridge and on scoped
+    run_detached(ctr, "--name", "asker", "--network", "scoped", "busybox", "sleep", "1000")
+    assert "10.217.0.2" in ctr("exec", "asker", "nslookup", "joined").ok().out
+    plain = ctr("exec", "asker", "nslookup", "plain")
+    # forwarded as any unknown name: what the host's resolvers say (NXDOMAIN, REFUSED...)
+    assert plain.code != 0 and "can't find plain" in plain.out, str(plain)
+    assert ip_of(ctr, "bridge", "plain") not in plain.out, str(plain)
+
+
+@pytest.mark.usefixtures("cleanup")
 def test_ipam_gives_30_parallel_starts_unique_addresses_then_a_clear_error(ctr: Ctr) -> None:
     ctr("network", "create", "--subnet", "10.217.0.0/27", "small").ok()  # 29 addresses
 
@@ -439,3 +459,38 @@ def test_restart_gives_the_container_its_network_again(ctr: Ctr) -> None:
              "the first run's hook to end")
     assert host_connect(18097).startswith("hello-from-")
     assert len(network_of(ctr, "bridge")["Containers"]) == 1
+
+
+def dns_query(server: str, name: str, qtype: int) -> tuple[int, int]:
+    """One UDP query (class IN) to server:53: the answer's rcode and its answer count."""
+    question = b"".join(bytes([len(part)]) + part.encode() for part in name.split("."))
+    packet = bytes.fromhex("123401000001000000000000") + question + b"\0" + \
+        qtype.to_bytes(2, "big") + b"\0\1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5 * TIME_SCALE)
+        sock.sendto(packet, (server, 53))
+        answer = sock.recv(512)
+    return answer[3] & 0x0F, int.from_bytes(answer[6:8], "big")
+
+
+def test_resolver_answers_other_types_of_a_container_name_with_noerror_and_no_record(
+        tmp_path: Path) -> None:
+    # the network's real dnsmasq, on a loopback address of its own and with no upstream
+    # resolver (--no-resolv): what it answers for a container name must not depend on one
+    server = f"127.53.{os.getpid() >> 8 & 0xFF}.{os.getpid() & 0xFF or 1}"
+    record = {"id": "x", "gateway": server,
+              "endpoints": {"c" * 64: {"name": "web", "ip": "10.9.0.2", "aliases": ["db"]}}}
+    hosts = dns.hosts_text(record)
+    (tmp_path / "hosts").write_text(hosts)
+    (tmp_path / "servers").write_text(dns.servers_text(hosts))
+    subprocess.run([*dns.argv(record, tmp_path), "--no-resolv"], check=True)
+    try:
+        noerror, nxdomain, refused = 0, 3, 5
+        for name in ("web", "db", "c" * 12):
+            assert dns_query(server, name, 1) == (noerror, 1), name  # A: its address
+            for qtype in (28, 15, 16):  # AAAA, MX, TXT: Docker's NOERROR, no record
+                assert dns_query(server, name, qtype) == (noerror, 0), (name, qtype)
+        assert dns_query(server, "x.web", 1) == (nxdomain, 0)  # under a name: local too
+        assert dns_query(server, "elsewhere", 28) == (refused, 0)  # forwarded: no upstream
+    finally:
+        os.kill(int((tmp_path / "dnsmasq.pid").read_text()), signal.SIGTERM)

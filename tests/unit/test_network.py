@@ -24,7 +24,7 @@ from shellctr.core.layout import Layout
 from shellctr.core.state import ContainerConfig, ContainerState, Network
 from shellctr.core.store import Store
 from shellctr.engine import create as create_module
-from shellctr.engine import endpoint, iptables, network
+from shellctr.engine import dns, endpoint, iptables, network
 from shellctr.engine.create import create
 from shellctr.parts import ipam, netopts
 
@@ -324,17 +324,21 @@ def test_user_network_gets_a_resolver_and_containers_resolve_across_their_networ
     run_dir = layout.network_run_dir(record["id"])
     assert any(line.startswith(
         f"dnsmasq --conf-file=/dev/null --pid-file={run_dir}/dnsmasq.pid --no-hosts "
-        f"--addn-hosts={run_dir}/hosts --bind-interfaces --listen-address=10.1.0.1 "
+        f"--addn-hosts={run_dir}/hosts --servers-file={run_dir}/servers --bind-interfaces "
+        "--listen-address=10.1.0.1 "
         "--user=root") for line in host.lines), host.lines
     config = new_container(layout, host, network="shop", aliases=["db"])
     attach(host, layout, config)
     assert (run_dir / "hosts").read_text() == f"10.1.0.2\tweb db {CID[:12]}\n"
+    assert (run_dir / "servers").read_text() == \
+        f"server=/web/\nserver=/db/\nserver=/{CID[:12]}/\n"
     assert layout.container_etc_file(CID, "resolv.conf").read_text() == "nameserver 10.1.0.1\n"
     assert "kill -s HUP 4242" in host.lines
     with pytest.raises(Conflict, match="active endpoints"):
         network.remove(host, store, "shop")
     network.release(host, store, CID)
     assert (run_dir / "hosts").read_text() == ""
+    assert (run_dir / "servers").read_text() == ""
     host.reset()
     assert network.remove(host, store, "shop") == "shop"
     assert "kill -s TERM 4242" in host.lines and not run_dir.exists()
@@ -662,3 +666,24 @@ def test_etc_files_follow_the_flags() -> None:
     assert netopts.network_mode("bridge") == "shellctr0"
     with pytest.raises(ShellctrError):
         netopts.parse_add_host("nohost")
+
+
+def test_resolver_servers_file_makes_each_container_name_local_and_skips_unsafe_words() -> None:
+    hosts = "10.1.0.2\tweb db.x abc123\n10.1.0.3\tweb odd/name\n"
+    assert dns.servers_text(hosts) == "server=/web/\nserver=/db.x/\nserver=/abc123/\n"
+
+
+def test_resolver_hosts_reach_other_user_networks_of_shared_containers_not_the_bridge() -> None:
+    def ep(name: str, ip: str) -> dict[str, object]:
+        return {"name": name, "ip": ip, "aliases": []}
+
+    both, a_only, b_only, d_only = "1" * 64, "2" * 64, "3" * 64, "4" * 64
+    bridge = {"id": "d", "dns": False, "endpoints": {both: ep("both", "172.17.0.2"),
+                                                    d_only: ep("plain", "172.17.0.3")}}
+    net_a = {"id": "a", "dns": True, "endpoints": {both: ep("both", "10.1.0.2"),
+                                                   a_only: ep("alpha", "10.1.0.3")}}
+    net_b = {"id": "b", "dns": True, "endpoints": {both: ep("both", "10.2.0.2"),
+                                                   b_only: ep("beta", "10.2.0.3")}}
+    assert dns.hosts_text(net_a, [bridge, net_a, net_b]) == (
+        f"10.1.0.2\tboth {both[:12]}\n10.1.0.3\talpha {a_only[:12]}\n"
+        f"10.2.0.3\tbeta {b_only[:12]}\n")  # not "plain": the default bridge has no names
