@@ -17,7 +17,6 @@ from shellctr.api.routes import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-
     from shellctr.core.store import Record
 
 

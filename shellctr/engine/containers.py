@@ -458,16 +458,15 @@ def parse_filters(items: list[str]) -> dict[str, list[str]]:
 
 
 def port_specs(value: str, key: str) -> set[str]:
-    """`80`, `80/udp`, `8000-8002/tcp` as the `PORT/PROTO` keys they name."""
-    ports, _, proto = value.partition("/")
-    first, _, last = ports.partition("-")
+    """`80`, `80/udp`, `8000-8002/tcp` as the `PORT/PROTO` keys they name (read as
+    --expose reads them)."""
+    from shellctr.parts.netopts import parse_expose
+
     try:
-        low, high = int(first), int(last or first)
-    except ValueError:
-        low = high = -1
-    if not (0 < low <= high < 65536) or proto not in ("", "tcp", "udp", "sctp"):
-        raise UsageError(f"invalid filter '{key}={value}'", "use PORT[-PORT][/PROTO]")
-    return {f"{port}/{proto or 'tcp'}" for port in range(low, high + 1)}
+        return set(parse_expose(value, f"the {key} filter"))
+    except ShellctrError:
+        raise UsageError(f"invalid filter '{key}={value}'",
+                         "use PORT[-PORT][/PROTO]") from None
 
 
 def container_matches(store: Store, container: ContainerRecord, state: StateRecord,
