@@ -25,6 +25,10 @@ from shellctr.core.ids import new_id
 from shellctr.core.layout import Layout
 from shellctr.core.store import SCHEMA_VERSION, VOLUME_SHAPE, Record, Store, now_iso
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from shellctr.core.records import StateRecord
+
 VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # Docker >= 23 marks anonymous volumes so
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
@@ -315,25 +319,22 @@ def make_host_dirs(host: Host, path: str, rollback: Rollback) -> None:
 def spec_mounts(layout: Layout, mounts: list[Record],
                 volume_options: Callable[[str], dict[str, str]] | None = None,
                 ) -> list[dict[str, object]]:
-    """The mounts as init.py makes them (see rootfs.Rootfs.mount_steps). `volume_options`:
-    a volume's driver options (`volume create -o`): a tmpfs volume is a tmpfs of the
-    container's own, a bind volume its device."""
+    """The mounts as init.py makes them (see rootfs.Rootfs.mount_steps). A volume is a
+    bind of its `_data`, also one with driver options (`volume_options`: a volume's
+    `volume create -o`), a tmpfs or a bind of its device that `acquire` has mounted
+    there once for all the containers that use it; that one is not seeded with the
+    image's files (the seed would take the target's owner and mode over the o= uid=,
+    mode=, and write into the bind's device)."""
     entries: list[dict[str, object]] = []
     for record in mounts:
         entry: dict[str, object] = {"target": record["target"], "readonly": record["readonly"]}
-        options = (volume_options(record["source"]) if volume_options is not None
-                   and record["type"] == "volume" else {})
-        if record["type"] == "tmpfs" or options.get("type") == "tmpfs":
-            words = options["o"].split(",") if options.get("o") else []
-            # a tmpfs volume: its o= words only (checked at volume create), as Docker's
-            flags, data = tmpfs_flags(record["options"] if record["type"] == "tmpfs"
-                                      else ",".join(["ro"] * record["readonly"] + words))
+        if record["type"] == "tmpfs":
+            flags, data = tmpfs_flags(record["options"])
             entry.update(type="tmpfs", flags=flags, data=data)
-        elif options.get("device"):  # -o type=none -o o=bind -o device=/path
-            entry.update(type="bind", source=options["device"])
         elif record["type"] == "volume":
+            own = volume_options is not None and mounts_once(volume_options(record["source"]))
             entry.update(type="bind", source=path_arg(layout.volume_data(record["source"])),
-                         seed=not record["nocopy"])
+                         seed=not record["nocopy"] and not own)
         else:
             entry.update(type="bind", source=record["source"])
         if record["type"] != "tmpfs" and record.get("propagation"):
@@ -408,7 +409,9 @@ def volume_record(name: str, labels: dict[str, str], anonymous: bool,
 
 def parse_driver_options(facts: Facts, items: list[str]) -> dict[str, str]:
     """`volume create -o KEY=VALUE`: the local driver's mount options, as Docker's:
-    `type=tmpfs device=tmpfs [o=size=64m,...]`, or `type=none o=bind device=/path`."""
+    `type=tmpfs device=tmpfs [o=size=64m,...]`, or `type=none o=bind device=/path`.
+    Checked here, so that a bad one is refused before anything is made (Docker finds it
+    only at the first mount)."""
     options: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -418,21 +421,155 @@ def parse_driver_options(facts: Facts, items: list[str]) -> dict[str, str]:
         options[key] = value
     if not options:
         return options
-    kind, words = options.get("type", ""), [w for w in options.get("o", "").split(",") if w]
+    for key in ("type", "device"):  # Docker's mandatory pairs: each of the three needs both
+        if not options.get(key):
+            raise ShellctrError(f'missing required option: "{key}"',
+                                "give -o type= and -o device= together")
+    kind, words = options["type"], [w for w in options.get("o", "").split(",") if w]
     if kind == "tmpfs":
         tmpfs_options(words)  # checked now
-    elif kind in ("none", "") and "bind" in words:
-        device = options.get("device", "")
+    elif kind == "none" and ("bind" in words or "rbind" in words):
+        device = options["device"]
         if not device.startswith("/") or not facts.is_dir(Path(device)):
             raise ShellctrError(f"invalid bind device {device!r}",
                                 "give device=/an/existing/directory")
         if set(words) - {"bind", "rbind"}:
             raise ShellctrError(f"invalid bind options {options['o']!r}", "use o=bind")
     else:
-        raise ShellctrError(f"volume type {kind or 'none'!r} is not supported by shellctr's "
-                            "local driver", "use type=tmpfs device=tmpfs, or type=none "
-                            "o=bind device=/path")
+        raise ShellctrError(f"volume type {kind!r} is not supported by shellctr's local "
+                            "driver", "use type=tmpfs device=tmpfs, or type=none o=bind "
+                            "device=/path")
     return options
+
+
+# -- volumes with driver options: mounted once, at _data, while a container uses them ----
+def mounts_once(options: dict[str, str]) -> bool:
+    """Whether a volume with these driver options is a mount of its own (a tmpfs, a bind
+    of its device) made at its `_data` on first use, as Docker's local driver does."""
+    return bool(options.get("type") and options.get("device"))
+
+
+def mount_argv(layout: Layout, name: str, options: dict[str, str]) -> list[str]:
+    """The host command that mounts the volume `name` at its `_data`."""
+    data = path_arg(layout.volume_data(name))
+    if options["type"] == "tmpfs":
+        words = [w for w in options.get("o", "").split(",") if w]
+        return ["mount", "--types", "tmpfs", *(["--options", ",".join(words)] if words else []),
+                options["device"], data]
+    recursive = "rbind" in options.get("o", "").split(",")
+    return ["mount", "--rbind" if recursive else "--bind", options["device"], data]
+
+
+def umount_argv(layout: Layout, name: str) -> list[str]:
+    # --recursive: an rbind volume brings the mounts below its device along
+    return ["umount", "--recursive", path_arg(layout.volume_data(name))]
+
+
+def is_mounted(facts: Facts, layout: Layout, name: str) -> bool:
+    """Whether something is mounted at the volume's `_data` (the host's mount table)."""
+    return os.path.realpath(layout.volume_data(name)) in mount_points(facts.mountinfo())
+
+
+def mount_points(mountinfo: str) -> set[str]:
+    """The mount points of a mount table (/proc/self/mountinfo), unescaped."""
+    return {unescape(fields[4]) for fields in (line.split() for line in mountinfo.splitlines())
+            if len(fields) > 4}
+
+
+def volume_options_of(store: Store, name: str) -> dict[str, str]:
+    """A volume's driver options from its record ({} if it has none or is gone)."""
+    try:
+        options: dict[str, str] = store.read(store.layout.volume_record(name)).get(
+            "options") or {}
+    except (FileNotFoundError, NotADirectoryError, CorruptRecord):
+        return {}
+    return options
+
+
+def once_mounted(store: Store, mounts: list[Record]) -> dict[str, dict[str, str]]:
+    """The volumes among `mounts` that are mounts of their own: name -> options."""
+    found: dict[str, dict[str, str]] = {}
+    for record in mounts:
+        if record["type"] == "volume" and record["source"] not in found:
+            options = volume_options_of(store, record["source"])
+            if mounts_once(options):
+                found[record["source"]] = options
+    return found
+
+
+def live_users(store: Store, name: str, leaving: str = "") -> list[str]:
+    """The containers that use the volume `name` now, read from their records (so a
+    killed CLI or monitor cannot leave a count wrong): running, with PID 1 or the monitor
+    alive, or being started by a live process. `leaving`: one that counts no more (the
+    container torn down). The caller holds the lock."""
+    facts = store.host.facts
+    found = []
+    for cid in users(store, name):
+        if cid == leaving:
+            continue
+        try:
+            state = store.container_state(cid)
+        except (FileNotFoundError, CorruptRecord):
+            continue
+        if using(facts, state):
+            found.append(cid)
+    return found
+
+
+def using(facts: Facts, state: StateRecord) -> bool:
+    """Whether a container in this state holds its volumes: running with PID 1 or its
+    monitor alive, or created with the process starting it alive."""
+    if state["status"] == "running":
+        return (facts.alive(state["pid"], state["pid_start"])
+                or facts.alive(state["monitor_pid"], state["monitor_start"]))
+    return state["status"] == "created" and bool(state.get("starter_pid")) and facts.alive(
+        state["starter_pid"], state.get("starter_start", 0))
+
+
+def acquire(host: Host, store: Store, cid: str, mounts: list[Record],
+            rollback: Rollback) -> None:
+    """At start, before the container's namespaces exist: mount each volume of its own
+    that is not mounted yet (the first user mounts it). Its undo releases it again
+    unless another container uses it meanwhile."""
+    with store.lock():
+        wanted = once_mounted(store, mounts)
+        for name, options in wanted.items():
+            if not is_mounted(host.facts, store.layout, name):
+                host.step(f"mount volume {name}")
+                host.run(mount_argv(store.layout, name, options))
+        if wanted:
+            rollback.push("mount volumes", lambda: release(host, store, mounts, leaving=cid))
+
+
+def release(host: Host, store: Store, mounts: list[Record], leaving: str = "") -> None:
+    """The one teardown of volumes of their own: each one among `mounts` that no live
+    container uses (but `leaving`) is unmounted; its data is gone then, as Docker's.
+    Probes first: safe to call again. Takes the lock (re-entrant)."""
+    with store.lock():
+        for name in once_mounted(store, mounts):
+            unmount_unused(host, store, name, leaving)
+
+
+def unmount_unused(host: Host, store: Store, name: str, leaving: str = "") -> bool:
+    """Unmount the volume `name` if it is mounted and no live container uses it; whether
+    it is still mounted after. The caller holds the lock."""
+    if not is_mounted(host.facts, store.layout, name):
+        return False
+    if live_users(store, name, leaving):
+        return True
+    host.step(f"unmount volume {name}")
+    host.run(umount_argv(store.layout, name))
+    return False
+
+
+def stale_mounts(store: Store) -> list[str]:
+    """Volumes mounted at their `_data` that no live container uses (left by a killed
+    CLI or monitor; system prune, system check collect them). The caller holds the lock."""
+    facts, layout = store.host.facts, store.layout
+    points = mount_points(facts.mountinfo())
+    return [name for name in facts.listdir(layout.volumes_dir)
+            if not name.startswith(".") and os.path.realpath(layout.volume_data(name)) in points
+            and not live_users(store, name)]
 
 
 def create_volume(host: Host, store: Store, name: str, labels: dict[str, str],
@@ -495,6 +632,7 @@ def remove_volume(host: Host, store: Store, name: str) -> None:
         shown = ", ".join(names.get(cid, cid[:12]) for cid in holders)  # people's names
         raise Conflict(f"remove {name}: volume is in use - [{shown}]",
                        "remove those containers first")
+    unmount_unused(host, store, name)  # one a killed run left mounted: never rm through it
     host.step(f"remove volume {name}")
     host.remove_tree(store.layout.volume_dir(name))
     volume_event(store, name, "destroy")
