@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import Ctr, Worker, remove_all, run_detached, wait_for
+from .support import Ctr, Worker, assert_script, remove_all, replay, run_detached, wait_for
 
 
 @pytest.fixture
@@ -174,9 +174,14 @@ def test_bad_driver_options_make_nothing(ctr: Ctr, worker: Worker, opts: list[st
     assert not (worker.root / "volumes" / "bad").exists()
 
 
-def test_dry_run_prints_the_mount(ctr: Ctr, worker: Worker, ram: str) -> None:
-    script = ctr("--dry-run", "run", "--rm", "--network", "none", "-v", "ram:/ram",
-                 "busybox", "true", trace=False).ok().out
+def test_dry_run_prints_the_mount_and_its_script_replayed_unmounts_at_the_end(
+        ctr: Ctr, worker: Worker, ram: str) -> None:
+    script = assert_script(ctr("--dry-run", "run", "--rm", "--network", "none", "-v",
+                               "ram:/ram", "busybox", "sh", "-c", "echo x > /ram/f",
+                               trace=False))
     assert (f"mount --types tmpfs --options size=2m,uid=1000 tmpfs {data_of(worker, ram)}"
             in script.splitlines()), script
+    assert not mounts_at(data_of(worker, ram))  # printed, not done
+    replay(script)  # its end (the hook) unmounts: nothing of it stays
     assert not mounts_at(data_of(worker, ram))
+    assert ctr.container_ids() == []
