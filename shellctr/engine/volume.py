@@ -502,7 +502,6 @@ def live_users(store: Store, name: str, leaving: str = "") -> list[str]:
     killed CLI or monitor cannot leave a count wrong): running, with PID 1 or the monitor
     alive, or being started by a live process. `leaving`: one that counts no more (the
     container torn down). The caller holds the lock."""
-    facts = store.host.facts
     found = []
     for cid in users(store, name):
         if cid == leaving:
@@ -511,19 +510,27 @@ def live_users(store: Store, name: str, leaving: str = "") -> list[str]:
             state = store.container_state(cid)
         except (FileNotFoundError, CorruptRecord):
             continue
-        if using(facts, state):
+        if using(store, cid, state):
             found.append(cid)
     return found
 
 
-def using(facts: Facts, state: StateRecord) -> bool:
+def using(store: Store, cid: str, state: StateRecord) -> bool:
     """Whether a container in this state holds its volumes: running with PID 1 or its
-    monitor alive, or created with the process starting it alive."""
+    monitor alive, or created with the process starting it alive, or (that process
+    killed after it spawned the container, which nobody has adopted yet) with its
+    monitor found on the host."""
+    facts = store.host.facts
     if state["status"] == "running":
         return (facts.alive(state["pid"], state["pid_start"])
                 or facts.alive(state["monitor_pid"], state["monitor_start"]))
-    return state["status"] == "created" and bool(state.get("starter_pid")) and facts.alive(
-        state["starter_pid"], state.get("starter_start", 0))
+    if state["status"] != "created" or not state.get("starter_pid"):
+        return False
+    if facts.alive(state["starter_pid"], state.get("starter_start", 0)):
+        return True
+    from shellctr.engine.lifecycle import unrecorded
+
+    return bool(unrecorded(store, cid)[0])
 
 
 def acquire(host: Host, store: Store, cid: str, mounts: list[Record],

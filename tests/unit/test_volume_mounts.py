@@ -205,6 +205,20 @@ def test_a_recorded_user_whose_processes_are_gone_holds_nothing(
         assert volume.stale_mounts(store) == []  # being started: in use
 
 
+def test_a_container_spawned_by_a_killed_start_holds_its_volumes(
+        layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its `start` was killed after spawning it: nobody has adopted it yet, but its
+    monitor runs (found on the host): the mount is in use, not a leftover."""
+    host, store = setup_volume(layout, Mounted(mounted_at(layout, "ram")))
+    container(host, store, "first", "a" * 64, monkeypatch)
+    with store.lock():
+        store.write_state("a" * 64, starter_pid=2 ** 22 + 1, starter_start=1)
+        monkeypatch.setattr(lifecycle, "unrecorded", lambda store, cid: ([4242], [4243]))
+        assert volume.live_users(store, "ram") == ["a" * 64]
+        monkeypatch.setattr(lifecycle, "unrecorded", lambda store, cid: ([], []))
+        assert volume.live_users(store, "ram") == []
+
+
 def test_volume_rm_unmounts_a_left_mount_before_removing_its_tree(
         layout: Layout, tmp_path: Path) -> None:
     host, store = setup_volume(layout, Mounted(mounted_at(layout, "ram")))
