@@ -538,14 +538,16 @@ def acquire(host: Host, store: Store, cid: str, mounts: list[Record],
     """At start, before the container's namespaces exist: mount each volume of its own
     that is not mounted yet (the first user mounts it). Its undo releases it again
     unless another container uses it meanwhile."""
+    wanted = once_mounted(store, mounts)  # a volume's options never change: read unlocked
+    if not wanted:
+        return
     with store.lock():
-        wanted = once_mounted(store, mounts)
+        # first: a failed mount of the second undoes the first (release probes each)
+        rollback.push("mount volumes", lambda: release(host, store, mounts, leaving=cid))
         for name, options in wanted.items():
             if not is_mounted(host.facts, store.layout, name):
                 host.step(f"mount volume {name}")
                 host.run(mount_argv(store.layout, name, options))
-        if wanted:
-            rollback.push("mount volumes", lambda: release(host, store, mounts, leaving=cid))
 
 
 def release(host: Host, store: Store, mounts: list[Record], leaving: str = "") -> None:

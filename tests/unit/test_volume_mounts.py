@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shellctr.core.errors import Conflict, ShellctrError
+from shellctr.core.errors import Conflict, HostCommandError, ShellctrError
 from shellctr.core.facts import Facts, process_start
 from shellctr.core.host import Rollback
 from shellctr.core.layout import Layout
@@ -160,6 +160,25 @@ def test_a_failed_start_releases_the_mount_it_made(
         facts.text = mounted_at(layout, "ram")
         raise OSError("the start failed")
     assert host.lines[1:] == [f"umount --recursive {layout.volume_data('ram')}"]
+
+
+def test_a_failed_second_mount_undoes_the_first(
+        layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    facts = Mounted("")
+    host, store = setup_volume(layout, facts)
+    with store.lock(), Rollback(host) as rollback:
+        volume.create_volume(host, store, "ram2", {}, rollback, options=TMPFS)
+    config = dict(create(host, store, run_request("busybox", volume=["ram:/a", "ram2:/b"],
+                                                  network={"network": "none"})))
+    host.reset()
+    host.fail_at = 2  # the second mount fails
+    host.substitute["mount"] = lambda cmd: setattr(facts, "text", mounted_at(layout, "ram"))
+    with pytest.raises(HostCommandError), Rollback(host) as rollback:
+        volume.acquire(host, store, config["id"], config["mounts"], rollback)  # type: ignore[arg-type]
+    assert host.lines == [
+        f"mount --types tmpfs --options size=64m,uid=1000 tmpfs {layout.volume_data('ram')}",
+        f"mount --types tmpfs --options size=64m,uid=1000 tmpfs {layout.volume_data('ram2')}",
+        f"umount --recursive {layout.volume_data('ram')}"]
 
 
 def test_teardown_unmounts_after_the_last_user_only(
