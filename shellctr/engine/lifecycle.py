@@ -199,9 +199,9 @@ def teardown(host: Host, store: Store, container: ContainerRecord, *, remove: bo
 
         release(host, store, cid)
     if any(m["type"] == "volume" for m in container["mounts"]):
-        from shellctr.engine import volume  # a volume of its own goes with its last user
+        from shellctr.engine import volume_driver  # a tmpfs or bind volume: its last user
 
-        volume.release(host, store, container["mounts"], leaving=cid)  # type: ignore[arg-type]
+        volume_driver.release(host, store, container["mounts"], leaving=cid)  # type: ignore[arg-type]
     if not remove:
         return
     host.step(f"remove container {short_id(cid)}")

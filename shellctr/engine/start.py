@@ -99,7 +99,7 @@ def start(host: Host, store: Store, cid: str, attach: bool,
         cgroup.create(host, group, rollback, limits_of(container))
         confine_devices(host, container, group)
         if any(m["type"] == "volume" for m in container["mounts"]):
-            from shellctr.engine.volume import acquire  # volumes of their own: mounted once
+            from shellctr.engine.volume_driver import acquire  # mounted once, shared
 
             acquire(host, store, cid, container["mounts"], rollback)  # type: ignore[arg-type]
         net = attach_network(host, store, container, rollback)

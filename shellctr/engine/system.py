@@ -47,7 +47,7 @@ def leftovers(store: Store) -> list[tuple[str, Path]]:
     for name in facts.listdir(layout.networks_dir):
         if name.startswith(".") and name.endswith(".removing"):
             found.append(("half-removed network", layout.networks_dir / name))
-    from shellctr.engine.volume import stale_mounts
+    from shellctr.engine.volume_driver import stale_mounts
 
     for name in stale_mounts(store):  # first: the tree of a half-made one is removed after
         found.append(("volume mount of no running container", layout.volume_data(name)))
@@ -81,7 +81,7 @@ def collect(host: Host, store: Store) -> list[Path]:
     with store.lock():
         for what, path in leftovers(store):
             if what.startswith("volume mount"):
-                from shellctr.engine.volume import umount_argv
+                from shellctr.engine.volume_driver import umount_argv
 
                 host.step(f"unmount volume {path.parent.name} (no running container uses it)")
                 host.run(umount_argv(store.layout, path.parent.name))
@@ -169,7 +169,7 @@ def reset(host: Host, store: Store) -> None:
     from shellctr.engine import network
     from shellctr.engine.containers import remove, remove_broken
     from shellctr.engine.image import remove_corrupt_image, remove_image
-    from shellctr.engine.volume import unmount_unused
+    from shellctr.engine.volume_driver import unmount_unused
 
     for cid in store.container_ids():
         try:

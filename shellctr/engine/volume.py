@@ -24,10 +24,12 @@ from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import new_id
 from shellctr.core.layout import Layout
 from shellctr.core.store import SCHEMA_VERSION, VOLUME_SHAPE, Record, Store, now_iso
+from shellctr.engine import volume_driver
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from shellctr.core.records import StateRecord
+# who uses a volume is the driver's use count too (re-exported: volume.users, as before)
+from shellctr.engine.volume_driver import unescape
+from shellctr.engine.volume_driver import users as users
+from shellctr.engine.volume_driver import volume_users as volume_users
 
 VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # Docker >= 23 marks anonymous volumes so
@@ -310,7 +312,6 @@ def make_host_dirs(host: Host, path: str, rollback: Rollback) -> None:
     while not os.path.lexists(current):
         missing.append(current)
         current = os.path.dirname(current)
-    from pathlib import Path
 
     for directory in reversed(missing):
         host.mkdir(Path(directory), mode=0o755, rollback=rollback)
@@ -321,10 +322,10 @@ def spec_mounts(layout: Layout, mounts: list[Record],
                 ) -> list[dict[str, object]]:
     """The mounts as init.py makes them (see rootfs.Rootfs.mount_steps). A volume is a
     bind of its `_data`, also one with driver options (`volume_options`: a volume's
-    `volume create -o`), a tmpfs or a bind of its device that `acquire` has mounted
-    there once for all the containers that use it; that one is not seeded with the
-    image's files (the seed would take the target's owner and mode over the o= uid=,
-    mode=, and write into the bind's device)."""
+    `volume create -o`), a tmpfs or a bind of its device that volume_driver.acquire
+    has mounted there once for all the containers that use it; that one is not seeded
+    with the image's files (the seed would take the target's owner and mode over the
+    o= uid=, mode=, and write into the bind's device)."""
     entries: list[dict[str, object]] = []
     for record in mounts:
         entry: dict[str, object] = {"target": record["target"], "readonly": record["readonly"]}
@@ -332,7 +333,8 @@ def spec_mounts(layout: Layout, mounts: list[Record],
             flags, data = tmpfs_flags(record["options"])
             entry.update(type="tmpfs", flags=flags, data=data)
         elif record["type"] == "volume":
-            own = volume_options is not None and mounts_once(volume_options(record["source"]))
+            own = volume_options is not None and volume_driver.mounts_once(
+                volume_options(record["source"]))
             entry.update(type="bind", source=path_arg(layout.volume_data(record["source"])),
                          seed=not record["nocopy"] and not own)
         else:
@@ -393,11 +395,6 @@ def source_mount(path: str, mountinfo: str) -> tuple[str, list[str]]:
     return best
 
 
-def unescape(field: str) -> str:
-    """A mountinfo path: space, tab, newline and backslash are octal escapes."""
-    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
-
-
 # -- volume records -------------------------------------------------------------------
 def volume_record(name: str, labels: dict[str, str], anonymous: bool,
                   options: dict[str, str] | None = None) -> Record:
@@ -442,145 +439,6 @@ def parse_driver_options(facts: Facts, items: list[str]) -> dict[str, str]:
     return options
 
 
-# -- volumes with driver options: mounted once, at _data, while a container uses them ----
-def mounts_once(options: dict[str, str]) -> bool:
-    """Whether a volume with these driver options is a mount of its own (a tmpfs, a bind
-    of its device) made at its `_data` on first use, as Docker's local driver does."""
-    return bool(options.get("type") and options.get("device"))
-
-
-def mount_argv(layout: Layout, name: str, options: dict[str, str]) -> list[str]:
-    """The host command that mounts the volume `name` at its `_data`."""
-    data = path_arg(layout.volume_data(name))
-    if options["type"] == "tmpfs":
-        words = [w for w in options.get("o", "").split(",") if w]
-        return ["mount", "--types", "tmpfs", *(["--options", ",".join(words)] if words else []),
-                options["device"], data]
-    recursive = "rbind" in options.get("o", "").split(",")
-    return ["mount", "--rbind" if recursive else "--bind", options["device"], data]
-
-
-def umount_argv(layout: Layout, name: str) -> list[str]:
-    # --recursive: an rbind volume brings the mounts below its device along
-    return ["umount", "--recursive", path_arg(layout.volume_data(name))]
-
-
-def is_mounted(facts: Facts, layout: Layout, name: str) -> bool:
-    """Whether something is mounted at the volume's `_data` (the host's mount table)."""
-    return os.path.realpath(layout.volume_data(name)) in mount_points(facts.mountinfo())
-
-
-def mount_points(mountinfo: str) -> set[str]:
-    """The mount points of a mount table (/proc/self/mountinfo), unescaped."""
-    return {unescape(fields[4]) for fields in (line.split() for line in mountinfo.splitlines())
-            if len(fields) > 4}
-
-
-def volume_options_of(store: Store, name: str) -> dict[str, str]:
-    """A volume's driver options from its record ({} if it has none or is gone)."""
-    try:
-        options: dict[str, str] = store.read(store.layout.volume_record(name)).get(
-            "options") or {}
-    except (FileNotFoundError, NotADirectoryError, CorruptRecord):
-        return {}
-    return options
-
-
-def once_mounted(store: Store, mounts: list[Record]) -> dict[str, dict[str, str]]:
-    """The volumes among `mounts` that are mounts of their own: name -> options."""
-    found: dict[str, dict[str, str]] = {}
-    for record in mounts:
-        if record["type"] == "volume" and record["source"] not in found:
-            options = volume_options_of(store, record["source"])
-            if mounts_once(options):
-                found[record["source"]] = options
-    return found
-
-
-def live_users(store: Store, name: str, leaving: str = "") -> list[str]:
-    """The containers that use the volume `name` now, read from their records (so a
-    killed CLI or monitor cannot leave a count wrong): running, with PID 1 or the monitor
-    alive, or being started by a live process. `leaving`: one that counts no more (the
-    container torn down). The caller holds the lock."""
-    found = []
-    for cid in users(store, name):
-        if cid == leaving:
-            continue
-        try:
-            state = store.container_state(cid)
-        except (FileNotFoundError, CorruptRecord):
-            continue
-        if using(store, cid, state):
-            found.append(cid)
-    return found
-
-
-def using(store: Store, cid: str, state: StateRecord) -> bool:
-    """Whether a container in this state holds its volumes: running with PID 1 or its
-    monitor alive, or created with the process starting it alive, or (that process
-    killed after it spawned the container, which nobody has adopted yet) with its
-    monitor found on the host."""
-    facts = store.host.facts
-    if state["status"] == "running":
-        return (facts.alive(state["pid"], state["pid_start"])
-                or facts.alive(state["monitor_pid"], state["monitor_start"]))
-    if state["status"] != "created" or not state.get("starter_pid"):
-        return False
-    if facts.alive(state["starter_pid"], state.get("starter_start", 0)):
-        return True
-    from shellctr.engine.lifecycle import unrecorded
-
-    return bool(unrecorded(store, cid)[0])
-
-
-def acquire(host: Host, store: Store, cid: str, mounts: list[Record],
-            rollback: Rollback) -> None:
-    """At start, before the container's namespaces exist: mount each volume of its own
-    that is not mounted yet (the first user mounts it). Its undo releases it again
-    unless another container uses it meanwhile."""
-    wanted = once_mounted(store, mounts)  # a volume's options never change: read unlocked
-    if not wanted:
-        return
-    with store.lock():
-        # first: a failed mount of the second undoes the first (release probes each)
-        rollback.push("mount volumes", lambda: release(host, store, mounts, leaving=cid))
-        for name, options in wanted.items():
-            if not is_mounted(host.facts, store.layout, name):
-                host.step(f"mount volume {name}")
-                host.run(mount_argv(store.layout, name, options))
-
-
-def release(host: Host, store: Store, mounts: list[Record], leaving: str = "") -> None:
-    """The one teardown of volumes of their own: each one among `mounts` that no live
-    container uses (but `leaving`) is unmounted; its data is gone then, as Docker's.
-    Probes first: safe to call again. Takes the lock (re-entrant)."""
-    with store.lock():
-        for name in once_mounted(store, mounts):
-            unmount_unused(host, store, name, leaving)
-
-
-def unmount_unused(host: Host, store: Store, name: str, leaving: str = "") -> bool:
-    """Unmount the volume `name` if it is mounted and no live container uses it; whether
-    it is still mounted after. The caller holds the lock."""
-    if not is_mounted(host.facts, store.layout, name):
-        return False
-    if live_users(store, name, leaving):
-        return True
-    host.step(f"unmount volume {name}")
-    host.run(umount_argv(store.layout, name))
-    return False
-
-
-def stale_mounts(store: Store) -> list[str]:
-    """Volumes mounted at their `_data` that no live container uses (left by a killed
-    CLI or monitor; system prune, system check collect them). The caller holds the lock."""
-    facts, layout = store.host.facts, store.layout
-    points = mount_points(facts.mountinfo())
-    return [name for name in facts.listdir(layout.volumes_dir)
-            if not name.startswith(".") and os.path.realpath(layout.volume_data(name)) in points
-            and not live_users(store, name)]
-
-
 def create_volume(host: Host, store: Store, name: str, labels: dict[str, str],
                   rollback: Rollback, anonymous: bool = False,
                   options: dict[str, str] | None = None) -> Record:
@@ -610,24 +468,6 @@ def read_volume(store: Store, name: str) -> Record:
         raise NotFound(f"get {name}: no such volume") from err
 
 
-def users(store: Store, name: str) -> list[str]:
-    """Ids of the containers whose mounts use the volume `name`."""
-    return volume_users(store).get(name, [])
-
-
-def volume_users(store: Store) -> dict[str, list[str]]:
-    """Each volume in use: the ids of the containers whose mounts use it, sorted."""
-    found: dict[str, list[str]] = {}
-    for cid in store.container_ids():
-        try:
-            mounts = store.container_config(cid)["mounts"]
-        except (FileNotFoundError, CorruptRecord):  # removed meanwhile; mounts unknown
-            continue
-        for name in dict.fromkeys(m["source"] for m in mounts if m["type"] == "volume"):
-            found.setdefault(name, []).append(cid)
-    return {name: sorted(cids) for name, cids in found.items()}
-
-
 def remove_volume(host: Host, store: Store, name: str) -> None:
     """`volume rm`: refused while a container uses it (caller holds the lock); one whose
     record is corrupt goes too."""
@@ -641,7 +481,8 @@ def remove_volume(host: Host, store: Store, name: str) -> None:
         shown = ", ".join(names.get(cid, cid[:12]) for cid in holders)  # people's names
         raise Conflict(f"remove {name}: volume is in use - [{shown}]",
                        "remove those containers first")
-    unmount_unused(host, store, name)  # one a killed run left mounted: never rm through it
+    # one a killed run left mounted: never rm through it
+    volume_driver.unmount_unused(host, store, name)
     host.step(f"remove volume {name}")
     host.remove_tree(store.layout.volume_dir(name))
     volume_event(store, name, "destroy")

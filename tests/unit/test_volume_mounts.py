@@ -14,7 +14,7 @@ from shellctr.core.facts import Facts, process_start
 from shellctr.core.host import Rollback
 from shellctr.core.layout import Layout
 from shellctr.core.store import Store
-from shellctr.engine import lifecycle, system, volume
+from shellctr.engine import lifecycle, system, volume, volume_driver
 from shellctr.engine.create import create
 
 from .helpers import RecordingHost, install_image, run_request
@@ -83,21 +83,22 @@ def test_bad_driver_options_are_one_line(items: list[str], message: str) -> None
 # -- the argv -----------------------------------------------------------------------------
 def test_mount_and_umount_argv(layout: Layout) -> None:
     data = str(layout.volume_data("v"))
-    assert volume.mount_argv(layout, "v", TMPFS) == [
+    argv = volume_driver.mount_argv
+    assert argv(layout, "v", TMPFS) == [
         "mount", "--types", "tmpfs", "--options", "size=64m,uid=1000", "tmpfs", data]
-    assert volume.mount_argv(layout, "v", {"type": "tmpfs", "device": "ram"}) == [
+    assert argv(layout, "v", {"type": "tmpfs", "device": "ram"}) == [
         "mount", "--types", "tmpfs", "ram", data]
-    assert volume.mount_argv(layout, "v", {"type": "none", "o": "bind", "device": "/srv"}) == [
+    assert argv(layout, "v", {"type": "none", "o": "bind", "device": "/srv"}) == [
         "mount", "--bind", "/srv", data]
-    assert volume.mount_argv(layout, "v", {"type": "none", "o": "rbind",
-                                           "device": "/srv"}) == ["mount", "--rbind", "/srv", data]
-    assert volume.umount_argv(layout, "v") == ["umount", "--recursive", data]
+    assert argv(layout, "v", {"type": "none", "o": "rbind", "device": "/srv"}) == [
+        "mount", "--rbind", "/srv", data]
+    assert volume_driver.umount_argv(layout, "v") == ["umount", "--recursive", data]
 
 
 def test_is_mounted_reads_the_mount_table(layout: Layout) -> None:
-    assert volume.is_mounted(Mounted(mounted_at(layout, "v")), layout, "v")
-    assert not volume.is_mounted(Mounted(mounted_at(layout, "v")), layout, "w")
-    assert not volume.is_mounted(Mounted(""), layout, "v")
+    assert volume_driver.is_mounted(Mounted(mounted_at(layout, "v")), layout, "v")
+    assert not volume_driver.is_mounted(Mounted(mounted_at(layout, "v")), layout, "w")
+    assert not volume_driver.is_mounted(Mounted(""), layout, "v")
 
 
 # -- one mount for every user ---------------------------------------------------------------
@@ -137,7 +138,7 @@ def test_the_first_user_mounts_and_the_next_one_does_not(
     first = container(host, store, "first", "a" * 64, monkeypatch)
     host.reset()
     with Rollback(host) as rollback:
-        volume.acquire(host, store, "a" * 64, first["mounts"], rollback)  # type: ignore[arg-type]
+        volume_driver.acquire(host, store, "a" * 64, first["mounts"], rollback)  # type: ignore[arg-type]
     assert host.lines == [f"mount --types tmpfs --options size=64m,uid=1000 tmpfs "
                           f"{layout.volume_data('ram')}"]
     facts.text = mounted_at(layout, "ram")
@@ -145,7 +146,7 @@ def test_the_first_user_mounts_and_the_next_one_does_not(
     second = container(host, store, "second", "b" * 64, monkeypatch)
     host.reset()
     with Rollback(host) as rollback:
-        volume.acquire(host, store, "b" * 64, second["mounts"], rollback)  # type: ignore[arg-type]
+        volume_driver.acquire(host, store, "b" * 64, second["mounts"], rollback)  # type: ignore[arg-type]
     assert host.lines == []
 
 
@@ -156,7 +157,7 @@ def test_a_failed_start_releases_the_mount_it_made(
     config = container(host, store, "first", "a" * 64, monkeypatch)
     host.reset()
     with pytest.raises(OSError), Rollback(host) as rollback:
-        volume.acquire(host, store, "a" * 64, config["mounts"], rollback)  # type: ignore[arg-type]
+        volume_driver.acquire(host, store, "a" * 64, config["mounts"], rollback)  # type: ignore[arg-type]
         facts.text = mounted_at(layout, "ram")
         raise OSError("the start failed")
     assert host.lines[1:] == [f"umount --recursive {layout.volume_data('ram')}"]
@@ -174,7 +175,7 @@ def test_a_failed_second_mount_undoes_the_first(
     host.fail_at = 2  # the second mount fails
     host.substitute["mount"] = lambda cmd: setattr(facts, "text", mounted_at(layout, "ram"))
     with pytest.raises(HostCommandError), Rollback(host) as rollback:
-        volume.acquire(host, store, config["id"], config["mounts"], rollback)  # type: ignore[arg-type]
+        volume_driver.acquire(host, store, config["id"], config["mounts"], rollback)  # type: ignore[arg-type]
     assert host.lines == [
         f"mount --types tmpfs --options size=64m,uid=1000 tmpfs {layout.volume_data('ram')}",
         f"mount --types tmpfs --options size=64m,uid=1000 tmpfs {layout.volume_data('ram2')}",
@@ -191,7 +192,7 @@ def test_teardown_unmounts_after_the_last_user_only(
     with store.lock():
         lifecycle.teardown(host, store, first, remove=False)  # type: ignore[arg-type]
     assert not any(line.startswith("umount") for line in host.lines)  # second still uses it
-    assert volume.live_users(store, "ram") == ["b" * 64]
+    assert volume_driver.live_users(store, "ram") == ["b" * 64]
     with store.lock():
         store.write_state("b" * 64, status="exited", pid=0, pid_start=0)
         lifecycle.teardown(host, store, store.container("b" * 64), remove=False)
@@ -208,8 +209,8 @@ def test_a_recorded_user_whose_processes_are_gone_holds_nothing(
     with store.lock():
         store.write_state("a" * 64, status="running", pid=2 ** 22 + 1, pid_start=1,
                           monitor_pid=2 ** 22 + 2, monitor_start=1)
-        assert volume.live_users(store, "ram") == []
-        assert volume.stale_mounts(store) == ["ram"]
+        assert volume_driver.live_users(store, "ram") == []
+        assert volume_driver.stale_mounts(store) == ["ram"]
         assert ("volume mount of no running container",
                 layout.volume_data("ram")) in system.leftovers(store)
     host.reset()
@@ -218,10 +219,10 @@ def test_a_recorded_user_whose_processes_are_gone_holds_nothing(
     with store.lock():  # a start killed before it recorded the run: its starter is dead
         store.write_state("a" * 64, status="created", pid=0, starter_pid=2 ** 22 + 1,
                           starter_start=1)
-        assert volume.stale_mounts(store) == ["ram"]
+        assert volume_driver.stale_mounts(store) == ["ram"]
         store.write_state("a" * 64, starter_pid=os.getpid(),
                           starter_start=process_start(os.getpid()) or 0)
-        assert volume.stale_mounts(store) == []  # being started: in use
+        assert volume_driver.stale_mounts(store) == []  # being started: in use
 
 
 def test_a_container_spawned_by_a_killed_start_holds_its_volumes(
@@ -232,10 +233,12 @@ def test_a_container_spawned_by_a_killed_start_holds_its_volumes(
     container(host, store, "first", "a" * 64, monkeypatch)
     with store.lock():
         store.write_state("a" * 64, starter_pid=2 ** 22 + 1, starter_start=1)
-        monkeypatch.setattr(lifecycle, "unrecorded", lambda store, cid: ([4242], [4243]))
-        assert volume.live_users(store, "ram") == ["a" * 64]
-        monkeypatch.setattr(lifecycle, "unrecorded", lambda store, cid: ([], []))
-        assert volume.live_users(store, "ram") == []
+        run_dir = f"{layout.container_run_dir('a' * 64)}/"
+        monkeypatch.setattr(host.facts, "processes_mentioning", lambda text: (
+            [(4242, 1), (4243, 4242)] if text == run_dir else []))
+        assert volume_driver.live_users(store, "ram") == ["a" * 64]
+        monkeypatch.setattr(host.facts, "processes_mentioning", lambda text: [])
+        assert volume_driver.live_users(store, "ram") == []
 
 
 def test_volume_rm_unmounts_a_left_mount_before_removing_its_tree(
