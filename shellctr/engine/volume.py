@@ -24,6 +24,12 @@ from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import new_id
 from shellctr.core.layout import Layout
 from shellctr.core.store import SCHEMA_VERSION, VOLUME_SHAPE, Record, Store, now_iso
+from shellctr.engine import volume_driver
+
+# who uses a volume is the driver's use count too (re-exported: volume.users, as before)
+from shellctr.engine.volume_driver import unescape
+from shellctr.engine.volume_driver import users as users
+from shellctr.engine.volume_driver import volume_users as volume_users
 
 VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # Docker >= 23 marks anonymous volumes so
@@ -306,7 +312,6 @@ def make_host_dirs(host: Host, path: str, rollback: Rollback) -> None:
     while not os.path.lexists(current):
         missing.append(current)
         current = os.path.dirname(current)
-    from pathlib import Path
 
     for directory in reversed(missing):
         host.mkdir(Path(directory), mode=0o755, rollback=rollback)
@@ -315,25 +320,23 @@ def make_host_dirs(host: Host, path: str, rollback: Rollback) -> None:
 def spec_mounts(layout: Layout, mounts: list[Record],
                 volume_options: Callable[[str], dict[str, str]] | None = None,
                 ) -> list[dict[str, object]]:
-    """The mounts as init.py makes them (see rootfs.Rootfs.mount_steps). `volume_options`:
-    a volume's driver options (`volume create -o`): a tmpfs volume is a tmpfs of the
-    container's own, a bind volume its device."""
+    """The mounts as init.py makes them (see rootfs.Rootfs.mount_steps). A volume is a
+    bind of its `_data`, also one with driver options (`volume_options`: a volume's
+    `volume create -o`), a tmpfs or a bind of its device that volume_driver.acquire
+    has mounted there once for all the containers that use it; that one is not seeded
+    with the image's files (the seed would take the target's owner and mode over the
+    o= uid=, mode=, and write into the bind's device)."""
     entries: list[dict[str, object]] = []
     for record in mounts:
         entry: dict[str, object] = {"target": record["target"], "readonly": record["readonly"]}
-        options = (volume_options(record["source"]) if volume_options is not None
-                   and record["type"] == "volume" else {})
-        if record["type"] == "tmpfs" or options.get("type") == "tmpfs":
-            words = options["o"].split(",") if options.get("o") else []
-            # a tmpfs volume: its o= words only (checked at volume create), as Docker's
-            flags, data = tmpfs_flags(record["options"] if record["type"] == "tmpfs"
-                                      else ",".join(["ro"] * record["readonly"] + words))
+        if record["type"] == "tmpfs":
+            flags, data = tmpfs_flags(record["options"])
             entry.update(type="tmpfs", flags=flags, data=data)
-        elif options.get("device"):  # -o type=none -o o=bind -o device=/path
-            entry.update(type="bind", source=options["device"])
         elif record["type"] == "volume":
+            own = volume_options is not None and volume_driver.mounts_once(
+                volume_options(record["source"]))
             entry.update(type="bind", source=path_arg(layout.volume_data(record["source"])),
-                         seed=not record["nocopy"])
+                         seed=not record["nocopy"] and not own)
         else:
             entry.update(type="bind", source=record["source"])
         if record["type"] != "tmpfs" and record.get("propagation"):
@@ -392,11 +395,6 @@ def source_mount(path: str, mountinfo: str) -> tuple[str, list[str]]:
     return best
 
 
-def unescape(field: str) -> str:
-    """A mountinfo path: space, tab, newline and backslash are octal escapes."""
-    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
-
-
 # -- volume records -------------------------------------------------------------------
 def volume_record(name: str, labels: dict[str, str], anonymous: bool,
                   options: dict[str, str] | None = None) -> Record:
@@ -408,7 +406,9 @@ def volume_record(name: str, labels: dict[str, str], anonymous: bool,
 
 def parse_driver_options(facts: Facts, items: list[str]) -> dict[str, str]:
     """`volume create -o KEY=VALUE`: the local driver's mount options, as Docker's:
-    `type=tmpfs device=tmpfs [o=size=64m,...]`, or `type=none o=bind device=/path`."""
+    `type=tmpfs device=tmpfs [o=size=64m,...]`, or `type=none o=bind device=/path`.
+    Checked here, so that a bad one is refused before anything is made (Docker finds it
+    only at the first mount)."""
     options: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -418,20 +418,24 @@ def parse_driver_options(facts: Facts, items: list[str]) -> dict[str, str]:
         options[key] = value
     if not options:
         return options
-    kind, words = options.get("type", ""), [w for w in options.get("o", "").split(",") if w]
+    for key in ("type", "device"):  # Docker's mandatory pairs: each of the three needs both
+        if not options.get(key):
+            raise ShellctrError(f'missing required option: "{key}"',
+                                "give -o type= and -o device= together")
+    kind, words = options["type"], [w for w in options.get("o", "").split(",") if w]
     if kind == "tmpfs":
         tmpfs_options(words)  # checked now
-    elif kind in ("none", "") and "bind" in words:
-        device = options.get("device", "")
+    elif kind == "none" and ("bind" in words or "rbind" in words):
+        device = options["device"]
         if not device.startswith("/") or not facts.is_dir(Path(device)):
             raise ShellctrError(f"invalid bind device {device!r}",
                                 "give device=/an/existing/directory")
         if set(words) - {"bind", "rbind"}:
             raise ShellctrError(f"invalid bind options {options['o']!r}", "use o=bind")
     else:
-        raise ShellctrError(f"volume type {kind or 'none'!r} is not supported by shellctr's "
-                            "local driver", "use type=tmpfs device=tmpfs, or type=none "
-                            "o=bind device=/path")
+        raise ShellctrError(f"volume type {kind!r} is not supported by shellctr's local "
+                            "driver", "use type=tmpfs device=tmpfs, or type=none o=bind "
+                            "device=/path")
     return options
 
 
@@ -464,24 +468,6 @@ def read_volume(store: Store, name: str) -> Record:
         raise NotFound(f"get {name}: no such volume") from err
 
 
-def users(store: Store, name: str) -> list[str]:
-    """Ids of the containers whose mounts use the volume `name`."""
-    return volume_users(store).get(name, [])
-
-
-def volume_users(store: Store) -> dict[str, list[str]]:
-    """Each volume in use: the ids of the containers whose mounts use it, sorted."""
-    found: dict[str, list[str]] = {}
-    for cid in store.container_ids():
-        try:
-            mounts = store.container_config(cid)["mounts"]
-        except (FileNotFoundError, CorruptRecord):  # removed meanwhile; mounts unknown
-            continue
-        for name in dict.fromkeys(m["source"] for m in mounts if m["type"] == "volume"):
-            found.setdefault(name, []).append(cid)
-    return {name: sorted(cids) for name, cids in found.items()}
-
-
 def remove_volume(host: Host, store: Store, name: str) -> None:
     """`volume rm`: refused while a container uses it (caller holds the lock); one whose
     record is corrupt goes too."""
@@ -495,6 +481,8 @@ def remove_volume(host: Host, store: Store, name: str) -> None:
         shown = ", ".join(names.get(cid, cid[:12]) for cid in holders)  # people's names
         raise Conflict(f"remove {name}: volume is in use - [{shown}]",
                        "remove those containers first")
+    # one a killed run left mounted: never rm through it
+    volume_driver.unmount_unused(host, store, name)
     host.step(f"remove volume {name}")
     host.remove_tree(store.layout.volume_dir(name))
     volume_event(store, name, "destroy")
