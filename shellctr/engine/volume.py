@@ -32,6 +32,7 @@ from shellctr.engine.volume_driver import users as users
 from shellctr.engine.volume_driver import volume_users as volume_users
 
 VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+FS_TYPE = re.compile(r"[a-z0-9][a-z0-9_.-]*")  # ext4, nfs4, fuse.sshfs
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # Docker >= 23 marks anonymous volumes so
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 SLAVE_MODES = ("slave", "rslave")  # host mounts under SRC reach the container
@@ -423,6 +424,9 @@ def parse_driver_options(facts: Facts, items: list[str]) -> dict[str, str]:
             raise ShellctrError(f'missing required option: "{key}"',
                                 "give -o type= and -o device= together")
     kind, words = options["type"], [w for w in options.get("o", "").split(",") if w]
+    if options["device"].startswith("-"):  # never read as one of mount(8)'s options
+        raise ShellctrError(f"invalid device {options['device']!r}",
+                            "give a device path, a host:/export or a name such as tmpfs")
     if kind == "tmpfs":
         tmpfs_options(words)  # checked now
     elif kind == "none" and ("bind" in words or "rbind" in words):
@@ -432,10 +436,14 @@ def parse_driver_options(facts: Facts, items: list[str]) -> dict[str, str]:
                                 "give device=/an/existing/directory")
         if set(words) - {"bind", "rbind"}:
             raise ShellctrError(f"invalid bind options {options['o']!r}", "use o=bind")
-    else:
-        raise ShellctrError(f"volume type {kind!r} is not supported by shellctr's local "
-                            "driver", "use type=tmpfs device=tmpfs, or type=none o=bind "
-                            "device=/path")
+    elif kind == "none":
+        raise ShellctrError("volume type 'none' needs o=bind",
+                            "use type=none o=bind device=/path")
+    elif not FS_TYPE.fullmatch(kind) or not facts.filesystem_known(kind):
+        # any other type is mount(8)'s, as Docker's driver passes it to mount(2): ext4 of
+        # a device or an image (o=loop), nfs with o=addr=..., ...
+        raise ShellctrError(f"unknown filesystem type {kind!r}", "give a type this host "
+                            "mounts (/proc/filesystems, or one with a mount.TYPE helper)")
     return options
 
 

@@ -1,5 +1,7 @@
 """The local driver's mount options (`volume create -o type=tmpfs -o device=tmpfs
--o o=size=64m`, `-o type=none -o o=bind -o device=DIR`), as Docker's: checked at create
+-o o=size=64m`, `-o type=none -o o=bind -o device=DIR`, any other type mount(8) knows:
+`-o type=ext4 -o device=/dev/sdb1`, `-o type=nfs -o o=addr=HOST -o device=:/export`), as
+Docker's: checked at create
 (volume.parse_driver_options); such a volume is a mount of its own, made once at its
 `_data` by the first container that starts with it (`acquire`), bound from there into
 each container that uses it, and unmounted in the one teardown after the last one ends
@@ -38,12 +40,12 @@ def mounts_once(options: dict[str, str]) -> bool:
 def mount_argv(layout: Layout, name: str, options: dict[str, str]) -> list[str]:
     """The host command that mounts the volume `name` at its `_data`."""
     data = path_arg(layout.volume_data(name))
-    if options["type"] == "tmpfs":
-        words = [w for w in options.get("o", "").split(",") if w]
-        return ["mount", "--types", "tmpfs", *(["--options", ",".join(words)] if words else []),
-                options["device"], data]
-    recursive = "rbind" in options.get("o", "").split(",")
-    return ["mount", "--rbind" if recursive else "--bind", options["device"], data]
+    if options["type"] == "none":  # o=bind or o=rbind (checked at create)
+        recursive = "rbind" in options.get("o", "").split(",")
+        return ["mount", "--rbind" if recursive else "--bind", options["device"], data]
+    words = [w for w in options.get("o", "").split(",") if w]
+    return ["mount", "--types", options["type"],
+            *(["--options", ",".join(words)] if words else []), options["device"], data]
 
 
 def umount_argv(layout: Layout, name: str) -> list[str]:

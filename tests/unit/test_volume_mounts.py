@@ -35,6 +35,17 @@ class Mounted(Facts):
         return self.text
 
 
+class Filesystems(Facts):
+    """The host's facts with these filesystem types known to mount(8)."""
+
+    def __init__(self, *kinds: str) -> None:
+        super().__init__()
+        self.kinds = set(kinds)
+
+    def filesystem_known(self, kind: str) -> bool:
+        return kind in self.kinds
+
+
 def mounted_at(layout: Layout, name: str) -> str:
     return (f"27 1 254:0 / / rw shared:1 - ext4 /dev/vda rw\n"
             f"90 27 0:90 / {os.path.realpath(layout.volume_data(name))} rw,relatime shared:40 "
@@ -48,9 +59,13 @@ def mounted_at(layout: Layout, name: str) -> str:
     (["type=tmpfs", "device=tmpfs", "o=size=64m,uid=1000,mode=0770,noexec"],
      {"type": "tmpfs", "device": "tmpfs", "o": "size=64m,uid=1000,mode=0770,noexec"}),
     (["type=none", "o=bind", "device=/"], {"type": "none", "o": "bind", "device": "/"}),
+    (["type=ext4", "device=/srv/disk.img", "o=loop,noatime"],
+     {"type": "ext4", "device": "/srv/disk.img", "o": "loop,noatime"}),
+    (["type=nfs", "o=addr=10.0.0.1,rw", "device=:/export"],
+     {"type": "nfs", "o": "addr=10.0.0.1,rw", "device": ":/export"}),
 ])
 def test_driver_options_accepted(items: list[str], options: dict[str, str]) -> None:
-    assert volume.parse_driver_options(Facts(), items) == options
+    assert volume.parse_driver_options(Filesystems("ext4", "nfs"), items) == options
 
 
 @pytest.mark.parametrize(("items", "message"), [
@@ -64,18 +79,19 @@ def test_driver_options_accepted(items: list[str], options: dict[str, str]) -> N
     (["type=tmpfs", "device=tmpfs", "o=uid=root"], "invalid tmpfs option 'uid=root'"),
     (["type=tmpfs", "device=tmpfs", "o=mode=999"], "invalid tmpfs option 'mode=999'"),
     (["type=tmpfs", "device=tmpfs", "o=bogus"], "invalid tmpfs option 'bogus'"),
-    (["type=nfs", "device=:/export", "o=addr=10.0.0.1"], "volume type 'nfs' is not "
-     "supported by shellctr's local driver (use type=tmpfs device=tmpfs, or type=none "
-     "o=bind device=/path)"),
-    (["type=ext4", "device=/dev/sda1"], "volume type 'ext4' is not supported"),
-    (["type=none", "device=/"], "volume type 'none' is not supported"),  # no o=bind
+    (["type=nfs", "device=:/export", "o=addr=10.0.0.1"], "unknown filesystem type 'nfs' "
+     "(give a type this host mounts (/proc/filesystems, or one with a mount.TYPE helper))"),
+    (["type=Ext4", "device=/dev/sda1"], "unknown filesystem type 'Ext4'"),
+    (["type=ext4;id", "device=/dev/sda1"], "unknown filesystem type 'ext4;id'"),
+    (["type=ext4", "device=--bind"], "invalid device '--bind'"),
+    (["type=none", "device=/"], "volume type 'none' needs o=bind"),  # no o=bind
     (["type=none", "o=bind", "device=/no/such/dir"], "invalid bind device '/no/such/dir'"),
     (["type=none", "o=bind", "device=relative"], "invalid bind device 'relative'"),
     (["type=none", "o=bind,ro", "device=/"], "invalid bind options 'bind,ro' (use o=bind)"),
 ])
 def test_bad_driver_options_are_one_line(items: list[str], message: str) -> None:
     with pytest.raises(ShellctrError) as info:
-        volume.parse_driver_options(Facts(), items)
+        volume.parse_driver_options(Filesystems("ext4", "Ext4", "ext4;id"), items)
     assert str(info.value).startswith(message), str(info.value)
     assert "\n" not in str(info.value)
 
@@ -92,6 +108,8 @@ def test_mount_and_umount_argv(layout: Layout) -> None:
         "mount", "--bind", "/srv", data]
     assert argv(layout, "v", {"type": "none", "o": "rbind", "device": "/srv"}) == [
         "mount", "--rbind", "/srv", data]
+    assert argv(layout, "v", {"type": "ext4", "device": "/srv/d.img", "o": "loop"}) == [
+        "mount", "--types", "ext4", "--options", "loop", "/srv/d.img", data]
     assert volume_driver.umount_argv(layout, "v") == ["umount", "--recursive", data]
 
 
