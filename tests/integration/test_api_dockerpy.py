@@ -7,6 +7,7 @@ import io
 import tarfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -208,3 +209,40 @@ def test_images_build_push_and_pull(client: Any, ctr: Ctr, tmp_path: Any) -> Non
     finally:
         client.images.remove("pybuilt:1", force=True)
     assert ctr.container_ids() == []
+
+
+@pytest.mark.skipif(not Path("/usr/bin/docker-registry").exists(),
+                    reason="needs docker-registry (make deps)")
+def test_registry_credentials_are_the_clients_auth_config_and_login_checks_them(
+        client: Any, ctr: Ctr, tmp_path: Path) -> None:
+    import uuid
+
+    from .registries import PASSWORD, USER, running
+
+    with running(tmp_path / "basic", "basic") as basic:
+        repository = f"{basic.name}/t{uuid.uuid4().hex[:8]}/private"
+        ctr("tag", "busybox", f"{repository}:1").ok()
+        try:
+            # the service has no credentials of its own for this registry
+            refused = list(client.images.push(repository, tag="1", stream=True, decode=True))
+            assert any("unauthorized" in line.get("error", "") for line in refused), refused
+            auth = {"username": USER, "password": PASSWORD}
+            pushed = list(client.images.push(repository, tag="1", stream=True, decode=True,
+                                             auth_config=auth))
+            assert not [line for line in pushed if "error" in line], pushed
+            ctr("rmi", f"{repository}:1").ok()
+            with pytest.raises(docker.errors.APIError):
+                client.images.pull(repository, tag="1")
+            assert client.images.pull(repository, tag="1", auth_config=auth).id
+            ctr("rmi", f"{repository}:1").ok()
+
+            with pytest.raises(docker.errors.APIError) as wrong:
+                client.login(USER, "wrong", registry=basic.name, reauth=True)
+            assert wrong.value.status_code == 401
+            assert "wrong" not in str(wrong.value)
+            answer = client.login(USER, PASSWORD, registry=f"http://{basic.name}/v2/")
+            assert answer["Status"] == "Login Succeeded"
+            # docker-py keeps what /auth accepted and sends it with the next pull
+            assert client.images.pull(repository, tag="1").id
+        finally:
+            ctr("rmi", f"{repository}:1")
