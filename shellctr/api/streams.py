@@ -59,8 +59,9 @@ class Attachment:
 
     def __init__(self, call: Call, cid: str, sock: socket.socket, *, tty: bool, stdin: bool,
                  wanted: set[str], log_path: Path, offset: int, started: Any,
-                 stream: bool, not_started: bool) -> None:
+                 stream: bool, not_started: bool, keys: bytes = b"") -> None:
         self.call, self.cid, self.sock = call, cid, sock
+        self.keys = keys  # the detach keys: typed, the attach ends, the container runs on
         self.tty, self.stdin, self.wanted = tty, stdin, wanted
         self.log_path, self.offset, self.started, self.stream = log_path, offset, started, stream
         self.not_started = not_started  # attached before its start: wait for the run
@@ -146,7 +147,10 @@ class Attachment:
 
     def forward_input(self) -> None:
         """What the client sends, to the container's stdin; the client's end of input
-        (a half-close) closes the container's stdin."""
+        (a half-close) closes the container's stdin. The detach keys end the attach
+        instead (what may begin them is held back until the next key says)."""
+        from shellctr.engine.terminal import match_keys
+
         pending = b""
         while not self.done.is_set():
             ready, _, _ = select.select([self.sock], [], [], 0.2)
@@ -173,10 +177,22 @@ class Attachment:
                         monitor.sendall(monitor_frame(INPUT, pending))
                     monitor.sendall(monitor_frame(CLOSE_INPUT, b""))
                     return
-                monitor.sendall(monitor_frame(INPUT, pending + data))
-                pending = b""
+                pending, data, detach = match_keys(pending + data, self.keys)
+                if data:
+                    monitor.sendall(monitor_frame(INPUT, data))
+                if detach:
+                    self.detach()
+                    return
             except OSError:
                 return
+
+    def detach(self) -> None:
+        """The detach keys were typed: the stream ends, the container's stdin stays open."""
+        self.done.set()
+        monitor = self.monitor
+        if monitor is not None:  # wakes the terminal relay, blocked on the monitor
+            with contextlib.suppress(OSError):
+                monitor.shutdown(socket.SHUT_RDWR)
 
     def relay_log(self, follow: bool = True) -> None:
         """Output without a terminal: the log's records from our offset, framed, until

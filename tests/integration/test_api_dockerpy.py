@@ -246,3 +246,42 @@ def test_registry_credentials_are_the_clients_auth_config_and_login_checks_them(
             assert client.images.pull(repository, tag="1").id
         finally:
             ctr("rmi", f"{repository}:1")
+
+
+def read_until(sock: Any, wanted: bytes) -> bytes:
+    """What a hijacked socket gives until `wanted` is in it (or it ends)."""
+    seen = b""
+    sock.settimeout(30)
+    while wanted not in seen:
+        data = sock.recv(4096)
+        if not data:
+            break
+        seen += data
+    return seen
+
+
+def test_attach_detach_keys_end_the_attach_and_leave_the_container_running(
+        client: Any, ctr: Ctr) -> None:
+    container = client.containers.run("busybox", ["sh"], detach=True, stdin_open=True,
+                                      tty=True)
+    try:
+        for params, keys in (({}, b"\x10\x11"), ({"detachKeys": "ctrl-x,z"}, b"\x18z")):
+            attached = client.api.attach_socket(
+                container.id, params={"stdin": 1, "stdout": 1, "stream": 1, **params})
+            sock = attached._sock
+            sock.sendall(b"echo $((20+2))\n")
+            assert b"22" in read_until(sock, b"22")
+            sock.sendall(keys[:1])  # the start of the keys is held back, then detaches
+            sock.sendall(keys[1:])
+            read_until(sock, b"never printed")  # the service ends the stream
+            sock.close()
+            container.reload()
+            assert container.status == "running"
+        assert container.exec_run(["true"]).exit_code == 0
+        with pytest.raises(docker.errors.APIError) as bad:
+            client.api.attach_socket(container.id, params={"stdin": 1, "stream": 1,
+                                                           "detachKeys": "ctrl-"})
+        assert bad.value.status_code == 400
+    finally:
+        container.remove(force=True)
+    assert ctr.container_ids() == []
