@@ -285,3 +285,26 @@ def test_attach_detach_keys_end_the_attach_and_leave_the_container_running(
     finally:
         container.remove(force=True)
     assert ctr.container_ids() == []
+
+
+def test_exec_resize_gives_the_execs_terminal_its_size(client: Any, ctr: Ctr) -> None:
+    container = client.containers.run("busybox", ["sleep", "1000"], detach=True)
+    try:
+        created = client.api.exec_create(container.id, ["sh"], stdin=True, tty=True)
+        started = client.api.exec_start(created["Id"], tty=True, socket=True)
+        sock = started._sock
+        client.api.exec_resize(created["Id"], height=33, width=101)
+        sock.sendall(b"stty size\n")
+        assert b"33 101" in read_until(sock, b"33 101")
+        client.api.exec_resize(created["Id"], height=40, width=120)
+        sock.sendall(b"stty size\n")
+        assert b"40 120" in read_until(sock, b"40 120")
+        sock.sendall(b"exit\n")
+        read_until(sock, b"never printed")
+        sock.close()
+        with pytest.raises(docker.errors.APIError) as bad:
+            client.api.exec_resize(created["Id"], height=-1, width=80)
+        assert bad.value.status_code == 400
+    finally:
+        container.remove(force=True)
+    assert ctr.container_ids() == []
