@@ -308,3 +308,29 @@ def test_exec_resize_gives_the_execs_terminal_its_size(client: Any, ctr: Ctr) ->
     finally:
         container.remove(force=True)
     assert ctr.container_ids() == []
+
+
+def test_build_streams_a_runs_output_while_the_step_runs(client: Any, ctr: Ctr,
+                                                         tmp_path: Path) -> None:
+    # the step waits for /go, which the test makes only once it has read "first"
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nRUN echo first; until [ -e /go ]; do sleep 0.05; done; echo second\n")
+    seen: list[str] = []
+    built = ""
+    try:
+        # a bounded read: a build whose output comes only at its end never gets to it
+        for line in client.api.build(path=str(tmp_path), rm=True, decode=True, timeout=60):
+            seen.append(line.get("stream", "") + line.get("error", ""))
+            built = line.get("aux", {}).get("ID") or built
+            if line.get("stream") == "first\n":
+                running = ctr("ps", "-q").ok().out.split()
+                assert len(running) == 1, running  # the step's container, still at work
+                ctr("exec", running[0], "touch", "/go").ok()
+        text = "".join(seen)
+        assert "first\nsecond\n" in text and "Successfully built" in text, seen
+    finally:
+        for cid in ctr("ps", "-q").ok().out.split():
+            ctr("rm", "-f", cid)
+        if built:
+            client.images.remove(built)
+    assert ctr.container_ids() == []
