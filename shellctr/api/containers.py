@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
     from shellctr.core.records import ContainerRecord, StateRecord
 
-POLL = 0.01  # how often a wait or a stream looks at the container's state
 
 
 def find(call: Call) -> str:
@@ -186,11 +185,17 @@ def container_wait(call: Call) -> Streamed:
     exit_file = call.store.layout.container_exit_file(cid)
 
     def body() -> Iterator[bytes]:
+        from shellctr.api.watch import StateWatch
+
         code, error = first["exit_code"], first["error"]
+        watch = StateWatch(call.store, cid)
         while True:
-            state = state_of(call, cid)
+            state = watch.state()
             if state is None:  # removed: the end read last is its end
                 break
+            if not watch.changed:
+                watch.pause()
+                continue
             code, error = state["exit_code"], state["error"]
             if state["status"] == "running" and (running_now or state["started_at"] != started):
                 try:  # the monitor's record, before the end is recorded (and --rm removes)
@@ -199,7 +204,7 @@ def container_wait(call: Call) -> Streamed:
                     pass
             elif condition != "removed" and ended(state):
                 break
-            time.sleep(POLL)
+            watch.pause()
         result: dict[str, Any] = {"StatusCode": code}
         if error:
             result["Error"] = {"Message": error}

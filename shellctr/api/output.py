@@ -115,13 +115,16 @@ def log_chunks(call: Call, cid: str, tty: bool, wanted: set[str], follow: bool,
         data = text.encode("utf-8", errors="surrogateescape")
         return data if tty else frame(STREAMS[record.stream], data)
 
+    from shellctr.api.watch import StateWatch
+
+    watch = StateWatch(call.store, cid)
     try:
         records, offset = logs.read_from(stream, offset)
         for record in logs.select(records, tail, since, until):
             if record.stream in wanted:
                 yield encoded(record)
         while follow:
-            state = state_of(call, cid)
+            state = watch.state()
             ended = state is None or state["status"] != "running"
             records, offset = logs.read_from(stream, offset)
             for record in records:

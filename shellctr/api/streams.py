@@ -65,19 +65,17 @@ class Attachment:
         self.tty, self.stdin, self.wanted = tty, stdin, wanted
         self.log_path, self.offset, self.started, self.stream = log_path, offset, started, stream
         self.not_started = not_started  # attached before its start: wait for the run
+        from shellctr.api.watch import StateWatch
+
+        self.watch = StateWatch(call.store, cid)
         self.monitor: socket.socket | None = None
         self.monitor_ready = threading.Event()
         self.done = threading.Event()
 
     # -- the container's state -------------------------------------------------------
     def state(self) -> dict[str, Any] | None:
-        from shellctr.core.errors import NotFound
-        from shellctr.engine.lifecycle import reconcile
-
-        try:
-            return dict(reconcile(self.call.store, self.cid))
-        except (FileNotFoundError, NotFound):
-            return None
+        found = self.watch.state()
+        return None if found is None else dict(found)
 
     def wait_started(self) -> bool:
         """Wait until the run we attached for has begun (a `start` after this attach);
@@ -220,7 +218,7 @@ class Attachment:
                         return
                 if ended:
                     return
-                time.sleep(POLL)
+                self.watch.pause(busy=bool(records))
         finally:
             if stream is not None:
                 stream.close()
