@@ -30,6 +30,19 @@ INPUT, CLOSE_INPUT = 0, 2  # the monitor's client frame types (shellctr/monitor.
 STREAM_IDS = {"stdout": 1, "stderr": 2}
 
 
+_ATTACHED: dict[str, int] = {}  # container id -> this service's attachments relaying it
+_DETACHED = threading.Condition()
+
+
+def wait_unattached(cid: str, timeout: float) -> None:
+    """Until no attachment of this service relays `cid` any more (or `timeout`): a --rm
+    removal waits for them, so that they read the container's log to its end first."""
+    deadline = time.monotonic() + timeout
+    with _DETACHED:
+        while _ATTACHED.get(cid) and (left := deadline - time.monotonic()) > 0:
+            _DETACHED.wait(left)
+
+
 def frame(stream: int, data: bytes) -> bytes:
     return struct.pack(">BxxxI", stream, len(data)) + data
 
@@ -71,6 +84,8 @@ class Attachment:
         self.monitor: socket.socket | None = None
         self.monitor_ready = threading.Event()
         self.done = threading.Event()
+        with _DETACHED:  # until run() ends (a --rm removal here waits for that)
+            _ATTACHED[cid] = _ATTACHED.get(cid, 0) + 1
 
     # -- the container's state -------------------------------------------------------
     def state(self) -> dict[str, Any] | None:
@@ -118,6 +133,11 @@ class Attachment:
             if self.monitor is not None:
                 with contextlib.suppress(OSError):
                     self.monitor.close()
+            with _DETACHED:
+                _ATTACHED[self.cid] -= 1
+                if not _ATTACHED[self.cid]:
+                    del _ATTACHED[self.cid]
+                _DETACHED.notify_all()
 
     def connect_monitor(self) -> None:
         """The monitor's attach socket, as soon as it listens (before the command has
