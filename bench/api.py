@@ -10,7 +10,9 @@ Each case shows the median wall time and the median CPU time (user + system) of
 everything it made run: the bench moves itself into a cpuacct cgroup of its own
 (`shellctr-bench-api-PID`), so the service's threads, the detached monitors and the
 `_exited` hooks that carry out --rm count as well as the client's process tree (the
-containers' own cgroups are apart: `true` costs the same for every case).
+containers' own cgroups are apart: `true` costs the same for every case). After each
+case the bench waits until only itself and the service are left in the group, so what a
+case leaves running (a hook that ends after the client has returned) is counted in it.
 Usage: bench/api.py [ROUNDS]
 """
 
@@ -40,6 +42,16 @@ class Accounting:
         self.group.mkdir()
         (self.group / "cgroup.procs").write_text(str(os.getpid()))
 
+    def procs(self) -> set[str]:
+        return set((self.group / "cgroup.procs").read_text().split())
+
+    def settle(self, lasting: set[str], timeout: float = 10.0) -> None:
+        """Until only the `lasting` processes (this one, the service) are left: what a
+        case left running (a monitor's _exited hook) is counted in it, not the next."""
+        deadline = time.monotonic() + timeout
+        while self.procs() - lasting and time.monotonic() < deadline:
+            time.sleep(0.005)
+
     def usage(self) -> float:
         """CPU seconds spent in the group so far."""
         return int((self.group / "cpuacct.usage").read_text()) / 1e9
@@ -57,6 +69,7 @@ class Accounting:
 def interleave(cases: dict[str, Callable[[], object]], rounds: int, acct: Accounting,
                warmup: int = 2) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Each case once per round, in turn: (wall seconds, CPU seconds) per case."""
+    lasting = acct.procs()  # this process and the service
     for _ in range(warmup):
         for action in cases.values():
             action()
@@ -64,9 +77,11 @@ def interleave(cases: dict[str, Callable[[], object]], rounds: int, acct: Accoun
     cpu: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(rounds):
         for name, action in cases.items():
+            acct.settle(lasting)
             used, start = acct.usage(), time.perf_counter()
             action()
             wall[name].append(time.perf_counter() - start)
+            acct.settle(lasting)
             cpu[name].append(acct.usage() - used)
     return wall, cpu
 
