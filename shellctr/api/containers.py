@@ -6,11 +6,14 @@ api/output.py; its files (export, archive for `docker cp`) in api/archive.py."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any
 
 from shellctr.api.routes import ROUTES, Call, Json, Streamed, bad_request
 from shellctr.core.errors import Conflict, NotFound
+
+ATTACH_DRAIN = 10.0  # seconds a --rm removal waits for this service's attachments to end
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,7 +21,6 @@ if TYPE_CHECKING:
 
     from shellctr.core.records import ContainerRecord, StateRecord
 
-POLL = 0.01  # how often a wait or a stream looks at the container's state
 
 
 def find(call: Call) -> str:
@@ -184,28 +186,58 @@ def container_wait(call: Call) -> Streamed:
         return running_now or state["started_at"] != started
 
     exit_file = call.store.layout.container_exit_file(cid)
+    # --rm as Docker's daemon does it: by the engine, as soon as the end is seen (the
+    # monitor's `_exited` hook, a new process, would start only now and then do the same)
+    remove_here = condition == "removed" and call.store.container(cid)["auto_remove"]
 
     def body() -> Iterator[bytes]:
+        from shellctr.api.watch import StateWatch
+
+        nonlocal remove_here
         code, error = first["exit_code"], first["error"]
+        watch = StateWatch(call.store, cid)
         while True:
-            state = state_of(call, cid)
+            state = watch.state()
             if state is None:  # removed: the end read last is its end
                 break
+            if not watch.changed:
+                watch.pause()
+                continue
             code, error = state["exit_code"], state["error"]
             if state["status"] == "running" and (running_now or state["started_at"] != started):
                 try:  # the monitor's record, before the end is recorded (and --rm removes)
                     code = int(call.store.read(exit_file)["exit_code"])
                 except (FileNotFoundError, ValueError, KeyError):
                     pass
+            elif remove_here and state["status"] == "exited":
+                remove_here = False  # once: if it fails, the hook's turn comes
+                remove_ended(call, cid)
+                continue
             elif condition != "removed" and ended(state):
                 break
-            time.sleep(POLL)
+            watch.pause()
         result: dict[str, Any] = {"StatusCode": code}
         if error:
             result["Error"] = {"Message": error}
         yield json.dumps(result).encode() + b"\n"
 
     return Streamed(body())
+
+
+def remove_ended(call: Call, cid: str) -> None:
+    """Carry out an ended container's --rm with the monitor's hook's own engine call
+    (containers.on_exited: under the lock, a no-op for what is removed already, so the
+    hook that follows finds nothing left to do)."""
+    from shellctr.api.streams import wait_unattached
+    from shellctr.core.errors import ShellctrError
+    from shellctr.engine.containers import on_exited
+
+    wait_unattached(cid, ATTACH_DRAIN)  # `docker run`'s own attach reads the log to its end
+    try:
+        on_exited(call.host, call.store, cid)
+    except ShellctrError as err:  # the hook tries again; the wait goes on until it has
+        if call.service.debug:
+            sys.stderr.write(f"api: --rm of {cid[:12]}: {err}\n")
 
 
 # -- list and inspect --------------------------------------------------------------------

@@ -27,6 +27,26 @@ class ExecInstance:
         self.exit_code: int | None = None
         self.pid = 0
         self.ended_at = 0.0
+        self.master: int | None = None  # its terminal's master, while the start holds it
+        self.size: tuple[int, int] | None = None  # the rows and columns a resize asked for
+
+    def resize(self, size: tuple[int, int] | None = None) -> None:
+        """Keep the size asked for (a resize may come before the terminal exists) and
+        give it to the terminal if there is one now."""
+        from shellctr.engine.terminal import set_window_size
+
+        with _LOCK:
+            self.size = size or self.size
+            if self.master is not None and self.size is not None:
+                try:
+                    set_window_size(self.master, *self.size)
+                except OSError:
+                    pass  # the command has just ended: no terminal left to size
+
+    def hold_terminal(self, master: int | None) -> None:
+        """The terminal's master from the start on (None: it is being closed)."""
+        with _LOCK:
+            self.master = master
 
     def json(self) -> dict[str, Any]:
         config = self.config
@@ -91,7 +111,14 @@ def exec_inspect(call: Call) -> dict[str, Any]:
 
 @ROUTES.add("POST", "/exec/{id}/resize")
 def exec_resize(call: Call) -> None:
-    instance(call)  # a terminal's size follows the client's at start; later ones are kept
+    """The exec's terminal gets `h` rows and `w` columns (`docker exec -it` sends its
+    own at the start and on each window change); without a terminal, nothing is sized."""
+    ex = instance(call)
+    rows, cols = call.number("h", 0) or 0, call.number("w", 0) or 0
+    if not 0 <= rows < 65536 or not 0 <= cols < 65536:
+        raise bad_request(f"invalid size {rows}x{cols}: give h and w, 0 to 65535")
+    if rows and cols:  # a client whose own terminal has no size sends 0x0: kept as it is
+        ex.resize((rows, cols))
 
 
 @ROUTES.add("POST", "/exec/{id}/start")
@@ -159,10 +186,14 @@ def exec_start(call: Call) -> Json | None:
         ex.exit_code, ex.running, ex.ended_at = code, False, time.monotonic()
 
     master = fds[0] if tty and fds else None
+    if master is not None:
+        ex.hold_terminal(master)
+        ex.resize()  # the size a resize sent before the terminal was there
     if detach:
         if master is not None:  # the terminal's master stays open in the finishing thread
             def close_when_ended() -> None:
                 process.wait()
+                ex.hold_terminal(None)
                 close_fd(master)
 
             threading.Thread(target=close_when_ended, daemon=True).start()
@@ -176,6 +207,7 @@ def exec_start(call: Call) -> Json | None:
         ended = pump_exec(sock, process, master, config["AttachStdin"])
     finally:
         if master is not None:
+            ex.hold_terminal(None)
             close_fd(master)
         for pipe_end in (process.stdin, process.stdout, process.stderr):
             if pipe_end is not None:

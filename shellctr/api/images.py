@@ -185,10 +185,52 @@ def progress_of(call: Call, work: Callable[[Any], object]) -> Streamed:
     return Streamed(content_type="application/json", writer=write)
 
 
+def auth_config(value: Any, what: str) -> dict[str, str]:
+    """Docker's AuthConfig (`username`, `password` or `auth`: base64 of USER:PASS,
+    `serveraddress`), its values as text; `auth` read into `username` and `password`."""
+    import base64
+    import binascii
+
+    if not isinstance(value, dict):
+        raise bad_request(f"invalid {what}: it must be a JSON object")
+    config = {key: item for key, item in value.items() if isinstance(item, str)}
+    if config.get("auth") and not config.get("username"):
+        try:
+            user, colon, password = base64.b64decode(config["auth"]).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user, colon, password = "", "", ""
+        if not colon:
+            raise bad_request(f"invalid {what}: auth must be base64 of USER:PASSWORD")
+        config.update(username=user, password=password)
+    return config
+
+
+def registry_credentials(call: Call) -> tuple[str, str] | None:
+    """The client's credentials for a pull or push (X-Registry-Auth: base64url of the
+    AuthConfig JSON, as `docker` and docker-py send it); None without a user and a
+    password in it: then the service's own, from its credentials files, as the CLI's."""
+    import base64
+    import binascii
+    import json
+
+    header = (call.handler.headers.get("X-Registry-Auth") or "").strip()
+    if not header:
+        return None
+    try:  # base64url, padded (docker) or not (some clients)
+        decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (binascii.Error, ValueError):
+        raise bad_request("invalid X-Registry-Auth header: it must be base64url of a "
+                          "JSON AuthConfig") from None
+    config = auth_config(decoded, "X-Registry-Auth header")
+    if config.get("username") and config.get("password"):
+        return config["username"], config["password"]
+    return None
+
+
 @ROUTES.add("POST", "/images/create")
 def image_create(call: Call) -> Streamed:
-    """`docker pull`: fromImage[:tag], or @digest. Credentials are the service's (the
-    engine reads its docker config); X-Registry-Auth is not passed on yet."""
+    """`docker pull`: fromImage[:tag], or @digest. Credentials: the client's
+    X-Registry-Auth, else the service's (the engine reads its credentials files)."""
     from shellctr.engine.pull import pull
     from shellctr.parts.reference import parse_reference
 
@@ -202,8 +244,9 @@ def image_create(call: Call) -> Streamed:
         f"{name}@{tag}" if tag.startswith("sha256:") else f"{name}:{tag}")
     parse_reference(text)  # a malformed reference is a 400 before the stream begins
     platform = call.arg("platform") or None
+    credentials = registry_credentials(call)
     return progress_of(call, lambda out: pull(call.host, call.store, text, platform=platform,
-                                              out=out))
+                                              out=out, credentials=credentials))
 
 
 @ROUTES.add("POST", "/images/{name*}/push")
@@ -215,7 +258,9 @@ def image_push(call: Call) -> Streamed:
     tag = call.arg("tag")
     text = f"{name}:{tag}" if tag else name
     find_image(call.store, familiar(text))  # 404 before the stream begins
-    return progress_of(call, lambda out: push(call.host, call.store, text, out=out))
+    credentials = registry_credentials(call)
+    return progress_of(call, lambda out: push(call.host, call.store, text, out=out,
+                                              credentials=credentials))
 
 
 @ROUTES.add("GET", "/images/search")

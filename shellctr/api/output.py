@@ -115,13 +115,16 @@ def log_chunks(call: Call, cid: str, tty: bool, wanted: set[str], follow: bool,
         data = text.encode("utf-8", errors="surrogateescape")
         return data if tty else frame(STREAMS[record.stream], data)
 
+    from shellctr.api.watch import StateWatch
+
+    watch = StateWatch(call.store, cid)
     try:
         records, offset = logs.read_from(stream, offset)
         for record in logs.select(records, tail, since, until):
             if record.stream in wanted:
                 yield encoded(record)
         while follow:
-            state = state_of(call, cid)
+            state = watch.state()
             ended = state is None or state["status"] != "running"
             records, offset = logs.read_from(stream, offset)
             for record in records:
@@ -179,6 +182,7 @@ def container_attach(call: Call) -> None:
     wanted = {name for name in ("stdout", "stderr") if call.flag(name)}
     if not call.flag("stream") and not call.flag("logs"):
         raise bad_request("attach needs stream=1 or logs=1")
+    keys = detach_keys(call)
     state = state_of(call, cid)
     if state is None:
         raise NotFound(f"no such container: {call.params['id']}")
@@ -191,7 +195,19 @@ def container_attach(call: Call) -> None:
 
     Attachment(call, cid, sock, tty=tty, stdin=want_stdin, wanted=wanted,
                log_path=log_path, offset=offset, started=state["started_at"],
-               stream=call.flag("stream"), not_started=not_started).run()
+               stream=call.flag("stream"), not_started=not_started, keys=keys).run()
+
+
+def detach_keys(call: Call) -> bytes:
+    """`detachKeys` (Docker's words: `ctrl-p,ctrl-q`, the default): typed in the input,
+    they end the attach and leave the container running."""
+    from shellctr.core.errors import UsageError
+    from shellctr.engine.terminal import DEFAULT_DETACH_KEYS, parse_detach_keys
+
+    try:
+        return parse_detach_keys(call.arg("detachKeys") or DEFAULT_DETACH_KEYS)
+    except UsageError as err:
+        raise bad_request(str(err)) from None
 
 
 def log_size(path: Any) -> int:

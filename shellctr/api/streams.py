@@ -30,6 +30,19 @@ INPUT, CLOSE_INPUT = 0, 2  # the monitor's client frame types (shellctr/monitor.
 STREAM_IDS = {"stdout": 1, "stderr": 2}
 
 
+_ATTACHED: dict[str, int] = {}  # container id -> this service's attachments relaying it
+_DETACHED = threading.Condition()
+
+
+def wait_unattached(cid: str, timeout: float) -> None:
+    """Until no attachment of this service relays `cid` any more (or `timeout`): a --rm
+    removal waits for them, so that they read the container's log to its end first."""
+    deadline = time.monotonic() + timeout
+    with _DETACHED:
+        while _ATTACHED.get(cid) and (left := deadline - time.monotonic()) > 0:
+            _DETACHED.wait(left)
+
+
 def frame(stream: int, data: bytes) -> bytes:
     return struct.pack(">BxxxI", stream, len(data)) + data
 
@@ -59,24 +72,25 @@ class Attachment:
 
     def __init__(self, call: Call, cid: str, sock: socket.socket, *, tty: bool, stdin: bool,
                  wanted: set[str], log_path: Path, offset: int, started: Any,
-                 stream: bool, not_started: bool) -> None:
+                 stream: bool, not_started: bool, keys: bytes = b"") -> None:
         self.call, self.cid, self.sock = call, cid, sock
+        self.keys = keys  # the detach keys: typed, the attach ends, the container runs on
         self.tty, self.stdin, self.wanted = tty, stdin, wanted
         self.log_path, self.offset, self.started, self.stream = log_path, offset, started, stream
         self.not_started = not_started  # attached before its start: wait for the run
+        from shellctr.api.watch import StateWatch
+
+        self.watch = StateWatch(call.store, cid)
         self.monitor: socket.socket | None = None
         self.monitor_ready = threading.Event()
         self.done = threading.Event()
+        with _DETACHED:  # until run() ends (a --rm removal here waits for that)
+            _ATTACHED[cid] = _ATTACHED.get(cid, 0) + 1
 
     # -- the container's state -------------------------------------------------------
     def state(self) -> dict[str, Any] | None:
-        from shellctr.core.errors import NotFound
-        from shellctr.engine.lifecycle import reconcile
-
-        try:
-            return dict(reconcile(self.call.store, self.cid))
-        except (FileNotFoundError, NotFound):
-            return None
+        found = self.watch.state()
+        return None if found is None else dict(found)
 
     def wait_started(self) -> bool:
         """Wait until the run we attached for has begun (a `start` after this attach);
@@ -119,6 +133,11 @@ class Attachment:
             if self.monitor is not None:
                 with contextlib.suppress(OSError):
                     self.monitor.close()
+            with _DETACHED:
+                _ATTACHED[self.cid] -= 1
+                if not _ATTACHED[self.cid]:
+                    del _ATTACHED[self.cid]
+                _DETACHED.notify_all()
 
     def connect_monitor(self) -> None:
         """The monitor's attach socket, as soon as it listens (before the command has
@@ -146,7 +165,10 @@ class Attachment:
 
     def forward_input(self) -> None:
         """What the client sends, to the container's stdin; the client's end of input
-        (a half-close) closes the container's stdin."""
+        (a half-close) closes the container's stdin. The detach keys end the attach
+        instead (what may begin them is held back until the next key says)."""
+        from shellctr.engine.terminal import match_keys
+
         pending = b""
         while not self.done.is_set():
             ready, _, _ = select.select([self.sock], [], [], 0.2)
@@ -173,10 +195,22 @@ class Attachment:
                         monitor.sendall(monitor_frame(INPUT, pending))
                     monitor.sendall(monitor_frame(CLOSE_INPUT, b""))
                     return
-                monitor.sendall(monitor_frame(INPUT, pending + data))
-                pending = b""
+                pending, data, detach = match_keys(pending + data, self.keys)
+                if data:
+                    monitor.sendall(monitor_frame(INPUT, data))
+                if detach:
+                    self.detach()
+                    return
             except OSError:
                 return
+
+    def detach(self) -> None:
+        """The detach keys were typed: the stream ends, the container's stdin stays open."""
+        self.done.set()
+        monitor = self.monitor
+        if monitor is not None:  # wakes the terminal relay, blocked on the monitor
+            with contextlib.suppress(OSError):
+                monitor.shutdown(socket.SHUT_RDWR)
 
     def relay_log(self, follow: bool = True) -> None:
         """Output without a terminal: the log's records from our offset, framed, until
@@ -204,7 +238,7 @@ class Attachment:
                         return
                 if ended:
                     return
-                time.sleep(POLL)
+                self.watch.pause(busy=bool(records))
         finally:
             if stream is not None:
                 stream.close()

@@ -116,11 +116,21 @@ def disk_usage(call: Call) -> dict[str, Any]:
 
 @ROUTES.add("POST", "/auth")
 def auth(call: Call) -> Json:
-    """`docker login`: the credentials are the client's; there is no registry code yet to
-    check them against (issue 12), so they are accepted as given."""
-    body = call.json_body()
-    if not isinstance(body, dict):
-        raise ApiError(400, "the auth body must be a JSON object")
+    """`docker login`: the credentials are checked against the registry as `shellctr
+    login` checks them (401 if refused); the client keeps them, the service does not."""
+    from shellctr.api.images import auth_config
+    from shellctr.engine.registry_auth import check_login, server_name
+    from shellctr.engine.registry_http import Unauthorized
+    from shellctr.parts.reference import DOCKER_HUB
+
+    config = auth_config(call.json_body(), "auth body")
+    server = config.get("serveraddress") or ""
+    registry = server_name(server) if server else DOCKER_HUB
+    try:
+        check_login(call.host, registry, config.get("username", ""),
+                    config.get("password", ""))
+    except Unauthorized as err:
+        raise ApiError(401, str(err)) from None
     return Json({"Status": "Login Succeeded", "IdentityToken": ""})
 
 

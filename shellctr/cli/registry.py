@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 
 from shellctr.cli.common import Context, FlagError, Parser
-from shellctr.core.errors import ShellctrError, UsageError
+from shellctr.core.errors import UsageError
 
 
 def tls_verify(args: argparse.Namespace) -> bool | None:
@@ -75,7 +75,7 @@ def read_password(args: argparse.Namespace, prompt: Callable[[str], str]) -> str
 def cmd_login(args: argparse.Namespace, ctx: Context) -> int:
     import getpass
 
-    from shellctr.engine.registry_auth import login
+    from shellctr.engine.registry_auth import login, server_name
     from shellctr.parts.reference import DOCKER_HUB
 
     registry = server_name(args.server) if args.server else DOCKER_HUB
@@ -92,7 +92,7 @@ def cmd_login(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_logout(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.engine.registry_auth import logout
+    from shellctr.engine.registry_auth import logout, server_name
     from shellctr.parts.reference import DOCKER_HUB
 
     registry = server_name(args.server) if args.server else DOCKER_HUB
@@ -101,19 +101,6 @@ def cmd_logout(args: argparse.Namespace, ctx: Context) -> int:
     else:
         ctx.host.result(f"Not logged in to {registry}")
     return 0
-
-
-def server_name(text: str) -> str:
-    """`https://host:5000/v2/` -> `host:5000`; Docker Hub's names -> docker.io."""
-    name = text.strip()
-    for prefix in ("https://", "http://"):
-        name = name.removeprefix(prefix)
-    name = name.split("/", 1)[0]
-    if not name:
-        raise ShellctrError(f"invalid registry {text!r}", "give HOST[:PORT]")
-    if name in ("index.docker.io", "registry-1.docker.io", "docker.io"):
-        return "docker.io"
-    return name
 
 
 def register(both: Callable[[str, list[str], str], list[Parser]]) -> None:

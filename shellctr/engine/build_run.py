@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import SHORT
@@ -36,6 +36,7 @@ class RunSteps:
     layout: Layout
     options: BuildOptions
     planned: bool
+    out: TextIO  # where the build's lines go (the API's stream, or our stdout)
 
     if TYPE_CHECKING:
         def say(self, text: str) -> None: ...
@@ -122,14 +123,65 @@ class RunSteps:
         cid = container["id"]
         self.say(f" ---> Running in {cid[:SHORT]}")
         try:
-            with self.quiet_stdout():
-                code = start(self.host, self.store, cid, attach=True, forward=False)
+            if self.out is sys.stdout:
+                with self.quiet_stdout():
+                    code = start(self.host, self.store, cid, attach=True, forward=False)
+            else:
+                code = self.start_relayed(cid)
         except BaseException:
             if not self.host.dry_run:
                 with ignoring_signals():
                     self.remove_container(cid, force=True)
             raise
         return cid, code
+
+    def start_relayed(self, cid: str) -> int:
+        """Start the step's container attached, its output only logged (the container
+        writes to no fd of ours), and copy the log to `out` as it grows: the build's
+        lines go to a writer of their own (the API's stream), not to our stdout, which
+        the service's other requests share."""
+        import threading
+
+        from shellctr.engine import logs
+        from shellctr.engine.start import start
+
+        ended = threading.Event()
+
+        def follow() -> None:
+            stream, offset, writing = None, 0, not self.options.quiet
+            try:
+                while True:
+                    last = ended.is_set()  # then one more read: the log to its end
+                    if stream is None:
+                        try:
+                            stream = open(self.layout.container_log(cid), "rb")  # noqa: SIM115
+                        except FileNotFoundError:
+                            if last:
+                                return
+                            ended.wait(logs.POLL_SECONDS)
+                            continue
+                    records, offset = logs.read_from(stream, offset)
+                    if writing and records:
+                        try:
+                            self.out.write("".join(record.text for record in records))
+                            self.out.flush()
+                        except OSError:  # the reader went: the build goes on unheard
+                            writing = False
+                    if last:
+                        return
+                    ended.wait(logs.POLL_SECONDS)
+            finally:
+                if stream is not None:
+                    stream.close()
+
+        follower = threading.Thread(target=follow, daemon=True)
+        follower.start()
+        try:
+            return start(self.host, self.store, cid, attach=True, forward=False,
+                         streams=["stdin"])
+        finally:
+            ended.set()
+            follower.join()
 
     @contextmanager
     def quiet_stdout(self) -> Iterator[None]:

@@ -226,12 +226,17 @@ def resolve(registry: Registry, ref: Reference, platform: str | None,
 
 def pull(host: Host, store: Store, text: str, *, platform: str | None = None,
          tls_verify: bool | None = None, quiet: bool = False,
-         out: TextIO | None = None) -> Image:
-    """Pull `text` (NAME[:TAG|@DIGEST]) into the store; Docker's lines on `out`."""
+         out: TextIO | None = None,
+         credentials: tuple[str, str] | None = None) -> Image:
+    """Pull `text` (NAME[:TAG|@DIGEST]) into the store; Docker's lines on `out`.
+    `credentials`: (user, password) the caller gives (the API's X-Registry-Auth); None:
+    the credentials files'."""
     ref = parse_reference(text)
     out = out if out is not None else sys.stdout
     progress = Progress(out if not host.dry_run else None, quiet)
-    registry = Registry(host, ref.registry, credentials_for(host, ref.registry), tls_verify)
+    if credentials is None:
+        credentials = credentials_for(host, ref.registry)
+    registry = Registry(host, ref.registry, credentials, tls_verify)
     top, manifest, document = resolve(registry, ref, platform, progress)
     progress.line(f"{ref.tag or ref.digest or 'latest'}: Pulling from {ref.repository}")
     config_digest, _ = check_descriptor(document.get("config"), "the config")

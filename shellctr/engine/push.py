@@ -64,8 +64,11 @@ def push_plan(store: Store, image: Image) -> tuple[bytes, str, list[Blob]]:
 
 
 def push(host: Host, store: Store, text: str, *, tls_verify: bool | None = None,
-         quiet: bool = False, out: TextIO | None = None) -> str:
-    """Push the image `text` names to its registry; the manifest digest pushed."""
+         quiet: bool = False, out: TextIO | None = None,
+         credentials: tuple[str, str] | None = None) -> str:
+    """Push the image `text` names to its registry; the manifest digest pushed.
+    `credentials`: (user, password) the caller gives (the API's X-Registry-Auth); None:
+    the credentials files'."""
     ref = parse_reference(text)
     if ref.digest:
         raise ShellctrError(f"cannot push a digest reference: {text}", "push NAME[:TAG]")
@@ -77,7 +80,9 @@ def push(host: Host, store: Store, text: str, *, tls_verify: bool | None = None,
                        ) from err
     out = out if out is not None else sys.stdout
     progress = Progress(out if not host.dry_run else None, quiet)
-    registry = Registry(host, ref.registry, credentials_for(host, ref.registry), tls_verify)
+    if credentials is None:
+        credentials = credentials_for(host, ref.registry)
+    registry = Registry(host, ref.registry, credentials, tls_verify)
     manifest, media, blobs = push_plan(store, image)
     scope = f"repository:{ref.repository}:pull,push"
     progress.line(f"The push refers to repository [{ref.full_name}]")

@@ -78,6 +78,19 @@ def credentials_for(host: Host, registry: str) -> tuple[str, str] | None:
 def login(host: Host, registry: str, user: str, password: str,
           tls_verify: bool | None = None) -> None:
     """Check the credentials against the registry, then keep them in Docker's file."""
+    check_login(host, registry, user, password, tls_verify)
+    path = docker_config_path()
+    document = with_login(read_document(path), registry, user, password)
+    host.ensure_dir(path.parent, mode=0o700)
+    host.write_file(path, json.dumps(document, indent="\t") + "\n", mode=0o600,
+                    secrets=(basic_auth(user, password), password,
+                             *document_secrets(document)))
+
+
+def check_login(host: Host, registry: str, user: str, password: str,
+                tls_verify: bool | None = None) -> None:
+    """Whether the registry takes these credentials (raises Unauthorized if not); the
+    API's /auth stops here: its client keeps them."""
     from shellctr.engine.registry_http import Registry
 
     if not user or not password:
@@ -85,12 +98,20 @@ def login(host: Host, registry: str, user: str, password: str,
                             "give -u USER and -p PASS or --password-stdin")
     client = Registry(host, registry, (user, password), tls_verify)
     client.request("GET", "/v2/", "", expect=(200,), what="the registry")
-    path = docker_config_path()
-    document = with_login(read_document(path), registry, user, password)
-    host.ensure_dir(path.parent, mode=0o700)
-    host.write_file(path, json.dumps(document, indent="\t") + "\n", mode=0o600,
-                    secrets=(basic_auth(user, password), password,
-                             *document_secrets(document)))
+
+
+def server_name(text: str) -> str:
+    """A login's server as a registry name: `https://host:5000/v2/` -> `host:5000`;
+    Docker Hub's names -> docker.io."""
+    name = text.strip()
+    for prefix in ("https://", "http://"):
+        name = name.removeprefix(prefix)
+    name = name.split("/", 1)[0]
+    if not name:
+        raise ShellctrError(f"invalid registry {text!r}", "give HOST[:PORT]")
+    if name in ("index.docker.io", "registry-1.docker.io", "docker.io"):
+        return DOCKER_HUB
+    return name
 
 
 def logout(host: Host, registry: str) -> bool:

@@ -69,6 +69,13 @@ def copy_window_size(source: int, target: int) -> None:
         fcntl.ioctl(target, termios.TIOCSWINSZ, size)
 
 
+def set_window_size(master: int, rows: int, cols: int) -> None:
+    """Give a terminal (by its master) a size, as a resize from a client asks."""
+    import struct
+
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
 def relay(master: int, interactive: bool, log: Path | None = None, keys: bytes = b"",
           close: bool = True) -> bool:
     """Copy the container's output to stdout (and to its `log`, in the monitor's

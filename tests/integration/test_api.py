@@ -109,6 +109,46 @@ def test_docker_push_and_pull_through_the_api_against_a_loopback_registry(
         ctr("rmi", ref).ok()
 
 
+@pytest.mark.skipif(not Path("/usr/bin/docker-registry").exists(),
+                    reason="needs docker-registry (make deps)")
+def test_docker_login_is_checked_and_push_and_pull_send_the_clients_credentials(
+        api: Api, ctr: Ctr, tmp_path: Path) -> None:
+    import uuid
+
+    from .registries import PASSWORD, USER, running
+
+    with running(tmp_path / "basic", "basic") as basic:
+        ref = f"{basic.name}/t{uuid.uuid4().hex[:8]}/box:1"
+        api.docker("tag", "busybox", ref).ok()
+        try:
+            denied = api.docker("push", ref)
+            assert denied.code != 0 and "unauthorized" in denied.err, str(denied)
+            wrong = api.docker("login", "-u", USER, "--password-stdin", basic.name,
+                               input="wrong\n")
+            assert wrong.code != 0 and "unauthorized" in wrong.err, str(wrong)
+            assert "wrong" not in wrong.err
+            login = api.docker("login", "-u", USER, "--password-stdin", basic.name,
+                               input=PASSWORD + "\n")
+            assert login.code == 0 and "Login Succeeded" in login.out, str(login)
+            pushed = api.docker("push", ref)
+            assert pushed.code == 0 and "1: digest: sha256:" in pushed.out, str(pushed)
+            api.docker("rmi", ref).ok()
+            pulled = api.docker("pull", ref)
+            assert pulled.code == 0, str(pulled)
+            assert ref in ctr("images", "--format", "{{.Repository}}:{{.Tag}}").ok().out
+        finally:
+            ctr("rmi", ref)
+
+
+def test_a_malformed_registry_auth_header_is_a_400_before_any_pull(api: Api) -> None:
+    answer = api.request("POST", "/images/create?fromImage=127.0.0.1:9/none/here&tag=1",
+                         headers={"X-Registry-Auth": "%%%not-base64"})
+    assert answer.status == 400, answer
+    assert "X-Registry-Auth" in answer.json()["message"]
+    bad_auth = api.request("POST", "/auth", {"auth": "bm90LWEtcGFpcg=="})
+    assert bad_auth.status == 400 and "USER:PASSWORD" in bad_auth.json()["message"]
+
+
 def connections(sock: Path) -> int:
     """Connections the service has accepted on `sock` (/proc/net/unix: state 03)."""
     found = 0

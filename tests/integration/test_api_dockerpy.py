@@ -7,6 +7,7 @@ import io
 import tarfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -207,4 +208,129 @@ def test_images_build_push_and_pull(client: Any, ctr: Ctr, tmp_path: Any) -> Non
             client.images.remove(f"{repository}:2")
     finally:
         client.images.remove("pybuilt:1", force=True)
+    assert ctr.container_ids() == []
+
+
+@pytest.mark.skipif(not Path("/usr/bin/docker-registry").exists(),
+                    reason="needs docker-registry (make deps)")
+def test_registry_credentials_are_the_clients_auth_config_and_login_checks_them(
+        client: Any, ctr: Ctr, tmp_path: Path) -> None:
+    import uuid
+
+    from .registries import PASSWORD, USER, running
+
+    with running(tmp_path / "basic", "basic") as basic:
+        repository = f"{basic.name}/t{uuid.uuid4().hex[:8]}/private"
+        ctr("tag", "busybox", f"{repository}:1").ok()
+        try:
+            # the service has no credentials of its own for this registry
+            refused = list(client.images.push(repository, tag="1", stream=True, decode=True))
+            assert any("unauthorized" in line.get("error", "") for line in refused), refused
+            auth = {"username": USER, "password": PASSWORD}
+            pushed = list(client.images.push(repository, tag="1", stream=True, decode=True,
+                                             auth_config=auth))
+            assert not [line for line in pushed if "error" in line], pushed
+            ctr("rmi", f"{repository}:1").ok()
+            with pytest.raises(docker.errors.APIError):
+                client.images.pull(repository, tag="1")
+            assert client.images.pull(repository, tag="1", auth_config=auth).id
+            ctr("rmi", f"{repository}:1").ok()
+
+            with pytest.raises(docker.errors.APIError) as wrong:
+                client.login(USER, "wrong", registry=basic.name, reauth=True)
+            assert wrong.value.status_code == 401
+            assert "wrong" not in str(wrong.value)
+            answer = client.login(USER, PASSWORD, registry=f"http://{basic.name}/v2/")
+            assert answer["Status"] == "Login Succeeded"
+            # docker-py keeps what /auth accepted and sends it with the next pull
+            assert client.images.pull(repository, tag="1").id
+        finally:
+            ctr("rmi", f"{repository}:1")
+
+
+def read_until(sock: Any, wanted: bytes) -> bytes:
+    """What a hijacked socket gives until `wanted` is in it (or it ends)."""
+    seen = b""
+    sock.settimeout(30)
+    while wanted not in seen:
+        data = sock.recv(4096)
+        if not data:
+            break
+        seen += data
+    return seen
+
+
+def test_attach_detach_keys_end_the_attach_and_leave_the_container_running(
+        client: Any, ctr: Ctr) -> None:
+    container = client.containers.run("busybox", ["sh"], detach=True, stdin_open=True,
+                                      tty=True)
+    try:
+        for params, keys in (({}, b"\x10\x11"), ({"detachKeys": "ctrl-x,z"}, b"\x18z")):
+            attached = client.api.attach_socket(
+                container.id, params={"stdin": 1, "stdout": 1, "stream": 1, **params})
+            sock = attached._sock
+            sock.sendall(b"echo $((20+2))\n")
+            assert b"22" in read_until(sock, b"22")
+            sock.sendall(keys[:1])  # the start of the keys is held back, then detaches
+            sock.sendall(keys[1:])
+            read_until(sock, b"never printed")  # the service ends the stream
+            sock.close()
+            container.reload()
+            assert container.status == "running"
+        assert container.exec_run(["true"]).exit_code == 0
+        with pytest.raises(docker.errors.APIError) as bad:
+            client.api.attach_socket(container.id, params={"stdin": 1, "stream": 1,
+                                                           "detachKeys": "ctrl-"})
+        assert bad.value.status_code == 400
+    finally:
+        container.remove(force=True)
+    assert ctr.container_ids() == []
+
+
+def test_exec_resize_gives_the_execs_terminal_its_size(client: Any, ctr: Ctr) -> None:
+    container = client.containers.run("busybox", ["sleep", "1000"], detach=True)
+    try:
+        created = client.api.exec_create(container.id, ["sh"], stdin=True, tty=True)
+        started = client.api.exec_start(created["Id"], tty=True, socket=True)
+        sock = started._sock
+        client.api.exec_resize(created["Id"], height=33, width=101)
+        sock.sendall(b"stty size\n")
+        assert b"33 101" in read_until(sock, b"33 101")
+        client.api.exec_resize(created["Id"], height=40, width=120)
+        sock.sendall(b"stty size\n")
+        assert b"40 120" in read_until(sock, b"40 120")
+        sock.sendall(b"exit\n")
+        read_until(sock, b"never printed")
+        sock.close()
+        with pytest.raises(docker.errors.APIError) as bad:
+            client.api.exec_resize(created["Id"], height=-1, width=80)
+        assert bad.value.status_code == 400
+    finally:
+        container.remove(force=True)
+    assert ctr.container_ids() == []
+
+
+def test_build_streams_a_runs_output_while_the_step_runs(client: Any, ctr: Ctr,
+                                                         tmp_path: Path) -> None:
+    # the step waits for /go, which the test makes only once it has read "first"
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nRUN echo first; until [ -e /go ]; do sleep 0.05; done; echo second\n")
+    seen: list[str] = []
+    built = ""
+    try:
+        # a bounded read: a build whose output comes only at its end never gets to it
+        for line in client.api.build(path=str(tmp_path), rm=True, decode=True, timeout=60):
+            seen.append(line.get("stream", "") + line.get("error", ""))
+            built = line.get("aux", {}).get("ID") or built
+            if line.get("stream") == "first\n":
+                running = ctr("ps", "-q").ok().out.split()
+                assert len(running) == 1, running  # the step's container, still at work
+                ctr("exec", running[0], "touch", "/go").ok()
+        text = "".join(seen)
+        assert "first\nsecond\n" in text and "Successfully built" in text, seen
+    finally:
+        for cid in ctr("ps", "-q").ok().out.split():
+            ctr("rm", "-f", cid)
+        if built:
+            client.images.remove(built)
     assert ctr.container_ids() == []

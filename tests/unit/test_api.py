@@ -176,3 +176,61 @@ def test_a_service_cannot_listen_under_dry_run(tmp_path: Path) -> None:
     with pytest.raises(HostCommandError):
         Host(dry_run=True, out=io.StringIO()).listen_unix(tmp_path / "x.sock")
     assert not (tmp_path / "x.sock").exists()
+
+
+# -- credentials ------------------------------------------------------------------------------
+def test_an_auth_config_gives_its_user_and_password_from_auth_or_as_given() -> None:
+    import base64
+
+    from shellctr.api.images import auth_config
+
+    encoded = base64.b64encode(b"alice:s3:cret").decode()
+    assert auth_config({"auth": encoded, "serveraddress": "r:5000"}, "x") == {
+        "auth": encoded, "serveraddress": "r:5000", "username": "alice",
+        "password": "s3:cret"}
+    assert auth_config({"username": "bob", "password": "pw", "auth": "junk"}, "x")[
+        "username"] == "bob"
+    for bad in ([], {"auth": "bm8tY29sb24="}, {"auth": "%%%"}):
+        with pytest.raises(ApiError) as refused:
+            auth_config(bad, "auth body")
+        assert refused.value.status == 400 and "auth body" in refused.value.message
+
+
+# -- watching a container's state ----------------------------------------------------------------
+def test_a_state_watch_reads_again_only_when_the_record_or_exit_file_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from shellctr.api import watch as watching
+    from shellctr.core.layout import Layout
+    from shellctr.engine import lifecycle
+
+    layout = Layout(tmp_path / "root", tmp_path / "run")
+    cid = "c" * 64
+    state = layout.container_state(cid)
+    state.parent.mkdir(parents=True)
+    state.write_text("{}")
+    reads: list[int] = []
+
+    def reconcile(store: object, wanted: str) -> dict[str, int]:
+        assert wanted == cid
+        if not state.exists():
+            raise FileNotFoundError(state)
+        reads.append(1)
+        return {"n": len(reads)}
+
+    monkeypatch.setattr(lifecycle, "reconcile", reconcile)
+    store = type("Store", (), {"layout": layout})()
+    watch = watching.StateWatch(store, cid)  # type: ignore[arg-type]
+    assert watch.state() == {"n": 1} and watch.changed
+    assert watch.state() == {"n": 1} and not watch.changed  # nothing changed: no read
+    layout.container_exit_file(cid).write_text("{}")  # the monitor recorded the end
+    assert watch.state() == {"n": 2} and watch.changed
+    replaced = state.with_suffix(".tmp")
+    replaced.write_text("{} ")
+    os.replace(replaced, state)  # a new record, as the store writes one
+    assert watch.state() == {"n": 3}
+    monkeypatch.setattr(watching, "RECHECK", 0.0)  # after RECHECK: read anyway
+    assert watch.state() == {"n": 4}
+    state.unlink()
+    assert watch.state() is None  # removed
