@@ -88,16 +88,32 @@ def volume_create(call: Call) -> Json:
         raise bad_request("Name must be a string")
     if (body.get("Driver") or "local") != "local":
         raise bad_request(f"volume driver {body['Driver']} is not supported: use local")
-    if body.get("DriverOpts"):
-        raise bad_request("volume options are not supported by the local driver here")
     check_volume_name(name)
+    options = driver_options(call, body.get("DriverOpts"))
     labels = labels_of(body.get("Labels"))
     store = call.store
     store.prepare()
     with store.lock(), Rollback(call.host) as rollback:
         if not store.layout.volume_record(name).exists():  # Docker: an existing one is fine
-            create_volume(call.host, store, name, labels, rollback)
+            create_volume(call.host, store, name, labels, rollback, options=options)
     return Json(volume_summary(store, name), 201)
+
+
+def driver_options(call: Call, given: object) -> dict[str, str]:
+    """`DriverOpts` (`docker volume create -o`, compose's `driver_opts`): the local
+    driver's type/device/o, checked as the CLI's `-o` are."""
+    from shellctr.core.errors import ShellctrError
+    from shellctr.engine.volume import parse_driver_options
+
+    if not given:
+        return {}
+    if not isinstance(given, dict) or not all(
+            isinstance(key, str) and isinstance(value, str) for key, value in given.items()):
+        raise bad_request("DriverOpts must be an object of strings")
+    try:
+        return parse_driver_options(call.host.facts, [f"{k}={v}" for k, v in given.items()])
+    except ShellctrError as err:
+        raise bad_request(str(err)) from None
 
 
 @ROUTES.add("DELETE", "/volumes/{name}")

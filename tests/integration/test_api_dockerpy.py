@@ -4,6 +4,7 @@ IDEs, CI runners and docker-compose are built on."""
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from .api_support import Api, api_fixture
-from .support import Ctr, inspect
+from .support import Ctr, inspect, wait_for
 
 docker = pytest.importorskip("docker")
 
@@ -123,6 +124,34 @@ def test_images_networks_and_volumes(client: Any, ctr: Ctr) -> None:
         network.remove()
         volume.remove()
     assert "pynet" not in ctr("network", "ls").ok().out
+    assert ctr("volume", "ls", "-q").ok().out == ""
+
+
+def test_a_tmpfs_volume_made_with_driver_opts_is_shared_then_unmounted(
+        client: Any, ctr: Ctr) -> None:
+    volume = client.volumes.create("shm", driver_opts={"type": "tmpfs", "device": "tmpfs",
+                                                       "o": "size=1m"})
+    data = Path(volume.attrs["Mountpoint"])
+    assert volume.attrs["Options"] == {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}
+    try:
+        holder = client.containers.run("busybox", ["sh", "-c", "echo hi > /v/f; sleep 1000"],
+                                       detach=True, network_mode="none",
+                                       volumes={"shm": {"bind": "/v", "mode": "rw"}})
+        wait_for(lambda: (data / "f").exists(), "the holder's file on the shared mount")
+        read = client.containers.run("busybox", ["cat", "/v/f"], remove=True,
+                                     network_mode="none", volumes=["shm:/v"])
+        assert read == b"hi\n"
+        holder.remove(force=True)
+        wait_for(lambda: not os.path.ismount(data), "the tmpfs unmounted after its last user")
+    finally:
+        for container in client.containers.list(all=True):
+            container.remove(force=True)
+        volume.remove(force=True)
+    with pytest.raises(docker.errors.APIError) as refused:
+        client.volumes.create("bad", driver_opts={"type": "tmpfs", "device": "tmpfs",
+                                                  "o": "size=lots"})
+    assert refused.value.status_code == 400
+    assert "invalid tmpfs option 'size=lots'" in str(refused.value)
     assert ctr("volume", "ls", "-q").ok().out == ""
 
 
