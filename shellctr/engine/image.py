@@ -23,9 +23,13 @@ from shellctr.core.ids import SHORT
 from shellctr.core.state import Image, ImageConfig, evolve, images, save
 from shellctr.core.store import Store, now_iso
 from shellctr.engine.layers import (
+    Kept,
     LayerScan,
+    PreparedLayer,
     file_source,
+    kept_blobs,
     prepare_layer,
+    prepare_layer_dirs,
     publish_layer,
     scan_layer,
     sweep_partials,
@@ -253,13 +257,58 @@ def layer_size(store: Store, diff_id: str) -> int:
     return blob.stat().st_size if blob.exists() else 0
 
 
+def publish_layers(host: Host, store: Store, prepared: list[PreparedLayer],
+                   rollback: Rollback) -> None:
+    """Under the lock: prepared layers into place (`publish_layer`); the records of the
+    images whose sizes for them were unknown until this first extraction (pulled, kept
+    compressed: tar size -1) get them."""
+    for layer in prepared:
+        publish_layer(host, store.layout, layer, rollback)
+    scans = {layer.scan.diff_id: layer.scan for layer in prepared if layer.scan.tar_size}
+    if not scans or host.dry_run:
+        return
+    for image in images(store):
+        if len(image.tar_sizes) != len(image.layers) or not any(
+                d in scans and t < 0 for d, t in zip(image.layers, image.tar_sizes,
+                                                     strict=True)):
+            continue
+        sizes, tars = list(image.layer_sizes), list(image.tar_sizes)
+        for index, diff_id in enumerate(image.layers):
+            if diff_id in scans and tars[index] < 0:
+                sizes[index], tars[index] = scans[diff_id].size, scans[diff_id].tar_size
+        save(store, store.layout.image_file(image.id),
+             evolve(image, layer_sizes=sizes, tar_sizes=tars,
+                    size=sum(max(size, 0) for size in sizes)))
+
+
+def extract_layers(host: Host, store: Store, diff_ids: list[str], kept: Kept) -> None:
+    """Extract the layers of `diff_ids` not extracted yet (their first use: see
+    `prepare_layer_dirs`) outside the lock, then publish them under it."""
+    store.prepare()
+    with Rollback(host) as scratch:
+        extracted = prepare_layer_dirs(host, store.layout, diff_ids, scratch, kept)
+        if extracted:
+            with store.lock(), Rollback(host) as rollback:
+                publish_layers(host, store, extracted, rollback)
+
+
+def all_kept_blobs(store: Store) -> Kept:
+    """The compressed blobs every pulled image keeps, by diff id."""
+    kept: Kept = {}
+    for record in store.image_records():
+        kept.update(kept_blobs(list(record.get("layers") or []),
+                               list(record.get("layer_blobs") or [])))
+    return kept
+
+
 def tar_size(store: Store, diff_id: str, hints: dict[str, int]) -> int:
     """Bytes of a layer's tar: known from this command, another image, its blob, or
     (a layer committed by an older shellctr, kept as files only) by packing it again."""
     if diff_id in hints:
         return hints[diff_id]
     for image in images(store):
-        if diff_id in image.layers and len(image.tar_sizes) == len(image.layers):
+        if diff_id in image.layers and len(image.tar_sizes) == len(image.layers) and (
+                image.tar_sizes[image.layers.index(diff_id)] >= 0):  # -1: not known yet
             return image.tar_sizes[image.layers.index(diff_id)]
     from shellctr.engine.pack import layer_tar_size
     return layer_tar_size(store.layout, diff_id)
