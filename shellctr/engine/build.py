@@ -231,7 +231,7 @@ class Builder(RunSteps):
         image = pull(self.host, self.store, ref, quiet=self.options.quiet, out=self.out)
         if self.host.dry_run:
             return None
-        return find_image_record(self.store.image_records(), image.id)
+        return find_image_record(self.store.image_records(), image["id"])
 
     def load_state(self, image_id: str, cmd_set: bool = False) -> State:
         document = json.loads(self.layout.blob(image_id).read_bytes())

@@ -30,9 +30,8 @@ from shellctr.core.errors import NotFound, ShellctrError
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import SHORT
 from shellctr.core.layout import Layout
-from shellctr.core.state import Image, LayerBlob, evolve, save
-from shellctr.core.store import Store
-from shellctr.engine.image import parse_config, record_image, sha256_hex
+from shellctr.core.store import Record, Store
+from shellctr.engine.image_record import parse_config, record_image, sha256_hex
 from shellctr.engine.layers import CHUNK, pid_partial, sweep_partials
 from shellctr.engine.registry_auth import credentials_for
 from shellctr.engine.registry_http import SOCKET_ERRORS, Registry, Unreachable
@@ -122,6 +121,17 @@ def download(host: Host, registry: Registry, repository: str, digest: str, size:
                             "the registry's copy is corrupt: nothing was stored")
 
 
+class LayerBlob:
+    """A layer as the registry serves it (state.LayerBlob's fields): its compressed
+    blob's digest (hex), size and media type, checked from the manifest."""
+
+    def __init__(self, digest: str, size: int, media_type: str) -> None:
+        self.digest, self.size, self.media_type = digest, size, media_type
+
+    def record(self) -> Record:
+        return {"digest": self.digest, "size": self.size, "media_type": self.media_type}
+
+
 class Pulled:
     """What a pull found and brought in, before it is recorded under the lock."""
 
@@ -152,7 +162,7 @@ def resolve(registry: Registry, ref: Reference, platform: str | None,
 
 def pull(host: Host, store: Store, text: str, *, platform: str | None = None,
          tls_verify: bool | None = None, quiet: bool = False,
-         out: TextIO | None = None) -> Image:
+         out: TextIO | None = None) -> Record:
     """Pull `text` (NAME[:TAG|@DIGEST]) into the store; Docker's lines on `out`."""
     ref = parse_reference(text)
     out = out if out is not None else sys.stdout
@@ -242,7 +252,7 @@ def layer_stored(layout: Layout, diff_id: str, blob_digest: str) -> bool:
             or layout.blob(blob_digest).is_file())
 
 
-def record_pull(host: Host, store: Store, pulled: Pulled, rollback: Rollback) -> Image:
+def record_pull(host: Host, store: Store, pulled: Pulled, rollback: Rollback) -> Record:
     """Under the lock: the blobs into place, the image recorded and tagged. A layer not
     extracted yet counts its compressed size until it is (its tar size: unknown, -1)."""
     layout = store.layout
@@ -269,11 +279,11 @@ def record_pull(host: Host, store: Store, pulled: Pulled, rollback: Rollback) ->
     image = record_image(host, store, pulled.config, tags, sizes, rollback,
                          pulled.top_digest.removeprefix("sha256:"), hints)
     repo_digest = f"{ref.name}@{pulled.top_digest}"
-    digests = [d for d in image.repo_digests if d.partition("@")[0] != ref.name]
-    image = evolve(image, repo_digests=[*digests, repo_digest],
-                   digest=pulled.top_digest.removeprefix("sha256:"),
-                   layer_blobs=[b.model_dump() for b in pulled.blobs], manifest=manifest_hex)
-    save(store, layout.image_file(image.id), image)
+    digests = [d for d in image["repo_digests"] if d.partition("@")[0] != ref.name]
+    image = {**image, "repo_digests": [*digests, repo_digest],
+             "digest": pulled.top_digest.removeprefix("sha256:"),
+             "layer_blobs": [b.record() for b in pulled.blobs], "manifest": manifest_hex}
+    store.write(layout.image_file(image["id"]), image)
     return image
 
 
