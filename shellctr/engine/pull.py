@@ -21,7 +21,6 @@ import hashlib
 import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -35,7 +34,7 @@ from shellctr.engine.image_record import parse_config, record_image, sha256_hex
 from shellctr.engine.layers import CHUNK, pid_partial, sweep_partials
 from shellctr.engine.registry_auth import credentials_for
 from shellctr.engine.registry_http import SOCKET_ERRORS, Registry, Unreachable
-from shellctr.engine.registry_progress import PARALLEL, Progress
+from shellctr.engine.registry_progress import Progress, in_parallel
 from shellctr.parts.reference import Reference, parse_reference
 from shellctr.parts.registry import (
     ACCEPT,
@@ -237,12 +236,7 @@ def fetch_layers(host: Host, store: Store, registry: Registry, pulled: Pulled,
         for blob in wanted.values():
             bring(blob)
         return
-    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-        futures = [pool.submit(bring, blob) for blob in wanted.values()]
-        errors = [future.exception() for future in futures]
-    for error in errors:
-        if error is not None:
-            raise error
+    in_parallel(bring, wanted.values())
 
 
 def layer_stored(layout: Layout, diff_id: str, blob_digest: str) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,7 +23,7 @@ from shellctr.core.store import Record, Store
 from shellctr.engine.image_record import oci_manifest, sha256_hex
 from shellctr.engine.registry_auth import credentials_for
 from shellctr.engine.registry_http import Registry
-from shellctr.engine.registry_progress import PARALLEL, Progress
+from shellctr.engine.registry_progress import Progress, in_parallel
 from shellctr.parts.reference import Reference, find_image_record, parse_reference
 from shellctr.parts.registry import curl_argv
 
@@ -104,12 +103,7 @@ def push(host: Host, store: Store, text: str, *, tls_verify: bool | None = None,
         for blob in unique[1:]:
             send(blob)
     else:
-        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-            errors = [future.exception() for future in
-                      [pool.submit(send, blob) for blob in unique[1:]]]
-        for error in errors:
-            if error is not None:
-                raise error
+        in_parallel(send, unique[1:])
     digest = f"sha256:{sha256_hex(manifest)}"
     host.step("the manifest")
     url = f"{registry.base}/v2/{ref.repository}/manifests/{ref.tag or 'latest'}"
