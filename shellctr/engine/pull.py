@@ -32,9 +32,10 @@ from shellctr.core.layout import Layout
 from shellctr.core.store import Record, Store
 from shellctr.engine.image_record import parse_config, record_image, sha256_hex
 from shellctr.engine.layers import CHUNK, pid_partial, sweep_partials
+from shellctr.engine.parallel import in_parallel
 from shellctr.engine.registry_auth import credentials_for
 from shellctr.engine.registry_http import SOCKET_ERRORS, Registry, Unreachable
-from shellctr.engine.registry_progress import Progress, in_parallel
+from shellctr.engine.registry_progress import PARALLEL, Progress
 from shellctr.parts.reference import Reference, parse_reference
 from shellctr.parts.registry import (
     ACCEPT,
@@ -236,7 +237,7 @@ def fetch_layers(host: Host, store: Store, registry: Registry, pulled: Pulled,
         for blob in wanted.values():
             bring(blob)
         return
-    in_parallel(bring, wanted.values())
+    in_parallel(bring, wanted.values(), PARALLEL)
 
 
 def layer_stored(layout: Layout, diff_id: str, blob_digest: str) -> bool:

@@ -21,9 +21,10 @@ from shellctr.core.host import Host
 from shellctr.core.ids import SHORT
 from shellctr.core.store import Record, Store
 from shellctr.engine.image_record import oci_manifest, sha256_hex
+from shellctr.engine.parallel import in_parallel
 from shellctr.engine.registry_auth import credentials_for
 from shellctr.engine.registry_http import Registry
-from shellctr.engine.registry_progress import Progress, in_parallel
+from shellctr.engine.registry_progress import PARALLEL, Progress
 from shellctr.parts.reference import Reference, find_image_record, parse_reference
 from shellctr.parts.registry import curl_argv
 
@@ -103,7 +104,7 @@ def push(host: Host, store: Store, text: str, *, tls_verify: bool | None = None,
         for blob in unique[1:]:
             send(blob)
     else:
-        in_parallel(send, unique[1:])
+        in_parallel(send, unique[1:], PARALLEL)
     digest = f"sha256:{sha256_hex(manifest)}"
     host.step("the manifest")
     url = f"{registry.base}/v2/{ref.repository}/manifests/{ref.tag or 'latest'}"

@@ -175,7 +175,7 @@ def test_progress_on_a_terminal_rewrites_each_layer_s_line_in_place() -> None:
 def test_in_parallel_does_every_item_then_raises_the_first_failure() -> None:
     import threading
 
-    from shellctr.engine.registry_progress import PARALLEL, in_parallel
+    from shellctr.engine.parallel import in_parallel
 
     done: list[int] = []
     threads: set[int] = set()
@@ -189,24 +189,32 @@ def test_in_parallel_does_every_item_then_raises_the_first_failure() -> None:
             raise ValueError(f"item {item}")
 
     with pytest.raises(ValueError, match="item 3"):
-        in_parallel(work, range(8))
+        in_parallel(work, range(8), 3)
     assert sorted(done) == list(range(8))
-    assert 1 <= len(threads) <= PARALLEL
-    in_parallel(work, [])  # nothing to do: no thread, no error
+    assert 1 <= len(threads) <= 3
+    in_parallel(work, [], 3)  # nothing to do: no thread, no error
 
 
 def test_a_plain_http_server_on_loopback_is_found_without_tls(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import http.server
+    import socket
     import threading
 
     from shellctr.engine import registry_http
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:  # as docker-registry answers a TLS hello: 400, then close
+        for _ in range(2):
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(4096)
+                connection.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
     thread.start()
     try:
-        address = f"127.0.0.1:{server.server_address[1]}"
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
         assert registry_http.speaks_tls(address) is False
         loaded: list[str] = []
         monkeypatch.setattr(registry_http, "tls_context",
@@ -215,5 +223,5 @@ def test_a_plain_http_server_on_loopback_is_found_without_tls(
         registry.connect()
         assert registry.scheme == "http" and loaded == []  # no CA store loaded
     finally:
-        server.shutdown()
-        server.server_close()
+        thread.join(timeout=30)
+        listener.close()
