@@ -208,7 +208,7 @@ class Builder(RunSteps):
         one's compressed blob: `kept`, else those of every pulled image)."""
         if all(self.layout.layer_dir(d).is_dir() for d in layers):
             return
-        from shellctr.engine.image import all_kept_blobs, extract_layers
+        from shellctr.engine.image_record import all_kept_blobs, extract_layers
 
         extract_layers(self.host, self.store, layers,
                        kept if kept is not None else all_kept_blobs(self.store))

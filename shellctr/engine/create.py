@@ -107,7 +107,7 @@ def create(host: Host, store: Store, request: RunRequest,
                     "remove that container or choose another name",
                 )
             if extracted:  # under the lock: into place, unless another create was first
-                from shellctr.engine.image import publish_layers
+                from shellctr.engine.image_record import publish_layers
 
                 publish_layers(host, store, extracted, rollback)
             cid = new_id()

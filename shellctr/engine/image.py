@@ -25,20 +25,15 @@ from shellctr.engine import image_record
 from shellctr.engine.image_record import (
     CONFIG_TYPE,
     MANIFEST_TYPE,
-    fill_layer_sizes,
     oci_manifest,
     parse_config,
     sha256_hex,
     untag_elsewhere,
 )
 from shellctr.engine.layers import (
-    Kept,
     LayerScan,
-    PreparedLayer,
     file_source,
-    kept_blobs,
     prepare_layer,
-    prepare_layer_dirs,
     publish_layer,
     scan_layer,
     sweep_partials,
@@ -193,36 +188,6 @@ def history_entry(created: str, created_by: str, comment: str = "", author: str 
         if value:
             entry[key] = value
     return entry
-
-
-def publish_layers(host: Host, store: Store, prepared: list[PreparedLayer],
-                   rollback: Rollback) -> None:
-    """Under the lock: prepared layers into place (`publish_layer`); the records of the
-    images whose sizes for them were unknown until this first extraction get them."""
-    for layer in prepared:
-        publish_layer(host, store.layout, layer, rollback)
-    fill_layer_sizes(host, store, {layer.scan.diff_id: (layer.scan.size, layer.scan.tar_size)
-                                   for layer in prepared if layer.scan.tar_size})
-
-
-def extract_layers(host: Host, store: Store, diff_ids: list[str], kept: Kept) -> None:
-    """Extract the layers of `diff_ids` not extracted yet (their first use: see
-    `prepare_layer_dirs`) outside the lock, then publish them under it."""
-    store.prepare()
-    with Rollback(host) as scratch:
-        extracted = prepare_layer_dirs(host, store.layout, diff_ids, scratch, kept)
-        if extracted:
-            with store.lock(), Rollback(host) as rollback:
-                publish_layers(host, store, extracted, rollback)
-
-
-def all_kept_blobs(store: Store) -> Kept:
-    """The compressed blobs every pulled image keeps, by diff id."""
-    kept: Kept = {}
-    for record in store.image_records():
-        kept.update(kept_blobs(list(record.get("layers") or []),
-                               list(record.get("layer_blobs") or [])))
-    return kept
 
 
 def record_image(host: Host, store: Store, blob: bytes, tags: list[str],

@@ -1,8 +1,9 @@
 """Image records as plain dicts, without pydantic: built from an image config (checked
 field by field, an untrusted registry's as strictly as state.Image checks them),
-tagged, sized and written. pull, push and a pulled image's first use go through here
-and so never import pydantic (~100 ms on these machines: as much as a whole pull of
-100 MB); engine/image.py wraps the same functions for the verbs that want the model.
+tagged, sized and written; and a pulled image's first use (its layers extracted, their
+sizes recorded). pull, push and that first `create` go through here and so never import
+pydantic (~100 ms on these machines: as much as a whole pull of 100 MB);
+engine/image.py wraps the same functions for the verbs that want the model.
 state.Image is the records' shape: tests/unit/test_image_record.py holds what this
 writes to it.
 """
@@ -20,6 +21,13 @@ from typing import Any
 from shellctr.core.errors import ShellctrError
 from shellctr.core.host import Host, Rollback
 from shellctr.core.store import Record, Store
+from shellctr.engine.layers import (
+    Kept,
+    PreparedLayer,
+    kept_blobs,
+    prepare_layer_dirs,
+    publish_layer,
+)
 from shellctr.parts.reference import find_image_record
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -224,6 +232,37 @@ def fill_layer_sizes(host: Host, store: Store, sizes: dict[str, tuple[int, int]]
         store.write(store.layout.image_file(image["id"]),
                     {**image, "layer_sizes": files, "tar_sizes": tars,
                      "size": sum(max(size, 0) for size in files)})
+
+
+# -- a pulled image's first use ------------------------------------------------------
+def publish_layers(host: Host, store: Store, prepared: list[PreparedLayer],
+                   rollback: Rollback) -> None:
+    """Under the lock: prepared layers into place (`publish_layer`); the records of the
+    images whose sizes for them were unknown until this first extraction get them."""
+    for layer in prepared:
+        publish_layer(host, store.layout, layer, rollback)
+    fill_layer_sizes(host, store, {layer.scan.diff_id: (layer.scan.size, layer.scan.tar_size)
+                                   for layer in prepared if layer.scan.tar_size})
+
+
+def extract_layers(host: Host, store: Store, diff_ids: list[str], kept: Kept) -> None:
+    """Extract the layers of `diff_ids` not extracted yet (their first use: see
+    `prepare_layer_dirs`) outside the lock, then publish them under it."""
+    store.prepare()
+    with Rollback(host) as scratch:
+        extracted = prepare_layer_dirs(host, store.layout, diff_ids, scratch, kept)
+        if extracted:
+            with store.lock(), Rollback(host) as rollback:
+                publish_layers(host, store, extracted, rollback)
+
+
+def all_kept_blobs(store: Store) -> Kept:
+    """The compressed blobs every pulled image keeps, by diff id."""
+    kept: Kept = {}
+    for record in store.image_records():
+        kept.update(kept_blobs(list(record.get("layers") or []),
+                               list(record.get("layer_blobs") or [])))
+    return kept
 
 
 # -- recording ---------------------------------------------------------------------------

@@ -95,9 +95,10 @@ def test_diff_ids_that_are_not_sha256_hex_are_refused(diff_ids: Any) -> None:
         image_record(blob, [], [1])
 
 
-def test_pull_and_push_import_no_pydantic() -> None:
+def test_pull_push_and_a_pulled_image_s_first_use_import_no_pydantic() -> None:
     code = ("import sys; import shellctr.cli.main, shellctr.cli.registry, "
-            "shellctr.engine.pull, shellctr.engine.push; "
+            "shellctr.engine.pull, shellctr.engine.push, shellctr.engine.create, "
+            "shellctr.engine.image_record; "
             "print(sorted(m for m in sys.modules if m.startswith('pydantic') "
             "or m == 'shellctr.core.state'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
