@@ -4,8 +4,13 @@ A 100 MB image of 5 gzip layers (half random bytes, half text, as real layers co
 is copied by skopeo into a docker-registry on 127.0.0.1; then, cold each round (nothing
 of the image present beforehand):
   pull: `shellctr pull` vs `skopeo copy docker://... oci:DIR` vs `podman pull`;
+  first use: `shellctr create` of the image just pulled (it extracts the layers then)
+        vs `podman create` (podman extracted them in its pull): pull + create is the
+        like-for-like sum against podman;
   push: `shellctr push` vs `skopeo copy oci:DIR docker://...`, each into a fresh registry
         (so that no blob is there already and nothing can be mounted).
+What each stores: skopeo's copy and shellctr's pull keep the compressed blobs (digests
+checked) and extract nothing; podman's pull also decompresses and extracts every layer.
 Reports medians and ratios to skopeo. Run as root: `make bench` or
 `.venv/bin/python bench/registry.py [ROUNDS]`. Not a timed test.
 """
@@ -142,12 +147,18 @@ def main() -> None:
             shutil.rmtree(work / f"copy{round_}")
             add("shellctr pull", timed([SHELLCTR, "pull", "--quiet", image], env,
                                        name="shellctr pull"))
+            add("shellctr create (extracts)", timed(
+                [SHELLCTR, "create", "--network", "none", "--name", f"first{round_}", image,
+                 "true"], env, name="shellctr create (extracts)"))
+            run([SHELLCTR, "rm", f"first{round_}"], env=env)
             if podman_ok:
                 short = Path(tempfile.mkdtemp(prefix="shc-bp-"))
                 flags = ["--root", str(work / "podman"), "--runroot", str(short),
                          "--events-backend", "none"]
                 add("podman pull", timed(["podman", *flags, "pull", "--quiet",
                                           "--tls-verify=false", image], name="podman pull"))
+                add("podman create", timed(["podman", *flags, "create", "--network", "none",
+                                            image, "true"], name="podman create"))
                 run(["podman", *flags, "system", "reset", "--force"],
                     stderr=subprocess.DEVNULL)
                 shutil.rmtree(short, ignore_errors=True)
@@ -169,14 +180,27 @@ def main() -> None:
             shutil.rmtree(work / "root", ignore_errors=True)
         print(f"pull/push of a {LAYERS * LAYER_MB} MB image of {LAYERS} gzip layers "
               f"(loopback registry), median of {rounds} cold rounds")
+        for name, (first, second) in {"shellctr pull + create": ("shellctr pull",
+                                                                 "shellctr create (extracts)"),
+                                      "podman pull + create": ("podman pull",
+                                                               "podman create")}.items():
+            if first in samples and second in samples:  # the sums, round by round
+                samples[name] = [a + b for a, b in zip(samples[first], samples[second],
+                                                       strict=True)]
+                CPU[name] = [a + b for a, b in zip(CPU[first], CPU[second], strict=True)]
         groups = {"skopeo copy docker:// oci:": ["shellctr pull", "podman pull"],
+                  "shellctr pull + create": ["podman pull + create", "shellctr create (extracts)",
+                                             "podman create"],
                   "skopeo copy oci: docker://": ["shellctr push"]}
+        print("(skopeo's copy and shellctr's pull keep the compressed blobs and extract "
+              "nothing; podman's pull extracts every layer, shellctr's first create does)")
         for base, others in groups.items():
             floor, cpu_floor = median_ms(samples[base]), median_ms(CPU[base])
+            unit = "skopeo" if base.startswith("skopeo") else "shc+cr"
             for name in [base, *others]:
                 if name in samples:
                     ms, cpu = median_ms(samples[name]), median_ms(CPU[name])
-                    print(f"  {name:30s} {ms:8.0f} ms {ms / floor:5.2f}x skopeo   "
+                    print(f"  {name:30s} {ms:8.0f} ms {ms / floor:5.2f}x {unit}   "
                           f"CPU {cpu:6.0f} ms {cpu / cpu_floor:5.2f}x")
     finally:
         source.close()

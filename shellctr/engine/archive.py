@@ -15,6 +15,7 @@ an image keeps its id and digests through save and load, here and in Docker/Podm
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tarfile
@@ -37,7 +38,10 @@ from shellctr.engine.image import (
     sha256_hex,
 )
 from shellctr.engine.layers import (
+    Kept,
     PreparedLayer,
+    kept_blobs,
+    kept_source,
     member_source,
     prepare_layer,
     publish_layer,
@@ -306,9 +310,13 @@ def save(host: Host, store: Store, refs: list[str], output: Path | None, fmt: st
         else:
             chosen.append((image, tags))
     layout = store.layout
+    pulled: Kept = {}  # pulled layers not used yet: decompressed from their kept blobs
+    for image, _ in chosen:
+        pulled.update(kept_blobs(image.layers, image.layer_blobs))
     for image, _ in chosen:
         missing = [path for path in [layout.blob(image.id), *(
-            layout.layer_dir(d) for d in image.layers if not layout.blob(d).is_file())]
+            layout.layer_dir(d) for d in image.layers if not layout.blob(d).is_file()
+            and not (d in pulled and layout.blob(pulled[d][0]).is_file()))]
             if not path.exists()]
         if missing:
             raise ShellctrError(f"image {image.id[:SHORT]} lacks {missing[0]}",
@@ -320,9 +328,9 @@ def save(host: Host, store: Store, refs: list[str], output: Path | None, fmt: st
         host.remove_tree(stage)
         host.mkdir(stage, mode=0o700, rollback=rollback)
         if fmt == "docker-archive":
-            names = stage_docker_archive(host, layout, stage, chosen)
+            names = stage_docker_archive(host, layout, stage, chosen, pulled)
         else:
-            names = stage_oci_layout(host, layout, stage, chosen)
+            names = stage_oci_layout(host, layout, stage, chosen, pulled)
         host.step("write the archive")
         # to a temporary file beside it, renamed when whole: a failed save leaves no half
         partial = output.parent / f".{output.name}.{os.getpid()}.partial" if output else None
@@ -344,12 +352,23 @@ def _stdout() -> Any:
     return sys.stdout.buffer
 
 
-def stage_layer(host: Host, layout: Any, digest: str, target: Path) -> None:
-    """A blob (config, layer tar) into the stage: linked from the store, or for a
-    layer committed by an older shellctr (kept as files only) packed again, its digest
-    checked."""
+def stage_layer(host: Host, layout: Any, digest: str, target: Path, kept: Kept) -> None:
+    """A blob (config, layer tar) into the stage: linked from the store; for a pulled
+    layer not used yet, decompressed from its kept blob; for a layer committed by an
+    older shellctr (kept as files only), packed again. Its digest is checked."""
     if layout.blob(digest).is_file():
         host.link(layout.blob(digest), target)
+        return
+    if digest in kept and layout.blob(kept[digest][0]).is_file():
+        source = kept_source(host, layout.blob(kept[digest][0]), kept[digest][1])
+        host.produce(source.argv, target, source.copy)
+        if not host.dry_run:
+            with open(target, "rb") as written:
+                got = hashlib.file_digest(written, "sha256").hexdigest()
+            if got != digest:
+                raise ShellctrError(f"layer sha256:{digest[:12]} is corrupt in the store "
+                                    f"(its blob {layout.blob(kept[digest][0])} gives "
+                                    f"sha256:{got})", "remove the image and pull it again")
         return
     directory = layout.layer_dir(digest)
 
@@ -363,7 +382,7 @@ def stage_layer(host: Host, layout: Any, digest: str, target: Path) -> None:
 
 
 def stage_docker_archive(host: Host, layout: Any, stage: Path,
-                         chosen: list[tuple[Image, list[str]]]) -> list[str]:
+                         chosen: list[tuple[Image, list[str]]], kept: Kept) -> list[str]:
     """Link and write a docker-archive's files into `stage`; their names."""
     manifest = []
     linked: set[str] = set()
@@ -373,7 +392,7 @@ def stage_docker_archive(host: Host, layout: Any, stage: Path,
             linked.add(f"{image.id}.json")
         for diff_id in image.layers:
             if f"{diff_id}.tar" not in linked:
-                stage_layer(host, layout, diff_id, stage / f"{diff_id}.tar")
+                stage_layer(host, layout, diff_id, stage / f"{diff_id}.tar", kept)
                 linked.add(f"{diff_id}.tar")
         manifest.append({"Config": f"{image.id}.json", "RepoTags": tags or None,
                          "Layers": [f"{d}.tar" for d in image.layers]})
@@ -382,7 +401,7 @@ def stage_docker_archive(host: Host, layout: Any, stage: Path,
 
 
 def stage_oci_layout(host: Host, layout: Any, stage: Path,
-                     chosen: list[tuple[Image, list[str]]]) -> list[str]:
+                     chosen: list[tuple[Image, list[str]]], kept: Kept) -> list[str]:
     """Link and write an OCI image layout into `stage`; its top-level names."""
     blobs = stage / "blobs" / "sha256"
     host.mkdir(stage / "blobs")
@@ -393,11 +412,14 @@ def stage_oci_layout(host: Host, layout: Any, stage: Path,
     for image, tags in chosen:
         for digest in [image.id, *image.layers]:
             if digest not in linked:
-                stage_layer(host, layout, digest, blobs / digest)
+                stage_layer(host, layout, digest, blobs / digest, kept)
                 linked.add(digest)
         config = layout.blob(image.id).read_bytes()
         tars = image.tar_sizes if len(image.tar_sizes) == len(image.layers) else [
             layer_tar_size(layout, d) for d in image.layers]
+        # -1: a pulled layer not used yet, its tar decompressed into the stage just now
+        tars = [size if size >= 0 or host.dry_run else (blobs / d).stat().st_size
+                for size, d in zip(tars, image.layers, strict=True)]
         manifest = oci_manifest(config, list(zip(image.layers, tars, strict=True)))
         digest = sha256_hex(manifest)
         if digest not in linked:

@@ -41,11 +41,7 @@ from shellctr.engine.build_context import (
 from shellctr.engine.build_copy import Transfer, transfer_digest, write_dirs, write_transfer
 from shellctr.engine.build_run import RunSteps
 from shellctr.engine.build_state import State, cache_key, history_entry
-from shellctr.engine.layers import (
-    prepare_layer_dirs,
-    publish_layer,
-    scan_layer,
-)
+from shellctr.engine.layers import Kept, kept_blobs, scan_layer
 from shellctr.parts import copyrules
 from shellctr.parts.dockerfile import (
     SCRATCH,
@@ -200,9 +196,22 @@ class Builder(RunSteps):
                 self.planned = True
                 return State("", {"history": []}, begin_stage(None)[0], [], []), []
         state = self.load_state(record["id"])
+        # a pulled image's layers, kept compressed, are extracted on this first use: the
+        # images the build records list them, and never keep their compressed blobs
+        self.extract(state.layers, kept_blobs(state.layers, list(record.get("layer_blobs") or [])))
         config, triggers = begin_stage(state.document.get("config"))
         state.config = config
         return state, triggers
+
+    def extract(self, layers: list[str], kept: Kept | None) -> None:
+        """Extract the layers not extracted yet (a committed layer's tar, a pulled
+        one's compressed blob: `kept`, else those of every pulled image)."""
+        if all(self.layout.layer_dir(d).is_dir() for d in layers):
+            return
+        from shellctr.engine.image_record import all_kept_blobs, extract_layers
+
+        extract_layers(self.host, self.store, layers,
+                       kept if kept is not None else all_kept_blobs(self.store))
 
     def local_image(self, ref: str) -> dict[str, Any] | None:
         try:
@@ -222,7 +231,7 @@ class Builder(RunSteps):
         image = pull(self.host, self.store, ref, quiet=self.options.quiet, out=self.out)
         if self.host.dry_run:
             return None
-        return find_image_record(self.store.image_records(), image.id)
+        return find_image_record(self.store.image_records(), image["id"])
 
     def load_state(self, image_id: str, cmd_set: bool = False) -> State:
         document = json.loads(self.layout.blob(image_id).read_bytes())
@@ -342,13 +351,7 @@ class Builder(RunSteps):
         writes into needs only its destination's paths and /etc/passwd)."""
         if not state.layers:
             return Tree({})
-        self.store.prepare()
-        with Rollback(self.host) as scratch:
-            extracted = prepare_layer_dirs(self.host, self.layout, state.layers, scratch)
-            if extracted:
-                with self.store.lock(), Rollback(self.host) as rollback:
-                    for layer in extracted:
-                        publish_layer(self.host, self.layout, layer, rollback)
+        self.extract(state.layers, None)
         if not walk:
             return ImageView(self.layout, state.layers)
         return image_tree(self.layout, state.layers)

@@ -86,12 +86,14 @@ def create(host: Host, store: Store, request: RunRequest,
         volume.check_propagation(host.facts, layout, mounts)
     store.prepare()
     extracted: list[PreparedLayer] = []  # (layers is not imported on the run path)
-    with Rollback(host) as scratch:  # a committed layer's files, extracted outside the lock
-        if not all(host.exists(layout.layer_dir(d)) or not layout.blob(d).is_file()
-                   for d in image["layers"]):
-            from shellctr.engine.layers import prepare_layer_dirs  # a committed image's first use
+    # a committed layer's files (from its tar), a pulled one's (from its compressed blob),
+    # extracted on the image's first use, outside the lock
+    with Rollback(host) as scratch:
+        if not all(host.exists(layout.layer_dir(d)) for d in image["layers"]):
+            from shellctr.engine.layers import kept_blobs, prepare_layer_dirs
 
-            extracted = prepare_layer_dirs(host, layout, image["layers"], scratch)
+            extracted = prepare_layer_dirs(host, layout, image["layers"], scratch, kept_blobs(
+                image["layers"], list(image.get("layer_blobs") or [])))
         with store.lock(), Rollback(host) as rollback:
             if not store.exists(layout.image_file(image["id"])):  # an rmi got the lock first
                 raise NotFound(f"image {request.image} was removed meanwhile",
@@ -105,10 +107,9 @@ def create(host: Host, store: Store, request: RunRequest,
                     "remove that container or choose another name",
                 )
             if extracted:  # under the lock: into place, unless another create was first
-                from shellctr.engine.layers import publish_layer
+                from shellctr.engine.image_record import publish_layers
 
-                for layer in extracted:
-                    publish_layer(host, layout, layer, rollback)
+                publish_layers(host, store, extracted, rollback)
             cid = new_id()
             hostname = request.hostname or short_id(cid)
             config: Record = {  # shaped like state.ContainerConfig

@@ -8,12 +8,11 @@ its tags, layers and the config fields `run` reads. Layers live in the layer sto
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import posixpath
 import shlex
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,15 @@ from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import SHORT
 from shellctr.core.state import Image, ImageConfig, evolve, images, save
 from shellctr.core.store import Store, now_iso
+from shellctr.engine import image_record
+from shellctr.engine.image_record import (
+    CONFIG_TYPE,
+    MANIFEST_TYPE,
+    oci_manifest,
+    parse_config,
+    sha256_hex,
+    untag_elsewhere,
+)
 from shellctr.engine.layers import (
     LayerScan,
     file_source,
@@ -32,7 +40,8 @@ from shellctr.engine.layers import (
 )
 from shellctr.parts.reference import find_image_record, is_id, normalize_ref
 
-__all__ = ["LayerScan", "scan_layer"]  # older callers import them from here
+__all__ = ["CONFIG_TYPE", "MANIFEST_TYPE", "LayerScan", "oci_manifest", "parse_config",
+           "scan_layer", "sha256_hex"]  # callers import them from here
 
 
 def find_image(store: Store, ref: str) -> Image:
@@ -149,15 +158,6 @@ def _env_pairs(change: str, rest: str) -> dict[str, str]:
 # -- OCI image configs and manifests -----------------------------------------------------
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
                  "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
-MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
-CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
-LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def oci_config(config: ImageConfig, diff_ids: list[str], created: str,
                history: list[dict[str, Any]], author: str = "", comment: str = "",
                base: dict[str, Any] | None = None) -> bytes:
@@ -190,116 +190,12 @@ def history_entry(created: str, created_by: str, comment: str = "", author: str 
     return entry
 
 
-def parse_config(blob: bytes) -> dict[str, Any]:
-    """An image config blob as JSON, checked for what shellctr needs of it."""
-    try:
-        document = json.loads(blob)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ShellctrError(f"invalid image config: {err}") from err
-    if not isinstance(document, dict):
-        raise ShellctrError("invalid image config: not a JSON object")
-    rootfs = document.get("rootfs") or {}
-    diff_ids = rootfs.get("diff_ids") or []
-    if not diff_ids or not all(isinstance(d, str) and d.startswith("sha256:") and
-                               len(d) == 71 for d in diff_ids):
-        raise ShellctrError("invalid image config: rootfs.diff_ids must list sha256 digests")
-    return document
-
-
-def image_from_config(blob: bytes, tags: list[str], layer_sizes: list[int],
-                      digest: str = "", tar_sizes: list[int] | None = None) -> Image:
-    """The record of the image whose config is `blob`."""
-    document = parse_config(blob)
-    runtime = document.get("config") or {}
-    fields = {key: runtime.get(key) for key in ImageConfig.model_fields}
-    config = ImageConfig.model_validate({k: v for k, v in fields.items() if v is not None})
-    history = [{k: v for k, v in entry.items() if k in
-                ("created", "created_by", "comment", "author", "empty_layer")}
-               for entry in document.get("history") or [] if isinstance(entry, dict)]
-    return Image.model_validate({
-        "id": sha256_hex(blob),
-        "repo_tags": tags,
-        "created": document.get("created") or "1970-01-01T00:00:00Z",
-        "layers": [d.removeprefix("sha256:") for d in document["rootfs"]["diff_ids"]],
-        "size": sum(max(size, 0) for size in layer_sizes),
-        "config": config.model_dump(),
-        "comment": document.get("comment") or "",
-        "author": document.get("author") or "",
-        "history": history,
-        "layer_sizes": layer_sizes,
-        "tar_sizes": tar_sizes or [],
-        "digest": digest,
-    })
-
-
-def oci_manifest(config_blob: bytes, layers: list[tuple[str, int]]) -> bytes:
-    """The OCI manifest of an image: its config and its (uncompressed) layer tars."""
-    return json.dumps({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_TYPE,
-        "config": {"mediaType": CONFIG_TYPE, "digest": f"sha256:{sha256_hex(config_blob)}",
-                   "size": len(config_blob)},
-        "layers": [{"mediaType": LAYER_TYPE, "digest": f"sha256:{diff_id}", "size": size}
-                   for diff_id, size in layers],
-    }, separators=(",", ":")).encode()
-
-
-def layer_size(store: Store, diff_id: str) -> int:
-    """Bytes of file content of a layer already in the store (from any image using it)."""
-    for image in images(store):
-        if diff_id in image.layers and len(image.layer_sizes) == len(image.layers):
-            return image.layer_sizes[image.layers.index(diff_id)]
-    blob = store.layout.blob(diff_id)
-    return blob.stat().st_size if blob.exists() else 0
-
-
-def tar_size(store: Store, diff_id: str, hints: dict[str, int]) -> int:
-    """Bytes of a layer's tar: known from this command, another image, its blob, or
-    (a layer committed by an older shellctr, kept as files only) by packing it again."""
-    if diff_id in hints:
-        return hints[diff_id]
-    for image in images(store):
-        if diff_id in image.layers and len(image.tar_sizes) == len(image.layers):
-            return image.tar_sizes[image.layers.index(diff_id)]
-    from shellctr.engine.pack import layer_tar_size
-    return layer_tar_size(store.layout, diff_id)
-
-
 def record_image(host: Host, store: Store, blob: bytes, tags: list[str],
                  layer_sizes: list[int], rollback: Rollback, digest: str = "",
                  tar_hints: dict[str, int] | None = None) -> Image:
-    """Keep the config `blob` and write the image's record; move `tags` onto it.
-    Under the lock; the layers are in the store already. `tar_hints`: the tar sizes
-    of layers this command made (diff id -> bytes)."""
-    layout = store.layout
-    diff_ids = [x.removeprefix("sha256:") for x in parse_config(blob)["rootfs"]["diff_ids"]]
-    sizes = [size if size >= 0 else layer_size(store, d)
-             for size, d in zip(layer_sizes, diff_ids, strict=True)]
-    tars: list[int] = []
-    if not host.dry_run:  # under --dry-run the layers are not there to measure
-        tars = [tar_size(store, d, tar_hints or {}) for d in diff_ids]
-        digest = digest or sha256_hex(oci_manifest(blob, list(zip(diff_ids, tars,
-                                                                  strict=True))))
-    image = image_from_config(blob, [], sizes, digest, tars)
-    path = layout.image_file(image.id)
-    previous = (Image.model_validate(find_image_record(store.image_records(), image.id))
-                if path.exists() else None)
-    if previous is not None:
-        if all(tag in previous.repo_tags for tag in tags):
-            return previous  # loaded again: nothing changes
-        tags = [*previous.repo_tags, *(t for t in tags if t not in previous.repo_tags)]
-    for tag in tags:
-        if previous is None or tag not in previous.repo_tags:
-            untag_elsewhere(host, store, tag, rollback)
-    if not host.exists(layout.blob(image.id)):
-        host.write_file(layout.blob(image.id), blob.decode(), mode=0o644, rollback=rollback)
-    image = evolve(image, repo_tags=tags)
-    save(store, path, image)
-    if previous is None:
-        rollback.push("record the image", lambda: host.remove_file(path))
-    else:
-        rollback.push("record the image", restore(store, path, previous))
-    return image
+    """`image_record.record_image`, its record as the model."""
+    return Image.model_validate(image_record.record_image(
+        host, store, blob, tags, layer_sizes, rollback, digest, tar_hints))
 
 
 def import_image(
@@ -340,21 +236,6 @@ def image_event(store: Store, image_id: str, action: str, name: str = "") -> Non
     from shellctr.engine import events
 
     events.emit(store, "image", action, f"sha256:{image_id}", {"name": name} if name else {})
-
-
-def restore(store: Store, path: Path, image: Image) -> Callable[[], None]:
-    """An undo that writes `image` back as it was."""
-    return lambda: save(store, path, image)
-
-
-def untag_elsewhere(host: Host, store: Store, tag: str, rollback: Rollback | None) -> None:
-    """Move `tag` off any image holding it (that image may become <none>)."""
-    for other in images(store):
-        if tag in other.repo_tags:
-            path = store.layout.image_file(other.id)
-            save(store, path, evolve(other, repo_tags=[t for t in other.repo_tags if t != tag]))
-            if rollback is not None:
-                rollback.push(f"untag {tag}", restore(store, path, other))
 
 
 def tag_image(host: Host, store: Store, source: str, target: str) -> None:

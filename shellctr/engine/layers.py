@@ -27,6 +27,7 @@ import os
 import re
 import stat
 import tarfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ TAR_FLAGS = [
     f"--xattrs-exclude={OVERLAY_XATTRS}*",  # a layer must not steer overlayfs
 ]
 CHUNK = 1 << 20
+EXTRACTIONS = 3  # pulled layers decompressed, checked and extracted at a time
 
 
 @dataclass
@@ -469,26 +471,117 @@ def extract_layer(host: Host, layout: Layout, scan: LayerScan, rollback: Rollbac
     host.rename(partial, final, rollback=rollback)
 
 
+Kept = dict[str, tuple[str, str]]  # diff id -> (its compressed blob's digest, media type)
+
+
+def kept_blobs(layers: list[str], blobs: list[Any]) -> Kept:
+    """The compressed blobs a pulled image keeps for its layers (`layer_blobs`, as
+    records or their dicts), by diff id."""
+    if len(layers) != len(blobs):
+        return {}
+    pairs = [(b["digest"], b["media_type"]) if isinstance(b, dict) else (b.digest, b.media_type)
+             for b in blobs]
+    return dict(zip(layers, pairs, strict=True))
+
+
+def gunzip(src: IO[bytes], out: BinaryIO) -> None:
+    """Decompress the gzip stream `src` into `out` with zlib itself (gzip.GzipFile's
+    Python layer costs more than the inflating): several members are one stream, zero
+    padding after the last is ignored, anything else refused (zlib.error)."""
+    inflate = zlib.decompressobj(wbits=31)
+    while chunk := src.read(CHUNK):
+        while chunk:
+            if inflate.eof:  # after a member: another one (zlib checks its header)
+                if chunk.count(0) == len(chunk):  # or padding
+                    break
+                inflate = zlib.decompressobj(wbits=31)
+            out.write(inflate.decompress(chunk))
+            chunk = inflate.unused_data if inflate.eof else b""
+    if not inflate.eof:
+        raise EOFError("the gzip stream ends half-way")
+
+
+def kept_source(host: Host, path: Path, media_type: str) -> LayerSource:
+    """A pulled layer's compressed blob at `path`, kept as the registry served it (its
+    digest checked when it came), as a layer source: decompressed by Python (gzip) or
+    the zstd tool, shown as the command that does the same."""
+    from shellctr.parts.registry import layer_compression
+
+    compression = layer_compression(media_type)
+    argv = {None: ["cat"], "gzip": ["gzip", "--decompress", "--stdout"],
+            "zstd": ["zstd", "--decompress", "--stdout", "--quiet"]}[compression] + [
+        path_arg(path)]
+
+    def copy(out: BinaryIO) -> str | None:
+        if compression == "zstd":  # no zstd in the standard library: the zstd tool
+            host.pipe_into(argv, out)
+            return None
+        with open(path, "rb") as src:
+            if compression == "gzip":
+                gunzip(src, out)
+            else:
+                copy_stream(src, out, False)
+        return None
+
+    def open_raw() -> IO[bytes]:  # --dry-run: the layer is scanned from the blob
+        if compression == "zstd":
+            return host.probe_stream(argv[:-1], open(path, "rb"))
+        return open(path, "rb")
+
+    return LayerSource(argv, copy, open_raw)
+
+
 def prepare_layer_dirs(host: Host, layout: Layout, diff_ids: list[str],
-                       rollback: Rollback) -> list[PreparedLayer]:
-    """Outside the store lock: extract each layer whose files are not in `layers/` yet
+                       rollback: Rollback, kept: Kept | None = None
+                       ) -> list[PreparedLayer]:
+    """Outside the store lock: extract each layer whose files are not in `layers/` yet,
     from its tar in `blobs/` (a committed layer is kept as a tar only, until a container
-    first uses it), checked and its digest verified as when loaded, each into a fresh
-    directory under a temporary name. `publish_layer` moves them into place."""
-    prepared = []
+    first uses it) or from the compressed blob a pull kept (`kept`: diff id -> blob;
+    decompressed into its tar first, as `load` does), checked and its digest verified
+    as when loaded, each into a fresh directory under a temporary name.
+    `publish_layer` moves them into place."""
+    prepared: dict[str, PreparedLayer] = {}
+    pulled: list[tuple[str, str, str]] = []  # extracted from kept blobs, in threads
+    kept = kept or {}
     for diff_id in dict.fromkeys(diff_ids):
         blob = layout.blob(diff_id)
-        if host.exists(layout.layer_dir(diff_id)) or not blob.is_file():
-            continue  # neither files nor tar: nothing to extract (start will say so)
+        if host.exists(layout.layer_dir(diff_id)):
+            continue
+        if not blob.is_file():
+            digest, media_type = kept.get(diff_id, ("", ""))
+            if digest and layout.blob(digest).is_file():
+                pulled.append((diff_id, digest, media_type))
+            continue  # neither files nor tar nor blob: nothing to extract (start says so)
         hint = "remove the image and load or commit it again"
         host.step(f"extract layer sha256:{diff_id[:12]} on its first use")
         scan = scan_layer(blob, allow_empty=True)
         if scan.diff_id != diff_id:
             raise ShellctrError(f"layer {blob} is corrupt: it holds sha256:{scan.diff_id}",
                                 hint)
-        prepared.append(PreparedLayer(scan, None, None,
-                                      extract_files(host, layout, scan, blob, rollback)))
-    return prepared
+        prepared[diff_id] = PreparedLayer(scan, None, None,
+                                          extract_files(host, layout, scan, blob, rollback))
+
+    def extract(item: tuple[str, str, str]) -> None:
+        diff_id, digest, media_type = item
+        host.step(f"extract layer sha256:{diff_id[:12]} on its first use")
+        source = kept_source(host, layout.blob(digest), media_type)
+        try:
+            prepared[diff_id] = prepare_layer(host, layout, source, rollback, expect=diff_id)
+        except (ShellctrError, OSError, EOFError, zlib.error) as err:
+            # its digest matched when it came: the store's copy changed since
+            raise ShellctrError(
+                f"layer sha256:{diff_id[:12]} is corrupt in the store (its blob "
+                f"{layout.blob(digest)}): {getattr(err, 'message', err)}",
+                "remove the image and pull it again") from err
+
+    if host.dry_run or len(pulled) < 2:  # a script in order
+        for item in pulled:
+            extract(item)
+    else:
+        from shellctr.engine.parallel import in_parallel
+
+        in_parallel(extract, pulled, EXTRACTIONS)
+    return [prepared[d] for d in dict.fromkeys(diff_ids) if d in prepared]
 
 
 def _ensure_dirs(host: Host, top: Path, relative: str) -> Path:

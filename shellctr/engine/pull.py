@@ -1,17 +1,18 @@
 """pull: images from a registry (the OCI distribution API), and `run/create --pull`.
 
-The manifest (an index picks the platform), the config, then each layer not in the store
-yet, 3 at a time: each blob streams into `blobs/sha256/.DIGEST.PID.partial`, hashed as it
-comes (a cut connection is resumed with a Range request, with back-off) and never used
-before its digest matches; then it is decompressed, checked and extracted as `load` does
-(layers.prepare_layer), outside the store lock. Under the lock the layers move into place,
-the compressed blobs and the manifest are kept (a push sends the same bytes), and the
-image is recorded with its tag and `NAME@sha256:` repo digest. A pull killed half-way
-leaves only `.partial` names, which the next one sweeps.
+The manifest (an index picks the platform), the config, then each layer blob not in the
+store yet, 3 at a time: each streams into `blobs/sha256/.DIGEST.PID.partial`, hashed as
+it comes (a cut connection is resumed with a Range request, with back-off) and never
+used before its digest matches. Under the lock the blobs move into place as the
+registry served them (compressed: a push sends the same bytes), the manifest is kept,
+and the image is recorded with its tag and `NAME@sha256:` repo digest. A layer's files
+are extracted when a container or a build first uses it (layers.prepare_layer_dirs:
+decompressed, its diff id checked, scanned and extracted as `load` does). A pull killed
+half-way leaves only `.partial` names, which the next one sweeps.
 
 Each request is shown as its `curl` line (`--trace`); `--dry-run` makes the read-only
-requests (token, manifests, and reads the layers to plan their extraction) and prints
-the `curl` downloads, `sha256sum --check` and the store writes as a script.
+requests (token, manifests) and prints the `curl` downloads, `sha256sum --check` and
+the store writes as a script.
 """
 
 from __future__ import annotations
@@ -20,39 +21,25 @@ import hashlib
 import json
 import sys
 import time
-import zlib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from pathlib import Path
-from typing import IO, Any, BinaryIO, TextIO
+from typing import Any, TextIO
 
 from shellctr.core.cmd import Cmd, path_arg
 from shellctr.core.errors import NotFound, ShellctrError
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import SHORT
-from shellctr.core.state import Image, LayerBlob, evolve, save
-from shellctr.core.store import Store
-from shellctr.engine.image import parse_config, record_image, sha256_hex
-from shellctr.engine.layers import (
-    CHUNK,
-    LayerSource,
-    PreparedLayer,
-    copy_stream,
-    layer_present,
-    pid_partial,
-    prepare_layer,
-    publish_layer,
-    sweep_partials,
-)
+from shellctr.core.layout import Layout
+from shellctr.core.store import Record, Store
+from shellctr.engine.image_record import parse_config, record_image, sha256_hex
+from shellctr.engine.layers import CHUNK, pid_partial, sweep_partials
+from shellctr.engine.parallel import in_parallel
 from shellctr.engine.registry_auth import credentials_for
-from shellctr.engine.registry_http import SOCKET_ERRORS, Registry, Response, Unreachable
+from shellctr.engine.registry_http import SOCKET_ERRORS, Registry, Unreachable
 from shellctr.engine.registry_progress import PARALLEL, Progress
 from shellctr.parts.reference import Reference, parse_reference
 from shellctr.parts.registry import (
     ACCEPT,
     INDEXES,
-    LAYER_TYPES,
     check_descriptor,
     curl_argv,
     host_platform,
@@ -89,52 +76,16 @@ def fetch_small_blob(registry: Registry, repository: str, digest: str) -> bytes:
     return data
 
 
-class Gunzip:
-    """gzip decompressed as the bytes come, into `out` (a layer may hold several gzip
-    members; zero padding after the last is ignored, anything else refused)."""
-
-    def __init__(self, out: IO[bytes]) -> None:
-        self.out = out
-        self.inflate = zlib.decompressobj(wbits=31)
-        self.ended = False
-        # kept, not raised: the blob's digest is checked first (a corrupt blob says so)
-        self.error = ""
-
-    def restart(self) -> None:
-        self.out.seek(0)
-        self.out.truncate()
-        self.inflate, self.ended, self.error = zlib.decompressobj(wbits=31), False, ""
-
-    def feed(self, data: bytes) -> None:
-        while data and not self.error:
-            if self.ended:  # after a member: another one, or padding
-                if data.count(0) == len(data):
-                    return
-                if not data.startswith(b"\x1f\x8b"):
-                    self.error = "data after its end"
-                    return
-                self.inflate, self.ended = zlib.decompressobj(wbits=31), False
-            try:
-                self.out.write(self.inflate.decompress(data))
-            except zlib.error as err:
-                self.error = str(err)
-                return
-            data = b""
-            if self.inflate.eof:
-                data, self.ended = self.inflate.unused_data, True
-
-
 def download(host: Host, registry: Registry, repository: str, digest: str, size: int,
-             path: Path, progress: Progress, unpacked: Path | None = None) -> None:
+             path: Path, progress: Progress) -> None:
     """Stream the blob into the new file `path`, hashing it; a dropped connection is
     resumed where it stopped (Range), up to RETRIES times with back-off. The file is
-    removed (by the caller's undo) unless it ends with the right digest. `unpacked`: a
-    gzip blob is also decompressed into this file in the same pass."""
+    removed (by the caller's undo) unless it ends with the right digest."""
     sha = hashlib.sha256()
     done = 0
-    with host.new_file(path) as out, (
-            host.new_file(unpacked) if unpacked else nullcontext()) as tar:
-        gunzip = Gunzip(tar) if tar is not None else None
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    with host.new_file(path) as out:
         for attempt in range(RETRIES):
             try:
                 response = registry.stream_blob(repository, digest, done, output="")
@@ -142,14 +93,12 @@ def download(host: Host, registry: Registry, repository: str, digest: str, size:
                     sha, done = hashlib.sha256(), 0
                     out.seek(0)
                     out.truncate()
-                    if gunzip is not None:
-                        gunzip.restart()
-                while chunk := response.raw.read(CHUNK):
-                    sha.update(chunk)
-                    out.write(chunk)
-                    if gunzip is not None:
-                        gunzip.feed(chunk)
-                    done += len(chunk)
+                # into one buffer, no bytes object per chunk; hashlib and the write
+                # release the GIL, so the other downloads go on meanwhile
+                while count := response.raw.readinto(buffer):
+                    sha.update(view[:count])
+                    out.write(view[:count])
+                    done += count
                     progress.bytes(digest, done, size)
                     if done > size:
                         break
@@ -170,29 +119,17 @@ def download(host: Host, registry: Registry, repository: str, digest: str, size:
         raise ShellctrError(f"blob digest mismatch: {digest} from {registry.name} holds "
                             f"{got} ({done} bytes, {size} expected)",
                             "the registry's copy is corrupt: nothing was stored")
-    if gunzip is not None and (gunzip.error or not gunzip.ended):
-        raise ShellctrError(f"invalid gzip layer {digest}: "
-                            f"{gunzip.error or 'it ends half-way'}")
 
 
-def pulled_source(host: Host, path: Path, compression: str | None,
-                  open_raw: Callable[[], IO[bytes]], unpacked: Path | None = None
-                  ) -> LayerSource:
-    """A downloaded layer blob (checked already) as a layer source for prepare_layer;
-    `unpacked`: its tar, decompressed while it downloaded (then only renamed)."""
-    argv = {None: ["cat"], "gzip": ["gzip", "--decompress", "--stdout"],
-            "zstd": ["zstd", "--decompress", "--stdout", "--quiet"]}[compression] + [
-        path_arg(path)]
+class LayerBlob:
+    """A layer as the registry serves it (state.LayerBlob's fields): its compressed
+    blob's digest (hex), size and media type, checked from the manifest."""
 
-    def copy(out: BinaryIO) -> str | None:
-        if compression == "zstd":  # no zstd in the standard library: the zstd tool
-            host.pipe_into(argv, out)
-            return None
-        with open(path, "rb") as src:
-            copy_stream(src, out, compression is not None)
-        return None
+    def __init__(self, digest: str, size: int, media_type: str) -> None:
+        self.digest, self.size, self.media_type = digest, size, media_type
 
-    return LayerSource(argv, copy, open_raw, ready=unpacked)
+    def record(self) -> Record:
+        return {"digest": self.digest, "size": self.size, "media_type": self.media_type}
 
 
 class Pulled:
@@ -204,7 +141,6 @@ class Pulled:
                                                                  config)
         self.blobs, self.diff_ids = blobs, diff_ids
         self.downloads: dict[str, Path] = {}  # blob digest hex -> its checked .partial
-        self.prepared: dict[str, PreparedLayer] = {}
 
 
 def resolve(registry: Registry, ref: Reference, platform: str | None,
@@ -227,7 +163,7 @@ def resolve(registry: Registry, ref: Reference, platform: str | None,
 def pull(host: Host, store: Store, text: str, *, platform: str | None = None,
          tls_verify: bool | None = None, quiet: bool = False,
          out: TextIO | None = None,
-         credentials: tuple[str, str] | None = None) -> Image:
+         credentials: tuple[str, str] | None = None) -> Record:
     """Pull `text` (NAME[:TAG|@DIGEST]) into the store; Docker's lines on `out`.
     `credentials`: (user, password) the caller gives (the API's X-Registry-Auth); None:
     the credentials files'."""
@@ -267,19 +203,22 @@ def pull(host: Host, store: Store, text: str, *, platform: str | None = None,
 
 def fetch_layers(host: Host, store: Store, registry: Registry, pulled: Pulled,
                  progress: Progress, rollback: Rollback) -> None:
-    """Download, check and extract each layer not in the store yet (outside the lock)."""
+    """Download and check each layer blob not in the store yet (outside the lock). It is
+    kept compressed, as served: its files are extracted when a container or a build
+    first uses the image (layers.prepare_layer_dirs), as `skopeo copy` to an OCI layout
+    and containerd keep a pulled image's content."""
     layout = store.layout
-    wanted: dict[str, tuple[LayerBlob, str]] = {}
+    wanted: dict[str, LayerBlob] = {}
     for blob, diff_id in zip(pulled.blobs, pulled.diff_ids, strict=True):
-        if layer_present(layout, diff_id) and not host.dry_run:
+        if layer_stored(layout, diff_id, blob.digest) and not host.dry_run:
             progress.layer(blob.digest, "Already exists")
-        elif diff_id not in {d for _, d in wanted.values()}:
-            wanted[blob.digest] = (blob, diff_id)
-    for blob, _ in wanted.values():
+        elif blob.digest not in wanted:
+            wanted[blob.digest] = blob
+    for blob in wanted.values():
         progress.layer(blob.digest, "Pulling fs layer")
     repository = pulled.ref.repository
 
-    def bring(blob: LayerBlob, diff_id: str) -> None:
+    def bring(blob: LayerBlob) -> None:
         digest = f"sha256:{blob.digest}"
         partial = pid_partial(layout.blobs_dir, f"{blob.digest}-download")
         url = f"{registry.base}/v2/{repository}/blobs/{digest}"
@@ -290,54 +229,36 @@ def fetch_layers(host: Host, store: Store, registry: Registry, pulled: Pulled,
         host.remove_file(partial)  # left by a crashed process that had our pid
         progress.layer(digest, "Downloading")
         rollback.push(f"write {partial}", lambda: host.remove_file(partial))
-        compression = LAYER_TYPES[blob.media_type]
-        unpacked = None
-        if compression == "gzip" and not host.dry_run:  # decompressed in the same pass
-            unpacked = pid_partial(layout.blobs_dir, f"{blob.digest}-tar")
-            host.remove_file(unpacked)
-            rollback.push(f"write {unpacked}", lambda: host.remove_file(unpacked))
-        host.apply(shown, lambda: download(host, registry, repository, digest, blob.size, partial,
-                                           progress, unpacked),
+        host.apply(shown, lambda: download(host, registry, repository, digest, blob.size,
+                                           partial, progress),
                    lambda facts: facts.plan_write(partial, b""))
         host.apply(Cmd(["sha256sum", "--check", "--quiet", "--strict"],
                        stdin=f"{blob.digest}  {path_arg(partial)}\n"), lambda: None)
-        progress.layer(digest, "Download complete")
-
-        def open_raw() -> IO[bytes]:
-            if not host.dry_run:
-                return open(partial, "rb")
-            response: Response = registry.stream_blob(repository, digest, output="")
-            raw: IO[bytes] = response.raw
-            return (host.probe_stream(["zstd", "--decompress", "--stdout", "--quiet"], raw)
-                    if compression == "zstd" else raw)
-
-        progress.layer(digest, "Extracting")
-        pulled.prepared[diff_id] = prepare_layer(
-            host, layout, pulled_source(host, partial, compression, open_raw, unpacked), rollback,
-            expect=diff_id)
         pulled.downloads[blob.digest] = partial
+        progress.layer(digest, "Download complete")
         progress.layer(digest, "Pull complete")
 
     if host.dry_run or len(wanted) < 2:  # a script in order
-        for blob, diff_id in wanted.values():
-            bring(blob, diff_id)
+        for blob in wanted.values():
+            bring(blob)
         return
-    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-        futures = [pool.submit(bring, blob, diff_id) for blob, diff_id in wanted.values()]
-        errors = [future.exception() for future in futures]
-    for error in errors:
-        if error is not None:
-            raise error
+    in_parallel(bring, wanted.values(), PARALLEL)
 
 
-def record_pull(host: Host, store: Store, pulled: Pulled, rollback: Rollback) -> Image:
-    """Under the lock: layers and blobs into place, the image recorded and tagged."""
+def layer_stored(layout: Layout, diff_id: str, blob_digest: str) -> bool:
+    """Whether a layer is in the store already: its files or its tar (loaded, committed,
+    used), or the compressed blob an earlier pull kept."""
+    return (layout.layer_dir(diff_id).is_dir() or layout.blob(diff_id).is_file()
+            or layout.blob(blob_digest).is_file())
+
+
+def record_pull(host: Host, store: Store, pulled: Pulled, rollback: Rollback) -> Record:
+    """Under the lock: the blobs into place, the image recorded and tagged. A layer not
+    extracted yet counts its compressed size until it is (its tar size: unknown, -1)."""
     layout = store.layout
     sweep_partials(host, layout)
-    if pulled.prepared:
-        host.step("move the layers into place")
-    for layer in pulled.prepared.values():
-        publish_layer(host, layout, layer, rollback)
+    if pulled.downloads:
+        host.step("move the layer blobs into place")
     for digest, partial in pulled.downloads.items():  # the compressed blobs, kept
         if host.exists(layout.blob(digest)):
             host.remove_file(partial)
@@ -350,18 +271,19 @@ def record_pull(host: Host, store: Store, pulled: Pulled, rollback: Rollback) ->
     ref = pulled.ref
     tags = [ref.tagged] if ref.tag or not ref.digest else []
     host.step(f"record image {sha256_hex(pulled.config)[:SHORT]}")
-    sizes_by_diff = {d: layer.scan.size for d, layer in pulled.prepared.items()}
-    hints = {d: layer.scan.tar_size for d, layer in pulled.prepared.items()
-             if layer.scan.tar_size}
-    sizes = [sizes_by_diff.get(d, -1) for d in pulled.diff_ids]
+    known = {d for d in pulled.diff_ids
+             if layout.layer_dir(d).is_dir() or layout.blob(d).is_file()}
+    sizes = [-1 if d in known else blob.size
+             for d, blob in zip(pulled.diff_ids, pulled.blobs, strict=True)]
+    hints = {d: -1 for d in pulled.diff_ids if d not in known}
     image = record_image(host, store, pulled.config, tags, sizes, rollback,
                          pulled.top_digest.removeprefix("sha256:"), hints)
     repo_digest = f"{ref.name}@{pulled.top_digest}"
-    digests = [d for d in image.repo_digests if d.partition("@")[0] != ref.name]
-    image = evolve(image, repo_digests=[*digests, repo_digest],
-                   digest=pulled.top_digest.removeprefix("sha256:"),
-                   layer_blobs=[b.model_dump() for b in pulled.blobs], manifest=manifest_hex)
-    save(store, layout.image_file(image.id), image)
+    digests = [d for d in image["repo_digests"] if d.partition("@")[0] != ref.name]
+    image = {**image, "repo_digests": [*digests, repo_digest],
+             "digest": pulled.top_digest.removeprefix("sha256:"),
+             "layer_blobs": [b.record() for b in pulled.blobs], "manifest": manifest_hex}
+    store.write(layout.image_file(image["id"]), image)
     return image
 
 

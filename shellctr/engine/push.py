@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,13 +19,13 @@ from shellctr.core.cmd import Cmd, path_arg
 from shellctr.core.errors import NotFound, ShellctrError
 from shellctr.core.host import Host
 from shellctr.core.ids import SHORT
-from shellctr.core.state import Image, evolve, save
-from shellctr.core.store import Store
-from shellctr.engine.image import find_image, oci_manifest, sha256_hex
+from shellctr.core.store import Record, Store
+from shellctr.engine.image_record import oci_manifest, sha256_hex
+from shellctr.engine.parallel import in_parallel
 from shellctr.engine.registry_auth import credentials_for
 from shellctr.engine.registry_http import Registry
 from shellctr.engine.registry_progress import PARALLEL, Progress
-from shellctr.parts.reference import Reference, parse_reference
+from shellctr.parts.reference import Reference, find_image_record, parse_reference
 from shellctr.parts.registry import curl_argv
 
 
@@ -37,28 +36,29 @@ class Blob:
         self.digest, self.size, self.path = digest, size, path
 
 
-def push_plan(store: Store, image: Image) -> tuple[bytes, str, list[Blob]]:
+def push_plan(store: Store, image: Record) -> tuple[bytes, str, list[Blob]]:
     """(manifest, its media type, the blobs it names): the pulled manifest and
     compressed layers as they came, else an OCI manifest of the layer tars."""
     layout = store.layout
-    config = Blob(f"sha256:{image.id}", layout.blob(image.id).stat().st_size,
-                  layout.blob(image.id))
-    if image.manifest and layout.blob(image.manifest).is_file() and all(
-            layout.blob(b.digest).is_file() for b in image.layer_blobs):
-        manifest = layout.blob(image.manifest).read_bytes()
+    config = Blob(f"sha256:{image['id']}", layout.blob(image["id"]).stat().st_size,
+                  layout.blob(image["id"]))
+    pulled = image.get("layer_blobs") or []
+    if image.get("manifest") and layout.blob(image["manifest"]).is_file() and all(
+            layout.blob(b["digest"]).is_file() for b in pulled):
+        manifest = layout.blob(image["manifest"]).read_bytes()
         media = str(json.loads(manifest).get("mediaType") or
                     "application/vnd.oci.image.manifest.v1+json")
-        return manifest, media, [config, *(Blob(f"sha256:{b.digest}", b.size,
-                                                layout.blob(b.digest))
-                                           for b in image.layer_blobs)]
+        return manifest, media, [config, *(Blob(f"sha256:{b['digest']}", b["size"],
+                                                layout.blob(b["digest"]))
+                                           for b in pulled)]
     blobs = [config]
-    for diff_id in image.layers:
+    for diff_id in image["layers"]:
         path = layout.blob(diff_id)
         if not path.is_file():
-            raise ShellctrError(f"image {image.id[:SHORT]} lacks its layer tar {path}",
+            raise ShellctrError(f"image {image['id'][:SHORT]} lacks its layer tar {path}",
                                 "it was made by an older shellctr: save and load it again")
         blobs.append(Blob(f"sha256:{diff_id}", path.stat().st_size, path))
-    manifest = oci_manifest(layout.blob(image.id).read_bytes(),
+    manifest = oci_manifest(layout.blob(image["id"]).read_bytes(),
                             [(b.digest.removeprefix("sha256:"), b.size) for b in blobs[1:]])
     return manifest, "application/vnd.oci.image.manifest.v1+json", blobs
 
@@ -73,7 +73,7 @@ def push(host: Host, store: Store, text: str, *, tls_verify: bool | None = None,
     if ref.digest:
         raise ShellctrError(f"cannot push a digest reference: {text}", "push NAME[:TAG]")
     try:
-        image = find_image(store, ref.tagged)
+        image = find_image_record(store.image_records(), ref.tagged)
     except NotFound as err:  # Docker's words: pulling it would be the wrong advice
         raise NotFound(f"an image does not exist locally with the tag: {ref.tagged}",
                        f"tag one with that name first: shellctr tag IMAGE {ref.tagged}"
@@ -86,7 +86,7 @@ def push(host: Host, store: Store, text: str, *, tls_verify: bool | None = None,
     manifest, media, blobs = push_plan(store, image)
     scope = f"repository:{ref.repository}:pull,push"
     progress.line(f"The push refers to repository [{ref.full_name}]")
-    mounts = [d.partition("@")[0] for d in image.repo_digests]
+    mounts = [d.partition("@")[0] for d in image.get("repo_digests") or []]
     sources = [parse_reference(m) for m in mounts]
     source = next((s.repository for s in sources if s.registry == ref.registry and
                    s.repository != ref.repository), None)
@@ -109,12 +109,7 @@ def push(host: Host, store: Store, text: str, *, tls_verify: bool | None = None,
         for blob in unique[1:]:
             send(blob)
     else:
-        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-            errors = [future.exception() for future in
-                      [pool.submit(send, blob) for blob in unique[1:]]]
-        for error in errors:
-            if error is not None:
-                raise error
+        in_parallel(send, unique[1:], PARALLEL)
     digest = f"sha256:{sha256_hex(manifest)}"
     host.step("the manifest")
     url = f"{registry.base}/v2/{ref.repository}/manifests/{ref.tag or 'latest'}"
@@ -131,21 +126,20 @@ def push(host: Host, store: Store, text: str, *, tls_verify: bool | None = None,
     progress.line(f"{ref.tag or 'latest'}: digest: {digest} size: {len(manifest)}")
     if not host.dry_run:
         with store.lock():
-            current = find_image(store, image.id)
-            kept = [d for d in current.repo_digests if d.partition("@")[0] != ref.name]
-            save(store, store.layout.image_file(image.id),
-                 evolve(current, repo_digests=[*kept, f"{ref.name}@{digest}"]))
+            current = find_image_record(store.image_records(), image["id"])
+            kept = [d for d in current.get("repo_digests") or []
+                    if d.partition("@")[0] != ref.name]
+            store.write(store.layout.image_file(image["id"]),
+                        {**current, "repo_digests": [*kept, f"{ref.name}@{digest}"]})
     return digest
 
 
 def push_all_tags(host: Host, store: Store, text: str, **options: Any) -> list[str]:
     """`push --all-tags`: each local tag of the repository; the digests pushed."""
-    from shellctr.core.state import images
-
     ref = parse_reference(text)
     if ref.tag or ref.digest:
         raise ShellctrError("tag can't be used with --all-tags/-a", f"push -a {ref.name}")
-    tags = sorted(tag for image in images(store) for tag in image.repo_tags
+    tags = sorted(tag for image in store.image_records() for tag in image["repo_tags"]
                   if tag.rpartition(":")[0] == ref.name)
     if not tags:
         raise NotFound(f"no tags of {ref.name} here", "tag an image first")

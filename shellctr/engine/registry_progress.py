@@ -11,8 +11,6 @@ from typing import TextIO
 from shellctr.core.ids import SHORT
 
 PARALLEL = 3  # layers fetched at a time (Docker's max-concurrent-downloads)
-
-
 class Progress:
     """Docker's pull and push lines: per layer `ID: Pulling fs layer` ... `Pull complete`,
     then `Digest:` and `Status:`. On a terminal each layer keeps one line, rewritten in

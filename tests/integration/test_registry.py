@@ -238,6 +238,89 @@ def test_a_corrupt_blob_is_refused_and_nothing_is_stored(
     assert ctr("images", "-q", name).ok().out == ""
 
 
+def content_size(tar: bytes) -> int:
+    """Bytes of regular file content in a tar (what an image's size counts)."""
+    import io
+    import tarfile
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        return sum(member.size for member in archive if member.isfile())
+
+
+def test_a_pulled_layer_is_kept_compressed_and_extracted_on_its_first_use(
+        ctr: Ctr, registry: Registry, rootfs_tar: Callable[..., Path], tmp_path: Path,
+        worker: Any) -> None:
+    layout = Layout(tmp_path / "oci")
+    tars = [tar_bytes(rootfs_tar, "lazy1.tar"),
+            tar_bytes(rootfs_tar, "lazy2.tar", extra=b"lazy\n", noise=os.urandom(1 << 16))]
+    image = layout.image(tars)
+    layout.index([image])
+    name = f"{registry.name}/{repo()}/lazy"
+    skopeo_copy(layout.path, registry, name.split("/", 1)[1])
+    manifest = json.loads((layout.path / "blobs/sha256" /
+                           image["digest"].removeprefix("sha256:")).read_bytes())
+    ctr("pull", name).ok()
+    top = sha(tars[1])
+    blobs = worker.root / "blobs" / "sha256"
+    assert (blobs / manifest["layers"][1]["digest"][7:]).is_file()  # as served
+    assert not (worker.root / "layers" / top).exists() and not (blobs / top).exists()
+    # until its first use, the image's size is what it takes: its compressed layers
+    assert inspect(ctr, name)["Size"] == sum(layer["size"] for layer in manifest["layers"])
+    assert ctr("run", "--rm", name, "cat", "/etc/extra").ok().out == "lazy\n"
+    assert (worker.root / "layers" / top).is_dir() and (blobs / top).is_file()
+    assert inspect(ctr, name)["Size"] == sum(content_size(tar) for tar in tars)
+    assert ctr("run", "--rm", name, "true").code == 0  # the second use extracts nothing
+    rmi(ctr, name)
+    assert not (worker.root / "layers" / top).exists() and not (blobs / top).exists()
+    assert not (blobs / manifest["layers"][1]["digest"][7:]).exists()
+
+
+def test_a_corrupted_kept_blob_is_refused_at_its_first_use_and_nothing_is_left(
+        ctr: Ctr, registry: Registry, rootfs_tar: Callable[..., Path], tmp_path: Path,
+        worker: Any) -> None:
+    layout = Layout(tmp_path / "oci")
+    tar = tar_bytes(rootfs_tar, "rot.tar", extra=os.urandom(1 << 16))
+    image = layout.image([tar])
+    layout.index([image])
+    name = f"{registry.name}/{repo()}/rot"
+    skopeo_copy(layout.path, registry, name.split("/", 1)[1])
+    manifest = json.loads((layout.path / "blobs/sha256" /
+                           image["digest"].removeprefix("sha256:")).read_bytes())
+    ctr("pull", name).ok()
+    kept = worker.root / "blobs" / "sha256" / manifest["layers"][0]["digest"][7:]
+    data = bytearray(kept.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # the disk rotted, or someone wrote into the store
+    kept.write_bytes(bytes(data))
+    before = {d: sorted(os.listdir(worker.root / d)) for d in ("blobs/sha256", "layers")}
+    result = ctr("run", "--rm", name, "true")
+    one_error_line(result, f"shellctr: layer sha256:{sha(tar)[:12]} is corrupt in the store")
+    assert "pull it again" in result.err
+    assert {d: sorted(os.listdir(worker.root / d)) for d in before} == before
+    assert ctr("ps", "--all", "--quiet").ok().out == ""
+    rmi(ctr, name)
+    ctr("pull", name).ok()  # the registry's copy is whole: pulled again, it runs
+    assert ctr("run", "--rm", name, "true").code == 0
+    rmi(ctr, name)
+
+
+def test_a_build_from_a_pulled_image_outlives_the_pulled_image(
+        ctr: Ctr, registry: Registry, rootfs_tar: Callable[..., Path], tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "oci")
+    image = layout.image([tar_bytes(rootfs_tar, "base.tar", extra=b"from the base\n")])
+    layout.index([image])
+    name = f"{registry.name}/{repo()}/base"
+    skopeo_copy(layout.path, registry, name.split("/", 1)[1])
+    ctr("pull", name).ok()
+    context = tmp_path / "ctx"
+    context.mkdir()
+    # no RUN, no COPY: the built image lists the pulled layers and keeps none of its blobs
+    (context / "Dockerfile").write_text(f"FROM {name}\nLABEL built=yes\n")
+    ctr("build", "--tag", "built-on-pulled", str(context), trace=False).ok()
+    rmi(ctr, name)
+    assert ctr("run", "--rm", "built-on-pulled", "cat", "/etc/extra").ok().out == \
+        "from the base\n"
+    rmi(ctr, "built-on-pulled")
+
+
 def test_a_missing_repository_or_tag_is_one_line(ctr: Ctr, registry: Registry) -> None:
     result = ctr("pull", f"{registry.name}/no/such:tag")
     one_error_line(result, f"shellctr: {registry.name}/no/such:tag: not found on "
@@ -264,8 +347,10 @@ def test_dry_run_pull_prints_a_script_and_changes_nothing(
                            image["digest"].removeprefix("sha256:")).read_bytes())
     layer = manifest["layers"][0]["digest"]
     assert f"/v2/{name.split('/', 1)[1]}/blobs/{layer}" in script
-    assert "sha256sum --check" in script and "gzip --decompress --stdout" in script
-    assert "tar --extract" in script
+    assert "sha256sum --check" in script
+    # the layer is kept as served, and extracted when first used (the `run` below)
+    assert f"{worker.root}/blobs/sha256/{layer[7:]}" in script, script
+    assert "gzip --decompress" not in script and "tar --extract" not in script
     assert sorted(os.listdir(worker.root / "blobs" / "sha256")) == before
     assert ctr("images", "-q", name).ok().out == ""
     # the promise: the script, run by hand, pulls the same image

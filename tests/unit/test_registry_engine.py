@@ -170,3 +170,58 @@ def test_progress_on_a_terminal_rewrites_each_layer_s_line_in_place() -> None:
     quiet = io.StringIO()
     Progress(quiet, quiet=True).line("x")
     assert quiet.getvalue() == ""
+
+
+def test_in_parallel_does_every_item_then_raises_the_first_failure() -> None:
+    import threading
+
+    from shellctr.engine.parallel import in_parallel
+
+    done: list[int] = []
+    threads: set[int] = set()
+    lock = threading.Lock()
+
+    def work(item: int) -> None:
+        with lock:
+            done.append(item)
+            threads.add(threading.get_ident())
+        if item in (3, 5):
+            raise ValueError(f"item {item}")
+
+    with pytest.raises(ValueError, match="item 3"):
+        in_parallel(work, range(8), 3)
+    assert sorted(done) == list(range(8))
+    assert 1 <= len(threads) <= 3
+    in_parallel(work, [], 3)  # nothing to do: no thread, no error
+
+
+def test_a_plain_http_server_on_loopback_is_found_without_tls(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import threading
+
+    from shellctr.engine import registry_http
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:  # as docker-registry answers a TLS hello: 400, then close
+        for _ in range(2):
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(4096)
+                connection.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        assert registry_http.speaks_tls(address) is False
+        loaded: list[str] = []
+        monkeypatch.setattr(registry_http, "tls_context",
+                            lambda host, verify: loaded.append(host))
+        registry = Registry(Host(), address, None)
+        registry.connect()
+        assert registry.scheme == "http" and loaded == []  # no CA store loaded
+    finally:
+        thread.join(timeout=30)
+        listener.close()

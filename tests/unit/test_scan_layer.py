@@ -5,8 +5,11 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import io
 import lzma
+import os
 import tarfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -137,3 +140,29 @@ def test_empty_or_garbage_input_is_not_a_valid_tar_archive(tmp_path: Path, data:
     path.write_bytes(data)
     with pytest.raises(ShellctrError, match=f"^not a valid tar archive: .*{detail}"):
         scan_layer(path)
+
+
+# -- gunzip: a kept gzip blob decompressed at a pulled layer's first use ---------------
+def gunzipped(data: bytes) -> bytes:
+    from shellctr.engine.layers import gunzip
+
+    out = io.BytesIO()
+    gunzip(io.BytesIO(data), out)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+def test_gunzip_joins_members_and_ignores_zero_padding() -> None:
+    first, second = os.urandom(3 << 20), b"text\n" * 100_000
+    data = gzip.compress(first) + gzip.compress(second) + bytes(4096)
+    assert gunzipped(data) == first + second
+
+
+@pytest.mark.parametrize("tail", [b"garbage after the end", bytes(100) + b"\x01"])
+def test_gunzip_refuses_data_after_the_end(tail: bytes) -> None:
+    with pytest.raises(zlib.error):
+        gunzipped(gzip.compress(b"payload") + tail)
+
+
+def test_gunzip_refuses_a_stream_cut_half_way() -> None:
+    with pytest.raises(EOFError):
+        gunzipped(gzip.compress(os.urandom(1 << 16))[:-100])
