@@ -50,6 +50,7 @@ FORBIDDEN = {
     "pydantic", "pydantic_core", "plumbum", "tabulate",  # the ~170 ms the issue measured
     "typing", "dataclasses", "importlib.metadata",  # tabulate's and the models' stdlib
     "subprocess", "shutil", "socket", "ctypes", "threading",  # no command, no container
+    "argparse", "gettext", "shellctr.cli.parser",  # the fast parser takes their lines
     "shellctr.core.state", "shellctr.engine.start", "shellctr.inside.init",
     "shellctr.inside.rootfs", "shellctr.inside.final",
     "shellctr.engine.image", "shellctr.engine.layers",
