@@ -59,8 +59,10 @@ def command_column(argv: Sequence[str], truncate: bool) -> str:
     if truncate and len(command) > 20:
         command = command[:19] + "…"
     # quoted as Go's strconv.Quote does: a newline or tab in the command must not break the row
-    import json
-    return json.dumps(command, ensure_ascii=False)
+    from _json import encode_basestring  # json.dumps(ensure_ascii=False) of a str
+
+    quoted: str = encode_basestring(command)
+    return quoted
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

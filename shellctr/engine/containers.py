@@ -4,11 +4,8 @@ through lifecycle.py."""
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import Conflict, CorruptRecord, NotFound, ShellctrError, UsageError
@@ -33,6 +30,9 @@ from shellctr.parts.cgroups import LIMIT_DEFAULTS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from shellctr.core.records import ContainerRecord, StateRecord
 
 
@@ -97,6 +97,8 @@ def remove(host: Host, store: Store, ref: str, force: bool, volumes: bool = Fals
 
 def remove_found(host: Host, store: Store, cid: str, ref: str, force: bool,
                  volumes: bool) -> None:
+    import signal  # here: its enums cost the read verbs ~2 ms
+
     auto_remove = store.container_config(cid)["auto_remove"]
     if force:
         mark_stopping(store, cid)  # first: a restart due during its back-off must not happen
@@ -145,6 +147,8 @@ def stop(host: Host, store: Store, ref: str, timeout: int | None,
     """`stop -t N -s SIG`: the stop signal (SIG, else --stop-signal or the image's
     StopSignal, else SIGTERM), N seconds' grace (else --stop-timeout, else 10), then
     SIGKILL."""
+    import signal  # here: its enums cost the read verbs ~2 ms
+
     signum = parse_signal(signal_name) if signal_name is not None else None
     cid = find_container(store, ref)
     mark_stopping(store, cid)  # first: a restart due during its back-off must not happen
@@ -174,6 +178,8 @@ def stop(host: Host, store: Store, ref: str, timeout: int | None,
 
 def kill(host: Host, store: Store, ref: str, signum: int) -> None:
     """`kill -s SIG`: one signal to PID 1."""
+    import signal  # here: its enums cost the read verbs ~2 ms
+
     cid = find_container(store, ref)
     ending = signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
     if ending:
@@ -208,7 +214,7 @@ def wait(store: Store, ref: str, condition: str = "not-running") -> int:
     if condition == "removed":
         return wait_removed(store, cid)
     facts = store.host.facts
-    exit_file = store.layout.container_exit_file(cid)
+    exit_file = store.layout.container_exit_file_at(cid)
     try:
         state = store.container_state(cid)
         if condition == "not-running" and state["status"] == "created":
@@ -295,6 +301,8 @@ def update(host: Host, store: Store, ref: str, flags: dict[str, object],
 
 def parse_signal(text: str) -> int:
     """`KILL`, `SIGKILL` or `9`."""
+    import signal  # here: its enums cost the read verbs ~2 ms
+
     name = text.upper().removeprefix("SIG")
     if name.isdigit():
         number = int(name)
