@@ -4,13 +4,13 @@ helpers that print the same way for every verb (errors, inspect output, prune qu
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
 
 from shellctr.core.errors import ENGINE_ERROR, ShellctrError, UsageError
 
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import Any
 
     from shellctr.core.host import Host
@@ -84,23 +84,19 @@ def print_rows(rows: Sequence[dict[str, Any]], spec: str | None, default: str,
     no --format is given or it is just `table`; `json`: each row one JSON object per line
     (keys sorted, as Docker's); `table TEMPLATE`: a header from `headers` (a field's name in
     capitals when absent) and aligned columns; any other template: one line per row."""
-    import json
-    import re
-
     if spec == "json":
+        from shellctr.cli.textfmt import json_line
+
         for row in rows:
-            print(json.dumps({k: v for k, v in row.items() if not callable(v)},
-                             sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+            print(json_line({k: v for k, v in row.items() if not callable(v)}))
         return
     if not spec or spec == "table":
         spec = default
-    from shellctr.cli.textfmt import table
+    from shellctr.cli.textfmt import plain_columns, table
 
-    columns = re.fullmatch(r"table ((?:{{\.\w+}}\t)*{{\.\w+}})", spec)
-    if columns and all(isinstance(row.get(key), str) for row in rows
-                       for key in re.findall(r"\w+", columns[1])):
+    keys = plain_columns(spec)
+    if keys and all(isinstance(row.get(key), str) for row in rows for key in keys):
         # a plain table of fields (every default): no template engine to load
-        keys = re.findall(r"\w+", columns[1])
         print(table([headers.get(key, key.upper()) for key in keys],
                     [[row[key] for key in keys] for row in rows]))
         return

@@ -12,7 +12,6 @@ import sys
 
 # signal's Python half only wraps these in IntEnums: enum costs a read verb ~2 ms
 from _signal import signal  # type: ignore[import-not-found]
-from collections.abc import Sequence
 
 from shellctr.cli import common
 from shellctr.cli.common import PROG, Context, exit_code, report
@@ -22,6 +21,7 @@ from shellctr.core.errors import ENGINE_ERROR, ShellctrError, UsageError
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import NoReturn
 
 SIGTERM = 15  # the same number on every Linux architecture

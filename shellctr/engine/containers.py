@@ -477,10 +477,16 @@ def port_specs(value: str, key: str) -> set[str]:
                          "use PORT[-PORT][/PROTO]") from None
 
 
-def container_matches(store: Store, container: ContainerRecord, state: StateRecord,
-                      filters: dict[str, list[str]]) -> bool:
+def name_matches(pattern: str, name: str) -> bool:
+    """The name= filter: a regular expression found in the name, as Docker's (`re` is
+    imported only when a filter asks for it)."""
     import re
 
+    return re.search(pattern, name) is not None
+
+
+def container_matches(store: Store, container: ContainerRecord, state: StateRecord,
+                      filters: dict[str, list[str]]) -> bool:
     from shellctr.parts.filters import label_matches, matches
 
     def ancestor(ref: str) -> bool:
@@ -519,7 +525,7 @@ def container_matches(store: Store, container: ContainerRecord, state: StateReco
 
     tests: dict[str, Callable[[str], bool]] = {
         "id": lambda v: container["id"].startswith(v),
-        "name": lambda v: re.search(v, container["name"]) is not None,
+        "name": lambda v: name_matches(v, container["name"]),
         "status": lambda v: state["status"] == v,
         "exited": lambda v: state["status"] == "exited" and str(state["exit_code"]) == v,
         "ancestor": ancestor,

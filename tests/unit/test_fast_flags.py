@@ -139,3 +139,36 @@ def test_the_global_flags_are_one_description_for_both_parsers() -> None:
     parser = build_parser(["ps"])
     described = {name for flag in GLOBAL_FLAGS for name in flag.names}
     assert described <= set(parser._option_string_actions)
+
+
+# -- what the read verbs print without json's Python half or `re` ---------------------------
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20)
+
+
+@given(JSON_VALUES)
+def test_json_line_is_json_dumps_sorted_compact_unescaped(value: object) -> None:
+    import json
+
+    from shellctr.cli.textfmt import json_line
+
+    assert json_line(value) == json.dumps(value, sort_keys=True, separators=(",", ":"),
+                                          ensure_ascii=False)
+
+
+CELLS = st.sampled_from(["{{.ID}}", "{{.Names}}", "{{.a_1}}", "{{.É}}", "{{ .ID }}", "{{.}}",
+                         "{{.A.B}}", "x", "", "{{.ID}}x", "{{.ID}} ", "{{.Ünï}}"])
+
+
+@given(st.lists(CELLS, min_size=1, max_size=4), st.sampled_from(["table ", "table", "", "x "]))
+def test_plain_columns_are_the_fields_the_default_tables_name(
+        cells: list[str], head: str) -> None:
+    import re
+
+    from shellctr.cli.textfmt import plain_columns
+
+    spec = head + "\t".join(cells)
+    columns = re.fullmatch(r"table ((?:{{\.\w+}}\t)*{{\.\w+}})", spec)
+    assert plain_columns(spec) == (re.findall(r"\w+", columns[1]) if columns else None)
