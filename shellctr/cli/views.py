@@ -42,7 +42,7 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.store.container_config(cid).get("log_driver") == "none":
         raise ShellctrError("configured logging driver does not support reading",
                             "the container runs with --log-driver none")
-    path = ctx.store.layout.container_log(cid)
+    path = ctx.store.layout.container_log_at(cid)
     try:  # open once: a --rm container's log goes with it, and -f must read it to the end
         stream = open(path, "rb")  # noqa: SIM115
     except FileNotFoundError:  # never started, or removed just now
