@@ -57,11 +57,11 @@ def for_each(refs: Sequence[str], action: Callable[[str], None],
 def print_inspected(found: list[dict[str, Any]], template: str | None) -> None:
     """What `inspect` found: a JSON list as Docker prints it, `-f json` one object per
     line, or each through the `-f` template."""
-    import json
+    from shellctr.cli.textfmt import json_indented, json_line
 
     if template == "json":
         for item in found:
-            print(json.dumps(item, separators=(",", ":")))
+            print(json_line(item, sort_keys=False, ensure_ascii=True))
     elif template:
         from shellctr.cli.gotemplate import Template
 
@@ -69,7 +69,7 @@ def print_inspected(found: list[dict[str, Any]], template: str | None) -> None:
         for item in found:
             print(parsed.execute(item))
     else:
-        print(json.dumps(found, indent=4))
+        print(json_indented(found))
 
 
 def label_method(labels: Any) -> Callable[[str], str]:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
     from shellctr.engine.stats import Sample
 
 
 def human_duration(since: datetime, until: datetime | None = None) -> str:
     """Docker's units.HumanDuration: `3 seconds`, `About a minute`, `2 hours`..."""
+    from datetime import UTC, datetime  # here: the listings that show no time skip it
+
     elapsed = ((until or datetime.now(UTC)) - since).total_seconds()
     seconds = int(elapsed)
     minutes = seconds // 60
@@ -70,14 +71,71 @@ def _unserializable(value: object) -> object:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def json_line(value: object) -> str:
-    """json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False), by
+def json_line(value: object, sort_keys: bool = True, ensure_ascii: bool = False) -> str:
+    """json.dumps(value, separators=(",", ":"), sort_keys=..., ensure_ascii=...), by
     json's C encoder alone: json's Python half imports `re` (~5 ms of a read verb)."""
-    from _json import encode_basestring, make_encoder
+    from _json import encode_basestring, encode_basestring_ascii, make_encoder
 
-    encode = make_encoder(None, _unserializable, encode_basestring, None, ":", ",",
-                          True, False, True)
+    encode = make_encoder(None, _unserializable,
+                          encode_basestring_ascii if ensure_ascii else encode_basestring,
+                          None, ":", ",", sort_keys, False, True)
     return "".join(encode(value, 0))
+
+
+def _float_text(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
+
+
+def json_indented(value: object, indent: int = 4) -> str:
+    """json.dumps(value, indent=4): `inspect`'s output, without json's Python half (its
+    C encoder does not indent)."""
+    from _json import encode_basestring_ascii as quote
+
+    out: list[str] = []
+
+    def key_text(key: object) -> str:
+        if isinstance(key, str):
+            return key
+        if key is True or key is False or key is None:
+            return {True: "true", False: "false", None: "null"}[key]
+        if isinstance(key, float):
+            return _float_text(key)
+        if isinstance(key, int):
+            return int.__repr__(key)
+        raise TypeError(f"keys must be str, int, float, bool or None, not "
+                        f"{type(key).__name__}")
+
+    def emit(item: object, level: int) -> None:
+        if isinstance(item, str):
+            out.append(quote(item))
+        elif item is None or item is True or item is False:
+            out.append({None: "null", True: "true", False: "false"}[item])
+        elif isinstance(item, int):
+            out.append(int.__repr__(item))
+        elif isinstance(item, float):
+            out.append(_float_text(item))
+        elif isinstance(item, (list, tuple, dict)):
+            if not item:
+                out.append("{}" if isinstance(item, dict) else "[]")
+                return
+            inner = "\n" + " " * (indent * (level + 1))
+            out.append("{" if isinstance(item, dict) else "[")
+            for number, entry in enumerate(item.items() if isinstance(item, dict) else item):
+                out.append(("," if number else "") + inner)
+                if isinstance(item, dict):
+                    out.append(quote(key_text(entry[0])) + ": ")
+                    entry = entry[1]
+                emit(entry, level + 1)
+            out.append("\n" + " " * (indent * level) + ("}" if isinstance(item, dict) else "]"))
+        else:
+            _unserializable(item)
+
+    emit(value, 0)
+    return "".join(out)
 
 
 def plain_columns(spec: str) -> list[str] | None:

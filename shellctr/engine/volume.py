@@ -13,9 +13,6 @@ hold them to the pydantic models).
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable
-from pathlib import Path
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import Conflict, CorruptRecord, NotFound, ShellctrError
@@ -25,7 +22,13 @@ from shellctr.core.ids import new_id
 from shellctr.core.layout import Layout
 from shellctr.core.store import SCHEMA_VERSION, VOLUME_SHAPE, Record, Store, now_iso
 
-VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+# re and pathlib are imported by the functions that parse mounts and make volumes:
+# `volume ls` and `inspect` only read records
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+VOLUME_NAME = r"[a-zA-Z0-9][a-zA-Z0-9_.-]+"
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # Docker >= 23 marks anonymous volumes so
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 SLAVE_MODES = ("slave", "rslave")  # host mounts under SRC reach the container
@@ -81,7 +84,9 @@ def kernel_target(path: str) -> bool:
 
 
 def check_volume_name(name: str) -> str:
-    if not VOLUME_NAME.fullmatch(name):
+    import re
+
+    if not re.fullmatch(VOLUME_NAME, name):
         raise MountError(
             f'create {name}: "{name}" includes invalid characters for a local volume name, '
             'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
@@ -134,6 +139,8 @@ def valid_mode(mode: str) -> bool:
 # -- --mount --------------------------------------------------------------------------
 def parse_mount(spec: str) -> Record:
     """`--mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,...]`."""
+    import re
+
     fields: dict[str, str] = {}
     flags: set[str] = set()
     for field in spec.split(","):
@@ -212,6 +219,8 @@ def parse_tmpfs(spec: str) -> Record:
 
 def tmpfs_options(words: list[str], readonly: bool = False) -> str:
     """Docker's defaults then the user's words, checked: the options as mount(8) takes."""
+    import re
+
     for word in words:
         key, sep, value = word.partition("=")
         if sep:
@@ -394,6 +403,8 @@ def source_mount(path: str, mountinfo: str) -> tuple[str, list[str]]:
 
 def unescape(field: str) -> str:
     """A mountinfo path: space, tab, newline and backslash are octal escapes."""
+    import re
+
     return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
 
 
@@ -423,7 +434,7 @@ def parse_driver_options(facts: Facts, items: list[str]) -> dict[str, str]:
         tmpfs_options(words)  # checked now
     elif kind in ("none", "") and "bind" in words:
         device = options.get("device", "")
-        if not device.startswith("/") or not facts.is_dir(Path(device)):
+        if not device.startswith("/") or not facts.is_dir(device):
             raise ShellctrError(f"invalid bind device {device!r}",
                                 "give device=/an/existing/directory")
         if set(words) - {"bind", "rbind"}:
@@ -459,7 +470,7 @@ def volume_event(store: Store, name: str, action: str) -> None:
 
 def read_volume(store: Store, name: str) -> Record:
     try:
-        return store.read(store.layout.volume_record(name), VOLUME_SHAPE)
+        return store.read(store.layout.volume_record_at(name), VOLUME_SHAPE)
     except (FileNotFoundError, NotADirectoryError) as err:
         raise NotFound(f"get {name}: no such volume") from err
 

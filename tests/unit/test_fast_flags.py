@@ -172,3 +172,30 @@ def test_plain_columns_are_the_fields_the_default_tables_name(
     spec = head + "\t".join(cells)
     columns = re.fullmatch(r"table ((?:{{\.\w+}}\t)*{{\.\w+}})", spec)
     assert plain_columns(spec) == (re.findall(r"\w+", columns[1]) if columns else None)
+
+
+JSON_KEYS = st.text() | st.integers() | st.floats() | st.booleans() | st.none()
+ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+    | st.dictionaries(JSON_KEYS, inner, max_size=4),
+    max_leaves=25)
+
+
+@given(ANY_JSON)
+def test_json_indented_is_json_dumps_indent_4(value: object) -> None:
+    import json
+
+    from shellctr.cli.textfmt import json_indented
+
+    assert json_indented(value) == json.dumps(value, indent=4)
+
+
+@given(ANY_JSON)
+def test_json_line_unsorted_ascii_is_inspects_json_format(value: object) -> None:
+    import json
+
+    from shellctr.cli.textfmt import json_line
+
+    assert json_line(value, sort_keys=False, ensure_ascii=True) == json.dumps(
+        value, separators=(",", ":"))
