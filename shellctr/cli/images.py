@@ -23,11 +23,11 @@ if TYPE_CHECKING:
 
 def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
     """From the plain records (state.Image's shape): listing images imports no pydantic."""
-    from datetime import datetime
-
     from shellctr.cli.common import print_rows
-    from shellctr.cli.textfmt import human_ago, human_size
+    from shellctr.cli.textfmt import clock, human_ago, human_size
     from shellctr.core.errors import CorruptRecord
+
+    datetime, _ = clock()
 
     corrupt: list[CorruptRecord] = []
     images = sorted(ctx.store.image_records(corrupt),

@@ -206,14 +206,14 @@ def cmd_top(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
-    from datetime import datetime
-
-    from shellctr.cli.textfmt import command_column, human_ago, human_duration, human_size
+    from shellctr.cli.textfmt import clock, command_column, human_ago, human_duration, human_size
     from shellctr.core.errors import CorruptRecord
     from shellctr.core.ids import short_id
     from shellctr.engine import cgroup
     from shellctr.engine.containers import container_matches, parse_filters, restart_unwatched
     from shellctr.engine.lifecycle import container_group, salvaged
+
+    datetime, _ = clock()
 
     store = ctx.store
     filters = parse_filters(args.filter)
