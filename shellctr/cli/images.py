@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
     """From the plain records (state.Image's shape): listing images imports no pydantic."""
     from shellctr.cli.common import print_rows
-    from shellctr.cli.textfmt import clock, human_ago, human_size
+    from shellctr.cli.textfmt import human_ago, human_size
     from shellctr.core.errors import CorruptRecord
+    from shellctr.core.store import clock
 
     datetime, _ = clock()
 

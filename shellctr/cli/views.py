@@ -206,9 +206,10 @@ def cmd_top(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
-    from shellctr.cli.textfmt import clock, command_column, human_ago, human_duration, human_size
+    from shellctr.cli.textfmt import command_column, human_ago, human_duration, human_size
     from shellctr.core.errors import CorruptRecord
     from shellctr.core.ids import short_id
+    from shellctr.core.store import clock
     from shellctr.engine import cgroup
     from shellctr.engine.containers import container_matches, parse_filters, restart_unwatched
     from shellctr.engine.lifecycle import container_group, salvaged

@@ -25,6 +25,7 @@ from shellctr.inside.jsonlite import loads
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from datetime import datetime, tzinfo
     from pathlib import Path
     from types import TracebackType
     from typing import Any
@@ -62,6 +63,16 @@ STATE_SHAPE: Shape = {"status": str, "pid": int}
 IMAGE_SHAPE: Shape = {"id": str, "repo_tags": list, "layers": list, "config": dict}
 NETWORK_SHAPE: Shape = {"id": str, "name": str, "subnet": str}
 VOLUME_SHAPE: Shape = {"name": str}
+
+
+def clock() -> tuple[type[datetime], tzinfo]:
+    """datetime.datetime and UTC, from the C module that `datetime` re-exports: its
+    Python half costs a read verb ~1.5 ms (and the verbs that show no time skip both)."""
+    if TYPE_CHECKING:
+        from datetime import datetime, timezone
+    else:
+        from _datetime import datetime, timezone
+    return datetime, timezone.utc
 
 
 def now_iso() -> str:

@@ -43,7 +43,7 @@ def find_container(store: Store, ref: str) -> str:
     # its config.json there: as container_names would list it (a corrupt or missing
     # state.json too: found by its id, to be removed)
     if (len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
-            and facts.is_file(layout.container_config(ref))):
+            and facts.is_file(layout.container_config_at(ref))):
         return ref
     return find(ref, store.container_names(), "container")
 

@@ -176,7 +176,7 @@ def host_network_config(container: ContainerRecord) -> dict[str, Any]:
 def network_settings(store: Store, container: ContainerRecord,
                      running: bool) -> dict[str, Any]:
     """Docker's NetworkSettings: the endpoints of a running container, by network."""
-    from shellctr.engine.network import netns_path, records
+    from shellctr.engine.network import netns_path_at, records
 
     cid = container["id"]
     networks: dict[str, Any] = {}
@@ -198,7 +198,7 @@ def network_settings(store: Store, container: ContainerRecord,
                 *(ports[f"{binding['port']}/{binding['proto']}"] or []),
                 {"HostIp": binding["host_ip"] or "0.0.0.0",
                  "HostPort": str(binding["host_port"])}]
-    sandbox = str(netns_path(store.host.facts, cid)) if networks else ""
+    sandbox = netns_path_at(store.host.facts, cid) if networks else ""
     if not running:  # as Docker: the networks it will join, without addresses yet
         from shellctr.engine.network import wanted_networks
 
@@ -323,9 +323,10 @@ def network_json(store: Store, record: Record) -> dict[str, Any]:
 def volume_json(store: Store, name: str) -> dict[str, Any]:
     """A volume as Docker shows it, from its plain record (state.Volume's shape and
     defaults; listing volumes imports no pydantic)."""
-    from datetime import datetime
-
+    from shellctr.core.store import clock
     from shellctr.engine.volume import ANONYMOUS_LABEL, read_volume
+
+    datetime, _ = clock()
 
     volume = read_volume(store, name)  # NotFound with Docker's words
     labels = {**volume.get("labels", {}),

@@ -48,8 +48,14 @@ def netns_name(cid: str) -> str:
     return "shc-" + cid[:11]
 
 
+def netns_path_at(facts: Facts, cid: str) -> str:
+    return join(facts.netns_dir_at, netns_name(cid))
+
+
 def netns_path(facts: Facts, cid: str) -> Path:
-    return facts.netns_dir / netns_name(cid)
+    from pathlib import Path
+
+    return Path(netns_path_at(facts, cid))
 
 
 def veth_name(cid: str, index: int) -> str:

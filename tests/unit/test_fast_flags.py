@@ -199,3 +199,12 @@ def test_json_line_unsorted_ascii_is_inspects_json_format(value: object) -> None
 
     assert json_line(value, sort_keys=False, ensure_ascii=True) == json.dumps(
         value, separators=(",", ":"))
+
+
+@given(st.ip_addresses(v=4).map(str) | st.sampled_from(["1.2.3.4", "255.255.255.255"]))
+def test_ipv4_number_is_ipaddress_int(address: str) -> None:
+    from ipaddress import IPv4Address
+
+    from shellctr.cli.textfmt import ipv4_number
+
+    assert ipv4_number(address) == int(IPv4Address(address))
