@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -208,3 +210,22 @@ def test_ipv4_number_is_ipaddress_int(address: str) -> None:
     from shellctr.cli.textfmt import ipv4_number
 
     assert ipv4_number(address) == int(IPv4Address(address))
+
+
+@pytest.mark.parametrize(("argv", "code", "out", "err"), [
+    (["ps", "-a"], 0, "CONTAINER ID", ""),
+    (["ps", "-a", "--format", "json"], 0, "", ""),
+    (["inspect", "nosuch"], 1, "[]", "shellctr: no such object: nosuch\n"),
+    (["ps", "--bogus"], 125, "", "shellctr: unknown flag: --bogus (see 'shellctr ps --help')\n"),
+])
+def test_bin_shellctr_ends_a_read_verb_with_its_code_and_all_its_output(
+        tmp_path: Path, argv: list[str], code: int, out: str, err: str) -> None:
+    """run() skips the interpreter's teardown after a read verb: nothing it printed is lost
+    (stdout a pipe: block-buffered), and its exit code is main's."""
+    from shellctr.core.layout import CHECKOUT
+
+    done = subprocess.run([str(CHECKOUT / "bin" / "shellctr"), "--root", str(tmp_path / "r"),
+                           "--runroot", str(tmp_path / "run"), *argv],
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (code, err)
+    assert done.stdout.startswith(out) and done.stdout.endswith("\n" if out else "")
