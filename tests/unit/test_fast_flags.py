@@ -229,3 +229,25 @@ def test_bin_shellctr_ends_a_read_verb_with_its_code_and_all_its_output(
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (code, err)
     assert done.stdout.startswith(out) and done.stdout.endswith("\n" if out else "")
+
+
+@pytest.mark.parametrize(("argv", "collects"), [
+    (["ps", "-a"], False), (["images"], False), (["network", "ls"], False),
+    (["ps", "--all=true"], True),  # argparse's: not a read verb's fast path
+    (["wait", "nosuch"], True), (["logs", "-f", "nosuch"], True),  # they may last
+    (["volume", "create", "v"], True),
+])
+def test_only_a_short_read_runs_without_the_cyclic_collector(
+        tmp_path: Path, argv: list[str], collects: bool) -> None:
+    """run() turns the collector off before main; main turns it on again for the rest."""
+    import gc
+
+    from shellctr.cli.main import main
+
+    gc.disable()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            main(["--root", str(tmp_path / "r"), "--runroot", str(tmp_path / "run"), *argv])
+        assert gc.isenabled() is collects
+    finally:
+        gc.enable()
