@@ -247,6 +247,10 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
         entries = [(c, s) for c, s in entries if s["status"] == "running"]
     entries = [(c, s) for c, s in entries if container_matches(store, c, s, filters)]
     full = args.no_trunc
+    if args.quiet:  # the ids alone: none of the columns is read (ports, freezer, sizes)
+        for container, _ in entries:
+            print(container["id"] if full else short_id(container["id"]))
+        return 0
     # as Docker: a container that does not run shows no ports
     published = ports_column(store, [c for c, s in entries if s["status"] == "running"])
     sizes: dict[str, str] = {}
@@ -291,10 +295,6 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
             "Networks": ",".join(container["networks"]) or container["network_mode"],
             "Size": sizes.get(cid, "") if args.size else "",
         })
-    if args.quiet:
-        for row in rows:
-            print(row["ID"])
-        return 0
     print_rows(rows, args.format, PS_SIZE_FORMAT if args.size else PS_DEFAULT_FORMAT,
                PS_HEADERS)
     return 0
