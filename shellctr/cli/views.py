@@ -261,12 +261,15 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
                  for cid, (rw, image) in container_sizes(ctx.host, store,
                                                           [c["id"] for c, _ in entries]).items()}
     rows: list[dict[str, Any]] = []
+    v2: bool | None = None
     for container, state in entries:
         cid = container["id"]
         created = datetime.fromisoformat(container["created"])
         if state["status"] == "running" and state["started_at"] is not None:
             status = "Up " + human_duration(datetime.fromisoformat(state["started_at"]))
-            if cgroup.is_frozen(ctx.host.facts, container_group(container)):
+            if v2 is None:
+                v2 = cgroup.unified(ctx.host.facts)  # the hierarchy: one look for all
+            if cgroup.is_frozen(ctx.host.facts, container_group(container), v2):
                 status += " (Paused)"
             elif container.get("healthcheck"):
                 from shellctr.engine.health import status_suffix

@@ -314,11 +314,12 @@ def frozen_events(path: Path, frozen: bool) -> Callable[[Facts], None]:
     return planned
 
 
-def is_frozen(facts: Facts, group: str) -> bool:
+def is_frozen(facts: Facts, group: str, v2: bool | None = None) -> bool:
     """Whether the freezer holds the group (v1: no freezer hierarchy, no freezing). Two
-    reads at most: `ps` asks it of every running container (as strings: no pathlib)."""
+    reads at most, one given `v2` (unified(facts), which `ps` asks once for every running
+    container); as strings: no pathlib."""
     root = facts.cgroup_root_at
-    if unified(facts):
+    if unified(facts) if v2 is None else v2:
         return "frozen 1" in facts.read_text(join(root, group, "cgroup.events"), "").splitlines()
     return facts.read_text(join(root, "freezer", group, "freezer.state"), "").strip() == "FROZEN"
 
