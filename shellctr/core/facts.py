@@ -258,6 +258,18 @@ class Facts:
         uname = os.uname()
         return uname.machine, uname.release
 
+    def filesystem_known(self, kind: str) -> bool:
+        """Whether `mount --types KIND` can work here: the kernel has it
+        (/proc/filesystems), a module would load for it (modules.alias `fs-KIND`) or
+        mount(8) has a helper for it (/sbin/mount.KIND, as mount.nfs)."""
+        listed = self.read_text(self.proc / "filesystems", "")
+        if kind in (line.split()[-1] for line in listed.splitlines() if line.split()):
+            return True
+        aliases = self.read_text(f"/lib/modules/{self.kernel()[1]}/modules.alias", "")
+        if f"alias fs-{kind} " in aliases:
+            return True
+        return any(os.path.exists(f"{folder}/mount.{kind}") for folder in ("/sbin", "/usr/sbin"))
+
     def security_modules(self) -> set[str]:
         """The active Linux security modules (`cat /sys/kernel/security/lsm`)."""
         text = self.read_text("/sys/kernel/security/lsm", "")

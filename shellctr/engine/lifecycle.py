@@ -187,7 +187,8 @@ def ended_unwatched(store: Store, state: StateRecord, exit_file: str) -> bool:
 
 def teardown(host: Host, store: Store, container: ContainerRecord, *, remove: bool,
              volumes: bool = False) -> None:
-    """What the container's run made goes: its cgroups, its network endpoints; with
+    """What the container's run made goes: its cgroups, its network endpoints, the
+    mounts of the volumes of their own (tmpfs, bind) it was the last user of; with
     `remove`, the container itself (with `volumes`, its anonymous volumes too). Probes
     first: safe to call again for what is already gone. The caller holds the lock."""
     cid = container["id"]
@@ -197,6 +198,10 @@ def teardown(host: Host, store: Store, container: ContainerRecord, *, remove: bo
         from shellctr.engine.network import release
 
         release(host, store, cid)
+    if any(m["type"] == "volume" for m in container["mounts"]):
+        from shellctr.engine import volume_driver  # a tmpfs or bind volume: its last user
+
+        volume_driver.release(host, store, container["mounts"], leaving=cid)  # type: ignore[arg-type]
     if not remove:
         return
     host.step(f"remove container {short_id(cid)}")

@@ -98,6 +98,10 @@ def start(host: Host, store: Store, cid: str, attach: bool,
         cgroup.remove(host, group)  # left by a run whose end nobody recorded
         cgroup.create(host, group, rollback, limits_of(container))
         confine_devices(host, container, group)
+        if any(m["type"] == "volume" for m in container["mounts"]):
+            from shellctr.engine.volume_driver import acquire  # mounted once, shared
+
+            acquire(host, store, cid, container["mounts"], rollback)  # type: ignore[arg-type]
         net = attach_network(host, store, container, rollback)
         process = spawn_monitor(host, layout, container, spec_path, attach, child,
                                 console_end, net, namespaces, streams)

@@ -47,6 +47,10 @@ def leftovers(store: Store) -> list[tuple[str, Path]]:
     for name in facts.listdir(layout.networks_dir):
         if name.startswith(".") and name.endswith(".removing"):
             found.append(("half-removed network", layout.networks_dir / name))
+    from shellctr.engine.volume_driver import stale_mounts
+
+    for name in stale_mounts(store):  # first: the tree of a half-made one is removed after
+        found.append(("volume mount of no running container", layout.volume_data(name)))
     for name in facts.listdir(layout.volumes_dir):
         if not name.startswith(".") and not facts.exists(layout.volume_record(name)):
             found.append(("half-made volume", layout.volume_dir(name)))
@@ -76,6 +80,13 @@ def collect(host: Host, store: Store) -> list[Path]:
     removed = []
     with store.lock():
         for what, path in leftovers(store):
+            if what.startswith("volume mount"):
+                from shellctr.engine.volume_driver import umount_argv
+
+                host.step(f"unmount volume {path.parent.name} (no running container uses it)")
+                host.run(umount_argv(store.layout, path.parent.name))
+                removed.append(path.parent)  # named by the volume
+                continue
             host.step(f"remove {what} {path.name}")
             if what == "half-removed network":
                 from shellctr.engine.network import finish_retired
@@ -158,6 +169,7 @@ def reset(host: Host, store: Store) -> None:
     from shellctr.engine import network
     from shellctr.engine.containers import remove, remove_broken
     from shellctr.engine.image import remove_corrupt_image, remove_image
+    from shellctr.engine.volume_driver import unmount_unused
 
     for cid in store.container_ids():
         try:
@@ -170,6 +182,7 @@ def reset(host: Host, store: Store) -> None:
     network.prune(host, store, include_default=True)
     with store.lock():
         for name in host.facts.listdir(store.layout.volumes_dir):
+            unmount_unused(host, store, name)  # never rm through a tmpfs or a bind device
             host.step(f"remove volume {name}")
             host.remove_tree(store.layout.volume_dir(name))
         corrupt: list[CorruptRecord] = []

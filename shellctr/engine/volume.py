@@ -21,6 +21,12 @@ from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import new_id
 from shellctr.core.layout import Layout
 from shellctr.core.store import SCHEMA_VERSION, VOLUME_SHAPE, Record, Store, now_iso
+from shellctr.engine import volume_driver
+
+# who uses a volume is the driver's use count too (re-exported: volume.users, as before)
+from shellctr.engine.volume_driver import unescape
+from shellctr.engine.volume_driver import users as users
+from shellctr.engine.volume_driver import volume_users as volume_users
 
 # re and pathlib are imported by the functions that parse mounts and make volumes:
 # `volume ls` and `inspect` only read records
@@ -29,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 VOLUME_NAME = r"[a-zA-Z0-9][a-zA-Z0-9_.-]+"
+FS_TYPE = r"[a-z0-9][a-z0-9_.-]*"  # ext4, nfs4, fuse.sshfs
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # Docker >= 23 marks anonymous volumes so
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 SLAVE_MODES = ("slave", "rslave")  # host mounts under SRC reach the container
@@ -86,6 +93,7 @@ def kernel_target(path: str) -> bool:
 def check_volume_name(name: str) -> str:
     import re
 
+
     if not re.fullmatch(VOLUME_NAME, name):
         raise MountError(
             f'create {name}: "{name}" includes invalid characters for a local volume name, '
@@ -140,6 +148,7 @@ def valid_mode(mode: str) -> bool:
 def parse_mount(spec: str) -> Record:
     """`--mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,...]`."""
     import re
+
 
     fields: dict[str, str] = {}
     flags: set[str] = set()
@@ -220,6 +229,7 @@ def parse_tmpfs(spec: str) -> Record:
 def tmpfs_options(words: list[str], readonly: bool = False) -> str:
     """Docker's defaults then the user's words, checked: the options as mount(8) takes."""
     import re
+
 
     for word in words:
         key, sep, value = word.partition("=")
@@ -324,25 +334,23 @@ def make_host_dirs(host: Host, path: str, rollback: Rollback) -> None:
 def spec_mounts(layout: Layout, mounts: list[Record],
                 volume_options: Callable[[str], dict[str, str]] | None = None,
                 ) -> list[dict[str, object]]:
-    """The mounts as init.py makes them (see rootfs.Rootfs.mount_steps). `volume_options`:
-    a volume's driver options (`volume create -o`): a tmpfs volume is a tmpfs of the
-    container's own, a bind volume its device."""
+    """The mounts as init.py makes them (see rootfs.Rootfs.mount_steps). A volume is a
+    bind of its `_data`, also one with driver options (`volume_options`: a volume's
+    `volume create -o`), a tmpfs or a bind of its device that volume_driver.acquire
+    has mounted there once for all the containers that use it; that one is not seeded
+    with the image's files (the seed would take the target's owner and mode over the
+    o= uid=, mode=, and write into the bind's device)."""
     entries: list[dict[str, object]] = []
     for record in mounts:
         entry: dict[str, object] = {"target": record["target"], "readonly": record["readonly"]}
-        options = (volume_options(record["source"]) if volume_options is not None
-                   and record["type"] == "volume" else {})
-        if record["type"] == "tmpfs" or options.get("type") == "tmpfs":
-            words = options["o"].split(",") if options.get("o") else []
-            # a tmpfs volume: its o= words only (checked at volume create), as Docker's
-            flags, data = tmpfs_flags(record["options"] if record["type"] == "tmpfs"
-                                      else ",".join(["ro"] * record["readonly"] + words))
+        if record["type"] == "tmpfs":
+            flags, data = tmpfs_flags(record["options"])
             entry.update(type="tmpfs", flags=flags, data=data)
-        elif options.get("device"):  # -o type=none -o o=bind -o device=/path
-            entry.update(type="bind", source=options["device"])
         elif record["type"] == "volume":
+            own = volume_options is not None and volume_driver.mounts_once(
+                volume_options(record["source"]))
             entry.update(type="bind", source=path_arg(layout.volume_data(record["source"])),
-                         seed=not record["nocopy"])
+                         seed=not record["nocopy"] and not own)
         else:
             entry.update(type="bind", source=record["source"])
         if record["type"] != "tmpfs" and record.get("propagation"):
@@ -401,13 +409,6 @@ def source_mount(path: str, mountinfo: str) -> tuple[str, list[str]]:
     return best
 
 
-def unescape(field: str) -> str:
-    """A mountinfo path: space, tab, newline and backslash are octal escapes."""
-    import re
-
-    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
-
-
 # -- volume records -------------------------------------------------------------------
 def volume_record(name: str, labels: dict[str, str], anonymous: bool,
                   options: dict[str, str] | None = None) -> Record:
@@ -419,7 +420,11 @@ def volume_record(name: str, labels: dict[str, str], anonymous: bool,
 
 def parse_driver_options(facts: Facts, items: list[str]) -> dict[str, str]:
     """`volume create -o KEY=VALUE`: the local driver's mount options, as Docker's:
-    `type=tmpfs device=tmpfs [o=size=64m,...]`, or `type=none o=bind device=/path`."""
+    `type=tmpfs device=tmpfs [o=size=64m,...]`, or `type=none o=bind device=/path`.
+    Checked here, so that a bad one is refused before anything is made (Docker finds it
+    only at the first mount)."""
+    import re
+
     options: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -429,20 +434,31 @@ def parse_driver_options(facts: Facts, items: list[str]) -> dict[str, str]:
         options[key] = value
     if not options:
         return options
-    kind, words = options.get("type", ""), [w for w in options.get("o", "").split(",") if w]
+    for key in ("type", "device"):  # Docker's mandatory pairs: each of the three needs both
+        if not options.get(key):
+            raise ShellctrError(f'missing required option: "{key}"',
+                                "give -o type= and -o device= together")
+    kind, words = options["type"], [w for w in options.get("o", "").split(",") if w]
+    if options["device"].startswith("-"):  # never read as one of mount(8)'s options
+        raise ShellctrError(f"invalid device {options['device']!r}",
+                            "give a device path, a host:/export or a name such as tmpfs")
     if kind == "tmpfs":
         tmpfs_options(words)  # checked now
-    elif kind in ("none", "") and "bind" in words:
-        device = options.get("device", "")
+    elif kind == "none" and ("bind" in words or "rbind" in words):
+        device = options["device"]
         if not device.startswith("/") or not facts.is_dir(device):
             raise ShellctrError(f"invalid bind device {device!r}",
                                 "give device=/an/existing/directory")
         if set(words) - {"bind", "rbind"}:
             raise ShellctrError(f"invalid bind options {options['o']!r}", "use o=bind")
-    else:
-        raise ShellctrError(f"volume type {kind or 'none'!r} is not supported by shellctr's "
-                            "local driver", "use type=tmpfs device=tmpfs, or type=none "
-                            "o=bind device=/path")
+    elif kind == "none":
+        raise ShellctrError("volume type 'none' needs o=bind",
+                            "use type=none o=bind device=/path")
+    elif not re.fullmatch(FS_TYPE, kind) or not facts.filesystem_known(kind):
+        # any other type is mount(8)'s, as Docker's driver passes it to mount(2): ext4 of
+        # a device or an image (o=loop), nfs with o=addr=..., ...
+        raise ShellctrError(f"unknown filesystem type {kind!r}", "give a type this host "
+                            "mounts (/proc/filesystems, or one with a mount.TYPE helper)")
     return options
 
 
@@ -475,24 +491,6 @@ def read_volume(store: Store, name: str) -> Record:
         raise NotFound(f"get {name}: no such volume") from err
 
 
-def users(store: Store, name: str) -> list[str]:
-    """Ids of the containers whose mounts use the volume `name`."""
-    return volume_users(store).get(name, [])
-
-
-def volume_users(store: Store) -> dict[str, list[str]]:
-    """Each volume in use: the ids of the containers whose mounts use it, sorted."""
-    found: dict[str, list[str]] = {}
-    for cid in store.container_ids():
-        try:
-            mounts = store.container_config(cid)["mounts"]
-        except (FileNotFoundError, CorruptRecord):  # removed meanwhile; mounts unknown
-            continue
-        for name in dict.fromkeys(m["source"] for m in mounts if m["type"] == "volume"):
-            found.setdefault(name, []).append(cid)
-    return {name: sorted(cids) for name, cids in found.items()}
-
-
 def remove_volume(host: Host, store: Store, name: str) -> None:
     """`volume rm`: refused while a container uses it (caller holds the lock); one whose
     record is corrupt goes too."""
@@ -506,6 +504,8 @@ def remove_volume(host: Host, store: Store, name: str) -> None:
         shown = ", ".join(names.get(cid, cid[:12]) for cid in holders)  # people's names
         raise Conflict(f"remove {name}: volume is in use - [{shown}]",
                        "remove those containers first")
+    # one a killed run left mounted: never rm through it
+    volume_driver.unmount_unused(host, store, name)
     host.step(f"remove volume {name}")
     host.remove_tree(store.layout.volume_dir(name))
     volume_event(store, name, "destroy")

@@ -56,6 +56,10 @@ def saved_image(ctr: Ctr, scratch: Path) -> None:
 
 VERBS = {
     "run -d": Verb(["run", "-d", "--name", "killed", "-v", "/anon", "busybox", "sleep", "1000"]),
+    "run -d tmpfs volume": Verb(
+        ["run", "-d", "--name", "killed", "-v", "kram:/ram", "busybox", "sleep", "1000"],
+        lambda ctr, scratch: ctr("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs",
+                                 "-o", "o=size=1m", "kram").ok(), [["volume", "rm", "kram"]]),
     "run --rm": Verb(["run", "--rm", "-v", "/anon", "busybox", "true"]),
     "run -p": Verb(["run", "-d", "-p", "18080:80", "busybox", "sleep", "1000"]),
     "rm -f": Verb(["rm", "-f", "victim"], victim),

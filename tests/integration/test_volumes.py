@@ -304,8 +304,9 @@ def test_a_restarted_container_finds_its_volume_as_it_left_it(
 
 
 def test_local_driver_tmpfs_and_bind_volumes(ctr: Ctr, tmp_path: Path) -> None:
-    """`volume create -o type=tmpfs -o device=tmpfs -o o=size=64m` (a tmpfs of each
-    container's own) and `-o type=none -o o=bind -o device=DIR` (DIR itself)."""
+    """`volume create -o type=tmpfs -o device=tmpfs -o o=size=64m` (a tmpfs, mounted once
+    for the containers that use it: test_volume_mounts.py) and `-o type=none -o o=bind -o
+    device=DIR` (DIR itself)."""
     (tmp_path / "f").write_text("from the host\n")
     try:
         ctr("volume", "create", "-d", "local", "-o", "type=tmpfs", "-o", "device=tmpfs",
