@@ -8,8 +8,10 @@ beside it. The floor is `python -S -c pass` of the same venv. Cases run interlea
 per round; the table shows medians and the ratio of medians to the floor's (to the raw
 start floor of bench/start.py for `run --rm`), against the budgets of issue 17.
 Docker and Podman are measured beside where `docker info` / `podman info` work.
+`--against DIR` measures the read verbs of the checkout DIR too (its bin/shellctr, on
+the same store, interleaved): a before/after of one run.
 
-Usage: bench/cli.py [ROUNDS] [--markdown]
+Usage: bench/cli.py [ROUNDS] [--markdown] [--against DIR]
 """
 
 from __future__ import annotations
@@ -110,7 +112,8 @@ def populate(box: Sandbox) -> dict[str, str]:
     return {"running": "web0", "exited": exited[-1], "image": "image1:v1"}
 
 
-def cases(box: Sandbox, names: dict[str, str], layer: Path) -> list[Case]:
+def cases(box: Sandbox, names: dict[str, str], layer: Path,
+          against: str | None = None) -> list[Case]:
     ctr = box.shellctr
     running, exited, image = names["running"], names["exited"], names["image"]
 
@@ -127,6 +130,9 @@ def cases(box: Sandbox, names: dict[str, str], layer: Path) -> list[Case]:
         label = " ".join(words).replace(running, "CTR").replace(exited, "CTR")
         label = label.replace(image, "IMG")
         found.append(Case(label, fixed(*args), "python", 3.0))
+        if against is not None:
+            found.append(Case(f"{label} (against)", functools.partial(
+                list, [str(Path(against) / "bin" / "shellctr"), *args]), "python", 0.0))
     found.append(Case("exec CTR true", fixed("exec", running, "true"), "python", 6.0))
 
     # one container's life, a step per case, in this order in each round
@@ -232,12 +238,18 @@ def report(found: list[Case], rounds: int, markdown: bool) -> None:
 
 
 def main() -> None:
-    words = [arg for arg in sys.argv[1:] if not arg.startswith("--")]
+    argv = sys.argv[1:]
+    against = None
+    if "--against" in argv:
+        at = argv.index("--against")
+        against = argv[at + 1]
+        del argv[at:at + 2]
+    words = [arg for arg in argv if not arg.startswith("--")]
     rounds = int(words[0]) if words else 10
     box = Sandbox()
     try:
         names = populate(box)
-        found = cases(box, names, box.layer_dir())
+        found = cases(box, names, box.layer_dir(), against)
         for round_number in range(rounds + 1):  # the first round warms the caches
             for case in found:
                 if case.prepare is not None:

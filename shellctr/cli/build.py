@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shellctr.cli.common import Context, Parser
+from shellctr.cli.common import Context
+from shellctr.cli.parser import Parser
 from shellctr.core.errors import UsageError
 
 TRUE, FALSE = ("1", "t", "true"), ("0", "f", "false")  # Go's strconv.ParseBool

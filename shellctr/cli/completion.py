@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from shellctr.cli.common import Context, Parser
+from shellctr.cli.common import Context
+from shellctr.cli.parser import Parser
 
 SHELLS = ("bash", "zsh", "fish")
 # the verbs whose operands are containers, and those whose operands are images
@@ -18,7 +19,7 @@ IMAGE_OPERANDS = ("create", "history", "rmi", "run", "save", "tag")
 
 def verb_flags() -> dict[str, list[str]]:
     """Each verb (groups as `image ls`) with its long and short flags."""
-    from shellctr.cli.main import build_parser
+    from shellctr.cli.parser import build_parser
 
     found: dict[str, list[str]] = {}
 

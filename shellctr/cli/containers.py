@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from shellctr.cli.common import Context, Parser, for_each
+from shellctr.cli.common import Context, for_each
+from shellctr.cli.parser import Parser
 from shellctr.cli.run import add_limit_flags
 from shellctr.core.errors import ShellctrError, UsageError
 

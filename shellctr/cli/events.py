@@ -7,7 +7,8 @@ import argparse
 import sys
 import time
 
-from shellctr.cli.common import Context, Parser
+from shellctr.cli.common import Context
+from shellctr.cli.parser import Parser
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

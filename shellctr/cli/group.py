@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from shellctr.cli.common import Context, Parser, confirm
+from shellctr.cli.common import Context, confirm
+from shellctr.cli.parser import Parser
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

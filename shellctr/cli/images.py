@@ -3,28 +3,32 @@
 
 from __future__ import annotations
 
-import argparse
+import os
 import sys
-from pathlib import Path
 
-from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected, report
+from shellctr.cli.common import Context, confirm, for_each, print_inspected, report
+from shellctr.cli.flags import Flag, Operand, Verb
 from shellctr.core.errors import ShellctrError
 
 # typing is not imported at run time: every command pays for each module it loads
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
     from typing import Any
 
+    from shellctr.cli.parser import Parser
     from shellctr.core.host import Host, ScratchFile
 
 
 def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
     """From the plain records (state.Image's shape): listing images imports no pydantic."""
-    from datetime import datetime
-
     from shellctr.cli.common import print_rows
     from shellctr.cli.textfmt import human_ago, human_size
     from shellctr.core.errors import CorruptRecord
+    from shellctr.core.store import clock
+
+    datetime, _ = clock()
 
     corrupt: list[CorruptRecord] = []
     images = sorted(ctx.store.image_records(corrupt),
@@ -46,7 +50,7 @@ def cmd_images(args: argparse.Namespace, ctx: Context) -> int:
             for tag in image["repo_tags"])]
     if args.filter:
         images = filter_images(ctx, images, args.filter)
-    broken = [Path(str(err.path)).stem for err in corrupt]
+    broken = [os.path.basename(str(err.path)).removesuffix(".json") for err in corrupt]
     if args.quiet:
         for image_id in broken:
             print(f"sha256:{image_id}" if args.no_trunc else image_id[:12])
@@ -151,6 +155,8 @@ def cmd_rmi(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
+    from pathlib import Path
+
     from shellctr.engine.image import import_image
 
     if args.file == "-":
@@ -170,6 +176,8 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_build_busybox(args: argparse.Namespace, ctx: Context) -> int:
+    from pathlib import Path
+
     from shellctr.engine.busybox import build_busybox
 
     image = build_busybox(ctx.host, ctx.store, Path(args.busybox), args.reference)
@@ -179,6 +187,8 @@ def cmd_build_busybox(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_load(args: argparse.Namespace, ctx: Context) -> int:
+    from pathlib import Path
+
     from shellctr.engine.archive import load
 
     if args.input in (None, "-"):
@@ -214,6 +224,8 @@ def cmd_load(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_save(args: argparse.Namespace, ctx: Context) -> int:
+    from pathlib import Path
+
     from shellctr.engine.archive import save
 
     if args.output is None and sys.stdout.isatty() and not ctx.host.dry_run:
@@ -355,12 +367,38 @@ def parse_bool(text: str) -> bool:
     from shellctr.cli.common import GO_BOOLS
 
     if text not in GO_BOOLS:
+        import argparse
+
         raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
     return GO_BOOLS[text]
 
 
+# argparse's parsers of the read verbs are made of these, and so is the fast parser of
+# their common invocations (cli/flags.py)
+def read_verbs() -> dict[str, Verb]:
+    """The read verbs' command lines, made on each call: a verb's function is the
+    module's when the command line is parsed (as `register` takes it)."""
+    return {
+        "images": Verb(cmd_images, [
+            Flag("-q", "--quiet", help="only ids"),
+            Flag("-a", "--all", help="all images (also a build's intermediate ones)"),
+            Flag("--digests", help="show digests"),
+            Flag("--no-trunc", help="full ids"),
+            Flag("-f", "--filter", kind="append", metavar="KEY=VALUE",
+                 help="dangling, label, reference"),
+            Flag("--format", kind="value", metavar="FORMAT",
+                 help="'table', 'json', or a Go template ('table ...': columns)"),
+        ], [Operand("reference", "REPOSITORY[:TAG]", "?")]),
+        "image inspect": Verb(cmd_image_inspect, [
+            Flag("-f", "--format", kind="value", metavar="TEMPLATE", help="a Go template"),
+        ], [Operand("images", "IMAGE", "+")]),
+    }
+
+
 def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     """Add the image verbs to the command line (and Docker's `image ...` aliases)."""
+    import argparse
+
     image = verbs.add_parser("image", help="manage images")
     group = image.add_subparsers(dest="image_verb", metavar="COMMAND", required=True)
 
@@ -374,17 +412,7 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     add_build_flags(group.add_parser("build", help="build an image from a Dockerfile"))
 
     for parser in both("images", ["ls", "list"], "list images"):
-        parser.add_argument("-q", "--quiet", action="store_true", help="only ids")
-        parser.add_argument("-a", "--all", action="store_true",
-                            help="all images (also a build's intermediate ones)")
-        parser.add_argument("--digests", action="store_true", help="show digests")
-        parser.add_argument("--no-trunc", action="store_true", help="full ids")
-        parser.add_argument("-f", "--filter", action="append", default=[],
-                            metavar="KEY=VALUE", help="dangling, label, reference")
-        parser.add_argument("--format", metavar="FORMAT",
-                            help="'table', 'json', or a Go template ('table ...': columns)")
-        parser.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
-        parser.set_defaults(func=cmd_images)
+        read_verbs()["images"].add_arguments(parser)
 
     for parser in both("rmi", ["rm", "remove"], "remove images"):
         parser.add_argument("-f", "--force", action="store_true",
@@ -428,9 +456,7 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
         parser.set_defaults(func=cmd_history)
 
     for parser in both("", ["inspect"], "images as JSON"):
-        parser.add_argument("-f", "--format", metavar="TEMPLATE", help="a Go template")
-        parser.add_argument("images", nargs="+", metavar="IMAGE")
-        parser.set_defaults(func=cmd_image_inspect)
+        read_verbs()["image inspect"].add_arguments(parser)
 
     for parser in both("", ["prune"], "remove unused images"):
         parser.add_argument("-a", "--all", action="store_true",

@@ -7,23 +7,29 @@ needs, so `run` never pays for tabulate or plumbum.
 
 from __future__ import annotations
 
-import argparse
+import gc
 import os
-import signal
 import sys
-from collections.abc import Callable, Sequence
+
+# signal's Python half only wraps these in IntEnums: enum costs a read verb ~2 ms
+from _signal import signal  # type: ignore[import-not-found]
 
 from shellctr.cli import common
-from shellctr.cli.common import PROG, Context, Parser, exit_code, report
+from shellctr.cli.common import PROG, Context, exit_code, report
+from shellctr.cli.flags import Args, Verb, parse_fast, verb_of
 from shellctr.core.errors import ENGINE_ERROR, ShellctrError, UsageError
 
 # typing is not imported at run time: every `run` pays for each module it loads
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, NoReturn
+    from collections.abc import Sequence
+    from typing import NoReturn
+
+SIGTERM = 15  # the same number on every Linux architecture
+
+__all__ = ["main", "verb_of"]
 
 # -- parsing ---------------------------------------------------------------------------
-GLOBAL_VALUE_FLAGS = ("--root", "--runroot")  # the global flags that take a value
 # The verbs on the start path and the polling verbs: their host commands run with the
 # standard library's subprocess, not plumbum, whose import costs ~70 ms (core.host)
 LEAN_VERBS = frozenset({
@@ -36,101 +42,29 @@ LEAN_VERBS = frozenset({
 NO_DRY_RUN = frozenset({"cp"})
 
 
-# The module of cli/ that registers each verb: only the one on the command line is imported
-# (each imports what its verbs' flags need); tests/unit/test_cli.py holds the table to
-# what the modules register.
-VERB_MODULES = {
-    **dict.fromkeys(("run", "create"), "run"),
-    **dict.fromkeys(("start", "stop", "restart", "kill", "exec", "update", "attach", "rename",
-                     "pause", "unpause", "_exited", "rm"), "containers"),
-    **dict.fromkeys(("wait", "logs", "inspect", "stats", "top", "ps", "port", "export"),
-                    "views"),
-    **dict.fromkeys(("image", "images", "rmi", "import", "load", "save", "tag", "history",
-                     "commit", "diff", "pull", "push", "login", "logout"), "images"),
-    **dict.fromkeys(("volume", "cp"), "volumes"),
-    **dict.fromkeys(("network", "system"), "network"),
-    **dict.fromkeys(("build", "builder"), "build"),
-    **dict.fromkeys(("events", "_health"), "events"),
-    **dict.fromkeys(("version", "info"), "system"),
-    "container": "group",
-    "completion": "completion",
-}
-MODULES = ("run", "containers", "views", "images", "volumes", "network", "build", "events",
-           "system", "group", "completion")  # in the order of --help
+# Whether the last command line parsed was a read verb's, taken by the fast parser: such
+# a verb only reads, writes to stdout and stderr, and leaves nothing to the interpreter's
+# teardown (run)
+read_only = False
 
 
-def verb_of(argv: Sequence[str]) -> str | None:
-    """The verb on the command line, found without argparse; None for `--help` alone."""
-    args = iter(argv)
-    for arg in args:
-        if arg in GLOBAL_VALUE_FLAGS:
-            next(args, None)
-        elif not arg.startswith("-"):
-            return arg
-    return None
+def parse(argv: Sequence[str]) -> Args:
+    """The request on the command line: a read verb's common ones by the fast parser,
+    everything else (and every usage error) by argparse, from the same descriptions."""
+    global read_only
+    def describe(module: str, key: str) -> Verb:
+        # __import__, not importlib.import_module: importlib's package costs ~0.5 ms
+        found = __import__(f"shellctr.cli.{module}", fromlist=["read_verbs"])
+        verbs: dict[str, Verb] = found.read_verbs()
+        return verbs[key]
 
+    fast = parse_fast(argv, describe)
+    read_only = fast is not None
+    if fast is not None:
+        return fast
+    from shellctr.cli.parser import build_parser
 
-class Unused:
-    """Stands for the parser of a verb not on the command line: takes every call."""
-
-    def __getattr__(self, name: str) -> Callable[..., Unused]:
-        return lambda *args, **kwargs: self
-
-
-class VerbTable(argparse._SubParsersAction):  # type: ignore[type-arg]
-    """The verbs, building only the parser of the one on the command line: argparse
-    formats each flag as it is added, and all ~300 flags would cost every command ~25 ms."""
-
-    wanted: str | None = None
-
-    def add_parser(self, name: str, **kwargs: Any) -> Parser:
-        if self.wanted is not None and self.wanted not in (name, *kwargs.get("aliases", ())):
-            return Unused()  # type: ignore[return-value]
-        if "help" in kwargs:
-            kwargs.setdefault("description", kwargs["help"])  # the first lines of --help
-        parser: Parser = super().add_parser(name, **kwargs)
-        return parser
-
-
-class PrintVersion(argparse.Action):
-    """`shellctr --version`, as `docker --version` words it."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
-        from shellctr.cli.common import version
-
-        print(f"{PROG} version {version()}")
-        parser.exit(0)
-
-
-def build_parser(argv: Sequence[str] | None = None) -> Parser:
-    """The command line's parser: every verb's, or (given `argv`) only its verb's."""
-    parser = Parser(prog=PROG, description="A daemonless container engine whose every "
-                    "change to the host is a shell command you can read.")
-    parser.add_argument("--root", help="state directory (default /var/lib/shellctr, "
-                        "env SHELLCTR_ROOT)")
-    parser.add_argument("--runroot", help="runtime directory (default /run/shellctr, "
-                        "env SHELLCTR_RUNROOT)")
-    parser.add_argument("--trace", action="store_true",
-                        help="print every host command to stderr as it runs (SHELLCTR_TRACE=1)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print a bash script of what would be done; change nothing")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    parser.add_argument("-v", "--version", action=PrintVersion, nargs=0,
-                        help="print the version and quit")
-    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True,
-                                  action=VerbTable)
-    assert isinstance(verbs, VerbTable)
-    verbs.wanted = verb_of(argv) if argv is not None else None
-
-    import importlib
-
-    wanted = VERB_MODULES.get(verbs.wanted or "")
-    for name in (wanted,) if wanted else MODULES:
-        importlib.import_module(f"shellctr.cli.{name}").register(verbs)
-    if verbs.wanted is not None and verbs.wanted not in verbs.choices:
-        return build_parser()  # an unknown verb: the error lists them all
-    return parser
+    return build_parser(argv).parse_args(argv)  # type: ignore[return-value]
 
 
 class Terminated(BaseException):
@@ -145,15 +79,17 @@ def terminate(signum: int, frame: object) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> int:
     debug = False
-    args: argparse.Namespace | None = None
+    args: Args | None = None
     # `run` in the foreground hands SIGTERM on to the container instead (forward_signals)
-    previous = signal.signal(signal.SIGTERM, terminate)
+    previous = signal(SIGTERM, terminate)
     try:
         argv = sys.argv[1:] if argv is None else argv
         verb = verb_of(argv)
         if verb in ("run", "create") or (verb == "start" and attaches(argv)):
             common.engine_exit_code = ENGINE_ERROR  # the container's codes are theirs
-        args = build_parser(argv).parse_args(argv)
+        args = parse(argv)
+        if not (read_only and args.verb != "wait" and not getattr(args, "follow", False)):
+            gc.enable()  # every command but a short read (see run)
         debug = args.debug
         if args.dry_run and args.verb in NO_DRY_RUN:
             raise UsageError(f"{args.verb} has no --dry-run", "run it without --dry-run")
@@ -178,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Terminated:
-        return 128 + signal.SIGTERM
+        return 128 + SIGTERM
     except Exception as err:  # the funnel: anything unexpected is still one line
         if debug:
             import traceback
@@ -193,8 +129,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{PROG}: unexpected error: {err!r} (run with --debug for details)\n")
         return common.engine_exit_code
     finally:
-        signal.signal(signal.SIGTERM, previous)  # main may run in-process (tests)
+        signal(SIGTERM, previous)  # main may run in-process (tests)
         common.engine_exit_code = 1
+
+
+def run() -> NoReturn:
+    """bin/shellctr's entry: main, as sys.exit(main()). A read verb then ends without the
+    interpreter's teardown (freeing every module and object, ~3 ms of a poll) once its
+    output is out, unless something was left for the teardown to do (an atexit hook, a
+    thread, output that cannot be flushed: those exit as sys.exit does)."""
+    # The cyclic garbage collector is off while a short read verb runs (main turns it on
+    # again for every other command, and for `wait` and `logs -f`, which may last): the
+    # collections its imports and records would trigger cost it ~2 ms, and reference
+    # counting frees all it drops
+    gc.disable()
+    code = main()
+    if read_only and "threading" not in sys.modules:
+        import atexit
+
+        if not atexit._ncallbacks():
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except OSError:  # a closed pipe: as sys.exit reports it
+                sys.exit(code)
+            os._exit(code)
+    sys.exit(code)
 
 
 def attaches(argv: Sequence[str]) -> bool:

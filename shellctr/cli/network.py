@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+import os
 
-from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected, report
+from shellctr.cli.common import Context, confirm, for_each, print_inspected, report
+from shellctr.cli.flags import Flag, Verb
 from shellctr.core.errors import ShellctrError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
+    from shellctr.cli.parser import Parser
     from shellctr.core.store import Record
 
 
@@ -49,8 +51,8 @@ def cmd_ls(args: argparse.Namespace, ctx: Context) -> int:
     if not args.filter:  # a corrupt record matches no filter
         for err in corrupt:  # listed, and said what to do
             report(err)
-        shown += [{"id": Path(str(err.path)).stem, "name": "<corrupt>", "driver": ""}
-                  for err in corrupt]
+        shown += [{"id": os.path.basename(str(err.path)).removesuffix(".json"), "name": "<corrupt>",
+                   "driver": ""} for err in corrupt]
     if args.quiet:
         for record in shown:
             print(record["id"] if args.no_trunc else record["id"][:12])
@@ -209,6 +211,23 @@ def cmd_system_reset(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+# argparse's parsers of the read verbs are made of these, and so is the fast parser of
+# their common invocations (cli/flags.py)
+def read_verbs() -> dict[str, Verb]:
+    """The read verbs' command lines, made on each call: a verb's function is the
+    module's when the command line is parsed (as `register` takes it)."""
+    return {
+        "network ls": Verb(cmd_ls, [
+            Flag("-q", "--quiet", help="only ids"),
+            Flag("--no-trunc", help="full ids"),
+            Flag("--format", kind="value", metavar="FORMAT",
+                 help="'table', 'json', or a Go template ('table ...': columns)"),
+            Flag("-f", "--filter", kind="append", metavar="KEY=VALUE",
+                 help="name, id, driver, label, type (custom or builtin)"),
+        ]),
+    }
+
+
 def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     """Add `network ...` and `system prune` to the command line."""
     network = verbs.add_parser("network", help="manage networks")
@@ -224,14 +243,8 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     create.add_argument("name", metavar="NAME")
     create.set_defaults(func=cmd_create)
 
-    ls = sub.add_parser("ls", aliases=["list"], help="list networks")
-    ls.add_argument("-q", "--quiet", action="store_true", help="only ids")
-    ls.add_argument("--no-trunc", action="store_true", help="full ids")
-    ls.add_argument("--format", metavar="FORMAT",
-                    help="'table', 'json', or a Go template ('table ...': columns)")
-    ls.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
-                    help="name, id, driver, label, type (custom or builtin)")
-    ls.set_defaults(func=cmd_ls)
+    read_verbs()["network ls"].add_arguments(sub.add_parser("ls", aliases=["list"],
+                                                     help="list networks"))
 
     inspect = sub.add_parser("inspect", help="networks as JSON")
     inspect.add_argument("-f", "--format", metavar="TEMPLATE", help="a Go template")

@@ -6,7 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from shellctr.cli.common import Context, FlagError, Parser
+from shellctr.cli.common import Context, FlagError
+from shellctr.cli.parser import Parser
 from shellctr.core.errors import UsageError
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from shellctr.cli.common import Context, Parser
+from shellctr.cli.common import Context
+from shellctr.cli.parser import Parser
 from shellctr.core.errors import ShellctrError
 
 

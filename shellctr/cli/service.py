@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from shellctr.cli.common import Context, Parser
+from shellctr.cli.common import Context
+from shellctr.cli.parser import Parser
 from shellctr.core.errors import UsageError
 
 TYPE_CHECKING = False

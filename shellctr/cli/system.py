@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from shellctr.cli.common import Context, Parser, print_rows
+from shellctr.cli.common import Context, print_rows
+from shellctr.cli.parser import Parser
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

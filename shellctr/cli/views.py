@@ -5,25 +5,18 @@ that act on containers (cli/containers.py)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
-from shellctr.cli.common import (
-    Context,
-    Parser,
-    for_each,
-    label_method,
-    print_inspected,
-    print_rows,
-    report,
-)
+from shellctr.cli.common import Context, for_each, label_method, print_inspected, print_rows, report
+from shellctr.cli.flags import Flag, Operand, Verb
 from shellctr.core.errors import ShellctrError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
+    from shellctr.cli.parser import Parser
     from shellctr.core.records import ContainerRecord, StateRecord
     from shellctr.core.store import Store
 
@@ -49,7 +42,7 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.store.container_config(cid).get("log_driver") == "none":
         raise ShellctrError("configured logging driver does not support reading",
                             "the container runs with --log-driver none")
-    path = ctx.store.layout.container_log(cid)
+    path = ctx.store.layout.container_log_at(cid)
     try:  # open once: a --rm container's log goes with it, and -f must read it to the end
         stream = open(path, "rb")  # noqa: SIM115
     except FileNotFoundError:  # never started, or removed just now
@@ -213,14 +206,15 @@ def cmd_top(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
-    from datetime import datetime
-
     from shellctr.cli.textfmt import command_column, human_ago, human_duration, human_size
     from shellctr.core.errors import CorruptRecord
     from shellctr.core.ids import short_id
+    from shellctr.core.store import clock
     from shellctr.engine import cgroup
     from shellctr.engine.containers import container_matches, parse_filters, restart_unwatched
     from shellctr.engine.lifecycle import container_group, salvaged
+
+    datetime, _ = clock()
 
     store = ctx.store
     filters = parse_filters(args.filter)
@@ -253,6 +247,10 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
         entries = [(c, s) for c, s in entries if s["status"] == "running"]
     entries = [(c, s) for c, s in entries if container_matches(store, c, s, filters)]
     full = args.no_trunc
+    if args.quiet:  # the ids alone: none of the columns is read (ports, freezer, sizes)
+        for container, _ in entries:
+            print(container["id"] if full else short_id(container["id"]))
+        return 0
     # as Docker: a container that does not run shows no ports
     published = ports_column(store, [c for c, s in entries if s["status"] == "running"])
     sizes: dict[str, str] = {}
@@ -263,12 +261,15 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
                  for cid, (rw, image) in container_sizes(ctx.host, store,
                                                           [c["id"] for c, _ in entries]).items()}
     rows: list[dict[str, Any]] = []
+    v2: bool | None = None
     for container, state in entries:
         cid = container["id"]
         created = datetime.fromisoformat(container["created"])
         if state["status"] == "running" and state["started_at"] is not None:
             status = "Up " + human_duration(datetime.fromisoformat(state["started_at"]))
-            if cgroup.is_frozen(ctx.host.facts, container_group(container)):
+            if v2 is None:
+                v2 = cgroup.unified(ctx.host.facts)  # the hierarchy: one look for all
+            if cgroup.is_frozen(ctx.host.facts, container_group(container), v2):
                 status += " (Paused)"
             elif container.get("healthcheck"):
                 from shellctr.engine.health import status_suffix
@@ -297,10 +298,6 @@ def cmd_ps(args: argparse.Namespace, ctx: Context) -> int:
             "Networks": ",".join(container["networks"]) or container["network_mode"],
             "Size": sizes.get(cid, "") if args.size else "",
         })
-    if args.quiet:
-        for row in rows:
-            print(row["ID"])
-        return 0
     print_rows(rows, args.format, PS_SIZE_FORMAT if args.size else PS_DEFAULT_FORMAT,
                PS_HEADERS)
     return 0
@@ -362,6 +359,8 @@ PS_SIZE_FORMAT = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.
 
 
 def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
+    from pathlib import Path
+
     from shellctr.engine.containers import export
 
     export(ctx.host, ctx.store, args.container, Path(args.output) if args.output else None)
@@ -369,35 +368,62 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
 
 
 # -- parsing ---------------------------------------------------------------------------
+# argparse's parsers of the read verbs are made of these, and so is the fast parser of
+# their common invocations (cli/flags.py)
+def read_verbs() -> dict[str, Verb]:
+    """The read verbs' command lines, made on each call: a verb's function is the
+    module's when the command line is parsed (as `register` takes it)."""
+    return {
+        "wait": Verb(cmd_wait, [
+            Flag("--condition", kind="value", default="not-running", metavar="CONDITION",
+                 help="not-running (the default), next-exit or removed"),
+        ], [Operand("containers", "CONTAINER", "+")]),
+        "logs": Verb(cmd_logs, [
+            Flag("-f", "--follow", help="keep printing new output"),
+            Flag("-n", "--tail", kind="value", default="all", metavar="N",
+                 help="only the last N lines (default all)"),
+            Flag("-t", "--timestamps", help="show timestamps"),
+            Flag("--since", kind="value", metavar="T",
+                 help="only after T (RFC 3339, Unix time, 10m)"),
+            Flag("--until", kind="value", metavar="T", help="only before T"),
+            Flag("--details",
+                 help="each line after the extra attributes given to the log (none)"),
+        ], [Operand("container", "CONTAINER")]),
+        "inspect": Verb(cmd_inspect, [
+            Flag("-f", "--format", kind="value", metavar="TEMPLATE",
+                 help="'json' (one object a line), or a Go template"),
+            Flag("--type", kind="value", choices=INSPECT_TYPES, metavar="TYPE",
+                 help="only objects of this type: " + ", ".join(INSPECT_TYPES)),
+            Flag("-s", "--size", help="with the container's SizeRw and SizeRootFs"),
+        ], [Operand("names", "NAME", "+")]),
+        "ps": Verb(cmd_ps, [
+            Flag("-a", "--all", help="show stopped containers too"),
+            Flag("-q", "--quiet", help="only ids"),
+            Flag("-s", "--size",
+                 help="the size of each container's writable layer (and its image's)"),
+            Flag("--no-trunc", help="don't shorten ids and commands"),
+            Flag("-f", "--filter", kind="append", metavar="KEY=VALUE",
+                 help="id, name, status, exited, ancestor, label"),
+            Flag("--format", kind="value", metavar="FORMAT",
+                 help="'table', 'json', or a Go template ('table ...': columns)"),
+            Flag("-n", "--last", kind="int", default=-1, metavar="N",
+                 help="the N last created containers (any state)"),
+            Flag("-l", "--latest", help="the last created container (any state)"),
+        ]),
+        "port": Verb(cmd_port, [], [Operand("container", "CONTAINER"),
+                                    Operand("port", "PORT[/PROTO]", "?")]),
+    }
+
+
 def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     """Add the verbs that read to the command line."""
-    wait = verbs.add_parser("wait", help="wait for containers to end; print exit codes")
-    wait.add_argument("--condition", default="not-running", metavar="CONDITION",
-                      help="not-running (the default), next-exit or removed")
-    wait.add_argument("containers", nargs="+", metavar="CONTAINER")
-    wait.set_defaults(func=cmd_wait)
+    import argparse
 
-    logs = verbs.add_parser("logs", help="what a container printed")
-    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
-    logs.add_argument("-n", "--tail", default="all", metavar="N",
-                      help="only the last N lines (default all)")
-    logs.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
-    logs.add_argument("--since", metavar="T", help="only after T (RFC 3339, Unix time, 10m)")
-    logs.add_argument("--until", metavar="T", help="only before T")
-    logs.add_argument("--details", action="store_true",
-                      help="each line after the extra attributes given to the log (none)")
-    logs.add_argument("container", metavar="CONTAINER")
-    logs.set_defaults(func=cmd_logs)
-
-    inspect = verbs.add_parser("inspect", help="containers and images as JSON")
-    inspect.add_argument("-f", "--format", metavar="TEMPLATE",
-                         help="'json' (one object a line), or a Go template")
-    inspect.add_argument("--type", choices=INSPECT_TYPES, metavar="TYPE",
-                         help="only objects of this type: " + ", ".join(INSPECT_TYPES))
-    inspect.add_argument("-s", "--size", action="store_true",
-                         help="with the container's SizeRw and SizeRootFs")
-    inspect.add_argument("names", nargs="+", metavar="NAME")
-    inspect.set_defaults(func=cmd_inspect)
+    read_verbs()["wait"].add_arguments(
+        verbs.add_parser("wait", help="wait for containers to end; print exit codes"))
+    read_verbs()["logs"].add_arguments(verbs.add_parser("logs", help="what a container printed"))
+    read_verbs()["inspect"].add_arguments(
+        verbs.add_parser("inspect", help="containers and images as JSON"))
 
     stats = verbs.add_parser("stats", help="containers' CPU, memory, I/O and pids")
     stats.add_argument("-a", "--all", action="store_true", help="stopped containers too")
@@ -412,26 +438,9 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     top.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="PS-OPTIONS")
     top.set_defaults(func=cmd_top)
 
-    ps = verbs.add_parser("ps", help="list containers")
-    ps.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
-    ps.add_argument("-q", "--quiet", action="store_true", help="only ids")
-    ps.add_argument("-s", "--size", action="store_true",
-                    help="the size of each container's writable layer (and its image's)")
-    ps.add_argument("--no-trunc", action="store_true", help="don't shorten ids and commands")
-    ps.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
-                    help="id, name, status, exited, ancestor, label")
-    ps.add_argument("--format", metavar="FORMAT",
-                    help="'table', 'json', or a Go template ('table ...': columns)")
-    ps.add_argument("-n", "--last", type=int, default=-1, metavar="N",
-                    help="the N last created containers (any state)")
-    ps.add_argument("-l", "--latest", action="store_true",
-                    help="the last created container (any state)")
-    ps.set_defaults(func=cmd_ps)
-
-    port = verbs.add_parser("port", help="a container's published ports")
-    port.add_argument("container", metavar="CONTAINER")
-    port.add_argument("port", nargs="?", metavar="PORT[/PROTO]")
-    port.set_defaults(func=cmd_port)
+    read_verbs()["ps"].add_arguments(verbs.add_parser("ps", help="list containers"))
+    read_verbs()["port"].add_arguments(
+        verbs.add_parser("port", help="a container's published ports"))
 
     exp = verbs.add_parser("export", help="write a container's filesystem as a tar")
     exp.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-
-from shellctr.cli.common import Context, Parser, confirm, for_each, print_inspected
+from shellctr.cli.common import Context, confirm, for_each, print_inspected
+from shellctr.cli.flags import Flag, Verb
 from shellctr.core.errors import ShellctrError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
+
+    from shellctr.cli.parser import Parser
 
 
 def cmd_volume_create(args: argparse.Namespace, ctx: Context) -> int:
@@ -216,6 +218,8 @@ def cmd_cp(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_volume(args: argparse.Namespace, ctx: Context) -> int:
     """`volume COMMAND ...`: its own parser, built only when it is used (building every
     verb's parser is paid by every command, `run` included)."""
+    from shellctr.cli.parser import Parser
+
     parser = Parser(prog="shellctr volume", description="manage volumes")
     register_volume_verbs(parser.add_subparsers(dest="volume_verb", metavar="COMMAND",
                                                 required=True))
@@ -226,6 +230,8 @@ def cmd_volume(args: argparse.Namespace, ctx: Context) -> int:
 
 def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     """Add the storage verbs to the command line."""
+    import argparse
+
     volume = verbs.add_parser("volume", help="manage volumes (create, ls, inspect, rm, "
                               "prune)", add_help=False)
     volume.add_argument("-h", "--help", action="store_true", help="show the commands")
@@ -239,6 +245,22 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     cp.add_argument("src", metavar="SRC")
     cp.add_argument("dst", metavar="DST")
     cp.set_defaults(func=cmd_cp)
+
+
+# argparse's parsers of the read verbs are made of these, and so is the fast parser of
+# their common invocations (cli/flags.py)
+def read_verbs() -> dict[str, Verb]:
+    """The read verbs' command lines, made on each call: a verb's function is the
+    module's when the command line is parsed (as `register` takes it)."""
+    return {
+        "volume ls": Verb(cmd_volume_ls, [
+            Flag("-q", "--quiet", help="only names"),
+            Flag("-f", "--filter", kind="append", metavar="KEY=VALUE",
+                 help="dangling=true|false, name=, label=KEY[=VALUE], driver="),
+            Flag("--format", kind="value", metavar="FORMAT",
+                 help="'table', 'json', or a Go template ('table ...': columns)"),
+        ]),
+    }
 
 
 def register_volume_verbs(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -255,13 +277,8 @@ def register_volume_verbs(sub: argparse._SubParsersAction[Parser]) -> None:
     inspect.add_argument("volumes", nargs="+", metavar="VOLUME")
     inspect.set_defaults(func=cmd_volume_inspect)
 
-    ls = sub.add_parser("ls", aliases=["list"], help="list volumes")
-    ls.add_argument("-q", "--quiet", action="store_true", help="only names")
-    ls.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
-                    help="dangling=true|false, name=, label=KEY[=VALUE], driver=")
-    ls.add_argument("--format", metavar="FORMAT",
-                    help="'table', 'json', or a Go template ('table ...': columns)")
-    ls.set_defaults(func=cmd_volume_ls)
+    read_verbs()["volume ls"].add_arguments(
+        sub.add_parser("ls", aliases=["list"], help="list volumes"))
 
     rm = sub.add_parser("rm", aliases=["remove"], help="remove volumes no container uses")
     rm.add_argument("-f", "--force", action="store_true", help="no error for missing ones")

@@ -3,4 +3,5 @@ dry-run; facts: every host read), host commands as values (cmd), the store (atom
 lock), the state models, the on-disk layout, ids and errors.
 
 May import: the standard library, pydantic (state only), plumbum (host only, lazily), and
-other core modules. Nothing above."""
+other core modules; and inside.jsonlite (standard library only), with which the store reads
+records without json's Python half and the `re` it imports. Nothing above."""

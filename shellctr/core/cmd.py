@@ -7,7 +7,6 @@ Every change shellctr makes to the host is one `Cmd`. The same value is run, tra
 from __future__ import annotations
 
 import os
-import shlex
 
 Argv = list[str]
 
@@ -48,6 +47,8 @@ class Cmd:
 
     def shell(self) -> str:
         """The command as one copy-pasteable bash line (plus its here-doc, if any)."""
+        import shlex  # here: it imports `re`, which the read verbs, that run nothing, skip
+
         line = shlex.join(self.argv)
         if self.detached:
             line += " </dev/null >/dev/null 2>&1"

@@ -16,27 +16,26 @@ Standard library only: `run` reads through here on every start.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ipaddress
+    from pathlib import Path
 
 # Where the host keeps what is read here (unit tests point a Facts at a tmp dir instead)
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-PROC = Path("/proc")
-NETNS_DIR = Path("/run/netns")  # ip netns' named network namespaces
-ETC = Path("/etc")
+CGROUP_ROOT = "/sys/fs/cgroup"
+PROC = "/proc"
+NETNS_DIR = "/run/netns"  # ip netns' named network namespaces
+ETC = "/etc"
 
 
 class Facts:
     """The host as shellctr reads it; under --dry-run, with the planned changes applied."""
 
     def __init__(self) -> None:
-        self.cgroup_root = CGROUP_ROOT
-        self.proc = PROC
-        self.netns_dir = NETNS_DIR
-        self.etc = ETC
+        # as strings (the `_at` names) for the read verbs, which import no pathlib
+        self.cgroup_root_at, self.proc_at, self.netns_dir_at, self.etc_at = (
+            CGROUP_ROOT, PROC, NETNS_DIR, ETC)
         self.lean = False  # the door's choice of executor, for the commands read here
         # --dry-run's plan: path -> bytes it would hold (b"" for a directory), or None for
         # a path it would remove; link name -> whether it would exist
@@ -47,6 +46,38 @@ class Facts:
         self._rules_gone: dict[str, list[list[str]]] = {}  # ... and those it deletes
         self._gone: set[int] = set()  # pids the plan ends (SIGTERM, SIGKILL)
         self._stand_ins: dict[Path, Path] = {}  # planned scratch file -> where it really is
+
+    @property
+    def cgroup_root(self) -> Path:
+        return _path(self.cgroup_root_at)
+
+    @cgroup_root.setter
+    def cgroup_root(self, path: str | os.PathLike[str]) -> None:
+        self.cgroup_root_at = os.fspath(path)
+
+    @property
+    def proc(self) -> Path:
+        return _path(self.proc_at)
+
+    @proc.setter
+    def proc(self, path: str | os.PathLike[str]) -> None:
+        self.proc_at = os.fspath(path)
+
+    @property
+    def netns_dir(self) -> Path:
+        return _path(self.netns_dir_at)
+
+    @netns_dir.setter
+    def netns_dir(self, path: str | os.PathLike[str]) -> None:
+        self.netns_dir_at = os.fspath(path)
+
+    @property
+    def etc(self) -> Path:
+        return _path(self.etc_at)
+
+    @etc.setter
+    def etc(self, path: str | os.PathLike[str]) -> None:
+        self.etc_at = os.fspath(path)
 
     # -- the plan (called by the door under --dry-run) ------------------------------
     def plan_write(self, path: Path, data: bytes) -> None:
@@ -106,11 +137,12 @@ class Facts:
     def plan_end(self, pid: int) -> None:
         self._gone.add(pid)
 
-    def _planned(self, path: Path) -> tuple[bool, bytes | None]:
+    def _planned(self, path: Path | str) -> tuple[bool, bytes | None]:
         """The plan's word on `path`: (False, None) if it has none, (True, None) if the plan
         removes it (or a directory above it), (True, bytes) if the plan writes it."""
         if not self._paths:
             return False, None
+        path = _path(path)
         for candidate in (path, *path.parents):
             if candidate in self._paths:
                 data = self._paths[candidate]
@@ -120,28 +152,28 @@ class Facts:
         return False, None
 
     # -- paths ------------------------------------------------------------------------
-    def exists(self, path: Path) -> bool:
+    def exists(self, path: Path | str) -> bool:
         """Whether `path` exists (a dangling symlink counts: it is there to replace)."""
         planned, data = self._planned(path)
         return data is not None if planned else os.path.lexists(path)
 
-    def is_dir(self, path: Path) -> bool:
+    def is_dir(self, path: Path | str) -> bool:
         planned, data = self._planned(path)
-        return path in self._dirs if planned and data is not None else (
-            not planned and path.is_dir())
+        return _path(path) in self._dirs if planned and data is not None else (
+            not planned and os.path.isdir(path))
 
-    def is_file(self, path: Path) -> bool:
+    def is_file(self, path: Path | str) -> bool:
         planned, data = self._planned(path)
-        return path not in self._dirs if planned and data is not None else (
-            not planned and path.is_file())
+        return _path(path) not in self._dirs if planned and data is not None else (
+            not planned and os.path.isfile(path))
 
-    def read_bytes(self, path: Path) -> bytes:
+    def read_bytes(self, path: Path | str) -> bytes:
         """A file's bytes; FileNotFoundError if it does not exist (or would be removed)."""
         planned, data = self._planned(path)
         if planned and data is None:
             raise FileNotFoundError(2, "No such file or directory (the plan removes it)",
                                     os.fspath(path))
-        if data is not None and path not in self._dirs:
+        if data is not None and _path(path) not in self._dirs:
             return data
         with open(path, "rb") as stream:
             return stream.read()
@@ -149,7 +181,7 @@ class Facts:
     def read_text(self, path: Path | str, default: str | None = None) -> str:
         """A file's text; `default` (if given) when it cannot be read."""
         try:
-            return self.read_bytes(Path(path)).decode()
+            return self.read_bytes(path).decode()
         except OSError:
             if default is None:
                 raise
@@ -168,7 +200,7 @@ class Facts:
                     continue
         return total
 
-    def listdir(self, path: Path) -> list[str]:
+    def listdir(self, path: Path | str) -> list[str]:
         """The names in a directory, sorted; [] if it does not exist."""
         names: set[str] = set()
         planned, data = self._planned(path)
@@ -178,7 +210,7 @@ class Facts:
             except (FileNotFoundError, NotADirectoryError):
                 pass
         for entry, content in self._paths.items():
-            if entry.parent == path:
+            if entry.parent == _path(path):
                 (names.discard if content is None else names.add)(entry.name)
         return sorted(names)
 
@@ -342,6 +374,13 @@ class Facts:
                 except OSError:  # gone meanwhile, or a kernel thread
                     continue
         return sorted(pids)
+
+
+def _path(path: Path | str) -> Path:
+    """`path` as a pathlib.Path, as the plan (--dry-run) keys what it writes."""
+    from pathlib import Path
+
+    return Path(path)
 
 
 # what `iptables --list-rules` prints, and the long form shellctr writes

@@ -21,11 +21,7 @@ from __future__ import annotations
 
 import errno
 import os
-import shlex
-import signal
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
 from shellctr.core import hostio
 from shellctr.core.cmd import Argv, Cmd, path_arg, write_file_cmd
@@ -38,11 +34,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
     import subprocess
+    from collections.abc import Callable
+    from pathlib import Path
     from typing import IO, Any, BinaryIO, TextIO, TypeVar
 
     T = TypeVar("T")
+    Undo = Callable[[], None]
 
-Undo = Callable[[], None]
+# shlex, signal and pathlib are imported where they are used: each imports `re` or `enum`,
+# which the read verbs (no command run, no signal sent) skip
 # a spawned process's stdio that goes nowhere: subprocess.DEVNULL, whose import (with
 # threading, selectors, signal) the verbs that run no command do not pay for
 DEVNULL = -3
@@ -187,7 +187,7 @@ class Host:
             return action()
         finally:
             if self._steps == self._kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
+                os.kill(os.getpid(), 9)  # SIGKILL
 
     # -- commands --------------------------------------------------------------
     def run(
@@ -214,6 +214,8 @@ class Host:
         if rollback is not None and undo is not None:
             def run_undo() -> None:
                 self.run(undo)
+            import shlex
+
             rollback.push(shlex.join(argv), run_undo)
         return output
 
@@ -237,6 +239,8 @@ class Host:
             # a full disk is what to say, not tar's "Exiting with failure status" after it
             full = [line for line in lines if "No space left on device" in line]
             detail = (full or lines)[-1] if lines else f"exit status {code}"
+            import shlex
+
             raise HostCommandError(f"{argv[0]} failed: {detail}", f"command: {shlex.join(argv)}")
         return out
 
@@ -537,6 +541,8 @@ class Host:
         except BaseException:
             os.close(fd)
             raise
+        from pathlib import Path
+
         self.facts.plan_stand_in(path, Path(f"/proc/self/fd/{fd}"))
         return ScratchFile(self, path, fd)
 

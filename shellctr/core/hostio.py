@@ -8,7 +8,6 @@ Imports: os only at the top (every `run` loads this module); the rest where it i
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from shellctr.core.cmd import Argv
 from shellctr.core.runner import ENVIRONMENT, not_installed
@@ -17,6 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
     import subprocess
+    from pathlib import Path
     from typing import IO
 
 

@@ -11,12 +11,12 @@ plumbum's import (~70 ms) would double their cost.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 from shellctr.core.errors import HostCommandError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import IO, Any
 
 # The one environment host commands run in: the caller's locale and variables never reach

@@ -14,8 +14,7 @@ import errno
 import os
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
+from posixpath import join
 
 from shellctr.core.cmd import Cmd, path_arg
 from shellctr.core.errors import ShellctrError
@@ -34,8 +33,13 @@ from shellctr.parts.cgroups import (
     parse_size,
 )
 
-CPU_ONLINE = Path("/sys/devices/system/cpu/online")  # when there is no cpuset to ask
-NODE_ONLINE = Path("/sys/devices/system/node/online")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+CPU_ONLINE = "/sys/devices/system/cpu/online"  # when there is no cpuset to ask
+NODE_ONLINE = "/sys/devices/system/node/online"
 # v1: the hierarchies a container gets a cgroup in (blkio: only counted, for `stats`)
 V1_CONTROLLERS = ("freezer", "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices")
 # v2: enabled for shellctr's children (io: only counted, for `stats`)
@@ -43,7 +47,7 @@ V2_CONTROLLERS = ("cpu", "memory", "pids", "cpuset", "io")
 
 
 def unified(facts: Facts) -> bool:
-    return facts.exists(facts.cgroup_root / "cgroup.controllers")
+    return facts.exists(join(facts.cgroup_root_at, "cgroup.controllers"))
 
 
 def v1_hierarchies(facts: Facts) -> list[str]:
@@ -82,7 +86,7 @@ def cgroup_dir(facts: Facts, group: str, controller: str) -> Path:
     return facts.cgroup_root / controller / group
 
 
-def read(facts: Facts, path: Path) -> str:
+def read(facts: Facts, path: Path | str) -> str:
     """A cgroup file's text, stripped; "" if it cannot be read (absent, dry run)."""
     return facts.read_text(path, "").strip()
 
@@ -310,13 +314,14 @@ def frozen_events(path: Path, frozen: bool) -> Callable[[Facts], None]:
     return planned
 
 
-def is_frozen(facts: Facts, group: str) -> bool:
+def is_frozen(facts: Facts, group: str, v2: bool | None = None) -> bool:
     """Whether the freezer holds the group (v1: no freezer hierarchy, no freezing). Two
-    reads at most: `ps` asks it of every running container."""
-    root = facts.cgroup_root
-    if unified(facts):
-        return "frozen 1" in facts.read_text(root / group / "cgroup.events", "").splitlines()
-    return facts.read_text(root / "freezer" / group / "freezer.state", "").strip() == "FROZEN"
+    reads at most, one given `v2` (unified(facts), which `ps` asks once for every running
+    container); as strings: no pathlib."""
+    root = facts.cgroup_root_at
+    if unified(facts) if v2 is None else v2:
+        return "frozen 1" in facts.read_text(join(root, group, "cgroup.events"), "").splitlines()
+    return facts.read_text(join(root, "freezer", group, "freezer.state"), "").strip() == "FROZEN"
 
 
 def wait_frozen(facts: Facts, group: str, frozen: bool, timeout: float = 10.0) -> None:
@@ -344,7 +349,7 @@ def has_cgroups(facts: Facts, group: str) -> bool:
 
 
 # -- the flags, checked against this host --------------------------------------------------
-def host_list(facts: Facts, v1_name: str, v2_name: str, fallback: Path) -> set[int]:
+def host_list(facts: Facts, v1_name: str, v2_name: str, fallback: str) -> set[int]:
     """The cpus (or memory nodes) a container can be given here."""
     root = facts.cgroup_root
     text = read(facts, root / v2_name if unified(facts) else root / "cpuset" / v1_name)

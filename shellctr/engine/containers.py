@@ -4,11 +4,8 @@ through lifecycle.py."""
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import Conflict, CorruptRecord, NotFound, ShellctrError, UsageError
@@ -33,6 +30,9 @@ from shellctr.parts.cgroups import LIMIT_DEFAULTS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from shellctr.core.records import ContainerRecord, StateRecord
 
 
@@ -43,7 +43,7 @@ def find_container(store: Store, ref: str) -> str:
     # its config.json there: as container_names would list it (a corrupt or missing
     # state.json too: found by its id, to be removed)
     if (len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
-            and facts.is_file(layout.container_config(ref))):
+            and facts.is_file(layout.container_config_at(ref))):
         return ref
     return find(ref, store.container_names(), "container")
 
@@ -97,6 +97,8 @@ def remove(host: Host, store: Store, ref: str, force: bool, volumes: bool = Fals
 
 def remove_found(host: Host, store: Store, cid: str, ref: str, force: bool,
                  volumes: bool) -> None:
+    import signal  # here: its enums cost the read verbs ~2 ms
+
     auto_remove = store.container_config(cid)["auto_remove"]
     if force:
         mark_stopping(store, cid)  # first: a restart due during its back-off must not happen
@@ -145,6 +147,8 @@ def stop(host: Host, store: Store, ref: str, timeout: int | None,
     """`stop -t N -s SIG`: the stop signal (SIG, else --stop-signal or the image's
     StopSignal, else SIGTERM), N seconds' grace (else --stop-timeout, else 10), then
     SIGKILL."""
+    import signal  # here: its enums cost the read verbs ~2 ms
+
     signum = parse_signal(signal_name) if signal_name is not None else None
     cid = find_container(store, ref)
     mark_stopping(store, cid)  # first: a restart due during its back-off must not happen
@@ -174,6 +178,8 @@ def stop(host: Host, store: Store, ref: str, timeout: int | None,
 
 def kill(host: Host, store: Store, ref: str, signum: int) -> None:
     """`kill -s SIG`: one signal to PID 1."""
+    import signal  # here: its enums cost the read verbs ~2 ms
+
     cid = find_container(store, ref)
     ending = signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
     if ending:
@@ -208,7 +214,7 @@ def wait(store: Store, ref: str, condition: str = "not-running") -> int:
     if condition == "removed":
         return wait_removed(store, cid)
     facts = store.host.facts
-    exit_file = store.layout.container_exit_file(cid)
+    exit_file = store.layout.container_exit_file_at(cid)
     try:
         state = store.container_state(cid)
         if condition == "not-running" and state["status"] == "created":
@@ -295,6 +301,8 @@ def update(host: Host, store: Store, ref: str, flags: dict[str, object],
 
 def parse_signal(text: str) -> int:
     """`KILL`, `SIGKILL` or `9`."""
+    import signal  # here: its enums cost the read verbs ~2 ms
+
     name = text.upper().removeprefix("SIG")
     if name.isdigit():
         number = int(name)
@@ -469,10 +477,16 @@ def port_specs(value: str, key: str) -> set[str]:
                          "use PORT[-PORT][/PROTO]") from None
 
 
-def container_matches(store: Store, container: ContainerRecord, state: StateRecord,
-                      filters: dict[str, list[str]]) -> bool:
+def name_matches(pattern: str, name: str) -> bool:
+    """The name= filter: a regular expression found in the name, as Docker's (`re` is
+    imported only when a filter asks for it)."""
     import re
 
+    return re.search(pattern, name) is not None
+
+
+def container_matches(store: Store, container: ContainerRecord, state: StateRecord,
+                      filters: dict[str, list[str]]) -> bool:
     from shellctr.parts.filters import label_matches, matches
 
     def ancestor(ref: str) -> bool:
@@ -511,7 +525,7 @@ def container_matches(store: Store, container: ContainerRecord, state: StateReco
 
     tests: dict[str, Callable[[str], bool]] = {
         "id": lambda v: container["id"].startswith(v),
-        "name": lambda v: re.search(v, container["name"]) is not None,
+        "name": lambda v: name_matches(v, container["name"]),
         "status": lambda v: state["status"] == v,
         "exited": lambda v: state["status"] == "exited" and str(state["exit_code"]) == v,
         "ancestor": ancestor,

@@ -13,17 +13,18 @@ attached `run`, or its monitor's hook), at the time its monitor wrote in exit.js
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 
 from shellctr.core.errors import ShellctrError
 from shellctr.core.store import Record, Store
 
+# json, datetime and pathlib are imported where an event is written or read: the read
+# verbs import this module (an end they record is an event) and seldom write one
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
     from shellctr.core.records import ContainerRecord
 
 JOURNAL_MAX = 1 << 20  # bytes of events.log before it becomes events.log.1
@@ -53,6 +54,8 @@ def emit(store: Store, kind: str, action: str, actor: str,
     path = journal(store)
     if store.host.dry_run:
         return  # a --dry-run changes nothing, so nothing happened
+    import json
+
     store.host.append_journal(path, json.dumps(event, separators=(",", ":")) + "\n",
                               JOURNAL_MAX)
 
@@ -85,6 +88,8 @@ def time_nano(iso: str) -> int:
         raise ValueError(f"invalid time {iso!r}")
     base, fraction, zone = match.groups()
     zone = "+00:00" if zone in (None, "Z") else zone
+    from datetime import datetime
+
     seconds = int(datetime.fromisoformat(base + zone).timestamp())
     return seconds * 1_000_000_000 + int((fraction or "0")[:9].ljust(9, "0"))
 
@@ -131,6 +136,8 @@ def matches(event: Record, filters: dict[str, list[str]]) -> bool:
 
 
 def read_lines(path: Path, offset: int = 0) -> tuple[list[Record], int]:
+    import json
+
     try:
         with open(path, "rb") as stream:
             stream.seek(offset)
@@ -189,6 +196,8 @@ def to_ns(value: str | None) -> int | None:
     """--since/--until as Docker takes them (RFC 3339, Unix time, a duration ago)."""
     if value is None:
         return None
+    from datetime import UTC, datetime
+
     from shellctr.engine.logs import parse_since
 
     when = parse_since(value, datetime.now(UTC))

@@ -3,9 +3,12 @@ their plain records: `inspect` imports no pydantic)."""
 
 from __future__ import annotations
 
+import os
+
 from shellctr.core.store import Store
 from shellctr.engine import cgroup
 from shellctr.engine.lifecycle import container_group, reconcile
+from shellctr.inside.jsonlite import loads
 from shellctr.parts.netopts import DEFAULT_NETWORK
 
 TYPE_CHECKING = False  # typing is not imported at run time: inspect pays for each module
@@ -53,10 +56,10 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             **health_json(store, container),
         },
         "Image": f"sha256:{container['image_id']}",
-        "ResolvConfPath": str(layout.container_etc_file(cid, "resolv.conf")),
-        "HostnamePath": str(layout.container_etc_file(cid, "hostname")),
-        "HostsPath": str(layout.container_etc_file(cid, "hosts")),
-        "LogPath": str(layout.container_log(cid)),
+        "ResolvConfPath": layout.container_etc_file_at(cid, "resolv.conf"),
+        "HostnamePath": layout.container_etc_file_at(cid, "hostname"),
+        "HostsPath": layout.container_etc_file_at(cid, "hosts"),
+        "LogPath": layout.container_log_at(cid),
         "Name": "/" + container["name"],
         "RestartCount": state["restart_count"],
         "Driver": "overlay",
@@ -97,11 +100,11 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
         "GraphDriver": {
             "Name": "overlay",
             "Data": {
-                "LowerDir": ":".join(str(layout.layer_dir(d))
+                "LowerDir": ":".join(layout.layer_dir_at(d)
                                      for d in reversed(container["layers"])),
-                "UpperDir": str(layout.container_upper(cid)),
-                "WorkDir": str(layout.container_work(cid)),
-                "MergedDir": str(layout.container_rootfs(cid)),
+                "UpperDir": layout.container_upper_at(cid),
+                "WorkDir": layout.container_work_at(cid),
+                "MergedDir": layout.container_rootfs_at(cid),
             },
         },
         "Mounts": [mount_json(store, mount) for mount in mounts],
@@ -173,7 +176,7 @@ def host_network_config(container: ContainerRecord) -> dict[str, Any]:
 def network_settings(store: Store, container: ContainerRecord,
                      running: bool) -> dict[str, Any]:
     """Docker's NetworkSettings: the endpoints of a running container, by network."""
-    from shellctr.engine.network import netns_path, records
+    from shellctr.engine.network import netns_path_at, records
 
     cid = container["id"]
     networks: dict[str, Any] = {}
@@ -195,7 +198,7 @@ def network_settings(store: Store, container: ContainerRecord,
                 *(ports[f"{binding['port']}/{binding['proto']}"] or []),
                 {"HostIp": binding["host_ip"] or "0.0.0.0",
                  "HostPort": str(binding["host_port"])}]
-    sandbox = str(netns_path(store.host.facts, cid)) if networks else ""
+    sandbox = netns_path_at(store.host.facts, cid) if networks else ""
     if not running:  # as Docker: the networks it will join, without addresses yet
         from shellctr.engine.network import wanted_networks
 
@@ -232,7 +235,7 @@ def mount_json(store: Store, mount: MountRecord) -> dict[str, Any]:
     kind, source, readonly = mount["type"], mount["source"], mount["readonly"]
     entry: dict[str, Any] = {"Type": kind}
     if kind == "volume":
-        entry.update(Name=source, Source=str(store.layout.volume_data(source)),
+        entry.update(Name=source, Source=store.layout.volume_data_at(source),
                      Destination=mount["target"], Driver="local", Mode="", RW=not readonly,
                      Propagation="")
     else:
@@ -253,9 +256,9 @@ def image_json(image: Record, store: Store | None = None) -> dict[str, Any]:
     """An image as `docker image inspect` shows it, from its plain record (state.Image's
     shape: inspecting imports no pydantic)."""
     platform: dict[str, Any] = {}
-    if store is not None and store.layout.blob(image["id"]).is_file():
-        import json
-        document = json.loads(store.layout.blob(image["id"]).read_bytes())
+    if store is not None and os.path.isfile(store.layout.blob_at(image["id"])):
+        with open(store.layout.blob_at(image["id"]), "rb") as blob:
+            document = loads(blob.read().decode())
         platform = {key: document[key] for key in ("architecture", "os", "variant")
                     if key in document}
     config = {**IMAGE_CONFIG, **image.get("config", {})}
@@ -286,7 +289,7 @@ def image_json(image: Record, store: Store | None = None) -> dict[str, Any]:
         "Os": platform.get("os", "linux"),
         "Size": image["size"],
         "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": ":".join(
-            str(store.layout.layer_dir(d)) for d in reversed(image["layers"]))}
+            store.layout.layer_dir_at(d) for d in reversed(image["layers"]))}
             if store is not None else {}},
         "RootFS": {"Type": "layers", "Layers": [f"sha256:{d}" for d in image["layers"]]},
         "Metadata": {"LastTagTime": ZERO_TIME},
@@ -320,9 +323,10 @@ def network_json(store: Store, record: Record) -> dict[str, Any]:
 def volume_json(store: Store, name: str) -> dict[str, Any]:
     """A volume as Docker shows it, from its plain record (state.Volume's shape and
     defaults; listing volumes imports no pydantic)."""
-    from datetime import datetime
-
+    from shellctr.core.store import clock
     from shellctr.engine.volume import ANONYMOUS_LABEL, read_volume
+
+    datetime, _ = clock()
 
     volume = read_volume(store, name)  # NotFound with Docker's words
     labels = {**volume.get("labels", {}),
@@ -331,7 +335,7 @@ def volume_json(store: Store, name: str) -> dict[str, Any]:
         "CreatedAt": datetime.fromisoformat(volume["created"]).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "Driver": volume.get("driver", "local"),
         "Labels": labels or None,
-        "Mountpoint": str(store.layout.volume_data(name)),
+        "Mountpoint": store.layout.volume_data_at(name),
         "Name": volume["name"],
         "Options": volume.get("options") or None,
         "Scope": "local",

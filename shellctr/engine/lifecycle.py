@@ -81,7 +81,7 @@ def record_end(store: Store, cid: str, code: int | None = None, error: str = "",
     and whether the OOM killer struck (read before its cgroups go). The caller holds the
     lock."""
     if code is None:
-        ended = store.read(store.layout.container_exit_file(cid))
+        ended = store.read(store.layout.container_exit_file_at(cid))
         code, finished_at = int(ended["exit_code"]), str(ended["finished_at"])
     container = store.container(cid)
     finished_at = finished_at or now_iso()
@@ -108,10 +108,10 @@ def reconcile(store: Store, cid: str) -> StateRecord:
     """
     facts = store.host.facts
     state = store.container_state(cid)
-    exit_file = store.layout.container_exit_file(cid)
+    exit_file = store.layout.container_exit_file_at(cid)
     if state["status"] == "created" and state["starter_pid"] and not facts.alive(
             state["starter_pid"], state["starter_start"]) and facts.exists(
-            store.layout.container_init_spec(cid)):
+            store.layout.container_init_spec_at(cid)):
         state = adopt(store, cid)
     if state["status"] != "running" or not ended_unwatched(store, state, exit_file):
         return state
@@ -176,11 +176,11 @@ def kill_unrecorded(host: Host, store: Store, cid: str) -> None:
         time.sleep(POLL)
 
 
-def ended_unwatched(store: Store, state: StateRecord, exit_file: object) -> bool:
+def ended_unwatched(store: Store, state: StateRecord, exit_file: str) -> bool:
     """Whether a `running` record has ended: the monitor recorded it, or PID 1 and the
     monitor are both gone."""
     facts = store.host.facts
-    return facts.exists(exit_file) or (  # type: ignore[arg-type]
+    return facts.exists(exit_file) or (
         not facts.alive(state["pid"], state["pid_start"])
         and not facts.alive(state["monitor_pid"], state["monitor_start"]))
 

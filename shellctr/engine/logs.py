@@ -6,21 +6,20 @@ Each line of `ROOT/containers/<id>/container.log` is one record:
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import sys
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from shellctr.core.errors import ShellctrError
+from shellctr.inside.jsonlite import loads
 
-# typing is not imported at run time: every command pays for each module it loads
+# typing is not imported at run time: every command pays for each module it loads; re and
+# datetime are imported by what reads times (--since, --until): `logs --tail N` skips them
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from datetime import datetime
+    from pathlib import Path
     from typing import BinaryIO
 
 POLL_SECONDS = 0.05  # how often `logs -f` looks for new output
@@ -41,6 +40,9 @@ class Record:
 
 def parse_time(text: str) -> datetime:
     """RFC 3339 with nanoseconds (Python keeps microseconds)."""
+    import re
+    from datetime import datetime
+
     match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text)
     if match is None:
         raise ValueError(text)
@@ -52,6 +54,9 @@ def parse_time(text: str) -> datetime:
 def parse_since(value: str, now: datetime | None = None) -> datetime:
     """`--since`/`--until`: RFC 3339 (`2026-11-29T19:00:00Z`), a Unix time, or a duration
     before now (`10m`, `1h30m`, `45s`), as Docker takes them."""
+    import re
+    from datetime import UTC, datetime, timedelta
+
     now = now or datetime.now(UTC)
     duration = re.fullmatch(r"((?:\d+(?:\.\d+)?(?:h|m|s|ms))+)", value)
     if duration:
@@ -87,7 +92,7 @@ def read_from(stream: BinaryIO, offset: int) -> tuple[list[Record], int]:
     records = []
     for line in data[:end].splitlines():
         if line:
-            raw = json.loads(line.decode("utf-8", errors="replace"))
+            raw = loads(line.decode("utf-8", errors="replace"))
             records.append(Record(raw["time"], raw["stream"], raw["log"]))
     return records, offset + end
 
@@ -98,7 +103,7 @@ def select(records: list[Record], tail: int | None, since: datetime | None,
     chosen = [r for r in records
               if (since is None or r.when >= since) and (until is None or r.when <= until)]
     if tail is not None:
-        chosen = list(deque(chosen, maxlen=tail)) if tail > 0 else []
+        chosen = chosen[-tail:] if tail > 0 else []
     return chosen
 
 
@@ -114,13 +119,14 @@ def show(record: Record, timestamps: bool, details: bool = False) -> None:
     target.flush()
 
 
-def follow(log: Path | BinaryIO, offset: int, running: Callable[[], bool], timestamps: bool,
-           until: datetime | None, path: Path | None = None, details: bool = False) -> None:
+def follow(log: Path | str | BinaryIO, offset: int, running: Callable[[], bool],
+           timestamps: bool, until: datetime | None, path: Path | str | None = None,
+           details: bool = False) -> None:
     """`logs -f`: print new records as they come, until the container has ended. Give
     the log open: a `--rm` container's is removed as it ends, its last lines unread.
     With `path` (the log's name), a rotation is followed: the rest of the file that
     moved to PATH.1, then the new PATH (or PATH again from its start, once truncated)."""
-    if isinstance(log, Path):
+    if isinstance(log, (str, os.PathLike)):  # its name
         try:
             with open(log, "rb") as stream:
                 return follow(stream, offset, running, timestamps, until, log, details)
@@ -153,7 +159,7 @@ def follow(log: Path | BinaryIO, offset: int, running: Callable[[], bool], times
             opened.close()
 
 
-def rotation(log: BinaryIO, path: Path, offset: int) -> tuple[BinaryIO | None, int]:
+def rotation(log: BinaryIO, path: Path | str, offset: int) -> tuple[BinaryIO | None, int]:
     """Whether the monitor rotated the log we read: (the new file, opened; or None, and
     the offset to go on from: 0 after a truncation)."""
     try:
@@ -168,7 +174,7 @@ def rotation(log: BinaryIO, path: Path, offset: int) -> tuple[BinaryIO | None, i
     return None, 0 if now.st_size < offset else offset
 
 
-def read_between(path: Path, old: BinaryIO | None, new: BinaryIO) -> list[Record]:
+def read_between(path: Path | str, old: BinaryIO | None, new: BinaryIO) -> list[Record]:
     """The records of the files rotated after `old` (all, without it) and before `new`
     (both open): when the log rotated more than once between two looks, or since `new`
     was opened, the files newer than it are not yet ours to read."""
@@ -185,7 +191,7 @@ def read_between(path: Path, old: BinaryIO | None, new: BinaryIO) -> list[Record
             stream.close()
 
 
-def open_rotated(path: Path) -> list[BinaryIO]:
+def open_rotated(path: Path | str) -> list[BinaryIO]:
     """The rotated files, oldest first, opened as one consistent snapshot: the monitor
     renames PATH.N-1 to PATH.N ... PATH to PATH.1 one at a time, so the names are
     listed and opened again until they are whole (1..N, no gap) and none moved meanwhile."""
@@ -207,7 +213,7 @@ def open_rotated(path: Path) -> list[BinaryIO]:
     raise ShellctrError(f"the log {path} kept rotating while it was read", "retry")
 
 
-def inodes(names: list[Path]) -> list[int] | None:
+def inodes(names: list[str]) -> list[int] | None:
     """The inodes the names point at now; None if one is gone."""
     try:
         return [os.stat(name).st_ino for name in names]
@@ -215,18 +221,19 @@ def inodes(names: list[Path]) -> list[int] | None:
         return None
 
 
-def rotated_files(path: Path) -> list[Path] | None:
+def rotated_files(path: Path | str) -> list[str] | None:
     """The rotated files of a log (PATH.N ... PATH.1), oldest first; None while a
     rotation is half done: their numbers have a gap, or do not start at 1."""
-    prefix = path.name + "."
-    numbers = sorted(int(name[len(prefix):]) for name in os.listdir(path.parent)
+    directory, name = os.path.split(os.fspath(path))
+    prefix = name + "."
+    numbers = sorted(int(name[len(prefix):]) for name in os.listdir(directory)
                      if name.startswith(prefix) and name[len(prefix):].isdigit())
     if numbers != list(range(1, len(numbers) + 1)):
         return None
-    return [path.with_name(f"{prefix}{number}") for number in reversed(numbers)]
+    return [os.path.join(directory, f"{prefix}{number}") for number in reversed(numbers)]
 
 
-def read_rotated(path: Path, current: BinaryIO) -> list[Record]:
+def read_rotated(path: Path | str, current: BinaryIO) -> list[Record]:
     """Every record of the rotated files older than `current` (the open PATH), oldest
     first (for `logs`, before PATH's)."""
     return read_between(path, None, current)

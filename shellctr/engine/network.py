@@ -23,20 +23,23 @@ Stdlib only: `run` goes through here on every start.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+import os
+from posixpath import join
 
 from shellctr.core.errors import Conflict, CorruptRecord, NotFound, ShellctrError
 from shellctr.core.facts import Facts
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import find, new_id, short_id
 from shellctr.core.store import NETWORK_SHAPE, SCHEMA_VERSION, Record, Store, now_iso
-from shellctr.engine import dns, iptables
-from shellctr.parts import ipam
 from shellctr.parts.netopts import DEFAULT_NETWORK, is_bridged
 
+# dns, iptables and ipam (ipaddress) are imported by the functions that make and remove
+# networks: `ps`, `port` and `network ls` only read records
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from shellctr.core.records import ContainerRecord
 
 
@@ -45,8 +48,14 @@ def netns_name(cid: str) -> str:
     return "shc-" + cid[:11]
 
 
+def netns_path_at(facts: Facts, cid: str) -> str:
+    return join(facts.netns_dir_at, netns_name(cid))
+
+
 def netns_path(facts: Facts, cid: str) -> Path:
-    return facts.netns_dir / netns_name(cid)
+    from pathlib import Path
+
+    return Path(netns_path_at(facts, cid))
 
 
 def veth_name(cid: str, index: int) -> str:
@@ -83,14 +92,14 @@ def records(store: Store, corrupt: list[CorruptRecord] | None = None) -> list[Re
     """Every network: its record (ROOT/networks) with its endpoints (RUNROOT/networks).
     The corrupt ones are left out (and added to `corrupt`): `network rm ID` removes
     them, `network ls` shows them."""
-    directory = store.layout.networks_dir
+    directory = store.layout.networks_dir_at
     found = []
     for entry in store.entries(directory):
         if entry.endswith(".json"):
             try:
-                record = store.read(directory / entry, NETWORK_SHAPE)
+                record = store.read(join(directory, entry), NETWORK_SHAPE)
                 if f"{record['id']}.json" != entry:
-                    raise CorruptRecord(directory / entry, "its id is not its name")
+                    raise CorruptRecord(join(directory, entry), "its id is not its name")
             except FileNotFoundError:  # removed just now
                 continue
             except CorruptRecord as err:
@@ -104,7 +113,7 @@ def records(store: Store, corrupt: list[CorruptRecord] | None = None) -> list[Re
 
 def endpoints_of(store: Store, nid: str) -> Record:
     try:
-        return store.read(store.layout.network_endpoints(nid))
+        return store.read(store.layout.network_endpoints_at(nid))
     except FileNotFoundError:  # none started since the network (or the boot)
         return {}
     except CorruptRecord:  # runtime state: its containers' endpoints are found by them
@@ -116,7 +125,7 @@ def remove_corrupt(host: Host, store: Store, ref: str) -> str | None:
     bridge (named by its id) go, then its files. None if there is no such network."""
     corrupt: list[CorruptRecord] = []
     records(store, corrupt)
-    nids = [Path(str(err.path)).stem for err in corrupt]
+    nids = [os.path.basename(str(err.path)).removesuffix(".json") for err in corrupt]
     matches = [nid for nid in nids if nid.startswith(ref)] if ref else []
     if len(matches) != 1:
         return None
@@ -158,6 +167,8 @@ def rename_endpoints(host: Host, store: Store, cid: str, name: str) -> None:
     """`rename` of a running container: its endpoints take the new name, and the
     resolvers of its user networks answer it (the old name no more). Caller holds the
     lock."""
+    from shellctr.engine import dns
+
     found = records(store)
     changed = False
     for record in found:
@@ -176,6 +187,7 @@ def create(host: Host, store: Store, name: str, *, subnet: str | None = None,
            labels: dict[str, str] | None = None, driver: str = "bridge") -> Record:
     """`network create`: the record, then the bridge, its rules and its resolver."""
     from shellctr.core.ids import check_name
+    from shellctr.parts import ipam
 
     if driver != "bridge":
         raise ShellctrError(f"network driver {driver!r} is not supported", "use -d bridge")
@@ -225,6 +237,8 @@ def network_event(store: Store, record: Record, action: str, cid: str = "") -> N
 def bring_up(host: Host, store: Store, record: Record, rollback: Rollback | None = None) -> None:
     """The network's bridge, rules and resolver: whatever of them is missing (after a
     reboot, all). The caller holds the lock."""
+    from shellctr.engine import dns, iptables
+
     bridge, subnet = record["bridge"], record["subnet"]
     if bridge not in host.facts.links():
         prefix = subnet.split("/")[1]
@@ -261,6 +275,8 @@ def enable_forwarding(host: Host) -> None:
 def bring_down(host: Host, store: Store, record: Record) -> None:
     """Remove the network's resolver, rules and bridge if present; the chains with the
     last network. The caller holds the lock."""
+    from shellctr.engine import dns, iptables
+
     bridge = record["bridge"]
     dns.stop(host, store.layout.network_run_dir(record["id"]))
     owners = (f"net={bridge}", *(f"ctr={cid[:12]}" for cid in record.get("endpoints", {})))
@@ -343,7 +359,7 @@ def prune(host: Host, store: Store, include_default: bool = False) -> list[str]:
         corrupt: list[CorruptRecord] = []
         found = records(store, corrupt)
         for err in corrupt:  # nothing can use it: it goes, with what its id names
-            nid = remove_corrupt(host, store, Path(str(err.path)).stem)
+            nid = remove_corrupt(host, store, os.path.basename(str(err.path)).removesuffix(".json"))
             if nid is not None:
                 removed.append(nid)
         for record in sorted(found, key=lambda r: str(r["name"])):
@@ -382,6 +398,8 @@ def wanted_networks(config: ContainerRecord) -> dict[str, dict[str, object]]:
 def release(host: Host, store: Store, cid: str, only: str | None = None) -> None:
     """Remove the container's endpoints (of network `only`, else all and its netns):
     port rules, veths, names, addresses. Probes first; takes the lock."""
+    from shellctr.engine import dns, iptables
+
     facts = host.facts
     netns = netns_path(facts, cid)
     with store.lock():

@@ -13,9 +13,6 @@ hold them to the pydantic models).
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable
-from pathlib import Path
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import Conflict, CorruptRecord, NotFound, ShellctrError
@@ -31,8 +28,14 @@ from shellctr.engine.volume_driver import unescape
 from shellctr.engine.volume_driver import users as users
 from shellctr.engine.volume_driver import volume_users as volume_users
 
-VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
-FS_TYPE = re.compile(r"[a-z0-9][a-z0-9_.-]*")  # ext4, nfs4, fuse.sshfs
+# re and pathlib are imported by the functions that parse mounts and make volumes:
+# `volume ls` and `inspect` only read records
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+VOLUME_NAME = r"[a-zA-Z0-9][a-zA-Z0-9_.-]+"
+FS_TYPE = r"[a-z0-9][a-z0-9_.-]*"  # ext4, nfs4, fuse.sshfs
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # Docker >= 23 marks anonymous volumes so
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 SLAVE_MODES = ("slave", "rslave")  # host mounts under SRC reach the container
@@ -88,7 +91,10 @@ def kernel_target(path: str) -> bool:
 
 
 def check_volume_name(name: str) -> str:
-    if not VOLUME_NAME.fullmatch(name):
+    import re
+
+
+    if not re.fullmatch(VOLUME_NAME, name):
         raise MountError(
             f'create {name}: "{name}" includes invalid characters for a local volume name, '
             'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
@@ -141,6 +147,9 @@ def valid_mode(mode: str) -> bool:
 # -- --mount --------------------------------------------------------------------------
 def parse_mount(spec: str) -> Record:
     """`--mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,...]`."""
+    import re
+
+
     fields: dict[str, str] = {}
     flags: set[str] = set()
     for field in spec.split(","):
@@ -219,6 +228,9 @@ def parse_tmpfs(spec: str) -> Record:
 
 def tmpfs_options(words: list[str], readonly: bool = False) -> str:
     """Docker's defaults then the user's words, checked: the options as mount(8) takes."""
+    import re
+
+
     for word in words:
         key, sep, value = word.partition("=")
         if sep:
@@ -313,6 +325,7 @@ def make_host_dirs(host: Host, path: str, rollback: Rollback) -> None:
     while not os.path.lexists(current):
         missing.append(current)
         current = os.path.dirname(current)
+    from pathlib import Path
 
     for directory in reversed(missing):
         host.mkdir(Path(directory), mode=0o755, rollback=rollback)
@@ -410,6 +423,8 @@ def parse_driver_options(facts: Facts, items: list[str]) -> dict[str, str]:
     `type=tmpfs device=tmpfs [o=size=64m,...]`, or `type=none o=bind device=/path`.
     Checked here, so that a bad one is refused before anything is made (Docker finds it
     only at the first mount)."""
+    import re
+
     options: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -431,7 +446,7 @@ def parse_driver_options(facts: Facts, items: list[str]) -> dict[str, str]:
         tmpfs_options(words)  # checked now
     elif kind == "none" and ("bind" in words or "rbind" in words):
         device = options["device"]
-        if not device.startswith("/") or not facts.is_dir(Path(device)):
+        if not device.startswith("/") or not facts.is_dir(device):
             raise ShellctrError(f"invalid bind device {device!r}",
                                 "give device=/an/existing/directory")
         if set(words) - {"bind", "rbind"}:
@@ -439,7 +454,7 @@ def parse_driver_options(facts: Facts, items: list[str]) -> dict[str, str]:
     elif kind == "none":
         raise ShellctrError("volume type 'none' needs o=bind",
                             "use type=none o=bind device=/path")
-    elif not FS_TYPE.fullmatch(kind) or not facts.filesystem_known(kind):
+    elif not re.fullmatch(FS_TYPE, kind) or not facts.filesystem_known(kind):
         # any other type is mount(8)'s, as Docker's driver passes it to mount(2): ext4 of
         # a device or an image (o=loop), nfs with o=addr=..., ...
         raise ShellctrError(f"unknown filesystem type {kind!r}", "give a type this host "
@@ -471,7 +486,7 @@ def volume_event(store: Store, name: str, action: str) -> None:
 
 def read_volume(store: Store, name: str) -> Record:
     try:
-        return store.read(store.layout.volume_record(name), VOLUME_SHAPE)
+        return store.read(store.layout.volume_record_at(name), VOLUME_SHAPE)
     except (FileNotFoundError, NotADirectoryError) as err:
         raise NotFound(f"get {name}: no such volume") from err
 

@@ -16,7 +16,6 @@ On `run`'s path (acquire, release): stdlib only, records as plain dicts.
 from __future__ import annotations
 
 import os
-import re
 
 from shellctr.core.cmd import path_arg
 from shellctr.core.errors import CorruptRecord
@@ -189,4 +188,6 @@ def volume_users(store: Store) -> dict[str, list[str]]:
 
 def unescape(field: str) -> str:
     """A mountinfo path: space, tab, newline and backslash are octal escapes."""
+    import re
+
     return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)

@@ -58,6 +58,14 @@ else:
             value, end = _scan(text, start)
         except StopIteration as err:
             raise ValueError(f"invalid JSON at character {err.value}") from None
+        except SystemError:
+            # the scanner words its errors (an unterminated string, a missing comma...)
+            # through json.decoder's JSONDecodeError, which it looks up among the modules
+            # already imported: none here, so it fails without one. json says what is wrong
+            import json
+
+            json.loads(text)  # raises json.JSONDecodeError, a ValueError
+            raise ValueError("invalid JSON") from None
         if text[end:].strip(WHITESPACE):
             raise ValueError(f"invalid JSON: extra data at character {end}")
         return value

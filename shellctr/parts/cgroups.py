@@ -5,9 +5,11 @@ controllers, its cpus) comes in as arguments, read by engine/cgroup.py through t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from shellctr.core.errors import ShellctrError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PARENT = "shellctr"
 MIN_MEMORY = 6 * 1024 * 1024  # Docker's smallest -m

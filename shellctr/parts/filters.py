@@ -3,15 +3,15 @@ events: values of one key OR, different keys AND; but every `label=` given must 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-
 from shellctr.core.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
-Tests = Mapping[str, Callable[[str], bool]]
+    Tests = Mapping[str, Callable[[str], bool]]
+
 
 # keys whose values must all hold, not one of them (Docker's MatchKVList): `-f label=a
 # -f label=b` lists what has both labels

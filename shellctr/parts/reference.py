@@ -5,27 +5,28 @@ Stdlib only: `run` resolves its image through here without importing pydantic.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-
 from shellctr.core.errors import NotFound, ShellctrError
 
 TYPE_CHECKING = False  # typing is not imported at run time: `run` resolves images here
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from shellctr.core.records import Record
 
 DEFAULT_TAG = "latest"
 DOCKER_HUB = "docker.io"  # the registry of a name without one (Docker's default)
 DOCKER_HUB_API = "registry-1.docker.io"  # where docker.io's distribution API answers
+# The grammar, as patterns: `re` (~5 ms) is imported by parse_reference, which an image
+# looked up by one of its own tags or its id does not need (find_image_record)
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-REPO = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-ID_PREFIX = re.compile(r"^(?:sha256:)?[0-9a-f]{1,64}$")
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+REPO = rf"^{_COMPONENT}(?:/{_COMPONENT})*$"
+TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+DIGEST = r"^sha256:[0-9a-f]{64}$"
 # a registry host: DNS labels or an IPv4/[IPv6] address, with an optional port
-DOMAIN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])"
-                    r"(?::[0-9]{1,5})?$")
+DOMAIN = (r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])"
+          r"(?::[0-9]{1,5})?$")
+HEX = frozenset("0123456789abcdef")
 
 
 class Reference:
@@ -77,18 +78,20 @@ def parse_reference(ref: str) -> Reference:
                              "use [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST] in lowercase, "
                              "e.g. busybox:latest")
 
+    import re
+
     rest, _, digest = ref.partition("@")
-    if digest and not DIGEST.match(digest):
+    if digest and not re.match(DIGEST, digest):
         raise invalid("a digest is sha256: and 64 lowercase hex digits")
     tag = ""
     if ":" in rest.rsplit("/", 1)[-1]:
         rest, tag = rest.rsplit(":", 1)
-        if not TAG.match(tag):
+        if not re.match(TAG, tag):
             raise invalid("bad tag")
     first, slash, path = rest.partition("/")
     if slash and (re.search(r"[.:]", first) or first == "localhost" or first != first.lower()):
         registry = first
-        if not DOMAIN.match(registry):
+        if not re.match(DOMAIN, registry):
             raise invalid("bad registry host")
     else:
         registry, path = DOCKER_HUB, rest
@@ -96,7 +99,7 @@ def parse_reference(ref: str) -> Reference:
         registry = DOCKER_HUB
     if registry == DOCKER_HUB and "/" not in path:
         path = f"library/{path}"
-    if not REPO.match(path) or len(rest) > 255:
+    if not re.match(REPO, path) or len(rest) > 255:
         raise invalid("bad repository name")
     return Reference(registry, path, tag, digest)
 
@@ -112,7 +115,10 @@ def normalize_ref(ref: str) -> str:
 
 
 def is_id(ref: str) -> bool:
-    return bool(ID_PREFIX.match(ref))
+    """An image id or its prefix: 1 to 64 lowercase hex digits, `sha256:` before them or
+    not."""
+    bare = ref.removeprefix("sha256:")
+    return 0 < len(bare) <= 64 and HEX.issuperset(bare)
 
 
 def find_image_record(records: Sequence[Record], ref: str) -> Record:
@@ -125,6 +131,11 @@ def find_image_record(records: Sequence[Record], ref: str) -> Record:
             return matches[0]
         if len(matches) > 1:
             raise ShellctrError(f"ambiguous image id prefix {ref!r}", "give more of the id")
+    if "@" not in ref:  # one of the tags as they are stored (normalised: parsing keeps it)
+        wanted = ref if ":" in ref.rsplit("/", 1)[-1] else f"{ref}:{DEFAULT_TAG}"
+        for record in records:
+            if wanted in record["repo_tags"]:
+                return record
     parsed = parse_reference(ref)
     if parsed.digest:  # NAME@sha256:...: the manifest pulled for NAME
         wanted = f"{parsed.name}@{parsed.digest}"

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 import shellctr.core.host
-from shellctr.cli.main import VerbTable, build_parser, verb_of
+from shellctr.cli.flags import verb_of
+from shellctr.cli.parser import VerbTable, build_parser
 from shellctr.core.layout import Layout
 
 from .helpers import (
@@ -466,8 +467,8 @@ def test_only_the_verb_on_the_command_line_gets_a_parser() -> None:
 def test_each_verb_is_registered_by_the_module_the_verb_table_names() -> None:
     import importlib
 
-    from shellctr.cli.common import Parser
-    from shellctr.cli.main import MODULES, VERB_MODULES
+    from shellctr.cli.flags import MODULES, VERB_MODULES
+    from shellctr.cli.parser import Parser
 
     registered = {}
     for name in MODULES:
@@ -481,7 +482,7 @@ def test_help_is_as_wide_as_columns_says(cli: Any, monkeypatch: pytest.MonkeyPat
     import argparse
     import shutil
 
-    from shellctr.cli.common import Formatter
+    from shellctr.cli.parser import Formatter
 
     for columns in ("40", "200", "", "bogus"):
         monkeypatch.setenv("COLUMNS", columns)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from shellctr.cli.common import FlagError
-from shellctr.cli.main import build_parser
+from shellctr.cli.parser import build_parser
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 

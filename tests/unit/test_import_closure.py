@@ -50,6 +50,12 @@ FORBIDDEN = {
     "pydantic", "pydantic_core", "plumbum", "tabulate",  # the ~170 ms the issue measured
     "typing", "dataclasses", "importlib.metadata",  # tabulate's and the models' stdlib
     "subprocess", "shutil", "socket", "ctypes", "threading",  # no command, no container
+    "argparse", "gettext", "shellctr.cli.parser",  # the fast parser takes their lines
+    # the standard library that is a read verb's budget on its own (README, Performance):
+    # re and enum (~5 ms; argparse, json's Python half, shlex, fnmatch import them),
+    # pathlib (~4 ms with urllib.parse and ipaddress), datetime's Python half (~1.5 ms)
+    "re", "enum", "json", "shlex", "fnmatch", "pathlib", "urllib.parse", "ipaddress",
+    "datetime", "signal", "collections", "contextlib", "importlib", "warnings",
     "shellctr.core.state", "shellctr.engine.start", "shellctr.inside.init",
     "shellctr.inside.rootfs", "shellctr.inside.final",
     "shellctr.engine.image", "shellctr.engine.layers",

@@ -56,3 +56,15 @@ def test_init_imports_no_re() -> None:
                              capture_output=True, text=True).stdout.split()
     assert {"shellctr.inside.init", "shellctr.inside.seccomp"} <= set(modules)
     assert not {"re", "json", "enum", "socket", "subprocess"} & set(modules)
+
+
+@pytest.mark.parametrize("text", ['{"a": "cut', '{"a": 1', "[1,]", '"\x01"', "{", ""])
+def test_loads_refuses_what_json_refuses_before_json_is_imported(text: str) -> None:
+    """The C scanner words its errors through json.decoder, which it looks up among the
+    modules already imported: in a process that never imported json (the read verbs,
+    init.py) a truncated record must still be a ValueError, not a SystemError."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from shellctr.inside import jsonlite\n"
+            "try:\n    jsonlite.loads(sys.argv[2])\nexcept ValueError:\n    print('ValueError')")
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(TOP), text],
+                          capture_output=True, text=True)
+    assert (done.stdout, done.stderr) == ("ValueError\n", "")

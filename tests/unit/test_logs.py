@@ -232,7 +232,7 @@ def test_rotated_files_waits_out_a_half_done_rotation(tmp_path: Path) -> None:
     (tmp_path / "container.log.1").rename(tmp_path / "container.log.2")  # .1 moving to .2
     assert logs.rotated_files(path) is None
     (tmp_path / "container.log").rename(tmp_path / "container.log.1")
-    assert logs.rotated_files(path) == [tmp_path / f"container.log.{n}" for n in (3, 2, 1)]
+    assert logs.rotated_files(path) == [str(tmp_path / f"container.log.{n}") for n in (3, 2, 1)]
 
 
 def test_follow_loses_nothing_when_the_log_rotates_many_times_between_looks(
