@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 from shellctr.core.errors import ShellctrError
@@ -79,6 +78,7 @@ def container_event(store: Store, cid: str, action: str, when: str | None = None
 def time_nano(iso: str) -> int:
     """ISO 8601 / RFC 3339 (nanoseconds kept) -> ns since the epoch."""
     import re
+    from datetime import datetime  # here: emitting an event of now (exec's) needs none
 
     match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?", iso)
     if match is None:
@@ -189,6 +189,8 @@ def to_ns(value: str | None) -> int | None:
     """--since/--until as Docker takes them (RFC 3339, Unix time, a duration ago)."""
     if value is None:
         return None
+    from datetime import UTC, datetime
+
     from shellctr.engine.logs import parse_since
 
     when = parse_since(value, datetime.now(UTC))

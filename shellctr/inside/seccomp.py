@@ -290,3 +290,19 @@ def run(program: list[Insn], nr: int, args: tuple[int, ...] = (), arch: int = 0x
             taken = {BPF_JMP_JEQ_K: acc == k, BPF_JMP_JGT_K: acc > k,
                      BPF_JMP_JGE_K: acc >= k, BPF_JMP_JSET_K: acc & k != 0}[code]
             pc += jt if taken else jf
+
+
+def main(args: list[str]) -> None:
+    """`PROFILE [CAP_NAME...]`: the filter for a process with those capabilities on this
+    kernel, to stdout (how the shown command of a compiled filter writes it)."""
+    import sys
+
+    uname = os.uname()
+    program = build(load_profile(args[0]), set(args[1:]), uname.machine, version(uname.release))
+    sys.stdout.buffer.write(encode(program))
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])
