@@ -416,9 +416,8 @@ class Host:
     def remove_tree(self, path: Path) -> None:
         """Remove a directory tree if present, without following symlinks out of it."""
         if self.exists(path):
-            import shutil
-            self.apply(Cmd(["rm", "--recursive", path_arg(path)]), lambda: shutil.rmtree(path),
-                       lambda facts: facts.plan_remove(path))
+            self.apply(Cmd(["rm", "--recursive", path_arg(path)]),
+                       lambda: hostio.remove_tree(path), lambda facts: facts.plan_remove(path))
 
     def rewrite_file(self, path: Path, text: str) -> None:
         """Overwrite `path` in place, keeping its inode: a file bind-mounted into a running

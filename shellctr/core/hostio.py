@@ -96,6 +96,34 @@ def inherited_fds() -> list[int]:
     return found
 
 
+def remove_tree(path: Path) -> None:
+    """`rm --recursive PATH`: through directory fds, never following a symlink (an entry
+    a container made is removed as itself); shutil.rmtree's safe walk without shutil's
+    imports (zlib, bz2, lzma: ~3 ms of each rm)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+    def clear(directory: int) -> None:
+        with os.scandir(directory) as entries:
+            names = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+        for name, is_dir in names:
+            if is_dir:
+                inner = os.open(name, flags, dir_fd=directory)
+                try:
+                    clear(inner)
+                finally:
+                    os.close(inner)
+                os.rmdir(name, dir_fd=directory)
+            else:
+                os.unlink(name, dir_fd=directory)
+
+    top = os.open(path, flags)
+    try:
+        clear(top)
+    finally:
+        os.close(top)
+    os.rmdir(path)
+
+
 def filter_stream(argv: Argv, source: IO[bytes]) -> IO[bytes]:
     """`argv` reading `source` (fed from a thread) on its stdin; its stdout to read."""
     import subprocess

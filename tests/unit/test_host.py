@@ -132,3 +132,34 @@ def test_a_spawned_process_killed_by_a_signal_waits_as_popen_does() -> None:
     assert process.wait() == -15 and process.returncode == -15
     with pytest.raises(FileNotFoundError):
         hostio.spawn(["/no/such/program"], {}, (None, None, None), (), False)
+
+
+def test_remove_tree_removes_links_as_themselves_never_what_they_point_to(
+        tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "sub" / "keep").write_text("host file")
+    tree = tmp_path / "tree"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "b" / "file").write_text("x")
+    (tree / "a" / "to-dir").symlink_to(outside)  # a container's link out of its tree
+    (tree / "to-file").symlink_to(outside / "sub" / "keep")
+    (tree / "dangling").symlink_to(tmp_path / "nothing")
+    (tree / "a" / "locked").mkdir(mode=0)  # as overlay's work/work
+    Host(out=io.StringIO(), err=io.StringIO()).remove_tree(tree)
+    assert not tree.exists() and not tree.is_symlink()
+    assert (outside / "sub" / "keep").read_text() == "host file"
+
+
+def test_now_iso_is_datetimes_isoformat_in_utc() -> None:
+    from datetime import UTC, datetime
+
+    from shellctr.core.store import now_iso
+
+    before = datetime.now(UTC)
+    stamp = now_iso()
+    after = datetime.now(UTC)
+    assert stamp.endswith("Z") and "T" in stamp
+    parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    assert before <= parsed <= after
+    assert parsed.isoformat().replace("+00:00", "Z") == stamp
