@@ -145,7 +145,7 @@ def exec_start(call: Call) -> Json | None:
             end(sock)
         raise
     assert spawned is not None  # the service never runs under --dry-run
-    process, status, fds, _ = spawned
+    process, status, fds, *_ = spawned
     ex.running, ex.pid = True, process.pid
 
     def finish() -> None:

@@ -28,9 +28,11 @@ if TYPE_CHECKING:
     from typing import Any
 
     from shellctr.core.host import Process
+    from shellctr.core.records import ContainerRecord
 
-    # the process, its status socket, the fds it passed (a -t pty's master), the exec's id
-    Spawned = tuple[Process, _socket.socket, list[int], str]
+    # the process, its status socket, the fds it passed (a -t pty's master), the exec's id,
+    # the container's id and record
+    Spawned = tuple[Process, _socket.socket, list[int], str, str, ContainerRecord]
 
 
 def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
@@ -47,13 +49,16 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
         stderr=quiet if detach else None)
     if spawned is None:  # --dry-run: the script's process is the exec'd command
         return 0
-    process, parent, fds, exec_id = spawned
+    process, parent, fds, exec_id, cid, container = spawned
     from shellctr.engine import events
 
-    cid = find_container(store, request.container)
+    def event(action: str, **extra: str) -> None:  # (the record read once, not per event)
+        events.emit(store, "container", action, cid,
+                    events.container_attributes(container, execID=exec_id, **extra))
+
     line = " ".join(request.command)
-    events.container_event(store, cid, f"exec_create: {line}", execID=exec_id)
-    events.container_event(store, cid, f"exec_start: {line}", execID=exec_id)
+    event(f"exec_create: {line}")
+    event(f"exec_start: {line}")
     if detach:
         return 0
     # signals go to the joining process, which hands them on to the command
@@ -62,7 +67,7 @@ def exec_in(host: Host, store: Store, request: ExecRequest) -> int:
                         keys=keys)
     if "message" in late:
         raise exec_error(late)
-    events.container_event(store, cid, "exec_die", execID=exec_id, exitCode=str(code))
+    event("exec_die", exitCode=str(code))
     return code
 
 
@@ -125,4 +130,4 @@ def spawn_exec(host: Host, store: Store, request: ExecRequest, *, stdin: Any, st
         events.container_event(store, cid, "exec_die", execID=exec_id,
                                exitCode=str(exec_error(message).exit_code))
         raise exec_error(message)
-    return process, parent, fds, exec_id
+    return process, parent, fds, exec_id, cid, container
