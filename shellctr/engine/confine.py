@@ -102,15 +102,15 @@ def own_caps(facts: Facts) -> set[int]:
 
 
 def profile_file(layout: Layout, container: ContainerRecord) -> Path:
-    """The seccomp profile init.py reads: the default, or the container's own (written
-    to its run dir at start, see write_profile)."""
+    """The seccomp profile the container's filter is compiled from: the default, or the
+    container's own (written to its run dir at start, see write_profile)."""
     if not container.get("seccomp_profile", ""):  # (inside/seccomp.py's DEFAULT_PROFILE)
         return CHECKOUT / "shellctr" / "inside" / "seccomp_default.json"
     return layout.container_run_dir(container["id"]) / "seccomp.json"
 
 
 def write_profile(host: Host, layout: Layout, container: ContainerRecord) -> None:
-    """--security-opt seccomp=PROFILE.json: the profile as given at create, for init.py."""
+    """--security-opt seccomp=PROFILE.json: the profile as given at create, to compile."""
     profile = str(container.get("seccomp_profile", ""))
     if profile not in ("", UNCONFINED) and not container.get("privileged"):
         host.write_file(profile_file(layout, container), profile, mode=0o600, durable=False)
@@ -193,6 +193,6 @@ def spec_of(facts: Facts, layout: Layout, container: ContainerRecord,
             spec["rootfs_nodev"] = True
     seccomp = str(container.get("seccomp_profile") or "")
     if not privileged and seccomp != UNCONFINED:
-        # init.py builds the filter from this file for `caps`, before the root switch
+        # the filter is compiled from this file for `caps` (container_filter)
         spec["seccomp_profile"] = path_arg(profile_file(layout, container))
     return spec
