@@ -617,3 +617,18 @@ def test_on_cgroup_v2_the_device_rules_are_a_bpf_program(layout: Layout,
     spec = json.loads(next(cmd.stdin for cmd in host.cmds
                            if cmd.redirect == str(layout.container_init_spec(CID))) or "")
     assert 27 in [number for number, _ in spec["caps"]] and "rootfs_nodev" not in spec
+
+
+def test_the_seccomp_filter_is_compiled_once_per_container(layout: Layout) -> None:
+    """A second start (a restart) loads the filter its first start compiled."""
+    install_image(layout)
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
+    store = Store(layout, host)
+    cid = create(host, store, run_request("busybox"))["id"]
+    start(host, store, cid, attach=True)
+    assert [argv[0] for argv, _ in steps_of(host)].count("env") == 1
+    host.reset()
+    start(host, store, cid, attach=True)
+    assert "env" not in [argv[0] for argv, _ in steps_of(host)], host.lines
+    spec = json.loads(layout.container_init_spec(cid).read_text())
+    assert spec["seccomp_filter"] == str(layout.container_run_dir(cid) / "seccomp-a00425fb.bpf")
