@@ -506,6 +506,11 @@ int main(int argc, char **argv) {
         return reap(argv + 3);
     if (argc > 4 && strcmp(argv[1], "--init") == 0 && strcmp(argv[3], "--") == 0)
         return init_role(argv[2], argv + 4);
+    /* shellctr starts us where its caller was: keep no directory of theirs busy */
+    if (chdir("/") != 0) {
+        perror("shellctr-monitor: chdir /");
+        return 125;
+    }
     int attach = 0, keep_stdin = 0, console = -1, arg = 1;
     const char *socket_dir = NULL;
     char **hook = NULL;

@@ -172,7 +172,7 @@ def exec_start(call: Call) -> Json | None:
             end(sock)
         raise
     assert spawned is not None  # the service never runs under --dry-run
-    process, status, fds, spec_path = spawned
+    process, status, fds, *_ = spawned
     ex.running, ex.pid = True, process.pid
 
     def finish() -> None:
@@ -182,7 +182,6 @@ def exec_start(call: Call) -> Json | None:
         if "message" in late:
             code = exec_error(late).exit_code
         status.close()
-        call.host.remove_file(spec_path)
         ex.exit_code, ex.running, ex.ended_at = code, False, time.monotonic()
 
     master = fds[0] if tty and fds else None

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
     Undo = Callable[[], None]
+    # a spawned process: subprocess's, or (no pipes) the door's own lean one
+    Process = subprocess.Popen[bytes] | hostio.Spawned
 
 # shlex, signal and pathlib are imported where they are used: each imports `re` or `enum`,
 # which the read verbs (no command run, no signal sent) skip
@@ -244,27 +246,44 @@ class Host:
             raise HostCommandError(f"{argv[0]} failed: {detail}", f"command: {shlex.join(argv)}")
         return out
 
-    def spawn(self, argv: Argv, *, background: bool = False,
-              **popen_kwargs: Any) -> subprocess.Popen[bytes] | None:
-        """Start a long-lived process (a container's monitor), in the pinned environment.
+    def spawn(self, argv: Argv, *, background: bool = False, env: dict[str, str] | None = None,
+              **popen_kwargs: Any) -> Process | None:
+        """Start a long-lived process (a container's monitor), in the pinned environment,
+        or in exactly `env` (shown as `env --ignore-environment K=V... argv`, which runs
+        the same: an exec'd command's environment, kept out of its argv). Its stdio and
+        fds as subprocess.Popen takes them; without pipes or a cwd (the monitor and
+        shellctr-exec go to / themselves) it is started without the subprocess module.
 
         None under --dry-run, whose script runs it as shellctr would: `background`, in a
         session of its own with no stdio of the script's (`setsid --fork`); else in the
         foreground, its exit status kept for the script's own (`end_script`)."""
-        def start() -> subprocess.Popen[bytes]:
-            import subprocess
+        environment = ENVIRONMENT if env is None else env
 
+        def start() -> Process:
+            stdio = (popen_kwargs.get("stdin"), popen_kwargs.get("stdout"),
+                     popen_kwargs.get("stderr"))
             try:
-                return subprocess.Popen(argv, env=ENVIRONMENT, **popen_kwargs)
+                if (set(popen_kwargs) <= {"stdin", "stdout", "stderr", "pass_fds",
+                                          "start_new_session"}
+                        and PIPE not in stdio and STDOUT not in stdio):
+                    return hostio.spawn(argv, environment, stdio,
+                                        tuple(popen_kwargs.get("pass_fds", ())),
+                                        bool(popen_kwargs.get("start_new_session")))
+                import subprocess
+
+                return subprocess.Popen(argv, env=environment, **popen_kwargs)
             except FileNotFoundError as err:
                 raise not_installed(argv[0]) from err
 
+        shown = argv if env is None else [
+            "env", "--ignore-environment", *(f"{key}={value}" for key, value in env.items()),
+            *argv]
         if not self.dry_run:
-            return self.apply(Cmd(argv), start)
+            return self.apply(Cmd(shown), start)
         if background:
-            return self.apply(Cmd(["setsid", "--fork", *argv], detached=True), start)
+            return self.apply(Cmd(["setsid", "--fork", *shown], detached=True), start)
         self._script_status = True  # set -e must not end the script before what follows
-        return self.apply(Cmd(argv, keep_status=True), start)
+        return self.apply(Cmd(shown, keep_status=True), start)
 
     def run_bounded(self, argv: Argv, timeout: float) -> tuple[int, str] | None:
         """Run a command to its end with its stdout and stderr together, for at most
@@ -275,6 +294,7 @@ class Host:
                              start_new_session=True, cwd="/")
         if process is None:
             return 0, ""
+        assert not isinstance(process, hostio.Spawned)  # pipes: subprocess's
         return hostio.communicate_bounded(process, timeout)
 
     def handed_fd(self, fd: int) -> int | None:
@@ -400,9 +420,8 @@ class Host:
     def remove_tree(self, path: Path) -> None:
         """Remove a directory tree if present, without following symlinks out of it."""
         if self.exists(path):
-            import shutil
-            self.apply(Cmd(["rm", "--recursive", path_arg(path)]), lambda: shutil.rmtree(path),
-                       lambda facts: facts.plan_remove(path))
+            self.apply(Cmd(["rm", "--recursive", path_arg(path)]),
+                       lambda: hostio.remove_tree(path), lambda facts: facts.plan_remove(path))
 
     def rewrite_file(self, path: Path, text: str) -> None:
         """Overwrite `path` in place, keeping its inode: a file bind-mounted into a running

@@ -76,10 +76,14 @@ def clock() -> tuple[type[datetime], tzinfo]:
 
 
 def now_iso() -> str:
-    """The current time as state files store it (ISO 8601, UTC)."""
-    from datetime import UTC, datetime  # here: the verbs that write no time skip its import
+    """The current time as state files store it (ISO 8601, UTC, microseconds:
+    datetime's isoformat, without importing datetime, ~2 ms of each run and start)."""
+    import time
 
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    nanos = time.time_ns()
+    seconds, micros = divmod(nanos // 1000, 1_000_000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{stamp}.{micros:06d}Z" if micros else f"{stamp}Z"
 
 
 def dump_record(record: Record) -> str:

@@ -102,20 +102,65 @@ def own_caps(facts: Facts) -> set[int]:
 
 
 def profile_file(layout: Layout, container: ContainerRecord) -> Path:
-    """The seccomp profile init.py reads: the default, or the container's own (written
-    to its run dir at start, see write_profile)."""
-    if not container.get("seccomp_profile", ""):
-        from shellctr.inside.seccomp import DEFAULT_PROFILE
-
-        return Path(DEFAULT_PROFILE)
+    """The seccomp profile the container's filter is compiled from: the default, or the
+    container's own (written to its run dir at start, see write_profile)."""
+    if not container.get("seccomp_profile", ""):  # (inside/seccomp.py's DEFAULT_PROFILE)
+        return CHECKOUT / "shellctr" / "inside" / "seccomp_default.json"
     return layout.container_run_dir(container["id"]) / "seccomp.json"
 
 
 def write_profile(host: Host, layout: Layout, container: ContainerRecord) -> None:
-    """--security-opt seccomp=PROFILE.json: the profile as given at create, for init.py."""
+    """--security-opt seccomp=PROFILE.json: the profile as given at create, to compile."""
     profile = str(container.get("seccomp_profile", ""))
     if profile not in ("", UNCONFINED) and not container.get("privileged"):
         host.write_file(profile_file(layout, container), profile, mode=0o600, durable=False)
+
+
+def filter_file(layout: Layout, cid: str, caps: list[int]) -> Path:
+    """Where a container's seccomp filter for a process with `caps` is kept, compiled:
+    its run dir (gone with the container, and at a reboot, when the kernel may change)."""
+    mask = sum(1 << number for number in caps)
+    return layout.container_run_dir(cid) / f"seccomp-{mask:x}.bpf"
+
+
+def compile_filter(host: Host, profile: Path, caps: list[int], target: Path) -> None:
+    """Compile the seccomp `profile` for a process with `caps` into `target` (struct
+    sock_filter[], what prctl loads), shown as the command that writes the same bytes;
+    through a temporary file renamed into place, so that a kill leaves no half filter."""
+    import os
+    import sys
+
+    from shellctr.inside import seccomp
+
+    names = ["CAP_" + confine.CAPABILITIES[number] for number in caps]
+    machine, release = host.facts.kernel()
+    try:  # (the plan's text under --dry-run: a profile written by this start)
+        text = host.facts.read_text(profile)
+        program = seccomp.encode(seccomp.build(seccomp.read_profile(text, path_arg(profile)),
+                                               set(names), machine, seccomp.version(release)))
+    except seccomp.ProfileError as err:
+        raise ShellctrError(f"seccomp: {err.message}", err.hint) from None
+    except OSError as err:
+        raise ShellctrError(f"seccomp: cannot read the profile {profile}: {err.strerror}",
+                            "start the container again") from None
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    host.produce(["env", f"PYTHONPATH={path_arg(CHECKOUT)}", sys.executable, "-m",
+                  "shellctr.inside.seccomp", path_arg(profile), *names], partial,
+                 lambda out: out.write(program))
+    host.rename(partial, target)
+
+
+def container_filter(host: Host, layout: Layout, container: ContainerRecord,
+                     spec: dict[str, object]) -> Path | None:
+    """The seccomp filter of the process `spec` (spec_of's) confines, compiled once per
+    container and set of capabilities (None: no filter applies)."""
+    if "seccomp_profile" not in spec:
+        return None
+    caps = [int(number) for number, _ in spec["caps"]]  # type: ignore[attr-defined]
+    target = filter_file(layout, container["id"], caps)
+    if not host.facts.exists(target):
+        compile_filter(host, Path(str(spec["seccomp_profile"])), caps, target)
+    return target
 
 
 def spec_of(facts: Facts, layout: Layout, container: ContainerRecord,
@@ -148,6 +193,6 @@ def spec_of(facts: Facts, layout: Layout, container: ContainerRecord,
             spec["rootfs_nodev"] = True
     seccomp = str(container.get("seccomp_profile") or "")
     if not privileged and seccomp != UNCONFINED:
-        # init.py builds the filter from this file for `caps`, before the root switch
+        # the filter is compiled from this file for `caps` (container_filter)
         spec["seccomp_profile"] = path_arg(profile_file(layout, container))
     return spec

@@ -38,10 +38,10 @@ from shellctr.parts.cgroups import LIMIT_DEFAULTS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import subprocess
     from types import FrameType
 
     from shellctr.core.facts import Facts
+    from shellctr.core.host import Process
     from shellctr.core.records import ContainerRecord
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -80,10 +80,14 @@ def start(host: Host, store: Store, cid: str, attach: bool,
     host.remove_file(layout.container_exit_file(cid))  # from an earlier run
     lifecycle.record_starting(store, cid)
     host.ensure_dir(layout.container_run_dir(cid), mode=0o700)
-    host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
     from shellctr.engine import confine
 
     confine.write_profile(host, layout, container)
+    # compiled here once per container (exec loads it too), not by init.py each start
+    seccomp = confine.container_filter(host, layout, container, spec)
+    if seccomp is not None:
+        spec["seccomp_filter"] = path_arg(seccomp)
+    host.write_file(spec_path, json.dumps(spec, indent=1) + "\n")
     if container.get("healthcheck"):
         from shellctr.engine import health
 
@@ -156,7 +160,7 @@ def confine_devices(host: Host, container: ContainerRecord, group: str) -> None:
     cgroup.restrict_devices(host, group, rules)
 
 
-def attend_terminal(host: Host, process: subprocess.Popen[bytes], status: _socket.socket,
+def attend_terminal(host: Host, process: Process, status: _socket.socket,
                     pid: int, fds: list[int], console: _socket.socket, interactive: bool,
                     log: Path | None, store: Store, cid: str,
                     detach_keys: str | None) -> int:
@@ -452,7 +456,7 @@ def monitor_binary() -> Path:
 def spawn_monitor(host: Host, layout: Layout, container: ContainerRecord, spec_path: Path,
                   attach: bool, child: _socket.socket, console: _socket.socket | None = None,
                   net: list[str] | None = None, namespaces: dict[str, str] | None = None,
-                  streams: list[str] | None = None) -> subprocess.Popen[bytes] | None:
+                  streams: list[str] | None = None) -> Process | None:
     """Start the monitor, which starts unshare, which starts init.py (None: --dry-run).
     `streams` (`run -a`): only these of ours are the container's (the rest is logged)."""
     tty, interactive = container["tty"], container["interactive"]
@@ -468,8 +472,7 @@ def spawn_monitor(host: Host, layout: Layout, container: ContainerRecord, spec_p
         stdout=None if attach and "stdout" in wanted else quiet,
         stderr=None if attach and "stderr" in wanted else quiet,
         start_new_session=True,  # terminal signals reach us only, and we forward them
-        cwd="/",  # the monitor must not keep the caller's directory busy
-    )
+    )  # (the monitor goes to / itself: it must not keep the caller's directory busy)
 
 
 # -- talking with init.py -------------------------------------------------------------------
@@ -516,7 +519,7 @@ def fail(host: Host, store: Store, cid: str, message: Message) -> int:
     raise error
 
 
-def wait_ended(host: Host, process: subprocess.Popen[bytes], exit_file: Path,
+def wait_ended(host: Host, process: Process, exit_file: Path,
                attach: bool) -> None:
     """Wait until the container that failed to start has ended.
 
@@ -533,7 +536,7 @@ def wait_ended(host: Host, process: subprocess.Popen[bytes], exit_file: Path,
 
 
 # -- staying with an attached process --------------------------------------------------------
-def attend(host: Host, process: subprocess.Popen[bytes], status: _socket.socket, pid: int,
+def attend(host: Host, process: Process, status: _socket.socket, pid: int,
            pty_master: int | None, interactive: bool, log: Path | None = None,
            forward: bool = True, keys: bytes = b"") -> tuple[int, Message]:
     """Stay with an attached process until it ends: forward signals to `pid` (unless not

@@ -140,18 +140,16 @@ def set_capabilities(keep: set[int]) -> None:
     _check(_syscall("capset", header, data), "capset")
 
 
-def build_seccomp(spec: Spec) -> bytes:
-    """The spec's seccomp profile compiled for its capabilities, on this kernel."""
-    from shellctr.inside import seccomp
-
-    uname = os.uname()
-    names = {"CAP_" + name.upper() for _, name in spec.get("caps", [])}
+def read_seccomp(path: str) -> bytes:
+    """The compiled filter (struct sock_filter[]) shellctr wrote to the run dir."""
     try:
-        program = seccomp.build(seccomp.load_profile(str(spec["seccomp_profile"])), names,
-                                uname.machine, seccomp.version(uname.release))
-    except (seccomp.ProfileError, OSError) as err:
-        raise SetupError(f"seccomp: {err}") from err
-    return seccomp.encode(program)
+        with open(path, "rb") as stream:
+            program = stream.read()
+    except OSError as err:
+        raise SetupError(f"seccomp: cannot read the filter {path}: {err.strerror}") from err
+    if not program or len(program) % 8:
+        raise SetupError(f"seccomp: {path} is not a compiled filter")
+    return program
 
 
 def install_seccomp(program: bytes) -> None:

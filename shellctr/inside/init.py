@@ -13,8 +13,7 @@ container.py) and, in-process:
    `execve`s the command found on the container's PATH: the command becomes PID 1 (the
    lookups, capabilities, seccomp filter and sealed exec helper are in final.py).
 
-`exec` runs the same module in its join mode (`Init.join`): it enters a running
-container's namespaces and cgroups, then takes steps 3 and 4.
+`exec` takes steps 3 and 4 in C (`shellctr-exec --join`, exec.c), with no interpreter.
 
 Only the standard library is used, and everything the final step touches is imported
 before the pivot: nothing can be imported afterwards, and no host binary ever runs
@@ -40,10 +39,10 @@ from shellctr.inside.final import (
     DEFAULT_CAPS,
     DEFAULT_PATH,
     _read_table,
-    build_seccomp,
     drop_bounding_set,
     find_program,
     install_seccomp,
+    read_seccomp,
     resolve_user,
     seal_exec_helper,
     set_capabilities,
@@ -75,15 +74,12 @@ if TYPE_CHECKING:
     Spec = dict[str, Any]  # init.json, as container.init_spec writes it
 
 
-JOINED_NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: it moves our root
-
-
 class Init:
     """Builds and runs the steps of SPEC."""
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
-        self.rootfs = str(spec.get("rootfs", ""))  # exec (`join`) mounts nothing
+        self.rootfs = str(spec.get("rootfs", ""))
         self.trace = bool(spec.get("trace"))
         self.status_fd = spec.get("status_fd")
         self.pty_master: int | None = None
@@ -160,8 +156,7 @@ class Init:
 
         steps = [Step(lambda: "exec {pty}<>/dev/pts/ptmx  # the container's own pseudo-terminal",
                       open_pty)]
-        if "join" not in self.spec:  # an exec'd process gets a pty, not the console
-            steps.append(Step(
+        steps.append(Step(
                 lambda: sh("mount", "--bind", self.pty_slave or "/dev/pts/0", "/dev/console"),
                 lambda: mount(self.pty_slave or "", "/dev/console", None, MS_BIND).action()))
         return steps
@@ -220,11 +215,12 @@ class Init:
         """The seccomp note (util-linux 2.38's setpriv has no --seccomp-filter: the
         profile the filter is built from is named instead), then the exec itself."""
         steps = []
-        if self.spec.get("seccomp_profile"):
-            profile = str(self.spec["seccomp_profile"])
+        if self.spec.get("seccomp_filter"):
+            profile, program = self.spec.get("seccomp_profile"), self.spec["seccomp_filter"]
             steps.append(Step(lambda: (
-                f"# seccomp: the filter built from {profile} for these capabilities is "
-                "loaded last, then shellctr-exec (a sealed memfd copy) execs the command"),
+                f"# seccomp: the filter built from {profile} for these capabilities "
+                f"({program}) is loaded last, then shellctr-exec (a sealed memfd copy) "
+                "execs the command"),
                 lambda: None))
         return [*steps, Step(self.exec_shell, self.exec_command)]
 
@@ -309,48 +305,6 @@ class Init:
                 *confine.ulimit_step(self.spec.get("ulimits") or []),
                 *[Step(step.shell, lambda: None) for step in self.final_steps()]]
 
-    def join(self) -> None:
-        """`exec`: enter the namespaces of a running container's PID 1, then the same
-        final step as its init (user, workdir, capabilities, no_new_privs, exec)."""
-        import signal  # only exec needs it (and it costs every start ~4 ms)
-
-        pid = int(self.spec["join"])
-        # open every namespace first: once in the container's mount namespace, the
-        # host's /proc/PID paths are out of reach
-        handles = [(kind, os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC))
-                   for kind in JOINED_NAMESPACES]
-
-        def enter() -> None:
-            for kind, fd in handles:
-                _check(_libc.setns(fd, 0), f"setns {kind}")
-                os.close(fd)
-
-        self.run([*self.cgroup_steps(),
-                  Step(lambda: sh("nsenter", f"--target={pid}", "--mount", "--uts", "--ipc",
-                                  "--net", "--pid", "--"), enter)])
-        child = os.fork()  # joining a pid namespace takes effect for children only
-        if child == 0:
-            try:
-                self.run(self.console_steps())
-                self.resolve()
-                self.run([self.workdir_step(),
-                          *confine.ulimit_step(self.spec.get("ulimits") or [])])
-                self.run(self.final_steps())
-            except SetupError as err:
-                self.send({"message": str(err), "code": err.code})
-                os._exit(err.code)
-            except OSError as err:
-                self.send({"message": f"exec setup failed: {err}", "code": 125})
-                os._exit(125)
-        # This process stays outside the pid namespace: it only hands on the exit code.
-        if isinstance(self.status_fd, int):
-            os.close(self.status_fd)
-        for signum in (2, 15, 1, 3, 10, 12):  # forward INT TERM HUP QUIT USR1 USR2
-            signal.signal(signum, lambda number, frame: os.kill(child, number))
-        _, status = os.waitpid(child, 0)
-        code = os.waitstatus_to_exitcode(status)
-        sys.exit(code if code >= 0 else 128 - code)
-
     def prepare_final_step(self) -> None:
         """Before anything of the container is entered: this process (the host's
         interpreter) is made undumpable, so the container's processes cannot open its
@@ -359,16 +313,14 @@ class Init:
         _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
         if self.spec.get("exec_helper"):
             self.exec_helper = seal_exec_helper(str(self.spec["exec_helper"]))
-        if self.spec.get("init_source") and "join" not in self.spec:  # --init's PID 1
+        if self.spec.get("init_source"):  # --init's PID 1
             self.init_binary = seal_exec_helper(str(self.spec["init_source"]),
                                                 "shellctr-init", cloexec=False)
-        if self.spec.get("seccomp_profile"):
-            self.seccomp_filter = build_seccomp(self.spec)
+        if self.spec.get("seccomp_filter"):  # compiled by shellctr (engine/confine.py)
+            self.seccomp_filter = read_seccomp(str(self.spec["seccomp_filter"]))
 
     def main(self) -> None:
         self.prepare_final_step()
-        if "join" in self.spec:
-            self.join()
         os.umask(0)  # device nodes and dirs get exactly the modes asked for
         self.run(self.rootfs_steps())
         self.run(self.pivot_steps())

@@ -7,17 +7,19 @@ CAP_SYS_ADMIN), some only on an architecture, some only with given arguments
 (`personality`, `clone`). `--security-opt seccomp=PROFILE.json` gives another profile
 in the same format, `seccomp=unconfined` none.
 
-Why our own compiler (and not libseccomp through ctypes, or PyPI's pyseccomp): init.py
-(PID 1, the host's Python, standard library only) builds the filter before the root
-switch from the profile file its spec names, for the capabilities the spec gives, and
-installs it with one prctl(2) as its last step: no library is loaded into the
-container's first process, and `--trace`/`--dry-run` show the profile, not a blob. The
-program is the same linear shape libseccomp emits by default (an arch check, then one
-comparison per syscall); a unit test reads it back instruction by instruction.
+Why our own compiler (and not libseccomp through ctypes, or PyPI's pyseccomp): the
+engine compiles the filter once per container (engine/confine.py: the container's
+capabilities, this kernel) into the run dir, shown as `python -m shellctr.inside.seccomp
+PROFILE CAP_... > FILE` (`main` below); init.py (PID 1, the host's Python, standard
+library only) and shellctr-exec install it with one prctl(2) as their last step: no
+library is loaded into the container's first process, and `--trace`/`--dry-run` show
+the profile, not a blob. The program is the same linear shape libseccomp emits by
+default (an arch check, then one comparison per syscall); a unit test reads it back
+instruction by instruction.
 
 Standard library only, like everything in inside/; no host reads but the profile and
 the syscall table (the caller gives the architecture and kernel version). The engine
-imports it too, to check a --security-opt seccomp=PROFILE.json at create.
+also checks a --security-opt seccomp=PROFILE.json with it at create.
 """
 
 from __future__ import annotations
@@ -290,3 +292,19 @@ def run(program: list[Insn], nr: int, args: tuple[int, ...] = (), arch: int = 0x
             taken = {BPF_JMP_JEQ_K: acc == k, BPF_JMP_JGT_K: acc > k,
                      BPF_JMP_JGE_K: acc >= k, BPF_JMP_JSET_K: acc & k != 0}[code]
             pc += jt if taken else jf
+
+
+def main(args: list[str]) -> None:
+    """`PROFILE [CAP_NAME...]`: the filter for a process with those capabilities on this
+    kernel, to stdout (how the shown command of a compiled filter writes it)."""
+    import sys
+
+    uname = os.uname()
+    program = build(load_profile(args[0]), set(args[1:]), uname.machine, version(uname.release))
+    sys.stdout.buffer.write(encode(program))
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

@@ -4,6 +4,7 @@ namespaces, cgroup, environment, capabilities and no_new_privs."""
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,3 +161,47 @@ def test_exec_in_a_stopped_container_is_an_engine_error(ctr: Ctr) -> None:
 
 def test_exec_without_a_command_is_an_engine_error(ctr: Ctr, box: str) -> None:
     one_line_error(ctr("exec", "box", trace=False))
+
+
+def test_exec_runs_no_interpreter_and_keeps_its_environment_out_of_argv(
+        ctr: Ctr, box: str) -> None:
+    """The joining process is shellctr-exec (static C), not the host's Python; the
+    command's environment is its environment, never its argv, which any host user can
+    read in /proc/PID/cmdline for as long as the command runs."""
+    ctr("exec", "-d", "-e", "TOKEN=s3cret-value", "box", "sh", "-c",
+        "while [ ! -e /go ]; do sleep 0.05; done").ok()
+    helper = str(Path(__file__).resolve().parents[2] / "build" / "shellctr-exec")
+    pid1 = str(inspect(ctr, "box")["State"]["Pid"])
+
+    def joiners() -> list[Path]:
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv[:3] == [helper.encode(), b"--join", pid1.encode()]:
+                found.append(proc)
+        return found
+
+    wait_for(lambda: bool(joiners()), "the joining process of the detached exec")
+    for proc in joiners():
+        assert b"s3cret-value" not in (proc / "cmdline").read_bytes()
+        assert b"TOKEN=s3cret-value" in (proc / "environ").read_bytes()  # root may read it
+        assert (proc / "status").read_text().count("python") == 0
+    ctr("exec", "box", "touch", "/go").ok()
+    wait_for(lambda: not joiners(), "the detached exec to end")
+
+
+def test_exec_dry_run_prints_the_join_that_its_replay_runs(ctr: Ctr, box: str) -> None:
+    """--dry-run shows the exec as the env and helper line it runs; replayed by bash, it
+    runs the command in the container, with its environment and user."""
+    script = ctr("--dry-run", "exec", "-e", "GREETING=hi there", "-u", "nobody", "box",
+                 "sh", "-c", 'echo "$GREETING $(id -u) $(hostname)"').ok().out
+    line = next(line for line in script.splitlines() if "shellctr-exec --join" in line)
+    assert line.startswith("env --ignore-environment "), line
+    assert "'GREETING=hi there'" in line and " --user nobody " in line, line
+    assert " --no-new-privs " in line and " --seccomp-filter " in line, line
+    replayed = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                              timeout=DEFAULT_TIMEOUT, check=False)
+    assert (replayed.returncode, replayed.stdout) == (0, "hi there 65534 boxhost\n"), replayed

@@ -51,3 +51,21 @@ def test_too_few_arguments_is_a_usage_error() -> None:
     proc = subprocess.run([str(HELPER), "-1", "/bin/true"], capture_output=True, text=True,
                           timeout=10, check=False)
     assert proc.returncode == 127 and "usage: shellctr-exec" in proc.stderr
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--join"], "--join needs a value"),
+    (["--join", "1", "--user", "x"], "usage: shellctr-exec --join PID"),  # no command
+    (["--join", "one", "--", "true"], "--join: not a number: one"),
+    (["--join", "1", "--caps", "chown,no_such_cap", "--", "true"],
+     "--caps: unknown capability no_such_cap"),
+    (["--join", "1", "--frobnicate", "x", "--", "true"], "unknown option --frobnicate"),
+])
+def test_join_refuses_bad_options_before_touching_anything(argv: list[str],
+                                                           message: str) -> None:
+    """`exec`'s mode: a bad command line is one line and 125, before any namespace is
+    opened (pid 1 is the host's init: nothing of it may be joined by mistake)."""
+    proc = subprocess.run([str(HELPER), *argv], capture_output=True, text=True, timeout=10,
+                          check=False)
+    assert proc.returncode == 125
+    assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr

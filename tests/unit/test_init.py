@@ -333,15 +333,6 @@ def test_trace_lines_without_a_status_socket_go_to_stderr(
     assert capfd.readouterr() == ("", "+ mkdir /x\n")
 
 
-def test_exec_in_a_container_gets_a_pty_but_not_the_console() -> None:
-    spec: dict[str, object] = {"join": 4242, "argv": ["sh"], "env": [], "cwd": "/",
-                               "user": "", "tty": True, "status_fd": None, "trace": False}
-    shown = [step.shell() for step in Init(spec).console_steps()]
-    assert shown == ["exec {pty}<>/dev/pts/ptmx  # the container's own pseudo-terminal"]
-    assert Init({**spec, "tty": False}).console_steps() == []
-    assert Init(spec).rootfs == ""  # exec mounts nothing
-
-
 def test_etc_files_are_made_private_in_a_slave_namespace() -> None:
     shown = lines({**SPEC, "slave_namespace": True})
     for target in ("hostname", "hosts", "resolv.conf"):

@@ -79,6 +79,24 @@ def building(layout: Layout) -> Path:
     return layout.containers_dir / f".{CID}.creating"
 
 
+# Docker's default set but CAP_MKNOD: the fake host has no device cgroup (confine.spec_of)
+FILTER_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+               "SETPCAP", "NET_BIND_SERVICE", "NET_RAW", "SYS_CHROOT", "AUDIT_WRITE",
+               "SETFCAP"]
+
+
+def filter_steps(run_dir: Path, mask: str = "a00425fb", caps: list[str] = FILTER_CAPS,
+                 ) -> list[tuple[list[str], str | None]]:
+    """The seccomp filter compiled at start, into the run dir (through a temp file)."""
+    partial = str(run_dir / f".seccomp-{mask}.bpf.{os.getpid()}.tmp")
+    return [
+        (["env", f"PYTHONPATH={TOP}", sys.executable, "-m", "shellctr.inside.seccomp",
+          str(TOP / "shellctr" / "inside" / "seccomp_default.json"),
+          *(f"CAP_{name}" for name in caps)], partial),
+        (["mv", "--no-target-directory", partial, str(run_dir / f"seccomp-{mask}.bpf")], None),
+    ]
+
+
 def steps_of(host: RecordingHost) -> list[tuple[list[str], str | None]]:
     return [(cmd.argv, cmd.redirect) for cmd in host.cmds]
 
@@ -99,6 +117,7 @@ def test_run_steps_in_order(layout: Layout) -> None:
     assert steps_of(host) == [
         *create_steps(layout),
         (["mkdir", "--parents", "--mode=700", str(run_dir)], None),
+        *filter_steps(run_dir),
         (["cat"], str(run_dir / "init.json")),
         ([str(TOP / "build" / "shellctr-monitor"), "--attach",
           str(cdir / "exit.json"), str(cdir / "container.log"), "--",
@@ -139,7 +158,8 @@ def test_run_shell_lines_are_what_trace_prints(layout: Layout) -> None:
         f"cat > {made}/hostname <<'EOF'\n{CID[:12]}\nEOF",
     ]
     assert host.lines[9] == f"mv --no-target-directory {made} {cdir}"
-    assert host.lines[12].startswith(
+    assert host.lines[11].startswith("env PYTHONPATH=")  # the seccomp filter, compiled
+    assert host.lines[14].startswith(
         f"{q(MONITOR)} --attach {cdir}/exit.json {cdir}/container.log -- "
         "unshare --mount --uts --ipc --net --pid --propagation private -- "
         f"{q(MONITOR)} --reap -- "
@@ -156,8 +176,11 @@ def test_run_writes_the_init_spec(layout: Layout, trace: bool, cgroup_root: Path
     options = run_request("busybox", ["sh", "-c", "id"], user="1000:1000", workdir="/srv",
                          tty=False, env=["A=1"], hostname="web")
     start(host, store, create(host, store, options)["id"], attach=True)
-    assert host.cmds[11].redirect == str(layout.container_init_spec(CID))
-    spec = json.loads(host.cmds[11].stdin or "")
+    run_dir = layout.container_run_dir(CID)
+    caps = [*FILTER_CAPS[:11], "MKNOD", *FILTER_CAPS[11:]]  # a device cgroup: CAP_MKNOD too
+    assert steps_of(host)[11:13] == filter_steps(run_dir, "a80425fb", caps)
+    assert host.cmds[13].redirect == str(layout.container_init_spec(CID))
+    spec = json.loads(host.cmds[13].stdin or "")
     cdir = layout.container_dir(CID)
     assert isinstance(spec.pop("status_fd"), int)
     # the confinement: Docker's default capabilities by number, the kernel's last one read
@@ -167,6 +190,7 @@ def test_run_writes_the_init_spec(layout: Layout, trace: bool, cgroup_root: Path
     assert isinstance(spec.pop("last_cap"), int)
     assert spec.pop("no_new_privs") is True
     assert spec.pop("seccomp_profile").endswith("inside/seccomp_default.json")
+    assert spec.pop("seccomp_filter") == str(run_dir / "seccomp-a80425fb.bpf")
     assert spec.pop("exec_helper").endswith("build/shellctr-exec")
     assert spec == {
         "rootfs": str(cdir / "rootfs"),
@@ -411,7 +435,8 @@ def test_start_without_the_monitor_binary_changes_nothing(
     monkeypatch.setattr(start_module, "CHECKOUT", tmp_path)
     with pytest.raises(ShellctrError, match="shellctr-monitor is missing"):
         start(host, store, config["id"], attach=False)
-    assert [cmd.argv[0] for cmd in host.cmds] == ["mkdir", "cat"]  # run dir, init spec
+    # run dir, seccomp filter, init spec
+    assert [cmd.argv[0] for cmd in host.cmds] == ["mkdir", "env", "mv", "cat"]
     assert store.container_state(CID)["status"] == "created"
 
 
@@ -428,7 +453,8 @@ def test_detached_start_returns_once_ready_and_the_monitor_records_the_end(
 
     run_dir = layout.container_run_dir(CID)
     state = str(layout.container_state(CID))
-    assert [argv[0] for argv, _ in steps_of(host)] == ["mkdir", "cat", str(MONITOR), "cat"]
+    assert [argv[0] for argv, _ in steps_of(host)] == ["mkdir", "env", "mv", "cat",
+                                                       str(MONITOR), "cat"]
     assert steps_of(host)[-1] == (["cat"], state)  # running; the end is not ours to record
     assert fake.attach is False
     assert fake.hook == [str(TOP / "bin" / "shellctr"), "--root", str(layout.root),
@@ -591,3 +617,18 @@ def test_on_cgroup_v2_the_device_rules_are_a_bpf_program(layout: Layout,
     spec = json.loads(next(cmd.stdin for cmd in host.cmds
                            if cmd.redirect == str(layout.container_init_spec(CID))) or "")
     assert 27 in [number for number, _ in spec["caps"]] and "rootfs_nodev" not in spec
+
+
+def test_the_seccomp_filter_is_compiled_once_per_container(layout: Layout) -> None:
+    """A second start (a restart) loads the filter its first start compiled."""
+    install_image(layout)
+    host = RecordingHost(substitute={MONITOR_NAME: FakeInit()})
+    store = Store(layout, host)
+    cid = create(host, store, run_request("busybox"))["id"]
+    start(host, store, cid, attach=True)
+    assert [argv[0] for argv, _ in steps_of(host)].count("env") == 1
+    host.reset()
+    start(host, store, cid, attach=True)
+    assert "env" not in [argv[0] for argv, _ in steps_of(host)], host.lines
+    spec = json.loads(layout.container_init_spec(cid).read_text())
+    assert spec["seccomp_filter"] == str(layout.container_run_dir(cid) / "seccomp-a00425fb.bpf")

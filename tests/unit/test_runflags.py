@@ -103,6 +103,21 @@ def test_event_times_keep_nanoseconds() -> None:
     assert events.time_nano("2026-12-03T16:19:21.5+00:00") == 1796314761500000000
 
 
+@pytest.mark.parametrize("iso", ["1970-01-01T00:00:00Z", "1969-12-31T23:59:59Z",
+                                 "2000-02-29T12:00:00+05:45", "2024-03-01T00:00:00-03:30",
+                                 "1900-03-01T01:02:03Z", "2099-12-31T23:59:59.999999Z",
+                                 "2026-12-04T02:20:05.976837"])
+def test_event_times_are_datetimes_without_importing_it(iso: str) -> None:
+    from datetime import UTC, datetime
+
+    parsed = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    expected = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    whole = int((expected - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() // 1)
+    assert events.time_nano(iso) == whole * 10**9 + expected.microsecond * 1000
+    with pytest.raises(ValueError):
+        events.time_nano(iso.replace("T", " "))
+
+
 def event(kind: str, action: str, actor: str, **attributes: str) -> dict[str, Any]:
     return {"Type": kind, "Action": action, "Actor": {"ID": actor, "Attributes": attributes},
             "timeNano": 1796314761123456789}

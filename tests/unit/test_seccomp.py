@@ -4,11 +4,17 @@ the confinement flags (parts/confine.py)."""
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from shellctr.core.errors import ShellctrError
+from shellctr.core.layout import Layout
+from shellctr.engine import confine as engine_confine
 from shellctr.inside import seccomp
 from shellctr.parts import confine
 
@@ -212,3 +218,25 @@ def test_the_v2_device_program_allows_exactly_the_rules() -> None:
     assert run_device_program(everything, "b", 8, 0, "rwm") == 1
     # nothing after the allow-all: the verifier refuses unreachable instructions
     assert everything[-2:] == [(0xB7, 0, 0, 0, 1), (0x95, 0, 0, 0, 0)]
+
+
+def test_the_engine_names_the_default_profile_without_importing_the_compiler() -> None:
+    """exec and start find the default profile by path (importing inside/seccomp.py costs
+    every exec); it must be the compiler's own."""
+    found = engine_confine.profile_file(Layout(Path("/r"), Path("/run/r")), {})  # type: ignore[typeddict-item]
+    assert found == Path(seccomp.DEFAULT_PROFILE) and found.is_file()
+
+
+def test_the_compiled_filter_file_is_the_encoded_program() -> None:
+    """`python -m shellctr.inside.seccomp PROFILE CAPS...`, the command --trace shows for a
+    compiled filter, writes the bytes init.py and shellctr-exec load."""
+    from pathlib import Path
+
+    top = Path(seccomp.__file__).resolve().parents[2]
+    caps = sorted(DEFAULT_CAPS)
+    out = subprocess.run([sys.executable, "-m", "shellctr.inside.seccomp",
+                          seccomp.DEFAULT_PROFILE, *caps], check=True, capture_output=True,
+                         env={"PYTHONPATH": str(top)}).stdout
+    uname = os.uname()
+    assert out == seccomp.encode(seccomp.build(seccomp.default_profile(), set(caps),
+                                               uname.machine, seccomp.version(uname.release)))
