@@ -28,7 +28,8 @@ GLOBAL_VALUE_FLAGS = ("--root", "--runroot")  # the global flags that take a val
 # standard library's subprocess, not plumbum, whose import costs ~70 ms (core.host)
 LEAN_VERBS = frozenset({
     "run", "create", "start", "restart", "stop", "kill", "rm", "exec", "wait", "ps",
-    "logs", "inspect", "port", "pause", "unpause", "attach", "_exited", "_health", "events",
+    "logs", "inspect", "port", "pause", "unpause", "attach", "_exited", "_started", "_health",
+    "events",
 })
 # The verbs whose work is done in this process's Python, not as host commands, so that a
 # --dry-run script could not show it: refused under --dry-run (cp copies through directory
@@ -42,7 +43,7 @@ NO_DRY_RUN = frozenset({"cp"})
 VERB_MODULES = {
     **dict.fromkeys(("run", "create"), "run"),
     **dict.fromkeys(("start", "stop", "restart", "kill", "exec", "update", "attach", "rename",
-                     "pause", "unpause", "_exited", "rm"), "containers"),
+                     "pause", "unpause", "_exited", "_started", "rm"), "containers"),
     **dict.fromkeys(("wait", "logs", "inspect", "stats", "top", "ps", "port", "export"),
                     "views"),
     **dict.fromkeys(("image", "images", "rmi", "import", "load", "save", "tag", "history",

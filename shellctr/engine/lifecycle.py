@@ -6,6 +6,8 @@ and every path that ends or removes a container goes through `teardown`.
                   └───────────────────── rm ──────────────────┴──> removed
 
 - `record_starting` / `record_running`: a start (start.py) is under way / done;
+- `await_running`: a replayed --dry-run script's start, which nobody hears from: found
+  on the host and recorded running (`shellctr _started ID`, a line of the script);
 - `record_end`: the end, from the code the monitor wrote to exit.json (or one given);
 - `reconcile`: no daemon watches containers, so every command first brings a record up
   to date: a running container whose PID 1 and monitor are both gone (pid checked with
@@ -73,6 +75,33 @@ def record_running(store: Store, cid: str, pid: int, monitor_pid: int) -> None:
                           or 0, monitor_pid=monitor_pid,
                           monitor_start=facts.process_start(monitor_pid) or 0,
                           started_at=now_iso(), starter_pid=0, starter_start=0)
+
+
+def await_running(store: Store, cid: str, timeout: float = 10.0) -> bool | None:
+    """A replayed --dry-run script's start (`shellctr _started ID`): no `start` process
+    hears init.py's `ready`, so wait until the host shows the container's monitor and
+    PID 1 (the inner monitor's child, once it has exec'd the command) and record them
+    running, as `start` would. False: it ended, or was recorded or removed, first; None:
+    nothing showed up within `timeout`."""
+    facts = store.host.facts
+    exit_file = store.layout.container_exit_file(cid)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if facts.exists(exit_file) or store.container_state(cid)["status"] != "created":
+                return False
+            monitors, pid1s = unrecorded(store, cid)
+            if len(monitors) == 1 and len(pid1s) == 1:
+                with store.lock():
+                    if store.container_state(cid)["status"] != "created" \
+                            or facts.exists(exit_file):
+                        return False
+                    record_running(store, cid, pid1s[0], monitors[0])
+                return True
+            time.sleep(POLL)
+    except FileNotFoundError:  # removed meanwhile (--rm: its end came first)
+        return False
+    return None
 
 
 def record_end(store: Store, cid: str, code: int | None = None, error: str = "",
