@@ -352,6 +352,39 @@ def test_default_bridge_names_do_not_resolve_on_a_user_network(ctr: Ctr) -> None
     assert ip_of(ctr, "bridge", "plain") not in plain.out, str(plain)
 
 
+def resolvers(ctr: Ctr, container: str) -> list[str]:
+    text = ctr("exec", container, "cat", "/etc/resolv.conf").ok().out
+    return [line.split()[1] for line in text.splitlines() if line.split()[:1] == ["nameserver"]]
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_live_connect_and_disconnect_rewrite_resolv_conf_for_the_new_network(ctr: Ctr) -> None:
+    """A container started on the default bridge (host resolvers) resolves the names of a
+    user network once connected to it (its resolv.conf now names that network's
+    resolver, as its next start would), and after the disconnect names no dead
+    resolver; a restart writes the same; one given --dns keeps its own, as Docker."""
+    ctr("network", "create", "--subnet", "10.221.0.0/24", "named").ok()
+    run_detached(ctr, "--name", "db", "--network", "named", "busybox", "sleep", "1000")
+    run_detached(ctr, "--name", "web", "busybox", "sleep", "1000")
+    run_detached(ctr, "--name", "pinned", "--dns", "192.0.2.53", "busybox", "sleep", "1000")
+    host_resolvers = resolvers(ctr, "web")
+    assert "10.221.0.1" not in host_resolvers
+    ctr("network", "connect", "named", "web").ok()
+    ctr("network", "connect", "named", "pinned").ok()
+    assert resolvers(ctr, "web") == ["10.221.0.1"]
+    found = ctr("exec", "web", "nslookup", "db").ok()
+    assert ip_of(ctr, "named", "db") in found.out, str(found)
+    ping = ctr("exec", "web", "ping", "-c", "1", "-W", "2", "db")
+    assert ping.code == 0, str(ping)
+    assert resolvers(ctr, "pinned") == ["192.0.2.53"]
+    ctr("restart", "--time", "0", "web").ok()
+    assert resolvers(ctr, "web") == ["10.221.0.1"]  # a start writes the same
+    ctr("network", "disconnect", "named", "web").ok()
+    assert resolvers(ctr, "web") == host_resolvers  # not the gone network's resolver
+    ctr("restart", "--time", "0", "web").ok()
+    assert resolvers(ctr, "web") == host_resolvers
+
+
 @pytest.mark.usefixtures("cleanup")
 def test_ipam_gives_30_parallel_starts_unique_addresses_then_a_clear_error(ctr: Ctr) -> None:
     ctr("network", "create", "--subnet", "10.217.0.0/27", "small").ok()  # 29 addresses

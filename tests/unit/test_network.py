@@ -345,13 +345,24 @@ def test_user_network_gets_a_resolver_and_containers_resolve_across_their_networ
     assert net.names == set() and net.rules == {"raw": [], "filter": [], "nat": []}
 
 
+def host_resolv_conf(net: FakeNet, layout: Layout) -> str:
+    net.etc = layout.root.parent / "host-etc"
+    net.etc.mkdir()
+    (net.etc / "resolv.conf").write_text("nameserver 192.0.2.53\nsearch example.org\n")
+    return "nameserver 192.0.2.53\nsearch example.org\n"
+
+
 def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet) -> None:
     host = net.host()
     store = Store(layout, host)
     store.prepare()
     network.create(host, store, "back", subnet="10.2.0.0/24")
     config = new_container(layout, host)
+    host_text = host_resolv_conf(net, layout)
     attach(host, layout, config)
+    resolv = layout.container_etc_file(CID, "resolv.conf")
+    assert resolv.read_text() == host_text  # the default bridge has no resolver
+    resolv_inode = resolv.stat().st_ino
     state = store.container_state(CID)
     store.write(layout.container_state(CID), {**state, "status": "running", "pid": 1})
     net.running.add(1)
@@ -370,8 +381,14 @@ def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet
     assert hosts.read_text().endswith(f"\t{CID[:12]} web\n10.2.0.9\t{CID[:12]} web\n")
     with hosts.open("a") as stream:
         stream.write("10.9.9.9\tadded-inside")  # kept, as Docker keeps it
+    # now on a user network: its resolver, as the next start would write it, in place
+    assert resolv.read_text() == "nameserver 10.2.0.1\nsearch example.org\n"
+    assert resolv.stat().st_ino == resolv_inode
+    assert f"cat > {resolv} <<'EOF'\nnameserver 10.2.0.1\nsearch example.org\nEOF" \
+        in host.lines  # through the door: traced
     host.reset()
     endpoint.disconnect(host, store, "back", "web", force=False)
+    assert resolv.read_text() == host_text and resolv.stat().st_ino == resolv_inode
     assert hosts.read_text().endswith(f"\t{CID[:12]} web\n10.9.9.9\tadded-inside\n")
     assert "10.2.0.9" not in hosts.read_text() and hosts.stat().st_ino == inode
     assert f"ip link delete dev shv{CID[:10]}1" in host.lines  # its netns stays
@@ -379,6 +396,40 @@ def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet
     assert list(store.container_state(CID)["networks"]) == ["shellctr0"]
     with pytest.raises(Conflict, match="not connected"):
         endpoint.disconnect(host, store, "back", "web", force=False)
+
+
+@pytest.mark.parametrize("flags", [{"dns": ["9.9.9.9"]},
+                                   {"volume": ["/srv/resolv.conf:/etc/resolv.conf:ro"]}],
+                         ids=["dns", "mounted"])
+def test_connect_leaves_a_resolv_conf_the_user_chose(
+        layout: Layout, net: FakeNet, flags: dict[str, list[str]]) -> None:
+    host = net.host()
+    store = Store(layout, host)
+    store.prepare()
+    network.create(host, store, "back", subnet="10.2.0.0/24")
+    host_resolv_conf(net, layout)
+    volumes = flags.get("volume", [])
+    config = new_container(layout, host, **{k: v for k, v in flags.items() if k != "volume"}) \
+        if not volumes else mounted_container(layout, host, volumes)
+    attach(host, layout, config)
+    resolv = layout.container_etc_file(CID, "resolv.conf")
+    before = resolv.read_text()
+    state = store.container_state(CID)
+    store.write(layout.container_state(CID), {**state, "status": "running", "pid": 1})
+    net.running.add(1)
+    host.reset()
+    endpoint.connect(host, store, "back", "web", None, [])
+    assert resolv.read_text() == before
+    assert not any(line.startswith(f"cat > {resolv} ") for line in host.lines)
+
+
+def mounted_container(layout: Layout, host: RecordingHost, volumes: list[str]) -> dict[str, Any]:
+    if not list(layout.images_dir.glob("*.json")):
+        install_image(layout)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(create_module, "new_id", lambda: CID)
+        return create(host, Store(layout, host), run_request(
+            "busybox", ["true"], name="web", network={"network": "bridge"}, volume=volumes))
 
 
 def test_ports_taken_by_another_container_are_refused(layout: Layout, net: FakeNet) -> None:
