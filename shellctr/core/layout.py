@@ -139,6 +139,15 @@ class Layout:
         """The network's resolver (dnsmasq): its pid file and hosts file."""
         return self.runroot / "networks" / nid
 
+    def container_resolver_dir(self, cid: str) -> Path:
+        """A container's own resolver (on several user networks: dns.sync_own): its pid,
+        hosts and servers files. Not in its run dir, whose processes are its monitors."""
+        return self.resolvers_dir / cid
+
+    @property
+    def resolvers_dir(self) -> Path:
+        return self.runroot / "resolvers"
+
     def network_endpoints(self, nid: str) -> Path:
         """The network's endpoints (its running containers): runtime state, which a
         reboot clears with the run root."""

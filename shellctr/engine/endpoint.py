@@ -32,6 +32,7 @@ from shellctr.engine.network import (
     network_event,
     network_for,
     records,
+    refresh_names,
     release,
     save,
     veth_name,
@@ -115,7 +116,7 @@ def attach(host: Host, store: Store, config: ContainerRecord, rollback: Rollback
             own.append(endpoint["ip"])
             network_event(store, record, "connect", cid)
         now = records(store)
-        dns.refresh(host, now, store.layout.network_run_dir)
+        refresh_names(host, store, now)
         write_etc_files(host, store, config, own,
                         resolver(store, cid, wanted_networks(config), now))
     return ["nsenter", f"--net={path_arg(netns_path(host.facts, cid))}", "--"]
@@ -156,8 +157,10 @@ def write_etc_files(host: Host, store: Store, config: ContainerRecord, own: list
 def resolver(store: Store, cid: str, networks: Iterable[str], found: list[Record]) -> str | None:
     """The resolver a container's /etc/resolv.conf names: the gateway of the first of
     its `networks` (in the order it joined them) that has one and an endpoint of it, as
-    Docker's embedded DNS serves a container once it is on a user network; None: the
-    host's resolvers."""
+    Docker's embedded DNS serves a container once it is on a user network; on several,
+    its own (dns.sync_own); None: the host's resolvers."""
+    if dns.needs_own(cid, found):
+        return dns.OWN_ADDRESS
     for name in networks:
         try:
             record = find_network(store, name, found)
@@ -331,7 +334,7 @@ def connect(host: Host, store: Store, net_ref: str, ctr_ref: str, ip: str | None
                 rollback.push("endpoint", lambda: release(host, store, cid, record["id"]))
                 plumb(host, record, endpoint, netns_name(cid), new_netns=False,
                       default_route=False)
-                dns.refresh(host, records(store), store.layout.network_run_dir)
+                refresh_names(host, store)
                 update_hosts(host, store, config, endpoint["ip"], present=True)
                 network_event(store, record, "connect", cid)
                 update_resolv(host, store, config, networks)

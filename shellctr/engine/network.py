@@ -49,6 +49,12 @@ def netns_path(facts: Facts, cid: str) -> Path:
     return facts.netns_dir / netns_name(cid)
 
 
+def refresh_names(host: Host, store: Store, found: list[Record] | None = None) -> None:
+    """The resolvers' names after endpoints came or went (dns.refresh)."""
+    dns.refresh(host, records(store) if found is None else found, store.layout,
+                lambda cid: netns_path(host.facts, cid))
+
+
 def veth_name(cid: str, index: int) -> str:
     return f"shv{cid[:10]}{index:x}"
 
@@ -167,7 +173,7 @@ def rename_endpoints(host: Host, store: Store, cid: str, name: str) -> None:
             save(store, record)
             changed = True
     if changed:
-        dns.refresh(host, found, store.layout.network_run_dir)
+        refresh_names(host, store, found)
 
 
 # -- networks -----------------------------------------------------------------------------
@@ -407,7 +413,7 @@ def release(host: Host, store: Store, cid: str, only: str | None = None) -> None
             veths.append(endpoint["veth"])
             record["endpoints"].pop(cid, None)
             save(store, record)
-            dns.refresh(host, records(store), store.layout.network_run_dir)
+            refresh_names(host, store)
             network_event(store, record, "disconnect", cid)
         if only is None and facts.exists(netns):
             host.run(["ip", "netns", "delete", netns_name(cid)],

@@ -385,6 +385,45 @@ def test_live_connect_and_disconnect_rewrite_resolv_conf_for_the_new_network(ctr
     assert resolvers(ctr, "web") == host_resolvers
 
 
+def lookup(ctr: Ctr, container: str, name: str) -> str:
+    """What `nslookup NAME` in the container finds: an address, or "" (no such name)."""
+    found = ctr("exec", container, "nslookup", name)
+    addresses = [line.split()[-1] for line in found.out.splitlines()
+                 if line.startswith("Address:") and not line.rstrip().endswith(":53")]
+    assert found.code == 0 or not addresses, str(found)
+    return addresses[0] if addresses else ""
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_names_are_scoped_to_the_asking_containers_networks(ctr: Ctr) -> None:
+    """A container on networks A and B resolves the names of both (its own resolver in
+    its netns has them: 127.0.0.11, as Docker's); one only on A resolves none of B's,
+    and the other way round. At start and after a live connect alike."""
+    ctr("network", "create", "--subnet", "10.223.0.0/24", "north").ok()
+    ctr("network", "create", "--subnet", "10.224.0.0/24", "south").ok()
+    run_detached(ctr, "--name", "alpha", "--network", "north", "busybox", "sleep", "1000")
+    run_detached(ctr, "--name", "beta", "--network", "south", "busybox", "sleep", "1000")
+    run_detached(ctr, "--name", "both", "--network", "north", "busybox", "sleep", "1000")
+    ctr("network", "connect", "south", "both").ok()  # live
+    ctr("create", "--name", "later", "--network", "south", "busybox", "sleep", "1000").ok()
+    ctr("network", "connect", "north", "later").ok()  # at its start
+    ctr("start", "later").ok()
+    assert lookup(ctr, "alpha", "both") == ip_of(ctr, "north", "both")
+    assert lookup(ctr, "alpha", "beta") == ""  # only on south: not alpha's to resolve
+    assert lookup(ctr, "beta", "alpha") == ""
+    assert lookup(ctr, "beta", "later") == ip_of(ctr, "south", "later")
+    for multi in ("both", "later"):
+        assert lookup(ctr, multi, "alpha") == ip_of(ctr, "north", "alpha")
+        assert lookup(ctr, multi, "beta") == ip_of(ctr, "south", "beta")
+        ping = ctr("exec", multi, "ping", "-c", "1", "-W", "2", "beta")
+        assert ping.code == 0, str(ping)
+        assert resolvers(ctr, multi) == ["127.0.0.11"]
+    ctr("network", "disconnect", "north", "both").ok()  # one network left: its resolver
+    assert resolvers(ctr, "both") == ["10.224.0.1"]
+    assert lookup(ctr, "both", "beta") == ip_of(ctr, "south", "beta")
+    assert lookup(ctr, "both", "alpha") == ""
+
+
 @pytest.mark.usefixtures("cleanup")
 def test_ipam_gives_30_parallel_starts_unique_addresses_then_a_clear_error(ctr: Ctr) -> None:
     ctr("network", "create", "--subnet", "10.217.0.0/27", "small").ok()  # 29 addresses

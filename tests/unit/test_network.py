@@ -145,6 +145,22 @@ class FakeNet(Facts):
         (self.proc / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in cmd.argv))
         return ""
 
+    def nsenter(self, cmd: Cmd) -> str:
+        """`nsenter --net=NETNS -- dnsmasq ...`: a container's own resolver, as dnsmasq
+        (its cmdline as the kernel shows it, each word NUL-ended)."""
+        assert cmd.argv[1].startswith(f"--net={self.netns_dir}/") and cmd.argv[2:4] == [
+            "--", "dnsmasq"], cmd.argv
+        assert Path(cmd.argv[1].split("=", 1)[1]).exists(), "no such netns"
+        option = next(a for a in cmd.argv if a.startswith("--pid-file="))
+        pid_file = Path(option.split("=", 1)[1])
+        pid = 4300 + len(self.dnsmasq)
+        self.dnsmasq[pid_file.parent] = pid
+        pid_file.write_text(f"{pid}\n")
+        (self.proc / str(pid)).mkdir(exist_ok=True)
+        (self.proc / str(pid) / "cmdline").write_bytes(
+            b"".join(a.encode() + b"\0" for a in cmd.argv[3:]))
+        return ""
+
     def kill(self, cmd: Cmd) -> None:
         if cmd.argv[2] == "TERM":
             self.dnsmasq = {d: p for d, p in self.dnsmasq.items() if p != int(cmd.argv[3])}
@@ -159,7 +175,8 @@ class FakeNet(Facts):
     def host(self, **kwargs: Any) -> RecordingHost:
         return RecordingHost(substitute={
             "ip": self.ip, "iptables": self.iptables, "iptables-restore": self.restore,
-            "dnsmasq": self.dnsmasq_start, "kill": self.kill}, facts=self, **kwargs)
+            "dnsmasq": self.dnsmasq_start, "nsenter": self.nsenter, "kill": self.kill},
+            facts=self, **kwargs)
 
 
 @pytest.fixture
@@ -396,6 +413,48 @@ def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet
     assert list(store.container_state(CID)["networks"]) == ["shellctr0"]
     with pytest.raises(Conflict, match="not connected"):
         endpoint.disconnect(host, store, "back", "web", force=False)
+
+
+def test_a_container_on_two_user_networks_asks_its_own_resolver_with_both_names(
+        layout: Layout, net: FakeNet) -> None:
+    host = net.host()
+    store = Store(layout, host)
+    store.prepare()
+    front = network.create(host, store, "front", subnet="10.1.0.0/24")
+    back = network.create(host, store, "back", subnet="10.2.0.0/24")
+    attach(host, layout, new_container(layout, host, cid=CID2, name="db", network="back"))
+    config = new_container(layout, host, network="front")
+    attach(host, layout, config)
+    state = store.container_state(CID)
+    store.write(layout.container_state(CID), {**state, "status": "running", "pid": 1})
+    net.running.add(1)
+    resolv = layout.container_etc_file(CID, "resolv.conf")
+    assert resolv.read_text() == "nameserver 10.1.0.1\n"
+    host.reset()
+    endpoint.connect(host, store, "back", "web", None, [])
+    own = layout.container_resolver_dir(CID)
+    assert f"nsenter --net={net.netns_dir}/shc-{CID[:11]} -- dnsmasq --conf-file=/dev/null " \
+        f"--pid-file={own}/dnsmasq.pid --no-hosts --addn-hosts={own}/hosts " \
+        f"--servers-file={own}/servers --no-resolv --server=10.1.0.1 --bind-interfaces " \
+        "--listen-address=127.0.0.11 --user=root" in host.lines
+    assert (own / "hosts").read_text() == (  # its first network's names first
+        f"10.1.0.2\tweb {CID[:12]}\n10.2.0.3\tweb {CID[:12]}\n10.2.0.2\tdb {CID2[:12]}\n")
+    assert resolv.read_text() == "nameserver 127.0.0.11\n"
+    # the networks' own resolvers know their own containers only
+    assert (layout.network_run_dir(front["id"]) / "hosts").read_text() == \
+        f"10.1.0.2\tweb {CID[:12]}\n"
+    assert (layout.network_run_dir(back["id"]) / "hosts").read_text() == \
+        f"10.2.0.3\tweb {CID[:12]}\n10.2.0.2\tdb {CID2[:12]}\n"
+    pid = net.dnsmasq[own]
+    host.reset()
+    endpoint.disconnect(host, store, "front", "web", force=False)
+    assert f"kill -s TERM {pid}" in host.lines and not own.exists()
+    assert resolv.read_text() == "nameserver 10.2.0.1\n"  # on one network: its resolver
+    endpoint.connect(host, store, "front", "web", None, [])
+    assert own.exists() and resolv.read_text() == "nameserver 127.0.0.11\n"
+    host.reset()
+    network.release(host, store, CID)
+    assert any(line.startswith("kill -s TERM 43") for line in host.lines) and not own.exists()
 
 
 @pytest.mark.parametrize("flags", [{"dns": ["9.9.9.9"]},
@@ -724,17 +783,23 @@ def test_resolver_servers_file_makes_each_container_name_local_and_skips_unsafe_
     assert dns.servers_text(hosts) == "server=/web/\nserver=/db.x/\nserver=/abc123/\n"
 
 
-def test_resolver_hosts_reach_other_user_networks_of_shared_containers_not_the_bridge() -> None:
-    def ep(name: str, ip: str) -> dict[str, object]:
-        return {"name": name, "ip": ip, "aliases": []}
+def test_resolver_names_are_each_networks_own_and_a_multi_network_container_has_its_own(
+) -> None:
+    def ep(name: str, ip: str, ifname: str) -> dict[str, object]:
+        return {"name": name, "ip": ip, "aliases": [], "ifname": ifname}
 
     both, a_only, b_only, d_only = "1" * 64, "2" * 64, "3" * 64, "4" * 64
-    bridge = {"id": "d", "dns": False, "endpoints": {both: ep("both", "172.17.0.2"),
-                                                    d_only: ep("plain", "172.17.0.3")}}
-    net_a = {"id": "a", "dns": True, "endpoints": {both: ep("both", "10.1.0.2"),
-                                                   a_only: ep("alpha", "10.1.0.3")}}
-    net_b = {"id": "b", "dns": True, "endpoints": {both: ep("both", "10.2.0.2"),
-                                                   b_only: ep("beta", "10.2.0.3")}}
-    assert dns.hosts_text(net_a, [bridge, net_a, net_b]) == (
-        f"10.1.0.2\tboth {both[:12]}\n10.1.0.3\talpha {a_only[:12]}\n"
-        f"10.2.0.3\tbeta {b_only[:12]}\n")  # not "plain": the default bridge has no names
+    bridge = {"id": "d", "dns": False, "endpoints": {both: ep("both", "172.17.0.2", "eth0"),
+                                                    d_only: ep("plain", "172.17.0.3", "eth0")}}
+    net_b = {"id": "b", "dns": True, "endpoints": {both: ep("both", "10.2.0.2", "eth1"),
+                                                   b_only: ep("beta", "10.2.0.3", "eth0")}}
+    net_a = {"id": "a", "dns": True, "endpoints": {both: ep("both", "10.1.0.2", "eth2"),
+                                                   a_only: ep("alpha", "10.1.0.3", "eth0")}}
+    # a container on `a` alone does not resolve `beta`, which is only on `b`
+    assert dns.hosts_text(net_a) == (
+        f"10.1.0.2\tboth {both[:12]}\n10.1.0.3\talpha {a_only[:12]}\n")
+    found = [bridge, net_a, net_b]
+    # `both` asks its own resolver, which has both networks' names (its first first)
+    assert [r["id"] for r in dns.own_networks(both, found)] == ["b", "a"]
+    assert dns.needs_own(both, found)
+    assert not dns.needs_own(a_only, found) and not dns.needs_own(d_only, found)
