@@ -19,8 +19,10 @@ of another network. A container on two or more user networks gets a resolver of 
 own (`sync_own`), as Docker's embedded one at 127.0.0.11 in the container's network
 namespace: a dnsmasq there (`nsenter --net`; the host's binary in the host's mount
 namespace, never in the container's root) with the names of all its networks, other
-names forwarded to its first network's resolver. Its files live in
-RUNROOT/resolvers/<container id>/; it goes when the container has fewer such networks.
+names forwarded to its first network's resolver; it listens on OWN_PORT, where two nat
+rules in the netns send the container's queries to 127.0.0.11:53 (port 53 stays free for
+the container's use, as with Docker's). Its files live in RUNROOT/resolvers/<container
+id>/; it goes when the container has fewer such networks.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 
 
 OWN_ADDRESS = "127.0.0.11"  # a container's own resolver, in its netns (Docker's address)
+OWN_PORT = 53053  # where it listens (own_nat_rules): port 53 stays the container's
 
 
 def hosts_text(record: Record) -> str:
@@ -112,7 +115,7 @@ def own_argv(run_dir: Path, netns: Path, forward: str) -> list[str]:
         f"--servers-file={path_arg(run_dir / 'servers')}",
         # not the host's resolv.conf: its loopback resolvers are not in this netns
         "--no-resolv", f"--server={forward}",
-        "--bind-interfaces", f"--listen-address={OWN_ADDRESS}",
+        "--bind-interfaces", f"--listen-address={OWN_ADDRESS}", f"--port={OWN_PORT}",
         "--user=root",
     ]
 
@@ -173,13 +176,13 @@ def sync_own(host: Host, layout: Layout, cid: str, records: list[Record], netns:
     networks = own_networks(cid, records)
     if len(networks) < 2 or not host.facts.exists(netns):
         if host.exists(run_dir):
-            stop(host, run_dir)
+            stop_own(host, run_dir, netns)
         return
     argv = own_argv(run_dir, netns, networks[0]["gateway"])
-    pid = pid_of(host.facts, run_dir) if host.exists(run_dir) else 0
+    pid = pid_of(host.facts, run_dir)
     if pid and host.facts.read_bytes(host.facts.proc / str(pid) / "cmdline") != \
             "\0".join(argv[3:]).encode() + b"\0":
-        stop(host, run_dir)  # its first network changed: another to forward to
+        stop_own(host, run_dir, netns)  # its first network changed: another to forward to
         pid = 0
     text = "".join(hosts_text(record) for record in networks)
     if pid:
@@ -187,7 +190,35 @@ def sync_own(host: Host, layout: Layout, cid: str, records: list[Record], netns:
         return
     host.ensure_dir(run_dir, mode=0o700)
     write_names(host, run_dir, text)
+    if not host.exists(run_dir / "nat"):  # the rules are made once, the marker after them
+        host.run(own_nat_argv(netns), input=own_nat_rules(cid, "append"))
+        host.write_file(run_dir / "nat", own_nat_rules(cid, "delete"), durable=False)
     host.run(argv)  # it daemonizes once it listens
+
+
+def own_nat_argv(netns: Path) -> list[str]:
+    return ["nsenter", f"--net={path_arg(netns)}", "--",
+            "iptables-restore", "--wait", "--noflush"]
+
+
+def own_nat_rules(cid: str, action: str) -> str:
+    """In the container's netns: its queries to 127.0.0.11:53 go to OWN_PORT, where its
+    own resolver listens, so that port 53 stays free for a DNS server of its own (as
+    Docker's embedded DNS does it). They go with the netns."""
+    return "*nat\n" + "".join(
+        f"--{action} OUTPUT --destination {OWN_ADDRESS}/32 --protocol {proto} "
+        f"--destination-port 53 --match comment --comment shellctr:ctr={cid[:12]} "
+        f"--jump DNAT --to-destination {OWN_ADDRESS}:{OWN_PORT}\n"
+        for proto in ("udp", "tcp")) + "COMMIT\n"
+
+
+def stop_own(host: Host, run_dir: Path, netns: Path) -> None:
+    """Stop the container's own resolver and remove its rules (if its netns is still
+    there: else they went with it) and files."""
+    rules = run_dir / "nat"
+    if host.exists(rules) and host.facts.exists(netns):
+        host.run(own_nat_argv(netns), input=host.facts.read_text(rules))
+    stop(host, run_dir)
 
 
 def stop(host: Host, run_dir: Path) -> None:

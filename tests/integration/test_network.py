@@ -398,7 +398,8 @@ def lookup(ctr: Ctr, container: str, name: str) -> str:
 def test_names_are_scoped_to_the_asking_containers_networks(ctr: Ctr) -> None:
     """A container on networks A and B resolves the names of both (its own resolver in
     its netns has them: 127.0.0.11, as Docker's); one only on A resolves none of B's,
-    and the other way round. At start and after a live connect alike."""
+    and the other way round. At start and after a live connect alike; port 53 in its
+    netns stays free for a server of its own."""
     ctr("network", "create", "--subnet", "10.223.0.0/24", "north").ok()
     ctr("network", "create", "--subnet", "10.224.0.0/24", "south").ok()
     run_detached(ctr, "--name", "alpha", "--network", "north", "busybox", "sleep", "1000")
@@ -418,6 +419,11 @@ def test_names_are_scoped_to_the_asking_containers_networks(ctr: Ctr) -> None:
         ping = ctr("exec", multi, "ping", "-c", "1", "-W", "2", "beta")
         assert ping.code == 0, str(ping)
         assert resolvers(ctr, multi) == ["127.0.0.11"]
+    # its queries to 127.0.0.11:53 are DNATed to its resolver's port: 53 stays its own
+    served = ctr("exec", "both", "sh", "-c", "(echo served | nc -l -p 53) & "
+                 + retry("nc 127.0.0.1 53 </dev/null").replace("hello-from-", "served"))
+    assert "served" in served.ok().out
+    assert lookup(ctr, "both", "beta") == ip_of(ctr, "south", "beta")
     ctr("network", "disconnect", "north", "both").ok()  # one network left: its resolver
     assert resolvers(ctr, "both") == ["10.224.0.1"]
     assert lookup(ctr, "both", "beta") == ip_of(ctr, "south", "beta")

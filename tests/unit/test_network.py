@@ -52,6 +52,7 @@ class FakeNet(Facts):
         self.dnsmasq: dict[Path, int] = {}  # run dir -> pid
         self.held: set[tuple[str, int]] = set()  # (proto, port) other programs hold
         self.running: set[int] = set()  # pids of containers the test says run
+        self.netns_rules: dict[str, list[str]] = {}  # netns -> its nat rules
 
     # -- what the host reads would find -------------------------------------------------
     def host_links(self) -> set[str]:
@@ -148,9 +149,23 @@ class FakeNet(Facts):
     def nsenter(self, cmd: Cmd) -> str:
         """`nsenter --net=NETNS -- dnsmasq ...`: a container's own resolver, as dnsmasq
         (its cmdline as the kernel shows it, each word NUL-ended)."""
-        assert cmd.argv[1].startswith(f"--net={self.netns_dir}/") and cmd.argv[2:4] == [
-            "--", "dnsmasq"], cmd.argv
-        assert Path(cmd.argv[1].split("=", 1)[1]).exists(), "no such netns"
+        assert cmd.argv[1].startswith(f"--net={self.netns_dir}/") and cmd.argv[2] == "--"
+        netns = Path(cmd.argv[1].split("=", 1)[1])
+        assert netns.exists(), "no such netns"
+        if cmd.argv[3:] == ["iptables-restore", "--wait", "--noflush"]:  # its nat table
+            assert cmd.stdin is not None
+            lines = cmd.stdin.splitlines()
+            assert lines[0] == "*nat" and lines[-1] == "COMMIT", lines
+            rules = self.netns_rules.setdefault(netns.name, [])
+            for line in lines[1:-1]:
+                action, rule = line.split(" ", 1)
+                if action == "--append":
+                    rules.append(rule)
+                else:
+                    assert action == "--delete" and rule in rules, line
+                    rules.remove(rule)
+            return ""
+        assert cmd.argv[3] == "dnsmasq", cmd.argv
         option = next(a for a in cmd.argv if a.startswith("--pid-file="))
         pid_file = Path(option.split("=", 1)[1])
         pid = 4300 + len(self.dnsmasq)
@@ -436,7 +451,12 @@ def test_a_container_on_two_user_networks_asks_its_own_resolver_with_both_names(
     assert f"nsenter --net={net.netns_dir}/shc-{CID[:11]} -- dnsmasq --conf-file=/dev/null " \
         f"--pid-file={own}/dnsmasq.pid --no-hosts --addn-hosts={own}/hosts " \
         f"--servers-file={own}/servers --no-resolv --server=10.1.0.1 --bind-interfaces " \
-        "--listen-address=127.0.0.11 --user=root" in host.lines
+        "--listen-address=127.0.0.11 --port=53053 --user=root" in host.lines
+    # its queries to 127.0.0.11:53 go there: port 53 stays free for the container's use
+    assert net.netns_rules == {f"shc-{CID[:11]}": [
+        f"OUTPUT --destination 127.0.0.11/32 --protocol {proto} --destination-port 53 "
+        f"--match comment --comment shellctr:ctr={CID[:12]} --jump DNAT "
+        "--to-destination 127.0.0.11:53053" for proto in ("udp", "tcp")]}
     assert (own / "hosts").read_text() == (  # its first network's names first
         f"10.1.0.2\tweb {CID[:12]}\n10.2.0.3\tweb {CID[:12]}\n10.2.0.2\tdb {CID2[:12]}\n")
     assert resolv.read_text() == "nameserver 127.0.0.11\n"
@@ -449,9 +469,11 @@ def test_a_container_on_two_user_networks_asks_its_own_resolver_with_both_names(
     host.reset()
     endpoint.disconnect(host, store, "front", "web", force=False)
     assert f"kill -s TERM {pid}" in host.lines and not own.exists()
+    assert net.netns_rules == {f"shc-{CID[:11]}": []}  # its netns lives on: removed
     assert resolv.read_text() == "nameserver 10.2.0.1\n"  # on one network: its resolver
     endpoint.connect(host, store, "front", "web", None, [])
     assert own.exists() and resolv.read_text() == "nameserver 127.0.0.11\n"
+    assert len(net.netns_rules[f"shc-{CID[:11]}"]) == 2
     host.reset()
     network.release(host, store, CID)
     assert any(line.startswith("kill -s TERM 43") for line in host.lines) and not own.exists()
