@@ -128,7 +128,8 @@ def pid_of(facts: Facts, run_dir: Path) -> int:
         cmdline = facts.read_bytes(facts.proc / str(pid) / "cmdline")
     except (OSError, ValueError):
         return 0
-    running = facts.process_start(pid) is not None
+    start = facts.process_start(pid)
+    running = start is not None and facts.alive(pid, start)  # a zombie has ended
     return pid if running and f"--pid-file={pid_file}".encode() in cmdline else 0
 
 
@@ -225,8 +226,11 @@ def stop(host: Host, run_dir: Path) -> None:
     """Stop the network's dnsmasq if it runs, and remove its files."""
     pid = pid_of(host.facts, run_dir)
     if pid:
+        start = host.facts.process_start(pid) or 0
         host.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 5.0
-        while host.facts.process_start(pid) is not None and time.monotonic() < deadline:
+        # until it has ended: a zombie holds no socket, and its reaper (the host's init,
+        # as it daemonized) may take a second or two to reap it
+        while host.facts.alive(pid, start) and time.monotonic() < deadline:
             time.sleep(0.005)
     host.remove_tree(run_dir)

@@ -69,7 +69,7 @@ class FakeNet(Facts):
         return 1 if pid in self.dnsmasq.values() else super().process_start(pid)
 
     def alive(self, pid: int, start: int) -> bool:
-        return pid in self.running or super().alive(pid, start)
+        return pid in self.running or pid in self.dnsmasq.values() or super().alive(pid, start)
 
     def port_taken(self, proto: str, host_ip: str, port: int) -> OSError | None:
         return OSError(98, "Address already in use") if (proto, port) in self.held else None
