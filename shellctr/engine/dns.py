@@ -33,8 +33,9 @@ import time
 from pathlib import Path
 
 from shellctr.core.cmd import path_arg
-from shellctr.core.facts import Facts
+from shellctr.core.facts import Facts, long_form
 from shellctr.core.host import Host
+from shellctr.engine import iptables
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 
 
 OWN_ADDRESS = "127.0.0.11"  # a container's own resolver, in its netns (Docker's address)
-OWN_PORT = 53053  # where it listens (own_nat_rules): port 53 stays the container's
+OWN_PORT = 53053  # where it listens (own_nat): port 53 stays the container's
 
 
 def hosts_text(record: Record) -> str:
@@ -191,34 +192,36 @@ def sync_own(host: Host, layout: Layout, cid: str, records: list[Record], netns:
         return
     host.ensure_dir(run_dir, mode=0o700)
     write_names(host, run_dir, text)
-    if not host.exists(run_dir / "nat"):  # the rules are made once, the marker after them
-        host.run(own_nat_argv(netns), input=own_nat_rules(cid, "append"))
-        host.write_file(run_dir / "nat", own_nat_rules(cid, "delete"), durable=False)
+    own_nat(host, cid, netns, present=True)
     host.run(argv)  # it daemonizes once it listens
 
 
-def own_nat_argv(netns: Path) -> list[str]:
-    return ["nsenter", f"--net={path_arg(netns)}", "--",
-            "iptables-restore", "--wait", "--noflush"]
-
-
-def own_nat_rules(cid: str, action: str) -> str:
-    """In the container's netns: its queries to 127.0.0.11:53 go to OWN_PORT, where its
-    own resolver listens, so that port 53 stays free for a DNS server of its own (as
-    Docker's embedded DNS does it). They go with the netns."""
-    return "*nat\n" + "".join(
-        f"--{action} OUTPUT --destination {OWN_ADDRESS}/32 --protocol {proto} "
-        f"--destination-port 53 --match comment --comment shellctr:ctr={cid[:12]} "
-        f"--jump DNAT --to-destination {OWN_ADDRESS}:{OWN_PORT}\n"
-        for proto in ("udp", "tcp")) + "COMMIT\n"
+def own_nat(host: Host, cid: str, netns: Path, *, present: bool) -> None:
+    """The two rules in the container's netns that send its queries to 127.0.0.11:53 on
+    to OWN_PORT, where its own resolver listens, so that port 53 stays free for a DNS
+    server of its own (as Docker's embedded DNS does it): added or deleted, its nat
+    table probed first (a container given NET_ADMIN may have changed it). They would go
+    with the netns anyway."""
+    found = [words for words in host.facts.host_iptables_rules("nat", netns)
+             if words[:1] == ["-A"] and iptables.owned(words, (f"ctr={cid[:12]}",))]
+    if present and not found:
+        lines = [f"--append OUTPUT --destination {OWN_ADDRESS}/32 --protocol {proto} "
+                 f"--destination-port 53 --match comment --comment shellctr:ctr={cid[:12]} "
+                 f"--jump DNAT --to-destination {OWN_ADDRESS}:{OWN_PORT}"
+                 for proto in ("udp", "tcp")]
+    elif not present and found:
+        lines = [iptables.line(["--delete", *long_form(words[1:])]) for words in found]
+    else:
+        return
+    host.run(["nsenter", f"--net={path_arg(netns)}", "--", "iptables-restore", "--wait",
+              "--noflush"], input=iptables.restore_text({"nat": lines}))
 
 
 def stop_own(host: Host, run_dir: Path, netns: Path) -> None:
     """Stop the container's own resolver and remove its rules (if its netns is still
     there: else they went with it) and files."""
-    rules = run_dir / "nat"
-    if host.exists(rules) and host.facts.exists(netns):
-        host.run(own_nat_argv(netns), input=host.facts.read_text(rules))
+    if host.facts.exists(netns):
+        own_nat(host, run_dir.name, netns, present=False)
     stop(host, run_dir)
 
 
