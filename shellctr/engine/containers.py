@@ -401,12 +401,9 @@ def on_started(store: Store, cid: str) -> int:
     event, as the verb would have done once init.py said `ready`."""
     from shellctr.engine.lifecycle import await_running
 
-    started = await_running(store, cid)
-    if started is None:
+    if await_running(store, cid) is None:
         raise ShellctrError(f"container {short_id(cid)} did not start",
                             f"see `shellctr logs {short_id(cid)}`")
-    if started:
-        events.container_event(store, cid, "start")
     return 0
 
 

@@ -77,6 +77,15 @@ def record_running(store: Store, cid: str, pid: int, monitor_pid: int) -> None:
                           started_at=now_iso(), starter_pid=0, starter_start=0)
 
 
+def record_found_running(store: Store, cid: str, pid: int, monitor_pid: int) -> None:
+    """Record a container found running on the host that no `start` recorded (`adopt`,
+    `await_running`: whichever comes first), with the `start` event it would have sent."""
+    from shellctr.engine import events
+
+    record_running(store, cid, pid, monitor_pid)
+    events.container_event(store, cid, "start")
+
+
 def await_running(store: Store, cid: str, timeout: float = 10.0) -> bool | None:
     """A replayed --dry-run script's start (`shellctr _started ID`): no `start` process
     hears init.py's `ready`, so wait until the host shows the container's monitor and
@@ -96,7 +105,7 @@ def await_running(store: Store, cid: str, timeout: float = 10.0) -> bool | None:
                     if store.container_state(cid)["status"] != "created" \
                             or facts.exists(exit_file):
                         return False
-                    record_running(store, cid, pid1s[0], monitors[0])
+                    record_found_running(store, cid, pid1s[0], monitors[0])
                 return True
             time.sleep(POLL)
     except FileNotFoundError:  # removed meanwhile (--rm: its end came first)
@@ -169,7 +178,7 @@ def adopt(store: Store, cid: str) -> StateRecord:
                                                         state["starter_start"]):
             return state
         if len(monitors) == 1 and len(pid1s) == 1:
-            record_running(store, cid, pid1s[0], monitors[0])
+            record_found_running(store, cid, pid1s[0], monitors[0])
         else:
             store.write_state(cid, starter_pid=0, starter_start=0)
         return store.container_state(cid)
