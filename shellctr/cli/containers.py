@@ -129,6 +129,12 @@ def cmd_exited(args: argparse.Namespace, ctx: Context) -> int:
     return on_exited(ctx.host, ctx.store, args.container)
 
 
+def cmd_started(args: argparse.Namespace, ctx: Context) -> int:
+    from shellctr.engine.containers import on_started
+
+    return on_started(ctx.store, args.container)
+
+
 def cmd_rm(args: argparse.Namespace, ctx: Context) -> int:
     from shellctr.core.errors import NotFound
     from shellctr.engine.containers import remove
@@ -214,6 +220,9 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
     exited = verbs.add_parser("_exited")  # the monitor's hook: not for people
     exited.add_argument("container")
     exited.set_defaults(func=cmd_exited)
+    started = verbs.add_parser("_started")  # a --dry-run script's: not for people
+    started.add_argument("container")
+    started.set_defaults(func=cmd_started)
 
     rm = verbs.add_parser("rm", help="remove containers")
     rm.add_argument("-f", "--force", action="store_true", help="kill a running container first")

@@ -27,7 +27,7 @@ GLOBAL_VALUE_FLAGS = ("--root", "--runroot")  # the global flags that take a val
 VERB_MODULES = {
     **dict.fromkeys(("run", "create"), "run"),
     **dict.fromkeys(("start", "stop", "restart", "kill", "exec", "update", "attach", "rename",
-                     "pause", "unpause", "_exited", "rm"), "containers"),
+                     "pause", "unpause", "_exited", "_started", "rm"), "containers"),
     **dict.fromkeys(("wait", "logs", "inspect", "stats", "top", "ps", "port", "export"),
                     "views"),
     **dict.fromkeys(("image", "images", "rmi", "import", "load", "save", "tag", "history",

@@ -34,7 +34,8 @@ __all__ = ["main", "verb_of"]
 # standard library's subprocess, not plumbum, whose import costs ~70 ms (core.host)
 LEAN_VERBS = frozenset({
     "run", "create", "start", "restart", "stop", "kill", "rm", "exec", "wait", "ps",
-    "logs", "inspect", "port", "pause", "unpause", "attach", "_exited", "_health", "events",
+    "logs", "inspect", "port", "pause", "unpause", "attach", "_exited", "_started", "_health",
+    "events",
 })
 # The verbs whose work is done in this process's Python, not as host commands, so that a
 # --dry-run script could not show it: refused under --dry-run (cp copies through directory

@@ -325,15 +325,19 @@ class Facts:
             rules = [words for words in rules if long_form(words) not in gone]
         return rules + self._rules.get(table, [])
 
-    def host_iptables_rules(self, table: str) -> list[list[str]]:
-        """The table as `iptables --list-rules` prints it, split into words."""
+    def host_iptables_rules(self, table: str, netns: Path | None = None) -> list[list[str]]:
+        """The table as `iptables --list-rules` prints it, split into words; with `netns`,
+        that named network namespace's (none yet, as a --dry-run plans it: empty)."""
         import shlex
 
         from shellctr.core.errors import HostCommandError
         from shellctr.core.runner import execute
 
-        code, out, err = execute(["iptables", "--wait", "--table", table, "--list-rules"],
-                                 None, None, self.lean)
+        if netns is not None and not os.path.exists(netns):
+            return []
+        enter = ["nsenter", f"--net={os.fspath(netns)}", "--"] if netns is not None else []
+        code, out, err = execute([*enter, "iptables", "--wait", "--table", table,
+                                  "--list-rules"], None, None, self.lean)
         if code != 0:
             raise HostCommandError(f"iptables --list-rules failed: {err.strip()}")
         return [shlex.split(text) for text in out.splitlines()]

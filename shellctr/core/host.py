@@ -425,11 +425,21 @@ class Host:
 
     def rewrite_file(self, path: Path, text: str) -> None:
         """Overwrite `path` in place, keeping its inode: a file bind-mounted into a running
-        container (its /etc/hosts) would go on showing the old one if replaced."""
+        container (its /etc/hosts, resolv.conf) would go on showing the old one if
+        replaced. Never empty or half old, half new for a reader inside: one write of the
+        whole text at offset 0, padded with newlines (blank lines, which hosts and
+        resolv.conf readers skip) to the old length, then the file cut to the text."""
         def rewrite() -> None:
-            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
-            with open(fd, "w") as stream:
-                stream.write(text)
+            data = text.encode()
+            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                padded = data + b"\n" * (os.fstat(fd).st_size - len(data))
+                done = 0
+                while done < len(padded):
+                    done += os.pwrite(fd, padded[done:], done)
+                os.ftruncate(fd, len(data))
+            finally:
+                os.close(fd)
 
         self.apply(write_file_cmd(path, text), rewrite,
                    lambda facts: facts.plan_write(path, text.encode()))

@@ -267,6 +267,15 @@ class Layout:
     def network_run_dir(self, nid: str) -> Path:
         return as_path(self.network_run_dir_at(nid))
 
+    def container_resolver_dir(self, cid: str) -> Path:
+        """A container's own resolver (on several user networks: dns.sync_own): its pid,
+        hosts and servers files. Not in its run dir, whose processes are its monitors."""
+        return as_path(join(self.runroot_at, "resolvers", cid))
+
+    @property
+    def resolvers_dir(self) -> Path:
+        return as_path(join(self.runroot_at, "resolvers"))
+
     def network_endpoints_at(self, nid: str) -> str:
         """The network's endpoints (its running containers): runtime state, which a
         reboot clears with the run root."""

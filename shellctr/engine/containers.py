@@ -403,6 +403,18 @@ def restart_unwatched(host: Host, store: Store, cid: str) -> StateRecord:
 
 
 # -- the monitor's hook -------------------------------------------------------------------
+def on_started(store: Store, cid: str) -> int:
+    """`shellctr _started ID`, a line of a --dry-run script after (detached) or beside
+    (attached) the monitor it starts: the container recorded running, with its `start`
+    event, as the verb would have done once init.py said `ready`."""
+    from shellctr.engine.lifecycle import await_running
+
+    if await_running(store, cid) is None:
+        raise ShellctrError(f"container {short_id(cid)} did not start",
+                            f"see `shellctr logs {short_id(cid)}`")
+    return 0
+
+
 def on_exited(host: Host, store: Store, cid: str) -> int:
     """The monitor's hook when a detached container ends: record it, then carry out the
     restart policy or --rm. Returns the container's exit code."""

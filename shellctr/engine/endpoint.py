@@ -32,6 +32,7 @@ from shellctr.engine.network import (
     network_event,
     network_for,
     records,
+    refresh_names,
     release,
     save,
     veth_name,
@@ -42,6 +43,8 @@ from shellctr.parts.netopts import DEFAULT_NETWORK, is_bridged
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from shellctr.core.records import ContainerRecord
 
 
@@ -99,7 +102,6 @@ def attach(host: Host, store: Store, config: ContainerRecord, rollback: Rollback
         host.step(f"network for container {short_id(cid)}")
         found = records(store)
         own = []
-        nameserver = None
         for index, (name, options) in enumerate(wanted_networks(config).items()):
             record = network_for(host, store, name, found)
             endpoint = new_endpoint(host, store, config, record, index, options)
@@ -107,16 +109,16 @@ def attach(host: Host, store: Store, config: ContainerRecord, rollback: Rollback
             if index == 0:
                 rollback.push(f"network of {short_id(cid)}",
                               lambda: release(host, store, cid))
-                if record.get("dns"):
-                    nameserver = record["gateway"]
             plumb(host, record, endpoint, netns, new_netns=index == 0,
                   default_route=index == 0 and not record["internal"])
             if index == 0:
                 publish(host, store, config, record, endpoint)
             own.append(endpoint["ip"])
             network_event(store, record, "connect", cid)
-        dns.refresh(host, records(store), store.layout.network_run_dir)
-        write_etc_files(host, store, config, own, nameserver)
+        now = records(store)
+        refresh_names(host, store, now)
+        write_etc_files(host, store, config, own,
+                        resolver(store, cid, wanted_networks(config), now))
     return ["nsenter", f"--net={path_arg(netns_path(host.facts, cid))}", "--"]
 
 
@@ -150,6 +152,40 @@ def write_etc_files(host: Host, store: Store, config: ContainerRecord, own: list
     host.write_file(layout.container_etc_file(cid, "resolv.conf"),
                     resolv_text(config, without_loopback_resolvers(host.facts.resolv_conf()),
                                 nameserver), durable=False)
+
+
+def resolver(store: Store, cid: str, networks: Iterable[str], found: list[Record]) -> str | None:
+    """The resolver a container's /etc/resolv.conf names: the gateway of the first of
+    its `networks` (in the order it joined them) that has one and an endpoint of it, as
+    Docker's embedded DNS serves a container once it is on a user network; on several,
+    its own (dns.sync_own); None: the host's resolvers."""
+    if dns.needs_own(cid, found):
+        return dns.OWN_ADDRESS
+    for name in networks:
+        try:
+            record = find_network(store, name, found)
+        except NotFound:
+            continue
+        if record.get("dns") and cid in record["endpoints"]:
+            return str(record["gateway"])
+    return None
+
+
+def update_resolv(host: Host, store: Store, config: ContainerRecord,
+                  networks: Iterable[str]) -> None:
+    """A running container's /etc/resolv.conf after a live `network connect` or
+    `disconnect`, as its next start will write it (its networks' resolver, else the
+    host's); left alone with --dns or a /etc/resolv.conf the user mounted, as Docker.
+    In place (rewrite_file): the file is bind-mounted into the container."""
+    from shellctr.parts.netopts import resolv_text, without_loopback_resolvers
+
+    if config.get("dns") or any(m["target"] == "/etc/resolv.conf" for m in config["mounts"]):
+        return
+    path = store.layout.container_etc_file(config["id"], "resolv.conf")
+    text = resolv_text(config, without_loopback_resolvers(host.facts.resolv_conf()),
+                       resolver(store, config["id"], networks, records(store)))
+    if host.facts.read_text(path, "") != text:
+        host.rewrite_file(path, text)
 
 
 def update_hosts(host: Host, store: Store, config: ContainerRecord, ip: str, present: bool) -> None:
@@ -298,9 +334,10 @@ def connect(host: Host, store: Store, net_ref: str, ctr_ref: str, ip: str | None
                 rollback.push("endpoint", lambda: release(host, store, cid, record["id"]))
                 plumb(host, record, endpoint, netns_name(cid), new_netns=False,
                       default_route=False)
-                dns.refresh(host, records(store), store.layout.network_run_dir)
+                refresh_names(host, store)
                 update_hosts(host, store, config, endpoint["ip"], present=True)
                 network_event(store, record, "connect", cid)
+                update_resolv(host, store, config, networks)
         store.write_state(cid, networks=networks)
 
 
@@ -316,9 +353,10 @@ def disconnect(host: Host, store: Store, net_ref: str, ctr_ref: str, force: bool
         host.step(f"disconnect {short_id(cid)} from network {record['name']}")
         endpoint = record["endpoints"].get(cid)  # the container runs on it
         release(host, store, cid, only=record["id"])
+        networks.pop(record["name"], None)
         if endpoint is not None:
             update_hosts(host, store, config, endpoint["ip"], present=False)
-        networks.pop(record["name"], None)
+            update_resolv(host, store, config, networks)
         mode = config["network_mode"]
         if not networks and is_bridged(mode):
             mode = "none"  # Docker: no networks left, loopback only

@@ -6,6 +6,8 @@ and every path that ends or removes a container goes through `teardown`.
                   └───────────────────── rm ──────────────────┴──> removed
 
 - `record_starting` / `record_running`: a start (start.py) is under way / done;
+- `await_running`: a replayed --dry-run script's start, which nobody hears from: found
+  on the host and recorded running (`shellctr _started ID`, a line of the script);
 - `record_end`: the end, from the code the monitor wrote to exit.json (or one given);
 - `reconcile`: no daemon watches containers, so every command first brings a record up
   to date: a running container whose PID 1 and monitor are both gone (pid checked with
@@ -75,6 +77,42 @@ def record_running(store: Store, cid: str, pid: int, monitor_pid: int) -> None:
                           started_at=now_iso(), starter_pid=0, starter_start=0)
 
 
+def record_found_running(store: Store, cid: str, pid: int, monitor_pid: int) -> None:
+    """Record a container found running on the host that no `start` recorded (`adopt`,
+    `await_running`: whichever comes first), with the `start` event it would have sent."""
+    from shellctr.engine import events
+
+    record_running(store, cid, pid, monitor_pid)
+    events.container_event(store, cid, "start")
+
+
+def await_running(store: Store, cid: str, timeout: float = 10.0) -> bool | None:
+    """A replayed --dry-run script's start (`shellctr _started ID`): no `start` process
+    hears init.py's `ready`, so wait until the host shows the container's monitor and
+    PID 1 (the inner monitor's child, once it has exec'd the command) and record them
+    running, as `start` would. False: it ended, or was recorded or removed, first; None:
+    nothing showed up within `timeout`."""
+    facts = store.host.facts
+    exit_file = store.layout.container_exit_file(cid)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if facts.exists(exit_file) or store.container_state(cid)["status"] != "created":
+                return False
+            monitors, pid1s = unrecorded(store, cid)
+            if len(monitors) == 1 and len(pid1s) == 1:
+                with store.lock():
+                    if store.container_state(cid)["status"] != "created" \
+                            or facts.exists(exit_file):
+                        return False
+                    record_found_running(store, cid, pid1s[0], monitors[0])
+                return True
+            time.sleep(POLL)
+    except FileNotFoundError:  # removed meanwhile (--rm: its end came first)
+        return False
+    return None
+
+
 def record_end(store: Store, cid: str, code: int | None = None, error: str = "",
                finished_at: str | None = None) -> StateRecord:
     """The container has ended: its code (None: the one the monitor wrote in exit.json),
@@ -140,7 +178,7 @@ def adopt(store: Store, cid: str) -> StateRecord:
                                                         state["starter_start"]):
             return state
         if len(monitors) == 1 and len(pid1s) == 1:
-            record_running(store, cid, pid1s[0], monitors[0])
+            record_found_running(store, cid, pid1s[0], monitors[0])
         else:
             store.write_state(cid, starter_pid=0, starter_start=0)
         return store.container_state(cid)

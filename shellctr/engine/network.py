@@ -58,6 +58,14 @@ def netns_path(facts: Facts, cid: str) -> Path:
     return Path(netns_path_at(facts, cid))
 
 
+def refresh_names(host: Host, store: Store, found: list[Record] | None = None) -> None:
+    """The resolvers' names after endpoints came or went (dns.refresh)."""
+    from shellctr.engine import dns
+
+    dns.refresh(host, records(store) if found is None else found, store.layout,
+                lambda cid: netns_path(host.facts, cid))
+
+
 def veth_name(cid: str, index: int) -> str:
     return f"shv{cid[:10]}{index:x}"
 
@@ -167,8 +175,6 @@ def rename_endpoints(host: Host, store: Store, cid: str, name: str) -> None:
     """`rename` of a running container: its endpoints take the new name, and the
     resolvers of its user networks answer it (the old name no more). Caller holds the
     lock."""
-    from shellctr.engine import dns
-
     found = records(store)
     changed = False
     for record in found:
@@ -178,7 +184,7 @@ def rename_endpoints(host: Host, store: Store, cid: str, name: str) -> None:
             save(store, record)
             changed = True
     if changed:
-        dns.refresh(host, found, store.layout.network_run_dir)
+        refresh_names(host, store, found)
 
 
 # -- networks -----------------------------------------------------------------------------
@@ -398,7 +404,7 @@ def wanted_networks(config: ContainerRecord) -> dict[str, dict[str, object]]:
 def release(host: Host, store: Store, cid: str, only: str | None = None) -> None:
     """Remove the container's endpoints (of network `only`, else all and its netns):
     port rules, veths, names, addresses. Probes first; takes the lock."""
-    from shellctr.engine import dns, iptables
+    from shellctr.engine import iptables
 
     facts = host.facts
     netns = netns_path(facts, cid)
@@ -425,7 +431,7 @@ def release(host: Host, store: Store, cid: str, only: str | None = None) -> None
             veths.append(endpoint["veth"])
             record["endpoints"].pop(cid, None)
             save(store, record)
-            dns.refresh(host, records(store), store.layout.network_run_dir)
+            refresh_names(host, store)
             network_event(store, record, "disconnect", cid)
         if only is None and facts.exists(netns):
             host.run(["ip", "netns", "delete", netns_name(cid)],

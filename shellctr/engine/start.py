@@ -107,13 +107,17 @@ def start(host: Host, store: Store, cid: str, attach: bool,
 
             acquire(host, store, cid, container["mounts"], rollback)  # type: ignore[arg-type]
         net = attach_network(host, store, container, rollback)
+        if host.dry_run and attach:  # the script's monitor runs in its foreground: beside it
+            host.spawn(started_hook(layout, cid), background=True)
         process = spawn_monitor(host, layout, container, spec_path, attach, child,
                                 console_end, net, namespaces, streams)
         host.note("inside the new namespaces, init.py (PID 1) does, in-process:")
         host.note(lambda: init_steps(spec))
         child.close()
         if process is None:  # --dry-run: the script's monitor, and its hook, do the rest
-            if attach and not handover:  # as this process would: record the end, tear down
+            if not attach:  # as this process would: record it running, then leave
+                host.run(started_hook(layout, cid))
+            elif not handover:  # as this process would: record the end, tear down
                 host.run(exited_hook(layout, cid))
             return 0
         message, fds, init_pid = receive_ready(host, parent)
@@ -380,6 +384,12 @@ def exited_hook(layout: Layout, cid: str) -> list[str]:
     """`shellctr _exited ID`: records a detached container's end (lifecycle.on_exited)."""
     return [path_arg(CHECKOUT / "bin" / "shellctr"), "--root", path_arg(layout.root),
             "--runroot", path_arg(layout.runroot), "_exited", cid]
+
+
+def started_hook(layout: Layout, cid: str) -> list[str]:
+    """`shellctr _started ID`: in a --dry-run script, records the container running once
+    the host shows its PID 1 (containers.on_started): nobody hears init.py's `ready`."""
+    return [*exited_hook(layout, cid)[:-2], "_started", cid]
 
 
 def monitor_argv(layout: Layout, container: ContainerRecord, spec_path: Path, attach: bool,

@@ -254,12 +254,13 @@ def scrub(base: Path) -> None:
 
 
 def leftovers(w: Worker) -> list[str]:
-    """State a test must not leave: container dirs, scratch files, partial layers and
+    """State a test must not leave: container dirs (and their own resolvers' dirs),
+    scratch files, partial layers and
     layer tars, and volumes (an anonymous one that rm -v / --rm should have removed, or a
     named one the test did not remove)."""
     found = []
-    for directory in (w.runroot / "containers", w.root / "containers", w.root / "tmp",
-                      w.root / "volumes"):
+    for directory in (w.runroot / "containers", w.runroot / "resolvers",
+                      w.root / "containers", w.root / "tmp", w.root / "volumes"):
         if directory.is_dir():
             found += [f"left in {directory}: {entry}" for entry in os.listdir(directory)]
     for layers in (w.root / "layers", w.root / "blobs" / "sha256"):

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from .support import (
+    DEFAULT_TIMEOUT,
     Ctr,
     Worker,
     assert_script,
@@ -20,6 +23,7 @@ from .support import (
     run_detached,
     shellctr_rules,
     tree_listing,
+    wait_for,
 )
 
 
@@ -124,3 +128,69 @@ def test_network_create_connect_disconnect_rm_scripts_replayed(ctr: Ctr) -> None
         ctr("network", "rm", "replayed-net")
     assert ctr("network", "inspect", "replayed-net").code != 0
     assert sorted(links()) == before_links and sorted(shellctr_rules()) == before_rules
+
+
+def started_events(ctr: Ctr, since: str, cid: str) -> list[str]:
+    until = f"{time.time() + 0.001:.6f}"
+    out = ctr("events", "--since", since, "--until", until, "--format", "json",
+              "--filter", "event=start", trace=False).ok().out
+    return [event["Actor"]["ID"] for event in map(json.loads, out.splitlines())
+            if event["Actor"]["ID"] == cid]
+
+
+def test_detached_run_script_replayed_in_a_pipeline_ends_with_the_container_running(
+    ctr: Ctr
+) -> None:
+    """`shellctr --dry-run run -d ... | bash | cat` ends (the monitor has none of the
+    pipeline's stdio), and leaves the container recorded as `run -d` leaves it: running,
+    with its PID 1, its start time and its `start` event."""
+    since = f"{time.time():.6f}"
+    script = dry(ctr, "run", "-d", "--name", "piped-bg", "--network", "none", "busybox",
+                 "sleep", "600")
+    try:
+        done = subprocess.run(["bash", "-c", "bash | cat"], input=script.encode(),
+                              capture_output=True, check=False, timeout=DEFAULT_TIMEOUT)
+        assert done.returncode == 0, done.stderr.decode()
+        state = inspect(ctr, "piped-bg")["State"]
+        assert state["Status"] == "running" and state["Pid"] > 0, state
+        assert Path(f"/proc/{state['Pid']}/cmdline").read_bytes() == b"sleep\x00600\x00"
+        assert not state["StartedAt"].startswith("0001-"), state
+        assert started_events(ctr, since, inspect(ctr, "piped-bg")["Id"]) != []
+        ctr("stop", "--time", "0", "piped-bg").ok()
+        assert inspect(ctr, "piped-bg")["State"]["Status"] == "exited"
+    finally:
+        ctr("rm", "--force", "piped-bg")
+
+
+def test_foreground_run_script_replayed_records_it_running_and_ends_with_its_code(
+    ctr: Ctr, worker: Worker
+) -> None:
+    """A replayed foreground `run --rm` whose command exits 3: running while it runs
+    (with its `start` event), then torn down and removed by the script, whose exit status
+    is the command's (set -e does not end it before its teardown)."""
+    gate = Path(tempfile.mkdtemp(prefix="replay-gate-", dir=worker.scratch))
+    since = f"{time.time():.6f}"
+    script = dry(ctr, "run", "--rm", "--name", "replayed-fg", "--network", "none", "-v",
+                 f"{gate}:/gate", "busybox", "sh", "-c",
+                 "echo waiting; while [ ! -e /gate/go ]; do sleep 0.05; done; exit 3")
+    before = sorted(links())
+    replayed = subprocess.Popen(["bash", "-c", script], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: ctr("inspect", "--format", "{{.State.Status}}", "replayed-fg",
+                             trace=False).out.strip() == "running", "the replayed run")
+        cid = inspect(ctr, "replayed-fg")["Id"]
+        assert started_events(ctr, since, cid) != []
+        (gate / "go").touch()
+        out, err = replayed.communicate(timeout=DEFAULT_TIMEOUT)
+        assert replayed.returncode == 3, err.decode()
+        assert out == b"waiting\n"
+        assert ctr.container_ids() == []  # --rm: the script's hook removed it
+        assert sorted(links()) == before
+    finally:
+        if replayed.poll() is None:
+            replayed.kill()
+            replayed.wait()
+        ctr("rm", "--force", "replayed-fg")
+        (gate / "go").unlink(missing_ok=True)
+        gate.rmdir()

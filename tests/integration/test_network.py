@@ -352,6 +352,84 @@ def test_default_bridge_names_do_not_resolve_on_a_user_network(ctr: Ctr) -> None
     assert ip_of(ctr, "bridge", "plain") not in plain.out, str(plain)
 
 
+def resolvers(ctr: Ctr, container: str) -> list[str]:
+    text = ctr("exec", container, "cat", "/etc/resolv.conf").ok().out
+    return [line.split()[1] for line in text.splitlines() if line.split()[:1] == ["nameserver"]]
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_live_connect_and_disconnect_rewrite_resolv_conf_for_the_new_network(ctr: Ctr) -> None:
+    """A container started on the default bridge (host resolvers) resolves the names of a
+    user network once connected to it (its resolv.conf now names that network's
+    resolver, as its next start would), and after the disconnect names no dead
+    resolver; a restart writes the same; one given --dns keeps its own, as Docker."""
+    ctr("network", "create", "--subnet", "10.221.0.0/24", "named").ok()
+    run_detached(ctr, "--name", "db", "--network", "named", "busybox", "sleep", "1000")
+    run_detached(ctr, "--name", "web", "busybox", "sleep", "1000")
+    run_detached(ctr, "--name", "pinned", "--dns", "192.0.2.53", "busybox", "sleep", "1000")
+    host_resolvers = resolvers(ctr, "web")
+    assert "10.221.0.1" not in host_resolvers
+    ctr("network", "connect", "named", "web").ok()
+    ctr("network", "connect", "named", "pinned").ok()
+    assert resolvers(ctr, "web") == ["10.221.0.1"]
+    found = ctr("exec", "web", "nslookup", "db").ok()
+    assert ip_of(ctr, "named", "db") in found.out, str(found)
+    ping = ctr("exec", "web", "ping", "-c", "1", "-W", "2", "db")
+    assert ping.code == 0, str(ping)
+    assert resolvers(ctr, "pinned") == ["192.0.2.53"]
+    ctr("restart", "--time", "0", "web").ok()
+    assert resolvers(ctr, "web") == ["10.221.0.1"]  # a start writes the same
+    ctr("network", "disconnect", "named", "web").ok()
+    assert resolvers(ctr, "web") == host_resolvers  # not the gone network's resolver
+    ctr("restart", "--time", "0", "web").ok()
+    assert resolvers(ctr, "web") == host_resolvers
+
+
+def lookup(ctr: Ctr, container: str, name: str) -> str:
+    """What `nslookup NAME` in the container finds: an address, or "" (no such name)."""
+    found = ctr("exec", container, "nslookup", name)
+    addresses = [line.split()[-1] for line in found.out.splitlines()
+                 if line.startswith("Address:") and not line.rstrip().endswith(":53")]
+    assert found.code == 0 or not addresses, str(found)
+    return addresses[0] if addresses else ""
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_names_are_scoped_to_the_asking_containers_networks(ctr: Ctr) -> None:
+    """A container on networks A and B resolves the names of both (its own resolver in
+    its netns has them: 127.0.0.11, as Docker's); one only on A resolves none of B's,
+    and the other way round. At start and after a live connect alike; port 53 in its
+    netns stays free for a server of its own."""
+    ctr("network", "create", "--subnet", "10.223.0.0/24", "north").ok()
+    ctr("network", "create", "--subnet", "10.224.0.0/24", "south").ok()
+    run_detached(ctr, "--name", "alpha", "--network", "north", "busybox", "sleep", "1000")
+    run_detached(ctr, "--name", "beta", "--network", "south", "busybox", "sleep", "1000")
+    run_detached(ctr, "--name", "both", "--network", "north", "busybox", "sleep", "1000")
+    ctr("network", "connect", "south", "both").ok()  # live
+    ctr("create", "--name", "later", "--network", "south", "busybox", "sleep", "1000").ok()
+    ctr("network", "connect", "north", "later").ok()  # at its start
+    ctr("start", "later").ok()
+    assert lookup(ctr, "alpha", "both") == ip_of(ctr, "north", "both")
+    assert lookup(ctr, "alpha", "beta") == ""  # only on south: not alpha's to resolve
+    assert lookup(ctr, "beta", "alpha") == ""
+    assert lookup(ctr, "beta", "later") == ip_of(ctr, "south", "later")
+    for multi in ("both", "later"):
+        assert lookup(ctr, multi, "alpha") == ip_of(ctr, "north", "alpha")
+        assert lookup(ctr, multi, "beta") == ip_of(ctr, "south", "beta")
+        ping = ctr("exec", multi, "ping", "-c", "1", "-W", "2", "beta")
+        assert ping.code == 0, str(ping)
+        assert resolvers(ctr, multi) == ["127.0.0.11"]
+    # its queries to 127.0.0.11:53 are DNATed to its resolver's port: 53 stays its own
+    served = ctr("exec", "both", "sh", "-c", "(echo served | nc -l -p 53) & "
+                 + retry("nc 127.0.0.1 53 </dev/null").replace("hello-from-", "served"))
+    assert "served" in served.ok().out
+    assert lookup(ctr, "both", "beta") == ip_of(ctr, "south", "beta")
+    ctr("network", "disconnect", "north", "both").ok()  # one network left: its resolver
+    assert resolvers(ctr, "both") == ["10.224.0.1"]
+    assert lookup(ctr, "both", "beta") == ip_of(ctr, "south", "beta")
+    assert lookup(ctr, "both", "alpha") == ""
+
+
 @pytest.mark.usefixtures("cleanup")
 def test_ipam_gives_30_parallel_starts_unique_addresses_then_a_clear_error(ctr: Ctr) -> None:
     ctr("network", "create", "--subnet", "10.217.0.0/27", "small").ok()  # 29 addresses

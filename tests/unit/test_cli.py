@@ -142,6 +142,10 @@ def test_dry_run_run_detach_prints_a_valid_script_and_changes_nothing(
     assert " -- unshare --mount --uts --ipc --net --pid --propagation private -- " in monitor[0]
     assert f" -- {MONITOR} --reap -- " in monitor[0]
     assert not any(line.startswith("rmdir ") for line in lines)  # the hook's job
+    # then, as `run -d` once init.py is ready, the script records it running and leaves
+    started = [n for n, line in enumerate(lines)
+               if re.search(f"--runroot {layout.runroot} _started [0-9a-f]{{64}}$", line)]
+    assert len(started) == 1 and started[0] > lines.index(monitor[0])
     assert any('"restart_policy":"always"' in line for line in lines)  # the config record
     assert snapshot(layout.root) == before
     assert not layout.runroot.exists()
@@ -236,6 +240,11 @@ def test_dry_run_run_prints_a_valid_script_and_changes_nothing(cli: Any,
     # script ends with the container's status, not stopped by set -e before its teardown
     assert re.search(f"--runroot {layout.runroot} _exited [0-9a-f]{{64}}$", lines[-2])
     assert lines[-1] == 'exit "$status"'
+    # while the monitor runs in the script's foreground, a hook beside it (no stdio of
+    # the script's) records the container running, as this process would
+    monitor = next(n for n, line in enumerate(lines) if line.startswith(f"{MONITOR} --attach "))
+    assert re.fullmatch(f"setsid --fork .* --runroot {layout.runroot} _started [0-9a-f]{{64}}"
+                        " </dev/null >/dev/null 2>&1", lines[monitor - 2])
     assert snapshot(layout.root) == before
     assert not layout.runroot.exists()
 

@@ -163,3 +163,17 @@ def test_now_iso_is_datetimes_isoformat_in_utc() -> None:
     parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     assert before <= parsed <= after
     assert parsed.isoformat().replace("+00:00", "Z") == stamp
+
+
+@pytest.mark.parametrize("text", ["nameserver 10.2.0.1\n", "nameserver 10.2.0.1\n" * 40, ""],
+                         ids=["shorter", "longer", "empty"])
+def test_rewrite_file_replaces_the_text_in_place(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "resolv.conf"
+    path.write_text("nameserver 192.0.2.53\nsearch example.org\n")
+    inode = path.stat().st_ino
+    host = quiet(True)
+    host.trace = True
+    host.rewrite_file(path, text)
+    assert path.read_text() == text and path.stat().st_ino == inode  # bind mounts see it
+    assert host.err.getvalue() == (  # type: ignore[attr-defined]
+        f"+ cat > {path} <<'EOF'\n{text}EOF\n" if text else f"+ printf %s '' | cat > {path}\n")

@@ -52,12 +52,16 @@ class FakeNet(Facts):
         self.dnsmasq: dict[Path, int] = {}  # run dir -> pid
         self.held: set[tuple[str, int]] = set()  # (proto, port) other programs hold
         self.running: set[int] = set()  # pids of containers the test says run
+        self.netns_rules: dict[str, list[str]] = {}  # netns -> its nat rules
 
     # -- what the host reads would find -------------------------------------------------
     def host_links(self) -> set[str]:
         return set(self.names)
 
-    def host_iptables_rules(self, table: str) -> list[list[str]]:
+    def host_iptables_rules(self, table: str, netns: Path | None = None) -> list[list[str]]:
+        if netns is not None:  # a container's netns: its nat table
+            return [["-A", *rule.split()] for rule in self.netns_rules.get(netns.name, [])
+                    if table == "nat"]
         return ([["-N", chain] for chain in self.chains[table]]
                 + [["-A", *rule] for rule in self.rules[table]])
 
@@ -68,7 +72,7 @@ class FakeNet(Facts):
         return 1 if pid in self.dnsmasq.values() else super().process_start(pid)
 
     def alive(self, pid: int, start: int) -> bool:
-        return pid in self.running or super().alive(pid, start)
+        return pid in self.running or pid in self.dnsmasq.values() or super().alive(pid, start)
 
     def port_taken(self, proto: str, host_ip: str, port: int) -> OSError | None:
         return OSError(98, "Address already in use") if (proto, port) in self.held else None
@@ -145,6 +149,36 @@ class FakeNet(Facts):
         (self.proc / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in cmd.argv))
         return ""
 
+    def nsenter(self, cmd: Cmd) -> str:
+        """`nsenter --net=NETNS -- dnsmasq ...`: a container's own resolver, as dnsmasq
+        (its cmdline as the kernel shows it, each word NUL-ended)."""
+        assert cmd.argv[1].startswith(f"--net={self.netns_dir}/") and cmd.argv[2] == "--"
+        netns = Path(cmd.argv[1].split("=", 1)[1])
+        assert netns.exists(), "no such netns"
+        if cmd.argv[3:] == ["iptables-restore", "--wait", "--noflush"]:  # its nat table
+            assert cmd.stdin is not None
+            lines = cmd.stdin.splitlines()
+            assert lines[0] == "*nat" and lines[-1] == "COMMIT", lines
+            rules = self.netns_rules.setdefault(netns.name, [])
+            for line in lines[1:-1]:
+                action, rule = line.split(" ", 1)
+                if action == "--append":
+                    rules.append(rule)
+                else:
+                    assert action == "--delete" and rule in rules, line
+                    rules.remove(rule)
+            return ""
+        assert cmd.argv[3] == "dnsmasq", cmd.argv
+        option = next(a for a in cmd.argv if a.startswith("--pid-file="))
+        pid_file = Path(option.split("=", 1)[1])
+        pid = 4300 + len(self.dnsmasq)
+        self.dnsmasq[pid_file.parent] = pid
+        pid_file.write_text(f"{pid}\n")
+        (self.proc / str(pid)).mkdir(exist_ok=True)
+        (self.proc / str(pid) / "cmdline").write_bytes(
+            b"".join(a.encode() + b"\0" for a in cmd.argv[3:]))
+        return ""
+
     def kill(self, cmd: Cmd) -> None:
         if cmd.argv[2] == "TERM":
             self.dnsmasq = {d: p for d, p in self.dnsmasq.items() if p != int(cmd.argv[3])}
@@ -159,7 +193,8 @@ class FakeNet(Facts):
     def host(self, **kwargs: Any) -> RecordingHost:
         return RecordingHost(substitute={
             "ip": self.ip, "iptables": self.iptables, "iptables-restore": self.restore,
-            "dnsmasq": self.dnsmasq_start, "kill": self.kill}, facts=self, **kwargs)
+            "dnsmasq": self.dnsmasq_start, "nsenter": self.nsenter, "kill": self.kill},
+            facts=self, **kwargs)
 
 
 @pytest.fixture
@@ -345,13 +380,24 @@ def test_user_network_gets_a_resolver_and_containers_resolve_across_their_networ
     assert net.names == set() and net.rules == {"raw": [], "filter": [], "nat": []}
 
 
+def host_resolv_conf(net: FakeNet, layout: Layout) -> str:
+    net.etc = layout.root.parent / "host-etc"
+    net.etc.mkdir()
+    (net.etc / "resolv.conf").write_text("nameserver 192.0.2.53\nsearch example.org\n")
+    return "nameserver 192.0.2.53\nsearch example.org\n"
+
+
 def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet) -> None:
     host = net.host()
     store = Store(layout, host)
     store.prepare()
     network.create(host, store, "back", subnet="10.2.0.0/24")
     config = new_container(layout, host)
+    host_text = host_resolv_conf(net, layout)
     attach(host, layout, config)
+    resolv = layout.container_etc_file(CID, "resolv.conf")
+    assert resolv.read_text() == host_text  # the default bridge has no resolver
+    resolv_inode = resolv.stat().st_ino
     state = store.container_state(CID)
     store.write(layout.container_state(CID), {**state, "status": "running", "pid": 1})
     net.running.add(1)
@@ -370,8 +416,14 @@ def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet
     assert hosts.read_text().endswith(f"\t{CID[:12]} web\n10.2.0.9\t{CID[:12]} web\n")
     with hosts.open("a") as stream:
         stream.write("10.9.9.9\tadded-inside")  # kept, as Docker keeps it
+    # now on a user network: its resolver, as the next start would write it, in place
+    assert resolv.read_text() == "nameserver 10.2.0.1\nsearch example.org\n"
+    assert resolv.stat().st_ino == resolv_inode
+    assert f"cat > {resolv} <<'EOF'\nnameserver 10.2.0.1\nsearch example.org\nEOF" \
+        in host.lines  # through the door: traced
     host.reset()
     endpoint.disconnect(host, store, "back", "web", force=False)
+    assert resolv.read_text() == host_text and resolv.stat().st_ino == resolv_inode
     assert hosts.read_text().endswith(f"\t{CID[:12]} web\n10.9.9.9\tadded-inside\n")
     assert "10.2.0.9" not in hosts.read_text() and hosts.stat().st_ino == inode
     assert f"ip link delete dev shv{CID[:10]}1" in host.lines  # its netns stays
@@ -379,6 +431,91 @@ def test_connect_and_disconnect_a_running_container(layout: Layout, net: FakeNet
     assert list(store.container_state(CID)["networks"]) == ["shellctr0"]
     with pytest.raises(Conflict, match="not connected"):
         endpoint.disconnect(host, store, "back", "web", force=False)
+
+
+def test_a_container_on_two_user_networks_asks_its_own_resolver_with_both_names(
+        layout: Layout, net: FakeNet) -> None:
+    host = net.host()
+    store = Store(layout, host)
+    store.prepare()
+    front = network.create(host, store, "front", subnet="10.1.0.0/24")
+    back = network.create(host, store, "back", subnet="10.2.0.0/24")
+    attach(host, layout, new_container(layout, host, cid=CID2, name="db", network="back"))
+    config = new_container(layout, host, network="front")
+    attach(host, layout, config)
+    state = store.container_state(CID)
+    store.write(layout.container_state(CID), {**state, "status": "running", "pid": 1})
+    net.running.add(1)
+    resolv = layout.container_etc_file(CID, "resolv.conf")
+    assert resolv.read_text() == "nameserver 10.1.0.1\n"
+    host.reset()
+    endpoint.connect(host, store, "back", "web", None, [])
+    own = layout.container_resolver_dir(CID)
+    assert f"nsenter --net={net.netns_dir}/shc-{CID[:11]} -- dnsmasq --conf-file=/dev/null " \
+        f"--pid-file={own}/dnsmasq.pid --no-hosts --addn-hosts={own}/hosts " \
+        f"--servers-file={own}/servers --no-resolv --server=10.1.0.1 --bind-interfaces " \
+        "--listen-address=127.0.0.11 --port=53053 --user=root" in host.lines
+    # its queries to 127.0.0.11:53 go there: port 53 stays free for the container's use
+    assert net.netns_rules == {f"shc-{CID[:11]}": [
+        f"OUTPUT --destination 127.0.0.11/32 --protocol {proto} --destination-port 53 "
+        f"--match comment --comment shellctr:ctr={CID[:12]} --jump DNAT "
+        "--to-destination 127.0.0.11:53053" for proto in ("udp", "tcp")]}
+    assert (own / "hosts").read_text() == (  # its first network's names first
+        f"10.1.0.2\tweb {CID[:12]}\n10.2.0.3\tweb {CID[:12]}\n10.2.0.2\tdb {CID2[:12]}\n")
+    assert resolv.read_text() == "nameserver 127.0.0.11\n"
+    # the networks' own resolvers know their own containers only
+    assert (layout.network_run_dir(front["id"]) / "hosts").read_text() == \
+        f"10.1.0.2\tweb {CID[:12]}\n"
+    assert (layout.network_run_dir(back["id"]) / "hosts").read_text() == \
+        f"10.2.0.3\tweb {CID[:12]}\n10.2.0.2\tdb {CID2[:12]}\n"
+    pid = net.dnsmasq[own]
+    host.reset()
+    endpoint.disconnect(host, store, "front", "web", force=False)
+    assert f"kill -s TERM {pid}" in host.lines and not own.exists()
+    assert net.netns_rules == {f"shc-{CID[:11]}": []}  # its netns lives on: removed
+    assert resolv.read_text() == "nameserver 10.2.0.1\n"  # on one network: its resolver
+    endpoint.connect(host, store, "front", "web", None, [])
+    assert own.exists() and resolv.read_text() == "nameserver 127.0.0.11\n"
+    assert len(net.netns_rules[f"shc-{CID[:11]}"]) == 2
+    net.netns_rules[f"shc-{CID[:11]}"].pop()  # as a container with NET_ADMIN may do
+    host.reset()
+    network.release(host, store, CID)  # probes first: deletes the one that is left
+    assert net.netns_rules == {f"shc-{CID[:11]}": []}
+    assert any(line.startswith("kill -s TERM 43") for line in host.lines) and not own.exists()
+
+
+@pytest.mark.parametrize("flags", [{"dns": ["9.9.9.9"]},
+                                   {"volume": ["/srv/resolv.conf:/etc/resolv.conf:ro"]}],
+                         ids=["dns", "mounted"])
+def test_connect_leaves_a_resolv_conf_the_user_chose(
+        layout: Layout, net: FakeNet, flags: dict[str, list[str]]) -> None:
+    host = net.host()
+    store = Store(layout, host)
+    store.prepare()
+    network.create(host, store, "back", subnet="10.2.0.0/24")
+    host_resolv_conf(net, layout)
+    volumes = flags.get("volume", [])
+    config = new_container(layout, host, **{k: v for k, v in flags.items() if k != "volume"}) \
+        if not volumes else mounted_container(layout, host, volumes)
+    attach(host, layout, config)
+    resolv = layout.container_etc_file(CID, "resolv.conf")
+    before = resolv.read_text()
+    state = store.container_state(CID)
+    store.write(layout.container_state(CID), {**state, "status": "running", "pid": 1})
+    net.running.add(1)
+    host.reset()
+    endpoint.connect(host, store, "back", "web", None, [])
+    assert resolv.read_text() == before
+    assert not any(line.startswith(f"cat > {resolv} ") for line in host.lines)
+
+
+def mounted_container(layout: Layout, host: RecordingHost, volumes: list[str]) -> dict[str, Any]:
+    if not list(layout.images_dir.glob("*.json")):
+        install_image(layout)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(create_module, "new_id", lambda: CID)
+        return create(host, Store(layout, host), run_request(
+            "busybox", ["true"], name="web", network={"network": "bridge"}, volume=volumes))
 
 
 def test_ports_taken_by_another_container_are_refused(layout: Layout, net: FakeNet) -> None:
@@ -673,17 +810,23 @@ def test_resolver_servers_file_makes_each_container_name_local_and_skips_unsafe_
     assert dns.servers_text(hosts) == "server=/web/\nserver=/db.x/\nserver=/abc123/\n"
 
 
-def test_resolver_hosts_reach_other_user_networks_of_shared_containers_not_the_bridge() -> None:
-    def ep(name: str, ip: str) -> dict[str, object]:
-        return {"name": name, "ip": ip, "aliases": []}
+def test_resolver_names_are_each_networks_own_and_a_multi_network_container_has_its_own(
+) -> None:
+    def ep(name: str, ip: str, ifname: str) -> dict[str, object]:
+        return {"name": name, "ip": ip, "aliases": [], "ifname": ifname}
 
     both, a_only, b_only, d_only = "1" * 64, "2" * 64, "3" * 64, "4" * 64
-    bridge = {"id": "d", "dns": False, "endpoints": {both: ep("both", "172.17.0.2"),
-                                                    d_only: ep("plain", "172.17.0.3")}}
-    net_a = {"id": "a", "dns": True, "endpoints": {both: ep("both", "10.1.0.2"),
-                                                   a_only: ep("alpha", "10.1.0.3")}}
-    net_b = {"id": "b", "dns": True, "endpoints": {both: ep("both", "10.2.0.2"),
-                                                   b_only: ep("beta", "10.2.0.3")}}
-    assert dns.hosts_text(net_a, [bridge, net_a, net_b]) == (
-        f"10.1.0.2\tboth {both[:12]}\n10.1.0.3\talpha {a_only[:12]}\n"
-        f"10.2.0.3\tbeta {b_only[:12]}\n")  # not "plain": the default bridge has no names
+    bridge = {"id": "d", "dns": False, "endpoints": {both: ep("both", "172.17.0.2", "eth0"),
+                                                    d_only: ep("plain", "172.17.0.3", "eth0")}}
+    net_b = {"id": "b", "dns": True, "endpoints": {both: ep("both", "10.2.0.2", "eth1"),
+                                                   b_only: ep("beta", "10.2.0.3", "eth0")}}
+    net_a = {"id": "a", "dns": True, "endpoints": {both: ep("both", "10.1.0.2", "eth2"),
+                                                   a_only: ep("alpha", "10.1.0.3", "eth0")}}
+    # a container on `a` alone does not resolve `beta`, which is only on `b`
+    assert dns.hosts_text(net_a) == (
+        f"10.1.0.2\tboth {both[:12]}\n10.1.0.3\talpha {a_only[:12]}\n")
+    found = [bridge, net_a, net_b]
+    # `both` asks its own resolver, which has both networks' names (its first first)
+    assert [r["id"] for r in dns.own_networks(both, found)] == ["b", "a"]
+    assert dns.needs_own(both, found)
+    assert not dns.needs_own(a_only, found) and not dns.needs_own(d_only, found)
