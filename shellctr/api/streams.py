@@ -206,11 +206,13 @@ class Attachment:
 
     def detach(self) -> None:
         """The detach keys were typed: the stream ends, the container's stdin stays open."""
-        self.done.set()
         monitor = self.monitor
         if monitor is not None:  # wakes the terminal relay, blocked on the monitor
             with contextlib.suppress(OSError):
                 monitor.shutdown(socket.SHUT_RDWR)
+        # only then: `done` lets connect_monitor close that socket, and a close (unlike a
+        # shutdown) does not wake a recv blocked on it in another thread
+        self.done.set()
 
     def relay_log(self, follow: bool = True) -> None:
         """Output without a terminal: the log's records from our offset, framed, until
