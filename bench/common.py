@@ -92,3 +92,75 @@ def engine_available(name: str) -> bool:
         return False
     probe = subprocess.run([name, "info"], capture_output=True, timeout=30)
     return probe.returncode == 0
+
+
+DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
+
+
+class PrivateDocker:
+    """A Docker daemon of the bench's own (Debian's docker.io), for side-by-side figures
+    where no daemon runs: its state, exec root and socket in a `shellctr-bench-dockerd-*`
+    directory, started in the bench's network namespace with no bridge, no iptables rules,
+    no forwarding (so it changes none of the host's), its containers' cgroups under
+    `shellctr-bench-docker`; with the busybox image shellctr built (`shellctr save |
+    docker load`: no registry is reachable). `close()` stops it and removes what it made,
+    also the /etc/docker/key.json that dockerd 20.10 writes when there was none."""
+
+    def __init__(self, box: Sandbox) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="shellctr-bench-dockerd-"))
+        self.env = {**os.environ, "DOCKER_HOST": f"unix://{self.dir}/docker.sock"}
+        self.key = Path("/etc/docker/key.json")
+        self.had_key, self.had_etc = self.key.exists(), self.key.parent.exists()
+        self.log = (self.dir / "dockerd.log").open("wb")
+        self.process = subprocess.Popen(
+            [DOCKERD, "--data-root", str(self.dir / "data"), "--exec-root",
+             str(self.dir / "exec"), "--pidfile", str(self.dir / "dockerd.pid"),
+             "--host", self.env["DOCKER_HOST"], "--iptables=false", "--ip-forward=false",
+             "--ip-masq=false", "--bridge=none", "--cgroup-parent", "shellctr-bench-docker"],
+            stdout=self.log, stderr=self.log, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while subprocess.run(["docker", "version"], env=self.env,
+                             capture_output=True).returncode != 0:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"dockerd did not start (see {self.dir}/dockerd.log)")
+            time.sleep(0.2)
+        tar = box.dir / "busybox-for-docker.tar"
+        run([SHELLCTR, "save", "--output", str(tar), "busybox:latest"], env=box.env)
+        run(["docker", "load", "--input", str(tar)], env=self.env)
+
+    @classmethod
+    def start(cls, box: Sandbox) -> PrivateDocker | None:
+        """One, if dockerd is installed and starts here; None (said why) otherwise."""
+        if not Path(DOCKERD).exists():
+            print("(no dockerd installed: no figures against Docker)")
+            return None
+        try:
+            return cls(box)
+        except RuntimeError as err:
+            print(f"({err}: no figures against Docker)")
+            return None
+
+    def close(self) -> None:
+        subprocess.run(["docker", "rm", "--force", *subprocess.run(
+            ["docker", "ps", "-aq"], env=self.env, capture_output=True,
+            text=True).stdout.split()], env=self.env, capture_output=True)
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+        with open("/proc/self/mountinfo", encoding="utf-8") as table:
+            points = [line.split()[4] for line in table
+                      if line.split()[4].startswith(f"{self.dir}/")]
+        for point in sorted(points, reverse=True):  # what a killed daemon left mounted
+            run(["umount", point])
+        shutil.rmtree(self.dir, ignore_errors=True)
+        for group in Path("/sys/fs/cgroup").glob("*/shellctr-bench-docker"):
+            group.rmdir()
+        if not self.had_key:
+            self.key.unlink(missing_ok=True)
+        if not self.had_etc and self.key.parent.exists() and not any(self.key.parent.iterdir()):
+            self.key.parent.rmdir()
