@@ -116,7 +116,9 @@ class PrivateDocker:
             [DOCKERD, "--data-root", str(self.dir / "data"), "--exec-root",
              str(self.dir / "exec"), "--pidfile", str(self.dir / "dockerd.pid"),
              "--host", self.env["DOCKER_HOST"], "--iptables=false", "--ip-forward=false",
-             "--ip-masq=false", "--bridge=none", "--cgroup-parent", "shellctr-bench-docker"],
+             "--ip-masq=false", "--bridge=none",
+             # absolute: beside the bench's own cgroup, not inside it (whose CPU is counted)
+             "--cgroup-parent", "/shellctr-bench-docker"],
             stdout=self.log, stderr=self.log, start_new_session=True)
         deadline = time.monotonic() + 60
         while subprocess.run(["docker", "version"], env=self.env,
