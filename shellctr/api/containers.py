@@ -19,7 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from shellctr.core.records import ContainerRecord, StateRecord
+    from shellctr.core.records import ContainerRecord, Record, StateRecord
 
 
 
@@ -241,10 +241,13 @@ def remove_ended(call: Call, cid: str) -> None:
 
 
 # -- list and inspect --------------------------------------------------------------------
-def summary(call: Call, container: ContainerRecord, state: StateRecord) -> dict[str, Any]:
+def summary(call: Call, container: ContainerRecord, state: StateRecord,
+            networks: list[Record]) -> dict[str, Any]:
+    """One container of /containers/json, from the records the listing has read."""
     from shellctr.engine.inspect import container_json
 
-    full = container_json(call.store, container["id"])
+    full = container_json(call.store, container["id"], state=state, container=container,
+                          networks=networks)
     status = full["State"]["Status"]
     if status == "running":
         text = "Up " + since(state["started_at"])
@@ -262,7 +265,7 @@ def summary(call: Call, container: ContainerRecord, state: StateRecord) -> dict[
             if binding:
                 item.update(IP=binding["HostIp"] or "0.0.0.0", PublicPort=int(binding["HostPort"]))
             ports.append(item)
-    networks = full["NetworkSettings"].get("Networks") or {}
+    joined = full["NetworkSettings"].get("Networks") or {}
     return {
         "Id": container["id"], "Names": ["/" + container["name"]],
         "Image": container["image"], "ImageID": full["Image"],
@@ -270,7 +273,7 @@ def summary(call: Call, container: ContainerRecord, state: StateRecord) -> dict[
         "Created": int(created_seconds(container["created"])), "Ports": ports,
         "Labels": container["labels"], "State": status, "Status": text,
         "HostConfig": {"NetworkMode": container["network_mode"]},
-        "NetworkSettings": {"Networks": networks}, "Mounts": full["Mounts"],
+        "NetworkSettings": {"Networks": joined}, "Mounts": full["Mounts"],
     }
 
 
@@ -315,7 +318,7 @@ def containers_list(call: Call) -> list[dict[str, Any]]:
         if state is None:
             continue
         try:
-            entries.append((store.container(cid), state))
+            entries.append((store.container(cid, state), state))  # its state read once
         except FileNotFoundError:
             continue
     entries.sort(key=lambda entry: str(entry[0]["created"]), reverse=True)
@@ -324,12 +327,15 @@ def containers_list(call: Call) -> list[dict[str, Any]]:
         entries = entries[:limit]
     elif not call.flag("all") and "status" not in filters:
         entries = [(c, s) for c, s in entries if s["status"] == "running"]
+    from shellctr.engine.network import records
+
     out = []
+    networks = records(store)  # once, not once per container
     for container, state in entries:
         if not container_matches(store, container, state, filters):
             continue
         try:
-            out.append(summary(call, container, state))
+            out.append(summary(call, container, state, networks))
         except FileNotFoundError:  # removed as we read it
             continue
     return out

@@ -15,7 +15,7 @@ TYPE_CHECKING = False  # typing is not imported at run time: inspect pays for ea
 if TYPE_CHECKING:
     from typing import Any
 
-    from shellctr.core.records import ContainerRecord, MountRecord, Record
+    from shellctr.core.records import ContainerRecord, MountRecord, Record, StateRecord
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, as Docker prints "never"
 
@@ -29,9 +29,13 @@ def _time(value: Any) -> str:
     return str(value.isoformat().replace("+00:00", "Z"))
 
 
-def container_json(store: Store, cid: str) -> dict[str, Any]:
-    state = reconcile(store, cid)
-    container = store.container(cid)
+def container_json(store: Store, cid: str, *, state: StateRecord | None = None,
+                   container: ContainerRecord | None = None,
+                   networks: list[Record] | None = None) -> dict[str, Any]:
+    """`docker inspect` of a container. A listing of many (the API's /containers/json)
+    gives what it has read already: the reconciled state, the record, every network."""
+    state = reconcile(store, cid) if state is None else state
+    container = store.container(cid) if container is None else container
     layout = store.layout
     running = state["status"] == "running"
     paused = running and cgroup.is_frozen(store.host.facts, container_group(container))
@@ -126,7 +130,7 @@ def container_json(store: Store, cid: str) -> dict[str, Any]:
             **({"Healthcheck": container["healthcheck"]} if container.get("healthcheck")
                else {}),
         },
-        "NetworkSettings": network_settings(store, container, running),
+        "NetworkSettings": network_settings(store, container, running, networks),
     }
 
 
@@ -173,15 +177,17 @@ def host_network_config(container: ContainerRecord) -> dict[str, Any]:
                            for line in container["extra_hosts"]]}
 
 
-def network_settings(store: Store, container: ContainerRecord,
-                     running: bool) -> dict[str, Any]:
-    """Docker's NetworkSettings: the endpoints of a running container, by network."""
+def network_settings(store: Store, container: ContainerRecord, running: bool,
+                     found: list[Record] | None = None) -> dict[str, Any]:
+    """Docker's NetworkSettings: the endpoints of a running container, by network
+    (`found`: every network's record, if read already)."""
     from shellctr.engine.network import netns_path_at, records
 
     cid = container["id"]
+    found = records(store) if found is None else found
     networks: dict[str, Any] = {}
     ports: dict[str, Any] = {spec: None for spec in container["exposed"]}
-    for record in records(store) if running else []:
+    for record in found if running else []:
         endpoint = record["endpoints"].get(cid)
         if endpoint is None:
             continue
@@ -202,7 +208,7 @@ def network_settings(store: Store, container: ContainerRecord,
     if not running:  # as Docker: the networks it will join, without addresses yet
         from shellctr.engine.network import wanted_networks
 
-        ids = {record["name"]: record["id"] for record in records(store)}
+        ids = {record["name"]: record["id"] for record in found}
         for name, wanted in wanted_networks(container).items():
             networks[name] = {
                 "NetworkID": ids.get(name, ""), "EndpointID": "", "Gateway": "",
