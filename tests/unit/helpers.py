@@ -324,3 +324,14 @@ class FakeInit:
              json.dumps(self.messages), self.exit_file, self.finished],
             pass_fds=(fd,), stdin=subprocess.DEVNULL)
         return self.process
+
+
+class Mounted(Facts):
+    """The host's facts with the mount table `text`."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__()
+        self.text = text
+
+    def mountinfo(self) -> str:
+        return self.text

@@ -23,6 +23,7 @@ from shellctr.engine.volume import MountError, parse_mount, parse_tmpfs, parse_v
 from .helpers import (
     CID,
     T0,
+    Mounted,
     RecordingHost,
     image_model,
     install_image,
@@ -302,17 +303,6 @@ MOUNTINFO = """\
 def test_source_mount_is_the_topmost_mount_holding_the_path(
         path: str, found: tuple[str, list[str]]) -> None:
     assert volume.source_mount(path, MOUNTINFO) == found
-
-
-class Mounted(Facts):
-    """The host's facts with the mount table `text`."""
-
-    def __init__(self, text: str = "") -> None:
-        super().__init__()
-        self.text = text
-
-    def mountinfo(self) -> str:
-        return self.text
 
 
 @pytest.mark.parametrize(("spec", "message"), [

@@ -17,22 +17,11 @@ from shellctr.core.store import Store
 from shellctr.engine import lifecycle, system, volume, volume_driver
 from shellctr.engine.create import create
 
-from .helpers import RecordingHost, install_image, run_request
+from .helpers import Mounted, RecordingHost, install_image, run_request
 
 pytestmark = pytest.mark.usefixtures("fixed")
 
 TMPFS = {"type": "tmpfs", "device": "tmpfs", "o": "size=64m,uid=1000"}
-
-
-class Mounted(Facts):
-    """The host's facts with the mount table `text`."""
-
-    def __init__(self, text: str = "") -> None:
-        super().__init__()
-        self.text = text
-
-    def mountinfo(self) -> str:
-        return self.text
 
 
 class Filesystems(Facts):
