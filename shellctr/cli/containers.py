@@ -23,6 +23,12 @@ def cmd_start(args: argparse.Namespace, ctx: Context) -> int:
     if attach and len(args.containers) > 1:
         raise UsageError("you cannot attach to more than one container", "start them one by one")
     code = 0
+    if ctx.host.dry_run and not attach:  # before any is started: refused at once
+        from shellctr.cli.run import raise_no_detached_terminal_script
+
+        if any(ctx.store.container_config(find_container(ctx.store, ref))["tty"]
+               for ref in args.containers):
+            raise_no_detached_terminal_script()
 
     def start_one(ref: str) -> None:
         nonlocal code

@@ -22,6 +22,8 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
         err = ShellctrError("the input device is not a TTY", "drop -t, or run from a terminal")
         err.exit_code = 1  # Docker's code for it, run's or exec's
         raise err
+    if ctx.host.dry_run and args.tty and args.detach:
+        raise_no_detached_terminal_script()
     pull_if_needed(args, ctx)
     container = create(ctx.host, ctx.store, RunRequest.from_args(args), starting=True)
     try:
@@ -234,3 +236,13 @@ def register(verbs: argparse._SubParsersAction[Parser]) -> None:
                               add_help=False)
     add_create_flags(create)
     create.set_defaults(func=cmd_create)
+
+
+def raise_no_detached_terminal_script() -> None:
+    """`--dry-run` of a detached start with a terminal (`run -dt`, `start` of a -t
+    container): refused at once. Its terminal's master goes from init.py to the monitor
+    through this process, which a script does not have."""
+    from shellctr.core.errors import UsageError
+
+    raise UsageError("--dry-run cannot print a detached start with a terminal (-d with -t)",
+                     "drop -t or -d, or run it without --dry-run")

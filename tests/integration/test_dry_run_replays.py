@@ -194,3 +194,17 @@ def test_foreground_run_script_replayed_records_it_running_and_ends_with_its_cod
         ctr("rm", "--force", "replayed-fg")
         (gate / "go").unlink(missing_ok=True)
         gate.rmdir()
+
+
+def test_dry_run_of_a_detached_terminal_is_refused_at_once(ctr: Ctr) -> None:
+    """`run -dt` and `start` of a -t container: the terminal's master goes to the monitor
+    through shellctr's own process, which a script has not: refused, nothing printed."""
+    message = ("shellctr: --dry-run cannot print a detached start with a terminal (-d with "
+               "-t) (drop -t or -d, or run it without --dry-run)")
+    refused = ctr("--dry-run", "run", "-dt", "busybox", "sh", trace=False)
+    assert (refused.code, refused.out, refused.err_lines) == (125, "", [message]), str(refused)
+    ctr("create", "-t", "--name", "term", "busybox", "sh").ok()
+    refused = ctr("--dry-run", "start", "term", trace=False)  # start's errors exit 1
+    assert (refused.code, refused.out, refused.err_lines) == (1, "", [message]), str(refused)
+    assert inspect(ctr, "term")["State"]["Status"] == "created"
+    ctr("rm", "term").ok()
