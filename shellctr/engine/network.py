@@ -410,11 +410,11 @@ def release(host: Host, store: Store, cid: str, only: str | None = None) -> None
     netns = netns_path(facts, cid)
     with store.lock():
         present = facts.links()
-        veths = []
-        for record in records(store):
-            endpoint = record["endpoints"].get(cid)
-            if endpoint is None or (only is not None and record["id"] != only):
-                continue
+        mine = [(record, record["endpoints"][cid]) for record in records(store)
+                if cid in record["endpoints"] and only in (None, record["id"])]
+        # the host's objects first, then the records that name them: whatever fails or is
+        # killed in between, the records still name what is left, for the next release
+        for record, endpoint in mine:
             host.step(f"release {short_id(cid)} from network {record['name']}")
             if endpoint.get("ports"):
                 # the raw table holds rules only for ports published on 127.x
@@ -428,14 +428,15 @@ def release(host: Host, store: Store, cid: str, only: str | None = None) -> None
             whole = only is None and facts.exists(netns) and not endpoint.get("shared")
             if not whole and endpoint["veth"] in present:
                 delete_link(host, endpoint["veth"])
-            veths.append(endpoint["veth"])
+        if only is None and facts.exists(netns):
+            host.run(["ip", "netns", "delete", netns_name(cid)],
+                     effect=links_gone(*(endpoint["veth"] for _, endpoint in mine),
+                                       netns=netns))
+        for record, _ in mine:
             record["endpoints"].pop(cid, None)
             save(store, record)
             refresh_names(host, store)
             network_event(store, record, "disconnect", cid)
-        if only is None and facts.exists(netns):
-            host.run(["ip", "netns", "delete", netns_name(cid)],
-                     effect=links_gone(*veths, netns=netns))
 
 
 def delete_link(host: Host, name: str) -> None:

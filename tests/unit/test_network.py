@@ -100,6 +100,7 @@ class FakeNet(Facts):
         elif words[:2] == ["netns", "delete"]:
             (self.netns_dir / words[2]).unlink()
             self.names -= {veth for veth, ns in self.peers.items() if ns == words[2]}
+            self.netns_rules.pop(words[2], None)  # its rules go with it
         elif words[:3] == ["link", "add", "name"]:
             assert words[3] not in self.names, f"{words[3]} exists"
             self.names.add(words[3])
@@ -479,8 +480,9 @@ def test_a_container_on_two_user_networks_asks_its_own_resolver_with_both_names(
     assert len(net.netns_rules[f"shc-{CID[:11]}"]) == 2
     net.netns_rules[f"shc-{CID[:11]}"].pop()  # as a container with NET_ADMIN may do
     host.reset()
-    network.release(host, store, CID)  # probes first: deletes the one that is left
-    assert net.netns_rules == {f"shc-{CID[:11]}": []}
+    network.release(host, store, CID)  # the netns goes first, its rules with it
+    assert f"shc-{CID[:11]}" not in net.netns() and net.netns_rules == {}
+    assert not any(line.startswith("nsenter") for line in host.lines)  # nothing to delete
     assert any(line.startswith("kill -s TERM 43") for line in host.lines) and not own.exists()
 
 
@@ -543,6 +545,29 @@ def test_publish_all_binds_every_exposed_port_not_published_yet(
         ("tcp", 8080, 80), ("tcp", 49153, 9000), ("udp", 49153, 53)]
 
 
+def test_a_release_that_fails_after_the_host_steps_leaves_records_naming_what_is_left(
+        layout: Layout, net: FakeNet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The netns goes before the records that name it: a release that fails (or is killed)
+    after the host's steps has left nothing on the host, never a netns no record names
+    (once the container is removed after, nothing would find it again)."""
+    host = net.host()
+    store = Store(layout, host)
+    attach(host, layout, new_container(layout, host, publish=["8080:80"]))
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise ShellctrError("the resolver could not be told")
+
+    monkeypatch.setattr(network, "refresh_names", fails)
+    with pytest.raises(ShellctrError):
+        network.release(host, store, CID)
+    assert net.netns() == [] and not net.tagged(f"ctr={CID[:12]}")  # the host's part: done
+    monkeypatch.undo()
+    host.reset()
+    network.release(host, store, CID)  # again: nothing is left to do
+    assert host_commands(host) == []
+    assert network.find_network(store, "bridge")["endpoints"] == {}
+
+
 def test_a_netns_shared_with_another_container_loses_the_veths_of_its_owner(
         layout: Layout, net: FakeNet) -> None:
     host = net.host()
@@ -564,7 +589,9 @@ def test_dry_run_shows_the_endpoint_made_and_removed(layout: Layout, net: FakeNe
     host = net.host(dry_run=True)
     attach(host, layout, config)
     network.release(host, Store(layout, host), CID)
-    assert host.lines[-1] == f"ip netns delete shc-{CID[:11]}"
+    # the netns goes first, then the record that named it
+    assert host.lines[-2] == f"ip netns delete shc-{CID[:11]}"
+    assert host.lines[-1].startswith("cat > ") and ".endpoints.json" in host.lines[-1]
     assert net.names == set() and net.netns() == []  # nothing was done
 
 
