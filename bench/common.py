@@ -160,9 +160,23 @@ class PrivateDocker:
         for point in sorted(points, reverse=True):  # what a killed daemon left mounted
             run(["umount", point])
         shutil.rmtree(self.dir, ignore_errors=True)
-        for group in Path("/sys/fs/cgroup").glob("*/shellctr-bench-docker"):
-            group.rmdir()
+        remove_named_cgroups(Path("/sys/fs/cgroup"), "shellctr-bench-docker")
         if not self.had_key:
             self.key.unlink(missing_ok=True)
         if not self.had_etc and self.key.parent.exists() and not any(self.key.parent.iterdir()):
             self.key.parent.rmdir()
+
+
+def remove_named_cgroups(root: Path, name: str) -> list[Path]:
+    """Remove every cgroup directory called `name` (children first) in every hierarchy
+    under `root`, wherever dockerd put it: an absolute --cgroup-parent is at a
+    hierarchy's top in most, but under this process's own cgroup in a hierarchy whose
+    root we see nested (memory here: /process_api/ID/...). The ones removed."""
+    removed = []
+    for top, dirs, _ in os.walk(root):
+        if os.path.basename(top) == name:
+            for inner, _, _ in sorted(os.walk(top), key=lambda e: -e[0].count("/")):
+                os.rmdir(inner)
+                removed.append(Path(inner))
+            dirs.clear()
+    return removed
