@@ -99,6 +99,9 @@ def attach(host: Host, store: Store, config: ContainerRecord, rollback: Rollback
     netns = netns_name(cid)
     with store.lock():
         release(host, store, cid)  # what a crashed earlier run left
+        if not wanted_networks(config):  # disconnected from its last one: loopback only
+            write_etc_files(host, store, config, [], None)
+            return []  # unshare's fresh netns, named if a `network connect` comes
         host.step(f"network for container {short_id(cid)}")
         found = records(store)
         own = []
@@ -322,13 +325,14 @@ def connect(host: Host, store: Store, net_ref: str, ctr_ref: str, ip: str | None
         networks[record["name"]] = {"ip": ip or "", "aliases": aliases}
         host.step(f"connect {short_id(cid)} to network {record['name']}")
         state = store.container_state(cid)
-        if state["status"] == "running" and host.facts.alive(state["pid"], state["pid_start"]) \
-                and host.facts.exists(netns_path(host.facts, cid)):
+        if state["status"] == "running" and host.facts.alive(state["pid"], state["pid_start"]):
             bring_up(host, store, record)
             used = {ep["ifname"] for r in records(store)
                     for c, ep in r["endpoints"].items() if c == cid}
             index = next(n for n in range(16) if f"eth{n}" not in used)
             with Rollback(host) as rollback:
+                if not host.facts.exists(netns_path(host.facts, cid)):
+                    name_netns(host, cid, state["pid"], rollback)
                 endpoint = new_endpoint(host, store, config, record, index, networks[
                     record["name"]])
                 rollback.push("endpoint", lambda: release(host, store, cid, record["id"]))
@@ -357,7 +361,21 @@ def disconnect(host: Host, store: Store, net_ref: str, ctr_ref: str, force: bool
         if endpoint is not None:
             update_hosts(host, store, config, endpoint["ip"], present=False)
             update_resolv(host, store, config, networks)
-        mode = config["network_mode"]
-        if not networks and is_bridged(mode):
-            mode = "none"  # Docker: no networks left, loopback only
-        store.write_state(cid, networks=networks, network_mode=mode)
+        # no networks left: loopback only, still a bridged container (Docker's
+        # NetworkMode stays), so a later `network connect` joins it again
+        store.write_state(cid, networks=networks)
+
+
+def name_netns(host: Host, cid: str, pid: int, rollback: Rollback) -> None:
+    """A running container started with no network (all disconnected before its start)
+    lives in the netns `unshare --net` made, which has no name: it is given the container's
+    (`ip netns attach`), so the endpoint goes in as at a start, and its end deletes it."""
+    netns = netns_path(host.facts, cid)
+    host.run(["ip", "netns", "attach", netns_name(cid), str(pid)],
+             effect=lambda facts: facts.plan_write(netns, b""))
+
+    def unname() -> None:
+        host.run(["ip", "netns", "delete", netns_name(cid)],
+                 effect=lambda facts: facts.plan_remove(netns))
+
+    rollback.push(f"netns of {short_id(cid)}", unname)

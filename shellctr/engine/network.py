@@ -31,7 +31,7 @@ from shellctr.core.facts import Facts
 from shellctr.core.host import Host, Rollback
 from shellctr.core.ids import find, new_id, short_id
 from shellctr.core.store import NETWORK_SHAPE, SCHEMA_VERSION, Record, Store, now_iso
-from shellctr.parts.netopts import DEFAULT_NETWORK, is_bridged
+from shellctr.parts.netopts import DEFAULT_NETWORK
 
 # dns, iptables and ipam (ipaddress) are imported by the functions that make and remove
 # networks: `ps`, `port` and `network ls` only read records
@@ -394,11 +394,10 @@ def network_for(host: Host, store: Store, name: str, found: list[Record]) -> Rec
 
 # -- endpoints: what a container wants, what its end releases ---------------------------
 def wanted_networks(config: ContainerRecord) -> dict[str, dict[str, object]]:
-    """name -> {ip, aliases} of the networks the container joins, in order."""
-    networks: dict[str, dict[str, object]] = dict(config["networks"])  # type: ignore[arg-type]
-    if not networks and is_bridged(config["network_mode"]):
-        networks = {DEFAULT_NETWORK: {}}
-    return networks
+    """name -> {ip, aliases} of the networks the container joins, in order: create writes
+    them (the default bridge too); none left after `network disconnect` of the last one
+    (loopback only, as Docker, until a `network connect`)."""
+    return dict(config["networks"])  # type: ignore[arg-type]
 
 
 def release(host: Host, store: Store, cid: str, only: str | None = None) -> None:

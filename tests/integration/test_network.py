@@ -339,6 +339,28 @@ def test_connect_and_disconnect_a_running_container(ctr: Ctr) -> None:
 
 
 @pytest.mark.usefixtures("cleanup")
+def test_a_container_disconnected_from_every_network_can_connect_again(ctr: Ctr) -> None:
+    ctr("network", "create", "--subnet", "10.218.0.0/24", "again").ok()
+    run_detached(ctr, "--name", "lone", "--network", "again", "busybox", "sleep", "1000")
+    ctr("network", "disconnect", "again", "lone").ok()
+    assert ctr("exec", "lone", "ls", "/sys/class/net").ok().out.split() == ["lo"]
+    assert inspect(ctr, "lone")["HostConfig"]["NetworkMode"] == "again"  # as Docker's
+    ctr("network", "connect", "again", "lone").ok()  # live, into the same netns
+    assert ctr("exec", "lone", "ls", "/sys/class/net").ok().out.split() == ["eth0", "lo"]
+    assert ip_of(ctr, "again", "lone").startswith("10.218.0.")
+    # stopped with no network, started with none (loopback only), then connected live:
+    # the netns unshare made is given the container's name for the endpoint
+    ctr("network", "disconnect", "again", "lone").ok()
+    ctr("restart", "-t", "0", "lone").ok()
+    assert ctr("exec", "lone", "ls", "/sys/class/net").ok().out.split() == ["lo"]
+    assert "10.218.0." not in ctr("exec", "lone", "cat", "/etc/hosts").ok().out
+    ctr("network", "connect", "again", "lone").ok()
+    assert ctr("exec", "lone", "ls", "/sys/class/net").ok().out.split() == ["eth0", "lo"]
+    assert ip_of(ctr, "again", "lone") in ctr("exec", "lone", "cat", "/etc/hosts").ok().out
+    ctr("rm", "-f", "lone").ok()  # its named netns goes with it (the leak check)
+
+
+@pytest.mark.usefixtures("cleanup")
 def test_default_bridge_names_do_not_resolve_on_a_user_network(ctr: Ctr) -> None:
     ctr("network", "create", "--subnet", "10.217.0.0/24", "scoped").ok()
     run_detached(ctr, "--name", "plain", "busybox", "sleep", "1000")
