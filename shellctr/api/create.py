@@ -21,8 +21,17 @@ class Body:
             raise bad_request(f"{where} must be a JSON object")
         self.value, self.where = value, where
 
+    def get(self, key: str) -> Any:
+        """The field `key`, matched as Go's encoding/json does (the Engine's decoder): the
+        exact name, else the same name in any case (docker-py sends `detachKeys`)."""
+        if key in self.value:
+            return self.value[key]
+        folded = key.casefold()
+        return next((value for name, value in self.value.items()
+                     if isinstance(name, str) and name.casefold() == folded), None)
+
     def _typed(self, key: str, kinds: tuple[type, ...], what: str) -> Any:
-        value = self.value.get(key)
+        value = self.get(key)
         if value is None:
             return None
         if isinstance(value, bool) and bool not in kinds:
@@ -43,7 +52,7 @@ class Body:
 
     def texts(self, key: str, one_string: bool = False) -> list[str]:
         """A list of strings (`one_string`: or one string, as Cmd and Entrypoint may be)."""
-        value = self.value.get(key)
+        value = self.get(key)
         if value is None:
             return []
         if isinstance(value, str) and one_string:
@@ -53,10 +62,10 @@ class Body:
         return value
 
     def mapping(self, key: str) -> dict[str, Any]:
-        return Body(self.value.get(key), f"{self.where}.{key}").value
+        return Body(self.get(key), f"{self.where}.{key}").value
 
     def child(self, key: str) -> Body:
-        return Body(self.value.get(key), f"{self.where}.{key}")
+        return Body(self.get(key), f"{self.where}.{key}")
 
 
 def run_request(body: Any, name: str | None) -> RunRequest:

@@ -54,7 +54,8 @@ class ExecInstance:
             "ID": self.id, "ContainerID": self.cid, "Running": self.running,
             "ExitCode": self.exit_code, "Pid": self.pid,
             "OpenStdin": config["AttachStdin"], "OpenStdout": config["AttachStdout"],
-            "OpenStderr": config["AttachStderr"], "CanRemove": False, "DetachKeys": "",
+            "OpenStderr": config["AttachStderr"], "CanRemove": False,
+            "DetachKeys": config["DetachKeys"],
             "ProcessConfig": {"tty": config["Tty"], "entrypoint": config["Cmd"][0],
                               "arguments": config["Cmd"][1:], "privileged": False,
                               "user": config.get("User") or ""},
@@ -88,11 +89,17 @@ def exec_create(call: Call) -> Json:
     cmd = body.texts("Cmd", one_string=True)
     if not cmd:
         raise bad_request("No exec command specified")
+    keys = body.text("DetachKeys") or ""
+    if keys:
+        detach_keys(keys)  # refused now (400), not at the start
     config = {
         "Cmd": cmd, "Tty": body.flag("Tty"), "AttachStdin": body.flag("AttachStdin"),
         "AttachStdout": body.flag("AttachStdout"), "AttachStderr": body.flag("AttachStderr"),
         "Env": [item for item in body.texts("Env") if "=" in item],
         "WorkingDir": body.text("WorkingDir") or None, "User": body.text("User") or None,
+        # `docker exec --detach-keys` (or the client's config): typed on the exec's
+        # terminal, they end the stream and the command runs on
+        "DetachKeys": keys,
     }
     cid = find_container(call.store, call.params["id"])
     if reconcile(call.store, cid)["status"] != "running":
@@ -189,34 +196,63 @@ def exec_start(call: Call) -> Json | None:
         ex.hold_terminal(master)
         ex.resize()  # the size a resize sent before the terminal was there
     if detach:
-        if master is not None:  # the terminal's master stays open in the finishing thread
-            def close_when_ended() -> None:
-                process.wait()
-                ex.hold_terminal(None)
-                close_fd(master)
-
-            threading.Thread(target=close_when_ended, daemon=True).start()
+        if master is not None:
+            keep_terminal(ex, master)
         threading.Thread(target=finish, daemon=True).start()
         return Json("", 200)
     from shellctr.api.streams import end, pump_exec
 
     assert sock is not None
     ended = False
+    # as Docker's: the keys detach from a terminal only (a pipe's input is the command's)
+    keys = detach_keys(config["DetachKeys"]) if master is not None else b""
     try:
-        ended = pump_exec(sock, process, master, config["AttachStdin"])
+        ended = pump_exec(sock, process, master, config["AttachStdin"], keys)
     finally:
-        if master is not None:
+        if master is not None and ended:
             ex.hold_terminal(None)
             close_fd(master)
+        elif master is not None:  # detached, or the client went: the terminal stays
+            keep_terminal(ex, master)
         for pipe_end in (process.stdin, process.stdout, process.stderr):
             if pipe_end is not None:
                 pipe_end.close()
         if ended:  # its output has ended: its exit code, for the inspect that follows
             finish()
-        else:  # the client went: the command runs on (as Docker's), and is reaped later
+        else:  # detached or the client went: the command runs on (as Docker's), reaped later
             threading.Thread(target=finish, daemon=True).start()
         end(sock)
     return None
+
+
+def keep_terminal(ex: ExecInstance, master: int) -> None:
+    """With no client on it, an exec's terminal stays open until its command ends (closing
+    the master would hang it up), its output read and dropped so the command never blocks
+    on a full terminal, as Docker's daemon does; resizes still reach it."""
+    import os
+
+    def drain() -> None:
+        while True:
+            try:
+                if not os.read(master, 65536):
+                    break
+            except OSError:  # EIO: every process on the terminal has ended
+                break
+        ex.hold_terminal(None)
+        close_fd(master)
+
+    threading.Thread(target=drain, daemon=True).start()
+
+
+def detach_keys(text: str) -> bytes:
+    """An exec's detach keys (Docker's words; empty: ctrl-p,ctrl-q), or a 400."""
+    from shellctr.core.errors import UsageError
+    from shellctr.engine.terminal import DEFAULT_DETACH_KEYS, parse_detach_keys
+
+    try:
+        return parse_detach_keys(text or DEFAULT_DETACH_KEYS)
+    except UsageError as err:
+        raise bad_request(str(err)) from None
 
 
 def close_fd(fd: int) -> None:

@@ -274,10 +274,13 @@ class Attachment:
 
 # -- exec ----------------------------------------------------------------------------------
 def pump_exec(sock: socket.socket, process: Any, tty_master: int | None, stdin: bool,
-              ) -> bool:
+              keys: bytes = b"") -> bool:
     """Relay an exec's stdio to the client until its output ends (True) or the client
-    goes (False): its pipes framed (stdout 1, stderr 2), or its terminal raw; client
-    input to its stdin or terminal."""
+    goes or types the detach `keys` (False: the command runs on): its pipes framed
+    (stdout 1, stderr 2), or its terminal raw; client input to its stdin or terminal."""
+    from shellctr.engine.terminal import match_keys
+
+    pending = b""  # typed keys that may begin the detach keys, held back
     outputs: dict[int, int] = {}
     if tty_master is not None:
         outputs[tty_master] = 0
@@ -301,12 +304,18 @@ def pump_exec(sock: socket.socket, process: Any, tty_master: int | None, stdin: 
                     data = b""
                 if not data:  # the client's input ended: so does the command's
                     readers.remove(sock)
+                    if pending and input_fd is not None:  # held back: not the keys after all
+                        with contextlib.suppress(OSError):
+                            write_all(input_fd, pending)
                     if tty_master is None and process.stdin is not None:
                         process.stdin.close()
                     continue
-                if input_fd is not None:
+                pending, data, detach = match_keys(pending + data, keys)
+                if input_fd is not None and data:
                     with contextlib.suppress(OSError):
                         write_all(input_fd, data)
+                if detach:
+                    return False
                 continue
             try:
                 data = os.read(fd, 65536)

@@ -316,6 +316,30 @@ def test_attach_detach_keys_end_the_attach_and_leave_the_container_running(
     assert ctr.container_ids() == []
 
 
+def test_exec_detach_keys_end_the_stream_and_leave_the_command_running(
+        client: Any, ctr: Ctr) -> None:
+    container = client.containers.run("busybox", ["sleep", "1000"], detach=True)
+    try:
+        for keys_text, keys in (("", b"\x10\x11"), ("ctrl-x,z", b"\x18z")):
+            created = client.api.exec_create(container.id, ["sh"], stdin=True, tty=True,
+                                             detach_keys=keys_text or None)
+            assert client.api.exec_inspect(created["Id"])["DetachKeys"] == keys_text
+            sock = client.api.exec_start(created["Id"], tty=True, socket=True)._sock
+            sock.sendall(b"echo $((20+2))\n")
+            assert b"22" in read_until(sock, b"22")
+            sock.sendall(keys[:1])  # the start of the keys is held back, then detaches
+            sock.sendall(keys[1:])
+            read_until(sock, b"never printed")  # the service ends the stream
+            sock.close()
+            assert client.api.exec_inspect(created["Id"])["Running"]  # the shell runs on
+        with pytest.raises(docker.errors.APIError) as bad:
+            client.api.exec_create(container.id, ["true"], detach_keys="ctrl-")
+        assert bad.value.status_code == 400 and "invalid detach keys" in str(bad.value)
+    finally:
+        container.remove(force=True)
+    assert ctr.container_ids() == []
+
+
 def test_exec_resize_gives_the_execs_terminal_its_size(client: Any, ctr: Ctr) -> None:
     container = client.containers.run("busybox", ["sleep", "1000"], detach=True)
     try:
