@@ -10,7 +10,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from .support import BASE, CGROUP_ROOT, Ctr, inspect, one_line_error, remove_all, run_detached
+from .support import (
+    BASE,
+    CGROUP_ROOT,
+    Ctr,
+    inspect,
+    one_line_error,
+    remove_all,
+    run_detached,
+    wait_for,
+)
 
 PID1 = ("sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait")
 UNIFIED = (CGROUP_ROOT / "cgroup.controllers").exists()
@@ -53,14 +62,23 @@ def cpu_usage_ns(cid: str) -> int:
     return int(knob(cid, "cpuacct", "cpuacct.usage"))
 
 
+def times_throttled(cid: str) -> int:
+    """How often the kernel has held the container back at its CPU quota (cpu.stat)."""
+    stat = dict(line.split() for line in knob(cid, "" if UNIFIED else "cpu",
+                                                "cpu.stat").splitlines())
+    return int(stat["nr_throttled"])
+
+
 @pytest.mark.usefixtures("cleanup")
-def test_cpus_half_keeps_a_busy_loop_near_half_a_cpu(ctr: Ctr) -> None:
+def test_cpus_half_keeps_a_busy_loop_under_half_a_cpu(ctr: Ctr) -> None:
     cid = run_detached(ctr, "--cpus", "0.5", "busybox", "sh", "-c", "while :; do :; done")
-    time.sleep(0.5)  # started and spinning
+    # the quota bites: polled, since on a loaded machine the loop may take a while to get
+    # half a CPU within one period (a share measured from below would be the load's)
+    wait_for(lambda: times_throttled(cid) > 0, "the kernel to throttle the loop")
     used, start = cpu_usage_ns(cid), time.monotonic()
-    time.sleep(2)
+    time.sleep(2)  # the window the share is measured over
     share = (cpu_usage_ns(cid) - used) / ((time.monotonic() - start) * 1e9)
-    assert 0.3 <= share <= 0.7, share
+    assert share <= 0.65, share  # half a CPU, with the scheduler's slack at period ends
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or 1 not in os.sched_getaffinity(0),
