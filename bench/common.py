@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -58,11 +59,23 @@ def own_network_namespace() -> None:
         run(["sysctl", "--quiet", "--write", "net.bridge.bridge-nf-call-iptables=0"])
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (kill's default, `timeout`'s) end the bench as Ctrl-C does, through
+    its `finally` blocks: killed by the default action, a bench skipped Sandbox.close
+    and left its containers' netns and cgroups on the host with no record naming them."""
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
+
+
 class Sandbox:
     """A throwaway shellctr root with the busybox image in it, in a network namespace
     of its own (containers get the default bridge network)."""
 
     def __init__(self) -> None:
+        exit_on_sigterm()
         own_network_namespace()
         self.dir = Path(tempfile.mkdtemp(prefix="shellctr-bench-"))
         self.env = {**os.environ, "SHELLCTR_ROOT": str(self.dir / "root"),
@@ -78,10 +91,12 @@ class Sandbox:
 
     def close(self) -> None:
         # every container, network, rule and resolver goes, not only the files
-        subprocess.run([SHELLCTR, "rm", "--force",
-                        *subprocess.run([SHELLCTR, "ps", "-aq"], env=self.env, check=True,
-                                        capture_output=True, text=True).stdout.split()],
-                       env=self.env, capture_output=True, check=False)
+        ids = subprocess.run([SHELLCTR, "ps", "-aq"], env=self.env, check=True,
+                             capture_output=True, text=True).stdout.split()
+        if ids:
+            # checked: removing the root after a failed rm would drop the only records
+            # naming the containers' netns and cgroups, and leave those on the host
+            run([SHELLCTR, "rm", "--force", *ids], env=self.env)
         run([SHELLCTR, "system", "prune", "--force"], env=self.env)
         shutil.rmtree(self.dir)
 

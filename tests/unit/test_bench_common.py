@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,3 +24,23 @@ def test_docker_cgroups_are_removed_wherever_the_hierarchy_put_them(tmp_path: Pa
     assert sorted(removed) == sorted([top, top.parent, nested])
     assert not (tmp_path / "cpu" / name).exists() and not nested.exists()
     assert (tmp_path / "memory" / "process_api" / "1ac3" / "other").is_dir()
+
+
+def test_a_bench_killed_with_sigterm_runs_its_cleanup() -> None:
+    """SIGTERM ends a bench through its finally blocks (Sandbox.close), not mid-air."""
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    script = (
+        "import os, signal, sys\n"
+        f"sys.path.insert(0, {str(bench)!r})\n"
+        "from common import exit_on_sigterm\n"
+        "exit_on_sigterm()\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    signal.pause()\n"
+        "finally:\n"
+        "    print('cleaned up', flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=30)
+    assert done.stdout == "cleaned up\n"
+    assert done.returncode == 128 + 15
